@@ -1,0 +1,1 @@
+//! The binary translator engine. Not written yet (issue 6).

@@ -1,0 +1,1 @@
+//! The interpreter engine. Not written yet (issue 3).

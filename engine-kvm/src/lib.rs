@@ -1,0 +1,1 @@
+//! The KVM engine. Not written yet (issue 4).

@@ -1,0 +1,1 @@
+//! The coursework labs. Not written yet (issue 5).

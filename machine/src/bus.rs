@@ -1,0 +1,431 @@
+//! Port I/O and MMIO dispatch.
+//!
+//! Devices are mapped over address ranges; a handler gets the offset into its
+//! range, the access size and the value, never the absolute address, so a
+//! device can be mapped anywhere (a second UART at 0x2F8 is just another
+//! mapping). A device may own several ranges (the 8259A pair: 0x20 and 0xA0);
+//! the `region` argument says which of its ranges was hit, in the order they
+//! were mapped.
+//!
+//! Devices talk to the rest of the machine only through [`IoCtx`]: the
+//! current virtual time, interrupt request lines, and requests to the machine
+//! (stop, A20, reset). The machine applies them after the access, so devices
+//! never hold references to each other.
+
+use std::any::Any;
+
+/// One of a device's effects on the machine, besides its register values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// The guest asked to stop the machine (isa-debug-exit, Bochs shutdown).
+    Stop(crate::MachineStop),
+    /// The A20 gate changed (port 0x92).
+    A20(bool),
+}
+
+/// What a device may touch while handling an access or a tick.
+pub struct IoCtx<'a> {
+    /// Virtual nanoseconds now.
+    pub now: u64,
+    /// ISA IRQ line level changes, in order (line, level).
+    irq: &'a mut Vec<(u8, bool)>,
+    requests: &'a mut Vec<Request>,
+}
+
+impl<'a> IoCtx<'a> {
+    pub fn new(now: u64, irq: &'a mut Vec<(u8, bool)>, requests: &'a mut Vec<Request>) -> Self {
+        IoCtx { now, irq, requests }
+    }
+    /// Drives ISA interrupt line `line` (0-15) to `level`.
+    pub fn set_irq(&mut self, line: u8, level: bool) {
+        self.irq.push((line, level));
+    }
+    /// A low-high transition on `line`: one edge for an edge-triggered 8259A.
+    pub fn pulse_irq(&mut self, line: u8) {
+        self.irq.push((line, false));
+        self.irq.push((line, true));
+    }
+    pub fn request(&mut self, r: Request) {
+        self.requests.push(r);
+    }
+}
+
+/// A chip on the bus.
+pub trait Device: Any {
+    /// The chip's name, for statistics and errors ("8259A PIC").
+    fn name(&self) -> &'static str;
+
+    /// Port read of `size` (1, 2 or 4) bytes at `offset` into range `region`.
+    fn pio_read(&mut self, _region: usize, _offset: u16, size: u8, _cx: &mut IoCtx) -> u32 {
+        all_ones(size)
+    }
+
+    /// Port write.
+    fn pio_write(&mut self, _region: usize, _offset: u16, _size: u8, _value: u32, _cx: &mut IoCtx) {
+    }
+
+    /// MMIO read of `size` (1, 2, 4 or 8) bytes.
+    fn mmio_read(&mut self, _region: usize, _offset: u64, size: u8, _cx: &mut IoCtx) -> u64 {
+        all_ones(size) as u64 | if size == 8 { u64::MAX } else { 0 }
+    }
+
+    /// MMIO write.
+    fn mmio_write(
+        &mut self,
+        _region: usize,
+        _offset: u64,
+        _size: u8,
+        _value: u64,
+        _cx: &mut IoCtx,
+    ) {
+    }
+
+    /// The next virtual time at which the device wants `tick` called.
+    fn next_deadline(&self) -> Option<u64> {
+        None
+    }
+
+    /// Called when virtual time reaches or passes `next_deadline`.
+    fn tick(&mut self, _cx: &mut IoCtx) {}
+}
+
+/// The value an access of `size` bytes reads from an empty bus.
+#[inline]
+pub fn all_ones(size: u8) -> u32 {
+    match size {
+        1 => 0xFF,
+        2 => 0xFFFF,
+        _ => 0xFFFF_FFFF,
+    }
+}
+
+/// A typed handle to a device on the bus.
+pub struct DeviceId<T> {
+    index: usize,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for DeviceId<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for DeviceId<T> {}
+impl<T> std::fmt::Debug for DeviceId<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeviceId({})", self.index)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Mapping {
+    start: u64,
+    end: u64, // inclusive
+    device: usize,
+    region: usize,
+}
+
+/// Where a mapping attempt went wrong.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{what} range {start:#x}..={end:#x} for {device} overlaps {other}")]
+pub struct OverlapError {
+    pub what: &'static str,
+    pub start: u64,
+    pub end: u64,
+    pub device: &'static str,
+    pub other: &'static str,
+}
+
+/// Counters the bus keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BusStats {
+    pub pio_reads: u64,
+    pub pio_writes: u64,
+    pub mmio_reads: u64,
+    pub mmio_writes: u64,
+    pub unclaimed_pio_reads: u64,
+    pub unclaimed_pio_writes: u64,
+    pub unclaimed_mmio_reads: u64,
+    pub unclaimed_mmio_writes: u64,
+}
+
+const NO_DEVICE: u16 = u16::MAX;
+
+pub struct Bus {
+    devices: Vec<Box<dyn Device>>,
+    regions_per_device: Vec<usize>,
+    /// Port -> index into `pio` (NO_DEVICE when unclaimed): O(1) dispatch,
+    /// 128 KiB.
+    port_map: Vec<u16>,
+    pio: Vec<Mapping>,
+    mmio: Vec<Mapping>,
+    pub stats: BusStats,
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Bus {
+    pub fn new() -> Self {
+        Bus {
+            devices: Vec::new(),
+            regions_per_device: Vec::new(),
+            port_map: vec![NO_DEVICE; 0x10000],
+            pio: Vec::new(),
+            mmio: Vec::new(),
+            stats: BusStats::default(),
+        }
+    }
+
+    /// Adds a device (not yet mapped anywhere).
+    pub fn add<T: Device>(&mut self, dev: T) -> DeviceId<T> {
+        self.devices.push(Box::new(dev));
+        self.regions_per_device.push(0);
+        DeviceId {
+            index: self.devices.len() - 1,
+            _t: std::marker::PhantomData,
+        }
+    }
+
+    /// Maps `len` ports from `start` to the device's next region.
+    pub fn map_pio<T>(
+        &mut self,
+        id: DeviceId<T>,
+        start: u16,
+        len: u16,
+    ) -> Result<(), OverlapError> {
+        let end = start as u64 + len as u64 - 1;
+        assert!(
+            len > 0 && end <= 0xFFFF,
+            "port range out of the 64 KiB port space"
+        );
+        for p in start as usize..=end as usize {
+            if self.port_map[p] != NO_DEVICE {
+                let other = self.devices[self.pio[self.port_map[p] as usize].device].name();
+                return Err(OverlapError {
+                    what: "port",
+                    start: start as u64,
+                    end,
+                    device: self.devices[id.index].name(),
+                    other,
+                });
+            }
+        }
+        let region = self.next_region(id.index);
+        self.pio.push(Mapping {
+            start: start as u64,
+            end,
+            device: id.index,
+            region,
+        });
+        let m = (self.pio.len() - 1) as u16;
+        for p in start as usize..=end as usize {
+            self.port_map[p] = m;
+        }
+        Ok(())
+    }
+
+    /// Maps `len` bytes of physical address space from `start` to the
+    /// device's next region.
+    pub fn map_mmio<T>(
+        &mut self,
+        id: DeviceId<T>,
+        start: u64,
+        len: u64,
+    ) -> Result<(), OverlapError> {
+        assert!(len > 0, "empty MMIO range");
+        let end = start + len - 1;
+        if let Some(o) = self.mmio.iter().find(|m| m.start <= end && start <= m.end) {
+            return Err(OverlapError {
+                what: "MMIO",
+                start,
+                end,
+                device: self.devices[id.index].name(),
+                other: self.devices[o.device].name(),
+            });
+        }
+        let region = self.next_region(id.index);
+        self.mmio.push(Mapping {
+            start,
+            end,
+            device: id.index,
+            region,
+        });
+        Ok(())
+    }
+
+    fn next_region(&mut self, device: usize) -> usize {
+        let r = self.regions_per_device[device];
+        self.regions_per_device[device] += 1;
+        r
+    }
+
+    /// The device behind a handle.
+    pub fn get<T: Device>(&self, id: DeviceId<T>) -> &T {
+        let d: &dyn Any = self.devices[id.index].as_ref();
+        d.downcast_ref::<T>()
+            .expect("DeviceId type matches the device it was made for")
+    }
+
+    /// The device behind a handle, mutably.
+    pub fn get_mut<T: Device>(&mut self, id: DeviceId<T>) -> &mut T {
+        let d: &mut dyn Any = self.devices[id.index].as_mut();
+        d.downcast_mut::<T>()
+            .expect("DeviceId type matches the device it was made for")
+    }
+
+    /// Name of the device claiming `port`, if any.
+    pub fn port_owner(&self, port: u16) -> Option<&'static str> {
+        match self.port_map[port as usize] {
+            NO_DEVICE => None,
+            m => Some(self.devices[self.pio[m as usize].device].name()),
+        }
+    }
+
+    /// True when some device claims physical address `addr`.
+    pub fn mmio_claimed(&self, addr: u64) -> bool {
+        self.mmio.iter().any(|m| m.start <= addr && addr <= m.end)
+    }
+
+    pub fn pio_read(&mut self, port: u16, size: u8, cx: &mut IoCtx) -> u32 {
+        self.stats.pio_reads += 1;
+        match self.port_map[port as usize] {
+            NO_DEVICE => {
+                self.stats.unclaimed_pio_reads += 1;
+                all_ones(size)
+            }
+            m => {
+                let m = self.pio[m as usize];
+                let v = self.devices[m.device].pio_read(
+                    m.region,
+                    (port as u64 - m.start) as u16,
+                    size,
+                    cx,
+                );
+                v & all_ones(size)
+            }
+        }
+    }
+
+    pub fn pio_write(&mut self, port: u16, size: u8, value: u32, cx: &mut IoCtx) {
+        self.stats.pio_writes += 1;
+        match self.port_map[port as usize] {
+            NO_DEVICE => self.stats.unclaimed_pio_writes += 1,
+            m => {
+                let m = self.pio[m as usize];
+                self.devices[m.device].pio_write(
+                    m.region,
+                    (port as u64 - m.start) as u16,
+                    size,
+                    value & all_ones(size),
+                    cx,
+                )
+            }
+        }
+    }
+
+    fn find_mmio(&self, addr: u64) -> Option<Mapping> {
+        self.mmio
+            .iter()
+            .copied()
+            .find(|m| m.start <= addr && addr <= m.end)
+    }
+
+    pub fn mmio_read(&mut self, addr: u64, size: u8, cx: &mut IoCtx) -> u64 {
+        self.stats.mmio_reads += 1;
+        match self.find_mmio(addr) {
+            None => {
+                self.stats.unclaimed_mmio_reads += 1;
+                if size == 8 {
+                    u64::MAX
+                } else {
+                    all_ones(size) as u64
+                }
+            }
+            Some(m) => self.devices[m.device].mmio_read(m.region, addr - m.start, size, cx),
+        }
+    }
+
+    pub fn mmio_write(&mut self, addr: u64, size: u8, value: u64, cx: &mut IoCtx) {
+        self.stats.mmio_writes += 1;
+        match self.find_mmio(addr) {
+            None => self.stats.unclaimed_mmio_writes += 1,
+            Some(m) => self.devices[m.device].mmio_write(m.region, addr - m.start, size, value, cx),
+        }
+    }
+
+    /// The earliest deadline of any device.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.devices.iter().filter_map(|d| d.next_deadline()).min()
+    }
+
+    /// Ticks every device whose deadline is at or before `cx.now`.
+    pub fn tick_due(&mut self, cx: &mut IoCtx) {
+        for d in &mut self.devices {
+            // A device may need several ticks if time jumped over several
+            // of its deadlines; each tick must move its deadline forward, and
+            // the bound keeps a buggy device from hanging the machine.
+            for _ in 0..64 {
+                match d.next_deadline() {
+                    Some(t) if t <= cx.now => d.tick(cx),
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Echo {
+        last: Vec<(usize, u16, u8, u32)>,
+    }
+    impl Device for Echo {
+        fn name(&self) -> &'static str {
+            "echo"
+        }
+        fn pio_read(&mut self, region: usize, offset: u16, _size: u8, _cx: &mut IoCtx) -> u32 {
+            (region as u32) << 16 | offset as u32
+        }
+        fn pio_write(&mut self, region: usize, offset: u16, size: u8, value: u32, _cx: &mut IoCtx) {
+            self.last.push((region, offset, size, value));
+        }
+    }
+
+    #[test]
+    fn dispatch_by_range_with_offsets_and_regions() {
+        let mut bus = Bus::new();
+        let id = bus.add(Echo { last: vec![] });
+        bus.map_pio(id, 0x20, 2).unwrap();
+        bus.map_pio(id, 0xA0, 2).unwrap();
+        let (mut irq, mut req) = (vec![], vec![]);
+        let mut cx = IoCtx::new(0, &mut irq, &mut req);
+        assert_eq!(bus.pio_read(0x21, 2, &mut cx), 1);
+        assert_eq!(bus.pio_read(0xA1, 4, &mut cx), 0x1_0001);
+        bus.pio_write(0xA0, 1, 0x1FF, &mut cx);
+        assert_eq!(bus.get(id).last, vec![(1, 0, 1, 0xFF)]);
+        // Unclaimed ports read all ones and are counted.
+        assert_eq!(bus.pio_read(0x1234, 1, &mut cx), 0xFF);
+        assert_eq!(bus.pio_read(0x1234, 2, &mut cx), 0xFFFF);
+        bus.pio_write(0x1234, 1, 0, &mut cx);
+        assert_eq!(bus.stats.unclaimed_pio_reads, 2);
+        assert_eq!(bus.stats.unclaimed_pio_writes, 1);
+        assert_eq!(bus.port_owner(0x20), Some("echo"));
+        assert_eq!(bus.port_owner(0x22), None);
+    }
+
+    #[test]
+    fn overlapping_ranges_are_refused() {
+        let mut bus = Bus::new();
+        let a = bus.add(Echo { last: vec![] });
+        bus.map_pio(a, 0x3F8, 8).unwrap();
+        assert!(bus.map_pio(a, 0x3FF, 1).is_err());
+        bus.map_mmio(a, 0xFFFF_0000, 0x10000).unwrap();
+        assert!(bus.map_mmio(a, 0xFFFF_8000, 0x10).is_err());
+    }
+}

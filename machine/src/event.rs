@@ -1,0 +1,458 @@
+//! What an engine observed, as a bounded trace with counters.
+//!
+//! Each engine records what it can actually see: the interpreter sees every
+//! privilege change and every sensitive instruction; the translator sees the
+//! blocks it translated and the instructions it rewrote into callouts; KVM
+//! sees only VM exits. That difference is the lesson, so the events are the
+//! same types for every engine and the counters are printed side by side.
+
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::io::Write;
+
+/// Why the privilege level changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrivCause {
+    /// Software interrupt (INT n, INT3, INTO).
+    SoftwareInterrupt,
+    /// An exception delivered through the IDT.
+    Exception,
+    /// An external (hardware) interrupt.
+    HardwareInterrupt,
+    /// IRET.
+    Iret,
+    /// Far CALL through a call gate.
+    CallGate,
+    /// Far RET to an outer ring.
+    FarReturn,
+    /// Far JMP (to a task or conforming code) or a task switch.
+    TaskSwitch,
+    Sysenter,
+    Sysexit,
+    /// Entering or leaving protected mode (MOV CR0), or a state import.
+    ModeSwitch,
+}
+
+/// How an engine handled a sensitive or privileged instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Handling {
+    /// Executed by the interpreter in software.
+    Interpreted,
+    /// Rewritten by the translator into a callout.
+    Callout,
+    /// Ran on the CPU and came back as a VM exit.
+    VmExit,
+    /// Trapped in deprivileged mode and emulated (trap-and-emulate).
+    TrapAndEmulate,
+    /// Ran deprivileged and silently did the wrong thing (the Popek and
+    /// Goldberg failure).
+    SilentlyWrong,
+}
+
+/// One observation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    PrivilegeChange {
+        from: u8,
+        to: u8,
+        cause: PrivCause,
+        eip: u32,
+    },
+    Exception {
+        vector: u8,
+        error_code: Option<u32>,
+        eip: u32,
+    },
+    Interrupt {
+        vector: u8,
+        eip: u32,
+    },
+    PortIo {
+        port: u16,
+        size: u8,
+        write: bool,
+        value: u32,
+    },
+    /// A sensitive instruction (mnemonic, e.g. "popf") at `eip` with `cpl`.
+    Sensitive {
+        insn: String,
+        cpl: u8,
+        eip: u32,
+        how: Handling,
+    },
+    VmExit {
+        reason: String,
+    },
+    BlockTranslated {
+        eip: u32,
+        insns: u32,
+        bytes: u32,
+    },
+    /// An instruction the engine does not implement (it raises #UD).
+    Unimplemented {
+        eip: u32,
+        bytes: Vec<u8>,
+    },
+    /// The engine changed (a run moved from one engine to another).
+    EngineSwitch {
+        from: String,
+        to: String,
+    },
+}
+
+/// Event kinds, for counters and filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    PrivilegeChange,
+    Exception,
+    Interrupt,
+    PortIo,
+    Sensitive,
+    VmExit,
+    BlockTranslated,
+    Unimplemented,
+    EngineSwitch,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 9] = [
+        EventKind::PrivilegeChange,
+        EventKind::Exception,
+        EventKind::Interrupt,
+        EventKind::PortIo,
+        EventKind::Sensitive,
+        EventKind::VmExit,
+        EventKind::BlockTranslated,
+        EventKind::Unimplemented,
+        EventKind::EngineSwitch,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::PrivilegeChange => "privilege_change",
+            EventKind::Exception => "exception",
+            EventKind::Interrupt => "interrupt",
+            EventKind::PortIo => "port_io",
+            EventKind::Sensitive => "sensitive",
+            EventKind::VmExit => "vm_exit",
+            EventKind::BlockTranslated => "block_translated",
+            EventKind::Unimplemented => "unimplemented",
+            EventKind::EngineSwitch => "engine_switch",
+        }
+    }
+    /// Bit for an [`EventMask`].
+    pub fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+impl Event {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::PrivilegeChange { .. } => EventKind::PrivilegeChange,
+            Event::Exception { .. } => EventKind::Exception,
+            Event::Interrupt { .. } => EventKind::Interrupt,
+            Event::PortIo { .. } => EventKind::PortIo,
+            Event::Sensitive { .. } => EventKind::Sensitive,
+            Event::VmExit { .. } => EventKind::VmExit,
+            Event::BlockTranslated { .. } => EventKind::BlockTranslated,
+            Event::Unimplemented { .. } => EventKind::Unimplemented,
+            Event::EngineSwitch { .. } => EventKind::EngineSwitch,
+        }
+    }
+}
+
+/// A set of event kinds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventMask(pub u32);
+
+impl EventMask {
+    pub const NONE: EventMask = EventMask(0);
+    pub fn with(self, k: EventKind) -> EventMask {
+        EventMask(self.0 | k.bit())
+    }
+    pub fn contains(self, k: EventKind) -> bool {
+        self.0 & k.bit() != 0
+    }
+}
+
+/// An event stamped with the instruction count and virtual time it happened at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Instructions retired before the event (the machine-wide count).
+    pub icount: u64,
+    /// Virtual nanoseconds.
+    pub time_ns: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Default number of records kept in memory.
+pub const DEFAULT_TRACE_CAPACITY: usize = 4096;
+
+/// A bounded trace: the last `capacity` records, counters of everything ever
+/// recorded, and optionally every record streamed to a JSON-lines sink.
+pub struct Trace {
+    records: VecDeque<Record>,
+    capacity: usize,
+    counts: [u64; EventKind::ALL.len()],
+    /// Sensitive instructions by (mnemonic, handling).
+    sensitive: std::collections::BTreeMap<(String, String), u64>,
+    /// VM exits by reason.
+    exits: std::collections::BTreeMap<String, u64>,
+    /// Which kinds are recorded at all (counters always count). Port I/O is
+    /// off by default: a polling guest produces millions.
+    enabled: EventMask,
+    sink: Option<Box<dyn Write>>,
+    sink_error: Option<String>,
+    /// Kinds whose recording should make the engine stop (stepping UI).
+    stop_on: EventMask,
+    stop_hit: bool,
+    total: u64,
+}
+
+impl std::fmt::Debug for Trace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trace")
+            .field("total", &self.total)
+            .field("kept", &self.records.len())
+            .finish()
+    }
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Self::new(DEFAULT_TRACE_CAPACITY)
+    }
+}
+
+impl Trace {
+    pub fn new(capacity: usize) -> Trace {
+        let mut enabled = EventMask::NONE;
+        for k in EventKind::ALL {
+            if k != EventKind::PortIo {
+                enabled = enabled.with(k);
+            }
+        }
+        Trace {
+            records: VecDeque::new(),
+            capacity: capacity.max(1),
+            counts: [0; EventKind::ALL.len()],
+            sensitive: Default::default(),
+            exits: Default::default(),
+            enabled,
+            sink: None,
+            sink_error: None,
+            stop_on: EventMask::NONE,
+            stop_hit: false,
+            total: 0,
+        }
+    }
+
+    /// Streams every recorded event, as one JSON object per line, to `w`.
+    pub fn set_sink(&mut self, w: Box<dyn Write>) {
+        self.sink = Some(w);
+    }
+
+    /// Chooses which kinds are recorded (counters count every kind).
+    pub fn set_enabled(&mut self, mask: EventMask) {
+        self.enabled = mask;
+    }
+
+    pub fn enabled(&self, k: EventKind) -> bool {
+        self.enabled.contains(k)
+    }
+
+    /// Asks engines to stop after an event of one of these kinds.
+    pub fn set_stop_on(&mut self, mask: EventMask) {
+        self.stop_on = mask;
+        self.stop_hit = false;
+    }
+
+    /// True (once) when an event in the stop-on set was recorded; engines
+    /// check it at instruction boundaries and return `Stop::Event`.
+    pub fn take_stop_hit(&mut self) -> bool {
+        std::mem::take(&mut self.stop_hit)
+    }
+
+    #[inline]
+    pub fn stop_pending(&self) -> bool {
+        self.stop_hit
+    }
+
+    /// Records an event at instruction count `icount` and time `time_ns`.
+    pub fn record(&mut self, icount: u64, time_ns: u64, event: Event) {
+        let k = event.kind();
+        self.counts[k as usize] += 1;
+        self.total += 1;
+        match &event {
+            Event::Sensitive { insn, how, .. } => {
+                let how = serde_json::to_value(how)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from));
+                *self
+                    .sensitive
+                    .entry((insn.clone(), how.unwrap_or_default()))
+                    .or_default() += 1;
+            }
+            Event::VmExit { reason } => *self.exits.entry(reason.clone()).or_default() += 1,
+            _ => {}
+        }
+        if self.stop_on.contains(k) {
+            self.stop_hit = true;
+        }
+        if !self.enabled.contains(k) {
+            return;
+        }
+        let rec = Record {
+            icount,
+            time_ns,
+            event,
+        };
+        if let Some(w) = &mut self.sink {
+            let line = serde_json::to_string(&rec).expect("events serialize");
+            if let Err(e) = writeln!(w, "{line}") {
+                self.sink_error.get_or_insert(e.to_string());
+                self.sink = None;
+            }
+        }
+        if self.records.len() == self.capacity {
+            self.records.pop_front();
+        }
+        self.records.push_back(rec);
+    }
+
+    /// Flushes the sink; reports the first write error, if any.
+    pub fn finish(&mut self) -> Result<(), String> {
+        if let Some(w) = &mut self.sink {
+            w.flush().map_err(|e| e.to_string())?;
+        }
+        match self.sink_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The records still held, oldest first.
+    pub fn records(&self) -> impl DoubleEndedIterator<Item = &Record> + ExactSizeIterator {
+        self.records.iter()
+    }
+
+    /// How many events of `k` were recorded since the start.
+    pub fn count(&self, k: EventKind) -> u64 {
+        self.counts[k as usize]
+    }
+
+    /// Total events recorded.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Sensitive instructions by (mnemonic, how handled), with counts.
+    pub fn sensitive_counts(&self) -> &std::collections::BTreeMap<(String, String), u64> {
+        &self.sensitive
+    }
+
+    /// VM exits by reason, with counts.
+    pub fn exit_counts(&self) -> &std::collections::BTreeMap<String, u64> {
+        &self.exits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_with_counters_and_jsonl() {
+        #[derive(Clone, Default)]
+        struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.borrow_mut().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let out = Shared::default();
+        let mut t = Trace::new(2);
+        t.set_sink(Box::new(out.clone()));
+        for i in 0..3 {
+            t.record(
+                i,
+                i * 10,
+                Event::Interrupt {
+                    vector: 0x20,
+                    eip: 0x1000,
+                },
+            );
+        }
+        t.record(
+            3,
+            30,
+            Event::PortIo {
+                port: 0x3F8,
+                size: 1,
+                write: true,
+                value: 0x41,
+            },
+        );
+        t.record(
+            4,
+            40,
+            Event::PrivilegeChange {
+                from: 3,
+                to: 0,
+                cause: PrivCause::SoftwareInterrupt,
+                eip: 0x40_0010,
+            },
+        );
+        assert_eq!(t.count(EventKind::Interrupt), 3);
+        assert_eq!(t.count(EventKind::PortIo), 1);
+        assert_eq!(t.records().len(), 2);
+        assert_eq!(t.records().next().unwrap().icount, 2);
+        t.finish().unwrap();
+        let text = String::from_utf8(out.0.borrow().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines.len(),
+            4,
+            "port I/O is counted but not recorded by default"
+        );
+        assert_eq!(
+            lines[3],
+            r#"{"icount":4,"time_ns":40,"kind":"privilege_change","from":3,"to":0,"cause":"software_interrupt","eip":4194320}"#
+        );
+    }
+
+    #[test]
+    fn stop_on_kind() {
+        let mut t = Trace::default();
+        t.set_stop_on(EventMask::NONE.with(EventKind::Exception));
+        t.record(
+            0,
+            0,
+            Event::Interrupt {
+                vector: 0x20,
+                eip: 0,
+            },
+        );
+        assert!(!t.take_stop_hit());
+        t.record(
+            1,
+            0,
+            Event::Exception {
+                vector: 13,
+                error_code: Some(0),
+                eip: 0,
+            },
+        );
+        assert!(t.take_stop_hit());
+        assert!(!t.take_stop_hit());
+    }
+}

@@ -1,0 +1,23 @@
+//! ringlab's shared machine model: the PC every engine runs.
+//!
+//! See `../shared/DESIGN.md`, "The contracts in machine". This crate depends
+//! on no engine; engines depend on it.
+
+pub mod bus;
+pub mod clock;
+pub mod cpu;
+pub mod cpuid;
+pub mod devices;
+pub mod engine;
+pub mod event;
+pub mod loader;
+pub mod machine;
+pub mod memory;
+
+pub use bus::{Bus, Device, DeviceId, IoCtx};
+pub use clock::{Clock, ClockMode};
+pub use cpu::{CpuState, Seg, Segment, TableReg};
+pub use engine::{Engine, EngineError, EngineStats, Limits, Stop};
+pub use event::{Event, EventKind, EventMask, Handling, PrivCause, Record, Trace};
+pub use machine::{Machine, MachineConfig, MachineStop};
+pub use memory::GuestMemory;

@@ -1,0 +1,1 @@
+//! Helpers shared by ringlab's integration tests.
