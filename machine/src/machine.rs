@@ -39,12 +39,27 @@ impl MachineStop {
 #[derive(Clone, Debug)]
 pub struct MachineConfig {
     pub ram_bytes: usize,
+    /// Leave every port unclaimed (the devices exist but are not mapped), so
+    /// IN reads all ones: what CPU conformance data captured on a bare
+    /// processor board expects.
+    pub bare_bus: bool,
 }
 
 impl Default for MachineConfig {
     fn default() -> Self {
         MachineConfig {
             ram_bytes: DEFAULT_RAM,
+            bare_bus: false,
+        }
+    }
+}
+
+impl MachineConfig {
+    /// The standard PC with `ram_bytes` of RAM.
+    pub fn with_ram(ram_bytes: usize) -> Self {
+        MachineConfig {
+            ram_bytes,
+            ..Default::default()
         }
     }
 }
@@ -129,18 +144,20 @@ impl Machine {
         let map = |r: Result<(), crate::bus::OverlapError>| {
             r.expect("standard chipset ranges are disjoint")
         };
-        map(bus.map_pio(pic, ports::PIC_MASTER, 2));
-        map(bus.map_pio(pic, ports::PIC_SLAVE, 2));
-        map(bus.map_pio(pit, ports::PIT, 4));
-        map(bus.map_pio(pit, ports::SYSTEM_CONTROL_B, 1));
-        map(bus.map_pio(com1, ports::COM1, 8));
-        map(bus.map_pio(vga, ports::VGA, 0x30));
-        map(bus.map_pio(debugcon, ports::DEBUGCON, 1));
-        map(bus.map_pio(post, ports::POST, 1));
-        map(bus.map_pio(port92, ports::FAST_A20, 1));
-        // QEMU's isa-debug-exit with iosize=4.
-        map(bus.map_pio(debug_exit, ports::DEBUG_EXIT, 4));
-        map(bus.map_pio(bochs, ports::BOCHS_SHUTDOWN, 1));
+        if !cfg.bare_bus {
+            map(bus.map_pio(pic, ports::PIC_MASTER, 2));
+            map(bus.map_pio(pic, ports::PIC_SLAVE, 2));
+            map(bus.map_pio(pit, ports::PIT, 4));
+            map(bus.map_pio(pit, ports::SYSTEM_CONTROL_B, 1));
+            map(bus.map_pio(com1, ports::COM1, 8));
+            map(bus.map_pio(vga, ports::VGA, 0x30));
+            map(bus.map_pio(debugcon, ports::DEBUGCON, 1));
+            map(bus.map_pio(post, ports::POST, 1));
+            map(bus.map_pio(port92, ports::FAST_A20, 1));
+            // QEMU's isa-debug-exit with iosize=4.
+            map(bus.map_pio(debug_exit, ports::DEBUG_EXIT, 4));
+            map(bus.map_pio(bochs, ports::BOCHS_SHUTDOWN, 1));
+        }
         let mut m = Machine {
             mem,
             bus,
@@ -350,7 +367,9 @@ impl Machine {
         // Straddling the end of RAM, or nothing there: byte by byte.
         let mut v = 0u64;
         for i in 0..size as u32 {
-            let b = (addr.wrapping_add(i) & self.a20_mask) as u64;
+            // Physical addresses do not wrap at 4 GiB (the P6 bus is
+            // 36 bits wide): bytes past it hit nothing.
+            let b = (addr as u64 + i as u64) & (self.a20_mask as u64 | !0xFFFF_FFFFu64);
             let byte = self.mem.read_u8(b).unwrap_or_else(|| {
                 let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
                 self.bus.mmio_read(b, 1, &mut cx) as u8
@@ -375,7 +394,9 @@ impl Machine {
             return;
         }
         for i in 0..size as u32 {
-            let b = (addr.wrapping_add(i) & self.a20_mask) as u64;
+            // Physical addresses do not wrap at 4 GiB (the P6 bus is
+            // 36 bits wide): bytes past it hit nothing.
+            let b = (addr as u64 + i as u64) & (self.a20_mask as u64 | !0xFFFF_FFFFu64);
             if self.mem.write_u8(b, bytes[i as usize]).is_err() {
                 let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
                 self.bus.mmio_write(b, 1, bytes[i as usize] as u64, &mut cx);

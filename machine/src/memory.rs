@@ -58,7 +58,7 @@ impl std::fmt::Debug for GuestMemory {
 impl GuestMemory {
     /// Maps `size` bytes of zeroed guest RAM.
     pub fn new(size: usize) -> Result<Self, MemoryError> {
-        if size % PAGE_SIZE != 0 {
+        if !size.is_multiple_of(PAGE_SIZE) {
             return Err(MemoryError::Unaligned(size));
         }
         if !(MIN_RAM..=MAX_RAM).contains(&size) {
