@@ -1,1 +1,271 @@
-//! The interpreter engine. Not written yet (issue 3).
+//! ringlab's interpreter: the reference engine. Every instruction is decoded
+//! once with iced-x86, lowered into a pre-decoded `Op` (handler pointer plus
+//! operands) and cached in blocks by guest physical address; execution runs
+//! the handlers block by block with lazy flags and a software TLB. Faults are
+//! values that unwind to the block loop, which delivers them through the
+//! IDT. See `../shared/DESIGN.md`, "Interpreter, in short".
+
+pub mod alu;
+pub mod block;
+pub mod control;
+pub mod cpu;
+pub mod decode;
+pub mod fault;
+pub mod flags;
+pub mod interrupts;
+pub mod io;
+pub mod mmu;
+pub mod muldiv;
+pub mod ops;
+pub mod segments;
+pub mod shift;
+pub mod stack;
+pub mod string;
+pub mod system;
+pub mod task;
+
+use block::Cache;
+use cpu::{Cpu, CS};
+use machine::cpu::flags as f;
+use machine::{CpuState, Engine, EngineError, EngineStats, Limits, Machine, Stop};
+use std::time::Instant;
+
+pub struct Interp {
+    cpu: Cpu,
+    cache: Cache,
+    /// A breakpoint we stopped at, not to be hit again before moving on.
+    resume_bp: Option<u32>,
+    /// Virtual time at the last stop (for the TSC in `cpu_state`).
+    now: u64,
+    /// Instructions this engine retired.
+    retired: u64,
+}
+
+impl Default for Interp {
+    fn default() -> Self {
+        Interp::new()
+    }
+}
+
+/// Why `exec` returned early.
+enum Flow {
+    Continue,
+    Triple,
+}
+
+impl Interp {
+    pub fn new() -> Interp {
+        Interp {
+            cpu: Cpu::default(),
+            cache: Cache::new(),
+            resume_bp: None,
+            now: 0,
+            retired: 0,
+        }
+    }
+
+    /// Trap-and-emulate mode for the Popek-Goldberg lab (not yet built).
+    pub fn cpu(&self) -> &Cpu {
+        &self.cpu
+    }
+
+    fn invalidate_written(&mut self, m: &mut Machine) {
+        if m.mem.has_written_code_pages() {
+            for page in m.mem.take_written_code_pages() {
+                let n = self.cache.invalidate_page(page);
+                self.cpu.counters.block_invalidations += n as u64;
+            }
+        }
+    }
+
+    /// Runs at most `budget` instructions of the block at CS:EIP.
+    fn exec(&mut self, m: &mut Machine, budget: u64) -> Flow {
+        let c = &mut self.cpu;
+        let blk = match block::lookup(c, m, &mut self.cache) {
+            Ok(b) => b,
+            Err(e) => {
+                return if c.raise(m, e) {
+                    Flow::Continue
+                } else {
+                    Flow::Triple
+                };
+            }
+        };
+        c.counters.blocks_run += 1;
+        c.exit_block = false;
+        let n = (blk.ops.len() as u64).min(budget) as usize;
+        let cs_limit = c.segs[CS].limit;
+        let limit_ok = (c.eip as u64 + blk.bytes as u64) <= cs_limit as u64 + 1;
+        let ip_mask = c.ip_mask();
+        let mut flow = Flow::Continue;
+        for op in &blk.ops[..n] {
+            let start = c.eip;
+            if !limit_ok && start as u64 + op.len as u64 > c.segs[CS].limit as u64 + 1 {
+                if !c.raise(m, fault::Exc::new(fault::vec::GP, Some(0))) {
+                    flow = Flow::Triple;
+                }
+                break;
+            }
+            c.eip = start.wrapping_add(op.len as u32) & ip_mask;
+            match (op.f)(c, m, op) {
+                Ok(()) => {
+                    c.pending += 1;
+                    if c.exit_block {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    c.eip = start;
+                    if !c.raise(m, e) {
+                        flow = Flow::Triple;
+                    }
+                    break;
+                }
+            }
+        }
+        let done = c.pending;
+        c.pending = 0;
+        m.retire(done);
+        self.retired += done;
+        flow
+    }
+
+    fn run_inner(&mut self, m: &mut Machine, limits: &Limits, single: bool) -> Stop {
+        let start = Instant::now();
+        let mut iter: u32 = 0;
+        let step_target = m.icount() + 1;
+        let careful = !limits.breakpoints.is_empty() || m.trace.stop_pending() || single;
+        loop {
+            if let Some(s) = m.stop_requested() {
+                return s.to_stop();
+            }
+            self.invalidate_written(m);
+            self.cpu.sync_tlb(m);
+            if m.trace.take_stop_hit() {
+                return Stop::Event;
+            }
+            if single && m.icount() >= step_target {
+                return Stop::Stepped;
+            }
+            if let Some(max) = limits.max_icount {
+                if m.icount() >= max {
+                    return Stop::Budget;
+                }
+            }
+            iter = iter.wrapping_add(1);
+            if iter.is_multiple_of(256) {
+                if let Some(t) = limits.timeout {
+                    if start.elapsed() >= t {
+                        return Stop::Timeout;
+                    }
+                }
+            }
+            let c = &mut self.cpu;
+            let if_ = c.fl.bits & f::IF != 0;
+            if c.halted {
+                if if_ && m.interrupt_pending() {
+                    let v = m.acknowledge_interrupt();
+                    if !c.interrupt(m, v) {
+                        return Stop::TripleFault;
+                    }
+                    if single {
+                        return Stop::Stepped;
+                    }
+                    continue;
+                }
+                if !if_ {
+                    return Stop::Halted;
+                }
+                if !m.warp_to_deadline() {
+                    return Stop::Idle;
+                }
+                continue;
+            }
+            let mut budget = u64::MAX;
+            if c.shadow {
+                c.shadow = false;
+                budget = 1;
+            } else if if_ && m.interrupt_pending() {
+                let v = m.acknowledge_interrupt();
+                if !c.interrupt(m, v) {
+                    return Stop::TripleFault;
+                }
+                if single {
+                    return Stop::Stepped;
+                }
+                continue;
+            }
+            if !limits.breakpoints.is_empty() {
+                let pc = c.segs[CS].base.wrapping_add(c.eip);
+                if self.resume_bp == Some(pc) {
+                    self.resume_bp = None;
+                } else if limits.breakpoints.contains(&pc) {
+                    self.resume_bp = Some(pc);
+                    return Stop::Breakpoint { addr: pc };
+                }
+            }
+            if careful {
+                budget = 1;
+            }
+            if let Some(max) = limits.max_icount {
+                budget = budget.min(max - m.icount());
+            }
+            budget = budget.min(m.insns_until_deadline().max(1));
+            if let Flow::Triple = self.exec(m, budget) {
+                return Stop::TripleFault;
+            }
+        }
+    }
+}
+
+impl Engine for Interp {
+    fn name(&self) -> &'static str {
+        "interp"
+    }
+
+    fn run(&mut self, m: &mut Machine, limits: &Limits) -> Result<Stop, EngineError> {
+        let before = self.cpu.pending;
+        debug_assert_eq!(before, 0);
+        let s = self.run_inner(m, limits, false);
+        self.now = m.clock.now();
+        Ok(s)
+    }
+
+    fn step(&mut self, m: &mut Machine) -> Result<Stop, EngineError> {
+        let s = self.run_inner(m, &Limits::default(), true);
+        self.now = m.clock.now();
+        Ok(s)
+    }
+
+    fn cpu_state(&mut self) -> Result<CpuState, EngineError> {
+        Ok(self.cpu.to_state(self.now))
+    }
+
+    fn set_cpu_state(&mut self, m: &mut Machine, s: &CpuState) -> Result<(), EngineError> {
+        self.now = m.clock.now();
+        self.cpu = Cpu::from_state(s, self.now);
+        // Another engine (KVM) may have written guest memory without telling
+        // us: start from an empty cache.
+        self.cache.clear();
+        m.mem.take_written_code_pages();
+        self.cpu.tlb.generation = m.mapping_generation();
+        Ok(())
+    }
+
+    fn stats(&self) -> EngineStats {
+        let k = &self.cpu.counters;
+        EngineStats {
+            engine: "interp".into(),
+            instructions: self.retired,
+            counters: vec![
+                ("blocks built".into(), k.blocks_built),
+                ("blocks run".into(), k.blocks_run),
+                ("block invalidations".into(), k.block_invalidations),
+                ("tlb misses".into(), k.tlb_misses),
+                ("tlb flushes".into(), k.tlb_flushes),
+                ("exceptions".into(), k.exceptions),
+                ("interrupts".into(), k.interrupts),
+            ],
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The interpreter's CPU: architectural state in the form the handlers want
+//! (lazy flags, a cached CPL, segment check values), converted to and from
+//! the machine's `CpuState` at the engine boundary.
+
+use crate::flags::Flags;
+use crate::mmu::Tlb;
+use machine::cpu::{access, cr0, flags as f, CpuState, Seg, Segment, TableReg};
+
+pub const ES: usize = Seg::Es as usize;
+pub const CS: usize = Seg::Cs as usize;
+pub const SS: usize = Seg::Ss as usize;
+pub const DS: usize = Seg::Ds as usize;
+pub const FS: usize = Seg::Fs as usize;
+pub const GS: usize = Seg::Gs as usize;
+
+/// Offset range and rights of a segment, precomputed when it is loaded so
+/// that the check on every access is two compares (SDM Vol 3A 5.3).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SegCheck {
+    /// Lowest valid offset.
+    pub lo: u32,
+    /// Highest valid offset (of the last byte of an access).
+    pub hi: u32,
+    pub read: bool,
+    pub write: bool,
+}
+
+impl SegCheck {
+    pub fn of(s: &Segment, protected: bool) -> SegCheck {
+        if protected && !s.usable() {
+            return SegCheck {
+                lo: 1,
+                hi: 0,
+                read: false,
+                write: false,
+            };
+        }
+        let code = s.access & access::CODE != 0;
+        let expand_down = !code && s.access & access::DC != 0 && s.access & access::S != 0;
+        let (lo, hi) = if expand_down {
+            // Valid offsets are limit+1 ..= 0xFFFF or 0xFFFFFFFF (SDM Vol 3A 3.4.5.1).
+            let top = if s.big() { u32::MAX } else { 0xFFFF };
+            (s.limit.wrapping_add(1), top)
+        } else {
+            (0, s.limit)
+        };
+        let (read, write) = if !protected {
+            (true, true)
+        } else if code {
+            (s.access & access::RW != 0, false)
+        } else {
+            (true, s.access & access::RW != 0)
+        };
+        SegCheck {
+            lo,
+            hi,
+            read,
+            write,
+        }
+    }
+}
+
+pub struct Cpu {
+    pub regs: [u32; 8],
+    pub eip: u32,
+    pub fl: Flags,
+    pub segs: [Segment; 6],
+    pub segchk: [SegCheck; 6],
+    pub cr0: u32,
+    pub cr2: u32,
+    pub cr3: u32,
+    pub cr4: u32,
+    pub gdtr: TableReg,
+    pub idtr: TableReg,
+    pub ldtr: Segment,
+    pub tr: Segment,
+    pub dr: [u32; 4],
+    pub dr6: u32,
+    pub dr7: u32,
+    /// TSC = virtual nanoseconds + this offset (the TSC ticks at 1 GHz of
+    /// virtual time, so it is deterministic).
+    pub tsc_offset: u64,
+    pub sysenter_cs: u32,
+    pub sysenter_esp: u32,
+    pub sysenter_eip: u32,
+    pub efer: u64,
+    /// Interrupts inhibited until after the next instruction (STI, MOV SS).
+    pub shadow: bool,
+    pub halted: bool,
+    /// CPL, cached (CS.RPL in protected mode, 3 in V86, 0 in real mode).
+    pub cpl: u8,
+    /// Set by a handler that changed something the block loop must look at
+    /// before the next instruction (mode, IF, a write to code, port I/O).
+    pub exit_block: bool,
+    /// Instructions executed in the current block and not yet retired.
+    pub pending: u64,
+    pub tlb: Tlb,
+    /// Trap-and-emulate mode: guest ring 0 runs in ring 1 (issue 3).
+    pub deprivilege: bool,
+    /// The last exception delivered, for the double-fault rules.
+    pub delivering: Option<u8>,
+    pub counters: Counters,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    pub blocks_built: u64,
+    pub blocks_run: u64,
+    pub block_invalidations: u64,
+    pub tlb_misses: u64,
+    pub tlb_flushes: u64,
+    pub exceptions: u64,
+    pub interrupts: u64,
+}
+
+impl Default for Cpu {
+    fn default() -> Self {
+        Cpu::from_state(&CpuState::reset(), 0)
+    }
+}
+
+impl Cpu {
+    pub fn from_state(s: &CpuState, now: u64) -> Cpu {
+        let mut c = Cpu {
+            regs: s.regs,
+            eip: s.eip,
+            fl: Flags::new(s.eflags),
+            segs: s.segs,
+            segchk: [SegCheck::default(); 6],
+            cr0: s.cr0,
+            cr2: s.cr2,
+            cr3: s.cr3,
+            cr4: s.cr4,
+            gdtr: s.gdtr,
+            idtr: s.idtr,
+            ldtr: s.ldtr,
+            tr: s.tr,
+            dr: s.dr,
+            dr6: s.dr6,
+            dr7: s.dr7,
+            tsc_offset: s.tsc.wrapping_sub(now),
+            sysenter_cs: s.sysenter_cs,
+            sysenter_esp: s.sysenter_esp,
+            sysenter_eip: s.sysenter_eip,
+            efer: s.efer,
+            shadow: s.interrupt_shadow,
+            halted: s.halted,
+            cpl: 0,
+            exit_block: false,
+            pending: 0,
+            tlb: Tlb::new(),
+            deprivilege: false,
+            delivering: None,
+            counters: Counters::default(),
+        };
+        c.refresh_mode();
+        c
+    }
+
+    pub fn to_state(&self, now: u64) -> CpuState {
+        CpuState {
+            regs: self.regs,
+            eip: self.eip,
+            eflags: self.fl.get(),
+            segs: self.segs,
+            cr0: self.cr0,
+            cr2: self.cr2,
+            cr3: self.cr3,
+            cr4: self.cr4,
+            gdtr: self.gdtr,
+            idtr: self.idtr,
+            ldtr: self.ldtr,
+            tr: self.tr,
+            dr: self.dr,
+            dr6: self.dr6,
+            dr7: self.dr7,
+            tsc: now.wrapping_add(self.tsc_offset),
+            sysenter_cs: self.sysenter_cs,
+            sysenter_esp: self.sysenter_esp,
+            sysenter_eip: self.sysenter_eip,
+            efer: self.efer,
+            interrupt_shadow: self.shadow,
+            halted: self.halted,
+        }
+    }
+
+    #[inline(always)]
+    pub fn protected(&self) -> bool {
+        self.cr0 & cr0::PE != 0
+    }
+    #[inline(always)]
+    pub fn v86(&self) -> bool {
+        self.protected() && self.fl.bits & f::VM != 0
+    }
+    #[inline(always)]
+    pub fn paging(&self) -> bool {
+        self.cr0 & cr0::PG != 0
+    }
+    #[inline(always)]
+    pub fn iopl(&self) -> u8 {
+        ((self.fl.bits >> f::IOPL_SHIFT) & 3) as u8
+    }
+    /// Default operand and address size of the code segment is 32 bits.
+    #[inline(always)]
+    pub fn code32(&self) -> bool {
+        self.protected() && !self.v86() && self.segs[CS].big()
+    }
+    /// The stack pointer is ESP (SS.B set) rather than SP.
+    #[inline(always)]
+    pub fn stack32(&self) -> bool {
+        self.protected() && !self.v86() && self.segs[SS].big()
+    }
+
+    /// Recomputes everything derived from CR0, EFLAGS.VM and the segments.
+    pub fn refresh_mode(&mut self) {
+        self.cpl = if !self.protected() {
+            0
+        } else if self.fl.bits & f::VM != 0 {
+            3
+        } else {
+            (self.segs[CS].selector & 3) as u8
+        };
+        let prot = self.protected() && self.fl.bits & f::VM == 0;
+        for i in 0..6 {
+            self.segchk[i] = SegCheck::of(&self.segs[i], prot);
+        }
+    }
+
+    /// Loads a segment cache and refreshes what depends on it.
+    #[inline]
+    pub fn set_seg(&mut self, i: usize, s: Segment) {
+        self.segs[i] = s;
+        let prot = self.protected() && self.fl.bits & f::VM == 0;
+        self.segchk[i] = SegCheck::of(&s, prot);
+        if i == CS {
+            self.refresh_mode();
+        }
+    }
+
+    // ---- registers ------------------------------------------------------
+
+    /// Register `i` (x86 encoding) of width `w` bytes; for w = 1, 4-7 are
+    /// AH, CH, DH, BH.
+    #[inline(always)]
+    pub fn reg(&self, i: u8, w: u8) -> u32 {
+        match w {
+            4 => self.regs[i as usize & 7],
+            2 => self.regs[i as usize & 7] & 0xFFFF,
+            _ => {
+                if i < 4 {
+                    self.regs[i as usize] & 0xFF
+                } else {
+                    (self.regs[(i - 4) as usize & 3] >> 8) & 0xFF
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    pub fn set_reg(&mut self, i: u8, w: u8, v: u32) {
+        match w {
+            4 => self.regs[i as usize & 7] = v,
+            2 => {
+                let r = &mut self.regs[i as usize & 7];
+                *r = (*r & 0xFFFF_0000) | (v & 0xFFFF);
+            }
+            _ => {
+                if i < 4 {
+                    let r = &mut self.regs[i as usize];
+                    *r = (*r & !0xFF) | (v & 0xFF);
+                } else {
+                    let r = &mut self.regs[(i - 4) as usize & 3];
+                    *r = (*r & !0xFF00) | ((v & 0xFF) << 8);
+                }
+            }
+        }
+    }
+
+    /// The mask of the instruction pointer: IP wraps at 64 KiB in 16-bit code.
+    #[inline(always)]
+    pub fn ip_mask(&self) -> u32 {
+        if self.code32() {
+            u32::MAX
+        } else {
+            0xFFFF
+        }
+    }
+}

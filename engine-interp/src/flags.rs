@@ -1,0 +1,276 @@
+//! EFLAGS with lazily computed status flags.
+//!
+//! Most instructions set CF, PF, AF, ZF, SF and OF, and most of those values
+//! are never read: the next ALU instruction overwrites them. So an ALU
+//! instruction only records what it did (the operation, its operands, its
+//! result and the operand size) and the flags are worked out when something
+//! reads them (Jcc, ADC, PUSHF, an interrupt...). Bochs and QEMU do the same.
+
+use machine::cpu::flags as f;
+
+/// EFLAGS bits that always read 0 (bits 3, 5, 15 and 22-31; SDM Vol 1 3.4.3).
+pub const RESERVED_ZERO: u32 = (1 << 3) | (1 << 5) | (1 << 15) | 0xFFC0_0000;
+
+/// The operation whose result the status flags describe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lazy {
+    /// The status bits in `Flags::bits` are current.
+    None,
+    Add,
+    /// ADC with a carry in of 1 (with 0 it is recorded as `Add`).
+    Adc,
+    Sub,
+    /// SBB with a borrow in of 1.
+    Sbb,
+    /// AND, OR, XOR, TEST: CF = OF = 0, AF = 0 (undefined by the SDM).
+    Logic,
+    /// INC: like ADD of 1 but CF is kept (it is in `bits`).
+    Inc,
+    /// DEC: like SUB of 1 but CF is kept.
+    Dec,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Flags {
+    /// Every flag; the status flags only when `lazy == None` (CF also for
+    /// Inc and Dec).
+    pub bits: u32,
+    pub lazy: Lazy,
+    /// Operand size in bytes (1, 2 or 4).
+    pub w: u8,
+    pub a: u32,
+    pub b: u32,
+    pub r: u32,
+}
+
+#[inline(always)]
+pub fn mask(w: u8) -> u32 {
+    match w {
+        1 => 0xFF,
+        2 => 0xFFFF,
+        _ => 0xFFFF_FFFF,
+    }
+}
+
+#[inline(always)]
+pub fn sign(w: u8) -> u32 {
+    1u32 << (w as u32 * 8 - 1)
+}
+
+#[inline(always)]
+pub fn parity(v: u32) -> bool {
+    (v as u8).count_ones().is_multiple_of(2)
+}
+
+impl Flags {
+    pub fn new(bits: u32) -> Flags {
+        Flags {
+            bits: bits | f::FIXED,
+            lazy: Lazy::None,
+            w: 4,
+            a: 0,
+            b: 0,
+            r: 0,
+        }
+    }
+
+    #[inline(always)]
+    pub fn set_lazy(&mut self, op: Lazy, w: u8, a: u32, b: u32, r: u32) {
+        self.lazy = op;
+        self.w = w;
+        self.a = a;
+        self.b = b;
+        self.r = r;
+    }
+
+    /// Records INC or DEC, keeping CF.
+    #[inline(always)]
+    pub fn set_incdec(&mut self, dec: bool, w: u8, a: u32, r: u32) {
+        let cf = self.cf();
+        self.bits = (self.bits & !f::CF) | cf as u32;
+        self.set_lazy(if dec { Lazy::Dec } else { Lazy::Inc }, w, a, 1, r);
+    }
+
+    #[inline(always)]
+    pub fn cf(&self) -> bool {
+        let m = mask(self.w);
+        let (a, b, r) = (self.a & m, self.b & m, self.r & m);
+        match self.lazy {
+            Lazy::None | Lazy::Inc | Lazy::Dec => self.bits & f::CF != 0,
+            Lazy::Add => r < a,
+            Lazy::Adc => r <= a,
+            Lazy::Sub => a < b,
+            Lazy::Sbb => a <= b,
+            Lazy::Logic => false,
+        }
+    }
+
+    #[inline(always)]
+    pub fn zf(&self) -> bool {
+        match self.lazy {
+            Lazy::None => self.bits & f::ZF != 0,
+            _ => self.r & mask(self.w) == 0,
+        }
+    }
+
+    #[inline(always)]
+    pub fn sf(&self) -> bool {
+        match self.lazy {
+            Lazy::None => self.bits & f::SF != 0,
+            _ => self.r & sign(self.w) != 0,
+        }
+    }
+
+    #[inline(always)]
+    pub fn of(&self) -> bool {
+        let s = sign(self.w);
+        let (a, b, r) = (self.a, self.b, self.r);
+        match self.lazy {
+            Lazy::None => self.bits & f::OF != 0,
+            Lazy::Add | Lazy::Adc | Lazy::Inc => (a ^ r) & (b ^ r) & s != 0,
+            Lazy::Sub | Lazy::Sbb | Lazy::Dec => (a ^ b) & (a ^ r) & s != 0,
+            Lazy::Logic => false,
+        }
+    }
+
+    #[inline(always)]
+    pub fn pf(&self) -> bool {
+        match self.lazy {
+            Lazy::None => self.bits & f::PF != 0,
+            _ => parity(self.r),
+        }
+    }
+
+    #[inline(always)]
+    pub fn af(&self) -> bool {
+        match self.lazy {
+            Lazy::None => self.bits & f::AF != 0,
+            Lazy::Logic => false,
+            _ => (self.a ^ self.b ^ self.r) & 0x10 != 0,
+        }
+    }
+
+    /// The full EFLAGS value.
+    pub fn get(&self) -> u32 {
+        if self.lazy == Lazy::None {
+            return self.bits;
+        }
+        let mut v = self.bits & !f::STATUS;
+        v |= self.cf() as u32 * f::CF;
+        v |= self.pf() as u32 * f::PF;
+        v |= self.af() as u32 * f::AF;
+        v |= self.zf() as u32 * f::ZF;
+        v |= self.sf() as u32 * f::SF;
+        v |= self.of() as u32 * f::OF;
+        v
+    }
+
+    /// Replaces every flag (the caller applies the privilege rules).
+    pub fn set(&mut self, v: u32) {
+        self.bits = (v | f::FIXED) & !RESERVED_ZERO;
+        self.lazy = Lazy::None;
+    }
+
+    /// Materialises the status flags into `bits` so single ones can be
+    /// changed.
+    #[inline]
+    pub fn materialize(&mut self) {
+        if self.lazy != Lazy::None {
+            self.bits = self.get();
+            self.lazy = Lazy::None;
+        }
+    }
+
+    /// Sets or clears one flag (materialising first).
+    #[inline]
+    pub fn put(&mut self, flag: u32, on: bool) {
+        self.materialize();
+        if on {
+            self.bits |= flag;
+        } else {
+            self.bits &= !flag;
+        }
+    }
+
+    /// Sets the six status flags from a result computed eagerly: ZF, SF and
+    /// PF from `r` of width `w`, and the given CF, OF and AF.
+    #[inline]
+    pub fn set_szp(&mut self, w: u8, r: u32, cf: bool, of: bool, af: bool) {
+        let mut v = self.get() & !f::STATUS;
+        v |= cf as u32 * f::CF;
+        v |= parity(r) as u32 * f::PF;
+        v |= af as u32 * f::AF;
+        v |= (r & mask(w) == 0) as u32 * f::ZF;
+        v |= (r & sign(w) != 0) as u32 * f::SF;
+        v |= of as u32 * f::OF;
+        self.bits = v;
+        self.lazy = Lazy::None;
+    }
+
+    #[inline(always)]
+    pub fn if_(&self) -> bool {
+        self.bits & f::IF != 0
+    }
+    #[inline(always)]
+    pub fn df(&self) -> bool {
+        self.bits & f::DF != 0
+    }
+
+    /// Condition code `cc` (the low nibble of Jcc/SETcc/CMOVcc opcodes).
+    #[inline(always)]
+    pub fn cond(&self, cc: u8) -> bool {
+        let v = match cc >> 1 {
+            0 => self.of(),
+            1 => self.cf(),
+            2 => self.zf(),
+            3 => self.cf() || self.zf(),
+            4 => self.sf(),
+            5 => self.pf(),
+            6 => self.sf() != self.of(),
+            _ => self.zf() || (self.sf() != self.of()),
+        };
+        v ^ (cc & 1 != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_and_sub_edges() {
+        let mut fl = Flags::new(0);
+        fl.set_lazy(Lazy::Add, 1, 0x7F, 1, 0x80);
+        assert!(fl.of() && !fl.cf() && fl.sf() && fl.af() && !fl.zf());
+        fl.set_lazy(Lazy::Add, 1, 0xFF, 1, 0x100);
+        assert!(fl.cf() && fl.zf() && !fl.of() && fl.pf());
+        fl.set_lazy(Lazy::Sub, 4, 0, 1, 0xFFFF_FFFF);
+        assert!(fl.cf() && fl.sf() && !fl.of());
+        fl.set_lazy(Lazy::Sub, 2, 0x8000, 1, 0x7FFF);
+        assert!(fl.of() && !fl.cf());
+        // SBB 0 - 0xFF - 1 borrows; ADC 0xFF + 0 + 1 carries.
+        fl.set_lazy(Lazy::Sbb, 1, 0, 0xFF, 0);
+        assert!(fl.cf());
+        fl.set_lazy(Lazy::Adc, 1, 0xFF, 0, 0);
+        assert!(fl.cf() && fl.zf());
+    }
+
+    #[test]
+    fn inc_keeps_carry() {
+        let mut fl = Flags::new(f::CF);
+        fl.set_incdec(false, 4, 0x7FFF_FFFF, 0x8000_0000);
+        assert!(fl.cf() && fl.of());
+        assert_eq!(fl.get() & f::STATUS, f::CF | f::OF | f::SF | f::AF | f::PF);
+    }
+
+    #[test]
+    fn conditions() {
+        let mut fl = Flags::new(0);
+        fl.set_lazy(Lazy::Sub, 4, 1, 2, 1u32.wrapping_sub(2));
+        assert!(fl.cond(0x2)); // B
+        assert!(fl.cond(0xC)); // L
+        assert!(!fl.cond(0x4)); // E
+        assert!(fl.cond(0xE)); // LE
+        assert!(!fl.cond(0xF)); // G
+    }
+}

@@ -1,0 +1,543 @@
+//! Interrupt and exception delivery (SDM Vol 3A chapter 6; real mode 20.1.4),
+//! the double- and triple-fault rules (6.15, interrupt 8), IRET, INT n,
+//! INT3, INTO and BOUND.
+
+use crate::cpu::{Cpu, CS, DS, ES, FS, GS, SS};
+use crate::fault::{gp, gp0, is_double, np, vec, Exc, R};
+use crate::ops::Op;
+use crate::segments::v86_segment;
+use machine::cpu::{access as a, flags as f};
+use machine::{Event, Machine, PrivCause};
+
+/// Where an interrupt comes from: it decides the EXT bit of error codes,
+/// whether the gate's DPL is checked, and the event recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A CPU exception, with its error code if it has one.
+    Exception(Option<u32>),
+    /// INT n, INT3, INTO: the gate DPL must allow the CPL.
+    Software,
+    /// A hardware interrupt from the PIC.
+    External,
+}
+
+impl Cpu {
+    /// Delivers `vector` with EIP already set to the address to return to.
+    /// On failure nothing has been changed and the error is the fault hit.
+    pub fn deliver(&mut self, m: &mut Machine, vector: u8, src: Source) -> R<()> {
+        let saved_segs = self.segs;
+        let saved_esp = self.regs[4];
+        let saved_fl = self.fl;
+        let saved_eip = self.eip;
+        let saved_tr = self.tr;
+        let saved_ldtr = self.ldtr;
+        let saved_regs = self.regs;
+        let saved_cr3 = self.cr3;
+        let r = if self.protected() {
+            self.deliver_protected(m, vector, src)
+        } else {
+            self.deliver_real(m, vector)
+        };
+        if r.is_err() {
+            self.segs = saved_segs;
+            self.regs = saved_regs;
+            self.regs[4] = saved_esp;
+            self.fl = saved_fl;
+            self.eip = saved_eip;
+            self.tr = saved_tr;
+            self.ldtr = saved_ldtr;
+            self.cr3 = saved_cr3;
+            self.refresh_mode();
+        }
+        self.exit_block = true;
+        r
+    }
+
+    /// Real mode: the interrupt vector table at IDTR.base (SDM Vol 3A 20.1.4).
+    fn deliver_real(&mut self, m: &mut Machine, vector: u8) -> R<()> {
+        let idx = vector as u32 * 4;
+        if idx + 3 > self.idtr.limit as u32 {
+            return gp((idx * 2) + 2);
+        }
+        let ent = self.sys_rd(m, self.idtr.base.wrapping_add(idx), 4)?;
+        let flags = self.fl.get();
+        self.push(m, 2, flags)?;
+        self.push(m, 2, self.segs[CS].selector as u32)?;
+        self.push(m, 2, self.eip)?;
+        let sel = (ent >> 16) as u16;
+        let prev = self.segs[CS];
+        self.set_seg(CS, machine::cpu::Segment::real_mode_load(prev, sel));
+        self.eip = ent & 0xFFFF;
+        let nf = flags & !(f::IF | f::TF | f::AC | f::RF);
+        self.fl.set(nf);
+        Ok(())
+    }
+
+    fn deliver_protected(&mut self, m: &mut Machine, vector: u8, src: Source) -> R<()> {
+        let ext = matches!(src, Source::Exception(_) | Source::External) as u32;
+        let idx = vector as u32 * 8;
+        let gate_err = idx + 2 + ext;
+        if idx + 7 > self.idtr.limit as u32 {
+            return gp(gate_err);
+        }
+        let gaddr = self.idtr.base.wrapping_add(idx);
+        let lo = self.sys_rd(m, gaddr, 4)? as u64;
+        let hi = self.sys_rd(m, gaddr.wrapping_add(4), 4)? as u64;
+        let raw = lo | (hi << 32);
+        let gate = crate::segments::Desc {
+            raw,
+            seg: machine::cpu::Segment::from_descriptor(0, raw),
+            addr: gaddr,
+        };
+        let gtype = gate.sys_type();
+        if !gate.is_sys()
+            || !matches!(
+                gtype,
+                a::SYS_TASK_GATE
+                    | a::SYS_INT_GATE16
+                    | a::SYS_TRAP_GATE16
+                    | a::SYS_INT_GATE32
+                    | a::SYS_TRAP_GATE32
+            )
+        {
+            return gp(gate_err);
+        }
+        if src == Source::Software && gate.dpl() < self.cpl {
+            return gp(idx + 2);
+        }
+        if !gate.seg.present() {
+            return np(gate_err);
+        }
+        let code = match src {
+            Source::Exception(c) => c,
+            _ => None,
+        };
+        if gtype == a::SYS_TASK_GATE {
+            let from = self.cpl;
+            let insn_eip = self.eip;
+            self.task_switch_gate(m, gate, crate::task::Switch::Interrupt, ext != 0)?;
+            if let Some(c) = code {
+                let w = if matches!(self.tr.access & a::TYPE_MASK, a::SYS_TSS32_BUSY) {
+                    4
+                } else {
+                    2
+                };
+                self.push(m, w, c)?;
+            }
+            let cause = cause_of(src);
+            self.note_priv(m, from, cause, insn_eip);
+            return Ok(());
+        }
+        let tsel = gate.gate_selector();
+        let terr = (tsel & !3) as u32 + ext;
+        if tsel & !3 == 0 {
+            return gp(ext);
+        }
+        let d = self
+            .read_desc(m, tsel)
+            .map_err(|e| Exc::new(e.vector, e.code.map(|c| c | ext)))?;
+        if !d.is_code() || d.dpl() > self.cpl {
+            return gp(terr);
+        }
+        if !d.seg.present() {
+            return np(terr);
+        }
+        let off = gate.gate_offset();
+        let gw: u8 = if matches!(gtype, a::SYS_INT_GATE32 | a::SYS_TRAP_GATE32) {
+            4
+        } else {
+            2
+        };
+        let from = self.cpl;
+        let old_eflags = self.fl.get();
+        let ret_eip = self.eip;
+        let old_cs = self.segs[CS].selector as u32;
+        let v86 = self.v86();
+        if !d.conforming() && d.dpl() < self.cpl {
+            // Inter-privilege: the inner stack comes from the TSS.
+            let dpl = d.dpl();
+            if v86 && dpl != 0 {
+                return gp(terr);
+            }
+            let (nss, nesp) = self.tss_stack(m, dpl)?;
+            let mut ssd = self
+                .check_inner_ss(m, nss, dpl)
+                .map_err(|e| Exc::new(e.vector, e.code.map(|c| c | ext)))?;
+            self.set_accessed(m, &mut ssd)?;
+            let old_ss = self.segs[SS].selector as u32;
+            let old_esp = self.regs[4];
+            let old_data = [
+                self.segs[GS].selector,
+                self.segs[FS].selector,
+                self.segs[DS].selector,
+                self.segs[ES].selector,
+            ];
+            // Switch to the inner stack with the new CPL, so the pushes are
+            // supervisor accesses.
+            if v86 {
+                self.fl.put(f::VM, false);
+            }
+            let cs_seg = self.load_cs(d, tsel, dpl);
+            self.set_seg(CS, cs_seg);
+            self.set_seg(SS, ssd.seg);
+            self.regs[4] = nesp;
+            if v86 {
+                for sel in old_data {
+                    self.push(m, gw, sel as u32)?;
+                }
+            }
+            self.push(m, gw, old_ss)?;
+            self.push(m, gw, old_esp)?;
+            if v86 {
+                // The data segment registers are nulled on entry from V86
+                // (SDM Vol 3A 20.3.1.1).
+                for s in [ES, DS, FS, GS] {
+                    self.set_seg(
+                        s,
+                        machine::cpu::Segment {
+                            selector: 0,
+                            base: 0,
+                            limit: 0,
+                            access: a::UNUSABLE,
+                        },
+                    );
+                }
+            }
+        } else {
+            if v86 {
+                return gp(terr);
+            }
+            let cs_seg = self.load_cs(d, tsel, self.cpl);
+            self.set_seg(CS, cs_seg);
+        }
+        self.push(m, gw, old_eflags)?;
+        self.push(m, gw, old_cs)?;
+        self.push(m, gw, ret_eip)?;
+        if let Some(c) = code {
+            self.push(m, gw, c)?;
+        }
+        let off = if gw == 2 { off & 0xFFFF } else { off };
+        if off > self.segs[CS].limit {
+            return gp(ext);
+        }
+        self.eip = off;
+        let mut nf = old_eflags & !(f::TF | f::NT | f::RF | f::VM);
+        if matches!(gtype, a::SYS_INT_GATE16 | a::SYS_INT_GATE32) {
+            nf &= !f::IF;
+        }
+        self.fl.set(nf);
+        self.refresh_mode();
+        self.note_priv(m, from, cause_of(src), ret_eip);
+        Ok(())
+    }
+
+    /// Raises exception `e` at the current EIP (already set to the faulting
+    /// instruction for faults), applying the double- and triple-fault rules.
+    /// Returns false on a triple fault (the CPU shuts down).
+    pub fn raise(&mut self, m: &mut Machine, e: Exc) -> bool {
+        self.counters.exceptions += 1;
+        let icount = m.icount() + self.pending;
+        m.trace.record(
+            icount,
+            m.clock.now(),
+            Event::Exception {
+                vector: e.vector,
+                error_code: e.code,
+                eip: self.eip,
+            },
+        );
+        let mut cur = e;
+        for _ in 0..4 {
+            match self.deliver(m, cur.vector, Source::Exception(cur.code)) {
+                Ok(()) => return true,
+                Err(e2) => {
+                    if cur.vector == vec::DF {
+                        return false;
+                    }
+                    cur = if is_double(cur.vector, e2.vector) {
+                        Exc::new(vec::DF, Some(0))
+                    } else {
+                        e2
+                    };
+                    let icount = m.icount() + self.pending;
+                    m.trace.record(
+                        icount,
+                        m.clock.now(),
+                        Event::Exception {
+                            vector: cur.vector,
+                            error_code: cur.code,
+                            eip: self.eip,
+                        },
+                    );
+                }
+            }
+        }
+        false
+    }
+
+    /// Delivers an external interrupt. False on a triple fault.
+    pub fn interrupt(&mut self, m: &mut Machine, vector: u8) -> bool {
+        self.counters.interrupts += 1;
+        self.halted = false;
+        let icount = m.icount() + self.pending;
+        m.trace.record(
+            icount,
+            m.clock.now(),
+            Event::Interrupt {
+                vector,
+                eip: self.eip,
+            },
+        );
+        match self.deliver(m, vector, Source::External) {
+            Ok(()) => true,
+            Err(e) => self.raise(m, e),
+        }
+    }
+
+    /// IRET/IRETD (SDM Vol 2A "IRET").
+    pub fn iret(&mut self, m: &mut Machine, op: &Op) -> R<()> {
+        let w = op.w;
+        let insn_eip = self.eip.wrapping_sub(op.len as u32);
+        if !self.protected() {
+            let ip = self.peek(m, 0, w)?;
+            let cs = self.peek(m, w as u32, 2)? as u16;
+            let fl = self.peek(m, 2 * w as u32, w)?;
+            let ip = if w == 2 { ip & 0xFFFF } else { ip };
+            if ip > self.segs[CS].limit {
+                return gp0();
+            }
+            self.set_sp(self.sp_plus(3 * w as u32));
+            let prev = self.segs[CS];
+            self.set_seg(CS, machine::cpu::Segment::real_mode_load(prev, cs));
+            self.eip = ip;
+            let old = self.fl.get();
+            let nf = if w == 2 {
+                (old & 0xFFFF_0000) | (fl & 0xFFFF)
+            } else {
+                (fl & !(f::VM | f::VIF | f::VIP)) | (old & (f::VM | f::VIF | f::VIP))
+            };
+            self.fl.set(nf);
+            self.exit_block = true;
+            return Ok(());
+        }
+        if self.v86() {
+            if self.iopl() < 3 {
+                return gp0();
+            }
+            let ip = self.peek(m, 0, w)?;
+            let cs = self.peek(m, w as u32, 2)? as u16;
+            let fl = self.peek(m, 2 * w as u32, w)?;
+            let ip = if w == 2 { ip & 0xFFFF } else { ip };
+            if ip > 0xFFFF {
+                return gp0();
+            }
+            self.set_sp(self.sp_plus(3 * w as u32));
+            self.set_seg(CS, crate::segments::v86_code_segment(cs));
+            self.eip = ip;
+            let old = self.fl.get();
+            let keep = f::IOPL | f::VM | f::VIF | f::VIP;
+            let nf = if w == 2 {
+                (old & (0xFFFF_0000 | keep)) | (fl & 0xFFFF & !keep)
+            } else {
+                (old & keep) | (fl & !keep)
+            };
+            self.fl.set(nf & !f::RF);
+            self.exit_block = true;
+            return Ok(());
+        }
+        if self.fl.bits & f::NT != 0 {
+            return self.task_return(m, insn_eip);
+        }
+        let from = self.cpl;
+        let eip = self.peek(m, 0, w)?;
+        let cs = self.peek(m, w as u32, 2)? as u16;
+        let fl = self.peek(m, 2 * w as u32, w)?;
+        if w == 4 && fl & f::VM != 0 && self.cpl == 0 {
+            return self.iret_to_v86(m, eip, cs, fl, insn_eip);
+        }
+        let err = (cs & !3) as u32;
+        if cs & !3 == 0 {
+            return gp0();
+        }
+        let rpl = (cs & 3) as u8;
+        if rpl < self.cpl {
+            return gp(err);
+        }
+        let mut d = self.read_desc(m, cs)?;
+        if !d.is_code() {
+            return gp(err);
+        }
+        if d.conforming() {
+            if d.dpl() > rpl {
+                return gp(err);
+            }
+        } else if d.dpl() != rpl {
+            return gp(err);
+        }
+        if !d.seg.present() {
+            return np(err);
+        }
+        let eip = if w == 2 { eip & 0xFFFF } else { eip };
+        if eip > d.seg.limit {
+            return gp0();
+        }
+        let outer = rpl > self.cpl;
+        let (nesp, nss) = if outer {
+            let nesp = self.peek(m, 3 * w as u32, w)?;
+            let nss = self.peek(m, 4 * w as u32, 2)? as u16;
+            (nesp, nss)
+        } else {
+            (0, 0)
+        };
+        let mut ssd = None;
+        if outer {
+            let serr = (nss & !3) as u32;
+            if nss & !3 == 0 {
+                return gp0();
+            }
+            let sd = self.read_desc(m, nss)?;
+            if (nss & 3) as u8 != rpl || !sd.writable_data() || sd.dpl() != rpl {
+                return gp(serr);
+            }
+            if !sd.seg.present() {
+                return crate::fault::ss(serr);
+            }
+            ssd = Some(sd);
+        }
+        // EFLAGS: which bits this CPL may change (SDM Vol 2A "IRET").
+        let old = self.fl.get();
+        let mut changeable = f::STATUS | f::TF | f::DF | f::NT | f::RF;
+        if w == 4 {
+            changeable |= f::AC | f::ID;
+        }
+        if self.cpl <= self.iopl() {
+            changeable |= f::IF;
+        }
+        if self.cpl == 0 {
+            changeable |= f::IOPL | f::IF;
+            if w == 4 {
+                changeable |= f::VIF | f::VIP;
+            }
+        }
+        let nf = (old & !changeable) | (fl & changeable);
+        self.set_accessed(m, &mut d)?;
+        if let Some(mut sd) = ssd {
+            self.set_accessed(m, &mut sd)?;
+            let seg = self.load_cs(d, cs, rpl);
+            self.set_seg(CS, seg);
+            self.set_seg(SS, sd.seg);
+            let nesp = if w == 2 { nesp & 0xFFFF } else { nesp };
+            if sd.seg.big() {
+                self.regs[4] = nesp;
+            } else {
+                self.set_sp(nesp);
+            }
+            self.null_outer_segs();
+        } else {
+            let seg = self.load_cs(d, cs, rpl);
+            self.set_seg(CS, seg);
+            self.set_sp(self.sp_plus(3 * w as u32));
+        }
+        self.eip = eip;
+        self.fl.set(nf);
+        self.refresh_mode();
+        self.note_priv(m, from, PrivCause::Iret, insn_eip);
+        self.exit_block = true;
+        Ok(())
+    }
+
+    /// IRETD from ring 0 with VM set in the popped EFLAGS: back to V86 mode
+    /// (SDM Vol 2A "IRET", RETURN-TO-VIRTUAL-8086-MODE).
+    fn iret_to_v86(&mut self, m: &mut Machine, eip: u32, cs: u16, fl: u32, insn_eip: u32) -> R<()> {
+        let esp = self.peek(m, 12, 4)?;
+        let ss = self.peek(m, 16, 2)? as u16;
+        let es = self.peek(m, 20, 2)? as u16;
+        let ds = self.peek(m, 24, 2)? as u16;
+        let fs = self.peek(m, 28, 2)? as u16;
+        let gs = self.peek(m, 32, 2)? as u16;
+        let from = self.cpl;
+        self.fl.set(fl);
+        self.set_seg(CS, crate::segments::v86_code_segment(cs));
+        for (s, sel) in [(SS, ss), (ES, es), (DS, ds), (FS, fs), (GS, gs)] {
+            self.set_seg(s, v86_segment(sel));
+        }
+        self.regs[4] = esp;
+        self.eip = eip & 0xFFFF;
+        self.refresh_mode();
+        self.note_priv(m, from, PrivCause::Iret, insn_eip);
+        self.exit_block = true;
+        Ok(())
+    }
+}
+
+fn cause_of(src: Source) -> PrivCause {
+    match src {
+        Source::Exception(_) => PrivCause::Exception,
+        Source::Software => PrivCause::SoftwareInterrupt,
+        Source::External => PrivCause::HardwareInterrupt,
+    }
+}
+
+// ---- handlers ----------------------------------------------------------------
+
+/// INT imm8 (x = 0), INT3 (x = 1), INTO (x = 2). In V86 mode with IOPL < 3,
+/// INT n faults (#GP(0)) so the monitor can emulate it (SDM Vol 3A 20.3.3).
+pub fn int(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
+    let vector = match op.x {
+        1 => vec::BP,
+        2 => {
+            if !c.fl.of() {
+                return Ok(());
+            }
+            vec::OF
+        }
+        _ => op.imm as u8,
+    };
+    if c.v86() && c.iopl() < 3 && op.x == 0 {
+        return gp0();
+    }
+    if op.x != 0 {
+        let icount = m.icount() + c.pending;
+        m.trace.record(
+            icount,
+            m.clock.now(),
+            Event::Exception {
+                vector,
+                error_code: None,
+                eip: c.eip.wrapping_sub(op.len as u32),
+            },
+        );
+    }
+    c.sensitive(m, op, "int");
+    // EIP already points after the INT: the return address.
+    c.deliver(m, vector, Source::Software)
+}
+
+pub fn iret(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
+    c.sensitive(m, op, "iret");
+    c.iret(m, op)
+}
+
+/// BOUND r, m: #BR (a fault) when the index is outside [lower, upper].
+pub fn bound(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
+    if op.k1 != crate::ops::K_MEM {
+        return crate::fault::ud();
+    }
+    let off = op.ea(c);
+    let lo = c.rd(m, op.seg as usize, off, op.w)?;
+    let hi = c.rd(m, op.seg as usize, off.wrapping_add(op.w as u32), op.w)?;
+    let v = c.reg(op.r0, op.w);
+    let (v, lo, hi) = if op.w == 2 {
+        (
+            v as u16 as i16 as i32,
+            lo as u16 as i16 as i32,
+            hi as u16 as i16 as i32,
+        )
+    } else {
+        (v as i32, lo as i32, hi as i32)
+    };
+    if v < lo || v > hi {
+        return Err(Exc::new(vec::BR, None));
+    }
+    Ok(())
+}

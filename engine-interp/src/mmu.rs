@@ -1,0 +1,393 @@
+//! Memory access: segmentation checks, 32-bit paging (SDM Vol 3A 4.3) and a
+//! software TLB mapping linear pages straight to host pointers into guest
+//! RAM, so the common access costs a compare and an add.
+//!
+//! Safety argument: a TLB entry only ever holds the host address of a
+//! physical page that lies entirely inside `GuestMemory` (checked when the
+//! entry is filled), and the fast path only serves accesses that do not
+//! cross the page. Everything else (MMIO, addresses past RAM, page-crossing
+//! accesses) goes through `Machine::read_phys`/`write_phys`, which are
+//! bounds-checked.
+
+use crate::cpu::{Cpu, SS};
+use crate::fault::{vec, Exc, R};
+use machine::cpu::{cr0, cr4};
+use machine::Machine;
+
+pub const TLB_SIZE: usize = 256;
+const INVALID: u32 = 1;
+
+/// Page table entry bits (SDM Vol 3A 4.3, tables 4-5 and 4-6).
+pub mod pte {
+    pub const P: u32 = 1 << 0;
+    pub const RW: u32 = 1 << 1;
+    pub const US: u32 = 1 << 2;
+    pub const A: u32 = 1 << 5;
+    pub const D: u32 = 1 << 6;
+    pub const PS: u32 = 1 << 7;
+    pub const G: u32 = 1 << 8;
+}
+
+/// Page-fault error code bits (SDM Vol 3A 4.7).
+pub mod pf {
+    pub const P: u32 = 1 << 0;
+    pub const W: u32 = 1 << 1;
+    pub const U: u32 = 1 << 2;
+}
+
+#[derive(Clone, Copy)]
+pub struct TlbEntry {
+    /// Linear page address when reads may use the entry, else INVALID.
+    pub rtag: u32,
+    /// Linear page address when writes may use the entry, else INVALID.
+    pub wtag: u32,
+    /// Host address of the page minus its linear address.
+    pub addend: usize,
+    /// Physical page address.
+    pub phys: u32,
+    pub global: bool,
+}
+
+const EMPTY: TlbEntry = TlbEntry {
+    rtag: INVALID,
+    wtag: INVALID,
+    addend: 0,
+    phys: 0,
+    global: false,
+};
+
+/// Two direct-mapped TLBs: index 0 for supervisor accesses, 1 for user
+/// accesses (CPL 3), as QEMU keeps one per MMU mode.
+pub struct Tlb {
+    pub e: Box<[[TlbEntry; TLB_SIZE]; 2]>,
+    /// The machine's mapping generation the entries were filled under.
+    pub generation: u64,
+}
+
+impl Tlb {
+    pub fn new() -> Tlb {
+        Tlb {
+            e: Box::new([[EMPTY; TLB_SIZE]; 2]),
+            generation: 0,
+        }
+    }
+
+    pub fn flush(&mut self, keep_global: bool) {
+        for t in self.e.iter_mut() {
+            for e in t.iter_mut() {
+                if !(keep_global && e.global) {
+                    *e = EMPTY;
+                }
+            }
+        }
+    }
+
+    pub fn flush_page(&mut self, lin: u32) {
+        let i = (lin >> 12) as usize % TLB_SIZE;
+        for t in self.e.iter_mut() {
+            if t[i].rtag == lin & !0xFFF || t[i].wtag == lin & !0xFFF {
+                t[i] = EMPTY;
+            }
+        }
+    }
+
+    /// Stops fast-path writes to physical page `phys` (it now holds cached
+    /// code, so writes must be seen).
+    pub fn protect_phys_page(&mut self, phys: u32) {
+        for t in self.e.iter_mut() {
+            for e in t.iter_mut() {
+                if e.phys == phys {
+                    e.wtag = INVALID;
+                }
+            }
+        }
+    }
+}
+
+impl Default for Tlb {
+    fn default() -> Self {
+        Tlb::new()
+    }
+}
+
+/// What an access wants, for paging checks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Acc {
+    Read,
+    Write,
+    Exec,
+}
+
+impl Cpu {
+    // ---- segmentation ---------------------------------------------------
+
+    /// Checks an access of `len` bytes at `off` in segment `s` and returns
+    /// its linear address (SDM Vol 3A 5.3: limit; 5.6-5.7: rights).
+    #[inline(always)]
+    pub fn seg_lin(&self, s: usize, off: u32, len: u32, write: bool) -> R<u32> {
+        let c = &self.segchk[s];
+        let ok_rights = if write { c.write } else { c.read };
+        let last = off.wrapping_add(len - 1);
+        // A 4 GiB expand-up segment never faults on its limit (accesses wrap).
+        let ok_limit = if c.hi == u32::MAX && c.lo == 0 {
+            true
+        } else {
+            off >= c.lo && last >= off && last <= c.hi
+        };
+        if ok_rights && ok_limit {
+            Ok(self.segs[s].base.wrapping_add(off))
+        } else {
+            Err(self.seg_fault(s))
+        }
+    }
+
+    /// The exception for a failed segment check: #SS for the stack segment,
+    /// #GP otherwise, both with error code 0.
+    pub fn seg_fault(&self, s: usize) -> Exc {
+        if s == SS {
+            Exc::new(vec::SS, Some(0))
+        } else {
+            Exc::new(vec::GP, Some(0))
+        }
+    }
+
+    // ---- TLB and paging -------------------------------------------------
+
+    #[inline(always)]
+    fn tlb_index(user: bool) -> usize {
+        user as usize
+    }
+
+    /// Checks the TLB against the machine's mapping generation (A20).
+    #[inline]
+    pub fn sync_tlb(&mut self, m: &Machine) {
+        if self.tlb.generation != m.mapping_generation() {
+            self.tlb.flush(false);
+            self.tlb.generation = m.mapping_generation();
+            self.counters.tlb_flushes += 1;
+        }
+    }
+
+    /// Translates a linear address (SDM Vol 3A 4.3), setting accessed and
+    /// dirty bits, and fills the TLB when the page is RAM. `user` is true
+    /// for accesses made at CPL 3 (not for implicit supervisor accesses to
+    /// descriptor tables and the TSS).
+    pub fn translate(&mut self, m: &mut Machine, lin: u32, acc: Acc, user: bool) -> R<u32> {
+        self.counters.tlb_misses += 1;
+        let a20 = m.a20_mask();
+        let (phys_page, writable, global, dirty) = if !self.paging() {
+            ((lin & !0xFFF) & a20, true, false, true)
+        } else {
+            let write = acc == Acc::Write;
+            let pde_addr = (self.cr3 & !0xFFF) | ((lin >> 22) << 2);
+            let pde = m.read_phys(pde_addr, 4) as u32;
+            let fault = |present: bool, cpu: &mut Cpu| {
+                cpu.cr2 = lin;
+                let code = (present as u32 * pf::P) | (write as u32 * pf::W) | (user as u32 * pf::U);
+                Exc::new(vec::PF, Some(code))
+            };
+            if pde & pte::P == 0 {
+                return Err(fault(false, self));
+            }
+            let large = pde & pte::PS != 0 && self.cr4 & cr4::PSE != 0;
+            let (entry, entry_addr, frame) = if large {
+                (pde, pde_addr, (pde & 0xFFC0_0000) | (lin & 0x003F_F000))
+            } else {
+                let pte_addr = (pde & !0xFFF) | (((lin >> 12) & 0x3FF) << 2);
+                let e = m.read_phys(pte_addr, 4) as u32;
+                if e & pte::P == 0 {
+                    return Err(fault(false, self));
+                }
+                (e, pte_addr, e & !0xFFF)
+            };
+            // Rights combine the directory and table entries (SDM Vol 3A 4.6.1).
+            let us = pde & entry & pte::US != 0;
+            let rw = pde & entry & pte::RW != 0;
+            if user && !us {
+                return Err(fault(true, self));
+            }
+            let can_write = if user {
+                rw
+            } else {
+                rw || self.cr0 & cr0::WP == 0
+            };
+            if write && !can_write {
+                return Err(fault(true, self));
+            }
+            // Accessed bits on every walk, dirty on a write (SDM Vol 3A 4.8).
+            if !large && pde & pte::A == 0 {
+                m.write_phys(pde_addr, 4, (pde | pte::A) as u64);
+            }
+            let mut new = entry | pte::A;
+            if write {
+                new |= pte::D;
+            }
+            if new != entry {
+                m.write_phys(entry_addr, 4, new as u64);
+            }
+            let global = entry & pte::G != 0 && self.cr4 & cr4::PGE != 0;
+            (frame & a20, can_write, global, new & pte::D != 0)
+        };
+        // Fill the TLB only for pages wholly inside RAM.
+        if let Some(host) = m.mem.host_ptr(phys_page as u64, 4096) {
+            let i = (lin >> 12) as usize % TLB_SIZE;
+            let code = m.mem.is_code_page(phys_page >> 12);
+            let page = lin & !0xFFF;
+            self.tlb.e[Self::tlb_index(user)][i] = TlbEntry {
+                rtag: page,
+                wtag: if writable && dirty && !code {
+                    page
+                } else {
+                    INVALID
+                },
+                addend: (host as usize).wrapping_sub(page as usize),
+                phys: phys_page,
+                global,
+            };
+        }
+        Ok(phys_page | (lin & 0xFFF))
+    }
+
+    // ---- linear accesses ------------------------------------------------
+
+    /// Reads `w` (1, 2 or 4) bytes at a linear address.
+    #[inline(always)]
+    pub fn read_lin(&mut self, m: &mut Machine, lin: u32, w: u8, user: bool) -> R<u32> {
+        let e = &self.tlb.e[Self::tlb_index(user)][(lin >> 12) as usize % TLB_SIZE];
+        if e.rtag == lin & !0xFFF && (lin & 0xFFF) <= 0x1000 - w as u32 {
+            let p = (lin as usize).wrapping_add(e.addend) as *const u8;
+            // SAFETY: the entry maps this linear page to a host page inside
+            // guest RAM (see the module comment) and the access stays in it.
+            return Ok(unsafe {
+                match w {
+                    1 => *p as u32,
+                    2 => (p as *const u16).read_unaligned() as u32,
+                    _ => (p as *const u32).read_unaligned(),
+                }
+            });
+        }
+        self.read_lin_slow(m, lin, w, user, Acc::Read)
+    }
+
+    #[cold]
+    pub fn read_lin_slow(
+        &mut self,
+        m: &mut Machine,
+        lin: u32,
+        w: u8,
+        user: bool,
+        acc: Acc,
+    ) -> R<u32> {
+        if (lin & 0xFFF) + w as u32 <= 0x1000 {
+            let p = self.translate(m, lin, acc, user)?;
+            return Ok(m.read_phys(p, w) as u32);
+        }
+        // Crossing a page: translate both pages before reading anything.
+        let first = self.translate(m, lin, acc, user)?;
+        let second_lin = (lin | 0xFFF).wrapping_add(1);
+        let second = self.translate(m, second_lin, acc, user)?;
+        let mut v = 0u32;
+        for k in 0..w as u32 {
+            let a = lin.wrapping_add(k);
+            let p = if a & !0xFFF == lin & !0xFFF {
+                first + (a - lin)
+            } else {
+                second + (a & 0xFFF)
+            };
+            v |= (m.read_phys(p, 1) as u32) << (8 * k);
+        }
+        Ok(v)
+    }
+
+    #[inline(always)]
+    pub fn write_lin(&mut self, m: &mut Machine, lin: u32, w: u8, v: u32, user: bool) -> R<()> {
+        let e = &self.tlb.e[Self::tlb_index(user)][(lin >> 12) as usize % TLB_SIZE];
+        if e.wtag == lin & !0xFFF && (lin & 0xFFF) <= 0x1000 - w as u32 {
+            let p = (lin as usize).wrapping_add(e.addend) as *mut u8;
+            // SAFETY: as in `read_lin`; write entries exist only for pages
+            // that hold no cached code, so no decoded block goes stale.
+            unsafe {
+                match w {
+                    1 => *p = v as u8,
+                    2 => (p as *mut u16).write_unaligned(v as u16),
+                    _ => (p as *mut u32).write_unaligned(v),
+                }
+            }
+            return Ok(());
+        }
+        self.write_lin_slow(m, lin, w, v, user)
+    }
+
+    #[cold]
+    pub fn write_lin_slow(
+        &mut self,
+        m: &mut Machine,
+        lin: u32,
+        w: u8,
+        v: u32,
+        user: bool,
+    ) -> R<()> {
+        if (lin & 0xFFF) + w as u32 <= 0x1000 {
+            let p = self.translate(m, lin, Acc::Write, user)?;
+            m.write_phys(p, w, v as u64);
+        } else {
+            let first = self.translate(m, lin, Acc::Write, user)?;
+            let second_lin = (lin | 0xFFF).wrapping_add(1);
+            let second = self.translate(m, second_lin, Acc::Write, user)?;
+            for k in 0..w as u32 {
+                let a = lin.wrapping_add(k);
+                let p = if a & !0xFFF == lin & !0xFFF {
+                    first + (a - lin)
+                } else {
+                    second + (a & 0xFFF)
+                };
+                m.write_phys(p, 1, ((v >> (8 * k)) & 0xFF) as u64);
+            }
+        }
+        if m.mem.has_written_code_pages() {
+            // Self-modifying code: the block being run may be stale.
+            self.exit_block = true;
+        }
+        Ok(())
+    }
+
+    /// Checks that a write of `w` bytes at `lin` would succeed (for
+    /// instructions that must not change anything before they fault).
+    pub fn probe_write(&mut self, m: &mut Machine, lin: u32, w: u8, user: bool) -> R<()> {
+        self.translate(m, lin, Acc::Write, user)?;
+        if (lin & 0xFFF) + w as u32 > 0x1000 {
+            self.translate(m, (lin | 0xFFF).wrapping_add(1), Acc::Write, user)?;
+        }
+        Ok(())
+    }
+
+    // ---- segmented accesses (what instructions use) ----------------------
+
+    #[inline(always)]
+    pub fn user(&self) -> bool {
+        self.cpl == 3
+    }
+
+    #[inline(always)]
+    pub fn rd(&mut self, m: &mut Machine, s: usize, off: u32, w: u8) -> R<u32> {
+        let lin = self.seg_lin(s, off, w as u32, false)?;
+        self.read_lin(m, lin, w, self.cpl == 3)
+    }
+
+    #[inline(always)]
+    pub fn wr(&mut self, m: &mut Machine, s: usize, off: u32, w: u8, v: u32) -> R<()> {
+        let lin = self.seg_lin(s, off, w as u32, true)?;
+        self.write_lin(m, lin, w, v, self.cpl == 3)
+    }
+
+    /// Implicit supervisor-mode read (descriptor tables, IDT, TSS).
+    #[inline]
+    pub fn sys_rd(&mut self, m: &mut Machine, lin: u32, w: u8) -> R<u32> {
+        self.read_lin(m, lin, w, false)
+    }
+
+    #[inline]
+    pub fn sys_wr(&mut self, m: &mut Machine, lin: u32, w: u8, v: u32) -> R<()> {
+        self.write_lin(m, lin, w, v, false)
+    }
+}

@@ -1,0 +1,163 @@
+//! String instructions MOVS, CMPS, SCAS, LODS, STOS with REP, REPE and
+//! REPNE (SDM Vol 2B "REP/REPE/REPZ/REPNE/REPNZ"). The address size picks
+//! SI/DI/CX or ESI/EDI/ECX; the destination is always ES:(E)DI; a fault in
+//! the middle leaves the registers at the faulting iteration, so the
+//! instruction restarts where it stopped. `x` is 0 (no prefix), 1 (REP or
+//! REPE) or 2 (REPNE).
+
+use crate::alu::{alu_op, CMP};
+use crate::cpu::{Cpu, ES};
+use crate::fault::R;
+use crate::ops::Op;
+use machine::Machine;
+
+#[inline(always)]
+pub fn step(c: &Cpu, w: u8) -> u32 {
+    if c.fl.df() {
+        (w as u32).wrapping_neg()
+    } else {
+        w as u32
+    }
+}
+
+#[inline(always)]
+pub fn count(c: &Cpu, op: &Op) -> u32 {
+    if op.a32 {
+        c.regs[1]
+    } else {
+        c.regs[1] & 0xFFFF
+    }
+}
+
+#[inline(always)]
+pub fn dec_count(c: &mut Cpu, op: &Op) {
+    if op.a32 {
+        c.regs[1] = c.regs[1].wrapping_sub(1);
+    } else {
+        let v = c.regs[1].wrapping_sub(1) & 0xFFFF;
+        c.regs[1] = (c.regs[1] & 0xFFFF_0000) | v;
+    }
+}
+
+/// (E)SI (r = 6) or (E)DI (r = 7) at the address size.
+#[inline(always)]
+pub fn index(c: &Cpu, op: &Op, r: usize) -> u32 {
+    if op.a32 {
+        c.regs[r]
+    } else {
+        c.regs[r] & 0xFFFF
+    }
+}
+
+#[inline(always)]
+pub fn advance(c: &mut Cpu, op: &Op, r: usize, step: u32) {
+    if op.a32 {
+        c.regs[r] = c.regs[r].wrapping_add(step);
+    } else {
+        let v = c.regs[r].wrapping_add(step) & 0xFFFF;
+        c.regs[r] = (c.regs[r] & 0xFFFF_0000) | v;
+    }
+}
+
+pub fn movs(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
+    let st = step(c, op.w);
+    loop {
+        if op.x != 0 && count(c, op) == 0 {
+            break;
+        }
+        let si = index(c, op, 6);
+        let di = index(c, op, 7);
+        let v = c.rd(m, op.seg as usize, si, op.w)?;
+        c.wr(m, ES, di, op.w, v)?;
+        advance(c, op, 6, st);
+        advance(c, op, 7, st);
+        if op.x == 0 {
+            break;
+        }
+        dec_count(c, op);
+    }
+    Ok(())
+}
+
+pub fn stos(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
+    let st = step(c, op.w);
+    let v = c.reg(0, op.w);
+    loop {
+        if op.x != 0 && count(c, op) == 0 {
+            break;
+        }
+        let di = index(c, op, 7);
+        c.wr(m, ES, di, op.w, v)?;
+        advance(c, op, 7, st);
+        if op.x == 0 {
+            break;
+        }
+        dec_count(c, op);
+    }
+    Ok(())
+}
+
+pub fn lods(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
+    let st = step(c, op.w);
+    loop {
+        if op.x != 0 && count(c, op) == 0 {
+            break;
+        }
+        let si = index(c, op, 6);
+        let v = c.rd(m, op.seg as usize, si, op.w)?;
+        c.set_reg(0, op.w, v);
+        advance(c, op, 6, st);
+        if op.x == 0 {
+            break;
+        }
+        dec_count(c, op);
+    }
+    Ok(())
+}
+
+/// CMPS: compares [seg:SI] with [ES:DI]; REPE stops on ZF = 0, REPNE on 1.
+pub fn cmps(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
+    let st = step(c, op.w);
+    loop {
+        if op.x != 0 && count(c, op) == 0 {
+            break;
+        }
+        let si = index(c, op, 6);
+        let di = index(c, op, 7);
+        let a = c.rd(m, op.seg as usize, si, op.w)?;
+        let b = c.rd(m, ES, di, op.w)?;
+        alu_op::<CMP>(c, op.w, a, b);
+        advance(c, op, 6, st);
+        advance(c, op, 7, st);
+        if op.x == 0 {
+            break;
+        }
+        dec_count(c, op);
+        if (op.x == 1) != c.fl.zf() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+pub fn scas(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
+    let st = step(c, op.w);
+    let a = c.reg(0, op.w);
+    loop {
+        if op.x != 0 && count(c, op) == 0 {
+            break;
+        }
+        let di = index(c, op, 7);
+        let b = c.rd(m, ES, di, op.w)?;
+        alu_op::<CMP>(c, op.w, a, b);
+        advance(c, op, 7, st);
+        if op.x == 0 {
+            break;
+        }
+        dec_count(c, op);
+        if (op.x == 1) != c.fl.zf() {
+            break;
+        }
+    }
+    Ok(())
+}
