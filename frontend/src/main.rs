@@ -1,1 +1,69 @@
-fn main() {}
+//! ringlab: one x86 guest, three ways to run it — an interpreter, a binary
+//! translator and KVM — and what each shows of privilege rings.
+
+mod compare;
+mod engines;
+mod report;
+mod run;
+mod status;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+const LONG_ABOUT: &str = "\
+ringlab runs the same unmodified x86 guest on an interpreter, a binary
+translator and KVM, and shows how each one handles privilege rings:
+ring 0 to ring 3 and back, interrupts, faults, and the sensitive
+instructions (POPF, CLI, SGDT, ...) that made x86 hard to virtualize.
+
+The guest's COM1 output goes to stdout and nothing else does;
+diagnostics and statistics go to stderr.
+
+Exit status of `ringlab run`:
+  (v<<1)|1  the guest wrote v to port 0xF4 (QEMU's isa-debug-exit)
+  0         Bochs shutdown (port 0x8900) or HLT with interrupts disabled
+  2         bad command line
+  4         the image cannot be read or is malformed
+  6         the engine is unavailable or failed on the host side
+  8         triple fault
+  10        instruction budget or timeout reached
+  12        HLT with interrupts enabled and nothing left to wake the CPU
+  14        the guest asked for a reset (port 0x92)";
+
+#[derive(Parser)]
+#[command(name = "ringlab", version, about = "Run one x86 guest on an interpreter, a binary translator and KVM", long_about = LONG_ABOUT)]
+#[command(
+    after_help = "With no command, ringlab runs its demo: a lesson guest on every available engine, compared."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a guest image on one engine; its COM1 output goes to stdout.
+    Run(run::RunArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { status::USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Some(Command::Run(args)) => run::run(&args),
+        None => Ok(compare::demo()),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("ringlab: error: {}", f.message);
+            ExitCode::from(f.status)
+        }
+    }
+}

@@ -1,1 +1,52 @@
-//! The coursework labs. Not written yet (issue 5).
+//! ringlab's coursework labs: each lesson is a guest program (GNU as, built
+//! by build.rs), a lab sheet in markdown and the metadata the frontend uses.
+
+/// How a lesson's image is loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A boot sector: raw bytes at 0x7C00, entered in real mode.
+    BootSector,
+    /// A multiboot v1 ELF32 kernel, entered in protected mode.
+    Multiboot,
+}
+
+#[derive(Debug)]
+pub struct Lesson {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub image: &'static [u8],
+    pub format: Format,
+    /// The lab sheet (markdown).
+    pub sheet: &'static str,
+    /// The guest's commented source.
+    pub source: &'static str,
+}
+
+static LESSONS: &[Lesson] = &[Lesson {
+    name: "hello",
+    summary: "a boot sector in real mode writing to COM1 and to the VGA screen",
+    image: include_bytes!(concat!(env!("OUT_DIR"), "/hello.bin")),
+    format: Format::BootSector,
+    sheet: include_str!("../sheets/hello.md"),
+    source: include_str!("../guests/hello.S"),
+}];
+
+/// Every lesson, in course order.
+pub fn all() -> &'static [Lesson] {
+    LESSONS
+}
+
+/// The lesson called `name`.
+pub fn find(name: &str) -> Option<&'static Lesson> {
+    LESSONS.iter().find(|l| l.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hello_is_a_boot_sector() {
+        let l = super::find("hello").unwrap();
+        assert_eq!(l.image.len(), 512);
+        assert_eq!(&l.image[510..], &[0x55, 0xAA]);
+    }
+}

@@ -1,0 +1,249 @@
+//! Running one guest on every engine and comparing what each produced.
+
+use crate::engines::{self, EngineKind};
+use crate::status;
+use machine::loader::{self, ImageFormat, LoadOptions};
+use machine::{EventKind, Limits, Machine, MachineConfig, Stop};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// What one engine produced.
+pub struct Outcome {
+    pub engine: EngineKind,
+    /// Err: why the engine could not run.
+    pub result: Result<Ran, String>,
+}
+
+pub struct Ran {
+    pub stop: Stop,
+    pub status: u8,
+    pub serial: Vec<u8>,
+    pub screen: String,
+    pub instructions: u64,
+    pub wall: Duration,
+    pub privilege_changes: u64,
+    pub exceptions: u64,
+    pub interrupts: u64,
+    pub sensitive: u64,
+    pub vm_exits: u64,
+    pub counters: Vec<(String, u64)>,
+}
+
+pub struct Guest<'a> {
+    pub name: String,
+    pub bytes: &'a [u8],
+    pub format: Option<ImageFormat>,
+}
+
+const DEFAULT_BUDGET: u64 = 2_000_000_000;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn run_one(kind: EngineKind, guest: &Guest) -> Result<Ran, String> {
+    let mut m = Machine::new(MachineConfig::default()).map_err(|e| e.to_string())?;
+    let loaded = loader::load(
+        &mut m.mem,
+        guest.bytes,
+        &LoadOptions {
+            format: guest.format,
+            load_addr: None,
+        },
+    )
+    .map_err(|e| format!("{}: {e}", guest.name))?;
+    let mut engine = engines::create(kind, &mut m).map_err(|e| e.to_string())?;
+    engine
+        .set_cpu_state(&mut m, &loaded.entry)
+        .map_err(|e| e.to_string())?;
+    let limits = Limits {
+        max_icount: Some(DEFAULT_BUDGET),
+        timeout: Some(DEFAULT_TIMEOUT),
+        breakpoints: vec![],
+    };
+    let start = Instant::now();
+    let stop = engine.run(&mut m, &limits).map_err(|e| e.to_string())?;
+    let wall = start.elapsed();
+    let stats = engine.stats();
+    Ok(Ran {
+        status: status::for_stop(&stop),
+        stop,
+        serial: m.serial_output().to_vec(),
+        screen: m.screen().text(),
+        instructions: stats.instructions,
+        wall,
+        privilege_changes: m.trace.count(EventKind::PrivilegeChange),
+        exceptions: m.trace.count(EventKind::Exception),
+        interrupts: m.trace.count(EventKind::Interrupt),
+        sensitive: m.trace.count(EventKind::Sensitive),
+        vm_exits: m.trace.count(EventKind::VmExit),
+        counters: stats.counters,
+    })
+}
+
+pub fn run_all(guest: &Guest) -> Vec<Outcome> {
+    [EngineKind::Interp, EngineKind::Bt, EngineKind::Kvm]
+        .into_iter()
+        .map(|engine| Outcome {
+            engine,
+            result: run_one(engine, guest),
+        })
+        .collect()
+}
+
+/// The first difference between two runs, described for a human.
+pub fn first_difference(a: &Ran, b: &Ran) -> Option<String> {
+    if a.status != b.status {
+        return Some(format!(
+            "exit status {} vs {} ({} vs {})",
+            a.status, b.status, a.stop, b.stop
+        ));
+    }
+    if a.serial != b.serial {
+        let i = a
+            .serial
+            .iter()
+            .zip(&b.serial)
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.serial.len().min(b.serial.len()));
+        return Some(format!(
+            "serial output differs at byte {i}: {:?} vs {:?}",
+            String::from_utf8_lossy(&a.serial[i..(i + 20).min(a.serial.len())]),
+            String::from_utf8_lossy(&b.serial[i..(i + 20).min(b.serial.len())])
+        ));
+    }
+    if a.screen != b.screen {
+        let line = a
+            .screen
+            .lines()
+            .zip(b.screen.lines())
+            .position(|(x, y)| x != y)
+            .unwrap_or(0);
+        return Some(format!("VGA screen differs at row {line}"));
+    }
+    None
+}
+
+/// Prints the comparison table; returns true when every engine that ran
+/// agreed with the first one.
+pub fn print_table(w: &mut dyn Write, guest: &Guest, outcomes: &[Outcome]) -> bool {
+    let _ = writeln!(w, "guest: {}\n", guest.name);
+    let reference = outcomes
+        .iter()
+        .find_map(|o| o.result.as_ref().ok().map(|r| (o.engine, r)));
+    let mut agree = true;
+    let _ = writeln!(
+        w,
+        "{:<7} {:<9} {:>12} {:>9} {:>10} {:>6} {:>6} {:>6} {:>9} {:>8}  stop",
+        "engine",
+        "output",
+        "instructions",
+        "wall ms",
+        "M insn/s",
+        "rings",
+        "excs",
+        "irqs",
+        "sensitive",
+        "VM exits"
+    );
+    for o in outcomes {
+        match &o.result {
+            Err(why) => {
+                let _ = writeln!(w, "{:<7} unavailable: {why}", o.engine.name());
+            }
+            Ok(r) => {
+                let matches = match reference {
+                    Some((e, first)) if e != o.engine => match first_difference(first, r) {
+                        None => "same".to_string(),
+                        Some(_) => {
+                            agree = false;
+                            "DIFFERS".to_string()
+                        }
+                    },
+                    _ => "reference".to_string(),
+                };
+                let secs = r.wall.as_secs_f64();
+                let mips = if secs > 0.0 {
+                    r.instructions as f64 / secs / 1e6
+                } else {
+                    0.0
+                };
+                let _ = writeln!(
+                    w,
+                    "{:<7} {:<9} {:>12} {:>9.2} {:>10.1} {:>6} {:>6} {:>6} {:>9} {:>8}  {}",
+                    o.engine.name(),
+                    matches,
+                    r.instructions,
+                    secs * 1e3,
+                    mips,
+                    r.privilege_changes,
+                    r.exceptions,
+                    r.interrupts,
+                    r.sensitive,
+                    r.vm_exits,
+                    r.stop
+                );
+            }
+        }
+    }
+    if let Some((e, first)) = reference {
+        for o in outcomes {
+            if let Ok(r) = &o.result {
+                if let Some(d) = first_difference(first, r) {
+                    let _ = writeln!(w, "\n{} differs from {}: {d}", o.engine.name(), e.name());
+                }
+            }
+        }
+        let _ = writeln!(
+            w,
+            "\nserial output ({}):\n{}",
+            e.name(),
+            String::from_utf8_lossy(&first.serial)
+        );
+        if !first.screen.is_empty() {
+            let _ = writeln!(w, "VGA screen ({}):\n{}", e.name(), first.screen);
+        }
+    }
+    for o in outcomes {
+        if let Ok(r) = &o.result {
+            let list: Vec<String> = r
+                .counters
+                .iter()
+                .filter(|(_, v)| *v > 0)
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            if !list.is_empty() {
+                let _ = writeln!(w, "{} counters: {}", o.engine.name(), list.join(", "));
+            }
+        }
+    }
+    let _ = writeln!(
+        w,
+        "rings = privilege changes, excs = exceptions, irqs = hardware interrupts, \
+         sensitive = sensitive instructions handled by the engine"
+    );
+    agree
+}
+
+/// `ringlab` with no arguments.
+pub fn demo() -> u8 {
+    let lesson = lessons::find("rings")
+        .or_else(|| lessons::find("hello"))
+        .expect("the lessons crate has hello");
+    let guest = Guest {
+        name: format!("lesson {}: {}", lesson.name, lesson.summary),
+        bytes: lesson.image,
+        format: Some(match lesson.format {
+            lessons::Format::BootSector => ImageFormat::Flat,
+            lessons::Format::Multiboot => ImageFormat::Multiboot,
+        }),
+    };
+    println!("ringlab runs one unmodified x86 guest on each engine and compares them.");
+    println!("`ringlab --help` lists the commands.\n");
+    let outcomes = run_all(&guest);
+    let agree = print_table(&mut std::io::stdout(), &guest, &outcomes);
+    if !agree {
+        return status::DISAGREE;
+    }
+    if outcomes.iter().all(|o| o.result.is_err()) {
+        return status::ENGINE_ERROR;
+    }
+    0
+}

@@ -1,0 +1,32 @@
+//! Choosing and creating an engine by name.
+
+use machine::{Engine, EngineError, Machine};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineKind {
+    /// The interpreter: every instruction decoded and executed in software.
+    Interp,
+    /// The binary translator: guest code translated to host code.
+    Bt,
+    /// Hardware-assisted virtualization through /dev/kvm.
+    Kvm,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Interp => "interp",
+            EngineKind::Bt => "bt",
+            EngineKind::Kvm => "kvm",
+        }
+    }
+}
+
+/// Creates the engine over machine `m`.
+pub fn create(kind: EngineKind, m: &mut Machine) -> Result<Box<dyn Engine>, EngineError> {
+    match kind {
+        EngineKind::Interp => Ok(Box::new(engine_interp::Interp::new())),
+        EngineKind::Bt => engine_bt::create(m),
+        EngineKind::Kvm => engine_kvm::create(m),
+    }
+}

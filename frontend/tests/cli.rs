@@ -1,0 +1,312 @@
+//! `ringlab run` end to end: the exit status contract, stdout carrying
+//! exactly the guest's COM1 bytes, and clear errors for bad images. The
+//! guests are assembled here with GNU binutils (CI installs them).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn tool(name: &str, args: &[&str]) {
+    let out = Command::new(name).args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run {name} (GNU binutils are needed: apt-get install binutils): {e}")
+    });
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Assembles `body` (Intel syntax). `flat`: a real-mode image linked at
+/// 0x7C00; else a 32-bit multiboot ELF linked at 1 MiB.
+fn guest(name: &str, body: &str, flat: bool) -> PathBuf {
+    let src = tmp(&format!("{name}.S"));
+    let header = if flat {
+        ".intel_syntax noprefix\n.code16\n.global start\nstart:\n".to_string()
+    } else {
+        // Multiboot header: magic, flags (memory info), checksum.
+        ".intel_syntax noprefix\n.code32\n.global start\n.section .text\n.align 4\n\
+         .long 0x1BADB002\n.long 0x00000002\n.long -(0x1BADB002 + 0x00000002)\nstart:\n"
+            .to_string()
+    };
+    std::fs::write(&src, format!("{header}{body}\n")).unwrap();
+    let obj = tmp(&format!("{name}.o"));
+    let elf = tmp(&format!("{name}.elf"));
+    let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+    tool("as", &["--32", "-o", &s(&obj), &s(&src)]);
+    let ttext = if flat {
+        "-Ttext=0x7c00"
+    } else {
+        "-Ttext=0x100000"
+    };
+    tool(
+        "ld",
+        &[
+            "-m",
+            "elf_i386",
+            "-nostdlib",
+            ttext,
+            "-e",
+            "start",
+            "-o",
+            &s(&elf),
+            &s(&obj),
+        ],
+    );
+    if !flat {
+        return elf;
+    }
+    let bin = tmp(&format!("{name}.bin"));
+    tool(
+        "objcopy",
+        &["-O", "binary", "-j", ".text", &s(&elf), &s(&bin)],
+    );
+    bin
+}
+
+fn ringlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringlab"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn run(image: &std::path::Path, extra: &[&str]) -> Output {
+    let mut args = vec!["run", image.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    ringlab(&args)
+}
+
+fn assert_clean_error(out: &Output, status: i32, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(status), "stderr: {err}");
+    assert!(out.stdout.is_empty(), "nothing on stdout: {:?}", out.stdout);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("ringlab: error: "), "{err}");
+    assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+/// Real mode: print "ok\n" on COM1 (and a byte on 0xE9, which is not
+/// stdout), then exit through port 0xF4 with 0x10.
+const PRINT_AND_EXIT: &str = r#"
+    xor ax, ax
+    mov ds, ax
+    mov dx, 0x3fb
+    mov al, 3
+    out dx, al
+    mov si, offset msg
+1:  lodsb
+    test al, al
+    jz 2f
+    mov dx, 0x3f8
+    out dx, al
+    jmp 1b
+2:  mov al, 'x'
+    out 0xe9, al
+    mov al, 0x10
+    out 0xf4, al
+    hlt
+msg: .asciz "ok\n"
+"#;
+
+#[test]
+fn guest_exit_port_gives_v_shifted_or_one_and_stdout_is_com1_only() {
+    let img = guest("exit", PRINT_AND_EXIT, true);
+    let out = run(&img, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0x21),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"ok\n");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // --stats goes to stderr; stdout is unchanged.
+    let out = run(&img, &["--stats"]);
+    assert_eq!(out.stdout, b"ok\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("guest exit through port 0xf4 with value 0x10 (exit status 33)"),
+        "{err}"
+    );
+    assert!(err.contains("instructions"), "{err}");
+}
+
+#[test]
+fn bochs_shutdown_and_halt_with_interrupts_off_exit_zero() {
+    let img = guest(
+        "shutdown",
+        r#"
+    xor ax, ax
+    mov ds, ax
+    mov si, offset msg
+    mov dx, 0x8900
+1:  lodsb
+    test al, al
+    jz 2f
+    out dx, al
+    jmp 1b
+2:  mov al, 0x55
+    out 0xf4, al
+msg: .asciz "Shutdown"
+"#,
+        true,
+    );
+    let out = run(&img, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let img = guest("cli_hlt", "cli\nhlt\n", true);
+    let out = run(&img, &["--stats"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("halted with interrupts disabled"));
+}
+
+#[test]
+fn budget_timeout_idle_and_triple_fault_have_their_own_statuses() {
+    let spin = guest("spin", "1: jmp 1b\n", true);
+    let out = run(&spin, &["--max-instructions", "100000"]);
+    assert_eq!(out.status.code(), Some(10));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("instruction budget reached"));
+    let out = run(&spin, &["--timeout", "0.2"]);
+    assert_eq!(out.status.code(), Some(10));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timeout"));
+
+    // STI; HLT with no device programmed: nothing can ever wake the CPU.
+    let idle = guest("idle", "sti\nhlt\njmp start\n", true);
+    assert_eq!(run(&idle, &[]).status.code(), Some(12));
+
+    // An interrupt vector table of limit 0: INT 3 cannot be delivered, nor
+    // can the #GP and #DF that follow (SDM Vol 3A 20.1.4): shutdown.
+    let triple = guest(
+        "triple",
+        r#"
+    xor ax, ax
+    mov ds, ax
+    lidt [idt0]
+    int 3
+    hlt
+idt0: .word 0
+      .long 0
+"#,
+        true,
+    );
+    let out = run(&triple, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("triple fault"));
+}
+
+#[test]
+fn multiboot_kernel_runs_in_protected_mode() {
+    let img = guest(
+        "mb",
+        r#"
+    cmp eax, 0x2badb002
+    jne 9f
+    mov edx, 0x3f8
+    mov al, 'P'
+    out dx, al
+    mov eax, cr0
+    and al, 1
+    add al, '0'
+    out dx, al
+    mov al, 10
+    out dx, al
+    mov al, 0
+    out 0xf4, al
+9:  mov al, 1
+    out 0xf4, al
+"#,
+        false,
+    );
+    let out = run(&img, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"P1\n");
+}
+
+#[test]
+fn trace_file_holds_one_json_event_per_line() {
+    let img = guest("trace", PRINT_AND_EXIT, true);
+    let trace = tmp("trace.jsonl");
+    let out = run(&img, &["--trace", trace.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0x21));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ports: Vec<(u64, bool)> = lines
+        .iter()
+        .filter(|v| v["kind"] == "port_io")
+        .map(|v| (v["port"].as_u64().unwrap(), v["write"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        ports,
+        vec![
+            (0x3fb, true),
+            (0x3f8, true),
+            (0x3f8, true),
+            (0x3f8, true),
+            (0xe9, true),
+            (0xf4, true)
+        ]
+    );
+    assert!(lines.iter().all(|v| v["icount"].is_u64()));
+}
+
+#[test]
+fn malformed_images_get_one_clear_error_line() {
+    let empty = tmp("empty.bin");
+    std::fs::write(&empty, b"").unwrap();
+    assert_clean_error(&run(&empty, &[]), 4, "empty");
+
+    let elf = tmp("truncated.elf");
+    std::fs::write(&elf, b"\x7fELF\x01\x01\x01\0\0\0").unwrap();
+    assert_clean_error(&run(&elf, &[]), 4, "truncated.elf");
+
+    let missing = tmp("does-not-exist.bin");
+    assert_clean_error(&run(&missing, &[]), 4, "cannot read");
+
+    let big = tmp("big.bin");
+    std::fs::write(&big, vec![0x90u8; 2 << 20]).unwrap();
+    assert_clean_error(&run(&big, &["--mem", "1"]), 4, "big.bin");
+}
+
+#[test]
+fn bad_arguments_and_missing_engines_are_reported() {
+    let img = guest("exit2", PRINT_AND_EXIT, true);
+    let out = run(&img, &["--mem", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&img, &["--engine", "vmware"]);
+    assert_eq!(out.status.code(), Some(2));
+    // Engines that have not landed yet say so (update when they land).
+    assert_clean_error(&run(&img, &["--engine", "bt"]), 6, "not implemented yet");
+    assert_clean_error(&run(&img, &["--engine", "kvm"]), 6, "not implemented yet");
+}

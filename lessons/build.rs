@@ -1,0 +1,72 @@
+//! Assembles and links the lesson guests with GNU binutils.
+//!
+//! Each guest is `guests/NAME.S` (GNU as, Intel syntax). Flat guests (boot
+//! sectors) are linked at their load address and stripped to raw bytes with
+//! objcopy; multiboot guests stay ELF32.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// (name, format, link address)
+const GUESTS: &[(&str, &str, u32)] = &[("hello", "flat", 0x7C00)];
+
+fn tool(name: &str, args: &[&str]) {
+    let out = Command::new(name).args(args).output().unwrap_or_else(|e| {
+        panic!(
+            "lessons: cannot run `{name}` ({e}). The lesson guests are built with GNU binutils \
+             (as, ld, objcopy): install them with `sudo apt-get install binutils`."
+        )
+    });
+    if !out.status.success() {
+        panic!(
+            "lessons: `{name} {}` failed:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn main() {
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let manifest =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    for &(name, format, addr) in GUESTS {
+        let src = manifest.join("guests").join(format!("{name}.S"));
+        println!("cargo:rerun-if-changed={}", src.display());
+        let obj = out_dir.join(format!("{name}.o"));
+        let elf = out_dir.join(format!("{name}.elf"));
+        let s = |p: &Path| p.to_str().expect("UTF-8 build paths").to_string();
+        tool("as", &["--32", "-o", &s(&obj), &s(&src)]);
+        let ttext = format!("-Ttext=0x{addr:x}");
+        tool(
+            "ld",
+            &[
+                "-m",
+                "elf_i386",
+                "-nostdlib",
+                &ttext,
+                "-e",
+                "start",
+                "-o",
+                &s(&elf),
+                &s(&obj),
+            ],
+        );
+        match format {
+            "flat" => {
+                let bin = out_dir.join(format!("{name}.bin"));
+                tool(
+                    "objcopy",
+                    &["-O", "binary", "-j", ".text", &s(&elf), &s(&bin)],
+                );
+            }
+            "multiboot" => {
+                std::fs::copy(&elf, out_dir.join(format!("{name}.bin")))
+                    .expect("copy the ELF image");
+            }
+            other => panic!("lessons: unknown guest format {other}"),
+        }
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+}
