@@ -78,55 +78,64 @@ impl Interp {
         }
     }
 
-    /// Runs at most `budget` instructions of the block at CS:EIP.
+    /// Runs up to `budget` instructions, block after block, until a block
+    /// ends with something the run loop must look at (`exit_block`: I/O,
+    /// a mode or IF change, a write to cached code, an exception) or the
+    /// budget is used up. Device deadlines are already folded into `budget`.
     fn exec(&mut self, m: &mut Machine, budget: u64) -> Flow {
         let c = &mut self.cpu;
-        let blk = match block::lookup(c, m, &mut self.cache) {
-            Ok(b) => b,
-            Err(e) => {
-                return if c.raise(m, e) {
-                    Flow::Continue
-                } else {
-                    Flow::Triple
-                };
-            }
-        };
-        c.counters.blocks_run += 1;
         c.exit_block = false;
-        let n = (blk.ops.len() as u64).min(budget) as usize;
-        let cs_limit = c.segs[CS].limit;
-        let limit_ok = (c.eip as u64 + blk.bytes as u64) <= cs_limit as u64 + 1;
-        let ip_mask = c.ip_mask();
+        let mut remaining = budget;
+        let mut ran = 0u64;
         let mut flow = Flow::Continue;
-        for op in &blk.ops[..n] {
-            let start = c.eip;
-            if !limit_ok && start as u64 + op.len as u64 > c.segs[CS].limit as u64 + 1 {
-                if !c.raise(m, fault::Exc::new(fault::vec::GP, Some(0))) {
-                    flow = Flow::Triple;
-                }
-                break;
-            }
-            c.eip = start.wrapping_add(op.len as u32) & ip_mask;
-            match (op.f)(c, m, op) {
-                Ok(()) => {
-                    c.pending += 1;
-                    if c.exit_block {
-                        break;
-                    }
-                }
+        'blocks: while remaining > 0 {
+            let blk = match block::lookup(c, m, &mut self.cache) {
+                Ok(b) => b,
                 Err(e) => {
-                    c.eip = start;
                     if !c.raise(m, e) {
                         flow = Flow::Triple;
                     }
                     break;
                 }
+            };
+            c.counters.blocks_run += 1;
+            let n = (blk.ops.len() as u64).min(remaining) as usize;
+            let cs_limit = c.segs[CS].limit;
+            let limit_ok = (c.eip as u64 + blk.bytes as u64) <= cs_limit as u64 + 1;
+            let ip_mask = c.ip_mask();
+            for op in &blk.ops[..n] {
+                let start = c.eip;
+                if !limit_ok && start as u64 + op.len as u64 > c.segs[CS].limit as u64 + 1 {
+                    if !c.raise(m, fault::Exc::new(fault::vec::GP, Some(0))) {
+                        flow = Flow::Triple;
+                    }
+                    break 'blocks;
+                }
+                c.eip = start.wrapping_add(op.len as u32) & ip_mask;
+                match (op.f)(c, m, op) {
+                    Ok(()) => {
+                        c.pending += 1;
+                        ran += 1;
+                        if c.exit_block {
+                            break 'blocks;
+                        }
+                    }
+                    Err(e) => {
+                        c.eip = start;
+                        if !c.raise(m, e) {
+                            flow = Flow::Triple;
+                        }
+                        break 'blocks;
+                    }
+                }
             }
+            remaining -= n as u64;
         }
+        // Port accesses may have retired part of `pending` already.
         let done = c.pending;
         c.pending = 0;
         m.retire(done);
-        self.retired += done;
+        self.retired += ran;
         flow
     }
 

@@ -183,7 +183,8 @@ impl Cpu {
             let pde = m.read_phys(pde_addr, 4) as u32;
             let fault = |present: bool, cpu: &mut Cpu| {
                 cpu.cr2 = lin;
-                let code = (present as u32 * pf::P) | (write as u32 * pf::W) | (user as u32 * pf::U);
+                let code =
+                    (present as u32 * pf::P) | (write as u32 * pf::W) | (user as u32 * pf::U);
                 Exc::new(vec::PF, Some(code))
             };
             if pde & pte::P == 0 {
