@@ -127,6 +127,19 @@ pub fn incdec(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     Ok(())
 }
 
+/// INC r32 (x = 0) / DEC r32 (x = 1), the hot forms.
+pub fn incdec_r32(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
+    let a = c.regs[op.r0 as usize];
+    let r = if op.x == 0 {
+        a.wrapping_add(1)
+    } else {
+        a.wrapping_sub(1)
+    };
+    c.regs[op.r0 as usize] = r;
+    c.fl.set_incdec(op.x != 0, 4, a, r);
+    Ok(())
+}
+
 pub fn neg(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let (loc, a) = c.loc0(m, op)?;
     let r = 0u32.wrapping_sub(a) & mask(op.w);

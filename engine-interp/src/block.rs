@@ -4,12 +4,13 @@
 use crate::cpu::Cpu;
 use crate::decode;
 use crate::fault::{Exc, R};
-use crate::mmu::{Acc, TLB_SIZE};
+use crate::mmu::{tlb_slot, Acc};
 use crate::ops::Op;
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction};
 use machine::{Event, Machine};
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 /// Longest block, in instructions.
 pub const MAX_BLOCK: usize = 64;
@@ -18,6 +19,38 @@ pub struct Block {
     pub ops: Vec<Op>,
     /// Bytes covered, from the first instruction's start.
     pub bytes: u32,
+    /// The last two successors run after this block: (linear address,
+    /// TLB epoch, block). Following a link skips the lookup; a link made
+    /// under another epoch (a mapping or CS changed) is ignored. Weak, so
+    /// an invalidated block dies.
+    succ: RefCell<[(u32, u64, Weak<Block>); 2]>,
+}
+
+impl Block {
+    fn new(ops: Vec<Op>, bytes: u32) -> Block {
+        Block {
+            ops,
+            bytes,
+            succ: RefCell::new([(0, u64::MAX, Weak::new()), (0, u64::MAX, Weak::new())]),
+        }
+    }
+
+    /// The successor at linear address `lin`, if linked under `epoch`.
+    #[inline(always)]
+    pub fn chained(&self, lin: u32, epoch: u64) -> Option<Rc<Block>> {
+        let s = self.succ.borrow();
+        for (l, e, b) in s.iter() {
+            if *l == lin && *e == epoch {
+                return b.upgrade();
+            }
+        }
+        None
+    }
+
+    pub fn link(&self, lin: u32, epoch: u64, next: &Rc<Block>) {
+        let mut s = self.succ.borrow_mut();
+        s[1] = std::mem::replace(&mut s[0], (lin, epoch, Rc::downgrade(next)));
+    }
 }
 
 /// Direct-mapped front cache size (entries).
@@ -98,7 +131,7 @@ impl Cpu {
     #[inline(always)]
     fn fetch_phys(&mut self, m: &mut Machine, lin: u32) -> R<u32> {
         let user = self.cpl == 3;
-        let e = &self.tlb.e[user as usize][(lin >> 12) as usize % TLB_SIZE];
+        let e = &self.tlb.e[user as usize][tlb_slot(lin)];
         if e.rtag == lin & !0xFFF {
             return Ok(e.phys | (lin & 0xFFF));
         }
@@ -156,7 +189,7 @@ pub fn lookup(c: &mut Cpu, m: &mut Machine, cache: &mut Cache) -> R<Rc<Block>> {
     c.counters.blocks_built += 1;
     m.mem.mark_code_page(page);
     c.tlb.protect_phys_page(phys & !0xFFF);
-    let b = Rc::new(Block { ops, bytes: total });
+    let b = Rc::new(Block::new(ops, total));
     cache.insert(key, page, b.clone());
     Ok(b)
 }
@@ -192,10 +225,7 @@ fn single(c: &mut Cpu, m: &mut Machine, lin: u32, bitness: u32) -> R<Rc<Block>> 
     let insn = dec.decode();
     let op = lower_or_report(m, c, &insn, &buf[..insn.len().max(1).min(n)]);
     let len = op.len as u32;
-    Ok(Rc::new(Block {
-        ops: vec![op],
-        bytes: len,
-    }))
+    Ok(Rc::new(Block::new(vec![op], len)))
 }
 
 /// Lowers an instruction; an unimplemented one becomes a #UD op and is

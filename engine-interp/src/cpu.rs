@@ -213,6 +213,7 @@ impl Cpu {
 
     /// Recomputes everything derived from CR0, EFLAGS.VM and the segments.
     pub fn refresh_mode(&mut self) {
+        self.tlb.epoch += 1;
         self.cpl = if !self.protected() {
             0
         } else if self.fl.bits & f::VM != 0 {

@@ -179,7 +179,11 @@ pub fn lower(i: &Instruction) -> Option<Op> {
         M::Test => alu::test,
         M::Inc | M::Dec => {
             op.x = (i.mnemonic() == M::Dec) as u8;
-            alu::incdec
+            if op.k0 == K_REG && op.w == 4 {
+                alu::incdec_r32
+            } else {
+                alu::incdec
+            }
         }
         M::Neg => alu::neg,
         M::Not => alu::not,

@@ -19,19 +19,42 @@ pub mod vec {
     pub const PF: u8 = 14;
 }
 
-/// An exception raised by an instruction (or by delivering one).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Exc {
-    pub vector: u8,
-    pub code: Option<u32>,
-}
+/// An exception raised by an instruction (or by delivering one), packed in
+/// one non-zero word so that `Result<(), Exc>` is returned in a register
+/// by every handler: bits 0-15 the error code (selectors, #PF bits: x86
+/// error codes fit in 16 bits), bits 16-23 the vector, bit 24 "has an
+/// error code", bit 31 always set.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Exc(std::num::NonZeroU32);
 
 pub type R<T> = Result<T, Exc>;
 
 impl Exc {
     #[inline]
     pub fn new(vector: u8, code: Option<u32>) -> Exc {
-        Exc { vector, code }
+        let mut v = (1u32 << 31) | ((vector as u32) << 16);
+        if let Some(c) = code {
+            v |= (1 << 24) | (c & 0xFFFF);
+        }
+        Exc(std::num::NonZeroU32::new(v).expect("bit 31 is set"))
+    }
+    #[inline]
+    pub fn vector(self) -> u8 {
+        (self.0.get() >> 16) as u8
+    }
+    #[inline]
+    pub fn code(self) -> Option<u32> {
+        let v = self.0.get();
+        (v & (1 << 24) != 0).then_some(v & 0xFFFF)
+    }
+}
+
+impl std::fmt::Debug for Exc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.code() {
+            Some(c) => write!(f, "Exc(vector {}, code {c:#x})", self.vector()),
+            None => write!(f, "Exc(vector {})", self.vector()),
+        }
     }
 }
 

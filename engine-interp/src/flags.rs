@@ -11,36 +11,42 @@ use machine::cpu::flags as f;
 /// EFLAGS bits that always read 0 (bits 3, 5, 15 and 22-31; SDM Vol 1 3.4.3).
 pub const RESERVED_ZERO: u32 = (1 << 3) | (1 << 5) | (1 << 15) | 0xFFC0_0000;
 
-/// The operation whose result the status flags describe.
+/// The operation whose result the status flags describe (the argument of
+/// `set_lazy`; handlers pass a constant, so the match folds away).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lazy {
-    /// The status bits in `Flags::bits` are current.
-    None,
     Add,
-    /// ADC with a carry in of 1 (with 0 it is recorded as `Add`).
+    /// ADC (the carry vector formula holds for any carry in).
     Adc,
     Sub,
-    /// SBB with a borrow in of 1.
     Sbb,
     /// AND, OR, XOR, TEST: CF = OF = 0, AF = 0 (undefined by the SDM).
     Logic,
-    /// INC: like ADD of 1 but CF is kept (it is in `bits`).
+    /// INC: like ADD of 1 but CF is kept.
     Inc,
     /// DEC: like SUB of 1 but CF is kept.
     Dec,
 }
 
+/// Bits of `aux`: the carry out of the top bit (CF), the carry out of the
+/// bit below it (so OF = CF xor PO), and the carry out of bit 3 (AF).
+const AUX_CF: u32 = 1 << 31;
+const AUX_PO: u32 = 1 << 30;
+const AUX_AF: u32 = 1 << 3;
+
+/// EFLAGS with the status flags kept as the last result plus its carry
+/// vector, the scheme Bochs uses: an ALU instruction stores its
+/// sign-extended result and two bits of its carry chain; each flag is a
+/// shift and a mask away, with no branch on the operation.
 #[derive(Clone, Copy, Debug)]
 pub struct Flags {
-    /// Every flag; the status flags only when `lazy == None` (CF also for
-    /// Inc and Dec).
+    /// Every flag; the status flags only when `lazy` is false.
     pub bits: u32,
-    pub lazy: Lazy,
-    /// Operand size in bytes (1, 2 or 4).
-    pub w: u8,
-    pub a: u32,
-    pub b: u32,
-    pub r: u32,
+    /// The status flags are described by `res` and `aux`.
+    pub lazy: bool,
+    /// The last result, sign-extended to 32 bits (SF = bit 31, ZF = 0).
+    pub res: u32,
+    pub aux: u32,
 }
 
 #[inline(always)]
@@ -62,97 +68,123 @@ pub fn parity(v: u32) -> bool {
     (v as u8).count_ones().is_multiple_of(2)
 }
 
+#[inline(always)]
+fn sext(v: u32, w: u8) -> u32 {
+    match w {
+        1 => v as u8 as i8 as i32 as u32,
+        2 => v as u16 as i16 as i32 as u32,
+        _ => v,
+    }
+}
+
+/// Moves the two top carries of a `w`-byte carry vector to bits 31 and 30,
+/// keeping the carry out of bit 3.
+#[inline(always)]
+fn aux_of(cout: u32, w: u8) -> u32 {
+    let bits = w as u32 * 8;
+    (cout & AUX_AF) | ((cout >> (bits - 2)) << 30)
+}
+
 impl Flags {
     pub fn new(bits: u32) -> Flags {
         Flags {
             bits: bits | f::FIXED,
-            lazy: Lazy::None,
-            w: 4,
-            a: 0,
-            b: 0,
-            r: 0,
+            lazy: false,
+            res: 0,
+            aux: 0,
         }
     }
 
+    /// Records the result `r` of operation `op` on `a` and `b` (width `w`).
     #[inline(always)]
     pub fn set_lazy(&mut self, op: Lazy, w: u8, a: u32, b: u32, r: u32) {
-        self.lazy = op;
-        self.w = w;
-        self.a = a;
-        self.b = b;
-        self.r = r;
+        let aux = match op {
+            Lazy::Add | Lazy::Adc | Lazy::Inc => aux_of((a & b) | ((a | b) & !r), w),
+            Lazy::Sub | Lazy::Sbb | Lazy::Dec => aux_of((!a & b) | (!(a ^ b) & r), w),
+            Lazy::Logic => 0,
+        };
+        let aux = if matches!(op, Lazy::Inc | Lazy::Dec) {
+            let mut aux = aux;
+            // Keep the old CF; flip PO along with CF so OF = CF ^ PO holds.
+            let old_cf = self.cf() as u32;
+            if (aux >> 31) ^ old_cf != 0 {
+                aux ^= AUX_CF | AUX_PO;
+            }
+            aux
+        } else {
+            aux
+        };
+        if !self.lazy {
+            self.lazy = true;
+        }
+        self.res = sext(r, w);
+        self.aux = aux;
     }
 
     /// Records INC or DEC, keeping CF.
     #[inline(always)]
     pub fn set_incdec(&mut self, dec: bool, w: u8, a: u32, r: u32) {
-        let cf = self.cf();
-        self.bits = (self.bits & !f::CF) | cf as u32;
-        self.set_lazy(if dec { Lazy::Dec } else { Lazy::Inc }, w, a, 1, r);
+        let op = if dec { Lazy::Dec } else { Lazy::Inc };
+        self.set_lazy(op, w, a, 1, r);
     }
 
     #[inline(always)]
     pub fn cf(&self) -> bool {
-        let m = mask(self.w);
-        let (a, b, r) = (self.a & m, self.b & m, self.r & m);
-        match self.lazy {
-            Lazy::None | Lazy::Inc | Lazy::Dec => self.bits & f::CF != 0,
-            Lazy::Add => r < a,
-            Lazy::Adc => r <= a,
-            Lazy::Sub => a < b,
-            Lazy::Sbb => a <= b,
-            Lazy::Logic => false,
+        if self.lazy {
+            self.aux >> 31 != 0
+        } else {
+            self.bits & f::CF != 0
         }
     }
 
     #[inline(always)]
     pub fn zf(&self) -> bool {
-        match self.lazy {
-            Lazy::None => self.bits & f::ZF != 0,
-            _ => self.r & mask(self.w) == 0,
+        if self.lazy {
+            self.res == 0
+        } else {
+            self.bits & f::ZF != 0
         }
     }
 
     #[inline(always)]
     pub fn sf(&self) -> bool {
-        match self.lazy {
-            Lazy::None => self.bits & f::SF != 0,
-            _ => self.r & sign(self.w) != 0,
+        if self.lazy {
+            self.res >> 31 != 0
+        } else {
+            self.bits & f::SF != 0
         }
     }
 
     #[inline(always)]
     pub fn of(&self) -> bool {
-        let s = sign(self.w);
-        let (a, b, r) = (self.a, self.b, self.r);
-        match self.lazy {
-            Lazy::None => self.bits & f::OF != 0,
-            Lazy::Add | Lazy::Adc | Lazy::Inc => (a ^ r) & (b ^ r) & s != 0,
-            Lazy::Sub | Lazy::Sbb | Lazy::Dec => (a ^ b) & (a ^ r) & s != 0,
-            Lazy::Logic => false,
+        if self.lazy {
+            (self.aux ^ (self.aux << 1)) >> 31 != 0
+        } else {
+            self.bits & f::OF != 0
         }
     }
 
     #[inline(always)]
     pub fn pf(&self) -> bool {
-        match self.lazy {
-            Lazy::None => self.bits & f::PF != 0,
-            _ => parity(self.r),
+        if self.lazy {
+            parity(self.res)
+        } else {
+            self.bits & f::PF != 0
         }
     }
 
     #[inline(always)]
     pub fn af(&self) -> bool {
-        match self.lazy {
-            Lazy::None => self.bits & f::AF != 0,
-            Lazy::Logic => false,
-            _ => (self.a ^ self.b ^ self.r) & 0x10 != 0,
+        if self.lazy {
+            self.aux & AUX_AF != 0
+        } else {
+            self.bits & f::AF != 0
         }
     }
 
     /// The full EFLAGS value.
     pub fn get(&self) -> u32 {
-        if self.lazy == Lazy::None {
+        if !self.lazy {
             return self.bits;
         }
         let mut v = self.bits & !f::STATUS;
@@ -168,16 +200,16 @@ impl Flags {
     /// Replaces every flag (the caller applies the privilege rules).
     pub fn set(&mut self, v: u32) {
         self.bits = (v | f::FIXED) & !RESERVED_ZERO;
-        self.lazy = Lazy::None;
+        self.lazy = false;
     }
 
     /// Materialises the status flags into `bits` so single ones can be
     /// changed.
     #[inline]
     pub fn materialize(&mut self) {
-        if self.lazy != Lazy::None {
+        if self.lazy {
             self.bits = self.get();
-            self.lazy = Lazy::None;
+            self.lazy = false;
         }
     }
 
@@ -204,7 +236,7 @@ impl Flags {
         v |= (r & sign(w) != 0) as u32 * f::SF;
         v |= of as u32 * f::OF;
         self.bits = v;
-        self.lazy = Lazy::None;
+        self.lazy = false;
     }
 
     #[inline(always)]

@@ -135,7 +135,7 @@ impl Cpu {
         }
         let d = self
             .read_desc(m, tsel)
-            .map_err(|e| Exc::new(e.vector, e.code.map(|c| c | ext)))?;
+            .map_err(|e| Exc::new(e.vector(), e.code().map(|c| c | ext)))?;
         if !d.is_code() || d.dpl() > self.cpl {
             return gp(terr);
         }
@@ -162,7 +162,7 @@ impl Cpu {
             let (nss, nesp) = self.tss_stack(m, dpl)?;
             let mut ssd = self
                 .check_inner_ss(m, nss, dpl)
-                .map_err(|e| Exc::new(e.vector, e.code.map(|c| c | ext)))?;
+                .map_err(|e| Exc::new(e.vector(), e.code().map(|c| c | ext)))?;
             self.set_accessed(m, &mut ssd)?;
             let old_ss = self.segs[SS].selector as u32;
             let old_esp = self.regs[4];
@@ -241,20 +241,20 @@ impl Cpu {
             icount,
             m.clock.now(),
             Event::Exception {
-                vector: e.vector,
-                error_code: e.code,
+                vector: e.vector(),
+                error_code: e.code(),
                 eip: self.eip,
             },
         );
         let mut cur = e;
         for _ in 0..4 {
-            match self.deliver(m, cur.vector, Source::Exception(cur.code)) {
+            match self.deliver(m, cur.vector(), Source::Exception(cur.code())) {
                 Ok(()) => return true,
                 Err(e2) => {
-                    if cur.vector == vec::DF {
+                    if cur.vector() == vec::DF {
                         return false;
                     }
-                    cur = if is_double(cur.vector, e2.vector) {
+                    cur = if is_double(cur.vector(), e2.vector()) {
                         Exc::new(vec::DF, Some(0))
                     } else {
                         e2
@@ -264,8 +264,8 @@ impl Cpu {
                         icount,
                         m.clock.now(),
                         Event::Exception {
-                            vector: cur.vector,
-                            error_code: cur.code,
+                            vector: cur.vector(),
+                            error_code: cur.code(),
                             eip: self.eip,
                         },
                     );

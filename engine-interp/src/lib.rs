@@ -28,6 +28,7 @@ use block::Cache;
 use cpu::{Cpu, CS};
 use machine::cpu::flags as f;
 use machine::{CpuState, Engine, EngineError, EngineStats, Limits, Machine, Stop};
+use std::rc::Rc;
 use std::time::Instant;
 
 pub struct Interp {
@@ -39,6 +40,8 @@ pub struct Interp {
     now: u64,
     /// Instructions this engine retired.
     retired: u64,
+    /// Consecutive exec calls that retired nothing (faulting handlers).
+    stalls: u64,
 }
 
 impl Default for Interp {
@@ -61,6 +64,7 @@ impl Interp {
             resume_bp: None,
             now: 0,
             retired: 0,
+            stalls: 0,
         }
     }
 
@@ -73,6 +77,7 @@ impl Interp {
         if m.mem.has_written_code_pages() {
             for page in m.mem.take_written_code_pages() {
                 let n = self.cache.invalidate_page(page);
+                self.cpu.tlb.epoch += 1;
                 self.cpu.counters.block_invalidations += n as u64;
             }
         }
@@ -88,15 +93,26 @@ impl Interp {
         let mut remaining = budget;
         let mut ran = 0u64;
         let mut flow = Flow::Continue;
+        let mut prev: Option<Rc<block::Block>> = None;
         'blocks: while remaining > 0 {
-            let blk = match block::lookup(c, m, &mut self.cache) {
-                Ok(b) => b,
-                Err(e) => {
-                    if !c.raise(m, e) {
-                        flow = Flow::Triple;
+            let lin = c.segs[CS].base.wrapping_add(c.eip);
+            let chained = prev.as_ref().and_then(|p| p.chained(lin, c.tlb.epoch));
+            let blk = match chained {
+                Some(b) => b,
+                None => match block::lookup(c, m, &mut self.cache) {
+                    Ok(b) => {
+                        if let Some(p) = &prev {
+                            p.link(lin, c.tlb.epoch, &b);
+                        }
+                        b
                     }
-                    break;
-                }
+                    Err(e) => {
+                        if !c.raise(m, e) {
+                            flow = Flow::Triple;
+                        }
+                        break;
+                    }
+                },
             };
             c.counters.blocks_run += 1;
             let n = (blk.ops.len() as u64).min(remaining) as usize;
@@ -130,6 +146,7 @@ impl Interp {
                 }
             }
             remaining -= n as u64;
+            prev = Some(blk);
         }
         // Port accesses may have retired part of `pending` already.
         let done = c.pending;
@@ -157,7 +174,7 @@ impl Interp {
                 return Stop::Stepped;
             }
             if let Some(max) = limits.max_icount {
-                if m.icount() >= max {
+                if m.icount() + self.stalls >= max {
                     return Stop::Budget;
                 }
             }
@@ -217,11 +234,24 @@ impl Interp {
                 budget = 1;
             }
             if let Some(max) = limits.max_icount {
-                budget = budget.min(max - m.icount());
+                budget = budget.min(max.saturating_sub(m.icount()).max(1));
             }
             budget = budget.min(m.insns_until_deadline().max(1));
+            let before = m.icount();
             if let Flow::Triple = self.exec(m, budget) {
                 return Stop::TripleFault;
+            }
+            // A guest whose exception handlers fault at once retires
+            // nothing; those deliveries count against the budget so such a
+            // loop still ends (a real CPU would spin there forever).
+            if m.icount() == before {
+                self.stalls += 1;
+            } else {
+                self.stalls = 0;
+            }
+            if single {
+                // One instruction, or one exception delivered.
+                return m.stop_requested().map_or(Stop::Stepped, |s| s.to_stop());
             }
         }
     }

@@ -96,10 +96,8 @@ pub fn pop(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
 
 /// PUSHA/PUSHAD: all eight registers, the original SP among them.
 pub fn pusha(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
-    let w = op.w as u32;
-    // Check the whole area first so a fault leaves SP unchanged.
-    let low = c.sp_plus((8 * w).wrapping_neg());
-    c.seg_lin(SS, low, 8 * w, true)?;
+    // Each push is checked on its own (a 16-bit SP wraps from 0000 to FFFE
+    // between pushes, as on the 286 and 386); a fault restores SP.
     let old_sp = c.reg(4, op.w);
     let old = c.regs[4];
     for i in 0..8u8 {

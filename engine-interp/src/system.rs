@@ -504,7 +504,7 @@ fn query(c: &mut Cpu, m: &mut Machine, x: u8, sel: u16) -> R<Option<u32>> {
     }
     let d = match c.read_desc(m, sel) {
         Ok(d) => d,
-        Err(e) if e.vector == crate::fault::vec::GP => return Ok(None),
+        Err(e) if e.vector() == crate::fault::vec::GP => return Ok(None),
         Err(e) => return Err(e),
     };
     let rpl = (sel & 3) as u8;

@@ -243,8 +243,8 @@ impl Cpu {
             }
             let sel = nsels[k];
             self.load_seg(m, *s, sel).map_err(|e| {
-                if e.vector == crate::fault::vec::GP {
-                    Exc::new(crate::fault::vec::TS, e.code)
+                if e.vector() == crate::fault::vec::GP {
+                    Exc::new(crate::fault::vec::TS, e.code())
                 } else {
                     e
                 }
