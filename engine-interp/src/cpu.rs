@@ -92,6 +92,9 @@ pub struct Cpu {
     /// Set by a handler that changed something the block loop must look at
     /// before the next instruction (mode, IF, a write to code, port I/O).
     pub exit_block: bool,
+    /// Set with `exit_block` by an instruction that stopped part way and
+    /// will run again (a long REP string operation): it did not retire.
+    pub restart: bool,
     /// Instructions executed in the current block and not yet retired.
     pub pending: u64,
     pub tlb: Tlb,
@@ -147,6 +150,7 @@ impl Cpu {
             halted: s.halted,
             cpl: 0,
             exit_block: false,
+            restart: false,
             pending: 0,
             tlb: Tlb::new(),
             deprivilege: false,

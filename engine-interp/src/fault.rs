@@ -17,6 +17,7 @@ pub mod vec {
     pub const SS: u8 = 12;
     pub const GP: u8 = 13;
     pub const PF: u8 = 14;
+    pub const AC: u8 = 17;
 }
 
 /// An exception raised by an instruction (or by delivering one), packed in

@@ -15,8 +15,8 @@ use machine::{Event, Machine, PrivCause};
 pub enum Source {
     /// A CPU exception, with its error code if it has one.
     Exception(Option<u32>),
-    /// INT n, INT3, INTO: the gate DPL must allow the CPL.
-    Software,
+    /// INT n, INT3, INTO at this address: the gate DPL must allow the CPL.
+    Software(u32),
     /// A hardware interrupt from the PIC.
     External,
 }
@@ -102,7 +102,7 @@ impl Cpu {
         {
             return gp(gate_err);
         }
-        if src == Source::Software && gate.dpl() < self.cpl {
+        if matches!(src, Source::Software(_)) && gate.dpl() < self.cpl {
             return gp(idx + 2);
         }
         if !gate.seg.present() {
@@ -114,7 +114,7 @@ impl Cpu {
         };
         if gtype == a::SYS_TASK_GATE {
             let from = self.cpl;
-            let insn_eip = self.eip;
+            let insn_eip = event_eip(src, self.eip);
             self.task_switch_gate(m, gate, crate::task::Switch::Interrupt, ext != 0)?;
             if let Some(c) = code {
                 let w = if matches!(self.tr.access & a::TYPE_MASK, a::SYS_TSS32_BUSY) {
@@ -227,7 +227,7 @@ impl Cpu {
         }
         self.fl.set(nf);
         self.refresh_mode();
-        self.note_priv(m, from, cause_of(src), ret_eip);
+        self.note_priv(m, from, cause_of(src), event_eip(src, ret_eip));
         Ok(())
     }
 
@@ -254,7 +254,22 @@ impl Cpu {
                     if cur.vector() == vec::DF {
                         return false;
                     }
-                    cur = if is_double(cur.vector(), e2.vector()) {
+                    let double = is_double(cur.vector(), e2.vector());
+                    if double {
+                        // The exception hit while delivering, then the #DF
+                        // it turned into.
+                        let icount = m.icount() + self.pending;
+                        m.trace.record(
+                            icount,
+                            m.clock.now(),
+                            Event::Exception {
+                                vector: e2.vector(),
+                                error_code: e2.code(),
+                                eip: self.eip,
+                            },
+                        );
+                    }
+                    cur = if double {
                         Exc::new(vec::DF, Some(0))
                     } else {
                         e2
@@ -470,10 +485,19 @@ impl Cpu {
     }
 }
 
+/// The address an event names: the INT instruction itself for software
+/// interrupts (as for every other transfer), else the return address.
+fn event_eip(src: Source, ret_eip: u32) -> u32 {
+    match src {
+        Source::Software(at) => at,
+        _ => ret_eip,
+    }
+}
+
 fn cause_of(src: Source) -> PrivCause {
     match src {
         Source::Exception(_) => PrivCause::Exception,
-        Source::Software => PrivCause::SoftwareInterrupt,
+        Source::Software(_) => PrivCause::SoftwareInterrupt,
         Source::External => PrivCause::HardwareInterrupt,
     }
 }
@@ -510,7 +534,8 @@ pub fn int(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     }
     c.sensitive(m, op, "int");
     // EIP already points after the INT: the return address.
-    c.deliver(m, vector, Source::Software)
+    let at = c.eip.wrapping_sub(op.len as u32);
+    c.deliver(m, vector, Source::Software(at))
 }
 
 pub fn iret(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {

@@ -80,6 +80,7 @@ pub fn ins(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     c.sensitive(m, op, "ins");
     c.check_io(m, port, op.w)?;
     let step = crate::string::step(c, op.w);
+    let mut chunk = 0u32;
     loop {
         if op.x != 0 && crate::string::count(c, op) == 0 {
             break;
@@ -96,6 +97,11 @@ pub fn ins(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
             break;
         }
         crate::string::dec_count(c, op);
+        chunk += 1;
+        if chunk == crate::string::REP_CHUNK && crate::string::count(c, op) != 0 {
+            crate::string::suspend(c, op);
+            break;
+        }
     }
     Ok(())
 }
@@ -106,6 +112,7 @@ pub fn outs(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     c.sensitive(m, op, "outs");
     c.check_io(m, port, op.w)?;
     let step = crate::string::step(c, op.w);
+    let mut chunk = 0u32;
     loop {
         if op.x != 0 && crate::string::count(c, op) == 0 {
             break;
@@ -119,6 +126,11 @@ pub fn outs(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
         }
         crate::string::dec_count(c, op);
         if m.stop_requested().is_some() {
+            break;
+        }
+        chunk += 1;
+        if chunk == crate::string::REP_CHUNK && crate::string::count(c, op) != 0 {
+            crate::string::suspend(c, op);
             break;
         }
     }

@@ -50,6 +50,10 @@ impl Default for Interp {
     }
 }
 
+/// Most instructions one `exec` call runs, so the run loop looks at the
+/// wall clock (timeouts) at least every few milliseconds.
+const SLICE: u64 = 1 << 22;
+
 /// Why `exec` returned early.
 enum Flow {
     Continue,
@@ -130,11 +134,15 @@ impl Interp {
                 c.eip = start.wrapping_add(op.len as u32) & ip_mask;
                 match (op.f)(c, m, op) {
                     Ok(()) => {
-                        c.pending += 1;
-                        ran += 1;
                         if c.exit_block {
+                            if !std::mem::take(&mut c.restart) {
+                                c.pending += 1;
+                                ran += 1;
+                            }
                             break 'blocks;
                         }
+                        c.pending += 1;
+                        ran += 1;
                     }
                     Err(e) => {
                         c.eip = start;
@@ -158,7 +166,6 @@ impl Interp {
 
     fn run_inner(&mut self, m: &mut Machine, limits: &Limits, single: bool) -> Stop {
         let start = Instant::now();
-        let mut iter: u32 = 0;
         let step_target = m.icount() + 1;
         let careful = !limits.breakpoints.is_empty() || m.trace.stop_pending() || single;
         loop {
@@ -178,12 +185,11 @@ impl Interp {
                     return Stop::Budget;
                 }
             }
-            iter = iter.wrapping_add(1);
-            if iter.is_multiple_of(256) {
-                if let Some(t) = limits.timeout {
-                    if start.elapsed() >= t {
-                        return Stop::Timeout;
-                    }
+            // Every iteration: one exec runs up to SLICE instructions, and
+            // one clock read costs less than a port access.
+            if let Some(t) = limits.timeout {
+                if start.elapsed() >= t {
+                    return Stop::Timeout;
                 }
             }
             let c = &mut self.cpu;
@@ -230,13 +236,17 @@ impl Interp {
                     return Stop::Breakpoint { addr: pc };
                 }
             }
-            if careful {
+            // EFLAGS.TF: a #DB trap after each instruction (SDM Vol 3A
+            // 17.3.1.4); sampled before the instruction, so the one that
+            // sets TF (POPF, IRET) does not trap.
+            let single_step = c.fl.bits & f::TF != 0;
+            if careful || single_step {
                 budget = 1;
             }
             if let Some(max) = limits.max_icount {
                 budget = budget.min(max.saturating_sub(m.icount()).max(1));
             }
-            budget = budget.min(m.insns_until_deadline().max(1));
+            budget = budget.min(m.insns_until_deadline().max(1)).min(SLICE);
             let before = m.icount();
             if let Flow::Triple = self.exec(m, budget) {
                 return Stop::TripleFault;
@@ -248,6 +258,12 @@ impl Interp {
                 self.stalls += 1;
             } else {
                 self.stalls = 0;
+                if single_step && !self.cpu.halted {
+                    self.cpu.dr6 |= 1 << 14; // DR6.BS
+                    if !self.cpu.raise(m, fault::Exc::new(fault::vec::DB, None)) {
+                        return Stop::TripleFault;
+                    }
+                }
             }
             if single {
                 // One instruction, or one exception delivered.

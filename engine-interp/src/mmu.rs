@@ -73,6 +73,10 @@ pub struct Tlb {
     /// Bumped whenever a linear-to-physical mapping or the code segment may
     /// have changed: block chain links made under another epoch are stale.
     pub epoch: u64,
+    /// Some entry came from a 4 MiB page: INVLPG must then drop every
+    /// entry of that large page (SDM Vol 3A 4.10.4.1), which we do by
+    /// flushing everything.
+    pub large: bool,
 }
 
 impl Tlb {
@@ -81,11 +85,15 @@ impl Tlb {
             e: Box::new([[EMPTY; TLB_SIZE]; 2]),
             generation: 0,
             epoch: 0,
+            large: false,
         }
     }
 
     pub fn flush(&mut self, keep_global: bool) {
         self.epoch += 1;
+        if !keep_global {
+            self.large = false;
+        }
         for t in self.e.iter_mut() {
             for e in t.iter_mut() {
                 if !(keep_global && e.global) {
@@ -96,6 +104,10 @@ impl Tlb {
     }
 
     pub fn flush_page(&mut self, lin: u32) {
+        if self.large {
+            self.flush(false);
+            return;
+        }
         self.epoch += 1;
         let i = tlb_slot(lin);
         for t in self.e.iter_mut() {
@@ -241,6 +253,9 @@ impl Cpu {
                 m.write_phys(entry_addr, 4, new as u64);
             }
             let global = entry & pte::G != 0 && self.cr4 & cr4::PGE != 0;
+            if large {
+                self.tlb.large = true;
+            }
             (frame & a20, can_write, global, new & pte::D != 0)
         };
         // Fill the TLB only for pages wholly inside RAM.
@@ -383,15 +398,31 @@ impl Cpu {
         self.cpl == 3
     }
 
+    /// Alignment check (SDM Vol 3A 6.15, interrupt 17): a misaligned data
+    /// access at CPL 3 with CR0.AM and EFLAGS.AC set raises #AC(0).
+    #[inline(always)]
+    fn align_check(&self, lin: u32, w: u8) -> R<()> {
+        if lin & (w as u32 - 1) != 0
+            && self.cpl == 3
+            && self.cr0 & cr0::AM != 0
+            && self.fl.bits & machine::cpu::flags::AC != 0
+        {
+            return Err(Exc::new(vec::AC, Some(0)));
+        }
+        Ok(())
+    }
+
     #[inline(always)]
     pub fn rd(&mut self, m: &mut Machine, s: usize, off: u32, w: u8) -> R<u32> {
         let lin = self.seg_lin(s, off, w as u32, false)?;
+        self.align_check(lin, w)?;
         self.read_lin(m, lin, w, self.cpl == 3)
     }
 
     #[inline(always)]
     pub fn wr(&mut self, m: &mut Machine, s: usize, off: u32, w: u8, v: u32) -> R<()> {
         let lin = self.seg_lin(s, off, w as u32, true)?;
+        self.align_check(lin, w)?;
         self.write_lin(m, lin, w, v, self.cpl == 3)
     }
 

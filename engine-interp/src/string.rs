@@ -11,6 +11,20 @@ use crate::fault::R;
 use crate::ops::Op;
 use machine::Machine;
 
+/// Iterations a REP instruction runs before it lets the run loop look at
+/// interrupts, the budget and the clock (the SDM allows a REP string
+/// operation to be suspended between iterations; EIP stays on it).
+pub const REP_CHUNK: u32 = 1 << 16;
+
+/// Suspends a REP instruction after a chunk: it runs again from the same
+/// address with the registers as they are.
+#[inline]
+pub fn suspend(c: &mut Cpu, op: &Op) {
+    c.eip = c.eip.wrapping_sub(op.len as u32) & c.ip_mask();
+    c.restart = true;
+    c.exit_block = true;
+}
+
 #[inline(always)]
 pub fn step(c: &Cpu, w: u8) -> u32 {
     if c.fl.df() {
@@ -61,6 +75,7 @@ pub fn advance(c: &mut Cpu, op: &Op, r: usize, step: u32) {
 
 pub fn movs(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let st = step(c, op.w);
+    let mut chunk = 0u32;
     loop {
         if op.x != 0 && count(c, op) == 0 {
             break;
@@ -75,6 +90,11 @@ pub fn movs(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
             break;
         }
         dec_count(c, op);
+        chunk += 1;
+        if chunk == REP_CHUNK && count(c, op) != 0 {
+            suspend(c, op);
+            break;
+        }
     }
     Ok(())
 }
@@ -82,6 +102,7 @@ pub fn movs(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
 pub fn stos(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let st = step(c, op.w);
     let v = c.reg(0, op.w);
+    let mut chunk = 0u32;
     loop {
         if op.x != 0 && count(c, op) == 0 {
             break;
@@ -93,12 +114,18 @@ pub fn stos(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
             break;
         }
         dec_count(c, op);
+        chunk += 1;
+        if chunk == REP_CHUNK && count(c, op) != 0 {
+            suspend(c, op);
+            break;
+        }
     }
     Ok(())
 }
 
 pub fn lods(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let st = step(c, op.w);
+    let mut chunk = 0u32;
     loop {
         if op.x != 0 && count(c, op) == 0 {
             break;
@@ -111,6 +138,11 @@ pub fn lods(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
             break;
         }
         dec_count(c, op);
+        chunk += 1;
+        if chunk == REP_CHUNK && count(c, op) != 0 {
+            suspend(c, op);
+            break;
+        }
     }
     Ok(())
 }
@@ -118,6 +150,7 @@ pub fn lods(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
 /// CMPS: compares [seg:SI] with [ES:DI]; REPE stops on ZF = 0, REPNE on 1.
 pub fn cmps(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let st = step(c, op.w);
+    let mut chunk = 0u32;
     loop {
         if op.x != 0 && count(c, op) == 0 {
             break;
@@ -136,6 +169,11 @@ pub fn cmps(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
         if (op.x == 1) != c.fl.zf() {
             break;
         }
+        chunk += 1;
+        if chunk == REP_CHUNK && count(c, op) != 0 {
+            suspend(c, op);
+            break;
+        }
     }
     Ok(())
 }
@@ -143,6 +181,7 @@ pub fn cmps(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
 pub fn scas(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let st = step(c, op.w);
     let a = c.reg(0, op.w);
+    let mut chunk = 0u32;
     loop {
         if op.x != 0 && count(c, op) == 0 {
             break;
@@ -156,6 +195,11 @@ pub fn scas(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
         }
         dec_count(c, op);
         if (op.x == 1) != c.fl.zf() {
+            break;
+        }
+        chunk += 1;
+        if chunk == REP_CHUNK && count(c, op) != 0 {
+            suspend(c, op);
             break;
         }
     }

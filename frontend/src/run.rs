@@ -185,6 +185,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
             Stop::Budget if args.max_instructions.is_some_and(|b| m.icount() >= b) => {
                 break Stop::Budget
             }
+            Stop::Budget if timeout.is_some_and(|t| start.elapsed() >= t) => break Stop::Timeout,
             Stop::Budget => continue,
             Stop::Timeout if timeout.is_some_and(|t| start.elapsed() >= t) => break Stop::Timeout,
             Stop::Timeout => continue,

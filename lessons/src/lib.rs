@@ -31,6 +31,11 @@ static LESSONS: &[Lesson] = &[Lesson {
     source: include_str!("../guests/hello.S"),
 }];
 
+/// The benchmark guest (not a lesson): a boot sector that runs a tight
+/// integer and memory loop of 900 M instructions, prints its checksum on
+/// COM1 and shuts down through port 0x8900. See BENCHMARKS.md.
+pub static COMPUTE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/compute.bin"));
+
 /// Every lesson, in course order.
 pub fn all() -> &'static [Lesson] {
     LESSONS

@@ -1,0 +1,535 @@
+//! Shared harness for the interpreter's integration tests: guests written in
+//! GNU as (Intel syntax) are assembled here with binutils, loaded into a
+//! small machine and run on `engine_interp::Interp`.
+//!
+//! Protected-mode guests start with a common "kernel prologue" (`PROLOGUE`)
+//! that builds, at fixed addresses the tests can read back:
+//!
+//! - a GDT at `GDT_BASE`: null, ring-0 code 0x08, ring-0 data 0x10, ring-3
+//!   code 0x1B, ring-3 data 0x23, a 32-bit TSS 0x28; entries 6-15 are free
+//!   for tests (limit 0x7F, so selector 0x80 is just beyond it);
+//! - an IDT at `IDT_BASE` whose 256 interrupt gates lead to stubs that log
+//!   (vector, error code, CR2, EIP, CS, EFLAGS, outer ESP, outer SS) at
+//!   `LOG` and then either resume at the address stored in `RESUME` (set by
+//!   the `EXPECT_FAULT` macro) or stop the machine through port 0xF4 with
+//!   the vector as the exit value;
+//! - a TSS at `TSS_BASE` with SS0:ESP0 = 0x10:`KSTACK` and a full I/O
+//!   permission bitmap that denies every port;
+//! - vector 0x81, a DPL-3 gate that exits with AL (`EXIT code`);
+//! - vector 0x82, a DPL-3 gate back to ring 0 (`CALL_RING3` / `RET_RING0`).
+//!
+//! Tests finish with `EXIT DONE` and assert on the memory at `RESULTS`, the
+//! fault log and the engine's event trace.
+
+#![allow(dead_code)]
+
+use engine_interp::Interp;
+use machine::cpu::CpuState;
+use machine::event::Record;
+use machine::{Engine, Event, Limits, Machine, MachineConfig, PrivCause, Stop};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// Where protected-mode test kernels are linked and loaded (1 MiB, as a
+/// multiboot loader would put them).
+pub const LOAD: u32 = 0x0010_0000;
+/// 32-bit words the guest stores its observations into.
+pub const RESULTS: u32 = 0x7000;
+/// Number of fault log entries written so far.
+pub const LOG_COUNT: u32 = 0x8000;
+/// Resume address for the next fault (0: stop the machine instead).
+pub const RESUME: u32 = 0x8010;
+/// Where `RET_RING0` continues in ring 0.
+pub const RING0_CONT: u32 = 0x8014;
+/// Fault log: 32-byte entries.
+pub const LOG: u32 = 0x8020;
+pub const LOG_MAX: u32 = 32;
+pub const GDT_BASE: u32 = 0x1000;
+pub const IDT_BASE: u32 = 0x2000;
+pub const TSS_BASE: u32 = 0x3000;
+/// Ring-0 stack top (TSS.ESP0).
+pub const KSTACK: u32 = 0x80000;
+/// Ring-3 stack top used by `TO_RING3`.
+pub const USTACK: u32 = 0x70000;
+/// Exit value of a guest that ran to its end.
+pub const DONE: u32 = 0x4F;
+/// Exit value of the fault handler when the log overflowed (a fault loop).
+pub const LOG_OVERFLOW: u32 = 0xEE;
+/// Error code logged for vectors that push none.
+pub const NOERR: u32 = 0xFFFF_FFFF;
+
+/// The protected-mode kernel prologue; the test body follows `test_main:`.
+pub const PROLOGUE: &str = r#"
+.intel_syntax noprefix
+.code32
+.set RESULTS, 0x7000
+.set LOG_COUNT, 0x8000
+.set RESUME, 0x8010
+.set RING0_CONT, 0x8014
+.set LOG, 0x8020
+.set LOG_MAX, 32
+.set GDT_BASE, 0x1000
+.set GDT_LIMIT, 0x7F
+.set IDT_BASE, 0x2000
+.set TSS_BASE, 0x3000
+.set TSS_LIMIT, 0x2068
+.set IOMAP, TSS_BASE + 0x68
+.set KSTACK, 0x80000
+.set USTACK, 0x70000
+.set SCRATCH, 0x6000
+.set DONE, 0x4F
+.set EXIT_VEC, 0x81
+.set RING0_VEC, 0x82
+
+# Writes the 8-byte descriptor (lo, hi) for selector `sel` into the GDT.
+.macro DESC sel, lo, hi
+    mov dword ptr [GDT_BASE + (\sel & 0xFFF8)], \lo
+    mov dword ptr [GDT_BASE + (\sel & 0xFFF8) + 4], \hi
+.endm
+
+# Points IDT entry `vec` at `handler` with type/DPL byte `attr` (e.g. 0x8E00
+# interrupt gate DPL 0, 0xEF00 trap gate DPL 3). Clobbers EAX and EDX.
+.macro GATE vec, handler, attr, sel=0x08
+    mov eax, offset \handler
+    mov edx, eax
+    and eax, 0xFFFF
+    or eax, (\sel << 16)
+    and edx, 0xFFFF0000
+    or edx, \attr
+    mov [IDT_BASE + \vec * 8], eax
+    mov [IDT_BASE + \vec * 8 + 4], edx
+.endm
+
+# The next fault resumes at `label` (after being logged).
+.macro EXPECT_FAULT label
+    mov dword ptr [RESUME], offset \label
+.endm
+
+# IRET to ring 3 at `target` with the ring-3 stack and EFLAGS `eflags`.
+.macro TO_RING3 target, eflags=0x2
+    push 0x23
+    push USTACK
+    push \eflags
+    push 0x1B
+    push offset \target
+    iretd
+.endm
+
+# Runs `target` in ring 3; the ring-3 code comes back with RET_RING0 and
+# execution continues after this macro in ring 0 on a fresh KSTACK.
+.macro CALL_RING3 target, eflags=0x2
+    mov dword ptr [RING0_CONT], offset 77f
+    TO_RING3 \target, \eflags
+77:
+.endm
+
+.macro RET_RING0
+    int RING0_VEC
+.endm
+
+# Stops the machine with exit value `code` (works from any ring).
+.macro EXIT code
+    mov al, \code
+    int EXIT_VEC
+.endm
+
+.section .text
+.global start
+start:
+    jmp kernel_init
+
+.balign 16
+stubs:
+.set vec, 0
+.rept 256
+    .balign 16
+    .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17)
+    .else
+    push -1
+    .endif
+    push vec
+    jmp common_handler
+    .set vec, vec + 1
+.endr
+
+# Stack: pushad (32), ES, DS, vector, error, EIP, CS, EFLAGS, [ESP, SS].
+common_handler:
+    push ds
+    push es
+    pushad
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ebx, [LOG_COUNT]
+    cmp ebx, LOG_MAX
+    jae 9f
+    shl ebx, 5
+    add ebx, LOG
+    mov eax, [esp + 40]
+    mov [ebx], eax
+    mov eax, [esp + 44]
+    mov [ebx + 4], eax
+    mov eax, cr2
+    mov [ebx + 8], eax
+    mov eax, [esp + 48]
+    mov [ebx + 12], eax
+    mov eax, [esp + 52]
+    mov [ebx + 16], eax
+    mov eax, [esp + 56]
+    mov [ebx + 20], eax
+    mov eax, [esp + 60]
+    mov [ebx + 24], eax
+    mov eax, [esp + 64]
+    mov [ebx + 28], eax
+    inc dword ptr [LOG_COUNT]
+    mov eax, [RESUME]
+    test eax, eax
+    jz 8f
+    mov dword ptr [RESUME], 0
+    mov [esp + 48], eax
+    popad
+    pop es
+    pop ds
+    add esp, 8
+    iretd
+8:  mov eax, [esp + 40]
+    out 0xf4, al
+    cli
+    hlt
+9:  mov al, 0xEE
+    out 0xf4, al
+    cli
+    hlt
+
+exit_handler:
+    out 0xf4, al
+    cli
+    hlt
+
+ring0_return:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov fs, ax
+    mov gs, ax
+    mov esp, KSTACK
+    jmp dword ptr [RING0_CONT]
+
+.balign 8
+gdt_ptr:
+    .word GDT_LIMIT
+    .long GDT_BASE
+idt_ptr:
+    .word 0x7FF
+    .long IDT_BASE
+
+kernel_init:
+    cli
+    cld
+    mov edi, GDT_BASE
+    xor eax, eax
+    mov ecx, 64
+    rep stosd
+    DESC 0x08, 0x0000FFFF, 0x00CF9A00
+    DESC 0x10, 0x0000FFFF, 0x00CF9200
+    DESC 0x18, 0x0000FFFF, 0x00CFFA00
+    DESC 0x20, 0x0000FFFF, 0x00CFF200
+    DESC 0x28, ((TSS_BASE << 16) | (TSS_LIMIT & 0xFFFF)), (0x00008900 | ((TSS_BASE >> 16) & 0xFF) | (TSS_LIMIT & 0xF0000))
+    lgdt [gdt_ptr]
+    lidt [idt_ptr]
+    jmp 0x08:1f
+1:  mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov fs, ax
+    mov gs, ax
+    mov ss, ax
+    mov esp, KSTACK
+    mov edi, IDT_BASE
+    mov ebx, offset stubs
+    mov ecx, 256
+2:  mov eax, ebx
+    and eax, 0xFFFF
+    or eax, 0x00080000
+    mov edx, ebx
+    and edx, 0xFFFF0000
+    or edx, 0x8E00
+    mov [edi], eax
+    mov [edi + 4], edx
+    add edi, 8
+    add ebx, 16
+    loop 2b
+    GATE EXIT_VEC, exit_handler, 0xEE00
+    GATE RING0_VEC, ring0_return, 0xEE00
+    mov edi, TSS_BASE
+    xor eax, eax
+    mov ecx, 0x68 / 4
+    rep stosd
+    mov dword ptr [TSS_BASE + 4], KSTACK
+    mov dword ptr [TSS_BASE + 8], 0x10
+    mov word ptr [TSS_BASE + 0x66], 0x68
+    mov edi, IOMAP
+    mov al, 0xFF
+    mov ecx, 0x2001
+    rep stosb
+    mov ax, 0x28
+    ltr ax
+    mov dword ptr [LOG_COUNT], 0
+    mov dword ptr [RESUME], 0
+    xor eax, eax
+    xor ebx, ebx
+    xor ecx, ecx
+    xor edx, edx
+    xor esi, esi
+    xor edi, edi
+    xor ebp, ebp
+    jmp test_main
+"#;
+
+fn tmp_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("interp-guests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn tool(name: &str, args: &[&str]) {
+    let out = Command::new(name).args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run {name} (GNU binutils are needed: apt-get install binutils): {e}")
+    });
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Assembles `src` (a complete GNU as source with a `start` label), links
+/// its .text at `org` and returns the flat binary.
+pub fn assemble(name: &str, src: &str, org: u32) -> Vec<u8> {
+    let dir = tmp_dir();
+    let p = |ext: &str| dir.join(format!("{name}.{ext}"));
+    let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+    let (src_p, obj, elf, bin) = (p("S"), p("o"), p("elf"), p("bin"));
+    std::fs::write(&src_p, src).unwrap();
+    tool("as", &["--32", "-o", &s(&obj), &s(&src_p)]);
+    tool(
+        "ld",
+        &[
+            "-m",
+            "elf_i386",
+            "-nostdlib",
+            "-N",
+            &format!("-Ttext={org:#x}"),
+            "-e",
+            "start",
+            "-o",
+            &s(&elf),
+            &s(&obj),
+        ],
+    );
+    tool(
+        "objcopy",
+        &["-O", "binary", "-j", ".text", &s(&elf), &s(&bin)],
+    );
+    std::fs::read(&bin).unwrap()
+}
+
+/// A finished run: the machine, the engine and why it stopped.
+pub struct Run {
+    pub m: Machine,
+    pub cpu: Interp,
+    pub stop: Stop,
+}
+
+/// One entry of the guest's fault log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub vector: u32,
+    pub error: u32,
+    pub cr2: u32,
+    pub eip: u32,
+    pub cs: u32,
+    pub eflags: u32,
+    /// Only meaningful when the fault changed privilege (outer ESP, SS).
+    pub esp: u32,
+    pub ss: u32,
+}
+
+impl Run {
+    pub fn u32_at(&self, addr: u32) -> u32 {
+        self.m
+            .mem
+            .read_u32(addr as u64)
+            .expect("address inside RAM")
+    }
+
+    /// Word `i` of the results area.
+    pub fn result(&self, i: u32) -> u32 {
+        self.u32_at(RESULTS + 4 * i)
+    }
+
+    pub fn faults(&self) -> Vec<Fault> {
+        let n = self.u32_at(LOG_COUNT).min(LOG_MAX);
+        (0..n)
+            .map(|i| {
+                let e = LOG + 32 * i;
+                let w = |k: u32| self.u32_at(e + 4 * k);
+                Fault {
+                    vector: w(0),
+                    error: w(1),
+                    cr2: w(2),
+                    eip: w(3),
+                    cs: w(4),
+                    eflags: w(5),
+                    esp: w(6),
+                    ss: w(7),
+                }
+            })
+            .collect()
+    }
+
+    /// (vector, error code) of every logged fault, in order.
+    pub fn fault_codes(&self) -> Vec<(u32, u32)> {
+        self.faults().iter().map(|f| (f.vector, f.error)).collect()
+    }
+
+    pub fn state(&mut self) -> CpuState {
+        self.cpu.cpu_state().expect("cpu_state")
+    }
+
+    /// The trace's exception and privilege-change events, in order.
+    pub fn events(&self) -> Vec<Event> {
+        self.m
+            .trace
+            .records()
+            .map(|r: &Record| r.event.clone())
+            .filter(|e| matches!(e, Event::Exception { .. } | Event::PrivilegeChange { .. }))
+            .collect()
+    }
+
+    /// (vector, error code, EIP) of every Exception event in the trace.
+    pub fn exceptions(&self) -> Vec<(u8, Option<u32>, u32)> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Exception {
+                    vector,
+                    error_code,
+                    eip,
+                } => Some((vector, error_code, eip)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// (from, to, cause, EIP) of every PrivilegeChange event in the trace.
+    pub fn priv_changes(&self) -> Vec<(u8, u8, PrivCause, u32)> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::PrivilegeChange {
+                    from,
+                    to,
+                    cause,
+                    eip,
+                } => Some((from, to, cause, eip)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Everything useful for a failure message.
+    pub fn describe(&mut self) -> String {
+        let st = self.state();
+        let tail: Vec<String> = self
+            .m
+            .trace
+            .records()
+            .rev()
+            .take(12)
+            .map(|r| format!("  {:?}", r.event))
+            .collect();
+        format!(
+            "stop: {:?}\neip {:#x} cs {:#x} cpl {} eflags {:#x} regs {:x?}\nfault log: {:#x?}\n\
+             last events (newest first):\n{}",
+            self.stop,
+            st.eip,
+            st.segs[1].selector,
+            st.cpl(),
+            st.eflags,
+            st.regs,
+            self.faults(),
+            tail.join("\n")
+        )
+    }
+
+    /// Asserts that the guest ran to its `EXIT DONE`.
+    pub fn assert_done(&mut self) {
+        if self.stop != (Stop::GuestExit { value: DONE }) {
+            panic!("guest did not finish:\n{}", self.describe());
+        }
+    }
+
+    pub fn assert_stop(&mut self, want: Stop) {
+        if self.stop != want {
+            panic!("expected {want:?}:\n{}", self.describe());
+        }
+    }
+}
+
+/// Budget for guest runs: far more than any test guest needs.
+pub fn limits() -> Limits {
+    Limits {
+        max_icount: Some(20_000_000),
+        timeout: Some(Duration::from_secs(20)),
+        breakpoints: Vec::new(),
+    }
+}
+
+/// A machine with 4 MiB of RAM and `image` at `addr`.
+pub fn machine_with(image: &[u8], addr: u32) -> Machine {
+    machine_ram(image, addr, 4 << 20)
+}
+
+pub fn machine_ram(image: &[u8], addr: u32, ram: usize) -> Machine {
+    let mut m = Machine::new(MachineConfig::with_ram(ram)).expect("machine");
+    m.mem.write(addr as u64, image).expect("image fits in RAM");
+    m
+}
+
+/// Runs `m` from `state` until it stops.
+pub fn run_from(mut m: Machine, state: &CpuState) -> Run {
+    let mut cpu = Interp::new();
+    cpu.set_cpu_state(&mut m, state).expect("set_cpu_state");
+    let stop = cpu.run(&mut m, &limits()).expect("engine error");
+    Run { m, cpu, stop }
+}
+
+/// Assembles `body` after the kernel prologue and runs it in 32-bit
+/// protected mode at ring 0 (the multiboot entry state).
+pub fn run_kernel(name: &str, body: &str) -> Run {
+    run_kernel_ram(name, body, 4 << 20)
+}
+
+/// `run_kernel` with `ram` bytes of RAM.
+pub fn run_kernel_ram(name: &str, body: &str, ram: usize) -> Run {
+    let src = format!("{PROLOGUE}\ntest_main:\n{body}\n");
+    let image = assemble(name, &src, LOAD);
+    let m = machine_ram(&image, LOAD, ram);
+    let mut st = CpuState::multiboot(LOAD, 0, 0);
+    st.regs[machine::cpu::ESP] = KSTACK;
+    run_from(m, &st)
+}
+
+/// Assembles a 16-bit real-mode guest (`.code16`, `start` first) linked at
+/// 0x7C00 and runs it from the boot-sector state.
+pub fn run_real(name: &str, body: &str) -> Run {
+    let src = format!(
+        ".intel_syntax noprefix\n.code16\n.set RESULTS, 0x7000\n.set DONE, 0x4F\n\
+         .section .text\n.global start\nstart:\n{body}\n"
+    );
+    let image = assemble(name, &src, 0x7C00);
+    let m = machine_with(&image, 0x7C00);
+    run_from(m, &CpuState::boot_sector(0x7C00))
+}
