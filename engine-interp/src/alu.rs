@@ -87,21 +87,21 @@ pub fn alu<const K: u8>(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
 
 /// ALU on two registers of 32 bits: the hot form, without operand kinds.
 pub fn alu_rr32<const K: u8>(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
-    let a = c.regs[op.r0 as usize];
-    let b = c.regs[op.r1 as usize];
+    let a = c.regs[op.r0 as usize & 7];
+    let b = c.regs[op.r1 as usize & 7];
     let r = alu_op::<K>(c, 4, a, b);
     if K != CMP {
-        c.regs[op.r0 as usize] = r;
+        c.regs[op.r0 as usize & 7] = r;
     }
     Ok(())
 }
 
 /// ALU with a 32-bit register and an immediate.
 pub fn alu_ri32<const K: u8>(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
-    let a = c.regs[op.r0 as usize];
+    let a = c.regs[op.r0 as usize & 7];
     let r = alu_op::<K>(c, 4, a, op.imm);
     if K != CMP {
-        c.regs[op.r0 as usize] = r;
+        c.regs[op.r0 as usize & 7] = r;
     }
     Ok(())
 }
@@ -129,13 +129,13 @@ pub fn incdec(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
 
 /// INC r32 (x = 0) / DEC r32 (x = 1), the hot forms.
 pub fn incdec_r32(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
-    let a = c.regs[op.r0 as usize];
+    let a = c.regs[op.r0 as usize & 7];
     let r = if op.x == 0 {
         a.wrapping_add(1)
     } else {
         a.wrapping_sub(1)
     };
-    c.regs[op.r0 as usize] = r;
+    c.regs[op.r0 as usize & 7] = r;
     c.fl.set_incdec(op.x != 0, 4, a, r);
     Ok(())
 }
@@ -159,27 +159,27 @@ pub fn mov(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
 }
 
 pub fn mov_rr32(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
-    c.regs[op.r0 as usize] = c.regs[op.r1 as usize];
+    c.regs[op.r0 as usize & 7] = c.regs[op.r1 as usize & 7];
     Ok(())
 }
 
 pub fn mov_ri32(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
-    c.regs[op.r0 as usize] = op.imm;
+    c.regs[op.r0 as usize & 7] = op.imm;
     Ok(())
 }
 
 /// MOV r32, [mem].
-pub fn mov_rm32(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
-    let off = op.ea(c);
+pub fn mov_rm32<const EA: u8>(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
+    let off = op.ea_k::<EA>(c);
     let v = c.rd(m, op.seg as usize, off, 4)?;
-    c.regs[op.r0 as usize] = v;
+    c.regs[op.r0 as usize & 7] = v;
     Ok(())
 }
 
 /// MOV [mem], r32.
-pub fn mov_mr32(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
-    let off = op.ea(c);
-    let v = c.regs[op.r1 as usize];
+pub fn mov_mr32<const EA: u8>(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
+    let off = op.ea_k::<EA>(c);
+    let v = c.regs[op.r1 as usize & 7];
     c.wr(m, op.seg as usize, off, 4, v)
 }
 

@@ -97,6 +97,9 @@ pub struct Cpu {
     pub restart: bool,
     /// Instructions executed in the current block and not yet retired.
     pub pending: u64,
+    /// Instructions of the current `exec` retired early (before a port
+    /// access or a TSC read brought the clock up to date).
+    pub synced: u64,
     pub tlb: Tlb,
     /// Trap-and-emulate mode: guest ring 0 runs in ring 1 (issue 3).
     pub deprivilege: bool,
@@ -152,6 +155,7 @@ impl Cpu {
             exit_block: false,
             restart: false,
             pending: 0,
+            synced: 0,
             tlb: Tlb::new(),
             deprivilege: false,
             delivering: None,

@@ -2,7 +2,7 @@
 //! chosen and its operands extracted. This runs once per instruction per
 //! cached block, never on the execution path.
 
-use crate::ops::{Op, K_IMM, K_MEM, K_REG, NOREG};
+use crate::ops::{Op, EA_ANY, EA_BD, EA_BID, K_IMM, K_MEM, K_REG, NOREG};
 use crate::{alu, control, interrupts, io, muldiv, segments, shift, stack, string, system};
 use iced_x86::{Code, ConditionCode, Instruction, Mnemonic, OpKind, Register};
 
@@ -224,9 +224,17 @@ pub fn lower(i: &Instruction) -> Option<Op> {
             } else if op.w == 4 && op.k0 == K_REG && op.k1 == K_IMM {
                 alu::mov_ri32
             } else if op.w == 4 && op.k0 == K_REG && op.k1 == K_MEM {
-                alu::mov_rm32
+                match op.ea_shape() {
+                    EA_BD => alu::mov_rm32::<EA_BD>,
+                    EA_BID => alu::mov_rm32::<EA_BID>,
+                    _ => alu::mov_rm32::<EA_ANY>,
+                }
             } else if op.w == 4 && op.k0 == K_MEM && op.k1 == K_REG {
-                alu::mov_mr32
+                match op.ea_shape() {
+                    EA_BD => alu::mov_mr32::<EA_BD>,
+                    EA_BID => alu::mov_mr32::<EA_BID>,
+                    _ => alu::mov_mr32::<EA_ANY>,
+                }
             } else {
                 alu::mov
             }

@@ -95,7 +95,6 @@ impl Interp {
         let c = &mut self.cpu;
         c.exit_block = false;
         let mut remaining = budget;
-        let mut ran = 0u64;
         let mut flow = Flow::Continue;
         let mut prev: Option<Rc<block::Block>> = None;
         'blocks: while remaining > 0 {
@@ -118,49 +117,55 @@ impl Interp {
                     }
                 },
             };
-            c.counters.blocks_run += 1;
-            let n = (blk.ops.len() as u64).min(remaining) as usize;
             let cs_limit = c.segs[CS].limit;
             let limit_ok = (c.eip as u64 + blk.bytes as u64) <= cs_limit as u64 + 1;
             let ip_mask = c.ip_mask();
-            for op in &blk.ops[..n] {
-                let start = c.eip;
-                if !limit_ok && start as u64 + op.len as u64 > c.segs[CS].limit as u64 + 1 {
-                    if !c.raise(m, fault::Exc::new(fault::vec::GP, Some(0))) {
-                        flow = Flow::Triple;
-                    }
-                    break 'blocks;
-                }
-                c.eip = start.wrapping_add(op.len as u32) & ip_mask;
-                match (op.f)(c, m, op) {
-                    Ok(()) => {
-                        if c.exit_block {
-                            if !std::mem::take(&mut c.restart) {
-                                c.pending += 1;
-                                ran += 1;
-                            }
-                            break 'blocks;
-                        }
-                        c.pending += 1;
-                        ran += 1;
-                    }
-                    Err(e) => {
-                        c.eip = start;
-                        if !c.raise(m, e) {
+            let entry = (c.eip, c.tlb.epoch);
+            // A block that jumps back to its own start (a hot loop) runs
+            // again at once, as long as nothing changed its mapping.
+            loop {
+                c.counters.blocks_run += 1;
+                let n = (blk.ops.len() as u64).min(remaining) as usize;
+                for op in &blk.ops[..n] {
+                    let start = c.eip;
+                    if !limit_ok && start as u64 + op.len as u64 > cs_limit as u64 + 1 {
+                        if !c.raise(m, fault::Exc::new(fault::vec::GP, Some(0))) {
                             flow = Flow::Triple;
                         }
                         break 'blocks;
                     }
+                    c.eip = start.wrapping_add(op.len as u32) & ip_mask;
+                    match (op.f)(c, m, op) {
+                        Ok(()) => {
+                            if c.exit_block {
+                                if !std::mem::take(&mut c.restart) {
+                                    c.pending += 1;
+                                }
+                                break 'blocks;
+                            }
+                            c.pending += 1;
+                        }
+                        Err(e) => {
+                            c.eip = start;
+                            if !c.raise(m, e) {
+                                flow = Flow::Triple;
+                            }
+                            break 'blocks;
+                        }
+                    }
+                }
+                remaining -= n as u64;
+                if remaining == 0 || (c.eip, c.tlb.epoch) != entry {
+                    break;
                 }
             }
-            remaining -= n as u64;
             prev = Some(blk);
         }
         // Port accesses may have retired part of `pending` already.
         let done = c.pending;
         c.pending = 0;
         m.retire(done);
-        self.retired += ran;
+        self.retired += done + std::mem::take(&mut c.synced);
         flow
     }
 
@@ -302,6 +307,7 @@ impl Engine for Interp {
         // Another engine (KVM) may have written guest memory without telling
         // us: start from an empty cache.
         self.cache.clear();
+        self.cpu.tlb.epoch += 1;
         m.mem.take_written_code_pages();
         self.cpu.tlb.generation = m.mapping_generation();
         Ok(())

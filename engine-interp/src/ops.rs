@@ -78,15 +78,46 @@ impl Op {
     pub fn ea(&self, c: &Cpu) -> u32 {
         let mut a = self.disp;
         if self.base != NOREG {
-            a = a.wrapping_add(c.regs[self.base as usize]);
+            a = a.wrapping_add(c.regs[self.base as usize & 7]);
         }
         if self.index != NOREG {
-            a = a.wrapping_add(c.regs[self.index as usize] << self.scale);
+            a = a.wrapping_add(c.regs[self.index as usize & 7] << self.scale);
         }
         if self.a32 {
             a
         } else {
             a & 0xFFFF
+        }
+    }
+}
+
+/// Effective-address shapes with their own handler copies (32-bit
+/// addressing): the decoder picks one so the hot MOVs skip the generic
+/// base/index tests.
+pub const EA_ANY: u8 = 0;
+pub const EA_BD: u8 = 1;
+pub const EA_BID: u8 = 2;
+
+impl Op {
+    /// The shape of this op's memory operand, for `ea_k`.
+    pub fn ea_shape(&self) -> u8 {
+        if !self.a32 || self.base == NOREG {
+            EA_ANY
+        } else if self.index == NOREG {
+            EA_BD
+        } else {
+            EA_BID
+        }
+    }
+
+    #[inline(always)]
+    pub fn ea_k<const K: u8>(&self, c: &Cpu) -> u32 {
+        match K {
+            EA_BD => c.regs[self.base as usize & 7].wrapping_add(self.disp),
+            EA_BID => c.regs[self.base as usize & 7]
+                .wrapping_add(c.regs[self.index as usize & 7] << self.scale)
+                .wrapping_add(self.disp),
+            _ => self.ea(c),
         }
     }
 }

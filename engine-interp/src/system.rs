@@ -43,6 +43,7 @@ impl Cpu {
     pub fn sync_clock(&mut self, m: &mut Machine) {
         if self.pending > 0 {
             m.retire(self.pending);
+            self.synced += self.pending;
             self.pending = 0;
         }
     }
@@ -357,6 +358,7 @@ pub fn invlpg(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let off = op.ea(c);
     let lin = c.segs[op.seg as usize].base.wrapping_add(off);
     c.tlb.flush_page(lin);
+    c.exit_block = true;
     Ok(())
 }
 
