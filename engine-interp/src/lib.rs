@@ -10,6 +10,7 @@ pub mod block;
 pub mod control;
 pub mod cpu;
 pub mod decode;
+pub mod deprivilege;
 pub mod fault;
 pub mod flags;
 pub mod interrupts;
@@ -72,7 +73,13 @@ impl Interp {
         }
     }
 
-    /// Trap-and-emulate mode for the Popek-Goldberg lab (not yet built).
+    /// Trap-and-emulate mode for the Popek-Goldberg lab (see
+    /// `deprivilege.rs`): the guest's ring 0 runs as if in ring 1 under a
+    /// monitor.
+    pub fn set_deprivilege(&mut self, on: bool) {
+        self.cpu.deprivilege = on;
+    }
+
     pub fn cpu(&self) -> &Cpu {
         &self.cpu
     }
@@ -303,7 +310,9 @@ impl Engine for Interp {
 
     fn set_cpu_state(&mut self, m: &mut Machine, s: &CpuState) -> Result<(), EngineError> {
         self.now = m.clock.now();
+        let deprivilege = self.cpu.deprivilege;
         self.cpu = Cpu::from_state(s, self.now);
+        self.cpu.deprivilege = deprivilege;
         // Another engine (KVM) may have written guest memory without telling
         // us: start from an empty cache.
         self.cache.clear();

@@ -582,7 +582,11 @@ pub fn mov_from_sreg(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
             },
         );
     }
-    let v = c.segs[s].selector as u32;
+    let v = if s == CS || s == SS {
+        c.visible_rpl(c.segs[s].selector) as u32
+    } else {
+        c.segs[s].selector as u32
+    };
     if op.k0 == K_MEM {
         let off = op.ea(c);
         c.wr(m, op.seg as usize, off, 2, v)
@@ -600,7 +604,11 @@ pub fn push_sreg(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     if s == CS {
         c.sensitive(m, op, "push cs");
     }
-    let v = c.segs[s].selector as u32;
+    let v = if s == CS {
+        c.visible_rpl(c.segs[s].selector) as u32
+    } else {
+        c.segs[s].selector as u32
+    };
     c.push(m, op.w, v)
 }
 

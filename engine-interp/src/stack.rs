@@ -133,7 +133,7 @@ pub fn pushf(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     if c.v86() && c.iopl() < 3 {
         return gp0();
     }
-    let v = c.fl.get() & !(f::VM | f::RF);
+    let v = c.visible_eflags(c.fl.get() & !(f::VM | f::RF));
     c.push(m, op.w, v)
 }
 
@@ -152,7 +152,9 @@ pub fn popf(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     if op.w == 4 {
         changeable |= f::AC | f::ID;
     }
-    if !c.protected() || c.cpl == 0 {
+    if c.deprivileged() {
+        // Really at CPL 1 with IOPL 0: IF and IOPL silently stay.
+    } else if !c.protected() || c.cpl == 0 {
         changeable |= f::IOPL | f::IF;
     } else if c.cpl <= c.iopl() {
         changeable |= f::IF;

@@ -7,7 +7,7 @@ use crate::cpu::{Cpu, CS, SS};
 use crate::fault::{gp, gp0, np, ud, R};
 use crate::ops::{Op, K_MEM, K_REG};
 use machine::cpu::{access as a, cr0, cr4, flags as f, msr, Segment, TableReg};
-use machine::{Event, Handling, Machine, PrivCause};
+use machine::{Event, Machine, PrivCause};
 
 impl Cpu {
     /// Records that a sensitive instruction ran (the event the lessons count).
@@ -21,7 +21,7 @@ impl Cpu {
                 insn: name.to_string(),
                 cpl: self.cpl,
                 eip,
-                how: Handling::Interpreted,
+                how: self.handling(name),
             },
         );
     }
@@ -132,7 +132,18 @@ pub fn sgdt_sidt(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     if op.k0 != K_MEM {
         return ud();
     }
-    let t = if op.x == 0 { c.gdtr } else { c.idtr };
+    let t = match (c.deprivileged(), op.x) {
+        (true, 0) => TableReg {
+            base: crate::deprivilege::MONITOR_GDT_BASE,
+            limit: crate::deprivilege::MONITOR_GDT_LIMIT,
+        },
+        (true, _) => TableReg {
+            base: crate::deprivilege::MONITOR_IDT_BASE,
+            limit: crate::deprivilege::MONITOR_IDT_LIMIT,
+        },
+        (false, 0) => c.gdtr,
+        (false, _) => c.idtr,
+    };
     let off = op.ea(c);
     let base = if op.w == 2 {
         t.base & 0x00FF_FFFF
@@ -164,10 +175,11 @@ pub fn sldt_str(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     if !c.protected() || c.v86() {
         return ud();
     }
-    let v = if op.x == 0 {
-        c.ldtr.selector
-    } else {
-        c.tr.selector
+    let v = match (c.deprivileged(), op.x) {
+        (true, 0) => crate::deprivilege::MONITOR_LDTR,
+        (true, _) => crate::deprivilege::MONITOR_TR,
+        (false, 0) => c.ldtr.selector,
+        (false, _) => c.tr.selector,
     } as u32;
     store_sys16(c, m, op, v)
 }
@@ -176,13 +188,14 @@ pub fn sldt_str(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
 /// CR0 is stored (P6 behaviour for a 32-bit operand).
 pub fn smsw(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     c.sensitive(m, op, "smsw");
+    let cr0 = c.visible_cr0();
     if op.k0 == K_REG {
-        let v = if op.w == 4 { c.cr0 } else { c.cr0 & 0xFFFF };
+        let v = if op.w == 4 { cr0 } else { cr0 & 0xFFFF };
         c.set_reg(op.r0, op.w, v);
         Ok(())
     } else {
         let off = op.ea(c);
-        c.wr(m, op.seg as usize, off, 2, c.cr0 & 0xFFFF)
+        c.wr(m, op.seg as usize, off, 2, cr0 & 0xFFFF)
     }
 }
 
@@ -519,7 +532,12 @@ fn query(c: &mut Cpu, m: &mut Machine, x: u8, sel: u16) -> R<Option<u32>> {
     match x {
         0 => {
             let ok = !d.is_sys() || matches!(ty, 1 | 2 | 3 | 4 | 5 | 9 | 11 | 12);
-            Ok(ok.then_some((d.raw >> 32) as u32 & 0x00FF_FF00))
+            let mut ar = (d.raw >> 32) as u32 & 0x00FF_FF00;
+            if c.deprivileged() && !d.is_sys() && d.dpl() == 0 {
+                // The monitor's shadow descriptor: DPL 0 compressed to 1.
+                ar |= 1 << 13;
+            }
+            Ok(ok.then_some(ar))
         }
         1 => {
             let ok = !d.is_sys() || matches!(ty, 1 | 2 | 3 | 9 | 11);

@@ -24,8 +24,22 @@ impl EngineKind {
 
 /// Creates the engine over machine `m`.
 pub fn create(kind: EngineKind, m: &mut Machine) -> Result<Box<dyn Engine>, EngineError> {
+    create_with(kind, m, false)
+}
+
+/// Creates the engine; `deprivilege` selects the interpreter's
+/// trap-and-emulate mode.
+pub fn create_with(
+    kind: EngineKind,
+    m: &mut Machine,
+    deprivilege: bool,
+) -> Result<Box<dyn Engine>, EngineError> {
     match kind {
-        EngineKind::Interp => Ok(Box::new(engine_interp::Interp::new())),
+        EngineKind::Interp => {
+            let mut i = engine_interp::Interp::new();
+            i.set_deprivilege(deprivilege);
+            Ok(Box::new(i))
+        }
         EngineKind::Bt => engine_bt::create(m),
         EngineKind::Kvm => engine_kvm::create(m),
     }

@@ -23,6 +23,13 @@ pub struct RunArgs {
     /// Stop after this many guest instructions (exit status 10).
     #[arg(long, value_name = "N")]
     pub max_instructions: Option<u64>,
+    /// Trap-and-emulate (interp only): run the guest's protected-mode ring 0
+    /// as if deprivileged to ring 1 under a monitor, so privileged
+    /// instructions trap and are emulated while the sensitive unprivileged
+    /// ones (POPF, PUSHF, SGDT, SIDT, SMSW, STR, MOV from CS, LAR...) run
+    /// and silently give the wrong answer — the Popek-Goldberg lesson.
+    #[arg(long)]
+    pub deprivilege: bool,
     /// Stop after this many seconds of host time (exit status 10).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
@@ -130,7 +137,16 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         }
         m.trace.set_enabled(all);
     }
-    let mut engine = engines::create(args.engine, &mut m).map_err(|e| {
+    if args.deprivilege && args.engine != EngineKind::Interp {
+        return Err(Failure::new(
+            status::USAGE,
+            format!(
+                "--deprivilege is a mode of the interpreter (--engine interp), not of --engine {}",
+                args.engine.name()
+            ),
+        ));
+    }
+    let mut engine = engines::create_with(args.engine, &mut m, args.deprivilege).map_err(|e| {
         Failure::new(
             status::ENGINE_ERROR,
             format!("--engine {}: {e}", args.engine.name()),

@@ -309,4 +309,12 @@ fn bad_arguments_and_missing_engines_are_reported() {
     // Engines that have not landed yet say so (update when they land).
     assert_clean_error(&run(&img, &["--engine", "bt"]), 6, "not implemented yet");
     assert_clean_error(&run(&img, &["--engine", "kvm"]), 6, "not implemented yet");
+    // Trap-and-emulate is a mode of the interpreter only.
+    assert_clean_error(
+        &run(&img, &["--engine", "bt", "--deprivilege"]),
+        2,
+        "--deprivilege is a mode of the interpreter",
+    );
+    let out = run(&img, &["--deprivilege"]);
+    assert_eq!(out.stdout, b"ok\n", "a real-mode guest is not affected");
 }
