@@ -1,13 +1,455 @@
-//! The KVM engine: the guest on the real CPU through /dev/kvm.
-//!
-//! Not written yet (issue 4). Until it is, `create` answers with
-//! `EngineError::Unavailable` so the frontend can say so clearly.
+//! ringlab's KVM engine: the same machine on the real CPU through
+//! /dev/kvm. Guest RAM is the machine's own mapping; there is no in-kernel
+//! PIC or PIT — the shared 8259A and 8254 in user space serve this engine
+//! as they serve the others, so interrupts are injected with KVM_INTERRUPT
+//! and device deadlines interrupt KVM_RUN through a timer signal. Ring
+//! transitions happen in silicon: the engine sees only VM exits, and that
+//! is what it reports. See `../shared/DESIGN.md`, "KVM engine, in short".
 
-use machine::{Engine, EngineError, Machine};
+pub mod exits;
+pub mod host;
+pub mod state;
+pub mod timer;
 
-/// Opens /dev/kvm and creates a VM over the machine's RAM.
-pub fn create(_m: &mut Machine) -> Result<Box<dyn Engine>, EngineError> {
-    Err(EngineError::Unavailable(
-        "the KVM engine is not implemented yet (issue 4); use --engine interp".into(),
-    ))
+use exits::{Action, Exit};
+use host::HostKind;
+use kvm_bindings::{kvm_cpuid_entry2, kvm_msr_entry, CpuId, Msrs};
+use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
+use machine::cpu::{cr0, flags as f, msr, CpuState};
+use machine::{ClockMode, Engine, EngineError, EngineStats, Limits, Machine, Stop};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// KVM_INTERRUPT: _IOW(KVMIO, 0x86, struct kvm_interrupt) — not wrapped by
+/// kvm-ioctls.
+const KVM_INTERRUPT: libc::c_ulong = 0x4004_AE86;
+
+pub struct Kvm {
+    host: HostKind,
+    _vm: VmFd,
+    vcpu: VcpuFd,
+    /// Virtual time minus host time since `epoch` (moves when HLT warps).
+    time_offset: i128,
+    epoch: Instant,
+    exits: BTreeMap<&'static str, u64>,
+    injected: u64,
+    last: Option<CpuState>,
+}
+
+/// Creates the KVM engine over `m`, or says why this host cannot.
+pub fn create(m: &mut Machine) -> Result<Box<dyn Engine>, EngineError> {
+    Ok(Box::new(Kvm::new(m)?))
+}
+
+fn host_err(what: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Host(format!("{what}: {e}"))
+}
+
+impl Kvm {
+    pub fn new(m: &mut Machine) -> Result<Kvm, EngineError> {
+        let host = host::detect();
+        let kvm = host::open()?;
+        let vm = kvm.create_vm().map_err(|e| host_err("KVM_CREATE_VM", e))?;
+        // Needed by VMX without unrestricted guest for real mode; harmless
+        // elsewhere (kvm-pvm and AMD ignore or refuse it).
+        let _ = vm.set_tss_address(0xFFFB_D000);
+        let region = kvm_bindings::kvm_userspace_memory_region {
+            slot: 0,
+            flags: 0,
+            guest_phys_addr: 0,
+            memory_size: m.mem.size() as u64,
+            userspace_addr: m.mem.host_base() as u64,
+        };
+        // SAFETY: the region is the machine's RAM mapping, page aligned and
+        // `size()` bytes long; the machine outlives this engine's runs (the
+        // engine is only ever run with `&mut Machine` of that machine), so
+        // the mapping stays valid while the guest can touch it.
+        unsafe { vm.set_user_memory_region(region) }
+            .map_err(|e| host_err("KVM_SET_USER_MEMORY_REGION", e))?;
+        let vcpu = vm
+            .create_vcpu(0)
+            .map_err(|e| host_err("KVM_CREATE_VCPU", e))?;
+        // The machine's fixed CPUID table, so the guest sees one CPU on
+        // every engine.
+        let entries: Vec<kvm_cpuid_entry2> = machine::cpuid::entries()
+            .into_iter()
+            .map(|(function, index, r)| kvm_cpuid_entry2 {
+                function,
+                index,
+                flags: 0,
+                eax: r[0],
+                ebx: r[1],
+                ecx: r[2],
+                edx: r[3],
+                ..Default::default()
+            })
+            .collect();
+        let cpuid =
+            CpuId::from_entries(&entries).map_err(|e| host_err("CPUID table", format!("{e:?}")))?;
+        vcpu.set_cpuid2(&cpuid)
+            .map_err(|e| host_err("KVM_SET_CPUID2", e))?;
+        Ok(Kvm {
+            host,
+            _vm: vm,
+            vcpu,
+            time_offset: m.clock.now() as i128,
+            epoch: Instant::now(),
+            exits: BTreeMap::new(),
+            injected: 0,
+            last: None,
+        })
+    }
+
+    fn host_now(&self) -> u64 {
+        let t = self.epoch.elapsed().as_nanos() as i128 + self.time_offset;
+        t.max(0) as u64
+    }
+
+    /// Advances virtual time to host time (never backwards).
+    fn sync_time(&mut self, m: &mut Machine) {
+        let t = self.host_now();
+        if t > m.clock.now() {
+            m.set_time(t);
+        } else {
+            self.time_offset += (m.clock.now() - t) as i128;
+        }
+    }
+
+    fn read_state(&self) -> Result<CpuState, EngineError> {
+        let regs = self
+            .vcpu
+            .get_regs()
+            .map_err(|e| host_err("KVM_GET_REGS", e))?;
+        let sregs = self
+            .vcpu
+            .get_sregs()
+            .map_err(|e| host_err("KVM_GET_SREGS", e))?;
+        let mut s = self.last.clone().unwrap_or_else(CpuState::reset);
+        state::from_kvm(&regs, &sregs, &mut s);
+        let mut msrs = Msrs::from_entries(&[
+            kvm_msr_entry {
+                index: msr::SYSENTER_CS,
+                ..Default::default()
+            },
+            kvm_msr_entry {
+                index: msr::SYSENTER_ESP,
+                ..Default::default()
+            },
+            kvm_msr_entry {
+                index: msr::SYSENTER_EIP,
+                ..Default::default()
+            },
+            kvm_msr_entry {
+                index: msr::TSC,
+                ..Default::default()
+            },
+        ])
+        .map_err(|e| host_err("MSR list", format!("{e:?}")))?;
+        if self.vcpu.get_msrs(&mut msrs).is_ok() {
+            for e in msrs.as_slice() {
+                match e.index {
+                    msr::SYSENTER_CS => s.sysenter_cs = e.data as u32,
+                    msr::SYSENTER_ESP => s.sysenter_esp = e.data as u32,
+                    msr::SYSENTER_EIP => s.sysenter_eip = e.data as u32,
+                    msr::TSC => s.tsc = e.data,
+                    _ => {}
+                }
+            }
+        }
+        if let Ok(ev) = self.vcpu.get_vcpu_events() {
+            s.interrupt_shadow = ev.interrupt.shadow != 0;
+        }
+        Ok(s)
+    }
+
+    fn inject(&mut self, vector: u8) -> Result<(), EngineError> {
+        let irq = kvm_bindings::kvm_interrupt { irq: vector as u32 };
+        // SAFETY: KVM_INTERRUPT takes a pointer to a kvm_interrupt on a vCPU
+        // fd; both are valid for the call.
+        let r = unsafe {
+            libc::ioctl(
+                std::os::unix::io::AsRawFd::as_raw_fd(&self.vcpu),
+                KVM_INTERRUPT,
+                &irq,
+            )
+        };
+        if r != 0 {
+            return Err(host_err("KVM_INTERRUPT", std::io::Error::last_os_error()));
+        }
+        self.injected += 1;
+        Ok(())
+    }
+
+    /// Explains a stop kvm-pvm gives for what it cannot run.
+    fn pvm_explain(&self, m: &Machine, what: &str) -> Option<EngineError> {
+        if self.host != HostKind::Pvm {
+            return None;
+        }
+        let s = self.read_state().ok()?;
+        if std::env::var_os("RINGLAB_KVM_DEBUG").is_some() {
+            eprintln!("kvm-pvm stop ({what}): {s:?}");
+        }
+        let why = match what {
+            "shutdown" if s.cr0 & cr0::PG != 0 || paging_write_pending(m, &s) => {
+                "the guest enabled 32-bit paging (CR0.PG), which this host's kvm-pvm only \
+                 supports in long mode"
+            }
+            "shutdown" => return None,
+            _ => {
+                "kvm-pvm cannot run this guest's ring change in unpaged protected mode \
+                 (KVM internal error)"
+            }
+        };
+        Some(EngineError::Unsupported(format!(
+            "{why}; run it on the interpreter, or on a host with hardware virtualization \
+             (kvm_intel or kvm_amd); stopped at {:04x}:{:08x} ({})",
+            s.segs[1].selector,
+            s.eip,
+            s.mode_name()
+        )))
+    }
+}
+
+/// Whether the instruction at CS:EIP (or just before it) is MOV CR0, r32
+/// with PG set in the register: kvm-pvm shuts the vCPU down there, before
+/// CR0 changes (measured: EIP on the MOV, CR0 without PG).
+fn paging_write_pending(m: &Machine, s: &CpuState) -> bool {
+    let pc = s.pc_linear();
+    [pc, pc.wrapping_sub(3)].iter().any(|&a| {
+        let b = |k: u32| m.mem.read_u8(a.wrapping_add(k) as u64);
+        match (b(0), b(1), b(2)) {
+            // 0F 22 /r with mod = 11 and reg = 0 (CR0): MOV CR0, r32.
+            (Some(0x0F), Some(0x22), Some(modrm)) if modrm >> 6 == 3 && (modrm >> 3) & 7 == 0 => {
+                s.regs[(modrm & 7) as usize] & cr0::PG != 0
+            }
+            _ => false,
+        }
+    })
+}
+
+/// A VM exit with its data area as a raw pointer into the vCPU's kvm_run
+/// mapping, so the borrow of the vCPU ends before the exit is handled.
+enum Raw {
+    IoIn(u16, *mut u8, usize),
+    IoOut(u16, *const u8, usize),
+    MmioRead(u64, *mut u8, usize),
+    MmioWrite(u64, *const u8, usize),
+    Plain(Exit<'static>),
+}
+
+fn raw_of(e: VcpuExit<'_>) -> Raw {
+    match e {
+        VcpuExit::IoIn(port, data) => Raw::IoIn(port, data.as_mut_ptr(), data.len()),
+        VcpuExit::IoOut(port, data) => Raw::IoOut(port, data.as_ptr(), data.len()),
+        VcpuExit::MmioRead(addr, data) => Raw::MmioRead(addr, data.as_mut_ptr(), data.len()),
+        VcpuExit::MmioWrite(addr, data) => Raw::MmioWrite(addr, data.as_ptr(), data.len()),
+        VcpuExit::Hlt => Raw::Plain(Exit::Hlt),
+        VcpuExit::IrqWindowOpen => Raw::Plain(Exit::IrqWindowOpen),
+        VcpuExit::Shutdown => Raw::Plain(Exit::Shutdown),
+        VcpuExit::Debug(_) => Raw::Plain(Exit::Debug),
+        VcpuExit::FailEntry(r, _) => Raw::Plain(Exit::FailEntry(r)),
+        VcpuExit::InternalError => Raw::Plain(Exit::InternalError(0)),
+        VcpuExit::Intr => Raw::Plain(Exit::Intr),
+        other => Raw::Plain(Exit::Other(format!("{other:?}"))),
+    }
+}
+
+impl Engine for Kvm {
+    fn name(&self) -> &'static str {
+        "kvm"
+    }
+
+    fn run(&mut self, m: &mut Machine, limits: &Limits) -> Result<Stop, EngineError> {
+        m.clock.set_mode(ClockMode::HostTime);
+        let start = Instant::now();
+        let imm = &mut self.vcpu.get_kvm_run().immediate_exit as *mut u8;
+        let timer = timer::DeadlineTimer::new(imm).map_err(EngineError::Host)?;
+        loop {
+            if let Some(s) = m.stop_requested() {
+                return Ok(s.to_stop());
+            }
+            if let Some(t) = limits.timeout {
+                if start.elapsed() >= t {
+                    return Ok(Stop::Timeout);
+                }
+            }
+            self.sync_time(m);
+            // Interrupts from the shared PIC: inject when the guest can take
+            // one, else ask KVM to exit when it can.
+            {
+                let run = self.vcpu.get_kvm_run();
+                run.request_interrupt_window = 0;
+                let ready = run.ready_for_interrupt_injection != 0 && run.if_flag != 0;
+                if m.interrupt_pending() {
+                    if ready {
+                        let v = m.acknowledge_interrupt();
+                        let now = m.clock.now();
+                        m.trace.record(
+                            m.icount(),
+                            now,
+                            machine::Event::Interrupt { vector: v, eip: 0 },
+                        );
+                        self.inject(v)?;
+                    } else {
+                        self.vcpu.get_kvm_run().request_interrupt_window = 1;
+                    }
+                }
+            }
+            // Return from KVM_RUN at the next device deadline or the timeout.
+            let mut wait = Duration::from_millis(100);
+            if let Some(d) = m.next_deadline() {
+                wait = wait.min(Duration::from_nanos(d.saturating_sub(m.clock.now())));
+            }
+            if let Some(t) = limits.timeout {
+                wait = wait.min(t.saturating_sub(start.elapsed()));
+            }
+            timer.arm(wait);
+            let raw = match self.vcpu.run() {
+                Ok(e) => raw_of(e),
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                    Raw::Plain(Exit::Intr)
+                }
+                Err(e) => return Err(host_err("KVM_RUN", e)),
+            };
+            // SAFETY: the io union member is the valid one for an I/O exit
+            // (only read then).
+            let io_size = unsafe { self.vcpu.get_kvm_run().__bindgen_anon_1.io.size };
+            // SAFETY (the slices below): each pointer and length is the data
+            // area KVM described for this exit, inside the vCPU's kvm_run
+            // mapping, which lives as long as the vCPU; nothing else touches
+            // it until the next KVM_RUN.
+            let exit = match raw {
+                Raw::IoIn(port, p, n) => Exit::IoIn {
+                    port,
+                    size: io_size,
+                    data: unsafe { std::slice::from_raw_parts_mut(p, n) },
+                },
+                Raw::IoOut(port, p, n) => Exit::IoOut {
+                    port,
+                    size: io_size,
+                    data: unsafe { std::slice::from_raw_parts(p, n) },
+                },
+                Raw::MmioRead(addr, p, n) => Exit::MmioRead {
+                    addr,
+                    data: unsafe { std::slice::from_raw_parts_mut(p, n) },
+                },
+                Raw::MmioWrite(addr, p, n) => Exit::MmioWrite {
+                    addr,
+                    data: unsafe { std::slice::from_raw_parts(p, n) },
+                },
+                Raw::Plain(e) => e,
+            };
+            self.vcpu.get_kvm_run().immediate_exit = 0;
+            timer.disarm();
+            self.sync_time(m);
+            *self.exits.entry(exit.kind()).or_default() += 1;
+            let kind = exit.kind();
+            match exits::handle(exit, m) {
+                Action::Resume => {}
+                Action::Stop(Stop::TripleFault) => {
+                    if let Some(e) = self.pvm_explain(m, "shutdown") {
+                        return Err(e);
+                    }
+                    return Ok(Stop::TripleFault);
+                }
+                Action::Stop(s) => return Ok(s),
+                Action::Halted => {
+                    let regs = self
+                        .vcpu
+                        .get_regs()
+                        .map_err(|e| host_err("KVM_GET_REGS", e))?;
+                    let if_ = regs.rflags as u32 & f::IF != 0;
+                    if m.interrupt_pending() && if_ {
+                        continue;
+                    }
+                    if !if_ {
+                        self.last = Some(self.read_state()?);
+                        return Ok(Stop::Halted);
+                    }
+                    // HLT with IF set: skip to the next device deadline, as
+                    // every engine does.
+                    if !m.warp_to_deadline() {
+                        return Ok(Stop::Idle);
+                    }
+                    self.time_offset =
+                        m.clock.now() as i128 - self.epoch.elapsed().as_nanos() as i128;
+                }
+                Action::Fail(why) => {
+                    if kind == "internal error" {
+                        if let Some(e) = self.pvm_explain(m, "internal") {
+                            return Err(e);
+                        }
+                    }
+                    let dump = self
+                        .read_state()
+                        .map(|s| {
+                            format!("{:04x}:{:08x} {}", s.segs[1].selector, s.eip, s.mode_name())
+                        })
+                        .unwrap_or_default();
+                    return Err(EngineError::Host(format!("{why}; vCPU at {dump}")));
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, _m: &mut Machine) -> Result<Stop, EngineError> {
+        Err(EngineError::Unsupported(
+            "single stepping on KVM (KVM_SET_GUEST_DEBUG) is not implemented yet".into(),
+        ))
+    }
+
+    fn cpu_state(&mut self) -> Result<CpuState, EngineError> {
+        self.read_state()
+    }
+
+    fn set_cpu_state(&mut self, m: &mut Machine, s: &CpuState) -> Result<(), EngineError> {
+        let base = self
+            .vcpu
+            .get_sregs()
+            .map_err(|e| host_err("KVM_GET_SREGS", e))?;
+        let (regs, sregs) = state::to_kvm(s, &base);
+        self.vcpu
+            .set_sregs(&sregs)
+            .map_err(|e| host_err("KVM_SET_SREGS", e))?;
+        self.vcpu
+            .set_regs(&regs)
+            .map_err(|e| host_err("KVM_SET_REGS", e))?;
+        let msrs = Msrs::from_entries(&[
+            kvm_msr_entry {
+                index: msr::SYSENTER_CS,
+                data: s.sysenter_cs as u64,
+                ..Default::default()
+            },
+            kvm_msr_entry {
+                index: msr::SYSENTER_ESP,
+                data: s.sysenter_esp as u64,
+                ..Default::default()
+            },
+            kvm_msr_entry {
+                index: msr::SYSENTER_EIP,
+                data: s.sysenter_eip as u64,
+                ..Default::default()
+            },
+        ])
+        .map_err(|e| host_err("MSR list", format!("{e:?}")))?;
+        let _ = self.vcpu.set_msrs(&msrs);
+        self.time_offset = m.clock.now() as i128 - self.epoch.elapsed().as_nanos() as i128;
+        self.last = Some(s.clone());
+        Ok(())
+    }
+
+    fn stats(&self) -> EngineStats {
+        let mut counters: Vec<(String, u64)> = self
+            .exits
+            .iter()
+            .map(|(k, v)| (format!("exits: {k}"), *v))
+            .collect();
+        counters.push(("interrupts injected".into(), self.injected));
+        EngineStats {
+            engine: format!("kvm ({})", self.host.name()),
+            // The CPU runs the guest: instructions are not counted.
+            instructions: 0,
+            counters,
+        }
+    }
 }

@@ -1,0 +1,58 @@
+//! Which KVM this host has, and opening /dev/kvm with errors that say why
+//! it failed.
+
+use machine::EngineError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostKind {
+    /// Intel VT-x.
+    Intel,
+    /// AMD-V (SVM).
+    Amd,
+    /// kvm-pvm: a software hypervisor for nested clouds (no 32-bit paging,
+    /// no ring changes in unpaged protected mode).
+    Pvm,
+    Unknown,
+}
+
+impl HostKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            HostKind::Intel => "kvm_intel",
+            HostKind::Amd => "kvm_amd",
+            HostKind::Pvm => "kvm-pvm",
+            HostKind::Unknown => "unknown KVM",
+        }
+    }
+}
+
+/// Looks at the loaded modules.
+pub fn detect() -> HostKind {
+    let has = |m: &str| std::path::Path::new(&format!("/sys/module/{m}")).exists();
+    if has("kvm_pvm") {
+        HostKind::Pvm
+    } else if has("kvm_intel") {
+        HostKind::Intel
+    } else if has("kvm_amd") {
+        HostKind::Amd
+    } else {
+        HostKind::Unknown
+    }
+}
+
+/// Opens /dev/kvm; the error names the cause.
+pub fn open() -> Result<kvm_ioctls::Kvm, EngineError> {
+    kvm_ioctls::Kvm::new().map_err(|e| {
+        let why = match e.errno() {
+            libc::ENOENT => "there is no /dev/kvm: KVM is not available on this host (no \
+                             kvm_intel/kvm_amd module, or a virtual machine without nested \
+                             virtualization)"
+                .to_string(),
+            libc::EACCES | libc::EPERM => "permission denied on /dev/kvm: add your user to the \
+                                           `kvm` group (sudo adduser $USER kvm) and log in again"
+                .to_string(),
+            _ => format!("cannot open /dev/kvm: {e}"),
+        };
+        EngineError::Unavailable(why)
+    })
+}

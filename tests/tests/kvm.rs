@@ -1,0 +1,118 @@
+//! The KVM engine against the interpreter on this host. Where /dev/kvm
+//! cannot be opened the tests print why and skip; on kvm-pvm (this
+//! project's machines) guests that need 32-bit paging must stop with the
+//! explanation, never a misleading triple fault.
+
+use machine::loader::{self, LoadOptions};
+use machine::{Engine, EngineError, Limits, Machine, MachineConfig, Stop};
+use std::time::Duration;
+
+fn kvm_or_skip(m: &mut Machine) -> Option<Box<dyn Engine>> {
+    match engine_kvm::create(m) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            eprintln!("skipping: KVM is not usable on this host: {e}");
+            None
+        }
+    }
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_icount: Some(50_000_000),
+        timeout: Some(Duration::from_secs(10)),
+        breakpoints: vec![],
+    }
+}
+
+/// Runs `image` on an engine; returns the stop, COM1 output and VGA text.
+fn run(image: &[u8], kvm: bool) -> Option<(Result<Stop, EngineError>, Vec<u8>, String)> {
+    let mut m = Machine::new(MachineConfig::default()).unwrap();
+    let l = loader::load(&mut m.mem, image, &LoadOptions::default()).unwrap();
+    let mut e: Box<dyn Engine> = if kvm {
+        kvm_or_skip(&mut m)?
+    } else {
+        Box::new(engine_interp::Interp::new())
+    };
+    e.set_cpu_state(&mut m, &l.entry).unwrap();
+    let stop = e.run(&mut m, &limits());
+    Some((stop, m.serial_output().to_vec(), m.screen().text()))
+}
+
+#[test]
+fn hello_lesson_is_the_same_on_kvm() {
+    let image = lessons::find("hello").unwrap().image;
+    let Some(k) = run(image, true) else { return };
+    let i = run(image, false).unwrap();
+    assert_eq!(k.0.as_ref().unwrap(), &Stop::Halted);
+    assert_eq!(i.0.as_ref().unwrap(), &Stop::Halted);
+    assert_eq!(k.1, i.1, "serial output");
+    assert_eq!(k.2, i.2, "VGA screen");
+    assert_eq!(k.1, b"Hello from real mode!\n");
+}
+
+#[test]
+fn compute_guest_gives_the_interpreters_checksum() {
+    if engine_kvm::host::detect() == engine_kvm::host::HostKind::Pvm {
+        eprintln!(
+            "skipping: kvm-pvm runs unpaged protected mode in its instruction emulator \
+             (about 2 M instructions/s), so the 900 M instruction guest would take minutes"
+        );
+        return;
+    }
+    let Some(k) = run(lessons::COMPUTE, true) else {
+        return;
+    };
+    let i = run(lessons::COMPUTE, false).unwrap();
+    assert_eq!(k.0.unwrap(), Stop::Shutdown);
+    assert_eq!(k.1, i.1);
+    assert_eq!(k.1, b"c0275df0\n");
+}
+
+#[test]
+fn kvm_pvm_explains_32_bit_paging() {
+    if engine_kvm::host::detect() != engine_kvm::host::HostKind::Pvm {
+        eprintln!("skipping: this host's KVM is not kvm-pvm (the check is for kvm-pvm only)");
+        return;
+    }
+    // A multiboot kernel that turns on paging with one 4 MiB identity page.
+    let mut code: Vec<u8> = vec![
+        0x0F, 0x20, 0xE0, // mov eax, cr4
+        0x83, 0xC8, 0x10, // or eax, 0x10 (PSE)
+        0x0F, 0x22, 0xE0, // mov cr4, eax
+        0xC7, 0x05, 0x00, 0x00, 0x20, 0x00, 0x83, 0x00, 0x00, 0x00, // mov [0x200000], 0x83
+        0xB8, 0x00, 0x00, 0x20, 0x00, // mov eax, 0x200000
+        0x0F, 0x22, 0xD8, // mov cr3, eax
+        0x0F, 0x20, 0xC0, // mov eax, cr0
+        0x0D, 0x00, 0x00, 0x00, 0x80, // or eax, 0x80000000
+        0x0F, 0x22, 0xC0, // mov cr0, eax
+        0xB0, 0x00, 0xE6, 0xF4, // mov al, 0; out 0xf4, al
+    ];
+    let mut image = Vec::new();
+    for w in [
+        0x1BAD_B002u32,
+        0x0001_0000,
+        0u32.wrapping_sub(0x1BAD_B002 + 0x0001_0000),
+    ] {
+        image.extend_from_slice(&w.to_le_bytes());
+    }
+    // a.out kludge fields: header, load, load end, bss end, entry.
+    let base = 0x10_0000u32;
+    let end = base + 32 + code.len() as u32;
+    for w in [base, base, end, end, base + 32] {
+        image.extend_from_slice(&w.to_le_bytes());
+    }
+    image.resize(32, 0);
+    image.append(&mut code);
+    let (stop, _, _) = run(&image, true).expect("kvm-pvm host has /dev/kvm");
+    match stop {
+        Err(EngineError::Unsupported(why)) => {
+            assert!(why.contains("32-bit paging"), "{why}");
+            assert!(why.contains("kvm-pvm"), "{why}");
+        }
+        other => panic!("expected the kvm-pvm explanation, got {other:?}"),
+    }
+    // The interpreter runs it to the exit port.
+    let (stop, _, _) = run(&image, false).unwrap();
+    assert_eq!(stop.unwrap(), Stop::GuestExit { value: 0 });
+}
