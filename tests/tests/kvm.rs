@@ -7,9 +7,14 @@ use machine::loader::{self, LoadOptions};
 use machine::{Engine, EngineError, Limits, Machine, MachineConfig, Stop};
 use std::time::Duration;
 
+/// The engine, or None (after printing why) where KVM is not usable.
+/// With RINGLAB_REQUIRE_KVM set (the QEMU/SVM test VM) nothing may skip.
 fn kvm_or_skip(m: &mut Machine) -> Option<Box<dyn Engine>> {
     match engine_kvm::create(m) {
         Ok(e) => Some(e),
+        Err(e) if std::env::var_os("RINGLAB_REQUIRE_KVM").is_some() => {
+            panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}")
+        }
         Err(e) => {
             eprintln!("skipping: KVM is not usable on this host: {e}");
             None
@@ -52,7 +57,7 @@ fn hello_lesson_is_the_same_on_kvm() {
 }
 
 #[test]
-fn compute_guest_gives_the_interpreters_checksum() {
+fn compute_guest_gives_the_known_checksum() {
     if engine_kvm::host::detect() == engine_kvm::host::HostKind::Pvm {
         eprintln!(
             "skipping: kvm-pvm runs unpaged protected mode in its instruction emulator \
@@ -63,18 +68,14 @@ fn compute_guest_gives_the_interpreters_checksum() {
     let Some(k) = run(lessons::COMPUTE, true) else {
         return;
     };
-    let i = run(lessons::COMPUTE, false).unwrap();
     assert_eq!(k.0.unwrap(), Stop::Shutdown);
-    assert_eq!(k.1, i.1);
+    // The checksum the interpreter and Bochs 2.7 print (BENCHMARKS.md; the
+    // interpreter's own 900 M instruction run is too long for this test).
     assert_eq!(k.1, b"c0275df0\n");
 }
 
 #[test]
-fn kvm_pvm_explains_32_bit_paging() {
-    if engine_kvm::host::detect() != engine_kvm::host::HostKind::Pvm {
-        eprintln!("skipping: this host's KVM is not kvm-pvm (the check is for kvm-pvm only)");
-        return;
-    }
+fn paging_runs_on_hardware_and_is_explained_on_kvm_pvm() {
     // A multiboot kernel that turns on paging with one 4 MiB identity page.
     let mut code: Vec<u8> = vec![
         0x0F, 0x20, 0xE0, // mov eax, cr4
@@ -104,13 +105,20 @@ fn kvm_pvm_explains_32_bit_paging() {
     }
     image.resize(32, 0);
     image.append(&mut code);
-    let (stop, _, _) = run(&image, true).expect("kvm-pvm host has /dev/kvm");
-    match stop {
-        Err(EngineError::Unsupported(why)) => {
-            assert!(why.contains("32-bit paging"), "{why}");
-            assert!(why.contains("kvm-pvm"), "{why}");
+    let Some((stop, _, _)) = run(&image, true) else {
+        return;
+    };
+    if engine_kvm::host::detect() == engine_kvm::host::HostKind::Pvm {
+        match stop {
+            Err(EngineError::Unsupported(why)) => {
+                assert!(why.contains("32-bit paging"), "{why}");
+                assert!(why.contains("kvm-pvm"), "{why}");
+            }
+            other => panic!("expected the kvm-pvm explanation, got {other:?}"),
         }
-        other => panic!("expected the kvm-pvm explanation, got {other:?}"),
+    } else {
+        // Hardware virtualization runs 32-bit paging.
+        assert_eq!(stop.unwrap(), Stop::GuestExit { value: 0 });
     }
     // The interpreter runs it to the exit port.
     let (stop, _, _) = run(&image, false).unwrap();

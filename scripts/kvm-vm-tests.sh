@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Runs the KVM engine's tests on real hardware virtualization: inside a
+# QEMU (TCG) virtual machine whose CPU emulates AMD SVM with nested paging,
+# booting Debian's kernel and loading its kvm-amd module, so /dev/kvm in
+# there is genuine kvm_amd (this project's hosts only have kvm-pvm; see
+# ../shared/DESIGN.md, "Facts"). Used by .ci/run.
+#
+# Downloads and caches (in $RINGLAB_VM_CACHE, default target/kvm-vm) the
+# Debian kernel package; installs qemu-system-x86 and busybox-static with
+# apt-get when they are missing. Exits non-zero if any test fails or the VM
+# does not report a result.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+cache=${RINGLAB_VM_CACHE:-$root/target/kvm-vm}
+mkdir -p "$cache"
+
+sudo_cmd=""
+[ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+[ -x /bin/busybox ] || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
+fi
+
+# The newest Debian 6.1 kernel package, fetched once.
+if ! ls "$cache"/linux-image-*.deb >/dev/null 2>&1; then
+    pkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' \
+        | awk '{print $1}' | sort -V | tail -1)
+    [ -n "$pkg" ] || { echo "kvm-vm: no linux-image-6.1.0-*-amd64 package known to apt" >&2; exit 1; }
+    (cd "$cache" && apt-get download "$pkg" 2>/dev/null)
+fi
+deb=$(ls "$cache"/linux-image-*.deb | head -1)
+if [ ! -d "$cache/kernel" ]; then
+    dpkg-deb -x "$deb" "$cache/kernel"
+fi
+vmlinuz=$(ls "$cache"/kernel/boot/vmlinuz-* | head -1)
+moddir=$(ls -d "$cache"/kernel/lib/modules/* | head -1)/kernel
+
+# The test binaries, built for this host (the VM runs the same kernel ABI).
+exe=$(cargo test --release -p tests --test kvm --no-run --message-format=json 2>/dev/null \
+    | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
+[ -x "$exe" ] || { echo "kvm-vm: could not build the KVM test binary" >&2; exit 1; }
+
+# The initramfs: busybox, the modules, the test binary and its libraries.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+ir=$work/initramfs
+mkdir -p "$ir"/{bin,dev,proc,sys,tmp,modules,tests}
+cp /bin/busybox "$ir/bin/"
+for t in sh mount insmod poweroff ls cat echo; do ln -s busybox "$ir/bin/$t"; done
+for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko drivers/crypto/ccp/ccp.ko arch/x86/kvm/kvm-amd.ko; do
+    cp "$moddir/$m" "$ir/modules/"
+done
+cp "$exe" "$ir/tests/kvm"
+for lib in $(ldd "$exe" | grep -o '/[^ ]*'); do
+    mkdir -p "$ir$(dirname "$lib")"
+    cp -L "$lib" "$ir$lib"
+done
+cat > "$ir/init" <<'INIT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in irqbypass kvm ccp kvm-amd; do insmod /modules/$m.ko; done
+ls -l /dev/kvm
+cd /tests
+RINGLAB_REQUIRE_KVM=1 ./kvm --test-threads=1 --nocapture
+echo "RINGLAB-KVM-TESTS rc=$?"
+poweroff -f
+INIT
+chmod +x "$ir/init"
+(cd "$ir" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$work/initrd.gz"
+
+log=$work/vm.log
+timeout 900 qemu-system-x86_64 -accel tcg -cpu max -m 2048 -nographic -no-reboot \
+    -kernel "$vmlinuz" -initrd "$work/initrd.gz" \
+    -append "console=ttyS0 panic=-1 quiet" | tee "$log" || true
+grep -q "RINGLAB-KVM-TESTS rc=0" "$log" || { echo "kvm-vm: the KVM tests failed in the VM" >&2; exit 1; }
+echo "kvm-vm: the KVM tests passed on kvm_amd inside QEMU/SVM"
