@@ -284,10 +284,11 @@ impl Engine for Kvm {
                     if ready {
                         let v = m.acknowledge_interrupt();
                         let now = m.clock.now();
+                        let eip = self.vcpu.get_regs().map_or(0, |r| r.rip as u32);
                         m.trace.record(
                             m.icount(),
                             now,
-                            machine::Event::Interrupt { vector: v, eip: 0 },
+                            machine::Event::Interrupt { vector: v, eip },
                         );
                         self.inject(v)?;
                     } else {

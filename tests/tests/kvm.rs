@@ -24,7 +24,7 @@ fn kvm_or_skip(m: &mut Machine) -> Option<Box<dyn Engine>> {
 
 fn limits() -> Limits {
     Limits {
-        max_icount: Some(50_000_000),
+        max_icount: Some(200_000_000),
         timeout: Some(Duration::from_secs(10)),
         breakpoints: vec![],
     }
@@ -123,4 +123,17 @@ fn paging_runs_on_hardware_and_is_explained_on_kvm_pvm() {
     // The interpreter runs it to the exit port.
     let (stop, _, _) = run(&image, false).unwrap();
     assert_eq!(stop.unwrap(), Stop::GuestExit { value: 0 });
+}
+
+#[test]
+fn timer_interrupts_reach_a_computing_guest() {
+    let image = include_bytes!(concat!(env!("OUT_DIR"), "/ticks.bin"));
+    let i = run(image, false).unwrap();
+    assert_eq!(i.0.unwrap(), Stop::GuestExit { value: 0 });
+    assert_eq!(i.1, b"5 ticks\n");
+    let Some(k) = run(image, true) else {
+        return;
+    };
+    assert_eq!(k.0.unwrap(), Stop::GuestExit { value: 0 });
+    assert_eq!(k.1, i.1);
 }
