@@ -30,7 +30,8 @@ pub enum Exit<'a> {
     /// KVM_RUN was interrupted by the deadline timer (EINTR).
     Intr,
     Shutdown,
-    Debug,
+    /// A debug exit (single step or hardware breakpoint) at this linear PC.
+    Debug(u64),
     FailEntry(u64),
     InternalError(u32),
     Other(String),
@@ -48,7 +49,7 @@ impl Exit<'_> {
             Exit::IrqWindowOpen => "irq window".into(),
             Exit::Intr => "timer".into(),
             Exit::Shutdown => "shutdown".into(),
-            Exit::Debug => "debug".into(),
+            Exit::Debug(pc) => format!("debug at {pc:#x}"),
             Exit::FailEntry(r) => format!("fail entry {r:#x}"),
             Exit::InternalError(s) => format!("internal error {s}"),
             Exit::Other(s) => s.clone(),
@@ -64,7 +65,7 @@ impl Exit<'_> {
             Exit::IrqWindowOpen => "irq window",
             Exit::Intr => "timer",
             Exit::Shutdown => "shutdown",
-            Exit::Debug => "debug",
+            Exit::Debug(_) => "debug",
             Exit::FailEntry(_) => "fail entry",
             Exit::InternalError(_) => "internal error",
             Exit::Other(_) => "other",
@@ -130,7 +131,7 @@ pub fn handle(exit: Exit, m: &mut Machine) -> Action {
             }
         }
         Exit::Hlt => Action::Halted,
-        Exit::IrqWindowOpen | Exit::Intr | Exit::Debug => Action::Resume,
+        Exit::IrqWindowOpen | Exit::Intr | Exit::Debug(_) => Action::Resume,
         Exit::Shutdown => Action::Stop(Stop::TripleFault),
         Exit::FailEntry(r) => Action::Fail(format!(
             "KVM could not enter the guest (hardware entry failure reason {r:#x})"

@@ -34,6 +34,10 @@ pub struct Kvm {
     exits: BTreeMap<&'static str, u64>,
     injected: u64,
     last: Option<CpuState>,
+    /// `step` is running: a debug exit ends the run.
+    stepping: bool,
+    /// A breakpoint we stopped at, stepped over before running on.
+    resume_bp: Option<u32>,
 }
 
 /// Creates the KVM engine over `m`, or says why this host cannot.
@@ -97,7 +101,21 @@ impl Kvm {
             exits: BTreeMap::new(),
             injected: 0,
             last: None,
+            stepping: false,
+            resume_bp: None,
         })
+    }
+
+    /// KVM_SET_GUEST_DEBUG: single stepping on or off.
+    fn set_debug(&mut self, single: bool) -> Result<(), EngineError> {
+        use kvm_bindings::{kvm_guest_debug, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP};
+        let mut dbg = kvm_guest_debug::default();
+        if single {
+            dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
+        }
+        self.vcpu
+            .set_guest_debug(&dbg)
+            .map_err(|e| host_err("KVM_SET_GUEST_DEBUG", e))
     }
 
     fn host_now(&self) -> u64 {
@@ -246,7 +264,7 @@ fn raw_of(e: VcpuExit<'_>) -> Raw {
         VcpuExit::Hlt => Raw::Plain(Exit::Hlt),
         VcpuExit::IrqWindowOpen => Raw::Plain(Exit::IrqWindowOpen),
         VcpuExit::Shutdown => Raw::Plain(Exit::Shutdown),
-        VcpuExit::Debug(_) => Raw::Plain(Exit::Debug),
+        VcpuExit::Debug(arch) => Raw::Plain(Exit::Debug(arch.pc)),
         VcpuExit::FailEntry(r, _) => Raw::Plain(Exit::FailEntry(r)),
         VcpuExit::InternalError => Raw::Plain(Exit::InternalError(0)),
         VcpuExit::Intr => Raw::Plain(Exit::Intr),
@@ -262,6 +280,28 @@ impl Engine for Kvm {
     fn run(&mut self, m: &mut Machine, limits: &Limits) -> Result<Stop, EngineError> {
         m.clock.set_mode(ClockMode::HostTime);
         let start = Instant::now();
+        // Breakpoints: single-step and compare the linear PC. (Hardware
+        // breakpoints through KVM_GUESTDBG_USE_HW_BP worked on kvm-pvm but
+        // never fired under QEMU's emulated SVM, so they are not used.)
+        if !self.stepping && !limits.breakpoints.is_empty() {
+            loop {
+                let pc = self.read_state()?.pc_linear();
+                if limits.breakpoints.contains(&pc) && self.resume_bp != Some(pc) {
+                    self.resume_bp = Some(pc);
+                    return Ok(Stop::Breakpoint { addr: pc });
+                }
+                self.resume_bp = None;
+                if let Some(t) = limits.timeout {
+                    if start.elapsed() >= t {
+                        return Ok(Stop::Timeout);
+                    }
+                }
+                let s = self.step(m)?;
+                if s != Stop::Stepped {
+                    return Ok(s);
+                }
+            }
+        }
         let imm = &mut self.vcpu.get_kvm_run().immediate_exit as *mut u8;
         let timer = timer::DeadlineTimer::new(imm).map_err(EngineError::Host)?;
         loop {
@@ -344,6 +384,11 @@ impl Engine for Kvm {
             timer.disarm();
             self.sync_time(m);
             *self.exits.entry(exit.kind()).or_default() += 1;
+            if let Exit::Debug(_) = exit {
+                if self.stepping {
+                    return Ok(Stop::Stepped);
+                }
+            }
             let kind = exit.kind();
             match exits::handle(exit, m) {
                 Action::Resume => {}
@@ -393,10 +438,21 @@ impl Engine for Kvm {
         }
     }
 
-    fn step(&mut self, _m: &mut Machine) -> Result<Stop, EngineError> {
-        Err(EngineError::Unsupported(
-            "single stepping on KVM (KVM_SET_GUEST_DEBUG) is not implemented yet".into(),
-        ))
+    /// One instruction on the CPU, through KVM's single-step debug exit.
+    /// As on hardware, the instruction after MOV SS or POP SS runs in the
+    /// same step (the SS shadow holds the #DB, SDM Vol 3A 6.8.3).
+    fn step(&mut self, m: &mut Machine) -> Result<Stop, EngineError> {
+        self.set_debug(true)?;
+        self.stepping = true;
+        let limits = Limits {
+            max_icount: None,
+            timeout: Some(Duration::from_secs(5)),
+            breakpoints: vec![],
+        };
+        let r = self.run(m, &limits);
+        self.stepping = false;
+        self.set_debug(false)?;
+        r
     }
 
     fn cpu_state(&mut self) -> Result<CpuState, EngineError> {
