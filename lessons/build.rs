@@ -8,7 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// (name, format, link address)
-const GUESTS: &[(&str, &str, u32)] = &[("hello", "flat", 0x7C00), ("compute", "flat", 0x7C00)];
+const GUESTS: &[(&str, &str, u32)] = &[
+    ("hello", "flat", 0x7C00),
+    ("protected", "flat", 0x7C00),
+    ("interrupts", "flat", 0x7C00),
+    ("compute", "flat", 0x7C00),
+];
 
 fn tool(name: &str, args: &[&str]) {
     let out = Command::new(name).args(args).output().unwrap_or_else(|e| {

@@ -46,9 +46,13 @@ vmlinuz=$(ls "$cache"/kernel/boot/vmlinuz-* | head -1)
 moddir=$(ls -d "$cache"/kernel/lib/modules/* | head -1)/kernel
 
 # The test binaries, built for this host (the VM runs the same kernel ABI).
-exe=$(cargo test --release -p tests --test kvm --no-run --message-format=json 2>/dev/null \
-    | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
-[ -x "$exe" ] || { echo "kvm-vm: could not build the KVM test binary" >&2; exit 1; }
+exes=()
+for t in kvm lessons; do
+    exe=$(cargo test --release -p tests --test "$t" --no-run --message-format=json 2>/dev/null \
+        | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
+    [ -x "$exe" ] || { echo "kvm-vm: could not build the $t test binary" >&2; exit 1; }
+    exes+=("$exe")
+done
 
 # The initramfs: busybox, the modules, the test binary and its libraries.
 work=$(mktemp -d)
@@ -60,7 +64,12 @@ for t in sh mount insmod poweroff ls cat echo time grep; do ln -s busybox "$ir/b
 for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko drivers/crypto/ccp/ccp.ko arch/x86/kvm/kvm-amd.ko; do
     cp "$moddir/$m" "$ir/modules/"
 done
-cp "$exe" "$ir/tests/kvm"
+cp "${exes[0]}" "$ir/tests/kvm"
+cp "${exes[1]}" "$ir/tests/lessons"
+# insta reads the snapshots from the source tree's path.
+mkdir -p "$ir$root/tests/tests"
+cp -r tests/tests/snapshots "$ir$root/tests/tests/"
+echo "$root" > "$ir/tests/root"
 if [ $bench = 1 ]; then
     cargo build --release -q
     cp target/release/ringlab "$ir/tests/"
@@ -72,7 +81,7 @@ if [ $bench = 1 ]; then
     ld -m elf_i386 -nostdlib -Ttext=0x7c00 -e start -o "$work/p80.elf" "$work/p80.o"
     objcopy -O binary -j .text "$work/p80.elf" "$ir/tests/port80.bin"
 fi
-for bin in "$exe" target/release/ringlab; do
+for bin in "${exes[@]}" target/release/ringlab; do
     [ -e "$bin" ] || continue
     for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
         mkdir -p "$ir$(dirname "$lib")"
@@ -96,7 +105,8 @@ if [ -x ./ringlab ]; then
     done
     echo "RINGLAB-KVM-TESTS rc=0"
 else
-    RINGLAB_REQUIRE_KVM=1 ./kvm --test-threads=1 --nocapture
+    export RINGLAB_REQUIRE_KVM=1 INSTA_UPDATE=no CI=true INSTA_WORKSPACE_ROOT=$(cat root)
+    ./kvm --test-threads=1 --nocapture && ./lessons --test-threads=1 --nocapture
     echo "RINGLAB-KVM-TESTS rc=$?"
 fi
 poweroff -f

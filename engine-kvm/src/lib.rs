@@ -213,9 +213,13 @@ impl Kvm {
                  supports in long mode"
             }
             "shutdown" => return None,
+            _ if m.mem.read_u8(s.pc_linear() as u64) == Some(0xCF) => {
+                "kvm-pvm cannot execute IRET in 32-bit protected mode without paging \
+                 (KVM internal error), even within one ring"
+            }
             _ => {
-                "kvm-pvm cannot run this guest's ring change in unpaged protected mode \
-                 (KVM internal error)"
+                "kvm-pvm could not run this guest in 32-bit protected mode without paging \
+                 (KVM internal error; it fails on IRET and on ring changes there)"
             }
         };
         Some(EngineError::Unsupported(format!(

@@ -22,14 +22,32 @@ pub struct Lesson {
     pub source: &'static str,
 }
 
-static LESSONS: &[Lesson] = &[Lesson {
-    name: "hello",
-    summary: "a boot sector in real mode writing to COM1 and to the VGA screen",
-    image: include_bytes!(concat!(env!("OUT_DIR"), "/hello.bin")),
-    format: Format::BootSector,
-    sheet: include_str!("../sheets/hello.md"),
-    source: include_str!("../guests/hello.S"),
-}];
+static LESSONS: &[Lesson] = &[
+    Lesson {
+        name: "hello",
+        summary: "a boot sector in real mode writing to COM1 and to the VGA screen",
+        image: include_bytes!(concat!(env!("OUT_DIR"), "/hello.bin")),
+        format: Format::BootSector,
+        sheet: include_str!("../sheets/hello.md"),
+        source: include_str!("../guests/hello.S"),
+    },
+    Lesson {
+        name: "protected",
+        summary: "a GDT, CR0.PE and the far jump into 32-bit protected mode",
+        image: include_bytes!(concat!(env!("OUT_DIR"), "/protected.bin")),
+        format: Format::BootSector,
+        sheet: include_str!("../sheets/protected.md"),
+        source: include_str!("../guests/protected.S"),
+    },
+    Lesson {
+        name: "interrupts",
+        summary: "an IDT, the PIC at 0x20, the PIT at 100 Hz and a HLT loop counting five ticks",
+        image: include_bytes!(concat!(env!("OUT_DIR"), "/interrupts.bin")),
+        format: Format::BootSector,
+        sheet: include_str!("../sheets/interrupts.md"),
+        source: include_str!("../guests/interrupts.S"),
+    },
+];
 
 /// The benchmark guest (not a lesson): a boot sector that runs a tight
 /// integer and memory loop of 900 M instructions, prints its checksum on
@@ -49,9 +67,13 @@ pub fn find(name: &str) -> Option<&'static Lesson> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn hello_is_a_boot_sector() {
-        let l = super::find("hello").unwrap();
-        assert_eq!(l.image.len(), 512);
-        assert_eq!(&l.image[510..], &[0x55, 0xAA]);
+    fn boot_sector_lessons_are_boot_sectors() {
+        for l in super::all() {
+            if l.format == super::Format::BootSector {
+                assert_eq!(l.image.len(), 512, "{}", l.name);
+                assert_eq!(&l.image[510..], &[0x55, 0xAA], "{}", l.name);
+            }
+            assert!(l.sheet.contains("## Answers (for teachers)"), "{}", l.name);
+        }
     }
 }
