@@ -225,18 +225,29 @@ pub fn print_table(w: &mut dyn Write, guest: &Guest, outcomes: &[Outcome]) -> bo
 /// `ringlab` with no arguments.
 pub fn demo() -> u8 {
     let lesson = lessons::find("rings")
+        .or_else(|| lessons::find("interrupts"))
         .or_else(|| lessons::find("hello"))
         .expect("the lessons crate has hello");
-    let guest = Guest {
+    println!("ringlab runs one unmodified x86 guest on each engine and compares them.");
+    println!("`ringlab --help` lists the commands, `ringlab lessons` the labs.\n");
+    compare_lesson(lesson)
+}
+
+fn lesson_guest(lesson: &'static lessons::Lesson) -> Guest<'static> {
+    Guest {
         name: format!("lesson {}: {}", lesson.name, lesson.summary),
         bytes: lesson.image,
         format: Some(match lesson.format {
             lessons::Format::BootSector => ImageFormat::Flat,
             lessons::Format::Multiboot => ImageFormat::Multiboot,
         }),
-    };
-    println!("ringlab runs one unmodified x86 guest on each engine and compares them.");
-    println!("`ringlab --help` lists the commands.\n");
+    }
+}
+
+/// Runs a lesson on every engine and prints the table; the exit status
+/// says whether the engines agreed.
+fn compare_lesson(lesson: &'static lessons::Lesson) -> u8 {
+    let guest = lesson_guest(lesson);
     let outcomes = run_all(&guest);
     let agree = print_table(&mut std::io::stdout(), &guest, &outcomes);
     if !agree {
@@ -246,4 +257,35 @@ pub fn demo() -> u8 {
         return status::ENGINE_ERROR;
     }
     0
+}
+
+/// `ringlab lessons`: the labs, in course order.
+pub fn list_lessons() -> u8 {
+    println!("The labs (`ringlab lesson NAME` prints the sheet and runs the guest):\n");
+    for l in lessons::all() {
+        println!("  {:<12} {}", l.name, l.summary);
+    }
+    0
+}
+
+/// `ringlab lesson NAME`: the lab sheet, then the guest on every engine
+/// (or its commented source with `source`).
+pub fn lesson(name: &str, source: bool) -> Result<u8, crate::run::Failure> {
+    let Some(l) = lessons::find(name) else {
+        let names: Vec<&str> = lessons::all().iter().map(|l| l.name).collect();
+        return Err(crate::run::Failure::new(
+            status::USAGE,
+            format!(
+                "no lesson called {name:?}; the lessons are: {}",
+                names.join(", ")
+            ),
+        ));
+    };
+    if source {
+        print!("{}", l.source);
+        return Ok(0);
+    }
+    println!("{}", l.sheet);
+    println!("----------------------------------------------------------------------\n");
+    Ok(compare_lesson(l))
 }

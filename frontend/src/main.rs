@@ -44,6 +44,16 @@ struct Cli {
 enum Command {
     /// Run a guest image on one engine; its COM1 output goes to stdout.
     Run(run::RunArgs),
+    /// List the coursework labs.
+    Lessons,
+    /// Print a lab sheet and run its guest on every available engine.
+    Lesson {
+        /// The lesson's name (see `ringlab lessons`).
+        name: String,
+        /// Print the guest's commented assembly source instead.
+        #[arg(long)]
+        source: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,6 +67,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Run(args)) => run::run(&args),
+        Some(Command::Lessons) => Ok(compare::list_lessons()),
+        Some(Command::Lesson { name, source }) => compare::lesson(&name, source),
         None => Ok(compare::demo()),
     };
     match result {

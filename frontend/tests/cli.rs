@@ -331,3 +331,26 @@ fn bad_arguments_and_missing_engines_are_reported() {
     let out = run(&img, &["--deprivilege"]);
     assert_eq!(out.stdout, b"ok\n", "a real-mode guest is not affected");
 }
+
+#[test]
+fn lessons_are_listed_and_run_by_name() {
+    let out = ringlab(&["lessons"]);
+    assert_eq!(out.status.code(), Some(0));
+    let list = String::from_utf8_lossy(&out.stdout);
+    for name in ["hello", "protected", "interrupts"] {
+        assert!(list.contains(name), "{list}");
+    }
+    let out = ringlab(&["lesson", "protected"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("# Lab 2 — protected"), "{text}");
+    assert!(text.contains("CS=0008 DS=0010 CR0=00000011"), "{text}");
+    let out = ringlab(&["lesson", "protected", "--source"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ljmp CODE_SEL"));
+    assert_clean_error(&ringlab(&["lesson", "nope"]), 2, "no lesson called");
+}
