@@ -139,6 +139,16 @@ impl Cpu {
     }
 }
 
+/// The 64-byte chunks of a page that `[off, off + len)` touches.
+#[inline]
+pub fn chunk_mask(off: u32, len: u32) -> u64 {
+    let first = off / 64;
+    let last = (off + len.max(1) - 1).min(0xFFF) / 64;
+    let n = last - first + 1;
+    let bits = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    bits << first
+}
+
 /// Finds or builds the block starting at the current CS:EIP.
 pub fn lookup(c: &mut Cpu, m: &mut Machine, cache: &mut Cache) -> R<Rc<Block>> {
     let lin = c.segs[crate::cpu::CS].base.wrapping_add(c.eip);
@@ -187,6 +197,7 @@ pub fn lookup(c: &mut Cpu, m: &mut Machine, cache: &mut Cache) -> R<Rc<Block>> {
         return single(c, m, lin, bitness);
     }
     c.counters.blocks_built += 1;
+    *c.code_chunks.entry(page).or_default() |= chunk_mask(phys & 0xFFF, total);
     m.mem.mark_code_page(page);
     c.tlb.protect_phys_page(phys & !0xFFF);
     let b = Rc::new(Block::new(ops, total));

@@ -103,6 +103,10 @@ pub struct Cpu {
     pub tlb: Tlb,
     /// Trap-and-emulate mode: guest ring 0 runs in ring 1 (issue 3).
     pub deprivilege: bool,
+    /// Which 64-byte chunks of each code page hold decoded instructions
+    /// (bit n = bytes 64n..64n+63): a write to a code page that misses them
+    /// (a stack sharing the page with code) leaves the cached blocks alone.
+    pub code_chunks: std::collections::HashMap<u32, u64>,
     /// The last exception delivered, for the double-fault rules.
     pub delivering: Option<u8>,
     pub counters: Counters,
@@ -158,6 +162,7 @@ impl Cpu {
             synced: 0,
             tlb: Tlb::new(),
             deprivilege: false,
+            code_chunks: std::collections::HashMap::new(),
             delivering: None,
             counters: Counters::default(),
         };

@@ -87,6 +87,7 @@ impl Interp {
     fn invalidate_written(&mut self, m: &mut Machine) {
         if m.mem.has_written_code_pages() {
             for page in m.mem.take_written_code_pages() {
+                self.cpu.code_chunks.remove(&page);
                 let n = self.cache.invalidate_page(page);
                 self.cpu.tlb.epoch += 1;
                 self.cpu.counters.block_invalidations += n as u64;

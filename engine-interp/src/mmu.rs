@@ -359,6 +359,18 @@ impl Cpu {
     ) -> R<()> {
         if (lin & 0xFFF) + w as u32 <= 0x1000 {
             let p = self.translate(m, lin, Acc::Write, user)?;
+            let page = p >> 12;
+            if m.mem.is_code_page(page) {
+                let code = self.code_chunks.get(&page).copied().unwrap_or(u64::MAX);
+                if code & crate::block::chunk_mask(p & 0xFFF, w as u32) == 0
+                    && m.mem
+                        .write_untracked(p as u64, &v.to_le_bytes()[..w as usize])
+                        .is_ok()
+                {
+                    // A code page, but no decoded byte in these chunks.
+                    return Ok(());
+                }
+            }
             m.write_phys(p, w, v as u64);
         } else {
             let first = self.translate(m, lin, Acc::Write, user)?;

@@ -168,6 +168,15 @@ impl GuestMemory {
         Ok(())
     }
 
+    /// Copies `data` into RAM at `addr` without noting a code-page write:
+    /// for an engine that tracks its cached code at a finer grain and knows
+    /// these bytes hold none of it.
+    pub fn write_untracked(&mut self, addr: u64, data: &[u8]) -> Result<(), MemoryError> {
+        let a = self.check(addr, data.len())?;
+        self.as_mut_slice()[a..a + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
     /// Fills `len` bytes at `addr` with `byte`.
     pub fn fill(&mut self, addr: u64, len: usize, byte: u8) -> Result<(), MemoryError> {
         let a = self.check(addr, len)?;
