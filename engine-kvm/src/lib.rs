@@ -16,7 +16,7 @@ use host::HostKind;
 use kvm_bindings::{kvm_cpuid_entry2, kvm_msr_entry, CpuId, Msrs};
 use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
 use machine::cpu::{cr0, flags as f, msr, CpuState};
-use machine::{ClockMode, Engine, EngineError, EngineStats, Limits, Machine, Stop};
+use machine::{ClockMode, Engine, EngineError, EngineStats, Limits, Machine, PrivCause, Stop};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -249,6 +249,24 @@ fn paging_write_pending(m: &Machine, s: &CpuState) -> bool {
     })
 }
 
+/// The likely cause of a ring change across one stepped instruction, from
+/// its opcode. The bytes are read at the linear address as if it were
+/// physical, which holds without paging (and for identity-mapped kernels);
+/// anything unrecognised counts as an exception.
+fn cause_from_insn(m: &Machine, s: &CpuState) -> PrivCause {
+    let b = |k: u32| m.mem.read_u8(s.pc_linear().wrapping_add(k) as u64);
+    match (b(0), b(1)) {
+        (Some(0xCC..=0xCE), _) => PrivCause::SoftwareInterrupt,
+        (Some(0xCF), _) | (Some(0x66), Some(0xCF)) => PrivCause::Iret,
+        (Some(0xCA | 0xCB), _) => PrivCause::FarReturn,
+        (Some(0x9A), _) | (Some(0xFF), _) => PrivCause::CallGate,
+        (Some(0xEA), _) => PrivCause::TaskSwitch,
+        (Some(0x0F), Some(0x34)) => PrivCause::Sysenter,
+        (Some(0x0F), Some(0x35)) => PrivCause::Sysexit,
+        _ => PrivCause::Exception,
+    }
+}
+
 /// A VM exit with its data area as a raw pointer into the vCPU's kvm_run
 /// mapping, so the borrow of the vCPU ends before the exit is handled.
 enum Raw {
@@ -446,6 +464,8 @@ impl Engine for Kvm {
     /// As on hardware, the instruction after MOV SS or POP SS runs in the
     /// same step (the SS shadow holds the #DB, SDM Vol 3A 6.8.3).
     fn step(&mut self, m: &mut Machine) -> Result<Stop, EngineError> {
+        let before = self.read_state()?;
+        let injected = self.injected;
         self.set_debug(true)?;
         self.stepping = true;
         let limits = Limits {
@@ -456,6 +476,29 @@ impl Engine for Kvm {
         let r = self.run(m, &limits);
         self.stepping = false;
         self.set_debug(false)?;
+        // While stepping, ring changes are seen from CS (and EFLAGS.VM)
+        // between two instructions; the cause is read from the instruction
+        // that was stepped.
+        if let Ok(after) = self.read_state() {
+            if after.cpl() != before.cpl() {
+                let cause = if self.injected != injected {
+                    PrivCause::HardwareInterrupt
+                } else {
+                    cause_from_insn(m, &before)
+                };
+                let now = m.clock.now();
+                m.trace.record(
+                    m.icount(),
+                    now,
+                    machine::Event::PrivilegeChange {
+                        from: before.cpl(),
+                        to: after.cpl(),
+                        cause,
+                        eip: before.eip,
+                    },
+                );
+            }
+        }
         r
     }
 
