@@ -12,6 +12,7 @@ const GUESTS: &[(&str, &str, u32)] = &[
     ("hello", "flat", 0x7C00),
     ("protected", "flat", 0x7C00),
     ("interrupts", "flat", 0x7C00),
+    ("rings", "multiboot", 0x10_0000),
     ("compute", "flat", 0x7C00),
 ];
 

@@ -366,6 +366,12 @@ impl Engine for Kvm {
             if let Some(t) = limits.timeout {
                 wait = wait.min(t.saturating_sub(start.elapsed()));
             }
+            if self.stepping {
+                // Re-arm before every entry: KVM keeps the trap flag it set
+                // for stepping only until the guest's own EFLAGS change (an
+                // INT clears TF on the way into the handler).
+                self.set_debug(true)?;
+            }
             timer.arm(wait);
             let raw = match self.vcpu.run() {
                 Ok(e) => raw_of(e),

@@ -47,6 +47,15 @@ static LESSONS: &[Lesson] = &[
         sheet: include_str!("../sheets/interrupts.md"),
         source: include_str!("../guests/interrupts.S"),
     },
+    Lesson {
+        name: "rings",
+        summary:
+            "a TSS, IRET into ring 3, INT 0x80 system calls, CLI caught as #GP, the I/O bitmap",
+        image: include_bytes!(concat!(env!("OUT_DIR"), "/rings.bin")),
+        format: Format::Multiboot,
+        sheet: include_str!("../sheets/rings.md"),
+        source: include_str!("../guests/rings.S"),
+    },
 ];
 
 /// The benchmark guest (not a lesson): a boot sector that runs a tight

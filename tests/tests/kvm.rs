@@ -199,3 +199,45 @@ fn breakpoint_stops_and_resumes() {
     assert_eq!(k.run(&mut m, &limits()).unwrap(), Stop::Halted);
     assert_eq!(m.serial_output(), b"Hello from real mode!\n");
 }
+
+#[test]
+fn stepping_the_rings_lesson_sees_the_interpreters_ring_changes() {
+    if engine_kvm::host::detect() == engine_kvm::host::HostKind::Pvm {
+        eprintln!("skipping: kvm-pvm cannot run ring changes in unpaged protected mode");
+        return;
+    }
+    let image = lessons::find("rings").unwrap().image;
+    let changes = |m: &Machine| -> Vec<(u8, u8, machine::PrivCause)> {
+        m.trace
+            .records()
+            .filter_map(|r| match r.event {
+                machine::Event::PrivilegeChange {
+                    from, to, cause, ..
+                } => Some((from, to, cause)),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut mk = Machine::new(MachineConfig::default()).unwrap();
+    let l = loader::load(&mut mk.mem, image, &LoadOptions::default()).unwrap();
+    let Some(mut k) = kvm_or_skip(&mut mk) else {
+        return;
+    };
+    k.set_cpu_state(&mut mk, &l.entry).unwrap();
+    let mut stop = Stop::Stepped;
+    for _ in 0..100_000 {
+        stop = k.step(&mut mk).unwrap();
+        if stop != Stop::Stepped {
+            break;
+        }
+    }
+    assert_eq!(stop, Stop::Halted);
+    let mut mi = Machine::new(MachineConfig::default()).unwrap();
+    loader::load(&mut mi.mem, image, &LoadOptions::default()).unwrap();
+    let mut i = engine_interp::Interp::new();
+    i.set_cpu_state(&mut mi, &l.entry).unwrap();
+    assert_eq!(i.run(&mut mi, &limits()).unwrap(), Stop::Halted);
+    assert_eq!(changes(&mk), changes(&mi));
+    assert_eq!(changes(&mi).len(), 8);
+    assert_eq!(mk.serial_output(), mi.serial_output());
+}
