@@ -418,6 +418,27 @@ impl Engine for Kvm {
                 }
             }
             let kind = exit.kind();
+            // kvm-pvm has no 32-bit paging. Measured: a MOV CR0 setting PG
+            // either shuts the vCPU down (with CR4.PSE) or is silently
+            // dropped, and the guest runs on unpaged with wrong results. So
+            // at the first exit that shows a page directory loaded in CR3
+            // outside long mode, stop and say why. (A 32-bit guest loads CR3
+            // only to page; one that never turns paging on would be stopped
+            // too, which the message makes clear.)
+            if self.host == HostKind::Pvm {
+                if let Ok(sr) = self.vcpu.get_sregs() {
+                    let long_mode = sr.efer & (1 << 10) != 0;
+                    if !long_mode && (sr.cr0 & cr0::PG as u64 != 0 || sr.cr3 != 0) {
+                        return Err(EngineError::Unsupported(format!(
+                            "the guest loaded a page directory (CR3={:#x}) to use 32-bit paging, \
+                             which this host's kvm-pvm only supports in long mode (it ignores or \
+                             refuses CR0.PG); run it on the interpreter, or on a host with \
+                             hardware virtualization (kvm_intel or kvm_amd)",
+                            sr.cr3
+                        )));
+                    }
+                }
+            }
             match exits::handle(exit, m) {
                 Action::Resume => {}
                 Action::Stop(Stop::TripleFault) => {

@@ -56,6 +56,15 @@ static LESSONS: &[Lesson] = &[
         sheet: include_str!("../sheets/rings.md"),
         source: include_str!("../guests/rings.S"),
     },
+    Lesson {
+        name: "paging",
+        summary:
+            "page tables, user and supervisor pages, #PF with CR2 and the error code, demand paging",
+        image: include_bytes!(concat!(env!("OUT_DIR"), "/paging.bin")),
+        format: Format::Multiboot,
+        sheet: include_str!("../sheets/paging.md"),
+        source: include_str!("../guests/paging.S"),
+    },
 ];
 
 /// The benchmark guest (not a lesson): a boot sector that runs a tight
