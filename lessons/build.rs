@@ -14,6 +14,7 @@ const GUESTS: &[(&str, &str, u32)] = &[
     ("interrupts", "flat", 0x7C00),
     ("rings", "multiboot", 0x10_0000),
     ("paging", "multiboot", 0x10_0000),
+    ("popek-goldberg", "multiboot", 0x10_0000),
     ("compute", "flat", 0x7C00),
 ];
 

@@ -532,7 +532,9 @@ fn query(c: &mut Cpu, m: &mut Machine, x: u8, sel: u16) -> R<Option<u32>> {
     match x {
         0 => {
             let ok = !d.is_sys() || matches!(ty, 1 | 2 | 3 | 4 | 5 | 9 | 11 | 12);
-            let mut ar = (d.raw >> 32) as u32 & 0x00FF_FF00;
+            // Bits 8-23 of the descriptor's high word masked with 00F0FF00H:
+            // the limit bits 19:16 read as 0 (SDM Vol 2A "LAR").
+            let mut ar = (d.raw >> 32) as u32 & 0x00F0_FF00;
             if c.deprivileged() && !d.is_sys() && d.dpl() == 0 {
                 // The monitor's shadow descriptor: DPL 0 compressed to 1.
                 ar |= 1 << 13;

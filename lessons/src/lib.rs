@@ -65,6 +65,14 @@ static LESSONS: &[Lesson] = &[
         sheet: include_str!("../sheets/paging.md"),
         source: include_str!("../guests/paging.S"),
     },
+    Lesson {
+        name: "popek-goldberg",
+        summary: "the sensitive but unprivileged instructions, in ring 0, ring 3 and under trap-and-emulate",
+        image: include_bytes!(concat!(env!("OUT_DIR"), "/popek-goldberg.bin")),
+        format: Format::Multiboot,
+        sheet: include_str!("../sheets/popek-goldberg.md"),
+        source: include_str!("../guests/popek-goldberg.S"),
+    },
 ];
 
 /// The benchmark guest (not a lesson): a boot sector that runs a tight
