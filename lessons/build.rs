@@ -15,6 +15,7 @@ const GUESTS: &[(&str, &str, u32)] = &[
     ("rings", "multiboot", 0x10_0000),
     ("paging", "multiboot", 0x10_0000),
     ("popek-goldberg", "multiboot", 0x10_0000),
+    ("nanobench", "multiboot", 0x10_0000),
     ("compute", "flat", 0x7C00),
 ];
 

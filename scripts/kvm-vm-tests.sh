@@ -74,7 +74,7 @@ if [ $bench = 1 ]; then
     cargo build --release -q
     cp target/release/ringlab "$ir/tests/"
     out=$(ls -td target/release/build/lessons-*/out | head -1)
-    cp "$out/compute.bin" "$out/hello.bin" "$ir/tests/"
+    cp "$out/compute.bin" "$out/hello.bin" "$out/nanobench.bin" "$ir/tests/"
     as --32 -o "$work/nl.o" scripts/bench/native-loop.S
     ld -m elf_i386 -o "$ir/tests/native-loop" "$work/nl.o"
     as --32 -o "$work/p80.o" scripts/bench/port80.S
@@ -102,6 +102,7 @@ if [ -x ./ringlab ]; then
         echo "== compute on kvm"; ./ringlab run compute.bin --engine kvm --stats 2>&1 | grep -E "wall|stop"
         echo "== port80 on kvm"; ./ringlab run port80.bin --engine kvm --stats 2>&1 | grep -E "wall|exits: io"
         echo "== hello on kvm"; time ./ringlab run hello.bin --engine kvm
+        echo "== nanobench on kvm"; ./ringlab run nanobench.bin --engine kvm
     done
     echo "RINGLAB-KVM-TESTS rc=0"
 else

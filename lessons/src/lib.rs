@@ -73,6 +73,14 @@ static LESSONS: &[Lesson] = &[
         sheet: include_str!("../sheets/popek-goldberg.md"),
         source: include_str!("../guests/popek-goldberg.S"),
     },
+    Lesson {
+        name: "nanobench",
+        summary: "Adams & Agesen's nanobenchmarks in cycles per operation, by RDTSC",
+        image: include_bytes!(concat!(env!("OUT_DIR"), "/nanobench.bin")),
+        format: Format::Multiboot,
+        sheet: include_str!("../sheets/nanobench.md"),
+        source: include_str!("../guests/nanobench.S"),
+    },
 ];
 
 /// The benchmark guest (not a lesson): a boot sector that runs a tight
