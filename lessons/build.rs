@@ -16,6 +16,7 @@ const GUESTS: &[(&str, &str, u32)] = &[
     ("paging", "multiboot", 0x10_0000),
     ("popek-goldberg", "multiboot", 0x10_0000),
     ("nanobench", "multiboot", 0x10_0000),
+    ("determinism", "multiboot", 0x10_0000),
     ("compute", "flat", 0x7C00),
 ];
 

@@ -81,6 +81,14 @@ static LESSONS: &[Lesson] = &[
         sheet: include_str!("../sheets/nanobench.md"),
         source: include_str!("../guests/nanobench.S"),
     },
+    Lesson {
+        name: "determinism",
+        summary: "a timer-driven guest: instruction-counted time against real time",
+        image: include_bytes!(concat!(env!("OUT_DIR"), "/determinism.bin")),
+        format: Format::Multiboot,
+        sheet: include_str!("../sheets/determinism.md"),
+        source: include_str!("../guests/determinism.S"),
+    },
 ];
 
 /// The benchmark guest (not a lesson): a boot sector that runs a tight
