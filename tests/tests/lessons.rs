@@ -147,3 +147,28 @@ fn the_interpreter_is_deterministic_on_the_timed_lesson() {
         "the timer must interrupt the computation: {a}"
     );
 }
+
+#[test]
+fn popek_goldberg_under_trap_and_emulate_has_its_own_transcript() {
+    let l = lessons::find("popek-goldberg").unwrap();
+    let mut m = Machine::new(MachineConfig::default()).unwrap();
+    let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).unwrap();
+    let mut e = engine_interp::Interp::new();
+    e.set_deprivilege(true);
+    e.set_cpu_state(&mut m, &loaded.entry).unwrap();
+    let limits = Limits {
+        max_icount: Some(50_000_000),
+        timeout: Some(Duration::from_secs(20)),
+        breakpoints: vec![],
+    };
+    let stop = e.run(&mut m, &limits).unwrap();
+    let mut t = transcript(l.name, &stop, &m);
+    // How the sensitive instructions were handled, for the sheet's table.
+    t.push_str("--- sensitive instructions ---\n");
+    for ((insn, how), n) in m.trace.sensitive_counts() {
+        t.push_str(&format!("{insn}: {how} x{n}\n"));
+    }
+    insta::with_settings!({ prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("lesson_popek-goldberg_deprivilege", t);
+    });
+}
