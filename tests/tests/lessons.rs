@@ -172,3 +172,95 @@ fn popek_goldberg_under_trap_and_emulate_has_its_own_transcript() {
         insta::assert_snapshot!("lesson_popek-goldberg_deprivilege", t);
     });
 }
+
+/// The interpreter's event summary of a run: every privilege change and
+/// exception in order, the interrupt count, and the sensitive instructions
+/// by how they were handled.
+fn event_summary(m: &Machine) -> String {
+    use machine::{Event, EventKind};
+    let mut lines: Vec<String> = Vec::new();
+    for r in m.trace.records() {
+        match &r.event {
+            Event::PrivilegeChange {
+                from,
+                to,
+                cause,
+                eip,
+            } => {
+                lines.push(format!("ring {from} -> {to} ({cause:?}) at {eip:#x}"));
+            }
+            Event::Exception {
+                vector,
+                error_code,
+                eip,
+            } => {
+                lines.push(format!(
+                    "exception {vector} error {error_code:?} at {eip:#x}"
+                ));
+            }
+            _ => {}
+        }
+    }
+    // Repeated patterns (a benchmark loop) are folded: "(N times) A / B".
+    let mut s = String::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let mut folded = false;
+        for period in 1..=4 {
+            if i + period > lines.len() {
+                break;
+            }
+            let unit = &lines[i..i + period];
+            let mut n = 1;
+            while i + (n + 1) * period <= lines.len()
+                && &lines[i + n * period..i + (n + 1) * period] == unit
+            {
+                n += 1;
+            }
+            if n > 2 {
+                s.push_str(&format!("({n} times) {}\n", unit.join(" / ")));
+                i += n * period;
+                folded = true;
+                break;
+            }
+        }
+        if !folded {
+            s.push_str(&lines[i]);
+            s.push('\n');
+            i += 1;
+        }
+    }
+    // The trace keeps the latest records only; the counters are exact.
+    let mut totals = format!(
+        "privilege changes: {}, exceptions: {}, interrupts: {}\n",
+        m.trace.count(EventKind::PrivilegeChange),
+        m.trace.count(EventKind::Exception),
+        m.trace.count(EventKind::Interrupt)
+    );
+    totals.push_str("-- the records the trace kept, in order --\n");
+    s.insert_str(0, &totals);
+    s.push_str("-- sensitive instructions by how they were handled --\n");
+    for ((insn, how), n) in m.trace.sensitive_counts() {
+        s.push_str(&format!("{insn}: {how} x{n}\n"));
+    }
+    s
+}
+
+#[test]
+fn interpreter_event_summaries() {
+    for l in lessons::all() {
+        let mut m = Machine::new(MachineConfig::default()).unwrap();
+        let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).unwrap();
+        let mut e = engine_interp::Interp::new();
+        e.set_cpu_state(&mut m, &loaded.entry).unwrap();
+        let limits = Limits {
+            max_icount: Some(500_000_000),
+            timeout: Some(Duration::from_secs(20)),
+            breakpoints: vec![],
+        };
+        e.run(&mut m, &limits).unwrap();
+        insta::with_settings!({ prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!(format!("events_interp_{}", l.name), event_summary(&m));
+        });
+    }
+}
