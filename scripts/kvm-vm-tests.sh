@@ -102,6 +102,7 @@ if [ -x ./ringlab ]; then
         echo "== compute on kvm"; ./ringlab run compute.bin --engine kvm --stats 2>&1 | grep -E "wall|stop"
         echo "== port80 on kvm"; ./ringlab run port80.bin --engine kvm --stats 2>&1 | grep -E "wall|exits: io"
         echo "== hello on kvm"; time ./ringlab run hello.bin --engine kvm
+        echo "== hello on interp (baseline)"; time ./ringlab run hello.bin --engine interp
         echo "== nanobench on kvm"; ./ringlab run nanobench.bin --engine kvm
     done
     echo "RINGLAB-KVM-TESTS rc=0"
