@@ -107,8 +107,6 @@ pub struct Cpu {
     /// (bit n = bytes 64n..64n+63): a write to a code page that misses them
     /// (a stack sharing the page with code) leaves the cached blocks alone.
     pub code_chunks: std::collections::HashMap<u32, u64>,
-    /// The last exception delivered, for the double-fault rules.
-    pub delivering: Option<u8>,
     pub counters: Counters,
 }
 
@@ -163,7 +161,6 @@ impl Cpu {
             tlb: Tlb::new(),
             deprivilege: false,
             code_chunks: std::collections::HashMap::new(),
-            delivering: None,
             counters: Counters::default(),
         };
         c.refresh_mode();

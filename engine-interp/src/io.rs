@@ -5,6 +5,7 @@
 use crate::cpu::{Cpu, ES};
 use crate::fault::{gp0, R};
 use crate::ops::Op;
+use crate::string;
 use machine::cpu::access as a;
 use machine::Machine;
 
@@ -79,60 +80,32 @@ pub fn ins(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let port = c.regs[2] as u16;
     c.sensitive(m, op, "ins");
     c.check_io(m, port, op.w)?;
-    let step = crate::string::step(c, op.w);
-    let mut chunk = 0u32;
-    loop {
-        if op.x != 0 && crate::string::count(c, op) == 0 {
-            break;
-        }
-        let di = crate::string::index(c, op, 7);
+    let st = string::step(c, op.w);
+    string::rep(c, m, op, |c, m| {
+        let di = string::index(c, op, 7);
         // The destination is checked before the port is read.
         let lin = c.seg_lin(ES, di, op.w as u32, true)?;
         let user = c.cpl == 3;
         c.probe_write(m, lin, op.w, user)?;
         let v = c.port_in(m, port, op.w);
         c.write_lin(m, lin, op.w, v, user)?;
-        crate::string::advance(c, op, 7, step);
-        if op.x == 0 {
-            break;
-        }
-        crate::string::dec_count(c, op);
-        chunk += 1;
-        if chunk == crate::string::REP_CHUNK && crate::string::count(c, op) != 0 {
-            crate::string::suspend(c, op);
-            break;
-        }
-    }
-    Ok(())
+        string::advance(c, op, 7, st);
+        Ok(true)
+    })
 }
 
-/// OUTS: port DX = [seg:(E)SI], with REP.
+/// OUTS: port DX = [seg:(E)SI], with REP; a write that stops the machine
+/// (an exit port) ends the repetition.
 pub fn outs(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let port = c.regs[2] as u16;
     c.sensitive(m, op, "outs");
     c.check_io(m, port, op.w)?;
-    let step = crate::string::step(c, op.w);
-    let mut chunk = 0u32;
-    loop {
-        if op.x != 0 && crate::string::count(c, op) == 0 {
-            break;
-        }
-        let si = crate::string::index(c, op, 6);
+    let st = string::step(c, op.w);
+    string::rep(c, m, op, |c, m| {
+        let si = string::index(c, op, 6);
         let v = c.rd(m, op.seg as usize, si, op.w)?;
         c.port_out(m, port, op.w, v);
-        crate::string::advance(c, op, 6, step);
-        if op.x == 0 {
-            break;
-        }
-        crate::string::dec_count(c, op);
-        if m.stop_requested().is_some() {
-            break;
-        }
-        chunk += 1;
-        if chunk == crate::string::REP_CHUNK && crate::string::count(c, op) != 0 {
-            crate::string::suspend(c, op);
-            break;
-        }
-    }
-    Ok(())
+        string::advance(c, op, 6, st);
+        Ok(m.stop_requested().is_none())
+    })
 }

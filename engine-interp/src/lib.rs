@@ -292,8 +292,6 @@ impl Engine for Interp {
     }
 
     fn run(&mut self, m: &mut Machine, limits: &Limits) -> Result<Stop, EngineError> {
-        let before = self.cpu.pending;
-        debug_assert_eq!(before, 0);
         let s = self.run_inner(m, limits, false);
         self.now = m.clock.now();
         Ok(s)

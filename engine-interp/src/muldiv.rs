@@ -3,7 +3,7 @@
 
 use crate::cpu::Cpu;
 use crate::fault::{de, R};
-use crate::flags::{mask, parity, sign};
+use crate::flags::{mask, parity};
 use crate::ops::Op;
 use machine::cpu::flags as f;
 use machine::Machine;
@@ -323,7 +323,6 @@ pub fn bsf_bsr(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     c.set_reg(op.r0, op.w, idx);
     let mut nf = fl & !f::ZF;
     nf = (nf & !f::PF) | if parity(idx) { f::PF } else { 0 };
-    let _ = sign(op.w);
     c.fl.set(nf);
     Ok(())
 }

@@ -321,7 +321,7 @@ impl Cpu {
         }
         match d.sys_type() {
             a::SYS_CALL_GATE16 | a::SYS_CALL_GATE32 => {
-                self.call_gate(m, d, sel, call, insn_eip, ret_eip, w)
+                self.call_gate(m, d, sel, call, insn_eip, ret_eip)
             }
             a::SYS_TASK_GATE | a::SYS_TSS16_AVAIL | a::SYS_TSS32_AVAIL => {
                 let kind = if call {
@@ -335,8 +335,8 @@ impl Cpu {
         }
     }
 
-    /// A far CALL or JMP through a call gate (SDM Vol 3A 5.8.4-5.8.5).
-    #[allow(clippy::too_many_arguments)]
+    /// A far CALL or JMP through a call gate (SDM Vol 3A 5.8.4-5.8.5). The
+    /// gate's size, not the instruction's, sets the width of what is pushed.
     fn call_gate(
         &mut self,
         m: &mut Machine,
@@ -345,7 +345,6 @@ impl Cpu {
         call: bool,
         insn_eip: u32,
         ret_eip: u32,
-        op_w: u8,
     ) -> R<()> {
         let gerr = (gsel & !3) as u32;
         let cpl = self.cpl;
@@ -378,7 +377,6 @@ impl Cpu {
             return gp0();
         }
         self.set_accessed(m, &mut td)?;
-        let _ = op_w;
         if call && !td.conforming() && td.dpl() < cpl {
             // More privileged: switch to the inner stack from the TSS and
             // copy the parameters.

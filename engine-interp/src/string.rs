@@ -25,6 +25,37 @@ pub fn suspend(c: &mut Cpu, op: &Op) {
     c.exit_block = true;
 }
 
+/// Runs a string instruction's iteration `body` once, or under a REP
+/// prefix while the count lasts: `body` returns whether REPE/REPNE may go on
+/// (the others return true). After REP_CHUNK iterations the instruction is
+/// suspended to run again.
+#[inline(always)]
+pub fn rep<F>(c: &mut Cpu, m: &mut Machine, op: &Op, mut body: F) -> R<()>
+where
+    F: FnMut(&mut Cpu, &mut Machine) -> R<bool>,
+{
+    let mut chunk = 0u32;
+    loop {
+        if op.x != 0 && count(c, op) == 0 {
+            break;
+        }
+        let go_on = body(c, m)?;
+        if op.x == 0 {
+            break;
+        }
+        dec_count(c, op);
+        if !go_on {
+            break;
+        }
+        chunk += 1;
+        if chunk == REP_CHUNK && count(c, op) != 0 {
+            suspend(c, op);
+            break;
+        }
+    }
+    Ok(())
+}
+
 #[inline(always)]
 pub fn step(c: &Cpu, w: u8) -> u32 {
     if c.fl.df() {
@@ -75,86 +106,43 @@ pub fn advance(c: &mut Cpu, op: &Op, r: usize, step: u32) {
 
 pub fn movs(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let st = step(c, op.w);
-    let mut chunk = 0u32;
-    loop {
-        if op.x != 0 && count(c, op) == 0 {
-            break;
-        }
+    rep(c, m, op, |c, m| {
         let si = index(c, op, 6);
         let di = index(c, op, 7);
         let v = c.rd(m, op.seg as usize, si, op.w)?;
         c.wr(m, ES, di, op.w, v)?;
         advance(c, op, 6, st);
         advance(c, op, 7, st);
-        if op.x == 0 {
-            break;
-        }
-        dec_count(c, op);
-        chunk += 1;
-        if chunk == REP_CHUNK && count(c, op) != 0 {
-            suspend(c, op);
-            break;
-        }
-    }
-    Ok(())
+        Ok(true)
+    })
 }
 
 pub fn stos(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let st = step(c, op.w);
     let v = c.reg(0, op.w);
-    let mut chunk = 0u32;
-    loop {
-        if op.x != 0 && count(c, op) == 0 {
-            break;
-        }
+    rep(c, m, op, |c, m| {
         let di = index(c, op, 7);
         c.wr(m, ES, di, op.w, v)?;
         advance(c, op, 7, st);
-        if op.x == 0 {
-            break;
-        }
-        dec_count(c, op);
-        chunk += 1;
-        if chunk == REP_CHUNK && count(c, op) != 0 {
-            suspend(c, op);
-            break;
-        }
-    }
-    Ok(())
+        Ok(true)
+    })
 }
 
 pub fn lods(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let st = step(c, op.w);
-    let mut chunk = 0u32;
-    loop {
-        if op.x != 0 && count(c, op) == 0 {
-            break;
-        }
+    rep(c, m, op, |c, m| {
         let si = index(c, op, 6);
         let v = c.rd(m, op.seg as usize, si, op.w)?;
         c.set_reg(0, op.w, v);
         advance(c, op, 6, st);
-        if op.x == 0 {
-            break;
-        }
-        dec_count(c, op);
-        chunk += 1;
-        if chunk == REP_CHUNK && count(c, op) != 0 {
-            suspend(c, op);
-            break;
-        }
-    }
-    Ok(())
+        Ok(true)
+    })
 }
 
 /// CMPS: compares [seg:SI] with [ES:DI]; REPE stops on ZF = 0, REPNE on 1.
 pub fn cmps(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let st = step(c, op.w);
-    let mut chunk = 0u32;
-    loop {
-        if op.x != 0 && count(c, op) == 0 {
-            break;
-        }
+    rep(c, m, op, |c, m| {
         let si = index(c, op, 6);
         let di = index(c, op, 7);
         let a = c.rd(m, op.seg as usize, si, op.w)?;
@@ -162,46 +150,18 @@ pub fn cmps(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
         alu_op::<CMP>(c, op.w, a, b);
         advance(c, op, 6, st);
         advance(c, op, 7, st);
-        if op.x == 0 {
-            break;
-        }
-        dec_count(c, op);
-        if (op.x == 1) != c.fl.zf() {
-            break;
-        }
-        chunk += 1;
-        if chunk == REP_CHUNK && count(c, op) != 0 {
-            suspend(c, op);
-            break;
-        }
-    }
-    Ok(())
+        Ok((op.x == 1) == c.fl.zf())
+    })
 }
 
 pub fn scas(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let st = step(c, op.w);
     let a = c.reg(0, op.w);
-    let mut chunk = 0u32;
-    loop {
-        if op.x != 0 && count(c, op) == 0 {
-            break;
-        }
+    rep(c, m, op, |c, m| {
         let di = index(c, op, 7);
         let b = c.rd(m, ES, di, op.w)?;
         alu_op::<CMP>(c, op.w, a, b);
         advance(c, op, 7, st);
-        if op.x == 0 {
-            break;
-        }
-        dec_count(c, op);
-        if (op.x == 1) != c.fl.zf() {
-            break;
-        }
-        chunk += 1;
-        if chunk == REP_CHUNK && count(c, op) != 0 {
-            suspend(c, op);
-            break;
-        }
-    }
-    Ok(())
+        Ok((op.x == 1) == c.fl.zf())
+    })
 }
