@@ -18,6 +18,7 @@ const GUESTS: &[(&str, &str, u32)] = &[
     ("nanobench", "multiboot", 0x10_0000),
     ("determinism", "multiboot", 0x10_0000),
     ("compute", "flat", 0x7C00),
+    ("ticks", "flat", 0x7C00),
 ];
 
 fn tool(name: &str, args: &[&str]) {

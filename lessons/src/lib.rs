@@ -96,6 +96,12 @@ static LESSONS: &[Lesson] = &[
 /// COM1 and shuts down through port 0x8900. See BENCHMARKS.md.
 pub static COMPUTE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/compute.bin"));
 
+/// A test guest (not a lesson): real mode, the PIC and the PIT at 100 Hz;
+/// it spins until five timer ticks have arrived, prints "5 ticks" and exits
+/// through port 0xF4. The KVM tests use it to check that timer interrupts
+/// reach a guest that computes (it runs on kvm-pvm too).
+pub static TICKS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ticks.bin"));
+
 /// Every lesson, in course order.
 pub fn all() -> &'static [Lesson] {
     LESSONS

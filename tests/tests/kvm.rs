@@ -127,7 +127,7 @@ fn paging_runs_on_hardware_and_is_explained_on_kvm_pvm() {
 
 #[test]
 fn timer_interrupts_reach_a_computing_guest() {
-    let image = include_bytes!(concat!(env!("OUT_DIR"), "/ticks.bin"));
+    let image = lessons::TICKS;
     let i = run(image, false).unwrap();
     assert_eq!(i.0.unwrap(), Stop::GuestExit { value: 0 });
     assert_eq!(i.1, b"5 ticks\n");
