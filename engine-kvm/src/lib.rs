@@ -133,7 +133,9 @@ impl Kvm {
         }
     }
 
-    fn read_state(&self) -> Result<CpuState, EngineError> {
+    /// Registers and segment state only (two ioctls): enough for the CPL
+    /// and the PC, as single stepping needs after every instruction.
+    fn read_regs(&self) -> Result<CpuState, EngineError> {
         let regs = self
             .vcpu
             .get_regs()
@@ -144,6 +146,13 @@ impl Kvm {
             .map_err(|e| host_err("KVM_GET_SREGS", e))?;
         let mut s = self.last.clone().unwrap_or_else(CpuState::reset);
         state::from_kvm(&regs, &sregs, &mut s);
+        Ok(s)
+    }
+
+    /// Everything: registers, segments, the modelled MSRs and the
+    /// interrupt shadow.
+    fn read_state(&self) -> Result<CpuState, EngineError> {
+        let mut s = self.read_regs()?;
         let mut msrs = Msrs::from_entries(&[
             kvm_msr_entry {
                 index: msr::SYSENTER_CS,
@@ -307,7 +316,7 @@ impl Engine for Kvm {
         // never fired under QEMU's emulated SVM, so they are not used.)
         if !self.stepping && !limits.breakpoints.is_empty() {
             loop {
-                let pc = self.read_state()?.pc_linear();
+                let pc = self.read_regs()?.pc_linear();
                 if limits.breakpoints.contains(&pc) && self.resume_bp != Some(pc) {
                     self.resume_bp = Some(pc);
                     return Ok(Stop::Breakpoint { addr: pc });
@@ -491,7 +500,7 @@ impl Engine for Kvm {
     /// As on hardware, the instruction after MOV SS or POP SS runs in the
     /// same step (the SS shadow holds the #DB, SDM Vol 3A 6.8.3).
     fn step(&mut self, m: &mut Machine) -> Result<Stop, EngineError> {
-        let before = self.read_state()?;
+        let before = self.read_regs()?;
         let injected = self.injected;
         self.set_debug(true)?;
         self.stepping = true;
@@ -506,7 +515,7 @@ impl Engine for Kvm {
         // While stepping, ring changes are seen from CS (and EFLAGS.VM)
         // between two instructions; the cause is read from the instruction
         // that was stepped.
-        if let Ok(after) = self.read_state() {
+        if let Ok(after) = self.read_regs() {
             if after.cpl() != before.cpl() {
                 let cause = if self.injected != injected {
                     PrivCause::HardwareInterrupt
