@@ -56,3 +56,23 @@ pub fn open() -> Result<kvm_ioctls::Kvm, EngineError> {
         EngineError::Unavailable(why)
     })
 }
+
+/// The hypervisor this host itself runs under, from CPUID leaf 0x40000000
+/// (the 12-byte signature: "KVMKVMKVM", "TCGTCGTCGTCG" for QEMU's TCG,
+/// "Microsoft Hv", ...), or None on bare metal. Under QEMU's TCG the "real
+/// CPU" that KVM runs guests on is QEMU's x86 emulation, with its known
+/// departures from the SDM (see tests/src/guest.rs).
+pub fn hypervisor_signature() -> Option<String> {
+    let l1 = std::arch::x86_64::__cpuid(1);
+    if l1.ecx & (1 << 31) == 0 {
+        return None;
+    }
+    // Leaf 0x40000000 is reserved for hypervisors (CPUID.1:ECX bit 31).
+    let r = std::arch::x86_64::__cpuid(0x4000_0000);
+    let bytes: Vec<u8> = [r.ebx, r.ecx, r.edx]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .filter(|&b| b != 0)
+        .collect();
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}

@@ -8,6 +8,7 @@
 
 pub mod exits;
 pub mod host;
+pub mod memory;
 pub mod state;
 pub mod timer;
 
@@ -15,7 +16,7 @@ use exits::{Action, Exit};
 use host::HostKind;
 use kvm_bindings::{kvm_cpuid_entry2, kvm_msr_entry, CpuId, Msrs};
 use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
-use machine::cpu::{cr0, flags as f, msr, CpuState};
+use machine::cpu::{access, cr0, flags as f, msr, CpuState};
 use machine::{ClockMode, Engine, EngineError, EngineStats, Limits, Machine, PrivCause, Stop};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -24,9 +25,16 @@ use std::time::{Duration, Instant};
 /// kvm-ioctls.
 const KVM_INTERRUPT: libc::c_ulong = 0x4004_AE86;
 
+/// IA32_APIC_BASE (SDM Vol 3A 11.4.4).
+const IA32_APIC_BASE: u32 = 0x1B;
+
 pub struct Kvm {
     host: HostKind,
-    _vm: VmFd,
+    vm: VmFd,
+    /// Memory slots in use (`memory::slots`), and whether A20 was open
+    /// when they were made.
+    slots: u32,
+    a20: bool,
     vcpu: VcpuFd,
     /// Virtual time minus host time since `epoch` (moves when HLT warps).
     time_offset: i128,
@@ -38,6 +46,10 @@ pub struct Kvm {
     stepping: bool,
     /// A breakpoint we stopped at, stepped over before running on.
     resume_bp: Option<u32>,
+    /// The last exit was port I/O or MMIO and KVM has not re-entered the
+    /// guest since: the instruction is not complete (EIP still on it, an IN
+    /// not yet in EAX) until the next KVM_RUN.
+    io_pending: bool,
 }
 
 /// Creates the KVM engine over `m`, or says why this host cannot.
@@ -57,19 +69,6 @@ impl Kvm {
         // Needed by VMX without unrestricted guest for real mode; harmless
         // elsewhere (kvm-pvm and AMD ignore or refuse it).
         let _ = vm.set_tss_address(0xFFFB_D000);
-        let region = kvm_bindings::kvm_userspace_memory_region {
-            slot: 0,
-            flags: 0,
-            guest_phys_addr: 0,
-            memory_size: m.mem.size() as u64,
-            userspace_addr: m.mem.host_base() as u64,
-        };
-        // SAFETY: the region is the machine's RAM mapping, page aligned and
-        // `size()` bytes long; the machine outlives this engine's runs (the
-        // engine is only ever run with `&mut Machine` of that machine), so
-        // the mapping stays valid while the guest can touch it.
-        unsafe { vm.set_user_memory_region(region) }
-            .map_err(|e| host_err("KVM_SET_USER_MEMORY_REGION", e))?;
         let vcpu = vm
             .create_vcpu(0)
             .map_err(|e| host_err("KVM_CREATE_VCPU", e))?;
@@ -92,9 +91,26 @@ impl Kvm {
             CpuId::from_entries(&entries).map_err(|e| host_err("CPUID table", format!("{e:?}")))?;
         vcpu.set_cpuid2(&cpuid)
             .map_err(|e| host_err("KVM_SET_CPUID2", e))?;
-        Ok(Kvm {
+        // The machine has no local APIC. KVM reports CPUID.01H:EDX.APIC
+        // from IA32_APIC_BASE's global enable (bit 11), whatever the table
+        // says, so turn that off: the guest then sees the table's CPUID.
+        // (0xFEE00000 is the architectural base; bit 8 marks the BSP.)
+        let apic_off = Msrs::from_entries(&[kvm_msr_entry {
+            index: IA32_APIC_BASE,
+            data: 0xFEE0_0000 | (1 << 8),
+            ..Default::default()
+        }])
+        .map_err(|e| host_err("MSR list", format!("{e:?}")))?;
+        match vcpu.set_msrs(&apic_off) {
+            Ok(1) => {}
+            Ok(_) => return Err(host_err("KVM_SET_MSRS", "IA32_APIC_BASE refused")),
+            Err(e) => return Err(host_err("KVM_SET_MSRS (IA32_APIC_BASE)", e)),
+        }
+        let mut k = Kvm {
             host,
-            _vm: vm,
+            vm,
+            slots: 0,
+            a20: true,
             vcpu,
             time_offset: m.clock.now() as i128,
             epoch: Instant::now(),
@@ -103,7 +119,81 @@ impl Kvm {
             last: None,
             stepping: false,
             resume_bp: None,
-        })
+            io_pending: false,
+        };
+        k.map_ram(m)?;
+        Ok(k)
+    }
+
+    /// (Re)makes the memory slots when the A20 gate changed (and at the
+    /// start): guest RAM is the machine's own mapping, see `memory`.
+    fn map_ram(&mut self, m: &Machine) -> Result<(), EngineError> {
+        let a20 = m.a20_mask() & (1 << 20) != 0;
+        if self.slots > 0 && a20 == self.a20 {
+            return Ok(());
+        }
+        let set = |slot: u32, s: memory::Slot| {
+            let region = kvm_bindings::kvm_userspace_memory_region {
+                slot,
+                flags: 0,
+                guest_phys_addr: s.phys,
+                memory_size: s.size,
+                userspace_addr: m.mem.host_base() as u64 + s.host_offset,
+            };
+            // SAFETY: the region lies inside the machine's RAM mapping
+            // (`memory::slots` keeps host_offset + size within it), which
+            // is page aligned; the machine outlives this engine's runs (the
+            // engine is only ever run with `&mut Machine` of that machine),
+            // so the mapping stays valid while the guest can touch it. A
+            // size of zero deletes the slot.
+            unsafe { self.vm.set_user_memory_region(region) }
+        };
+        for slot in 0..self.slots {
+            let gone = memory::Slot {
+                phys: 0,
+                size: 0,
+                host_offset: 0,
+            };
+            set(slot, gone).map_err(|e| host_err("KVM_SET_USER_MEMORY_REGION (delete)", e))?;
+        }
+        let want = memory::slots(m.mem.size() as u64, a20);
+        for (i, s) in want.iter().enumerate() {
+            set(i as u32, *s).map_err(|e| {
+                host_err(
+                    &format!(
+                        "KVM_SET_USER_MEMORY_REGION (slot {i} of {}, A20 {})",
+                        want.len(),
+                        if a20 { "open" } else { "closed" }
+                    ),
+                    e,
+                )
+            })?;
+        }
+        self.slots = want.len() as u32;
+        self.a20 = a20;
+        Ok(())
+    }
+
+    /// Finishes an instruction left half done by a port I/O or MMIO exit,
+    /// so the state read next is architectural: KVM completes it on the
+    /// next KVM_RUN, and with `immediate_exit` set that entry returns EINTR
+    /// right after (the documented way, Documentation/virt/kvm/api.rst,
+    /// "immediate_exit").
+    fn complete_io(&mut self) -> Result<(), EngineError> {
+        if !self.io_pending {
+            return Ok(());
+        }
+        self.io_pending = false;
+        self.vcpu.get_kvm_run().immediate_exit = 1;
+        let r = self.vcpu.run().map(|_| ()).map_err(|e| e.errno());
+        self.vcpu.get_kvm_run().immediate_exit = 0;
+        match r {
+            Err(libc::EINTR) | Err(libc::EAGAIN) | Ok(()) => Ok(()),
+            Err(e) => Err(host_err(
+                "KVM_RUN (completing an I/O exit)",
+                std::io::Error::from_raw_os_error(e),
+            )),
+        }
     }
 
     /// KVM_SET_GUEST_DEBUG: single stepping on or off.
@@ -220,6 +310,12 @@ impl Kvm {
             "shutdown" if s.cr0 & cr0::PG != 0 || paging_write_pending(m, &s) => {
                 "the guest enabled 32-bit paging (CR0.PG), which this host's kvm-pvm only \
                  supports in long mode"
+            }
+            // A task gate taken as if it were a code segment: CS ends up
+            // holding a TSS descriptor (S = 0), which no real CPU allows.
+            "shutdown" if s.protected() && s.segs[1].access & access::S == 0 => {
+                "kvm-pvm cannot perform hardware task switches in 32-bit protected mode \
+                 (it loaded CS with a TSS descriptor and the vCPU shut down)"
             }
             "shutdown" => return None,
             _ if m.mem.read_u8(s.pc_linear() as u64) == Some(0xCF) => {
@@ -339,6 +435,7 @@ impl Engine for Kvm {
             if let Some(s) = m.stop_requested() {
                 return Ok(s.to_stop());
             }
+            self.map_ram(m)?;
             if let Some(t) = limits.timeout {
                 if start.elapsed() >= t {
                     return Ok(Stop::Timeout);
@@ -382,6 +479,7 @@ impl Engine for Kvm {
                 self.set_debug(true)?;
             }
             timer.arm(wait);
+            self.io_pending = false;
             let raw = match self.vcpu.run() {
                 Ok(e) => raw_of(e),
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
@@ -421,6 +519,7 @@ impl Engine for Kvm {
             timer.disarm();
             self.sync_time(m);
             *self.exits.entry(exit.kind()).or_default() += 1;
+            self.io_pending = matches!(exit.kind(), "io" | "mmio");
             if let Exit::Debug(_) = exit {
                 if self.stepping {
                     return Ok(Stop::Stepped);
@@ -539,10 +638,14 @@ impl Engine for Kvm {
     }
 
     fn cpu_state(&mut self) -> Result<CpuState, EngineError> {
+        self.complete_io()?;
         self.read_state()
     }
 
     fn set_cpu_state(&mut self, m: &mut Machine, s: &CpuState) -> Result<(), EngineError> {
+        // A half-done I/O instruction would otherwise complete on top of
+        // the new state at the next entry.
+        self.complete_io()?;
         let base = self
             .vcpu
             .get_sregs()
