@@ -86,6 +86,10 @@ pub struct Cpu {
     pub efer: u64,
     /// Interrupts inhibited until after the next instruction (STI, MOV SS).
     pub shadow: bool,
+    /// The instruction that just ran loaded EFLAGS.RF = 1 (IRET, a task
+    /// switch), so RF stays set for the next one; otherwise the run loop
+    /// clears RF once an instruction completes (SDM Vol 3A 17.3.1.1).
+    pub rf_loaded: bool,
     pub halted: bool,
     /// CPL, cached (CS.RPL in protected mode, 3 in V86, 0 in real mode).
     pub cpl: u8,
@@ -152,6 +156,7 @@ impl Cpu {
             sysenter_eip: s.sysenter_eip,
             efer: s.efer,
             shadow: s.interrupt_shadow,
+            rf_loaded: false,
             halted: s.halted,
             cpl: 0,
             exit_block: false,

@@ -246,6 +246,13 @@ impl Cpu {
                 eip: self.eip,
             },
         );
+        // "For any fault-class exception except a debug exception generated
+        // in response to an instruction breakpoint, the value pushed for RF
+        // is 1" (SDM Vol 3A 17.3.1.1): set it in EFLAGS before delivery, so
+        // the image pushed, or saved in the TSS by a task gate, carries it.
+        if is_fault_class(e.vector()) {
+            self.fl.bits |= f::RF;
+        }
         let mut cur = e;
         for _ in 0..4 {
             match self.deliver(m, cur.vector(), Source::Exception(cur.code())) {
@@ -435,6 +442,7 @@ impl Cpu {
             }
         }
         let nf = (old & !changeable) | (fl & changeable);
+        self.rf_loaded = nf & f::RF != 0;
         self.set_accessed(m, &mut d)?;
         if let Some(mut sd) = ssd {
             self.set_accessed(m, &mut sd)?;
@@ -565,4 +573,14 @@ pub fn bound(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
         return Err(Exc::new(vec::BR, None));
     }
     Ok(())
+}
+
+/// Exceptions of the fault class (SDM Vol 3A Table 6-1): the saved EIP is
+/// the faulting instruction's. (#DB from TF is a trap; the interpreter does
+/// not arm instruction breakpoints.)
+fn is_fault_class(vector: u8) -> bool {
+    matches!(
+        vector,
+        0 | 5 | 6 | 7 | 10 | 11 | 12 | 13 | 14 | 16 | 17 | 19 | 20
+    )
 }

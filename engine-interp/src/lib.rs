@@ -253,7 +253,13 @@ impl Interp {
             // 17.3.1.4); sampled before the instruction, so the one that
             // sets TF (POPF, IRET) does not trap.
             let single_step = c.fl.bits & f::TF != 0;
-            if careful || single_step {
+            // EFLAGS.RF (set by a fault's delivery and brought back by the
+            // handler's IRET) lasts until the next instruction completes.
+            let rf = c.fl.bits & f::RF != 0;
+            if rf {
+                c.rf_loaded = false;
+            }
+            if careful || single_step || rf {
                 budget = 1;
             }
             if let Some(max) = limits.max_icount {
@@ -271,6 +277,9 @@ impl Interp {
                 self.stalls += 1;
             } else {
                 self.stalls = 0;
+                if rf && !self.cpu.rf_loaded {
+                    self.cpu.fl.bits &= !f::RF;
+                }
                 if single_step && !self.cpu.halted {
                     self.cpu.dr6 |= 1 << 14; // DR6.BS
                     if !self.cpu.raise(m, fault::Exc::new(fault::vec::DB, None)) {

@@ -193,6 +193,7 @@ impl Cpu {
         self.regs = nregs;
         self.eip = neip;
         self.fl.set(nflags);
+        self.rf_loaded = nflags & f::RF != 0;
         // Selectors first, caches after the checks.
         let order = [ES, CS, SS, DS, FS, GS];
         for (k, s) in order.iter().enumerate() {

@@ -1,1 +1,2 @@
 //! Helpers shared by ringlab's integration tests.
+pub mod guest;

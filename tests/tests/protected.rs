@@ -5,11 +5,10 @@
 //! double and triple faults, self-modifying code and real mode.
 //!
 //! Every guest is a small GNU as program (Intel syntax) after the common
-//! kernel prologue in `common/mod.rs`.
+//! kernel prologue in `tests/src/guest.rs`.
 
-mod common;
-use common::*;
 use machine::PrivCause;
+use tests::guest::*;
 
 // ---- 1. ALU flags -------------------------------------------------------------
 
@@ -241,11 +240,14 @@ fn table_source(cases: &[Alu]) -> String {
     let mut s = String::from("# CASES BEGIN\n");
     for (i, c) in cases.iter().enumerate() {
         s += &format!(
-            "# {name}\n    push {fin:#x}\n    popfd\n    {code}\n    mov [RESULTS + {o}], eax\n    pushfd\n    pop dword ptr [RESULTS + {o} + 4]\n",
+            "# {name}\n    push {fin:#x}\n    popfd\n    {code}\n    mov [RESULTS + {o}], eax\n    pushfd\n    pop dword ptr [RESULTS + {o} + 4]\n    and dword ptr [RESULTS + {o} + 4], {keep:#x}\n",
             name = c.name,
             fin = c.fin | 2,
             code = c.code,
-            o = i * 8
+            o = i * 8,
+            // The guest keeps only the defined flags, so every engine
+            // (and every real CPU) stores the same results.
+            keep = !(ST & !c.mask),
         );
     }
     s += "# CASES END\n    EXIT DONE\n";
@@ -1617,7 +1619,7 @@ v86_end:
             0,        // error code
             ip,       // EIP of the faulting instruction
             0x0900,   // CS
-            0x2_0002, // EFLAGS with VM
+            0x3_0002, // EFLAGS with VM, and RF as for every fault (SDM 17.3.1.1)
             0x0800,
             0x0A00, // ESP, SS
             0x1111,

@@ -3,10 +3,9 @@
 //! right answers (trapped and emulated); the sensitive unprivileged ones
 //! give the wrong ones, silently — the Popek-Goldberg lesson.
 
-mod common;
-use common::*;
 use machine::cpu::CpuState;
 use machine::{Engine, Event, Handling};
+use tests::guest::*;
 
 const GUEST: &str = r#"
     .intel_syntax noprefix

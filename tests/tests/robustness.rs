@@ -10,7 +10,7 @@
 //! A failure names the mode and the seed; `seed_state` rebuilds the exact
 //! machine, so a failing seed can be replayed alone.
 
-mod common;
+use tests::guest as common;
 
 use engine_interp::Interp;
 use machine::cpu::{access as a, cr0, cr4, flags as fl, CpuState, Seg, Segment, TableReg};

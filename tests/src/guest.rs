@@ -1,6 +1,16 @@
-//! Shared harness for the interpreter's integration tests: guests written in
-//! GNU as (Intel syntax) are assembled here with binutils, loaded into a
-//! small machine and run on `engine_interp::Interp`.
+//! The guest harness of the protected-mode, deprivilege and robustness
+//! tests: guests written in GNU as (Intel syntax) are assembled here with
+//! binutils, loaded into a small machine and run on `engine_interp::Interp`,
+//! whose run the tests then examine in detail (memory, fault log, events).
+//!
+//! **Every engine runs every guest.** `run_from` then runs the same guest,
+//! from the same RAM and CPU state, on each other engine this host has (KVM
+//! today) and asserts that it ends the same way: the same stop, serial
+//! output, VGA text, general registers, EIP and every byte of RAM (see
+//! `cross_check`). Where an engine cannot run a guest on this host (kvm-pvm
+//! has no 32-bit paging and fails on ring changes) the comparison is skipped
+//! with the reason printed; with `RINGLAB_REQUIRE_KVM` set (the QEMU/SVM test
+//! VM of `scripts/kvm-vm-tests.sh`) nothing may skip.
 //!
 //! Protected-mode guests start with a common "kernel prologue" (`PROLOGUE`)
 //! that builds, at fixed addresses the tests can read back:
@@ -288,7 +298,7 @@ kernel_init:
 "#;
 
 fn tmp_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("interp-guests");
+    let dir = std::env::temp_dir().join(format!("ringlab-guests-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -307,6 +317,7 @@ fn tool(name: &str, args: &[&str]) {
 /// Assembles `src` (a complete GNU as source with a `start` label), links
 /// its .text at `org` and returns the flat binary.
 pub fn assemble(name: &str, src: &str, org: u32) -> Vec<u8> {
+    CURRENT_GUEST.with(|g| *g.borrow_mut() = name.to_string());
     let dir = tmp_dir();
     let p = |ext: &str| dir.join(format!("{name}.{ext}"));
     let s = |p: &PathBuf| p.to_str().unwrap().to_string();
@@ -498,12 +509,290 @@ pub fn machine_ram(image: &[u8], addr: u32, ram: usize) -> Machine {
     m
 }
 
-/// Runs `m` from `state` until it stops.
+/// Runs `m` from `state` until it stops, on the interpreter,
+/// and then on every other engine, which must end the same way
+/// (`cross_check`).
 pub fn run_from(mut m: Machine, state: &CpuState) -> Run {
+    let ram = m.mem.as_slice().to_vec();
     let mut cpu = Interp::new();
     cpu.set_cpu_state(&mut m, state).expect("set_cpu_state");
     let stop = cpu.run(&mut m, &limits()).expect("engine error");
-    Run { m, cpu, stop }
+    let mut run = Run { m, cpu, stop };
+    cross_check(&ram, state, &mut run);
+    run
+}
+
+thread_local! {
+    /// The name of the guest this test thread assembled last: the one
+    /// `cross_check` compares (each test runs on its own thread).
+    static CURRENT_GUEST: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Where QEMU's TCG, which plays the real CPU inside the test VM of
+/// `scripts/kvm-vm-tests.sh` (KVM runs guests on its emulated SVM), departs
+/// from the SDM in a way a guest can see. These guests are not compared
+/// there; everywhere else (real VT-x or AMD-V) they are.
+const TCG_DEPARTURES: &[(&str, &str)] = &[
+    (
+        "alignment_check",
+        "QEMU's TCG does not implement alignment checking (#AC, SDM Vol 3A 6.15 \
+         interrupt 17): CR0.AM and EFLAGS.AC are ignored",
+    ),
+    (
+        "cs_limit",
+        "QEMU's TCG does not check segment limits (SDM Vol 3A 5.3): no #GP for \
+         EIP beyond the CS limit",
+    ),
+    (
+        "expand_down",
+        "QEMU's TCG does not check segment limits (SDM Vol 3A 5.3): no #GP or #SS \
+         for offsets outside an expand-down segment",
+    ),
+    (
+        "segment_faults",
+        "QEMU's TCG does not check data segment limits (SDM Vol 3A 5.3): accesses \
+         beyond a limit do not fault",
+    ),
+    (
+        "real_mode",
+        "QEMU's TCG does not check the 64 KiB real-mode limit (SDM Vol 3A 20.1.1): \
+         a word at offset 0xFFFF does not raise #GP or #SS",
+    ),
+    (
+        "double_fault",
+        "the CPU in the test VM (QEMU's TCG emulating SVM, with kvm_amd \
+         reinjecting the #GP it intercepts) delivers #NP for the not-present \
+         gate instead of the double fault the SDM requires (Vol 3A Table 6-5: \
+         contributory after contributory)",
+    ),
+    (
+        "double_fault_task",
+        "as double_fault: #NP is delivered instead of the double fault, so the #DF \
+         task gate is never taken",
+    ),
+    (
+        "invalid_opcodes",
+        "QEMU's TCG executes LOCK MOV r32, m32, which must raise #UD (SDM Vol 2A \
+         \"LOCK\": the prefix is allowed only on read-modify-write instructions)",
+    ),
+    (
+        "tasks",
+        "with kvm_amd intercepting task switches, QEMU's TCG hands over EFLAGS \
+         without its lazily computed status flags, so the task state segment \
+         saves PF and ZF as 0 (SDM Vol 3A 7.3: the current EFLAGS are saved), and \
+         it keeps RF set for more than one instruction (SDM Vol 3A 17.3.1.1)",
+    ),
+    (
+        "ts_ext",
+        "the CPU in the test VM (QEMU's TCG delivering the #UD that kvm_amd \
+         intercepts and reinjects) gives the #TS raised while delivering it EXT = \
+         0, where the SDM sets EXT for an exception during delivery of another \
+         (Vol 3A 6.13)",
+    ),
+    (
+        "smc",
+        "the guest patches the very next instruction through another linear \
+         alias of its page, without a jump in between; the SDM guarantees the new \
+         code only after a jump (Vol 3A 8.1.3), and QEMU's TCG runs the stale \
+         instruction where current CPUs (and the interpreter) run the new one",
+    ),
+];
+
+/// Guests whose ending on KVM is not architectural anywhere.
+const KVM_DEPARTURES: &[(&str, &str)] = &[(
+    "outside_ram",
+    "the guest puts page tables at physical addresses with no RAM; KVM cannot \
+     back the CPU's page walker with emulated (MMIO) memory, so what such a walk \
+     gives is KVM's choice, not the all-ones a PC's bus returns (the interpreter's \
+     model)",
+)];
+
+/// Whether the CPU under this host's KVM is QEMU's TCG.
+fn cpu_is_qemu_tcg() -> bool {
+    engine_kvm::host::hypervisor_signature().as_deref() == Some("TCGTCGTCGTCG")
+}
+
+/// Whether the RAM byte at `i`, set in `interp` and `kvm` to different
+/// values, differs only as QEMU's TCG is known to depart from the SDM:
+///
+/// - TCG does not set the accessed bit of a descriptor when it loads CS or
+///   SS (far JMP, CALL, RET, IRET, gates), which the SDM requires (Vol 3A
+///   3.4.5.1, "Accessed bit"): bit 0 of the access byte (byte 5) of a
+///   GDT or LDT entry.
+/// - TCG does not set RF in the EFLAGS image of a fault it delivers itself
+///   (SDM Vol 3A 17.3.1.1: 1 for every fault class exception); KVM does
+///   for the faults it intercepts and injects; and TCG does not clear RF
+///   once the next instruction completes. So bit 16 of a dword-aligned
+///   EFLAGS image (bit 1, always 1, set in both) in memory.
+fn tcg_excused(interp: &[u8], kvm: &[u8], i: usize, st: &CpuState) -> bool {
+    let (x, y) = (interp[i], kvm[i]);
+    if x ^ y != 1 {
+        return false;
+    }
+    let d = i & !3;
+    if i % 4 == 2 && d + 4 <= interp.len() && interp[d] & 2 != 0 && kvm[d] & 2 != 0 {
+        return true;
+    }
+    if x & 1 == 0 {
+        return false;
+    }
+    let in_table = |base: u32, limit: u32| {
+        let (base, end) = (base as usize, base as usize + limit as usize + 1);
+        i >= base && i < end && (i - base) % 8 == 5
+    };
+    in_table(st.gdtr.base, st.gdtr.limit as u32) || in_table(st.ldtr.base, st.ldtr.limit)
+}
+
+/// What a guest's run left behind that every engine must agree on.
+struct Outcome {
+    stop: Stop,
+    serial: Vec<u8>,
+    vga: String,
+    regs: [u32; 8],
+    eip: u32,
+}
+
+impl Outcome {
+    fn of(stop: Stop, m: &Machine, st: &CpuState) -> Outcome {
+        Outcome {
+            stop,
+            serial: m.serial_output().to_vec(),
+            vga: m.screen().text(),
+            regs: st.regs,
+            eip: st.eip,
+        }
+    }
+}
+
+/// The stops after which two engines' states are comparable: the guest
+/// ended itself. (Budget and timeout stops depend on how an engine counts.)
+fn guest_ended(stop: &Stop) -> bool {
+    matches!(
+        stop,
+        Stop::GuestExit { .. } | Stop::Shutdown | Stop::Halted | Stop::TripleFault | Stop::Reset
+    )
+}
+
+/// Runs the guest again, from the RAM image `ram` and `state`, on every
+/// other engine this host has and asserts that each ends as the
+/// interpreter's `run` did: same stop, serial output, VGA text, general
+/// registers, EIP and RAM, byte for byte (page-table A/D bits, stacks and
+/// the guests' result areas included).
+///
+/// KVM: where /dev/kvm cannot be opened, or the host's kvm-pvm cannot run
+/// the guest (32-bit paging, ring changes), the reason is printed and the
+/// comparison skipped, unless RINGLAB_REQUIRE_KVM is set.
+pub fn cross_check(ram: &[u8], state: &CpuState, run: &mut Run) {
+    if !guest_ended(&run.stop) {
+        eprintln!(
+            "cross-check skipped: the interpreter stopped with {:?}, which other engines \
+             do not reproduce by design",
+            run.stop
+        );
+        return;
+    }
+    let tcg = cpu_is_qemu_tcg();
+    let guest = CURRENT_GUEST.with(|g| g.borrow().clone());
+    if tcg {
+        if let Some((_, why)) = TCG_DEPARTURES.iter().find(|(n, _)| *n == guest) {
+            eprintln!("cross-check on kvm skipped for {guest}: {why}");
+            return;
+        }
+    }
+    if let Some((_, why)) = KVM_DEPARTURES.iter().find(|(n, _)| *n == guest) {
+        eprintln!("cross-check on kvm skipped for {guest}: {why}");
+        return;
+    }
+    let require = std::env::var_os("RINGLAB_REQUIRE_KVM").is_some();
+    let mut m = Machine::new(MachineConfig::with_ram(ram.len())).expect("machine");
+    m.mem.write_untracked(0, ram).expect("RAM image");
+    let mut kvm = match engine_kvm::create(&mut m) {
+        Ok(e) => e,
+        Err(e) if require => panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}"),
+        Err(e) => {
+            eprintln!("cross-check on kvm skipped: KVM is not usable on this host: {e}");
+            return;
+        }
+    };
+    kvm.set_cpu_state(&mut m, state)
+        .expect("kvm: set_cpu_state");
+    let stop = match kvm.run(&mut m, &limits()) {
+        Ok(stop) => stop,
+        Err(machine::EngineError::Unsupported(why)) if !require => {
+            eprintln!("cross-check on kvm skipped: {why}");
+            return;
+        }
+        Err(e) => panic!(
+            "kvm: engine error where the interpreter ran to {:?}: {e}",
+            run.stop
+        ),
+    };
+    let kst = kvm.cpu_state().expect("kvm: cpu_state");
+    let interp_state = run.cpu.cpu_state().expect("interp: cpu_state");
+    let want = Outcome::of(run.stop.clone(), &run.m, &interp_state);
+    let got = Outcome::of(stop, &m, &kst);
+    let mut diffs = Vec::new();
+    if got.stop != want.stop {
+        diffs.push(format!("stop: interp {:?}, kvm {:?}", want.stop, got.stop));
+    }
+    if got.serial != want.serial {
+        diffs.push(format!(
+            "serial output: interp {:?}, kvm {:?}",
+            String::from_utf8_lossy(&want.serial),
+            String::from_utf8_lossy(&got.serial)
+        ));
+    }
+    if got.vga != want.vga {
+        diffs.push(format!(
+            "VGA text:\ninterp:\n{}\nkvm:\n{}",
+            want.vga, got.vga
+        ));
+    }
+    // After a triple fault the CPU is in shutdown: its registers are not
+    // architectural (KVM on AMD reinitialises the vCPU), so only memory and
+    // the devices are compared.
+    let shutdown = want.stop == Stop::TripleFault;
+    for (i, name) in ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"]
+        .iter()
+        .enumerate()
+        .filter(|_| !shutdown)
+    {
+        if got.regs[i] != want.regs[i] {
+            diffs.push(format!(
+                "{name}: interp {:#010x}, kvm {:#010x}",
+                want.regs[i], got.regs[i]
+            ));
+        }
+    }
+    if got.eip != want.eip && !shutdown {
+        diffs.push(format!(
+            "eip: interp {:#010x}, kvm {:#010x}",
+            want.eip, got.eip
+        ));
+    }
+    let (a, b) = (run.m.mem.as_slice(), m.mem.as_slice());
+    let excused = |i: usize| tcg && tcg_excused(a, b, i, &interp_state);
+    let differing: Vec<usize> = (0..a.len())
+        .filter(|&i| a[i] != b[i] && !excused(i))
+        .collect();
+    if let Some(&first) = differing.first() {
+        let shown: Vec<String> = differing
+            .iter()
+            .take(8)
+            .map(|&i| format!("{i:#x}: interp {:02x} kvm {:02x}", a[i], b[i]))
+            .collect();
+        diffs.push(format!(
+            "RAM: {} bytes differ, first at {first:#x}:\n  {}",
+            differing.len(),
+            shown.join("\n  ")
+        ));
+    }
+    assert!(
+        diffs.is_empty(),
+        "the guest ended differently on kvm ({}) than on the interpreter:\n{}",
+        engine_kvm::host::detect().name(),
+        diffs.join("\n")
+    );
 }
 
 /// Assembles `body` after the kernel prologue and runs it in 32-bit
