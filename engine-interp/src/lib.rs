@@ -334,7 +334,7 @@ impl Engine for Interp {
         let k = &self.cpu.counters;
         EngineStats {
             engine: "interp".into(),
-            instructions: self.retired,
+            instructions: Some(self.retired),
             counters: vec![
                 ("blocks built".into(), k.blocks_built),
                 ("blocks run".into(), k.blocks_run),

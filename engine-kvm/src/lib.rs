@@ -430,7 +430,7 @@ impl Engine for Kvm {
             }
         }
         let imm = &mut self.vcpu.get_kvm_run().immediate_exit as *mut u8;
-        let timer = timer::DeadlineTimer::new(imm).map_err(EngineError::Host)?;
+        let mut timer = timer::DeadlineTimer::new(imm).map_err(EngineError::Host)?;
         loop {
             if let Some(s) = m.stop_requested() {
                 return Ok(s.to_stop());
@@ -478,7 +478,7 @@ impl Engine for Kvm {
                 // INT clears TF on the way into the handler).
                 self.set_debug(true)?;
             }
-            timer.arm(wait);
+            timer.arm_by(Instant::now() + wait);
             self.io_pending = false;
             let raw = match self.vcpu.run() {
                 Ok(e) => raw_of(e),
@@ -516,7 +516,6 @@ impl Engine for Kvm {
                 Raw::Plain(e) => e,
             };
             self.vcpu.get_kvm_run().immediate_exit = 0;
-            timer.disarm();
             self.sync_time(m);
             *self.exits.entry(exit.kind()).or_default() += 1;
             self.io_pending = matches!(exit.kind(), "io" | "mmio");
@@ -691,7 +690,7 @@ impl Engine for Kvm {
         EngineStats {
             engine: format!("kvm ({})", self.host.name()),
             // The CPU runs the guest: instructions are not counted.
-            instructions: 0,
+            instructions: None,
             counters,
         }
     }

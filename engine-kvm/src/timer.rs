@@ -6,7 +6,7 @@
 
 use std::cell::Cell;
 use std::sync::Once;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 thread_local! {
     /// This thread's `kvm_run.immediate_exit` byte while a vCPU runs here.
@@ -31,6 +31,8 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// A one-shot timer that interrupts this thread's KVM_RUN.
 pub struct DeadlineTimer {
     id: libc::timer_t,
+    /// When the timer fires next, if it is armed.
+    armed: Option<Instant>,
 }
 
 impl DeadlineTimer {
@@ -60,11 +62,26 @@ impl DeadlineTimer {
         if r != 0 {
             return Err(format!("timer_create: {}", std::io::Error::last_os_error()));
         }
-        Ok(DeadlineTimer { id })
+        Ok(DeadlineTimer { id, armed: None })
     }
 
-    /// Fires once after `d` (replacing any earlier arming); zero disarms.
-    pub fn arm(&self, d: Duration) {
+    /// Makes sure the timer fires no later than `target`. A timer already
+    /// armed for an earlier instant still to come is left alone: firing
+    /// early costs one spurious exit, while re-arming costs a system call
+    /// on every entry into the guest.
+    pub fn arm_by(&mut self, target: Instant) {
+        let now = Instant::now();
+        if let Some(a) = self.armed {
+            if a > now && a <= target {
+                return;
+            }
+        }
+        self.arm(target.saturating_duration_since(now));
+        self.armed = Some(target);
+    }
+
+    /// Fires once after `d` (replacing any earlier arming).
+    fn arm(&self, d: Duration) {
         let d = if d.is_zero() {
             Duration::from_nanos(1)
         } else {
@@ -81,12 +98,6 @@ impl DeadlineTimer {
             },
         };
         // SAFETY: `id` is a live timer of this object.
-        unsafe { libc::timer_settime(self.id, 0, &spec, std::ptr::null_mut()) };
-    }
-
-    pub fn disarm(&self) {
-        let spec: libc::itimerspec = unsafe { std::mem::zeroed() };
-        // SAFETY: as in `arm`.
         unsafe { libc::timer_settime(self.id, 0, &spec, std::ptr::null_mut()) };
     }
 }

@@ -19,7 +19,8 @@ pub struct Ran {
     pub status: u8,
     pub serial: Vec<u8>,
     pub screen: String,
-    pub instructions: u64,
+    /// None where the engine cannot count (KVM).
+    pub instructions: Option<u64>,
     pub wall: Duration,
     pub privilege_changes: u64,
     pub exceptions: u64,
@@ -160,17 +161,20 @@ pub fn print_table(w: &mut dyn Write, guest: &Guest, outcomes: &[Outcome]) -> bo
                     _ => "reference".to_string(),
                 };
                 let secs = r.wall.as_secs_f64();
-                let mips = if secs > 0.0 {
-                    r.instructions as f64 / secs / 1e6
-                } else {
-                    0.0
+                // KVM does not count instructions: "n/a", not a zero.
+                let (count, mips) = match r.instructions {
+                    Some(n) if secs > 0.0 => {
+                        (n.to_string(), format!("{:.1}", n as f64 / secs / 1e6))
+                    }
+                    Some(n) => (n.to_string(), "-".to_string()),
+                    None => ("n/a".to_string(), "n/a".to_string()),
                 };
                 let _ = writeln!(
                     w,
-                    "{:<7} {:<9} {:>12} {:>9.2} {:>10.1} {:>6} {:>6} {:>6} {:>9} {:>8}  {}",
+                    "{:<7} {:<9} {:>12} {:>9.2} {:>10} {:>6} {:>6} {:>6} {:>9} {:>8}  {}",
                     o.engine.name(),
                     matches,
-                    r.instructions,
+                    count,
                     secs * 1e3,
                     mips,
                     r.privilege_changes,

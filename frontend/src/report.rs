@@ -7,18 +7,26 @@ use std::io::Write;
 
 pub fn print_stats(w: &mut dyn Write, m: &Machine, image: &LoadedImage, o: &RunOutcome, code: u8) {
     let secs = o.wall.as_secs_f64();
-    let ips = if secs > 0.0 {
-        o.stats.instructions as f64 / secs
-    } else {
-        0.0
-    };
+    let count = o.stats.instructions;
     let mut lines: Vec<(String, String)> = vec![
         ("engine".into(), o.stats.engine.clone()),
         ("image".into(), image.summary.clone()),
         ("stop".into(), format!("{} (exit status {code})", o.stop)),
-        ("instructions".into(), o.stats.instructions.to_string()),
+        (
+            "instructions".into(),
+            count.map_or("not counted (the CPU runs the guest)".into(), |n| {
+                n.to_string()
+            }),
+        ),
         ("wall time".into(), format!("{secs:.3} s")),
-        ("speed".into(), format!("{:.1} M instructions/s", ips / 1e6)),
+        (
+            "speed".into(),
+            match count {
+                Some(n) if secs > 0.0 => format!("{:.1} M instructions/s", n as f64 / secs / 1e6),
+                Some(_) => "-".into(),
+                None => "not measured (instructions are not counted)".into(),
+            },
+        ),
         (
             "virtual time".into(),
             format!("{:.3} ms", m.clock.now() as f64 / 1e6),

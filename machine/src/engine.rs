@@ -106,9 +106,9 @@ pub struct Limits {
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct EngineStats {
     pub engine: String,
-    /// Guest instructions retired (exact on the interpreter and translator;
-    /// KVM cannot count them and reports what it can).
-    pub instructions: u64,
+    /// Guest instructions retired: exact on the interpreter and the
+    /// translator; None on KVM, where the CPU runs the guest uncounted.
+    pub instructions: Option<u64>,
     /// Engine-specific counters, in display order.
     pub counters: Vec<(String, u64)>,
 }
