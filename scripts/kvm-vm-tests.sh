@@ -21,6 +21,10 @@ bench=0
 [ "${1:-}" = "--bench" ] && bench=1
 # RINGLAB_VM_ONLY="protected kvm" runs only those test binaries (debugging).
 only=${RINGLAB_VM_ONLY:-}
+# RINGLAB_VM_UPDATE_SNAPSHOTS=1 lets insta write new or changed snapshots in
+# the VM and copies them back into tests/tests/snapshots (review them with
+# git diff before committing).
+update=${RINGLAB_VM_UPDATE_SNAPSHOTS:-0}
 mkdir -p "$cache"
 
 sudo_cmd=""
@@ -77,6 +81,7 @@ mkdir -p "$ir$root/tests/tests"
 cp -r tests/tests/snapshots "$ir$root/tests/tests/"
 echo "$root" > "$ir/tests/root"
 echo "$only" > "$ir/tests/only"
+echo "$update" > "$ir/tests/update"
 if [ $bench = 1 ]; then
     cargo build --release -q
     cp target/release/ringlab "$ir/tests/"
@@ -84,7 +89,8 @@ if [ $bench = 1 ]; then
     cp "$out/compute.bin" "$out/hello.bin" "$out/nanobench.bin" "$ir/tests/"
     as --32 -o "$work/nl.o" scripts/bench/native-loop.S
     ld -m elf_i386 -o "$ir/tests/native-loop" "$work/nl.o"
-    as --32 -o "$work/p80.o" scripts/bench/port80.S
+    # 100,000 exits: under emulated SVM one costs some 100-200 us.
+    as --32 --defsym COUNT=100000 -o "$work/p80.o" scripts/bench/port80.S
     ld -m elf_i386 -nostdlib -Ttext=0x7c00 -e start -o "$work/p80.elf" "$work/p80.o"
     objcopy -O binary -j .text "$work/p80.elf" "$ir/tests/port80.bin"
     # The timer interrupt cost: the same spin loop without and with a
@@ -128,6 +134,7 @@ if [ -x ./ringlab ]; then
     echo "RINGLAB-KVM-TESTS rc=0"
 else
     export RINGLAB_REQUIRE_KVM=1 INSTA_UPDATE=no CI=true INSTA_WORKSPACE_ROOT=$(cat root)
+    if [ "$(cat update)" = 1 ]; then export INSTA_UPDATE=always; unset CI; fi
     export PATH=/bin:/usr/bin TMPDIR=/tmp
     # kvm, lessons: KVM against the interpreter and the shared snapshots.
     # protected: every guest of the interpreter's protected-mode tests,
@@ -141,6 +148,11 @@ else
     want lessons && { ./lessons --test-threads=1 --nocapture || rc=1; }
     want protected && { ./protected --test-threads=1 || rc=1; }
     want robustness && { ./robustness --test-threads=1 physical_addresses_outside_ram || rc=1; }
+    if [ "$(cat update)" = 1 ]; then
+        for f in "$(cat root)"/tests/tests/snapshots/*.snap; do
+            echo "RINGLAB-SNAP-BEGIN $(basename "$f")"; cat "$f"; echo "RINGLAB-SNAP-END"
+        done
+    fi
     echo "RINGLAB-KVM-TESTS rc=$rc"
 fi
 poweroff -f
@@ -152,5 +164,14 @@ log=$work/vm.log
 timeout 900 qemu-system-x86_64 -accel tcg -cpu max -m 2048 -nographic -no-reboot \
     -kernel "$vmlinuz" -initrd "$work/initrd.gz" \
     -append "console=ttyS0 panic=-1 quiet" | tee "$log" || true
+if [ "$update" = 1 ]; then
+    # The console turns \n into \r\n; the snapshots are written back as
+    # insta wrote them.
+    tr -d '\r' < "$log" | awk -v dir=tests/tests/snapshots '
+        /^RINGLAB-SNAP-BEGIN / { f = dir "/" $2; printf "" > f; next }
+        /^RINGLAB-SNAP-END/ { close(f); f = ""; next }
+        f != "" { print >> f }'
+    echo "kvm-vm: snapshots copied back; review them with git diff"
+fi
 grep -q "RINGLAB-KVM-TESTS rc=0" "$log" || { echo "kvm-vm: the KVM tests failed in the VM" >&2; exit 1; }
 echo "kvm-vm: the KVM tests passed on kvm_amd inside QEMU/SVM"
