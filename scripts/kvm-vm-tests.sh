@@ -124,6 +124,7 @@ if [ -x ./ringlab ]; then
         echo "== port80 on kvm"; ./ringlab run port80.bin --engine kvm --stats 2>&1 | grep -E "wall|exits: io"
         echo "== process start (baseline)"; time ./ringlab lessons > /dev/null
         echo "== hello on kvm"; time ./ringlab run hello.bin --engine kvm
+        ./ringlab run hello.bin --engine kvm --stats 2>&1 | grep -E "wall|setup"
         echo "== hello on interp (baseline)"; time ./ringlab run hello.bin --engine interp
         echo "== nanobench on kvm"; ./ringlab run nanobench.bin --engine kvm
         for d in 0 1193; do

@@ -41,6 +41,8 @@ pub struct Kvm {
     epoch: Instant,
     exits: BTreeMap<&'static str, u64>,
     injected: u64,
+    /// Host time KVM_CREATE_VM to a ready vCPU took, in microseconds.
+    setup_us: u64,
     last: Option<CpuState>,
     /// `step` is running: a debug exit ends the run.
     stepping: bool,
@@ -63,6 +65,7 @@ fn host_err(what: &str, e: impl std::fmt::Display) -> EngineError {
 
 impl Kvm {
     pub fn new(m: &mut Machine) -> Result<Kvm, EngineError> {
+        let started = Instant::now();
         let host = host::detect();
         let kvm = host::open()?;
         let vm = kvm.create_vm().map_err(|e| host_err("KVM_CREATE_VM", e))?;
@@ -116,12 +119,14 @@ impl Kvm {
             epoch: Instant::now(),
             exits: BTreeMap::new(),
             injected: 0,
+            setup_us: 0,
             last: None,
             stepping: false,
             resume_bp: None,
             io_pending: false,
         };
         k.map_ram(m)?;
+        k.setup_us = started.elapsed().as_micros() as u64;
         Ok(k)
     }
 
@@ -687,6 +692,7 @@ impl Engine for Kvm {
             .map(|(k, v)| (format!("exits: {k}"), *v))
             .collect();
         counters.push(("interrupts injected".into(), self.injected));
+        counters.push(("VM setup time (us)".into(), self.setup_us));
         EngineStats {
             engine: format!("kvm ({})", self.host.name()),
             // The CPU runs the guest: instructions are not counted.
