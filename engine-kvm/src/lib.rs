@@ -342,6 +342,47 @@ impl Kvm {
     }
 }
 
+/// The vCPU state for an error message: where it was, the registers, the
+/// segments with their caches and the control registers.
+fn dump_state(s: &CpuState) -> String {
+    let r = &s.regs;
+    let mut out = format!(
+        "  at {:04x}:{:08x} ({}, CPL {})\n  eax {:08x} ecx {:08x} edx {:08x} ebx {:08x}\n  \
+         esp {:08x} ebp {:08x} esi {:08x} edi {:08x}\n  eflags {:08x} cr0 {:08x} cr2 {:08x} \
+         cr3 {:08x} cr4 {:08x}\n  gdtr {:08x}/{:04x} idtr {:08x}/{:04x} tr {:04x} ldtr {:04x}\n",
+        s.segs[1].selector,
+        s.eip,
+        s.mode_name(),
+        s.cpl(),
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        s.eflags,
+        s.cr0,
+        s.cr2,
+        s.cr3,
+        s.cr4,
+        s.gdtr.base,
+        s.gdtr.limit,
+        s.idtr.base,
+        s.idtr.limit,
+        s.tr.selector,
+        s.ldtr.selector
+    );
+    for (name, g) in ["es", "cs", "ss", "ds", "fs", "gs"].iter().zip(&s.segs) {
+        out.push_str(&format!(
+            "  {name} {:04x} base {:08x} limit {:08x} access {:04x}\n",
+            g.selector, g.base, g.limit, g.access
+        ));
+    }
+    out
+}
+
 /// Whether the instruction at CS:EIP (or just before it) is MOV CR0, r32
 /// with PG set in the register: kvm-pvm shuts the vCPU down there, before
 /// CR0 changes (measured: EIP on the MOV, CR0 without PG).
@@ -589,11 +630,9 @@ impl Engine for Kvm {
                     }
                     let dump = self
                         .read_state()
-                        .map(|s| {
-                            format!("{:04x}:{:08x} {}", s.segs[1].selector, s.eip, s.mode_name())
-                        })
-                        .unwrap_or_default();
-                    return Err(EngineError::Host(format!("{why}; vCPU at {dump}")));
+                        .map(|s| dump_state(&s))
+                        .unwrap_or_else(|e| format!("(state unreadable: {e})"));
+                    return Err(EngineError::Host(format!("{why}; vCPU state:\n{dump}")));
                 }
             }
         }

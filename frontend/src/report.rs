@@ -82,6 +82,13 @@ pub fn print_stats(w: &mut dyn Write, m: &Machine, image: &LoadedImage, o: &RunO
     for (name, v) in &o.stats.counters {
         lines.push((name.clone(), v.to_string()));
     }
+    if o.stats.instructions.is_none() {
+        // KVM: what it did not see is part of what it shows.
+        lines.push((
+            "observed".into(),
+            "VM exits only: the CPU changes rings and takes exceptions without exits".into(),
+        ));
+    }
     let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in lines {
         let _ = writeln!(w, "{k:<width$}  {v}");
