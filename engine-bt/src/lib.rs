@@ -1,13 +1,389 @@
-//! The binary translator engine.
+//! ringlab's binary translator: guest x86-32 code translated into host
+//! x86-64 code, in the VMware tradition (see `../shared/DESIGN.md`, "Binary
+//! translator, in short", and `translate.rs` for what is translated how).
 //!
-//! Not written yet (issue 6). Until it is, `create` answers with
-//! `EngineError::Unavailable` so the frontend can say so clearly.
+//! The interpreter is both the reference and the fallback: the translator
+//! runs it alongside and shares its CPU (registers, segments, TLB, page
+//! walk). The dispatcher (`run`) looks at each guest block boundary: when
+//! the CPU is in a mode the translator handles (32-bit protected mode, flat
+//! code segment, no single-stepping, no pending interrupt or interrupt
+//! shadow) and the block fits before the next device deadline and the
+//! instruction budget, the translated block runs on the host CPU; otherwise
+//! the interpreter runs one instruction. Exceptions, interrupts and every
+//! sensitive or privileged instruction are the interpreter's, so the event
+//! trace is the interpreter's, instruction count for instruction count.
+//!
+//! This is the first increment (issue 6): no block chaining yet (every
+//! block returns to the dispatcher), no inline TLB fast path (every memory
+//! access calls `host_ptr`), no 16-bit code. See the issue notes.
 
-use machine::{Engine, EngineError, Machine};
+pub mod callout;
+pub mod codebuf;
+pub mod ctx;
+pub mod translate;
+
+use codebuf::CodeBuf;
+use ctx::Ctx;
+use engine_interp::cpu::{Cpu, CS};
+use engine_interp::mmu::Acc;
+use engine_interp::Interp;
+use machine::cpu::{access as a, flags as f, CpuState, Segment};
+use machine::{Engine, EngineError, EngineStats, Limits, Machine, Stop};
+use std::collections::HashMap;
+use std::time::Instant;
 
 /// Creates a translator over the machine.
 pub fn create(_m: &mut Machine) -> Result<Box<dyn Engine>, EngineError> {
-    Err(EngineError::Unavailable(
-        "the binary translator is not implemented yet (issue 6); use --engine interp".into(),
-    ))
+    Ok(Box::new(Bt::new()?))
+}
+
+/// Size of the translation cache; flushed whole when full.
+const CACHE_BYTES: usize = 16 << 20;
+
+/// A cache entry: the host address of a translation, or a block whose
+/// first instruction is the interpreter's.
+#[derive(Clone, Copy)]
+enum Entry {
+    Host { addr: u64, insns: u32 },
+    Interpret,
+}
+
+#[derive(Default, Clone, Debug)]
+struct Counters {
+    blocks_translated: u64,
+    blocks_run: u64,
+    translated_insns: u64,
+    fallback_insns: u64,
+    callout_exits: u64,
+    invalidations: u64,
+    flushes: u64,
+    callout_insns: u64,
+}
+
+pub struct Bt {
+    interp: Interp,
+    buf: CodeBuf,
+    stub_bytes: usize,
+    enter: extern "C" fn(*mut Ctx),
+    exit_stub: u64,
+    /// (guest physical address, key) -> translation.
+    blocks: HashMap<(u32, u32), Entry>,
+    /// Guest physical page -> the keys of its blocks, for invalidation.
+    pages: HashMap<u32, Vec<(u32, u32)>>,
+    ctx: Box<Ctx>,
+    counters: Counters,
+}
+
+impl Bt {
+    pub fn new() -> Result<Bt, EngineError> {
+        let mut buf = CodeBuf::new(CACHE_BYTES).map_err(EngineError::Host)?;
+        let (code, exit_stub) = translate::stubs(buf.next_addr())
+            .map_err(|e| EngineError::Internal(format!("assembling the entry stub: {e}")))?;
+        let at = buf
+            .push(&code)
+            .ok_or_else(|| EngineError::Internal("translation cache too small".into()))?;
+        buf.seal();
+        // SAFETY: `at` is the start of the entry trampoline just assembled
+        // for this address, which follows the C calling convention for
+        // `fn(*mut Ctx)`; the buffer lives as long as `self`.
+        let enter: extern "C" fn(*mut Ctx) = unsafe { std::mem::transmute(at as usize) };
+        let mut interp = Interp::new();
+        interp.set_log_invalidated(true);
+        Ok(Bt {
+            interp,
+            stub_bytes: buf.used(),
+            buf,
+            enter,
+            exit_stub,
+            blocks: HashMap::new(),
+            pages: HashMap::new(),
+            ctx: Box::new(Ctx {
+                regs: [0; 8],
+                flags: 2,
+                eip: 0,
+                retired: 0,
+                reason: 0,
+                _pad: 0,
+                cpu: std::ptr::null_mut(),
+                machine: std::ptr::null_mut(),
+                host_ptr: callout::host_ptr,
+                target: 0,
+            }),
+            counters: Counters::default(),
+        })
+    }
+
+    /// Drops translations of guest pages that were written (by translated
+    /// code through the interpreter's slow path, by the interpreter, or by
+    /// a device), in both engines' caches.
+    fn invalidate_written(&mut self, m: &mut Machine) {
+        let mut pages = self.interp.take_invalidated();
+        if m.mem.has_written_code_pages() {
+            let more = m.mem.take_written_code_pages();
+            self.interp.invalidate_pages(&more);
+            pages.extend(more);
+        }
+        for page in pages {
+            if let Some(keys) = self.pages.remove(&page) {
+                self.counters.invalidations += keys.len() as u64;
+                for k in keys {
+                    self.blocks.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// Empties the translation cache.
+    fn flush(&mut self) {
+        self.blocks.clear();
+        self.pages.clear();
+        self.buf.truncate(self.stub_bytes);
+    }
+
+    /// The translation key for the CPU's current mode, or None when the
+    /// translator does not handle it (the interpreter runs the next
+    /// instruction).
+    fn mode_key(c: &Cpu, m: &Machine) -> Option<u32> {
+        let bits = c.fl.bits;
+        if !c.code32()
+            || c.halted
+            || c.shadow
+            || bits & (f::TF | f::RF | f::DF) != 0
+            || (bits & f::IF != 0 && m.interrupt_pending())
+            || c.segs[CS].base != 0
+            || c.segs[CS].limit != u32::MAX
+        {
+            return None;
+        }
+        // Alignment checking could fault in ring 3: leave it to the
+        // interpreter.
+        if c.cpl == 3 && c.cr0 & machine::cpu::cr0::AM != 0 && bits & f::AC != 0 {
+            return None;
+        }
+        let mut key = 0;
+        if c.cpl == 3 {
+            key |= translate::key::USER;
+        }
+        if c.stack32() {
+            key |= translate::key::STACK32;
+        }
+        for (i, s) in c.segs.iter().enumerate() {
+            if i != CS && flat_data(s) {
+                key |= translate::key::flat(i);
+            }
+        }
+        Some(key)
+    }
+
+    /// Finds or makes the translation of the block at CS:EIP.
+    fn lookup(&mut self, m: &mut Machine, key: u32) -> Entry {
+        let c = self.interp.cpu_mut();
+        let lin = c.eip;
+        let user = c.cpl == 3;
+        let Ok(phys) = c.translate(m, lin, Acc::Exec, user) else {
+            // The fetch faults: the interpreter raises it.
+            return Entry::Interpret;
+        };
+        if let Some(e) = self.blocks.get(&(phys, key)) {
+            return *e;
+        }
+        let avail = 0x1000 - (phys & 0xFFF) as usize;
+        let Ok(bytes) = m.mem.slice(phys as u64, avail).map(|b| b.to_vec()) else {
+            // Code outside RAM (MMIO): the interpreter's.
+            return Entry::Interpret;
+        };
+        let mut t = translate::translate(&bytes, lin, key, self.buf.next_addr(), self.exit_stub);
+        // The cache is full: flush it and assemble again at the new address.
+        if t.as_ref()
+            .is_some_and(|b| self.buf.used() + b.code.len() > self.buf.capacity())
+        {
+            self.flush();
+            self.counters.flushes += 1;
+            t = translate::translate(&bytes, lin, key, self.buf.next_addr(), self.exit_stub);
+        }
+        let entry = match t {
+            Some(b) => {
+                let Some(addr) = self.buf.push(&b.code) else {
+                    return Entry::Interpret;
+                };
+                self.counters.blocks_translated += 1;
+                self.counters.callout_insns += b.callouts as u64;
+                // Guest writes to these bytes must now be seen: the same
+                // bookkeeping the interpreter does for its own blocks.
+                let c = self.interp.cpu_mut();
+                let page = phys >> 12;
+                *c.code_chunks.entry(page).or_default() |=
+                    engine_interp::block::chunk_mask(phys & 0xFFF, b.guest_bytes);
+                m.mem.mark_code_page(page);
+                c.tlb.protect_phys_page(phys & !0xFFF);
+                Entry::Host {
+                    addr,
+                    insns: b.insns,
+                }
+            }
+            None => Entry::Interpret,
+        };
+        self.blocks.insert((phys, key), entry);
+        self.pages.entry(phys >> 12).or_default().push((phys, key));
+        entry
+    }
+
+    /// Runs one translated block; returns whether the interpreter must run
+    /// the next instruction.
+    fn run_block(&mut self, m: &mut Machine, addr: u64) -> bool {
+        let c = self.interp.cpu_mut();
+        let ctx = &mut *self.ctx;
+        ctx.regs = c.regs;
+        ctx.flags = (c.fl.get() as u64) & ctx::STATUS;
+        ctx.target = addr;
+        ctx.cpu = c as *mut Cpu;
+        ctx.machine = m as *mut Machine;
+        self.buf.seal();
+        (self.enter)(ctx as *mut Ctx);
+        ctx.cpu = std::ptr::null_mut();
+        ctx.machine = std::ptr::null_mut();
+        let c = self.interp.cpu_mut();
+        c.regs = ctx.regs;
+        let old = c.fl.get();
+        c.fl.set((old & !(ctx::STATUS as u32)) | (ctx.flags as u32 & ctx::STATUS as u32) | 2);
+        c.eip = ctx.eip;
+        m.retire(ctx.retired as u64);
+        self.counters.blocks_run += 1;
+        self.counters.translated_insns += ctx.retired as u64;
+        let interpret = ctx.reason == ctx::reason::INTERPRET;
+        self.counters.callout_exits += interpret as u64;
+        interpret
+    }
+
+    /// One instruction (or one interrupt or exception delivery) on the
+    /// interpreter; Some(stop) when that ended the run.
+    fn interpret_one(&mut self, m: &mut Machine) -> Result<Option<Stop>, EngineError> {
+        let before = m.icount();
+        let s = self.interp.step(m)?;
+        self.counters.fallback_insns += m.icount() - before;
+        Ok(match s {
+            Stop::Stepped => None,
+            other => Some(other),
+        })
+    }
+}
+
+/// A flat data segment: base 0, 4 GiB, expand-up, writable, usable.
+fn flat_data(s: &Segment) -> bool {
+    s.base == 0
+        && s.limit == u32::MAX
+        && s.access & a::UNUSABLE == 0
+        && s.access & a::P != 0
+        && s.access & a::S != 0
+        && s.access & (a::CODE | a::DC) == 0
+        && s.access & a::RW != 0
+}
+
+impl Engine for Bt {
+    fn name(&self) -> &'static str {
+        "bt"
+    }
+
+    fn run(&mut self, m: &mut Machine, limits: &Limits) -> Result<Stop, EngineError> {
+        let start = Instant::now();
+        let mut tick = 0u32;
+        let careful = !limits.breakpoints.is_empty() || m.trace.stop_pending();
+        loop {
+            if let Some(s) = m.stop_requested() {
+                return Ok(s.to_stop());
+            }
+            if let Some(max) = limits.max_icount {
+                if m.icount() >= max {
+                    return Ok(Stop::Budget);
+                }
+            }
+            tick = tick.wrapping_add(1);
+            if tick.is_multiple_of(256) {
+                if let Some(t) = limits.timeout {
+                    if start.elapsed() >= t {
+                        return Ok(Stop::Timeout);
+                    }
+                }
+            }
+            self.invalidate_written(m);
+            self.interp.cpu_mut().sync_tlb(m);
+            let c = self.interp.cpu();
+            if !limits.breakpoints.is_empty() {
+                let pc = c.segs[CS].base.wrapping_add(c.eip);
+                if limits.breakpoints.contains(&pc) {
+                    // The interpreter handles breakpoints (and resuming).
+                    return self.interp.run(m, limits);
+                }
+            }
+            let key = if careful { None } else { Self::mode_key(c, m) };
+            let entry = match key {
+                Some(k) => self.lookup(m, k),
+                None => Entry::Interpret,
+            };
+            let interpret = match entry {
+                Entry::Host { addr, insns } => {
+                    // A block never runs past the next device deadline or
+                    // the budget: then the interpreter takes the rest.
+                    let mut room = m.insns_until_deadline();
+                    if let Some(max) = limits.max_icount {
+                        room = room.min(max - m.icount());
+                    }
+                    if insns as u64 <= room {
+                        self.run_block(m, addr)
+                    } else {
+                        true
+                    }
+                }
+                Entry::Interpret => true,
+            };
+            if interpret {
+                if let Some(s) = self.interpret_one(m)? {
+                    return Ok(s);
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, m: &mut Machine) -> Result<Stop, EngineError> {
+        self.invalidate_written(m);
+        let before = m.icount();
+        let s = self.interp.step(m);
+        self.counters.fallback_insns += m.icount() - before;
+        s
+    }
+
+    fn cpu_state(&mut self) -> Result<CpuState, EngineError> {
+        self.interp.cpu_state()
+    }
+
+    fn set_cpu_state(&mut self, m: &mut Machine, s: &CpuState) -> Result<(), EngineError> {
+        // Another engine may have written guest memory behind our back.
+        self.flush();
+        self.interp.set_cpu_state(m, s)
+    }
+
+    fn stats(&self) -> EngineStats {
+        let k = &self.counters;
+        let total = k.translated_insns + k.fallback_insns;
+        let share = (k.fallback_insns * 1000).checked_div(total).unwrap_or(0);
+        EngineStats {
+            engine: "bt".into(),
+            instructions: Some(total),
+            counters: vec![
+                ("blocks translated".into(), k.blocks_translated),
+                ("blocks run".into(), k.blocks_run),
+                (
+                    "cache bytes".into(),
+                    (self.buf.used() - self.stub_bytes) as u64,
+                ),
+                ("translated instructions run".into(), k.translated_insns),
+                ("instructions on the interpreter".into(), k.fallback_insns),
+                ("interpreter share (per mille)".into(), share),
+                ("rewritten or callout instructions".into(), k.callout_insns),
+                ("block exits to the interpreter".into(), k.callout_exits),
+                ("blocks invalidated".into(), k.invalidations),
+                ("cache flushes".into(), k.flushes),
+            ],
+        }
+    }
 }

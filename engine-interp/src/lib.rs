@@ -43,6 +43,10 @@ pub struct Interp {
     retired: u64,
     /// Consecutive exec calls that retired nothing (faulting handlers).
     stalls: u64,
+    /// Code pages this engine invalidated on its own, kept for an engine
+    /// that runs it as its fallback (the translator) when `log_invalidated`.
+    invalidated: Vec<u32>,
+    log_invalidated: bool,
 }
 
 impl Default for Interp {
@@ -70,6 +74,8 @@ impl Interp {
             now: 0,
             retired: 0,
             stalls: 0,
+            invalidated: Vec::new(),
+            log_invalidated: false,
         }
     }
 
@@ -84,13 +90,40 @@ impl Interp {
         &self.cpu
     }
 
+    /// The CPU itself, for an engine that runs this interpreter as its
+    /// fallback and shares its state (the translator).
+    pub fn cpu_mut(&mut self) -> &mut Cpu {
+        &mut self.cpu
+    }
+
+    /// Keeps the code pages this interpreter invalidates (guest writes it
+    /// saw) for `take_invalidated`, so an engine sharing the machine can
+    /// drop its own translations of them.
+    pub fn set_log_invalidated(&mut self, on: bool) {
+        self.log_invalidated = on;
+    }
+
+    pub fn take_invalidated(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.invalidated)
+    }
+
+    /// Drops the cached blocks of physical pages written behind this
+    /// interpreter's back (by another engine).
+    pub fn invalidate_pages(&mut self, pages: &[u32]) {
+        for &page in pages {
+            self.cpu.code_chunks.remove(&page);
+            let n = self.cache.invalidate_page(page);
+            self.cpu.tlb.epoch += 1;
+            self.cpu.counters.block_invalidations += n as u64;
+        }
+    }
+
     fn invalidate_written(&mut self, m: &mut Machine) {
         if m.mem.has_written_code_pages() {
-            for page in m.mem.take_written_code_pages() {
-                self.cpu.code_chunks.remove(&page);
-                let n = self.cache.invalidate_page(page);
-                self.cpu.tlb.epoch += 1;
-                self.cpu.counters.block_invalidations += n as u64;
+            let pages = m.mem.take_written_code_pages();
+            self.invalidate_pages(&pages);
+            if self.log_invalidated {
+                self.invalidated.extend_from_slice(&pages);
             }
         }
     }

@@ -518,8 +518,87 @@ pub fn run_from(mut m: Machine, state: &CpuState) -> Run {
     cpu.set_cpu_state(&mut m, state).expect("set_cpu_state");
     let stop = cpu.run(&mut m, &limits()).expect("engine error");
     let mut run = Run { m, cpu, stop };
+    translator_check(&ram, state, &mut run);
     cross_check(&ram, state, &mut run);
     run
+}
+
+/// Runs the guest again on the binary translator, which must end exactly
+/// as the interpreter did: the same stop (budget stops included: both
+/// count instructions exactly), serial output, VGA text, every register
+/// (EFLAGS included), every byte of RAM, and the same event trace, event
+/// for event with the same instruction counts.
+pub fn translator_check(ram: &[u8], state: &CpuState, run: &mut Run) {
+    if run.stop == Stop::Timeout {
+        eprintln!("translator check skipped: the interpreter timed out");
+        return;
+    }
+    let mut m = Machine::new(MachineConfig::with_ram(ram.len())).expect("machine");
+    m.mem.write_untracked(0, ram).expect("RAM image");
+    let mut bt = engine_bt::create(&mut m).expect("bt");
+    bt.set_cpu_state(&mut m, state).expect("bt: set_cpu_state");
+    let stop = bt.run(&mut m, &limits()).expect("bt: engine error");
+    let got = bt.cpu_state().expect("bt: cpu_state");
+    let want = run.cpu.cpu_state().expect("interp: cpu_state");
+    let mut diffs = Vec::new();
+    if stop != run.stop {
+        diffs.push(format!("stop: interp {:?}, bt {stop:?}", run.stop));
+    }
+    if m.serial_output() != run.m.serial_output() {
+        diffs.push(format!(
+            "serial output: interp {:?}, bt {:?}",
+            String::from_utf8_lossy(run.m.serial_output()),
+            String::from_utf8_lossy(m.serial_output())
+        ));
+    }
+    if m.screen().text() != run.m.screen().text() {
+        diffs.push("VGA text differs".into());
+    }
+    if (got.regs, got.eip, got.eflags, got.segs) != (want.regs, want.eip, want.eflags, want.segs) {
+        diffs.push(format!(
+            "state: interp eip {:#x} eflags {:#x} regs {:x?}, bt eip {:#x} eflags {:#x} regs {:x?}",
+            want.eip, want.eflags, want.regs, got.eip, got.eflags, got.regs
+        ));
+    }
+    if m.icount() != run.m.icount() {
+        diffs.push(format!(
+            "instructions: interp {}, bt {}",
+            run.m.icount(),
+            m.icount()
+        ));
+    }
+    let (a, b) = (run.m.mem.as_slice(), m.mem.as_slice());
+    if let Some(i) = (0..a.len()).find(|&i| a[i] != b[i]) {
+        diffs.push(format!(
+            "RAM differs first at {i:#x}: interp {:02x}, bt {:02x}",
+            a[i], b[i]
+        ));
+    }
+    let events = |m: &Machine| -> Vec<String> {
+        m.trace
+            .records()
+            .map(|r| format!("{} {:?}", r.icount, r.event))
+            .collect()
+    };
+    let (ei, eb) = (events(&run.m), events(&m));
+    if ei != eb {
+        let at = ei
+            .iter()
+            .zip(&eb)
+            .position(|(x, y)| x != y)
+            .unwrap_or(ei.len().min(eb.len()));
+        diffs.push(format!(
+            "event traces differ at record {at}: interp {:?}, bt {:?}",
+            ei.get(at),
+            eb.get(at)
+        ));
+    }
+    assert!(
+        diffs.is_empty(),
+        "the guest ended differently on the translator than on the interpreter:\n{}\nbt {:?}",
+        diffs.join("\n"),
+        bt.stats()
+    );
 }
 
 thread_local! {

@@ -56,13 +56,24 @@ fn transcript(name: &str, stop: &Stop, m: &Machine) -> String {
     )
 }
 
-fn run_lesson(l: &lessons::Lesson, kvm: bool) -> Option<String> {
-    run_on(l, kvm).map(|(stop, m)| transcript(l.name, &stop, &m))
+/// The engines the lessons run on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum E {
+    Interp,
+    Bt,
+    Kvm,
+}
+
+const ENGINES: [E; 3] = [E::Interp, E::Bt, E::Kvm];
+
+fn run_lesson(l: &lessons::Lesson, e: E) -> Option<String> {
+    run_on(l, e).map(|(stop, m)| transcript(l.name, &stop, &m))
 }
 
 /// Runs a lesson on the interpreter or KVM: None where KVM cannot run it
 /// here (after printing why).
-fn run_on(l: &lessons::Lesson, kvm: bool) -> Option<(Stop, Machine)> {
+fn run_on(l: &lessons::Lesson, engine: E) -> Option<(Stop, Machine)> {
+    let kvm = engine == E::Kvm;
     let mut m = Machine::new(MachineConfig::default()).unwrap();
     let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).unwrap();
     let mut e: Box<dyn Engine> = if kvm {
@@ -76,6 +87,8 @@ fn run_on(l: &lessons::Lesson, kvm: bool) -> Option<(Stop, Machine)> {
                 return None;
             }
         }
+    } else if engine == E::Bt {
+        engine_bt::create(&mut m).unwrap()
     } else {
         Box::new(engine_interp::Interp::new())
     };
@@ -99,27 +112,27 @@ fn run_on(l: &lessons::Lesson, kvm: bool) -> Option<(Stop, Machine)> {
             );
             None
         }
-        Err(e) => panic!("lesson {} on {}: {e}", l.name, e_name(kvm)),
+        Err(err) => panic!("lesson {} on {}: {err}", l.name, e_name(engine)),
     }
 }
 
-fn e_name(kvm: bool) -> &'static str {
-    if kvm {
-        "kvm"
-    } else {
-        "interp"
+fn e_name(e: E) -> &'static str {
+    match e {
+        E::Interp => "interp",
+        E::Bt => "bt",
+        E::Kvm => "kvm",
     }
 }
 
 #[test]
 fn every_engine_gives_the_lesson_snapshot() {
     for l in lessons::all() {
-        for kvm in [false, true] {
-            let Some(t) = run_lesson(l, kvm) else {
+        for e in ENGINES {
+            let Some(t) = run_lesson(l, e) else {
                 continue;
             };
             insta::with_settings!({ snapshot_suffix => "", prepend_module_to_snapshot => false }, {
-                insta::assert_snapshot!(format!("lesson_{}", l.name), t, &format!("{} on {}", l.name, e_name(kvm)));
+                insta::assert_snapshot!(format!("lesson_{}", l.name), t, &format!("{} on {}", l.name, e_name(e)));
             });
         }
     }
@@ -271,6 +284,53 @@ fn interpreter_event_summaries() {
     }
 }
 
+/// The translator leaves exceptions, interrupts and sensitive instructions
+/// to the interpreter it runs alongside, so its event trace must be the
+/// interpreter's, record for record with the same instruction counts (the
+/// summary shows the kept records; here the whole trace is compared). Its
+/// summary is snapshotted too.
+#[test]
+fn translator_event_traces_are_the_interpreters() {
+    let limits = Limits {
+        max_icount: Some(500_000_000),
+        timeout: Some(Duration::from_secs(20)),
+        breakpoints: vec![],
+    };
+    for l in lessons::all() {
+        let trace = |bt: bool| {
+            let mut m = Machine::new(MachineConfig::default()).unwrap();
+            let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).unwrap();
+            let mut e: Box<dyn Engine> = if bt {
+                engine_bt::create(&mut m).unwrap()
+            } else {
+                Box::new(engine_interp::Interp::new())
+            };
+            e.set_cpu_state(&mut m, &loaded.entry).unwrap();
+            e.run(&mut m, &limits).unwrap();
+            let records: Vec<String> = m
+                .trace
+                .records()
+                .map(|r| format!("{} {:?}", r.icount, r.event))
+                .collect();
+            (records, event_summary(&m), m.icount())
+        };
+        let (ri, si, ni) = trace(false);
+        let (rb, sb, nb) = trace(true);
+        assert_eq!(ni, nb, "{}: instructions", l.name);
+        if let Some(k) = ri.iter().zip(&rb).position(|(a, b)| a != b) {
+            panic!(
+                "{}: traces differ at record {k}: interp {}, bt {}",
+                l.name, ri[k], rb[k]
+            );
+        }
+        assert_eq!(ri.len(), rb.len(), "{}: trace lengths", l.name);
+        insta::with_settings!({ prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!(format!("events_bt_{}", l.name), sb);
+        });
+        assert_eq!(si, sb, "{}: event summaries", l.name);
+    }
+}
+
 /// KVM's event summary of a run: what the engine could observe. Rings
 /// change inside the CPU without exits, so privilege changes and exceptions
 /// are not seen; interrupts are the ones it injected; the VM exits are
@@ -310,7 +370,7 @@ fn kvm_event_summary(name: &str, m: &Machine) -> String {
 #[test]
 fn kvm_event_summaries() {
     for l in lessons::all() {
-        let Some((_, m)) = run_on(l, true) else {
+        let Some((_, m)) = run_on(l, E::Kvm) else {
             continue;
         };
         insta::with_settings!({ prepend_module_to_snapshot => false }, {

@@ -1,0 +1,53 @@
+//! The context translated code runs against (host r15 points at it): the
+//! guest registers while they are not in host registers, the guest's
+//! status flags, and how the block ended.
+
+use engine_interp::cpu::Cpu;
+use machine::Machine;
+use std::mem::offset_of;
+
+/// Why a block handed control back to the dispatcher.
+pub mod reason {
+    /// It ran to its end (or a taken branch): `eip` is the next guest EIP.
+    pub const NEXT: u32 = 0;
+    /// Instruction `retired` of the block needs the interpreter (a memory
+    /// access the fast path cannot serve: a page fault, MMIO, a page
+    /// crossing, a write to code): `eip` is that instruction's.
+    pub const INTERPRET: u32 = 1;
+}
+
+/// `host_ptr(ctx, linear address, size | write << 8)`: the host address of
+/// a guest access, or null when the interpreter must perform it.
+pub type HostPtrFn = unsafe extern "C" fn(*mut Ctx, u32, u32) -> *mut u8;
+
+#[repr(C)]
+pub struct Ctx {
+    /// Guest EAX..EDI (ESP is index 4).
+    pub regs: [u32; 8],
+    /// Guest EFLAGS as the host pushes them: only the status flags (CF, PF,
+    /// AF, ZF, SF, OF) and bit 1 are ever loaded into the host's RFLAGS.
+    pub flags: u64,
+    pub eip: u32,
+    /// Guest instructions of the block that completed.
+    pub retired: u32,
+    pub reason: u32,
+    pub _pad: u32,
+    /// The shared CPU and machine, for callouts (valid only while a block
+    /// runs).
+    pub cpu: *mut Cpu,
+    pub machine: *mut Machine,
+    pub host_ptr: HostPtrFn,
+    /// Host address of the block to enter.
+    pub target: u64,
+}
+
+pub const REGS: i32 = offset_of!(Ctx, regs) as i32;
+pub const FLAGS: i32 = offset_of!(Ctx, flags) as i32;
+pub const EIP: i32 = offset_of!(Ctx, eip) as i32;
+pub const RETIRED: i32 = offset_of!(Ctx, retired) as i32;
+pub const REASON: i32 = offset_of!(Ctx, reason) as i32;
+pub const HOST_PTR: i32 = offset_of!(Ctx, host_ptr) as i32;
+pub const TARGET: i32 = offset_of!(Ctx, target) as i32;
+
+/// The guest status flags (CF, PF, AF, ZF, SF, OF) and the always-one bit 1.
+pub const STATUS: u64 = 0x8D5 | 2;

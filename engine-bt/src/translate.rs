@@ -1,0 +1,572 @@
+//! Guest x86-32 basic blocks to host x86-64 code.
+//!
+//! Register allocation: guest EAX, ECX, EDX, EBX, EBP, ESI, EDI live in the
+//! host registers of the same numbers; guest ESP lives in r12d (host RSP
+//! stays the host stack, for callouts); r15 points at the `Ctx`; r13 holds a
+//! guest linear address and r14 the host address of a guest access.
+//!
+//! What is translated:
+//! - IDENT: register and ALU instructions are re-encoded unchanged (with
+//!   ESP renamed to r12d), so host flags are guest flags.
+//! - Memory operands: the linear address is computed into r13d (32-bit
+//!   arithmetic, so it wraps at 4 GiB as on the guest), the `host_ptr`
+//!   callout turns it into a host address in r14 (sharing the
+//!   interpreter's TLB and page walk), and the instruction runs unchanged
+//!   on `[r14]`. Only flat segments (base 0, 4 GiB limit) are translated.
+//! - PUSH, POP, CALL and RET: rewritten, since guest ESP is not host RSP.
+//! - Jcc, JMP, CALL, RET end a block and hand the next EIP to the
+//!   dispatcher.
+//!
+//! Everything else ends the block before it and runs on the interpreter,
+//! as does any access `host_ptr` cannot serve (the block exits with the
+//! instruction's EIP and the count of the instructions before it, so
+//! counting stays exact and the interpreter raises any fault itself).
+//! Instructions that can fault on the host for reasons of their own
+//! (DIV, BOUND, INT, I/O, privileged, string, LOCK-prefixed, anything using
+//! EFLAGS.DF) are never translated.
+
+use crate::ctx::{self, reason};
+use iced_x86::code_asm::*;
+use iced_x86::{
+    BlockEncoderOptions, Code, ConditionCode, Decoder, DecoderOptions, Encoder, FlowControl,
+    Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register,
+};
+
+/// Most guest instructions in one block.
+pub const MAX_INSNS: usize = 32;
+
+/// What the translation of a block assumed about the CPU (part of the
+/// cache key, checked at every entry).
+pub mod key {
+    /// CPL 3: accesses are user accesses.
+    pub const USER: u32 = 1 << 0;
+    /// SS.B: the stack pointer is ESP.
+    pub const STACK32: u32 = 1 << 1;
+    /// Segment register `i` (ES, CS, SS, DS, FS, GS) is flat: base 0,
+    /// 4 GiB limit, expand-up, writable data (CS: readable code).
+    pub const fn flat(i: usize) -> u32 {
+        1 << (2 + i)
+    }
+}
+
+/// A translated block.
+pub struct Block {
+    /// Host code.
+    pub code: Vec<u8>,
+    /// Guest instructions in it.
+    pub insns: u32,
+    /// Guest bytes it covers (from its start).
+    pub guest_bytes: u32,
+    /// Guest instructions that went through a rewrite or a memory callout
+    /// (for the stats).
+    pub callouts: u32,
+}
+
+/// How one guest instruction is translated.
+#[derive(Clone, Copy, Debug)]
+enum Plan {
+    /// Re-encoded as is (registers renamed).
+    Ident,
+    /// Re-encoded on `[r14]` after the `host_ptr` callout.
+    Mem {
+        size: u32,
+        write: bool,
+    },
+    Push,
+    Pop,
+    Jcc,
+    Jmp,
+    Call,
+    Ret(u16),
+}
+
+const SEG_ORDER: [Register; 6] = [
+    Register::ES,
+    Register::CS,
+    Register::SS,
+    Register::DS,
+    Register::FS,
+    Register::GS,
+];
+
+fn host_reg32(r: Register) -> Register {
+    match r {
+        Register::ESP => Register::R12D,
+        Register::SP => Register::R12W,
+        other => other,
+    }
+}
+
+/// The instruction with ESP renamed to r12d everywhere it is a register.
+fn renamed(insn: &Instruction) -> Instruction {
+    let mut i = *insn;
+    for op in 0..i.op_count() {
+        if i.op_kind(op) == OpKind::Register {
+            i.set_op_register(op, host_reg32(i.op_register(op)));
+        }
+    }
+    if i.memory_base() != Register::None {
+        i.set_memory_base(host_reg32(i.memory_base()));
+    }
+    i
+}
+
+/// Whether `insn` encodes in 64-bit mode as it is.
+fn encodes(insn: &Instruction) -> bool {
+    Encoder::new(64).encode(insn, 0x1000).is_ok()
+}
+
+/// The register/ALU instructions that behave identically in 64-bit mode,
+/// never fault on the host, and touch no state but registers, status
+/// flags and (through a rewritten operand) one memory location.
+fn ident_mnemonic(m: Mnemonic) -> bool {
+    use Mnemonic::*;
+    matches!(
+        m,
+        Add | Or
+            | Adc
+            | Sbb
+            | And
+            | Sub
+            | Xor
+            | Cmp
+            | Test
+            | Inc
+            | Dec
+            | Neg
+            | Not
+            | Mov
+            | Movzx
+            | Movsx
+            | Lea
+            | Shl
+            | Shr
+            | Sar
+            | Rol
+            | Ror
+            | Rcl
+            | Rcr
+            | Shld
+            | Shrd
+            | Imul
+            | Mul
+            | Seto
+            | Setno
+            | Setb
+            | Setae
+            | Sete
+            | Setne
+            | Setbe
+            | Seta
+            | Sets
+            | Setns
+            | Setp
+            | Setnp
+            | Setl
+            | Setge
+            | Setle
+            | Setg
+            | Cmovo
+            | Cmovno
+            | Cmovb
+            | Cmovae
+            | Cmove
+            | Cmovne
+            | Cmovbe
+            | Cmova
+            | Cmovs
+            | Cmovns
+            | Cmovp
+            | Cmovnp
+            | Cmovl
+            | Cmovge
+            | Cmovle
+            | Cmovg
+            | Bt
+            | Bts
+            | Btr
+            | Btc
+            | Bswap
+            | Xchg
+            | Xadd
+            | Cmpxchg
+            | Cbw
+            | Cwde
+            | Cwd
+            | Cdq
+            | Nop
+            | Clc
+            | Stc
+            | Cmc
+            | Lahf
+            | Sahf
+    )
+}
+
+/// Decides how to translate `insn` under `key`, or None (the interpreter
+/// runs it).
+fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Option<Plan> {
+    if insn.is_invalid()
+        || insn.has_lock_prefix()
+        || insn.has_rep_prefix()
+        || insn.has_repne_prefix()
+    {
+        return None;
+    }
+    let stack_ok = key & key::STACK32 != 0 && key & key::flat(2) != 0;
+    match insn.code() {
+        Code::Jmp_rel8_32 | Code::Jmp_rel32_32 => return Some(Plan::Jmp),
+        Code::Call_rel32_32 => return stack_ok.then_some(Plan::Call),
+        Code::Retnd => return stack_ok.then_some(Plan::Ret(0)),
+        Code::Retnd_imm16 => return stack_ok.then_some(Plan::Ret(insn.immediate16())),
+        Code::Push_r32 | Code::Pushd_imm8 | Code::Pushd_imm32 => {
+            return stack_ok.then_some(Plan::Push)
+        }
+        Code::Push_rm32 if insn.op0_kind() == OpKind::Register => {
+            return stack_ok.then_some(Plan::Push)
+        }
+        Code::Pop_r32 | Code::Pop_rm32
+            if insn.op0_kind() == OpKind::Register && insn.op0_register() != Register::ESP =>
+        {
+            return stack_ok.then_some(Plan::Pop)
+        }
+        _ => {}
+    }
+    if insn.is_jcc_short_or_near() {
+        return (insn.op0_kind() == OpKind::NearBranch32).then_some(Plan::Jcc);
+    }
+    if insn.flow_control() != FlowControl::Next || !ident_mnemonic(insn.mnemonic()) {
+        return None;
+    }
+    // Only general registers (no segment, control or debug registers).
+    for op in 0..insn.op_count() {
+        if insn.op_kind(op) == OpKind::Register && !insn.op_register(op).is_gpr() {
+            return None;
+        }
+    }
+    let has_mem = (0..insn.op_count()).any(|op| insn.op_kind(op) == OpKind::Memory);
+    if !has_mem {
+        return encodes(&renamed(insn)).then_some(Plan::Ident);
+    }
+    // 32-bit addressing only, flat segments only.
+    if insn.memory_base().size() == 2 || insn.memory_index().size() == 2 {
+        return None;
+    }
+    if insn.mnemonic() == Mnemonic::Lea {
+        return encodes(&renamed(insn)).then_some(Plan::Ident);
+    }
+    let seg = SEG_ORDER.iter().position(|&s| s == insn.memory_segment())?;
+    if seg == 1 || key & key::flat(seg) == 0 {
+        return None;
+    }
+    // BT with a register bit offset reaches beyond the operand.
+    if matches!(
+        insn.mnemonic(),
+        Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc
+    ) && insn.op1_kind() == OpKind::Register
+    {
+        return None;
+    }
+    let size = insn.memory_size().size() as u32;
+    if !matches!(size, 1 | 2 | 4) {
+        return None;
+    }
+    let used = info.info(insn);
+    let mems = used.used_memory();
+    if mems.len() != 1 {
+        return None;
+    }
+    let write = !matches!(mems[0].access(), OpAccess::Read | OpAccess::CondRead);
+    encodes(&on_r14(insn)).then_some(Plan::Mem { size, write })
+}
+
+/// The instruction with its memory operand replaced by `[r14]`.
+fn on_r14(insn: &Instruction) -> Instruction {
+    let mut i = renamed(insn);
+    i.set_memory_base(Register::R14);
+    i.set_memory_index(Register::None);
+    i.set_memory_index_scale(1);
+    i.set_memory_displacement64(0);
+    i.set_memory_displ_size(0);
+    i.set_segment_prefix(Register::None);
+    i
+}
+
+/// Decodes and translates the block at guest `eip`, whose bytes up to the
+/// end of its page are `bytes`, for host address `at`. None when its first
+/// instruction cannot be translated.
+pub fn translate(bytes: &[u8], eip: u32, key: u32, at: u64, exit_stub: u64) -> Option<Block> {
+    let mut dec = Decoder::with_ip(32, bytes, eip as u64, DecoderOptions::NONE);
+    let mut info = InstructionInfoFactory::new();
+    let mut insns: Vec<(Instruction, Plan)> = Vec::new();
+    let mut insn = Instruction::default();
+    let mut bytes_used = 0u32;
+    let mut end_eip = eip;
+    while dec.can_decode() && insns.len() < MAX_INSNS {
+        dec.decode_out(&mut insn);
+        if insn.is_invalid() {
+            break;
+        }
+        let Some(p) = plan(&insn, key, &mut info) else {
+            break;
+        };
+        bytes_used += insn.len() as u32;
+        end_eip = insn.next_ip32();
+        insns.push((insn, p));
+        if matches!(p, Plan::Jcc | Plan::Jmp | Plan::Call | Plan::Ret(_)) {
+            break;
+        }
+    }
+    if insns.is_empty() {
+        return None;
+    }
+    let mut e = Emitter::new(exit_stub).ok()?;
+    e.block(&insns, end_eip).ok()?;
+    let callouts = insns
+        .iter()
+        .filter(|(_, p)| !matches!(p, Plan::Ident | Plan::Jcc | Plan::Jmp))
+        .count() as u32;
+    let code = e.a.assemble(at).ok()?;
+    Some(Block {
+        code,
+        insns: insns.len() as u32,
+        guest_bytes: bytes_used,
+        callouts,
+    })
+}
+
+/// The host register holding guest register `r` (a 32-bit GPR).
+fn hr32(r: Register) -> AsmRegister32 {
+    match r {
+        Register::EAX => eax,
+        Register::ECX => ecx,
+        Register::EDX => edx,
+        Register::EBX => ebx,
+        Register::ESP => r12d,
+        Register::EBP => ebp,
+        Register::ESI => esi,
+        _ => edi,
+    }
+}
+
+struct Emitter {
+    a: CodeAssembler,
+    exit_stub: u64,
+    /// (label, guest EIP, instructions retired before it): exits to the
+    /// interpreter, emitted after the block's body.
+    fails: Vec<(CodeLabel, u32, u32)>,
+}
+
+type R = Result<(), IcedError>;
+
+impl Emitter {
+    fn new(exit_stub: u64) -> Result<Emitter, IcedError> {
+        Ok(Emitter {
+            a: CodeAssembler::new(64)?,
+            exit_stub,
+            fails: Vec::new(),
+        })
+    }
+
+    /// Leaves the block: next EIP `eip` (or r8d when None), `retired`
+    /// instructions done.
+    fn exit(&mut self, eip: Option<u32>, retired: u32, why: u32) -> R {
+        match eip {
+            Some(v) => self.a.mov(dword_ptr(r15 + ctx::EIP), v)?,
+            None => self.a.mov(dword_ptr(r15 + ctx::EIP), r8d)?,
+        }
+        self.a.mov(dword_ptr(r15 + ctx::RETIRED), retired)?;
+        self.a.mov(dword_ptr(r15 + ctx::REASON), why)?;
+        self.a.jmp(self.exit_stub)
+    }
+
+    /// r14 = host address of the `size`-byte access at guest linear r13d,
+    /// or, when the callout cannot serve it, an exit that lets the
+    /// interpreter run instruction `k` (at guest `eip`). Guest flags and
+    /// caller-saved registers are preserved around the call.
+    fn host_ptr(&mut self, size: u32, write: bool, eip: u32, k: u32) -> R {
+        let a = &mut self.a;
+        a.pushfq()?;
+        a.push(rax)?;
+        a.push(rcx)?;
+        a.push(rdx)?;
+        a.push(rsi)?;
+        a.push(rdi)?;
+        a.mov(rdi, r15)?;
+        a.mov(esi, r13d)?;
+        a.mov(edx, size | (write as u32) << 8)?;
+        a.call(qword_ptr(r15 + ctx::HOST_PTR))?;
+        a.mov(r14, rax)?;
+        a.pop(rdi)?;
+        a.pop(rsi)?;
+        a.pop(rdx)?;
+        a.pop(rcx)?;
+        a.pop(rax)?;
+        a.test(r14, r14)?;
+        let fail = a.create_label();
+        a.jz(fail)?;
+        a.popfq()?;
+        self.fails.push((fail, eip, k));
+        Ok(())
+    }
+
+    /// r13d = the guest linear address of `insn`'s memory operand (the
+    /// segment is flat, so the effective address): 32-bit arithmetic wraps
+    /// at 4 GiB, and LEA leaves the flags alone.
+    fn linear(&mut self, insn: &Instruction) -> R {
+        let base = insn.memory_base();
+        let index = insn.memory_index();
+        let disp = insn.memory_displacement32();
+        if base == Register::None && index == Register::None {
+            return self.a.mov(r13d, disp);
+        }
+        let mut m = if base != Register::None {
+            let b: AsmMemoryOperand = hr32(base) + 0;
+            b
+        } else {
+            hr32(index) * insn.memory_index_scale()
+        };
+        if base != Register::None && index != Register::None {
+            m = hr32(base) + hr32(index) * insn.memory_index_scale();
+        }
+        self.a.lea(r13d, m + disp as i32)
+    }
+
+    fn block(&mut self, insns: &[(Instruction, Plan)], end_eip: u32) -> R {
+        let n = insns.len() as u32;
+        for (k, (insn, p)) in insns.iter().enumerate() {
+            let k = k as u32;
+            let eip = insn.ip32();
+            let next = insn.next_ip32();
+            match *p {
+                Plan::Ident => self.a.add_instruction(renamed(insn))?,
+                Plan::Mem { size, write } => {
+                    self.linear(insn)?;
+                    self.host_ptr(size, write, eip, k)?;
+                    self.a.add_instruction(on_r14(insn))?;
+                }
+                Plan::Push => {
+                    self.a.lea(r13d, r12d - 4)?;
+                    self.host_ptr(4, true, eip, k)?;
+                    if insn.op0_kind() == OpKind::Register {
+                        let src = hr32(insn.op0_register());
+                        self.a.mov(dword_ptr(r14), src)?;
+                    } else {
+                        self.a.mov(dword_ptr(r14), insn.immediate(0) as u32)?;
+                    }
+                    self.a.mov(r12d, r13d)?;
+                }
+                Plan::Pop => {
+                    self.a.mov(r13d, r12d)?;
+                    self.host_ptr(4, false, eip, k)?;
+                    let dst = hr32(insn.op0_register());
+                    self.a.mov(dst, dword_ptr(r14))?;
+                    self.a.lea(r12d, r12d + 4)?;
+                }
+                Plan::Call => {
+                    self.a.lea(r13d, r12d - 4)?;
+                    self.host_ptr(4, true, eip, k)?;
+                    self.a.mov(dword_ptr(r14), next)?;
+                    self.a.mov(r12d, r13d)?;
+                    self.exit(Some(insn.near_branch32()), k + 1, reason::NEXT)?;
+                }
+                Plan::Ret(imm) => {
+                    self.a.mov(r13d, r12d)?;
+                    self.host_ptr(4, false, eip, k)?;
+                    self.a.mov(r8d, dword_ptr(r14))?;
+                    self.a.lea(r12d, r12d + (4 + imm as i32))?;
+                    self.exit(None, k + 1, reason::NEXT)?;
+                }
+                Plan::Jmp => self.exit(Some(insn.near_branch32()), k + 1, reason::NEXT)?,
+                Plan::Jcc => {
+                    let mut taken = self.a.create_label();
+                    self.jcc(insn.condition_code(), taken)?;
+                    self.exit(Some(next), k + 1, reason::NEXT)?;
+                    self.a.set_label(&mut taken)?;
+                    self.exit(Some(insn.near_branch32()), k + 1, reason::NEXT)?;
+                }
+            }
+        }
+        if !matches!(
+            insns.last().map(|(_, p)| *p),
+            Some(Plan::Jcc | Plan::Jmp | Plan::Call | Plan::Ret(_))
+        ) {
+            self.exit(Some(end_eip), n, reason::NEXT)?;
+        }
+        for (mut label, eip, k) in std::mem::take(&mut self.fails) {
+            self.a.set_label(&mut label)?;
+            self.a.popfq()?;
+            self.exit(Some(eip), k, reason::INTERPRET)?;
+        }
+        Ok(())
+    }
+
+    fn jcc(&mut self, cc: ConditionCode, l: CodeLabel) -> R {
+        let a = &mut self.a;
+        match cc {
+            ConditionCode::o => a.jo(l),
+            ConditionCode::no => a.jno(l),
+            ConditionCode::b => a.jb(l),
+            ConditionCode::ae => a.jae(l),
+            ConditionCode::e => a.je(l),
+            ConditionCode::ne => a.jne(l),
+            ConditionCode::be => a.jbe(l),
+            ConditionCode::a => a.ja(l),
+            ConditionCode::s => a.js(l),
+            ConditionCode::ns => a.jns(l),
+            ConditionCode::p => a.jp(l),
+            ConditionCode::np => a.jnp(l),
+            ConditionCode::l => a.jl(l),
+            ConditionCode::ge => a.jge(l),
+            ConditionCode::le => a.jle(l),
+            ConditionCode::g => a.jg(l),
+            ConditionCode::None => a.jmp(l),
+        }
+    }
+}
+
+/// The entry trampoline and the exit stub, assembled for host address
+/// `at`: returns the code and the exit stub's offset in it.
+///
+/// Entry (`extern "C" fn(*mut Ctx)`): saves the host's callee-saved
+/// registers, loads the guest registers and status flags from the context
+/// and jumps to `ctx.target`. Exit: stores them back and returns.
+pub fn stubs(at: u64) -> Result<(Vec<u8>, u64), IcedError> {
+    let mut a = CodeAssembler::new(64)?;
+    a.push(rbx)?;
+    a.push(rbp)?;
+    a.push(r12)?;
+    a.push(r13)?;
+    a.push(r14)?;
+    a.push(r15)?;
+    // Keeps RSP 16-byte aligned for the callouts' calls.
+    a.sub(rsp, 8)?;
+    a.mov(r15, rdi)?;
+    a.push(qword_ptr(r15 + ctx::FLAGS))?;
+    a.popfq()?;
+    let regs = [eax, ecx, edx, ebx, r12d, ebp, esi, edi];
+    for (i, r) in regs.iter().enumerate() {
+        a.mov(*r, dword_ptr(r15 + (ctx::REGS + 4 * i as i32)))?;
+    }
+    a.jmp(qword_ptr(r15 + ctx::TARGET))?;
+    let mut exit = a.create_label();
+    a.set_label(&mut exit)?;
+    a.nop()?;
+    for (i, r) in regs.iter().enumerate() {
+        a.mov(dword_ptr(r15 + (ctx::REGS + 4 * i as i32)), *r)?;
+    }
+    a.pushfq()?;
+    a.pop(r11)?;
+    a.mov(qword_ptr(r15 + ctx::FLAGS), r11)?;
+    a.add(rsp, 8)?;
+    a.pop(r15)?;
+    a.pop(r14)?;
+    a.pop(r13)?;
+    a.pop(r12)?;
+    a.pop(rbp)?;
+    a.pop(rbx)?;
+    a.ret()?;
+    let r = a.assemble_options(at, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)?;
+    let exit_at = r.label_ip(&exit)?;
+    Ok((r.inner.code_buffer, exit_at))
+}
