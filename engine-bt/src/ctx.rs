@@ -3,6 +3,7 @@
 //! status flags, and how the block ended.
 
 use engine_interp::cpu::Cpu;
+use engine_interp::mmu::TlbEntry;
 use machine::Machine;
 use std::mem::offset_of;
 
@@ -39,6 +40,9 @@ pub struct Ctx {
     pub host_ptr: HostPtrFn,
     /// Host address of the block to enter.
     pub target: u64,
+    /// The interpreter's TLB for the current CPL (`Tlb::e[user]`), read
+    /// inline by translated code.
+    pub tlb: *const TlbEntry,
 }
 
 pub const REGS: i32 = offset_of!(Ctx, regs) as i32;
@@ -48,6 +52,13 @@ pub const RETIRED: i32 = offset_of!(Ctx, retired) as i32;
 pub const REASON: i32 = offset_of!(Ctx, reason) as i32;
 pub const HOST_PTR: i32 = offset_of!(Ctx, host_ptr) as i32;
 pub const TARGET: i32 = offset_of!(Ctx, target) as i32;
+pub const TLB: i32 = offset_of!(Ctx, tlb) as i32;
+
+/// The layout of a TLB entry, for the inline lookup.
+pub const TLB_ENTRY_SIZE: u32 = std::mem::size_of::<TlbEntry>() as u32;
+pub const TLB_RTAG: i32 = offset_of!(TlbEntry, rtag) as i32;
+pub const TLB_WTAG: i32 = offset_of!(TlbEntry, wtag) as i32;
+pub const TLB_ADDEND: i32 = offset_of!(TlbEntry, addend) as i32;
 
 /// The guest status flags (CF, PF, AF, ZF, SF, OF) and the always-one bit 1.
 pub const STATUS: u64 = 0x8D5 | 2;

@@ -108,6 +108,7 @@ impl Bt {
                 machine: std::ptr::null_mut(),
                 host_ptr: callout::host_ptr,
                 target: 0,
+                tlb: std::ptr::null(),
             }),
             counters: Counters::default(),
         })
@@ -236,6 +237,7 @@ impl Bt {
         ctx.regs = c.regs;
         ctx.flags = (c.fl.get() as u64) & ctx::STATUS;
         ctx.target = addr;
+        ctx.tlb = c.tlb.e[(c.cpl == 3) as usize].as_ptr();
         ctx.cpu = c as *mut Cpu;
         ctx.machine = m as *mut Machine;
         self.buf.seal();

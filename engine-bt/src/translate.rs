@@ -97,9 +97,18 @@ fn host_reg32(r: Register) -> Register {
     }
 }
 
-/// The instruction with ESP renamed to r12d everywhere it is a register.
+/// The instruction with ESP renamed to r12d everywhere it is a register,
+/// in a form valid in 64-bit mode (the one-byte INC/DEC r32 of 32-bit code,
+/// 0x40-0x4F, are REX prefixes there: use the ModRM forms).
 fn renamed(insn: &Instruction) -> Instruction {
     let mut i = *insn;
+    match i.code() {
+        Code::Inc_r32 => i.set_code(Code::Inc_rm32),
+        Code::Dec_r32 => i.set_code(Code::Dec_rm32),
+        Code::Inc_r16 => i.set_code(Code::Inc_rm16),
+        Code::Dec_r16 => i.set_code(Code::Dec_rm16),
+        _ => {}
+    }
     for op in 0..i.op_count() {
         if i.op_kind(op) == OpKind::Register {
             i.set_op_register(op, host_reg32(i.op_register(op)));
@@ -335,6 +344,27 @@ pub fn translate(bytes: &[u8], eip: u32, key: u32, at: u64, exit_stub: u64) -> O
     })
 }
 
+/// For each instruction, whether the guest status flags in the host's
+/// RFLAGS are still needed once its memory check is done: the instruction
+/// reads one, or a later one does before all are written again. Later
+/// instructions that may exit to the interpreter count as readers (the
+/// interpreter may raise an exception there, which pushes EFLAGS), and so
+/// does the block's end (the next block may read them). An instruction's
+/// own exit restores the flags it saved, so it is not counted for itself.
+fn flags_live(insns: &[(Instruction, Plan)]) -> Vec<bool> {
+    use iced_x86::RflagsBits as F;
+    let status = F::OF | F::SF | F::ZF | F::AF | F::CF | F::PF;
+    let mut live = status;
+    let mut out = vec![true; insns.len()];
+    for (k, (i, p)) in insns.iter().enumerate().rev() {
+        let before = (live & !(i.rflags_modified() & status)) | (i.rflags_read() & status);
+        out[k] = before != 0;
+        let may_exit = !matches!(p, Plan::Ident | Plan::Jcc | Plan::Jmp);
+        live = if may_exit { status } else { before };
+    }
+    out
+}
+
 /// The host register holding guest register `r` (a 32-bit GPR).
 fn hr32(r: Register) -> AsmRegister32 {
     match r {
@@ -381,10 +411,57 @@ impl Emitter {
     }
 
     /// r14 = host address of the `size`-byte access at guest linear r13d,
-    /// or, when the callout cannot serve it, an exit that lets the
-    /// interpreter run instruction `k` (at guest `eip`). Guest flags and
-    /// caller-saved registers are preserved around the call.
-    fn host_ptr(&mut self, size: u32, write: bool, eip: u32, k: u32) -> R {
+    /// or, when neither the inline TLB lookup nor the callout can serve it,
+    /// an exit that lets the interpreter run instruction `k` (at guest
+    /// `eip`). The guest flags are saved first (PUSHFQ is cheap) and, on a
+    /// hit, dropped unless they are still needed (`flags_live`: POPFQ is
+    /// not); the miss path restores them, so an exception the interpreter
+    /// raises there pushes the right EFLAGS.
+    fn host_ptr(&mut self, size: u32, write: bool, eip: u32, k: u32, flags_live: bool) -> R {
+        let a = &mut self.a;
+        let mut miss = a.create_label();
+        let mut done = a.create_label();
+        a.pushfq()?;
+        // The slot: ((lin >> 12) ^ (lin >> 22)) & (TLB_SIZE - 1), as
+        // engine_interp::mmu::tlb_slot computes it.
+        a.mov(r14d, r13d)?;
+        a.shr(r14d, 12)?;
+        a.mov(r11d, r13d)?;
+        a.shr(r11d, 22)?;
+        a.xor(r14d, r11d)?;
+        a.and(r14d, (engine_interp::mmu::TLB_SIZE - 1) as u32)?;
+        a.imul_3(r14d, r14d, ctx::TLB_ENTRY_SIZE)?;
+        a.add(r14, qword_ptr(r15 + ctx::TLB))?;
+        a.mov(r11d, r13d)?;
+        a.and(r11d, 0xFFFF_F000u32)?;
+        let tag = if write { ctx::TLB_WTAG } else { ctx::TLB_RTAG };
+        a.cmp(r11d, dword_ptr(r14 + tag))?;
+        a.jne(miss)?;
+        if size > 1 {
+            // The access must not cross into the next page.
+            a.mov(r11d, r13d)?;
+            a.and(r11d, 0xFFF)?;
+            a.cmp(r11d, 0x1000 - size)?;
+            a.ja(miss)?;
+        }
+        a.mov(r14, qword_ptr(r14 + ctx::TLB_ADDEND))?;
+        a.add(r14, r13)?;
+        if flags_live {
+            a.popfq()?;
+        } else {
+            a.lea(rsp, rsp + 8)?;
+        }
+        a.jmp(done)?;
+        a.set_label(&mut miss)?;
+        a.popfq()?;
+        self.callout(size, write, eip, k)?;
+        self.a.set_label(&mut done)?;
+        Ok(())
+    }
+
+    /// The `host_ptr` callout for the access at r13d (flags and the
+    /// caller-saved guest registers preserved).
+    fn callout(&mut self, size: u32, write: bool, eip: u32, k: u32) -> R {
         let a = &mut self.a;
         a.pushfq()?;
         a.push(rax)?;
@@ -434,6 +511,7 @@ impl Emitter {
 
     fn block(&mut self, insns: &[(Instruction, Plan)], end_eip: u32) -> R {
         let n = insns.len() as u32;
+        let live = flags_live(insns);
         for (k, (insn, p)) in insns.iter().enumerate() {
             let k = k as u32;
             let eip = insn.ip32();
@@ -442,12 +520,12 @@ impl Emitter {
                 Plan::Ident => self.a.add_instruction(renamed(insn))?,
                 Plan::Mem { size, write } => {
                     self.linear(insn)?;
-                    self.host_ptr(size, write, eip, k)?;
+                    self.host_ptr(size, write, eip, k, live[k as usize])?;
                     self.a.add_instruction(on_r14(insn))?;
                 }
                 Plan::Push => {
                     self.a.lea(r13d, r12d - 4)?;
-                    self.host_ptr(4, true, eip, k)?;
+                    self.host_ptr(4, true, eip, k, live[k as usize])?;
                     if insn.op0_kind() == OpKind::Register {
                         let src = hr32(insn.op0_register());
                         self.a.mov(dword_ptr(r14), src)?;
@@ -458,21 +536,21 @@ impl Emitter {
                 }
                 Plan::Pop => {
                     self.a.mov(r13d, r12d)?;
-                    self.host_ptr(4, false, eip, k)?;
+                    self.host_ptr(4, false, eip, k, live[k as usize])?;
                     let dst = hr32(insn.op0_register());
                     self.a.mov(dst, dword_ptr(r14))?;
                     self.a.lea(r12d, r12d + 4)?;
                 }
                 Plan::Call => {
                     self.a.lea(r13d, r12d - 4)?;
-                    self.host_ptr(4, true, eip, k)?;
+                    self.host_ptr(4, true, eip, k, live[k as usize])?;
                     self.a.mov(dword_ptr(r14), next)?;
                     self.a.mov(r12d, r13d)?;
                     self.exit(Some(insn.near_branch32()), k + 1, reason::NEXT)?;
                 }
                 Plan::Ret(imm) => {
                     self.a.mov(r13d, r12d)?;
-                    self.host_ptr(4, false, eip, k)?;
+                    self.host_ptr(4, false, eip, k, live[k as usize])?;
                     self.a.mov(r8d, dword_ptr(r14))?;
                     self.a.lea(r12d, r12d + (4 + imm as i32))?;
                     self.exit(None, k + 1, reason::NEXT)?;
