@@ -97,6 +97,19 @@ impl CodeBuf {
         self.used = keep;
     }
 
+    /// Overwrites `bytes.len()` bytes of emitted code at host address
+    /// `addr` (a chain patch).
+    pub fn patch(&mut self, addr: u64, bytes: &[u8]) {
+        let base = self.base.as_ptr() as u64;
+        assert!(addr >= base && addr + bytes.len() as u64 <= base + self.used as u64);
+        self.protect(false);
+        // SAFETY: inside the emitted part of our writable mapping (checked
+        // above); nothing runs from it while it is writable.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len());
+        }
+    }
+
     /// Makes the code executable before running it.
     pub fn seal(&mut self) {
         self.protect(true);

@@ -43,7 +43,20 @@ pub struct Ctx {
     /// The interpreter's TLB for the current CPL (`Tlb::e[user]`), read
     /// inline by translated code.
     pub tlb: *const TlbEntry,
+    /// Instructions chained blocks may still run before returning to the
+    /// dispatcher (the next device deadline, the budget): each block
+    /// subtracts its length on entry and exits at once if that goes below
+    /// zero (adding it back).
+    pub budget: i64,
+    /// Length of the block that exited (`retired` of them completed).
+    pub block_n: u32,
+    /// The chainable exit taken (an index into the translator's exit
+    /// table), or `NO_EXIT`.
+    pub exit: u32,
 }
+
+/// `exit` of an exit that cannot be chained.
+pub const NO_EXIT: u32 = u32::MAX;
 
 pub const REGS: i32 = offset_of!(Ctx, regs) as i32;
 pub const FLAGS: i32 = offset_of!(Ctx, flags) as i32;
@@ -53,6 +66,9 @@ pub const REASON: i32 = offset_of!(Ctx, reason) as i32;
 pub const HOST_PTR: i32 = offset_of!(Ctx, host_ptr) as i32;
 pub const TARGET: i32 = offset_of!(Ctx, target) as i32;
 pub const TLB: i32 = offset_of!(Ctx, tlb) as i32;
+pub const BUDGET: i32 = offset_of!(Ctx, budget) as i32;
+pub const BLOCK_N: i32 = offset_of!(Ctx, block_n) as i32;
+pub const EXIT: i32 = offset_of!(Ctx, exit) as i32;
 
 /// The layout of a TLB entry, for the inline lookup.
 pub const TLB_ENTRY_SIZE: u32 = std::mem::size_of::<TlbEntry>() as u32;

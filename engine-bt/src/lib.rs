@@ -48,8 +48,13 @@ enum Entry {
     Interpret,
 }
 
+/// Most instructions one entry into translated code may run (chained), so
+/// the dispatcher looks at the wall clock (timeouts) often enough.
+const SLICE: u64 = 1 << 22;
+
 #[derive(Default, Clone, Debug)]
 struct Counters {
+    chained: u64,
     blocks_translated: u64,
     blocks_run: u64,
     translated_insns: u64,
@@ -72,6 +77,27 @@ pub struct Bt {
     pages: HashMap<u32, Vec<(u32, u32)>>,
     ctx: Box<Ctx>,
     counters: Counters,
+    /// Every chainable exit of the translations in the cache, by exit id.
+    sites: Vec<Site>,
+    /// The sites currently patched to jump straight to their target.
+    patched: Vec<usize>,
+    /// The interpreter's TLB epoch the chains were made under: a changed
+    /// mapping (CR3, INVLPG, a mode change) undoes them.
+    chain_epoch: u64,
+    /// The exit the last block left through, to chain once its target is
+    /// known.
+    pending_chain: Option<usize>,
+}
+
+/// A chainable exit: its `jmp rel32` in the cache and where it goes.
+struct Site {
+    jmp: u64,
+    target: u32,
+    /// Linear page of its block: only jumps within that page are chained,
+    /// so a chain never outlives the mapping its block was found under
+    /// (any TLB flush undoes chains too).
+    page: u32,
+    key: u32,
 }
 
 impl Bt {
@@ -109,9 +135,31 @@ impl Bt {
                 host_ptr: callout::host_ptr,
                 target: 0,
                 tlb: std::ptr::null(),
+                budget: 0,
+                block_n: 0,
+                exit: ctx::NO_EXIT,
             }),
             counters: Counters::default(),
+            sites: Vec::new(),
+            patched: Vec::new(),
+            chain_epoch: 0,
+            pending_chain: None,
         })
+    }
+
+    /// Points a site's jump at `target` (a translation's entry).
+    fn aim(&mut self, site: usize, target: u64) {
+        let jmp = self.sites[site].jmp;
+        let rel = (target.wrapping_sub(jmp + 5) as i64) as i32;
+        self.buf.patch(jmp + 1, &rel.to_le_bytes());
+    }
+
+    /// Undoes every chain: each patched exit goes back to the dispatcher.
+    fn unchain_all(&mut self) {
+        for site in std::mem::take(&mut self.patched) {
+            self.aim(site, self.exit_stub);
+        }
+        self.pending_chain = None;
     }
 
     /// Drops translations of guest pages that were written (by translated
@@ -123,6 +171,10 @@ impl Bt {
             let more = m.mem.take_written_code_pages();
             self.interp.invalidate_pages(&more);
             pages.extend(more);
+        }
+        if !pages.is_empty() {
+            // Some chain may lead into a dropped translation.
+            self.unchain_all();
         }
         for page in pages {
             if let Some(keys) = self.pages.remove(&page) {
@@ -138,6 +190,9 @@ impl Bt {
     fn flush(&mut self) {
         self.blocks.clear();
         self.pages.clear();
+        self.sites.clear();
+        self.patched.clear();
+        self.pending_chain = None;
         self.buf.truncate(self.stub_bytes);
     }
 
@@ -193,14 +248,28 @@ impl Bt {
             // Code outside RAM (MMIO): the interpreter's.
             return Entry::Interpret;
         };
-        let mut t = translate::translate(&bytes, lin, key, self.buf.next_addr(), self.exit_stub);
+        let mut t = translate::translate(
+            &bytes,
+            lin,
+            key,
+            self.buf.next_addr(),
+            self.exit_stub,
+            self.sites.len() as u32,
+        );
         // The cache is full: flush it and assemble again at the new address.
         if t.as_ref()
             .is_some_and(|b| self.buf.used() + b.code.len() > self.buf.capacity())
         {
             self.flush();
             self.counters.flushes += 1;
-            t = translate::translate(&bytes, lin, key, self.buf.next_addr(), self.exit_stub);
+            t = translate::translate(
+                &bytes,
+                lin,
+                key,
+                self.buf.next_addr(),
+                self.exit_stub,
+                self.sites.len() as u32,
+            );
         }
         let entry = match t {
             Some(b) => {
@@ -208,6 +277,14 @@ impl Bt {
                     return Entry::Interpret;
                 };
                 self.counters.blocks_translated += 1;
+                for (off, target) in &b.exits {
+                    self.sites.push(Site {
+                        jmp: addr + off,
+                        target: *target,
+                        page: lin & !0xFFF,
+                        key,
+                    });
+                }
                 self.counters.callout_insns += b.callouts as u64;
                 // Guest writes to these bytes must now be seen: the same
                 // bookkeeping the interpreter does for its own blocks.
@@ -229,14 +306,16 @@ impl Bt {
         entry
     }
 
-    /// Runs one translated block; returns whether the interpreter must run
-    /// the next instruction.
-    fn run_block(&mut self, m: &mut Machine, addr: u64) -> bool {
+    /// Runs a translated block, and the blocks chained to it, for at most
+    /// `room` instructions; returns whether the interpreter must run the
+    /// next instruction.
+    fn run_block(&mut self, m: &mut Machine, addr: u64, room: u64) -> bool {
         let c = self.interp.cpu_mut();
         let ctx = &mut *self.ctx;
         ctx.regs = c.regs;
         ctx.flags = (c.fl.get() as u64) & ctx::STATUS;
         ctx.target = addr;
+        ctx.budget = room as i64;
         ctx.tlb = c.tlb.e[(c.cpl == 3) as usize].as_ptr();
         ctx.cpu = c as *mut Cpu;
         ctx.machine = m as *mut Machine;
@@ -249,9 +328,14 @@ impl Bt {
         let old = c.fl.get();
         c.fl.set((old & !(ctx::STATUS as u32)) | (ctx.flags as u32 & ctx::STATUS as u32) | 2);
         c.eip = ctx.eip;
-        m.retire(ctx.retired as u64);
+        // Every block entered took its length from the budget; the last
+        // one completed only `retired` of its `block_n`.
+        let done = (room as i64 - ctx.budget) as u64 - (ctx.block_n - ctx.retired) as u64;
+        m.retire(done);
         self.counters.blocks_run += 1;
-        self.counters.translated_insns += ctx.retired as u64;
+        self.counters.translated_insns += done;
+        self.pending_chain = (ctx.reason == ctx::reason::NEXT && ctx.exit != ctx::NO_EXIT)
+            .then_some(ctx.exit as usize);
         let interpret = ctx.reason == ctx::reason::INTERPRET;
         self.counters.callout_exits += interpret as u64;
         interpret
@@ -309,6 +393,11 @@ impl Engine for Bt {
             }
             self.invalidate_written(m);
             self.interp.cpu_mut().sync_tlb(m);
+            if self.interp.cpu().tlb.epoch != self.chain_epoch {
+                self.unchain_all();
+                self.chain_epoch = self.interp.cpu().tlb.epoch;
+            }
+            let pending = self.pending_chain.take();
             let c = self.interp.cpu();
             if !limits.breakpoints.is_empty() {
                 let pc = c.segs[CS].base.wrapping_add(c.eip);
@@ -324,14 +413,25 @@ impl Engine for Bt {
             };
             let interpret = match entry {
                 Entry::Host { addr, insns } => {
-                    // A block never runs past the next device deadline or
-                    // the budget: then the interpreter takes the rest.
-                    let mut room = m.insns_until_deadline();
+                    // Chain the exit that led here straight to this block,
+                    // when it jumps within its own page under the same key.
+                    let eip = self.interp.cpu().eip;
+                    if let (Some(site), Some(k)) = (pending, key) {
+                        let s = &self.sites[site];
+                        if s.target == eip && s.key == k && eip & !0xFFF == s.page {
+                            self.aim(site, addr);
+                            self.patched.push(site);
+                            self.counters.chained += 1;
+                        }
+                    }
+                    // Blocks never run past the next device deadline or the
+                    // budget: then the interpreter takes the rest.
+                    let mut room = m.insns_until_deadline().min(SLICE);
                     if let Some(max) = limits.max_icount {
                         room = room.min(max - m.icount());
                     }
                     if insns as u64 <= room {
-                        self.run_block(m, addr)
+                        self.run_block(m, addr, room)
                     } else {
                         true
                     }
@@ -373,7 +473,11 @@ impl Engine for Bt {
             instructions: Some(total),
             counters: vec![
                 ("blocks translated".into(), k.blocks_translated),
-                ("blocks run".into(), k.blocks_run),
+                (
+                    "dispatcher entries into translated code".into(),
+                    k.blocks_run,
+                ),
+                ("chained jumps made".into(), k.chained),
                 (
                     "cache bytes".into(),
                     (self.buf.used() - self.stub_bytes) as u64,

@@ -60,6 +60,9 @@ pub struct Block {
     /// Guest instructions that went through a rewrite or a memory callout
     /// (for the stats).
     pub callouts: u32,
+    /// The chainable exits, in exit-id order from `first_exit`: the offset
+    /// of each one's `jmp rel32` in `code`, and the guest EIP it goes to.
+    pub exits: Vec<(u64, u32)>,
 }
 
 /// How one guest instruction is translated.
@@ -304,7 +307,14 @@ fn on_r14(insn: &Instruction) -> Instruction {
 /// Decodes and translates the block at guest `eip`, whose bytes up to the
 /// end of its page are `bytes`, for host address `at`. None when its first
 /// instruction cannot be translated.
-pub fn translate(bytes: &[u8], eip: u32, key: u32, at: u64, exit_stub: u64) -> Option<Block> {
+pub fn translate(
+    bytes: &[u8],
+    eip: u32,
+    key: u32,
+    at: u64,
+    exit_stub: u64,
+    first_exit: u32,
+) -> Option<Block> {
     let mut dec = Decoder::with_ip(32, bytes, eip as u64, DecoderOptions::NONE);
     let mut info = InstructionInfoFactory::new();
     let mut insns: Vec<(Instruction, Plan)> = Vec::new();
@@ -329,18 +339,31 @@ pub fn translate(bytes: &[u8], eip: u32, key: u32, at: u64, exit_stub: u64) -> O
     if insns.is_empty() {
         return None;
     }
-    let mut e = Emitter::new(exit_stub).ok()?;
+    let mut e = Emitter::new(exit_stub, insns.len() as u32, first_exit).ok()?;
     e.block(&insns, end_eip).ok()?;
     let callouts = insns
         .iter()
         .filter(|(_, p)| !matches!(p, Plan::Ident | Plan::Jcc | Plan::Jmp))
         .count() as u32;
-    let code = e.a.assemble(at).ok()?;
+    let r =
+        e.a.assemble_options(at, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)
+            .ok()?;
+    let mut code = r.inner.code_buffer.clone();
+    let mut exits = Vec::new();
+    for (label, target) in &e.chain {
+        let site = r.label_ip(label).ok()? - at;
+        // The site is `E9 rel32`, aimed at the exit stub until chained.
+        let rel = exit_stub.wrapping_sub(at + site + 5) as i64;
+        let rel = i32::try_from(rel).ok()?;
+        code[site as usize + 1..site as usize + 5].copy_from_slice(&rel.to_le_bytes());
+        exits.push((site, *target));
+    }
     Some(Block {
         code,
         insns: insns.len() as u32,
         guest_bytes: bytes_used,
         callouts,
+        exits,
     })
 }
 
@@ -351,18 +374,48 @@ pub fn translate(bytes: &[u8], eip: u32, key: u32, at: u64, exit_stub: u64) -> O
 /// interpreter may raise an exception there, which pushes EFLAGS), and so
 /// does the block's end (the next block may read them). An instruction's
 /// own exit restores the flags it saved, so it is not counted for itself.
-fn flags_live(insns: &[(Instruction, Plan)]) -> Vec<bool> {
+/// Also returns whether they are needed at the block's entry.
+fn flags_live(insns: &[(Instruction, Plan)]) -> (Vec<bool>, bool) {
     use iced_x86::RflagsBits as F;
     let status = F::OF | F::SF | F::ZF | F::AF | F::CF | F::PF;
     let mut live = status;
     let mut out = vec![true; insns.len()];
     for (k, (i, p)) in insns.iter().enumerate().rev() {
-        let before = (live & !(i.rflags_modified() & status)) | (i.rflags_read() & status);
+        let before = (live & !(flags_surely_written(i) & status)) | (i.rflags_read() & status);
         out[k] = before != 0;
         let may_exit = !matches!(p, Plan::Ident | Plan::Jcc | Plan::Jmp);
         live = if may_exit { status } else { before };
     }
-    out
+    (out, live != 0)
+}
+
+/// The flags `i` always writes. A shift or rotate whose count is 0 (in CL,
+/// or an immediate that masks to 0) changes no flag at all, so one counted
+/// in CL writes none for sure (SDM Vol 2B "SAL/SAR/SHL/SHR", "RCL/RCR/
+/// ROL/ROR", "SHLD", "SHRD": "If the count is 0, the flags are not
+/// affected").
+fn flags_surely_written(i: &Instruction) -> u32 {
+    use Mnemonic::*;
+    if matches!(
+        i.mnemonic(),
+        Shl | Sal | Shr | Sar | Rol | Ror | Rcl | Rcr | Shld | Shrd
+    ) {
+        let count = i.op_kind(i.op_count() - 1);
+        let imm = matches!(count, OpKind::Immediate8 | OpKind::Immediate8_2nd);
+        let nonzero = imm && i.immediate(i.op_count() - 1) & 0x1F != 0;
+        // The one-operand forms (D0/D1: count 1) have no count operand.
+        let by_one = i.op_count() == 1;
+        // RCL/RCR of a byte or word rotate by the count mod 9 or 17,
+        // which may be 0 even when the count is not.
+        let narrow_rc = matches!(i.mnemonic(), Rcl | Rcr) && i.op0_register().size() < 4
+            || matches!(i.mnemonic(), Rcl | Rcr)
+                && i.memory_size().size() < 4
+                && i.op0_kind() == OpKind::Memory;
+        if !(nonzero || by_one) || narrow_rc {
+            return 0;
+        }
+    }
+    i.rflags_modified()
 }
 
 /// The host register holding guest register `r` (a 32-bit GPR).
@@ -382,6 +435,12 @@ fn hr32(r: Register) -> AsmRegister32 {
 struct Emitter {
     a: CodeAssembler,
     exit_stub: u64,
+    /// Guest instructions in the block.
+    n: u32,
+    /// Exit id of the block's first chainable exit.
+    first_exit: u32,
+    /// The chainable exits: the label on each `jmp rel32` and its target.
+    chain: Vec<(CodeLabel, u32)>,
     /// (label, guest EIP, instructions retired before it): exits to the
     /// interpreter, emitted after the block's body.
     fails: Vec<(CodeLabel, u32, u32)>,
@@ -390,10 +449,13 @@ struct Emitter {
 type R = Result<(), IcedError>;
 
 impl Emitter {
-    fn new(exit_stub: u64) -> Result<Emitter, IcedError> {
+    fn new(exit_stub: u64, n: u32, first_exit: u32) -> Result<Emitter, IcedError> {
         Ok(Emitter {
             a: CodeAssembler::new(64)?,
             exit_stub,
+            n,
+            first_exit,
+            chain: Vec::new(),
             fails: Vec::new(),
         })
     }
@@ -401,13 +463,40 @@ impl Emitter {
     /// Leaves the block: next EIP `eip` (or r8d when None), `retired`
     /// instructions done.
     fn exit(&mut self, eip: Option<u32>, retired: u32, why: u32) -> R {
+        self.exit_with(eip, retired, self.n, why, false)
+    }
+
+    /// An exit to a known guest EIP that the dispatcher may later chain
+    /// straight to the target's translation: its `jmp` is a patchable
+    /// `E9 rel32`.
+    fn chained_exit(&mut self, eip: u32, retired: u32) -> R {
+        self.exit_with(Some(eip), retired, self.n, reason::NEXT, true)
+    }
+
+    fn exit_with(&mut self, eip: Option<u32>, retired: u32, n: u32, why: u32, chain: bool) -> R {
         match eip {
             Some(v) => self.a.mov(dword_ptr(r15 + ctx::EIP), v)?,
             None => self.a.mov(dword_ptr(r15 + ctx::EIP), r8d)?,
         }
         self.a.mov(dword_ptr(r15 + ctx::RETIRED), retired)?;
+        self.a.mov(dword_ptr(r15 + ctx::BLOCK_N), n)?;
         self.a.mov(dword_ptr(r15 + ctx::REASON), why)?;
-        self.a.jmp(self.exit_stub)
+        match (chain, eip) {
+            (true, Some(target)) => {
+                let id = self.first_exit + self.chain.len() as u32;
+                self.a.mov(dword_ptr(r15 + ctx::EXIT), id)?;
+                let mut site = self.a.create_label();
+                self.a.set_label(&mut site)?;
+                // rel32 filled in after assembly.
+                self.a.db(&[0xE9, 0, 0, 0, 0])?;
+                self.chain.push((site, target));
+                Ok(())
+            }
+            _ => {
+                self.a.mov(dword_ptr(r15 + ctx::EXIT), ctx::NO_EXIT)?;
+                self.a.jmp(self.exit_stub)
+            }
+        }
     }
 
     /// r14 = host address of the `size`-byte access at guest linear r13d,
@@ -511,7 +600,27 @@ impl Emitter {
 
     fn block(&mut self, insns: &[(Instruction, Plan)], end_eip: u32) -> R {
         let n = insns.len() as u32;
-        let live = flags_live(insns);
+        let (live, entry_live) = flags_live(insns);
+        // The budget: blocks reached through chaining must not run past the
+        // next device deadline or the instruction budget.
+        let mut no_budget = self.a.create_label();
+        let mut go = self.a.create_label();
+        if entry_live {
+            self.a.pushfq()?;
+        }
+        self.a.sub(qword_ptr(r15 + ctx::BUDGET), n as i32)?;
+        self.a.jl(no_budget)?;
+        if entry_live {
+            self.a.popfq()?;
+        }
+        self.a.jmp(go)?;
+        self.a.set_label(&mut no_budget)?;
+        self.a.add(qword_ptr(r15 + ctx::BUDGET), n as i32)?;
+        if entry_live {
+            self.a.popfq()?;
+        }
+        self.exit_with(Some(insns[0].0.ip32()), 0, 0, reason::NEXT, false)?;
+        self.a.set_label(&mut go)?;
         for (k, (insn, p)) in insns.iter().enumerate() {
             let k = k as u32;
             let eip = insn.ip32();
@@ -546,7 +655,7 @@ impl Emitter {
                     self.host_ptr(4, true, eip, k, live[k as usize])?;
                     self.a.mov(dword_ptr(r14), next)?;
                     self.a.mov(r12d, r13d)?;
-                    self.exit(Some(insn.near_branch32()), k + 1, reason::NEXT)?;
+                    self.chained_exit(insn.near_branch32(), k + 1)?;
                 }
                 Plan::Ret(imm) => {
                     self.a.mov(r13d, r12d)?;
@@ -555,13 +664,13 @@ impl Emitter {
                     self.a.lea(r12d, r12d + (4 + imm as i32))?;
                     self.exit(None, k + 1, reason::NEXT)?;
                 }
-                Plan::Jmp => self.exit(Some(insn.near_branch32()), k + 1, reason::NEXT)?,
+                Plan::Jmp => self.chained_exit(insn.near_branch32(), k + 1)?,
                 Plan::Jcc => {
                     let mut taken = self.a.create_label();
                     self.jcc(insn.condition_code(), taken)?;
-                    self.exit(Some(next), k + 1, reason::NEXT)?;
+                    self.chained_exit(next, k + 1)?;
                     self.a.set_label(&mut taken)?;
-                    self.exit(Some(insn.near_branch32()), k + 1, reason::NEXT)?;
+                    self.chained_exit(insn.near_branch32(), k + 1)?;
                 }
             }
         }
@@ -569,7 +678,7 @@ impl Emitter {
             insns.last().map(|(_, p)| *p),
             Some(Plan::Jcc | Plan::Jmp | Plan::Call | Plan::Ret(_))
         ) {
-            self.exit(Some(end_eip), n, reason::NEXT)?;
+            self.chained_exit(end_eip, n)?;
         }
         for (mut label, eip, k) in std::mem::take(&mut self.fails) {
             self.a.set_label(&mut label)?;
