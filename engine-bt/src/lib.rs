@@ -48,6 +48,11 @@ enum Entry {
     Interpret,
 }
 
+/// Most instructions the interpreter runs in one go while the CPU is in a
+/// mode the translator does not handle: the translator takes over at most
+/// this late after a switch to one it does.
+const STRETCH: u64 = 4096;
+
 /// Most instructions one entry into translated code may run (chained), so
 /// the dispatcher looks at the wall clock (timeouts) often enough.
 const SLICE: u64 = 1 << 22;
@@ -341,6 +346,41 @@ impl Bt {
         interpret
     }
 
+    /// Up to `STRETCH` instructions on the interpreter (within the run's
+    /// limits); Some(stop) when the run must end.
+    fn interpret_stretch(
+        &mut self,
+        m: &mut Machine,
+        limits: &Limits,
+        start: Instant,
+    ) -> Result<Option<Stop>, EngineError> {
+        let before = m.icount();
+        let max = limits
+            .max_icount
+            .map_or(before + STRETCH, |l| l.min(before + STRETCH));
+        let timeout = limits.timeout.map(|t| t.saturating_sub(start.elapsed()));
+        let l = Limits {
+            max_icount: Some(max),
+            timeout,
+            breakpoints: Vec::new(),
+        };
+        let s = self.interp.run(m, &l)?;
+        self.counters.fallback_insns += m.icount() - before;
+        Ok(match s {
+            // Our own stretch ended, not the run's budget. (A stretch that
+            // retired nothing ended because the guest's exception handlers
+            // fault at once, over and over: the interpreter counts those
+            // deliveries against the budget, and so does the run.)
+            Stop::Budget
+                if m.icount() > before && limits.max_icount.is_none_or(|l| m.icount() < l) =>
+            {
+                None
+            }
+            Stop::Timeout if limits.timeout.is_some_and(|t| start.elapsed() < t) => None,
+            other => Some(other),
+        })
+    }
+
     /// One instruction (or one interrupt or exception delivery) on the
     /// interpreter; Some(stop) when that ended the run.
     fn interpret_one(&mut self, m: &mut Machine) -> Result<Option<Stop>, EngineError> {
@@ -407,6 +447,15 @@ impl Engine for Bt {
                 }
             }
             let key = if careful { None } else { Self::mode_key(c, m) };
+            if key.is_none() && !careful {
+                // A mode the translator leaves alone (real mode, V86,
+                // 16-bit code, single-stepping, an interrupt about to be
+                // taken): let the interpreter run a stretch of it.
+                if let Some(s) = self.interpret_stretch(m, limits, start)? {
+                    return Ok(s);
+                }
+                continue;
+            }
             let entry = match key {
                 Some(k) => self.lookup(m, k),
                 None => Entry::Interpret,

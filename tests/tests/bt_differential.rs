@@ -1,0 +1,548 @@
+//! Differential test of the binary translator against the interpreter:
+//! random sequences of valid 32-bit instructions (ALU, shifts, multiply,
+//! memory operands, PUSH/POP, SETcc/CMOVcc, forward conditional branches),
+//! encoded with iced-x86, run from the same state on both engines, must
+//! end in the same registers, flags, memory and instruction count.
+//!
+//! The generator tracks which status flags the SDM leaves undefined after
+//! each instruction (after MUL, after a shift by more than one, ...): no
+//! instruction that reads an undefined flag is generated, and the final
+//! EFLAGS are compared with the still-undefined flags masked, since the
+//! interpreter and the host CPU may differ exactly there.
+//!
+//! A failure names the seed; `RINGLAB_BT_SEED=N` runs that seed alone and
+//! prints its code.
+
+use iced_x86::{Code, Encoder, Instruction, MemoryOperand, Register};
+use machine::cpu::CpuState;
+use machine::{Engine, Limits, Machine, MachineConfig, Stop};
+use std::time::Duration;
+
+const LOAD: u32 = 0x10_0000;
+/// EBP points here for the whole run: 256 bytes of scratch data.
+const SCRATCH: u32 = 0x20_0000;
+const STACK: u32 = 0x9_0000;
+const SEEDS: u64 = 400;
+const LEN: usize = 80;
+
+const CF: u32 = 1;
+const PF: u32 = 4;
+const AF: u32 = 0x10;
+const ZF: u32 = 0x40;
+const SF: u32 = 0x80;
+const OF: u32 = 0x800;
+const STATUS: u32 = CF | PF | AF | ZF | SF | OF;
+
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03 | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn u32(&mut self) -> u32 {
+        // Edge values often: carries, overflows, zero, sign changes.
+        match self.below(6) {
+            0 => 0,
+            1 => 0xFFFF_FFFF,
+            2 => 0x8000_0000,
+            3 => 0x7FFF_FFFF,
+            _ => self.next() as u32,
+        }
+    }
+}
+
+/// Registers the generator may write: not ESP (the stack) or EBP (the
+/// scratch base).
+const REGS: [Register; 6] = [
+    Register::EAX,
+    Register::ECX,
+    Register::EDX,
+    Register::EBX,
+    Register::ESI,
+    Register::EDI,
+];
+const REGS8: [Register; 4] = [Register::AL, Register::CL, Register::DL, Register::BH];
+
+fn reg(r: &mut Rng) -> Register {
+    REGS[r.below(REGS.len() as u64) as usize]
+}
+
+fn mem(r: &mut Rng) -> MemoryOperand {
+    // Dword-aligned offsets in the scratch area.
+    MemoryOperand::with_base_displ(Register::EBP, (r.below(60) * 4) as i64)
+}
+
+/// One generated instruction: the flags it reads, the flags it writes, and
+/// which of those it leaves undefined.
+struct Gen {
+    insn: Instruction,
+    reads: u32,
+    writes: u32,
+    undefined: u32,
+}
+
+const SETCC: [Code; 16] = [
+    Code::Seto_rm8,
+    Code::Setno_rm8,
+    Code::Setb_rm8,
+    Code::Setae_rm8,
+    Code::Sete_rm8,
+    Code::Setne_rm8,
+    Code::Setbe_rm8,
+    Code::Seta_rm8,
+    Code::Sets_rm8,
+    Code::Setns_rm8,
+    Code::Setp_rm8,
+    Code::Setnp_rm8,
+    Code::Setl_rm8,
+    Code::Setge_rm8,
+    Code::Setle_rm8,
+    Code::Setg_rm8,
+];
+const CMOVCC: [Code; 16] = [
+    Code::Cmovo_r32_rm32,
+    Code::Cmovno_r32_rm32,
+    Code::Cmovb_r32_rm32,
+    Code::Cmovae_r32_rm32,
+    Code::Cmove_r32_rm32,
+    Code::Cmovne_r32_rm32,
+    Code::Cmovbe_r32_rm32,
+    Code::Cmova_r32_rm32,
+    Code::Cmovs_r32_rm32,
+    Code::Cmovns_r32_rm32,
+    Code::Cmovp_r32_rm32,
+    Code::Cmovnp_r32_rm32,
+    Code::Cmovl_r32_rm32,
+    Code::Cmovge_r32_rm32,
+    Code::Cmovle_r32_rm32,
+    Code::Cmovg_r32_rm32,
+];
+const JCC: [Code; 16] = [
+    Code::Jo_rel32_32,
+    Code::Jno_rel32_32,
+    Code::Jb_rel32_32,
+    Code::Jae_rel32_32,
+    Code::Je_rel32_32,
+    Code::Jne_rel32_32,
+    Code::Jbe_rel32_32,
+    Code::Ja_rel32_32,
+    Code::Js_rel32_32,
+    Code::Jns_rel32_32,
+    Code::Jp_rel32_32,
+    Code::Jnp_rel32_32,
+    Code::Jl_rel32_32,
+    Code::Jge_rel32_32,
+    Code::Jle_rel32_32,
+    Code::Jg_rel32_32,
+];
+
+fn gen(r: &mut Rng) -> Gen {
+    let i2 = |c, a: Register, b: Register| Instruction::with2(c, a, b).unwrap();
+    // (instruction, flags read, flags written, written flags left undefined)
+    let (insn, reads, writes, undefined) = match r.below(20) {
+        0..=3 => {
+            let codes = [
+                Code::Add_rm32_r32,
+                Code::Or_rm32_r32,
+                Code::Adc_rm32_r32,
+                Code::Sbb_rm32_r32,
+                Code::And_rm32_r32,
+                Code::Sub_rm32_r32,
+                Code::Xor_rm32_r32,
+                Code::Cmp_rm32_r32,
+                Code::Test_rm32_r32,
+            ];
+            let c = codes[r.below(codes.len() as u64) as usize];
+            let reads = if matches!(c, Code::Adc_rm32_r32 | Code::Sbb_rm32_r32) {
+                CF
+            } else {
+                0
+            };
+            let logic = matches!(
+                c,
+                Code::Or_rm32_r32 | Code::And_rm32_r32 | Code::Xor_rm32_r32 | Code::Test_rm32_r32
+            );
+            let insn = if r.below(3) == 0 {
+                Instruction::with2(c, mem(r), reg(r)).unwrap()
+            } else {
+                i2(c, reg(r), reg(r))
+            };
+            // AF is undefined after the logic operations.
+            (insn, reads, STATUS, if logic { AF } else { 0 })
+        }
+        4 => {
+            let codes = [
+                Code::Add_rm32_imm32,
+                Code::Sub_rm32_imm32,
+                Code::Xor_rm32_imm32,
+                Code::Cmp_rm32_imm32,
+            ];
+            let c = codes[r.below(4) as usize];
+            let xor = c == Code::Xor_rm32_imm32;
+            let insn = Instruction::with2(c, reg(r), r.u32()).unwrap();
+            (insn, 0, STATUS, if xor { AF } else { 0 })
+        }
+        5 => (
+            Instruction::with2(Code::Mov_r32_rm32, reg(r), mem(r)).unwrap(),
+            0,
+            0,
+            0,
+        ),
+        6 => (
+            Instruction::with2(Code::Mov_rm32_r32, mem(r), reg(r)).unwrap(),
+            0,
+            0,
+            0,
+        ),
+        7 => (
+            Instruction::with2(Code::Mov_r32_imm32, reg(r), r.u32()).unwrap(),
+            0,
+            0,
+            0,
+        ),
+        8 => {
+            let c = [Code::Inc_rm32, Code::Dec_rm32, Code::Neg_rm32][r.below(3) as usize];
+            // INC/DEC keep CF.
+            let writes = if c == Code::Neg_rm32 {
+                STATUS
+            } else {
+                STATUS & !CF
+            };
+            (Instruction::with1(c, reg(r)).unwrap(), 0, writes, 0)
+        }
+        9 => (Instruction::with1(Code::Not_rm32, reg(r)).unwrap(), 0, 0, 0),
+        10 => {
+            let codes = [
+                Code::Shl_rm32_imm8,
+                Code::Shr_rm32_imm8,
+                Code::Sar_rm32_imm8,
+                Code::Rol_rm32_imm8,
+                Code::Ror_rm32_imm8,
+            ];
+            let c = codes[r.below(5) as usize];
+            let n = 1 + r.below(31) as u32;
+            let insn = Instruction::with2(c, reg(r), n).unwrap();
+            let rotate = matches!(c, Code::Rol_rm32_imm8 | Code::Ror_rm32_imm8);
+            // OF is defined for 1-bit shifts only; AF is undefined after
+            // a shift; rotates touch only CF and OF.
+            let of = if n > 1 { OF } else { 0 };
+            if rotate {
+                (insn, 0, CF | OF, of)
+            } else {
+                (insn, 0, STATUS, of | AF)
+            }
+        }
+        11 => {
+            // IMUL r32, r32: SF, ZF, AF, PF undefined.
+            let insn = i2(Code::Imul_r32_rm32, reg(r), reg(r));
+            (insn, 0, STATUS, SF | ZF | AF | PF)
+        }
+        12 => {
+            let c = [Code::Mul_rm32, Code::Imul_rm32][r.below(2) as usize];
+            (
+                Instruction::with1(c, reg(r)).unwrap(),
+                0,
+                STATUS,
+                SF | ZF | AF | PF,
+            )
+        }
+        13 => {
+            let cc = r.below(16) as u32;
+            let dst = REGS8[r.below(4) as usize];
+            (
+                Instruction::with1(SETCC[cc as usize], dst).unwrap(),
+                cc_reads(cc),
+                0,
+                0,
+            )
+        }
+        14 => {
+            let cc = r.below(16) as u32;
+            (i2(CMOVCC[cc as usize], reg(r), reg(r)), cc_reads(cc), 0, 0)
+        }
+        15 => {
+            let a = reg(r);
+            let b = reg(r);
+            let insn = Instruction::with2(
+                Code::Lea_r32_m,
+                a,
+                MemoryOperand::with_base_index_scale_displ_size(
+                    b,
+                    reg(r),
+                    1 << r.below(4),
+                    r.u32() as i32 as i64,
+                    4,
+                ),
+            )
+            .unwrap();
+            (insn, 0, 0, 0)
+        }
+        16 => (Instruction::with1(Code::Push_r32, reg(r)).unwrap(), 0, 0, 0),
+        17 => (Instruction::with1(Code::Pop_r32, reg(r)).unwrap(), 0, 0, 0),
+        18 => (
+            Instruction::with2(Code::Movzx_r32_rm8, reg(r), REGS8[r.below(4) as usize]).unwrap(),
+            0,
+            0,
+            0,
+        ),
+        _ => (
+            Instruction::with1(Code::Bswap_r32, reg(r)).unwrap(),
+            0,
+            0,
+            0,
+        ),
+    };
+    Gen {
+        insn,
+        reads,
+        writes,
+        undefined,
+    }
+}
+
+/// The flags condition code `cc` (the low nibble of Jcc/SETcc/CMOVcc)
+/// reads.
+fn cc_reads(cc: u32) -> u32 {
+    match cc >> 1 {
+        0 => OF,
+        1 => CF,
+        2 => ZF,
+        3 => CF | ZF,
+        4 => SF,
+        5 => PF,
+        6 => SF | OF,
+        _ => ZF | SF | OF,
+    }
+}
+
+/// The program for `seed` and the flags undefined at its end.
+fn program(seed: u64) -> (Vec<u8>, u32) {
+    let mut r = Rng::new(seed);
+    let mut undefined = STATUS; // nothing defined before the first writer
+    let mut code: Vec<Instruction> = Vec::new();
+    let mut pushed = 0;
+    // Forward branches pending: (instructions still to skip, the flags
+    // undefined where the branch was taken). At the target the flags
+    // undefined on either path count as undefined.
+    let mut merges: Vec<(usize, u32)> = Vec::new();
+    let push = |code: &mut Vec<Instruction>,
+                merges: &mut Vec<(usize, u32)>,
+                i: Instruction,
+                undefined: &mut u32| {
+        code.push(i);
+        for m in merges.iter_mut() {
+            m.0 -= 1;
+            if m.0 == 0 {
+                *undefined |= m.1;
+            }
+        }
+        merges.retain(|m| m.0 > 0);
+    };
+    while code.len() < LEN {
+        let g = gen(&mut r);
+        if g.reads & undefined != 0 {
+            continue;
+        }
+        // Keep the stack balanced and shallow.
+        match g.insn.code() {
+            Code::Push_r32 if pushed >= 8 => continue,
+            Code::Pop_r32 if pushed == 0 => continue,
+            Code::Push_r32 => pushed += 1,
+            Code::Pop_r32 => pushed -= 1,
+            _ => {}
+        }
+        undefined = (undefined & !g.writes) | g.undefined;
+        push(&mut code, &mut merges, g.insn, &mut undefined);
+        // Now and then a forward conditional branch over the next few
+        // instructions (their effects then depend on defined flags only).
+        if r.below(8) == 0 {
+            let cc = r.below(16) as u32;
+            if cc_reads(cc) & undefined == 0 {
+                let k = code.len();
+                let here = undefined;
+                let jcc = Instruction::with_branch(JCC[cc as usize], 0).unwrap();
+                push(&mut code, &mut merges, jcc, &mut undefined);
+                merges.push((k % 3 + 1, here));
+            }
+        }
+    }
+    for m in &merges {
+        undefined |= m.1;
+    }
+    // Encode, fixing each Jcc to skip the next 1-3 instructions.
+    let mut bytes = Vec::new();
+    let mut offsets = Vec::new();
+    let mut enc = Encoder::new(32);
+    let mut ip = LOAD as u64;
+    // First pass: sizes (branches as rel32, 6 bytes).
+    for i in &code {
+        offsets.push(ip);
+        let len = if i.is_jcc_short_or_near() {
+            6
+        } else {
+            enc.encode(i, ip).unwrap()
+        };
+        let _ = enc.take_buffer();
+        ip += len as u64;
+    }
+    let end = ip;
+    for (k, i) in code.iter().enumerate() {
+        let mut i = *i;
+        if i.is_jcc_short_or_near() {
+            let skip = k + 1 + (k % 3) + 1;
+            let target = offsets.get(skip).copied().unwrap_or(end);
+            i.set_near_branch32(target as u32);
+        }
+        enc.encode(&i, offsets[k]).unwrap();
+        bytes.extend_from_slice(&enc.take_buffer());
+    }
+    // Unwind the stack so the final state does not depend on it, then
+    // leave through the exit port.
+    for _ in 0..pushed {
+        bytes.extend_from_slice(&[0x83, 0xC4, 0x04]); // add esp, 4 (flags!)
+    }
+    if pushed > 0 {
+        undefined = 0; // ADD writes every status flag, all defined.
+    }
+    bytes.extend_from_slice(&[0xE6, 0xF4, 0xF4]); // out 0xf4, al; hlt
+    (bytes, undefined)
+}
+
+/// The run's stop, final state, low memory, instruction count, and the
+/// instructions that ran as translated code.
+fn run(seed: u64, bt: bool) -> (Stop, CpuState, Vec<u8>, u64, u64) {
+    let (code, _) = program(seed);
+    let mut m = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
+    m.mem.write(LOAD as u64, &code).unwrap();
+    let mut r = Rng::new(seed ^ 0x5555);
+    for k in 0..64 {
+        m.mem.write_u32((SCRATCH + 4 * k) as u64, r.u32()).unwrap();
+    }
+    let mut st = CpuState::multiboot(LOAD, 0, 0);
+    for (k, v) in st.regs.iter_mut().enumerate() {
+        *v = r.u32();
+        if k == 4 {
+            *v = STACK;
+        }
+        if k == 5 {
+            *v = SCRATCH;
+        }
+    }
+    let mut e: Box<dyn Engine> = if bt {
+        engine_bt::create(&mut m).unwrap()
+    } else {
+        Box::new(engine_interp::Interp::new())
+    };
+    e.set_cpu_state(&mut m, &st).unwrap();
+    let limits = Limits {
+        max_icount: Some(100_000),
+        timeout: Some(Duration::from_secs(10)),
+        breakpoints: vec![],
+    };
+    let stop = e.run(&mut m, &limits).unwrap();
+    let s = e.cpu_state().unwrap();
+    let translated = e
+        .stats()
+        .counter("translated instructions run")
+        .unwrap_or(0);
+    (
+        stop,
+        s,
+        m.mem.as_slice()[..(SCRATCH as usize + 0x1000)].to_vec(),
+        m.icount(),
+        translated,
+    )
+}
+
+/// Compares the two engines on `seed`; Ok(instructions the translator ran
+/// as translated code).
+fn check(seed: u64) -> Result<u64, String> {
+    let (_, undefined) = program(seed);
+    let (si, ci, mi, ni, _) = run(seed, false);
+    let (sb, cb, mb, nb, translated) = run(seed, true);
+    let mask = !undefined;
+    let mut diffs = Vec::new();
+    if si != sb {
+        diffs.push(format!("stop: interp {si:?}, bt {sb:?}"));
+    }
+    if si
+        != (Stop::GuestExit {
+            value: ci.regs[0] & 0xFF,
+        })
+    {
+        diffs.push(format!("the interpreter did not reach the exit: {si:?}"));
+    }
+    if ci.regs != cb.regs || ci.eip != cb.eip {
+        diffs.push(format!(
+            "registers: interp {:x?} eip {:#x}, bt {:x?} eip {:#x}",
+            ci.regs, ci.eip, cb.regs, cb.eip
+        ));
+    }
+    if ci.eflags & mask != cb.eflags & mask {
+        diffs.push(format!(
+            "eflags (undefined {undefined:#x} masked): interp {:#x}, bt {:#x}",
+            ci.eflags, cb.eflags
+        ));
+    }
+    if ni != nb {
+        diffs.push(format!("instructions: interp {ni}, bt {nb}"));
+    }
+    if let Some(i) = (0..mi.len()).find(|&i| mi[i] != mb[i]) {
+        diffs.push(format!(
+            "memory at {i:#x}: interp {:02x}, bt {:02x}",
+            mi[i], mb[i]
+        ));
+    }
+    if diffs.is_empty() {
+        Ok(translated)
+    } else {
+        Err(format!("seed {seed}:\n  {}", diffs.join("\n  ")))
+    }
+}
+
+#[test]
+fn random_valid_sequences_end_the_same_on_the_translator() {
+    if let Some(seed) = std::env::var("RINGLAB_BT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        let (code, undefined) = program(seed);
+        let mut dec = iced_x86::Decoder::with_ip(32, &code, LOAD as u64, 0);
+        for i in &mut dec {
+            eprintln!("{:08x} {i}", i.ip());
+        }
+        eprintln!("undefined at the end: {undefined:#x}");
+        let translated = check(seed).unwrap();
+        eprintln!("{translated} instructions ran as translated code");
+        return;
+    }
+    let results: Vec<Result<u64, String>> = (0..SEEDS).map(check).collect();
+    let failures: Vec<String> = results.iter().filter_map(|r| r.clone().err()).collect();
+    // The point is the translated code: most of each program must run as
+    // such (the exit port and HLT are the interpreter's).
+    let translated: u64 = results.iter().filter_map(|r| r.as_ref().ok()).sum();
+    assert!(
+        translated > SEEDS * LEN as u64 * 3 / 4,
+        "only {translated} instructions ran translated"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {SEEDS} seeds differ (RINGLAB_BT_SEED=N replays one):\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
