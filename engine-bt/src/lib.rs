@@ -97,6 +97,9 @@ pub struct Bt {
 /// A chainable exit: its `jmp rel32` in the cache and where it goes.
 struct Site {
     jmp: u64,
+    /// Where the jump goes while not chained (stores that tell the
+    /// dispatcher the target, then the exit stub).
+    home: u64,
     target: u32,
     /// Linear page of its block: only jumps within that page are chained,
     /// so a chain never outlives the mapping its block was found under
@@ -162,7 +165,7 @@ impl Bt {
     /// Undoes every chain: each patched exit goes back to the dispatcher.
     fn unchain_all(&mut self) {
         for site in std::mem::take(&mut self.patched) {
-            self.aim(site, self.exit_stub);
+            self.aim(site, self.sites[site].home);
         }
         self.pending_chain = None;
     }
@@ -282,9 +285,10 @@ impl Bt {
                     return Entry::Interpret;
                 };
                 self.counters.blocks_translated += 1;
-                for (off, target) in &b.exits {
+                for (off, home, target) in &b.exits {
                     self.sites.push(Site {
                         jmp: addr + off,
+                        home: addr + home,
                         target: *target,
                         page: lin & !0xFFF,
                         key,

@@ -61,8 +61,10 @@ pub struct Block {
     /// (for the stats).
     pub callouts: u32,
     /// The chainable exits, in exit-id order from `first_exit`: the offset
-    /// of each one's `jmp rel32` in `code`, and the guest EIP it goes to.
-    pub exits: Vec<(u64, u32)>,
+    /// of each one's `jmp rel32` in `code`, the offset of the code it jumps
+    /// to while not chained (which tells the dispatcher where it was going
+    /// and returns), and the guest EIP it goes to.
+    pub exits: Vec<(u64, u64, u32)>,
 }
 
 /// How one guest instruction is translated.
@@ -350,13 +352,14 @@ pub fn translate(
             .ok()?;
     let mut code = r.inner.code_buffer.clone();
     let mut exits = Vec::new();
-    for (label, target) in &e.chain {
+    for (label, home, target, _) in &e.chain {
         let site = r.label_ip(label).ok()? - at;
-        // The site is `E9 rel32`, aimed at the exit stub until chained.
-        let rel = exit_stub.wrapping_sub(at + site + 5) as i64;
+        let home = r.label_ip(home).ok()? - at;
+        // The site is `E9 rel32`, aimed at its home until chained.
+        let rel = home.wrapping_sub(site + 5) as i64;
         let rel = i32::try_from(rel).ok()?;
         code[site as usize + 1..site as usize + 5].copy_from_slice(&rel.to_le_bytes());
-        exits.push((site, *target));
+        exits.push((site, home, *target));
     }
     Some(Block {
         code,
@@ -418,6 +421,12 @@ fn flags_surely_written(i: &Instruction) -> u32 {
     i.rflags_modified()
 }
 
+/// Whether LAHF and SAHF work in 64-bit mode on this host.
+fn host_has_lahf() -> bool {
+    std::arch::x86_64::__cpuid(0x8000_0000).eax >= 0x8000_0001
+        && std::arch::x86_64::__cpuid(0x8000_0001).ecx & 1 != 0
+}
+
 /// The host register holding guest register `r` (a 32-bit GPR).
 fn hr32(r: Register) -> AsmRegister32 {
     match r {
@@ -439,8 +448,13 @@ struct Emitter {
     n: u32,
     /// Exit id of the block's first chainable exit.
     first_exit: u32,
-    /// The chainable exits: the label on each `jmp rel32` and its target.
-    chain: Vec<(CodeLabel, u32)>,
+    /// The chainable exits: the label on each `jmp rel32`, the label of
+    /// its home (the stores that tell the dispatcher where it goes), its
+    /// target and the instructions retired there.
+    chain: Vec<(CodeLabel, CodeLabel, u32, u32)>,
+    /// The host has LAHF/SAHF in 64-bit mode (CPUID 8000_0001h:ECX[0]):
+    /// flags are saved in r10w instead of on the stack.
+    lahf: bool,
     /// (label, guest EIP, instructions retired before it): exits to the
     /// interpreter, emitted after the block's body.
     fails: Vec<(CodeLabel, u32, u32)>,
@@ -456,6 +470,7 @@ impl Emitter {
             n,
             first_exit,
             chain: Vec::new(),
+            lahf: host_has_lahf(),
             fails: Vec::new(),
         })
     }
@@ -463,17 +478,51 @@ impl Emitter {
     /// Leaves the block: next EIP `eip` (or r8d when None), `retired`
     /// instructions done.
     fn exit(&mut self, eip: Option<u32>, retired: u32, why: u32) -> R {
-        self.exit_with(eip, retired, self.n, why, false)
+        self.exit_with(eip, retired, self.n, why, None)
     }
 
     /// An exit to a known guest EIP that the dispatcher may later chain
     /// straight to the target's translation: its `jmp` is a patchable
     /// `E9 rel32`.
+    /// Once chained, the jump goes straight to the target's translation
+    /// and none of the exit's stores run; until then it goes to its home,
+    /// emitted after the block's body.
     fn chained_exit(&mut self, eip: u32, retired: u32) -> R {
-        self.exit_with(Some(eip), retired, self.n, reason::NEXT, true)
+        let site = self.a.create_label();
+        self.chained_exit_at(site, eip, retired)
     }
 
-    fn exit_with(&mut self, eip: Option<u32>, retired: u32, n: u32, why: u32, chain: bool) -> R {
+    /// `chained_exit` with its site label made beforehand (a Jcc's target:
+    /// the assembler allows one label per instruction).
+    fn chained_exit_at(&mut self, mut site: CodeLabel, eip: u32, retired: u32) -> R {
+        let home = self.a.create_label();
+        self.a.set_label(&mut site)?;
+        // rel32 filled in after assembly.
+        self.a.db(&[0xE9, 0, 0, 0, 0])?;
+        self.chain.push((site, home, eip, retired));
+        Ok(())
+    }
+
+    /// The homes of the chainable exits.
+    fn chain_homes(&mut self) -> R {
+        let homes: Vec<(CodeLabel, u32, u32)> =
+            self.chain.iter().map(|(_, h, t, r)| (*h, *t, *r)).collect();
+        for (k, (mut home, target, retired)) in homes.into_iter().enumerate() {
+            self.a.set_label(&mut home)?;
+            self.chain[k].1 = home;
+            self.exit_with(Some(target), retired, self.n, reason::NEXT, Some(k as u32))?;
+        }
+        Ok(())
+    }
+
+    fn exit_with(
+        &mut self,
+        eip: Option<u32>,
+        retired: u32,
+        n: u32,
+        why: u32,
+        chain: Option<u32>,
+    ) -> R {
         match eip {
             Some(v) => self.a.mov(dword_ptr(r15 + ctx::EIP), v)?,
             None => self.a.mov(dword_ptr(r15 + ctx::EIP), r8d)?,
@@ -481,22 +530,9 @@ impl Emitter {
         self.a.mov(dword_ptr(r15 + ctx::RETIRED), retired)?;
         self.a.mov(dword_ptr(r15 + ctx::BLOCK_N), n)?;
         self.a.mov(dword_ptr(r15 + ctx::REASON), why)?;
-        match (chain, eip) {
-            (true, Some(target)) => {
-                let id = self.first_exit + self.chain.len() as u32;
-                self.a.mov(dword_ptr(r15 + ctx::EXIT), id)?;
-                let mut site = self.a.create_label();
-                self.a.set_label(&mut site)?;
-                // rel32 filled in after assembly.
-                self.a.db(&[0xE9, 0, 0, 0, 0])?;
-                self.chain.push((site, target));
-                Ok(())
-            }
-            _ => {
-                self.a.mov(dword_ptr(r15 + ctx::EXIT), ctx::NO_EXIT)?;
-                self.a.jmp(self.exit_stub)
-            }
-        }
+        let id = chain.map_or(ctx::NO_EXIT, |k| self.first_exit + k);
+        self.a.mov(dword_ptr(r15 + ctx::EXIT), id)?;
+        self.a.jmp(self.exit_stub)
     }
 
     /// r14 = host address of the `size`-byte access at guest linear r13d,
@@ -507,10 +543,10 @@ impl Emitter {
     /// not); the miss path restores them, so an exception the interpreter
     /// raises there pushes the right EFLAGS.
     fn host_ptr(&mut self, size: u32, write: bool, eip: u32, k: u32, flags_live: bool) -> R {
+        let mut miss = self.a.create_label();
+        let mut done = self.a.create_label();
+        self.save_flags()?;
         let a = &mut self.a;
-        let mut miss = a.create_label();
-        let mut done = a.create_label();
-        a.pushfq()?;
         // The slot: ((lin >> 12) ^ (lin >> 22)) & (TLB_SIZE - 1), as
         // engine_interp::mmu::tlb_slot computes it.
         a.mov(r14d, r13d)?;
@@ -536,16 +572,54 @@ impl Emitter {
         a.mov(r14, qword_ptr(r14 + ctx::TLB_ADDEND))?;
         a.add(r14, r13)?;
         if flags_live {
-            a.popfq()?;
+            self.restore_flags()?;
         } else {
-            a.lea(rsp, rsp + 8)?;
+            self.drop_flags()?;
         }
-        a.jmp(done)?;
-        a.set_label(&mut miss)?;
-        a.popfq()?;
+        self.a.jmp(done)?;
+        self.a.set_label(&mut miss)?;
+        self.restore_flags()?;
         self.callout(size, write, eip, k)?;
         self.a.set_label(&mut done)?;
         Ok(())
+    }
+
+    /// Saves the guest status flags before code that clobbers them: with
+    /// LAHF and SETO into r10w (a few cycles), or else PUSHFQ.
+    fn save_flags(&mut self) -> R {
+        let a = &mut self.a;
+        if !self.lahf {
+            return a.pushfq();
+        }
+        a.mov(r11, rax)?;
+        a.lahf()?;
+        a.seto(al)?;
+        a.mov(r10d, eax)?;
+        a.mov(rax, r11)
+    }
+
+    /// Restores what `save_flags` saved: ADD AL, 0x7F sets OF exactly when
+    /// AL (the saved OF) is 1, then SAHF sets SF, ZF, AF, PF and CF from AH
+    /// (POPFQ costs some twenty cycles; this, a handful).
+    fn restore_flags(&mut self) -> R {
+        let a = &mut self.a;
+        if !self.lahf {
+            return a.popfq();
+        }
+        a.mov(r11, rax)?;
+        a.mov(eax, r10d)?;
+        a.add(al, 0x7F)?;
+        a.sahf()?;
+        a.mov(rax, r11)
+    }
+
+    /// Forgets what `save_flags` saved (the flags are dead).
+    fn drop_flags(&mut self) -> R {
+        if self.lahf {
+            Ok(())
+        } else {
+            self.a.lea(rsp, rsp + 8)
+        }
     }
 
     /// The `host_ptr` callout for the access at r13d (flags and the
@@ -603,24 +677,16 @@ impl Emitter {
         let (live, entry_live) = flags_live(insns);
         // The budget: blocks reached through chaining must not run past the
         // next device deadline or the instruction budget.
+        // (The path out of budget is emitted after the body.)
         let mut no_budget = self.a.create_label();
-        let mut go = self.a.create_label();
         if entry_live {
-            self.a.pushfq()?;
+            self.save_flags()?;
         }
         self.a.sub(qword_ptr(r15 + ctx::BUDGET), n as i32)?;
         self.a.jl(no_budget)?;
         if entry_live {
-            self.a.popfq()?;
+            self.restore_flags()?;
         }
-        self.a.jmp(go)?;
-        self.a.set_label(&mut no_budget)?;
-        self.a.add(qword_ptr(r15 + ctx::BUDGET), n as i32)?;
-        if entry_live {
-            self.a.popfq()?;
-        }
-        self.exit_with(Some(insns[0].0.ip32()), 0, 0, reason::NEXT, false)?;
-        self.a.set_label(&mut go)?;
         for (k, (insn, p)) in insns.iter().enumerate() {
             let k = k as u32;
             let eip = insn.ip32();
@@ -666,11 +732,10 @@ impl Emitter {
                 }
                 Plan::Jmp => self.chained_exit(insn.near_branch32(), k + 1)?,
                 Plan::Jcc => {
-                    let mut taken = self.a.create_label();
+                    let taken = self.a.create_label();
                     self.jcc(insn.condition_code(), taken)?;
                     self.chained_exit(next, k + 1)?;
-                    self.a.set_label(&mut taken)?;
-                    self.chained_exit(insn.near_branch32(), k + 1)?;
+                    self.chained_exit_at(taken, insn.near_branch32(), k + 1)?;
                 }
             }
         }
@@ -685,7 +750,13 @@ impl Emitter {
             self.a.popfq()?;
             self.exit(Some(eip), k, reason::INTERPRET)?;
         }
-        Ok(())
+        self.a.set_label(&mut no_budget)?;
+        self.a.add(qword_ptr(r15 + ctx::BUDGET), n as i32)?;
+        if entry_live {
+            self.restore_flags()?;
+        }
+        self.exit_with(Some(insns[0].0.ip32()), 0, 0, reason::NEXT, None)?;
+        self.chain_homes()
     }
 
     fn jcc(&mut self, cc: ConditionCode, l: CodeLabel) -> R {
