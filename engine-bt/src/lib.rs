@@ -92,6 +92,10 @@ pub struct Bt {
     /// The exit the last block left through, to chain once its target is
     /// known.
     pending_chain: Option<usize>,
+    /// In translatable modes, the instructions handed to the interpreter
+    /// because the translator does not translate them (sensitive and
+    /// privileged ones among them), by mnemonic.
+    declined: HashMap<iced_x86::Mnemonic, u64>,
 }
 
 /// A chainable exit: its `jmp rel32` in the cache and where it goes.
@@ -110,7 +114,14 @@ struct Site {
 
 impl Bt {
     pub fn new() -> Result<Bt, EngineError> {
-        let mut buf = CodeBuf::new(CACHE_BYTES).map_err(EngineError::Host)?;
+        Bt::with_cache_bytes(CACHE_BYTES)
+    }
+
+    /// A translator whose translation cache holds `bytes` (rounded up to
+    /// pages); a small one is flushed often (the tests use that).
+    pub fn with_cache_bytes(bytes: usize) -> Result<Bt, EngineError> {
+        let bytes = (bytes.max(4096) + 4095) & !4095;
+        let mut buf = CodeBuf::new(bytes).map_err(EngineError::Host)?;
         let (code, exit_stub) = translate::stubs(buf.next_addr())
             .map_err(|e| EngineError::Internal(format!("assembling the entry stub: {e}")))?;
         let at = buf
@@ -152,6 +163,7 @@ impl Bt {
             patched: Vec::new(),
             chain_epoch: 0,
             pending_chain: None,
+            declined: HashMap::new(),
         })
     }
 
@@ -350,6 +362,24 @@ impl Bt {
         interpret
     }
 
+    /// Notes the mnemonic of the instruction at CS:EIP, which the
+    /// interpreter is about to run for the translator.
+    fn count_declined(&mut self, m: &mut Machine) {
+        let c = self.interp.cpu_mut();
+        let lin = c.segs[CS].base.wrapping_add(c.eip);
+        let user = c.cpl == 3;
+        let Ok(phys) = c.translate(m, lin, Acc::Exec, user) else {
+            return;
+        };
+        let len = (0x1000 - (phys & 0xFFF) as usize).min(15);
+        let Ok(bytes) = m.mem.slice(phys as u64, len) else {
+            return;
+        };
+        let mut d = iced_x86::Decoder::with_ip(32, bytes, lin as u64, 0);
+        let i = d.decode();
+        *self.declined.entry(i.mnemonic()).or_default() += 1;
+    }
+
     /// Up to `STRETCH` instructions on the interpreter (within the run's
     /// limits); Some(stop) when the run must end.
     fn interpret_stretch(
@@ -442,6 +472,8 @@ impl Engine for Bt {
                 self.chain_epoch = self.interp.cpu().tlb.epoch;
             }
             let pending = self.pending_chain.take();
+            // A flush during the lookup below empties the exit table.
+            let flushes = self.counters.flushes;
             let c = self.interp.cpu();
             if !limits.breakpoints.is_empty() {
                 let pc = c.segs[CS].base.wrapping_add(c.eip);
@@ -451,10 +483,13 @@ impl Engine for Bt {
                 }
             }
             let key = if careful { None } else { Self::mode_key(c, m) };
-            if key.is_none() && !careful {
-                // A mode the translator leaves alone (real mode, V86,
-                // 16-bit code, single-stepping, an interrupt about to be
-                // taken): let the interpreter run a stretch of it.
+            // A mode the translator leaves alone for a while (real mode,
+            // V86, 16-bit code, a code segment that is not flat): let the
+            // interpreter run a stretch of it. (Passing conditions, an
+            // interrupt shadow, RF, an interrupt about to be taken, get one
+            // instruction, below.)
+            let foreign = !c.code32() || c.segs[CS].base != 0 || c.segs[CS].limit != u32::MAX;
+            if key.is_none() && !careful && foreign {
                 if let Some(s) = self.interpret_stretch(m, limits, start)? {
                     return Ok(s);
                 }
@@ -469,6 +504,7 @@ impl Engine for Bt {
                     // Chain the exit that led here straight to this block,
                     // when it jumps within its own page under the same key.
                     let eip = self.interp.cpu().eip;
+                    let pending = pending.filter(|_| self.counters.flushes == flushes);
                     if let (Some(site), Some(k)) = (pending, key) {
                         let s = &self.sites[site];
                         if s.target == eip && s.key == k && eip & !0xFFF == s.page {
@@ -489,7 +525,10 @@ impl Engine for Bt {
                         true
                     }
                 }
-                Entry::Interpret => true,
+                Entry::Interpret => {
+                    self.count_declined(m);
+                    true
+                }
             };
             if interpret {
                 if let Some(s) = self.interpret_one(m)? {
@@ -519,6 +558,12 @@ impl Engine for Bt {
 
     fn stats(&self) -> EngineStats {
         let k = &self.counters;
+        let mut declined: Vec<(String, u64)> = self
+            .declined
+            .iter()
+            .map(|(m, n)| (format!("  {m:?}").to_lowercase(), *n))
+            .collect();
+        declined.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let total = k.translated_insns + k.fallback_insns;
         let share = (k.fallback_insns * 1000).checked_div(total).unwrap_or(0);
         EngineStats {
@@ -542,7 +587,14 @@ impl Engine for Bt {
                 ("block exits to the interpreter".into(), k.callout_exits),
                 ("blocks invalidated".into(), k.invalidations),
                 ("cache flushes".into(), k.flushes),
-            ],
+                (
+                    "instructions left to the interpreter in translated modes".into(),
+                    declined.iter().map(|d| d.1).sum(),
+                ),
+            ]
+            .into_iter()
+            .chain(declined)
+            .collect(),
         }
     }
 }

@@ -378,3 +378,30 @@ fn kvm_event_summaries() {
         });
     }
 }
+
+/// With a translation cache of a few kilobytes the translator flushes it
+/// over and over (chains included); every lesson must still end as on the
+/// interpreter, instruction for instruction.
+#[test]
+fn translator_with_a_tiny_cache_flushes_and_stays_exact() {
+    let limits = Limits {
+        max_icount: Some(500_000_000),
+        timeout: Some(Duration::from_secs(20)),
+        breakpoints: vec![],
+    };
+    for l in lessons::all() {
+        let mut m = Machine::new(MachineConfig::default()).unwrap();
+        let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).unwrap();
+        let mut e = engine_bt::Bt::with_cache_bytes(8 << 10).unwrap();
+        e.set_cpu_state(&mut m, &loaded.entry).unwrap();
+        let stop = e.run(&mut m, &limits).unwrap();
+        insta::with_settings!({ snapshot_suffix => "", prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!(format!("lesson_{}", l.name), transcript(l.name, &stop, &m), &format!("{} on bt with a tiny cache", l.name));
+        });
+        let flushes = e.stats().counter("cache flushes").unwrap_or(0);
+        let translated = e.stats().counter("blocks translated").unwrap_or(0);
+        if translated > 40 {
+            assert!(flushes > 0, "{}: {translated} blocks, no flush", l.name);
+        }
+    }
+}
