@@ -53,6 +53,8 @@ pub struct Ctx {
     /// The chainable exit taken (an index into the translator's exit
     /// table), or `NO_EXIT`.
     pub exit: u32,
+    /// A host pointer kept across a second memory lookup (MOVS).
+    pub scratch: u64,
 }
 
 /// `exit` of an exit that cannot be chained.
@@ -69,6 +71,7 @@ pub const TLB: i32 = offset_of!(Ctx, tlb) as i32;
 pub const BUDGET: i32 = offset_of!(Ctx, budget) as i32;
 pub const BLOCK_N: i32 = offset_of!(Ctx, block_n) as i32;
 pub const EXIT: i32 = offset_of!(Ctx, exit) as i32;
+pub const SCRATCH: i32 = offset_of!(Ctx, scratch) as i32;
 
 /// The layout of a TLB entry, for the inline lookup.
 pub const TLB_ENTRY_SIZE: u32 = std::mem::size_of::<TlbEntry>() as u32;

@@ -157,6 +157,7 @@ impl Bt {
                 budget: 0,
                 block_n: 0,
                 exit: ctx::NO_EXIT,
+                scratch: 0,
             }),
             counters: Counters::default(),
             sites: Vec::new(),

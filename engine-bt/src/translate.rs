@@ -83,6 +83,14 @@ enum Plan {
     Jmp,
     Call,
     Ret(u16),
+    /// LOOP (ECX) and JECXZ: branches on ECX, which need no flags.
+    Loop,
+    Jecxz,
+    /// LODS, STOS, MOVS without a REP prefix (EFLAGS.DF is 0 whenever
+    /// translated code runs): the element size.
+    Lods(u32),
+    Stos(u32),
+    Movs(u32),
 }
 
 const SEG_ORDER: [Register; 6] = [
@@ -244,6 +252,36 @@ fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Opti
         {
             return stack_ok.then_some(Plan::Pop)
         }
+        Code::Loop_rel8_32_ECX => return Some(Plan::Loop),
+        Code::Jecxz_rel8_32 => return Some(Plan::Jecxz),
+        _ => {}
+    }
+    // String instructions with 32-bit addressing, one element.
+    let seg_flat = |s: Register| {
+        SEG_ORDER
+            .iter()
+            .position(|&r| r == s)
+            .is_some_and(|i| i != 1 && key & key::flat(i) != 0)
+    };
+    let es_flat = key & key::flat(0) != 0;
+    match insn.code() {
+        Code::Lodsb_AL_m8 | Code::Lodsw_AX_m16 | Code::Lodsd_EAX_m32
+            if insn.op1_kind() == OpKind::MemorySegESI && seg_flat(insn.memory_segment()) =>
+        {
+            return Some(Plan::Lods(insn.memory_size().size() as u32))
+        }
+        Code::Stosb_m8_AL | Code::Stosw_m16_AX | Code::Stosd_m32_EAX
+            if es_flat && insn.op0_kind() == OpKind::MemoryESEDI =>
+        {
+            return Some(Plan::Stos(insn.memory_size().size() as u32))
+        }
+        Code::Movsb_m8_m8 | Code::Movsw_m16_m16 | Code::Movsd_m32_m32
+            if es_flat
+                && insn.op0_kind() == OpKind::MemoryESEDI
+                && seg_flat(insn.memory_segment()) =>
+        {
+            return Some(Plan::Movs(insn.memory_size().size() as u32))
+        }
         _ => {}
     }
     if insn.is_jcc_short_or_near() {
@@ -334,7 +372,10 @@ pub fn translate(
         bytes_used += insn.len() as u32;
         end_eip = insn.next_ip32();
         insns.push((insn, p));
-        if matches!(p, Plan::Jcc | Plan::Jmp | Plan::Call | Plan::Ret(_)) {
+        if matches!(
+            p,
+            Plan::Jcc | Plan::Jmp | Plan::Call | Plan::Ret(_) | Plan::Loop | Plan::Jecxz
+        ) {
             break;
         }
     }
@@ -345,7 +386,12 @@ pub fn translate(
     e.block(&insns, end_eip).ok()?;
     let callouts = insns
         .iter()
-        .filter(|(_, p)| !matches!(p, Plan::Ident | Plan::Jcc | Plan::Jmp))
+        .filter(|(_, p)| {
+            !matches!(
+                p,
+                Plan::Ident | Plan::Jcc | Plan::Jmp | Plan::Loop | Plan::Jecxz
+            )
+        })
         .count() as u32;
     let r =
         e.a.assemble_options(at, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)
@@ -737,11 +783,70 @@ impl Emitter {
                     self.chained_exit(next, k + 1)?;
                     self.chained_exit_at(taken, insn.near_branch32(), k + 1)?;
                 }
+                Plan::Loop => {
+                    // ECX - 1 without touching the flags; JECXZ is the only
+                    // flag-free test (short: the next exit is 5 bytes).
+                    self.a.lea(ecx, rcx - 1)?;
+                    let done = self.a.create_label();
+                    self.a.jecxz(done)?;
+                    self.chained_exit(insn.near_branch32(), k + 1)?;
+                    self.chained_exit_at(done, next, k + 1)?;
+                }
+                Plan::Jecxz => {
+                    let taken = self.a.create_label();
+                    self.a.jecxz(taken)?;
+                    self.chained_exit(next, k + 1)?;
+                    self.chained_exit_at(taken, insn.near_branch32(), k + 1)?;
+                }
+                Plan::Lods(w) => {
+                    self.a.mov(r13d, esi)?;
+                    self.host_ptr(w, false, eip, k, live[k as usize])?;
+                    match w {
+                        1 => self.a.mov(al, byte_ptr(r14))?,
+                        2 => self.a.mov(ax, word_ptr(r14))?,
+                        _ => self.a.mov(eax, dword_ptr(r14))?,
+                    }
+                    self.a.lea(esi, rsi + w as i32)?;
+                }
+                Plan::Stos(w) => {
+                    self.a.mov(r13d, edi)?;
+                    self.host_ptr(w, true, eip, k, live[k as usize])?;
+                    match w {
+                        1 => self.a.mov(byte_ptr(r14), al)?,
+                        2 => self.a.mov(word_ptr(r14), ax)?,
+                        _ => self.a.mov(dword_ptr(r14), eax)?,
+                    }
+                    self.a.lea(edi, rdi + w as i32)?;
+                }
+                Plan::Movs(w) => {
+                    // The destination first (nothing is changed before both
+                    // lookups succeed), kept in the context meanwhile.
+                    // (The flags must survive the first lookup: the second
+                    // one may still exit to the interpreter.)
+                    self.a.mov(r13d, edi)?;
+                    self.host_ptr(w, true, eip, k, true)?;
+                    self.a.mov(qword_ptr(r15 + ctx::SCRATCH), r14)?;
+                    self.a.mov(r13d, esi)?;
+                    self.host_ptr(w, false, eip, k, live[k as usize])?;
+                    match w {
+                        1 => self.a.mov(r8b, byte_ptr(r14))?,
+                        2 => self.a.mov(r8w, word_ptr(r14))?,
+                        _ => self.a.mov(r8d, dword_ptr(r14))?,
+                    }
+                    self.a.mov(r14, qword_ptr(r15 + ctx::SCRATCH))?;
+                    match w {
+                        1 => self.a.mov(byte_ptr(r14), r8b)?,
+                        2 => self.a.mov(word_ptr(r14), r8w)?,
+                        _ => self.a.mov(dword_ptr(r14), r8d)?,
+                    }
+                    self.a.lea(esi, rsi + w as i32)?;
+                    self.a.lea(edi, rdi + w as i32)?;
+                }
             }
         }
         if !matches!(
             insns.last().map(|(_, p)| *p),
-            Some(Plan::Jcc | Plan::Jmp | Plan::Call | Plan::Ret(_))
+            Some(Plan::Jcc | Plan::Jmp | Plan::Call | Plan::Ret(_) | Plan::Loop | Plan::Jecxz)
         ) {
             self.chained_exit(end_eip, n)?;
         }

@@ -329,6 +329,9 @@ fn program(seed: u64) -> (Vec<u8>, u32) {
     let mut r = Rng::new(seed);
     let mut undefined = STATUS; // nothing defined before the first writer
     let mut code: Vec<Instruction> = Vec::new();
+    // For each LOOP: its code index and the index of the instruction it
+    // loops back to.
+    let mut loops: Vec<(usize, usize)> = Vec::new();
     let mut pushed = 0;
     // Forward branches pending: (instructions still to skip, the flags
     // undefined where the branch was taken). At the target the flags
@@ -362,6 +365,70 @@ fn program(seed: u64) -> (Vec<u8>, u32) {
         }
         undefined = (undefined & !g.writes) | g.undefined;
         push(&mut code, &mut merges, g.insn, &mut undefined);
+        // Now and then a string instruction on the scratch area, or a short
+        // LOOP (not where a pending branch could land inside it).
+        if r.below(10) == 0 && merges.is_empty() {
+            let w = 1 << r.below(3);
+            let disp =
+                |r: &mut Rng| MemoryOperand::with_base_displ(Register::EBP, r.below(200) as i64);
+            let lea = |dst, r: &mut Rng| Instruction::with2(Code::Lea_r32_m, dst, disp(r)).unwrap();
+            let group: Vec<Instruction> = match r.below(4) {
+                0 => vec![
+                    lea(Register::ESI, &mut r),
+                    lea(Register::EDI, &mut r),
+                    Instruction::with_movsb(32, Register::None, iced_x86::RepPrefixKind::None)
+                        .unwrap(),
+                ],
+                1 => vec![
+                    lea(Register::ESI, &mut r),
+                    match w {
+                        1 => Instruction::with_lodsb(
+                            32,
+                            Register::None,
+                            iced_x86::RepPrefixKind::None,
+                        ),
+                        2 => Instruction::with_lodsw(
+                            32,
+                            Register::None,
+                            iced_x86::RepPrefixKind::None,
+                        ),
+                        _ => Instruction::with_lodsd(
+                            32,
+                            Register::None,
+                            iced_x86::RepPrefixKind::None,
+                        ),
+                    }
+                    .unwrap(),
+                ],
+                2 => vec![
+                    lea(Register::EDI, &mut r),
+                    match w {
+                        1 => Instruction::with_stosb(32, iced_x86::RepPrefixKind::None),
+                        2 => Instruction::with_stosw(32, iced_x86::RepPrefixKind::None),
+                        _ => Instruction::with_stosd(32, iced_x86::RepPrefixKind::None),
+                    }
+                    .unwrap(),
+                ],
+                _ => {
+                    let n = 1 + r.below(4) as u32;
+                    let body = Instruction::with2(Code::Add_rm32_r32, Register::EAX, Register::EBX)
+                        .unwrap();
+                    let k = code.len();
+                    loops.push((k + 2, k + 1));
+                    vec![
+                        Instruction::with2(Code::Mov_r32_imm32, Register::ECX, n).unwrap(),
+                        body,
+                        Instruction::with_branch(Code::Loop_rel8_32_ECX, 0).unwrap(),
+                    ]
+                }
+            };
+            if matches!(group.last().map(|i| i.code()), Some(Code::Loop_rel8_32_ECX)) {
+                undefined = 0; // ADD writes every status flag
+            }
+            for i in group {
+                push(&mut code, &mut merges, i, &mut undefined);
+            }
+        }
         // Now and then a forward conditional branch over the next few
         // instructions (their effects then depend on defined flags only).
         if r.below(8) == 0 {
@@ -388,6 +455,8 @@ fn program(seed: u64) -> (Vec<u8>, u32) {
         offsets.push(ip);
         let len = if i.is_jcc_short_or_near() {
             6
+        } else if i.code() == Code::Loop_rel8_32_ECX {
+            2
         } else {
             enc.encode(i, ip).unwrap()
         };
@@ -401,6 +470,9 @@ fn program(seed: u64) -> (Vec<u8>, u32) {
             let skip = k + 1 + (k % 3) + 1;
             let target = offsets.get(skip).copied().unwrap_or(end);
             i.set_near_branch32(target as u32);
+        }
+        if let Some(&(_, to)) = loops.iter().find(|(at, _)| *at == k) {
+            i.set_near_branch32(offsets[to] as u32);
         }
         enc.encode(&i, offsets[k]).unwrap();
         bytes.extend_from_slice(&enc.take_buffer());
