@@ -532,7 +532,14 @@ impl Engine for Bt {
                 }
             };
             if interpret {
-                if let Some(s) = self.interpret_one(m)? {
+                // In a mode the translator handles, the interpreter runs
+                // this instruction for it: a sensitive one is recorded as
+                // handled by a callout (VMware's term for the emulation
+                // routine translated code calls).
+                self.interp.cpu_mut().for_translator = key.is_some();
+                let r = self.interpret_one(m);
+                self.interp.cpu_mut().for_translator = false;
+                if let Some(s) = r? {
                     return Ok(s);
                 }
             }

@@ -107,6 +107,10 @@ pub struct Cpu {
     pub tlb: Tlb,
     /// Trap-and-emulate mode: guest ring 0 runs in ring 1 (issue 3).
     pub deprivilege: bool,
+    /// The instruction being run was handed over by the binary translator
+    /// from translated code (a sensitive one is then recorded as handled
+    /// by a callout).
+    pub for_translator: bool,
     /// Which 64-byte chunks of each code page hold decoded instructions
     /// (bit n = bytes 64n..64n+63): a write to a code page that misses them
     /// (a stack sharing the page with code) leaves the cached blocks alone.
@@ -157,6 +161,7 @@ impl Cpu {
             efer: s.efer,
             shadow: s.interrupt_shadow,
             rf_loaded: false,
+            for_translator: false,
             halted: s.halted,
             cpl: 0,
             exit_block: false,

@@ -67,7 +67,11 @@ impl Cpu {
     /// How the instruction `name` is handled at this point.
     pub fn handling(&self, name: &str) -> Handling {
         if !self.deprivileged() {
-            Handling::Interpreted
+            if self.for_translator {
+                Handling::Callout
+            } else {
+                Handling::Interpreted
+            }
         } else if UNPRIVILEGED.contains(&name) {
             Handling::SilentlyWrong
         } else {

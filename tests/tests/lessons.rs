@@ -286,9 +286,9 @@ fn interpreter_event_summaries() {
 
 /// The translator leaves exceptions, interrupts and sensitive instructions
 /// to the interpreter it runs alongside, so its event trace must be the
-/// interpreter's, record for record with the same instruction counts (the
-/// summary shows the kept records; here the whole trace is compared). Its
-/// summary is snapshotted too.
+/// interpreter's, record for record with the same instruction counts,
+/// except that a sensitive instruction met in translated code is handled
+/// by a callout rather than interpreted. Its summary is snapshotted too.
 #[test]
 fn translator_event_traces_are_the_interpreters() {
     let limits = Limits {
@@ -310,11 +310,14 @@ fn translator_event_traces_are_the_interpreters() {
             let records: Vec<String> = m
                 .trace
                 .records()
-                .map(|r| format!("{} {:?}", r.icount, r.event))
+                .map(|r| {
+                    format!("{} {:?}", r.icount, r.event)
+                        .replace("how: Callout", "how: Interpreted")
+                })
                 .collect();
             (records, event_summary(&m), m.icount())
         };
-        let (ri, si, ni) = trace(false);
+        let (ri, _, ni) = trace(false);
         let (rb, sb, nb) = trace(true);
         assert_eq!(ni, nb, "{}: instructions", l.name);
         if let Some(k) = ri.iter().zip(&rb).position(|(a, b)| a != b) {
@@ -327,7 +330,6 @@ fn translator_event_traces_are_the_interpreters() {
         insta::with_settings!({ prepend_module_to_snapshot => false }, {
             insta::assert_snapshot!(format!("events_bt_{}", l.name), sb);
         });
-        assert_eq!(si, sb, "{}: event summaries", l.name);
     }
 }
 
