@@ -298,6 +298,16 @@ impl Bt {
                     return Entry::Interpret;
                 };
                 self.counters.blocks_translated += 1;
+                let now = m.clock.now();
+                m.trace.record(
+                    m.icount(),
+                    now,
+                    machine::Event::BlockTranslated {
+                        eip: lin,
+                        insns: b.insns,
+                        bytes: b.code.len() as u32,
+                    },
+                );
                 for (off, home, target) in &b.exits {
                     self.sites.push(Site {
                         jmp: addr + off,

@@ -83,6 +83,10 @@ enum Plan {
     Jmp,
     Call,
     Ret(u16),
+    /// JMP and CALL through a register or memory: the dispatcher looks
+    /// the target up.
+    JmpInd,
+    CallInd,
     /// LOOP (ECX) and JECXZ: branches on ECX, which need no flags.
     Loop,
     Jecxz,
@@ -253,6 +257,26 @@ fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Opti
             return stack_ok.then_some(Plan::Pop)
         }
         Code::Loop_rel8_32_ECX => return Some(Plan::Loop),
+        Code::Jmp_rm32 | Code::Call_rm32 => {
+            let ok = match insn.op0_kind() {
+                OpKind::Register => true,
+                OpKind::Memory => {
+                    insn.memory_base().size() != 2
+                        && insn.memory_index().size() != 2
+                        && SEG_ORDER
+                            .iter()
+                            .position(|&s| s == insn.memory_segment())
+                            .is_some_and(|i| i != 1 && key & key::flat(i) != 0)
+                }
+                _ => false,
+            };
+            let call = insn.code() == Code::Call_rm32;
+            return (ok && (!call || stack_ok)).then_some(if call {
+                Plan::CallInd
+            } else {
+                Plan::JmpInd
+            });
+        }
         Code::Jecxz_rel8_32 => return Some(Plan::Jecxz),
         _ => {}
     }
@@ -374,7 +398,14 @@ pub fn translate(
         insns.push((insn, p));
         if matches!(
             p,
-            Plan::Jcc | Plan::Jmp | Plan::Call | Plan::Ret(_) | Plan::Loop | Plan::Jecxz
+            Plan::Jcc
+                | Plan::Jmp
+                | Plan::Call
+                | Plan::Ret(_)
+                | Plan::Loop
+                | Plan::Jecxz
+                | Plan::JmpInd
+                | Plan::CallInd
         ) {
             break;
         }
@@ -783,6 +814,28 @@ impl Emitter {
                     self.chained_exit(next, k + 1)?;
                     self.chained_exit_at(taken, insn.near_branch32(), k + 1)?;
                 }
+                Plan::JmpInd | Plan::CallInd => {
+                    // The target first (it may be read through ESP), kept
+                    // in the context across the push's lookup.
+                    if insn.op0_kind() == OpKind::Register {
+                        let src = hr32(insn.op0_register());
+                        self.a.mov(dword_ptr(r15 + ctx::SCRATCH), src)?;
+                    } else {
+                        self.linear(insn)?;
+                        // The flags must survive: the push may still exit.
+                        self.host_ptr(4, false, eip, k, true)?;
+                        self.a.mov(r8d, dword_ptr(r14))?;
+                        self.a.mov(dword_ptr(r15 + ctx::SCRATCH), r8d)?;
+                    }
+                    if matches!(*p, Plan::CallInd) {
+                        self.a.lea(r13d, r12d - 4)?;
+                        self.host_ptr(4, true, eip, k, live[k as usize])?;
+                        self.a.mov(dword_ptr(r14), next)?;
+                        self.a.mov(r12d, r13d)?;
+                    }
+                    self.a.mov(r8d, dword_ptr(r15 + ctx::SCRATCH))?;
+                    self.exit(None, k + 1, reason::NEXT)?;
+                }
                 Plan::Loop => {
                     // ECX - 1 without touching the flags; JECXZ is the only
                     // flag-free test (short: the next exit is 5 bytes).
@@ -846,7 +899,16 @@ impl Emitter {
         }
         if !matches!(
             insns.last().map(|(_, p)| *p),
-            Some(Plan::Jcc | Plan::Jmp | Plan::Call | Plan::Ret(_) | Plan::Loop | Plan::Jecxz)
+            Some(
+                Plan::Jcc
+                    | Plan::Jmp
+                    | Plan::Call
+                    | Plan::Ret(_)
+                    | Plan::Loop
+                    | Plan::Jecxz
+                    | Plan::JmpInd
+                    | Plan::CallInd
+            )
         ) {
             self.chained_exit(end_eip, n)?;
         }

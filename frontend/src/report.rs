@@ -42,7 +42,7 @@ pub fn print_stats(w: &mut dyn Write, m: &Machine, image: &LoadedImage, o: &RunO
     for k in EventKind::ALL {
         let n = m.trace.count(k);
         if n > 0 {
-            lines.push((k.name().replace('_', " ") + "s", n.to_string()));
+            lines.push((k.plural().to_string(), n.to_string()));
         }
     }
     for ((insn, how), n) in m.trace.sensitive_counts() {

@@ -143,6 +143,21 @@ impl EventKind {
             EventKind::EngineSwitch => "engine_switch",
         }
     }
+    /// How `--stats` names a count of these events.
+    pub fn plural(self) -> &'static str {
+        match self {
+            EventKind::PrivilegeChange => "privilege changes",
+            EventKind::Exception => "exceptions",
+            EventKind::Interrupt => "interrupts",
+            EventKind::PortIo => "port accesses",
+            EventKind::Sensitive => "sensitive instructions",
+            EventKind::VmExit => "vm exits",
+            EventKind::BlockTranslated => "blocks translated",
+            EventKind::Unimplemented => "unimplemented instructions",
+            EventKind::EngineSwitch => "engine switches",
+        }
+    }
+
     /// Bit for an [`EventMask`].
     pub fn bit(self) -> u32 {
         1 << (self as u32)
@@ -232,8 +247,10 @@ impl Default for Trace {
 impl Trace {
     pub fn new(capacity: usize) -> Trace {
         let mut enabled = EventMask::NONE;
+        // Port accesses and block translations are only counted unless
+        // asked for: they would crowd the other events out of the ring.
         for k in EventKind::ALL {
-            if k != EventKind::PortIo {
+            if k != EventKind::PortIo && k != EventKind::BlockTranslated {
                 enabled = enabled.with(k);
             }
         }
