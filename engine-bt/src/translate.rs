@@ -837,17 +837,19 @@ impl Emitter {
                     self.exit(None, k + 1, reason::NEXT)?;
                 }
                 Plan::Loop => {
-                    // ECX - 1 without touching the flags; JECXZ is the only
-                    // flag-free test (short: the next exit is 5 bytes).
+                    // ECX - 1 without touching the flags; JRCXZ is the only
+                    // flag-free test (short: the next exit is 5 bytes). RCX
+                    // holds ECX zero-extended, as every guest register, so
+                    // JRCXZ tests ECX.
                     self.a.lea(ecx, rcx - 1)?;
                     let done = self.a.create_label();
-                    self.a.jecxz(done)?;
+                    self.a.jrcxz(done)?;
                     self.chained_exit(insn.near_branch32(), k + 1)?;
                     self.chained_exit_at(done, next, k + 1)?;
                 }
                 Plan::Jecxz => {
                     let taken = self.a.create_label();
-                    self.a.jecxz(taken)?;
+                    self.a.jrcxz(taken)?;
                     self.chained_exit(next, k + 1)?;
                     self.chained_exit_at(taken, insn.near_branch32(), k + 1)?;
                 }

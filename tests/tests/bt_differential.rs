@@ -618,3 +618,65 @@ fn random_valid_sequences_end_the_same_on_the_translator() {
             .join("\n")
     );
 }
+
+/// A counted loop (LOOP), a JECXZ, and a copy with LODSB/STOSB run as
+/// translated code: only the exit port goes to the interpreter.
+#[test]
+fn loops_and_string_moves_stay_in_translated_code() {
+    #[rustfmt::skip]
+    let code: &[u8] = &[
+        0xB9, 0xE8, 0x03, 0x00, 0x00,       // mov ecx, 1000
+        0x83, 0xC0, 0x01,                   // 1: add eax, 1
+        0xE2, 0xFB,                         //    loop 1b
+        0xE3, 0x02,                         //    jecxz 2f (taken: ECX = 0)
+        0x0F, 0x0B,                         //    ud2 (skipped)
+        0xBE, 0x00, 0x00, 0x20, 0x00,       // 2: mov esi, 0x200000
+        0xBF, 0x00, 0x01, 0x20, 0x00,       //    mov edi, 0x200100
+        0xB9, 0x10, 0x00, 0x00, 0x00,       //    mov ecx, 16
+        0xAC,                               // 3: lodsb
+        0xAA,                               //    stosb
+        0xE2, 0xFC,                         //    loop 3b
+        0xE6, 0xF4,                         //    out 0xf4, al
+        0xF4,                               //    hlt
+    ];
+    let run = |bt: bool| {
+        let mut m = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
+        m.mem.write(LOAD as u64, code).unwrap();
+        for k in 0..16u32 {
+            m.mem
+                .write_u8((SCRATCH + k) as u64, 0x41 + k as u8)
+                .unwrap();
+        }
+        let mut st = CpuState::multiboot(LOAD, 0, 0);
+        st.regs[4] = STACK;
+        let mut e: Box<dyn Engine> = if bt {
+            engine_bt::create(&mut m).unwrap()
+        } else {
+            Box::new(engine_interp::Interp::new())
+        };
+        e.set_cpu_state(&mut m, &st).unwrap();
+        let limits = Limits {
+            max_icount: Some(100_000),
+            timeout: Some(Duration::from_secs(10)),
+            breakpoints: vec![],
+        };
+        let stop = e.run(&mut m, &limits).unwrap();
+        let copied = m.mem.slice((SCRATCH + 0x100) as u64, 16).unwrap().to_vec();
+        (
+            stop,
+            e.cpu_state().unwrap().regs,
+            copied,
+            m.icount(),
+            e.stats(),
+        )
+    };
+    let (si, ri, ci, ni, _) = run(false);
+    let (sb, rb, cb, nb, stats) = run(true);
+    assert_eq!((si, ri, &ci, ni), (sb, rb, &cb, nb));
+    assert_eq!(ci, b"ABCDEFGHIJKLMNOP");
+    assert_eq!(
+        stats.counter("instructions on the interpreter"),
+        Some(1),
+        "only OUT runs on the interpreter: {stats:?}"
+    );
+}
