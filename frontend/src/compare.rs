@@ -263,6 +263,66 @@ fn compare_lesson(lesson: &'static lessons::Lesson) -> u8 {
     0
 }
 
+/// `ringlab compare IMAGE`: any guest on every engine, compared.
+pub fn compare_image(
+    path: &std::path::Path,
+    format: Option<crate::run::FormatArg>,
+) -> Result<u8, crate::run::Failure> {
+    use crate::run::Failure;
+    let bytes = std::fs::read(path).map_err(|e| {
+        Failure::new(
+            status::BAD_IMAGE,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let format = format.map(crate::run::FormatArg::image_format);
+    // A malformed image is one error, not one per engine.
+    let mut m = Machine::new(MachineConfig::default())
+        .map_err(|e| Failure::new(status::ENGINE_ERROR, e.to_string()))?;
+    loader::load(
+        &mut m.mem,
+        &bytes,
+        &LoadOptions {
+            format,
+            load_addr: None,
+        },
+    )
+    .map_err(|e| Failure::new(status::BAD_IMAGE, format!("{}: {e}", path.display())))?;
+    let guest = Guest {
+        name: path.display().to_string(),
+        bytes: &bytes,
+        format,
+    };
+    let outcomes = run_all(&guest);
+    let agree = print_table(&mut std::io::stdout(), &guest, &outcomes);
+    Ok(if !agree {
+        status::DISAGREE
+    } else if outcomes.iter().all(|o| o.result.is_err()) {
+        status::ENGINE_ERROR
+    } else {
+        0
+    })
+}
+
+/// `ringlab compare --lesson NAME`.
+pub fn compare_named_lesson(name: &str) -> Result<u8, crate::run::Failure> {
+    let l = find_lesson(name)?;
+    Ok(compare_lesson(l))
+}
+
+fn find_lesson(name: &str) -> Result<&'static lessons::Lesson, crate::run::Failure> {
+    lessons::find(name).ok_or_else(|| {
+        let names: Vec<&str> = lessons::all().iter().map(|l| l.name).collect();
+        crate::run::Failure::new(
+            status::USAGE,
+            format!(
+                "no lesson called {name:?}; the lessons are: {}",
+                names.join(", ")
+            ),
+        )
+    })
+}
+
 /// `ringlab lessons`: the labs, in course order.
 pub fn list_lessons() -> u8 {
     println!("The labs (`ringlab lesson NAME` prints the sheet and runs the guest):\n");
@@ -275,16 +335,7 @@ pub fn list_lessons() -> u8 {
 /// `ringlab lesson NAME`: the lab sheet, then the guest on every engine
 /// (or its commented source with `source`).
 pub fn lesson(name: &str, source: bool) -> Result<u8, crate::run::Failure> {
-    let Some(l) = lessons::find(name) else {
-        let names: Vec<&str> = lessons::all().iter().map(|l| l.name).collect();
-        return Err(crate::run::Failure::new(
-            status::USAGE,
-            format!(
-                "no lesson called {name:?}; the lessons are: {}",
-                names.join(", ")
-            ),
-        ));
-    };
+    let l = find_lesson(name)?;
     if source {
         print!("{}", l.source);
         return Ok(0);

@@ -44,6 +44,24 @@ struct Cli {
 enum Command {
     /// Run a guest image on one engine; its COM1 output goes to stdout.
     Run(run::RunArgs),
+    /// Run a guest on every available engine and compare them: the table
+    /// of the demo, for any guest. Exit status 16 when the engines
+    /// disagree (the first difference is printed), 0 when they agree.
+    #[command(
+        after_help = "Examples:\n  ringlab compare kernel.elf\n  ringlab compare --lesson paging"
+    )]
+    Compare {
+        /// A guest image: a boot sector (raw bytes, loaded at 0x7C00) or a
+        /// multiboot kernel.
+        #[arg(required_unless_present = "lesson", conflicts_with = "lesson")]
+        image: Option<std::path::PathBuf>,
+        /// Compare a lab's guest instead (see `ringlab lessons`).
+        #[arg(long)]
+        lesson: Option<String>,
+        /// Image format, instead of detecting it.
+        #[arg(long, value_enum)]
+        format: Option<run::FormatArg>,
+    },
     /// List the coursework labs.
     Lessons,
     /// Print a lab sheet and run its guest on every available engine.
@@ -67,6 +85,15 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Run(args)) => run::run(&args),
+        Some(Command::Compare {
+            image,
+            lesson,
+            format,
+        }) => match (image, lesson) {
+            (_, Some(name)) => compare::compare_named_lesson(&name),
+            (Some(path), None) => compare::compare_image(&path, format),
+            (None, None) => unreachable!("clap requires an image or --lesson"),
+        },
         Some(Command::Lessons) => Ok(compare::list_lessons()),
         Some(Command::Lesson { name, source }) => compare::lesson(&name, source),
         None => Ok(compare::demo()),

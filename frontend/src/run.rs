@@ -56,6 +56,15 @@ pub enum FormatArg {
     Multiboot,
 }
 
+impl FormatArg {
+    pub fn image_format(self) -> ImageFormat {
+        match self {
+            FormatArg::Flat => ImageFormat::Flat,
+            FormatArg::Multiboot => ImageFormat::Multiboot,
+        }
+    }
+}
+
 pub fn parse_u32(s: &str) -> Result<u32, String> {
     let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(h) => u32::from_str_radix(h, 16),
@@ -103,10 +112,7 @@ pub fn prepare(
     let mut m = Machine::new(MachineConfig::with_ram(ram))
         .map_err(|e| Failure::new(status::USAGE, format!("--mem {mem_mib}: {e}")))?;
     let opts = LoadOptions {
-        format: format.map(|f| match f {
-            FormatArg::Flat => ImageFormat::Flat,
-            FormatArg::Multiboot => ImageFormat::Multiboot,
-        }),
+        format: format.map(FormatArg::image_format),
         load_addr,
     };
     let loaded = loader::load(&mut m.mem, &bytes, &opts)

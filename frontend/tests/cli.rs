@@ -356,3 +356,30 @@ fn lessons_are_listed_and_run_by_name() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("ljmp CODE_SEL"));
     assert_clean_error(&ringlab(&["lesson", "nope"]), 2, "no lesson called");
 }
+
+#[test]
+fn compare_runs_a_guest_on_every_engine() {
+    // A lesson: the interpreter is the reference, the translator agrees.
+    let out = ringlab(&["compare", "--lesson", "hello"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("interp  reference"), "{text}");
+    assert!(text.contains("bt      same"), "{text}");
+    // Any image: the same table.
+    let img = guest("compare1", PRINT_AND_EXIT, true);
+    let out = ringlab(&["compare", img.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("bt      same"), "{text}");
+    // A malformed image is one clean error, not one per engine.
+    let dir = std::env::temp_dir().join(format!("ringlab-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.elf");
+    std::fs::write(&bad, b"\x7fELF\x01\x01\x01").unwrap();
+    assert_clean_error(&ringlab(&["compare", bad.to_str().unwrap()]), 4, "bad.elf");
+    assert_clean_error(
+        &ringlab(&["compare", "--lesson", "nosuch"]),
+        2,
+        "the lessons are",
+    );
+}
