@@ -579,7 +579,7 @@ impl Engine for Bt {
         let mut declined: Vec<(String, u64)> = self
             .declined
             .iter()
-            .map(|(m, n)| (format!("  {m:?}").to_lowercase(), *n))
+            .map(|(m, n)| (format!("  to the interpreter: {m:?}").to_lowercase(), *n))
             .collect();
         declined.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let total = k.translated_insns + k.fallback_insns;

@@ -40,6 +40,13 @@ pub struct RunArgs {
     /// I/O, sensitive instructions, ...) to FILE as JSON lines.
     #[arg(long, value_name = "FILE.jsonl")]
     pub trace: Option<PathBuf>,
+    /// Write a report of the run to FILE as one JSON object, for
+    /// autograders: engine, stop, exit status, instructions, wall time, the
+    /// COM1 output, the final screen, event counts, sensitive instructions
+    /// by how they were handled, VM exits by reason and the engine's
+    /// counters.
+    #[arg(long, value_name = "FILE.json")]
+    pub json: Option<PathBuf>,
     /// Image format, instead of detecting it.
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
@@ -177,6 +184,8 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     };
     let start = Instant::now();
     let mut stdout = std::io::stdout().lock();
+    // The whole COM1 output, for the JSON report.
+    let mut serial: Vec<u8> = Vec::new();
     let stop = loop {
         let icount = m.icount();
         let slice_end = icount.saturating_add(SLICE_INSNS);
@@ -195,6 +204,9 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         };
         let r = engine.run(&mut m, &limits);
         let out = m.take_serial_output();
+        if args.json.is_some() {
+            serial.extend_from_slice(&out);
+        }
         // A closed stdout (`| head`) must not stop the guest or panic.
         let _ = stdout.write_all(&out).and_then(|_| stdout.flush());
         let stop = r.map_err(|e| {
@@ -219,6 +231,15 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         eprintln!("ringlab: warning: writing the trace failed: {e}");
     }
     let code = status::for_stop(&stop);
+    if let Some(path) = &args.json {
+        let report = json_report(&m, &*engine, &stop, code, wall, &serial);
+        std::fs::write(path, format!("{report:#}\n")).map_err(|e| {
+            Failure::new(
+                status::USAGE,
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })?;
+    }
     if args.stats {
         let outcome = RunOutcome {
             stop: stop.clone(),
@@ -230,4 +251,52 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         eprintln!("ringlab: {stop} (exit status {code})");
     }
     Ok(code)
+}
+
+/// The `--json` report of a finished run.
+fn json_report(
+    m: &Machine,
+    engine: &dyn machine::Engine,
+    stop: &Stop,
+    code: u8,
+    wall: Duration,
+    serial: &[u8],
+) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let stats = engine.stats();
+    let events: Map<String, Value> = EventKind::ALL
+        .iter()
+        .map(|k| (k.name().to_string(), json!(m.trace.count(*k))))
+        .collect();
+    let sensitive: Vec<Value> = m
+        .trace
+        .sensitive_counts()
+        .iter()
+        .map(|((insn, how), n)| json!({"insn": insn, "how": how, "count": n}))
+        .collect();
+    let exits: Map<String, Value> = m
+        .trace
+        .exit_counts()
+        .iter()
+        .map(|(r, n)| (r.clone(), json!(n)))
+        .collect();
+    let counters: Map<String, Value> = stats
+        .counters
+        .iter()
+        .map(|(k, v)| (k.trim().to_string(), json!(v)))
+        .collect();
+    json!({
+        "engine": stats.engine,
+        "stop": stop.to_string(),
+        "exit_status": code,
+        "instructions": stats.instructions,
+        "wall_seconds": wall.as_secs_f64(),
+        "virtual_ns": m.clock.now(),
+        "serial": String::from_utf8_lossy(serial),
+        "screen": m.screen().text(),
+        "events": events,
+        "sensitive": sensitive,
+        "vm_exits": exits,
+        "counters": counters,
+    })
 }

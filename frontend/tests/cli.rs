@@ -383,3 +383,26 @@ fn compare_runs_a_guest_on_every_engine() {
         "the lessons are",
     );
 }
+
+#[test]
+fn json_report_for_autograders() {
+    let img = guest("json1", PRINT_AND_EXIT, true);
+    let dir = std::env::temp_dir().join(format!("ringlab-cli-json-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for engine in ["interp", "bt"] {
+        let path = dir.join(format!("{engine}.json"));
+        let out = run(
+            &img,
+            &["--engine", engine, "--json", path.to_str().unwrap()],
+        );
+        assert_eq!(out.status.code(), Some(0x21));
+        assert_eq!(out.stdout, b"ok\n", "stdout stays the guest's COM1");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["engine"], engine);
+        assert_eq!(v["exit_status"], 0x21);
+        assert_eq!(v["serial"], "ok\n");
+        assert!(v["instructions"].as_u64().unwrap() > 0);
+        assert!(v["stop"].as_str().unwrap().contains("0xf4"));
+        assert!(v["events"]["sensitive"].as_u64().unwrap() >= 3, "{v}");
+    }
+}
