@@ -97,6 +97,23 @@ enum Plan {
     Movs(u32),
 }
 
+impl Plan {
+    /// A control transfer: the block ends after it.
+    fn ends_block(self) -> bool {
+        matches!(
+            self,
+            Plan::Jcc
+                | Plan::Jmp
+                | Plan::Call
+                | Plan::Ret(_)
+                | Plan::Loop
+                | Plan::Jecxz
+                | Plan::JmpInd
+                | Plan::CallInd
+        )
+    }
+}
+
 const SEG_ORDER: [Register; 6] = [
     Register::ES,
     Register::CS,
@@ -396,17 +413,7 @@ pub fn translate(
         bytes_used += insn.len() as u32;
         end_eip = insn.next_ip32();
         insns.push((insn, p));
-        if matches!(
-            p,
-            Plan::Jcc
-                | Plan::Jmp
-                | Plan::Call
-                | Plan::Ret(_)
-                | Plan::Loop
-                | Plan::Jecxz
-                | Plan::JmpInd
-                | Plan::CallInd
-        ) {
+        if p.ends_block() {
             break;
         }
     }
@@ -899,19 +906,7 @@ impl Emitter {
                 }
             }
         }
-        if !matches!(
-            insns.last().map(|(_, p)| *p),
-            Some(
-                Plan::Jcc
-                    | Plan::Jmp
-                    | Plan::Call
-                    | Plan::Ret(_)
-                    | Plan::Loop
-                    | Plan::Jecxz
-                    | Plan::JmpInd
-                    | Plan::CallInd
-            )
-        ) {
+        if !insns.last().is_some_and(|(_, p)| p.ends_block()) {
             self.chained_exit(end_eip, n)?;
         }
         for (mut label, eip, k) in std::mem::take(&mut self.fails) {
