@@ -457,11 +457,20 @@ impl Engine for Bt {
 
     fn run(&mut self, m: &mut Machine, limits: &Limits) -> Result<Stop, EngineError> {
         let start = Instant::now();
+        // Time runs on retired instructions (KVM may have driven it by host
+        // time before the machine moved here).
+        m.clock.set_mode(machine::ClockMode::Instructions);
         let mut tick = 0u32;
         let careful = !limits.breakpoints.is_empty() || m.trace.stop_pending();
         loop {
             if let Some(s) = m.stop_requested() {
                 return Ok(s.to_stop());
+            }
+            // An event of the trace's stop-on set (privilege changes,
+            // exceptions, ...) happens in the interpreter or a callout, never
+            // inside translated code: checked between blocks.
+            if m.trace.take_stop_hit() {
+                return Ok(Stop::Event);
             }
             if let Some(max) = limits.max_icount {
                 if m.icount() >= max {

@@ -212,6 +212,9 @@ impl Interp {
 
     fn run_inner(&mut self, m: &mut Machine, limits: &Limits, single: bool) -> Stop {
         let start = Instant::now();
+        // Time runs on retired instructions here, also after KVM (which
+        // drives it by host time) handed the machine over.
+        m.clock.set_mode(machine::ClockMode::Instructions);
         let step_target = m.icount() + 1;
         let careful = !limits.breakpoints.is_empty() || m.trace.stop_pending() || single;
         loop {

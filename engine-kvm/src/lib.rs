@@ -46,6 +46,11 @@ pub struct Kvm {
     last: Option<CpuState>,
     /// `step` is running: a debug exit ends the run.
     stepping: bool,
+    /// Instructions run by single stepping: the only ones KVM can count.
+    stepped: u64,
+    /// The "hardware" under KVM is QEMU's TCG (the test VM): TR is
+    /// imported with its TSS type marked available, as TCG caches it.
+    tcg_host: bool,
     /// A breakpoint we stopped at, stepped over before running on.
     resume_bp: Option<u32>,
     /// The last exit was port I/O or MMIO and KVM has not re-entered the
@@ -122,6 +127,8 @@ impl Kvm {
             setup_us: 0,
             last: None,
             stepping: false,
+            stepped: 0,
+            tcg_host: host::hypervisor_signature().as_deref() == Some("TCGTCGTCGTCG"),
             resume_bp: None,
             io_pending: false,
         };
@@ -593,6 +600,14 @@ impl Engine for Kvm {
                 }
             }
             match exits::handle(exit, m) {
+                Action::Resume if self.stepping && self.io_pending => {
+                    // Finish the port or MMIO instruction now and end the
+                    // step there. Left to the next entry, kvm-pvm completes
+                    // it and runs one more instruction before the debug
+                    // trap (measured: OUT then MOV in one step).
+                    self.complete_io()?;
+                    return Ok(Stop::Stepped);
+                }
                 Action::Resume => {}
                 Action::Stop(Stop::TripleFault) => {
                     if let Some(e) = self.pvm_explain(m, "shutdown") {
@@ -654,6 +669,15 @@ impl Engine for Kvm {
         let r = self.run(m, &limits);
         self.stepping = false;
         self.set_debug(false)?;
+        // A debug exit after a step with nothing injected is one retired
+        // instruction: the machine's count moves, so a switched run (or
+        // the terminal UI) can count on KVM by stepping. A step that
+        // injected an interrupt is the delivery, which the interpreter does
+        // not count either.
+        if r == Ok(Stop::Stepped) && self.injected == injected {
+            self.stepped += 1;
+            m.retire(1);
+        }
         // While stepping, ring changes are seen from CS (and EFLAGS.VM)
         // between two instructions; the cause is read from the instruction
         // that was stepped.
@@ -693,7 +717,16 @@ impl Engine for Kvm {
             .vcpu
             .get_sregs()
             .map_err(|e| host_err("KVM_GET_SREGS", e))?;
-        let (regs, sregs) = state::to_kvm(s, &base);
+        let (regs, mut sregs) = state::to_kvm(s, &base);
+        if self.tcg_host && sregs.tr.s == 0 && matches!(sregs.tr.type_, 3 | 11) {
+            // After LTR a real CPU caches TR as a busy TSS (VM entry even
+            // requires it, SDM Vol 3C 26.3.1.2); QEMU's TCG keeps the
+            // "available" type it read and aborts the whole VM ("invalid
+            // tss type") at the next ring change through a busy one.
+            // Measured in the test VM: interp -> kvm switches of the rings
+            // lesson. The type is made busy again on export.
+            sregs.tr.type_ &= !2;
+        }
         self.vcpu
             .set_sregs(&sregs)
             .map_err(|e| host_err("KVM_SET_SREGS", e))?;
@@ -731,6 +764,7 @@ impl Engine for Kvm {
             .map(|(k, v)| (format!("exits: {k}"), *v))
             .collect();
         counters.push(("interrupts injected".into(), self.injected));
+        counters.push(("instructions single-stepped".into(), self.stepped));
         counters.push(("VM setup time (us)".into(), self.setup_us));
         EngineStats {
             engine: format!("kvm ({})", self.host.name()),

@@ -121,6 +121,12 @@ pub fn from_kvm(regs: &kvm_regs, sr: &kvm_sregs, s: &mut CpuState) {
     set(Seg::Fs, &sr.fs);
     set(Seg::Gs, &sr.gs);
     s.tr = from_kvm_segment(&sr.tr);
+    if sr.tr.s == 0 && sr.tr.present != 0 && matches!(sr.tr.type_, 1 | 9) {
+        // TR always holds a busy TSS once loaded (LTR and task switches
+        // mark it busy, SDM Vol 3A 7.2.4); QEMU's TCG, the CPU under KVM in
+        // the test VM, caches the type it read before setting the bit.
+        s.tr.access |= 2;
+    }
     s.ldtr = from_kvm_segment(&sr.ldt);
     s.gdtr = TableReg {
         base: sr.gdt.base as u32,

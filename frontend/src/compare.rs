@@ -310,7 +310,7 @@ pub fn compare_named_lesson(name: &str) -> Result<u8, crate::run::Failure> {
     Ok(compare_lesson(l))
 }
 
-fn find_lesson(name: &str) -> Result<&'static lessons::Lesson, crate::run::Failure> {
+pub fn find_lesson(name: &str) -> Result<&'static lessons::Lesson, crate::run::Failure> {
     lessons::find(name).ok_or_else(|| {
         let names: Vec<&str> = lessons::all().iter().map(|l| l.name).collect();
         crate::run::Failure::new(

@@ -1,6 +1,7 @@
 //! `ringlab run`: one guest on one engine, the guest's COM1 on stdout.
 
-use crate::engines::{self, EngineKind};
+use crate::engines::EngineKind;
+use crate::session::Session;
 use crate::status;
 use machine::loader::{self, ImageFormat, LoadOptions, LoadedImage};
 use machine::{EngineStats, EventKind, Limits, Machine, MachineConfig, Stop};
@@ -10,16 +11,11 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The guest image: a flat binary (a boot sector, loaded at 0x7C00 in
-    /// real mode) or a multiboot v1 kernel (ELF32 or a.out kludge, entered in
-    /// protected mode). The format is detected; --format overrides.
-    pub image: PathBuf,
+    #[command(flatten)]
+    pub guest: GuestArgs,
     /// Which engine runs the CPU.
     #[arg(long, value_enum, default_value = "interp")]
     pub engine: EngineKind,
-    /// Guest RAM in MiB (1 to 3072).
-    #[arg(long, default_value_t = 32, value_name = "MIB")]
-    pub mem: usize,
     /// Stop after this many guest instructions (exit status 10).
     #[arg(long, value_name = "N")]
     pub max_instructions: Option<u64>,
@@ -47,12 +43,13 @@ pub struct RunArgs {
     /// counters.
     #[arg(long, value_name = "FILE.json")]
     pub json: Option<PathBuf>,
-    /// Image format, instead of detecting it.
-    #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
-    /// Load address of a flat image (default 0x7C00); decimal or 0x hex.
-    #[arg(long, value_name = "ADDR", value_parser = parse_u32)]
-    pub load_addr: Option<u32>,
+    /// Move the running machine to ENGINE once N instructions have
+    /// retired (repeatable: --switch-at 5000:kvm --switch-at 9000:interp).
+    /// The engine exports its CPU state and the new one imports it; RAM,
+    /// devices, clock and trace stay. KVM cannot count instructions, so
+    /// while a switch away from it is pending it single-steps the guest.
+    #[arg(long, value_name = "N:ENGINE", value_parser = parse_switch)]
+    pub switch_at: Vec<(u64, EngineKind)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -100,30 +97,77 @@ impl Failure {
 const SLICE_INSNS: u64 = 20_000_000;
 const SLICE_TIME: Duration = Duration::from_millis(100);
 
-/// Builds the machine and loads the image.
-pub fn prepare(
-    image: &std::path::Path,
-    mem_mib: usize,
-    format: Option<FormatArg>,
-    load_addr: Option<u32>,
-) -> Result<(Machine, LoadedImage), Failure> {
-    let bytes = std::fs::read(image).map_err(|e| {
-        Failure::new(
-            status::BAD_IMAGE,
-            format!("cannot read {}: {e}", image.display()),
-        )
-    })?;
+/// Where the guest comes from: an image file or a lesson's built-in guest.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GuestArgs {
+    /// The guest image: a flat binary (a boot sector, loaded at 0x7C00 in
+    /// real mode) or a multiboot v1 kernel (ELF32 or a.out kludge, entered in
+    /// protected mode). The format is detected; --format overrides.
+    #[arg(required_unless_present = "lesson", conflicts_with = "lesson")]
+    pub image: Option<PathBuf>,
+    /// Run a lab's guest instead of an image (see `ringlab lessons`).
+    #[arg(long, value_name = "NAME")]
+    pub lesson: Option<String>,
+    /// Guest RAM in MiB (1 to 3072).
+    #[arg(long, default_value_t = 32, value_name = "MIB")]
+    pub mem: usize,
+    /// Image format, instead of detecting it.
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Load address of a flat image (default 0x7C00); decimal or 0x hex.
+    #[arg(long, value_name = "ADDR", value_parser = parse_u32)]
+    pub load_addr: Option<u32>,
+}
+
+impl GuestArgs {
+    /// The guest's name, for titles.
+    pub fn name(&self) -> String {
+        match (&self.lesson, &self.image) {
+            (Some(l), _) => format!("lesson {l}"),
+            (None, Some(p)) => p.display().to_string(),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// Builds the machine and loads the guest.
+pub fn prepare(g: &GuestArgs) -> Result<(Machine, LoadedImage), Failure> {
+    let (bytes, what, format) = match (&g.lesson, &g.image) {
+        (Some(name), _) => {
+            let l = crate::compare::find_lesson(name)?;
+            let f = match l.format {
+                lessons::Format::BootSector => ImageFormat::Flat,
+                lessons::Format::Multiboot => ImageFormat::Multiboot,
+            };
+            (l.image.to_vec(), format!("lesson {name}"), Some(f))
+        }
+        (None, Some(image)) => {
+            let bytes = std::fs::read(image).map_err(|e| {
+                Failure::new(
+                    status::BAD_IMAGE,
+                    format!("cannot read {}: {e}", image.display()),
+                )
+            })?;
+            (
+                bytes,
+                image.display().to_string(),
+                g.format.map(FormatArg::image_format),
+            )
+        }
+        (None, None) => return Err(Failure::new(status::USAGE, "no image and no --lesson")),
+    };
+    let mem_mib = g.mem;
     let ram = mem_mib
         .checked_mul(1 << 20)
         .ok_or_else(|| Failure::new(status::USAGE, format!("--mem {mem_mib}: too large")))?;
     let mut m = Machine::new(MachineConfig::with_ram(ram))
         .map_err(|e| Failure::new(status::USAGE, format!("--mem {mem_mib}: {e}")))?;
     let opts = LoadOptions {
-        format: format.map(FormatArg::image_format),
-        load_addr,
+        format,
+        load_addr: g.load_addr,
     };
     let loaded = loader::load(&mut m.mem, &bytes, &opts)
-        .map_err(|e| Failure::new(status::BAD_IMAGE, format!("{}: {e}", image.display())))?;
+        .map_err(|e| Failure::new(status::BAD_IMAGE, format!("{what}: {e}")))?;
     Ok((m, loaded))
 }
 
@@ -134,8 +178,23 @@ pub struct RunOutcome {
     pub stats: EngineStats,
 }
 
+/// Parses `--switch-at N:ENGINE`.
+pub fn parse_switch(s: &str) -> Result<(u64, EngineKind), String> {
+    use clap::ValueEnum;
+    let (n, e) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}`: expected N:ENGINE, e.g. 5000:kvm"))?;
+    let n: u64 = n
+        .replace('_', "")
+        .parse()
+        .map_err(|e| format!("`{n}` is not an instruction count: {e}"))?;
+    let kind = EngineKind::from_str(e, true)
+        .map_err(|_| format!("`{e}` is not an engine (interp, bt or kvm)"))?;
+    Ok((n, kind))
+}
+
 pub fn run(args: &RunArgs) -> Result<u8, Failure> {
-    let (mut m, loaded) = prepare(&args.image, args.mem, args.format, args.load_addr)?;
+    let (mut m, loaded) = prepare(&args.guest)?;
     if let Some(path) = &args.trace {
         let f = std::fs::File::create(path).map_err(|e| {
             Failure::new(
@@ -150,7 +209,10 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         }
         m.trace.set_enabled(all);
     }
-    if args.deprivilege && args.engine != EngineKind::Interp {
+    if args.deprivilege
+        && args.engine != EngineKind::Interp
+        && args.switch_at.iter().all(|&(_, k)| k != EngineKind::Interp)
+    {
         return Err(Failure::new(
             status::USAGE,
             format!(
@@ -159,18 +221,36 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
             ),
         ));
     }
-    let mut engine = engines::create_with(args.engine, &mut m, args.deprivilege).map_err(|e| {
-        Failure::new(
-            status::ENGINE_ERROR,
-            format!("--engine {}: {e}", args.engine.name()),
-        )
-    })?;
-    engine.set_cpu_state(&mut m, &loaded.entry).map_err(|e| {
-        Failure::new(
-            status::ENGINE_ERROR,
-            format!("--engine {}: {e}", args.engine.name()),
-        )
-    })?;
+    let mut switches = args.switch_at.clone();
+    switches.sort_by_key(|&(n, _)| n);
+    if let Some(w) = switches.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(Failure::new(
+            status::USAGE,
+            format!("--switch-at: two switches at instruction {}", w[0].0),
+        ));
+    }
+    // The engines in the order they will run; a KVM stretch must be
+    // counted (single-stepped) when a switch or the budget ends it.
+    let order: Vec<EngineKind> = std::iter::once(args.engine)
+        .chain(switches.iter().map(|&(_, k)| k))
+        .collect();
+    let stepped_kvm = order.iter().enumerate().any(|(i, &k)| {
+        k == EngineKind::Kvm && (i + 1 < order.len() || args.max_instructions.is_some())
+    });
+    if stepped_kvm {
+        eprintln!(
+            "ringlab: note: KVM does not count instructions; to stop at an exact count it \
+             single-steps the guest (one VM exit per instruction, slow)"
+        );
+    }
+    let mut session =
+        Session::new(m, args.engine, args.deprivilege, &loaded.entry).map_err(|e| {
+            Failure::new(
+                status::ENGINE_ERROR,
+                format!("--engine {}: {e}", args.engine.name()),
+            )
+        })?;
+    let mut pending = switches.into_iter().peekable();
 
     let timeout = match args.timeout {
         Some(t) if !(t.is_finite() && t > 0.0) => {
@@ -183,16 +263,20 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         None => None,
     };
     let start = Instant::now();
+    let mut progress = Progress::new();
     let mut stdout = std::io::stdout().lock();
     // The whole COM1 output, for the JSON report.
     let mut serial: Vec<u8> = Vec::new();
     let stop = loop {
-        let icount = m.icount();
+        let icount = session.m.icount();
+        // The next point the run must stop at exactly: a switch or the
+        // budget.
+        let hard = match (pending.peek().map(|&(n, _)| n), args.max_instructions) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let slice_end = icount.saturating_add(SLICE_INSNS);
-        let max_icount = Some(
-            args.max_instructions
-                .map_or(slice_end, |b| b.min(slice_end)),
-        );
+        let max_icount = Some(hard.map_or(slice_end, |b| b.min(slice_end)));
         let slice_time = match timeout {
             Some(t) => t.saturating_sub(start.elapsed()).min(SLICE_TIME),
             None => SLICE_TIME,
@@ -202,8 +286,8 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
             timeout: Some(slice_time),
             breakpoints: vec![],
         };
-        let r = engine.run(&mut m, &limits);
-        let out = m.take_serial_output();
+        let r = session.run(&limits, hard.is_some());
+        let out = session.m.take_serial_output();
         if args.json.is_some() {
             serial.extend_from_slice(&out);
         }
@@ -212,13 +296,27 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         let stop = r.map_err(|e| {
             Failure::new(
                 status::ENGINE_ERROR,
-                format!("--engine {}: {e}", engine.name()),
+                format!("--engine {}: {e}", session.kind().name()),
             )
         })?;
-        match stop {
-            Stop::Budget if args.max_instructions.is_some_and(|b| m.icount() >= b) => {
-                break Stop::Budget
+        progress.update(&mut session, start);
+        let now = session.m.icount();
+        if let Some(&(n, to)) = pending.peek() {
+            if now >= n && matches!(stop, Stop::Budget | Stop::Timeout) {
+                pending.next();
+                if to != session.kind() {
+                    session.switch_to(to).map_err(|e| {
+                        Failure::new(
+                            status::ENGINE_ERROR,
+                            format!("--switch-at {n}:{}: {e}", to.name()),
+                        )
+                    })?;
+                }
+                continue;
             }
+        }
+        match stop {
+            Stop::Budget if args.max_instructions.is_some_and(|b| now >= b) => break Stop::Budget,
             Stop::Budget if timeout.is_some_and(|t| start.elapsed() >= t) => break Stop::Timeout,
             Stop::Budget => continue,
             Stop::Timeout if timeout.is_some_and(|t| start.elapsed() >= t) => break Stop::Timeout,
@@ -226,13 +324,21 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
             s => break s,
         }
     };
+    progress.clear();
     let wall = start.elapsed();
-    if let Err(e) = m.trace.finish() {
+    if let Err(e) = session.m.trace.finish() {
         eprintln!("ringlab: warning: writing the trace failed: {e}");
+    }
+    if let Some((n, to)) = pending.next() {
+        eprintln!(
+            "ringlab: note: the guest stopped at instruction {} before the switch to {} at {n}",
+            session.m.icount(),
+            to.name()
+        );
     }
     let code = status::for_stop(&stop);
     if let Some(path) = &args.json {
-        let report = json_report(&m, &*engine, &stop, code, wall, &serial);
+        let report = json_report(&mut session, &stop, code, wall, &serial);
         std::fs::write(path, format!("{report:#}\n")).map_err(|e| {
             Failure::new(
                 status::USAGE,
@@ -244,26 +350,96 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         let outcome = RunOutcome {
             stop: stop.clone(),
             wall,
-            stats: engine.stats(),
+            stats: session.stats(),
         };
-        crate::report::print_stats(&mut std::io::stderr(), &m, &loaded, &outcome, code);
+        let w = &mut std::io::stderr();
+        for (s, before) in session.switches.iter().zip(&session.earlier) {
+            let _ = writeln!(
+                w,
+                "switched {} -> {} at instruction {} ({} counters: {})",
+                s.from.name(),
+                s.to.name(),
+                s.icount,
+                s.from.name(),
+                before
+                    .counters
+                    .iter()
+                    .filter(|(_, v)| *v != 0)
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        crate::report::print_stats(w, &session.m, &loaded, &outcome, code);
     } else if !matches!(stop, Stop::GuestExit { .. } | Stop::Shutdown | Stop::Halted) {
         eprintln!("ringlab: {stop} (exit status {code})");
     }
     Ok(code)
 }
 
+/// Instructions per second on stderr while a long run goes on, when stderr
+/// is a terminal (never in pipes or logs).
+struct Progress {
+    on: bool,
+    shown: bool,
+    last: Instant,
+    last_icount: u64,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            on: std::io::stderr().is_terminal(),
+            shown: false,
+            last: Instant::now(),
+            last_icount: 0,
+        }
+    }
+
+    fn update(&mut self, session: &mut Session, start: Instant) {
+        if !self.on || self.last.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let icount = session.m.icount();
+        let dt = self.last.elapsed().as_secs_f64();
+        let rate = match session.stats().instructions {
+            Some(_) => format!(
+                "{:.1} M instructions/s",
+                (icount - self.last_icount) as f64 / dt / 1e6
+            ),
+            None => "instructions not counted on KVM".to_string(),
+        };
+        eprint!(
+            "\r\x1b[2K[ringlab] {:.0} s, {} on {}: {} instructions, {rate}",
+            start.elapsed().as_secs_f64(),
+            session.m.clock.now() / 1_000_000,
+            session.kind().name(),
+            icount
+        );
+        self.shown = true;
+        self.last = Instant::now();
+        self.last_icount = icount;
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
 /// The `--json` report of a finished run.
 fn json_report(
-    m: &Machine,
-    engine: &dyn machine::Engine,
+    session: &mut Session,
     stop: &Stop,
     code: u8,
     wall: Duration,
     serial: &[u8],
 ) -> serde_json::Value {
     use serde_json::{json, Map, Value};
-    let stats = engine.stats();
+    let stats = session.stats();
+    let m = &session.m;
     let events: Map<String, Value> = EventKind::ALL
         .iter()
         .map(|k| (k.name().to_string(), json!(m.trace.count(*k))))
@@ -298,5 +474,8 @@ fn json_report(
         "sensitive": sensitive,
         "vm_exits": exits,
         "counters": counters,
+        "switches": session.switches.iter().map(|s| json!({
+            "at_instruction": s.icount, "from": s.from.name(), "to": s.to.name(),
+        })).collect::<Vec<_>>(),
     })
 }

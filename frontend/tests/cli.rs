@@ -406,3 +406,57 @@ fn json_report_for_autograders() {
         assert!(v["events"]["sensitive"].as_u64().unwrap() >= 3, "{v}");
     }
 }
+
+#[test]
+fn switched_runs_print_what_a_plain_run_prints() {
+    let plain = ringlab(&["run", "--lesson", "rings"]);
+    assert_eq!(plain.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&plain.stdout).contains("hello from ring 3"));
+    let dir = std::env::temp_dir().join(format!("ringlab-cli-switch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("switched.json");
+    let out = ringlab(&[
+        "run",
+        "--lesson",
+        "rings",
+        "--switch-at",
+        "3700:bt",
+        "--switch-at",
+        "4000:interp",
+        "--switch-at",
+        "5001:bt",
+        "--json",
+        json.to_str().unwrap(),
+        "--stats",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, plain.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("switched interp -> bt at instruction 3700"),
+        "{err}"
+    );
+    assert!(
+        err.contains("switched bt -> interp at instruction 4000"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["switches"][2]["at_instruction"], 5001);
+    assert_eq!(v["switches"][2]["to"], "bt");
+    let bad = ringlab(&["run", "--lesson", "rings", "--switch-at", "12:qemu"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`qemu` is not an engine"));
+    assert_clean_error(
+        &ringlab(&[
+            "run",
+            "--lesson",
+            "rings",
+            "--switch-at",
+            "9:bt",
+            "--switch-at",
+            "9:interp",
+        ]),
+        2,
+        "two switches at instruction 9",
+    );
+}

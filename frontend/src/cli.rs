@@ -1,0 +1,107 @@
+//! The command line: subcommands and their help (clap).
+
+use crate::{compare, run, status};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+const LONG_ABOUT: &str = "\
+ringlab runs the same unmodified x86 guest on an interpreter, a binary
+translator and KVM, and shows how each one handles privilege rings:
+ring 0 to ring 3 and back, interrupts, faults, and the sensitive
+instructions (POPF, CLI, SGDT, ...) that made x86 hard to virtualize.
+
+The guest's COM1 output goes to stdout and nothing else does;
+diagnostics and statistics go to stderr.
+
+Exit status of `ringlab run`:
+  (v<<1)|1  the guest wrote v to port 0xF4 (QEMU's isa-debug-exit)
+  0         Bochs shutdown (port 0x8900) or HLT with interrupts disabled
+  2         bad command line
+  4         the image cannot be read or is malformed
+  6         the engine is unavailable or failed on the host side
+  8         triple fault
+  10        instruction budget or timeout reached
+  12        HLT with interrupts enabled and nothing left to wake the CPU
+  14        the guest asked for a reset (port 0x92)";
+
+#[derive(Parser)]
+#[command(name = "ringlab", version, about = "Run one x86 guest on an interpreter, a binary translator and KVM", long_about = LONG_ABOUT)]
+#[command(
+    after_help = "With no command, ringlab runs its demo: a lesson guest on every available engine, compared."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a guest image on one engine; its COM1 output goes to stdout.
+    #[command(after_help = "Examples:
+  ringlab run kernel.elf --engine bt --stats
+  ringlab run --lesson rings --engine kvm
+  ringlab run boot.bin --trace events.jsonl --json report.json
+  ringlab run --lesson rings --switch-at 3700:kvm --switch-at 5200:interp")]
+    Run(run::RunArgs),
+    /// Run a guest on every available engine and compare them: the table
+    /// of the demo, for any guest. Exit status 16 when the engines
+    /// disagree (the first difference is printed), 0 when they agree.
+    #[command(
+        after_help = "Examples:\n  ringlab compare kernel.elf\n  ringlab compare --lesson paging"
+    )]
+    Compare {
+        /// A guest image: a boot sector (raw bytes, loaded at 0x7C00) or a
+        /// multiboot kernel.
+        #[arg(required_unless_present = "lesson", conflicts_with = "lesson")]
+        image: Option<std::path::PathBuf>,
+        /// Compare a lab's guest instead (see `ringlab lessons`).
+        #[arg(long)]
+        lesson: Option<String>,
+        /// Image format, instead of detecting it.
+        #[arg(long, value_enum)]
+        format: Option<run::FormatArg>,
+    },
+    /// List the coursework labs.
+    Lessons,
+    /// Print a lab sheet and run its guest on every available engine.
+    Lesson {
+        /// The lesson's name (see `ringlab lessons`).
+        name: String,
+        /// Print the guest's commented assembly source instead.
+        #[arg(long)]
+        source: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { status::USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Some(Command::Run(args)) => run::run(&args),
+        Some(Command::Compare {
+            image,
+            lesson,
+            format,
+        }) => match (image, lesson) {
+            (_, Some(name)) => compare::compare_named_lesson(&name),
+            (Some(path), None) => compare::compare_image(&path, format),
+            (None, None) => unreachable!("clap requires an image or --lesson"),
+        },
+        Some(Command::Lessons) => Ok(compare::list_lessons()),
+        Some(Command::Lesson { name, source }) => compare::lesson(&name, source),
+        None => Ok(compare::demo()),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("ringlab: error: {}", f.message);
+            ExitCode::from(f.status)
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! Looking at a stopped machine without touching it: guest memory through
+//! the guest's own page tables, disassembly, descriptor caches, EFLAGS and
+//! events as text. What the stepping UI shows, kept apart from drawing so
+//! it can be tested.
+
+use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+use machine::{CpuState, Event, Machine, PrivCause, Record, Segment};
+
+/// CR0.PG, CR4.PSE and the page-table entry bits a read-only walk needs
+/// (SDM Vol 3A 4.3, 32-bit paging).
+const CR0_PG: u32 = 1 << 31;
+const CR4_PSE: u32 = 1 << 4;
+const PTE_P: u32 = 1;
+const PDE_PS: u32 = 1 << 7;
+
+/// The physical address of linear `lin`, walking the guest's page tables
+/// without setting accessed or dirty bits (a debugger must not change the
+/// guest). None when the page is not present.
+pub fn linear_to_phys(m: &Machine, st: &CpuState, lin: u32) -> Option<u32> {
+    let a20 = m.a20_mask();
+    if st.cr0 & CR0_PG == 0 {
+        return Some(lin & a20);
+    }
+    let pde_addr = (st.cr3 & 0xFFFF_F000) | ((lin >> 22) << 2);
+    let pde = m.mem.read_u32((pde_addr & a20) as u64)?;
+    if pde & PTE_P == 0 {
+        return None;
+    }
+    if pde & PDE_PS != 0 && st.cr4 & CR4_PSE != 0 {
+        return Some(((pde & 0xFFC0_0000) | (lin & 0x003F_FFFF)) & a20);
+    }
+    let pte_addr = (pde & 0xFFFF_F000) | (((lin >> 12) & 0x3FF) << 2);
+    let pte = m.mem.read_u32((pte_addr & a20) as u64)?;
+    if pte & PTE_P == 0 {
+        return None;
+    }
+    Some(((pte & 0xFFFF_F000) | (lin & 0xFFF)) & a20)
+}
+
+/// Up to `len` bytes at linear `lin`, stopping at the first byte that is
+/// unmapped or outside RAM.
+pub fn read_linear(m: &Machine, st: &CpuState, lin: u32, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    for i in 0..len as u32 {
+        let Some(p) = linear_to_phys(m, st, lin.wrapping_add(i)) else {
+            break;
+        };
+        let Some(b) = m.mem.read_u8(p as u64) else {
+            break;
+        };
+        out.push(b);
+    }
+    out
+}
+
+/// The code size the CPU decodes with now: 16 in real mode, V86 mode and
+/// 16-bit code segments, else 32.
+pub fn bitness(st: &CpuState) -> u32 {
+    if !st.protected() || st.v86() || !st.seg(machine::Seg::Cs).big() {
+        16
+    } else {
+        32
+    }
+}
+
+/// One disassembled instruction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisLine {
+    /// Linear address.
+    pub addr: u32,
+    pub bytes: Vec<u8>,
+    /// Intel syntax, as iced-x86 formats it.
+    pub text: String,
+}
+
+/// Disassembles up to `count` instructions from linear `lin` (the decoder
+/// stops at unmapped memory).
+pub fn disassemble(m: &Machine, st: &CpuState, lin: u32, count: usize) -> Vec<DisLine> {
+    let bytes = read_linear(m, st, lin, count * 15);
+    let bits = bitness(st);
+    let mut dec = Decoder::with_ip(bits, &bytes, lin as u64, DecoderOptions::NONE);
+    let mut fmt = IntelFormatter::new();
+    fmt.options_mut().set_hex_prefix("0x");
+    fmt.options_mut().set_hex_suffix("");
+    fmt.options_mut().set_space_after_operand_separator(true);
+    let mut out = Vec::new();
+    while out.len() < count && dec.can_decode() {
+        let insn = dec.decode();
+        let off = (insn.ip() as u32).wrapping_sub(lin) as usize;
+        if insn.is_invalid() {
+            // Not enough bytes (unmapped next page) or a bad opcode.
+            let b = bytes.get(off).copied();
+            out.push(DisLine {
+                addr: insn.ip() as u32,
+                bytes: b.into_iter().collect(),
+                text: "(bad)".into(),
+            });
+            break;
+        }
+        let mut text = String::new();
+        fmt.format(&insn, &mut text);
+        out.push(DisLine {
+            addr: insn.ip() as u32,
+            bytes: bytes[off..off + insn.len()].to_vec(),
+            text,
+        });
+    }
+    out
+}
+
+/// What the CPU is about to do at EIP: its length, and whether "step over"
+/// should run to the next instruction instead of stepping into it (CALL,
+/// INT n, a REP string instruction, LOOP).
+pub fn step_over_target(m: &Machine, st: &CpuState) -> Option<u32> {
+    use iced_x86::{FlowControl, Mnemonic};
+    let pc = st.pc_linear();
+    let bytes = read_linear(m, st, pc, 15);
+    let mut dec = Decoder::with_ip(bitness(st), &bytes, pc as u64, DecoderOptions::NONE);
+    let insn = dec.decode();
+    if insn.is_invalid() {
+        return None;
+    }
+    let over = matches!(
+        insn.flow_control(),
+        FlowControl::Call | FlowControl::IndirectCall | FlowControl::Interrupt
+    ) || insn.has_rep_prefix()
+        || insn.has_repe_prefix()
+        || insn.has_repne_prefix()
+        || matches!(
+            insn.mnemonic(),
+            Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne
+        );
+    over.then(|| pc.wrapping_add(insn.len() as u32))
+}
+
+/// The ring the CPU runs in, in words.
+pub fn ring_name(st: &CpuState) -> String {
+    if !st.protected() {
+        return "real mode (no rings; acts as ring 0)".into();
+    }
+    if st.v86() {
+        return "RING 3 (virtual-8086)".into();
+    }
+    match st.cpl() {
+        0 => "RING 0 (kernel)".into(),
+        3 => "RING 3 (user)".into(),
+        n => format!("RING {n}"),
+    }
+}
+
+/// EFLAGS as the letters of the set flags, and IOPL.
+pub fn eflags_text(f: u32) -> String {
+    const NAMES: [(u32, &str); 13] = [
+        (1 << 0, "CF"),
+        (1 << 2, "PF"),
+        (1 << 4, "AF"),
+        (1 << 6, "ZF"),
+        (1 << 7, "SF"),
+        (1 << 8, "TF"),
+        (1 << 9, "IF"),
+        (1 << 10, "DF"),
+        (1 << 11, "OF"),
+        (1 << 14, "NT"),
+        (1 << 16, "RF"),
+        (1 << 17, "VM"),
+        (1 << 18, "AC"),
+    ];
+    let set: Vec<&str> = NAMES
+        .iter()
+        .filter(|(b, _)| f & b != 0)
+        .map(|&(_, n)| n)
+        .collect();
+    format!("{} IOPL={}", set.join(" "), (f >> 12) & 3)
+}
+
+/// A segment register with its hidden descriptor cache.
+pub fn segment_text(name: &str, s: &Segment, protected: bool) -> String {
+    if !protected {
+        return format!(
+            "{name} {:04x} base {:08x} limit {:05x}",
+            s.selector, s.base, s.limit
+        );
+    }
+    if !s.usable() {
+        return format!("{name} {:04x} (null: unusable)", s.selector);
+    }
+    let ar = s.access;
+    let kind = if ar & 0x10 == 0 {
+        match ar & 0xF {
+            0x1 | 0x3 => "tss16",
+            0x9 | 0xB => "tss32",
+            0x2 => "ldt",
+            _ => "system",
+        }
+    } else if ar & 0x8 != 0 {
+        if ar & 0x4 != 0 {
+            "code conforming"
+        } else {
+            "code"
+        }
+    } else if ar & 0x4 != 0 {
+        "data expand-down"
+    } else {
+        "data"
+    };
+    let rw = if ar & 0x10 == 0 {
+        if ar & 0x2 != 0 {
+            " busy"
+        } else {
+            ""
+        }
+    } else if ar & 0x8 != 0 {
+        if ar & 0x2 != 0 {
+            " r-x"
+        } else {
+            " --x"
+        }
+    } else if ar & 0x2 != 0 {
+        " rw-"
+    } else {
+        " r--"
+    };
+    let size = if ar & 0x10 != 0 {
+        if s.big() {
+            " 32-bit"
+        } else {
+            " 16-bit"
+        }
+    } else {
+        ""
+    };
+    format!(
+        "{name} {:04x} base {:08x} limit {:08x} DPL {} {kind}{rw}{size}",
+        s.selector,
+        s.base,
+        s.limit,
+        s.dpl()
+    )
+}
+
+fn cause_text(c: PrivCause) -> &'static str {
+    match c {
+        PrivCause::SoftwareInterrupt => "INT",
+        PrivCause::Exception => "exception",
+        PrivCause::HardwareInterrupt => "hardware interrupt",
+        PrivCause::Iret => "IRET",
+        PrivCause::CallGate => "call gate",
+        PrivCause::FarReturn => "far RET",
+        PrivCause::TaskSwitch => "task switch",
+        PrivCause::Sysenter => "SYSENTER",
+        PrivCause::Sysexit => "SYSEXIT",
+        PrivCause::ModeSwitch => "mode switch",
+    }
+}
+
+/// The names of the exception vectors (SDM Vol 3A 6.3.1).
+pub fn vector_name(v: u8) -> &'static str {
+    match v {
+        0 => "#DE",
+        1 => "#DB",
+        2 => "NMI",
+        3 => "#BP",
+        4 => "#OF",
+        5 => "#BR",
+        6 => "#UD",
+        7 => "#NM",
+        8 => "#DF",
+        10 => "#TS",
+        11 => "#NP",
+        12 => "#SS",
+        13 => "#GP",
+        14 => "#PF",
+        16 => "#MF",
+        17 => "#AC",
+        18 => "#MC",
+        19 => "#XM",
+        _ => "",
+    }
+}
+
+/// One event record as a line of text.
+pub fn event_text(r: &Record) -> String {
+    let what = match &r.event {
+        Event::PrivilegeChange {
+            from,
+            to,
+            cause,
+            eip,
+        } => format!("ring {from} -> {to} by {} at {eip:#x}", cause_text(*cause)),
+        Event::Exception {
+            vector,
+            error_code,
+            eip,
+        } => {
+            let code = error_code.map_or(String::new(), |c| format!(" error code {c:#x}"));
+            format!(
+                "exception {vector} {}{code} at {eip:#x}",
+                vector_name(*vector)
+            )
+        }
+        Event::Interrupt { vector, eip } => format!("interrupt vector {vector:#x} at {eip:#x}"),
+        Event::PortIo {
+            port,
+            size,
+            write,
+            value,
+        } => {
+            let dir = if *write { "out" } else { "in" };
+            format!("{dir} port {port:#x} ({size} bytes) = {value:#x}")
+        }
+        Event::Sensitive {
+            insn,
+            cpl,
+            eip,
+            how,
+        } => {
+            let how = serde_json::to_value(how)
+                .ok()
+                .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+                .unwrap_or_default();
+            format!("sensitive {insn} in ring {cpl} at {eip:#x}: {how}")
+        }
+        Event::VmExit { reason } => format!("VM exit: {reason}"),
+        Event::BlockTranslated { eip, insns, bytes } => {
+            format!("translated block at {eip:#x}: {insns} instructions, {bytes} host bytes")
+        }
+        Event::Unimplemented { eip, bytes } => {
+            format!("unimplemented instruction at {eip:#x}: {bytes:02x?}")
+        }
+        Event::EngineSwitch { from, to } => format!("engine switched {from} -> {to}"),
+    };
+    format!("{:>10}  {what}", r.icount)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use machine::MachineConfig;
+
+    #[test]
+    fn paging_walk_reads_through_the_guests_tables_without_changing_them() {
+        let mut m = Machine::new(MachineConfig::with_ram(8 << 20)).unwrap();
+        let mut st = CpuState::multiboot(0x1000, 0, 0x500);
+        // Page directory at 0x10000, one table at 0x11000 mapping linear
+        // 0x40_0000.. to physical 0x20000..; a 4 MiB page at 0x80_0000.
+        m.mem.write_u32(0x10000 + 4, 0x11000 | 1).unwrap();
+        m.mem.write_u32(0x11000 + 3 * 4, 0x20000 | 1).unwrap();
+        m.mem
+            .write_u32(0x10000 + 8, 0x0040_0000 | PDE_PS | 1)
+            .unwrap();
+        m.mem.write_u8(0x20000 + 0x123, 0xAB).unwrap();
+        st.cr0 |= CR0_PG;
+        st.cr3 = 0x10000;
+        assert_eq!(linear_to_phys(&m, &st, 0x0040_3123), Some(0x20123));
+        assert_eq!(read_linear(&m, &st, 0x0040_3123, 1), vec![0xAB]);
+        assert_eq!(linear_to_phys(&m, &st, 0x0040_4000), None);
+        // PSE off: the PS bit is ignored, the entry names a page table
+        // (at 0x40_0000, all zero: not present).
+        assert_eq!(linear_to_phys(&m, &st, 0x0080_0010), None);
+        st.cr4 |= CR4_PSE;
+        assert_eq!(linear_to_phys(&m, &st, 0x0080_0010), Some(0x0040_0010));
+        assert_eq!(linear_to_phys(&m, &st, 0x00BF_FFFF), Some(0x007F_FFFF));
+        // No accessed bits were set.
+        assert_eq!(m.mem.read_u32(0x10000 + 4), Some(0x11000 | 1));
+        assert_eq!(m.mem.read_u32(0x11000 + 12), Some(0x20000 | 1));
+    }
+
+    #[test]
+    fn disassembles_real_and_protected_mode_code() {
+        let mut m = Machine::new(MachineConfig::with_ram(1 << 20)).unwrap();
+        // int 0x80; call +0; mov eax, 1 (32-bit) at 0x1000.
+        m.mem
+            .write(0x1000, &[0xCD, 0x80, 0xE8, 0, 0, 0, 0, 0xB8, 1, 0, 0, 0])
+            .unwrap();
+        let st = CpuState::multiboot(0x1000, 0, 0x500);
+        let d = disassemble(&m, &st, 0x1000, 3);
+        let text: Vec<&str> = d.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(text, ["int 0x80", "call 0x00001007", "mov eax, 1"]);
+        assert_eq!(d[1].bytes, [0xE8, 0, 0, 0, 0]);
+        assert_eq!(step_over_target(&m, &st), Some(0x1002));
+        // The same bytes in real mode: 16-bit decoding.
+        let rm = CpuState::boot_sector(0x1000);
+        let d = disassemble(&m, &rm, 0x1000, 2);
+        assert_eq!(d[1].text, "call 0x1005");
+    }
+
+    #[test]
+    fn descriptor_caches_and_flags_read_as_text() {
+        let s = Segment::flat32(0x1B, true);
+        let mut user = s;
+        user.access = (user.access & !0x60) | (3 << 5);
+        assert_eq!(
+            segment_text("CS", &user, true),
+            "CS 001b base 00000000 limit ffffffff DPL 3 code r-x 32-bit"
+        );
+        assert_eq!(eflags_text(0x3246), "PF ZF IF IOPL=3");
+    }
+}

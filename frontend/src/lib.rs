@@ -1,0 +1,17 @@
+//! ringlab: one x86 guest, three ways to run it — an interpreter, a binary
+//! translator and KVM — and what each shows of privilege rings.
+//!
+//! The library behind the `ringlab` binary: the command line (`cli`), the
+//! comparison table, the stepping terminal UI, the VGA renderer, the
+//! benchmark table, and `Session`, a machine whose engine can be swapped
+//! mid-run.
+
+pub mod cli;
+pub mod compare;
+pub mod engines;
+pub mod inspect;
+pub mod report;
+pub mod run;
+pub mod session;
+pub mod status;
+pub mod stepper;
