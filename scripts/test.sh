@@ -11,7 +11,7 @@
 #    scripts/kvm-vm-tests.sh runs the KVM tests again inside a QEMU/SVM
 #    virtual machine with a genuine kvm_amd, where nothing may skip.
 #
-# Installs what it needs with apt-get (GNU binutils here; QEMU and busybox
+# Installs what it needs with apt-get (GNU binutils and tmux here; QEMU and busybox
 # in kvm-vm-tests.sh). RINGLAB_NO_VM=1 leaves out step 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,15 @@ if ! command -v as >/dev/null || ! command -v ld >/dev/null || ! command -v objc
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq binutils
+fi
+
+# tmux runs `ringlab step` in a real terminal for its UI test
+# (frontend/tests/step_tui.rs).
+if ! command -v tmux >/dev/null; then
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq tmux
 fi
 
 cargo test --workspace --release

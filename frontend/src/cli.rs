@@ -61,6 +61,16 @@ enum Command {
         #[arg(long, value_enum)]
         format: Option<run::FormatArg>,
     },
+    /// Step through a guest in a terminal UI: disassembly, registers, the
+    /// ring the CPU is in, segment descriptor caches, events, serial and
+    /// VGA. Keys: s step, n step over, r run to the next ring change, e to
+    /// the next exception or interrupt, c continue, b breakpoint, w switch
+    /// engine, ? all keys, q quit.
+    #[command(after_help = "Examples:
+  ringlab step --lesson rings                 (then r, r, s... to watch ring 0 -> 3 -> 0)
+  ringlab step --lesson rings --engine kvm    (KVM single-steps: one VM exit per step)
+  ringlab step kernel.elf --break 0x100020")]
+    Step(crate::step::StepArgs),
     /// List the coursework labs.
     Lessons,
     /// Print a lab sheet and run its guest on every available engine.
@@ -93,6 +103,7 @@ pub fn main() -> ExitCode {
             (Some(path), None) => compare::compare_image(&path, format),
             (None, None) => unreachable!("clap requires an image or --lesson"),
         },
+        Some(Command::Step(args)) => crate::step::step(&args),
         Some(Command::Lessons) => Ok(compare::list_lessons()),
         Some(Command::Lesson { name, source }) => compare::lesson(&name, source),
         None => Ok(compare::demo()),

@@ -278,9 +278,14 @@ pub fn vector_name(v: u8) -> &'static str {
     }
 }
 
-/// One event record as a line of text.
+/// One event record as a line of text: instruction count, then what.
 pub fn event_text(r: &Record) -> String {
-    let what = match &r.event {
+    format!("{:>10}  {}", r.icount, event_what(&r.event))
+}
+
+/// What an event says, in words.
+pub fn event_what(e: &Event) -> String {
+    match e {
         Event::PrivilegeChange {
             from,
             to,
@@ -328,8 +333,7 @@ pub fn event_text(r: &Record) -> String {
             format!("unimplemented instruction at {eip:#x}: {bytes:02x?}")
         }
         Event::EngineSwitch { from, to } => format!("engine switched {from} -> {to}"),
-    };
-    format!("{:>10}  {what}", r.icount)
+    }
 }
 
 #[cfg(test)]

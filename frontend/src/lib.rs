@@ -14,4 +14,7 @@ pub mod report;
 pub mod run;
 pub mod session;
 pub mod status;
+pub mod step;
 pub mod stepper;
+pub mod tui;
+pub mod vga;

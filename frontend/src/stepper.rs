@@ -193,11 +193,18 @@ impl Stepper {
                         let last = self.session.m.trace.records().next_back();
                         format!(
                             "stopped after {ran} instructions: {}",
-                            last.map_or(String::new(), |r| inspect::event_text(r)
-                                .trim_start()
-                                .to_string())
+                            last.map_or(String::new(), |r| format!(
+                                "{} (at instruction {})",
+                                inspect::event_what(&r.event),
+                                r.icount
+                            ))
                         )
                     }
+                    (Stop::Stepped, _) => match ran {
+                        1 => "stepped one instruction".to_string(),
+                        0 => "stepped: an interrupt or exception was delivered".to_string(),
+                        n => format!("stepped ({n} instructions)"),
+                    },
                     (s, _) => format!("{s} ({ran} instructions)"),
                 };
                 self.last_stop = Some(stop);

@@ -1,0 +1,52 @@
+//! `ringlab step`: load a guest and hand it to the terminal UI.
+
+use crate::engines::EngineKind;
+use crate::run::{parse_u32, prepare, Failure, GuestArgs};
+use crate::session::Session;
+use crate::status;
+use crate::stepper::Stepper;
+use crate::tui::{self, App};
+
+#[derive(clap::Args, Debug)]
+pub struct StepArgs {
+    #[command(flatten)]
+    pub guest: GuestArgs,
+    /// The engine to start on (w in the UI moves the machine to another).
+    #[arg(long, value_enum, default_value = "interp")]
+    pub engine: EngineKind,
+    /// A breakpoint at this linear address (repeatable); decimal or 0x hex.
+    #[arg(long = "break", value_name = "ADDR", value_parser = parse_u32)]
+    pub breakpoints: Vec<u32>,
+    /// Trap-and-emulate mode of the interpreter (see `ringlab run --help`).
+    #[arg(long)]
+    pub deprivilege: bool,
+}
+
+pub fn step(args: &StepArgs) -> Result<u8, Failure> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(Failure::new(
+            status::USAGE,
+            "ringlab step is interactive and needs a terminal (stdin and stdout); \
+             `ringlab run --trace FILE` records the same events without one",
+        ));
+    }
+    if args.deprivilege && args.engine != EngineKind::Interp {
+        return Err(Failure::new(
+            status::USAGE,
+            "--deprivilege is a mode of the interpreter (--engine interp)",
+        ));
+    }
+    let (m, loaded) = prepare(&args.guest)?;
+    let session = Session::new(m, args.engine, args.deprivilege, &loaded.entry).map_err(|e| {
+        Failure::new(
+            status::ENGINE_ERROR,
+            format!("--engine {}: {e}", args.engine.name()),
+        )
+    })?;
+    let mut stepper = Stepper::new(session);
+    stepper.breakpoints = args.breakpoints.clone();
+    let mut app = App::new(stepper, args.guest.name());
+    tui::run(&mut app).map_err(|e| Failure::new(status::ENGINE_ERROR, format!("terminal: {e}")))?;
+    Ok(0)
+}

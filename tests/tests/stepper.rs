@@ -1,0 +1,115 @@
+//! The commands of `ringlab step` (Stepper) on every engine, without a
+//! terminal: run to the ring change into ring 3, step across INT 0x80 into
+//! ring 0, run back to ring 3; the same instruction counts and ring changes
+//! on each engine. On KVM the stepper single-steps (the only way it sees
+//! ring changes); kvm-pvm cannot run ring 3 without paging, so there the
+//! KVM case prints why and stops, unless RINGLAB_REQUIRE_KVM is set (the
+//! QEMU/SVM VM of scripts/kvm-vm-tests.sh).
+
+use machine::loader::{self, LoadOptions};
+use machine::{Machine, MachineConfig, Stop};
+use ringlab::engines::EngineKind;
+use ringlab::inspect;
+use ringlab::session::Session;
+use ringlab::stepper::{Command, Stepper};
+
+fn stepper(kind: EngineKind) -> Result<Stepper, machine::EngineError> {
+    let l = lessons::find("rings").expect("rings lesson");
+    let mut m = Machine::new(MachineConfig::default()).expect("machine");
+    let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).expect("load");
+    Ok(Stepper::new(Session::new(m, kind, false, &loaded.entry)?))
+}
+
+/// (instruction count, CPL, current instruction text) after each command.
+fn walk(kind: EngineKind) -> Option<Vec<(u64, u8, String)>> {
+    let require = std::env::var_os("RINGLAB_REQUIRE_KVM").is_some();
+    let mut s = match stepper(kind) {
+        Ok(s) => s,
+        Err(e) if kind == EngineKind::Kvm && !require => {
+            eprintln!("stepper on kvm skipped: {e}");
+            return None;
+        }
+        Err(e) => panic!("{kind:?}: {e}"),
+    };
+    let mut seen = Vec::new();
+    let look = |s: &mut Stepper| {
+        let st = s.session.cpu_state().expect("state");
+        let d = inspect::disassemble(&s.session.m, &st, st.pc_linear(), 1);
+        let text = d.first().map_or(String::new(), |d| d.text.clone());
+        (s.session.m.icount(), st.cpl(), text)
+    };
+    s.exec(Command::RunToRingChange);
+    if kind == EngineKind::Kvm && s.message.contains("kvm-pvm") && !require {
+        eprintln!("stepper on kvm skipped: {}", s.message);
+        return None;
+    }
+    assert_eq!(s.last_stop, Some(Stop::Event), "{kind:?}: {}", s.message);
+    seen.push(look(&mut s));
+    for _ in 0..40 {
+        if look(&mut s).2 == "int 0x80" {
+            break;
+        }
+        s.exec(Command::Step);
+        assert_eq!(s.last_stop, Some(Stop::Stepped), "{}", s.message);
+    }
+    seen.push(look(&mut s));
+    s.exec(Command::Step);
+    seen.push(look(&mut s));
+    s.exec(Command::RunToRingChange);
+    seen.push(look(&mut s));
+    // Run to the #GP of the program's CLI: the stop is in the kernel's
+    // handler, ring 0.
+    s.exec(Command::RunToException);
+    seen.push(look(&mut s));
+    // Back to ring 3, on to the next INT 0x80, and step over it: the whole
+    // system call runs and the CPU is at the next instruction, in ring 3.
+    s.exec(Command::RunToRingChange);
+    for _ in 0..40 {
+        if look(&mut s).2 == "int 0x80" {
+            break;
+        }
+        s.exec(Command::Step);
+    }
+    let at = look(&mut s);
+    assert_eq!(at.2, "int 0x80");
+    let pc = s.session.cpu_state().expect("state").pc_linear();
+    s.exec(Command::StepOver);
+    assert_eq!(
+        s.last_stop,
+        Some(Stop::Breakpoint { addr: pc + 2 }),
+        "{}",
+        s.message
+    );
+    seen.push(look(&mut s));
+    assert!(seen.last().unwrap().0 > at.0 + 10, "the system call ran");
+    Some(seen)
+}
+
+fn check(kind: EngineKind) {
+    let Some(seen) = walk(kind) else {
+        return;
+    };
+    let want = walk(EngineKind::Interp).expect("interp");
+    assert_eq!(seen, want, "{kind:?} against the interpreter");
+    // Ring 3 after the IRET, ring 3 at INT 0x80, ring 0 after it, ring 3
+    // after the handler's IRET, the #GP handler (ring 0), and ring 3 after
+    // stepping over the next INT 0x80.
+    let rings: Vec<u8> = seen.iter().map(|x| x.1).collect();
+    assert_eq!(rings, [3, 3, 0, 3, 0, 3], "{seen:?}");
+    assert_eq!(seen[1].2, "int 0x80");
+}
+
+#[test]
+fn stepper_on_the_interpreter() {
+    check(EngineKind::Interp);
+}
+
+#[test]
+fn stepper_on_the_translator() {
+    check(EngineKind::Bt);
+}
+
+#[test]
+fn stepper_on_kvm() {
+    check(EngineKind::Kvm);
+}
