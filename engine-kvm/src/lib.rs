@@ -425,6 +425,21 @@ fn cause_from_insn(m: &Machine, s: &CpuState) -> PrivCause {
     }
 }
 
+/// The instruction at the PC is MOV SS, r/m or POP SS (read as
+/// `cause_from_insn` does, through identity-mapped memory).
+fn loads_ss(m: &Machine, s: &CpuState) -> bool {
+    let b = |k: u32| m.mem.read_u8(s.pc_linear().wrapping_add(k) as u64);
+    let (op, modrm) = match b(0) {
+        Some(0x66) => (b(1), b(2)),
+        x => (x, b(1)),
+    };
+    match op {
+        Some(0x17) => true,
+        Some(0x8E) => modrm.is_some_and(|r| (r >> 3) & 7 == 2),
+        _ => false,
+    }
+}
+
 /// A VM exit with its data area as a raw pointer into the vCPU's kvm_run
 /// mapping, so the borrow of the vCPU ends before the exit is handled.
 enum Raw {
@@ -675,8 +690,11 @@ impl Engine for Kvm {
         // injected an interrupt is the delivery, which the interpreter does
         // not count either.
         if r == Ok(Stop::Stepped) && self.injected == injected {
-            self.stepped += 1;
-            m.retire(1);
+            // MOV SS and POP SS hold the trap over the next instruction:
+            // that step retired two.
+            let n = if loads_ss(m, &before) { 2 } else { 1 };
+            self.stepped += n;
+            m.retire(n);
         }
         // While stepping, ring changes are seen from CS (and EFLAGS.VM)
         // between two instructions; the cause is read from the instruction

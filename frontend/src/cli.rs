@@ -71,6 +71,14 @@ enum Command {
   ringlab step --lesson rings --engine kvm    (KVM single-steps: one VM exit per step)
   ringlab step kernel.elf --break 0x100020")]
     Step(crate::step::StepArgs),
+    /// Time the nanobenchmark lesson (system call, IN, MOV CR3, page
+    /// fault, ...) and a compute loop on every available engine: a table
+    /// in the style of Adams & Agesen's nanobenchmarks, in host
+    /// nanoseconds per operation, each engine relative to the fastest.
+    #[command(after_help = "Examples:
+  ringlab bench
+  ringlab bench --engine interp --engine bt --json bench.json")]
+    Bench(crate::bench::BenchArgs),
     /// List the coursework labs.
     Lessons,
     /// Print a lab sheet and run its guest on every available engine.
@@ -104,6 +112,7 @@ pub fn main() -> ExitCode {
             (None, None) => unreachable!("clap requires an image or --lesson"),
         },
         Some(Command::Step(args)) => crate::step::step(&args),
+        Some(Command::Bench(args)) => crate::bench::bench(&args),
         Some(Command::Lessons) => Ok(compare::list_lessons()),
         Some(Command::Lesson { name, source }) => compare::lesson(&name, source),
         None => Ok(compare::demo()),

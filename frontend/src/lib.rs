@@ -6,6 +6,7 @@
 //! benchmark table, and `Session`, a machine whose engine can be swapped
 //! mid-run.
 
+pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod engines;

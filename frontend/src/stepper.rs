@@ -127,6 +127,13 @@ impl Stepper {
                 let bps = self.breakpoints.clone();
                 self.run_until(EventMask::NONE.with(EventKind::PrivilegeChange), bps)
             }
+            Command::RunToException if self.session.kind() == EngineKind::Kvm => {
+                self.message = "KVM does not see exceptions or interrupts the CPU delivers \
+                                itself (only its VM exits): run to a ring change, or switch \
+                                to the interpreter (w) to stop at them"
+                    .into();
+                return;
+            }
             Command::RunToException => {
                 self.history.clear();
                 let bps = self.breakpoints.clone();

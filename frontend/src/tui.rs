@@ -510,12 +510,15 @@ fn draw_help(f: &mut Frame, area: Rect) {
         .map(|(k, what)| Line::raw(format!(" {k:<9} {what}")))
         .collect();
     lines.push(Line::raw(""));
-    lines.push(Line::raw(
-        " On KVM the CPU runs the guest: stepping and \"run to\" single-step it",
-    ));
-    lines.push(Line::raw(
-        " (one VM exit per instruction) to see ring changes between instructions.",
-    ));
+    for l in [
+        " On KVM the CPU runs the guest: stepping and \"run to\" single-step it (one VM",
+        " exit per instruction) and see ring changes between steps. The CPU clears the",
+        " trap flag when it enters a handler, so a step across INT n or a fault runs on",
+        " in the handler up to its next VM exit; KVM never sees the exceptions the CPU",
+        " delivers itself (e is the interpreter's and the translator's).",
+    ] {
+        lines.push(Line::raw(l));
+    }
     lines.push(Line::raw(" any key closes this list"));
     let r = centered(area, 90, lines.len() as u16 + 2);
     f.render_widget(Clear, r);

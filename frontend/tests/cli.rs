@@ -460,3 +460,64 @@ fn switched_runs_print_what_a_plain_run_prints() {
         "two switches at instruction 9",
     );
 }
+
+#[test]
+fn bench_prints_the_nanobenchmark_table_and_json() {
+    let dir = std::env::temp_dir().join(format!("ringlab-cli-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let out = ringlab(&[
+        "bench",
+        "--engine",
+        "interp",
+        "--engine",
+        "bt",
+        "--compute-timeout",
+        "0.3",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let header = table.lines().find(|l| l.starts_with("operation")).unwrap();
+    assert!(
+        header.contains("interp") && header.contains("bt"),
+        "{table}"
+    );
+    for op in [
+        "in ", "cr3wr", "pgfault", "divzero", "ptemod", "call/ret", "syscall",
+    ] {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(op))
+            .unwrap_or_else(|| panic!("{op}: {table}"));
+        assert_eq!(
+            row.matches("(fastest)").count(),
+            1,
+            "one fastest per row: {row}"
+        );
+    }
+    assert!(
+        table.contains("unfinished after"),
+        "a 0.3 s cap cuts the compute loop: {table}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["operations"].as_array().unwrap().len(), 7);
+    assert_eq!(v["ops_per_benchmark"], 10000);
+    for e in v["engines"].as_array().unwrap() {
+        for op in [
+            "in", "cr3wr", "pgfault", "divzero", "ptemod", "call/ret", "syscall",
+        ] {
+            let ns = e["ns_per_op"][op]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{op}: {e}"));
+            assert!(ns > 0.0 && ns < 1e7, "{op}: {ns}");
+        }
+        assert_eq!(e["compute"]["finished"], false);
+    }
+}

@@ -31,6 +31,9 @@ pub enum Stop {
     TripleFault,
     /// The guest asked for a reset (port 0x92 bit 0).
     Reset,
+    /// A POST code written to port 0x80, with stops on POST codes on
+    /// (`Machine::set_stop_on_post`); running again goes on.
+    PostCode { code: u8 },
 }
 
 impl Stop {
@@ -67,6 +70,7 @@ impl std::fmt::Display for Stop {
             Stop::Event => write!(f, "stopped on event"),
             Stop::TripleFault => write!(f, "triple fault (CPU shutdown)"),
             Stop::Reset => write!(f, "guest requested a reset"),
+            Stop::PostCode { code } => write!(f, "POST code {code:#04x}"),
         }
     }
 }

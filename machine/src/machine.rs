@@ -24,6 +24,9 @@ pub enum MachineStop {
     Shutdown,
     /// Fast reset through port 0x92 bit 0.
     Reset,
+    /// A POST code was written to port 0x80 while stops on POST codes are
+    /// on (`set_stop_on_post`): `ringlab bench` times the phases between.
+    PostCode(u8),
 }
 
 impl MachineStop {
@@ -32,6 +35,7 @@ impl MachineStop {
             MachineStop::Exit(value) => crate::Stop::GuestExit { value },
             MachineStop::Shutdown => crate::Stop::Shutdown,
             MachineStop::Reset => crate::Stop::Reset,
+            MachineStop::PostCode(code) => crate::Stop::PostCode { code },
         }
     }
 }
@@ -442,6 +446,12 @@ impl Machine {
     /// Everything written to the debug console port 0xE9.
     pub fn debugcon_output(&self) -> &[u8] {
         self.bus.get(self.chipset.debugcon).output()
+    }
+
+    /// Makes every POST code write stop the run (`Stop::PostCode`), so the
+    /// frontend can time the phases a guest marks; off by default.
+    pub fn set_stop_on_post(&mut self, on: bool) {
+        self.bus.get_mut(self.chipset.post).stop_on_write = on;
     }
 
     /// POST codes written to port 0x80, in order.

@@ -58,8 +58,17 @@ fn walk(kind: EngineKind) -> Option<Vec<(u64, u8, String)>> {
     s.exec(Command::RunToRingChange);
     seen.push(look(&mut s));
     // Run to the #GP of the program's CLI: the stop is in the kernel's
-    // handler, ring 0.
+    // handler, ring 0. KVM does not see exceptions the CPU delivers: it
+    // says so and stays; run to the ring change into the handler instead.
     s.exec(Command::RunToException);
+    if kind == EngineKind::Kvm {
+        assert!(
+            s.message.contains("KVM does not see exceptions"),
+            "{}",
+            s.message
+        );
+        s.exec(Command::RunToRingChange);
+    }
     seen.push(look(&mut s));
     // Back to ring 3, on to the next INT 0x80, and step over it: the whole
     // system call runs and the CPU is at the next instruction, in ring 3.
@@ -90,7 +99,22 @@ fn check(kind: EngineKind) {
         return;
     };
     let want = walk(EngineKind::Interp).expect("interp");
-    assert_eq!(seen, want, "{kind:?} against the interpreter");
+    if kind == EngineKind::Kvm {
+        // KVM single-steps with the trap flag, which the CPU clears when
+        // it enters a handler: a step across INT 0x80 or into the #GP runs
+        // on in the handler until its next VM exit (a port access) and
+        // counts one instruction. Up to the first such step KVM counts
+        // exactly; after it, the rings, and where the stepper stops in
+        // ring 3, are the interpreter's.
+        assert_eq!(seen[..2], want[..2], "kvm against the interpreter");
+        let rings = |v: &[(u64, u8, String)]| v.iter().map(|x| x.1).collect::<Vec<_>>();
+        assert_eq!(rings(&seen), rings(&want), "kvm against the interpreter");
+        for i in [3, 5] {
+            assert_eq!(seen[i].2, want[i].2, "kvm against the interpreter at {i}");
+        }
+    } else {
+        assert_eq!(seen, want, "{kind:?} against the interpreter");
+    }
     // Ring 3 after the IRET, ring 3 at INT 0x80, ring 0 after it, ring 3
     // after the handler's IRET, the #GP handler (ring 0), and ring 3 after
     // stepping over the next INT 0x80.

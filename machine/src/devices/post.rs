@@ -9,6 +9,8 @@ use crate::bus::{Device, IoCtx};
 #[derive(Default)]
 pub struct PostCodes {
     codes: Vec<u8>,
+    /// Each write asks the machine to stop (`Machine::set_stop_on_post`).
+    pub stop_on_write: bool,
 }
 
 impl PostCodes {
@@ -31,7 +33,12 @@ impl Device for PostCodes {
     fn name(&self) -> &'static str {
         "POST code port (0x80)"
     }
-    fn pio_write(&mut self, _r: usize, _o: u16, _size: u8, value: u32, _cx: &mut IoCtx) {
+    fn pio_write(&mut self, _r: usize, _o: u16, _size: u8, value: u32, cx: &mut IoCtx) {
+        if self.stop_on_write {
+            cx.request(crate::bus::Request::Stop(crate::MachineStop::PostCode(
+                value as u8,
+            )));
+        }
         // Bounded: a guest looping on OUT 0x80 must not grow host memory
         // without end. Keep the first million codes.
         if self.codes.len() < 1 << 20 {

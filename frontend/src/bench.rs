@@ -1,0 +1,284 @@
+//! `ringlab bench`: the nanobenchmark lesson and a compute loop on every
+//! available engine, as a table laid out like Adams and Agesen's
+//! nanobenchmark table (ASPLOS 2006, "A Comparison of Software and
+//! Hardware Techniques for x86 Virtualization"): one row per operation,
+//! one column per engine, host nanoseconds per operation and each engine
+//! relative to the fastest.
+//!
+//! The nanobench guest writes POST code n when benchmark n starts and
+//! 0x80 + n when it ends; with stops on POST codes on, every engine returns
+//! at each, and the frontend reads the host clock there. So the figures
+//! are host time on every engine (the guest's own RDTSC figures are
+//! virtual time on the interpreter and the translator). Each includes the
+//! benchmark loop's LOOP instruction, as the guest's own figures do.
+
+use crate::engines::EngineKind;
+use crate::run::Failure;
+use crate::session::Session;
+use crate::status;
+use machine::loader::{self, ImageFormat, LoadOptions};
+use machine::{Limits, Machine, MachineConfig, Stop};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// Operations per nanobenchmark (N in nanobench.S).
+const N: u64 = 10_000;
+
+/// The benchmarks in the guest's order (POST code n = index + 1).
+pub const BENCHMARKS: [(&str, &str); 7] = [
+    ("in", "IN from port 0x80"),
+    ("cr3wr", "MOV to CR3"),
+    ("pgfault", "#PF, handler maps the page"),
+    ("divzero", "#DE, handler skips the DIV"),
+    ("ptemod", "write a page-table entry"),
+    ("call/ret", "near CALL and RET"),
+    ("syscall", "INT 0x80 and IRET from ring 3"),
+];
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Also write the figures to FILE as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    pub json: Option<std::path::PathBuf>,
+    /// Seconds the compute loop (900 M instructions) may take per engine
+    /// before it is cut short and reported as a lower bound.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub compute_timeout: f64,
+    /// Only these engines (repeatable); default: every available one.
+    #[arg(long, value_enum)]
+    pub engine: Vec<EngineKind>,
+}
+
+/// One engine's figures.
+pub struct EngineBench {
+    pub engine: EngineKind,
+    /// Host ns per operation, per benchmark; Err: why it could not run.
+    pub nano: Result<Vec<f64>, String>,
+    /// Compute loop: Ok((seconds, finished)); Err: why it could not run.
+    pub compute: Result<(f64, bool), String>,
+}
+
+fn session(image: &[u8], format: ImageFormat, kind: EngineKind) -> Result<Session, String> {
+    let mut m = Machine::new(MachineConfig::default()).map_err(|e| e.to_string())?;
+    let loaded = loader::load(
+        &mut m.mem,
+        image,
+        &LoadOptions {
+            format: Some(format),
+            load_addr: None,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Session::new(m, kind, false, &loaded.entry).map_err(|e| e.to_string())
+}
+
+/// Runs the nanobench lesson, timing each benchmark between its POST codes.
+pub fn nanobench(kind: EngineKind) -> Result<Vec<f64>, String> {
+    let l = lessons::find("nanobench").ok_or("the nanobench lesson is missing")?;
+    let mut s = session(l.image, ImageFormat::Multiboot, kind)?;
+    s.m.set_stop_on_post(true);
+    let mut marks: Vec<(u8, Instant)> = Vec::new();
+    let start = Instant::now();
+    loop {
+        let limits = Limits {
+            max_icount: None,
+            timeout: Some(Duration::from_secs(60).saturating_sub(start.elapsed())),
+            breakpoints: vec![],
+        };
+        match s.run(&limits, false).map_err(|e| e.to_string())? {
+            Stop::PostCode { code } => {
+                marks.push((code, Instant::now()));
+                s.m.clear_stop();
+            }
+            Stop::Halted => break,
+            other => return Err(format!("the nanobench guest stopped with: {other}")),
+        }
+    }
+    let at = |code: u8| marks.iter().find(|(c, _)| *c == code).map(|&(_, t)| t);
+    (1..=BENCHMARKS.len() as u8)
+        .map(|n| match (at(n), at(0x80 | n)) {
+            (Some(a), Some(b)) => Ok(b.duration_since(a).as_nanos() as f64 / N as f64),
+            _ => Err(format!("benchmark {n}: the guest did not mark it")),
+        })
+        .collect()
+}
+
+/// Runs the compute loop; (seconds, whether it finished in `limit`).
+pub fn compute(kind: EngineKind, limit: Duration) -> Result<(f64, bool), String> {
+    let mut s = session(lessons::COMPUTE, ImageFormat::Flat, kind)?;
+    let start = Instant::now();
+    loop {
+        let left = limit.saturating_sub(start.elapsed());
+        let limits = Limits {
+            max_icount: None,
+            timeout: Some(left.min(Duration::from_millis(500))),
+            breakpoints: vec![],
+        };
+        match s.run(&limits, false).map_err(|e| e.to_string())? {
+            Stop::Shutdown => return Ok((start.elapsed().as_secs_f64(), true)),
+            Stop::Timeout | Stop::Budget if start.elapsed() < limit => continue,
+            Stop::Timeout | Stop::Budget => return Ok((start.elapsed().as_secs_f64(), false)),
+            other => return Err(format!("the compute guest stopped with: {other}")),
+        }
+    }
+}
+
+/// Instructions the compute guest retires (counted on the interpreter by
+/// the tests; the guest is deterministic, so every engine runs as many).
+pub const COMPUTE_INSNS: u64 = 900_000_203;
+
+pub fn bench(args: &BenchArgs) -> Result<u8, Failure> {
+    if !(args.compute_timeout.is_finite() && args.compute_timeout > 0.0) {
+        return Err(Failure::new(
+            status::USAGE,
+            "--compute-timeout: must be a positive number of seconds",
+        ));
+    }
+    let engines: Vec<EngineKind> = if args.engine.is_empty() {
+        vec![EngineKind::Interp, EngineKind::Bt, EngineKind::Kvm]
+    } else {
+        args.engine.clone()
+    };
+    let limit = Duration::from_secs_f64(args.compute_timeout);
+    let mut results = Vec::new();
+    for &e in &engines {
+        eprintln!("bench: {} ...", e.name());
+        let nano = nanobench(e);
+        let compute = compute(e, limit);
+        results.push(EngineBench {
+            engine: e,
+            nano,
+            compute,
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{}", table(&results, limit));
+    if let Some(path) = &args.json {
+        let v = json(&results);
+        std::fs::write(path, format!("{v:#}\n")).map_err(|e| {
+            Failure::new(
+                status::USAGE,
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })?;
+    }
+    Ok(0)
+}
+
+fn cell(v: f64, best: f64) -> String {
+    let rel = if best > 0.0 { v / best } else { 1.0 };
+    if rel < 1.005 {
+        format!("{v:>10.1} (fastest)")
+    } else {
+        format!("{v:>10.1} (x{rel:<6.1})")
+    }
+}
+
+/// The table, Adams & Agesen style.
+pub fn table(results: &[EngineBench], limit: Duration) -> String {
+    let mut s = String::new();
+    s.push_str(
+        "nanobenchmarks: host nanoseconds per operation (10000 each), and each engine \
+         relative to the fastest\n\n",
+    );
+    s.push_str(&format!("{:<10} {:<32}", "operation", ""));
+    for r in results {
+        s.push_str(&format!(" {:>22}", r.engine.name()));
+    }
+    s.push('\n');
+    for (i, (name, what)) in BENCHMARKS.iter().enumerate() {
+        s.push_str(&format!("{name:<10} {what:<32}"));
+        let vals: Vec<Option<f64>> = results
+            .iter()
+            .map(|r| r.nano.as_ref().ok().and_then(|v| v.get(i).copied()))
+            .collect();
+        let best = vals.iter().flatten().copied().fold(f64::INFINITY, f64::min);
+        for v in &vals {
+            match v {
+                Some(v) => s.push_str(&format!(" {:>22}", cell(*v, best))),
+                None => s.push_str(&format!(" {:>22}", "-")),
+            }
+        }
+        s.push('\n');
+    }
+    s.push_str(&format!(
+        "\ncompute loop: {} M instructions, million instructions per second\n",
+        COMPUTE_INSNS / 1_000_000
+    ));
+    let rates: Vec<Option<f64>> = results
+        .iter()
+        .map(|r| match &r.compute {
+            Ok((secs, true)) => Some(COMPUTE_INSNS as f64 / secs / 1e6),
+            _ => None,
+        })
+        .collect();
+    let best = rates.iter().flatten().copied().fold(0.0, f64::max);
+    for (r, rate) in results.iter().zip(&rates) {
+        let text = match (&r.compute, rate) {
+            (Ok((secs, true)), Some(rate)) => {
+                let rel = if *rate >= best * 0.995 {
+                    "fastest".to_string()
+                } else {
+                    format!("x{:.1} slower", best / rate)
+                };
+                format!("{rate:>10.1} M/s  {secs:>8.2} s  ({rel})")
+            }
+            (Ok((secs, false)), _) => format!(
+                "unfinished after {secs:.1} s (--compute-timeout {}): under {:.1} M/s",
+                limit.as_secs_f64(),
+                COMPUTE_INSNS as f64 / secs / 1e6
+            ),
+            (Err(e), _) => format!("cannot run: {e}"),
+            _ => String::new(),
+        };
+        s.push_str(&format!("  {:<8} {text}\n", r.engine.name()));
+    }
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|r| {
+            r.nano
+                .as_ref()
+                .err()
+                .map(|e| format!("  {}: nanobench cannot run: {e}", r.engine.name()))
+        })
+        .collect();
+    if !failed.is_empty() {
+        s.push('\n');
+        s.push_str(&failed.join("\n"));
+        s.push('\n');
+    }
+    s
+}
+
+fn json(results: &[EngineBench]) -> serde_json::Value {
+    use serde_json::json;
+    let engines: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            let nano = match &r.nano {
+                Ok(v) => json!(BENCHMARKS
+                    .iter()
+                    .zip(v)
+                    .map(|((n, _), ns)| (n.to_string(), json!(ns)))
+                    .collect::<serde_json::Map<_, _>>()),
+                Err(e) => json!({ "error": e }),
+            };
+            let compute = match &r.compute {
+                Ok((secs, true)) => json!({
+                    "seconds": secs,
+                    "finished": true,
+                    "mips": COMPUTE_INSNS as f64 / secs / 1e6,
+                }),
+                Ok((secs, false)) => json!({ "seconds": secs, "finished": false }),
+                Err(e) => json!({ "error": e }),
+            };
+            json!({ "engine": r.engine.name(), "ns_per_op": nano, "compute": compute })
+        })
+        .collect();
+    json!({
+        "operations": BENCHMARKS.iter().map(|(n, w)| json!({"name": n, "what": w})).collect::<Vec<_>>(),
+        "ops_per_benchmark": N,
+        "compute_instructions": COMPUTE_INSNS,
+        "engines": engines,
+    })
+}
