@@ -60,6 +60,10 @@ enum Command {
         /// Image format, instead of detecting it.
         #[arg(long, value_enum)]
         format: Option<run::FormatArg>,
+        /// Show each engine's final VGA screen: in a window, or as coloured
+        /// text in the terminal.
+        #[arg(long, value_enum, default_value = "none")]
+        vga: crate::vga::VgaMode,
     },
     /// Step through a guest in a terminal UI: disassembly, registers, the
     /// ring the CPU is in, segment descriptor caches, events, serial and
@@ -106,9 +110,10 @@ pub fn main() -> ExitCode {
             image,
             lesson,
             format,
+            vga,
         }) => match (image, lesson) {
-            (_, Some(name)) => compare::compare_named_lesson(&name),
-            (Some(path), None) => compare::compare_image(&path, format),
+            (_, Some(name)) => compare::compare_named_lesson(&name, vga),
+            (Some(path), None) => compare::compare_image(&path, format, vga),
             (None, None) => unreachable!("clap requires an image or --lesson"),
         },
         Some(Command::Step(args)) => crate::step::step(&args),

@@ -2,6 +2,7 @@
 
 use crate::engines::{self, EngineKind};
 use crate::status;
+use crate::vga::VgaMode;
 use machine::loader::{self, ImageFormat, LoadOptions};
 use machine::{EventKind, Limits, Machine, MachineConfig, Stop};
 use std::io::Write;
@@ -19,6 +20,8 @@ pub struct Ran {
     pub status: u8,
     pub serial: Vec<u8>,
     pub screen: String,
+    /// The VGA screen with colours and cursor, for --vga.
+    pub vga: machine::devices::vga::Screen,
     /// None where the engine cannot count (KVM).
     pub instructions: Option<u64>,
     pub wall: Duration,
@@ -68,6 +71,7 @@ pub fn run_one(kind: EngineKind, guest: &Guest) -> Result<Ran, String> {
         stop,
         serial: m.serial_output().to_vec(),
         screen: m.screen().text(),
+        vga: m.screen(),
         instructions: stats.instructions,
         wall,
         privilege_changes: m.trace.count(EventKind::PrivilegeChange),
@@ -234,7 +238,10 @@ pub fn demo() -> u8 {
         .expect("the lessons crate has hello");
     println!("ringlab runs one unmodified x86 guest on each engine and compares them.");
     println!("`ringlab --help` lists the commands, `ringlab lessons` the labs.\n");
-    compare_lesson(lesson)
+    compare_lesson(lesson, VgaMode::None).unwrap_or_else(|f| {
+        eprintln!("ringlab: error: {}", f.message);
+        f.status
+    })
 }
 
 fn lesson_guest(lesson: &'static lessons::Lesson) -> Guest<'static> {
@@ -250,23 +257,50 @@ fn lesson_guest(lesson: &'static lessons::Lesson) -> Guest<'static> {
 
 /// Runs a lesson on every engine and prints the table; the exit status
 /// says whether the engines agreed.
-fn compare_lesson(lesson: &'static lessons::Lesson) -> u8 {
+fn compare_lesson(
+    lesson: &'static lessons::Lesson,
+    vga: VgaMode,
+) -> Result<u8, crate::run::Failure> {
     let guest = lesson_guest(lesson);
     let outcomes = run_all(&guest);
     let agree = print_table(&mut std::io::stdout(), &guest, &outcomes);
-    if !agree {
-        return status::DISAGREE;
+    show_screens(&outcomes, vga)?;
+    Ok(if !agree {
+        status::DISAGREE
+    } else if outcomes.iter().all(|o| o.result.is_err()) {
+        status::ENGINE_ERROR
+    } else {
+        0
+    })
+}
+
+/// `--vga`: each engine's final screen, as coloured text on stderr or in
+/// a window (one after the other: close it, or Esc, for the next).
+fn show_screens(outcomes: &[Outcome], vga: VgaMode) -> Result<(), crate::run::Failure> {
+    for o in outcomes {
+        let Ok(r) = &o.result else { continue };
+        match vga {
+            VgaMode::None => {}
+            VgaMode::Term => {
+                eprintln!("--- VGA screen on {} ---", o.engine.name());
+                eprint!("{}", crate::vga::ansi(&r.vga));
+            }
+            VgaMode::Window => {
+                let title = format!("ringlab: VGA screen on {} (Esc: next)", o.engine.name());
+                let mut w = crate::vga::VgaWindow::open(&title)
+                    .map_err(|e| crate::run::Failure::new(status::ENGINE_ERROR, e))?;
+                w.wait_closed(&r.vga);
+            }
+        }
     }
-    if outcomes.iter().all(|o| o.result.is_err()) {
-        return status::ENGINE_ERROR;
-    }
-    0
+    Ok(())
 }
 
 /// `ringlab compare IMAGE`: any guest on every engine, compared.
 pub fn compare_image(
     path: &std::path::Path,
     format: Option<crate::run::FormatArg>,
+    vga: VgaMode,
 ) -> Result<u8, crate::run::Failure> {
     use crate::run::Failure;
     let bytes = std::fs::read(path).map_err(|e| {
@@ -295,6 +329,7 @@ pub fn compare_image(
     };
     let outcomes = run_all(&guest);
     let agree = print_table(&mut std::io::stdout(), &guest, &outcomes);
+    show_screens(&outcomes, vga)?;
     Ok(if !agree {
         status::DISAGREE
     } else if outcomes.iter().all(|o| o.result.is_err()) {
@@ -305,9 +340,9 @@ pub fn compare_image(
 }
 
 /// `ringlab compare --lesson NAME`.
-pub fn compare_named_lesson(name: &str) -> Result<u8, crate::run::Failure> {
+pub fn compare_named_lesson(name: &str, vga: VgaMode) -> Result<u8, crate::run::Failure> {
     let l = find_lesson(name)?;
-    Ok(compare_lesson(l))
+    compare_lesson(l, vga)
 }
 
 pub fn find_lesson(name: &str) -> Result<&'static lessons::Lesson, crate::run::Failure> {
@@ -342,5 +377,5 @@ pub fn lesson(name: &str, source: bool) -> Result<u8, crate::run::Failure> {
     }
     println!("{}", l.sheet);
     println!("----------------------------------------------------------------------\n");
-    Ok(compare_lesson(l))
+    compare_lesson(l, VgaMode::None)
 }

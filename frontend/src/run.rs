@@ -3,6 +3,7 @@
 use crate::engines::EngineKind;
 use crate::session::Session;
 use crate::status;
+use crate::vga::{VgaMode, VgaWindow};
 use machine::loader::{self, ImageFormat, LoadOptions, LoadedImage};
 use machine::{EngineStats, EventKind, Limits, Machine, MachineConfig, Stop};
 use std::io::Write;
@@ -50,6 +51,12 @@ pub struct RunArgs {
     /// while a switch away from it is pending it single-steps the guest.
     #[arg(long, value_name = "N:ENGINE", value_parser = parse_switch)]
     pub switch_at: Vec<(u64, EngineKind)>,
+    /// Show the VGA text screen: `window` opens a window (640x400 scaled
+    /// twice, blinking cursor) updated as the guest runs, which stays open
+    /// after the guest stops until closed (or Esc); `term` prints the final
+    /// screen in colour on stderr.
+    #[arg(long, value_enum, default_value = "none")]
+    pub vga: crate::vga::VgaMode,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -251,6 +258,19 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
             )
         })?;
     let mut pending = switches.into_iter().peekable();
+    let mut window = match args.vga {
+        VgaMode::Window => Some(
+            VgaWindow::open(&format!("ringlab: {}", args.guest.name()))
+                .map_err(|e| Failure::new(status::ENGINE_ERROR, e))?,
+        ),
+        _ => None,
+    };
+    // With a window the slices are shorter, so the screen moves.
+    let slice_time = if window.is_some() {
+        Duration::from_millis(20)
+    } else {
+        SLICE_TIME
+    };
 
     let timeout = match args.timeout {
         Some(t) if !(t.is_finite() && t > 0.0) => {
@@ -278,8 +298,8 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         let slice_end = icount.saturating_add(SLICE_INSNS);
         let max_icount = Some(hard.map_or(slice_end, |b| b.min(slice_end)));
         let slice_time = match timeout {
-            Some(t) => t.saturating_sub(start.elapsed()).min(SLICE_TIME),
-            None => SLICE_TIME,
+            Some(t) => t.saturating_sub(start.elapsed()).min(slice_time),
+            None => slice_time,
         };
         let limits = Limits {
             max_icount,
@@ -300,6 +320,12 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
             )
         })?;
         progress.update(&mut session, start);
+        if let Some(w) = &mut window {
+            // Closing the window does not stop the guest.
+            if !w.show(&session.m.screen()) {
+                window = None;
+            }
+        }
         let now = session.m.icount();
         if let Some(&(n, to)) = pending.peek() {
             if now >= n && matches!(stop, Stop::Budget | Stop::Timeout) {
@@ -373,6 +399,12 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         crate::report::print_stats(w, &session.m, &loaded, &outcome, code);
     } else if !matches!(stop, Stop::GuestExit { .. } | Stop::Shutdown | Stop::Halted) {
         eprintln!("ringlab: {stop} (exit status {code})");
+    }
+    if args.vga == VgaMode::Term {
+        eprint!("{}", crate::vga::ansi(&session.m.screen()));
+    }
+    if let Some(w) = &mut window {
+        w.wait_closed(&session.m.screen());
     }
     Ok(code)
 }

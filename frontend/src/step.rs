@@ -20,6 +20,10 @@ pub struct StepArgs {
     /// Trap-and-emulate mode of the interpreter (see `ringlab run --help`).
     #[arg(long)]
     pub deprivilege: bool,
+    /// Also show the VGA screen in a window (`window`); the UI always
+    /// shows it as text. `term` is the default here.
+    #[arg(long, value_enum, default_value = "term")]
+    pub vga: crate::vga::VgaMode,
 }
 
 pub fn step(args: &StepArgs) -> Result<u8, Failure> {
@@ -47,6 +51,11 @@ pub fn step(args: &StepArgs) -> Result<u8, Failure> {
     let mut stepper = Stepper::new(session);
     stepper.breakpoints = args.breakpoints.clone();
     let mut app = App::new(stepper, args.guest.name());
+    if args.vga == crate::vga::VgaMode::Window {
+        let w = crate::vga::VgaWindow::open(&format!("ringlab step: {}", args.guest.name()))
+            .map_err(|e| Failure::new(status::ENGINE_ERROR, e))?;
+        app.window = Some(w);
+    }
     tui::run(&mut app).map_err(|e| Failure::new(status::ENGINE_ERROR, format!("terminal: {e}")))?;
     Ok(0)
 }

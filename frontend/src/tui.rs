@@ -66,6 +66,8 @@ pub struct App {
     pub title: String,
     pub mode: Mode,
     pub quit: bool,
+    /// `--vga window`: the screen in a window too.
+    pub window: Option<crate::vga::VgaWindow>,
 }
 
 impl App {
@@ -75,6 +77,7 @@ impl App {
             title,
             mode: Mode::Normal,
             quit: false,
+            window: None,
         }
     }
 
@@ -170,6 +173,11 @@ pub fn run(app: &mut App) -> std::io::Result<()> {
 fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> std::io::Result<()> {
     while !app.quit {
         terminal.draw(|f| draw(f, app))?;
+        if let Some(w) = &mut app.window {
+            if !w.show(&app.stepper.session.m.screen()) {
+                app.window = None;
+            }
+        }
         if app.mode == Mode::Running {
             if event::poll(Duration::ZERO)? {
                 if let TermEvent::Key(k) = event::read()? {
@@ -178,6 +186,10 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> std::io
             } else {
                 app.run_slice();
             }
+            continue;
+        }
+        // With a window open, wake up now and then so its cursor blinks.
+        if app.window.is_some() && !event::poll(Duration::from_millis(30))? {
             continue;
         }
         if let TermEvent::Key(k) = event::read()? {

@@ -521,3 +521,30 @@ fn bench_prints_the_nanobenchmark_table_and_json() {
         assert_eq!(e["compute"]["finished"], false);
     }
 }
+
+#[test]
+fn vga_term_prints_the_screen_in_colour_and_window_needs_a_display() {
+    let out = ringlab(&["run", "--lesson", "hello", "--vga", "term"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, b"Hello from real mode!\n", "stdout stays COM1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The hello lesson writes bright white on blue (attribute 0x1F).
+    assert!(
+        err.contains("\x1b[38;2;255;255;255;48;2;0;0;170mHello from real mode!"),
+        "{err:?}"
+    );
+    let out = ringlab(&["compare", "--lesson", "hello", "--vga", "term"]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--- VGA screen on interp ---"), "{err}");
+    assert!(err.contains("--- VGA screen on bt ---"), "{err}");
+
+    // No display: one clear error line, not a panic.
+    let out = Command::new(env!("CARGO_BIN_EXE_ringlab"))
+        .args(["run", "--lesson", "hello", "--vga", "window"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert_clean_error(&out, 6, "cannot open a window");
+}
