@@ -30,6 +30,33 @@ use engine_interp::Interp;
 use machine::cpu::{access as a, flags as f, CpuState, Segment};
 use machine::{Engine, EngineError, EngineStats, Limits, Machine, Stop};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// The block table's hasher: its keys are two u32s the dispatcher looks
+/// up on every entry; SipHash's resistance to chosen keys is not needed
+/// (the guest chooses them, but only slows its own run), its cost is.
+#[derive(Default)]
+struct Mix(u64);
+
+impl Hasher for Mix {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64);
+    }
+    fn write_u64(&mut self, v: u64) {
+        // Fx-style: rotate, xor, multiply by an odd constant.
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type FastHash = BuildHasherDefault<Mix>;
 use std::time::Instant;
 
 /// Creates a translator over the machine.
@@ -77,7 +104,7 @@ pub struct Bt {
     enter: extern "C" fn(*mut Ctx),
     exit_stub: u64,
     /// (guest physical address, key) -> translation.
-    blocks: HashMap<(u32, u32), Entry>,
+    blocks: HashMap<(u32, u32), Entry, FastHash>,
     /// Guest physical page -> the keys of its blocks, for invalidation.
     pages: HashMap<u32, Vec<(u32, u32)>>,
     ctx: Box<Ctx>,
@@ -127,7 +154,6 @@ impl Bt {
         let at = buf
             .push(&code)
             .ok_or_else(|| EngineError::Internal("translation cache too small".into()))?;
-        buf.seal();
         // SAFETY: `at` is the start of the entry trampoline just assembled
         // for this address, which follows the C calling convention for
         // `fn(*mut Ctx)`; the buffer lives as long as `self`.
@@ -140,7 +166,7 @@ impl Bt {
             buf,
             enter,
             exit_stub,
-            blocks: HashMap::new(),
+            blocks: HashMap::default(),
             pages: HashMap::new(),
             ctx: Box::new(Ctx {
                 regs: [0; 8],
@@ -257,9 +283,17 @@ impl Bt {
         let c = self.interp.cpu_mut();
         let lin = c.eip;
         let user = c.cpl == 3;
-        let Ok(phys) = c.translate(m, lin, Acc::Exec, user) else {
-            // The fetch faults: the interpreter raises it.
-            return Entry::Interpret;
+        // The interpreter's TLB first (a read entry allows execution: no
+        // NX in 32-bit paging), the page walk only on a miss.
+        let e = &c.tlb.e[user as usize][engine_interp::mmu::tlb_slot(lin)];
+        let phys = if e.rtag == lin & !0xFFF {
+            e.phys | (lin & 0xFFF)
+        } else {
+            let Ok(phys) = c.translate(m, lin, Acc::Exec, user) else {
+                // The fetch faults: the interpreter raises it.
+                return Entry::Interpret;
+            };
+            phys
         };
         if let Some(e) = self.blocks.get(&(phys, key)) {
             return *e;
@@ -351,7 +385,6 @@ impl Bt {
         ctx.tlb = c.tlb.e[(c.cpl == 3) as usize].as_ptr();
         ctx.cpu = c as *mut Cpu;
         ctx.machine = m as *mut Machine;
-        self.buf.seal();
         (self.enter)(ctx as *mut Ctx);
         ctx.cpu = std::ptr::null_mut();
         ctx.machine = std::ptr::null_mut();

@@ -376,6 +376,20 @@ fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Opti
 /// The instruction with its memory operand replaced by `[r14]`.
 fn on_r14(insn: &Instruction) -> Instruction {
     let mut i = renamed(insn);
+    // MOV with a moffs operand (A0-A3) has no ModRM byte to name [r14]:
+    // the ModRM forms take the same operands in the same order.
+    let modrm = match i.code() {
+        Code::Mov_AL_moffs8 => Some(Code::Mov_r8_rm8),
+        Code::Mov_AX_moffs16 => Some(Code::Mov_r16_rm16),
+        Code::Mov_EAX_moffs32 => Some(Code::Mov_r32_rm32),
+        Code::Mov_moffs8_AL => Some(Code::Mov_rm8_r8),
+        Code::Mov_moffs16_AX => Some(Code::Mov_rm16_r16),
+        Code::Mov_moffs32_EAX => Some(Code::Mov_rm32_r32),
+        _ => None,
+    };
+    if let Some(c) = modrm {
+        i.set_code(c);
+    }
     i.set_memory_base(Register::R14);
     i.set_memory_index(Register::None);
     i.set_memory_index_scale(1);

@@ -32,6 +32,12 @@ use machine::{CpuState, Engine, EngineError, EngineStats, Limits, Machine, Stop}
 use std::rc::Rc;
 use std::time::Instant;
 
+/// Consecutive exception deliveries without a retired instruction after
+/// which a guest counts as stuck in its handlers (a working handler
+/// retires an instruction after each delivery; nested faults on the way
+/// to #DF are a handful).
+const STUCK_DELIVERIES: u64 = 64;
+
 pub struct Interp {
     cpu: Cpu,
     cache: Cache,
@@ -230,7 +236,17 @@ impl Interp {
                 return Stop::Stepped;
             }
             if let Some(max) = limits.max_icount {
-                if m.icount() + self.stalls >= max {
+                // Exception deliveries that retire nothing count against
+                // the budget only once a guest is stuck in them (so a
+                // handler that faults at once still ends at the budget);
+                // a lone fault must not stop a run short of an exact
+                // point (a switch, a step target).
+                let stuck = if self.stalls >= STUCK_DELIVERIES {
+                    self.stalls
+                } else {
+                    0
+                };
+                if m.icount() + stuck >= max {
                     return Stop::Budget;
                 }
             }

@@ -26,8 +26,21 @@ impl Tmux {
         );
         let mut cmd = vec![env!("CARGO_BIN_EXE_ringlab").to_string(), "step".into()];
         cmd.extend(args.iter().map(|s| s.to_string()));
+        // A tmux server of its own (-L) per test: tests run in parallel,
+        // and starting one shared server from several at once races.
         let st = Command::new("tmux")
-            .args(["new-session", "-d", "-s", &name, "-x", "160", "-y", "50"])
+            .args([
+                "-L",
+                &name,
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                "160",
+                "-y",
+                "50",
+            ])
             .arg(cmd.join(" "))
             .status()
             .expect("tmux new-session");
@@ -37,7 +50,7 @@ impl Tmux {
 
     fn screen(&self) -> String {
         let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &self.name])
+            .args(["-L", &self.name, "capture-pane", "-p", "-t", &self.name])
             .output()
             .expect("tmux capture-pane");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -45,7 +58,7 @@ impl Tmux {
 
     fn keys(&self, k: &str) {
         let st = Command::new("tmux")
-            .args(["send-keys", "-t", &self.name, k])
+            .args(["-L", &self.name, "send-keys", "-t", &self.name, k])
             .status()
             .expect("tmux send-keys");
         assert!(st.success());
@@ -92,7 +105,7 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
+            .args(["-L", &self.name, "kill-server"])
             .status();
     }
 }
@@ -110,8 +123,13 @@ fn ring_3_to_0_and_back(engine: &str) {
 
     // r: run to the first ring change, the kernel's IRET into ring 3.
     t.keys("r");
-    let s = t.wait("ring 3", |s| Tmux::header(s).contains("RING 3 (user)"));
-    assert!(s.contains("ring 0 -> 3 by IRET"), "{s}");
+    // (Each wait asks for everything it then relies on: a capture may
+    // catch the screen half redrawn.)
+    let s = t.wait("ring 3", |s| {
+        Tmux::header(s).contains("RING 3 (user)")
+            && s.contains("ring 0 -> 3 by IRET")
+            && Tmux::current(s).contains("  ")
+    });
 
     // Step to the program's INT 0x80 (a few instructions on).
     let mut s = s;
@@ -121,7 +139,11 @@ fn ring_3_to_0_and_back(engine: &str) {
         }
         let before = Tmux::icount(&s);
         t.keys("s");
-        s = t.wait("one step", |x| Tmux::icount(x) > before);
+        s = t.wait("one step", |x| {
+            Tmux::icount(x) > before
+                && x.contains("stepped one instruction")
+                && Tmux::current(x).contains("  ")
+        });
         assert!(Tmux::header(&s).contains("RING 3 (user)"), "{s}");
     }
     assert!(
@@ -132,17 +154,19 @@ fn ring_3_to_0_and_back(engine: &str) {
     // Step across it: the CPU is in ring 0, at the handler.
     let before = Tmux::icount(&s);
     t.keys("s");
-    let s = t.wait("the step across INT 0x80", |x| Tmux::icount(x) > before);
-    assert!(
-        Tmux::header(&s).contains("RING 0 (kernel)"),
-        "after INT 0x80:\n{s}"
-    );
-    assert!(s.contains("ring 3 -> 0 by INT"), "{s}");
+    let s = t.wait("the step across INT 0x80 into ring 0", |x| {
+        Tmux::icount(x) > before
+            && Tmux::header(x).contains("RING 0 (kernel)")
+            && x.contains("ring 3 -> 0 by INT")
+    });
+    assert!(Tmux::header(&s).contains("RING 0 (kernel)"), "{s}");
 
     // r: run to the next ring change, the handler's IRET back to ring 3.
     t.keys("r");
     let s = t.wait("ring 3 again", |s| {
         Tmux::header(s).contains("RING 3 (user)")
+            && s.contains("stopped after")
+            && s.contains("hello from ring 3")
     });
     let changes: Vec<&str> = s
         .lines()
@@ -189,14 +213,21 @@ fn switching_engine_from_the_ui_keeps_the_machine() {
     };
     t.wait("the UI", |s| s.contains("ready: press ? for the keys"));
     t.keys("r");
-    let s = t.wait("ring 3", |s| Tmux::header(s).contains("RING 3 (user)"));
+    let s = t.wait("ring 3", |s| {
+        Tmux::header(s).contains("RING 3 (user)") && s.contains("stopped after")
+    });
     let at = Tmux::icount(&s);
     t.keys("w");
     t.wait("the engine prompt", |s| {
         s.contains("move the machine to: [i]nterp")
     });
     t.keys("b");
-    let s = t.wait("the switch", |s| Tmux::header(s).contains("engine bt"));
+    let moved = format!("moved the machine from interp to bt at instruction {at}");
+    let s = t.wait("the switch", |s| {
+        Tmux::header(s).contains("engine bt")
+            && s.contains(&moved)
+            && s.contains("engine switched interp -> bt")
+    });
     assert!(
         s.contains(&format!(
             "moved the machine from interp to bt at instruction {at}"
@@ -209,6 +240,7 @@ fn switching_engine_from_the_ui_keeps_the_machine() {
     t.keys("c");
     let s = t.wait("the guest to halt", |s| {
         s.contains("halted with interrupts disabled")
+            && s.contains("kernel: exit(0) from ring 3, halting")
     });
     assert!(s.contains("kernel: exit(0) from ring 3, halting"), "{s}");
     // A breakpoint prompt takes a hex address.

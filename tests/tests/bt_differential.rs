@@ -1,6 +1,6 @@
 //! Differential test of the binary translator against the interpreter:
 //! random sequences of valid 32-bit instructions (ALU, shifts, multiply,
-//! memory operands, PUSH/POP, SETcc/CMOVcc, forward conditional branches),
+//! memory operands including MOV's moffs forms, PUSH/POP, SETcc/CMOVcc, forward conditional branches),
 //! encoded with iced-x86, run from the same state on both engines, must
 //! end in the same registers, flags, memory and instruction count.
 //!
@@ -190,6 +190,26 @@ fn gen(r: &mut Rng) -> Gen {
             let xor = c == Code::Xor_rm32_imm32;
             let insn = Instruction::with2(c, reg(r), r.u32()).unwrap();
             (insn, 0, STATUS, if xor { AF } else { 0 })
+        }
+        // MOV with a moffs operand (A0-A3: an absolute address, no ModRM)
+        // now and then.
+        5 if r.below(3) == 0 => {
+            let (c, reg) = [
+                (Code::Mov_EAX_moffs32, Register::EAX),
+                (Code::Mov_AL_moffs8, Register::AL),
+            ][r.below(2) as usize];
+            let at = SCRATCH as u64 + r.below(252);
+            let insn = Instruction::with2(c, reg, MemoryOperand::with_displ(at, 4)).unwrap();
+            (insn, 0, 0, 0)
+        }
+        6 if r.below(3) == 0 => {
+            let (c, reg) = [
+                (Code::Mov_moffs32_EAX, Register::EAX),
+                (Code::Mov_moffs16_AX, Register::AX),
+            ][r.below(2) as usize];
+            let at = SCRATCH as u64 + r.below(252);
+            let insn = Instruction::with2(c, MemoryOperand::with_displ(at, 4), reg).unwrap();
+            (insn, 0, 0, 0)
         }
         5 => (
             Instruction::with2(Code::Mov_r32_rm32, reg(r), mem(r)).unwrap(),
