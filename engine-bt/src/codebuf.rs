@@ -113,6 +113,15 @@ impl CodeBuf {
         self.used = keep;
     }
 
+    /// The emitted code at host address `addr` (of the executable view).
+    pub fn bytes(&self, addr: u64, len: usize) -> &[u8] {
+        let base = self.rx.as_ptr() as u64;
+        assert!(addr >= base && addr + len as u64 <= base + self.used as u64);
+        // SAFETY: inside the emitted part of the writable view (checked
+        // above); nothing writes it while this borrow of `self` lives.
+        unsafe { std::slice::from_raw_parts(self.rw.as_ptr().add((addr - base) as usize), len) }
+    }
+
     /// Overwrites `bytes.len()` bytes of emitted code at host address
     /// `addr` of the executable view (a chain patch). The dispatcher only
     /// patches between runs of translated code, on this thread, so no

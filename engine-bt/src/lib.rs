@@ -28,7 +28,7 @@ use engine_interp::cpu::{Cpu, CS};
 use engine_interp::mmu::Acc;
 use engine_interp::Interp;
 use machine::cpu::{access as a, flags as f, CpuState, Segment};
-use machine::{Engine, EngineError, EngineStats, Limits, Machine, Stop};
+use machine::{Engine, EngineError, EngineStats, Limits, Machine, Stop, Translation};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -71,7 +71,7 @@ const CACHE_BYTES: usize = 16 << 20;
 /// first instruction is the interpreter's.
 #[derive(Clone, Copy)]
 enum Entry {
-    Host { addr: u64, insns: u32 },
+    Host { addr: u64, insns: u32, len: u32 },
     Interpret,
 }
 
@@ -363,6 +363,7 @@ impl Bt {
                 Entry::Host {
                     addr,
                     insns: b.insns,
+                    len: b.code.len() as u32,
                 }
             }
             None => Entry::Interpret,
@@ -553,7 +554,7 @@ impl Engine for Bt {
                 None => Entry::Interpret,
             };
             let interpret = match entry {
-                Entry::Host { addr, insns } => {
+                Entry::Host { addr, insns, .. } => {
                     // Chain the exit that led here straight to this block,
                     // when it jumps within its own page under the same key.
                     let eip = self.interp.cpu().eip;
@@ -656,5 +657,33 @@ impl Engine for Bt {
             .chain(declined)
             .collect(),
         }
+    }
+
+    fn translation_at_pc(&mut self, m: &mut Machine) -> Option<Result<Translation, String>> {
+        self.invalidate_written(m);
+        self.interp.cpu_mut().sync_tlb(m);
+        let c = self.interp.cpu();
+        let Some(key) = Self::mode_key(c, m) else {
+            let why = if !c.code32() || c.segs[CS].base != 0 || c.segs[CS].limit != u32::MAX {
+                "the CPU is in a mode the translator leaves to the interpreter \
+                 (real mode, V86, 16-bit or non-flat code)"
+            } else {
+                "a passing condition (interrupt shadow, TF, RF, DF or HLT) makes \
+                 the interpreter run this instruction"
+            };
+            return Some(Err(why.into()));
+        };
+        Some(match self.lookup(m, key) {
+            Entry::Host { addr, insns, len } => Ok(Translation {
+                host_addr: addr,
+                code: self.buf.bytes(addr, len as usize).to_vec(),
+                guest_insns: insns,
+            }),
+            Entry::Interpret => Err(
+                "its first instruction is not translated: the interpreter runs it \
+                 (a sensitive instruction's callout, or one the translator lacks)"
+                    .into(),
+            ),
+        })
     }
 }

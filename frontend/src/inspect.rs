@@ -108,6 +108,24 @@ pub fn disassemble(m: &Machine, st: &CpuState, lin: u32, count: usize) -> Vec<Di
     out
 }
 
+/// Disassembles host x86-64 code (a translated block) at `addr`: (host
+/// address, Intel syntax) per instruction.
+pub fn disassemble_host(code: &[u8], addr: u64) -> Vec<(u64, String)> {
+    let mut dec = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
+    let mut fmt = IntelFormatter::new();
+    fmt.options_mut().set_hex_prefix("0x");
+    fmt.options_mut().set_hex_suffix("");
+    fmt.options_mut().set_space_after_operand_separator(true);
+    let mut out = Vec::new();
+    while dec.can_decode() {
+        let insn = dec.decode();
+        let mut text = String::new();
+        fmt.format(&insn, &mut text);
+        out.push((insn.ip(), text));
+    }
+    out
+}
+
 /// What the CPU is about to do at EIP: its length, and whether "step over"
 /// should run to the next instruction instead of stepping into it (CALL,
 /// INT n, a REP string instruction, LOOP).
@@ -181,7 +199,7 @@ pub fn segment_text(name: &str, s: &Segment, protected: bool) -> String {
             s.selector, s.base, s.limit
         );
     }
-    if !s.usable() {
+    if !s.usable() || (s.access & 0x10 == 0 && s.selector & !3 == 0) {
         return format!("{name} {:04x} (null: unusable)", s.selector);
     }
     let ar = s.access;
@@ -204,7 +222,7 @@ pub fn segment_text(name: &str, s: &Segment, protected: bool) -> String {
         "data"
     };
     let rw = if ar & 0x10 == 0 {
-        if ar & 0x2 != 0 {
+        if matches!(ar & 0xF, 0x3 | 0xB) {
             " busy"
         } else {
             ""

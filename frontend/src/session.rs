@@ -105,6 +105,11 @@ impl Session {
         Ok(())
     }
 
+    /// The host code of the block at the PC (the translator only).
+    pub fn translation_at_pc(&mut self) -> Option<Result<machine::Translation, String>> {
+        self.engine.translation_at_pc(&mut self.m)
+    }
+
     /// One instruction (or one interrupt or exception delivered).
     pub fn step(&mut self) -> Result<Stop, EngineError> {
         self.engine.step(&mut self.m)

@@ -231,7 +231,16 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         .direction(Direction::Horizontal)
         .constraints([Constraint::Percentage(50), Constraint::Percentage(50)])
         .split(rows[1]);
-    draw_code(f, middle[0], app, st.as_ref());
+    if app.stepper.session.kind() == EngineKind::Bt {
+        let halves = Layout::default()
+            .direction(Direction::Vertical)
+            .constraints([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .split(middle[0]);
+        draw_code(f, halves[0], app, st.as_ref());
+        draw_host_code(f, halves[1], app);
+    } else {
+        draw_code(f, middle[0], app, st.as_ref());
+    }
     draw_cpu(f, middle[1], st.as_ref());
     let bottom = Layout::default()
         .direction(Direction::Horizontal)
@@ -308,6 +317,40 @@ fn draw_code(f: &mut Frame, r: Rect, app: &mut App, st: Option<&CpuState>) {
         lines.push(code_line(d, i == 0, s.breakpoints.contains(&d.addr)));
     }
     f.render_widget(Paragraph::new(lines).block(block), r);
+}
+
+/// The translator's host code for the block at EIP, beside its guest code.
+fn draw_host_code(f: &mut Frame, r: Rect, app: &mut App) {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" host code (x86-64) the translator made of the block at EIP ");
+    let lines: Vec<Line> = match app.stepper.session.translation_at_pc() {
+        Some(Ok(t)) => {
+            let mut v = vec![Line::styled(
+                format!(
+                    "{} guest instructions -> {} host bytes at {:#x}",
+                    t.guest_insns,
+                    t.code.len(),
+                    t.host_addr
+                ),
+                Style::default().add_modifier(Modifier::BOLD),
+            )];
+            v.extend(
+                inspect::disassemble_host(&t.code, t.host_addr)
+                    .into_iter()
+                    .map(|(a, text)| Line::raw(format!("  {a:012x}  {text}"))),
+            );
+            v
+        }
+        Some(Err(why)) => vec![Line::raw(format!("not translated: {why}"))],
+        None => vec![Line::raw("(this engine does not translate)")],
+    };
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block),
+        r,
+    );
 }
 
 fn code_line(d: &inspect::DisLine, current: bool, bp: bool) -> Line<'static> {

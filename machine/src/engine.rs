@@ -126,6 +126,16 @@ impl EngineStats {
     }
 }
 
+/// The host code a binary translator made of the guest block at the PC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// Where the code lives in the host's address space.
+    pub host_addr: u64,
+    pub code: Vec<u8>,
+    /// Guest instructions the block holds.
+    pub guest_insns: u32,
+}
+
 /// An execution engine: runs the CPU of a [`Machine`].
 pub trait Engine {
     /// "interp", "bt" or "kvm".
@@ -148,4 +158,12 @@ pub trait Engine {
 
     /// Counters.
     fn stats(&self) -> EngineStats;
+
+    /// The host code this engine runs for the guest block at the PC,
+    /// translating it now if needed: Some(Ok) from a binary translator,
+    /// Some(Err(why)) when it leaves that code to its interpreter, None
+    /// from engines that do not translate.
+    fn translation_at_pc(&mut self, _m: &mut Machine) -> Option<Result<Translation, String>> {
+        None
+    }
 }

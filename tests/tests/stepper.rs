@@ -137,3 +137,40 @@ fn stepper_on_the_translator() {
 fn stepper_on_kvm() {
     check(EngineKind::Kvm);
 }
+
+#[test]
+fn the_translator_shows_the_host_code_of_the_block_at_eip() {
+    let mut s = stepper(EngineKind::Bt).expect("bt");
+    s.exec(Command::RunToRingChange);
+    // Ring 3, at `mov ax, 0x23`: three steps on is `mov eax, 1`, the start
+    // of a block of plain instructions (up to INT 0x80).
+    for _ in 0..3 {
+        s.exec(Command::Step);
+    }
+    let t = s
+        .session
+        .translation_at_pc()
+        .expect("the translator translates")
+        .expect("a translated block");
+    assert_eq!(
+        t.guest_insns, 2,
+        "mov eax, 1; mov esi, ... (INT 0x80 is a callout)"
+    );
+    let host = inspect::disassemble_host(&t.code, t.host_addr);
+    assert!(
+        host.iter().any(|(_, x)| x == "mov eax, 1"),
+        "IDENT: {host:?}"
+    );
+    // Where the interpreter runs the instruction, the reason is given.
+    s.exec(Command::Step);
+    s.exec(Command::Step);
+    let why = s
+        .session
+        .translation_at_pc()
+        .expect("bt")
+        .expect_err("INT 0x80");
+    assert!(why.contains("interpreter"), "{why}");
+    // The interpreter translates nothing.
+    let mut i = stepper(EngineKind::Interp).expect("interp");
+    assert!(i.session.translation_at_pc().is_none());
+}
