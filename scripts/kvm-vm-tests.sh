@@ -132,6 +132,9 @@ if [ -x ./ringlab ]; then
             ./ringlab run timer$d.bin --engine kvm --stats 2>&1 | grep -E "wall|exits|injected"
         done
     done
+    # The nanobenchmark table, every engine (the interpreter and the
+    # translator run under TCG here: their column is TCG's speed).
+    echo "== ringlab bench"; ./ringlab bench --compute-timeout 20
     echo "RINGLAB-KVM-TESTS rc=0"
 else
     export RINGLAB_REQUIRE_KVM=1 INSTA_UPDATE=no CI=true INSTA_WORKSPACE_ROOT=$(cat root)

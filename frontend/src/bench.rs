@@ -168,9 +168,9 @@ pub fn bench(args: &BenchArgs) -> Result<u8, Failure> {
 fn cell(v: f64, best: f64) -> String {
     let rel = if best > 0.0 { v / best } else { 1.0 };
     if rel < 1.005 {
-        format!("{v:>10.1} (fastest)")
+        format!("{v:.1} (fastest)")
     } else {
-        format!("{v:>10.1} (x{rel:<6.1})")
+        format!("{v:.1} (x{rel:.1})")
     }
 }
 

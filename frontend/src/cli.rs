@@ -27,7 +27,14 @@ Exit status of `ringlab run`:
 #[derive(Parser)]
 #[command(name = "ringlab", version, about = "Run one x86 guest on an interpreter, a binary translator and KVM", long_about = LONG_ABOUT)]
 #[command(
-    after_help = "With no command, ringlab runs its demo: a lesson guest on every available engine, compared."
+    after_help = "With no command, ringlab runs its demo: a lesson guest on every available engine, compared.
+
+Examples:
+  ringlab                                   the demo: the rings lesson on every engine
+  ringlab lesson rings                      a lab sheet, then its guest on every engine
+  ringlab step --lesson rings               step through ring 0 -> 3 -> 0 in a terminal UI
+  ringlab run kernel.elf --engine kvm --stats
+  ringlab bench                             the nanobenchmark table, every engine"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -84,8 +91,12 @@ enum Command {
   ringlab bench --engine interp --engine bt --json bench.json")]
     Bench(crate::bench::BenchArgs),
     /// List the coursework labs.
+    #[command(after_help = "Example:\n  ringlab lessons")]
     Lessons,
     /// Print a lab sheet and run its guest on every available engine.
+    #[command(
+        after_help = "Examples:\n  ringlab lesson rings\n  ringlab lesson paging --source"
+    )]
     Lesson {
         /// The lesson's name (see `ringlab lessons`).
         name: String,

@@ -9,13 +9,12 @@
 //! reports; with blinking on, bit 7 makes the character blink; the cursor
 //! covers its start to end scan lines and blinks.
 //!
-//! The glyphs: the IBM VGA ROM font is not in any crate that builds here,
-//! so the shapes come from the public-domain 8x8 font of the `font8x8`
-//! crate (code page 437 mapped to Unicode by the machine's `cp437`), each
-//! row drawn twice to fill the 16 scan lines of a VGA cell. Code points it
-//! lacks are drawn as a hollow box.
+//! The glyphs: the IBM VGA ROM font is not in any crate that builds here
+//! (the `vga` crate needs nightly), so they come from GNU Unifont, whose
+//! halfwidth glyphs are 8x16 bitmaps like the VGA's and cover every
+//! character of code page 437 (mapped to Unicode by the machine's
+//! `cp437`). A code point it lacks, or draws fullwidth, is a hollow box.
 
-use font8x8::UnicodeFonts;
 use machine::devices::vga::{cp437, Screen, COLS, ROWS};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
@@ -33,35 +32,22 @@ pub const CHAR_HALF: u64 = 16;
 
 /// The 16 scan lines of a character's glyph, bit 0 the leftmost pixel.
 pub fn glyph(ch: u8) -> [u8; CELL_H] {
-    let c = cp437(ch);
-    let g8 = match ch {
-        0 | 0x20 | 0xFF => Some([0u8; 8]),
-        _ => font8x8::BASIC_FONTS
-            .get(c)
-            .or_else(|| font8x8::LATIN_FONTS.get(c))
-            .or_else(|| font8x8::BOX_FONTS.get(c))
-            .or_else(|| font8x8::BLOCK_FONTS.get(c))
-            .or_else(|| font8x8::GREEK_FONTS.get(c))
-            .or_else(|| font8x8::MISC_FONTS.get(c)),
-    };
-    let mut out = [0u8; CELL_H];
-    match g8 {
-        Some(g) => {
-            for (i, row) in g.iter().enumerate() {
-                out[2 * i] = *row;
-                out[2 * i + 1] = *row;
-            }
-        }
-        None => {
-            // A hollow box: a code point the font does not have.
+    if matches!(ch, 0 | 0x20 | 0xFF) {
+        return [0; CELL_H];
+    }
+    match unifont::get_glyph(cp437(ch)) {
+        // Unifont's rows have the leftmost pixel in bit 7.
+        Some(unifont::Glyph::Halfwidth(rows)) => rows.map(u8::reverse_bits),
+        _ => {
+            let mut out = [0u8; CELL_H];
             out[2] = 0x7E;
             for row in out.iter_mut().take(12).skip(3) {
                 *row = 0x42;
             }
             out[12] = 0x7E;
+            out
         }
     }
-    out
 }
 
 fn rgb(c: [u8; 3]) -> u32 {
@@ -300,9 +286,11 @@ mod tests {
                     .collect()
             })
             .collect();
-        assert_eq!(art[0], "##..##..");
-        assert_eq!(art[6], "######..");
-        assert_eq!(art[7], "######..", "each font row fills two scan lines");
+        // Unifont's H: blank above and below, two uprights and one bar.
+        assert_eq!(art[0], "........");
+        assert_eq!(art[15], "........");
+        let bars = art.iter().filter(|r| r.matches('#').count() >= 5).count();
+        assert_eq!(bars, 1, "{art:?}");
         // The blinking full block (0xDB): red in the on phase, its
         // background (black) in the off phase.
         assert_eq!(on[16 * WIDTH + 3], 0xFF5555);
@@ -334,7 +322,7 @@ mod tests {
             }
             std::fs::write(path, ppm).unwrap();
         }
-        assert_eq!(pixel_hash(&px), 12178729004963541797);
+        assert_eq!(pixel_hash(&px), 7161636569069447157);
     }
 
     #[test]

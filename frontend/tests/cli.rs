@@ -548,3 +548,18 @@ fn vga_term_prints_the_screen_in_colour_and_window_needs_a_display() {
         .unwrap();
     assert_clean_error(&out, 6, "cannot open a window");
 }
+
+#[test]
+fn every_help_explains_itself_with_an_example() {
+    let mut cases: Vec<Vec<&str>> = vec![vec!["--help"]];
+    for c in ["run", "compare", "step", "bench", "lessons", "lesson"] {
+        cases.push(vec![c, "--help"]);
+    }
+    for args in cases {
+        let out = ringlab(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Example"), "{args:?} has no example:\n{text}");
+        assert!(text.lines().count() > 5, "{args:?}: {text}");
+    }
+}
