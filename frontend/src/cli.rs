@@ -94,9 +94,7 @@ enum Command {
     #[command(after_help = "Example:\n  ringlab lessons")]
     Lessons,
     /// Print a lab sheet and run its guest on every available engine.
-    #[command(
-        after_help = "Examples:\n  ringlab lesson rings\n  ringlab lesson paging --source"
-    )]
+    #[command(after_help = "Examples:\n  ringlab lesson rings\n  ringlab lesson paging --source")]
     Lesson {
         /// The lesson's name (see `ringlab lessons`).
         name: String,
