@@ -53,7 +53,7 @@ moddir=$(ls -d "$cache"/kernel/lib/modules/* | head -1)/kernel
 
 # The test binaries, built for this host (the VM runs the same kernel ABI).
 exes=()
-tests=(kvm lessons protected robustness switch stepper)
+tests=(kvm lessons protected robustness switch stepper rom)
 for t in "${tests[@]}"; do
     exe=$(cargo test --release -p tests --test "$t" --no-run --message-format=json 2>/dev/null \
         | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
@@ -156,6 +156,8 @@ else
     want switch && { ./switch --test-threads=1 --nocapture kvm || rc=1; }
     # stepper: the commands of `ringlab step`, single-stepping KVM.
     want stepper && { ./stepper --test-threads=1 --nocapture kvm || rc=1; }
+    # rom: booting a firmware ROM from the reset vector (read-only slots).
+    want rom && { ./rom --test-threads=1 --nocapture || rc=1; }
     if [ "$(cat update)" = 1 ]; then
         for f in "$(cat root)"/tests/tests/snapshots/*.snap; do
             echo "RINGLAB-SNAP-BEGIN $(basename "$f")"; cat "$f"; echo "RINGLAB-SNAP-END"

@@ -261,7 +261,10 @@ impl Cpu {
         // Fill the TLB only for pages wholly inside RAM.
         if let Some(host) = m.mem.host_ptr(phys_page as u64, 4096) {
             let i = tlb_slot(lin);
-            let code = m.mem.is_code_page(phys_page >> 12);
+            // Code pages and ROM take the slow path for writes: the one
+            // invalidates what was decoded, the other ignores the write.
+            let code =
+                m.mem.is_code_page(phys_page >> 12) || m.mem.is_read_only_page(phys_page >> 12);
             let page = lin & !0xFFF;
             self.tlb.e[Self::tlb_index(user)][i] = TlbEntry {
                 rtag: page,

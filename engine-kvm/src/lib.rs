@@ -32,9 +32,12 @@ pub struct Kvm {
     host: HostKind,
     vm: VmFd,
     /// Memory slots in use (`memory::slots`), and whether A20 was open
-    /// when they were made.
+    /// and which ROM was mapped when they were made.
     slots: u32,
     a20: bool,
+    rom_size: Option<u64>,
+    /// KVM_CAP_READONLY_MEM: read-only slots (for a ROM).
+    readonly_mem: bool,
     vcpu: VcpuFd,
     /// Virtual time minus host time since `epoch` (moves when HLT warps).
     time_offset: i128,
@@ -74,6 +77,7 @@ impl Kvm {
         let host = host::detect();
         let kvm = host::open()?;
         let vm = kvm.create_vm().map_err(|e| host_err("KVM_CREATE_VM", e))?;
+        let readonly_mem = kvm.check_extension(kvm_ioctls::Cap::ReadonlyMem);
         // Needed by VMX without unrestricted guest for real mode; harmless
         // elsewhere (kvm-pvm and AMD ignore or refuse it).
         let _ = vm.set_tss_address(0xFFFB_D000);
@@ -119,6 +123,8 @@ impl Kvm {
             vm,
             slots: 0,
             a20: true,
+            rom_size: None,
+            readonly_mem,
             vcpu,
             time_offset: m.clock.now() as i128,
             epoch: Instant::now(),
@@ -141,23 +147,42 @@ impl Kvm {
     /// start): guest RAM is the machine's own mapping, see `memory`.
     fn map_ram(&mut self, m: &Machine) -> Result<(), EngineError> {
         let a20 = m.a20_mask() & (1 << 20) != 0;
-        if self.slots > 0 && a20 == self.a20 {
+        let rom = m.rom_map();
+        let rom_size = rom.map(|r| r.size as u64);
+        if self.slots > 0 && a20 == self.a20 && rom_size == self.rom_size {
             return Ok(());
         }
+        if rom.is_some() && !self.readonly_mem {
+            return Err(EngineError::Unsupported(
+                "this host's KVM cannot map memory read-only (no KVM_CAP_READONLY_MEM), \
+                 which the firmware ROM needs"
+                    .into(),
+            ));
+        }
         let set = |slot: u32, s: memory::Slot| {
+            let host = if s.rom {
+                rom.map_or(std::ptr::null_mut(), |r| r.host) as u64
+            } else {
+                m.mem.host_base() as u64
+            };
             let region = kvm_bindings::kvm_userspace_memory_region {
                 slot,
-                flags: 0,
+                flags: if s.read_only {
+                    kvm_bindings::KVM_MEM_READONLY
+                } else {
+                    0
+                },
                 guest_phys_addr: s.phys,
                 memory_size: s.size,
-                userspace_addr: m.mem.host_base() as u64 + s.host_offset,
+                userspace_addr: host + s.host_offset,
             };
-            // SAFETY: the region lies inside the machine's RAM mapping
-            // (`memory::slots` keeps host_offset + size within it), which
-            // is page aligned; the machine outlives this engine's runs (the
-            // engine is only ever run with `&mut Machine` of that machine),
-            // so the mapping stays valid while the guest can touch it. A
-            // size of zero deletes the slot.
+            // SAFETY: the region lies inside the machine's RAM mapping, or
+            // the ROM's host copy (`memory::slots` keeps host_offset + size
+            // within them), both page aligned and owned by the machine,
+            // which outlives this engine's runs (the engine is only ever run
+            // with `&mut Machine` of that machine), so the memory stays
+            // valid while the guest can touch it. A size of zero deletes
+            // the slot.
             unsafe { self.vm.set_user_memory_region(region) }
         };
         for slot in 0..self.slots {
@@ -165,10 +190,12 @@ impl Kvm {
                 phys: 0,
                 size: 0,
                 host_offset: 0,
+                read_only: false,
+                rom: false,
             };
             set(slot, gone).map_err(|e| host_err("KVM_SET_USER_MEMORY_REGION (delete)", e))?;
         }
-        let want = memory::slots(m.mem.size() as u64, a20);
+        let want = memory::slots(m.mem.size() as u64, a20, rom_size);
         for (i, s) in want.iter().enumerate() {
             set(i as u32, *s).map_err(|e| {
                 host_err(
@@ -183,6 +210,7 @@ impl Kvm {
         }
         self.slots = want.len() as u32;
         self.a20 = a20;
+        self.rom_size = rom_size;
         Ok(())
     }
 

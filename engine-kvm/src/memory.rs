@@ -7,26 +7,77 @@
 //! and above relies on. KVM has no A20 gate of its own, so the engine maps
 //! RAM megabyte by megabyte, each odd megabyte as an alias slot over the
 //! host memory of the even one below it.
+//!
+//! A firmware ROM (`Machine::load_rom`) adds read-only slots: its low alias
+//! (the top of the first megabyte, in RAM) is cut out of the RAM slots as a
+//! read-only piece, and its high alias (the top of 4 GiB) is a read-only
+//! slot over the ROM's own host copy. Guest writes to read-only slots come
+//! back as MMIO exits, which the machine ignores and counts, as a ROM does.
 
 /// One KVM memory slot: `size` bytes at guest-physical `phys`, backed by
-/// the RAM mapping at byte `host_offset`.
+/// the RAM mapping (or, with `rom`, the ROM's host copy) at byte
+/// `host_offset`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slot {
     pub phys: u64,
     pub size: u64,
     pub host_offset: u64,
+    pub read_only: bool,
+    pub rom: bool,
 }
 
 const MIB: u64 = 1 << 20;
 
-/// The slots for `ram` bytes of RAM with the A20 gate open or closed.
-pub fn slots(ram: u64, a20: bool) -> Vec<Slot> {
+/// A RAM slot.
+fn ram_slot(phys: u64, size: u64, host_offset: u64) -> Slot {
+    Slot {
+        phys,
+        size,
+        host_offset,
+        read_only: false,
+        rom: false,
+    }
+}
+
+/// The slots for `ram` bytes of RAM with the A20 gate open or closed, and
+/// a ROM of `rom` bytes if one is loaded.
+pub fn slots(ram: u64, a20: bool, rom: Option<u64>) -> Vec<Slot> {
+    let base = ram_slots(ram, a20);
+    let Some(rom) = rom else {
+        return base;
+    };
+    // Cut the low alias [MIB - rom, MIB) of the host RAM out of every slot
+    // that maps it (with A20 closed the odd megabytes alias it too).
+    let (lo, hi) = (MIB - rom, MIB);
+    let mut out = Vec::new();
+    for s in base {
+        let (h0, h1) = (s.host_offset, s.host_offset + s.size);
+        let cuts = [h0, lo.clamp(h0, h1), hi.clamp(h0, h1), h1];
+        for w in cuts.windows(2) {
+            if w[1] > w[0] {
+                out.push(Slot {
+                    phys: s.phys + (w[0] - h0),
+                    size: w[1] - w[0],
+                    host_offset: w[0],
+                    read_only: w[0] >= lo && w[1] <= hi,
+                    rom: false,
+                });
+            }
+        }
+    }
+    out.push(Slot {
+        phys: (1 << 32) - rom,
+        size: rom,
+        host_offset: 0,
+        read_only: true,
+        rom: true,
+    });
+    out
+}
+
+fn ram_slots(ram: u64, a20: bool) -> Vec<Slot> {
     if a20 || ram <= MIB {
-        return vec![Slot {
-            phys: 0,
-            size: ram,
-            host_offset: 0,
-        }];
+        return vec![ram_slot(0, ram, 0)];
     }
     let mut out: Vec<Slot> = Vec::new();
     let mut phys = 0;
@@ -35,11 +86,7 @@ pub fn slots(ram: u64, a20: bool) -> Vec<Slot> {
         let host_offset = phys & !MIB;
         // Even megabytes map to themselves and odd ones alias the even one
         // below, so no two neighbours are contiguous on the host side.
-        out.push(Slot {
-            phys,
-            size,
-            host_offset,
-        });
+        out.push(ram_slot(phys, size, host_offset));
         phys += size;
     }
     out
@@ -51,19 +98,12 @@ mod tests {
 
     #[test]
     fn a20_open_is_one_slot() {
-        assert_eq!(
-            slots(32 * MIB, true),
-            vec![Slot {
-                phys: 0,
-                size: 32 * MIB,
-                host_offset: 0
-            }]
-        );
+        assert_eq!(slots(32 * MIB, true, None), vec![ram_slot(0, 32 * MIB, 0)]);
     }
 
     #[test]
     fn a20_closed_aliases_odd_megabytes() {
-        let s = slots(3 * MIB + 4096, false);
+        let s = slots(3 * MIB + 4096, false, None);
         let want = [
             (0, MIB, 0),
             (MIB, MIB, 0),
@@ -78,19 +118,42 @@ mod tests {
 
     #[test]
     fn small_ram_needs_no_alias() {
-        assert_eq!(slots(640 * 1024, false).len(), 1);
+        assert_eq!(slots(640 * 1024, false, None).len(), 1);
     }
 
     #[test]
     fn every_address_maps_as_the_a20_mask_says() {
         let ram = 5 * MIB;
-        let s = slots(ram, false);
+        let s = slots(ram, false, None);
         for addr in (0..ram).step_by(4096 * 7 + 3) {
             let slot = s
                 .iter()
                 .find(|sl| addr >= sl.phys && addr < sl.phys + sl.size)
                 .expect("covered");
             assert_eq!(slot.host_offset + (addr - slot.phys), addr & !MIB);
+        }
+    }
+
+    #[test]
+    fn a_rom_is_cut_out_of_ram_and_mapped_at_4_gib() {
+        let rom = 128 << 10;
+        for a20 in [true, false] {
+            let s = slots(4 * MIB, a20, Some(rom));
+            // Every RAM address is covered once; the ROM's low alias, and
+            // with A20 closed its alias at 2 MiB - 128 KiB, is read-only.
+            for addr in (0..4 * MIB).step_by(4096) {
+                let hits: Vec<&Slot> = s
+                    .iter()
+                    .filter(|sl| !sl.rom && addr >= sl.phys && addr < sl.phys + sl.size)
+                    .collect();
+                assert_eq!(hits.len(), 1, "{addr:#x}");
+                let host = hits[0].host_offset + (addr - hits[0].phys);
+                let in_rom = (MIB - rom..MIB).contains(&host);
+                assert_eq!(hits[0].read_only, in_rom, "{addr:#x} a20 {a20}");
+            }
+            let high = s.iter().find(|sl| sl.rom).expect("high alias");
+            assert_eq!((high.phys, high.size), ((1 << 32) - rom, rom));
+            assert!(high.read_only);
         }
     }
 }

@@ -48,25 +48,18 @@ enum Command {
   ringlab run kernel.elf --engine bt --stats
   ringlab run --lesson rings --engine kvm
   ringlab run boot.bin --trace events.jsonl --json report.json
-  ringlab run --lesson rings --switch-at 3700:kvm --switch-at 5200:interp")]
+  ringlab run --lesson rings --switch-at 3700:kvm --switch-at 5200:interp
+  ringlab run --bios rom.bin --stats           (boot from a firmware ROM)")]
     Run(run::RunArgs),
     /// Run a guest on every available engine and compare them: the table
     /// of the demo, for any guest. Exit status 16 when the engines
     /// disagree (the first difference is printed), 0 when they agree.
     #[command(
-        after_help = "Examples:\n  ringlab compare kernel.elf\n  ringlab compare --lesson paging"
+        after_help = "Examples:\n  ringlab compare kernel.elf\n  ringlab compare --lesson paging\n  ringlab compare --bios rom.bin"
     )]
     Compare {
-        /// A guest image: a boot sector (raw bytes, loaded at 0x7C00) or a
-        /// multiboot kernel.
-        #[arg(required_unless_present = "lesson", conflicts_with = "lesson")]
-        image: Option<std::path::PathBuf>,
-        /// Compare a lab's guest instead (see `ringlab lessons`).
-        #[arg(long)]
-        lesson: Option<String>,
-        /// Image format, instead of detecting it.
-        #[arg(long, value_enum)]
-        format: Option<run::FormatArg>,
+        #[command(flatten)]
+        guest: run::GuestArgs,
         /// Show each engine's final VGA screen: in a window, or as coloured
         /// text in the terminal.
         #[arg(long, value_enum, default_value = "none")]
@@ -115,16 +108,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Run(args)) => run::run(&args),
-        Some(Command::Compare {
-            image,
-            lesson,
-            format,
-            vga,
-        }) => match (image, lesson) {
-            (_, Some(name)) => compare::compare_named_lesson(&name, vga),
-            (Some(path), None) => compare::compare_image(&path, format, vga),
-            (None, None) => unreachable!("clap requires an image or --lesson"),
-        },
+        Some(Command::Compare { guest, vga }) => compare::compare_guest(&guest, vga),
         Some(Command::Step(args)) => crate::step::step(&args),
         Some(Command::Bench(args)) => crate::bench::bench(&args),
         Some(Command::Lessons) => Ok(compare::list_lessons()),

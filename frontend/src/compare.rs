@@ -1,10 +1,10 @@
 //! Running one guest on every engine and comparing what each produced.
 
 use crate::engines::{self, EngineKind};
+use crate::run::{prepare, GuestArgs};
 use crate::status;
 use crate::vga::VgaMode;
-use machine::loader::{self, ImageFormat, LoadOptions};
-use machine::{EventKind, Limits, Machine, MachineConfig, Stop};
+use machine::{EventKind, Limits, Stop};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -33,26 +33,17 @@ pub struct Ran {
     pub counters: Vec<(String, u64)>,
 }
 
-pub struct Guest<'a> {
+pub struct Guest {
     pub name: String,
-    pub bytes: &'a [u8],
-    pub format: Option<ImageFormat>,
+    /// What to load, as `ringlab run` takes it (image or lesson, ROM).
+    pub args: GuestArgs,
 }
 
 const DEFAULT_BUDGET: u64 = 2_000_000_000;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn run_one(kind: EngineKind, guest: &Guest) -> Result<Ran, String> {
-    let mut m = Machine::new(MachineConfig::default()).map_err(|e| e.to_string())?;
-    let loaded = loader::load(
-        &mut m.mem,
-        guest.bytes,
-        &LoadOptions {
-            format: guest.format,
-            load_addr: None,
-        },
-    )
-    .map_err(|e| format!("{}: {e}", guest.name))?;
+    let (mut m, loaded) = prepare(&guest.args).map_err(|f| f.message)?;
     let mut engine = engines::create(kind, &mut m).map_err(|e| e.to_string())?;
     engine
         .set_cpu_state(&mut m, &loaded.entry)
@@ -244,14 +235,17 @@ pub fn demo() -> u8 {
     })
 }
 
-fn lesson_guest(lesson: &'static lessons::Lesson) -> Guest<'static> {
+fn lesson_guest(lesson: &'static lessons::Lesson) -> Guest {
     Guest {
         name: format!("lesson {}: {}", lesson.name, lesson.summary),
-        bytes: lesson.image,
-        format: Some(match lesson.format {
-            lessons::Format::BootSector => ImageFormat::Flat,
-            lessons::Format::Multiboot => ImageFormat::Multiboot,
-        }),
+        args: GuestArgs {
+            image: None,
+            lesson: Some(lesson.name.to_string()),
+            bios: None,
+            mem: machine::machine::DEFAULT_RAM >> 20,
+            format: None,
+            load_addr: None,
+        },
     }
 }
 
@@ -296,36 +290,14 @@ fn show_screens(outcomes: &[Outcome], vga: VgaMode) -> Result<(), crate::run::Fa
     Ok(())
 }
 
-/// `ringlab compare IMAGE`: any guest on every engine, compared.
-pub fn compare_image(
-    path: &std::path::Path,
-    format: Option<crate::run::FormatArg>,
-    vga: VgaMode,
-) -> Result<u8, crate::run::Failure> {
-    use crate::run::Failure;
-    let bytes = std::fs::read(path).map_err(|e| {
-        Failure::new(
-            status::BAD_IMAGE,
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
-    let format = format.map(crate::run::FormatArg::image_format);
-    // A malformed image is one error, not one per engine.
-    let mut m = Machine::new(MachineConfig::default())
-        .map_err(|e| Failure::new(status::ENGINE_ERROR, e.to_string()))?;
-    loader::load(
-        &mut m.mem,
-        &bytes,
-        &LoadOptions {
-            format,
-            load_addr: None,
-        },
-    )
-    .map_err(|e| Failure::new(status::BAD_IMAGE, format!("{}: {e}", path.display())))?;
+/// `ringlab compare IMAGE | --lesson NAME [--bios ROM]`: any guest on
+/// every engine, compared.
+pub fn compare_guest(args: &GuestArgs, vga: VgaMode) -> Result<u8, crate::run::Failure> {
+    // A malformed image or ROM is one error, not one per engine.
+    prepare(args)?;
     let guest = Guest {
-        name: path.display().to_string(),
-        bytes: &bytes,
-        format,
+        name: args.name(),
+        args: args.clone(),
     };
     let outcomes = run_all(&guest);
     let agree = print_table(&mut std::io::stdout(), &guest, &outcomes);
@@ -337,12 +309,6 @@ pub fn compare_image(
     } else {
         0
     })
-}
-
-/// `ringlab compare --lesson NAME`.
-pub fn compare_named_lesson(name: &str, vga: VgaMode) -> Result<u8, crate::run::Failure> {
-    let l = find_lesson(name)?;
-    compare_lesson(l, vga)
 }
 
 pub fn find_lesson(name: &str) -> Result<&'static lessons::Lesson, crate::run::Failure> {

@@ -73,6 +73,18 @@ pub fn print_stats(w: &mut dyn Write, m: &Machine, image: &LoadedImage, o: &RunO
             format!("last {last:02x}; in order {}", seq.join(" ")),
         ));
     }
+    if let Some(rom) = m.rom_map() {
+        lines.push((
+            "ROM".into(),
+            format!(
+                "{} KiB at {:#x} and {:#x}; {} writes ignored",
+                rom.size >> 10,
+                rom.low,
+                rom.high,
+                m.rom_writes()
+            ),
+        ));
+    }
     if !m.debugcon_output().is_empty() {
         lines.push((
             "port 0xE9".into(),

@@ -5,7 +5,7 @@ use crate::session::Session;
 use crate::status;
 use crate::vga::{VgaMode, VgaWindow};
 use machine::loader::{self, ImageFormat, LoadOptions, LoadedImage};
-use machine::{EngineStats, EventKind, Limits, Machine, MachineConfig, Stop};
+use machine::{CpuState, EngineStats, EventKind, Limits, Machine, MachineConfig, Stop};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -110,11 +110,18 @@ pub struct GuestArgs {
     /// The guest image: a flat binary (a boot sector, loaded at 0x7C00 in
     /// real mode) or a multiboot v1 kernel (ELF32 or a.out kludge, entered in
     /// protected mode). The format is detected; --format overrides.
-    #[arg(required_unless_present = "lesson", conflicts_with = "lesson")]
+    #[arg(required_unless_present_any = ["lesson", "bios"], conflicts_with = "lesson")]
     pub image: Option<PathBuf>,
     /// Run a lab's guest instead of an image (see `ringlab lessons`).
     #[arg(long, value_name = "NAME")]
     pub lesson: Option<String>,
+    /// Boot from a firmware ROM (64 to 256 KiB), as a PC does at power-on:
+    /// mapped read-only at the top of the first megabyte and of the 4 GiB
+    /// space, the CPU in its reset state (CS F000 with base FFFF0000, EIP
+    /// FFF0). An image or lesson given too is loaded as usual, for the ROM
+    /// to boot.
+    #[arg(long, value_name = "ROM.bin")]
+    pub bios: Option<PathBuf>,
     /// Guest RAM in MiB (1 to 3072).
     #[arg(long, default_value_t = 32, value_name = "MIB")]
     pub mem: usize,
@@ -129,24 +136,29 @@ pub struct GuestArgs {
 impl GuestArgs {
     /// The guest's name, for titles.
     pub fn name(&self) -> String {
-        match (&self.lesson, &self.image) {
+        let guest = match (&self.lesson, &self.image) {
             (Some(l), _) => format!("lesson {l}"),
             (None, Some(p)) => p.display().to_string(),
             (None, None) => String::new(),
+        };
+        match (&self.bios, guest.is_empty()) {
+            (Some(b), true) => format!("ROM {}", b.display()),
+            (Some(b), false) => format!("ROM {} + {guest}", b.display()),
+            (None, _) => guest,
         }
     }
 }
 
-/// Builds the machine and loads the guest.
+/// Builds the machine and loads the guest (and the ROM).
 pub fn prepare(g: &GuestArgs) -> Result<(Machine, LoadedImage), Failure> {
-    let (bytes, what, format) = match (&g.lesson, &g.image) {
+    let guest: Option<(Vec<u8>, String, Option<ImageFormat>)> = match (&g.lesson, &g.image) {
         (Some(name), _) => {
             let l = crate::compare::find_lesson(name)?;
             let f = match l.format {
                 lessons::Format::BootSector => ImageFormat::Flat,
                 lessons::Format::Multiboot => ImageFormat::Multiboot,
             };
-            (l.image.to_vec(), format!("lesson {name}"), Some(f))
+            Some((l.image.to_vec(), format!("lesson {name}"), Some(f)))
         }
         (None, Some(image)) => {
             let bytes = std::fs::read(image).map_err(|e| {
@@ -155,12 +167,13 @@ pub fn prepare(g: &GuestArgs) -> Result<(Machine, LoadedImage), Failure> {
                     format!("cannot read {}: {e}", image.display()),
                 )
             })?;
-            (
+            Some((
                 bytes,
                 image.display().to_string(),
                 g.format.map(FormatArg::image_format),
-            )
+            ))
         }
+        (None, None) if g.bios.is_some() => None,
         (None, None) => return Err(Failure::new(status::USAGE, "no image and no --lesson")),
     };
     let mem_mib = g.mem;
@@ -169,12 +182,46 @@ pub fn prepare(g: &GuestArgs) -> Result<(Machine, LoadedImage), Failure> {
         .ok_or_else(|| Failure::new(status::USAGE, format!("--mem {mem_mib}: too large")))?;
     let mut m = Machine::new(MachineConfig::with_ram(ram))
         .map_err(|e| Failure::new(status::USAGE, format!("--mem {mem_mib}: {e}")))?;
-    let opts = LoadOptions {
-        format,
-        load_addr: g.load_addr,
+    let mut loaded = match guest {
+        Some((bytes, what, format)) => {
+            let opts = LoadOptions {
+                format,
+                load_addr: g.load_addr,
+            };
+            loader::load(&mut m.mem, &bytes, &opts)
+                .map_err(|e| Failure::new(status::BAD_IMAGE, format!("{what}: {e}")))?
+        }
+        None => LoadedImage {
+            format: ImageFormat::Flat,
+            entry: CpuState::reset(),
+            segments: vec![],
+            summary: String::new(),
+        },
     };
-    let loaded = loader::load(&mut m.mem, &bytes, &opts)
-        .map_err(|e| Failure::new(status::BAD_IMAGE, format!("{what}: {e}")))?;
+    if let Some(path) = &g.bios {
+        let rom = std::fs::read(path).map_err(|e| {
+            Failure::new(
+                status::BAD_IMAGE,
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let map = m
+            .load_rom(&rom)
+            .map_err(|e| Failure::new(status::BAD_IMAGE, format!("{}: {e}", path.display())))?;
+        // The CPU starts where a PC's does; the ROM boots the image, if any.
+        loaded.entry = CpuState::reset();
+        let rom_line = format!(
+            "ROM {} KiB at {:#x} and {:#x}, reset vector F000:FFF0",
+            map.size >> 10,
+            map.low,
+            map.high
+        );
+        loaded.summary = if loaded.summary.is_empty() {
+            rom_line
+        } else {
+            format!("{rom_line}; {}", loaded.summary)
+        };
+    }
     Ok((m, loaded))
 }
 

@@ -563,3 +563,81 @@ fn every_help_explains_itself_with_an_example() {
         assert!(text.lines().count() > 5, "{args:?}: {text}");
     }
 }
+
+/// tests/guests/reset-rom.S as a 64 KiB ROM image.
+fn reset_rom() -> PathBuf {
+    static ROM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROM.get_or_init(|| {
+        let src = tmp("reset-rom.S");
+        std::fs::write(&src, include_str!("../../tests/guests/reset-rom.S")).unwrap();
+        let (obj, elf, bin) = (
+            tmp("reset-rom.o"),
+            tmp("reset-rom.elf"),
+            tmp("reset-rom.bin"),
+        );
+        let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+        tool("as", &["--32", "-o", &s(&obj), &s(&src)]);
+        tool(
+            "ld",
+            &[
+                "-m",
+                "elf_i386",
+                "-nostdlib",
+                "-N",
+                "-Ttext=0",
+                "-e",
+                "start",
+                "-o",
+                &s(&elf),
+                &s(&obj),
+            ],
+        );
+        tool(
+            "objcopy",
+            &["-O", "binary", "-j", ".text", &s(&elf), &s(&bin)],
+        );
+        bin
+    })
+    .clone()
+}
+
+#[test]
+fn bios_rom_boots_from_the_reset_vector() {
+    let rom = reset_rom();
+    let rom = rom.to_str().unwrap();
+    let want = b"rom: hello from protected mode\nrom: writes to ROM ignored\n";
+    for engine in ["interp", "bt"] {
+        let out = ringlab(&["run", "--bios", rom, "--engine", engine, "--stats"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "halted with IF=0: {err}");
+        assert_eq!(out.stdout, want, "{engine}");
+        assert!(err.contains("last 03; in order 01 02 03"), "{err}");
+        assert!(
+            err.contains("64 KiB at 0xf0000 and 0xffff0000; 2 writes ignored"),
+            "{err}"
+        );
+        assert!(err.contains("reset vector F000:FFF0"), "{err}");
+    }
+    let out = ringlab(&["compare", "--bios", rom]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Bad ROMs: one clear line each.
+    let small = tmp("small.rom");
+    std::fs::write(&small, [0xEAu8; 1000]).unwrap();
+    assert_clean_error(
+        &ringlab(&["run", "--bios", small.to_str().unwrap()]),
+        4,
+        "64, 128, 192 or 256 KiB",
+    );
+    let blank = tmp("blank.rom");
+    std::fs::write(&blank, vec![0xFFu8; 64 << 10]).unwrap();
+    assert_clean_error(
+        &ringlab(&["run", "--bios", blank.to_str().unwrap()]),
+        4,
+        "reset vector holds no code",
+    );
+}

@@ -19,5 +19,5 @@ pub use clock::{Clock, ClockMode};
 pub use cpu::{CpuState, Seg, Segment, TableReg};
 pub use engine::{Engine, EngineError, EngineStats, Limits, Stop, Translation};
 pub use event::{Event, EventKind, EventMask, Handling, PrivCause, Record, Trace};
-pub use machine::{Machine, MachineConfig, MachineStop};
+pub use machine::{Machine, MachineConfig, MachineStop, RomMap};
 pub use memory::GuestMemory;

@@ -120,6 +120,22 @@ pub struct Machine {
     deadline: u64,
     irq_buf: Vec<(u8, bool)>,
     req_buf: Vec<Request>,
+    /// The firmware ROM's high alias, when one is loaded.
+    rom: Option<DeviceId<crate::devices::rom::Rom>>,
+    /// Writes to the ROM's low alias (ignored).
+    rom_low_writes: u64,
+}
+
+/// Where a loaded ROM lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RomMap {
+    pub size: usize,
+    /// The low alias: 0x100000 - size.
+    pub low: u32,
+    /// The high alias: 4 GiB - size.
+    pub high: u64,
+    /// The image's page-aligned host copy (for KVM's read-only slot).
+    pub host: *mut u8,
 }
 
 impl std::fmt::Debug for Machine {
@@ -186,6 +202,8 @@ impl Machine {
             deadline: u64::MAX,
             irq_buf: Vec::new(),
             req_buf: Vec::new(),
+            rom: None,
+            rom_low_writes: 0,
         };
         m.after_device_activity();
         Ok(m)
@@ -388,8 +406,14 @@ impl Machine {
     pub fn write_phys(&mut self, addr: u32, size: u8, value: u64) {
         let a = (addr & self.a20_mask) as u64;
         let bytes = value.to_le_bytes();
-        if self.mem.write(a, &bytes[..size as usize]).is_ok() {
-            return;
+        match self.mem.write(a, &bytes[..size as usize]) {
+            Ok(()) => return,
+            Err(crate::memory::MemoryError::ReadOnly { .. }) => {
+                // The ROM's low alias: a PC's ROM ignores writes.
+                self.rom_low_writes += 1;
+                return;
+            }
+            Err(_) => {}
         }
         if self.bus.mmio_claimed(a) {
             let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
@@ -401,9 +425,13 @@ impl Machine {
             // Physical addresses do not wrap at 4 GiB (the P6 bus is
             // 36 bits wide): bytes past it hit nothing.
             let b = (addr as u64 + i as u64) & (self.a20_mask as u64 | !0xFFFF_FFFFu64);
-            if self.mem.write_u8(b, bytes[i as usize]).is_err() {
-                let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
-                self.bus.mmio_write(b, 1, bytes[i as usize] as u64, &mut cx);
+            match self.mem.write_u8(b, bytes[i as usize]) {
+                Ok(()) => {}
+                Err(crate::memory::MemoryError::ReadOnly { .. }) => self.rom_low_writes += 1,
+                Err(_) => {
+                    let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+                    self.bus.mmio_write(b, 1, bytes[i as usize] as u64, &mut cx);
+                }
             }
         }
         self.after_device_activity();
@@ -446,6 +474,49 @@ impl Machine {
     /// Everything written to the debug console port 0xE9.
     pub fn debugcon_output(&self) -> &[u8] {
         self.bus.get(self.chipset.debugcon).output()
+    }
+
+    /// Maps a firmware ROM image as a PC does: read-only at the top of the
+    /// first megabyte (over RAM) and at the top of the 4 GiB address
+    /// space. Start the CPU from `CpuState::reset()`. Errors name the
+    /// problem (size, no code at the reset vector).
+    pub fn load_rom(&mut self, image: &[u8]) -> Result<RomMap, crate::devices::rom::RomError> {
+        use crate::devices::rom::{Rom, RomError};
+        if self.rom.is_some() {
+            return Err(RomError::Map("a ROM is already loaded".into()));
+        }
+        let rom = Rom::new(image)?;
+        let size = image.len();
+        let low = (0x10_0000 - size) as u64;
+        self.mem
+            .write_rom(low, image)
+            .map_err(|e| RomError::Map(e.to_string()))?;
+        self.mem.set_read_only(low, 0x10_0000);
+        let high = (1u64 << 32) - size as u64;
+        let id = self.bus.add(rom);
+        self.bus
+            .map_mmio(id, high, size as u64)
+            .map_err(|e| RomError::Map(e.to_string()))?;
+        self.rom = Some(id);
+        Ok(self.rom_map().expect("just loaded"))
+    }
+
+    /// Where the ROM is, if one is loaded.
+    pub fn rom_map(&self) -> Option<RomMap> {
+        let id = self.rom?;
+        let rom = self.bus.get(id);
+        let size = rom.size();
+        Some(RomMap {
+            size,
+            low: (0x10_0000 - size) as u32,
+            high: (1u64 << 32) - size as u64,
+            host: rom.host_base(),
+        })
+    }
+
+    /// Writes the guest made to the ROM (both aliases), all ignored.
+    pub fn rom_writes(&self) -> u64 {
+        self.rom_low_writes + self.rom.map_or(0, |id| self.bus.get(id).writes())
     }
 
     /// Makes every POST code write stop the run (`Stop::PostCode`), so the

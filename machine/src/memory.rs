@@ -36,6 +36,8 @@ pub enum MemoryError {
     Map(usize, String),
     #[error("physical range {addr:#x}+{len:#x} lies outside RAM ({size:#x} bytes)")]
     OutOfRange { addr: u64, len: usize, size: usize },
+    #[error("physical range {addr:#x}+{len:#x} is read-only (ROM)")]
+    ReadOnly { addr: u64, len: usize },
 }
 
 pub struct GuestMemory {
@@ -45,6 +47,10 @@ pub struct GuestMemory {
     code_pages: Vec<u64>,
     /// Pages that held cached code and were written since the last drain.
     written_code_pages: Vec<u32>,
+    /// A read-only range [start, end) (the firmware ROM's alias below
+    /// 1 MiB): writes through this type fail with `ReadOnly`, and engines
+    /// must not hand out raw write pointers into it (`is_read_only_page`).
+    read_only: (u64, u64),
 }
 
 impl std::fmt::Debug for GuestMemory {
@@ -67,6 +73,14 @@ impl GuestMemory {
                 min: MIN_RAM,
                 max: MAX_RAM,
             });
+        }
+        Self::map(size)
+    }
+
+    /// A page-aligned mapping of any page multiple (a ROM image's host copy).
+    pub(crate) fn map(size: usize) -> Result<Self, MemoryError> {
+        if !size.is_multiple_of(PAGE_SIZE) || size == 0 {
+            return Err(MemoryError::Unaligned(size));
         }
         // SAFETY: an anonymous private mapping with no address hint; the
         // kernel picks a page-aligned address that overlaps nothing we own.
@@ -94,7 +108,41 @@ impl GuestMemory {
             size,
             code_pages: vec![0; pages.div_ceil(64)],
             written_code_pages: Vec::new(),
+            read_only: (0, 0),
         })
+    }
+
+    /// Makes [start, end) read-only (see the field); page aligned.
+    pub fn set_read_only(&mut self, start: u64, end: u64) {
+        self.read_only = (start, end);
+    }
+
+    /// The read-only range, empty when there is none.
+    pub fn read_only_range(&self) -> (u64, u64) {
+        self.read_only
+    }
+
+    /// True when `page` lies in the read-only range.
+    #[inline]
+    pub fn is_read_only_page(&self, page: u32) -> bool {
+        let a = (page as u64) << PAGE_SHIFT;
+        a >= self.read_only.0 && a < self.read_only.1
+    }
+
+    fn check_writable(&self, addr: u64, len: usize) -> Result<(), MemoryError> {
+        let (lo, hi) = self.read_only;
+        if addr < hi && addr + len as u64 > lo {
+            return Err(MemoryError::ReadOnly { addr, len });
+        }
+        Ok(())
+    }
+
+    /// Writes `data` even into the read-only range: for loading a ROM.
+    pub fn write_rom(&mut self, addr: u64, data: &[u8]) -> Result<(), MemoryError> {
+        let a = self.check(addr, data.len())?;
+        self.as_mut_slice()[a..a + data.len()].copy_from_slice(data);
+        self.note_write(addr, data.len());
+        Ok(())
     }
 
     /// RAM size in bytes.
@@ -163,6 +211,7 @@ impl GuestMemory {
     /// Copies `data` into RAM at `addr`, noting writes to code pages.
     pub fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), MemoryError> {
         let a = self.check(addr, data.len())?;
+        self.check_writable(addr, data.len())?;
         self.as_mut_slice()[a..a + data.len()].copy_from_slice(data);
         self.note_write(addr, data.len());
         Ok(())
@@ -173,6 +222,7 @@ impl GuestMemory {
     /// these bytes hold none of it.
     pub fn write_untracked(&mut self, addr: u64, data: &[u8]) -> Result<(), MemoryError> {
         let a = self.check(addr, data.len())?;
+        self.check_writable(addr, data.len())?;
         self.as_mut_slice()[a..a + data.len()].copy_from_slice(data);
         Ok(())
     }
@@ -180,6 +230,7 @@ impl GuestMemory {
     /// Fills `len` bytes at `addr` with `byte`.
     pub fn fill(&mut self, addr: u64, len: usize, byte: u8) -> Result<(), MemoryError> {
         let a = self.check(addr, len)?;
+        self.check_writable(addr, len)?;
         self.as_mut_slice()[a..a + len].fill(byte);
         self.note_write(addr, len);
         Ok(())

@@ -6,5 +6,6 @@ pub mod pic;
 pub mod pit;
 pub mod port92;
 pub mod post;
+pub mod rom;
 pub mod uart;
 pub mod vga;

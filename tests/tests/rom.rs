@@ -1,0 +1,127 @@
+//! Booting from a firmware ROM, as a PC does at power-on (Machine::load_rom,
+//! `ringlab run --bios`): a 64 KiB ROM, built here with GNU as, starts at
+//! the reset vector (FFFFFFF0: the high alias, in real mode with CS base
+//! FFFF0000), far-jumps into the low alias at F000:0000, enters protected
+//! mode, writes POST codes, tries to write both ROM aliases (ignored), prints
+//! on COM1 and halts with interrupts disabled. The transcript, the POST
+//! sequence, the final registers and the count of ignored ROM writes must be
+//! the same on every engine: the interpreter, the translator and KVM (on
+//! kvm-pvm too: real mode and unpaged ring 0; in the QEMU/SVM VM with
+//! RINGLAB_REQUIRE_KVM nothing may skip).
+
+use machine::{CpuState, Engine, Limits, Machine, MachineConfig, Stop};
+use std::time::Duration;
+
+/// The ROM (tests/guests/reset-rom.S, which says how it works).
+const ROM: &str = include_str!("../guests/reset-rom.S");
+
+/// Assembled once (the tests run in parallel and share the file names).
+fn rom() -> Vec<u8> {
+    static ROM_IMAGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    ROM_IMAGE
+        .get_or_init(|| {
+            let r = tests::guest::assemble("rom64", ROM, 0);
+            assert_eq!(r.len(), 64 << 10, "the ROM is 64 KiB");
+            r
+        })
+        .clone()
+}
+
+struct End {
+    stop: Stop,
+    serial: String,
+    post: Vec<u8>,
+    rom_writes: u64,
+    eax: u32,
+}
+
+fn boot(engine: Box<dyn Engine>, m: Machine) -> Result<End, machine::EngineError> {
+    let (mut e, mut m) = (engine, m);
+    e.set_cpu_state(&mut m, &CpuState::reset())?;
+    let limits = Limits {
+        max_icount: Some(10_000_000),
+        timeout: Some(Duration::from_secs(30)),
+        breakpoints: vec![],
+    };
+    let stop = e.run(&mut m, &limits)?;
+    let st = e.cpu_state()?;
+    Ok(End {
+        stop,
+        serial: String::from_utf8_lossy(m.serial_output()).into_owned(),
+        post: m.post_codes().to_vec(),
+        rom_writes: m.rom_writes(),
+        eax: st.regs[0],
+    })
+}
+
+fn machine(rom: &[u8]) -> Machine {
+    let mut m = Machine::new(MachineConfig::default()).expect("machine");
+    let map = m.load_rom(rom).expect("load_rom");
+    assert_eq!((map.low, map.high), (0xF0000, 0xFFFF_0000));
+    m
+}
+
+fn check(e: &End, engine: &str) {
+    assert_eq!(e.stop, Stop::Halted, "{engine}");
+    assert_eq!(
+        e.serial, "rom: hello from protected mode\nrom: writes to ROM ignored\n",
+        "{engine}"
+    );
+    assert_eq!(e.post, [1, 2, 3], "{engine}");
+    assert_eq!(e.rom_writes, 2, "{engine}: one write to each alias");
+    assert_eq!(e.eax, 0x1234_5678, "{engine}");
+}
+
+#[test]
+fn the_rom_boots_on_the_interpreter() {
+    let r = rom();
+    let mut m = machine(&r);
+    let e = boot(Box::new(engine_interp::Interp::new()), {
+        // The first instruction comes from the high alias (MMIO).
+        assert_eq!(m.read_phys(0xFFFF_FFF0, 1), 0xEA);
+        assert_eq!(m.read_phys(0xFFFF0, 1), 0xEA);
+        m
+    })
+    .expect("interp");
+    check(&e, "interp");
+}
+
+#[test]
+fn the_rom_boots_on_the_translator() {
+    let r = rom();
+    let mut m = machine(&r);
+    let bt = engine_bt::create(&mut m).expect("bt");
+    let e = boot(bt, m).expect("bt");
+    check(&e, "bt");
+}
+
+#[test]
+fn the_rom_boots_on_kvm() {
+    let r = rom();
+    let mut m = machine(&r);
+    let require = std::env::var_os("RINGLAB_REQUIRE_KVM").is_some();
+    let kvm = match engine_kvm::create(&mut m) {
+        Ok(k) => k,
+        Err(e) if !require => {
+            eprintln!("ROM on kvm skipped: KVM is not usable on this host: {e}");
+            return;
+        }
+        Err(e) => panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}"),
+    };
+    let e = boot(kvm, m).expect("kvm");
+    check(&e, "kvm");
+}
+
+#[test]
+fn bad_roms_are_refused_with_the_reason() {
+    let mut m = Machine::new(MachineConfig::default()).expect("machine");
+    let e = m.load_rom(&[0xEA; 1000]).unwrap_err().to_string();
+    assert!(
+        e.contains("64, 128, 192 or 256 KiB") && e.contains("1000 bytes"),
+        "{e}"
+    );
+    let e = m.load_rom(&vec![0xFF; 128 << 10]).unwrap_err().to_string();
+    assert!(e.contains("reset vector holds no code"), "{e}");
+    // Nothing was mapped by the failures: a good ROM still loads.
+    m.load_rom(&rom()).expect("a good ROM");
+}
