@@ -38,14 +38,14 @@ pub fn linear_to_phys(m: &Machine, st: &CpuState, lin: u32) -> Option<u32> {
 }
 
 /// Up to `len` bytes at linear `lin`, stopping at the first byte that is
-/// unmapped or outside RAM.
+/// unmapped or outside RAM and ROM.
 pub fn read_linear(m: &Machine, st: &CpuState, lin: u32, len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len);
     for i in 0..len as u32 {
         let Some(p) = linear_to_phys(m, st, lin.wrapping_add(i)) else {
             break;
         };
-        let Some(b) = m.mem.read_u8(p as u64) else {
+        let Some(b) = m.peek_phys(p) else {
             break;
         };
         out.push(b);
@@ -99,6 +99,9 @@ pub fn disassemble(m: &Machine, st: &CpuState, lin: u32, count: usize) -> Vec<Di
         }
         let mut text = String::new();
         fmt.format(&insn, &mut text);
+        if let Some(t) = far_branch_text(&insn) {
+            text = t;
+        }
         out.push(DisLine {
             addr: insn.ip() as u32,
             bytes: bytes[off..off + insn.len()].to_vec(),
@@ -106,6 +109,22 @@ pub fn disassemble(m: &Machine, st: &CpuState, lin: u32, count: usize) -> Vec<Di
         });
     }
     out
+}
+
+/// JMP/CALL FAR ptr16:16/32 as selector:offset (iced's Intel formatter
+/// prints "0,0F000h", offset first, which reads like two operands).
+fn far_branch_text(insn: &iced_x86::Instruction) -> Option<String> {
+    use iced_x86::OpKind;
+    let off = match insn.op0_kind() {
+        OpKind::FarBranch16 => insn.far_branch16() as u32,
+        OpKind::FarBranch32 => insn.far_branch32(),
+        _ => return None,
+    };
+    let m = format!("{:?}", insn.mnemonic()).to_lowercase();
+    Some(format!(
+        "{m} far {:#06x}:{off:#x}",
+        insn.far_branch_selector()
+    ))
 }
 
 /// Disassembles host x86-64 code (a translated block) at `addr`: (host
@@ -398,6 +417,12 @@ mod tests {
         let d = disassemble(&m, &st, 0x1000, 3);
         let text: Vec<&str> = d.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(text, ["int 0x80", "call 0x00001007", "mov eax, 1"]);
+        m.mem.write(0x2000, &[0xEA, 0, 0, 0, 0xF0]).unwrap();
+        let rm0 = CpuState::boot_sector(0x2000);
+        assert_eq!(
+            disassemble(&m, &rm0, 0x2000, 1)[0].text,
+            "jmp far 0xf000:0x0"
+        );
         assert_eq!(d[1].bytes, [0xE8, 0, 0, 0, 0]);
         assert_eq!(step_over_target(&m, &st), Some(0x1002));
         // The same bytes in real mode: 16-bit decoding.

@@ -553,6 +553,8 @@ fn json_report(
         "sensitive": sensitive,
         "vm_exits": exits,
         "counters": counters,
+        "post_codes": m.post_codes(),
+        "rom_writes_ignored": m.rom_writes(),
         "switches": session.switches.iter().map(|s| json!({
             "at_instruction": s.icount, "from": s.from.name(), "to": s.to.name(),
         })).collect::<Vec<_>>(),

@@ -514,6 +514,19 @@ impl Machine {
         })
     }
 
+    /// The byte at physical `addr` in RAM or ROM, read without touching any
+    /// device (for debuggers and disassemblers); None elsewhere.
+    pub fn peek_phys(&self, addr: u32) -> Option<u8> {
+        let a = (addr & self.a20_mask) as u64;
+        if let Some(b) = self.mem.read_u8(a) {
+            return Some(b);
+        }
+        let id = self.rom?;
+        let rom = self.bus.get(id);
+        let high = (1u64 << 32) - rom.size() as u64;
+        a.checked_sub(high).and_then(|off| rom.peek(off))
+    }
+
     /// Writes the guest made to the ROM (both aliases), all ignored.
     pub fn rom_writes(&self) -> u64 {
         self.rom_low_writes + self.rom.map_or(0, |id| self.bus.get(id).writes())

@@ -74,6 +74,11 @@ impl Rom {
         self.image.host_base()
     }
 
+    /// The byte at `offset` into the image.
+    pub fn peek(&self, offset: u64) -> Option<u8> {
+        self.image.read_u8(offset)
+    }
+
     /// Writes the guest made to this alias (all ignored).
     pub fn writes(&self) -> u64 {
         self.writes
