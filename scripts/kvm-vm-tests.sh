@@ -122,10 +122,14 @@ if [ -x ./ringlab ]; then
         echo "== native loop"; time ./native-loop
         echo "== compute on kvm"; ./ringlab run compute.bin --engine kvm --stats 2>&1 | grep -E "wall|stop"
         echo "== port80 on kvm"; ./ringlab run port80.bin --engine kvm --stats 2>&1 | grep -E "wall|exits: io"
-        echo "== process start (baseline)"; time ./ringlab lessons > /dev/null
-        echo "== hello on kvm"; time ./ringlab run hello.bin --engine kvm
+        # Whole commands, ten in a row (busybox time has 10 ms steps).
+        echo "== 10 x process start (baseline)"
+        time sh -c 'for i in 0 1 2 3 4 5 6 7 8 9; do ./ringlab lessons; done > /dev/null'
+        echo "== 10 x hello on interp (baseline)"
+        time sh -c 'for i in 0 1 2 3 4 5 6 7 8 9; do ./ringlab run hello.bin --engine interp; done > /dev/null'
+        echo "== 10 x hello on kvm"
+        time sh -c 'for i in 0 1 2 3 4 5 6 7 8 9; do ./ringlab run hello.bin --engine kvm; done > /dev/null'
         ./ringlab run hello.bin --engine kvm --stats 2>&1 | grep -E "wall|setup"
-        echo "== hello on interp (baseline)"; time ./ringlab run hello.bin --engine interp
         echo "== nanobench on kvm"; ./ringlab run nanobench.bin --engine kvm
         for d in 0 1193; do
             echo "== timer (divisor $d) on kvm"
