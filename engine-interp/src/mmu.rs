@@ -77,6 +77,10 @@ pub struct Tlb {
     /// entry of that large page (SDM Vol 3A 4.10.4.1), which we do by
     /// flushing everything.
     pub large: bool,
+    /// Which slots of each TLB may hold an entry (a bit per slot), so a
+    /// flush clears only those: a guest that reloads CR3 often (every
+    /// task switch) touches a few dozen pages, not all 2048 slots.
+    used: [[u64; TLB_SIZE / 64]; 2],
 }
 
 impl Tlb {
@@ -86,7 +90,15 @@ impl Tlb {
             generation: 0,
             epoch: 0,
             large: false,
+            used: [[0; TLB_SIZE / 64]; 2],
         }
+    }
+
+    /// Puts `entry` in slot `i` of TLB `which` (0 supervisor, 1 user).
+    #[inline]
+    pub fn fill(&mut self, which: usize, i: usize, entry: TlbEntry) {
+        self.e[which][i] = entry;
+        self.used[which][i / 64] |= 1 << (i % 64);
     }
 
     pub fn flush(&mut self, keep_global: bool) {
@@ -94,10 +106,17 @@ impl Tlb {
         if !keep_global {
             self.large = false;
         }
-        for t in self.e.iter_mut() {
-            for e in t.iter_mut() {
-                if !(keep_global && e.global) {
-                    *e = EMPTY;
+        for (t, used) in self.e.iter_mut().zip(self.used.iter_mut()) {
+            for (w, bits) in used.iter_mut().enumerate() {
+                let mut left = *bits;
+                while left != 0 {
+                    let b = left.trailing_zeros() as usize;
+                    left &= left - 1;
+                    let e = &mut t[w * 64 + b];
+                    if !(keep_global && e.global) {
+                        *e = EMPTY;
+                        *bits &= !(1 << b);
+                    }
                 }
             }
         }
@@ -120,10 +139,16 @@ impl Tlb {
     /// Stops fast-path writes to physical page `phys` (it now holds cached
     /// code, so writes must be seen).
     pub fn protect_phys_page(&mut self, phys: u32) {
-        for t in self.e.iter_mut() {
-            for e in t.iter_mut() {
-                if e.phys == phys {
-                    e.wtag = INVALID;
+        for (t, used) in self.e.iter_mut().zip(self.used.iter()) {
+            for (w, &bits) in used.iter().enumerate() {
+                let mut left = bits;
+                while left != 0 {
+                    let b = left.trailing_zeros() as usize;
+                    left &= left - 1;
+                    let e = &mut t[w * 64 + b];
+                    if e.phys == phys {
+                        e.wtag = INVALID;
+                    }
                 }
             }
         }
@@ -266,17 +291,21 @@ impl Cpu {
             let code =
                 m.mem.is_code_page(phys_page >> 12) || m.mem.is_read_only_page(phys_page >> 12);
             let page = lin & !0xFFF;
-            self.tlb.e[Self::tlb_index(user)][i] = TlbEntry {
-                rtag: page,
-                wtag: if writable && dirty && !code {
-                    page
-                } else {
-                    INVALID
+            self.tlb.fill(
+                Self::tlb_index(user),
+                i,
+                TlbEntry {
+                    rtag: page,
+                    wtag: if writable && dirty && !code {
+                        page
+                    } else {
+                        INVALID
+                    },
+                    addend: (host as usize).wrapping_sub(page as usize),
+                    phys: phys_page,
+                    global,
                 },
-                addend: (host as usize).wrapping_sub(page as usize),
-                phys: phys_page,
-                global,
-            };
+            );
         }
         Ok(phys_page | (lin & 0xFFF))
     }
@@ -450,5 +479,64 @@ impl Cpu {
     #[inline]
     pub fn sys_wr(&mut self, m: &mut Machine, lin: u32, w: u8, v: u32) -> R<()> {
         self.write_lin(m, lin, w, v, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(page: u32, global: bool) -> TlbEntry {
+        TlbEntry {
+            rtag: page,
+            wtag: page,
+            addend: 0,
+            phys: page,
+            global,
+        }
+    }
+
+    fn valid(t: &Tlb) -> Vec<(usize, u32)> {
+        let mut v = Vec::new();
+        for (w, e) in t.e.iter().enumerate() {
+            for x in e.iter() {
+                if x.rtag != INVALID || x.wtag != INVALID {
+                    v.push((w, x.rtag));
+                }
+            }
+        }
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn flushes_clear_every_filled_slot_and_keep_globals_when_asked() {
+        let mut t = Tlb::new();
+        let pages = [
+            0x0000_0000u32,
+            0x0040_1000,
+            0x0010_0000,
+            0xFFFF_E000,
+            0x003F_F000,
+        ];
+        for (k, &p) in pages.iter().enumerate() {
+            t.fill(k % 2, tlb_slot(p), entry(p, p == 0x0010_0000));
+        }
+        assert_eq!(valid(&t).len(), pages.len());
+        // MOV CR3 with CR4.PGE: the global page stays.
+        t.flush(true);
+        assert_eq!(valid(&t), vec![(0, 0x0010_0000)]);
+        // Refilled, then a full flush (CR4.PGE toggled): nothing stays,
+        // including the global entry kept by the flush before.
+        t.fill(1, tlb_slot(0x1234_5000), entry(0x1234_5000, false));
+        t.flush(false);
+        assert!(valid(&t).is_empty());
+        // A page write-protected for code loses only its write tag.
+        t.fill(0, tlb_slot(0x8000), entry(0x8000, false));
+        t.fill(1, tlb_slot(0x9000), entry(0x9000, false));
+        t.protect_phys_page(0x8000);
+        assert_eq!(t.e[0][tlb_slot(0x8000)].wtag, INVALID);
+        assert_eq!(t.e[0][tlb_slot(0x8000)].rtag, 0x8000);
+        assert_eq!(t.e[1][tlb_slot(0x9000)].wtag, 0x9000);
     }
 }
