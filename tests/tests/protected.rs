@@ -2309,6 +2309,51 @@ ed5: push 0x33333333
     assert_eq!(r.u32_at(0x10FFC), 0, "the faulting PUSH stored nothing");
 }
 
+/// POP SS moves the stack pointer by the size of the stack it popped from
+/// (the old SS's B bit), not the new one's: from a 16-bit stack SP wraps
+/// at 64 KiB and the upper half of ESP stays; from a 32-bit stack all of
+/// ESP moves. (Found by test386.asm's POST 9 stack tests.)
+#[test]
+fn pop_ss_moves_the_stack_pointer_by_the_old_stack_size() {
+    let mut r = run_kernel(
+        "pop_ss",
+        r#"
+    DESC 0x30, 0x0000FFFF, 0x00009200
+    mov ax, 0x30
+    mov ss, ax
+    mov esp, 0x20000
+    push dword ptr 0x10
+    mov [RESULTS], esp
+    pop ss
+    mov [RESULTS + 4], esp
+    mov esp, 0x30000
+    push dword ptr 0x30
+    pop ss
+    mov [RESULTS + 8], esp
+    mov ax, 0x10
+    mov ss, ax
+    mov esp, KSTACK
+    EXIT DONE
+"#,
+    );
+    r.assert_done();
+    assert_eq!(
+        r.result(0),
+        0x2_FFFC,
+        "PUSH on the 16-bit stack: SP 0 -> FFFC"
+    );
+    assert_eq!(
+        r.result(1),
+        0x2_0000,
+        "POP SS into a 32-bit SS from a 16-bit stack: SP FFFC -> 0, ESP's upper half kept"
+    );
+    assert_eq!(
+        r.result(2),
+        0x3_0000,
+        "POP SS into a 16-bit SS from a 32-bit stack: all of ESP moves"
+    );
+}
+
 /// The code segment limit (SDM Vol 3A 5.3): an instruction that starts
 /// beyond CS.limit, or whose last byte lies beyond it, is #GP(0) with EIP
 /// at that instruction; a far JMP to an offset beyond the target's limit
