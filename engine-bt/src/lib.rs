@@ -462,9 +462,15 @@ impl Bt {
 
     /// One instruction (or one interrupt or exception delivery) on the
     /// interpreter; Some(stop) when that ended the run.
-    fn interpret_one(&mut self, m: &mut Machine) -> Result<Option<Stop>, EngineError> {
+    fn interpret_one(
+        &mut self,
+        m: &mut Machine,
+        limits: &Limits,
+        start: Instant,
+    ) -> Result<Option<Stop>, EngineError> {
         let before = m.icount();
-        let s = self.interp.step(m)?;
+        let timeout = limits.timeout.map(|t| t.saturating_sub(start.elapsed()));
+        let s = self.interp.step_within(m, timeout)?;
         self.counters.fallback_insns += m.icount() - before;
         Ok(match s {
             Stop::Stepped => None,
@@ -495,6 +501,7 @@ impl Engine for Bt {
         // time before the machine moved here).
         m.clock.set_mode(machine::ClockMode::Instructions);
         let mut tick = 0u32;
+        let mut next_clock_read = m.icount() + (1 << 20);
         let careful = !limits.breakpoints.is_empty() || m.trace.stop_pending();
         loop {
             if let Some(s) = m.stop_requested() {
@@ -511,8 +518,12 @@ impl Engine for Bt {
                     return Ok(Stop::Budget);
                 }
             }
+            // The clock is read every 256 dispatches, or sooner once a
+            // million instructions ran since the last read (translated
+            // blocks may each run up to SLICE instructions).
             tick = tick.wrapping_add(1);
-            if tick.is_multiple_of(256) {
+            if tick.is_multiple_of(256) || m.icount() >= next_clock_read {
+                next_clock_read = m.icount() + (1 << 20);
                 if let Some(t) = limits.timeout {
                     if start.elapsed() >= t {
                         return Ok(Stop::Timeout);
@@ -590,7 +601,7 @@ impl Engine for Bt {
                 // handled by a callout (VMware's term for the emulation
                 // routine translated code calls).
                 self.interp.cpu_mut().for_translator = key.is_some();
-                let r = self.interpret_one(m);
+                let r = self.interpret_one(m, limits, start);
                 self.interp.cpu_mut().for_translator = false;
                 if let Some(s) = r? {
                     return Ok(s);

@@ -99,6 +99,11 @@ pub struct Cpu {
     /// Set with `exit_block` by an instruction that stopped part way and
     /// will run again (a long REP string operation): it did not retire.
     pub restart: bool,
+    /// String iterations REP instructions may still run in this `exec`
+    /// before it returns to the run loop: a REP counts as one instruction
+    /// however many iterations it runs, so without this a loop of REP
+    /// instructions could keep the run loop from its limits for hours.
+    pub rep_left: u32,
     /// Instructions executed in the current block and not yet retired.
     pub pending: u64,
     /// Instructions of the current `exec` retired early (before a port
@@ -166,6 +171,7 @@ impl Cpu {
             cpl: 0,
             exit_block: false,
             restart: false,
+            rep_left: crate::string::REP_CHUNK,
             pending: 0,
             synced: 0,
             tlb: Tlb::new(),

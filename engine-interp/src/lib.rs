@@ -72,6 +72,25 @@ enum Flow {
 }
 
 impl Interp {
+    /// One instruction, like `Engine::step`, but a long REP string
+    /// instruction (suspended every `string::REP_CHUNK` iterations) gives
+    /// up at `timeout` with `Stop::Timeout`, its registers where it
+    /// stopped, so that it can go on later: the translator's run keeps to
+    /// its own timeout this way.
+    pub fn step_within(
+        &mut self,
+        m: &mut Machine,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Stop, EngineError> {
+        let limits = Limits {
+            timeout,
+            ..Limits::default()
+        };
+        let s = self.run_inner(m, &limits, true);
+        self.now = m.clock.now();
+        Ok(s)
+    }
+
     pub fn new() -> Interp {
         Interp {
             cpu: Cpu::default(),
@@ -141,6 +160,7 @@ impl Interp {
     fn exec(&mut self, m: &mut Machine, budget: u64) -> Flow {
         let c = &mut self.cpu;
         c.exit_block = false;
+        c.rep_left = string::REP_CHUNK;
         let mut remaining = budget;
         let mut flow = Flow::Continue;
         let mut prev: Option<Rc<block::Block>> = None;

@@ -181,7 +181,15 @@ pub fn enter(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let r = (|| {
         let bp = c.reg(5, if c.stack32() { 4 } else { 2 });
         c.push(m, w, c.reg(5, w))?;
-        let frame = c.sp();
+        // FrameTemp is ESP or SP by the operand size (SDM Vol 2A, ENTER,
+        // "Operation"), whatever the stack size: a 32-bit ENTER on a
+        // 16-bit stack keeps ESP's upper half in the frame pointer it
+        // pushes and loads into EBP (test386.asm checks this).
+        let frame = if w == 4 {
+            c.regs[4]
+        } else {
+            c.regs[4] & 0xFFFF
+        };
         let mut bp_walk = bp;
         for _ in 1..level {
             bp_walk = if c.stack32() {
@@ -197,15 +205,16 @@ pub fn enter(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
         }
         // The new stack top must be writable (the frame is allocated).
         let nsp = c.sp_plus(op.imm.wrapping_neg());
+        // (SDM Vol 2A, ENTER: #SS or #PF "if a write using the final
+        // value of the stack pointer ... would" fault, checked before any
+        // register changes.)
         if op.imm != 0 {
-            c.seg_lin(SS, nsp, 1, true)?;
+            let lin = c.seg_lin(SS, nsp, 1, true)?;
+            let user = c.cpl == 3;
+            c.probe_write(m, lin, 1, user)?;
         }
-        // BP gets the frame pointer at the stack's width.
-        if c.stack32() {
-            c.regs[5] = frame;
-        } else {
-            c.set_reg(5, 2, frame);
-        }
+        // EBP or BP, by the operand size.
+        c.set_reg(5, w, frame);
         c.set_sp(nsp);
         Ok(())
     })();

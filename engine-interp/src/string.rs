@@ -11,9 +11,11 @@ use crate::fault::R;
 use crate::ops::Op;
 use machine::Machine;
 
-/// Iterations a REP instruction runs before it lets the run loop look at
-/// interrupts, the budget and the clock (the SDM allows a REP string
-/// operation to be suspended between iterations; EIP stays on it).
+/// String iterations one `exec` runs (in one REP instruction or across
+/// several) before it lets the run loop look at interrupts, the budget and
+/// the clock: a REP still going is suspended (the SDM allows a REP string
+/// operation to be interrupted between iterations; EIP stays on it), one
+/// that has just finished ends the block.
 pub const REP_CHUNK: u32 = 1 << 16;
 
 /// Suspends a REP instruction after a chunk: it runs again from the same
@@ -34,7 +36,6 @@ pub fn rep<F>(c: &mut Cpu, m: &mut Machine, op: &Op, mut body: F) -> R<()>
 where
     F: FnMut(&mut Cpu, &mut Machine) -> R<bool>,
 {
-    let mut chunk = 0u32;
     loop {
         if op.x != 0 && count(c, op) == 0 {
             break;
@@ -47,9 +48,13 @@ where
         if !go_on {
             break;
         }
-        chunk += 1;
-        if chunk == REP_CHUNK && count(c, op) != 0 {
-            suspend(c, op);
+        c.rep_left = c.rep_left.saturating_sub(1);
+        if c.rep_left == 0 {
+            if count(c, op) != 0 {
+                suspend(c, op);
+            } else {
+                c.exit_block = true;
+            }
             break;
         }
     }

@@ -556,10 +556,28 @@ pub fn arpl(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
         return ud();
     }
     let src = c.reg(op.r1, 2);
-    let o = Op { w: 2, ..op.clone() };
-    let (loc, dst) = c.loc0(m, &o)?;
+    // The destination is written only when its RPL is raised (SDM Vol 2A,
+    // ARPL, "Operation"): left as it is, a memory operand is only read, so
+    // a read-only segment or page does not fault (a real 386 does not;
+    // test386.asm checks it, and Bochs, which checks for a write first,
+    // fails there).
+    let user = c.cpl == 3;
+    let (dst, mem_off) = if op.k0 == K_REG {
+        (c.reg(op.r0, 2), None)
+    } else {
+        let off = op.ea(c);
+        let lin = c.seg_lin(op.seg as usize, off, 2, false)?;
+        (c.read_lin(m, lin, 2, user)?, Some(off))
+    };
     if dst & 3 < src & 3 {
-        c.put(m, &o, loc, (dst & !3) | (src & 3))?;
+        let v = (dst & !3) | (src & 3);
+        match mem_off {
+            None => c.set_reg(op.r0, 2, v),
+            Some(off) => {
+                let lin = c.seg_lin(op.seg as usize, off, 2, true)?;
+                c.write_lin(m, lin, 2, v, user)?;
+            }
+        }
         c.fl.put(f::ZF, true);
     } else {
         c.fl.put(f::ZF, false);

@@ -617,6 +617,19 @@ thread_local! {
 /// there; everywhere else (real VT-x or AMD-V) they are.
 const TCG_DEPARTURES: &[(&str, &str)] = &[
     (
+        "enter_frame",
+        "QEMU's TCG computes ENTER's FrameTemp as ESP minus the operand size in \
+         32-bit arithmetic (target/i386/tcg/translate.c, gen_enter), so on a 16-bit \
+         stack at ESP = 0x10000 it pushes and loads 0xFFFC where the SDM's \
+         FrameTemp (ESP after the push, SP wrapped) is 0x1FFFC",
+    ),
+    (
+        "arpl_ro",
+        "QEMU's TCG does not check a data segment's write permission on each \
+         access (only when the selector is loaded), so ARPL raising the RPL of a \
+         word in a read-only segment does not raise #GP(0)",
+    ),
+    (
         "alignment_check",
         "QEMU's TCG does not implement alignment checking (#AC, SDM Vol 3A 6.15 \
          interrupt 17): CR0.AM and EFLAGS.AC are ignored",

@@ -2354,6 +2354,111 @@ fn pop_ss_moves_the_stack_pointer_by_the_old_stack_size() {
     );
 }
 
+/// ENTER's frame pointer (FrameTemp) is ESP or SP by the operand size,
+/// whatever the stack size (SDM Vol 2A, ENTER, "Operation"): a 32-bit
+/// ENTER on a 16-bit stack at ESP = 0x10000 pushes SP wrapped to FFFC with
+/// ESP's upper half kept, 0x1FFFC, and loads it into EBP. (Found by
+/// test386.asm's POST 1A.)
+#[test]
+fn enter_frame_pointer_follows_the_operand_size() {
+    let mut r = run_kernel(
+        "enter_frame",
+        r#"
+    DESC 0x30, 0x0000FFFF, 0x00009200
+    mov ax, 0x30
+    mov ss, ax
+    mov esp, 0x10000
+    mov ebp, 0x1FFF0
+    enter 8, 1
+    mov [RESULTS], esp
+    mov [RESULTS + 4], ebp
+    mov eax, [0xFFF8]
+    mov [RESULTS + 8], eax
+    mov eax, [0xFFFC]
+    mov [RESULTS + 12], eax
+    mov esp, 0x10000
+    mov ebp, 0x12340
+    .byte 0x66
+    enter 2, 0
+    mov [RESULTS + 16], esp
+    mov [RESULTS + 20], ebp
+    mov ax, 0x10
+    mov ss, ax
+    mov esp, KSTACK
+    EXIT DONE
+"#,
+    );
+    r.assert_done();
+    assert_eq!(
+        r.result(1),
+        0x1_FFFC,
+        "EBP = FrameTemp = ESP after the push"
+    );
+    assert_eq!(r.result(3), 0x1_FFF0, "the old EBP pushed at SS:FFFC");
+    assert_eq!(
+        r.result(2),
+        0x1_FFFC,
+        "FrameTemp pushed as a dword at SS:FFF8"
+    );
+    assert_eq!(
+        r.result(0),
+        0x1_FFF0,
+        "SP = FFF8 - 8, ESP's upper half kept"
+    );
+    assert_eq!(
+        r.result(5),
+        0x1_FFFE,
+        "16-bit ENTER: BP = SP, EBP's upper half kept"
+    );
+    assert_eq!(r.result(4), 0x1_FFFC, "16-bit ENTER: SP = FFFE - 2");
+}
+
+/// ARPL writes its destination only when it raises the RPL (SDM Vol 2A,
+/// ARPL, "Operation"): with the RPL already high enough, a memory operand
+/// in a read-only segment is read and nothing faults (a real 386 behaves
+/// so; test386.asm's POST 17 checks it). Raising it there is #GP(0).
+#[test]
+fn arpl_writes_only_a_raised_rpl() {
+    let mut r = run_kernel(
+        "arpl_ro",
+        r#"
+    mov word ptr [SCRATCH], 0xFFF3
+    mov word ptr [SCRATCH + 2], 0xFFF0
+    DESC 0x30, 0x0000FFFF, 0x00CF9000
+    mov ax, 0x30
+    mov fs, ax
+    mov bx, 2
+    xor eax, eax
+    arpl fs:[SCRATCH], bx
+    setz al
+    mov [RESULTS], eax
+    EXPECT_FAULT 1f
+ar1: arpl fs:[SCRATCH + 2], bx
+1:  movzx eax, word ptr [SCRATCH + 2]
+    mov [RESULTS + 8], eax
+    mov dword ptr [RESULTS + 12], offset ar1
+    EXIT DONE
+"#,
+    );
+    r.assert_done();
+    assert_eq!(
+        r.result(0),
+        0,
+        "RPL 3 >= 2: ZF = 0, no fault on the read-only segment"
+    );
+    let got: Vec<(u32, u32, u32)> = r
+        .faults()
+        .iter()
+        .map(|f| (f.vector, f.error, f.eip))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(13, 0, r.result(3))],
+        "raising the RPL in a read-only segment: #GP(0) at the ARPL"
+    );
+    assert_eq!(r.result(2), 0xFFF0, "the faulting ARPL wrote nothing");
+}
+
 /// The code segment limit (SDM Vol 3A 5.3): an instruction that starts
 /// beyond CS.limit, or whose last byte lies beyond it, is #GP(0) with EIP
 /// at that instruction; a far JMP to an offset beyond the target's limit

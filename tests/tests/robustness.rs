@@ -19,7 +19,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const SEEDS: u64 = 300;
+/// Seeds per mode; `RINGLAB_FUZZ_SEEDS=N` runs more (a longer soak) and
+/// `RINGLAB_FUZZ_FIRST=K` starts at seed K.
+fn seed_range() -> std::ops::Range<u64> {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let first = env("RINGLAB_FUZZ_FIRST").unwrap_or(0);
+    first..first + env("RINGLAB_FUZZ_SEEDS").unwrap_or(300)
+}
 /// Guest RAM: small, so that random physical addresses (page tables,
 /// descriptor tables, frames up to 4 GiB) mostly lie outside it.
 const RAM: usize = 2 << 20;
@@ -432,7 +438,7 @@ fn run_seed(mode: Mode, seed: u64) -> Result<Outcome, String> {
 fn fuzz(mode: Mode) {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for seed in 0..SEEDS {
+        for seed in seed_range() {
             tx.send((seed, None)).ok();
             let r = catch_unwind(AssertUnwindSafe(|| run_seed(mode, seed)));
             let r = match r {
@@ -455,9 +461,11 @@ fn fuzz(mode: Mode) {
     let mut guarded = 0;
     let mut failures = Vec::new();
     let mut done = 0;
-    while done < SEEDS {
+    let seeds = seed_range().count();
+    let mut current = 0;
+    while done < seeds {
         match rx.recv_timeout(HANG) {
-            Ok((_, None)) => {}
+            Ok((seed, None)) => current = seed,
             Ok((seed, Some(r))) => {
                 done += 1;
                 match r {
@@ -472,14 +480,14 @@ fn fuzz(mode: Mode) {
             }
             Err(_) => {
                 failures.push(format!(
-                    "{mode:?} seed {done}: no result after {HANG:?} (the engine ignores its limits)"
+                    "{mode:?} seed {current}: no result after {HANG:?} (the engine ignores its limits)"
                 ));
                 break;
             }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    eprintln!("{mode:?}: {SEEDS} seeds, stops {stops:?}, {guarded} runs with guard pages");
+    eprintln!("{mode:?}: {seeds} seeds, stops {stops:?}, {guarded} runs with guard pages");
     assert!(guarded > 0, "no run had a guard region next to guest RAM");
 }
 
@@ -575,6 +583,48 @@ fn rep_string_with_huge_count_honours_timeout() {
         ecx, 0,
         "the REP was suspended part-way, its state in ECX/EDI"
     );
+}
+
+/// A loop of REP STOSB of 65535 iterations each: every REP finishes, so
+/// none is suspended, but each counts as one instruction, and a run slice
+/// of millions of instructions would be some 10^11 iterations between two
+/// looks at the clock. The engines must still come back close to the
+/// timeout (found by the random-code fuzzer, real-mode seed 3096: REP LODSB
+/// in a loop ran for hours).
+#[test]
+fn loop_of_finishing_rep_strings_honours_timeout() {
+    for bt in [false, true] {
+        let name = if bt { "bt" } else { "interp" };
+        let (stop, took, icount) = within(Duration::from_secs(10), name, move || {
+            let mut m = Machine::new(MachineConfig::with_ram(RAM)).expect("machine");
+            // 1: mov edi, 0x40000; mov ecx, 0xFFFF; rep stosb; jmp 1b
+            let code = [
+                0xBF, 0x00, 0x00, 0x04, 0x00, 0xB9, 0xFF, 0xFF, 0x00, 0x00, 0xF3, 0xAA, 0xEB, 0xF2,
+            ];
+            m.mem.write(CODE as u64, &code).unwrap();
+            let s = CpuState::multiboot(CODE, 0, GDT);
+            let mut e: Box<dyn Engine> = if bt {
+                engine_bt::create(&mut m).unwrap()
+            } else {
+                Box::new(Interp::new())
+            };
+            e.set_cpu_state(&mut m, &s).unwrap();
+            let limits = Limits {
+                max_icount: Some(100_000_000),
+                timeout: Some(Duration::from_millis(500)),
+                breakpoints: Vec::new(),
+            };
+            let t = Instant::now();
+            let stop = e.run(&mut m, &limits).expect("run");
+            (stop, t.elapsed(), m.icount())
+        });
+        assert!(
+            took < Duration::from_secs(3),
+            "{name}: run took {took:?} with a 500 ms timeout ({stop:?} after {icount} instructions)"
+        );
+        assert_eq!(stop, Stop::Timeout, "{name}: stopped by the timeout");
+        assert!(icount > 4, "{name}: the loop ran ({icount} instructions)");
+    }
 }
 
 /// Page tables and frames outside RAM, a store straddling the end of RAM,
