@@ -379,9 +379,7 @@ impl Engine for Interp {
     }
 
     fn step(&mut self, m: &mut Machine) -> Result<Stop, EngineError> {
-        let s = self.run_inner(m, &Limits::default(), true);
-        self.now = m.clock.now();
-        Ok(s)
+        self.step_within(m, None)
     }
 
     fn cpu_state(&mut self) -> Result<CpuState, EngineError> {

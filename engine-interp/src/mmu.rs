@@ -94,6 +94,19 @@ impl Tlb {
         }
     }
 
+    /// The slots marked filled in one TLB's `used` bits, in order.
+    fn filled(used: [u64; TLB_SIZE / 64]) -> impl Iterator<Item = usize> {
+        used.into_iter().enumerate().flat_map(|(w, mut bits)| {
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let b = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    w * 64 + b
+                })
+            })
+        })
+    }
+
     /// Puts `entry` in slot `i` of TLB `which` (0 supervisor, 1 user).
     #[inline]
     pub fn fill(&mut self, which: usize, i: usize, entry: TlbEntry) {
@@ -107,16 +120,10 @@ impl Tlb {
             self.large = false;
         }
         for (t, used) in self.e.iter_mut().zip(self.used.iter_mut()) {
-            for (w, bits) in used.iter_mut().enumerate() {
-                let mut left = *bits;
-                while left != 0 {
-                    let b = left.trailing_zeros() as usize;
-                    left &= left - 1;
-                    let e = &mut t[w * 64 + b];
-                    if !(keep_global && e.global) {
-                        *e = EMPTY;
-                        *bits &= !(1 << b);
-                    }
+            for i in Self::filled(*used) {
+                if !(keep_global && t[i].global) {
+                    t[i] = EMPTY;
+                    used[i / 64] &= !(1 << (i % 64));
                 }
             }
         }
@@ -140,15 +147,9 @@ impl Tlb {
     /// code, so writes must be seen).
     pub fn protect_phys_page(&mut self, phys: u32) {
         for (t, used) in self.e.iter_mut().zip(self.used.iter()) {
-            for (w, &bits) in used.iter().enumerate() {
-                let mut left = bits;
-                while left != 0 {
-                    let b = left.trailing_zeros() as usize;
-                    left &= left - 1;
-                    let e = &mut t[w * 64 + b];
-                    if e.phys == phys {
-                        e.wtag = INVALID;
-                    }
+            for i in Self::filled(*used) {
+                if t[i].phys == phys {
+                    t[i].wtag = INVALID;
                 }
             }
         }

@@ -616,10 +616,7 @@ pub fn pop_sreg(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     // The pop moves SP or ESP by the stack size of the SS it was popped
     // from: POP SS from a 16-bit stack into a 32-bit one must still wrap
     // SP at 64 KiB (the new SS's B bit only applies afterwards).
-    let old_esp = c.regs[4];
-    c.set_sp(c.sp_plus(op.w as u32));
-    let esp = c.regs[4];
-    c.regs[4] = old_esp;
+    let esp = c.esp_after(op.w as u32);
     c.load_seg(m, s, v)?;
     c.regs[4] = esp;
     if s == SS {

@@ -18,6 +18,19 @@ impl Cpu {
         }
     }
 
+    /// ESP after moving the stack top by `delta` bytes at the current
+    /// stack size (SP wraps at 64 KiB on a 16-bit stack, ESP's upper half
+    /// kept), without storing it.
+    #[inline(always)]
+    pub fn esp_after(&self, delta: u32) -> u32 {
+        let v = self.regs[4].wrapping_add(delta);
+        if self.stack32() {
+            v
+        } else {
+            (self.regs[4] & 0xFFFF_0000) | (v & 0xFFFF)
+        }
+    }
+
     #[inline(always)]
     pub fn set_sp(&mut self, v: u32) {
         if self.stack32() {
@@ -185,11 +198,7 @@ pub fn enter(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
         // "Operation"), whatever the stack size: a 32-bit ENTER on a
         // 16-bit stack keeps ESP's upper half in the frame pointer it
         // pushes and loads into EBP (test386.asm checks this).
-        let frame = if w == 4 {
-            c.regs[4]
-        } else {
-            c.regs[4] & 0xFFFF
-        };
+        let frame = c.reg(4, w);
         let mut bp_walk = bp;
         for _ in 1..level {
             bp_walk = if c.stack32() {
@@ -210,8 +219,7 @@ pub fn enter(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
         // register changes.)
         if op.imm != 0 {
             let lin = c.seg_lin(SS, nsp, 1, true)?;
-            let user = c.cpl == 3;
-            c.probe_write(m, lin, 1, user)?;
+            c.probe_write(m, lin, 1, c.user())?;
         }
         // EBP or BP, by the operand size.
         c.set_reg(5, w, frame);

@@ -29,13 +29,16 @@ pub fn suspend(c: &mut Cpu, op: &Op) {
 
 /// Runs a string instruction's iteration `body` once, or under a REP
 /// prefix while the count lasts: `body` returns whether REPE/REPNE may go on
-/// (the others return true). After REP_CHUNK iterations the instruction is
-/// suspended to run again.
+/// (the others return true). Once the `exec`'s REP_CHUNK iterations are
+/// used up, the instruction is suspended to run again (or, just finished,
+/// ends the block). A fault leaves the remaining iterations uncounted: it
+/// ends the `exec` anyway.
 #[inline(always)]
 pub fn rep<F>(c: &mut Cpu, m: &mut Machine, op: &Op, mut body: F) -> R<()>
 where
     F: FnMut(&mut Cpu, &mut Machine) -> R<bool>,
 {
+    let mut left = c.rep_left;
     loop {
         if op.x != 0 && count(c, op) == 0 {
             break;
@@ -48,8 +51,8 @@ where
         if !go_on {
             break;
         }
-        c.rep_left = c.rep_left.saturating_sub(1);
-        if c.rep_left == 0 {
+        left = left.saturating_sub(1);
+        if left == 0 {
             if count(c, op) != 0 {
                 suspend(c, op);
             } else {
@@ -58,6 +61,7 @@ where
             break;
         }
     }
+    c.rep_left = left;
     Ok(())
 }
 

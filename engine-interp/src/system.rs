@@ -561,7 +561,7 @@ pub fn arpl(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     // a read-only segment or page does not fault (a real 386 does not;
     // test386.asm checks it, and Bochs, which checks for a write first,
     // fails there).
-    let user = c.cpl == 3;
+    let user = c.user();
     let (dst, mem_off) = if op.k0 == K_REG {
         (c.reg(op.r0, 2), None)
     } else {

@@ -204,24 +204,24 @@ pub fn print_table(w: &mut dyn Write, guest: &Guest, outcomes: &[Outcome]) -> bo
         if let Ok(r) = &o.result {
             // Indented names ("  to the interpreter: out") break down the
             // counter before them: shown in brackets after it.
-            let mut list: Vec<String> = Vec::new();
-            let mut parts: Vec<String> = Vec::new();
+            let mut groups: Vec<(String, Vec<String>)> = Vec::new();
             for (k, v) in r.counters.iter().filter(|(_, v)| *v > 0) {
-                if k.starts_with(' ') {
-                    let name = k.trim();
-                    let name = name.rsplit_once(": ").map_or(name, |(_, n)| n);
-                    parts.push(format!("{name} {v}"));
-                    continue;
+                match groups.last_mut() {
+                    Some((_, parts)) if k.starts_with(' ') => {
+                        let name = k.trim();
+                        let name = name.rsplit_once(": ").map_or(name, |(_, n)| n);
+                        parts.push(format!("{name} {v}"));
+                    }
+                    _ => groups.push((format!("{} {v}", k.trim()), Vec::new())),
                 }
-                if let Some(last) = list.last_mut().filter(|_| !parts.is_empty()) {
-                    *last = format!("{last} ({})", parts.join(", "));
-                }
-                parts.clear();
-                list.push(format!("{k} {v}"));
             }
-            if let Some(last) = list.last_mut().filter(|_| !parts.is_empty()) {
-                *last = format!("{last} ({})", parts.join(", "));
-            }
+            let list: Vec<String> = groups
+                .into_iter()
+                .map(|(total, parts)| match parts.is_empty() {
+                    true => total,
+                    false => format!("{total} ({})", parts.join(", ")),
+                })
+                .collect();
             if !list.is_empty() {
                 let _ = writeln!(w, "{} counters: {}", o.engine.name(), list.join(", "));
             }

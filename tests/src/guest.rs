@@ -380,6 +380,15 @@ impl Run {
         self.u32_at(RESULTS + 4 * i)
     }
 
+    /// The logged faults as (vector, error code, EIP): what most tests
+    /// compare.
+    pub fn fault_sites(&self) -> Vec<(u32, u32, u32)> {
+        self.faults()
+            .iter()
+            .map(|f| (f.vector, f.error, f.eip))
+            .collect()
+    }
+
     pub fn faults(&self) -> Vec<Fault> {
         let n = self.u32_at(LOG_COUNT).min(LOG_MAX);
         (0..n)

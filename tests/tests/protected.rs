@@ -358,11 +358,7 @@ de_aam:
     );
     r.assert_done();
     let eips: Vec<u32> = (0x10..0x16).map(|i| r.result(i)).collect();
-    let got: Vec<(u32, u32, u32)> = r
-        .faults()
-        .iter()
-        .map(|f| (f.vector, f.error, f.eip))
-        .collect();
+    let got = r.fault_sites();
     let want: Vec<(u32, u32, u32)> = eips.iter().map(|&e| (0, NOERR, e)).collect();
     assert_eq!(got, want, "six #DE faults at the dividing instructions");
     assert_eq!(
@@ -496,11 +492,7 @@ sf14: mov gs, ax
         (13, 0),    // write through a code segment
         (13, 0x58), // RPL 3 > DPL 1
     ];
-    let got: Vec<(u32, u32, u32)> = r
-        .faults()
-        .iter()
-        .map(|f| (f.vector, f.error, f.eip))
-        .collect();
+    let got = r.fault_sites();
     let want: Vec<(u32, u32, u32)> = want_codes
         .iter()
         .enumerate()
@@ -555,11 +547,7 @@ ud6: .byte 0xF0, 0x8B, 0x05, 0x00, 0x60, 0x00, 0x00
     );
     r.assert_done();
     let eips: Vec<u32> = (0x10..0x16).map(|i| r.result(i)).collect();
-    let got: Vec<(u32, u32, u32)> = r
-        .faults()
-        .iter()
-        .map(|f| (f.vector, f.error, f.eip))
-        .collect();
+    let got = r.fault_sites();
     assert_eq!(got, eips.iter().map(|&e| (6, NOERR, e)).collect::<Vec<_>>());
     assert_eq!(r.result(0), 42, "LOCK ADD to memory executes");
     assert_eq!(
@@ -616,11 +604,7 @@ of_after:
     );
     r.assert_done();
     let a = |i: u32| r.result(0x10 + i);
-    let got: Vec<(u32, u32, u32)> = r
-        .faults()
-        .iter()
-        .map(|f| (f.vector, f.error, f.eip))
-        .collect();
+    let got = r.fault_sites();
     assert_eq!(
         got,
         vec![
@@ -746,11 +730,7 @@ bt4: jmp 0x38:0
     );
     r.assert_done();
     let a = |i: u32| r.result(0x10 + i);
-    let got: Vec<(u32, u32, u32)> = r
-        .faults()
-        .iter()
-        .map(|f| (f.vector, f.error, f.eip))
-        .collect();
+    let got = r.fault_sites();
     assert_eq!(
         got,
         vec![
@@ -972,11 +952,7 @@ c6: out dx, al
     );
     r.assert_done();
     let a = |i: u32| r.result(0x10 + i);
-    let got: Vec<(u32, u32, u32)> = r
-        .faults()
-        .iter()
-        .map(|f| (f.vector, f.error, f.eip))
-        .collect();
+    let got = r.fault_sites();
     assert_eq!(
         got,
         vec![
@@ -2208,11 +2184,7 @@ p15: rdtsc
     assert_eq!(w(0x10) & 0xFFFF, 0x0011, "SMSW: PE and ET");
     assert_eq!(w(0x14), 0x28, "STR");
     assert_eq!(w(0x18), 0, "SLDT");
-    let got: Vec<(u32, u32, u32)> = r
-        .faults()
-        .iter()
-        .map(|f| (f.vector, f.error, f.eip))
-        .collect();
+    let got = r.fault_sites();
     let want: Vec<(u32, u32, u32)> = (0..15).map(|i| (13, 0, w(0x100 + 4 * i))).collect();
     assert_eq!(got, want);
     let sensitive: Vec<(String, u8)> =
@@ -2285,11 +2257,7 @@ ed5: push 0x33333333
     );
     r.assert_done();
     let a = |i: u32| r.result(0x10 + i);
-    let got: Vec<(u32, u32, u32)> = r
-        .faults()
-        .iter()
-        .map(|f| (f.vector, f.error, f.eip))
-        .collect();
+    let got = r.fault_sites();
     assert_eq!(
         got,
         vec![
@@ -2446,11 +2414,7 @@ ar1: arpl fs:[SCRATCH + 2], bx
         0,
         "RPL 3 >= 2: ZF = 0, no fault on the read-only segment"
     );
-    let got: Vec<(u32, u32, u32)> = r
-        .faults()
-        .iter()
-        .map(|f| (f.vector, f.error, f.eip))
-        .collect();
+    let got = r.fault_sites();
     assert_eq!(
         got,
         vec![(13, 0, r.result(3))],
@@ -2800,11 +2764,7 @@ l3: mov gs, ax
     );
     r.assert_done();
     let a = |i: u32| r.result(0x10 + i);
-    let got: Vec<(u32, u32, u32)> = r
-        .faults()
-        .iter()
-        .map(|f| (f.vector, f.error, f.eip))
-        .collect();
+    let got = r.fault_sites();
     assert_eq!(
         got,
         vec![(13, 0x0C, a(0)), (13, 0x14, a(1)), (13, 0x0C, a(2))],
@@ -2966,10 +2926,6 @@ ac2: mov ax, [RESULTS + 3]
     );
     r.assert_done();
     let a = |i: u32| r.result(0x10 + i);
-    let got: Vec<(u32, u32, u32)> = r
-        .faults()
-        .iter()
-        .map(|f| (f.vector, f.error, f.eip))
-        .collect();
+    let got = r.fault_sites();
     assert_eq!(got, vec![(17, 0, a(0)), (17, 0, a(1))]);
 }
