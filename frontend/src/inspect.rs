@@ -53,6 +53,253 @@ pub fn read_linear(m: &Machine, st: &CpuState, lin: u32, len: usize) -> Vec<u8> 
     out
 }
 
+/// The byte at linear `lin`, or None where the page is not present or
+/// the address is outside RAM and ROM.
+pub fn peek_linear(m: &Machine, st: &CpuState, lin: u32) -> Option<u8> {
+    m.peek_phys(linear_to_phys(m, st, lin)?)
+}
+
+/// A little-endian value of `size` (1, 2 or 4) bytes at linear `lin`;
+/// None if any byte is unmapped.
+pub fn read_value(m: &Machine, st: &CpuState, lin: u32, size: u8) -> Option<u32> {
+    let mut v = 0u32;
+    for i in (0..size as u32).rev() {
+        v = (v << 8) | peek_linear(m, st, lin.wrapping_add(i))? as u32;
+    }
+    Some(v)
+}
+
+/// The width of a stack slot and the stack pointer the CPU uses: 32-bit
+/// ESP when SS is a 32-bit (B=1) segment in protected mode, else SP (SDM
+/// Vol 3A 6.2: the B flag of the stack segment).
+pub fn stack_width(st: &CpuState) -> (u8, u32) {
+    let ss = st.seg(machine::Seg::Ss);
+    if st.protected() && !st.v86() && ss.big() {
+        (4, st.regs[4])
+    } else {
+        (2, st.regs[4] & 0xFFFF)
+    }
+}
+
+/// The linear address of the top of the stack (SS.base + ESP or SP).
+pub fn stack_top(st: &CpuState) -> u32 {
+    let (_, sp) = stack_width(st);
+    st.seg(machine::Seg::Ss).base.wrapping_add(sp)
+}
+
+/// One slot of an interrupt or exception frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameSlot {
+    /// What the CPU pushed there: "error code", "EIP", "CS", "EFLAGS",
+    /// "ESP", "SS" (and ES, DS, FS, GS from virtual-8086 mode; IP and FLAGS
+    /// in real mode and through 16-bit gates).
+    pub name: &'static str,
+    /// Linear address.
+    pub addr: u32,
+    /// Bytes: 4, or 2 in real mode and through 16-bit gates.
+    pub size: u8,
+}
+
+/// The frame a delivery pushed, where the stepper stopped at the handler's
+/// first instruction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntFrame {
+    /// What was delivered: "INT 0x80", "#GP(13)", "interrupt 0x20".
+    pub what: String,
+    /// The instruction count it was delivered at.
+    pub icount: u64,
+    /// A privilege change (from, to), which pushes the old SS:ESP too.
+    pub rings: Option<(u8, u8)>,
+    /// Lowest address first (the order the handler pops them).
+    pub slots: Vec<FrameSlot>,
+}
+
+/// How a delivery shows in the trace: the address the event names, and
+/// whether the instruction that caused it retired (INT n, INT3 and INTO
+/// do: the machine's count is one on) or not (faults, interrupts).
+struct Delivery {
+    eip: u32,
+    retires: bool,
+    external: bool,
+}
+
+fn delivery(e: &Event) -> Option<Delivery> {
+    let d = |eip, retires, external| Delivery {
+        eip,
+        retires,
+        external,
+    };
+    match e {
+        Event::Exception { vector, eip, .. } => Some(d(*eip, matches!(vector, 3 | 4), false)),
+        Event::Interrupt { eip, .. } => Some(d(*eip, false, true)),
+        Event::PrivilegeChange { cause, eip, .. } => match cause {
+            PrivCause::SoftwareInterrupt => Some(d(*eip, true, false)),
+            PrivCause::Exception => Some(d(*eip, false, false)),
+            PrivCause::HardwareInterrupt => Some(d(*eip, false, true)),
+            _ => None,
+        },
+        Event::Sensitive { insn, eip, .. } if insn == "int" => Some(d(*eip, true, false)),
+        _ => None,
+    }
+}
+
+/// The base of the segment `sel` names: real mode and virtual-8086 mode
+/// shift the selector; protected mode reads the descriptor from the GDT or
+/// LDT (SDM Vol 3A 3.4.5: base bits 15:0 in bytes 2-3, 23:16 in byte 4,
+/// 31:24 in byte 7).
+fn segment_base(m: &Machine, st: &CpuState, sel: u16, v86: bool) -> Option<u32> {
+    if !st.protected() || v86 {
+        return Some((sel as u32) << 4);
+    }
+    let table = if sel & 4 != 0 {
+        st.ldtr.base
+    } else {
+        st.gdtr.base
+    };
+    let d = read_linear(m, st, table.wrapping_add((sel & !7) as u32), 8);
+    (d.len() == 8)
+        .then(|| d[2] as u32 | (d[3] as u32) << 8 | (d[4] as u32) << 16 | (d[7] as u32) << 24)
+}
+
+/// The frame of the interrupt or exception whose handler the CPU is about
+/// to start (nothing of the handler run yet), or None when it is not at
+/// such a point. The layout is the CPU's (SDM Vol 3A 6.12.1, figure 6-4):
+/// the error code (6.13) on top where the exception has one, then EIP, CS
+/// and EFLAGS, and below them the interrupted code's ESP and SS when the
+/// handler runs in an inner ring (the CPU switched to the stack the TSS
+/// names); from virtual-8086 mode ES, DS, FS and GS too (20.3.1.1, figure
+/// 20-5). Real mode pushes FLAGS, CS and IP, 16 bits each (20.1.4).
+pub fn frame_at_entry(m: &Machine, st: &CpuState) -> Option<IntFrame> {
+    let recs: Vec<&Record> = m.trace.records().collect();
+    let last = recs.iter().rposition(|r| delivery(&r.event).is_some())?;
+    let r = recs[last];
+    let d = delivery(&r.event)?;
+    if r.icount + d.retires as u64 != m.icount() {
+        return None;
+    }
+    // The records of this delivery (an exception during it, the #DF it
+    // became): the last exception or interrupt names the vector delivered.
+    let group = recs[..=last]
+        .iter()
+        .rev()
+        .take_while(|x| x.icount == r.icount && delivery(&x.event).is_some());
+    let mut vector = None;
+    let mut error_code = None;
+    let mut external = d.external;
+    for x in group {
+        match &x.event {
+            Event::Exception {
+                vector: v,
+                error_code: c,
+                ..
+            } => {
+                vector = Some(*v);
+                error_code = *c;
+                external = false;
+                break;
+            }
+            Event::Interrupt { vector: v, .. } => {
+                vector = Some(*v);
+                external = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    let top = stack_top(st);
+    let mut slots: Vec<FrameSlot> = Vec::new();
+    fn slot_in(slots: &mut Vec<FrameSlot>, top: u32, name: &'static str, size: u8) {
+        let off: u32 = slots.iter().map(|s| s.size as u32).sum();
+        slots.push(FrameSlot {
+            name,
+            addr: top.wrapping_add(off),
+            size,
+        });
+    }
+    let mut rings = None;
+    if !st.protected() {
+        for n in ["IP", "CS", "FLAGS"] {
+            slot_in(&mut slots, top, n, 2);
+        }
+    } else {
+        // The gate's size sets the slots' size (SDM Vol 3A 6.11: 16-bit
+        // interrupt and trap gates push 16-bit values).
+        let w = match vector {
+            Some(v) => {
+                let gate = read_value(m, st, st.idtr.base.wrapping_add(v as u32 * 8 + 4), 4)?;
+                match (gate >> 8) & 0x1F {
+                    0x06 | 0x07 => 2,
+                    0x0E | 0x0F => 4,
+                    // A task gate: the frame is on the new task's stack.
+                    _ => return None,
+                }
+            }
+            None => stack_width(st).0,
+        };
+        let names: [&'static str; 3] = if w == 4 {
+            ["EIP", "CS", "EFLAGS"]
+        } else {
+            ["IP", "CS", "FLAGS"]
+        };
+        if error_code.is_some() {
+            slot_in(&mut slots, top, "error code", w);
+        }
+        for n in names {
+            slot_in(&mut slots, top, n, w);
+        }
+        let cs = read_value(m, st, slots[slots.len() - 2].addr, w)? as u16;
+        let flags = read_value(m, st, slots[slots.len() - 1].addr, w)?;
+        let vm = w == 4 && flags & (1 << 17) != 0;
+        let from = if vm { 3 } else { (cs & 3) as u8 };
+        if from != st.cpl() {
+            rings = Some((from, st.cpl()));
+            slot_in(&mut slots, top, if w == 4 { "ESP" } else { "SP" }, w);
+            slot_in(&mut slots, top, "SS", w);
+            if vm {
+                for n in ["ES", "DS", "FS", "GS"] {
+                    slot_in(&mut slots, top, n, w);
+                }
+            }
+        }
+    }
+    // The pushed return address must be where the event says the CPU was
+    // (a fault's own address, or up to one instruction on for INT n and
+    // traps): else the stack is not what this delivery left.
+    let eip_slot = slots.iter().find(|s| s.name == "EIP" || s.name == "IP")?;
+    let cs_slot = &slots[slots.iter().position(|s| s.name == "CS")?];
+    let pushed_eip = read_value(m, st, eip_slot.addr, eip_slot.size)?;
+    if pushed_eip.wrapping_sub(d.eip) > 15 {
+        return None;
+    }
+    let what = match vector {
+        Some(v) if external => format!("interrupt {v:#x}"),
+        Some(3) => "INT3 #BP(3)".to_string(),
+        Some(4) => "INTO #OF(4)".to_string(),
+        Some(v) if vector_name(v).is_empty() => format!("exception {v}"),
+        Some(v) => format!("{}({v})", vector_name(v)),
+        None => {
+            // INT n (CD ib) just before the return address.
+            let cs = read_value(m, st, cs_slot.addr, cs_slot.size)? as u16;
+            let vm = rings.is_some() && slots.iter().any(|s| s.name == "GS");
+            let base = segment_base(m, st, cs, vm)?;
+            let at = base.wrapping_add(pushed_eip.wrapping_sub(2));
+            match (
+                peek_linear(m, st, at),
+                peek_linear(m, st, at.wrapping_add(1)),
+            ) {
+                (Some(0xCD), Some(v)) => format!("INT {v:#x}"),
+                _ => "a software interrupt".to_string(),
+            }
+        }
+    };
+    Some(IntFrame {
+        what,
+        icount: r.icount,
+        rings,
+        slots,
+    })
+}
+
 /// The code size the CPU decodes with now: 16 in real mode, V86 mode and
 /// 16-bit code segments, else 32.
 pub fn bitness(st: &CpuState) -> u32 {
@@ -145,14 +392,14 @@ pub fn disassemble_host(code: &[u8], addr: u64) -> Vec<(u64, String)> {
     out
 }
 
-/// What the CPU is about to do at EIP: its length, and whether "step over"
-/// should run to the next instruction instead of stepping into it (CALL,
-/// INT n, a REP string instruction, LOOP).
-pub fn step_over_target(m: &Machine, st: &CpuState) -> Option<u32> {
+/// Where "step over" should stop instead of stepping into the
+/// instruction at EIP (CALL, INT n, a REP string instruction, LOOP): the
+/// next instruction's address, and the instruction's text.
+pub fn step_over_target(m: &Machine, st: &CpuState) -> Option<(u32, String)> {
     use iced_x86::{FlowControl, Mnemonic};
     let pc = st.pc_linear();
-    let bytes = read_linear(m, st, pc, 15);
-    let mut dec = Decoder::with_ip(bitness(st), &bytes, pc as u64, DecoderOptions::NONE);
+    let d = disassemble(m, st, pc, 1).into_iter().next()?;
+    let mut dec = Decoder::with_ip(bitness(st), &d.bytes, pc as u64, DecoderOptions::NONE);
     let insn = dec.decode();
     if insn.is_invalid() {
         return None;
@@ -167,7 +414,7 @@ pub fn step_over_target(m: &Machine, st: &CpuState) -> Option<u32> {
             insn.mnemonic(),
             Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne
         );
-    over.then(|| pc.wrapping_add(insn.len() as u32))
+    over.then(|| (pc.wrapping_add(insn.len() as u32), d.text))
 }
 
 /// The ring the CPU runs in, in words.
@@ -424,7 +671,10 @@ mod tests {
             "jmp far 0xf000:0x0"
         );
         assert_eq!(d[1].bytes, [0xE8, 0, 0, 0, 0]);
-        assert_eq!(step_over_target(&m, &st), Some(0x1002));
+        assert_eq!(
+            step_over_target(&m, &st),
+            Some((0x1002, "int 0x80".to_string()))
+        );
         // The same bytes in real mode: 16-bit decoding.
         let rm = CpuState::boot_sector(0x1000);
         let d = disassemble(&m, &rm, 0x1000, 2);

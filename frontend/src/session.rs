@@ -55,8 +55,32 @@ impl Session {
         })
     }
 
+    /// A session over an engine made elsewhere (a test's engine that fails
+    /// on purpose, say); `kind` is what the UI calls it.
+    pub fn with_engine(
+        mut m: Machine,
+        mut engine: Box<dyn Engine>,
+        kind: EngineKind,
+        entry: &CpuState,
+    ) -> Result<Session, EngineError> {
+        engine.set_cpu_state(&mut m, entry)?;
+        Ok(Session {
+            m,
+            engine,
+            kind,
+            deprivilege: false,
+            switches: Vec::new(),
+            earlier: Vec::new(),
+        })
+    }
+
     pub fn kind(&self) -> EngineKind {
         self.kind
+    }
+
+    /// Whether the interpreter runs in its trap-and-emulate mode.
+    pub fn deprivilege(&self) -> bool {
+        self.deprivilege
     }
 
     pub fn engine(&mut self) -> &mut dyn Engine {

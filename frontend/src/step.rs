@@ -20,9 +20,12 @@ pub struct StepArgs {
     /// Trap-and-emulate mode of the interpreter (see `ringlab run --help`).
     #[arg(long)]
     pub deprivilege: bool,
-    /// Also show the VGA screen in a window (`window`); the UI always
-    /// shows it as text. `term` is the default here.
-    #[arg(long, value_enum, default_value = "term")]
+    /// The VGA screen: the UI always shows it as text in its console pane
+    /// (`term`, the default; `none` is the same here); `window` also opens
+    /// a window with it.
+    // The values' own descriptions are `ringlab run`'s (where `none` is
+    // the default), so they are not listed here.
+    #[arg(long, value_enum, default_value = "term", hide_possible_values = true)]
     pub vga: crate::vga::VgaMode,
 }
 
@@ -48,7 +51,14 @@ pub fn step(args: &StepArgs) -> Result<u8, Failure> {
             format!("--engine {}: {e}", args.engine.name()),
         )
     })?;
-    let mut stepper = Stepper::new(session);
+    // `x` in the UI builds the machine again the same way.
+    let guest = args.guest.clone();
+    let reload = Box::new(move || {
+        prepare(&guest)
+            .map(|(m, loaded)| (m, loaded.entry))
+            .map_err(|f| f.message)
+    });
+    let mut stepper = Stepper::with_reload(session, reload);
     stepper.breakpoints = args.breakpoints.clone();
     let mut app = App::new(stepper, args.guest.name());
     if args.vga == crate::vga::VgaMode::Window {

@@ -1,12 +1,12 @@
 //! What the keys of `ringlab step` do, apart from the terminal: step, step
 //! over, run to the next privilege change or exception, continue,
-//! breakpoints, switching engines. The terminal UI (`tui.rs`) draws a
-//! `Stepper` and feeds it commands; the tests drive it directly.
+//! breakpoints, switching engines, restarting. The terminal UI (`tui.rs`)
+//! draws a `Stepper` and feeds it commands; the tests drive it directly.
 
 use crate::engines::EngineKind;
-use crate::inspect;
+use crate::inspect::{self, IntFrame};
 use crate::session::Session;
-use machine::{EventKind, EventMask, Limits, Stop};
+use machine::{CpuState, EngineError, EventKind, EventMask, Limits, Machine, Stop};
 use std::time::Duration;
 
 /// How long one "run" command may take before it gives control back (the
@@ -35,7 +35,14 @@ pub enum Command {
     ToggleBreakpoint(u32),
     /// Move the machine to another engine and go on there.
     Switch(EngineKind),
+    /// Reload the guest and start again from its entry, on the engine
+    /// running now.
+    Restart,
 }
+
+/// Builds the machine afresh with the guest loaded, and the CPU state to
+/// enter it with (what `ringlab step` did at start-up).
+pub type Reload = Box<dyn FnMut() -> Result<(Machine, CpuState), String>>;
 
 pub struct Stepper {
     pub session: Session,
@@ -46,11 +53,28 @@ pub struct Stepper {
     /// The last stop and what the last command did, for the status line.
     pub last_stop: Option<Stop>,
     pub message: String,
-    /// The guest has stopped for good (exit, halt, triple fault).
+    /// The guest has stopped for good (exit, halt, triple fault): the
+    /// final stop is in `last_stop`.
     pub finished: bool,
+    /// The running engine failed (a host-side error, not the guest's):
+    /// what it said. The machine is as the engine left it; switching
+    /// engines or restarting goes on from there.
+    pub engine_failed: Option<String>,
+    /// The last interrupt or exception frame the stepper stopped at.
+    pub frame: Option<IntFrame>,
+    reload: Option<Reload>,
 }
 
 const HISTORY: usize = 6;
+
+/// "1 instruction", "5 instructions".
+fn instructions(n: u64) -> String {
+    if n == 1 {
+        "1 instruction".into()
+    } else {
+        format!("{n} instructions")
+    }
+}
 
 impl Stepper {
     pub fn new(session: Session) -> Stepper {
@@ -61,7 +85,18 @@ impl Stepper {
             last_stop: None,
             message: "ready: press ? for the keys".into(),
             finished: false,
+            engine_failed: None,
+            frame: None,
+            reload: None,
         }
+    }
+
+    /// A stepper that can restart its guest: `reload` builds the machine
+    /// again.
+    pub fn with_reload(session: Session, reload: Reload) -> Stepper {
+        let mut s = Stepper::new(session);
+        s.reload = Some(reload);
+        s
     }
 
     fn pc(&mut self) -> Option<u32> {
@@ -79,22 +114,36 @@ impl Stepper {
         }
     }
 
-    /// Carries out one command; errors end up in `message`.
+    /// Carries out one command; what happened ends up in `message`.
     pub fn exec(&mut self, cmd: Command) {
-        if self.finished && !matches!(cmd, Command::ToggleBreakpoint(_) | Command::Switch(_)) {
+        match cmd {
+            Command::ToggleBreakpoint(a) => return self.toggle_breakpoint(a),
+            Command::Switch(to) => return self.switch(to),
+            Command::Restart => return self.restart(),
+            _ => {}
+        }
+        if let Some(err) = &self.engine_failed {
             self.message = format!(
-                "the guest has stopped ({}); nothing more to run",
-                self.last_stop
-                    .as_ref()
-                    .map_or("?".into(), |s| s.to_string())
+                "the {} engine failed (w moves the machine to another engine, which goes on \
+                 from instruction {}; x restarts): {err}",
+                self.session.kind().name(),
+                self.session.m.icount()
             );
             return;
         }
+        if self.finished {
+            if let Some(stop) = &self.last_stop {
+                self.message =
+                    format!("the guest has stopped ({stop}); nothing more to run -- x restarts it");
+                return;
+            }
+        }
         let before = self.session.m.icount();
+        let pc = self.pc();
+        let mut over = None;
         let r = match cmd {
             Command::Step => {
-                let pc = self.pc();
-                let r = self.session.step();
+                let r = self.step_one(EventMask::NONE);
                 if r.is_ok() {
                     self.note_pc(pc);
                 }
@@ -106,20 +155,17 @@ impl Stepper {
                     .cpu_state()
                     .ok()
                     .and_then(|st| inspect::step_over_target(&self.session.m, &st));
+                self.note_pc(pc);
                 match target {
-                    Some(t) => {
-                        let pc = self.pc();
-                        self.note_pc(pc);
-                        self.run_until(EventMask::NONE, vec![t])
+                    Some((t, text)) => {
+                        over = Some((t, text));
+                        // The user's breakpoints inside the call stop it
+                        // too, as in gdb; `t` is a temporary one.
+                        let mut bps = self.breakpoints.clone();
+                        bps.push(t);
+                        self.run_until(EventMask::NONE, bps)
                     }
-                    None => {
-                        let pc = self.pc();
-                        let r = self.session.step();
-                        if r.is_ok() {
-                            self.note_pc(pc);
-                        }
-                        r
-                    }
+                    None => self.step_one(EventMask::NONE),
                 }
             }
             Command::RunToRingChange => {
@@ -151,75 +197,223 @@ impl Stepper {
                     timeout: Some(RUN_SLICE),
                     breakpoints: self.breakpoints.clone(),
                 };
-                self.session.run(&limits, false)
+                self.run_from_here(&limits, false, EventMask::NONE)
             }
-            Command::ToggleBreakpoint(a) => {
-                if let Some(i) = self.breakpoints.iter().position(|&b| b == a) {
-                    self.breakpoints.remove(i);
-                    self.message = format!("breakpoint at {a:#010x} cleared");
-                } else {
-                    self.breakpoints.push(a);
-                    self.message = format!("breakpoint at {a:#010x} set");
-                }
-                return;
-            }
-            Command::Switch(to) => {
-                let from = self.session.kind();
-                if from == to {
-                    self.message = format!("already running on {}", to.name());
-                    return;
-                }
-                match self.session.switch_to(to) {
-                    Ok(()) => {
-                        self.message = format!(
-                            "moved the machine from {} to {} at instruction {}",
-                            from.name(),
-                            to.name(),
-                            self.session.m.icount()
-                        );
-                    }
-                    Err(e) => {
-                        self.message = format!("cannot switch to {}: {e}", to.name());
-                    }
-                }
-                return;
+            Command::ToggleBreakpoint(_) | Command::Switch(_) | Command::Restart => {
+                unreachable!("handled above")
             }
         };
         let ran = self.session.m.icount() - before;
         match r {
             Ok(stop) => {
                 self.finished = stop.is_final();
-                self.message = match (&stop, cmd) {
-                    (Stop::Budget, Command::RunToRingChange | Command::RunToException) => {
-                        format!("gave up after {ran} instructions: no such event")
-                    }
-                    (Stop::Timeout, Command::Continue) => {
-                        format!("running... ({ran} instructions this slice; any key pauses)")
-                    }
-                    (Stop::Event, _) => {
-                        let last = self.session.m.trace.records().next_back();
-                        format!(
-                            "stopped after {ran} instructions: {}",
-                            last.map_or(String::new(), |r| format!(
-                                "{} (at instruction {})",
-                                inspect::event_what(&r.event),
-                                r.icount
-                            ))
-                        )
-                    }
-                    (Stop::Stepped, _) => match ran {
-                        1 => "stepped one instruction".to_string(),
-                        0 => "stepped: an interrupt or exception was delivered".to_string(),
-                        n => format!("stepped ({n} instructions)"),
-                    },
-                    (s, _) => format!("{s} ({ran} instructions)"),
-                };
+                self.message = self.describe(&stop, cmd, ran, over.as_ref());
                 self.last_stop = Some(stop);
             }
             Err(e) => {
-                self.message = format!("engine error: {e}");
-                self.finished = true;
+                self.message = format!(
+                    "engine error on {} after {} (w moves the machine to another engine and \
+                     goes on there; x restarts): {e}",
+                    self.session.kind().name(),
+                    instructions(ran)
+                );
+                self.engine_failed = Some(e.to_string());
             }
+        }
+        self.capture_frame();
+    }
+
+    /// The status line's words for a stop.
+    fn describe(
+        &self,
+        stop: &Stop,
+        cmd: Command,
+        ran: u64,
+        over: Option<&(u32, String)>,
+    ) -> String {
+        match (stop, cmd) {
+            (Stop::Breakpoint { addr }, Command::StepOver)
+                if over.is_some_and(|(t, _)| t == addr) && !self.breakpoints.contains(addr) =>
+            {
+                let text = over.map_or("", |(_, t)| t.as_str());
+                format!("stepped over `{text}` ({})", instructions(ran))
+            }
+            (Stop::Budget, Command::RunToRingChange | Command::RunToException) => {
+                format!("gave up after {}: no such event", instructions(ran))
+            }
+            (Stop::Timeout, Command::Continue) => {
+                format!("running... ({ran} instructions this slice; any key pauses)")
+            }
+            (Stop::Event, Command::RunToRingChange | Command::RunToException) => {
+                let last = self.session.m.trace.records().next_back();
+                format!(
+                    "stopped after {}: {}",
+                    instructions(ran),
+                    last.map_or(String::new(), |r| format!(
+                        "{} (at instruction {})",
+                        inspect::event_what(&r.event),
+                        r.icount
+                    ))
+                )
+            }
+            (Stop::Stepped | Stop::Event | Stop::Budget, _) => match ran {
+                1 => "stepped one instruction".to_string(),
+                0 => "stepped: an interrupt or exception was delivered".to_string(),
+                n => format!("stepped ({n} instructions)"),
+            },
+            (s, _) => format!("{s} ({})", instructions(ran)),
+        }
+    }
+
+    fn toggle_breakpoint(&mut self, a: u32) {
+        if let Some(i) = self.breakpoints.iter().position(|&b| b == a) {
+            self.breakpoints.remove(i);
+            self.message = format!("breakpoint at {a:#010x} cleared");
+        } else {
+            self.breakpoints.push(a);
+            self.message = format!("breakpoint at {a:#010x} set");
+        }
+    }
+
+    fn switch(&mut self, to: EngineKind) {
+        let from = self.session.kind();
+        if from == to && self.engine_failed.is_none() {
+            self.message = format!("already running on {}", to.name());
+            return;
+        }
+        match self.session.switch_to(to) {
+            Ok(()) => {
+                self.message = format!(
+                    "moved the machine from {} to {} at instruction {}",
+                    from.name(),
+                    to.name(),
+                    self.session.m.icount()
+                );
+                // The new engine starts from the state the old one left:
+                // a failure was the old engine's.
+                self.engine_failed = None;
+            }
+            Err(e) => {
+                self.message = format!("cannot switch to {}: {e}", to.name());
+            }
+        }
+    }
+
+    fn restart(&mut self) {
+        let kind = self.session.kind();
+        let Some(reload) = self.reload.as_mut() else {
+            self.message =
+                "this stepper was built without its guest image: it cannot restart".into();
+            return;
+        };
+        let fresh = reload().and_then(|(m, entry)| {
+            Session::new(m, kind, self.session.deprivilege(), &entry).map_err(|e| e.to_string())
+        });
+        match fresh {
+            Ok(s) => {
+                self.session = s;
+                self.history.clear();
+                self.last_stop = None;
+                self.finished = false;
+                self.engine_failed = None;
+                self.frame = None;
+                self.message = format!(
+                    "restarted: the guest reloaded, at its entry on {} (breakpoints kept)",
+                    kind.name()
+                );
+            }
+            Err(e) => {
+                self.message = format!("cannot restart on {}: {e}", kind.name());
+            }
+        }
+    }
+
+    /// After a command: if it stopped right where an interrupt or
+    /// exception handler begins, the frame the CPU pushed is at SS:ESP;
+    /// keep where it is (the stack pane shows it until the next one).
+    fn capture_frame(&mut self) {
+        let Ok(st) = self.session.cpu_state() else {
+            return;
+        };
+        if let Some(f) = inspect::frame_at_entry(&self.session.m, &st) {
+            self.frame = Some(f);
+        }
+    }
+
+    /// One instruction (or one delivery). At a breakpoint address it goes
+    /// through `run_from_here`, which steps off the breakpoint the way the
+    /// engines expect (see there).
+    fn step_one(&mut self, stop_on: EventMask) -> Result<Stop, EngineError> {
+        let pc = self.pc();
+        let at_bp = pc.is_some_and(|pc| self.breakpoints.contains(&pc));
+        if !at_bp || self.session.kind() == EngineKind::Kvm {
+            return self.session.step();
+        }
+        let pc = pc.unwrap_or_default();
+        // One instruction, or up to a delivery (which retires none).
+        let limits = Limits {
+            max_icount: Some(self.session.m.icount() + 1),
+            timeout: Some(RUN_SLICE),
+            breakpoints: vec![pc],
+        };
+        let deliveries = stop_on
+            .with(EventKind::Exception)
+            .with(EventKind::Interrupt)
+            .with(EventKind::PrivilegeChange);
+        match self.run_from_here(&limits, true, deliveries)? {
+            Stop::Budget | Stop::Event => Ok(Stop::Stepped),
+            s => Ok(s),
+        }
+    }
+
+    /// Runs within `limits`, first executing the instruction at a
+    /// breakpoint the CPU sits on (as gdb does: a breakpoint stops the CPU
+    /// *before* its instruction, so continuing from one must not stop there
+    /// again at once). The interpreter (and the translator, which hands
+    /// breakpoints to it) remembers the breakpoint it stopped at and runs
+    /// past it on the next run; where it did not stop there itself (a
+    /// breakpoint just set at EIP, a step-over target) the first run stops
+    /// at once with nothing executed, and the second one runs past it.
+    fn run_from_here(
+        &mut self,
+        limits: &Limits,
+        exact: bool,
+        stop_on: EventMask,
+    ) -> Result<Stop, EngineError> {
+        self.session.m.trace.set_stop_on(stop_on);
+        let r = self.run_off_breakpoint(limits, exact);
+        self.session.m.trace.set_stop_on(EventMask::NONE);
+        // A stop-on hit noted but not yet taken must not end the next run.
+        self.session.m.trace.take_stop_hit();
+        r
+    }
+
+    fn run_off_breakpoint(&mut self, limits: &Limits, exact: bool) -> Result<Stop, EngineError> {
+        let start = self.session.m.icount();
+        let pc = self.pc();
+        let at_bp = pc.filter(|pc| limits.breakpoints.contains(pc));
+        if let (Some(pc), EngineKind::Kvm) = (at_bp, self.session.kind()) {
+            // KVM single-steps past it (its exact runs skip a breakpoint
+            // at the first instruction already).
+            match self.session.step()? {
+                Stop::Stepped => {}
+                s => return Ok(s),
+            }
+            if self.session.m.trace.take_stop_hit() {
+                return Ok(Stop::Event);
+            }
+            if self.pc() == Some(pc) {
+                return Ok(Stop::Breakpoint { addr: pc });
+            }
+        }
+        let r = self.session.run(limits, exact)?;
+        match (r, at_bp) {
+            (Stop::Breakpoint { addr }, Some(pc))
+                if addr == pc && self.session.m.icount() == start =>
+            {
+                self.session.run(limits, exact)
+            }
+            (r, _) => Ok(r),
         }
     }
 
@@ -238,11 +432,6 @@ impl Stepper {
             timeout: Some(Duration::from_secs(20)),
             breakpoints,
         };
-        self.session.m.trace.set_stop_on(stop_on);
-        let r = self.session.run(&limits, kvm);
-        self.session.m.trace.set_stop_on(EventMask::NONE);
-        // A stop-on hit noted but not yet taken must not end the next run.
-        self.session.m.trace.take_stop_hit();
-        r
+        self.run_from_here(&limits, kvm, stop_on)
     }
 }

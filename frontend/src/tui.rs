@@ -1,22 +1,32 @@
 //! `ringlab step`: the terminal UI (ratatui over crossterm) that steps a
 //! guest through its rings.
 //!
-//! The screen: the disassembly around EIP with the current instruction
-//! highlighted; the ring the CPU is in, large; registers, EFLAGS and the
-//! segment registers with their hidden descriptor caches; the latest events
-//! with privilege changes highlighted; the serial console and the VGA text
-//! screen. `Stepper` does what the keys say; this file draws it and reads
-//! the keys.
+//! The screen: a header (guest, engine, instruction count, the ring, large),
+//! the disassembly around EIP and the CPU (registers, EFLAGS, segment
+//! registers with their hidden descriptor caches) on top; below them the
+//! stack (ESP's neighbourhood and the last interrupt or exception frame),
+//! the events, the serial console and VGA text screen, and a memory dump;
+//! the status line and the key bar at the bottom. The layout adapts to the
+//! terminal (from 80x24 up): the lower panes get a column each as far as
+//! the width allows and the rest share the last column as tabs (Tab cycles
+//! them; their names are in that pane's title), the CPU pane goes compact
+//! and hands the descriptor caches to a "segments" tab, and every line or
+//! pane that is cut says so. The status line and key bar are always there.
+//! `Stepper` does what the keys say; this file reads the keys and lays the
+//! screen out, `tui/panes.rs` draws the panes.
+
+mod panes;
 
 use crate::engines::EngineKind;
 use crate::inspect;
 use crate::stepper::{Command, Stepper};
 use crossterm::event::{self, Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use machine::{CpuState, Event, Seg};
-use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use machine::CpuState;
+use panes::fit;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 use std::time::Duration;
 
@@ -41,11 +51,37 @@ pub const KEYS: &[(&str, &str)] = &[
         "set or clear a breakpoint at an address (empty: at EIP)",
     ),
     (
+        "m",
+        "memory: dump a linear address (through paging); PgUp/PgDn move",
+    ),
+    (
+        "x",
+        "restart: reload the guest and start again on this engine",
+    ),
+    (
         "w",
         "switch engine: move the running machine to interp, bt or kvm",
     ),
+    ("Tab", "show the next of the panes sharing the last column"),
     ("?", "show or hide this list"),
     ("q, Esc", "quit"),
+];
+
+/// The key bar: key, long label, short label, tiny label (the last tier,
+/// for 80 columns; `?` lists them all in words).
+const KEY_BAR: &[(&str, &str, &str, &str)] = &[
+    ("s", "step", "step", "step"),
+    ("n", "over", "over", "over"),
+    ("r", "next ring change", "ring", "ring"),
+    ("e", "next exception/interrupt", "exc", "exc"),
+    ("c", "continue", "cont", "cont"),
+    ("b", "break", "brk", "brk"),
+    ("m", "memory", "mem", "mem"),
+    ("x", "restart", "restart", "restart"),
+    ("w", "switch engine", "engine", "engine"),
+    ("Tab", "next pane", "pane", ""),
+    ("?", "keys", "keys", ""),
+    ("q", "quit", "quit", "quit"),
 ];
 
 /// What the keyboard is doing.
@@ -55,10 +91,36 @@ pub enum Mode {
     Help,
     /// Typing a breakpoint address.
     Breakpoint(String),
+    /// Typing the address of the memory pane.
+    Memory(String),
     /// Choosing the engine to switch to.
     Switch,
     /// Running (`c`) until a stop or a key.
     Running,
+}
+
+/// The panes below the code and the CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pane {
+    Stack,
+    Events,
+    Console,
+    Memory,
+    Segments,
+    HostCode,
+}
+
+impl Pane {
+    fn name(self) -> &'static str {
+        match self {
+            Pane::Stack => "stack",
+            Pane::Events => "events",
+            Pane::Console => "console",
+            Pane::Memory => "memory",
+            Pane::Segments => "segments",
+            Pane::HostCode => "host code",
+        }
+    }
 }
 
 pub struct App {
@@ -68,7 +130,16 @@ pub struct App {
     pub quit: bool,
     /// `--vga window`: the screen in a window too.
     pub window: Option<crate::vga::VgaWindow>,
+    /// The linear address the memory pane dumps from, once typed.
+    pub memory: Option<u32>,
+    /// The pane shown in the shared (tabbed) column.
+    pub tab: Pane,
+    /// The panes sharing the last column at the last draw (Tab cycles).
+    tabs: Vec<Pane>,
 }
+
+/// How far PgUp/PgDn move the memory pane.
+const MEMORY_PAGE: u32 = 0x100;
 
 impl App {
     pub fn new(stepper: Stepper, title: String) -> App {
@@ -78,7 +149,26 @@ impl App {
             mode: Mode::Normal,
             quit: false,
             window: None,
+            memory: None,
+            tab: Pane::Events,
+            tabs: Vec::new(),
         }
+    }
+
+    fn pc(&mut self) -> Option<u32> {
+        self.stepper.session.cpu_state().ok().map(|s| s.pc_linear())
+    }
+
+    /// Parses a typed address: hex, with or without 0x; empty means EIP.
+    fn address(&mut self, text: &str) -> Result<u32, String> {
+        let t = text.trim();
+        if t.is_empty() {
+            return self
+                .pc()
+                .ok_or_else(|| "no CPU state to take EIP from".to_string());
+        }
+        let h = t.strip_prefix("0x").unwrap_or(t);
+        u32::from_str_radix(h, 16).map_err(|_| format!("`{t}` is not a hex address"))
     }
 
     /// Handles one key.
@@ -95,31 +185,30 @@ impl App {
                 self.stepper.message = "paused".into();
             }
             Mode::Help => {}
-            Mode::Breakpoint(mut text) => match k.code {
-                KeyCode::Enter => {
-                    let addr = if text.trim().is_empty() {
-                        self.stepper.session.cpu_state().ok().map(|s| s.pc_linear())
-                    } else {
-                        let t = text.trim();
-                        let t = t.strip_prefix("0x").unwrap_or(t);
-                        u32::from_str_radix(t, 16).ok()
-                    };
-                    match addr {
-                        Some(a) => self.stepper.exec(Command::ToggleBreakpoint(a)),
-                        None => self.stepper.message = format!("`{text}` is not a hex address"),
+            Mode::Breakpoint(text) => {
+                if let Some(text) = self.edit(k, text, Mode::Breakpoint) {
+                    match self.address(&text) {
+                        Ok(a) => self.stepper.exec(Command::ToggleBreakpoint(a)),
+                        Err(e) => self.stepper.message = e,
                     }
+                } else if self.mode == Mode::Normal {
+                    self.stepper.message = "no breakpoint set".into();
                 }
-                KeyCode::Esc => self.stepper.message = "no breakpoint set".into(),
-                KeyCode::Backspace => {
-                    text.pop();
-                    self.mode = Mode::Breakpoint(text);
+            }
+            Mode::Memory(text) => {
+                if let Some(text) = self.edit(k, text, Mode::Memory) {
+                    match self.address(&text) {
+                        Ok(a) => {
+                            self.memory = Some(a);
+                            self.tab = Pane::Memory;
+                            self.stepper.message = format!("memory pane at {a:#010x} (linear)");
+                        }
+                        Err(e) => self.stepper.message = e,
+                    }
+                } else if self.mode == Mode::Normal {
+                    self.stepper.message = "memory pane unchanged".into();
                 }
-                KeyCode::Char(c) if c.is_ascii_hexdigit() || c == 'x' => {
-                    text.push(c);
-                    self.mode = Mode::Breakpoint(text);
-                }
-                _ => self.mode = Mode::Breakpoint(text),
-            },
+            }
             Mode::Switch => {
                 let to = match k.code {
                     KeyCode::Char('i') => Some(EngineKind::Interp),
@@ -142,8 +231,20 @@ impl App {
                     self.mode = Mode::Running;
                     self.run_slice();
                 }
+                KeyCode::Char('x') => self.stepper.exec(Command::Restart),
                 KeyCode::Char('b') => self.mode = Mode::Breakpoint(String::new()),
+                KeyCode::Char('m') => self.mode = Mode::Memory(String::new()),
                 KeyCode::Char('w') => self.mode = Mode::Switch,
+                KeyCode::Tab => self.next_tab(),
+                KeyCode::PageDown | KeyCode::PageUp if self.memory.is_some() => {
+                    let a = self.memory.unwrap_or_default();
+                    self.memory = Some(if k.code == KeyCode::PageDown {
+                        a.wrapping_add(MEMORY_PAGE)
+                    } else {
+                        a.wrapping_sub(MEMORY_PAGE)
+                    });
+                    self.tab = Pane::Memory;
+                }
                 KeyCode::Char('?') | KeyCode::Char('h') => self.mode = Mode::Help,
                 _ => {
                     self.stepper.message = "unknown key: press ? for the list".into();
@@ -152,10 +253,38 @@ impl App {
         }
     }
 
+    /// Edits the text of an address prompt: Some(text) on Enter; None
+    /// while typing (the mode stays) or on Esc (back to Normal).
+    fn edit(&mut self, k: KeyEvent, mut text: String, mode: fn(String) -> Mode) -> Option<String> {
+        match k.code {
+            KeyCode::Enter => return Some(text),
+            KeyCode::Esc => return None,
+            KeyCode::Backspace => {
+                text.pop();
+            }
+            KeyCode::Char(c) if c.is_ascii_hexdigit() || c == 'x' => text.push(c),
+            _ => {}
+        }
+        self.mode = mode(text);
+        None
+    }
+
+    fn next_tab(&mut self) {
+        if self.tabs.len() < 2 {
+            self.stepper.message = "every pane has its own place at this terminal size".into();
+            return;
+        }
+        let i = self.tabs.iter().position(|&p| p == self.tab).unwrap_or(0);
+        self.tab = self.tabs[(i + 1) % self.tabs.len()];
+        self.stepper.message = format!("showing the {} pane", self.tab.name());
+    }
+
     /// While running: one slice, then back to the keyboard.
     pub fn run_slice(&mut self) {
         self.stepper.exec(Command::Continue);
-        if !matches!(self.stepper.last_stop, Some(machine::Stop::Timeout)) {
+        if !matches!(self.stepper.last_stop, Some(machine::Stop::Timeout))
+            || self.stepper.engine_failed.is_some()
+        {
             self.mode = Mode::Normal;
         }
     }
@@ -199,7 +328,7 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> std::io
     Ok(())
 }
 
-fn ring_style(st: &CpuState) -> Style {
+pub(crate) fn ring_style(st: &CpuState) -> Style {
     let bg = if !st.protected() {
         Color::Yellow
     } else if st.cpl() == 0 {
@@ -213,339 +342,277 @@ fn ring_style(st: &CpuState) -> Style {
         .add_modifier(Modifier::BOLD)
 }
 
+/// The smallest screen the layout fills; below it the UI says so.
+const MIN_W: u16 = 40;
+const MIN_H: u16 = 12;
+/// The CPU pane's width with every descriptor cache on one line.
+const CPU_FULL: u16 = 60;
+/// The narrowest column a lower pane gets.
+const COLUMN: u16 = 38;
+
 /// Draws the whole screen.
 pub fn draw(f: &mut Frame, app: &mut App) {
     let area = f.area();
     let st = app.stepper.session.cpu_state().ok();
-    let rows = Layout::default()
-        .direction(Direction::Vertical)
-        .constraints([
-            Constraint::Length(1),
-            Constraint::Min(12),
-            Constraint::Length(if area.height >= 50 { 14 } else { 8 }),
-            Constraint::Length(2),
-        ])
-        .split(area);
+    let status = status_lines(&app.stepper.message, area.width);
+    let rows = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(status.len() as u16),
+        Constraint::Length(1),
+    ])
+    .split(area);
     draw_header(f, rows[0], app, st.as_ref());
-    let middle = Layout::default()
-        .direction(Direction::Horizontal)
-        .constraints([Constraint::Percentage(50), Constraint::Percentage(50)])
-        .split(rows[1]);
-    if app.stepper.session.kind() == EngineKind::Bt {
-        let halves = Layout::default()
-            .direction(Direction::Vertical)
-            .constraints([Constraint::Percentage(50), Constraint::Percentage(50)])
-            .split(middle[0]);
-        draw_code(f, halves[0], app, st.as_ref());
-        draw_host_code(f, halves[1], app);
+    f.render_widget(Paragraph::new(status), rows[2]);
+    let main = rows[1];
+    if main.width < MIN_W || main.height < MIN_H - 3 {
+        f.render_widget(
+            Paragraph::new(fit(
+                &format!(
+                    "the terminal is {}x{}: ringlab step needs at least {MIN_W}x{MIN_H}",
+                    area.width, area.height
+                ),
+                main.width as usize,
+            )),
+            main,
+        );
     } else {
-        draw_code(f, middle[0], app, st.as_ref());
+        draw_panes(f, main, app, st.as_ref());
     }
-    draw_cpu(f, middle[1], st.as_ref());
-    let bottom = Layout::default()
-        .direction(Direction::Horizontal)
-        .constraints([Constraint::Percentage(50), Constraint::Percentage(50)])
-        .split(rows[2]);
-    draw_events(f, bottom[0], app);
-    draw_console(f, bottom[1], app);
-    draw_status(f, rows[3], app);
+    // After the panes: the bar lists Tab only when panes share a column.
+    draw_key_bar(f, rows[3], app);
     match &app.mode {
         Mode::Help => draw_help(f, area),
         Mode::Breakpoint(text) => draw_prompt(
             f,
             area,
             " breakpoint ",
-            &format!("linear address (hex, Enter with nothing = EIP): {text}_"),
+            &format!("linear address (hex; Enter alone: EIP): {text}_"),
+        ),
+        Mode::Memory(text) => draw_prompt(
+            f,
+            area,
+            " memory ",
+            &format!("dump at linear address (hex; Enter alone: EIP): {text}_"),
         ),
         Mode::Switch => draw_prompt(
             f,
             area,
             " switch engine ",
-            "move the machine to: [i]nterp  [b]t (translator)  [k]vm   (Esc: stay)",
+            "move the machine to: [i]nterp  [b]t  [k]vm   (Esc: stay)",
         ),
         _ => {}
     }
 }
 
+/// Lays the panes out in `main`: code and CPU on top, the lower panes in
+/// columns below, the last column shared as tabs when they do not all fit.
+fn draw_panes(f: &mut Frame, main: Rect, app: &mut App, st: Option<&CpuState>) {
+    let bt = app.stepper.session.kind() == EngineKind::Bt;
+    // The top half, a little more on tall screens (the disassembly and the
+    // full CPU pane want 18 rows).
+    let top_h = if main.height >= 34 {
+        main.height * 55 / 100
+    } else {
+        main.height / 2 + 1
+    };
+    let halves = Layout::vertical([Constraint::Length(top_h), Constraint::Fill(1)]).split(main);
+    let cpu_w = CPU_FULL.min(main.width / 2);
+    let top = Layout::horizontal([Constraint::Fill(1), Constraint::Length(cpu_w)]).split(halves[0]);
+    let full_cpu = cpu_w >= CPU_FULL;
+    let host_on_top = bt && top[0].height >= 16;
+    if host_on_top {
+        let code =
+            Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).split(top[0]);
+        panes::draw_code(f, code[0], &mut app.stepper, st);
+        panes::draw_host_code(f, code[1], &mut app.stepper);
+    } else {
+        panes::draw_code(f, top[0], &mut app.stepper, st);
+    }
+    panes::draw_cpu(f, top[1], st, full_cpu);
+
+    let mut lower = vec![Pane::Stack, Pane::Events, Pane::Console];
+    if app.memory.is_some() {
+        lower.push(Pane::Memory);
+    }
+    if !full_cpu {
+        lower.push(Pane::Segments);
+    }
+    if bt && !host_on_top {
+        lower.push(Pane::HostCode);
+    }
+    let cols = (halves[1].width / COLUMN).clamp(1, 4) as usize;
+    let own = (cols - 1).min(lower.len() - 1);
+    let shared: Vec<Pane> = lower[own..].to_vec();
+    if !shared.contains(&app.tab) {
+        app.tab = shared[0];
+    }
+    let mut constraints: Vec<Constraint> = vec![Constraint::Ratio(1, own as u32 + 1); own + 1];
+    if own + 1 < cols {
+        // The last column gets what the others leave.
+        constraints[own] = Constraint::Fill(1);
+    }
+    let areas = Layout::horizontal(constraints).split(halves[1]);
+    for (i, &p) in lower[..own].iter().enumerate() {
+        draw_pane(f, areas[i], app, st, p, None);
+    }
+    let tab_title = (shared.len() > 1).then(|| tab_title(&shared, app.tab));
+    app.tabs = shared;
+    let tab = app.tab;
+    draw_pane(f, areas[own], app, st, tab, tab_title);
+}
+
+/// The title of the shared column: every pane in it, the one shown in
+/// brackets.
+fn tab_title(panes: &[Pane], shown: Pane) -> Line<'static> {
+    let mut spans = vec![Span::raw(" ")];
+    for &p in panes {
+        if p == shown {
+            spans.push(Span::styled(
+                format!("[{}]", p.name()),
+                Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED),
+            ));
+        } else {
+            spans.push(Span::raw(p.name()));
+        }
+        spans.push(Span::raw(" "));
+    }
+    spans.push(Span::styled("Tab ", Style::default().fg(Color::DarkGray)));
+    Line::from(spans)
+}
+
+fn draw_pane(
+    f: &mut Frame,
+    r: Rect,
+    app: &mut App,
+    st: Option<&CpuState>,
+    p: Pane,
+    tabs: Option<Line<'static>>,
+) {
+    match p {
+        Pane::Stack => panes::draw_stack(f, r, &app.stepper, st, tabs),
+        Pane::Events => panes::draw_events(f, r, &app.stepper, tabs),
+        Pane::Console => panes::draw_console(f, r, &app.stepper, tabs),
+        Pane::Memory => panes::draw_memory(f, r, &app.stepper, st, app.memory, tabs),
+        Pane::Segments => panes::draw_segments(f, r, st, tabs),
+        Pane::HostCode => panes::draw_host_pane(f, r, &mut app.stepper, tabs),
+    }
+}
+
+/// The status message, wrapped to the width (at most 4 lines, the last
+/// marked when more was cut).
+fn status_lines(msg: &str, width: u16) -> Vec<Line<'static>> {
+    let w = (width as usize).saturating_sub(1).max(10);
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in msg.split(' ') {
+        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > w {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    lines.push(cur);
+    if lines.len() > 4 {
+        let rest = lines[3..].join(" ");
+        lines.truncate(3);
+        lines.push(fit(&rest, w));
+    }
+    lines
+        .into_iter()
+        .map(|l| {
+            Line::styled(
+                format!(" {}", fit(&l, w)),
+                Style::default().add_modifier(Modifier::BOLD),
+            )
+        })
+        .collect()
+}
+
 fn draw_header(f: &mut Frame, r: Rect, app: &mut App, st: Option<&CpuState>) {
     let s = &mut app.stepper;
-    let mut spans = vec![Span::styled(
-        format!(" ringlab step: {} ", app.title),
-        Style::default().add_modifier(Modifier::BOLD),
-    )];
-    spans.push(Span::raw(format!(
+    let core = format!(
         " engine {}  instructions {} ",
         s.session.kind().name(),
         s.session.m.icount()
-    )));
-    if let Some(st) = st {
-        spans.push(Span::styled(
-            format!(" {} ", inspect::ring_name(st)),
-            ring_style(st),
-        ));
-        spans.push(Span::raw(format!("  {}", st.mode_name())));
+    );
+    let ring = st.map(|st| (format!(" {} ", inspect::ring_name(st)), ring_style(st)));
+    let mode = st.map_or(String::new(), |st| format!("  {}", st.mode_name()));
+    let used = core.len() + ring.as_ref().map_or(0, |(t, _)| t.len());
+    let room = (r.width as usize).saturating_sub(used);
+    let long_title = format!(" ringlab step: {} ", app.title);
+    let title = if long_title.len() + mode.len() <= room {
+        long_title
+    } else if app.title.len() + 2 + mode.len() <= room {
+        format!(" {} ", app.title)
+    } else {
+        String::new()
+    };
+    let mut spans = vec![
+        Span::styled(title, Style::default().add_modifier(Modifier::BOLD)),
+        Span::raw(core),
+    ];
+    if let Some((t, style)) = ring {
+        spans.push(Span::styled(t, style));
     }
+    spans.push(Span::raw(mode));
     f.render_widget(Paragraph::new(Line::from(spans)), r);
 }
 
-fn draw_code(f: &mut Frame, r: Rect, app: &mut App, st: Option<&CpuState>) {
-    let block = Block::default().borders(Borders::ALL).title(" code ");
-    let Some(st) = st else {
-        f.render_widget(Paragraph::new("(no CPU state)").block(block), r);
-        return;
+/// The key bar: long labels where they fit, else shorter ones, else as
+/// many as fit and `? all keys` (the full list) last.
+fn draw_key_bar(f: &mut Frame, r: Rect, app: &App) {
+    let w = r.width as usize;
+    let items: Vec<&(&str, &str, &str, &str)> = KEY_BAR
+        .iter()
+        .filter(|(k, ..)| *k != "Tab" || app.tabs.len() > 1)
+        .collect();
+    let join = |tier: usize, sep: &str| -> String {
+        let parts: Vec<String> = items
+            .iter()
+            .map(|&&(k, l, s, t)| {
+                let label = [l, s, t][tier];
+                if label.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{k} {label}")
+                }
+            })
+            .collect();
+        format!(" {}", parts.join(sep))
     };
-    let s = &app.stepper;
-    let m = &s.session.m;
-    let pc = st.pc_linear();
-    let mut lines: Vec<Line> = Vec::new();
-    let height = r.height.saturating_sub(2) as usize;
-    // The instructions just executed (when stepping), then EIP onwards.
-    for &a in s.history.iter().filter(|&&a| a != pc) {
-        if let Some(d) = inspect::disassemble(m, st, a, 1).into_iter().next() {
-            lines.push(code_line(&d, false, s.breakpoints.contains(&d.addr)));
-        }
-    }
-    let ahead = height.saturating_sub(lines.len()).max(1);
-    let dis = inspect::disassemble(m, st, pc, ahead);
-    if dis.is_empty() {
-        lines.push(Line::styled(
-            format!("=> {pc:08x}  (no code: the page is not present or outside RAM)"),
-            Style::default().fg(Color::Red),
-        ));
-    }
-    for (i, d) in dis.iter().enumerate() {
-        lines.push(code_line(d, i == 0, s.breakpoints.contains(&d.addr)));
-    }
-    f.render_widget(Paragraph::new(lines).block(block), r);
-}
-
-/// The translator's host code for the block at EIP, beside its guest code.
-fn draw_host_code(f: &mut Frame, r: Rect, app: &mut App) {
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .title(" host code (x86-64) the translator made of the block at EIP ");
-    let lines: Vec<Line> = match app.stepper.session.translation_at_pc() {
-        Some(Ok(t)) => {
-            let mut v = vec![Line::styled(
-                format!(
-                    "{} guest instructions -> {} host bytes at {:#x}",
-                    t.guest_insns,
-                    t.code.len(),
-                    t.host_addr
-                ),
-                Style::default().add_modifier(Modifier::BOLD),
-            )];
-            v.extend(
-                inspect::disassemble_host(&t.code, t.host_addr)
-                    .into_iter()
-                    .map(|(a, text)| Line::raw(format!("  {a:012x}  {text}"))),
-            );
-            v
-        }
-        Some(Err(why)) => vec![Line::raw(format!("not translated: {why}"))],
-        None => vec![Line::raw("(this engine does not translate)")],
-    };
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(block),
-        r,
-    );
-}
-
-fn code_line(d: &inspect::DisLine, current: bool, bp: bool) -> Line<'static> {
-    let bytes: String = d.bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let mark = match (current, bp) {
-        (true, _) => "=>",
-        (false, true) => "* ",
-        _ => "  ",
-    };
-    let text = format!("{mark}{:08x}  {bytes:<16} {}", d.addr, d.text);
-    if current {
-        Line::styled(
-            text,
-            Style::default()
-                .fg(Color::Black)
-                .bg(Color::Cyan)
-                .add_modifier(Modifier::BOLD),
-        )
-    } else if bp {
-        Line::styled(text, Style::default().fg(Color::Red))
-    } else {
-        Line::raw(text)
-    }
-}
-
-fn draw_cpu(f: &mut Frame, r: Rect, st: Option<&CpuState>) {
-    let block = Block::default().borders(Borders::ALL).title(" CPU ");
-    let Some(st) = st else {
-        f.render_widget(Paragraph::new("(no CPU state)").block(block), r);
-        return;
-    };
-    let g = &st.regs;
-    let mut lines = vec![
-        Line::styled(
-            format!("  {}   CPL {}  ", inspect::ring_name(st), st.cpl()),
-            ring_style(st),
-        ),
-        Line::raw(""),
-        Line::raw(format!(
-            "EAX {:08x}  EBX {:08x}  ECX {:08x}  EDX {:08x}",
-            g[0], g[3], g[1], g[2]
-        )),
-        Line::raw(format!(
-            "ESI {:08x}  EDI {:08x}  EBP {:08x}  ESP {:08x}",
-            g[6], g[7], g[5], g[4]
-        )),
-        Line::raw(format!(
-            "EIP {:08x}  EFLAGS {:08x}  {}",
-            st.eip,
-            st.eflags,
-            inspect::eflags_text(st.eflags)
-        )),
-        Line::raw(format!(
-            "CR0 {:08x}  CR2 {:08x}  CR3 {:08x}  CR4 {:08x}",
-            st.cr0, st.cr2, st.cr3, st.cr4
-        )),
-        Line::raw(format!(
-            "GDTR {:08x}/{:04x}  IDTR {:08x}/{:04x}",
-            st.gdtr.base, st.gdtr.limit, st.idtr.base, st.idtr.limit
-        )),
-        Line::raw(""),
-    ];
-    let prot = st.protected() && !st.v86();
-    for (name, seg) in [
-        ("CS", Seg::Cs),
-        ("SS", Seg::Ss),
-        ("DS", Seg::Ds),
-        ("ES", Seg::Es),
-        ("FS", Seg::Fs),
-        ("GS", Seg::Gs),
-    ] {
-        lines.push(Line::raw(inspect::segment_text(name, st.seg(seg), prot)));
-    }
-    lines.push(Line::raw(inspect::segment_text(
-        "TR",
-        &st.tr,
-        st.protected(),
-    )));
-    lines.push(Line::raw(inspect::segment_text(
-        "LDTR",
-        &st.ldtr,
-        st.protected(),
-    )));
-    f.render_widget(Paragraph::new(lines).block(block), r);
-}
-
-/// Port I/O instructions (the UART polling loops of every guest) would
-/// fill the event list; they are counted instead of listed.
-fn is_port_io(e: &Event) -> bool {
-    match e {
-        Event::PortIo { .. } => true,
-        Event::Sensitive { insn, .. } => matches!(insn.as_str(), "in" | "out" | "ins" | "outs"),
-        _ => false,
-    }
-}
-
-fn draw_events(f: &mut Frame, r: Rect, app: &mut App) {
-    let n = r.height.saturating_sub(2) as usize;
-    let trace = &app.stepper.session.m.trace;
-    let mut hidden = 0;
-    let mut recs = Vec::new();
-    for rec in trace.records().rev() {
-        if recs.len() == n {
+    let mut text = String::new();
+    for (tier, sep) in [(0, "  "), (1, "  "), (1, " "), (2, " ")] {
+        text = join(tier, sep);
+        if text.chars().count() <= w {
             break;
         }
-        if is_port_io(&rec.event) {
-            hidden += 1;
-        } else {
-            recs.push(rec);
+    }
+    if text.chars().count() > w {
+        // Keep the start and say where the rest is.
+        let tail = " ? all keys";
+        let mut t = String::from(" ");
+        for (k, _, s, _) in &items {
+            let part = format!("{k} {s} ");
+            if t.len() + part.len() + tail.len() > w {
+                break;
+            }
+            t.push_str(&part);
+        }
+        text = format!("{}{tail}", t.trim_end());
+    }
+    let bps = &app.stepper.breakpoints;
+    let mut spans = vec![Span::styled(text.clone(), Style::default().fg(Color::Gray))];
+    if !bps.is_empty() {
+        let list: Vec<String> = bps.iter().map(|b| format!("{b:#x}")).collect();
+        let extra = format!("  breakpoints: {}", list.join(" "));
+        if text.len() + extra.len() <= w {
+            spans.push(Span::styled(extra, Style::default().fg(Color::Red)));
         }
     }
-    let title = if hidden > 0 {
-        format!(" events (instruction count, what happened; {hidden} port I/O not listed) ")
-    } else {
-        " events (instruction count, what happened) ".to_string()
-    };
-    let block = Block::default().borders(Borders::ALL).title(title);
-    let lines: Vec<Line> = recs
-        .into_iter()
-        .rev()
-        .map(|rec| {
-            let text = inspect::event_text(rec);
-            match rec.event {
-                Event::PrivilegeChange { .. } => Line::styled(
-                    text,
-                    Style::default()
-                        .fg(Color::Yellow)
-                        .add_modifier(Modifier::BOLD),
-                ),
-                Event::Exception { .. } => Line::styled(text, Style::default().fg(Color::Red)),
-                Event::Interrupt { .. } => Line::styled(text, Style::default().fg(Color::Magenta)),
-                Event::EngineSwitch { .. } => Line::styled(text, Style::default().fg(Color::Cyan)),
-                _ => Line::raw(text),
-            }
-        })
-        .collect();
-    f.render_widget(Paragraph::new(lines).block(block), r);
-}
-
-fn draw_console(f: &mut Frame, r: Rect, app: &mut App) {
-    let halves = Layout::default()
-        .direction(Direction::Vertical)
-        .constraints([Constraint::Percentage(45), Constraint::Percentage(55)])
-        .split(r);
-    let m = &app.stepper.session.m;
-    let serial = String::from_utf8_lossy(m.serial_output()).into_owned();
-    let n = halves[0].height.saturating_sub(2) as usize;
-    let tail: Vec<Line> = serial
-        .lines()
-        .rev()
-        .take(n)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .map(|l| Line::raw(l.to_string()))
-        .collect();
-    f.render_widget(
-        Paragraph::new(tail).block(
-            Block::default()
-                .borders(Borders::ALL)
-                .title(" serial (COM1) "),
-        ),
-        halves[0],
-    );
-    let screen = m.screen();
-    let rows = halves[1].height.saturating_sub(2) as usize;
-    let vga = crate::vga::term_lines(&screen, rows);
-    f.render_widget(
-        Paragraph::new(vga).block(
-            Block::default()
-                .borders(Borders::ALL)
-                .title(" VGA text screen (top rows) "),
-        ),
-        halves[1],
-    );
-}
-
-fn draw_status(f: &mut Frame, r: Rect, app: &mut App) {
-    let s = &app.stepper;
-    let bps = if s.breakpoints.is_empty() {
-        String::new()
-    } else {
-        let list: Vec<String> = s.breakpoints.iter().map(|b| format!("{b:#x}")).collect();
-        format!("   breakpoints: {}", list.join(" "))
-    };
-    let lines = vec![
-        Line::styled(format!(" {}", s.message), Style::default().add_modifier(Modifier::BOLD)),
-        Line::styled(
-            format!(
-                " s step  n over  r next ring change  e next exception/interrupt  c continue  b break  w switch engine  ? keys  q quit{bps}"
-            ),
-            Style::default().fg(Color::DarkGray),
-        ),
-    ];
-    f.render_widget(Paragraph::new(lines), r);
+    f.render_widget(Paragraph::new(Line::from(spans)), r);
 }
 
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
@@ -560,27 +627,36 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 }
 
 fn draw_help(f: &mut Frame, area: Rect) {
-    let mut lines: Vec<Line> = KEYS
-        .iter()
-        .map(|(k, what)| Line::raw(format!(" {k:<9} {what}")))
-        .collect();
-    lines.push(Line::raw(""));
-    for l in [
-        " On KVM the CPU runs the guest: stepping and \"run to\" single-step it (one VM",
-        " exit per instruction) and see ring changes between steps. The CPU clears the",
-        " trap flag when it enters a handler, so a step across INT n or a fault runs on",
-        " in the handler up to its next VM exit; KVM never sees the exceptions the CPU",
-        " delivers itself (e is the interpreter's and the translator's).",
-    ] {
-        lines.push(Line::raw(l));
+    let r = centered(area, 90, 24);
+    let inner = r.width.saturating_sub(2) as usize;
+    let key_w = 9;
+    let mut lines: Vec<String> = Vec::new();
+    for (k, what) in KEYS {
+        // Wrapped under the description, so narrow screens lose nothing.
+        let mut first = true;
+        for part in panes::wrap(what, inner.saturating_sub(key_w + 2).max(10)) {
+            let key = if first { *k } else { "" };
+            lines.push(format!(" {key:<key_w$} {part}"));
+            first = false;
+        }
     }
-    lines.push(Line::raw(" any key closes this list"));
-    let r = centered(area, 90, lines.len() as u16 + 2);
+    lines.push(String::new());
+    let note =
+        "On KVM the CPU runs the guest: stepping and \"run to\" single-step it (one VM exit \
+                per instruction) and see ring changes between steps. The CPU clears the trap flag \
+                when it enters a handler, so a step across INT n or a fault runs on in the handler \
+                up to its next VM exit; KVM never sees the exceptions the CPU delivers itself \
+                (e is the interpreter's and the translator's).";
+    for part in panes::wrap(note, inner.saturating_sub(1).max(10)) {
+        lines.push(format!(" {part}"));
+    }
+    lines.push(" any key closes this list".into());
+    let h = (lines.len() as u16 + 2).min(area.height);
+    let r = centered(area, 90, h);
+    let lines = panes::clip(lines.into_iter().map(Line::raw).collect(), h as usize - 2);
     f.render_widget(Clear, r);
     f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::default().borders(Borders::ALL).title(" keys ")),
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" keys ")),
         r,
     );
 }
@@ -589,7 +665,7 @@ fn draw_prompt(f: &mut Frame, area: Rect, title: &str, text: &str) {
     let r = centered(area, 80, 3);
     f.render_widget(Clear, r);
     f.render_widget(
-        Paragraph::new(text.to_string()).block(
+        Paragraph::new(fit(text, r.width.saturating_sub(2) as usize)).block(
             Block::default()
                 .borders(Borders::ALL)
                 .title(title.to_string()),
