@@ -621,7 +621,7 @@ pub fn draw_memory(
             })
             .collect();
         let line = if bytes.iter().all(|b| b.is_none()) {
-            format!("{base:08x}  not mapped (page not present, or no RAM)")
+            format!("{base:08x}  not mapped")
         } else {
             format!("{base:08x}{hex} {ascii}")
         };
