@@ -98,6 +98,9 @@ pub struct FrameSlot {
     pub addr: u32,
     /// Bytes: 4, or 2 in real mode and through 16-bit gates.
     pub size: u8,
+    /// The value the CPU pushed (read when the stepper stopped at the
+    /// handler's start; the handler, or a later frame, may change it).
+    pub pushed: u32,
 }
 
 /// The frame a delivery pushed, where the stepper stopped at the handler's
@@ -214,6 +217,7 @@ pub fn frame_at_entry(m: &Machine, st: &CpuState) -> Option<IntFrame> {
             name,
             addr: top.wrapping_add(off),
             size,
+            pushed: 0,
         });
     }
     let mut rings = None;
@@ -292,6 +296,9 @@ pub fn frame_at_entry(m: &Machine, st: &CpuState) -> Option<IntFrame> {
             }
         }
     };
+    for sl in &mut slots {
+        sl.pushed = read_value(m, st, sl.addr, sl.size)?;
+    }
     Some(IntFrame {
         what,
         icount: r.icount,

@@ -456,28 +456,38 @@ fn draw_panes(f: &mut Frame, main: Rect, app: &mut App, st: Option<&CpuState>) {
     for (i, &p) in lower[..own].iter().enumerate() {
         draw_pane(f, areas[i], app, st, p, None);
     }
-    let tab_title = (shared.len() > 1).then(|| tab_title(&shared, app.tab));
+    let room = areas[own].width.saturating_sub(2) as usize;
+    let tab_title = (shared.len() > 1).then(|| tab_title(&shared, app.tab, room));
     app.tabs = shared;
     let tab = app.tab;
     draw_pane(f, areas[own], app, st, tab, tab_title);
 }
 
 /// The title of the shared column: every pane in it, the one shown in
-/// brackets.
-fn tab_title(panes: &[Pane], shown: Pane) -> Line<'static> {
+/// brackets; where they do not fit, the one shown and its place among
+/// them ("[memory] 3/5 Tab").
+fn tab_title(panes: &[Pane], shown: Pane, width: usize) -> Line<'static> {
+    let bold = Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED);
+    let hint = Style::default().fg(Color::DarkGray);
+    let names: usize = panes.iter().map(|p| p.name().len() + 1).sum();
+    if names + 2 + 2 + "Tab ".len() > width {
+        let i = panes.iter().position(|&p| p == shown).unwrap_or(0);
+        return Line::from(vec![
+            Span::raw(" "),
+            Span::styled(format!("[{}]", shown.name()), bold),
+            Span::styled(format!(" {}/{} Tab ", i + 1, panes.len()), hint),
+        ]);
+    }
     let mut spans = vec![Span::raw(" ")];
     for &p in panes {
         if p == shown {
-            spans.push(Span::styled(
-                format!("[{}]", p.name()),
-                Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED),
-            ));
+            spans.push(Span::styled(format!("[{}]", p.name()), bold));
         } else {
             spans.push(Span::raw(p.name()));
         }
         spans.push(Span::raw(" "));
     }
-    spans.push(Span::styled("Tab ", Style::default().fg(Color::DarkGray)));
+    spans.push(Span::styled("Tab ", hint));
     Line::from(spans)
 }
 

@@ -212,7 +212,7 @@ fn ring_3_to_0_and_back(test: &str, engine: &str, w: u16, h: u16) {
         Tmux::icount(x) > before
             && Tmux::header(x).contains("RING 0 (kernel)")
             && x.contains("ring 3 -> 0 by INT")
-            && x.contains("INT 0x80 frame: ring 3->0 at 3768")
+            && x.contains("INT 0x80 frame at 3768, ring 3->0")
     });
     for slot in INT_FRAME {
         assert!(s.contains(slot), "no `{slot}` in the stack pane:\n{s}");
@@ -240,8 +240,15 @@ fn ring_3_to_0_and_back(test: &str, engine: &str, w: u16, h: u16) {
         changes[changes.len() - 2].contains("ring 3 -> 0 by INT"),
         "{changes:?}"
     );
-    // The frame stays in the stack pane after the IRET popped it.
-    assert!(s.contains("INT 0x80 frame: ring 3->0 at 3768"), "{s}");
+    // The frame stays in the stack pane after the IRET popped it, listed
+    // with the values the CPU pushed.
+    assert!(s.contains("INT 0x80 at 3768 pushed, ring 3->0:"), "{s}");
+    for slot in INT_FRAME {
+        assert!(
+            s.contains(&format!("    {slot}")),
+            "no `{slot}` listed:\n{s}"
+        );
+    }
     // The kernel's write system call printed on COM1 (at 80 columns the
     // console shares a column: Tab brings it up).
     if !s.contains("hello from ring 3") {

@@ -343,17 +343,20 @@ fn value_text(m: &machine::Machine, st: &CpuState, addr: u32, size: u8) -> Strin
     }
 }
 
-/// The frame's header: what was delivered, when, and the ring change.
+/// The frame's header: what was delivered, when, and the ring change
+/// (which is why the frame holds the old SS:ESP).
 fn frame_header(fr: &IntFrame) -> String {
-    let rings = fr
-        .rings
-        .map_or("same ring".to_string(), |(a, b)| format!("ring {a}->{b}"));
-    format!("{} frame: {rings} at {}", fr.what, fr.icount)
+    match fr.rings {
+        Some((a, b)) => format!("{} frame at {}, ring {a}->{b}", fr.what, fr.icount),
+        None => format!("{} frame at {}", fr.what, fr.icount),
+    }
 }
 
 /// The stack: the slots at SS:ESP upward (ESP marked), and the frame of
-/// the last interrupt or exception the stepper stopped at, its slots named
-/// (where they are in view at ESP, there; else listed below).
+/// the last interrupt or exception the stepper stopped at. Where that
+/// frame is in view and its slots still hold what the CPU pushed, they are
+/// named in place; else the frame is listed below with the values as
+/// pushed (a later frame, or the handler, may have written over them).
 pub fn draw_stack(
     f: &mut Frame,
     r: Rect,
@@ -373,30 +376,39 @@ pub fn draw_stack(
     let m = &s.session.m;
     let (size, sp) = inspect::stack_width(st);
     let top = inspect::stack_top(st);
+    let ss = st.seg(Seg::Ss).selector;
     let title = fit(
-        &format!(
-            " stack at SS:{} {:04x}:{sp:08x} ",
-            if size == 4 { "ESP" } else { "SP" },
-            st.seg(Seg::Ss).selector
-        ),
+        &if size == 4 {
+            format!(" stack at SS:ESP {ss:04x}:{sp:08x} ")
+        } else {
+            format!(" stack at SS:SP {ss:04x}:{sp:04x} ")
+        },
         w,
     );
     let frame = s.frame.as_ref();
-    let in_view = |n: usize| {
-        frame.is_some_and(|fr| {
-            fr.slots
-                .iter()
-                .all(|sl| sl.addr.wrapping_sub(top) < (n * size as usize) as u32 && sl.size == size)
+    let rows_in_place = h.saturating_sub(1);
+    let in_place = frame.is_some_and(|fr| {
+        fr.slots.iter().all(|sl| {
+            sl.size == size
+                && sl.addr.wrapping_sub(top) < (rows_in_place * size as usize) as u32
+                && (sl.addr.wrapping_sub(top)) % size as u32 == 0
+                && inspect::read_value(m, st, sl.addr, sl.size) == Some(sl.pushed)
         })
+    });
+    let label = |addr: u32| -> &'static str {
+        frame
+            .filter(|_| in_place)
+            .and_then(|fr| fr.slots.iter().find(|sl| sl.addr == addr))
+            .map_or("", |sl| sl.name)
     };
-    let mut lines: Vec<Line> = Vec::new();
-    let label = |addr: u32| -> Option<&'static str> {
-        frame.and_then(|fr| fr.slots.iter().find(|sl| sl.addr == addr).map(|sl| sl.name))
-    };
-    let row = |i: usize, named: bool| -> Line<'static> {
+    let row = |i: usize| -> Line<'static> {
         let addr = top.wrapping_add((i * size as usize) as u32);
-        let mark = if i == 0 { "ESP>" } else { "    " };
-        let name = if named { label(addr).unwrap_or("") } else { "" };
+        let mark = match (i, size) {
+            (0, 4) => "ESP>",
+            (0, _) => " SP>",
+            _ => "    ",
+        };
+        let name = label(addr);
         let t = fit(
             &format!("{mark}{addr:08x} {} {name}", value_text(m, st, addr, size)),
             w,
@@ -409,44 +421,37 @@ pub fn draw_stack(
             Line::raw(t)
         }
     };
+    let yellow = Style::default().fg(Color::Yellow);
+    let mut lines: Vec<Line> = Vec::new();
     match frame {
-        Some(fr) if in_view(h.saturating_sub(1)) => {
-            lines.push(Line::styled(
-                fit(&frame_header(fr), w),
-                Style::default().fg(Color::Yellow),
-            ));
-            for i in 0..h.saturating_sub(1) {
-                lines.push(row(i, true));
-            }
+        Some(fr) if in_place => {
+            lines.push(Line::styled(fit(&frame_header(fr), w), yellow));
+            lines.extend((0..rows_in_place).map(row));
         }
         Some(fr) => {
             let rows = h.saturating_sub(fr.slots.len() + 1).max(1);
-            for i in 0..rows {
-                lines.push(row(i, false));
-            }
+            lines.extend((0..rows).map(row));
+            let rings = fr
+                .rings
+                .map_or(String::new(), |(a, b)| format!(", ring {a}->{b}"));
             lines.push(Line::styled(
-                fit(&frame_header(fr), w),
-                Style::default().fg(Color::Yellow),
+                fit(&format!("{} at {} pushed{rings}:", fr.what, fr.icount), w),
+                yellow,
             ));
             for sl in &fr.slots {
+                let v = if sl.size == 2 {
+                    format!("{:04x}    ", sl.pushed)
+                } else {
+                    format!("{:08x}", sl.pushed)
+                };
                 lines.push(Line::styled(
-                    fit(
-                        &format!(
-                            "    {:08x} {} {}",
-                            sl.addr,
-                            value_text(m, st, sl.addr, sl.size),
-                            sl.name
-                        ),
-                        w,
-                    ),
-                    Style::default().fg(Color::Yellow),
+                    fit(&format!("    {:08x} {v} {}", sl.addr, sl.name), w),
+                    yellow,
                 ));
             }
         }
         None => {
-            for i in 0..h.saturating_sub(1) {
-                lines.push(row(i, false));
-            }
+            lines.extend((0..rows_in_place).map(row));
             lines.push(Line::styled(
                 fit("no interrupt or exception frame yet", w),
                 Style::default().fg(Color::DarkGray),
