@@ -683,3 +683,6 @@ fn draw_prompt(f: &mut Frame, area: Rect, title: &str, text: &str) {
         r,
     );
 }
+
+#[cfg(test)]
+mod tests;
