@@ -63,6 +63,13 @@ pub struct Stepper {
     /// The last interrupt or exception frame the stepper stopped at.
     pub frame: Option<IntFrame>,
     reload: Option<Reload>,
+    /// Where the engine last stopped at a breakpoint (while the CPU is
+    /// still there). The interpreter remembers that address so that its
+    /// next run with breakpoints goes past it; a step, or a run without
+    /// that breakpoint, would leave the memory stale and skip the
+    /// breakpoint the next time round. So the stepper leaves such a place
+    /// through a one-instruction run with that breakpoint.
+    resume_at: Option<u32>,
 }
 
 const HISTORY: usize = 6;
@@ -88,6 +95,7 @@ impl Stepper {
             engine_failed: None,
             frame: None,
             reload: None,
+            resume_at: None,
         }
     }
 
@@ -140,6 +148,8 @@ impl Stepper {
         }
         let before = self.session.m.icount();
         let pc = self.pc();
+        // Only while the CPU is still where it stopped.
+        self.resume_at = self.resume_at.filter(|&a| Some(a) == pc);
         let mut over = None;
         let r = match cmd {
             Command::Step => {
@@ -208,6 +218,10 @@ impl Stepper {
             Ok(stop) => {
                 self.finished = stop.is_final();
                 self.message = self.describe(&stop, cmd, ran, over.as_ref());
+                self.resume_at = match stop {
+                    Stop::Breakpoint { addr } => Some(addr),
+                    _ => None,
+                };
                 self.last_stop = Some(stop);
             }
             Err(e) => {
@@ -218,6 +232,7 @@ impl Stepper {
                     instructions(ran)
                 );
                 self.engine_failed = Some(e.to_string());
+                self.resume_at = None;
             }
         }
         self.capture_frame();
@@ -290,8 +305,10 @@ impl Stepper {
                     self.session.m.icount()
                 );
                 // The new engine starts from the state the old one left:
-                // a failure was the old engine's.
+                // a failure was the old engine's, and so is the memory of
+                // a breakpoint.
                 self.engine_failed = None;
+                self.resume_at = None;
             }
             Err(e) => {
                 self.message = format!("cannot switch to {}: {e}", to.name());
@@ -317,6 +334,7 @@ impl Stepper {
                 self.finished = false;
                 self.engine_failed = None;
                 self.frame = None;
+                self.resume_at = None;
                 self.message = format!(
                     "restarted: the guest reloaded, at its entry on {} (breakpoints kept)",
                     kind.name()
@@ -345,7 +363,8 @@ impl Stepper {
     /// engines expect (see there).
     fn step_one(&mut self, stop_on: EventMask) -> Result<Stop, EngineError> {
         let pc = self.pc();
-        let at_bp = pc.is_some_and(|pc| self.breakpoints.contains(&pc));
+        let at_bp =
+            pc.is_some_and(|pc| self.breakpoints.contains(&pc) || self.resume_at == Some(pc));
         if !at_bp || self.session.kind() == EngineKind::Kvm {
             return self.session.step();
         }
@@ -392,6 +411,30 @@ impl Stepper {
         let start = self.session.m.icount();
         let pc = self.pc();
         let at_bp = pc.filter(|pc| limits.breakpoints.contains(pc));
+        let stale = pc.filter(|&pc| {
+            self.resume_at.take() == Some(pc)
+                && at_bp.is_none()
+                && self.session.kind() != EngineKind::Kvm
+        });
+        if let Some(pc) = stale {
+            // One instruction with the breakpoint the engine remembers, so
+            // that it forgets it (see `resume_at`); then the run asked for.
+            let one = Limits {
+                max_icount: Some(start + 1),
+                timeout: limits.timeout,
+                breakpoints: vec![pc],
+            };
+            let mut r = self.session.run(&one, exact)?;
+            if r == (Stop::Breakpoint { addr: pc }) && self.session.m.icount() == start {
+                // It did not remember after all: this run stopped there
+                // and the next goes past.
+                r = self.session.run(&one, exact)?;
+            }
+            match r {
+                Stop::Budget if limits.max_icount.is_none_or(|m| m > start + 1) => {}
+                s => return Ok(s),
+            }
+        }
         if let (Some(pc), EngineKind::Kvm) = (at_bp, self.session.kind()) {
             // KVM single-steps past it (its exact runs skip a breakpoint
             // at the first instruction already).

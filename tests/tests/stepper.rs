@@ -533,3 +533,32 @@ fn the_frames_of_int_0x80_and_of_the_gp_are_labelled() {
         );
     }
 }
+
+/// The interpreter remembers the breakpoint it stopped at, to run past it
+/// next time; leaving it by a step with the breakpoint cleared must not
+/// leave that memory behind, or the breakpoint, set again, would be
+/// skipped once.
+#[test]
+fn a_breakpoint_cleared_stepped_off_and_set_again_stops_the_next_time_round() {
+    for kind in [EngineKind::Interp, EngineKind::Bt] {
+        let mut s = restartable(kind);
+        s.exec(Command::ToggleBreakpoint(UPUTS_IN));
+        s.exec(Command::Continue);
+        assert_eq!(s.last_stop, Some(Stop::Breakpoint { addr: UPUTS_IN }));
+        s.exec(Command::ToggleBreakpoint(UPUTS_IN));
+        s.exec(Command::Step);
+        assert_eq!(eip(&mut s), UPUTS_IN + 1, "{kind:?}");
+        assert_eq!(s.message, "stepped one instruction");
+        let at = s.session.m.icount();
+        s.exec(Command::ToggleBreakpoint(UPUTS_IN));
+        s.exec(Command::Continue);
+        assert_eq!(
+            s.last_stop,
+            Some(Stop::Breakpoint { addr: UPUTS_IN }),
+            "{kind:?}: {}",
+            s.message
+        );
+        // Once round the UART loop (12 instructions, this one stepped).
+        assert_eq!(s.session.m.icount(), at + 11, "{kind:?}");
+    }
+}
