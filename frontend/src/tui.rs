@@ -353,7 +353,9 @@ const COLUMN: u16 = 38;
 /// Draws the whole screen.
 pub fn draw(f: &mut Frame, app: &mut App) {
     let area = f.area();
-    let st = app.stepper.session.cpu_state().ok();
+    let state = app.stepper.session.cpu_state();
+    let st = state.as_ref().ok().cloned();
+    let state_error = state.err().map(|e| e.to_string());
     let status = status_lines(&app.stepper.message, area.width);
     let rows = Layout::vertical([
         Constraint::Length(1),
@@ -362,7 +364,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         Constraint::Length(1),
     ])
     .split(area);
-    draw_header(f, rows[0], app, st.as_ref());
+    draw_header(f, rows[0], app, st.as_ref(), state_error.as_deref());
     f.render_widget(Paragraph::new(status), rows[2]);
     let main = rows[1];
     if main.width < MIN_W || main.height < MIN_H - 3 {
@@ -541,7 +543,13 @@ fn status_lines(msg: &str, width: u16) -> Vec<Line<'static>> {
         .collect()
 }
 
-fn draw_header(f: &mut Frame, r: Rect, app: &mut App, st: Option<&CpuState>) {
+fn draw_header(
+    f: &mut Frame,
+    r: Rect,
+    app: &mut App,
+    st: Option<&CpuState>,
+    state_error: Option<&str>,
+) {
     let s = &mut app.stepper;
     let core = format!(
         " engine {}  instructions {} ",
@@ -568,6 +576,12 @@ fn draw_header(f: &mut Frame, r: Rect, app: &mut App, st: Option<&CpuState>) {
         spans.push(Span::styled(t, style));
     }
     spans.push(Span::raw(mode));
+    if let Some(e) = state_error {
+        spans.push(Span::styled(
+            format!(" CPU state unavailable: {e}"),
+            Style::default().fg(Color::Red),
+        ));
+    }
     f.render_widget(Paragraph::new(Line::from(spans)), r);
 }
 

@@ -11,6 +11,10 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
+/// What a pane shows when the engine cannot export its CPU state (the
+/// header says why).
+pub const NO_STATE: &str = "no CPU state: the engine could not export it (see the header)";
+
 /// `s` cut to `w` characters, the cut marked with `…`.
 pub fn fit(s: &str, w: usize) -> String {
     if s.chars().count() <= w {
@@ -85,7 +89,7 @@ pub fn draw_code(f: &mut Frame, r: Rect, s: &mut Stepper, st: Option<&CpuState>)
     };
     let block = block(title, None);
     let Some(st) = st else {
-        f.render_widget(Paragraph::new("(no CPU state)").block(block), r);
+        f.render_widget(Paragraph::new(fit(NO_STATE, inner_w(r))).block(block), r);
         return;
     };
     let m = &s.session.m;
@@ -219,7 +223,7 @@ pub fn draw_cpu(f: &mut Frame, r: Rect, st: Option<&CpuState>, full: bool) {
     };
     let Some(st) = st else {
         f.render_widget(
-            Paragraph::new("(no CPU state)").block(block(title, None)),
+            Paragraph::new(fit(NO_STATE, inner_w(r))).block(block(title, None)),
             r,
         );
         return;
@@ -330,7 +334,7 @@ pub fn draw_segments(f: &mut Frame, r: Rect, st: Option<&CpuState>, tabs: Option
             )));
             clip(l, inner_h(r))
         }
-        None => vec![Line::raw("(no CPU state)")],
+        None => vec![Line::raw(fit(NO_STATE, inner_w(r)))],
     };
     f.render_widget(Paragraph::new(lines).block(block(title, tabs)), r);
 }
@@ -368,7 +372,7 @@ pub fn draw_stack(
     let h = inner_h(r);
     let Some(st) = st else {
         f.render_widget(
-            Paragraph::new("(no CPU state)").block(block(" stack ".into(), tabs)),
+            Paragraph::new(fit(NO_STATE, inner_w(r))).block(block(" stack ".into(), tabs)),
             r,
         );
         return;
