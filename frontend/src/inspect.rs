@@ -461,7 +461,12 @@ pub fn eflags_text(f: u32) -> String {
         .filter(|(b, _)| f & b != 0)
         .map(|&(_, n)| n)
         .collect();
-    format!("{} IOPL={}", set.join(" "), (f >> 12) & 3)
+    let iopl = format!("IOPL={}", (f >> 12) & 3);
+    if set.is_empty() {
+        iopl
+    } else {
+        format!("{} {iopl}", set.join(" "))
+    }
 }
 
 /// A segment register with its hidden descriptor cache.
@@ -698,5 +703,6 @@ mod tests {
             "CS 001b base 00000000 limit ffffffff DPL 3 code r-x 32-bit"
         );
         assert_eq!(eflags_text(0x3246), "PF ZF IF IOPL=3");
+        assert_eq!(eflags_text(0x2), "IOPL=0");
     }
 }

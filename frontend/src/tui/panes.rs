@@ -492,10 +492,11 @@ pub fn draw_events(f: &mut Frame, r: Rect, s: &Stepper, tabs: Option<Line<'stati
             recs.push(rec);
         }
     }
-    let title = if hidden > 0 {
-        format!(" events (at instruction; {hidden} port I/O not listed) ")
-    } else {
-        " events (at instruction) ".to_string()
+    let title = match (hidden, w >= 60) {
+        (0, true) => " events (at instruction) ".to_string(),
+        (0, false) => " events ".to_string(),
+        (n, true) => format!(" events (at instruction; {n} port I/O not listed) "),
+        (n, false) => format!(" events ({n} port I/O not listed) "),
     };
     let digits = recs
         .iter()
