@@ -14,6 +14,17 @@
 //! debug trap that ends it, the engine had no part in it: the departure is
 //! kvm-pvm's.
 //!
+//! Found so (issue 14): 4 KiB of zeros at 0x7C00 (`add [bx+si], al` over
+//! and over, AL = 0) loop forever on the interpreter, the translator and
+//! kvm_amd (in the QEMU/SVM test VM), as on a CPU, whose 16-bit IP wraps
+//! from an instruction ending at FFFF to 0000. kvm-pvm stops after about
+//! 50 ms with three interrupt frames on the stack: its emulator (KVM's
+//! arch/x86/kvm/emulate.c, which outside long mode truncates EIP to 32
+//! bits after an instruction, not to 16 in 16-bit code) leaves EIP at
+//! 0x10000; the fetch there is past CS's limit and raises #GP, whose
+//! frame shifts the zeros' instruction boundaries, until a #UD and a HLT
+//! made of pushed bytes (F4 at 0x7BEE) end the run.
+//!
 //! Only deterministic guests are compared so: where the interpreter saw a
 //! hardware interrupt, its timing (host time on KVM) decides the path and
 //! lockstep would find a difference that is no departure.
