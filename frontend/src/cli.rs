@@ -49,13 +49,13 @@ enum Command {
   ringlab run --lesson hello --engine kvm
   ringlab run boot.bin --trace events.jsonl --json report.json
   ringlab run --lesson rings --switch-at 3700:bt --switch-at 5200:interp
-  ringlab run --lesson hello --switch-at 40:kvm (to KVM mid-run, in real mode)
-  ringlab run --bios rom.bin --stats           (boot from a firmware ROM)
+  ringlab run --lesson hello --switch-at 40:kvm   (to KVM mid-run, in real mode)
+  ringlab run --bios rom.bin --stats              (boot from a firmware ROM)
 
 KVM with hardware virtualization (kvm_intel, kvm_amd) runs every lesson.
 kvm-pvm, the software KVM of some cloud VMs, runs only real mode and
-protected mode without paging or ring changes (hello, protected): ringlab
-says so when a guest needs more.")]
+protected mode without paging, ring changes or IRET (the hello and
+protected lessons): ringlab says so when a guest needs more.")]
     Run(run::RunArgs),
     /// Run a guest on every available engine and compare them: the table
     /// of the demo, for any guest. Exit status 16 when the engines

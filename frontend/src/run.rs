@@ -290,6 +290,19 @@ pub fn parse_switch(s: &str) -> Result<(u64, EngineKind), String> {
 }
 
 pub fn run(args: &RunArgs) -> Result<u8, Failure> {
+    let mut json_created = false;
+    let r = run_guest(args, &mut json_created);
+    if r.is_err() && json_created {
+        // No report for a run that failed: not an empty file either.
+        if let Some(path) = &args.json {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    r
+}
+
+/// `run`; `json_created` is set once the --json file exists.
+fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
     let (mut m, loaded) = prepare(&args.guest)?;
     // The report is written when the run ends; a path that cannot be
     // written fails now, as --trace does, not after the run.
@@ -302,6 +315,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         })?),
         None => None,
     };
+    *json_created = json_file.is_some();
     if let Some(path) = &args.trace {
         let f = std::fs::File::create(path).map_err(|e| {
             Failure::new(

@@ -718,6 +718,24 @@ fn command_line_errors_say_what_to_give_in_its_own_words() {
             path.display()
         ),
     );
+    // A run that fails leaves no report behind, not even an empty file.
+    let path = tmp("failed-run.json");
+    let _ = std::fs::remove_file(&path);
+    assert_clean_error(
+        &ringlab(&[
+            "run",
+            "--lesson",
+            "hello",
+            "--engine",
+            "bt",
+            "--deprivilege",
+            "--json",
+            path.to_str().unwrap(),
+        ]),
+        2,
+        "--deprivilege is a mode of the interpreter",
+    );
+    assert!(!path.exists());
 }
 
 fn kvm_pvm_host() -> bool {
