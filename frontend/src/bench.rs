@@ -52,9 +52,10 @@ pub struct BenchArgs {
 /// One engine's figures.
 pub struct EngineBench {
     pub engine: EngineKind,
-    /// Host ns per operation, per benchmark; Err: why it could not run.
+    /// Host ns per operation, per benchmark; Err: "skipped: why" (this
+    /// host cannot run it, known up front) or "cannot run: why".
     pub nano: Result<Vec<f64>, String>,
-    /// Compute loop: Ok((seconds, finished)); Err: why it could not run.
+    /// Compute loop: Ok((seconds, finished)); Err as for `nano`.
     pub compute: Result<(f64, bool), String>,
 }
 
@@ -127,6 +128,39 @@ pub fn compute(kind: EngineKind, limit: Duration) -> Result<(f64, bool), String>
 /// the tests; the guest is deterministic, so every engine runs as many).
 pub const COMPUTE_INSNS: u64 = 900_000_203;
 
+/// What this host cannot run, known before running anything: (nanobench,
+/// compute loop), each Some("skipped: why"). Only KVM depends on the host:
+/// without a usable /dev/kvm neither runs, and kvm-pvm (a software
+/// hypervisor, not VT-x/AMD-V) has no 32-bit paging, which the nanobench
+/// guest needs, and runs the compute loop's unpaged protected mode in its
+/// instruction emulator at about 2 M instructions/s (measured, see
+/// ../shared/DESIGN.md, "Facts"), minutes for 900 M instructions.
+fn skips(kind: EngineKind) -> (Option<String>, Option<String>) {
+    if kind != EngineKind::Kvm {
+        return (None, None);
+    }
+    match crate::engines::kvm_host() {
+        Err(why) => {
+            let why = format!("skipped: {why}");
+            (Some(why.clone()), Some(why))
+        }
+        Ok(engine_kvm::host::HostKind::Pvm) => (
+            Some(
+                "skipped: this host's KVM is kvm-pvm, which supports paging only in long mode; \
+                 the nanobench guest uses 32-bit paging and ring 3"
+                    .into(),
+            ),
+            Some(format!(
+                "skipped: this host's KVM is kvm-pvm, which runs unpaged protected mode in its \
+                 instruction emulator (about 2 M instructions/s): the {} M-instruction loop would \
+                 take minutes",
+                COMPUTE_INSNS / 1_000_000
+            )),
+        ),
+        Ok(_) => (None, None),
+    }
+}
+
 pub fn bench(args: &BenchArgs) -> Result<u8, Failure> {
     if !(args.compute_timeout.is_finite() && args.compute_timeout > 0.0) {
         return Err(Failure::new(
@@ -142,9 +176,20 @@ pub fn bench(args: &BenchArgs) -> Result<u8, Failure> {
     let limit = Duration::from_secs_f64(args.compute_timeout);
     let mut results = Vec::new();
     for &e in &engines {
-        eprintln!("bench: {} ...", e.name());
-        let nano = nanobench(e);
-        let compute = compute(e, limit);
+        let (skip_nano, skip_compute) = skips(e);
+        match (&skip_nano, &skip_compute) {
+            (Some(n), Some(c)) if n == c => eprintln!("bench: {} {n}", e.name()),
+            (Some(n), Some(c)) => eprintln!("bench: {} nanobench {n}; compute loop {c}", e.name()),
+            _ => eprintln!("bench: {} ...", e.name()),
+        }
+        let nano = match skip_nano {
+            Some(why) => Err(why),
+            None => nanobench(e).map_err(|e| format!("cannot run: {e}")),
+        };
+        let compute = match skip_compute {
+            Some(why) => Err(why),
+            None => compute(e, limit).map_err(|e| format!("cannot run: {e}")),
+        };
         results.push(EngineBench {
             engine: e,
             nano,
@@ -228,7 +273,7 @@ pub fn table(results: &[EngineBench], limit: Duration) -> String {
                 limit.as_secs_f64(),
                 COMPUTE_INSNS as f64 / secs / 1e6
             ),
-            (Err(e), _) => format!("cannot run: {e}"),
+            (Err(e), _) => e.clone(),
             _ => String::new(),
         };
         s.push_str(&format!("  {:<8} {text}\n", r.engine.name()));
@@ -239,7 +284,7 @@ pub fn table(results: &[EngineBench], limit: Duration) -> String {
             r.nano
                 .as_ref()
                 .err()
-                .map(|e| format!("  {}: nanobench cannot run: {e}", r.engine.name()))
+                .map(|e| format!("  {}: nanobench {e}", r.engine.name()))
         })
         .collect();
     if !failed.is_empty() {
@@ -248,6 +293,15 @@ pub fn table(results: &[EngineBench], limit: Duration) -> String {
         s.push('\n');
     }
     s
+}
+
+/// A figure that was not measured, for the JSON: skipped up front or
+/// failed, with the reason.
+fn not_run(e: &str) -> serde_json::Value {
+    match e.strip_prefix("skipped: ") {
+        Some(why) => serde_json::json!({ "skipped": why }),
+        None => serde_json::json!({ "error": e.strip_prefix("cannot run: ").unwrap_or(e) }),
+    }
 }
 
 fn json(results: &[EngineBench]) -> serde_json::Value {
@@ -261,7 +315,7 @@ fn json(results: &[EngineBench]) -> serde_json::Value {
                     .zip(v)
                     .map(|((n, _), ns)| (n.to_string(), json!(ns)))
                     .collect::<serde_json::Map<_, _>>()),
-                Err(e) => json!({ "error": e }),
+                Err(e) => not_run(e),
             };
             let compute = match &r.compute {
                 Ok((secs, true)) => json!({
@@ -270,7 +324,7 @@ fn json(results: &[EngineBench]) -> serde_json::Value {
                     "mips": COMPUTE_INSNS as f64 / secs / 1e6,
                 }),
                 Ok((secs, false)) => json!({ "seconds": secs, "finished": false }),
-                Err(e) => json!({ "error": e }),
+                Err(e) => not_run(e),
             };
             json!({ "engine": r.engine.name(), "ns_per_op": nano, "compute": compute })
         })

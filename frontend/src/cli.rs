@@ -46,10 +46,16 @@ enum Command {
     /// Run a guest image on one engine; its COM1 output goes to stdout.
     #[command(after_help = "Examples:
   ringlab run kernel.elf --engine bt --stats
-  ringlab run --lesson rings --engine kvm
+  ringlab run --lesson hello --engine kvm
   ringlab run boot.bin --trace events.jsonl --json report.json
-  ringlab run --lesson rings --switch-at 3700:kvm --switch-at 5200:interp
-  ringlab run --bios rom.bin --stats           (boot from a firmware ROM)")]
+  ringlab run --lesson rings --switch-at 3700:bt --switch-at 5200:interp
+  ringlab run --lesson hello --switch-at 40:kvm   (to KVM mid-run, in real mode)
+  ringlab run --bios rom.bin --stats              (boot from a firmware ROM)
+
+KVM with hardware virtualization (kvm_intel, kvm_amd) runs every lesson.
+kvm-pvm, the software KVM of some cloud VMs, runs only real mode and
+protected mode without paging, ring changes or IRET (the hello and
+protected lessons): ringlab says so when a guest needs more.")]
     Run(run::RunArgs),
     /// Run a guest on every available engine and compare them: the table
     /// of the demo, for any guest. Exit status 16 when the engines
@@ -97,13 +103,27 @@ enum Command {
     },
 }
 
+/// A command-line error from clap, worded as ringlab's own errors are
+/// ("ringlab: error: ..."), with clap's usage line and hint after it.
+pub fn clap_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    match text.strip_prefix("error: ") {
+        Some(rest) => format!("ringlab: error: {rest}"),
+        None => format!("ringlab: error: {text}"),
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { status::USAGE } else { 0 };
+        // --help and --version are not errors.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::from(0);
+        }
+        Err(e) => {
+            eprint!("{}", clap_error(&e));
+            return ExitCode::from(status::USAGE);
         }
     };
     let result = match cli.command {

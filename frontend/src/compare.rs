@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 /// What one engine produced.
 pub struct Outcome {
     pub engine: EngineKind,
-    /// Err: why the engine could not run.
+    /// Err: why the engine did not run ("unavailable: ..." or, decided
+    /// up front, "skipped: ...").
     pub result: Result<Ran, String>,
 }
 
@@ -31,6 +32,8 @@ pub struct Ran {
     pub sensitive: u64,
     pub vm_exits: u64,
     pub counters: Vec<(String, u64)>,
+    /// CR0.PG at the end: the guest used 32-bit paging.
+    pub paged: bool,
 }
 
 pub struct Guest {
@@ -57,7 +60,11 @@ pub fn run_one(kind: EngineKind, guest: &Guest) -> Result<Ran, String> {
     let stop = engine.run(&mut m, &limits).map_err(|e| e.to_string())?;
     let wall = start.elapsed();
     let stats = engine.stats();
+    let paged = engine
+        .cpu_state()
+        .is_ok_and(|s| s.cr0 & machine::cpu::cr0::PG != 0);
     Ok(Ran {
+        paged,
         status: status::for_stop(&stop),
         stop,
         serial: m.serial_output().to_vec(),
@@ -75,13 +82,53 @@ pub fn run_one(kind: EngineKind, guest: &Guest) -> Result<Ran, String> {
 }
 
 pub fn run_all(guest: &Guest) -> Vec<Outcome> {
-    [EngineKind::Interp, EngineKind::Bt, EngineKind::Kvm]
-        .into_iter()
-        .map(|engine| Outcome {
-            engine,
-            result: run_one(engine, guest),
-        })
-        .collect()
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for engine in [EngineKind::Interp, EngineKind::Bt, EngineKind::Kvm] {
+        let reference = outcomes.first().and_then(|o| o.result.as_ref().ok());
+        let skip = match engine {
+            EngineKind::Kvm => kvm_skip(reference),
+            _ => None,
+        };
+        let result = match skip {
+            Some(why) => Err(why),
+            None => run_one(engine, guest).map_err(|e| format!("unavailable: {e}")),
+        };
+        outcomes.push(Outcome { engine, result });
+    }
+    outcomes
+}
+
+/// Why KVM is left out, decided before it runs: no usable /dev/kvm, or a
+/// kvm-pvm host (a software hypervisor for nested clouds, not VT-x/AMD-V)
+/// and a guest that the interpreter's run showed using what kvm-pvm
+/// cannot run — 32-bit paging (it pages only in long mode) or ring
+/// changes in protected mode without paging (it fails on IRET there).
+/// None: run it (the KVM engine still explains any kvm-pvm stop).
+fn kvm_skip(reference: Option<&Ran>) -> Option<String> {
+    let host = match crate::engines::kvm_host() {
+        Err(why) => return Some(format!("unavailable: {why}")),
+        Ok(h) => h,
+    };
+    if host != engine_kvm::host::HostKind::Pvm {
+        return None;
+    }
+    let r = reference?;
+    let why = if r.paged {
+        "the guest turns on 32-bit paging (CR0.PG is set at the end of the interpreter's run), \
+         which this host's kvm-pvm supports only in long mode"
+            .to_string()
+    } else if r.privilege_changes > 0 {
+        format!(
+            "the guest changes rings in 32-bit protected mode without paging ({} ring changes \
+             on the interpreter), which this host's kvm-pvm cannot run (it fails on IRET there)",
+            r.privilege_changes
+        )
+    } else {
+        return None;
+    };
+    Some(format!(
+        "skipped: {why}; hardware virtualization (kvm_intel, kvm_amd) runs it"
+    ))
 }
 
 /// The first difference between two runs, described for a human.
@@ -117,6 +164,43 @@ pub fn first_difference(a: &Ran, b: &Ran) -> Option<String> {
     None
 }
 
+fn pvm_host() -> bool {
+    engine_kvm::host::detect() == engine_kvm::host::HostKind::Pvm
+}
+
+/// When KVM ended differently from the interpreter on a guest whose run
+/// does not hang on interrupt timing: where and why, by stepping both
+/// (`departure`). Some(Err): the search found nothing or failed.
+fn kvm_departure(
+    guest: &Guest,
+    reference: Option<(EngineKind, &Ran)>,
+    outcomes: &[Outcome],
+) -> Option<Result<crate::departure::Departure, String>> {
+    let (EngineKind::Interp, first) = reference? else {
+        return None;
+    };
+    let kvm = outcomes
+        .iter()
+        .find(|o| o.engine == EngineKind::Kvm)?
+        .result
+        .as_ref()
+        .ok()?;
+    first_difference(first, kvm)?;
+    if first.interrupts > 0 {
+        return Some(Err(format!(
+            "the guest took {} hardware interrupts, whose timing is host time on KVM, so the \
+             engines cannot be stepped side by side",
+            first.interrupts
+        )));
+    }
+    let budget = crate::departure::BUDGET;
+    eprintln!(
+        "ringlab: kvm differs from interp: stepping both to find where (up to {} s)",
+        budget.as_secs()
+    );
+    Some(crate::departure::find(guest, budget))
+}
+
 /// Prints the comparison table; returns true when every engine that ran
 /// agreed with the first one.
 pub fn print_table(w: &mut dyn Write, guest: &Guest, outcomes: &[Outcome]) -> bool {
@@ -125,6 +209,7 @@ pub fn print_table(w: &mut dyn Write, guest: &Guest, outcomes: &[Outcome]) -> bo
         .iter()
         .find_map(|o| o.result.as_ref().ok().map(|r| (o.engine, r)));
     let mut agree = true;
+    let departure = kvm_departure(guest, reference, outcomes);
     let _ = writeln!(
         w,
         "{:<7} {:<9} {:>12} {:>9} {:>10} {:>6} {:>6} {:>6} {:>9} {:>8}  stop",
@@ -142,7 +227,7 @@ pub fn print_table(w: &mut dyn Write, guest: &Guest, outcomes: &[Outcome]) -> bo
     for o in outcomes {
         match &o.result {
             Err(why) => {
-                let _ = writeln!(w, "{:<7} unavailable: {why}", o.engine.name());
+                let _ = writeln!(w, "{:<7} {why}", o.engine.name());
             }
             Ok(r) => {
                 let matches = match reference {
@@ -177,7 +262,12 @@ pub fn print_table(w: &mut dyn Write, guest: &Guest, outcomes: &[Outcome]) -> bo
                     r.interrupts,
                     r.sensitive,
                     r.vm_exits,
-                    r.stop
+                    match (&departure, o.engine) {
+                        (Some(Ok(_)), EngineKind::Kvm) if pvm_host() => {
+                            format!("{} (kvm-pvm's emulation departs: see below)", r.stop)
+                        }
+                        _ => r.stop.to_string(),
+                    }
                 );
             }
         }
@@ -187,6 +277,15 @@ pub fn print_table(w: &mut dyn Write, guest: &Guest, outcomes: &[Outcome]) -> bo
             if let Ok(r) = &o.result {
                 if let Some(d) = first_difference(first, r) {
                     let _ = writeln!(w, "\n{} differs from {}: {d}", o.engine.name(), e.name());
+                    match (&departure, o.engine) {
+                        (Some(Ok(d)), EngineKind::Kvm) => {
+                            let _ = writeln!(w, "{}", d.text);
+                        }
+                        (Some(Err(why)), EngineKind::Kvm) => {
+                            let _ = writeln!(w, "(where kvm departs was not found: {why})");
+                        }
+                        _ => {}
+                    }
                 }
             }
         }
@@ -227,12 +326,84 @@ pub fn print_table(w: &mut dyn Write, guest: &Guest, outcomes: &[Outcome]) -> bo
             }
         }
     }
+    translator_time(w, outcomes);
     let _ = writeln!(
         w,
         "rings = privilege changes, excs = exceptions, irqs = hardware interrupts, \
          sensitive = sensitive instructions handled by the engine"
     );
     agree
+}
+
+/// The translator's speed-up over the interpreter on the compute loop of
+/// `ringlab bench`, as BENCHMARKS.md measured it (7.5x to 8.6x on several
+/// hosts); the README quotes the same figure.
+pub const BT_SPEEDUP: &str = "about 8x";
+
+/// Where the translator's time went: translating blocks, or running the
+/// guest (translated code and the instructions left to the
+/// interpreter). On a short guest translation dominates and the
+/// translator is slower than the interpreter; said so, with what it
+/// gains on a long run.
+fn translator_time(w: &mut dyn Write, outcomes: &[Outcome]) {
+    let ran = |k: EngineKind| {
+        outcomes
+            .iter()
+            .find(|o| o.engine == k)
+            .and_then(|o| o.result.as_ref().ok())
+    };
+    let Some(bt) = ran(EngineKind::Bt) else {
+        return;
+    };
+    let counter = |name: &str| {
+        bt.counters
+            .iter()
+            .find(|(k, _)| k.trim() == name)
+            .map_or(0, |(_, v)| *v)
+    };
+    let blocks = counter("blocks translated");
+    if blocks == 0 {
+        return;
+    }
+    let wall_ms = bt.wall.as_secs_f64() * 1e3;
+    // Translation is timed inside the run, so it is part of the wall time.
+    let translating_ms = (counter("translation time (us)") as f64 / 1e3).min(wall_ms);
+    let _ = writeln!(
+        w,
+        "bt time: {wall_ms:.2} ms = {translating_ms:.2} ms translating {blocks} blocks \
+         ({:.1} us each) + {:.2} ms running the guest ({} instructions in translated code, \
+         {} on the interpreter)",
+        translating_ms * 1e3 / blocks as f64,
+        wall_ms - translating_ms,
+        counter("translated instructions run"),
+        counter("instructions on the interpreter"),
+    );
+    let Some(interp) = ran(EngineKind::Interp) else {
+        return;
+    };
+    if bt.wall <= interp.wall {
+        return;
+    }
+    if wall_ms - translating_ms <= interp.wall.as_secs_f64() * 1e3 {
+        let _ = writeln!(
+            w,
+            "The translator is slower than the interpreter here: {} instructions are too \
+             few to pay back translating. On a long run it is {BT_SPEEDUP} as fast as the \
+             interpreter (the 900 M-instruction loop of `ringlab bench`, BENCHMARKS.md).",
+            bt.instructions.unwrap_or(0)
+        );
+    } else {
+        let _ = writeln!(
+            w,
+            "The translator is slower than the interpreter here even without translating: \
+             {} of its instructions ran on the interpreter, sensitive and privileged ones \
+             among them, and leaving translated code for them and coming back costs more than \
+             interpreting them ({} block exits to the interpreter); `ringlab bench` times such \
+             instructions one by one.",
+            counter("instructions on the interpreter"),
+            counter("block exits to the interpreter"),
+        );
+    }
 }
 
 /// `ringlab` with no arguments.

@@ -44,3 +44,14 @@ pub fn create_with(
         EngineKind::Kvm => engine_kvm::create(m),
     }
 }
+
+/// Which KVM this host has, asked once and up front (before anything
+/// waits on a guest): Err names why there is none usable (no /dev/kvm,
+/// no permission).
+pub fn kvm_host() -> Result<engine_kvm::host::HostKind, String> {
+    engine_kvm::host::open().map_err(|e| match e {
+        EngineError::Unavailable(why) => why,
+        other => other.to_string(),
+    })?;
+    Ok(engine_kvm::host::detect())
+}

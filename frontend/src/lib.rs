@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod cli;
 pub mod compare;
+pub mod departure;
 pub mod engines;
 pub mod inspect;
 pub mod report;

@@ -76,6 +76,37 @@ impl FormatArg {
     }
 }
 
+/// The guest RAM sizes `--mem` takes, in MiB (the machine's limits).
+const MEM_MIB: std::ops::RangeInclusive<usize> =
+    (machine::memory::MIN_RAM >> 20)..=(machine::memory::MAX_RAM >> 20);
+
+/// Why `mib` is no guest RAM size, in the words --mem is given in.
+fn mem_range_error(mib: usize) -> Option<String> {
+    (!MEM_MIB.contains(&mib)).then(|| {
+        format!(
+            "guest RAM is {} to {} MiB; {mib} MiB is too {}",
+            MEM_MIB.start(),
+            MEM_MIB.end(),
+            if mib < *MEM_MIB.start() {
+                "little"
+            } else {
+                "much"
+            }
+        )
+    })
+}
+
+/// Parses `--mem MIB`.
+pub fn parse_mem(s: &str) -> Result<usize, String> {
+    let mib: usize = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number of MiB"))?;
+    match mem_range_error(mib) {
+        Some(why) => Err(why),
+        None => Ok(mib),
+    }
+}
+
 pub fn parse_u32(s: &str) -> Result<u32, String> {
     let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(h) => u32::from_str_radix(h, 16),
@@ -110,7 +141,7 @@ pub struct GuestArgs {
     /// The guest image: a flat binary (a boot sector, loaded at 0x7C00 in
     /// real mode) or a multiboot v1 kernel (ELF32 or a.out kludge, entered in
     /// protected mode). The format is detected; --format overrides.
-    #[arg(required_unless_present_any = ["lesson", "bios"], conflicts_with = "lesson")]
+    #[arg(conflicts_with = "lesson")]
     pub image: Option<PathBuf>,
     /// Run a lab's guest instead of an image (see `ringlab lessons`).
     #[arg(long, value_name = "NAME")]
@@ -123,10 +154,11 @@ pub struct GuestArgs {
     #[arg(long, value_name = "ROM.bin")]
     pub bios: Option<PathBuf>,
     /// Guest RAM in MiB (1 to 3072).
-    #[arg(long, default_value_t = 32, value_name = "MIB")]
+    #[arg(long, default_value_t = 32, value_name = "MIB", value_parser = parse_mem)]
     pub mem: usize,
-    /// Image format, instead of detecting it.
-    #[arg(long, value_enum)]
+    /// Image format, instead of detecting it (a lesson's format is known:
+    /// not with --lesson).
+    #[arg(long, value_enum, conflicts_with = "lesson")]
     pub format: Option<FormatArg>,
     /// Load address of a flat image (default 0x7C00); decimal or 0x hex.
     #[arg(long, value_name = "ADDR", value_parser = parse_u32)]
@@ -174,12 +206,22 @@ pub fn prepare(g: &GuestArgs) -> Result<(Machine, LoadedImage), Failure> {
             ))
         }
         (None, None) if g.bios.is_some() => None,
-        (None, None) => return Err(Failure::new(status::USAGE, "no image and no --lesson")),
+        (None, None) => {
+            return Err(Failure::new(
+                status::USAGE,
+                "no guest given: name an IMAGE file, or --lesson NAME for a lab's guest \
+                 (`ringlab lessons` lists them), or --bios ROM",
+            ))
+        }
     };
     let mem_mib = g.mem;
-    let ram = mem_mib
-        .checked_mul(1 << 20)
-        .ok_or_else(|| Failure::new(status::USAGE, format!("--mem {mem_mib}: too large")))?;
+    if let Some(why) = mem_range_error(mem_mib) {
+        return Err(Failure::new(
+            status::USAGE,
+            format!("--mem {mem_mib}: {why}"),
+        ));
+    }
+    let ram = mem_mib << 20;
     let mut m = Machine::new(MachineConfig::with_ram(ram))
         .map_err(|e| Failure::new(status::USAGE, format!("--mem {mem_mib}: {e}")))?;
     let mut loaded = match guest {
@@ -248,7 +290,32 @@ pub fn parse_switch(s: &str) -> Result<(u64, EngineKind), String> {
 }
 
 pub fn run(args: &RunArgs) -> Result<u8, Failure> {
+    let mut json_created = false;
+    let r = run_guest(args, &mut json_created);
+    if r.is_err() && json_created {
+        // No report for a run that failed: not an empty file either.
+        if let Some(path) = &args.json {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    r
+}
+
+/// `run`; `json_created` is set once the --json file exists.
+fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
     let (mut m, loaded) = prepare(&args.guest)?;
+    // The report is written when the run ends; a path that cannot be
+    // written fails now, as --trace does, not after the run.
+    let mut json_file = match &args.json {
+        Some(path) => Some(std::fs::File::create(path).map_err(|e| {
+            Failure::new(
+                status::USAGE,
+                format!("cannot create {}: {e}", path.display()),
+            )
+        })?),
+        None => None,
+    };
+    *json_created = json_file.is_some();
     if let Some(path) = &args.trace {
         let f = std::fs::File::create(path).map_err(|e| {
             Failure::new(
@@ -410,14 +477,15 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         );
     }
     let code = status::for_stop(&stop);
-    if let Some(path) = &args.json {
+    if let (Some(path), Some(f)) = (&args.json, &mut json_file) {
         let report = json_report(&mut session, &stop, code, wall, &serial);
-        std::fs::write(path, format!("{report:#}\n")).map_err(|e| {
-            Failure::new(
-                status::USAGE,
-                format!("cannot write {}: {e}", path.display()),
-            )
-        })?;
+        f.write_all(format!("{report:#}\n").as_bytes())
+            .map_err(|e| {
+                Failure::new(
+                    status::USAGE,
+                    format!("cannot write {}: {e}", path.display()),
+                )
+            })?;
     }
     if args.stats {
         let outcome = RunOutcome {
@@ -482,20 +550,14 @@ impl Progress {
         }
         let icount = session.m.icount();
         let dt = self.last.elapsed().as_secs_f64();
-        let rate = match session.stats().instructions {
-            Some(_) => format!(
-                "{:.1} M instructions/s",
-                (icount - self.last_icount) as f64 / dt / 1e6
-            ),
-            None => "instructions not counted on KVM".to_string(),
-        };
-        eprint!(
-            "\r\x1b[2K[ringlab] {:.0} s, {} on {}: {} instructions, {rate}",
-            start.elapsed().as_secs_f64(),
-            session.m.clock.now() / 1_000_000,
-            session.kind().name(),
-            icount
+        let counted = session.stats().instructions.is_some();
+        let line = progress_line(
+            start.elapsed(),
+            session.kind(),
+            counted.then(|| (icount, (icount - self.last_icount) as f64 / dt)),
+            session.m.clock.now(),
         );
+        eprint!("\r\x1b[2K{line}");
         self.shown = true;
         self.last = Instant::now();
         self.last_icount = icount;
@@ -506,6 +568,27 @@ impl Progress {
             eprint!("\r\x1b[2K");
         }
     }
+}
+
+/// The progress line: host time, engine, instructions (None on KVM, which
+/// does not count them) with their rate per second, and virtual time,
+/// each with its unit.
+fn progress_line(
+    elapsed: Duration,
+    kind: EngineKind,
+    insns: Option<(u64, f64)>,
+    virtual_ns: u64,
+) -> String {
+    let count = match insns {
+        Some((n, rate)) => format!("{n} instructions ({:.1} M/s)", rate / 1e6),
+        None => "instructions not counted on KVM".to_string(),
+    };
+    format!(
+        "[ringlab] {:.0} s on {}: {count}, virtual time {} ms",
+        elapsed.as_secs_f64(),
+        kind.name(),
+        virtual_ns / 1_000_000
+    )
 }
 
 /// The `--json` report of a finished run.
@@ -559,4 +642,44 @@ fn json_report(
             "at_instruction": s.icount, "from": s.from.name(), "to": s.to.name(),
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_line_names_every_unit() {
+        assert_eq!(
+            progress_line(
+                Duration::from_millis(3200),
+                EngineKind::Interp,
+                Some((812_345_678, 270_120_000.0)),
+                812_345_678
+            ),
+            "[ringlab] 3 s on interp: 812345678 instructions (270.1 M/s), virtual time 812 ms"
+        );
+        assert_eq!(
+            progress_line(Duration::from_secs(2), EngineKind::Kvm, None, 2_025_000_000),
+            "[ringlab] 2 s on kvm: instructions not counted on KVM, virtual time 2025 ms"
+        );
+    }
+
+    #[test]
+    fn mem_is_checked_in_mib_and_words() {
+        assert_eq!(parse_mem("32"), Ok(32));
+        assert_eq!(parse_mem("3072"), Ok(3072));
+        assert_eq!(
+            parse_mem("99999"),
+            Err("guest RAM is 1 to 3072 MiB; 99999 MiB is too much".to_string())
+        );
+        assert_eq!(
+            parse_mem("0"),
+            Err("guest RAM is 1 to 3072 MiB; 0 MiB is too little".to_string())
+        );
+        assert_eq!(
+            parse_mem("1G"),
+            Err("`1G` is not a whole number of MiB".to_string())
+        );
+    }
 }

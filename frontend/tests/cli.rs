@@ -279,6 +279,26 @@ fn trace_file_holds_one_json_event_per_line() {
         ]
     );
     assert!(lines.iter().all(|v| v["icount"].is_u64()));
+    // Addresses are hex, as everywhere else ringlab prints them: the
+    // first OUT (to LCR) is the guest's fifth instruction, at 0x7c09.
+    let eips: Vec<&str> = lines
+        .iter()
+        .filter_map(|v| v.get("eip"))
+        .map(|e| {
+            e.as_str()
+                .unwrap_or_else(|| panic!("eip {e} is not a string"))
+        })
+        .collect();
+    assert!(!eips.is_empty());
+    assert!(
+        eips.iter().all(|e| e.len() == 10 && e.starts_with("0x")),
+        "{eips:?}"
+    );
+    let first_out = lines
+        .iter()
+        .find(|v| v["kind"] == "sensitive" && v["insn"] == "out")
+        .unwrap();
+    assert_eq!(first_out["eip"], "0x00007c09");
 }
 
 #[test]
@@ -639,5 +659,262 @@ fn bios_rom_boots_from_the_reset_vector() {
         &ringlab(&["run", "--bios", blank.to_str().unwrap()]),
         4,
         "reset vector holds no code",
+    );
+}
+
+/// A clap error, worded as ringlab's own: the prefix, then clap's usage
+/// and hint lines; exit status 2.
+fn assert_usage_error(out: &Output, first_line: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(err.lines().next(), Some(first_line), "{err}");
+    assert!(
+        err.ends_with("For more information, try '--help'.\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn command_line_errors_say_what_to_give_in_its_own_words() {
+    // Every error starts "ringlab: error:", clap's own included.
+    assert_usage_error(
+        &ringlab(&["frob"]),
+        "ringlab: error: unrecognized subcommand 'frob'",
+    );
+    assert_usage_error(
+        &ringlab(&["run", "--lesson", "hello", "--mem", "99999"]),
+        "ringlab: error: invalid value '99999' for '--mem <MIB>': guest RAM is 1 to 3072 MiB; \
+         99999 MiB is too much",
+    );
+    assert_usage_error(
+        &ringlab(&["run", "--lesson", "hello", "--mem", "0"]),
+        "ringlab: error: invalid value '0' for '--mem <MIB>': guest RAM is 1 to 3072 MiB; \
+         0 MiB is too little",
+    );
+    // A lesson's format is known: --format with it is an error, not ignored.
+    assert_usage_error(
+        &ringlab(&["run", "--lesson", "hello", "--format", "multiboot"]),
+        "ringlab: error: the argument '--lesson <NAME>' cannot be used with '--format <FORMAT>'",
+    );
+    // No guest: the message names every way to give one.
+    for cmd in ["run", "compare"] {
+        let out = ringlab(&[cmd]);
+        assert_clean_error(&out, 2, "");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "ringlab: error: no guest given: name an IMAGE file, or --lesson NAME for a lab's \
+             guest (`ringlab lessons` lists them), or --bios ROM\n"
+        );
+    }
+    // --json to a path that cannot be written fails before the guest runs
+    // (nothing on stdout), as --trace does.
+    let path = tmp("no-such-dir").join("report.json");
+    assert_clean_error(
+        &ringlab(&["run", "--lesson", "hello", "--json", path.to_str().unwrap()]),
+        2,
+        &format!(
+            "cannot create {}: No such file or directory (os error 2)",
+            path.display()
+        ),
+    );
+    // A run that fails leaves no report behind, not even an empty file.
+    let path = tmp("failed-run.json");
+    let _ = std::fs::remove_file(&path);
+    assert_clean_error(
+        &ringlab(&[
+            "run",
+            "--lesson",
+            "hello",
+            "--engine",
+            "bt",
+            "--deprivilege",
+            "--json",
+            path.to_str().unwrap(),
+        ]),
+        2,
+        "--deprivilege is a mode of the interpreter",
+    );
+    assert!(!path.exists());
+}
+
+fn kvm_pvm_host() -> bool {
+    std::path::Path::new("/sys/module/kvm_pvm").exists()
+}
+
+fn kvm_opens() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+}
+
+#[test]
+fn run_help_examples_with_kvm_run_here() {
+    let help = String::from_utf8_lossy(&ringlab(&["run", "--help"]).stdout).to_string();
+    assert!(
+        help.contains("ringlab run --lesson hello --switch-at 40:kvm"),
+        "{help}"
+    );
+    assert!(
+        help.contains("ringlab run --lesson hello --engine kvm"),
+        "{help}"
+    );
+    assert!(
+        help.contains("kvm-pvm, the software KVM of some cloud VMs, runs only real mode"),
+        "{help}"
+    );
+    if !kvm_opens() {
+        eprintln!("skipping the KVM examples: this host has no usable /dev/kvm");
+        return;
+    }
+    for args in [
+        &["run", "--lesson", "hello", "--engine", "kvm"][..],
+        &["run", "--lesson", "hello", "--switch-at", "40:kvm"][..],
+    ] {
+        let out = ringlab(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, b"Hello from real mode!\n", "{args:?}");
+    }
+}
+
+#[test]
+fn bench_skips_what_this_hosts_kvm_cannot_run_without_waiting() {
+    if !kvm_pvm_host() && kvm_opens() {
+        eprintln!("skipping: this host's KVM runs the benchmarks (no kvm-pvm)");
+        return;
+    }
+    // A compute timeout of an hour: the loop must be skipped, not cut.
+    let out = ringlab(&["bench", "--engine", "kvm", "--compute-timeout", "3600"]);
+    assert_eq!(out.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !kvm_opens() {
+        assert!(table.contains("  kvm      skipped: "), "{table}");
+        assert!(err.starts_with("bench: kvm skipped: "), "{err}");
+        return;
+    }
+    assert!(
+        table.contains(
+            "  kvm      skipped: this host's KVM is kvm-pvm, which runs unpaged protected mode \
+             in its instruction emulator (about 2 M instructions/s): the 900 M-instruction loop \
+             would take minutes\n"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "  kvm: nanobench skipped: this host's KVM is kvm-pvm, which supports paging only \
+             in long mode; the nanobench guest uses 32-bit paging and ring 3\n"
+        ),
+        "{table}"
+    );
+}
+
+#[test]
+fn demo_skips_kvm_up_front_and_says_where_the_translators_time_goes() {
+    let out = ringlab(&[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // bt time: W ms = T ms translating 75 blocks (U us each) + R ms running
+    // the guest (7689 instructions in translated code, 742 on the
+    // interpreter). The times vary; the counts do not.
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("bt time: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    let (_, rest) = line.split_once(" ms = ").unwrap();
+    let (_, rest) = rest.split_once(" ms translating 75 blocks (").unwrap();
+    let (_, rest) = rest.split_once(" us each) + ").unwrap();
+    let (_, rest) = rest.split_once(" ms running the guest (").unwrap();
+    assert_eq!(
+        rest,
+        "7689 instructions in translated code, 742 on the interpreter)"
+    );
+    if kvm_pvm_host() && kvm_opens() {
+        assert!(
+            text.contains(
+                "kvm     skipped: the guest changes rings in 32-bit protected mode without \
+                 paging (8 ring changes on the interpreter), which this host's kvm-pvm cannot \
+                 run (it fails on IRET there); hardware virtualization (kvm_intel, kvm_amd) \
+                 runs it\n"
+            ),
+            "{text}"
+        );
+    }
+}
+
+/// Real mode: an instruction ending at offset FFFF of CS (1000:FFFF, a
+/// NOP), after which IP wraps to 1000:0000 and a far jump leads to an exit
+/// with 0x10; #GP (vector 13, in the IVT) exits with 0x20.
+const WRAP_AT_FFFF: &str = r#"
+    xor ax, ax
+    mov ds, ax
+    mov word ptr [13*4], offset gp
+    mov word ptr [13*4+2], 0
+    mov ax, 0x1000
+    mov es, ax
+    mov byte ptr es:[0xFFFF], 0x90
+    mov byte ptr es:[0], 0xEA
+    mov word ptr es:[1], offset wrapped
+    mov word ptr es:[3], 0
+    ljmp 0x1000, 0xFFFF
+wrapped:
+    mov al, 0x10
+    out 0xf4, al
+gp:
+    mov al, 0x20
+    out 0xf4, al
+"#;
+
+#[test]
+fn compare_says_where_kvm_departs_and_whose_departure_it_is() {
+    let img = guest("wrap", WRAP_AT_FFFF, true);
+    let out = run(&img, &[]);
+    assert_eq!(out.status.code(), Some(0x21), "IP wraps: exit 0x10");
+    let out = ringlab(&["compare", img.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !kvm_opens() {
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        return;
+    }
+    if !kvm_pvm_host() {
+        // Hardware virtualization wraps IP as the interpreter does
+        // (measured with kvm_amd in the QEMU/SVM VM).
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(16), "{text}");
+    assert!(
+        text.contains(
+            "guest exit through port 0xf4 with value 0x20 (kvm-pvm's emulation departs: see below)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "kvm departs from interp after 11 instructions alike, at 1000:0000ffff (nop): \
+             interp went on to 1000:00000000 (SP 7c00), kvm to 1000:00010000 (SP 7c00). \
+             The instruction ends at offset FFFF: IP is 16 bits wide, so a CPU goes on at \
+             offset 0000"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "KVM instead left EIP at 00010000, past CS's 64 KiB limit, so its next instruction \
+             fetch raises #GP (vector 13) through the IVT, which no CPU does here. This host's \
+             KVM is kvm-pvm, which runs real mode and unpaged protected mode in KVM's \
+             instruction emulator: that step ran inside one KVM_RUN and reached ringlab's KVM \
+             engine through no exit but the single-step trap, so the departure is kvm-pvm's \
+             emulation, not ringlab's KVM engine.\n"
+        ),
+        "{text}"
     );
 }

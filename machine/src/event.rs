@@ -51,6 +51,37 @@ pub enum Handling {
     SilentlyWrong,
 }
 
+/// Guest addresses (EIP) in the JSON trace: a hex string, "0x001000b3",
+/// as ringlab prints addresses everywhere else (JSON has no hex numbers).
+/// Reading accepts a plain number too.
+mod hex32 {
+    use serde::{de, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{v:#010x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = u32;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an address: \"0x\" and hex digits, or a number")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<u32, E> {
+                let hex = v
+                    .strip_prefix("0x")
+                    .ok_or_else(|| E::custom(format!("{v:?} does not start with 0x")))?;
+                u32::from_str_radix(hex, 16).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<u32, E> {
+                u32::try_from(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// One observation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -59,15 +90,18 @@ pub enum Event {
         from: u8,
         to: u8,
         cause: PrivCause,
+        #[serde(with = "hex32")]
         eip: u32,
     },
     Exception {
         vector: u8,
         error_code: Option<u32>,
+        #[serde(with = "hex32")]
         eip: u32,
     },
     Interrupt {
         vector: u8,
+        #[serde(with = "hex32")]
         eip: u32,
     },
     PortIo {
@@ -80,6 +114,7 @@ pub enum Event {
     Sensitive {
         insn: String,
         cpl: u8,
+        #[serde(with = "hex32")]
         eip: u32,
         how: Handling,
     },
@@ -87,12 +122,14 @@ pub enum Event {
         reason: String,
     },
     BlockTranslated {
+        #[serde(with = "hex32")]
         eip: u32,
         insns: u32,
         bytes: u32,
     },
     /// An instruction the engine does not implement (it raises #UD).
     Unimplemented {
+        #[serde(with = "hex32")]
         eip: u32,
         bytes: Vec<u8>,
     },
@@ -443,8 +480,25 @@ mod tests {
         );
         assert_eq!(
             lines[3],
-            r#"{"icount":4,"time_ns":40,"kind":"privilege_change","from":3,"to":0,"cause":"software_interrupt","eip":4194320}"#
+            r#"{"icount":4,"time_ns":40,"kind":"privilege_change","from":3,"to":0,"cause":"software_interrupt","eip":"0x00400010"}"#
         );
+    }
+
+    #[test]
+    fn addresses_read_back_as_written_or_as_numbers() {
+        let e = Event::Exception {
+            vector: 14,
+            error_code: Some(6),
+            eip: 0x0010_00b3,
+        };
+        let text = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"exception","vector":14,"error_code":6,"eip":"0x001000b3"}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), e);
+        let old = r#"{"kind":"exception","vector":14,"error_code":6,"eip":1048755}"#;
+        assert_eq!(serde_json::from_str::<Event>(old).unwrap(), e);
     }
 
     #[test]
