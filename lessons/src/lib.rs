@@ -518,8 +518,8 @@ pub mod sheet {
             }
             if !answers && text.trim_end() == ANSWERS {
                 out.push_str(&format!(
-                    "(The answers for teachers are not shown: `ringlab lesson {lesson} --answers` \
-                     prints the sheet with them.)\n"
+                    "(The answers for teachers are not shown:\n \
+                     `ringlab lesson {lesson} --answers` prints the sheet with them.)\n"
                 ));
                 break;
             }
