@@ -31,14 +31,16 @@
 //!     TEXT` waits (10 s at most) until TEXT is on the screen; after the
 //!     last statement the test types `q` and checks the exit status.
 //!
-//!   A statement may start with a host condition: `[kvm-pvm]` applies only
+//!   In blocks whose commands run KVM (`--engine kvm`, `--switch-at N:kvm`,
+//!   and `ringlab lesson` and `ringlab compare`, which run every engine) a
+//!   statement may start with a host condition: `[kvm-pvm]` applies only
 //!   where KVM is kvm-pvm (a software hypervisor: no 32-bit paging, no IRET
 //!   or ring change in 32-bit protected mode without paging, so such
 //!   guests stop with exit status 6 and an explanation), `[hw-kvm]` only
 //!   where it is hardware virtualization (kvm_intel, kvm_amd). A `[kvm-pvm]`
 //!   block that expects a failure says `[kvm-pvm] exit 6` and quotes the
-//!   explanation (`[kvm-pvm] stderr: kvm-pvm ...`). Commands that run on
-//!   `--engine kvm` are skipped where there is no KVM at all.
+//!   explanation (`[kvm-pvm] stderr: kvm-pvm ...`). Commands on `--engine
+//!   kvm` are skipped where there is no KVM at all.
 //! - **Answers.** Everything from the heading `## Answers (for teachers)`
 //!   to the end. `ringlab lesson NAME` prints the sheet without them (and
 //!   without the expect blocks) unless given `--answers`:
@@ -237,6 +239,17 @@ pub mod sheet {
                 a == "--engine=kvm" || (a.starts_with("--switch-at=") && a.ends_with(":kvm"))
             })
         }
+
+        /// Runs the guest on KVM where the host has it: on `--engine kvm`,
+        /// and `ringlab lesson` and `ringlab compare`, which run every
+        /// available engine (without KVM they leave it out).
+        pub fn may_use_kvm(&self) -> bool {
+            self.uses_kvm()
+                || matches!(
+                    self.args.first().map(String::as_str),
+                    Some("lesson" | "compare")
+                )
+        }
     }
 
     /// A `sh` block's commands and the expect block after it.
@@ -394,9 +407,10 @@ pub mod sheet {
                     e.line
                 ));
             }
-            if e.host.is_some() && !b.commands.iter().all(Command::uses_kvm) {
+            if e.host.is_some() && !b.commands.iter().all(Command::may_use_kvm) {
                 return Err(format!(
-                    "line {}: [kvm-pvm] and [hw-kvm] are for commands on --engine kvm",
+                    "line {}: [kvm-pvm] and [hw-kvm] are for commands that run KVM \
+                     (--engine kvm, lesson, compare)",
                     e.line
                 ));
             }
@@ -582,7 +596,7 @@ mod tests {
             ["run", "--lesson", "x", "--engine", "kvm", "--stats"]
         );
         assert!(b[0].commands[0].uses_kvm() && b[0].commands[1].uses_kvm());
-        assert!(!b[1].commands[0].uses_kvm());
+        assert!(!b[1].commands[0].uses_kvm() && !b[1].commands[0].may_use_kvm());
         assert_eq!(b[0].commands[1].line, 9);
         assert_eq!(
             b[0].expect[0].check,
