@@ -93,13 +93,18 @@ protected lessons): ringlab says so when a guest needs more.")]
     #[command(after_help = "Example:\n  ringlab lessons")]
     Lessons,
     /// Print a lab sheet and run its guest on every available engine.
-    #[command(after_help = "Examples:\n  ringlab lesson rings\n  ringlab lesson paging --source")]
+    #[command(
+        after_help = "Examples:\n  ringlab lesson rings\n  ringlab lesson rings --answers\n  ringlab lesson paging --source"
+    )]
     Lesson {
         /// The lesson's name (see `ringlab lessons`).
         name: String,
         /// Print the guest's commented assembly source instead.
         #[arg(long)]
         source: bool,
+        /// Include the answers to the sheet's questions (for teachers).
+        #[arg(long, conflicts_with = "source")]
+        answers: bool,
     },
 }
 
@@ -132,7 +137,11 @@ pub fn main() -> ExitCode {
         Some(Command::Step(args)) => crate::step::step(&args),
         Some(Command::Bench(args)) => crate::bench::bench(&args),
         Some(Command::Lessons) => Ok(compare::list_lessons()),
-        Some(Command::Lesson { name, source }) => compare::lesson(&name, source),
+        Some(Command::Lesson {
+            name,
+            source,
+            answers,
+        }) => compare::lesson(&name, source, answers),
         None => Ok(compare::demo()),
     };
     match result {

@@ -512,21 +512,28 @@ pub fn find_lesson(name: &str) -> Result<&'static lessons::Lesson, crate::run::F
 /// `ringlab lessons`: the labs, in course order.
 pub fn list_lessons() -> u8 {
     println!("The labs (`ringlab lesson NAME` prints the sheet and runs the guest):\n");
+    // The name column is as wide as the longest name (popek-goldberg).
+    let width = lessons::all()
+        .iter()
+        .map(|l| l.name.len())
+        .max()
+        .unwrap_or(0);
     for l in lessons::all() {
-        println!("  {:<12} {}", l.name, l.summary);
+        println!("  {:<width$}  {}", l.name, l.summary);
     }
     0
 }
 
-/// `ringlab lesson NAME`: the lab sheet, then the guest on every engine
-/// (or its commented source with `source`).
-pub fn lesson(name: &str, source: bool) -> Result<u8, crate::run::Failure> {
+/// `ringlab lesson NAME`: the lab sheet (the teachers' answers only with
+/// `answers`), then the guest on every engine (or its commented source
+/// with `source`).
+pub fn lesson(name: &str, source: bool, answers: bool) -> Result<u8, crate::run::Failure> {
     let l = find_lesson(name)?;
     if source {
         print!("{}", l.source);
         return Ok(0);
     }
-    println!("{}", l.sheet);
+    println!("{}", lessons::sheet::for_students(l.sheet, l.name, answers));
     println!("----------------------------------------------------------------------\n");
     compare_lesson(l, VgaMode::None)
 }

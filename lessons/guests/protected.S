@@ -4,7 +4,7 @@
 # and data segments, sets CR0.PE, and does the far jump that loads CS from
 # the GDT — only then does the CPU decode 32-bit code. It then loads the
 # data segment registers, prints what it sees on COM1 and on the VGA
-# screen, and halts with interrupts disabled (exit status 0).
+# screen (the same line on both), and halts with interrupts disabled (exit status 0).
 
 .intel_syntax noprefix
 .code16
@@ -48,6 +48,10 @@ pm32:
     mov al, 0x03
     out dx, al
 
+    # Everything printed goes to COM1 and, in white on green, to the VGA
+    # screen: EDI is the screen position (see putc). Flat segments make
+    # 0xB8000, the text screen's memory, an ordinary address now.
+    mov edi, 0xB8000
     mov esi, offset msg
     call puts
     mov ax, cs               # show the selectors and CR0 we run with
@@ -62,18 +66,7 @@ pm32:
     call hex32
     mov al, 10
     call putc
-
-    # The same first line on the VGA screen, straight into its memory:
-    # flat segments make 0xB8000 an ordinary address now.
-    mov esi, offset msg
-    mov edi, 0xB8000
-    mov ah, 0x2F             # white on green
-1:  lodsb
-    test al, al
-    jz 2f
-    stosw
-    jmp 1b
-2:  cli
+    cli
     hlt
 
 puts:                        # ESI: NUL-terminated string to COM1
@@ -103,8 +96,8 @@ hex16:                       # AX in hex
     loop 1b
     ret
 
-putc:                        # AL to COM1 once the transmitter is empty
-    push edx
+putc:                        # AL to COM1 once the transmitter is empty,
+    push edx                 # and to the VGA screen at EDI
     push eax
     mov dx, COM1 + 5
 1:  in al, dx
@@ -113,7 +106,13 @@ putc:                        # AL to COM1 once the transmitter is empty
     pop eax
     mov dx, COM1
     out dx, al
-    pop edx
+    cmp al, 10               # the newline is for COM1 only
+    je 2f
+    push eax
+    mov ah, 0x2F             # white on green
+    stosw                    # [ES:EDI] = character and colour; EDI += 2
+    pop eax
+2:  pop edx
     ret
 
 msg:     .asciz "Protected mode, 32-bit code. CS="

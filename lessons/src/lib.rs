@@ -1,5 +1,50 @@
 //! ringlab's coursework labs: each lesson is a guest program (GNU as, built
 //! by build.rs), a lab sheet in markdown and the metadata the frontend uses.
+//!
+//! # Lab sheets
+//!
+//! `sheets/NAME.md` has the sections Goal, Run it, Observe, Questions and
+//! Answers (for teachers). Three parts of it are read by programs, and
+//! [`sheet`] parses them:
+//!
+//! - **Commands.** Every line of a fenced ```` ```sh ```` block that starts
+//!   with `ringlab ` is a command the student types, exactly as written.
+//!   The words are separated by spaces and are the arguments: no quotes,
+//!   pipes, redirections, variables or globs. ` #` starts a comment. The
+//!   other lines of a `sh` block are blank or `#` comments. Every sheet has
+//!   at least one command. The sheet test (`frontend/tests/sheets.rs`) runs
+//!   them all, each in a fresh temporary directory (they may write files:
+//!   `--trace r.jsonl`).
+//! - **Expectations.** A fenced ```` ```expect ```` block right after a
+//!   `sh` block (only blank lines between) says what each command of that
+//!   block does; the sheet test checks it. One statement a line:
+//!   - `exit N`: the exit status. Without it the command must exit with 0
+//!     and print no `ringlab: error:`.
+//!   - `stdout: TEXT`, `stderr: TEXT`: TEXT appears in that stream. Runs of
+//!     spaces count as one space (stats columns may widen).
+//!   - `not stdout: TEXT`, `not stderr: TEXT`: it does not.
+//!   - `stdout is: LINE`: these lines, in order, are the whole of stdout.
+//!   - `file NAME: TEXT`, `not file NAME: TEXT`: the command wrote NAME
+//!     (in its directory) with, or without, TEXT in it.
+//!   - For `ringlab step`, which needs a terminal (the test runs it in
+//!     tmux, 120x40): `keys: K...` types keys (tmux key names), `screen:
+//!     TEXT` waits (10 s at most) until TEXT is on the screen; after the
+//!     last statement the test types `q` and checks the exit status.
+//!
+//!   In blocks whose commands run KVM (`--engine kvm`, `--switch-at N:kvm`,
+//!   and `ringlab lesson` and `ringlab compare`, which run every engine) a
+//!   statement may start with a host condition: `[kvm-pvm]` applies only
+//!   where KVM is kvm-pvm (a software hypervisor: no 32-bit paging, no IRET
+//!   or ring change in 32-bit protected mode without paging, so such
+//!   guests stop with exit status 6 and an explanation), `[hw-kvm]` only
+//!   where it is hardware virtualization (kvm_intel, kvm_amd). A `[kvm-pvm]`
+//!   block that expects a failure says `[kvm-pvm] exit 6` and quotes the
+//!   explanation (`[kvm-pvm] stderr: kvm-pvm ...`). Commands on `--engine
+//!   kvm` are skipped where there is no KVM at all.
+//! - **Answers.** Everything from the heading `## Answers (for teachers)`
+//!   to the end. `ringlab lesson NAME` prints the sheet without them (and
+//!   without the expect blocks) unless given `--answers`:
+//!   [`sheet::for_students`].
 
 /// How a lesson's image is loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +157,397 @@ pub fn find(name: &str) -> Option<&'static Lesson> {
     LESSONS.iter().find(|l| l.name == name)
 }
 
+/// The parts of a lab sheet that programs read: the commands, what they
+/// are expected to do, and the answers (see the crate's documentation for
+/// the conventions).
+pub mod sheet {
+    /// The heading the teachers' answers start at; they run to the end.
+    pub const ANSWERS: &str = "## Answers (for teachers)";
+
+    /// The kind of KVM a statement of an expect block is limited to.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Host {
+        /// `[kvm-pvm]`: the software hypervisor kvm-pvm.
+        KvmPvm,
+        /// `[hw-kvm]`: hardware virtualization (kvm_intel, kvm_amd).
+        HwKvm,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Stream {
+        Stdout,
+        Stderr,
+    }
+
+    /// One statement of an expect block.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum Check {
+        /// `exit N`
+        Exit(u8),
+        /// `stdout: TEXT`, `not stderr: TEXT`, ...
+        Contains {
+            stream: Stream,
+            text: String,
+            present: bool,
+        },
+        /// `stdout is: LINE`: one line of the whole stdout.
+        StdoutLine(String),
+        /// `file NAME: TEXT`, `not file NAME: TEXT`
+        File {
+            name: String,
+            text: String,
+            present: bool,
+        },
+        /// `keys: K...` (ringlab step)
+        Keys(Vec<String>),
+        /// `screen: TEXT` (ringlab step)
+        Screen(String),
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Expect {
+        /// 1-based line in the sheet.
+        pub line: usize,
+        /// None: on every host.
+        pub host: Option<Host>,
+        pub check: Check,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Command {
+        /// 1-based line in the sheet.
+        pub line: usize,
+        /// As written, without its comment.
+        pub text: String,
+        /// The arguments after `ringlab`.
+        pub args: Vec<String>,
+    }
+
+    impl Command {
+        /// `ringlab step`: needs a terminal.
+        pub fn is_step(&self) -> bool {
+            self.args.first().map(String::as_str) == Some("step")
+        }
+
+        /// Runs (some of) the guest on KVM: `--engine kvm` or
+        /// `--switch-at N:kvm`.
+        pub fn uses_kvm(&self) -> bool {
+            self.args.windows(2).any(|w| {
+                (w[0] == "--engine" && w[1] == "kvm")
+                    || (w[0] == "--switch-at" && w[1].ends_with(":kvm"))
+            }) || self.args.iter().any(|a| {
+                a == "--engine=kvm" || (a.starts_with("--switch-at=") && a.ends_with(":kvm"))
+            })
+        }
+
+        /// Runs the guest on KVM where the host has it: on `--engine kvm`,
+        /// and `ringlab lesson` and `ringlab compare`, which run every
+        /// available engine (without KVM they leave it out).
+        pub fn may_use_kvm(&self) -> bool {
+            self.uses_kvm()
+                || matches!(
+                    self.args.first().map(String::as_str),
+                    Some("lesson" | "compare")
+                )
+        }
+    }
+
+    /// A `sh` block's commands and the expect block after it.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Block {
+        /// 1-based line of the opening fence.
+        pub line: usize,
+        pub commands: Vec<Command>,
+        pub expect: Vec<Expect>,
+    }
+
+    impl Block {
+        /// The statements that apply on a host whose KVM is `host` (None:
+        /// no KVM).
+        pub fn checks_on(&self, host: Option<Host>) -> Vec<&Check> {
+            self.expect
+                .iter()
+                .filter(|e| e.host.is_none() || e.host == host)
+                .map(|e| &e.check)
+                .collect()
+        }
+
+        /// The exit status expected on `host`: the last applicable `exit`,
+        /// else 0.
+        pub fn exit_on(&self, host: Option<Host>) -> u8 {
+            self.checks_on(host)
+                .into_iter()
+                .filter_map(|c| match c {
+                    Check::Exit(n) => Some(*n),
+                    _ => None,
+                })
+                .next_back()
+                .unwrap_or(0)
+        }
+    }
+
+    /// Characters a command may contain: what a shell passes through as is.
+    fn plain(c: char) -> bool {
+        c.is_ascii_alphanumeric() || " -_.:/=,+@%".contains(c)
+    }
+
+    fn command(line: usize, text: &str) -> Result<Option<Command>, String> {
+        let text = match text.find(" #") {
+            Some(i) => &text[..i],
+            None => text,
+        }
+        .trim();
+        if text.is_empty() || text.starts_with('#') {
+            return Ok(None);
+        }
+        let Some(rest) = text.strip_prefix("ringlab ") else {
+            return Err(format!(
+                "line {line}: a sh block holds `ringlab ...` commands and # comments only: {text:?}"
+            ));
+        };
+        if let Some(c) = text.chars().find(|&c| !plain(c)) {
+            return Err(format!(
+                "line {line}: {c:?} in a command: sheet commands are plain words ({text:?})"
+            ));
+        }
+        Ok(Some(Command {
+            line,
+            text: text.to_string(),
+            args: rest.split_whitespace().map(str::to_string).collect(),
+        }))
+    }
+
+    fn statement(line: usize, text: &str) -> Result<Option<Expect>, String> {
+        let mut t = text.trim();
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let mut host = None;
+        for (prefix, h) in [("[kvm-pvm]", Host::KvmPvm), ("[hw-kvm]", Host::HwKvm)] {
+            if let Some(r) = t.strip_prefix(prefix) {
+                host = Some(h);
+                t = r.trim_start();
+            }
+        }
+        let bad = || format!("line {line}: not an expectation: {text:?}");
+        let value = |r: &str| -> Result<String, String> {
+            let v = r.strip_prefix(' ').unwrap_or(r);
+            if v.trim().is_empty() {
+                return Err(format!("line {line}: nothing to look for: {text:?}"));
+            }
+            Ok(v.to_string())
+        };
+        let (present, body) = match t.strip_prefix("not ") {
+            Some(r) => (false, r),
+            None => (true, t),
+        };
+        let check = if let Some(n) = t.strip_prefix("exit ") {
+            Check::Exit(n.trim().parse().map_err(|_| bad())?)
+        } else if let Some(k) = t.strip_prefix("keys:") {
+            Check::Keys(k.split_whitespace().map(str::to_string).collect())
+        } else if let Some(r) = t.strip_prefix("screen:") {
+            Check::Screen(value(r)?)
+        } else if let Some(r) = t.strip_prefix("stdout is:") {
+            Check::StdoutLine(r.strip_prefix(' ').unwrap_or(r).to_string())
+        } else if let Some(r) = body.strip_prefix("stdout:") {
+            Check::Contains {
+                stream: Stream::Stdout,
+                text: value(r)?,
+                present,
+            }
+        } else if let Some(r) = body.strip_prefix("stderr:") {
+            Check::Contains {
+                stream: Stream::Stderr,
+                text: value(r)?,
+                present,
+            }
+        } else if let Some(r) = body.strip_prefix("file ") {
+            let (name, r) = r.split_once(':').ok_or_else(bad)?;
+            if name.is_empty() || !name.chars().all(|c| plain(c) && c != ' ' && c != '/') {
+                return Err(bad());
+            }
+            Check::File {
+                name: name.to_string(),
+                text: value(r)?,
+                present,
+            }
+        } else {
+            return Err(bad());
+        };
+        Ok(Some(Expect { line, host, check }))
+    }
+
+    /// Checks a block's statements against its commands.
+    fn validate(b: &Block) -> Result<(), String> {
+        let at = b.line;
+        if b.commands.is_empty() {
+            return Err(format!("line {at}: a sh block without a command"));
+        }
+        let step = b.commands[0].is_step();
+        if b.commands.iter().any(|c| c.is_step() != step) {
+            return Err(format!(
+                "line {at}: `ringlab step` and other commands in one block: give step its own"
+            ));
+        }
+        for e in &b.expect {
+            let terminal = matches!(e.check, Check::Keys(_) | Check::Screen(_));
+            let output = matches!(
+                e.check,
+                Check::Contains { .. } | Check::StdoutLine(_) | Check::File { .. }
+            );
+            if step && output {
+                return Err(format!(
+                    "line {}: `ringlab step` has a screen, not stdout or files: use screen:",
+                    e.line
+                ));
+            }
+            if !step && terminal {
+                return Err(format!(
+                    "line {}: keys: and screen: are for `ringlab step` only",
+                    e.line
+                ));
+            }
+            if e.host.is_some() && !b.commands.iter().all(Command::may_use_kvm) {
+                return Err(format!(
+                    "line {}: [kvm-pvm] and [hw-kvm] are for commands that run KVM \
+                     (--engine kvm, lesson, compare)",
+                    e.line
+                ));
+            }
+            if e.host == Some(Host::KvmPvm) {
+                if let Check::Exit(n) = e.check {
+                    if n != 6 {
+                        return Err(format!(
+                            "line {}: on kvm-pvm a run fails with exit status 6, not {n}",
+                            e.line
+                        ));
+                    }
+                }
+            }
+        }
+        if b.exit_on(Some(Host::KvmPvm)) == 6
+            && !b.expect.iter().any(|e| {
+                e.host == Some(Host::KvmPvm)
+                    && matches!(&e.check, Check::Contains { stream: Stream::Stderr, text, present: true } if text.contains("kvm-pvm"))
+            })
+        {
+            return Err(format!(
+                "line {at}: `[kvm-pvm] exit 6` needs the explanation: `[kvm-pvm] stderr: kvm-pvm ...`"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The sheet's command blocks with their expectations. Err: the sheet
+    /// breaks a convention (the message names the line).
+    pub fn parse(sheet: &str) -> Result<Vec<Block>, String> {
+        let mut blocks: Vec<Block> = Vec::new();
+        // The fence open: its kind and line.
+        let mut open: Option<(String, usize)> = None;
+        // Whether an expect block may still follow the last sh block.
+        let mut after_sh = false;
+        let mut expect: Vec<Expect> = Vec::new();
+        let mut commands: Vec<Command> = Vec::new();
+        for (i, text) in sheet.lines().enumerate() {
+            let line = i + 1;
+            if let Some(info) = text.trim_start().strip_prefix("```") {
+                match open.take() {
+                    None => {
+                        let kind = info.trim().to_string();
+                        if kind == "expect" && !after_sh {
+                            return Err(format!(
+                                "line {line}: an expect block must follow a sh block"
+                            ));
+                        }
+                        open = Some((kind, line));
+                    }
+                    Some((kind, start)) => {
+                        after_sh = false;
+                        if kind == "sh" {
+                            blocks.push(Block {
+                                line: start,
+                                commands: std::mem::take(&mut commands),
+                                expect: Vec::new(),
+                            });
+                            after_sh = true;
+                        } else if kind == "expect" {
+                            let b = blocks.last_mut().expect("after_sh");
+                            b.expect = std::mem::take(&mut expect);
+                            validate(b)?;
+                        }
+                    }
+                }
+                continue;
+            }
+            match open.as_ref().map(|(k, _)| k.as_str()) {
+                Some("sh") => commands.extend(command(line, text)?),
+                Some("expect") => expect.extend(statement(line, text)?),
+                Some(_) => {}
+                None => {
+                    if !text.trim().is_empty() {
+                        after_sh = false;
+                    }
+                }
+            }
+        }
+        if let Some((kind, start)) = open {
+            return Err(format!("line {start}: the {kind:?} block is not closed"));
+        }
+        for b in &blocks {
+            validate(b)?;
+        }
+        if blocks.is_empty() {
+            return Err("the sheet has no command (a ```sh block with `ringlab ...`)".into());
+        }
+        if !sheet.lines().any(|l| l.trim_end() == ANSWERS) {
+            return Err(format!("the sheet has no {ANSWERS:?} section"));
+        }
+        Ok(blocks)
+    }
+
+    /// The sheet as `ringlab lesson NAME` prints it: the fences dropped
+    /// (code indented instead), the expect blocks left out (they are for
+    /// the sheet test; Observe says the same in words) and, unless
+    /// `answers`, the teachers' answers replaced by how to see them.
+    pub fn for_students(sheet: &str, lesson: &str, answers: bool) -> String {
+        let mut out = String::new();
+        let mut fence: Option<String> = None;
+        for text in sheet.lines() {
+            if let Some(info) = text.trim_start().strip_prefix("```") {
+                fence = match fence {
+                    None => Some(info.trim().to_string()),
+                    Some(_) => None,
+                };
+                continue;
+            }
+            match fence.as_deref() {
+                Some("expect") => continue,
+                Some(_) if !text.is_empty() => {
+                    out.push_str("    ");
+                    out.push_str(text);
+                    out.push('\n');
+                    continue;
+                }
+                _ => {}
+            }
+            if !answers && text.trim_end() == ANSWERS {
+                out.push_str(&format!(
+                    "(The answers for teachers are not shown:\n \
+                     `ringlab lesson {lesson} --answers` prints the sheet with them.)\n"
+                ));
+                break;
+            }
+            // Blank lines where an expect block was: one is enough.
+            if text.is_empty() && (out.is_empty() || out.ends_with("\n\n")) {
+                continue;
+            }
+            out.push_str(text);
+            out.push('\n');
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -123,5 +559,148 @@ mod tests {
             }
             assert!(l.sheet.contains("## Answers (for teachers)"), "{}", l.name);
         }
+    }
+
+    use super::sheet::{self, Check, Host, Stream};
+
+    #[test]
+    fn every_sheet_follows_the_conventions() {
+        for l in super::all() {
+            let blocks = sheet::parse(l.sheet).unwrap_or_else(|e| panic!("{}.md: {e}", l.name));
+            assert!(!blocks.is_empty(), "{}", l.name);
+            // Each sheet's first command shows the sheet itself.
+            assert_eq!(
+                blocks[0].commands[0].args,
+                ["lesson", l.name],
+                "{}.md starts with `ringlab lesson {}`",
+                l.name,
+                l.name
+            );
+        }
+    }
+
+    const SAMPLE: &str = "# Lab\n\n## Run it\n\n```sh\nringlab run --lesson x --engine kvm --stats   # the stats\n# a comment\n\nringlab run --lesson x --switch-at 5:kvm\n```\n\n```expect\nstdout: hello  world\nnot stderr: oops\n[kvm-pvm] exit 6\n[kvm-pvm] stderr: kvm-pvm cannot\nfile r.jsonl: \"kind\"\n```\n\nText.\n\n```sh\nringlab step --lesson x\n```\n\n```expect\nkeys: r r\nscreen: RING 3\n```\n\n## Questions\n\n1. Why?\n\n## Answers (for teachers)\n\n1. Because.\n";
+
+    #[test]
+    fn a_sheet_parses_into_commands_and_expectations() {
+        let b = sheet::parse(SAMPLE).unwrap();
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0].line, 5);
+        assert_eq!(b[0].commands.len(), 2);
+        assert_eq!(
+            b[0].commands[0].text,
+            "ringlab run --lesson x --engine kvm --stats"
+        );
+        assert_eq!(
+            b[0].commands[0].args,
+            ["run", "--lesson", "x", "--engine", "kvm", "--stats"]
+        );
+        assert!(b[0].commands[0].uses_kvm() && b[0].commands[1].uses_kvm());
+        assert!(!b[1].commands[0].uses_kvm() && !b[1].commands[0].may_use_kvm());
+        assert_eq!(b[0].commands[1].line, 9);
+        assert_eq!(
+            b[0].expect[0].check,
+            Check::Contains {
+                stream: Stream::Stdout,
+                text: "hello  world".into(),
+                present: true
+            }
+        );
+        assert_eq!(
+            b[0].expect[1].check,
+            Check::Contains {
+                stream: Stream::Stderr,
+                text: "oops".into(),
+                present: false
+            }
+        );
+        assert_eq!(b[0].expect[2].host, Some(Host::KvmPvm));
+        assert_eq!(b[0].exit_on(Some(Host::KvmPvm)), 6);
+        assert_eq!(b[0].exit_on(Some(Host::HwKvm)), 0);
+        assert_eq!(b[0].exit_on(None), 0);
+        assert_eq!(b[0].checks_on(Some(Host::HwKvm)).len(), 3);
+        assert_eq!(
+            b[0].expect[4].check,
+            Check::File {
+                name: "r.jsonl".into(),
+                text: "\"kind\"".into(),
+                present: true
+            }
+        );
+        assert!(b[1].commands[0].is_step());
+        assert_eq!(
+            b[1].expect[0].check,
+            Check::Keys(vec!["r".into(), "r".into()])
+        );
+        assert_eq!(b[1].expect[1].check, Check::Screen("RING 3".into()));
+    }
+
+    #[test]
+    fn sheets_that_break_the_conventions_are_refused() {
+        let bad = |s: &str, why: &str| {
+            let full = format!("{s}\n\n## Answers (for teachers)\n");
+            let e = sheet::parse(&full).expect_err(s);
+            assert!(e.contains(why), "{s:?}: {e}");
+        };
+        bad("no commands", "no command");
+        bad("```sh\nringlab run <image>\n```", "plain words");
+        bad("```sh\nringlab run x | head\n```", "plain words");
+        bad("```sh\ncargo run\n```", "holds `ringlab ...` commands");
+        bad("```sh\n# only a comment\n```", "without a command");
+        bad("```expect\nexit 0\n```", "must follow a sh block");
+        bad(
+            "```sh\nringlab lessons\n```\ntext\n```expect\nexit 0\n```",
+            "must follow",
+        );
+        bad(
+            "```sh\nringlab lessons\n```\n```expect\nstdout is a\n```",
+            "not an expectation",
+        );
+        bad(
+            "```sh\nringlab lessons\n```\n```expect\nscreen: x\n```",
+            "step` only",
+        );
+        bad(
+            "```sh\nringlab step --lesson x\n```\n```expect\nstdout: x\n```",
+            "screen:",
+        );
+        bad(
+            "```sh\nringlab lessons\n```\n```expect\n[kvm-pvm] exit 6\n```",
+            "--engine kvm",
+        );
+        bad(
+            "```sh\nringlab run --engine kvm x\n```\n```expect\n[kvm-pvm] exit 4\n```",
+            "exit status 6",
+        );
+        bad(
+            "```sh\nringlab run --engine kvm x\n```\n```expect\n[kvm-pvm] exit 6\n```",
+            "needs the explanation",
+        );
+        bad("```sh\nringlab lessons\n", "not closed");
+        assert!(sheet::parse("```sh\nringlab lessons\n```\n")
+            .unwrap_err()
+            .contains("Answers"));
+    }
+
+    #[test]
+    fn students_get_the_sheet_without_answers_and_expectations() {
+        let s = sheet::for_students(SAMPLE, "x", false);
+        assert!(!s.contains("Because"), "{s}");
+        assert!(!s.contains("## Answers"), "{s}");
+        assert!(s.contains("`ringlab lesson x --answers`"), "{s}");
+        assert!(!s.contains("```"), "{s}");
+        assert!(!s.contains("kvm-pvm cannot"), "{s}");
+        assert!(
+            s.contains("\n    ringlab run --lesson x --engine kvm --stats   # the stats\n"),
+            "{s}"
+        );
+        assert!(s.contains("1. Why?"), "{s}");
+        assert!(!s.contains("\n\n\n"), "{s}");
+        let t = sheet::for_students(SAMPLE, "x", true);
+        assert!(
+            t.contains("## Answers (for teachers)\n\n1. Because.\n"),
+            "{t}"
+        );
+        assert!(!t.contains("--answers"), "{t}");
     }
 }
