@@ -72,10 +72,12 @@ protected lessons): ringlab says so when a guest needs more.")]
         vga: crate::vga::VgaMode,
     },
     /// Step through a guest in a terminal UI: disassembly, registers, the
-    /// ring the CPU is in, segment descriptor caches, events, serial and
-    /// VGA. Keys: s step, n step over, r run to the next ring change, e to
-    /// the next exception or interrupt, c continue, b breakpoint, w switch
-    /// engine, ? all keys, q quit.
+    /// ring the CPU is in, segment descriptor caches, the stack with the
+    /// last interrupt frame labelled, a memory dump, events, serial and
+    /// VGA; fits 80x24 and uses more room when there is. Keys: s step, n
+    /// step over, r run to the next ring change, e to the next exception
+    /// or interrupt, c continue, b breakpoint, m memory at an address, x
+    /// restart, w switch engine, Tab next pane, ? all keys, q quit.
     #[command(after_help = "Examples:
   ringlab step --lesson rings                 (then r, r, s... to watch ring 0 -> 3 -> 0)
   ringlab step --lesson rings --engine kvm    (KVM single-steps: one VM exit per step)
