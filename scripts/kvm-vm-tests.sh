@@ -308,10 +308,23 @@ if [ "$update" = 1 ]; then
     echo "kvm-vm: snapshots copied back; review them with git diff"
 fi
 if ! tr -d '\r' < "$log" | grep -q "^RINGLAB-KVM-TESTS rc=0"; then
-    # The end of the console and QEMU's messages say why; the console is
-    # shown without its control characters.
-    echo "kvm-vm: the KVM tests failed in the VM (QEMU exit status $qrc); the end of $log:" >&2
-    tail -n 40 "$log" | LC_ALL=C tr -d '\r\000-\010\013-\037\177' | sed 's/^/vm| /' >&2
+    # The output of each failed test binary (its last 150 lines), or, if
+    # none failed (the VM did not get that far), the end of the console,
+    # and QEMU's messages say why; shown without control characters.
+    echo "kvm-vm: the KVM tests failed in the VM (QEMU exit status $qrc)" >&2
+    shown=0
+    while read -r name rc _; do
+        [ "$rc" != 0 ] || continue
+        echo "kvm-vm: the output of $name in the VM (exit status $rc; all of it in $log):" >&2
+        LC_ALL=C tr -d '\r\000-\010\013-\037\177' <"$log" \
+            | sed -n "/^RINGLAB-BIN-BEGIN $name\$/,/^RINGLAB-BIN-END $name /p" \
+            | tail -n 150 | sed 's/^/vm| /' >&2
+        shown=1
+    done <"$report/results"
+    if [ $shown = 0 ]; then
+        echo "kvm-vm: the end of $log:" >&2
+        tail -n 40 "$log" | LC_ALL=C tr -d '\r\000-\010\013-\037\177' | sed 's/^/vm| /' >&2
+    fi
     if [ -s "$qlog" ]; then
         echo "kvm-vm: QEMU's messages ($qlog):" >&2
         LC_ALL=C tr -d '\r\000-\010\013-\037\177' < "$qlog" | sed 's/^/qemu| /' >&2

@@ -254,28 +254,37 @@ fi
 
 passed=$(sum_col "$logs/host-results" 3)
 failed=$(sum_col "$logs/host-results" 4)
+if [ "$vm" = ran ]; then
+    passed=$((passed + $(sum_col "$logs/vm/results" 3)))
+    failed=$((failed + $(sum_col "$logs/vm/results" 4)))
+fi
 echo
 echo "==================== scripts/test.sh: summary ===================="
-[ -n "${RINGLAB_TEST_ARGS:-}" ] && echo "(RINGLAB_TEST_ARGS: the host ran only: ${RINGLAB_TEST_ARGS})"
+# The skips first (on a kvm-pvm host they are many), so that what ran and
+# what failed are the last lines on the screen.
+skips="skipped checks: $host_skips on the host, $vm_skips in the VM"
+if [ $((host_skips + vm_skips)) -gt 0 ]; then
+    echo "$skips, by reason (the whole lines: $logs/skips-host, $logs/vm/skips):"
+    [ "$host_skips" = 0 ] || { echo " on the host:"; skip_groups "$logs/skips-host"; }
+    [ "$vm_skips" = 0 ] || { echo " in the VM:"; skip_groups "$logs/vm/skips"; }
+    skips="$skips (listed above)"
+fi
+if [ -n "${RINGLAB_TEST_ARGS:-}" ]; then
+    echo "(RINGLAB_TEST_ARGS: the host ran only: ${RINGLAB_TEST_ARGS})"
+fi
 echo "host ($host_cmd, ${host_time} s): $(totals "$logs/host-results")"
 per_binary "$logs/host-results"
 if [ "$vm" = ran ]; then
     echo "VM (scripts/kvm-vm-tests.sh: QEMU/SVM, kvm_amd, RINGLAB_REQUIRE_KVM, ${vm_time} s): $(totals "$logs/vm/results")"
     per_binary "$logs/vm/results"
     echo "terminal check (scripts/pty-check.sh, the VM part in a pty of its own): $pty_verdict"
-    passed=$((passed + $(sum_col "$logs/vm/results" 3)))
-    failed=$((failed + $(sum_col "$logs/vm/results" 4)))
 else
     echo "VM: $vm"
 fi
-if [ -n "$tty_before" ]; then
-    if [ "$tty_before" = "$tty_after" ]; then
-        echo "this terminal: modes as they were (stty -g)"
-    fi
+if [ -n "$tty_before" ] && [ "$tty_before" = "$tty_after" ]; then
+    echo "this terminal: its modes are as they were (stty -g)"
 fi
-echo "skipped checks: $host_skips on the host, $vm_skips in the VM (full lines: $logs/skips-host, $logs/vm/skips)"
-[ "$host_skips" = 0 ] || { echo " on the host:"; skip_groups "$logs/skips-host"; }
-[ "$vm_skips" = 0 ] || { echo " in the VM:"; skip_groups "$logs/vm/skips"; }
+echo "$skips"
 if [ ${#failures[@]} -gt 0 ]; then
     echo "FAILED:"
     printf '  %s\n' "${failures[@]}"
