@@ -13,7 +13,12 @@
 # process group, as in an interactive terminal. The check fails when
 #
 # - the pty's modes (`stty -g`, read inside it before and after the
-#   command) differ, or
+#   command) differ,
+# - a process of the command's session was stopped by the terminal
+#   (state T for two looks a second apart: SIGTTOU or SIGTTIN, for touching
+#   it from a background process group, as QEMU under `timeout` was); the
+#   stopped process is killed so that the run ends now rather than at its
+#   timeout, or
 # - the command wrote any control character to the pty other than tab, CR
 #   and LF: that covers every terminal-control sequence (ESC c, ESC [?7l,
 #   ESC [2J, ...: all start with ESC or a C1 CSI, 0x9b, whose UTF-8 form
@@ -69,11 +74,12 @@ if [ "$1" = --self-test ]; then
     expect fail sh -c 'echo before; printf "\033[?7l"; echo after'
     expect fail sh -c 'printf "\302\233?7l"'
     expect fail sh -c 'stty -echo'
-    # A background process group touching the terminal is stopped
-    # (SIGTTOU); timeout ends it, and the check sees the modes unchanged
-    # but the command failed: the status is passed on.
-    expect fail sh -c 'exec timeout -s KILL 5 sh -c "stty -echo"'
-    echo "pty-check: self-test passed (ESC c, ESC [?7l, C1 CSI, stty -echo and a stopped background job are caught)"
+    # A background process group (timeout makes its own) touching the
+    # terminal is stopped (SIGTTOU): the watch sees it long before the
+    # timeout.
+    expect fail sh -c 'exec timeout 60 sh -c "stty -echo"'
+    expect fail sh -c 'timeout 60 sh -c "echo; read x"'
+    echo "pty-check: self-test passed (ESC c, ESC [?7l, a C1 CSI, stty -echo and processes stopped by SIGTTOU and SIGTTIN are caught)"
     exit 0
 fi
 
@@ -82,9 +88,48 @@ command -v script >/dev/null || { echo "pty-check: needs script (util-linux)" >&
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 printf -v cmd '%q ' "$@"
-# Inside the pty: the modes before, the command, the modes after. stty
-# reads the modes of its stdin, the pty.
-inner="stty -g > $dir/before && $cmd; rc=\$?; stty -g > $dir/after; exit \$rc"
+# Inside the pty: the session's id (the shell script starts leads it), the
+# modes before, the command, the modes after. stty reads the modes of its
+# stdin, the pty.
+inner="echo \$\$ > $dir/sid; stty -g > $dir/before && $cmd; rc=\$?; stty -g > $dir/after; exit \$rc"
+
+# Every second: the processes of the command's session in state T (stopped
+# by a signal: here SIGTTOU or SIGTTIN, nothing else stops them), from
+# /proc (procps may be missing). One seen stopped twice in a row is
+# recorded and killed.
+watch() {
+    local f line rest state sess pid comm seen="" now
+    while [ ! -s "$dir/sid" ]; do
+        [ -e "$dir/done" ] && return
+        sleep 0.2
+    done
+    local sid
+    sid=$(cat "$dir/sid")
+    while [ ! -e "$dir/done" ]; do
+        now=""
+        for f in /proc/[0-9]*/stat; do
+            read -r line 2>/dev/null <"$f" || continue
+            # pid (comm) state ppid pgrp session ...; comm may hold spaces.
+            rest=${line##*) }
+            read -r state _ _ sess _ <<<"$rest"
+            if [ "$sess" != "$sid" ] || [ "$state" != T ]; then
+                continue
+            fi
+            pid=${line%% *}
+            now="$now $pid "
+            if [[ $seen == *" $pid "* ]]; then
+                comm=${line#*(}
+                comm=${comm%)*}
+                echo "$comm (pid $pid)" >>"$dir/stopped"
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+        done
+        seen=$now
+        sleep 1
+    done
+}
+watch &
+watcher=$!
 
 # script copies everything written to the pty to its stdout; tee keeps the
 # raw bytes for the check, and the user sees them as plain lines. -e: the
@@ -97,8 +142,13 @@ script -q -e -c "$inner" /dev/null </dev/null \
 status=("${PIPESTATUS[@]}")
 set -e
 rc=${status[0]}
+touch "$dir/done"
+wait "$watcher" || true
 
 verdict=()
+if [ -s "$dir/stopped" ]; then
+    verdict+=("$* had processes stopped by the terminal (SIGTTOU/SIGTTIN: they touched it from a background process group), killed: $(sort -u "$dir/stopped" | paste -s -d ',' -)")
+fi
 if [ ! -s "$dir/before" ] || [ ! -s "$dir/after" ]; then
     verdict+=("could not read the pty's modes (stty -g) before and after $*")
 elif ! cmp -s "$dir/before" "$dir/after"; then

@@ -13,9 +13,10 @@
 #    scripts/kvm-vm-tests.sh runs the KVM tests again inside a QEMU/SVM
 #    virtual machine with a genuine kvm_amd, where nothing may skip. It runs
 #    under scripts/pty-check.sh, in a pseudo-terminal of its own, which
-#    fails if it changed the terminal's modes or wrote control sequences to
-#    it (QEMU must never reach the user's terminal); the check's own
-#    self-test runs first, so it is known to catch both.
+#    fails if it changed the terminal's modes, wrote control sequences to
+#    it or had a process stopped by it (SIGTTOU/SIGTTIN): QEMU must never
+#    reach the user's terminal. The check's own self-test runs first, so it
+#    is known to catch each of these.
 # 3. A summary: the test binaries run on the host and in the VM with their
 #    passed/failed/ignored counts (from the `test result:` lines), every
 #    skipped check with its reason, and, if anything failed, what. The exit
