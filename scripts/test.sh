@@ -78,6 +78,7 @@ if [ -n "${RINGLAB_TEST_ARGS:-}" ]; then
     read -r -a host_args <<<"$RINGLAB_TEST_ARGS"
 fi
 host_cmd="cargo test --release --no-fail-fast ${host_args[*]}"
+host_label="cargo test ${host_args[*]}"
 echo "test.sh: $host_cmd (output also in $logs/host.log)"
 # --no-fail-fast: every test binary runs, so the summary can list every
 # failure. stdin /dev/null: the same run in a terminal and without one.
@@ -273,12 +274,12 @@ fi
 if [ -n "${RINGLAB_TEST_ARGS:-}" ]; then
     echo "(RINGLAB_TEST_ARGS: the host ran only: ${RINGLAB_TEST_ARGS})"
 fi
-echo "host ($host_cmd, ${host_time} s): $(totals "$logs/host-results")"
+echo "host, $host_label (${host_time} s): $(totals "$logs/host-results")"
 per_binary "$logs/host-results"
 if [ "$vm" = ran ]; then
-    echo "VM (scripts/kvm-vm-tests.sh: QEMU/SVM, kvm_amd, RINGLAB_REQUIRE_KVM, ${vm_time} s): $(totals "$logs/vm/results")"
+    echo "VM, kvm_amd in QEMU/SVM (${vm_time} s): $(totals "$logs/vm/results")"
     per_binary "$logs/vm/results"
-    echo "terminal check (scripts/pty-check.sh, the VM part in a pty of its own): $pty_verdict"
+    echo "terminal check (pty-check.sh: the VM part in a pty of its own): $pty_verdict"
 else
     echo "VM: $vm"
 fi
