@@ -236,7 +236,7 @@ vm_skips=0
 [ -f "$logs/vm/skips" ] && vm_skips=$(wc -l <"$logs/vm/skips")
 
 failures=()
-[ "$host_rc" = 0 ] || failures+=("host: $host_cmd exited with status $host_rc")
+[ "$host_rc" = 0 ] || failures+=("host: $host_cmd exited with status $host_rc (output: $logs/host.log)")
 while read -r t; do failures+=("host: $t"); done <"$logs/host-failed"
 while read -r name _ p _; do
     [ "$p" != "-" ] || failures+=("host: $name printed no test result (crashed, or did not build?)")
