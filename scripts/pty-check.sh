@@ -134,11 +134,12 @@ watcher=$!
 # script copies everything written to the pty to its stdout; tee keeps the
 # raw bytes for the check, and the user sees them as plain lines. -e: the
 # command's exit status; /dev/null: no typescript file (the raw copy is
-# $dir/raw). LF arrives as CR LF (the pty's onlcr): the CRs are dropped.
+# $dir/raw). LF arrives as CR LF (the pty's onlcr): that CR is dropped, and
+# of a line redrawn after CRs (a progress count) the last state is shown.
 set +e
 script -q -e -c "$inner" /dev/null </dev/null \
     | tee "$dir/raw" \
-    | LC_ALL=C sed -u 's/[\x00-\x08\x0b-\x1f\x7f]//g'
+    | LC_ALL=C sed -u 's/\r$//; s/.*\r//; s/[\x00-\x08\x0b-\x1f\x7f]//g'
 status=("${PIPESTATUS[@]}")
 set -e
 rc=${status[0]}
