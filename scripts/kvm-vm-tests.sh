@@ -254,11 +254,18 @@ progress() {
             continue
         fi
         case $line in
-            "test result: "*) last=${line#test result: } ;;
+            "test result: "*)
+                # Without the always-0 "measured" and the filter's count.
+                last=${line#test result: }
+                last=${last/ 0 measured;/}
+                last=$(echo "$last" | sed 's/ [0-9]* filtered out;//')
+                ;;
             "RINGLAB-BIN-BEGIN "*) last="" ;;
             "RINGLAB-BIN-END "*)
                 name=${line#RINGLAB-BIN-END }
-                echo "kvm-vm: ${name% rc=*} (${name##* }): ${last:-no test result line}"
+                status=""
+                [ "${name##* }" = rc=0 ] || status=" (exit status ${name##*rc=})"
+                echo "kvm-vm: ${name% rc=*}: ${last:-no test result line}$status"
                 ;;
         esac
     done

@@ -79,7 +79,7 @@ if [ "$1" = --self-test ]; then
     # timeout.
     expect fail sh -c 'exec timeout 60 sh -c "stty -echo"'
     expect fail sh -c 'timeout 60 sh -c "echo; read x"'
-    echo "pty-check: self-test passed (ESC c, ESC [?7l, a C1 CSI, stty -echo and processes stopped by SIGTTOU and SIGTTIN are caught)"
+    echo "pty-check: self-test passed (it catches ESC c, ESC [?7l, C1 CSI, stty -echo, SIGTTOU, SIGTTIN)"
     exit 0
 fi
 
