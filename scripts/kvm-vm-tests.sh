@@ -89,7 +89,6 @@ done
 
 # The initramfs: busybox, the modules, the test binary and its libraries.
 work=$(mktemp -d)
-qemu=""
 trap 'rm -rf "$work"' EXIT
 ir=$work/initramfs
 mkdir -p "$ir"/{bin,dev,proc,sys,tmp,modules,tests}
