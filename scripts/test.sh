@@ -42,7 +42,8 @@ root=$(pwd)
 
 logs=${RINGLAB_TEST_LOGS:-$root/target/test-logs}
 case $logs in /*) ;; *) logs=$root/$logs ;; esac
-rm -rf "$logs"
+# Only this script's own files go (RINGLAB_TEST_LOGS may name any directory).
+rm -rf "$logs/vm" "$logs/host.log" "$logs/skips-host" "$logs/host-results" "$logs/host-failed"
 mkdir -p "$logs/vm"
 
 # The terminal's modes, if there is one: compared at the end. tcgetattr is
