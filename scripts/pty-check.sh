@@ -87,6 +87,9 @@ command -v script >/dev/null || { echo "pty-check: needs script (util-linux)" >&
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
+# Interrupted (Ctrl-C reaches this script, not the command in its pty,
+# which the hangup ends when script exits): no verdict.
+trap 'exit 130' INT TERM
 printf -v cmd '%q ' "$@"
 # Inside the pty: the session's id (the shell script starts leads it), the
 # modes before, the command, the modes after. stty reads the modes of its

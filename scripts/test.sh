@@ -39,6 +39,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+# Ctrl-C ends the run here, without a summary of a half-run (the VM part,
+# in a pty session of its own, is ended by the hangup when its pty closes).
+trap 'echo "test.sh: interrupted" >&2; exit 130' INT TERM
 
 logs=${RINGLAB_TEST_LOGS:-$root/target/test-logs}
 case $logs in /*) ;; *) logs=$root/$logs ;; esac
@@ -114,6 +117,8 @@ else
     vm_rc=$?
     set -e
     vm_time=$((SECONDS - start))
+    # Where kvm-vm-tests.sh ended before the VM ran, its results are empty.
+    touch "$logs/vm/results" "$logs/vm/failed" "$logs/vm/skips"
     # The report: kvm-vm-tests.sh's exit status, then the check's verdict.
     if [ -s "$logs/vm/pty-check" ]; then
         vm_rc=$(head -n 1 "$logs/vm/pty-check")
