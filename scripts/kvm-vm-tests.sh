@@ -13,10 +13,33 @@
 # Debian kernel package; installs qemu-system-x86 and busybox-static with
 # apt-get when they are missing. Exits non-zero if any test fails or the VM
 # does not report a result.
+#
+# QEMU never reads or writes the terminal this runs in: its stdin is
+# /dev/null, the VM's serial console goes to a file, QEMU's own messages to
+# another, and it runs in a session of its own (no controlling terminal).
+# Under `timeout`, QEMU is outside the terminal's foreground process group:
+# had it touched the terminal it would have been stopped (SIGTTIN/SIGTTOU),
+# and its console output (ESC c, line wrap off) would have wrecked the
+# user's screen. What the user sees are this script's own plain lines: one
+# per test binary finished in the VM (or, with --bench, the VM's output with
+# control characters removed). scripts/pty-check.sh, which scripts/test.sh
+# runs this under, checks that it stays that way.
+#
+# Left in $RINGLAB_VM_REPORT (default: the cache directory) for
+# scripts/test.sh's summary and for reading after a failure:
+#   serial.log  the VM's serial console, as QEMU wrote it
+#   qemu.log    QEMU's own messages
+#   results     one line per test binary run in the VM:
+#               NAME RC PASSED FAILED IGNORED (RC: its exit status;
+#               the counts are "-" where it printed no `test result:`)
+#   failed      the failed tests, NAME::TEST, one a line
+#   skips       the checks skipped in the VM (the tests' RINGLAB_SKIP_LOG
+#               lines, tests/src/skip.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 cache=${RINGLAB_VM_CACHE:-$root/target/kvm-vm}
+report=${RINGLAB_VM_REPORT:-$cache}
 bench=0
 [ "${1:-}" = "--bench" ] && bench=1
 # RINGLAB_VM_ONLY="protected kvm" runs only those test binaries (debugging).
@@ -25,7 +48,7 @@ only=${RINGLAB_VM_ONLY:-}
 # the VM and copies them back into tests/tests/snapshots (review them with
 # git diff before committing).
 update=${RINGLAB_VM_UPDATE_SNAPSHOTS:-0}
-mkdir -p "$cache"
+mkdir -p "$cache" "$report"
 
 sudo_cmd=""
 [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
@@ -33,8 +56,9 @@ need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 [ -x /bin/busybox ] || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
-    $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
+    echo "kvm-vm: installing ${need[*]} with apt-get"
+    $sudo_cmd apt-get update -qq </dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" </dev/null
 fi
 
 # The newest Debian 6.1 kernel package, fetched once.
@@ -42,7 +66,8 @@ if ! ls "$cache"/linux-image-*.deb >/dev/null 2>&1; then
     pkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' \
         | awk '{print $1}' | sort -V | tail -1)
     [ -n "$pkg" ] || { echo "kvm-vm: no linux-image-6.1.0-*-amd64 package known to apt" >&2; exit 1; }
-    (cd "$cache" && apt-get download "$pkg" 2>/dev/null)
+    echo "kvm-vm: downloading $pkg (once, into $cache)"
+    (cd "$cache" && apt-get download -qq "$pkg" </dev/null 2>/dev/null)
 fi
 deb=$(ls "$cache"/linux-image-*.deb | head -1)
 if [ ! -d "$cache/kernel" ]; then
@@ -52,6 +77,7 @@ vmlinuz=$(ls "$cache"/kernel/boot/vmlinuz-* | head -1)
 moddir=$(ls -d "$cache"/kernel/lib/modules/* | head -1)/kernel
 
 # The test binaries, built for this host (the VM runs the same kernel ABI).
+echo "kvm-vm: building the test binaries"
 exes=()
 tests=(kvm lessons protected robustness switch stepper rom)
 for t in "${tests[@]}"; do
@@ -144,6 +170,10 @@ else
     export RINGLAB_REQUIRE_KVM=1 INSTA_UPDATE=no CI=true INSTA_WORKSPACE_ROOT=$(cat root)
     if [ "$(cat update)" = 1 ]; then export INSTA_UPDATE=always; unset CI; fi
     export PATH=/bin:/usr/bin TMPDIR=/tmp
+    # The skip protocol (tests/src/skip.rs): the log is printed between
+    # marker lines at the end for the host's summary.
+    export RINGLAB_SKIP_LOG=/tmp/skips
+    : > /tmp/skips
     # kvm, lessons: KVM against the interpreter and the shared snapshots.
     # protected: every guest of the interpreter's protected-mode tests,
     # cross-checked on KVM (tests/src/guest.rs). robustness: the guest
@@ -152,16 +182,32 @@ else
     only=$(cat only)
     want() { [ -z "$only" ] || echo " $only " | grep -q " $1 "; }
     rc=0
-    want kvm && { ./kvm --test-threads=1 --nocapture || rc=1; }
-    want lessons && { ./lessons --test-threads=1 --nocapture || rc=1; }
-    want protected && { ./protected --test-threads=1 || rc=1; }
-    want robustness && { ./robustness --test-threads=1 physical_addresses_outside_ram || rc=1; }
+    # Runs one test binary between marker lines, from which the host
+    # parses its `test result:` line and exit status. No colours: the
+    # console is a terminal, and the host parses this text.
+    run() {
+        name=$1
+        shift
+        want "$name" || return 0
+        echo "RINGLAB-BIN-BEGIN $name"
+        ./"$name" --test-threads=1 --color never "$@"
+        r=$?
+        echo "RINGLAB-BIN-END $name rc=$r"
+        [ $r = 0 ] || rc=1
+    }
+    run kvm --nocapture
+    run lessons --nocapture
+    run protected
+    run robustness physical_addresses_outside_ram
     # switch: a running machine moved interpreter -> KVM -> interpreter.
-    want switch && { ./switch --test-threads=1 --nocapture kvm || rc=1; }
+    run switch --nocapture kvm
     # stepper: the commands of `ringlab step`, single-stepping KVM.
-    want stepper && { ./stepper --test-threads=1 --nocapture kvm || rc=1; }
+    run stepper --nocapture kvm
     # rom: booting a firmware ROM from the reset vector (read-only slots).
-    want rom && { ./rom --test-threads=1 --nocapture || rc=1; }
+    run rom --nocapture
+    echo "RINGLAB-SKIPS-BEGIN"
+    cat /tmp/skips
+    echo "RINGLAB-SKIPS-END"
     if [ "$(cat update)" = 1 ]; then
         for f in "$(cat root)"/tests/tests/snapshots/*.snap; do
             echo "RINGLAB-SNAP-BEGIN $(basename "$f")"; cat "$f"; echo "RINGLAB-SNAP-END"
@@ -174,10 +220,90 @@ INIT
 chmod +x "$ir/init"
 (cd "$ir" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$work/initrd.gz"
 
-log=$work/vm.log
-timeout 900 qemu-system-x86_64 -accel tcg -cpu max -m 2048 -nographic -no-reboot \
+log=$report/serial.log
+qlog=$report/qemu.log
+rm -f "$log" "$qlog" "$report/results" "$report/failed" "$report/skips"
+: > "$log"
+# -nodefaults -display none -monitor none: no stdio character device at all
+# (-nographic would put the serial port and the monitor on this terminal);
+# the serial port, which the kernel's console uses, writes to $log. setsid
+# (which execs, as timeout's child it need not fork) gives QEMU a session
+# without a controlling terminal: it could not even open /dev/tty.
+echo "kvm-vm: booting the VM (QEMU TCG with SVM; serial console in $log)"
+timeout 900 setsid qemu-system-x86_64 -accel tcg -cpu max -m 2048 -no-reboot \
+    -nodefaults -display none -monitor none -serial "file:$log" \
     -kernel "$vmlinuz" -initrd "$work/initrd.gz" \
-    -append "console=ttyS0 panic=-1 quiet" | tee "$log" || true
+    -append "console=ttyS0 panic=-1 quiet" </dev/null >"$qlog" 2>&1 &
+qemu=$!
+# Stops QEMU if this script is interrupted (Ctrl-C reaches this script's
+# process group, not QEMU's session); timeout passes the signal on.
+trap 'kill "$qemu" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Plain progress lines from the serial log while the VM runs: one per test
+# binary (with --bench, every line of the VM's output). Control characters
+# are removed: nothing the VM prints reaches the terminal as it is.
+progress() {
+    local line last="" name LC_ALL=C
+    while IFS= read -r line; do
+        line=${line//[$'\001'-$'\010'$'\013'-$'\037'$'\177']/}
+        if [ $bench = 1 ]; then
+            echo "vm| $line"
+            continue
+        fi
+        case $line in
+            "test result: "*)
+                # Without the always-0 "measured" and the filter's count.
+                last=${line#test result: }
+                last=${last/ 0 measured;/}
+                last=$(echo "$last" | sed 's/ [0-9]* filtered out;//')
+                ;;
+            "RINGLAB-BIN-BEGIN "*) last="" ;;
+            "RINGLAB-BIN-END "*)
+                name=${line#RINGLAB-BIN-END }
+                status=""
+                [ "${name##* }" = rc=0 ] || status=" (exit status ${name##*rc=})"
+                echo "kvm-vm: ${name% rc=*}: ${last:-no test result line}$status"
+                ;;
+        esac
+    done
+}
+tail -n +1 -f --pid="$qemu" "$log" 2>/dev/null | progress &
+follower=$!
+qrc=0
+wait "$qemu" || qrc=$?
+wait "$follower" || true
+if [ $qrc = 124 ]; then
+    echo "kvm-vm: the VM did not finish within 900 s (timeout)" >&2
+fi
+
+# The results for scripts/test.sh's summary, from the marker lines.
+LC_ALL=C tr -d '\r' < "$log" | LC_ALL=C awk -v dir="$report" '
+    { gsub(/\033\[[0-9;?]*[A-Za-z]/, "") }
+    /^RINGLAB-BIN-BEGIN / { bin = $2; p = f = i = "-"; nfail = 0; next }
+    /^RINGLAB-BIN-END / {
+        rc = $3; sub(/^rc=/, "", rc)
+        print bin, rc, p, f, i > (dir "/results")
+        bin = ""; next
+    }
+    bin != "" && /^failures:$/ { nfail = 0; next }
+    bin != "" && /^    [^ ]+$/ { names[++nfail] = $1; next }
+    bin != "" && /^test result: / {
+        p = count($0, "passed"); f = count($0, "failed"); i = count($0, "ignored")
+        if (f + 0 > 0)
+            for (k = 1; k <= nfail; k++) print bin "::" names[k] > (dir "/failed")
+        next
+    }
+    /^RINGLAB-SKIPS-BEGIN$/ { skips = 1; printf "" > (dir "/skips"); next }
+    /^RINGLAB-SKIPS-END$/ { skips = 0; next }
+    skips { print > (dir "/skips") }
+    function count(s, what,   r) {
+        if (!match(s, "[0-9]+ " what)) return "-"
+        r = substr(s, RSTART, RLENGTH); sub(/ .*/, "", r); return r
+    }'
+touch "$report/results" "$report/failed" "$report/skips"
+
 if [ "$update" = 1 ]; then
     # The console turns \n into \r\n; the snapshots are written back as
     # insta wrote them.
@@ -187,5 +313,28 @@ if [ "$update" = 1 ]; then
         f != "" { print >> f }'
     echo "kvm-vm: snapshots copied back; review them with git diff"
 fi
-grep -q "RINGLAB-KVM-TESTS rc=0" "$log" || { echo "kvm-vm: the KVM tests failed in the VM" >&2; exit 1; }
+if ! tr -d '\r' < "$log" | grep -q "^RINGLAB-KVM-TESTS rc=0"; then
+    # The output of each failed test binary (its last 150 lines), or, if
+    # none failed (the VM did not get that far), the end of the console,
+    # and QEMU's messages say why; shown without control characters.
+    echo "kvm-vm: the KVM tests failed in the VM (QEMU exit status $qrc)" >&2
+    shown=0
+    while read -r name rc _; do
+        [ "$rc" != 0 ] || continue
+        echo "kvm-vm: the output of $name in the VM (exit status $rc; all of it in $log):" >&2
+        LC_ALL=C tr -d '\r\000-\010\013-\037\177' <"$log" \
+            | sed -n "/^RINGLAB-BIN-BEGIN $name\$/,/^RINGLAB-BIN-END $name /p" \
+            | tail -n 150 | sed 's/^/vm| /' >&2
+        shown=1
+    done <"$report/results"
+    if [ $shown = 0 ]; then
+        echo "kvm-vm: the end of $log:" >&2
+        tail -n 40 "$log" | LC_ALL=C tr -d '\r\000-\010\013-\037\177' | sed 's/^/vm| /' >&2
+    fi
+    if [ -s "$qlog" ]; then
+        echo "kvm-vm: QEMU's messages ($qlog):" >&2
+        LC_ALL=C tr -d '\r\000-\010\013-\037\177' < "$qlog" | sed 's/^/qemu| /' >&2
+    fi
+    exit 1
+fi
 echo "kvm-vm: the KVM tests passed on kvm_amd inside QEMU/SVM"

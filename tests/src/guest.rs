@@ -9,8 +9,9 @@
 //! output, VGA text, general registers, EIP and every byte of RAM (see
 //! `cross_check`). Where an engine cannot run a guest on this host (kvm-pvm
 //! has no 32-bit paging and fails on ring changes) the comparison is skipped
-//! with the reason printed; with `RINGLAB_REQUIRE_KVM` set (the QEMU/SVM test
-//! VM of `scripts/kvm-vm-tests.sh`) nothing may skip.
+//! with the reason reported through [`crate::skip`]; with
+//! `RINGLAB_REQUIRE_KVM` set (the QEMU/SVM test VM of
+//! `scripts/kvm-vm-tests.sh`) nothing may skip.
 //!
 //! Protected-mode guests start with a common "kernel prologue" (`PROLOGUE`)
 //! that builds, at fixed addresses the tests can read back:
@@ -539,7 +540,10 @@ pub fn run_from(mut m: Machine, state: &CpuState) -> Run {
 /// for event with the same instruction counts.
 pub fn translator_check(ram: &[u8], state: &CpuState, run: &mut Run) {
     if run.stop == Stop::Timeout {
-        eprintln!("translator check skipped: the interpreter timed out");
+        crate::skip(format!(
+            "translator check of {}: the interpreter timed out",
+            current_guest()
+        ));
         return;
     }
     let mut m = Machine::new(MachineConfig::with_ram(ram.len())).expect("machine");
@@ -618,6 +622,11 @@ thread_local! {
     /// The name of the guest this test thread assembled last: the one
     /// `cross_check` compares (each test runs on its own thread).
     static CURRENT_GUEST: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// The guest this test thread assembled last (for the skip reasons).
+fn current_guest() -> String {
+    CURRENT_GUEST.with(|g| g.borrow().clone())
 }
 
 /// Where QEMU's TCG, which plays the real CPU inside the test VM of
@@ -785,27 +794,29 @@ fn guest_ended(stop: &Stop) -> bool {
 /// the guests' result areas included).
 ///
 /// KVM: where /dev/kvm cannot be opened, or the host's kvm-pvm cannot run
-/// the guest (32-bit paging, ring changes), the reason is printed and the
-/// comparison skipped, unless RINGLAB_REQUIRE_KVM is set.
+/// the guest (32-bit paging, ring changes), the comparison is skipped with
+/// the reason reported through [`crate::skip`], unless RINGLAB_REQUIRE_KVM
+/// is set.
 pub fn cross_check(ram: &[u8], state: &CpuState, run: &mut Run) {
     if !guest_ended(&run.stop) {
-        eprintln!(
-            "cross-check skipped: the interpreter stopped with {:?}, which other engines \
+        crate::skip(format!(
+            "cross-check of {}: the interpreter stopped with {:?}, which other engines \
              do not reproduce by design",
+            current_guest(),
             run.stop
-        );
+        ));
         return;
     }
     let tcg = cpu_is_qemu_tcg();
-    let guest = CURRENT_GUEST.with(|g| g.borrow().clone());
+    let guest = current_guest();
     if tcg {
         if let Some((_, why)) = TCG_DEPARTURES.iter().find(|(n, _)| *n == guest) {
-            eprintln!("cross-check on kvm skipped for {guest}: {why}");
+            crate::skip(format!("cross-check of {guest} on kvm: {why}"));
             return;
         }
     }
     if let Some((_, why)) = KVM_DEPARTURES.iter().find(|(n, _)| *n == guest) {
-        eprintln!("cross-check on kvm skipped for {guest}: {why}");
+        crate::skip(format!("cross-check of {guest} on kvm: {why}"));
         return;
     }
     let require = std::env::var_os("RINGLAB_REQUIRE_KVM").is_some();
@@ -815,7 +826,9 @@ pub fn cross_check(ram: &[u8], state: &CpuState, run: &mut Run) {
         Ok(e) => e,
         Err(e) if require => panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}"),
         Err(e) => {
-            eprintln!("cross-check on kvm skipped: KVM is not usable on this host: {e}");
+            crate::skip(format!(
+                "cross-check of {guest} on kvm: KVM is not usable on this host: {e}"
+            ));
             return;
         }
     };
@@ -824,7 +837,7 @@ pub fn cross_check(ram: &[u8], state: &CpuState, run: &mut Run) {
     let stop = match kvm.run(&mut m, &limits()) {
         Ok(stop) => stop,
         Err(machine::EngineError::Unsupported(why)) if !require => {
-            eprintln!("cross-check on kvm skipped: {why}");
+            crate::skip(format!("cross-check of {guest} on kvm: {why}"));
             return;
         }
         Err(e) => panic!(

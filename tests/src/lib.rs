@@ -1,2 +1,5 @@
 //! Helpers shared by ringlab's integration tests.
 pub mod guest;
+pub mod skip;
+
+pub use skip::skip;

@@ -1,13 +1,14 @@
 //! The KVM engine against the interpreter on this host. Where /dev/kvm
-//! cannot be opened the tests print why and skip; on kvm-pvm (this
-//! project's machines) guests that need 32-bit paging must stop with the
-//! explanation, never a misleading triple fault.
+//! cannot be opened the tests report why (`tests::skip`) and skip; on
+//! kvm-pvm (this project's machines) guests that need 32-bit paging must
+//! stop with the explanation, never a misleading triple fault.
 
 use machine::loader::{self, LoadOptions};
 use machine::{Engine, EngineError, Limits, Machine, MachineConfig, Stop};
 use std::time::Duration;
 
-/// The engine, or None (after printing why) where KVM is not usable.
+/// The engine, or None (after reporting why, `tests::skip`) where KVM is
+/// not usable.
 /// With RINGLAB_REQUIRE_KVM set (the QEMU/SVM test VM) nothing may skip.
 fn kvm_or_skip(m: &mut Machine) -> Option<Box<dyn Engine>> {
     match engine_kvm::create(m) {
@@ -16,7 +17,7 @@ fn kvm_or_skip(m: &mut Machine) -> Option<Box<dyn Engine>> {
             panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}")
         }
         Err(e) => {
-            eprintln!("skipping: KVM is not usable on this host: {e}");
+            tests::skip(format!("KVM is not usable on this host: {e}"));
             None
         }
     }
@@ -62,9 +63,9 @@ fn hello_lesson_is_the_same_on_kvm() {
 #[test]
 fn compute_guest_gives_the_known_checksum() {
     if engine_kvm::host::detect() == engine_kvm::host::HostKind::Pvm {
-        eprintln!(
-            "skipping: kvm-pvm runs unpaged protected mode in its instruction emulator \
-             (about 2 M instructions/s), so the 900 M instruction guest would take minutes"
+        tests::skip(
+            "kvm-pvm runs unpaged protected mode in its instruction emulator \
+             (about 2 M instructions/s), so the 900 M instruction guest would take minutes",
         );
         return;
     }
@@ -206,7 +207,7 @@ fn breakpoint_stops_and_resumes() {
 #[test]
 fn stepping_the_rings_lesson_sees_the_interpreters_ring_changes() {
     if engine_kvm::host::detect() == engine_kvm::host::HostKind::Pvm {
-        eprintln!("skipping: kvm-pvm cannot run ring changes in unpaged protected mode");
+        tests::skip("kvm-pvm cannot run ring changes in unpaged protected mode");
         return;
     }
     let image = lessons::find("rings").unwrap().image;

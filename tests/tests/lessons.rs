@@ -71,7 +71,7 @@ fn run_lesson(l: &lessons::Lesson, e: E) -> Option<String> {
 }
 
 /// Runs a lesson on the interpreter or KVM: None where KVM cannot run it
-/// here (after printing why).
+/// here (after reporting why, `tests::skip`).
 fn run_on(l: &lessons::Lesson, engine: E) -> Option<(Stop, Machine)> {
     let kvm = engine == E::Kvm;
     let mut m = Machine::new(MachineConfig::default()).unwrap();
@@ -83,7 +83,7 @@ fn run_on(l: &lessons::Lesson, engine: E) -> Option<(Stop, Machine)> {
                 panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}")
             }
             Err(e) => {
-                eprintln!("lesson {}: skipping KVM: {e}", l.name);
+                tests::skip(format!("lesson {} on KVM: {e}", l.name));
                 return None;
             }
         }
@@ -106,10 +106,7 @@ fn run_on(l: &lessons::Lesson, engine: E) -> Option<(Stop, Machine)> {
                 && std::env::var_os("RINGLAB_REQUIRE_KVM").is_none() =>
         {
             assert!(why.contains("kvm-pvm"), "{why}");
-            eprintln!(
-                "lesson {}: KVM stopped with the kvm-pvm explanation: {why}",
-                l.name
-            );
+            tests::skip(format!("lesson {} on KVM: {why}", l.name));
             None
         }
         Err(err) => panic!("lesson {} on {}: {err}", l.name, e_name(engine)),

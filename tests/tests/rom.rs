@@ -103,7 +103,7 @@ fn the_rom_boots_on_kvm() {
     let kvm = match engine_kvm::create(&mut m) {
         Ok(k) => k,
         Err(e) if !require => {
-            eprintln!("ROM on kvm skipped: KVM is not usable on this host: {e}");
+            tests::skip(format!("ROM on kvm: KVM is not usable on this host: {e}"));
             return;
         }
         Err(e) => panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}"),

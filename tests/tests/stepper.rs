@@ -26,7 +26,7 @@ fn walk(kind: EngineKind) -> Option<Vec<(u64, u8, String)>> {
     let mut s = match stepper(kind) {
         Ok(s) => s,
         Err(e) if kind == EngineKind::Kvm && !require => {
-            eprintln!("stepper on kvm skipped: {e}");
+            tests::skip(format!("stepper on kvm: {e}"));
             return None;
         }
         Err(e) => panic!("{kind:?}: {e}"),
@@ -40,7 +40,7 @@ fn walk(kind: EngineKind) -> Option<Vec<(u64, u8, String)>> {
     };
     s.exec(Command::RunToRingChange);
     if kind == EngineKind::Kvm && s.message.contains("kvm-pvm") && !require {
-        eprintln!("stepper on kvm skipped: {}", s.message);
+        tests::skip(format!("stepper on kvm: {}", s.message));
         return None;
     }
     assert_eq!(s.last_stop, Some(Stop::Event), "{kind:?}: {}", s.message);

@@ -162,14 +162,14 @@ fn interp_and_translator_switch_back_and_forth_on_every_lesson() {
 }
 
 /// Runs `l` interp -> kvm at `to_kvm` -> interp at `back`, or None (with
-/// the reason printed) where this host's KVM cannot.
+/// the reason reported, `tests::skip`) where this host's KVM cannot.
 fn via_kvm(l: &lessons::Lesson, to_kvm: u64, back: u64) -> Option<(End, Session)> {
     let require = std::env::var_os("RINGLAB_REQUIRE_KVM").is_some();
     use EngineKind::{Interp, Kvm};
     match run(l, Interp, &[(to_kvm, Kvm), (back, Interp)]) {
         Ok(r) => Some(r),
         Err(e @ (EngineError::Unavailable(_) | EngineError::Unsupported(_))) if !require => {
-            eprintln!("{}: switching to KVM skipped on this host: {e}", l.name);
+            tests::skip(format!("{}: switching to KVM on this host: {e}", l.name));
             None
         }
         Err(e) => panic!("{}: switched run through KVM: {e}", l.name),
