@@ -2,6 +2,8 @@
 //! exactly the guest's COM1 bytes, and clear errors for bad images. The
 //! guests are assembled here with GNU binutils (CI installs them).
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -341,7 +343,10 @@ fn bad_arguments_and_missing_engines_are_reported() {
         );
         assert_eq!(out.stdout, b"ok\n");
     } else {
-        eprintln!("skipping the KVM run: this host has no usable /dev/kvm");
+        support::skip(
+            "cli::bad_arguments_and_missing_engines_are_reported",
+            "this host has no usable /dev/kvm: the KVM run is checked only for its error",
+        );
         assert_clean_error(&out, 6, "/dev/kvm");
     }
     // Trap-and-emulate is a mode of the interpreter only.
@@ -766,7 +771,10 @@ fn run_help_examples_with_kvm_run_here() {
         "{help}"
     );
     if !kvm_opens() {
-        eprintln!("skipping the KVM examples: this host has no usable /dev/kvm");
+        support::skip(
+            "cli::run_help_examples_with_kvm_run_here",
+            "this host has no usable /dev/kvm: the KVM examples of run --help are not run",
+        );
         return;
     }
     for args in [
@@ -787,7 +795,10 @@ fn run_help_examples_with_kvm_run_here() {
 #[test]
 fn bench_skips_what_this_hosts_kvm_cannot_run_without_waiting() {
     if !kvm_pvm_host() && kvm_opens() {
-        eprintln!("skipping: this host's KVM runs the benchmarks (no kvm-pvm)");
+        support::skip(
+            "cli::bench_skips_what_this_hosts_kvm_cannot_run_without_waiting",
+            "this host's KVM is not kvm-pvm: there is nothing for bench to skip",
+        );
         return;
     }
     // A compute timeout of an hour: the loop must be skipped, not cut.

@@ -16,8 +16,10 @@
 //! where there is no usable /dev/kvm. Skips are printed and appended to the
 //! file named by RINGLAB_SKIP_LOG as `sheets::<test>: <reason>`.
 
+mod support;
+
 use lessons::sheet::{self, Block, Check, Command, Host, Stream};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -42,17 +44,7 @@ fn kvm_host() -> Option<Host> {
 }
 
 fn skip(test: &str, reason: &str) {
-    eprintln!("SKIPPED sheets::{test}: {reason}");
-    if let Ok(path) = std::env::var("RINGLAB_SKIP_LOG") {
-        if !path.is_empty() {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .unwrap_or_else(|e| panic!("RINGLAB_SKIP_LOG={path}: {e}"));
-            writeln!(f, "sheets::{test}: {reason}").unwrap();
-        }
-    }
+    support::skip(&format!("sheets::{test}"), reason);
 }
 
 /// A fresh, empty directory for one command.

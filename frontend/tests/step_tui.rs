@@ -14,21 +14,14 @@
 //! `step_tui::<test>: <reason>` to the file $RINGLAB_SKIP_LOG names (the
 //! skips the test script lists), and passes.
 
-use std::io::Write;
+mod support;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Reports a skipped test: stderr, and a line in $RINGLAB_SKIP_LOG.
 fn skip(test: &str, reason: &str) {
-    eprintln!("step_tui::{test} skipped: {reason}");
-    if let Some(path) = std::env::var_os("RINGLAB_SKIP_LOG") {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .unwrap_or_else(|e| panic!("RINGLAB_SKIP_LOG {path:?}: {e}"));
-        writeln!(f, "step_tui::{test}: {reason}").expect("write the skip log");
-    }
+    support::skip(&format!("step_tui::{test}"), reason);
 }
 
 struct Tmux {
