@@ -443,31 +443,30 @@ impl Bt {
         &mut self,
         m: &mut Machine,
         limits: &Limits,
-        start: Instant,
     ) -> Result<Option<Stop>, EngineError> {
         let before = m.icount();
-        let max = limits
-            .max_icount
-            .map_or(before + STRETCH, |l| l.min(before + STRETCH));
-        let timeout = limits.timeout.map(|t| t.saturating_sub(start.elapsed()));
+        let stretch_end = before + STRETCH;
+        // The stretch's own bound, where it is tighter than the run's: a
+        // `Budget` at it is the stretch's, not the run's.
+        let own_bound = limits.max_icount.is_none_or(|l| stretch_end < l);
         let l = Limits {
-            max_icount: Some(max),
-            timeout,
+            max_icount: Some(if own_bound {
+                stretch_end
+            } else {
+                limits.max_icount.unwrap_or(stretch_end)
+            }),
+            // The same deadline: a `Timeout` is always the run's.
+            deadline: limits.deadline,
             breakpoints: Vec::new(),
         };
         let s = self.interp.run(m, &l)?;
         self.counters.fallback_insns += m.icount() - before;
         Ok(match s {
-            // Our own stretch ended, not the run's budget. (A stretch that
-            // retired nothing ended because the guest's exception handlers
-            // fault at once, over and over: the interpreter counts those
+            // Our own stretch ended, not the run. (A stretch that retired
+            // nothing ended because the guest's exception handlers fault
+            // at once, over and over: the interpreter counts those
             // deliveries against the budget, and so does the run.)
-            Stop::Budget
-                if m.icount() > before && limits.max_icount.is_none_or(|l| m.icount() < l) =>
-            {
-                None
-            }
-            Stop::Timeout if limits.timeout.is_some_and(|t| start.elapsed() < t) => None,
+            Stop::Budget if own_bound && m.icount() > before => None,
             other => Some(other),
         })
     }
@@ -478,11 +477,9 @@ impl Bt {
         &mut self,
         m: &mut Machine,
         limits: &Limits,
-        start: Instant,
     ) -> Result<Option<Stop>, EngineError> {
         let before = m.icount();
-        let timeout = limits.timeout.map(|t| t.saturating_sub(start.elapsed()));
-        let s = self.interp.step_within(m, timeout)?;
+        let s = self.interp.step_within(m, limits.deadline)?;
         self.counters.fallback_insns += m.icount() - before;
         Ok(match s {
             Stop::Stepped => None,
@@ -508,7 +505,6 @@ impl Engine for Bt {
     }
 
     fn run(&mut self, m: &mut Machine, limits: &Limits) -> Result<Stop, EngineError> {
-        let start = Instant::now();
         // Time runs on retired instructions (KVM may have driven it by host
         // time before the machine moved here).
         m.clock.set_mode(machine::ClockMode::Instructions);
@@ -536,10 +532,8 @@ impl Engine for Bt {
             tick = tick.wrapping_add(1);
             if tick.is_multiple_of(256) || m.icount() >= next_clock_read {
                 next_clock_read = m.icount() + (1 << 20);
-                if let Some(t) = limits.timeout {
-                    if start.elapsed() >= t {
-                        return Ok(Stop::Timeout);
-                    }
+                if limits.expired() {
+                    return Ok(Stop::Timeout);
                 }
             }
             self.invalidate_written(m);
@@ -567,7 +561,7 @@ impl Engine for Bt {
             // instruction, below.)
             let foreign = !c.code32() || c.segs[CS].base != 0 || c.segs[CS].limit != u32::MAX;
             if key.is_none() && !careful && foreign {
-                if let Some(s) = self.interpret_stretch(m, limits, start)? {
+                if let Some(s) = self.interpret_stretch(m, limits)? {
                     return Ok(s);
                 }
                 continue;
@@ -613,7 +607,7 @@ impl Engine for Bt {
                 // handled by a callout (VMware's term for the emulation
                 // routine translated code calls).
                 self.interp.cpu_mut().for_translator = key.is_some();
-                let r = self.interpret_one(m, limits, start);
+                let r = self.interpret_one(m, limits);
                 self.interp.cpu_mut().for_translator = false;
                 if let Some(s) = r? {
                     return Ok(s);

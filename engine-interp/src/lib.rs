@@ -74,16 +74,16 @@ enum Flow {
 impl Interp {
     /// One instruction, like `Engine::step`, but a long REP string
     /// instruction (suspended every `string::REP_CHUNK` iterations) gives
-    /// up at `timeout` with `Stop::Timeout`, its registers where it
+    /// up at `deadline` with `Stop::Timeout`, its registers where it
     /// stopped, so that it can go on later: the translator's run keeps to
-    /// its own timeout this way.
+    /// its own deadline this way.
     pub fn step_within(
         &mut self,
         m: &mut Machine,
-        timeout: Option<std::time::Duration>,
+        deadline: Option<Instant>,
     ) -> Result<Stop, EngineError> {
         let limits = Limits {
-            timeout,
+            deadline,
             ..Limits::default()
         };
         let s = self.run_inner(m, &limits, true);
@@ -237,7 +237,6 @@ impl Interp {
     }
 
     fn run_inner(&mut self, m: &mut Machine, limits: &Limits, single: bool) -> Stop {
-        let start = Instant::now();
         // Time runs on retired instructions here, also after KVM (which
         // drives it by host time) handed the machine over.
         m.clock.set_mode(machine::ClockMode::Instructions);
@@ -272,10 +271,8 @@ impl Interp {
             }
             // Every iteration: one exec runs up to SLICE instructions, and
             // one clock read costs less than a port access.
-            if let Some(t) = limits.timeout {
-                if start.elapsed() >= t {
-                    return Stop::Timeout;
-                }
+            if limits.expired() {
+                return Stop::Timeout;
             }
             let c = &mut self.cpu;
             let if_ = c.fl.bits & f::IF != 0;

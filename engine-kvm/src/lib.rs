@@ -502,7 +502,6 @@ impl Engine for Kvm {
 
     fn run(&mut self, m: &mut Machine, limits: &Limits) -> Result<Stop, EngineError> {
         m.clock.set_mode(ClockMode::HostTime);
-        let start = Instant::now();
         // Breakpoints: single-step and compare the linear PC. (Hardware
         // breakpoints through KVM_GUESTDBG_USE_HW_BP worked on kvm-pvm but
         // never fired under QEMU's emulated SVM, so they are not used.)
@@ -514,10 +513,8 @@ impl Engine for Kvm {
                     return Ok(Stop::Breakpoint { addr: pc });
                 }
                 self.resume_bp = None;
-                if let Some(t) = limits.timeout {
-                    if start.elapsed() >= t {
-                        return Ok(Stop::Timeout);
-                    }
+                if limits.expired() {
+                    return Ok(Stop::Timeout);
                 }
                 let s = self.step(m)?;
                 if s != Stop::Stepped {
@@ -532,10 +529,8 @@ impl Engine for Kvm {
                 return Ok(s.to_stop());
             }
             self.map_ram(m)?;
-            if let Some(t) = limits.timeout {
-                if start.elapsed() >= t {
-                    return Ok(Stop::Timeout);
-                }
+            if limits.expired() {
+                return Ok(Stop::Timeout);
             }
             self.sync_time(m);
             // Interrupts from the shared PIC: inject when the guest can take
@@ -565,8 +560,8 @@ impl Engine for Kvm {
             if let Some(d) = m.next_deadline() {
                 wait = wait.min(Duration::from_nanos(d.saturating_sub(m.clock.now())));
             }
-            if let Some(t) = limits.timeout {
-                wait = wait.min(t.saturating_sub(start.elapsed()));
+            if let Some(left) = limits.time_left() {
+                wait = wait.min(left);
             }
             if self.stepping {
                 // Re-arm before every entry: KVM keeps the trap flag it set
@@ -706,7 +701,7 @@ impl Engine for Kvm {
         self.stepping = true;
         let limits = Limits {
             max_icount: None,
-            timeout: Some(Duration::from_secs(5)),
+            deadline: Some(Instant::now() + Duration::from_secs(5)),
             breakpoints: vec![],
         };
         let r = self.run(m, &limits);

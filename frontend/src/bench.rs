@@ -14,7 +14,7 @@
 
 use crate::engines::EngineKind;
 use crate::run::Failure;
-use crate::session::Session;
+use crate::session::{Options, Session};
 use crate::status;
 use machine::loader::{self, ImageFormat, LoadOptions};
 use machine::{Limits, Machine, MachineConfig, Stop};
@@ -70,7 +70,7 @@ fn session(image: &[u8], format: ImageFormat, kind: EngineKind) -> Result<Sessio
         },
     )
     .map_err(|e| e.to_string())?;
-    Session::new(m, kind, false, &loaded.entry).map_err(|e| e.to_string())
+    Session::new(m, kind, Options::default(), &loaded.entry).map_err(|e| e.to_string())
 }
 
 /// Runs the nanobench lesson, timing each benchmark between its POST codes.
@@ -79,14 +79,13 @@ pub fn nanobench(kind: EngineKind) -> Result<Vec<f64>, String> {
     let mut s = session(l.image, ImageFormat::Multiboot, kind)?;
     s.m.set_stop_on_post(true);
     let mut marks: Vec<(u8, Instant)> = Vec::new();
-    let start = Instant::now();
+    let limits = Limits {
+        max_icount: None,
+        deadline: Some(Instant::now() + Duration::from_secs(60)),
+        breakpoints: vec![],
+    };
     loop {
-        let limits = Limits {
-            max_icount: None,
-            timeout: Some(Duration::from_secs(60).saturating_sub(start.elapsed())),
-            breakpoints: vec![],
-        };
-        match s.run(&limits, false).map_err(|e| e.to_string())? {
+        match s.run_until(&limits).map_err(|e| e.error.to_string())? {
             Stop::PostCode { code } => {
                 marks.push((code, Instant::now()));
                 s.m.clear_stop();
@@ -108,19 +107,15 @@ pub fn nanobench(kind: EngineKind) -> Result<Vec<f64>, String> {
 pub fn compute(kind: EngineKind, limit: Duration) -> Result<(f64, bool), String> {
     let mut s = session(lessons::COMPUTE, ImageFormat::Flat, kind)?;
     let start = Instant::now();
-    loop {
-        let left = limit.saturating_sub(start.elapsed());
-        let limits = Limits {
-            max_icount: None,
-            timeout: Some(left.min(Duration::from_millis(500))),
-            breakpoints: vec![],
-        };
-        match s.run(&limits, false).map_err(|e| e.to_string())? {
-            Stop::Shutdown => return Ok((start.elapsed().as_secs_f64(), true)),
-            Stop::Timeout | Stop::Budget if start.elapsed() < limit => continue,
-            Stop::Timeout | Stop::Budget => return Ok((start.elapsed().as_secs_f64(), false)),
-            other => return Err(format!("the compute guest stopped with: {other}")),
-        }
+    let limits = Limits {
+        max_icount: None,
+        deadline: Some(start + limit),
+        breakpoints: vec![],
+    };
+    match s.run_until(&limits).map_err(|e| e.error.to_string())? {
+        Stop::Shutdown => Ok((start.elapsed().as_secs_f64(), true)),
+        Stop::Timeout => Ok((start.elapsed().as_secs_f64(), false)),
+        other => Err(format!("the compute guest stopped with: {other}")),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Running one guest on every engine and comparing what each produced.
 
-use crate::engines::{self, EngineKind};
+use crate::engines::EngineKind;
 use crate::run::{prepare, GuestArgs};
+use crate::session::{Options, Session};
 use crate::status;
 use crate::vga::VgaMode;
 use machine::{EventKind, Limits, Stop};
@@ -46,37 +47,37 @@ const DEFAULT_BUDGET: u64 = 2_000_000_000;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn run_one(kind: EngineKind, guest: &Guest) -> Result<Ran, String> {
-    let (mut m, loaded) = prepare(&guest.args).map_err(|f| f.message)?;
-    let mut engine = engines::create(kind, &mut m).map_err(|e| e.to_string())?;
-    engine
-        .set_cpu_state(&mut m, &loaded.entry)
-        .map_err(|e| e.to_string())?;
+    let (m, loaded) = prepare(&guest.args).map_err(|f| f.message)?;
+    let mut s =
+        Session::new(m, kind, Options::default(), &loaded.entry).map_err(|e| e.to_string())?;
+    let start = Instant::now();
     let limits = Limits {
-        max_icount: Some(DEFAULT_BUDGET),
-        timeout: Some(DEFAULT_TIMEOUT),
+        // A bound on KVM would be single-stepped to: it has the deadline
+        // only (the budget is a safety net, not a point to stop at).
+        max_icount: kind.counts_instructions().then_some(DEFAULT_BUDGET),
+        deadline: Some(start + DEFAULT_TIMEOUT),
         breakpoints: vec![],
     };
-    let start = Instant::now();
-    let stop = engine.run(&mut m, &limits).map_err(|e| e.to_string())?;
+    let stop = s.run_until(&limits).map_err(|e| e.error.to_string())?;
     let wall = start.elapsed();
-    let stats = engine.stats();
-    let paged = engine
+    let stats = s.stats();
+    let paged = s
         .cpu_state()
         .is_ok_and(|s| s.cr0 & machine::cpu::cr0::PG != 0);
     Ok(Ran {
         paged,
         status: status::for_stop(&stop),
         stop,
-        serial: m.serial_output().to_vec(),
-        screen: m.screen().text(),
-        vga: m.screen(),
+        serial: s.m.serial_output().to_vec(),
+        screen: s.m.screen().text(),
+        vga: s.m.screen(),
         instructions: stats.instructions,
         wall,
-        privilege_changes: m.trace.count(EventKind::PrivilegeChange),
-        exceptions: m.trace.count(EventKind::Exception),
-        interrupts: m.trace.count(EventKind::Interrupt),
-        sensitive: m.trace.count(EventKind::Sensitive),
-        vm_exits: m.trace.count(EventKind::VmExit),
+        privilege_changes: s.m.trace.count(EventKind::PrivilegeChange),
+        exceptions: s.m.trace.count(EventKind::Exception),
+        interrupts: s.m.trace.count(EventKind::Interrupt),
+        sensitive: s.m.trace.count(EventKind::Sensitive),
+        vm_exits: s.m.trace.count(EventKind::VmExit),
         counters: stats.counters,
     })
 }

@@ -30,10 +30,11 @@
 //! lockstep would find a difference that is no departure.
 
 use crate::compare::Guest;
-use crate::engines::{self, EngineKind};
+use crate::engines::EngineKind;
 use crate::run::prepare;
+use crate::session::{Options, Session};
 use machine::cpu::{access, cr0, CpuState, Seg};
-use machine::{Engine, Machine, Stop};
+use machine::{Machine, Stop};
 use std::time::{Duration, Instant};
 
 /// How long the lockstep search may take.
@@ -48,8 +49,8 @@ pub struct Departure {
 }
 
 /// The VM exits the engine saw so far, by kind ("exits: io" -> n).
-fn exits(e: &dyn Engine) -> Vec<(String, u64)> {
-    e.stats()
+fn exits(s: &Session) -> Vec<(String, u64)> {
+    s.stats()
         .counters
         .into_iter()
         .filter(|(k, _)| k.starts_with("exits: "))
@@ -118,23 +119,20 @@ const CATCH_UP: u32 = 64;
 /// for the whole `budget`, or to the same end, or one could not be
 /// stepped.
 pub fn find(guest: &Guest, budget: Duration) -> Result<Departure, String> {
-    let (mut mi, loaded) = prepare(&guest.args).map_err(|f| f.message)?;
-    let (mut mk, _) = prepare(&guest.args).map_err(|f| f.message)?;
-    let mut interp = engines::create(EngineKind::Interp, &mut mi).map_err(|e| e.to_string())?;
-    let mut kvm = engines::create(EngineKind::Kvm, &mut mk).map_err(|e| e.to_string())?;
-    interp
-        .set_cpu_state(&mut mi, &loaded.entry)
+    let (mi, loaded) = prepare(&guest.args).map_err(|f| f.message)?;
+    let (mk, _) = prepare(&guest.args).map_err(|f| f.message)?;
+    let mut interp = Session::new(mi, EngineKind::Interp, Options::default(), &loaded.entry)
         .map_err(|e| e.to_string())?;
-    kvm.set_cpu_state(&mut mk, &loaded.entry)
+    let mut kvm = Session::new(mk, EngineKind::Kvm, Options::default(), &loaded.entry)
         .map_err(|e| e.to_string())?;
     let pvm = engine_kvm::host::detect() == engine_kvm::host::HostKind::Pvm;
     let start = Instant::now();
     let mut before = loaded.entry.clone();
     let mut n: u64 = 0;
     while start.elapsed() < budget {
-        let exits_before = exits(kvm.as_ref());
-        let si = interp.step(&mut mi).map_err(|e| format!("interp: {e}"))?;
-        let sk = kvm.step(&mut mk).map_err(|e| format!("kvm: {e}"))?;
+        let exits_before = exits(&kvm);
+        let si = interp.step().map_err(|e| format!("interp: {e}"))?;
+        let sk = kvm.step().map_err(|e| format!("kvm: {e}"))?;
         let a = interp.cpu_state().map_err(|e| e.to_string())?;
         let b = kvm.cpu_state().map_err(|e| e.to_string())?;
         if !differs(&a, &b) && si == sk {
@@ -150,12 +148,12 @@ pub fn find(guest: &Guest, budget: Duration) -> Result<Departure, String> {
             continue;
         }
         // Read before the interpreter steps on (it may write its code).
-        let insn = instruction(&mi, &before);
+        let insn = instruction(&interp.m, &before);
         if si == Stop::Stepped && sk == Stop::Stepped {
             // KVM ran ahead? Step the interpreter on to where it is.
             let mut caught = None;
             for k in 1..=CATCH_UP {
-                if interp.step(&mut mi).map_err(|e| format!("interp: {e}"))? != Stop::Stepped {
+                if interp.step().map_err(|e| format!("interp: {e}"))? != Stop::Stepped {
                     break;
                 }
                 let c = interp.cpu_state().map_err(|e| e.to_string())?;
@@ -183,7 +181,7 @@ pub fn find(guest: &Guest, budget: Duration) -> Result<Departure, String> {
         if si != sk {
             text.push_str(&format!(" (stops: interp {si}, kvm {sk})"));
         }
-        if let Some([ip, cs, flags]) = real_mode_frame(&mk, &before, &b) {
+        if let Some([ip, cs, flags]) = real_mode_frame(&kvm.m, &before, &b) {
             text.push_str(&format!(
                 "; kvm delivered an interrupt or exception there (it pushed IP {ip:04x}, CS \
                  {cs:04x}, FLAGS {flags:04x})"
@@ -215,7 +213,7 @@ pub fn find(guest: &Guest, budget: Duration) -> Result<Departure, String> {
                 }
             }
         }
-        let only_debug = exits(kvm.as_ref())
+        let only_debug = exits(&kvm)
             .iter()
             .filter(|(k, v)| {
                 k != "exits: debug"

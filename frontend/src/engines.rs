@@ -1,6 +1,6 @@
-//! Choosing and creating an engine by name.
+//! Choosing an engine by name (`session` creates it).
 
-use machine::{Engine, EngineError, Machine};
+use machine::EngineError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineKind {
@@ -20,28 +20,11 @@ impl EngineKind {
             EngineKind::Kvm => "kvm",
         }
     }
-}
 
-/// Creates the engine over machine `m`.
-pub fn create(kind: EngineKind, m: &mut Machine) -> Result<Box<dyn Engine>, EngineError> {
-    create_with(kind, m, false)
-}
-
-/// Creates the engine; `deprivilege` selects the interpreter's
-/// trap-and-emulate mode.
-pub fn create_with(
-    kind: EngineKind,
-    m: &mut Machine,
-    deprivilege: bool,
-) -> Result<Box<dyn Engine>, EngineError> {
-    match kind {
-        EngineKind::Interp => {
-            let mut i = engine_interp::Interp::new();
-            i.set_deprivilege(deprivilege);
-            Ok(Box::new(i))
-        }
-        EngineKind::Bt => engine_bt::create(m),
-        EngineKind::Kvm => engine_kvm::create(m),
+    /// Whether the engine counts the instructions it runs (and so can
+    /// stop at a count by itself); KVM runs the guest uncounted.
+    pub fn counts_instructions(self) -> bool {
+        self != EngineKind::Kvm
     }
 }
 

@@ -1,7 +1,7 @@
 //! `ringlab run`: one guest on one engine, the guest's COM1 on stdout.
 
 use crate::engines::EngineKind;
-use crate::session::Session;
+use crate::session::{self, Session};
 use crate::status;
 use crate::vga::{VgaMode, VgaWindow};
 use machine::loader::{self, ImageFormat, LoadOptions, LoadedImage};
@@ -131,8 +131,8 @@ impl Failure {
     }
 }
 
-/// How often a run returns to the frontend to stream serial output.
-const SLICE_INSNS: u64 = 20_000_000;
+/// How often a run reports back to stream serial output (the session
+/// also reports every few million instructions).
 const SLICE_TIME: Duration = Duration::from_millis(100);
 
 /// Where the guest comes from: an image file or a lesson's built-in guest.
@@ -364,14 +364,21 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
              single-steps the guest (one VM exit per instruction, slow)"
         );
     }
-    let mut session =
-        Session::new(m, args.engine, args.deprivilege, &loaded.entry).map_err(|e| {
-            Failure::new(
-                status::ENGINE_ERROR,
-                format!("--engine {}: {e}", args.engine.name()),
-            )
-        })?;
-    let mut pending = switches.into_iter().peekable();
+    let mut session = Session::new(
+        m,
+        args.engine,
+        session::Options::deprivileged(args.deprivilege),
+        &loaded.entry,
+    )
+    .map_err(|e| {
+        Failure::new(
+            status::ENGINE_ERROR,
+            format!("--engine {}: {e}", args.engine.name()),
+        )
+    })?;
+    for &(n, to) in &switches {
+        session.plan_switch(n, to);
+    }
     let mut window = match args.vga {
         VgaMode::Window => Some(
             VgaWindow::open(&format!("ringlab: {}", args.guest.name()))
@@ -379,7 +386,7 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
         ),
         _ => None,
     };
-    // With a window the slices are shorter, so the screen moves.
+    // With a window the reports are more frequent, so the screen moves.
     let slice_time = if window.is_some() {
         Duration::from_millis(20)
     } else {
@@ -401,75 +408,44 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
     let mut stdout = std::io::stdout().lock();
     // The whole COM1 output, for the JSON report.
     let mut serial: Vec<u8> = Vec::new();
-    let stop = loop {
-        let icount = session.m.icount();
-        // The next point the run must stop at exactly: a switch or the
-        // budget.
-        let hard = match (pending.peek().map(|&(n, _)| n), args.max_instructions) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let slice_end = icount.saturating_add(SLICE_INSNS);
-        let max_icount = Some(hard.map_or(slice_end, |b| b.min(slice_end)));
-        let slice_time = match timeout {
-            Some(t) => t.saturating_sub(start.elapsed()).min(slice_time),
-            None => slice_time,
-        };
-        let limits = Limits {
-            max_icount,
-            timeout: Some(slice_time),
-            breakpoints: vec![],
-        };
-        let r = session.run(&limits, hard.is_some());
+    let mut stream = |session: &mut Session| {
         let out = session.m.take_serial_output();
         if args.json.is_some() {
             serial.extend_from_slice(&out);
         }
         // A closed stdout (`| head`) must not stop the guest or panic.
         let _ = stdout.write_all(&out).and_then(|_| stdout.flush());
-        let stop = r.map_err(|e| {
-            Failure::new(
-                status::ENGINE_ERROR,
-                format!("--engine {}: {e}", session.kind().name()),
-            )
-        })?;
-        progress.update(&mut session, start);
+    };
+    let limits = Limits {
+        max_icount: args.max_instructions,
+        deadline: timeout.map(|t| start + t),
+        breakpoints: vec![],
+    };
+    let r = session.run_reporting(&limits, slice_time, &mut |session| {
+        stream(session);
+        progress.update(session, start);
         if let Some(w) = &mut window {
             // Closing the window does not stop the guest.
             if !w.show(&session.m.screen()) {
                 window = None;
             }
         }
-        let now = session.m.icount();
-        if let Some(&(n, to)) = pending.peek() {
-            if now >= n && matches!(stop, Stop::Budget | Stop::Timeout) {
-                pending.next();
-                if to != session.kind() {
-                    session.switch_to(to).map_err(|e| {
-                        Failure::new(
-                            status::ENGINE_ERROR,
-                            format!("--switch-at {n}:{}: {e}", to.name()),
-                        )
-                    })?;
-                }
-                continue;
-            }
-        }
-        match stop {
-            Stop::Budget if args.max_instructions.is_some_and(|b| now >= b) => break Stop::Budget,
-            Stop::Budget if timeout.is_some_and(|t| start.elapsed() >= t) => break Stop::Timeout,
-            Stop::Budget => continue,
-            Stop::Timeout if timeout.is_some_and(|t| start.elapsed() >= t) => break Stop::Timeout,
-            Stop::Timeout => continue,
-            s => break s,
-        }
-    };
+    });
+    // What the guest wrote before an engine failed is shown too.
+    stream(&mut session);
+    let stop = r.map_err(|e| {
+        let what = match e.switch_at {
+            Some(n) => format!("--switch-at {n}:{}", e.engine.name()),
+            None => format!("--engine {}", e.engine.name()),
+        };
+        Failure::new(status::ENGINE_ERROR, format!("{what}: {}", e.error))
+    })?;
     progress.clear();
     let wall = start.elapsed();
     if let Err(e) = session.m.trace.finish() {
         eprintln!("ringlab: warning: writing the trace failed: {e}");
     }
-    if let Some((n, to)) = pending.next() {
+    if let Some((n, to)) = session.planned_switches().next() {
         eprintln!(
             "ringlab: note: the guest stopped at instruction {} before the switch to {} at {n}",
             session.m.icount(),

@@ -1,20 +1,72 @@
-//! A machine and the engine running it, which can be swapped mid-run.
+//! The one way to run a machine: a `Session` creates the engine (this is
+//! the only engine factory outside the engine crates), runs the machine to
+//! a real stop, and moves it from one engine to another. The CLI, the step
+//! UI, the comparison, `bench`, the lockstep search of `departure` and the
+//! tests all drive machines through it.
 //!
-//! Switching engines is the `CpuState` contract at work (DESIGN.md): the
-//! running engine exports the architectural state, a new engine of another
-//! kind is created over the same `Machine` (same RAM, same devices, same
-//! clock and trace) and imports it. A fresh engine starts with empty caches,
-//! so nothing the previous one cached (decoded blocks, translations, TLB
-//! entries) can go stale behind its back.
+//! **Bounds.** `Limits` are absolute (an instruction count the machine's
+//! count must reach, a host-clock deadline), so a run cut into several
+//! engine calls passes the same bounds on. A session may cut a run itself:
+//! into slices, to report progress (`run_reporting`), and at the planned
+//! engine switches (`plan_switch`). It knows which bound it set for each
+//! engine call, so the caller sees only its own: `Stop::Budget` from a
+//! session means the caller's `max_icount` was reached, `Stop::Timeout`
+//! its deadline; slices and switch points never leak out.
 //!
-//! KVM runs the guest uncounted; where a run must stop at an exact
-//! instruction count (a switch point, `--max-instructions`) the session
-//! single-steps KVM, one VM exit per instruction, and each step retires one
-//! instruction on the machine's count.
+//! **Switching engines** is the `CpuState` contract at work (DESIGN.md):
+//! the running engine exports the architectural state, a new engine of
+//! another kind is created over the same `Machine` (same RAM, same
+//! devices, same clock and trace) and imports it. A fresh engine starts
+//! with empty caches, so nothing the previous one cached (decoded blocks,
+//! translations, TLB entries) can go stale behind its back.
+//!
+//! **KVM** runs the guest uncounted. A session asked to stop KVM at an
+//! instruction count (a `max_icount`, a switch point) single-steps it
+//! there, one VM exit per instruction, each step retiring one instruction
+//! on the machine's count (`step_until`, the one place this is done).
 
-use crate::engines::{self, EngineKind};
+use crate::engines::EngineKind;
 use machine::{CpuState, Engine, EngineError, EngineStats, Limits, Machine, Stop};
-use std::time::Instant;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// How an engine is made, beyond its kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The interpreter's trap-and-emulate mode (the Popek-Goldberg lab):
+    /// the guest's ring 0 runs as if deprivileged to ring 1. The
+    /// interpreter's only; other engines ignore it.
+    pub deprivilege: bool,
+    /// The translator's cache size in bytes (None: its default); a small
+    /// cache is flushed often, which the tests use.
+    pub bt_cache_bytes: Option<usize>,
+}
+
+impl Options {
+    /// The options with the trap-and-emulate mode on or off.
+    pub fn deprivileged(on: bool) -> Options {
+        Options {
+            deprivilege: on,
+            ..Options::default()
+        }
+    }
+}
+
+/// Creates engine `kind` over `m`: the only place engines are made.
+fn create(kind: EngineKind, m: &mut Machine, o: &Options) -> Result<Box<dyn Engine>, EngineError> {
+    match kind {
+        EngineKind::Interp => {
+            let mut i = engine_interp::Interp::new();
+            i.set_deprivilege(o.deprivilege);
+            Ok(Box::new(i))
+        }
+        EngineKind::Bt => match o.bt_cache_bytes {
+            Some(bytes) => Ok(Box::new(engine_bt::Bt::with_cache_bytes(bytes)?)),
+            None => engine_bt::create(m),
+        },
+        EngineKind::Kvm => engine_kvm::create(m),
+    }
+}
 
 /// One engine change: at which instruction count, from which engine to which.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,15 +76,64 @@ pub struct Switch {
     pub to: EngineKind,
 }
 
+/// An engine failed during a run (a host-side error, not the guest's).
+#[derive(Debug)]
+pub struct RunError {
+    /// The engine that failed: the running one, or the one a planned
+    /// switch was moving the machine to.
+    pub engine: EngineKind,
+    /// The planned switch point, when the failure was the switch (the old
+    /// engine still holds the machine then).
+    pub switch_at: Option<u64>,
+    pub error: EngineError,
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.switch_at {
+            Some(n) => write!(
+                f,
+                "switching to {} at instruction {n}: {}",
+                self.engine.name(),
+                self.error
+            ),
+            None => write!(f, "{}: {}", self.engine.name(), self.error),
+        }
+    }
+}
+
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// How often `run_reporting` reports, and to what.
+type Report<'a> = (Duration, &'a mut dyn FnMut(&mut Session));
+
+/// Instructions a counting engine runs at most between two progress
+/// reports of `run_reporting` (its time slice bounds KVM).
+const SLICE_INSNS: u64 = 20_000_000;
+
 pub struct Session {
     pub m: Machine,
     engine: Box<dyn Engine>,
     kind: EngineKind,
-    deprivilege: bool,
+    options: Options,
+    /// Switches still to make, by instruction count (`plan_switch`).
+    plan: VecDeque<(u64, EngineKind)>,
     /// Every switch so far, in order.
     pub switches: Vec<Switch>,
     /// The statistics of the engines switched away from.
     pub earlier: Vec<EngineStats>,
+}
+
+/// The smaller bound; None is no bound.
+fn tighter(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 impl Session {
@@ -40,27 +141,32 @@ impl Session {
     pub fn new(
         mut m: Machine,
         kind: EngineKind,
-        deprivilege: bool,
+        options: Options,
         entry: &CpuState,
     ) -> Result<Session, EngineError> {
-        let mut engine = engines::create_with(kind, &mut m, deprivilege)?;
-        engine.set_cpu_state(&mut m, entry)?;
-        Ok(Session {
-            m,
-            engine,
-            kind,
-            deprivilege,
-            switches: Vec::new(),
-            earlier: Vec::new(),
-        })
+        let engine = create(kind, &mut m, &options)?;
+        Session::start(m, engine, kind, options, entry)
     }
 
-    /// A session over an engine made elsewhere (a test's engine that fails
-    /// on purpose, say); `kind` is what the UI calls it.
-    pub fn with_engine(
+    /// A session whose engine is a test double wrapped around the
+    /// interpreter (made here, as every engine is), which the session and
+    /// the UI call `shown_as`: a test's engine that fails on purpose, say.
+    pub fn with_test_double(
+        mut m: Machine,
+        shown_as: EngineKind,
+        entry: &CpuState,
+        wrap: impl FnOnce(Box<dyn Engine>) -> Box<dyn Engine>,
+    ) -> Result<Session, EngineError> {
+        let options = Options::default();
+        let engine = wrap(create(EngineKind::Interp, &mut m, &options)?);
+        Session::start(m, engine, shown_as, options, entry)
+    }
+
+    fn start(
         mut m: Machine,
         mut engine: Box<dyn Engine>,
         kind: EngineKind,
+        options: Options,
         entry: &CpuState,
     ) -> Result<Session, EngineError> {
         engine.set_cpu_state(&mut m, entry)?;
@@ -68,7 +174,8 @@ impl Session {
             m,
             engine,
             kind,
-            deprivilege: false,
+            options,
+            plan: VecDeque::new(),
             switches: Vec::new(),
             earlier: Vec::new(),
         })
@@ -78,13 +185,9 @@ impl Session {
         self.kind
     }
 
-    /// Whether the interpreter runs in its trap-and-emulate mode.
-    pub fn deprivilege(&self) -> bool {
-        self.deprivilege
-    }
-
-    pub fn engine(&mut self) -> &mut dyn Engine {
-        &mut *self.engine
+    /// The options engines are made with (a restart makes them alike).
+    pub fn options(&self) -> Options {
+        self.options
     }
 
     /// The running engine's counters; after a switch, the instruction
@@ -101,13 +204,17 @@ impl Session {
         self.engine.cpu_state()
     }
 
+    /// Replaces the architectural state (a test's initial state, a
+    /// debugger's register write); the engine drops what it cached.
+    pub fn set_cpu_state(&mut self, s: &CpuState) -> Result<(), EngineError> {
+        self.engine.set_cpu_state(&mut self.m, s)
+    }
+
     /// Moves the machine to engine `to`: the state leaves the running
     /// engine and enters a new one. On failure the old engine keeps running.
     pub fn switch_to(&mut self, to: EngineKind) -> Result<(), EngineError> {
         let state = self.engine.cpu_state()?;
-        // The trap-and-emulate mode belongs to the interpreter only.
-        let deprivilege = self.deprivilege && to == EngineKind::Interp;
-        let mut next = engines::create_with(to, &mut self.m, deprivilege)?;
+        let mut next = create(to, &mut self.m, &self.options)?;
         next.set_cpu_state(&mut self.m, &state)?;
         let old = std::mem::replace(&mut self.engine, next);
         self.earlier.push(old.stats());
@@ -129,6 +236,19 @@ impl Session {
         Ok(())
     }
 
+    /// Plans a switch to `to` once the machine has retired `icount`
+    /// instructions: the runs stop there exactly (KVM single-stepping up
+    /// to it) and go on on `to`. Switches are made in count order.
+    pub fn plan_switch(&mut self, icount: u64, to: EngineKind) {
+        let at = self.plan.partition_point(|&(n, _)| n <= icount);
+        self.plan.insert(at, (icount, to));
+    }
+
+    /// The planned switches not made yet (the guest stopped before them).
+    pub fn planned_switches(&self) -> impl Iterator<Item = (u64, EngineKind)> + '_ {
+        self.plan.iter().copied()
+    }
+
     /// The host code of the block at the PC (the translator only).
     pub fn translation_at_pc(&mut self) -> Option<Result<machine::Translation, String>> {
         self.engine.translation_at_pc(&mut self.m)
@@ -139,27 +259,127 @@ impl Session {
         self.engine.step(&mut self.m)
     }
 
-    /// Runs within `limits`. `exact` says that `limits.max_icount` is a
-    /// point the run must stop at exactly; KVM, which cannot count, then
-    /// single-steps up to it (otherwise it runs free and only the timeout
-    /// bounds it).
-    pub fn run(&mut self, limits: &Limits, exact: bool) -> Result<Stop, EngineError> {
-        match limits.max_icount {
-            Some(max) if exact && self.kind == EngineKind::Kvm => self.step_until(max, limits),
-            _ => self.engine.run(&mut self.m, limits),
+    /// Runs until the guest stops, a breakpoint, an event of the trace's
+    /// stop-on set, a POST code (with stops on them), or one of the
+    /// caller's bounds: `Stop::Budget` once the machine's count reaches
+    /// `limits.max_icount` (exactly, on every engine: KVM single-steps to
+    /// it), `Stop::Timeout` once the host clock passes `limits.deadline`.
+    /// Planned switches are made on the way.
+    pub fn run_until(&mut self, limits: &Limits) -> Result<Stop, RunError> {
+        self.run_sliced(limits, None)
+    }
+
+    /// `run_until`, calling `report` at least every `every` of host time
+    /// (and every few million instructions) while the run goes on, and
+    /// once when it ends: to stream the serial output, redraw a screen,
+    /// show progress.
+    pub fn run_reporting(
+        &mut self,
+        limits: &Limits,
+        every: Duration,
+        report: &mut dyn FnMut(&mut Session),
+    ) -> Result<Stop, RunError> {
+        self.run_sliced(limits, Some((every, report)))
+    }
+
+    fn run_sliced(
+        &mut self,
+        limits: &Limits,
+        mut report: Option<Report<'_>>,
+    ) -> Result<Stop, RunError> {
+        loop {
+            if let Some(&(at, _)) = self.plan.front() {
+                if self.m.icount() >= at {
+                    self.switch_planned()?;
+                    continue;
+                }
+            }
+            let switch_at = self.plan.front().map(|&(n, _)| n);
+            // The point this engine call must stop at exactly.
+            let exact = tighter(limits.max_icount, switch_at);
+            let counted = self.kind.counts_instructions();
+            let now = Instant::now();
+            let slice = report
+                .as_ref()
+                .map(|&(every, _)| (self.m.icount().saturating_add(SLICE_INSNS), now + every));
+            // KVM cannot stop at a count on its own: its slices are time
+            // only (and `step_until` stops it at `exact`).
+            let slice_max = slice.map(|s| s.0).filter(|_| counted);
+            let slice_deadline = slice.map(|s| s.1);
+            let bounds = Limits {
+                max_icount: tighter(exact, slice_max),
+                deadline: match (limits.deadline, slice_deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                },
+                breakpoints: limits.breakpoints.clone(),
+            };
+            let r = match exact {
+                Some(n) if !counted => self.step_until(n, &bounds),
+                _ => self.engine.run(&mut self.m, &bounds),
+            };
+            let stop = r.map_err(|error| RunError {
+                engine: self.kind,
+                switch_at: None,
+                error,
+            })?;
+            if let Some((_, f)) = report.as_mut() {
+                f(self);
+            }
+            // Which bound ended it: the one whose value was set.
+            match stop {
+                Stop::Budget if switch_at.is_some() && bounds.max_icount == switch_at => {
+                    // The engine counts stuck exception deliveries against
+                    // its bound (so a faulting loop ends): it may stop just
+                    // short of the point, which is the switch point then.
+                    self.switch_planned()?;
+                }
+                Stop::Budget
+                    if slice_max.is_some()
+                        && bounds.max_icount == slice_max
+                        && bounds.max_icount != limits.max_icount =>
+                {
+                    // A slice; a guest stuck in faulting deliveries ends
+                    // every slice at once, so the deadline is looked at
+                    // here too.
+                    if limits.expired() {
+                        return Ok(Stop::Timeout);
+                    }
+                }
+                Stop::Timeout
+                    if slice_deadline.is_some()
+                        && bounds.deadline == slice_deadline
+                        && bounds.deadline != limits.deadline => {}
+                s => return Ok(s),
+            }
         }
     }
 
-    /// Single steps until the machine has retired `max` instructions, a
-    /// breakpoint, the timeout, or a stop.
+    /// Makes the next planned switch (to the same engine: none).
+    fn switch_planned(&mut self) -> Result<(), RunError> {
+        let Some((at, to)) = self.plan.pop_front() else {
+            return Ok(());
+        };
+        if to == self.kind {
+            return Ok(());
+        }
+        self.switch_to(to).map_err(|error| RunError {
+            engine: to,
+            switch_at: Some(at),
+            error,
+        })
+    }
+
+    /// KVM's exact count: single steps until the machine has retired
+    /// `max` instructions, a breakpoint (not at the first instruction,
+    /// where the run starts), the deadline, or a stop.
     fn step_until(&mut self, max: u64, limits: &Limits) -> Result<Stop, EngineError> {
-        let start = Instant::now();
         let mut first = true;
         loop {
             if self.m.icount() >= max {
                 return Ok(Stop::Budget);
             }
-            if limits.timeout.is_some_and(|t| start.elapsed() >= t) {
+            if limits.expired() {
                 return Ok(Stop::Timeout);
             }
             if !limits.breakpoints.is_empty() {
@@ -171,7 +391,6 @@ impl Session {
             first = false;
             match self.engine.step(&mut self.m)? {
                 Stop::Stepped => {}
-                Stop::Event => return Ok(Stop::Event),
                 s => return Ok(s),
             }
             if self.m.trace.take_stop_hit() {

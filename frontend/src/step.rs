@@ -2,7 +2,7 @@
 
 use crate::engines::EngineKind;
 use crate::run::{parse_u32, prepare, Failure, GuestArgs};
-use crate::session::Session;
+use crate::session::{Options, Session};
 use crate::status;
 use crate::stepper::Stepper;
 use crate::tui::{self, App};
@@ -45,7 +45,8 @@ pub fn step(args: &StepArgs) -> Result<u8, Failure> {
         ));
     }
     let (m, loaded) = prepare(&args.guest)?;
-    let session = Session::new(m, args.engine, args.deprivilege, &loaded.entry).map_err(|e| {
+    let options = Options::deprivileged(args.deprivilege);
+    let session = Session::new(m, args.engine, options, &loaded.entry).map_err(|e| {
         Failure::new(
             status::ENGINE_ERROR,
             format!("--engine {}: {e}", args.engine.name()),

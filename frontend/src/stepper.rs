@@ -7,7 +7,7 @@ use crate::engines::EngineKind;
 use crate::inspect::{self, IntFrame};
 use crate::session::Session;
 use machine::{CpuState, EngineError, EventKind, EventMask, Limits, Machine, Stop};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long one "run" command may take before it gives control back (the
 /// UI stays responsive; run again to go on).
@@ -204,10 +204,10 @@ impl Stepper {
                 self.history.clear();
                 let limits = Limits {
                     max_icount: None,
-                    timeout: Some(RUN_SLICE),
+                    deadline: Some(Instant::now() + RUN_SLICE),
                     breakpoints: self.breakpoints.clone(),
                 };
-                self.run_from_here(&limits, false, EventMask::NONE)
+                self.run_from_here(&limits, EventMask::NONE)
             }
             Command::ToggleBreakpoint(_) | Command::Switch(_) | Command::Restart => {
                 unreachable!("handled above")
@@ -324,7 +324,7 @@ impl Stepper {
             return;
         };
         let fresh = reload().and_then(|(m, entry)| {
-            Session::new(m, kind, self.session.deprivilege(), &entry).map_err(|e| e.to_string())
+            Session::new(m, kind, self.session.options(), &entry).map_err(|e| e.to_string())
         });
         match fresh {
             Ok(s) => {
@@ -372,14 +372,14 @@ impl Stepper {
         // One instruction, or up to a delivery (which retires none).
         let limits = Limits {
             max_icount: Some(self.session.m.icount() + 1),
-            timeout: Some(RUN_SLICE),
+            deadline: Some(Instant::now() + RUN_SLICE),
             breakpoints: vec![pc],
         };
         let deliveries = stop_on
             .with(EventKind::Exception)
             .with(EventKind::Interrupt)
             .with(EventKind::PrivilegeChange);
-        match self.run_from_here(&limits, true, deliveries)? {
+        match self.run_from_here(&limits, deliveries)? {
             Stop::Budget | Stop::Event => Ok(Stop::Stepped),
             s => Ok(s),
         }
@@ -393,21 +393,16 @@ impl Stepper {
     /// past it on the next run; where it did not stop there itself (a
     /// breakpoint just set at EIP, a step-over target) the first run stops
     /// at once with nothing executed, and the second one runs past it.
-    fn run_from_here(
-        &mut self,
-        limits: &Limits,
-        exact: bool,
-        stop_on: EventMask,
-    ) -> Result<Stop, EngineError> {
+    fn run_from_here(&mut self, limits: &Limits, stop_on: EventMask) -> Result<Stop, EngineError> {
         self.session.m.trace.set_stop_on(stop_on);
-        let r = self.run_off_breakpoint(limits, exact);
+        let r = self.run_off_breakpoint(limits);
         self.session.m.trace.set_stop_on(EventMask::NONE);
         // A stop-on hit noted but not yet taken must not end the next run.
         self.session.m.trace.take_stop_hit();
         r
     }
 
-    fn run_off_breakpoint(&mut self, limits: &Limits, exact: bool) -> Result<Stop, EngineError> {
+    fn run_off_breakpoint(&mut self, limits: &Limits) -> Result<Stop, EngineError> {
         let start = self.session.m.icount();
         let pc = self.pc();
         let at_bp = pc.filter(|pc| limits.breakpoints.contains(pc));
@@ -421,14 +416,14 @@ impl Stepper {
             // that it forgets it (see `resume_at`); then the run asked for.
             let one = Limits {
                 max_icount: Some(start + 1),
-                timeout: limits.timeout,
+                deadline: limits.deadline,
                 breakpoints: vec![pc],
             };
-            let mut r = self.session.run(&one, exact)?;
+            let mut r = self.run(&one)?;
             if r == (Stop::Breakpoint { addr: pc }) && self.session.m.icount() == start {
                 // It did not remember after all: this run stopped there
                 // and the next goes past.
-                r = self.session.run(&one, exact)?;
+                r = self.run(&one)?;
             }
             match r {
                 Stop::Budget if limits.max_icount.is_none_or(|m| m > start + 1) => {}
@@ -449,12 +444,12 @@ impl Stepper {
                 return Ok(Stop::Breakpoint { addr: pc });
             }
         }
-        let r = self.session.run(limits, exact)?;
+        let r = self.run(limits)?;
         match (r, at_bp) {
             (Stop::Breakpoint { addr }, Some(pc))
                 if addr == pc && self.session.m.icount() == start =>
             {
-                self.session.run(limits, exact)
+                self.run(limits)
             }
             (r, _) => Ok(r),
         }
@@ -472,9 +467,15 @@ impl Stepper {
         let budget = if kvm { KVM_RUN_TO_STEPS } else { RUN_TO_BUDGET };
         let limits = Limits {
             max_icount: Some(self.session.m.icount() + budget),
-            timeout: Some(Duration::from_secs(20)),
+            deadline: Some(Instant::now() + Duration::from_secs(20)),
             breakpoints,
         };
-        self.run_from_here(&limits, kvm, stop_on)
+        self.run_from_here(&limits, stop_on)
+    }
+
+    /// One run of the session, whose failure is its engine's (the stepper
+    /// plans no switches: it makes them itself).
+    fn run(&mut self, limits: &Limits) -> Result<Stop, EngineError> {
+        self.session.run_until(limits).map_err(|e| e.error)
     }
 }

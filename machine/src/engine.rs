@@ -2,7 +2,7 @@
 
 use crate::{CpuState, Machine};
 use serde::Serialize;
-use std::time::Duration;
+use std::time::Instant;
 
 /// Why an engine returned.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -17,9 +17,10 @@ pub enum Stop {
     /// HLT with interrupts enabled but no device will ever interrupt
     /// (no deadline pending and no interrupt requested).
     Idle,
-    /// The instruction budget was used up.
+    /// The machine's instruction count reached the run's bound
+    /// (`Limits::max_icount`).
     Budget,
-    /// The wall-clock timeout passed.
+    /// The host clock passed the run's deadline (`Limits::deadline`).
     Timeout,
     /// Execution reached a breakpoint (linear address of the instruction).
     Breakpoint { addr: u32 },
@@ -93,17 +94,35 @@ pub enum EngineError {
     Internal(String),
 }
 
-/// Bounds on one `run` call.
+/// Bounds on one `run` call. Both are absolute, so that a run cut into
+/// several calls (a progress report, an engine switch, the translator
+/// handing a stretch to its interpreter) passes the same bounds on and
+/// nobody has to work out what is left: the bound that ended a run is
+/// the one whose value was reached.
 #[derive(Clone, Debug, Default)]
 pub struct Limits {
-    /// Stop with `Stop::Budget` once the machine's instruction count reaches
-    /// this value (an absolute count, so repeated `run` calls share it).
+    /// Stop with `Stop::Budget` once the machine's instruction count
+    /// (`Machine::icount`) reaches this value.
     pub max_icount: Option<u64>,
-    /// Stop with `Stop::Timeout` after this much host time.
-    pub timeout: Option<Duration>,
+    /// Stop with `Stop::Timeout` once the host clock passes this instant.
+    pub deadline: Option<Instant>,
     /// Stop with `Stop::Breakpoint` before executing an instruction at any of
     /// these linear addresses.
     pub breakpoints: Vec<u32>,
+}
+
+impl Limits {
+    /// Whether the deadline has passed.
+    pub fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Host time left before the deadline (zero once it passed); None
+    /// without one.
+    pub fn time_left(&self) -> Option<std::time::Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
 }
 
 /// What an engine counted, for `--stats` and the comparison table.

@@ -1,7 +1,8 @@
 //! The guest harness of the protected-mode, deprivilege and robustness
 //! tests: guests written in GNU as (Intel syntax) are assembled here with
-//! binutils, loaded into a small machine and run on `engine_interp::Interp`,
-//! whose run the tests then examine in detail (memory, fault log, events).
+//! binutils, loaded into a small machine and run on the interpreter (a
+//! `ringlab::session::Session`, as every run is), whose run the tests then
+//! examine in detail (memory, fault log, events).
 //!
 //! **Every engine runs every guest.** `run_from` then runs the same guest,
 //! from the same RAM and CPU state, on each other engine this host has (KVM
@@ -34,13 +35,14 @@
 
 #![allow(dead_code)]
 
-use engine_interp::Interp;
 use machine::cpu::CpuState;
 use machine::event::Record;
-use machine::{Engine, Event, Limits, Machine, MachineConfig, PrivCause, Stop};
+use machine::{Event, Limits, Machine, MachineConfig, PrivCause, Stop};
+use ringlab::engines::EngineKind;
+use ringlab::session::{Options, Session};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where protected-mode test kernels are linked and loaded (1 MiB, as a
 /// multiboot loader would put them).
@@ -347,10 +349,10 @@ pub fn assemble(name: &str, src: &str, org: u32) -> Vec<u8> {
     std::fs::read(&bin).unwrap()
 }
 
-/// A finished run: the machine, the engine and why it stopped.
+/// A finished run: the machine on its engine (the interpreter), and why
+/// it stopped.
 pub struct Run {
-    pub m: Machine,
-    pub cpu: Interp,
+    pub session: Session,
     pub stop: Stop,
 }
 
@@ -369,8 +371,13 @@ pub struct Fault {
 }
 
 impl Run {
+    /// The machine the guest ran on.
+    pub fn m(&self) -> &Machine {
+        &self.session.m
+    }
+
     pub fn u32_at(&self, addr: u32) -> u32 {
-        self.m
+        self.m()
             .mem
             .read_u32(addr as u64)
             .expect("address inside RAM")
@@ -416,12 +423,12 @@ impl Run {
     }
 
     pub fn state(&mut self) -> CpuState {
-        self.cpu.cpu_state().expect("cpu_state")
+        self.session.cpu_state().expect("cpu_state")
     }
 
     /// The trace's exception and privilege-change events, in order.
     pub fn events(&self) -> Vec<Event> {
-        self.m
+        self.m()
             .trace
             .records()
             .map(|r: &Record| r.event.clone())
@@ -464,7 +471,7 @@ impl Run {
     pub fn describe(&mut self) -> String {
         let st = self.state();
         let tail: Vec<String> = self
-            .m
+            .m()
             .trace
             .records()
             .rev()
@@ -499,13 +506,28 @@ impl Run {
     }
 }
 
-/// Budget for guest runs: far more than any test guest needs.
+/// Budget for guest runs, from now: far more than any test guest needs.
 pub fn limits() -> Limits {
     Limits {
         max_icount: Some(20_000_000),
-        timeout: Some(Duration::from_secs(20)),
+        deadline: Some(Instant::now() + Duration::from_secs(20)),
         breakpoints: Vec::new(),
     }
+}
+
+/// `limits` for KVM, which does not count instructions: the deadline only
+/// (an instruction bound would be single-stepped to).
+pub fn kvm_limits() -> Limits {
+    Limits {
+        max_icount: None,
+        ..limits()
+    }
+}
+
+/// `m` on engine `kind` (default options), entered with `state`.
+pub fn session(m: Machine, kind: EngineKind, state: &CpuState) -> Session {
+    Session::new(m, kind, Options::default(), state)
+        .unwrap_or_else(|e| panic!("{}: {e}", kind.name()))
 }
 
 /// A machine with 4 MiB of RAM and `image` at `addr`.
@@ -522,12 +544,11 @@ pub fn machine_ram(image: &[u8], addr: u32, ram: usize) -> Machine {
 /// Runs `m` from `state` until it stops, on the interpreter,
 /// and then on every other engine, which must end the same way
 /// (`cross_check`).
-pub fn run_from(mut m: Machine, state: &CpuState) -> Run {
+pub fn run_from(m: Machine, state: &CpuState) -> Run {
     let ram = m.mem.as_slice().to_vec();
-    let mut cpu = Interp::new();
-    cpu.set_cpu_state(&mut m, state).expect("set_cpu_state");
-    let stop = cpu.run(&mut m, &limits()).expect("engine error");
-    let mut run = Run { m, cpu, stop };
+    let mut session = session(m, EngineKind::Interp, state);
+    let stop = session.run_until(&limits()).expect("engine error");
+    let mut run = Run { session, stop };
     translator_check(&ram, state, &mut run);
     cross_check(&ram, state, &mut run);
     run
@@ -548,23 +569,24 @@ pub fn translator_check(ram: &[u8], state: &CpuState, run: &mut Run) {
     }
     let mut m = Machine::new(MachineConfig::with_ram(ram.len())).expect("machine");
     m.mem.write_untracked(0, ram).expect("RAM image");
-    let mut bt = engine_bt::create(&mut m).expect("bt");
-    bt.set_cpu_state(&mut m, state).expect("bt: set_cpu_state");
-    let stop = bt.run(&mut m, &limits()).expect("bt: engine error");
+    let mut bt = session(m, EngineKind::Bt, state);
+    let stop = bt.run_until(&limits()).expect("bt: engine error");
     let got = bt.cpu_state().expect("bt: cpu_state");
-    let want = run.cpu.cpu_state().expect("interp: cpu_state");
+    let want = run.session.cpu_state().expect("interp: cpu_state");
+    let m = &bt.m;
+    let run_m = &run.session.m;
     let mut diffs = Vec::new();
     if stop != run.stop {
         diffs.push(format!("stop: interp {:?}, bt {stop:?}", run.stop));
     }
-    if m.serial_output() != run.m.serial_output() {
+    if m.serial_output() != run_m.serial_output() {
         diffs.push(format!(
             "serial output: interp {:?}, bt {:?}",
-            String::from_utf8_lossy(run.m.serial_output()),
+            String::from_utf8_lossy(run_m.serial_output()),
             String::from_utf8_lossy(m.serial_output())
         ));
     }
-    if m.screen().text() != run.m.screen().text() {
+    if m.screen().text() != run_m.screen().text() {
         diffs.push("VGA text differs".into());
     }
     if (got.regs, got.eip, got.eflags, got.segs) != (want.regs, want.eip, want.eflags, want.segs) {
@@ -573,14 +595,14 @@ pub fn translator_check(ram: &[u8], state: &CpuState, run: &mut Run) {
             want.eip, want.eflags, want.regs, got.eip, got.eflags, got.regs
         ));
     }
-    if m.icount() != run.m.icount() {
+    if m.icount() != run_m.icount() {
         diffs.push(format!(
             "instructions: interp {}, bt {}",
-            run.m.icount(),
+            run_m.icount(),
             m.icount()
         ));
     }
-    let (a, b) = (run.m.mem.as_slice(), m.mem.as_slice());
+    let (a, b) = (run_m.mem.as_slice(), m.mem.as_slice());
     if let Some(i) = (0..a.len()).find(|&i| a[i] != b[i]) {
         diffs.push(format!(
             "RAM differs first at {i:#x}: interp {:02x}, bt {:02x}",
@@ -597,7 +619,7 @@ pub fn translator_check(ram: &[u8], state: &CpuState, run: &mut Run) {
             })
             .collect()
     };
-    let (ei, eb) = (events(&run.m), events(&m));
+    let (ei, eb) = (events(run_m), events(m));
     if ei != eb {
         let at = ei
             .iter()
@@ -822,8 +844,8 @@ pub fn cross_check(ram: &[u8], state: &CpuState, run: &mut Run) {
     let require = std::env::var_os("RINGLAB_REQUIRE_KVM").is_some();
     let mut m = Machine::new(MachineConfig::with_ram(ram.len())).expect("machine");
     m.mem.write_untracked(0, ram).expect("RAM image");
-    let mut kvm = match engine_kvm::create(&mut m) {
-        Ok(e) => e,
+    let mut kvm = match Session::new(m, EngineKind::Kvm, Options::default(), state) {
+        Ok(s) => s,
         Err(e) if require => panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}"),
         Err(e) => {
             crate::skip(format!(
@@ -832,9 +854,7 @@ pub fn cross_check(ram: &[u8], state: &CpuState, run: &mut Run) {
             return;
         }
     };
-    kvm.set_cpu_state(&mut m, state)
-        .expect("kvm: set_cpu_state");
-    let stop = match kvm.run(&mut m, &limits()) {
+    let stop = match kvm.run_until(&kvm_limits()).map_err(|e| e.error) {
         Ok(stop) => stop,
         Err(machine::EngineError::Unsupported(why)) if !require => {
             crate::skip(format!("cross-check of {guest} on kvm: {why}"));
@@ -846,9 +866,9 @@ pub fn cross_check(ram: &[u8], state: &CpuState, run: &mut Run) {
         ),
     };
     let kst = kvm.cpu_state().expect("kvm: cpu_state");
-    let interp_state = run.cpu.cpu_state().expect("interp: cpu_state");
-    let want = Outcome::of(run.stop.clone(), &run.m, &interp_state);
-    let got = Outcome::of(stop, &m, &kst);
+    let interp_state = run.session.cpu_state().expect("interp: cpu_state");
+    let want = Outcome::of(run.stop.clone(), &run.session.m, &interp_state);
+    let got = Outcome::of(stop, &kvm.m, &kst);
     let mut diffs = Vec::new();
     if got.stop != want.stop {
         diffs.push(format!("stop: interp {:?}, kvm {:?}", want.stop, got.stop));
@@ -888,7 +908,7 @@ pub fn cross_check(ram: &[u8], state: &CpuState, run: &mut Run) {
             want.eip, got.eip
         ));
     }
-    let (a, b) = (run.m.mem.as_slice(), m.mem.as_slice());
+    let (a, b) = (run.session.m.mem.as_slice(), kvm.m.mem.as_slice());
     let excused = |i: usize| tcg && tcg_excused(a, b, i, &interp_state);
     let differing: Vec<usize> = (0..a.len())
         .filter(|&i| a[i] != b[i] && !excused(i))

@@ -15,8 +15,29 @@
 
 use iced_x86::{Code, Encoder, Instruction, MemoryOperand, Register};
 use machine::cpu::CpuState;
-use machine::{Engine, Limits, Machine, MachineConfig, Stop};
-use std::time::Duration;
+use machine::{Limits, Machine, MachineConfig, Stop};
+use ringlab::engines::EngineKind;
+use ringlab::session::{Options, Session};
+use std::time::{Duration, Instant};
+
+/// `m` on the translator (`bt`) or the interpreter, entered with `st`.
+fn on(m: Machine, bt: bool, st: &CpuState) -> Session {
+    let kind = if bt {
+        EngineKind::Bt
+    } else {
+        EngineKind::Interp
+    };
+    Session::new(m, kind, Options::default(), st).unwrap()
+}
+
+/// The bounds of one run, from now.
+fn limits() -> Limits {
+    Limits {
+        max_icount: Some(100_000),
+        deadline: Some(Instant::now() + Duration::from_secs(10)),
+        breakpoints: vec![],
+    }
+}
 
 const LOAD: u32 = 0x10_0000;
 /// EBP points here for the whole run: 256 bytes of scratch data.
@@ -529,19 +550,10 @@ fn run(seed: u64, bt: bool) -> (Stop, CpuState, Vec<u8>, u64, u64) {
             *v = SCRATCH;
         }
     }
-    let mut e: Box<dyn Engine> = if bt {
-        engine_bt::create(&mut m).unwrap()
-    } else {
-        Box::new(engine_interp::Interp::new())
-    };
-    e.set_cpu_state(&mut m, &st).unwrap();
-    let limits = Limits {
-        max_icount: Some(100_000),
-        timeout: Some(Duration::from_secs(10)),
-        breakpoints: vec![],
-    };
-    let stop = e.run(&mut m, &limits).unwrap();
+    let mut e = on(m, bt, &st);
+    let stop = e.run_until(&limits()).unwrap();
     let s = e.cpu_state().unwrap();
+    let m = &e.m;
     let translated = e
         .stats()
         .counter("translated instructions run")
@@ -669,26 +681,15 @@ fn loops_and_string_moves_stay_in_translated_code() {
         }
         let mut st = CpuState::multiboot(LOAD, 0, 0);
         st.regs[4] = STACK;
-        let mut e: Box<dyn Engine> = if bt {
-            engine_bt::create(&mut m).unwrap()
-        } else {
-            Box::new(engine_interp::Interp::new())
-        };
-        e.set_cpu_state(&mut m, &st).unwrap();
-        let limits = Limits {
-            max_icount: Some(100_000),
-            timeout: Some(Duration::from_secs(10)),
-            breakpoints: vec![],
-        };
-        let stop = e.run(&mut m, &limits).unwrap();
-        let copied = m.mem.slice((SCRATCH + 0x100) as u64, 16).unwrap().to_vec();
-        (
-            stop,
-            e.cpu_state().unwrap().regs,
-            copied,
-            m.icount(),
-            e.stats(),
-        )
+        let mut e = on(m, bt, &st);
+        let stop = e.run_until(&limits()).unwrap();
+        let regs = e.cpu_state().unwrap().regs;
+        let copied =
+            e.m.mem
+                .slice((SCRATCH + 0x100) as u64, 16)
+                .unwrap()
+                .to_vec();
+        (stop, regs, copied, e.m.icount(), e.stats())
     };
     let (si, ri, ci, ni, _) = run(false);
     let (sb, rb, cb, nb, stats) = run(true);

@@ -3,7 +3,7 @@
 //! Each test of the corpus (SingleStepTests/80286 v1.0.0, captured on a
 //! Harris 80C286; see the README.md beside the data) records the registers
 //! and memory before and after one instruction ran on real hardware, followed
-//! by a HLT. This harness loads the initial state into `engine_interp::Interp`,
+//! by a HLT. This harness loads the initial state into the interpreter (a session),
 //! steps until the CPU halts and compares registers and memory with the
 //! final state.
 //!
@@ -27,9 +27,10 @@
 //! Run it alone with
 //! `cargo test --release -p tests --test conformance_286 -- --nocapture`.
 
-use engine_interp::Interp;
 use machine::cpu::{self, Seg, Segment};
-use machine::{CpuState, Engine, EventMask, Machine, MachineConfig, Stop};
+use machine::{CpuState, EventMask, Machine, MachineConfig, Stop};
+use ringlab::engines::EngineKind;
+use ringlab::session::{Options, Session};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
@@ -714,23 +715,17 @@ fn flag_names(bits: u16) -> String {
 }
 
 /// Runs one test on `engine` and returns what differs (empty: passed).
-fn run_test(
-    engine: &mut Interp,
-    m: &mut Machine,
-    t: &Test,
-    flags_mask: u16,
-    flags_ignored: u16,
-) -> Vec<String> {
+fn run_test(engine: &mut Session, t: &Test, flags_mask: u16, flags_ignored: u16) -> Vec<String> {
     let mut problems = Vec::new();
     // Bytes the test does not list are don't-care, so the RAM of the previous
     // test can stay. GuestMemory::write notes writes to cached code pages,
     // so the interpreter's decode cache sees the new code.
     for &(addr, byte) in &t.init_ram {
-        if let Err(e) = m.mem.write_u8(u64::from(addr), byte) {
+        if let Err(e) = engine.m.mem.write_u8(u64::from(addr), byte) {
             return vec![format!("cannot load initial RAM: {e}")];
         }
     }
-    if let Err(e) = engine.set_cpu_state(m, &initial_state(t)) {
+    if let Err(e) = engine.set_cpu_state(&initial_state(t)) {
         return vec![format!("set_cpu_state failed: {e}")];
     }
 
@@ -739,7 +734,7 @@ fn run_test(
     let mut state = None;
     let mut after_first = String::new();
     for step in 0..MAX_STEPS {
-        let stop = match engine.step(m) {
+        let stop = match engine.step() {
             Ok(stop) => stop,
             Err(e) => return vec![format!("step {} failed: {e}", step + 1)],
         };
@@ -837,7 +832,7 @@ fn run_test(
     addrs.sort_unstable();
     for addr in addrs {
         let want = want_ram[&addr];
-        let Some(got) = m.mem.read_u8(u64::from(addr)) else {
+        let Some(got) = engine.m.mem.read_u8(u64::from(addr)) else {
             problems.push(format!("mem[{addr:06x}]: outside RAM"));
             continue;
         };
@@ -875,14 +870,22 @@ impl FileResult {
     }
 }
 
-fn new_machine() -> Machine {
+/// The interpreter over a bare 16 MiB machine; each test loads its own
+/// RAM bytes and CPU state into it.
+fn new_session() -> Session {
     let mut m = Machine::new(MachineConfig {
         ram_bytes: RAM_BYTES,
         bare_bus: true,
     })
     .expect("a 16 MiB machine");
     m.trace.set_enabled(EventMask::NONE);
-    m
+    Session::new(
+        m,
+        EngineKind::Interp,
+        Options::default(),
+        &CpuState::reset(),
+    )
+    .expect("the interpreter")
 }
 
 /// What a worker is running and since when, for the watchdog.
@@ -902,8 +905,7 @@ fn run_file(path: &Path, stem: &str, meta: Option<&Metadata>, busy: &Busy) -> Fi
         }
     };
     let reader = BufReader::new(flate2::read::GzDecoder::new(file));
-    let mut m = new_machine();
-    let mut engine = Interp::new();
+    let mut engine = new_session();
     for (lineno, line) in reader.lines().enumerate() {
         let line = match line {
             Ok(l) => l,
@@ -935,7 +937,7 @@ fn run_file(path: &Path, stem: &str, meta: Option<&Metadata>, busy: &Busy) -> Fi
             .fold(0, |acc, x| acc | x.flags_ignored);
         *lock(busy) = Some((format!("{stem} #{} `{}`", t.idx, t.name), Instant::now()));
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_test(&mut engine, &mut m, &t, flags_mask, flags_ignored)
+            run_test(&mut engine, &t, flags_mask, flags_ignored)
         }));
         *lock(busy) = None;
         let problems = match outcome {
@@ -947,8 +949,7 @@ fn run_file(path: &Path, stem: &str, meta: Option<&Metadata>, busy: &Busy) -> Fi
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "non-string panic payload".into());
                 // The engine may be in any state after a panic: start over.
-                m = new_machine();
-                engine = Interp::new();
+                engine = new_session();
                 vec![format!("the engine panicked: {msg}")]
             }
         };

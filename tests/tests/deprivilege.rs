@@ -4,7 +4,9 @@
 //! give the wrong ones, silently — the Popek-Goldberg lesson.
 
 use machine::cpu::CpuState;
-use machine::{Engine, Event, Handling};
+use machine::{Event, Handling};
+use ringlab::engines::EngineKind;
+use ringlab::session::{Options, Session};
 use tests::guest::*;
 
 const GUEST: &str = r#"
@@ -54,10 +56,15 @@ fn run(deprivilege: bool) -> Seen {
     m.mem.write_u64(0x510, 0x00CF_9200_0000_FFFF).unwrap();
     let mut st = CpuState::multiboot(LOAD, 0, 0x500);
     st.regs[machine::cpu::ESP] = KSTACK;
-    let mut cpu = engine_interp::Interp::new();
-    cpu.set_deprivilege(deprivilege);
-    cpu.set_cpu_state(&mut m, &st).unwrap();
-    let stop = cpu.run(&mut m, &limits()).unwrap();
+    let mut s = Session::new(
+        m,
+        EngineKind::Interp,
+        Options::deprivileged(deprivilege),
+        &st,
+    )
+    .expect("interp");
+    let stop = s.run_until(&limits()).unwrap();
+    let m = &s.m;
     assert_eq!(stop, machine::Stop::GuestExit { value: 0 });
     let handlings = m
         .trace

@@ -4,15 +4,20 @@
 //! stop with the explanation, never a misleading triple fault.
 
 use machine::loader::{self, LoadOptions};
-use machine::{Engine, EngineError, Limits, Machine, MachineConfig, Stop};
-use std::time::Duration;
+use machine::{EngineError, Limits, Machine, MachineConfig, Stop};
+use ringlab::engines::EngineKind;
+use ringlab::session::{Options, Session};
+use std::time::{Duration, Instant};
 
-/// The engine, or None (after reporting why, `tests::skip`) where KVM is
-/// not usable.
+/// `image` loaded into a fresh machine on `kind`, at its entry; None
+/// (after reporting why, `tests::skip`) where KVM is not usable.
 /// With RINGLAB_REQUIRE_KVM set (the QEMU/SVM test VM) nothing may skip.
-fn kvm_or_skip(m: &mut Machine) -> Option<Box<dyn Engine>> {
-    match engine_kvm::create(m) {
-        Ok(e) => Some(e),
+fn loaded(image: &[u8], kind: EngineKind) -> Option<Session> {
+    let mut m = Machine::new(MachineConfig::default()).unwrap();
+    let l = loader::load(&mut m.mem, image, &LoadOptions::default()).unwrap();
+    match Session::new(m, kind, Options::default(), &l.entry) {
+        Ok(s) => Some(s),
+        Err(e) if kind != EngineKind::Kvm => panic!("{}: {e}", kind.name()),
         Err(e) if std::env::var_os("RINGLAB_REQUIRE_KVM").is_some() => {
             panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}")
         }
@@ -23,29 +28,30 @@ fn kvm_or_skip(m: &mut Machine) -> Option<Box<dyn Engine>> {
     }
 }
 
-fn limits() -> Limits {
+/// The bounds of a run on `kind`, from now.
+fn limits(kind: EngineKind) -> Limits {
     Limits {
-        max_icount: Some(200_000_000),
+        // KVM does not count: an instruction bound would be single-stepped
+        // to, so it has the deadline only.
+        max_icount: kind.counts_instructions().then_some(200_000_000),
         // Generous: inside the QEMU/SVM test VM the interpreter's reference
         // runs (the ticks guest spins 50 M instructions) are emulated by
         // TCG, several times slower than here, more so on a loaded host.
-        timeout: Some(Duration::from_secs(60)),
+        deadline: Some(Instant::now() + Duration::from_secs(60)),
         breakpoints: vec![],
     }
 }
 
 /// Runs `image` on an engine; returns the stop, COM1 output and VGA text.
 fn run(image: &[u8], kvm: bool) -> Option<(Result<Stop, EngineError>, Vec<u8>, String)> {
-    let mut m = Machine::new(MachineConfig::default()).unwrap();
-    let l = loader::load(&mut m.mem, image, &LoadOptions::default()).unwrap();
-    let mut e: Box<dyn Engine> = if kvm {
-        kvm_or_skip(&mut m)?
+    let kind = if kvm {
+        EngineKind::Kvm
     } else {
-        Box::new(engine_interp::Interp::new())
+        EngineKind::Interp
     };
-    e.set_cpu_state(&mut m, &l.entry).unwrap();
-    let stop = e.run(&mut m, &limits());
-    Some((stop, m.serial_output().to_vec(), m.screen().text()))
+    let mut s = loaded(image, kind)?;
+    let stop = s.run_until(&limits(kind)).map_err(|e| e.error);
+    Some((stop, s.m.serial_output().to_vec(), s.m.screen().text()))
 }
 
 #[test]
@@ -145,19 +151,13 @@ fn timer_interrupts_reach_a_computing_guest() {
 #[test]
 fn single_steps_follow_the_interpreter() {
     let image = lessons::find("hello").unwrap().image;
-    let mut mk = Machine::new(MachineConfig::default()).unwrap();
-    let l = loader::load(&mut mk.mem, image, &LoadOptions::default()).unwrap();
-    let Some(mut k) = kvm_or_skip(&mut mk) else {
+    let Some(mut k) = loaded(image, EngineKind::Kvm) else {
         return;
     };
-    k.set_cpu_state(&mut mk, &l.entry).unwrap();
-    let mut mi = Machine::new(MachineConfig::default()).unwrap();
-    loader::load(&mut mi.mem, image, &LoadOptions::default()).unwrap();
-    let mut i = engine_interp::Interp::new();
-    i.set_cpu_state(&mut mi, &l.entry).unwrap();
+    let mut i = loaded(image, EngineKind::Interp).unwrap();
     for n in 0..40 {
-        let sk = k.step(&mut mk).unwrap();
-        let si = i.step(&mut mi).unwrap();
+        let sk = k.step().unwrap();
+        let si = i.step().unwrap();
         assert_eq!(sk, si, "step {n}");
         let a = k.cpu_state().unwrap();
         let mut b = i.cpu_state().unwrap();
@@ -165,7 +165,7 @@ fn single_steps_follow_the_interpreter() {
             // After MOV SS the CPU holds the single-step trap for one more
             // instruction (SDM Vol 3A 6.8.3); kvm-pvm's emulator also runs
             // one more after a port I/O exit. The interpreter catches up.
-            i.step(&mut mi).unwrap();
+            i.step().unwrap();
             b = i.cpu_state().unwrap();
         }
         assert_eq!((a.eip, a.regs), (b.eip, b.regs), "after step {n}");
@@ -175,33 +175,27 @@ fn single_steps_follow_the_interpreter() {
 #[test]
 fn breakpoint_stops_and_resumes() {
     let image = lessons::find("hello").unwrap().image;
-    let mut m = Machine::new(MachineConfig::default()).unwrap();
-    let l = loader::load(&mut m.mem, image, &LoadOptions::default()).unwrap();
-    let Some(mut k) = kvm_or_skip(&mut m) else {
+    let Some(mut k) = loaded(image, EngineKind::Kvm) else {
         return;
     };
-    k.set_cpu_state(&mut m, &l.entry).unwrap();
     // The breakpoint: where the interpreter is after 10 instructions.
-    let mut mi = Machine::new(MachineConfig::default()).unwrap();
-    loader::load(&mut mi.mem, image, &LoadOptions::default()).unwrap();
-    let mut i = engine_interp::Interp::new();
-    i.set_cpu_state(&mut mi, &l.entry).unwrap();
+    let mut i = loaded(image, EngineKind::Interp).unwrap();
     for _ in 0..10 {
-        i.step(&mut mi).unwrap();
+        i.step().unwrap();
     }
     let bp = i.cpu_state().unwrap().pc_linear();
     let with_bp = Limits {
         breakpoints: vec![bp],
-        ..limits()
+        ..limits(EngineKind::Kvm)
     };
     assert_eq!(
-        k.run(&mut m, &with_bp).unwrap(),
+        k.run_until(&with_bp).unwrap(),
         Stop::Breakpoint { addr: bp }
     );
     assert_eq!(k.cpu_state().unwrap().pc_linear(), bp);
     // Running on without the breakpoint finishes the guest.
-    assert_eq!(k.run(&mut m, &limits()).unwrap(), Stop::Halted);
-    assert_eq!(m.serial_output(), b"Hello from real mode!\n");
+    assert_eq!(k.run_until(&limits(EngineKind::Kvm)).unwrap(), Stop::Halted);
+    assert_eq!(k.m.serial_output(), b"Hello from real mode!\n");
 }
 
 #[test]
@@ -222,26 +216,23 @@ fn stepping_the_rings_lesson_sees_the_interpreters_ring_changes() {
             })
             .collect()
     };
-    let mut mk = Machine::new(MachineConfig::default()).unwrap();
-    let l = loader::load(&mut mk.mem, image, &LoadOptions::default()).unwrap();
-    let Some(mut k) = kvm_or_skip(&mut mk) else {
+    let Some(mut k) = loaded(image, EngineKind::Kvm) else {
         return;
     };
-    k.set_cpu_state(&mut mk, &l.entry).unwrap();
     let mut stop = Stop::Stepped;
     for _ in 0..100_000 {
-        stop = k.step(&mut mk).unwrap();
+        stop = k.step().unwrap();
         if stop != Stop::Stepped {
             break;
         }
     }
     assert_eq!(stop, Stop::Halted);
-    let mut mi = Machine::new(MachineConfig::default()).unwrap();
-    loader::load(&mut mi.mem, image, &LoadOptions::default()).unwrap();
-    let mut i = engine_interp::Interp::new();
-    i.set_cpu_state(&mut mi, &l.entry).unwrap();
-    assert_eq!(i.run(&mut mi, &limits()).unwrap(), Stop::Halted);
-    assert_eq!(changes(&mk), changes(&mi));
-    assert_eq!(changes(&mi).len(), 8);
-    assert_eq!(mk.serial_output(), mi.serial_output());
+    let mut i = loaded(image, EngineKind::Interp).unwrap();
+    assert_eq!(
+        i.run_until(&limits(EngineKind::Interp)).unwrap(),
+        Stop::Halted
+    );
+    assert_eq!(changes(&k.m), changes(&i.m));
+    assert_eq!(changes(&i.m).len(), 8);
+    assert_eq!(k.m.serial_output(), i.m.serial_output());
 }

@@ -6,8 +6,10 @@
 //! (the QEMU/SVM VM) KVM must run every lesson.
 
 use machine::loader::{self, LoadOptions};
-use machine::{Engine, EngineError, Limits, Machine, MachineConfig, Stop};
-use std::time::Duration;
+use machine::{EngineError, Limits, Machine, MachineConfig, Stop};
+use ringlab::engines::EngineKind;
+use ringlab::session::{Options, Session};
+use std::time::{Duration, Instant};
 
 /// Lessons whose output holds timings: only their structure is compared.
 /// In their transcripts a number that ends a table row (a line starting
@@ -57,49 +59,53 @@ fn transcript(name: &str, stop: &Stop, m: &Machine) -> String {
 }
 
 /// The engines the lessons run on.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum E {
-    Interp,
-    Bt,
-    Kvm,
-}
+const ENGINES: [EngineKind; 3] = [EngineKind::Interp, EngineKind::Bt, EngineKind::Kvm];
 
-const ENGINES: [E; 3] = [E::Interp, E::Bt, E::Kvm];
-
-fn run_lesson(l: &lessons::Lesson, e: E) -> Option<String> {
-    run_on(l, e).map(|(stop, m)| transcript(l.name, &stop, &m))
-}
-
-/// Runs a lesson on the interpreter or KVM: None where KVM cannot run it
-/// here (after reporting why, `tests::skip`).
-fn run_on(l: &lessons::Lesson, engine: E) -> Option<(Stop, Machine)> {
-    let kvm = engine == E::Kvm;
+/// Lesson `l` loaded into a fresh machine on `kind`, at its entry.
+fn lesson_session(
+    l: &lessons::Lesson,
+    kind: EngineKind,
+    options: Options,
+) -> Result<Session, EngineError> {
     let mut m = Machine::new(MachineConfig::default()).unwrap();
     let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).unwrap();
-    let mut e: Box<dyn Engine> = if kvm {
-        match engine_kvm::create(&mut m) {
-            Ok(e) => e,
-            Err(e) if std::env::var_os("RINGLAB_REQUIRE_KVM").is_some() => {
-                panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}")
-            }
-            Err(e) => {
-                tests::skip(format!("lesson {} on KVM: {e}", l.name));
-                return None;
-            }
-        }
-    } else if engine == E::Bt {
-        engine_bt::create(&mut m).unwrap()
-    } else {
-        Box::new(engine_interp::Interp::new())
-    };
-    e.set_cpu_state(&mut m, &loaded.entry).unwrap();
-    let limits = Limits {
-        max_icount: Some(500_000_000),
-        timeout: Some(Duration::from_secs(20)),
+    Session::new(m, kind, options, &loaded.entry)
+}
+
+/// The bounds of one lesson run on `kind`, from now: `max` instructions
+/// (KVM, which does not count, has the deadline only) and 20 seconds.
+fn limits(kind: EngineKind, max: u64) -> Limits {
+    Limits {
+        max_icount: kind.counts_instructions().then_some(max),
+        deadline: Some(Instant::now() + Duration::from_secs(20)),
         breakpoints: vec![],
+    }
+}
+
+fn run_lesson(l: &lessons::Lesson, e: EngineKind) -> Option<String> {
+    run_on(l, e).map(|(stop, s)| transcript(l.name, &stop, &s.m))
+}
+
+/// Runs a lesson on `engine`: None where KVM cannot run it here (after
+/// reporting why, `tests::skip`).
+fn run_on(l: &lessons::Lesson, engine: EngineKind) -> Option<(Stop, Session)> {
+    let kvm = engine == EngineKind::Kvm;
+    let mut s = match lesson_session(l, engine, Options::default()) {
+        Ok(s) => s,
+        Err(e) if !kvm => panic!("lesson {} on {}: {e}", l.name, engine.name()),
+        Err(e) if std::env::var_os("RINGLAB_REQUIRE_KVM").is_some() => {
+            panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}")
+        }
+        Err(e) => {
+            tests::skip(format!("lesson {} on KVM: {e}", l.name));
+            return None;
+        }
     };
-    match e.run(&mut m, &limits) {
-        Ok(stop) => Some((stop, m)),
+    match s
+        .run_until(&limits(engine, 500_000_000))
+        .map_err(|e| e.error)
+    {
+        Ok(stop) => Some((stop, s)),
         Err(EngineError::Unsupported(why))
             if kvm
                 && engine_kvm::host::detect() == engine_kvm::host::HostKind::Pvm
@@ -109,15 +115,7 @@ fn run_on(l: &lessons::Lesson, engine: E) -> Option<(Stop, Machine)> {
             tests::skip(format!("lesson {} on KVM: {why}", l.name));
             None
         }
-        Err(err) => panic!("lesson {} on {}: {err}", l.name, e_name(engine)),
-    }
-}
-
-fn e_name(e: E) -> &'static str {
-    match e {
-        E::Interp => "interp",
-        E::Bt => "bt",
-        E::Kvm => "kvm",
+        Err(err) => panic!("lesson {} on {}: {err}", l.name, engine.name()),
     }
 }
 
@@ -129,7 +127,7 @@ fn every_engine_gives_the_lesson_snapshot() {
                 continue;
             };
             insta::with_settings!({ snapshot_suffix => "", prepend_module_to_snapshot => false }, {
-                insta::assert_snapshot!(format!("lesson_{}", l.name), t, &format!("{} on {}", l.name, e_name(e)));
+                insta::assert_snapshot!(format!("lesson_{}", l.name), t, &format!("{} on {}", l.name, e.name()));
             });
         }
     }
@@ -141,17 +139,10 @@ fn the_interpreter_is_deterministic_on_the_timed_lesson() {
     // runs of the program, are identical on the interpreter.
     let l = lessons::find("determinism").unwrap();
     let run = || {
-        let mut m = Machine::new(MachineConfig::default()).unwrap();
-        let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).unwrap();
-        let mut e = engine_interp::Interp::new();
-        e.set_cpu_state(&mut m, &loaded.entry).unwrap();
-        let limits = Limits {
-            max_icount: Some(500_000_000),
-            timeout: Some(Duration::from_secs(20)),
-            breakpoints: vec![],
-        };
-        assert_eq!(e.run(&mut m, &limits).unwrap(), Stop::Halted);
-        String::from_utf8(m.serial_output().to_vec()).unwrap()
+        let mut s = lesson_session(l, EngineKind::Interp, Options::default()).unwrap();
+        let limits = limits(EngineKind::Interp, 500_000_000);
+        assert_eq!(s.run_until(&limits).unwrap(), Stop::Halted);
+        String::from_utf8(s.m.serial_output().to_vec()).unwrap()
     };
     let a = run();
     assert_eq!(a, run());
@@ -167,18 +158,12 @@ fn the_interpreter_is_deterministic_on_the_timed_lesson() {
 #[test]
 fn popek_goldberg_under_trap_and_emulate_has_its_own_transcript() {
     let l = lessons::find("popek-goldberg").unwrap();
-    let mut m = Machine::new(MachineConfig::default()).unwrap();
-    let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).unwrap();
-    let mut e = engine_interp::Interp::new();
-    e.set_deprivilege(true);
-    e.set_cpu_state(&mut m, &loaded.entry).unwrap();
-    let limits = Limits {
-        max_icount: Some(50_000_000),
-        timeout: Some(Duration::from_secs(20)),
-        breakpoints: vec![],
-    };
-    let stop = e.run(&mut m, &limits).unwrap();
-    let mut t = transcript(l.name, &stop, &m);
+    let mut s = lesson_session(l, EngineKind::Interp, Options::deprivileged(true)).unwrap();
+    let stop = s
+        .run_until(&limits(EngineKind::Interp, 50_000_000))
+        .unwrap();
+    let m = &s.m;
+    let mut t = transcript(l.name, &stop, m);
     // How the sensitive instructions were handled, for the sheet's table.
     t.push_str("--- sensitive instructions ---\n");
     for ((insn, how), n) in m.trace.sensitive_counts() {
@@ -265,18 +250,11 @@ fn event_summary(m: &Machine) -> String {
 #[test]
 fn interpreter_event_summaries() {
     for l in lessons::all() {
-        let mut m = Machine::new(MachineConfig::default()).unwrap();
-        let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).unwrap();
-        let mut e = engine_interp::Interp::new();
-        e.set_cpu_state(&mut m, &loaded.entry).unwrap();
-        let limits = Limits {
-            max_icount: Some(500_000_000),
-            timeout: Some(Duration::from_secs(20)),
-            breakpoints: vec![],
-        };
-        e.run(&mut m, &limits).unwrap();
+        let mut s = lesson_session(l, EngineKind::Interp, Options::default()).unwrap();
+        s.run_until(&limits(EngineKind::Interp, 500_000_000))
+            .unwrap();
         insta::with_settings!({ prepend_module_to_snapshot => false }, {
-            insta::assert_snapshot!(format!("events_interp_{}", l.name), event_summary(&m));
+            insta::assert_snapshot!(format!("events_interp_{}", l.name), event_summary(&s.m));
         });
     }
 }
@@ -288,22 +266,11 @@ fn interpreter_event_summaries() {
 /// by a callout rather than interpreted. Its summary is snapshotted too.
 #[test]
 fn translator_event_traces_are_the_interpreters() {
-    let limits = Limits {
-        max_icount: Some(500_000_000),
-        timeout: Some(Duration::from_secs(20)),
-        breakpoints: vec![],
-    };
     for l in lessons::all() {
-        let trace = |bt: bool| {
-            let mut m = Machine::new(MachineConfig::default()).unwrap();
-            let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).unwrap();
-            let mut e: Box<dyn Engine> = if bt {
-                engine_bt::create(&mut m).unwrap()
-            } else {
-                Box::new(engine_interp::Interp::new())
-            };
-            e.set_cpu_state(&mut m, &loaded.entry).unwrap();
-            e.run(&mut m, &limits).unwrap();
+        let trace = |kind: EngineKind| {
+            let mut s = lesson_session(l, kind, Options::default()).unwrap();
+            s.run_until(&limits(kind, 500_000_000)).unwrap();
+            let m = &s.m;
             let records: Vec<String> = m
                 .trace
                 .records()
@@ -312,10 +279,10 @@ fn translator_event_traces_are_the_interpreters() {
                         .replace("how: Callout", "how: Interpreted")
                 })
                 .collect();
-            (records, event_summary(&m), m.icount())
+            (records, event_summary(m), m.icount())
         };
-        let (ri, _, ni) = trace(false);
-        let (rb, sb, nb) = trace(true);
+        let (ri, _, ni) = trace(EngineKind::Interp);
+        let (rb, sb, nb) = trace(EngineKind::Bt);
         assert_eq!(ni, nb, "{}: instructions", l.name);
         if let Some(k) = ri.iter().zip(&rb).position(|(a, b)| a != b) {
             panic!(
@@ -369,11 +336,11 @@ fn kvm_event_summary(name: &str, m: &Machine) -> String {
 #[test]
 fn kvm_event_summaries() {
     for l in lessons::all() {
-        let Some((_, m)) = run_on(l, E::Kvm) else {
+        let Some((_, s)) = run_on(l, EngineKind::Kvm) else {
             continue;
         };
         insta::with_settings!({ prepend_module_to_snapshot => false }, {
-            insta::assert_snapshot!(format!("events_kvm_{}", l.name), kvm_event_summary(l.name, &m));
+            insta::assert_snapshot!(format!("events_kvm_{}", l.name), kvm_event_summary(l.name, &s.m));
         });
     }
 }
@@ -383,19 +350,15 @@ fn kvm_event_summaries() {
 /// interpreter, instruction for instruction.
 #[test]
 fn translator_with_a_tiny_cache_flushes_and_stays_exact() {
-    let limits = Limits {
-        max_icount: Some(500_000_000),
-        timeout: Some(Duration::from_secs(20)),
-        breakpoints: vec![],
+    let tiny = Options {
+        bt_cache_bytes: Some(8 << 10),
+        ..Options::default()
     };
     for l in lessons::all() {
-        let mut m = Machine::new(MachineConfig::default()).unwrap();
-        let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).unwrap();
-        let mut e = engine_bt::Bt::with_cache_bytes(8 << 10).unwrap();
-        e.set_cpu_state(&mut m, &loaded.entry).unwrap();
-        let stop = e.run(&mut m, &limits).unwrap();
+        let mut e = lesson_session(l, EngineKind::Bt, tiny).unwrap();
+        let stop = e.run_until(&limits(EngineKind::Bt, 500_000_000)).unwrap();
         insta::with_settings!({ snapshot_suffix => "", prepend_module_to_snapshot => false }, {
-            insta::assert_snapshot!(format!("lesson_{}", l.name), transcript(l.name, &stop, &m), &format!("{} on bt with a tiny cache", l.name));
+            insta::assert_snapshot!(format!("lesson_{}", l.name), transcript(l.name, &stop, &e.m), &format!("{} on bt with a tiny cache", l.name));
         });
         let flushes = e.stats().counter("cache flushes").unwrap_or(0);
         let translated = e.stats().counter("blocks translated").unwrap_or(0);

@@ -966,8 +966,8 @@ c6: out dx, al
         "CLI, STI, OUT 0x80, IN AX from 0x3FF (0x400 denied), OUT 0x3F7, and COM1 once the \
          I/O map base lies beyond the TSS limit (no bitmap: everything denied)"
     );
-    assert_eq!(r.m.serial_output(), b"R", "COM1 is allowed by the bitmap");
-    assert_eq!(r.m.post_codes(), &[0x55], "IOPL 3 bypasses the bitmap");
+    assert_eq!(r.m().serial_output(), b"R", "COM1 is allowed by the bitmap");
+    assert_eq!(r.m().post_codes(), &[0x55], "IOPL 3 bypasses the bitmap");
     assert_eq!(
         r.result(0),
         0x203,
@@ -2187,18 +2187,19 @@ p15: rdtsc
     let got = r.fault_sites();
     let want: Vec<(u32, u32, u32)> = (0..15).map(|i| (13, 0, w(0x100 + 4 * i))).collect();
     assert_eq!(got, want);
-    let sensitive: Vec<(String, u8)> =
-        r.m.trace
-            .records()
-            .filter_map(|rec| match &rec.event {
-                machine::Event::Sensitive { insn, cpl, .. }
-                    if ["sgdt", "sidt", "smsw", "str", "sldt"].contains(&insn.as_str()) =>
-                {
-                    Some((insn.clone(), *cpl))
-                }
-                _ => None,
-            })
-            .collect();
+    let sensitive: Vec<(String, u8)> = r
+        .m()
+        .trace
+        .records()
+        .filter_map(|rec| match &rec.event {
+            machine::Event::Sensitive { insn, cpl, .. }
+                if ["sgdt", "sidt", "smsw", "str", "sldt"].contains(&insn.as_str()) =>
+            {
+                Some((insn.clone(), *cpl))
+            }
+            _ => None,
+        })
+        .collect();
     let want: Vec<(String, u8)> = ["sgdt", "sidt", "smsw", "str", "sldt"]
         .iter()
         .map(|s| (s.to_string(), 3))
@@ -2617,14 +2618,15 @@ irq0:
     let spin = r.result(0x10);
     let v: Vec<u32> = (0..7).map(|i| r.result(i)).collect();
     assert_eq!(v, vec![spin, 0x1B, 0x202, USTACK, 0x23, KSTACK - 20, 0x002]);
-    let irqs: Vec<(u8, u32)> =
-        r.m.trace
-            .records()
-            .filter_map(|rec| match rec.event {
-                machine::Event::Interrupt { vector, eip } => Some((vector, eip)),
-                _ => None,
-            })
-            .collect();
+    let irqs: Vec<(u8, u32)> = r
+        .m()
+        .trace
+        .records()
+        .filter_map(|rec| match rec.event {
+            machine::Event::Interrupt { vector, eip } => Some((vector, eip)),
+            _ => None,
+        })
+        .collect();
     assert_eq!(irqs, vec![(0x20, spin)]);
     assert!(
         r.priv_changes()

@@ -12,9 +12,10 @@
 
 use tests::guest as common;
 
-use engine_interp::Interp;
 use machine::cpu::{access as a, cr0, cr4, flags as fl, CpuState, Seg, Segment, TableReg};
-use machine::{Engine, Limits, Machine, MachineConfig, Stop};
+use machine::{Limits, Machine, MachineConfig, Stop};
+use ringlab::engines::EngineKind;
+use ringlab::session::{Options, Session};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -347,37 +348,38 @@ struct Outcome {
 /// Runs one seed: a budgeted run, a state export/import round trip, a few
 /// single steps and a second run. Every problem is an `Err` naming it.
 fn run_seed(mode: Mode, seed: u64) -> Result<Outcome, String> {
-    let (mut m, s) = seed_state(mode, seed);
+    let (m, s) = seed_state(mode, seed);
     let guards = Guards::around(&m);
-    let mut cpu = Interp::new();
-    cpu.set_cpu_state(&mut m, &s)
+    let mut sess = Session::new(m, EngineKind::Interp, Options::default(), &s)
         .map_err(|e| format!("set_cpu_state: {e}"))?;
-    let limits = Limits {
+    // Each run gets its own deadline.
+    let limits = || Limits {
         max_icount: Some(BUDGET),
-        timeout: Some(RUN_TIMEOUT),
+        deadline: Some(Instant::now() + RUN_TIMEOUT),
         breakpoints: Vec::new(),
     };
     let t = Instant::now();
-    let stop = cpu.run(&mut m, &limits).map_err(|e| format!("run: {e}"))?;
+    let stop = sess
+        .run_until(&limits())
+        .map_err(|e| format!("run: {}", e.error))?;
     let took = t.elapsed();
     if took > RUN_TIMEOUT + Duration::from_secs(1) {
         return Err(format!(
             "run took {took:?} with a {RUN_TIMEOUT:?} timeout ({stop:?})"
         ));
     }
-    if m.icount() > BUDGET {
+    if sess.m.icount() > BUDGET {
         return Err(format!(
             "icount {} exceeds the budget {BUDGET} ({stop:?})",
-            m.icount()
+            sess.m.icount()
         ));
     }
-    // The state must survive export and import, and stepping must work.
-    let st = cpu.cpu_state().map_err(|e| format!("cpu_state: {e}"))?;
-    let mut again = Interp::new();
-    again
-        .set_cpu_state(&mut m, &st)
+    // The state must survive export and import (into a fresh engine),
+    // and stepping must work.
+    let st = sess.cpu_state().map_err(|e| format!("cpu_state: {e}"))?;
+    sess.switch_to(EngineKind::Interp)
         .map_err(|e| format!("set_cpu_state (re-import): {e}"))?;
-    let st2 = again.cpu_state().map_err(|e| format!("cpu_state: {e}"))?;
+    let st2 = sess.cpu_state().map_err(|e| format!("cpu_state: {e}"))?;
     if st2 != st {
         return Err(format!(
             "state changed by an export/import round trip:\n{st:?}\n{st2:?}"
@@ -385,18 +387,17 @@ fn run_seed(mode: Mode, seed: u64) -> Result<Outcome, String> {
     }
     if !stop.is_final() {
         for _ in 0..4 {
-            let s = again.step(&mut m).map_err(|e| format!("step: {e}"))?;
+            let s = sess.step().map_err(|e| format!("step: {e}"))?;
             if s.is_final() {
                 break;
             }
         }
         let more = Limits {
-            max_icount: Some(m.icount() + 1000),
-            ..limits.clone()
+            max_icount: Some(sess.m.icount() + 1000),
+            ..limits()
         };
-        again
-            .run(&mut m, &more)
-            .map_err(|e| format!("second run: {e}"))?;
+        sess.run_until(&more)
+            .map_err(|e| format!("second run: {}", e.error))?;
     }
     if !guards.intact() {
         return Err("host memory next to guest RAM was written".into());
@@ -409,20 +410,19 @@ fn run_seed(mode: Mode, seed: u64) -> Result<Outcome, String> {
     // the interpreter's: random code reads flags the SDM leaves undefined,
     // where the host CPU and the interpreter may differ; the differential
     // test of bt_differential.rs generates only defined behaviour.)
-    let (mut m, s) = seed_state(mode, seed);
+    let (m, s) = seed_state(mode, seed);
     let guards = Guards::around(&m);
-    let mut bt = engine_bt::create(&mut m).map_err(|e| format!("bt: {e}"))?;
-    bt.set_cpu_state(&mut m, &s)
-        .map_err(|e| format!("bt set_cpu_state: {e}"))?;
+    let mut bt =
+        Session::new(m, EngineKind::Bt, Options::default(), &s).map_err(|e| format!("bt: {e}"))?;
     let t = Instant::now();
     let bstop = bt
-        .run(&mut m, &limits)
-        .map_err(|e| format!("bt run: {e}"))?;
+        .run_until(&limits())
+        .map_err(|e| format!("bt run: {}", e.error))?;
     if t.elapsed() > RUN_TIMEOUT + Duration::from_secs(1) {
         return Err(format!("bt run took {:?} ({bstop:?})", t.elapsed()));
     }
-    if m.icount() > BUDGET {
-        return Err(format!("bt: icount {} exceeds the budget", m.icount()));
+    if bt.m.icount() > BUDGET {
+        return Err(format!("bt: icount {} exceeds the budget", bt.m.icount()));
     }
     if !guards.intact() {
         return Err("bt: host memory next to guest RAM was written".into());
@@ -560,15 +560,14 @@ fn rep_string_with_huge_count_honours_timeout() {
         let mut s = CpuState::multiboot(CODE, 0, GDT);
         s.regs[1] = 0xFFFF_FFFF;
         s.regs[7] = 0x40000;
-        let mut cpu = Interp::new();
-        cpu.set_cpu_state(&mut m, &s).unwrap();
+        let mut cpu = Session::new(m, EngineKind::Interp, Options::default(), &s).unwrap();
+        let t = Instant::now();
         let limits = Limits {
             max_icount: Some(1_000_000),
-            timeout: Some(Duration::from_millis(500)),
+            deadline: Some(t + Duration::from_millis(500)),
             breakpoints: Vec::new(),
         };
-        let t = Instant::now();
-        let stop = cpu.run(&mut m, &limits).expect("run");
+        let stop = cpu.run_until(&limits).expect("run");
         (stop, t.elapsed(), cpu.cpu_state().unwrap().regs[1])
     });
     assert!(
@@ -603,20 +602,20 @@ fn loop_of_finishing_rep_strings_honours_timeout() {
             ];
             m.mem.write(CODE as u64, &code).unwrap();
             let s = CpuState::multiboot(CODE, 0, GDT);
-            let mut e: Box<dyn Engine> = if bt {
-                engine_bt::create(&mut m).unwrap()
+            let kind = if bt {
+                EngineKind::Bt
             } else {
-                Box::new(Interp::new())
+                EngineKind::Interp
             };
-            e.set_cpu_state(&mut m, &s).unwrap();
+            let mut e = Session::new(m, kind, Options::default(), &s).unwrap();
+            let t = Instant::now();
             let limits = Limits {
                 max_icount: Some(100_000_000),
-                timeout: Some(Duration::from_millis(500)),
+                deadline: Some(t + Duration::from_millis(500)),
                 breakpoints: Vec::new(),
             };
-            let t = Instant::now();
-            let stop = e.run(&mut m, &limits).expect("run");
-            (stop, t.elapsed(), m.icount())
+            let stop = e.run_until(&limits).expect("run");
+            (stop, t.elapsed(), e.m.icount())
         });
         assert!(
             took < Duration::from_secs(3),

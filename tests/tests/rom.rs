@@ -9,8 +9,10 @@
 //! kvm-pvm too: real mode and unpaged ring 0; in the QEMU/SVM VM with
 //! RINGLAB_REQUIRE_KVM nothing may skip).
 
-use machine::{CpuState, Engine, Limits, Machine, MachineConfig, Stop};
-use std::time::Duration;
+use machine::{CpuState, EngineError, Limits, Machine, MachineConfig, Stop};
+use ringlab::engines::EngineKind;
+use ringlab::session::{Options, Session};
+use std::time::{Duration, Instant};
 
 /// The ROM (tests/guests/reset-rom.S, which says how it works).
 const ROM: &str = include_str!("../guests/reset-rom.S");
@@ -35,16 +37,21 @@ struct End {
     eax: u32,
 }
 
-fn boot(engine: Box<dyn Engine>, m: Machine) -> Result<End, machine::EngineError> {
-    let (mut e, mut m) = (engine, m);
-    e.set_cpu_state(&mut m, &CpuState::reset())?;
+/// `m` on engine `kind`, at the CPU's reset state.
+fn power_on(kind: EngineKind, m: Machine) -> Result<Session, EngineError> {
+    Session::new(m, kind, Options::default(), &CpuState::reset())
+}
+
+fn boot(mut s: Session) -> Result<End, EngineError> {
     let limits = Limits {
-        max_icount: Some(10_000_000),
-        timeout: Some(Duration::from_secs(30)),
+        // KVM does not count: it has the deadline only.
+        max_icount: s.kind().counts_instructions().then_some(10_000_000),
+        deadline: Some(Instant::now() + Duration::from_secs(30)),
         breakpoints: vec![],
     };
-    let stop = e.run(&mut m, &limits)?;
-    let st = e.cpu_state()?;
+    let stop = s.run_until(&limits).map_err(|e| e.error)?;
+    let st = s.cpu_state()?;
+    let m = &s.m;
     Ok(End {
         stop,
         serial: String::from_utf8_lossy(m.serial_output()).into_owned(),
@@ -76,31 +83,27 @@ fn check(e: &End, engine: &str) {
 fn the_rom_boots_on_the_interpreter() {
     let r = rom();
     let mut m = machine(&r);
-    let e = boot(Box::new(engine_interp::Interp::new()), {
-        // The first instruction comes from the high alias (MMIO).
-        assert_eq!(m.read_phys(0xFFFF_FFF0, 1), 0xEA);
-        assert_eq!(m.read_phys(0xFFFF0, 1), 0xEA);
-        m
-    })
-    .expect("interp");
+    // The first instruction comes from the high alias (MMIO).
+    assert_eq!(m.read_phys(0xFFFF_FFF0, 1), 0xEA);
+    assert_eq!(m.read_phys(0xFFFF0, 1), 0xEA);
+    let e = boot(power_on(EngineKind::Interp, m).expect("interp")).expect("interp");
     check(&e, "interp");
 }
 
 #[test]
 fn the_rom_boots_on_the_translator() {
     let r = rom();
-    let mut m = machine(&r);
-    let bt = engine_bt::create(&mut m).expect("bt");
-    let e = boot(bt, m).expect("bt");
+    let m = machine(&r);
+    let e = boot(power_on(EngineKind::Bt, m).expect("bt")).expect("bt");
     check(&e, "bt");
 }
 
 #[test]
 fn the_rom_boots_on_kvm() {
     let r = rom();
-    let mut m = machine(&r);
+    let m = machine(&r);
     let require = std::env::var_os("RINGLAB_REQUIRE_KVM").is_some();
-    let kvm = match engine_kvm::create(&mut m) {
+    let kvm = match power_on(EngineKind::Kvm, m) {
         Ok(k) => k,
         Err(e) if !require => {
             tests::skip(format!("ROM on kvm: KVM is not usable on this host: {e}"));
@@ -108,7 +111,7 @@ fn the_rom_boots_on_kvm() {
         }
         Err(e) => panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}"),
     };
-    let e = boot(kvm, m).expect("kvm");
+    let e = boot(kvm).expect("kvm");
     check(&e, "kvm");
 }
 

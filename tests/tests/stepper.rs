@@ -10,14 +10,19 @@ use machine::loader::{self, LoadOptions};
 use machine::{Machine, MachineConfig, Stop};
 use ringlab::engines::EngineKind;
 use ringlab::inspect;
-use ringlab::session::Session;
+use ringlab::session::{Options, Session};
 use ringlab::stepper::{Command, Stepper};
 
 fn stepper(kind: EngineKind) -> Result<Stepper, machine::EngineError> {
     let l = lessons::find("rings").expect("rings lesson");
     let mut m = Machine::new(MachineConfig::default()).expect("machine");
     let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).expect("load");
-    Ok(Stepper::new(Session::new(m, kind, false, &loaded.entry)?))
+    Ok(Stepper::new(Session::new(
+        m,
+        kind,
+        Options::default(),
+        &loaded.entry,
+    )?))
 }
 
 /// (instruction count, CPL, current instruction text) after each command.
@@ -185,7 +190,7 @@ fn restartable(kind: EngineKind) -> Stepper {
         Ok((m, loaded.entry))
     };
     let (m, entry) = reload().expect("rings");
-    let session = Session::new(m, kind, false, &entry).expect("session");
+    let session = Session::new(m, kind, Options::default(), &entry).expect("session");
     Stepper::with_reload(session, Box::new(reload))
 }
 
@@ -381,13 +386,11 @@ fn after_an_engine_error_switching_engines_goes_on() {
     let l = lessons::find("rings").expect("rings lesson");
     let mut m = Machine::new(MachineConfig::default()).expect("machine");
     let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).expect("load");
-    let failing = Failing {
-        inner: Box::new(engine_interp::Interp::new()),
-        at: 3762,
-    };
     // Called "kvm" here, as on a kvm-pvm host.
-    let session =
-        Session::with_engine(m, Box::new(failing), EngineKind::Kvm, &loaded.entry).expect("s");
+    let session = Session::with_test_double(m, EngineKind::Kvm, &loaded.entry, |inner| {
+        Box::new(Failing { inner, at: 3762 })
+    })
+    .expect("s");
     let mut s = Stepper::new(session);
     s.exec(Command::RunToRingChange);
     assert_eq!(

@@ -1,7 +1,7 @@
 //! The layout of `ringlab step` drawn on a test terminal at several sizes.
 
 use super::*;
-use crate::session::Session;
+use crate::session::{Options, Session};
 use machine::loader::{self, LoadOptions};
 use machine::{Machine, MachineConfig};
 use ratatui::backend::TestBackend;
@@ -11,7 +11,7 @@ fn app(kind: EngineKind) -> App {
     let l = lessons::find("rings").expect("rings lesson");
     let mut m = Machine::new(MachineConfig::default()).expect("machine");
     let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).expect("load");
-    let s = Session::new(m, kind, false, &loaded.entry).expect("session");
+    let s = Session::new(m, kind, Options::default(), &loaded.entry).expect("session");
     App::new(Stepper::new(s), "lesson rings".into())
 }
 
