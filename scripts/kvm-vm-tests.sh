@@ -79,7 +79,7 @@ moddir=$(ls -d "$cache"/kernel/lib/modules/* | head -1)/kernel
 # The test binaries, built for this host (the VM runs the same kernel ABI).
 echo "kvm-vm: building the test binaries"
 exes=()
-tests=(kvm lessons protected robustness switch stepper rom)
+tests=(kvm lessons protected robustness switch debugger rom)
 for t in "${tests[@]}"; do
     exe=$(cargo test --release -p tests --test "$t" --no-run --message-format=json 2>/dev/null \
         | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
@@ -201,8 +201,8 @@ else
     run robustness physical_addresses_outside_ram
     # switch: a running machine moved interpreter -> KVM -> interpreter.
     run switch --nocapture kvm
-    # stepper: the commands of `ringlab step`, single-stepping KVM.
-    run stepper --nocapture kvm
+    # debugger: the commands of `ringlab step`, single-stepping KVM.
+    run debugger --nocapture kvm
     # rom: booting a firmware ROM from the reset vector (read-only slots).
     run rom --nocapture
     echo "RINGLAB-SKIPS-BEGIN"

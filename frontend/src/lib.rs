@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod cli;
 pub mod compare;
+pub mod debugger;
 pub mod departure;
 pub mod engines;
 pub mod inspect;
@@ -17,6 +18,5 @@ pub mod run;
 pub mod session;
 pub mod status;
 pub mod step;
-pub mod stepper;
 pub mod tui;
 pub mod vga;

@@ -1,10 +1,10 @@
 //! `ringlab step`: load a guest and hand it to the terminal UI.
 
+use crate::debugger::Debugger;
 use crate::engines::EngineKind;
 use crate::run::{parse_u32, prepare, Failure, GuestArgs};
 use crate::session::{Options, Session};
 use crate::status;
-use crate::stepper::Stepper;
 use crate::tui::{self, App};
 
 #[derive(clap::Args, Debug)]
@@ -59,9 +59,9 @@ pub fn step(args: &StepArgs) -> Result<u8, Failure> {
             .map(|(m, loaded)| (m, loaded.entry))
             .map_err(|f| f.message)
     });
-    let mut stepper = Stepper::with_reload(session, reload);
-    stepper.breakpoints = args.breakpoints.clone();
-    let mut app = App::new(stepper, args.guest.name());
+    let mut debugger = Debugger::with_reload(session, reload);
+    debugger.breakpoints = args.breakpoints.clone();
+    let mut app = App::new(debugger, args.guest.name());
     if args.vga == crate::vga::VgaMode::Window {
         let w = crate::vga::VgaWindow::open(&format!("ringlab step: {}", args.guest.name()))
             .map_err(|e| Failure::new(status::ENGINE_ERROR, e))?;

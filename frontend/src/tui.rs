@@ -12,14 +12,14 @@
 //! them; their names are in that pane's title), the CPU pane goes compact
 //! and hands the descriptor caches to a "segments" tab, and every line or
 //! pane that is cut says so. The status line and key bar are always there.
-//! `Stepper` does what the keys say; this file reads the keys and lays the
+//! `Debugger` does what the keys say; this file reads the keys and lays the
 //! screen out, `tui/panes.rs` draws the panes.
 
 mod panes;
 
+use crate::debugger::{Command, Debugger};
 use crate::engines::EngineKind;
 use crate::inspect;
-use crate::stepper::{Command, Stepper};
 use crossterm::event::{self, Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use machine::CpuState;
 use panes::fit;
@@ -124,7 +124,7 @@ impl Pane {
 }
 
 pub struct App {
-    pub stepper: Stepper,
+    pub debugger: Debugger,
     pub title: String,
     pub mode: Mode,
     pub quit: bool,
@@ -142,9 +142,9 @@ pub struct App {
 const MEMORY_PAGE: u32 = 0x100;
 
 impl App {
-    pub fn new(stepper: Stepper, title: String) -> App {
+    pub fn new(debugger: Debugger, title: String) -> App {
         App {
-            stepper,
+            debugger,
             title,
             mode: Mode::Normal,
             quit: false,
@@ -156,7 +156,11 @@ impl App {
     }
 
     fn pc(&mut self) -> Option<u32> {
-        self.stepper.session.cpu_state().ok().map(|s| s.pc_linear())
+        self.debugger
+            .session
+            .cpu_state()
+            .ok()
+            .map(|s| s.pc_linear())
     }
 
     /// Parses a typed address: hex, with or without 0x; empty means EIP.
@@ -182,17 +186,17 @@ impl App {
         }
         match std::mem::replace(&mut self.mode, Mode::Normal) {
             Mode::Running => {
-                self.stepper.message = "paused".into();
+                self.debugger.message = "paused".into();
             }
             Mode::Help => {}
             Mode::Breakpoint(text) => {
                 if let Some(text) = self.edit(k, text, Mode::Breakpoint) {
                     match self.address(&text) {
-                        Ok(a) => self.stepper.exec(Command::ToggleBreakpoint(a)),
-                        Err(e) => self.stepper.message = e,
+                        Ok(a) => self.debugger.exec(Command::ToggleBreakpoint(a)),
+                        Err(e) => self.debugger.message = e,
                     }
                 } else if self.mode == Mode::Normal {
-                    self.stepper.message = "no breakpoint set".into();
+                    self.debugger.message = "no breakpoint set".into();
                 }
             }
             Mode::Memory(text) => {
@@ -201,12 +205,12 @@ impl App {
                         Ok(a) => {
                             self.memory = Some(a);
                             self.tab = Pane::Memory;
-                            self.stepper.message = format!("memory pane at {a:#010x} (linear)");
+                            self.debugger.message = format!("memory pane at {a:#010x} (linear)");
                         }
-                        Err(e) => self.stepper.message = e,
+                        Err(e) => self.debugger.message = e,
                     }
                 } else if self.mode == Mode::Normal {
-                    self.stepper.message = "memory pane unchanged".into();
+                    self.debugger.message = "memory pane unchanged".into();
                 }
             }
             Mode::Switch => {
@@ -217,21 +221,21 @@ impl App {
                     _ => None,
                 };
                 match to {
-                    Some(to) => self.stepper.exec(Command::Switch(to)),
-                    None => self.stepper.message = "engine unchanged".into(),
+                    Some(to) => self.debugger.exec(Command::Switch(to)),
+                    None => self.debugger.message = "engine unchanged".into(),
                 }
             }
             Mode::Normal => match k.code {
                 KeyCode::Char('q') | KeyCode::Esc => self.quit = true,
-                KeyCode::Char('s') | KeyCode::Char(' ') => self.stepper.exec(Command::Step),
-                KeyCode::Char('n') => self.stepper.exec(Command::StepOver),
-                KeyCode::Char('r') => self.stepper.exec(Command::RunToRingChange),
-                KeyCode::Char('e') => self.stepper.exec(Command::RunToException),
+                KeyCode::Char('s') | KeyCode::Char(' ') => self.debugger.exec(Command::Step),
+                KeyCode::Char('n') => self.debugger.exec(Command::StepOver),
+                KeyCode::Char('r') => self.debugger.exec(Command::RunToRingChange),
+                KeyCode::Char('e') => self.debugger.exec(Command::RunToException),
                 KeyCode::Char('c') => {
                     self.mode = Mode::Running;
                     self.run_slice();
                 }
-                KeyCode::Char('x') => self.stepper.exec(Command::Restart),
+                KeyCode::Char('x') => self.debugger.exec(Command::Restart),
                 KeyCode::Char('b') => self.mode = Mode::Breakpoint(String::new()),
                 KeyCode::Char('m') => self.mode = Mode::Memory(String::new()),
                 KeyCode::Char('w') => self.mode = Mode::Switch,
@@ -247,7 +251,7 @@ impl App {
                 }
                 KeyCode::Char('?') | KeyCode::Char('h') => self.mode = Mode::Help,
                 _ => {
-                    self.stepper.message = "unknown key: press ? for the list".into();
+                    self.debugger.message = "unknown key: press ? for the list".into();
                 }
             },
         }
@@ -271,19 +275,19 @@ impl App {
 
     fn next_tab(&mut self) {
         if self.tabs.len() < 2 {
-            self.stepper.message = "every pane has its own place at this terminal size".into();
+            self.debugger.message = "every pane has its own place at this terminal size".into();
             return;
         }
         let i = self.tabs.iter().position(|&p| p == self.tab).unwrap_or(0);
         self.tab = self.tabs[(i + 1) % self.tabs.len()];
-        self.stepper.message = format!("showing the {} pane", self.tab.name());
+        self.debugger.message = format!("showing the {} pane", self.tab.name());
     }
 
     /// While running: one slice, then back to the keyboard.
     pub fn run_slice(&mut self) {
-        self.stepper.exec(Command::Continue);
-        if !matches!(self.stepper.last_stop, Some(machine::Stop::Timeout))
-            || self.stepper.engine_failed.is_some()
+        self.debugger.exec(Command::Continue);
+        if !matches!(self.debugger.last_stop, Some(machine::Stop::Timeout))
+            || self.debugger.engine_failed.is_some()
         {
             self.mode = Mode::Normal;
         }
@@ -303,7 +307,7 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> std::io
     while !app.quit {
         terminal.draw(|f| draw(f, app))?;
         if let Some(w) = &mut app.window {
-            if !w.show(&app.stepper.session.m.screen()) {
+            if !w.show(&app.debugger.session.m.screen()) {
                 app.window = None;
             }
         }
@@ -353,10 +357,10 @@ const COLUMN: u16 = 38;
 /// Draws the whole screen.
 pub fn draw(f: &mut Frame, app: &mut App) {
     let area = f.area();
-    let state = app.stepper.session.cpu_state();
+    let state = app.debugger.session.cpu_state();
     let st = state.as_ref().ok().cloned();
     let state_error = state.err().map(|e| e.to_string());
-    let status = status_lines(&app.stepper.message, area.width);
+    let status = status_lines(&app.debugger.message, area.width);
     let rows = Layout::vertical([
         Constraint::Length(1),
         Constraint::Fill(1),
@@ -410,7 +414,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
 /// Lays the panes out in `main`: code and CPU on top, the lower panes in
 /// columns below, the last column shared as tabs when they do not all fit.
 fn draw_panes(f: &mut Frame, main: Rect, app: &mut App, st: Option<&CpuState>) {
-    let bt = app.stepper.session.kind() == EngineKind::Bt;
+    let bt = app.debugger.session.kind() == EngineKind::Bt;
     // The top half, a little more on tall screens (the disassembly and the
     // full CPU pane want 18 rows).
     let top_h = if main.height >= 34 {
@@ -426,10 +430,10 @@ fn draw_panes(f: &mut Frame, main: Rect, app: &mut App, st: Option<&CpuState>) {
     if host_on_top {
         let code =
             Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).split(top[0]);
-        panes::draw_code(f, code[0], &mut app.stepper, st);
-        panes::draw_host_code(f, code[1], &mut app.stepper);
+        panes::draw_code(f, code[0], &mut app.debugger, st);
+        panes::draw_host_code(f, code[1], &mut app.debugger);
     } else {
-        panes::draw_code(f, top[0], &mut app.stepper, st);
+        panes::draw_code(f, top[0], &mut app.debugger, st);
     }
     panes::draw_cpu(f, top[1], st, full_cpu);
 
@@ -502,12 +506,12 @@ fn draw_pane(
     tabs: Option<Line<'static>>,
 ) {
     match p {
-        Pane::Stack => panes::draw_stack(f, r, &app.stepper, st, tabs),
-        Pane::Events => panes::draw_events(f, r, &app.stepper, tabs),
-        Pane::Console => panes::draw_console(f, r, &app.stepper, tabs),
-        Pane::Memory => panes::draw_memory(f, r, &app.stepper, st, app.memory, tabs),
+        Pane::Stack => panes::draw_stack(f, r, &app.debugger, st, tabs),
+        Pane::Events => panes::draw_events(f, r, &app.debugger, tabs),
+        Pane::Console => panes::draw_console(f, r, &app.debugger, tabs),
+        Pane::Memory => panes::draw_memory(f, r, &app.debugger, st, app.memory, tabs),
         Pane::Segments => panes::draw_segments(f, r, st, tabs),
-        Pane::HostCode => panes::draw_host_pane(f, r, &mut app.stepper, tabs),
+        Pane::HostCode => panes::draw_host_pane(f, r, &mut app.debugger, tabs),
     }
 }
 
@@ -550,7 +554,7 @@ fn draw_header(
     st: Option<&CpuState>,
     state_error: Option<&str>,
 ) {
-    let s = &mut app.stepper;
+    let s = &mut app.debugger;
     let core = format!(
         " engine {}  instructions {} ",
         s.session.kind().name(),
@@ -627,7 +631,7 @@ fn draw_key_bar(f: &mut Frame, r: Rect, app: &App) {
         }
         text = format!("{}{tail}", t.trim_end());
     }
-    let bps = &app.stepper.breakpoints;
+    let bps = &app.debugger.breakpoints;
     let mut spans = vec![Span::styled(text.clone(), Style::default().fg(Color::Gray))];
     if !bps.is_empty() {
         let list: Vec<String> = bps.iter().map(|b| format!("{b:#x}")).collect();

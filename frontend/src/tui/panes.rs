@@ -2,8 +2,8 @@
 //! (`tui.rs`) gives it. A pane too small for what it has to show cuts it
 //! visibly: a line ends with `…`, a list ends with "… N more".
 
+use crate::debugger::Debugger;
 use crate::inspect::{self, IntFrame};
-use crate::stepper::Stepper;
 use machine::{CpuState, Event, Seg};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -77,7 +77,7 @@ fn inner_h(r: Rect) -> usize {
     r.height.saturating_sub(2) as usize
 }
 
-pub fn draw_code(f: &mut Frame, r: Rect, s: &mut Stepper, st: Option<&CpuState>) {
+pub fn draw_code(f: &mut Frame, r: Rect, s: &mut Debugger, st: Option<&CpuState>) {
     let title = if s.breakpoints.is_empty() {
         " code ".to_string()
     } else {
@@ -171,7 +171,7 @@ fn code_line(
     }
 }
 
-fn host_code_lines(s: &mut Stepper, w: usize) -> Vec<Line<'static>> {
+fn host_code_lines(s: &mut Debugger, w: usize) -> Vec<Line<'static>> {
     match s.session.translation_at_pc() {
         Some(Ok(t)) => {
             let mut v = vec![Line::styled(
@@ -202,11 +202,11 @@ fn host_code_lines(s: &mut Stepper, w: usize) -> Vec<Line<'static>> {
 }
 
 /// The translator's host code for the block at EIP, below its guest code.
-pub fn draw_host_code(f: &mut Frame, r: Rect, s: &mut Stepper) {
+pub fn draw_host_code(f: &mut Frame, r: Rect, s: &mut Debugger) {
     draw_host_pane(f, r, s, None);
 }
 
-pub fn draw_host_pane(f: &mut Frame, r: Rect, s: &mut Stepper, tabs: Option<Line<'static>>) {
+pub fn draw_host_pane(f: &mut Frame, r: Rect, s: &mut Debugger, tabs: Option<Line<'static>>) {
     let title = fit(" host code (x86-64) of the block at EIP ", inner_w(r));
     let lines = clip(host_code_lines(s, inner_w(r)), inner_h(r));
     f.render_widget(Paragraph::new(lines).block(block(title, tabs)), r);
@@ -357,14 +357,14 @@ fn frame_header(fr: &IntFrame) -> String {
 }
 
 /// The stack: the slots at SS:ESP upward (ESP marked), and the frame of
-/// the last interrupt or exception the stepper stopped at. Where that
+/// the last interrupt or exception the debugger stopped at. Where that
 /// frame is in view and its slots still hold what the CPU pushed, they are
 /// named in place; else the frame is listed below with the values as
 /// pushed (a later frame, or the handler, may have written over them).
 pub fn draw_stack(
     f: &mut Frame,
     r: Rect,
-    s: &Stepper,
+    s: &Debugger,
     st: Option<&CpuState>,
     tabs: Option<Line<'static>>,
 ) {
@@ -476,7 +476,7 @@ fn is_port_io(e: &Event) -> bool {
     }
 }
 
-pub fn draw_events(f: &mut Frame, r: Rect, s: &Stepper, tabs: Option<Line<'static>>) {
+pub fn draw_events(f: &mut Frame, r: Rect, s: &Debugger, tabs: Option<Line<'static>>) {
     let n = inner_h(r);
     let w = inner_w(r);
     let trace = &s.session.m.trace;
@@ -531,7 +531,7 @@ pub fn draw_events(f: &mut Frame, r: Rect, s: &Stepper, tabs: Option<Line<'stati
 }
 
 /// The serial console (COM1) over the VGA text screen.
-pub fn draw_console(f: &mut Frame, r: Rect, s: &Stepper, tabs: Option<Line<'static>>) {
+pub fn draw_console(f: &mut Frame, r: Rect, s: &Debugger, tabs: Option<Line<'static>>) {
     let halves = Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).split(r);
     let m = &s.session.m;
     let w = inner_w(r);
@@ -580,7 +580,7 @@ pub fn draw_console(f: &mut Frame, r: Rect, s: &Stepper, tabs: Option<Line<'stat
 pub fn draw_memory(
     f: &mut Frame,
     r: Rect,
-    s: &Stepper,
+    s: &Debugger,
     st: Option<&CpuState>,
     at: Option<u32>,
     tabs: Option<Line<'static>>,

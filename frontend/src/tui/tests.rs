@@ -12,7 +12,7 @@ fn app(kind: EngineKind) -> App {
     let mut m = Machine::new(MachineConfig::default()).expect("machine");
     let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).expect("load");
     let s = Session::new(m, kind, Options::default(), &loaded.entry).expect("session");
-    App::new(Stepper::new(s), "lesson rings".into())
+    App::new(Debugger::new(s), "lesson rings".into())
 }
 
 fn screen(app: &mut App, w: u16, h: u16) -> Vec<String> {
@@ -102,14 +102,14 @@ fn panes_share_the_last_column_as_tabs_that_tab_cycles() {
     assert!(s.contains("┌ stack at SS:ESP"), "{s}");
     assert!(s.contains("[events] 1/4 Tab"), "{s}");
     a.key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
-    assert_eq!(a.stepper.message, "showing the console pane");
+    assert_eq!(a.debugger.message, "showing the console pane");
     let s = screen(&mut a, 80, 24).join("\n");
     assert!(s.contains("[console] 2/4 Tab"), "{s}");
     // Wide enough, every pane has its place and Tab says so.
     screen(&mut a, 220, 60);
     a.key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
     assert_eq!(
-        a.stepper.message,
+        a.debugger.message,
         "every pane has its own place at this terminal size"
     );
 }

@@ -1,7 +1,10 @@
-//! What the keys of `ringlab step` do, apart from the terminal: step, step
-//! over, run to the next privilege change or exception, continue,
-//! breakpoints, switching engines, restarting. The terminal UI (`tui.rs`)
-//! draws a `Stepper` and feeds it commands; the tests drive it directly.
+//! The debugger behind `ringlab step`: what its keys do, apart from the
+//! terminal: step, step over, run to the next privilege change or
+//! exception, continue, breakpoints, switching engines, restarting. It
+//! drives the machine through its `Session`. The terminal UI (`tui.rs`)
+//! draws a `Debugger` and feeds it commands; the tests drive it directly.
+//! (`step.rs` is the `ringlab step` command itself, as `run.rs` is
+//! `ringlab run`: it loads the guest and starts the UI.)
 
 use crate::engines::EngineKind;
 use crate::inspect::{self, IntFrame};
@@ -44,7 +47,7 @@ pub enum Command {
 /// enter it with (what `ringlab step` did at start-up).
 pub type Reload = Box<dyn FnMut() -> Result<(Machine, CpuState), String>>;
 
-pub struct Stepper {
+pub struct Debugger {
     pub session: Session,
     pub breakpoints: Vec<u32>,
     /// The linear addresses of the last instructions stepped (oldest first),
@@ -60,14 +63,14 @@ pub struct Stepper {
     /// what it said. The machine is as the engine left it; switching
     /// engines or restarting goes on from there.
     pub engine_failed: Option<String>,
-    /// The last interrupt or exception frame the stepper stopped at.
+    /// The last interrupt or exception frame the debugger stopped at.
     pub frame: Option<IntFrame>,
     reload: Option<Reload>,
     /// Where the engine last stopped at a breakpoint (while the CPU is
     /// still there). The interpreter remembers that address so that its
     /// next run with breakpoints goes past it; a step, or a run without
     /// that breakpoint, would leave the memory stale and skip the
-    /// breakpoint the next time round. So the stepper leaves such a place
+    /// breakpoint the next time round. So the debugger leaves such a place
     /// through a one-instruction run with that breakpoint.
     resume_at: Option<u32>,
 }
@@ -83,9 +86,9 @@ fn instructions(n: u64) -> String {
     }
 }
 
-impl Stepper {
-    pub fn new(session: Session) -> Stepper {
-        Stepper {
+impl Debugger {
+    pub fn new(session: Session) -> Debugger {
+        Debugger {
             session,
             breakpoints: Vec::new(),
             history: Vec::new(),
@@ -99,10 +102,10 @@ impl Stepper {
         }
     }
 
-    /// A stepper that can restart its guest: `reload` builds the machine
+    /// A debugger that can restart its guest: `reload` builds the machine
     /// again.
-    pub fn with_reload(session: Session, reload: Reload) -> Stepper {
-        let mut s = Stepper::new(session);
+    pub fn with_reload(session: Session, reload: Reload) -> Debugger {
+        let mut s = Debugger::new(session);
         s.reload = Some(reload);
         s
     }
@@ -320,7 +323,7 @@ impl Stepper {
         let kind = self.session.kind();
         let Some(reload) = self.reload.as_mut() else {
             self.message =
-                "this stepper was built without its guest image: it cannot restart".into();
+                "this debugger was built without its guest image: it cannot restart".into();
             return;
         };
         let fresh = reload().and_then(|(m, entry)| {
@@ -473,7 +476,7 @@ impl Stepper {
         self.run_from_here(&limits, stop_on)
     }
 
-    /// One run of the session, whose failure is its engine's (the stepper
+    /// One run of the session, whose failure is its engine's (the debugger
     /// plans no switches: it makes them itself).
     fn run(&mut self, limits: &Limits) -> Result<Stop, EngineError> {
         self.session.run_until(limits).map_err(|e| e.error)

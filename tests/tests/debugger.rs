@@ -1,23 +1,23 @@
-//! The commands of `ringlab step` (Stepper) on every engine, without a
+//! The commands of `ringlab step` (Debugger) on every engine, without a
 //! terminal: run to the ring change into ring 3, step across INT 0x80 into
 //! ring 0, run back to ring 3; the same instruction counts and ring changes
-//! on each engine. On KVM the stepper single-steps (the only way it sees
+//! on each engine. On KVM the debugger single-steps (the only way it sees
 //! ring changes); kvm-pvm cannot run ring 3 without paging, so there the
 //! KVM case prints why and stops, unless RINGLAB_REQUIRE_KVM is set (the
 //! QEMU/SVM VM of scripts/kvm-vm-tests.sh).
 
 use machine::loader::{self, LoadOptions};
 use machine::{Machine, MachineConfig, Stop};
+use ringlab::debugger::{Command, Debugger};
 use ringlab::engines::EngineKind;
 use ringlab::inspect;
 use ringlab::session::{Options, Session};
-use ringlab::stepper::{Command, Stepper};
 
-fn stepper(kind: EngineKind) -> Result<Stepper, machine::EngineError> {
+fn debugger(kind: EngineKind) -> Result<Debugger, machine::EngineError> {
     let l = lessons::find("rings").expect("rings lesson");
     let mut m = Machine::new(MachineConfig::default()).expect("machine");
     let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).expect("load");
-    Ok(Stepper::new(Session::new(
+    Ok(Debugger::new(Session::new(
         m,
         kind,
         Options::default(),
@@ -28,16 +28,16 @@ fn stepper(kind: EngineKind) -> Result<Stepper, machine::EngineError> {
 /// (instruction count, CPL, current instruction text) after each command.
 fn walk(kind: EngineKind) -> Option<Vec<(u64, u8, String)>> {
     let require = std::env::var_os("RINGLAB_REQUIRE_KVM").is_some();
-    let mut s = match stepper(kind) {
+    let mut s = match debugger(kind) {
         Ok(s) => s,
         Err(e) if kind == EngineKind::Kvm && !require => {
-            tests::skip(format!("stepper on kvm: {e}"));
+            tests::skip(format!("debugger on kvm: {e}"));
             return None;
         }
         Err(e) => panic!("{kind:?}: {e}"),
     };
     let mut seen = Vec::new();
-    let look = |s: &mut Stepper| {
+    let look = |s: &mut Debugger| {
         let st = s.session.cpu_state().expect("state");
         let d = inspect::disassemble(&s.session.m, &st, st.pc_linear(), 1);
         let text = d.first().map_or(String::new(), |d| d.text.clone());
@@ -45,7 +45,7 @@ fn walk(kind: EngineKind) -> Option<Vec<(u64, u8, String)>> {
     };
     s.exec(Command::RunToRingChange);
     if kind == EngineKind::Kvm && s.message.contains("kvm-pvm") && !require {
-        tests::skip(format!("stepper on kvm: {}", s.message));
+        tests::skip(format!("debugger on kvm: {}", s.message));
         return None;
     }
     assert_eq!(s.last_stop, Some(Stop::Event), "{kind:?}: {}", s.message);
@@ -109,7 +109,7 @@ fn check(kind: EngineKind) {
         // it enters a handler: a step across INT 0x80 or into the #GP runs
         // on in the handler until its next VM exit (a port access) and
         // counts one instruction. Up to the first such step KVM counts
-        // exactly; after it, the rings, and where the stepper stops in
+        // exactly; after it, the rings, and where the debugger stops in
         // ring 3, are the interpreter's.
         assert_eq!(seen[..2], want[..2], "kvm against the interpreter");
         let rings = |v: &[(u64, u8, String)]| v.iter().map(|x| x.1).collect::<Vec<_>>();
@@ -129,23 +129,23 @@ fn check(kind: EngineKind) {
 }
 
 #[test]
-fn stepper_on_the_interpreter() {
+fn debugger_on_the_interpreter() {
     check(EngineKind::Interp);
 }
 
 #[test]
-fn stepper_on_the_translator() {
+fn debugger_on_the_translator() {
     check(EngineKind::Bt);
 }
 
 #[test]
-fn stepper_on_kvm() {
+fn debugger_on_kvm() {
     check(EngineKind::Kvm);
 }
 
 #[test]
 fn the_translator_shows_the_host_code_of_the_block_at_eip() {
-    let mut s = stepper(EngineKind::Bt).expect("bt");
+    let mut s = debugger(EngineKind::Bt).expect("bt");
     s.exec(Command::RunToRingChange);
     // Ring 3, at `mov ax, 0x23`: three steps on is `mov eax, 1`, the start
     // of a block of plain instructions (up to INT 0x80).
@@ -176,12 +176,12 @@ fn the_translator_shows_the_host_code_of_the_block_at_eip() {
         .expect_err("INT 0x80");
     assert!(why.contains("interpreter"), "{why}");
     // The interpreter translates nothing.
-    let mut i = stepper(EngineKind::Interp).expect("interp");
+    let mut i = debugger(EngineKind::Interp).expect("interp");
     assert!(i.session.translation_at_pc().is_none());
 }
 
 /// The rings lesson on `kind`, able to restart (as `ringlab step` is).
-fn restartable(kind: EngineKind) -> Stepper {
+fn restartable(kind: EngineKind) -> Debugger {
     let reload = || {
         let l = lessons::find("rings").ok_or("no rings lesson")?;
         let mut m = Machine::new(MachineConfig::default()).map_err(|e| e.to_string())?;
@@ -191,10 +191,10 @@ fn restartable(kind: EngineKind) -> Stepper {
     };
     let (m, entry) = reload().expect("rings");
     let session = Session::new(m, kind, Options::default(), &entry).expect("session");
-    Stepper::with_reload(session, Box::new(reload))
+    Debugger::with_reload(session, Box::new(reload))
 }
 
-fn eip(s: &mut Stepper) -> u32 {
+fn eip(s: &mut Debugger) -> u32 {
     s.session.cpu_state().expect("state").pc_linear()
 }
 
@@ -391,7 +391,7 @@ fn after_an_engine_error_switching_engines_goes_on() {
         Box::new(Failing { inner, at: 3762 })
     })
     .expect("s");
-    let mut s = Stepper::new(session);
+    let mut s = Debugger::new(session);
     s.exec(Command::RunToRingChange);
     assert_eq!(
         s.message,
@@ -433,14 +433,14 @@ fn on_this_host_kvm_fails_at_ring_3_and_the_interpreter_takes_over() {
     let mut s = match std::panic::catch_unwind(|| restartable(EngineKind::Kvm)) {
         Ok(s) => s,
         Err(_) => {
-            eprintln!("stepper::kvm error path skipped: no KVM engine on this host");
+            eprintln!("debugger::kvm error path skipped: no KVM engine on this host");
             return;
         }
     };
     s.exec(Command::RunToRingChange);
     if s.engine_failed.is_none() {
         eprintln!(
-            "stepper::kvm error path skipped: KVM runs ring 3 here ({})",
+            "debugger::kvm error path skipped: KVM runs ring 3 here ({})",
             s.message
         );
         return;
