@@ -350,15 +350,7 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
             format!("--switch-at: two switches at instruction {}", w[0].0),
         ));
     }
-    // The engines in the order they will run; a KVM stretch must be
-    // counted (single-stepped) when a switch or the budget ends it.
-    let order: Vec<EngineKind> = std::iter::once(args.engine)
-        .chain(switches.iter().map(|&(_, k)| k))
-        .collect();
-    let stepped_kvm = order.iter().enumerate().any(|(i, &k)| {
-        k == EngineKind::Kvm && (i + 1 < order.len() || args.max_instructions.is_some())
-    });
-    if stepped_kvm {
+    if Session::single_steps_kvm(args.engine, &switches, args.max_instructions) {
         eprintln!(
             "ringlab: note: KVM does not count instructions; to stop at an exact count it \
              single-steps the guest (one VM exit per instruction, slow)"

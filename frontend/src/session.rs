@@ -244,6 +244,24 @@ impl Session {
         self.plan.insert(at, (icount, to));
     }
 
+    /// Whether a run that starts on `first`, switches as `plan` says and
+    /// is bounded by `max_icount` single-steps KVM somewhere: wherever a
+    /// KVM stretch must end at a count (a switch away from it, or the
+    /// bound), `run_until` steps it there, one VM exit per instruction.
+    /// Known before the session exists, so a front end can say so first.
+    pub fn single_steps_kvm(
+        first: EngineKind,
+        plan: &[(u64, EngineKind)],
+        max_icount: Option<u64>,
+    ) -> bool {
+        let order: Vec<EngineKind> = std::iter::once(first)
+            .chain(plan.iter().map(|&(_, k)| k))
+            .collect();
+        order.iter().enumerate().any(|(i, &k)| {
+            !k.counts_instructions() && (i + 1 < order.len() || max_icount.is_some())
+        })
+    }
+
     /// The planned switches not made yet (the guest stopped before them).
     pub fn planned_switches(&self) -> impl Iterator<Item = (u64, EngineKind)> + '_ {
         self.plan.iter().copied()
@@ -397,5 +415,126 @@ impl Session {
                 return Ok(Stop::Event);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use machine::MachineConfig;
+
+    /// `code` at 0x7C00 in real mode, on `kind`.
+    fn session(code: &[u8], kind: EngineKind) -> Session {
+        let mut m = Machine::new(MachineConfig::default()).expect("machine");
+        m.mem.write(0x7C00, code).expect("code");
+        Session::new(m, kind, Options::default(), &CpuState::boot_sector(0x7C00)).expect("session")
+    }
+
+    /// `jmp $`: runs forever, one instruction at a time.
+    const SPIN: &[u8] = &[0xEB, 0xFE];
+
+    #[test]
+    fn a_reported_run_stops_at_the_callers_count_not_at_its_slices() {
+        let mut s = session(SPIN, EngineKind::Interp);
+        let limits = Limits {
+            max_icount: Some(2 * SLICE_INSNS + 5),
+            ..Limits::default()
+        };
+        let mut reports = 0;
+        let stop = s
+            .run_reporting(&limits, Duration::from_secs(60), &mut |_| reports += 1)
+            .expect("run");
+        assert_eq!(stop, Stop::Budget);
+        assert_eq!(s.m.icount(), 2 * SLICE_INSNS + 5);
+        // Two slices of SLICE_INSNS, then the rest: a report after each.
+        assert_eq!(reports, 3);
+    }
+
+    #[test]
+    fn a_reported_run_ends_at_the_callers_deadline_not_at_its_slices() {
+        let mut s = session(SPIN, EngineKind::Bt);
+        let start = Instant::now();
+        let limits = Limits {
+            deadline: Some(start + Duration::from_millis(100)),
+            ..Limits::default()
+        };
+        let mut reports = 0;
+        let stop = s
+            .run_reporting(&limits, Duration::from_millis(10), &mut |_| reports += 1)
+            .expect("run");
+        assert_eq!(stop, Stop::Timeout);
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        assert!(reports > 2, "{reports} reports");
+    }
+
+    #[test]
+    fn planned_switches_happen_at_their_exact_counts() {
+        let mut s = session(SPIN, EngineKind::Interp);
+        s.plan_switch(3000, EngineKind::Interp);
+        s.plan_switch(1000, EngineKind::Bt);
+        let limits = Limits {
+            max_icount: Some(5000),
+            ..Limits::default()
+        };
+        assert_eq!(s.run_until(&limits).expect("run"), Stop::Budget);
+        assert_eq!(s.m.icount(), 5000);
+        let made: Vec<(u64, EngineKind, EngineKind)> = s
+            .switches
+            .iter()
+            .map(|w| (w.icount, w.from, w.to))
+            .collect();
+        assert_eq!(
+            made,
+            [
+                (1000, EngineKind::Interp, EngineKind::Bt),
+                (3000, EngineKind::Bt, EngineKind::Interp)
+            ]
+        );
+        assert_eq!(s.planned_switches().count(), 0);
+    }
+
+    /// Real mode, the #UD vector pointing at a UD2: every delivery faults
+    /// again at once and nothing ever retires.
+    fn stuck() -> Session {
+        let mut s = session(&[0x0F, 0x0B], EngineKind::Interp);
+        // IVT entry 6 (#UD): 0000:7C00, the UD2 itself.
+        s.m.mem
+            .write(6 * 4, &[0x00, 0x7C, 0x00, 0x00])
+            .expect("IVT");
+        s
+    }
+
+    #[test]
+    fn a_guest_stuck_in_faulting_deliveries_still_ends_at_a_bound() {
+        // The interpreter counts such deliveries against the instruction
+        // bound; the session takes that as the caller's bound.
+        let mut s = stuck();
+        let limits = Limits {
+            max_icount: Some(1000),
+            ..Limits::default()
+        };
+        assert_eq!(s.run_until(&limits).expect("run"), Stop::Budget);
+        assert_eq!(s.m.icount(), 0);
+        // In slices, each of which the stuck guest ends at once, the
+        // deadline still ends the run.
+        let mut s = stuck();
+        let limits = Limits {
+            deadline: Some(Instant::now() + Duration::from_millis(50)),
+            ..Limits::default()
+        };
+        let stop = s
+            .run_reporting(&limits, Duration::from_millis(10), &mut |_| {})
+            .expect("run");
+        assert_eq!(stop, Stop::Timeout);
+    }
+
+    #[test]
+    fn kvm_is_single_stepped_where_a_stretch_ends_at_a_count() {
+        use EngineKind::{Bt, Interp, Kvm};
+        assert!(!Session::single_steps_kvm(Kvm, &[], None));
+        assert!(Session::single_steps_kvm(Kvm, &[], Some(10)));
+        assert!(Session::single_steps_kvm(Kvm, &[(5, Interp)], None));
+        assert!(!Session::single_steps_kvm(Interp, &[(5, Kvm)], None));
+        assert!(Session::single_steps_kvm(Bt, &[(5, Kvm)], Some(10)));
     }
 }
