@@ -434,8 +434,9 @@ impl Debugger {
             }
         }
         if let (Some(pc), EngineKind::Kvm) = (at_bp, self.session.kind()) {
-            // KVM single-steps past it (its exact runs skip a breakpoint
-            // at the first instruction already).
+            // KVM single-steps past it (the session's stepping to a count
+            // skips a breakpoint at the first instruction already; its
+            // free runs do not).
             match self.session.step()? {
                 Stop::Stepped => {}
                 s => return Ok(s),
@@ -459,8 +460,9 @@ impl Debugger {
     }
 
     /// Runs until an event of `stop_on` is recorded, a breakpoint, the
-    /// guest stops, or the budget. On KVM, which sees ring changes only
-    /// when single-stepping, this steps.
+    /// guest stops, or the budget. The budget is an instruction count, so
+    /// the session single-steps KVM up to it, which is also the only way
+    /// KVM sees ring changes: a smaller budget there.
     fn run_until(
         &mut self,
         stop_on: EventMask,

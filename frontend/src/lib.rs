@@ -2,9 +2,10 @@
 //! translator and KVM — and what each shows of privilege rings.
 //!
 //! The library behind the `ringlab` binary: the command line (`cli`), the
-//! comparison table, the stepping terminal UI, the VGA renderer, the
-//! benchmark table, and `Session`, a machine whose engine can be swapped
-//! mid-run.
+//! comparison table, the stepping terminal UI and its `debugger`, the VGA
+//! renderer, the benchmark table, and `session`: the one place engines
+//! are created and machines run to a stop (every command and test goes
+//! through it), whose engine can be swapped mid-run.
 
 pub mod bench;
 pub mod cli;
