@@ -586,27 +586,35 @@ impl Engine for Kvm {
             // SAFETY: the io union member is the valid one for an I/O exit
             // (only read then).
             let io_size = unsafe { self.vcpu.get_kvm_run().__bindgen_anon_1.io.size };
-            // SAFETY (the slices below): each pointer and length is the data
-            // area KVM described for this exit, inside the vCPU's kvm_run
-            // mapping, which lives as long as the vCPU; nothing else touches
-            // it until the next KVM_RUN.
+            // The slices below: each pointer and length is the data area KVM
+            // described for this exit, inside the vCPU's kvm_run mapping,
+            // which lives as long as the vCPU; nothing else touches it until
+            // the next KVM_RUN.
             let exit = match raw {
                 Raw::IoIn(port, p, n) => Exit::IoIn {
                     port,
                     size: io_size,
+                    // SAFETY: p..p+n is the exit's data area in the vCPU's
+                    // kvm_run mapping (see above), valid until the next KVM_RUN.
                     data: unsafe { std::slice::from_raw_parts_mut(p, n) },
                 },
                 Raw::IoOut(port, p, n) => Exit::IoOut {
                     port,
                     size: io_size,
+                    // SAFETY: p..p+n is the exit's data area in the vCPU's
+                    // kvm_run mapping (see above), valid until the next KVM_RUN.
                     data: unsafe { std::slice::from_raw_parts(p, n) },
                 },
                 Raw::MmioRead(addr, p, n) => Exit::MmioRead {
                     addr,
+                    // SAFETY: p..p+n is the exit's data area in the vCPU's
+                    // kvm_run mapping (see above), valid until the next KVM_RUN.
                     data: unsafe { std::slice::from_raw_parts_mut(p, n) },
                 },
                 Raw::MmioWrite(addr, p, n) => Exit::MmioWrite {
                     addr,
+                    // SAFETY: p..p+n is the exit's data area in the vCPU's
+                    // kvm_run mapping (see above), valid until the next KVM_RUN.
                     data: unsafe { std::slice::from_raw_parts(p, n) },
                 },
                 Raw::Plain(e) => e,
