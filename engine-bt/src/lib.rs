@@ -28,7 +28,7 @@ use engine_interp::cpu::{Cpu, CS};
 use engine_interp::mmu::Acc;
 use engine_interp::Interp;
 use machine::cpu::{access as a, flags as f, CpuState, Segment};
-use machine::{Engine, EngineError, EngineStats, Limits, Machine, Stop, Translation};
+use machine::{Counter, Engine, EngineError, EngineStats, Limits, Machine, Stop, Translation};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -654,28 +654,19 @@ impl Engine for Bt {
             engine: "bt".into(),
             instructions: Some(total),
             counters: vec![
-                ("blocks translated".into(), k.blocks_translated),
-                ("translation time (us)".into(), k.translate_ns / 1000),
-                (
-                    "dispatcher entries into translated code".into(),
-                    k.blocks_run,
-                ),
-                ("chained jumps made".into(), k.chained),
-                (
-                    "cache bytes".into(),
-                    (self.buf.used() - self.stub_bytes) as u64,
-                ),
-                ("translated instructions run".into(), k.translated_insns),
-                ("instructions on the interpreter".into(), k.fallback_insns),
-                ("interpreter share (per mille)".into(), share),
-                ("rewritten or callout instructions".into(), k.callout_insns),
-                ("block exits to the interpreter".into(), k.callout_exits),
-                ("blocks invalidated".into(), k.invalidations),
-                ("cache flushes".into(), k.flushes),
-                (
-                    "instructions left to the interpreter in translated modes".into(),
-                    declined.iter().map(|d| d.1).sum(),
-                ),
+                Counter::BlocksTranslated.entry(k.blocks_translated),
+                Counter::TranslationTimeUs.entry(k.translate_ns / 1000),
+                Counter::DispatcherEntries.entry(k.blocks_run),
+                Counter::ChainedJumps.entry(k.chained),
+                Counter::CacheBytes.entry((self.buf.used() - self.stub_bytes) as u64),
+                Counter::TranslatedInstructions.entry(k.translated_insns),
+                Counter::InterpreterInstructions.entry(k.fallback_insns),
+                Counter::InterpreterShare.entry(share),
+                Counter::CalloutInstructions.entry(k.callout_insns),
+                Counter::BlockExitsToInterpreter.entry(k.callout_exits),
+                Counter::BlocksInvalidated.entry(k.invalidations),
+                Counter::CacheFlushes.entry(k.flushes),
+                Counter::DeclinedInstructions.entry(declined.iter().map(|d| d.1).sum()),
             ]
             .into_iter()
             .chain(declined)

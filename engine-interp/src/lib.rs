@@ -28,7 +28,7 @@ pub mod task;
 use block::Cache;
 use cpu::{Cpu, CS};
 use machine::cpu::flags as f;
-use machine::{CpuState, Engine, EngineError, EngineStats, Limits, Machine, Stop};
+use machine::{Counter, CpuState, Engine, EngineError, EngineStats, Limits, Machine, Stop};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -406,13 +406,13 @@ impl Engine for Interp {
             engine: "interp".into(),
             instructions: Some(self.retired),
             counters: vec![
-                ("blocks built".into(), k.blocks_built),
-                ("blocks run".into(), k.blocks_run),
-                ("block invalidations".into(), k.block_invalidations),
-                ("tlb misses".into(), k.tlb_misses),
-                ("tlb flushes".into(), k.tlb_flushes),
-                ("exceptions".into(), k.exceptions),
-                ("interrupts".into(), k.interrupts),
+                Counter::BlocksBuilt.entry(k.blocks_built),
+                Counter::BlocksRun.entry(k.blocks_run),
+                Counter::BlockInvalidations.entry(k.block_invalidations),
+                Counter::TlbMisses.entry(k.tlb_misses),
+                Counter::TlbFlushes.entry(k.tlb_flushes),
+                Counter::Exceptions.entry(k.exceptions),
+                Counter::Interrupts.entry(k.interrupts),
             ],
         }
     }

@@ -817,9 +817,9 @@ impl Engine for Kvm {
             .iter()
             .map(|(k, v)| (format!("exits: {k}"), *v))
             .collect();
-        counters.push(("interrupts injected".into(), self.injected));
-        counters.push(("instructions single-stepped".into(), self.stepped));
-        counters.push(("VM setup time (us)".into(), self.setup_us));
+        counters.push(machine::Counter::InterruptsInjected.entry(self.injected));
+        counters.push(machine::Counter::InstructionsSingleStepped.entry(self.stepped));
+        counters.push(machine::Counter::SetupTimeUs.entry(self.setup_us));
         EngineStats {
             engine: format!("kvm ({})", self.host.name()),
             // The CPU runs the guest: instructions are not counted.
