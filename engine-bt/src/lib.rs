@@ -1,6 +1,6 @@
 //! ringlab's binary translator: guest x86-32 code translated into host
-//! x86-64 code, in the VMware tradition (see `../shared/DESIGN.md`, "Binary
-//! translator, in short", and `translate.rs` for what is translated how).
+//! x86-64 code, in the VMware tradition (see ARCHITECTURE.md, "engine-bt",
+//! and `translate.rs` for what is translated how).
 //!
 //! The interpreter is both the reference and the fallback: the translator
 //! runs it alongside and shares its CPU (registers, segments, TLB, page
@@ -9,13 +9,22 @@
 //! code segment, no single-stepping, no pending interrupt or interrupt
 //! shadow) and the block fits before the next device deadline and the
 //! instruction budget, the translated block runs on the host CPU; otherwise
-//! the interpreter runs one instruction. Exceptions, interrupts and every
-//! sensitive or privileged instruction are the interpreter's, so the event
-//! trace is the interpreter's, instruction count for instruction count.
+//! the interpreter runs one instruction (or, in a mode the translator never
+//! handles, such as real mode, a stretch of them). Exceptions, interrupts
+//! and every sensitive or privileged instruction are the interpreter's, so
+//! the event trace is the interpreter's, instruction count for instruction
+//! count.
 //!
-//! This is the first increment (issue 6): no block chaining yet (every
-//! block returns to the dispatcher), no inline TLB fast path (every memory
-//! access calls `host_ptr`), no 16-bit code. See the issue notes.
+//! Blocks chain: a block's exit to a known guest EIP is a patchable
+//! `jmp rel32` (a `Site`), which the dispatcher aims at the target's
+//! translation once both exist, so hot loops run without coming back here.
+//! Every chain is undone when the interpreter's TLB epoch changes (CR3,
+//! INVLPG, a mode change) or translated code is invalidated, and each
+//! translated block first takes its length from the budget in the context,
+//! so chained code still stops at the next device deadline. Memory
+//! operands go through an inline lookup in the interpreter's TLB and call
+//! `callout::host_ptr` only on a miss. The translation cache (`codebuf.rs`)
+//! is flushed whole when it is full. 16-bit code is not translated.
 
 pub mod callout;
 pub mod codebuf;

@@ -1,9 +1,10 @@
 //! ringlab's interpreter: the reference engine. Every instruction is decoded
 //! once with iced-x86, lowered into a pre-decoded `Op` (handler pointer plus
 //! operands) and cached in blocks by guest physical address; execution runs
-//! the handlers block by block with lazy flags and a software TLB. Faults are
-//! values that unwind to the block loop, which delivers them through the
-//! IDT. See `../shared/DESIGN.md`, "Interpreter, in short".
+//! the handlers block by block (a block remembers the block that followed
+//! it) with lazy flags and a software TLB. Faults are values that unwind to
+//! the block loop, which delivers them through the IDT. See
+//! ARCHITECTURE.md, "Running a machine".
 
 pub mod alu;
 pub mod block;

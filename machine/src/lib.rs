@@ -1,7 +1,7 @@
 //! ringlab's shared machine model: the PC every engine runs.
 //!
-//! See `../shared/DESIGN.md`, "The contracts in machine". This crate depends
-//! on no engine; engines depend on it.
+//! See ARCHITECTURE.md, "The machine". This crate depends on no engine;
+//! engines depend on it.
 
 pub mod bus;
 pub mod clock;
