@@ -80,10 +80,10 @@ impl Mapping {
             ));
         }
         let set = |slot: u32, s: Slot| {
-            let host = if s.rom {
-                rom.as_ref().map_or(std::ptr::null_mut(), |r| r.host) as u64
-            } else {
-                m.mem.host_base() as u64
+            let host = match (s.rom, &rom) {
+                (false, _) => m.mem.host_base() as u64,
+                (true, Some(r)) => r.host as u64,
+                (true, None) => unreachable!("`slots` makes a ROM slot only for a ROM"),
             };
             let region = kvm_bindings::kvm_userspace_memory_region {
                 slot,
