@@ -3,7 +3,7 @@
 # QEMU (TCG) virtual machine whose CPU emulates AMD SVM with nested paging,
 # booting Debian's kernel and loading its kvm-amd module, so /dev/kvm in
 # there is genuine kvm_amd (this project's hosts only have kvm-pvm; see
-# ../shared/DESIGN.md, "Facts"). Used by .ci/run.
+# ARCHITECTURE.md, "KVM hosts"). Used by .ci/run.
 #
 # With --bench it runs the KVM benchmarks of BENCHMARKS.md in the VM
 # instead (compute guest against the same loop natively, port 0x80 exits,

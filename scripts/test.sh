@@ -32,13 +32,20 @@
 # (serial.log, qemu.log, results, failed, skips; see kvm-vm-tests.sh).
 #
 # Installs what it needs with apt-get (GNU binutils and tmux here; QEMU and
-# busybox in kvm-vm-tests.sh). RINGLAB_NO_VM=1 leaves out step 2. For
-# debugging, RINGLAB_TEST_ARGS replaces `--workspace` in step 1 (e.g.
-# RINGLAB_TEST_ARGS="-p tests --test rom"; the summary says so) and
-# RINGLAB_VM_ONLY="rom kvm" runs only those test binaries in the VM.
+# busybox in kvm-vm-tests.sh). RINGLAB_NO_VM=1 leaves out step 2 (refused
+# when CI is set). For debugging, RINGLAB_TEST_ARGS replaces `--workspace`
+# in step 1 (e.g. RINGLAB_TEST_ARGS="-p tests --test rom"; the summary
+# says so) and RINGLAB_VM_ONLY="rom kvm" runs only those test binaries in
+# the VM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+# Under CI (CI set, as .ci/run does) the KVM tests may not be left out: on a
+# host without hardware virtualization the run would pass without them.
+if [ -n "${CI+set}" ] && [ "${RINGLAB_NO_VM:-0}" = 1 ]; then
+    echo "test.sh: RINGLAB_NO_VM=1 with CI set: under CI the KVM tests must run" >&2
+    exit 2
+fi
 # Ctrl-C ends the run here, without a summary of a half-run (the VM part,
 # in a pty session of its own, is ended by the hangup when its pty closes).
 trap 'echo "test.sh: interrupted" >&2; exit 130' INT TERM

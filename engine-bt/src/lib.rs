@@ -1,6 +1,6 @@
 //! ringlab's binary translator: guest x86-32 code translated into host
-//! x86-64 code, in the VMware tradition (see `../shared/DESIGN.md`, "Binary
-//! translator, in short", and `translate.rs` for what is translated how).
+//! x86-64 code, in the VMware tradition (see ARCHITECTURE.md, "engine-bt",
+//! and `translate.rs` for what is translated how).
 //!
 //! The interpreter is both the reference and the fallback: the translator
 //! runs it alongside and shares its CPU (registers, segments, TLB, page
@@ -9,13 +9,22 @@
 //! code segment, no single-stepping, no pending interrupt or interrupt
 //! shadow) and the block fits before the next device deadline and the
 //! instruction budget, the translated block runs on the host CPU; otherwise
-//! the interpreter runs one instruction. Exceptions, interrupts and every
-//! sensitive or privileged instruction are the interpreter's, so the event
-//! trace is the interpreter's, instruction count for instruction count.
+//! the interpreter runs one instruction (or, in a mode the translator never
+//! handles, such as real mode, a stretch of them). Exceptions, interrupts
+//! and every sensitive or privileged instruction are the interpreter's, so
+//! the event trace is the interpreter's, instruction count for instruction
+//! count.
 //!
-//! This is the first increment (issue 6): no block chaining yet (every
-//! block returns to the dispatcher), no inline TLB fast path (every memory
-//! access calls `host_ptr`), no 16-bit code. See the issue notes.
+//! Blocks chain: a block's exit to a known guest EIP is a patchable
+//! `jmp rel32` (a `Site`), which the dispatcher aims at the target's
+//! translation once both exist, so hot loops run without coming back here.
+//! Every chain is undone when the interpreter's TLB epoch changes (CR3,
+//! INVLPG, a mode change) or translated code is invalidated, and each
+//! translated block first takes its length from the budget in the context,
+//! so chained code still stops at the next device deadline. Memory
+//! operands go through an inline lookup in the interpreter's TLB and call
+//! `callout::host_ptr` only on a miss. The translation cache (`codebuf.rs`)
+//! is flushed whole when it is full. 16-bit code is not translated.
 
 pub mod callout;
 pub mod codebuf;
@@ -28,7 +37,7 @@ use engine_interp::cpu::{Cpu, CS};
 use engine_interp::mmu::Acc;
 use engine_interp::Interp;
 use machine::cpu::{access as a, flags as f, CpuState, Segment};
-use machine::{Engine, EngineError, EngineStats, Limits, Machine, Stop, Translation};
+use machine::{Counter, Engine, EngineError, EngineStats, Limits, Machine, Stop, Translation};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -648,28 +657,19 @@ impl Engine for Bt {
             engine: "bt".into(),
             instructions: Some(total),
             counters: vec![
-                ("blocks translated".into(), k.blocks_translated),
-                ("translation time (us)".into(), k.translate_ns / 1000),
-                (
-                    "dispatcher entries into translated code".into(),
-                    k.blocks_run,
-                ),
-                ("chained jumps made".into(), k.chained),
-                (
-                    "cache bytes".into(),
-                    (self.buf.used() - self.stub_bytes) as u64,
-                ),
-                ("translated instructions run".into(), k.translated_insns),
-                ("instructions on the interpreter".into(), k.fallback_insns),
-                ("interpreter share (per mille)".into(), share),
-                ("rewritten or callout instructions".into(), k.callout_insns),
-                ("block exits to the interpreter".into(), k.callout_exits),
-                ("blocks invalidated".into(), k.invalidations),
-                ("cache flushes".into(), k.flushes),
-                (
-                    "instructions left to the interpreter in translated modes".into(),
-                    declined.iter().map(|d| d.1).sum(),
-                ),
+                Counter::BlocksTranslated.entry(k.blocks_translated),
+                Counter::TranslationTimeUs.entry(k.translate_ns / 1000),
+                Counter::DispatcherEntries.entry(k.blocks_run),
+                Counter::ChainedJumps.entry(k.chained),
+                Counter::CacheBytes.entry((self.buf.used() - self.stub_bytes) as u64),
+                Counter::TranslatedInstructions.entry(k.translated_insns),
+                Counter::InterpreterInstructions.entry(k.fallback_insns),
+                Counter::InterpreterShare.entry(share),
+                Counter::CalloutInstructions.entry(k.callout_insns),
+                Counter::BlockExitsToInterpreter.entry(k.callout_exits),
+                Counter::BlocksInvalidated.entry(k.invalidations),
+                Counter::CacheFlushes.entry(k.flushes),
+                Counter::DeclinedInstructions.entry(declined.iter().map(|d| d.1).sum()),
             ]
             .into_iter()
             .chain(declined)

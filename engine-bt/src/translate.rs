@@ -9,21 +9,27 @@
 //! - IDENT: register and ALU instructions are re-encoded unchanged (with
 //!   ESP renamed to r12d), so host flags are guest flags.
 //! - Memory operands: the linear address is computed into r13d (32-bit
-//!   arithmetic, so it wraps at 4 GiB as on the guest), the `host_ptr`
-//!   callout turns it into a host address in r14 (sharing the
-//!   interpreter's TLB and page walk), and the instruction runs unchanged
-//!   on `[r14]`. Only flat segments (base 0, 4 GiB limit) are translated.
+//!   arithmetic, so it wraps at 4 GiB as on the guest) and turned into a
+//!   host address in r14 by an inline lookup in the interpreter's TLB
+//!   (the slot hash of `engine_interp::mmu::tlb_slot`, the entry layout of
+//!   `ctx::TLB_*`), or on a miss by the `host_ptr` callout (the
+//!   interpreter's page walk); the instruction then runs unchanged on
+//!   `[r14]`. Only flat segments (base 0, 4 GiB limit) are translated.
 //! - PUSH, POP, CALL and RET: rewritten, since guest ESP is not host RSP.
-//! - Jcc, JMP, CALL, RET end a block and hand the next EIP to the
-//!   dispatcher.
+//! - LODS, STOS and MOVS without a REP prefix, one element (EFLAGS.DF is
+//!   0 whenever translated code runs).
+//! - Jcc, JMP, CALL, RET, LOOP, JECXZ and indirect JMP and CALL end a
+//!   block. An exit to a known EIP is a chainable `jmp rel32` that first
+//!   leads to code telling the dispatcher the target; the dispatcher later
+//!   patches it to jump straight to the target's translation.
 //!
 //! Everything else ends the block before it and runs on the interpreter,
-//! as does any access `host_ptr` cannot serve (the block exits with the
-//! instruction's EIP and the count of the instructions before it, so
-//! counting stays exact and the interpreter raises any fault itself).
-//! Instructions that can fault on the host for reasons of their own
-//! (DIV, BOUND, INT, I/O, privileged, string, LOCK-prefixed, anything using
-//! EFLAGS.DF) are never translated.
+//! as does any access neither the lookup nor `host_ptr` can serve (the
+//! block exits with the instruction's EIP and the count of the
+//! instructions before it, so counting stays exact and the interpreter
+//! raises any fault itself). Instructions that can fault on the host for
+//! reasons of their own (DIV, BOUND, INT, I/O, privileged, REP strings,
+//! LOCK-prefixed) are never translated.
 
 use crate::ctx::{self, reason};
 use iced_x86::code_asm::*;

@@ -1,9 +1,10 @@
 //! ringlab's interpreter: the reference engine. Every instruction is decoded
 //! once with iced-x86, lowered into a pre-decoded `Op` (handler pointer plus
 //! operands) and cached in blocks by guest physical address; execution runs
-//! the handlers block by block with lazy flags and a software TLB. Faults are
-//! values that unwind to the block loop, which delivers them through the
-//! IDT. See `../shared/DESIGN.md`, "Interpreter, in short".
+//! the handlers block by block (a block remembers the block that followed
+//! it) with lazy flags and a software TLB. Faults are values that unwind to
+//! the block loop, which delivers them through the IDT. See
+//! ARCHITECTURE.md, "Running a machine".
 
 pub mod alu;
 pub mod block;
@@ -28,7 +29,7 @@ pub mod task;
 use block::Cache;
 use cpu::{Cpu, CS};
 use machine::cpu::flags as f;
-use machine::{CpuState, Engine, EngineError, EngineStats, Limits, Machine, Stop};
+use machine::{Counter, CpuState, Engine, EngineError, EngineStats, Limits, Machine, Stop};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -403,13 +404,13 @@ impl Engine for Interp {
             engine: "interp".into(),
             instructions: Some(self.retired),
             counters: vec![
-                ("blocks built".into(), k.blocks_built),
-                ("blocks run".into(), k.blocks_run),
-                ("block invalidations".into(), k.block_invalidations),
-                ("tlb misses".into(), k.tlb_misses),
-                ("tlb flushes".into(), k.tlb_flushes),
-                ("exceptions".into(), k.exceptions),
-                ("interrupts".into(), k.interrupts),
+                Counter::BlocksBuilt.entry(k.blocks_built),
+                Counter::BlocksRun.entry(k.blocks_run),
+                Counter::BlockInvalidations.entry(k.block_invalidations),
+                Counter::TlbMisses.entry(k.tlb_misses),
+                Counter::TlbFlushes.entry(k.tlb_flushes),
+                Counter::Exceptions.entry(k.exceptions),
+                Counter::Interrupts.entry(k.interrupts),
             ],
         }
     }

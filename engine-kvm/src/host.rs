@@ -1,6 +1,7 @@
 //! Which KVM this host has, and opening /dev/kvm with errors that say why
 //! it failed.
 
+use crate::error::KvmError;
 use machine::EngineError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,10 +41,15 @@ pub fn detect() -> HostKind {
     }
 }
 
-/// Opens /dev/kvm; the error names the cause.
+/// Opens /dev/kvm; the error names the cause (`EngineError::Unavailable`).
 pub fn open() -> Result<kvm_ioctls::Kvm, EngineError> {
-    kvm_ioctls::Kvm::new().map_err(|e| {
-        let why = match e.errno() {
+    Ok(try_open()?)
+}
+
+/// Opens /dev/kvm, keeping the errno behind the explanation.
+pub(crate) fn try_open() -> Result<kvm_ioctls::Kvm, KvmError> {
+    kvm_ioctls::Kvm::new().map_err(|source| {
+        let why = match source.errno() {
             libc::ENOENT => "there is no /dev/kvm: KVM is not available on this host (no \
                              kvm_intel/kvm_amd module, or a virtual machine without nested \
                              virtualization)"
@@ -51,9 +57,9 @@ pub fn open() -> Result<kvm_ioctls::Kvm, EngineError> {
             libc::EACCES | libc::EPERM => "permission denied on /dev/kvm: add your user to the \
                                            `kvm` group (sudo adduser $USER kvm) and log in again"
                 .to_string(),
-            _ => format!("cannot open /dev/kvm: {e}"),
+            _ => format!("cannot open /dev/kvm: {source}"),
         };
-        EngineError::Unavailable(why)
+        KvmError::Open { why, source }
     })
 }
 

@@ -13,6 +13,128 @@
 //! read-only piece, and its high alias (the top of 4 GiB) is a read-only
 //! slot over the ROM's own host copy. Guest writes to read-only slots come
 //! back as MMIO exits, which the machine ignores and counts, as a ROM does.
+//!
+//! The slots point into one machine's memory, so the engine is bound to
+//! that machine (`Mapping::check`): handed another, it refuses to run
+//! rather than let a guest reach memory the engine does not own.
+
+use crate::error::KvmError;
+use kvm_ioctls::VmFd;
+use machine::Machine;
+
+/// The memory slots KVM has, and what they were made from.
+pub(crate) struct Mapping {
+    /// The machine's RAM mapping (host address, length) the slots point
+    /// into: the machine this engine was created for.
+    bound: (usize, usize),
+    /// Slots in use (numbered from 0).
+    slots: u32,
+    /// Whether A20 was open and which ROM was mapped when they were made.
+    a20: bool,
+    rom_size: Option<u64>,
+    /// KVM_CAP_READONLY_MEM: read-only slots (for a ROM).
+    readonly_mem: bool,
+}
+
+impl Mapping {
+    /// Binds to `m`'s RAM; no slot is made yet (`update` makes them).
+    pub fn new(m: &Machine, readonly_mem: bool) -> Mapping {
+        Mapping {
+            bound: ram_of(m),
+            slots: 0,
+            a20: true,
+            rom_size: None,
+            readonly_mem,
+        }
+    }
+
+    /// `m` is the machine the slots were made for.
+    pub fn check(&self, m: &Machine) -> Result<(), KvmError> {
+        let got = ram_of(m);
+        if got != self.bound {
+            return Err(KvmError::OtherMachine {
+                bound_at: self.bound.0,
+                bound_len: self.bound.1,
+                got_at: got.0,
+                got_len: got.1,
+            });
+        }
+        Ok(())
+    }
+
+    /// (Re)makes the slots when the A20 gate or the ROM changed (and at
+    /// the start).
+    pub fn update(&mut self, vm: &VmFd, m: &Machine) -> Result<(), KvmError> {
+        self.check(m)?;
+        let a20 = m.a20_mask() & (1 << 20) != 0;
+        let rom = m.rom_map();
+        let rom_size = rom.as_ref().map(|r| r.size as u64);
+        if self.slots > 0 && a20 == self.a20 && rom_size == self.rom_size {
+            return Ok(());
+        }
+        if rom.is_some() && !self.readonly_mem {
+            return Err(KvmError::Unsupported(
+                "this host's KVM cannot map memory read-only (no KVM_CAP_READONLY_MEM), \
+                 which the firmware ROM needs"
+                    .into(),
+            ));
+        }
+        let set = |slot: u32, s: Slot| {
+            let host = match (s.rom, &rom) {
+                (false, _) => m.mem.host_base() as u64,
+                (true, Some(r)) => r.host as u64,
+                (true, None) => unreachable!("`slots` makes a ROM slot only for a ROM"),
+            };
+            let region = kvm_bindings::kvm_userspace_memory_region {
+                slot,
+                flags: if s.read_only {
+                    kvm_bindings::KVM_MEM_READONLY
+                } else {
+                    0
+                },
+                guest_phys_addr: s.phys,
+                memory_size: s.size,
+                userspace_addr: host + s.host_offset,
+            };
+            // SAFETY: the region lies inside the machine's RAM mapping, or
+            // the ROM's host copy (`slots` keeps host_offset + size within
+            // them), both page aligned and owned by the machine. That
+            // machine outlives the guest's use of them: `check` above and
+            // at every run, step and state import refuses any other
+            // machine, and the engine (whose VM holds the slots) is
+            // created from `&mut` that machine and run only with it. A
+            // size of zero deletes the slot.
+            unsafe { vm.set_user_memory_region(region) }
+        };
+        for slot in 0..self.slots {
+            let gone = Slot {
+                phys: 0,
+                size: 0,
+                host_offset: 0,
+                read_only: false,
+                rom: false,
+            };
+            set(slot, gone).map_err(KvmError::ioctl("KVM_SET_USER_MEMORY_REGION (delete)"))?;
+        }
+        let want = slots(m.mem.size() as u64, a20, rom_size);
+        for (i, s) in want.iter().enumerate() {
+            set(i as u32, *s).map_err(KvmError::ioctl(format!(
+                "KVM_SET_USER_MEMORY_REGION (slot {i} of {}, A20 {})",
+                want.len(),
+                if a20 { "open" } else { "closed" }
+            )))?;
+        }
+        self.slots = want.len() as u32;
+        self.a20 = a20;
+        self.rom_size = rom_size;
+        Ok(())
+    }
+}
+
+/// The host address and length of `m`'s RAM mapping.
+fn ram_of(m: &Machine) -> (usize, usize) {
+    (m.mem.host_base() as usize, m.mem.size())
+}
 
 /// One KVM memory slot: `size` bytes at guest-physical `phys`, backed by
 /// the RAM mapping (or, with `rom`, the ROM's host copy) at byte

@@ -143,6 +143,47 @@ pub fn from_kvm(regs: &kvm_regs, sr: &kvm_sregs, s: &mut CpuState) {
     s.efer = sr.efer;
 }
 
+/// The vCPU state for an error message: where it was, the registers, the
+/// segments with their caches and the control registers.
+pub fn dump(s: &CpuState) -> String {
+    let r = &s.regs;
+    let mut out = format!(
+        "  at {:04x}:{:08x} ({}, CPL {})\n  eax {:08x} ecx {:08x} edx {:08x} ebx {:08x}\n  \
+         esp {:08x} ebp {:08x} esi {:08x} edi {:08x}\n  eflags {:08x} cr0 {:08x} cr2 {:08x} \
+         cr3 {:08x} cr4 {:08x}\n  gdtr {:08x}/{:04x} idtr {:08x}/{:04x} tr {:04x} ldtr {:04x}\n",
+        s.segs[1].selector,
+        s.eip,
+        s.mode_name(),
+        s.cpl(),
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        s.eflags,
+        s.cr0,
+        s.cr2,
+        s.cr3,
+        s.cr4,
+        s.gdtr.base,
+        s.gdtr.limit,
+        s.idtr.base,
+        s.idtr.limit,
+        s.tr.selector,
+        s.ldtr.selector
+    );
+    for (name, g) in ["es", "cs", "ss", "ds", "fs", "gs"].iter().zip(&s.segs) {
+        out.push_str(&format!(
+            "  {name} {:04x} base {:08x} limit {:08x} access {:04x}\n",
+            g.selector, g.base, g.limit, g.access
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,9 @@
 //! signal that arrives just before KVM_RUN is not lost (the crosvm and
 //! Firecracker pattern).
 
+use crate::error::KvmError;
 use std::cell::Cell;
-use std::sync::Once;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 thread_local! {
@@ -37,19 +38,32 @@ pub struct DeadlineTimer {
 
 impl DeadlineTimer {
     /// `immediate_exit` points into this thread's vCPU `kvm_run` mapping.
-    pub fn new(immediate_exit: *mut u8) -> Result<DeadlineTimer, String> {
-        static INSTALL: Once = Once::new();
-        INSTALL.call_once(|| {
+    pub fn new(immediate_exit: *mut u8) -> Result<DeadlineTimer, KvmError> {
+        // The handler is process-wide: installed once, and its result (an
+        // errno) kept for every later timer to report.
+        static INSTALLED: OnceLock<Result<(), i32>> = OnceLock::new();
+        let installed = INSTALLED.get_or_init(|| {
             // SAFETY: installs a handler that only does an async-signal-safe
-            // volatile store; no SA_RESTART, so KVM_RUN returns EINTR.
-            unsafe {
+            // volatile store; no SA_RESTART, so KVM_RUN returns EINTR. The
+            // sigaction struct is plain data, zeroed then filled in.
+            let r = unsafe {
                 let mut sa: libc::sigaction = std::mem::zeroed();
                 sa.sa_sigaction = on_signal as *const () as usize;
                 libc::sigemptyset(&mut sa.sa_mask);
-                libc::sigaction(signal(), &sa, std::ptr::null_mut());
+                libc::sigaction(signal(), &sa, std::ptr::null_mut())
+            };
+            if r == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
             }
         });
-        IMMEDIATE_EXIT.with(|c| c.set(immediate_exit));
+        if let Err(errno) = *installed {
+            return Err(KvmError::Os {
+                call: "sigaction",
+                source: std::io::Error::from_raw_os_error(errno),
+            });
+        }
         // SAFETY: sigevent is plain data; zeroed is a valid start.
         let mut ev: libc::sigevent = unsafe { std::mem::zeroed() };
         ev.sigev_notify = libc::SIGEV_THREAD_ID;
@@ -60,8 +74,14 @@ impl DeadlineTimer {
         // SAFETY: valid pointers to initialised values.
         let r = unsafe { libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut id) };
         if r != 0 {
-            return Err(format!("timer_create: {}", std::io::Error::last_os_error()));
+            return Err(KvmError::Os {
+                call: "timer_create",
+                source: std::io::Error::last_os_error(),
+            });
         }
+        // Only now, with the timer made: on an error above nothing would
+        // clear the pointer (Drop runs for a made timer only).
+        IMMEDIATE_EXIT.with(|c| c.set(immediate_exit));
         Ok(DeadlineTimer { id, armed: None })
     }
 
@@ -69,19 +89,20 @@ impl DeadlineTimer {
     /// armed for an earlier instant still to come is left alone: firing
     /// early costs one spurious exit, while re-arming costs a system call
     /// on every entry into the guest.
-    pub fn arm_by(&mut self, target: Instant) {
+    pub fn arm_by(&mut self, target: Instant) -> Result<(), KvmError> {
         let now = Instant::now();
         if let Some(a) = self.armed {
             if a > now && a <= target {
-                return;
+                return Ok(());
             }
         }
-        self.arm(target.saturating_duration_since(now));
+        self.arm(target.saturating_duration_since(now))?;
         self.armed = Some(target);
+        Ok(())
     }
 
     /// Fires once after `d` (replacing any earlier arming).
-    fn arm(&self, d: Duration) {
+    fn arm(&self, d: Duration) -> Result<(), KvmError> {
         let d = if d.is_zero() {
             Duration::from_nanos(1)
         } else {
@@ -97,15 +118,25 @@ impl DeadlineTimer {
                 tv_nsec: d.subsec_nanos() as libc::c_long,
             },
         };
-        // SAFETY: `id` is a live timer of this object.
-        unsafe { libc::timer_settime(self.id, 0, &spec, std::ptr::null_mut()) };
+        // SAFETY: `id` is a live timer of this object; `spec` is
+        // initialised and the old value is not asked for.
+        let r = unsafe { libc::timer_settime(self.id, 0, &spec, std::ptr::null_mut()) };
+        if r != 0 {
+            return Err(KvmError::Os {
+                call: "timer_settime",
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(())
     }
 }
 
 impl Drop for DeadlineTimer {
     fn drop(&mut self) {
         IMMEDIATE_EXIT.with(|c| c.set(std::ptr::null_mut()));
-        // SAFETY: deletes the timer this object created.
+        // SAFETY: deletes the timer this object created. It fails only
+        // for an invalid id, which `new` never hands out, and a drop could
+        // not report it anyway.
         unsafe { libc::timer_delete(self.id) };
     }
 }

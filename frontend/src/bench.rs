@@ -129,7 +129,7 @@ pub const COMPUTE_INSNS: u64 = 900_000_203;
 /// hypervisor, not VT-x/AMD-V) has no 32-bit paging, which the nanobench
 /// guest needs, and runs the compute loop's unpaged protected mode in its
 /// instruction emulator at about 2 M instructions/s (measured, see
-/// ../shared/DESIGN.md, "Facts"), minutes for 900 M instructions.
+/// ARCHITECTURE.md, "KVM hosts"), minutes for 900 M instructions.
 fn skips(kind: EngineKind) -> (Option<String>, Option<String>) {
     if kind != EngineKind::Kvm {
         return (None, None);

@@ -5,6 +5,7 @@ use crate::run::{prepare, GuestArgs};
 use crate::session::{Options, Session};
 use crate::status;
 use crate::vga::VgaMode;
+use machine::Counter;
 use machine::{EventKind, Limits, Stop};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -356,19 +357,19 @@ fn translator_time(w: &mut dyn Write, outcomes: &[Outcome]) {
     let Some(bt) = ran(EngineKind::Bt) else {
         return;
     };
-    let counter = |name: &str| {
+    let counter = |key: Counter| {
         bt.counters
             .iter()
-            .find(|(k, _)| k.trim() == name)
+            .find(|(k, _)| k == key.label())
             .map_or(0, |(_, v)| *v)
     };
-    let blocks = counter("blocks translated");
+    let blocks = counter(Counter::BlocksTranslated);
     if blocks == 0 {
         return;
     }
     let wall_ms = bt.wall.as_secs_f64() * 1e3;
     // Translation is timed inside the run, so it is part of the wall time.
-    let translating_ms = (counter("translation time (us)") as f64 / 1e3).min(wall_ms);
+    let translating_ms = (counter(Counter::TranslationTimeUs) as f64 / 1e3).min(wall_ms);
     let _ = writeln!(
         w,
         "bt time: {wall_ms:.2} ms = {translating_ms:.2} ms translating {blocks} blocks \
@@ -376,8 +377,8 @@ fn translator_time(w: &mut dyn Write, outcomes: &[Outcome]) {
          {} on the interpreter)",
         translating_ms * 1e3 / blocks as f64,
         wall_ms - translating_ms,
-        counter("translated instructions run"),
-        counter("instructions on the interpreter"),
+        counter(Counter::TranslatedInstructions),
+        counter(Counter::InterpreterInstructions),
     );
     let Some(interp) = ran(EngineKind::Interp) else {
         return;
@@ -401,8 +402,8 @@ fn translator_time(w: &mut dyn Write, outcomes: &[Outcome]) {
              among them, and leaving translated code for them and coming back costs more than \
              interpreting them ({} block exits to the interpreter); `ringlab bench` times such \
              instructions one by one.",
-            counter("instructions on the interpreter"),
-            counter("block exits to the interpreter"),
+            counter(Counter::InterpreterInstructions),
+            counter(Counter::BlockExitsToInterpreter),
         );
     }
 }

@@ -132,16 +132,157 @@ pub struct EngineStats {
     /// Guest instructions retired: exact on the interpreter and the
     /// translator; None on KVM, where the CPU runs the guest uncounted.
     pub instructions: Option<u64>,
-    /// Engine-specific counters, in display order.
+    /// Engine-specific counters, in display order: (label, value). A
+    /// counter with a fixed meaning is labelled by its [`Counter`] key's
+    /// [`Counter::label`] and read back with [`EngineStats::get`].
     pub counters: Vec<(String, u64)>,
 }
 
 impl EngineStats {
-    pub fn counter(&self, name: &str) -> Option<u64> {
+    /// The counter `key`, None if this engine does not count it. Code that
+    /// needs a counter (tests, tools) reads it this way and fails on None,
+    /// never through its label, which is free to change for readers.
+    pub fn get(&self, key: Counter) -> Option<u64> {
+        self.counter(key.label())
+    }
+
+    /// The counter labelled `label`: for the breakdowns whose labels are
+    /// made at run time (KVM's `exits: REASON`, the translator's
+    /// instructions left to the interpreter by mnemonic), which have no
+    /// [`Counter`] key. For the others use [`EngineStats::get`].
+    pub fn counter(&self, label: &str) -> Option<u64> {
         self.counters
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| n == label)
             .map(|&(_, v)| v)
+    }
+}
+
+/// The stable key of an engine counter with a fixed meaning. Engines build
+/// their [`EngineStats::counters`] entries with [`Counter::entry`], so the
+/// display label is written once, here, and a reader that asks
+/// [`EngineStats::get`] for a key finds it whatever the label says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Counter {
+    // The interpreter's (engine-interp).
+    /// Decoded blocks built (instructions lowered into `Op`s).
+    BlocksBuilt,
+    /// Decoded blocks run from the block cache.
+    BlocksRun,
+    /// Decoded blocks dropped because their code page was written.
+    BlockInvalidations,
+    /// Software TLB misses (page walks).
+    TlbMisses,
+    /// Whole software-TLB flushes forced by a change of the machine's
+    /// address mapping (the A20 gate); the guest's own (MOV CR3, INVLPG)
+    /// are not counted.
+    TlbFlushes,
+    /// Exceptions delivered.
+    Exceptions,
+    /// External interrupts delivered.
+    Interrupts,
+
+    // The translator's (engine-bt).
+    /// Guest blocks translated into host code.
+    BlocksTranslated,
+    /// Host time spent translating, in microseconds.
+    TranslationTimeUs,
+    /// Times the dispatcher entered translated code.
+    DispatcherEntries,
+    /// Block exits patched into direct jumps to the next block.
+    ChainedJumps,
+    /// Bytes of host code in the translation cache.
+    CacheBytes,
+    /// Guest instructions retired in translated code.
+    TranslatedInstructions,
+    /// Guest instructions retired on the interpreter.
+    InterpreterInstructions,
+    /// The interpreter's share of the instructions, per mille.
+    InterpreterShare,
+    /// Instructions translated into a callout or rewritten.
+    CalloutInstructions,
+    /// Translated blocks that ended by handing an instruction to the
+    /// interpreter.
+    BlockExitsToInterpreter,
+    /// Translations dropped because their guest code was written.
+    BlocksInvalidated,
+    /// Whole-cache flushes (the cache was full).
+    CacheFlushes,
+    /// Instructions the interpreter ran in modes the translator handles
+    /// (the sum of the per-mnemonic breakdown that follows it).
+    DeclinedInstructions,
+
+    // KVM's (engine-kvm).
+    /// Interrupts injected with KVM_INTERRUPT.
+    InterruptsInjected,
+    /// Instructions run one at a time with KVM's single-stepping.
+    InstructionsSingleStepped,
+    /// Host time to create the VM and vCPU, in microseconds.
+    SetupTimeUs,
+}
+
+impl Counter {
+    /// Every key, for tests that check the labels.
+    pub const ALL: [Counter; 23] = [
+        Counter::BlocksBuilt,
+        Counter::BlocksRun,
+        Counter::BlockInvalidations,
+        Counter::TlbMisses,
+        Counter::TlbFlushes,
+        Counter::Exceptions,
+        Counter::Interrupts,
+        Counter::BlocksTranslated,
+        Counter::TranslationTimeUs,
+        Counter::DispatcherEntries,
+        Counter::ChainedJumps,
+        Counter::CacheBytes,
+        Counter::TranslatedInstructions,
+        Counter::InterpreterInstructions,
+        Counter::InterpreterShare,
+        Counter::CalloutInstructions,
+        Counter::BlockExitsToInterpreter,
+        Counter::BlocksInvalidated,
+        Counter::CacheFlushes,
+        Counter::DeclinedInstructions,
+        Counter::InterruptsInjected,
+        Counter::InstructionsSingleStepped,
+        Counter::SetupTimeUs,
+    ];
+
+    /// The label `--stats`, `--json` and the comparison table show.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Counter::BlocksBuilt => "blocks built",
+            Counter::BlocksRun => "blocks run",
+            Counter::BlockInvalidations => "block invalidations",
+            Counter::TlbMisses => "tlb misses",
+            Counter::TlbFlushes => "tlb flushes",
+            Counter::Exceptions => "exceptions",
+            Counter::Interrupts => "interrupts",
+            Counter::BlocksTranslated => "blocks translated",
+            Counter::TranslationTimeUs => "translation time (us)",
+            Counter::DispatcherEntries => "dispatcher entries into translated code",
+            Counter::ChainedJumps => "chained jumps made",
+            Counter::CacheBytes => "cache bytes",
+            Counter::TranslatedInstructions => "translated instructions run",
+            Counter::InterpreterInstructions => "instructions on the interpreter",
+            Counter::InterpreterShare => "interpreter share (per mille)",
+            Counter::CalloutInstructions => "rewritten or callout instructions",
+            Counter::BlockExitsToInterpreter => "block exits to the interpreter",
+            Counter::BlocksInvalidated => "blocks invalidated",
+            Counter::CacheFlushes => "cache flushes",
+            Counter::DeclinedInstructions => {
+                "instructions left to the interpreter in translated modes"
+            }
+            Counter::InterruptsInjected => "interrupts injected",
+            Counter::InstructionsSingleStepped => "instructions single-stepped",
+            Counter::SetupTimeUs => "VM setup time (us)",
+        }
+    }
+
+    /// The [`EngineStats::counters`] entry of this counter with `value`.
+    pub fn entry(self, value: u64) -> (String, u64) {
+        (self.label().to_string(), value)
     }
 }
 
@@ -184,5 +325,31 @@ pub trait Engine {
     /// from engines that do not translate.
     fn translation_at_pc(&mut self, _m: &mut Machine) -> Option<Result<Translation, String>> {
         None
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn counter_labels_are_distinct_and_found_by_key() {
+        let mut labels: Vec<&str> = Counter::ALL.iter().map(|c| c.label()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), Counter::ALL.len(), "two keys share a label");
+        let stats = EngineStats {
+            engine: "test".into(),
+            instructions: None,
+            counters: vec![
+                Counter::CacheFlushes.entry(3),
+                ("exits: io".into(), 5),
+                Counter::BlocksTranslated.entry(7),
+            ],
+        };
+        assert_eq!(stats.get(Counter::CacheFlushes), Some(3));
+        assert_eq!(stats.get(Counter::BlocksTranslated), Some(7));
+        assert_eq!(stats.get(Counter::BlocksBuilt), None);
+        assert_eq!(stats.counter("exits: io"), Some(5));
     }
 }

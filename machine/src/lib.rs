@@ -1,7 +1,7 @@
 //! ringlab's shared machine model: the PC every engine runs.
 //!
-//! See `../shared/DESIGN.md`, "The contracts in machine". This crate depends
-//! on no engine; engines depend on it.
+//! See ARCHITECTURE.md, "The machine". This crate depends on no engine;
+//! engines depend on it.
 
 pub mod bus;
 pub mod clock;
@@ -17,7 +17,7 @@ pub mod memory;
 pub use bus::{Bus, Device, DeviceId, IoCtx};
 pub use clock::{Clock, ClockMode};
 pub use cpu::{CpuState, Seg, Segment, TableReg};
-pub use engine::{Engine, EngineError, EngineStats, Limits, Stop, Translation};
+pub use engine::{Counter, Engine, EngineError, EngineStats, Limits, Stop, Translation};
 pub use event::{Event, EventKind, EventMask, Handling, PrivCause, Record, Trace};
 pub use machine::{Machine, MachineConfig, MachineStop, RomMap};
 pub use memory::GuestMemory;

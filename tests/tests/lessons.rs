@@ -6,7 +6,7 @@
 //! (the QEMU/SVM VM) KVM must run every lesson.
 
 use machine::loader::{self, LoadOptions};
-use machine::{EngineError, Limits, Machine, MachineConfig, Stop};
+use machine::{Counter, EngineError, Limits, Machine, MachineConfig, Stop};
 use ringlab::engines::EngineKind;
 use ringlab::session::{Options, Session};
 use std::time::{Duration, Instant};
@@ -360,8 +360,13 @@ fn translator_with_a_tiny_cache_flushes_and_stays_exact() {
         insta::with_settings!({ snapshot_suffix => "", prepend_module_to_snapshot => false }, {
             insta::assert_snapshot!(format!("lesson_{}", l.name), transcript(l.name, &stop, &e.m), &format!("{} on bt with a tiny cache", l.name));
         });
-        let flushes = e.stats().counter("cache flushes").unwrap_or(0);
-        let translated = e.stats().counter("blocks translated").unwrap_or(0);
+        let stats = e.stats();
+        let flushes = stats
+            .get(Counter::CacheFlushes)
+            .expect("the translator counts cache flushes");
+        let translated = stats
+            .get(Counter::BlocksTranslated)
+            .expect("the translator counts blocks translated");
         if translated > 40 {
             assert!(flushes > 0, "{}: {translated} blocks, no flush", l.name);
         }

@@ -628,8 +628,9 @@ fn loop_of_finishing_rep_strings_honours_timeout() {
 
 /// Page tables and frames outside RAM, a store straddling the end of RAM,
 /// string instructions through unbacked pages: stores to nothing are
-/// dropped, loads from nothing read all ones (machine contract,
-/// DESIGN.md), and host memory next to guest RAM is untouched.
+/// dropped, loads from nothing read all ones (the machine's contract,
+/// `Machine::read_phys` and `write_phys`), and host memory next to guest
+/// RAM is untouched.
 #[test]
 fn physical_addresses_outside_ram_touch_no_host_memory() {
     let body = r#"

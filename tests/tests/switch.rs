@@ -16,7 +16,7 @@
 //!   QEMU/SVM VM of scripts/kvm-vm-tests.sh), where nothing may skip.
 
 use machine::loader::{self, LoadOptions};
-use machine::{EngineError, Event, EventKind, Limits, Machine, MachineConfig, Stop};
+use machine::{Counter, EngineError, Event, EventKind, Limits, Machine, MachineConfig, Stop};
 use ringlab::engines::EngineKind;
 use ringlab::session::{Options, Session};
 use std::time::{Duration, Instant};
@@ -227,7 +227,7 @@ fn hello_interp_kvm_interp_matches_a_plain_run() {
     };
     assert_eq!(end, plain);
     assert_eq!(
-        s.earlier[1].counter("instructions single-stepped"),
+        s.earlier[1].get(Counter::InstructionsSingleStepped),
         Some(plain.icount / 2 - 50),
         "KVM single-stepped exactly its stretch"
     );

@@ -1,0 +1,194 @@
+//! The instruction at the vCPU's PC, decoded with iced-x86: KVM runs the
+//! guest without telling what it executed, so where the engine must know
+//! (the cause of a ring change seen across a single step, a MOV SS that
+//! holds the step's trap, the instruction kvm-pvm stopped on) it decodes
+//! the guest's code itself.
+
+use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+use machine::cpu::{cr0, CpuState};
+use machine::{Machine, PrivCause};
+
+/// The longest x86 instruction (SDM Vol 2A 2.3.11).
+const MAX_INSN_LEN: u32 = 15;
+
+/// Guest code at linear address `lin`: up to 15 bytes, fewer where RAM
+/// ends. The linear address is read as if it were physical, which holds
+/// without paging and for identity-mapped kernels only.
+// TODO(issue 15): read through machine::x86's page walk
+fn read_code(m: &Machine, lin: u32) -> Vec<u8> {
+    (0..MAX_INSN_LEN)
+        .map_while(|k| m.mem.read_u8(lin.wrapping_add(k) as u64))
+        .collect()
+}
+
+/// The code size of `s`'s mode: 32 bits in protected mode with a 32-bit
+/// CS (D set), else 16 (real mode, virtual-8086 mode, 16-bit segments).
+fn bitness(s: &CpuState) -> u32 {
+    if s.protected() && !s.v86() && s.segs[1].big() {
+        32
+    } else {
+        16
+    }
+}
+
+/// The instruction at linear `lin` in `s`'s mode, if the bytes there
+/// decode to one.
+fn decode_at(m: &Machine, s: &CpuState, lin: u32) -> Option<Instruction> {
+    let code = read_code(m, lin);
+    let i = Decoder::with_ip(bitness(s), &code, lin as u64, DecoderOptions::NONE).decode();
+    (!i.is_invalid()).then_some(i)
+}
+
+/// The instruction at CS:EIP.
+fn at_pc(m: &Machine, s: &CpuState) -> Option<Instruction> {
+    decode_at(m, s, s.pc_linear())
+}
+
+/// The likely cause of a ring change across one stepped instruction, from
+/// the instruction that was stepped. Anything else that changes rings
+/// (a fault, a page fault on any instruction) counts as an exception.
+pub(crate) fn ring_change_cause(m: &Machine, s: &CpuState) -> PrivCause {
+    let Some(i) = at_pc(m, s) else {
+        return PrivCause::Exception;
+    };
+    match i.mnemonic() {
+        Mnemonic::Int | Mnemonic::Int3 | Mnemonic::Into => PrivCause::SoftwareInterrupt,
+        Mnemonic::Iret | Mnemonic::Iretd => PrivCause::Iret,
+        Mnemonic::Retf => PrivCause::FarReturn,
+        Mnemonic::Sysenter => PrivCause::Sysenter,
+        Mnemonic::Sysexit => PrivCause::Sysexit,
+        // A far CALL changes rings only through a call gate; a far JMP
+        // cannot go through one to another ring (SDM Vol 3A 5.8.6), so
+        // across rings it was a task switch.
+        _ if i.is_call_far() || i.is_call_far_indirect() => PrivCause::CallGate,
+        _ if i.is_jmp_far() || i.is_jmp_far_indirect() => PrivCause::TaskSwitch,
+        _ => PrivCause::Exception,
+    }
+}
+
+/// The instruction at the PC is MOV SS, r/m or POP SS, whose interrupt
+/// shadow holds a single step's trap over the next instruction (SDM Vol 3A
+/// 6.8.3).
+pub(crate) fn loads_ss(m: &Machine, s: &CpuState) -> bool {
+    at_pc(m, s).is_some_and(|i| {
+        matches!(i.mnemonic(), Mnemonic::Mov | Mnemonic::Pop)
+            && i.op0_kind() == OpKind::Register
+            && i.op0_register() == Register::SS
+    })
+}
+
+/// The instruction at CS:EIP, or the one ending there, is MOV CR0, r32
+/// with PG set in the register: kvm-pvm shuts the vCPU down there, before
+/// CR0 changes (measured: EIP on the MOV, CR0 without PG).
+pub(crate) fn sets_paging(m: &Machine, s: &CpuState) -> bool {
+    let pc = s.pc_linear();
+    // MOV CR0, r32 is 0F 22 /r with mod = 11: three bytes.
+    [pc, pc.wrapping_sub(3)].into_iter().any(|at| {
+        decode_at(m, s, at).is_some_and(|i| {
+            (at == pc || at.wrapping_add(i.len() as u32) == pc)
+                && i.mnemonic() == Mnemonic::Mov
+                && i.op0_kind() == OpKind::Register
+                && i.op0_register() == Register::CR0
+                && i.op1_kind() == OpKind::Register
+                && i.op1_register().is_gpr32()
+                && s.regs[i.op1_register().number()] & cr0::PG != 0
+        })
+    })
+}
+
+/// The instruction at CS:EIP is IRET (of any operand size).
+pub(crate) fn is_iret(m: &Machine, s: &CpuState) -> bool {
+    at_pc(m, s).is_some_and(|i| matches!(i.mnemonic(), Mnemonic::Iret | Mnemonic::Iretd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use machine::cpu::access;
+    use machine::MachineConfig;
+
+    /// A machine with `code` at 0x1000 and a CPU about to run it, in real
+    /// mode or in flat 32-bit protected mode.
+    fn at(code: &[u8], prot32: bool) -> (Machine, CpuState) {
+        let mut m = Machine::new(MachineConfig::with_ram(1 << 20)).unwrap();
+        m.mem.write(0x1000, code).unwrap();
+        let mut s = CpuState::reset();
+        s.segs[1].base = 0;
+        s.segs[1].selector = 0;
+        s.eip = 0x1000;
+        if prot32 {
+            s.cr0 |= cr0::PE;
+            s.segs[1].selector = 8;
+            s.segs[1].access |= access::DB;
+        }
+        (m, s)
+    }
+
+    #[test]
+    fn causes_of_ring_changes() {
+        let cases: [(&[u8], PrivCause); 11] = [
+            (&[0xCD, 0x80], PrivCause::SoftwareInterrupt),
+            (&[0xCC], PrivCause::SoftwareInterrupt),
+            (&[0xCF], PrivCause::Iret),
+            (&[0x66, 0xCF], PrivCause::Iret),
+            (&[0xCB], PrivCause::FarReturn),
+            (&[0x9A, 0, 0, 0, 0, 0x1B, 0], PrivCause::CallGate),
+            (&[0xFF, 0x18], PrivCause::CallGate),
+            (&[0xEA, 0, 0, 0, 0, 0x28, 0], PrivCause::TaskSwitch),
+            (&[0x0F, 0x34], PrivCause::Sysenter),
+            (&[0x0F, 0x35], PrivCause::Sysexit),
+            // MOV EAX, [EBX]: a page fault's way into ring 0.
+            (&[0x8B, 0x03], PrivCause::Exception),
+        ];
+        for (code, want) in cases {
+            let (m, s) = at(code, true);
+            assert_eq!(ring_change_cause(&m, &s), want, "{code:02x?}");
+        }
+    }
+
+    #[test]
+    fn mov_ss_and_pop_ss_hold_the_trap() {
+        for (code, want) in [
+            (&[0x8E, 0xD0][..], true),  // MOV SS, AX
+            (&[0x17][..], true),        // POP SS
+            (&[0x66, 0x17][..], true),  // POP SS, other operand size
+            (&[0x8E, 0xD8][..], false), // MOV DS, AX
+            (&[0x1F][..], false),       // POP DS
+        ] {
+            let (m, s) = at(code, false);
+            assert_eq!(loads_ss(&m, &s), want, "{code:02x?}");
+        }
+    }
+
+    #[test]
+    fn mov_cr0_with_pg_is_seen_on_it_and_after_it() {
+        // MOV CR0, EBX (0F 22 C3) with PG set in EBX.
+        let (m, mut s) = at(&[0x0F, 0x22, 0xC3], true);
+        s.regs[3] = cr0::PG | cr0::PE;
+        assert!(sets_paging(&m, &s));
+        s.eip += 3;
+        assert!(sets_paging(&m, &s), "EIP just past the MOV");
+        s.regs[3] = cr0::PE;
+        assert!(!sets_paging(&m, &s), "PG clear in the register");
+        // MOV CR3, EBX is not it.
+        let (m, mut s) = at(&[0x0F, 0x22, 0xDB], true);
+        s.regs[3] = cr0::PG;
+        assert!(!sets_paging(&m, &s));
+    }
+
+    #[test]
+    fn iret_in_either_operand_size() {
+        assert!(is_iret(&at(&[0xCF], true).0, &at(&[0xCF], true).1));
+        let (m, s) = at(&[0x66, 0xCF], false);
+        assert!(is_iret(&m, &s));
+        let (m, s) = at(&[0xCB], true);
+        assert!(!is_iret(&m, &s));
+    }
+
+    #[test]
+    fn code_past_the_end_of_ram_does_not_decode() {
+        let (m, mut s) = at(&[], true);
+        s.eip = (1 << 20) - 1;
+        assert_eq!(ring_change_cause(&m, &s), PrivCause::Exception);
+    }
+}

@@ -1,0 +1,628 @@
+//! The run loop: inject what the shared PIC has pending, enter the guest
+//! until a device deadline at the latest, carry the VM exit out on the
+//! shared machine (`exits::handle`), and go on until something stops the
+//! run. A free function over the `Vcpu` trait, so unit tests drive it with
+//! synthetic `VcpuExit`s, as Firecracker tests its exit handling.
+
+use crate::clock::HostClock;
+use crate::error::KvmError;
+use crate::exits::{self, Action, Exit};
+use crate::host::HostKind;
+use crate::pvm::{self, PvmStop};
+use crate::state;
+use crate::timer::DeadlineTimer;
+use crate::vcpu::{read_state, Vcpu};
+use kvm_ioctls::VcpuExit;
+use machine::cpu::{flags as f, CpuState};
+use machine::{Event, Limits, Machine, Stop};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The longest the loop stays in the guest without a device deadline: it
+/// comes back out to look at the timeout and the machine's stop requests.
+const MAX_SLICE: Duration = Duration::from_millis(100);
+
+/// What the loop keeps between exits and between runs.
+pub(crate) struct LoopState {
+    pub host: HostKind,
+    pub clock: HostClock,
+    /// VM exits by kind, for the stats.
+    pub exits: BTreeMap<&'static str, u64>,
+    pub injected: u64,
+    /// `step` is running: a debug exit ends the run.
+    pub stepping: bool,
+    /// The last exit was port I/O or MMIO and KVM has not re-entered the
+    /// guest since: the instruction is not complete (EIP still on it, an
+    /// IN not yet in EAX) until the next KVM_RUN (`complete_io`).
+    pub io_pending: bool,
+    /// The state last imported or read: what KVM does not hold of it.
+    pub last: Option<CpuState>,
+}
+
+impl LoopState {
+    pub fn new(host: HostKind, now: u64) -> LoopState {
+        LoopState {
+            host,
+            clock: HostClock::new(now),
+            exits: BTreeMap::new(),
+            injected: 0,
+            stepping: false,
+            io_pending: false,
+            last: None,
+        }
+    }
+}
+
+/// A VM exit with its data area as a raw pointer into the vCPU's kvm_run
+/// mapping, so the borrow of the vCPU ends before the exit is handled.
+enum Raw {
+    IoIn(u16, *mut u8, usize),
+    IoOut(u16, *const u8, usize),
+    MmioRead(u64, *mut u8, usize),
+    MmioWrite(u64, *const u8, usize),
+    Plain(Exit<'static>),
+}
+
+fn raw_of(e: VcpuExit<'_>) -> Raw {
+    match e {
+        VcpuExit::IoIn(port, data) => Raw::IoIn(port, data.as_mut_ptr(), data.len()),
+        VcpuExit::IoOut(port, data) => Raw::IoOut(port, data.as_ptr(), data.len()),
+        VcpuExit::MmioRead(addr, data) => Raw::MmioRead(addr, data.as_mut_ptr(), data.len()),
+        VcpuExit::MmioWrite(addr, data) => Raw::MmioWrite(addr, data.as_ptr(), data.len()),
+        VcpuExit::Hlt => Raw::Plain(Exit::Hlt),
+        VcpuExit::IrqWindowOpen => Raw::Plain(Exit::IrqWindowOpen),
+        VcpuExit::Shutdown => Raw::Plain(Exit::Shutdown),
+        VcpuExit::Debug(arch) => Raw::Plain(Exit::Debug(arch.pc)),
+        VcpuExit::FailEntry(r, _) => Raw::Plain(Exit::FailEntry(r)),
+        VcpuExit::InternalError => Raw::Plain(Exit::InternalError(0)),
+        VcpuExit::Intr => Raw::Plain(Exit::Intr),
+        other => Raw::Plain(Exit::Other(format!("{other:?}"))),
+    }
+}
+
+/// Enters the guest once and returns the exit it came back with; EINTR
+/// and EAGAIN (the deadline timer's signal, `immediate_exit`) are the
+/// timer exit.
+fn enter<'a, V: Vcpu>(v: &mut V) -> Result<Exit<'a>, KvmError> {
+    let raw = match v.run() {
+        Ok(e) => raw_of(e),
+        Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Raw::Plain(Exit::Intr),
+        Err(source) => {
+            return Err(KvmError::Ioctl {
+                call: "KVM_RUN".into(),
+                source,
+            })
+        }
+    };
+    // The slices below: each pointer and length is the data area `run`
+    // returned for this exit, which the `Vcpu` contract keeps valid and
+    // untouched by its other methods (`io_size` among them) until the next
+    // `run`; the exit is handled, and the slices dropped, before the loop
+    // enters again.
+    Ok(match raw {
+        Raw::IoIn(port, p, n) => {
+            let size = v.io_size();
+            // SAFETY: the exit's data area, as said above.
+            let data = unsafe { std::slice::from_raw_parts_mut(p, n) };
+            Exit::IoIn { port, size, data }
+        }
+        Raw::IoOut(port, p, n) => {
+            let size = v.io_size();
+            // SAFETY: the exit's data area, as said above.
+            let data = unsafe { std::slice::from_raw_parts(p, n) };
+            Exit::IoOut { port, size, data }
+        }
+        Raw::MmioRead(addr, p, n) => {
+            // SAFETY: the exit's data area, as said above.
+            let data = unsafe { std::slice::from_raw_parts_mut(p, n) };
+            Exit::MmioRead { addr, data }
+        }
+        Raw::MmioWrite(addr, p, n) => {
+            // SAFETY: the exit's data area, as said above.
+            let data = unsafe { std::slice::from_raw_parts(p, n) };
+            Exit::MmioWrite { addr, data }
+        }
+        Raw::Plain(e) => e,
+    })
+}
+
+/// Runs the vCPU until the guest stops, a limit passes, or (stepping) one
+/// instruction retired. `memory` brings KVM's memory slots up to date with
+/// the machine (the A20 gate, a ROM) before every entry.
+pub(crate) fn run(
+    v: &mut impl Vcpu,
+    st: &mut LoopState,
+    m: &mut Machine,
+    limits: &Limits,
+    mut memory: impl FnMut(&Machine) -> Result<(), KvmError>,
+) -> Result<Stop, KvmError> {
+    let mut timer = DeadlineTimer::new(v.immediate_exit_ptr())?;
+    loop {
+        if let Some(s) = m.stop_requested() {
+            return Ok(s.to_stop());
+        }
+        memory(m)?;
+        if limits.expired() {
+            return Ok(Stop::Timeout);
+        }
+        st.clock.sync(m);
+        // Interrupts from the shared PIC: inject when the guest can take
+        // one, else ask KVM to exit when it can.
+        v.request_interrupt_window(false);
+        if m.interrupt_pending() {
+            if v.can_inject() {
+                let vector = m.acknowledge_interrupt();
+                let now = m.clock.now();
+                let eip = v.regs()?.rip as u32;
+                m.trace
+                    .record(m.icount(), now, Event::Interrupt { vector, eip });
+                v.inject(vector)?;
+                st.injected += 1;
+            } else {
+                v.request_interrupt_window(true);
+            }
+        }
+        // Return from KVM_RUN at the next device deadline or the timeout.
+        let mut wait = MAX_SLICE;
+        if let Some(d) = m.next_deadline() {
+            wait = wait.min(Duration::from_nanos(d.saturating_sub(m.clock.now())));
+        }
+        if let Some(left) = limits.time_left() {
+            wait = wait.min(left);
+        }
+        if st.stepping {
+            // Re-arm before every entry: KVM keeps the trap flag it set
+            // for stepping only until the guest's own EFLAGS change (an
+            // INT clears TF on the way into the handler).
+            v.set_single_step(true)?;
+        }
+        // Cleared before arming, not after: a signal from here on must
+        // still make this entry return (the crosvm/Firecracker pattern).
+        v.set_immediate_exit(false);
+        timer.arm_by(Instant::now() + wait)?;
+        st.io_pending = false;
+        let exit = enter(v)?;
+        st.clock.sync(m);
+        let kind = exit.kind();
+        *st.exits.entry(kind).or_default() += 1;
+        st.io_pending = matches!(kind, "io" | "mmio");
+        if let Exit::Debug(_) = exit {
+            if st.stepping {
+                return Ok(Stop::Stepped);
+            }
+        }
+        if st.host == HostKind::Pvm {
+            if let Some(e) = pvm::paging_refused(&v.sregs()?) {
+                return Err(e);
+            }
+        }
+        match exits::handle(exit, m) {
+            Action::Resume if st.stepping && st.io_pending => {
+                // Finish the port or MMIO instruction now and end the step
+                // there. Left to the next entry, kvm-pvm completes it and
+                // runs one more instruction before the debug trap
+                // (measured: OUT then MOV in one step).
+                complete_io(v, st)?;
+                return Ok(Stop::Stepped);
+            }
+            Action::Resume => {}
+            Action::Stop(Stop::TripleFault) => {
+                if st.host == HostKind::Pvm {
+                    let s = read_state(v, st.last.as_ref())?;
+                    if let Some(e) = pvm::explain(PvmStop::Shutdown, m, &s) {
+                        return Err(e);
+                    }
+                }
+                return Ok(Stop::TripleFault);
+            }
+            Action::Stop(s) => return Ok(s),
+            Action::Halted => {
+                let if_ = v.regs()?.rflags as u32 & f::IF != 0;
+                if m.interrupt_pending() && if_ {
+                    continue;
+                }
+                if !if_ {
+                    st.last = Some(read_state(v, st.last.as_ref())?);
+                    return Ok(Stop::Halted);
+                }
+                // HLT with IF set: skip to the next device deadline, as
+                // every engine does.
+                if !m.warp_to_deadline() {
+                    return Ok(Stop::Idle);
+                }
+                st.clock.set(m.clock.now());
+            }
+            Action::Fail(why) => {
+                let s = read_state(v, st.last.as_ref());
+                if kind == "internal error" && st.host == HostKind::Pvm {
+                    // An unreadable state is reported with the failure
+                    // below.
+                    if let Ok(s) = &s {
+                        if let Some(e) = pvm::explain(PvmStop::InternalError, m, s) {
+                            return Err(e);
+                        }
+                    }
+                }
+                let state = s
+                    .map(|s| state::dump(&s))
+                    .unwrap_or_else(|e| format!("(state unreadable: {e})"));
+                return Err(KvmError::VcpuFailed { why, state });
+            }
+        }
+    }
+}
+
+/// Finishes an instruction left half done by a port I/O or MMIO exit, so
+/// the state read next is architectural: KVM completes it on the next
+/// KVM_RUN, and with `immediate_exit` set that entry returns EINTR right
+/// after (the documented way, Documentation/virt/kvm/api.rst,
+/// "immediate_exit").
+pub(crate) fn complete_io(v: &mut impl Vcpu, st: &mut LoopState) -> Result<(), KvmError> {
+    if !st.io_pending {
+        return Ok(());
+    }
+    st.io_pending = false;
+    v.set_immediate_exit(true);
+    let r = v.run().map(|_| ());
+    v.set_immediate_exit(false);
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Ok(()),
+        Err(source) => Err(KvmError::Ioctl {
+            call: "KVM_RUN (completing an I/O exit)".into(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kvm_bindings::{kvm_debug_exit_arch, kvm_regs, kvm_sregs};
+    use machine::MachineConfig;
+    use std::collections::VecDeque;
+    use std::error::Error;
+
+    /// One exit the fake vCPU returns.
+    #[derive(Clone, Debug)]
+    enum Scripted {
+        Out { port: u16, size: u8, data: Vec<u8> },
+        In { port: u16, size: u8, len: usize },
+        MmioRead { addr: u64, len: usize },
+        Hlt,
+        Shutdown,
+        Debug,
+        InternalError,
+        Nmi,
+        Errno(i32),
+    }
+
+    /// A vCPU that plays a script of exits and records what the loop did
+    /// to it.
+    struct Fake {
+        script: VecDeque<Scripted>,
+        /// The data area of the current exit.
+        buf: Vec<u8>,
+        io_size: u8,
+        imm: u8,
+        regs: kvm_regs,
+        sregs: kvm_sregs,
+        ready: bool,
+        window: bool,
+        injected: Vec<u8>,
+        single_step: bool,
+        /// What the loop wrote for each IN and MMIO read, in order.
+        filled: Vec<Vec<u8>>,
+        /// Entries with `immediate_exit` set (returned EINTR at once).
+        immediate_runs: usize,
+        fill_pending: bool,
+    }
+
+    impl Fake {
+        fn new(script: &[Scripted]) -> Fake {
+            Fake {
+                script: script.iter().cloned().collect(),
+                buf: Vec::new(),
+                io_size: 0,
+                imm: 0,
+                // Reserved bit 1 of EFLAGS is always set; IF clear.
+                regs: kvm_regs {
+                    rflags: 2,
+                    ..Default::default()
+                },
+                sregs: kvm_sregs::default(),
+                ready: false,
+                window: false,
+                injected: Vec::new(),
+                single_step: false,
+                filled: Vec::new(),
+                immediate_runs: 0,
+                fill_pending: false,
+            }
+        }
+    }
+
+    // SAFETY: the data of an exit is `buf`, which only `run` replaces.
+    unsafe impl Vcpu for Fake {
+        fn run(&mut self) -> Result<VcpuExit<'_>, kvm_ioctls::Error> {
+            if std::mem::take(&mut self.fill_pending) {
+                self.filled.push(self.buf.clone());
+            }
+            if self.imm != 0 {
+                // As KVM: an entry with immediate_exit set returns EINTR.
+                self.immediate_runs += 1;
+                return Err(kvm_ioctls::Error::new(libc::EINTR));
+            }
+            let next = self.script.pop_front().expect("the script ran out");
+            Ok(match next {
+                Scripted::Out { port, size, data } => {
+                    self.io_size = size;
+                    self.buf = data;
+                    VcpuExit::IoOut(port, &self.buf)
+                }
+                Scripted::In { port, size, len } => {
+                    self.io_size = size;
+                    self.buf = vec![0; len];
+                    self.fill_pending = true;
+                    VcpuExit::IoIn(port, &mut self.buf)
+                }
+                Scripted::MmioRead { addr, len } => {
+                    self.buf = vec![0; len];
+                    self.fill_pending = true;
+                    VcpuExit::MmioRead(addr, &mut self.buf)
+                }
+                Scripted::Hlt => VcpuExit::Hlt,
+                Scripted::Shutdown => VcpuExit::Shutdown,
+                Scripted::Debug => VcpuExit::Debug(kvm_debug_exit_arch::default()),
+                Scripted::InternalError => VcpuExit::InternalError,
+                Scripted::Nmi => VcpuExit::Nmi,
+                Scripted::Errno(e) => return Err(kvm_ioctls::Error::new(e)),
+            })
+        }
+        fn io_size(&mut self) -> u8 {
+            self.io_size
+        }
+        fn set_immediate_exit(&mut self, on: bool) {
+            self.imm = on as u8;
+        }
+        fn immediate_exit_ptr(&mut self) -> *mut u8 {
+            &mut self.imm
+        }
+        fn can_inject(&mut self) -> bool {
+            self.ready
+        }
+        fn request_interrupt_window(&mut self, on: bool) {
+            self.window = on;
+        }
+        fn inject(&mut self, vector: u8) -> Result<(), KvmError> {
+            self.injected.push(vector);
+            Ok(())
+        }
+        fn set_single_step(&mut self, on: bool) -> Result<(), KvmError> {
+            self.single_step = on;
+            Ok(())
+        }
+        fn regs(&self) -> Result<kvm_regs, KvmError> {
+            Ok(self.regs)
+        }
+        fn sregs(&self) -> Result<kvm_sregs, KvmError> {
+            Ok(self.sregs)
+        }
+        fn msrs(&self, indices: &[u32]) -> Result<Vec<u64>, KvmError> {
+            Ok(vec![0; indices.len()])
+        }
+        fn interrupt_shadow(&self) -> Result<bool, KvmError> {
+            Ok(false)
+        }
+    }
+
+    fn machine() -> Machine {
+        Machine::new(MachineConfig::with_ram(2 << 20)).unwrap()
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_icount: None,
+            deadline: Some(Instant::now() + Duration::from_secs(10)),
+            breakpoints: vec![],
+        }
+    }
+
+    /// Runs `script` to its stop on a host of `host`'s kind.
+    fn play(
+        host: HostKind,
+        script: &[Scripted],
+        m: &mut Machine,
+    ) -> (Result<Stop, KvmError>, Fake, LoopState) {
+        let mut v = Fake::new(script);
+        let mut st = LoopState::new(host, 0);
+        let r = run(&mut v, &mut st, m, &limits(), |_| Ok(()));
+        (r, v, st)
+    }
+
+    fn out(port: u16, data: &[u8]) -> Scripted {
+        Scripted::Out {
+            port,
+            size: 1,
+            data: data.to_vec(),
+        }
+    }
+
+    #[test]
+    fn port_output_reaches_the_devices_until_the_exit_port() {
+        let mut m = machine();
+        let script = [out(0xE9, b"hi"), out(0xE9, b"!"), out(0xF4, &[5])];
+        let (r, v, st) = play(HostKind::Amd, &script, &mut m);
+        assert_eq!(r.unwrap(), Stop::GuestExit { value: 5 });
+        assert_eq!(m.debugcon_output(), b"hi!");
+        assert_eq!(st.exits.get("io"), Some(&3));
+        assert!(st.io_pending, "the OUT is complete only at the next entry");
+        assert!(v.script.is_empty());
+    }
+
+    #[test]
+    fn input_and_mmio_reads_are_filled_in_before_the_next_entry() {
+        let mut m = machine();
+        let script = [
+            // IN AX, DX: one item of two bytes from an unclaimed port.
+            Scripted::In {
+                port: 0x1234,
+                size: 2,
+                len: 2,
+            },
+            // REP INSB: three items of one byte.
+            Scripted::In {
+                port: 0x1234,
+                size: 1,
+                len: 3,
+            },
+            Scripted::MmioRead {
+                addr: 0xFEE0_0000,
+                len: 4,
+            },
+            out(0xF4, &[0]),
+        ];
+        let (r, v, st) = play(HostKind::Intel, &script, &mut m);
+        assert_eq!(r.unwrap(), Stop::GuestExit { value: 0 });
+        assert_eq!(v.filled, vec![vec![0xFF; 2], vec![0xFF; 3], vec![0xFF; 4]]);
+        assert_eq!(st.exits.get("io"), Some(&3));
+        assert_eq!(st.exits.get("mmio"), Some(&1));
+    }
+
+    #[test]
+    fn hlt_with_interrupts_off_halts_and_with_them_on_idles() {
+        let mut m = machine();
+        let (r, _, st) = play(HostKind::Amd, &[Scripted::Hlt], &mut m);
+        assert_eq!(r.unwrap(), Stop::Halted);
+        assert!(st.last.is_some(), "the halted state is kept");
+
+        let mut v = Fake::new(&[Scripted::Hlt]);
+        v.regs.rflags = 2 | f::IF as u64;
+        let mut st = LoopState::new(HostKind::Amd, 0);
+        let r = run(&mut v, &mut st, &mut machine(), &limits(), |_| Ok(()));
+        assert_eq!(r.unwrap(), Stop::Idle, "no device will ever wake it");
+    }
+
+    #[test]
+    fn the_timer_signal_resumes_and_other_errors_keep_their_errno() {
+        let mut m = machine();
+        let script = [Scripted::Errno(libc::EINTR), Scripted::Errno(libc::EBADF)];
+        let (r, _, st) = play(HostKind::Amd, &script, &mut m);
+        assert_eq!(st.exits.get("timer"), Some(&1));
+        let e = r.unwrap_err();
+        assert!(e.to_string().starts_with("KVM_RUN: "), "{e}");
+        let errno = e
+            .source()
+            .and_then(|s| s.downcast_ref::<kvm_ioctls::Error>())
+            .map(|s| s.errno());
+        assert_eq!(errno, Some(libc::EBADF));
+    }
+
+    #[test]
+    fn shutdown_is_a_triple_fault_except_where_kvm_pvm_explains_it() {
+        let (r, _, _) = play(HostKind::Amd, &[Scripted::Shutdown], &mut machine());
+        assert_eq!(r.unwrap(), Stop::TripleFault);
+        // kvm-pvm, CR0.PG set: its missing 32-bit paging, not the guest.
+        let mut v = Fake::new(&[Scripted::Shutdown]);
+        v.sregs.cr0 = (machine::cpu::cr0::PE | machine::cpu::cr0::PG) as u64;
+        let mut st = LoopState::new(HostKind::Pvm, 0);
+        let e = run(&mut v, &mut st, &mut machine(), &limits(), |_| Ok(())).unwrap_err();
+        assert!(
+            matches!(&e, KvmError::Unsupported(why) if why.contains("32-bit paging")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn kvm_pvm_stops_at_the_first_exit_with_a_page_directory() {
+        let mut v = Fake::new(&[out(0xE9, b"x"), out(0xE9, b"y")]);
+        v.sregs.cr3 = 0x9000;
+        let mut st = LoopState::new(HostKind::Pvm, 0);
+        let mut m = machine();
+        let e = run(&mut v, &mut st, &mut m, &limits(), |_| Ok(())).unwrap_err();
+        assert!(e.to_string().contains("CR3=0x9000"), "{e}");
+        assert_eq!(m.debugcon_output(), b"", "stopped before handling it");
+    }
+
+    #[test]
+    fn unknown_exits_and_internal_errors_fail_with_a_state_dump() {
+        let (r, _, _) = play(HostKind::Intel, &[Scripted::Nmi], &mut machine());
+        let e = r.unwrap_err();
+        assert!(matches!(e, KvmError::VcpuFailed { .. }));
+        let text = e.to_string();
+        assert!(
+            text.starts_with("unexpected VM exit: Nmi; vCPU state:\n  at "),
+            "{text}"
+        );
+        let (r, _, st) = play(HostKind::Intel, &[Scripted::InternalError], &mut machine());
+        assert!(r.unwrap_err().to_string().contains("internal error"));
+        assert_eq!(st.exits.get("internal error"), Some(&1));
+    }
+
+    #[test]
+    fn stepping_ends_at_the_debug_exit_or_after_completing_io() {
+        let mut v = Fake::new(&[Scripted::Debug]);
+        let mut st = LoopState::new(HostKind::Amd, 0);
+        st.stepping = true;
+        let r = run(&mut v, &mut st, &mut machine(), &limits(), |_| Ok(()));
+        assert_eq!(r.unwrap(), Stop::Stepped);
+        assert!(v.single_step, "single stepping armed before the entry");
+
+        // An OUT while stepping: the instruction is completed by an entry
+        // with immediate_exit set, and the step ends there.
+        let mut v = Fake::new(&[out(0xE9, b"s")]);
+        st.io_pending = false;
+        let mut m = machine();
+        let r = run(&mut v, &mut st, &mut m, &limits(), |_| Ok(()));
+        assert_eq!(r.unwrap(), Stop::Stepped);
+        assert_eq!(m.debugcon_output(), b"s");
+        assert_eq!(v.immediate_runs, 1);
+        assert!(!st.io_pending);
+        assert_eq!(v.imm, 0, "immediate_exit cleared again");
+    }
+
+    #[test]
+    fn memory_errors_stop_the_run_before_any_entry() {
+        let mut v = Fake::new(&[]);
+        let mut st = LoopState::new(HostKind::Amd, 0);
+        let r = run(&mut v, &mut st, &mut machine(), &limits(), |_| {
+            Err(KvmError::Unsupported("no ROM here".into()))
+        });
+        assert!(matches!(r, Err(KvmError::Unsupported(s)) if s == "no ROM here"));
+    }
+
+    #[test]
+    fn a_pending_interrupt_is_injected_when_the_guest_can_take_it() {
+        let mut m = machine();
+        // 8259A master: ICW1-4 (vectors from 0x08), then only IRQ4 unmasked.
+        for (port, v) in [
+            (0x20, 0x11),
+            (0x21, 0x08),
+            (0x21, 0x04),
+            (0x21, 0x01),
+            (0x21, 0xEF),
+        ] {
+            m.io_write(port, 1, v);
+        }
+        // 16550A: OUT2 gates its IRQ on a PC; interrupt on received data.
+        m.io_write(0x3FC, 1, 0x08);
+        m.io_write(0x3F9, 1, 0x01);
+        m.serial_input(b"x");
+        assert!(m.interrupt_pending());
+
+        // Not ready: the loop asks for an interrupt window instead.
+        let mut v = Fake::new(&[out(0xF4, &[0])]);
+        let mut st = LoopState::new(HostKind::Amd, 0);
+        run(&mut v, &mut st, &mut m, &limits(), |_| Ok(())).unwrap();
+        assert!(v.window);
+        assert!(v.injected.is_empty());
+
+        m.clear_stop();
+        let mut v = Fake::new(&[out(0xF4, &[0])]);
+        v.ready = true;
+        run(&mut v, &mut st, &mut m, &limits(), |_| Ok(())).unwrap();
+        assert_eq!(v.injected, vec![0x0C], "IRQ4 at vector base 0x08");
+        assert_eq!(st.injected, 1);
+        assert!(!v.window);
+    }
+}
