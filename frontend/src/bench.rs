@@ -18,7 +18,6 @@ use crate::session::{Options, Session};
 use crate::status;
 use machine::loader::{self, ImageFormat, LoadOptions};
 use machine::{Limits, Machine, MachineConfig, Stop};
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// Operations per nanobenchmark (N in nanobench.S).
@@ -191,8 +190,7 @@ pub fn bench(args: &BenchArgs) -> Result<u8, Failure> {
             compute,
         });
     }
-    let mut out = std::io::stdout().lock();
-    let _ = write!(out, "{}", table(&results, limit));
+    crate::compare::write_stdout(table(&results, limit).as_bytes())?;
     if let Some(path) = &args.json {
         let v = json(&results);
         std::fs::write(path, format!("{v:#}\n")).map_err(|e| {

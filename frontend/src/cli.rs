@@ -125,6 +125,8 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         // --help and --version are not errors.
         Err(e) if !e.use_stderr() => {
+            // Help or version text to stdout: if stdout is closed there
+            // is no one to show it to, and the exit status is 0 either way.
             let _ = e.print();
             return ExitCode::from(0);
         }

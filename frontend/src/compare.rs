@@ -205,14 +205,18 @@ fn kvm_departure(
 
 /// Prints the comparison table; returns true when every engine that ran
 /// agreed with the first one.
-pub fn print_table(w: &mut dyn Write, guest: &Guest, outcomes: &[Outcome]) -> bool {
-    let _ = writeln!(w, "guest: {}\n", guest.name);
+pub fn print_table(
+    w: &mut dyn Write,
+    guest: &Guest,
+    outcomes: &[Outcome],
+) -> std::io::Result<bool> {
+    writeln!(w, "guest: {}\n", guest.name)?;
     let reference = outcomes
         .iter()
         .find_map(|o| o.result.as_ref().ok().map(|r| (o.engine, r)));
     let mut agree = true;
     let departure = kvm_departure(guest, reference, outcomes);
-    let _ = writeln!(
+    writeln!(
         w,
         "{:<7} {:<9} {:>12} {:>9} {:>10} {:>6} {:>6} {:>6} {:>9} {:>8}  stop",
         "engine",
@@ -225,11 +229,11 @@ pub fn print_table(w: &mut dyn Write, guest: &Guest, outcomes: &[Outcome]) -> bo
         "irqs",
         "sensitive",
         "VM exits"
-    );
+    )?;
     for o in outcomes {
         match &o.result {
             Err(why) => {
-                let _ = writeln!(w, "{:<7} {why}", o.engine.name());
+                writeln!(w, "{:<7} {why}", o.engine.name())?;
             }
             Ok(r) => {
                 let matches = match reference {
@@ -251,7 +255,7 @@ pub fn print_table(w: &mut dyn Write, guest: &Guest, outcomes: &[Outcome]) -> bo
                     Some(n) => (n.to_string(), "-".to_string()),
                     None => ("n/a".to_string(), "n/a".to_string()),
                 };
-                let _ = writeln!(
+                writeln!(
                     w,
                     "{:<7} {:<9} {:>12} {:>9.2} {:>10} {:>6} {:>6} {:>6} {:>9} {:>8}  {}",
                     o.engine.name(),
@@ -270,7 +274,7 @@ pub fn print_table(w: &mut dyn Write, guest: &Guest, outcomes: &[Outcome]) -> bo
                         }
                         _ => r.stop.to_string(),
                     }
-                );
+                )?;
             }
         }
     }
@@ -278,27 +282,27 @@ pub fn print_table(w: &mut dyn Write, guest: &Guest, outcomes: &[Outcome]) -> bo
         for o in outcomes {
             if let Ok(r) = &o.result {
                 if let Some(d) = first_difference(first, r) {
-                    let _ = writeln!(w, "\n{} differs from {}: {d}", o.engine.name(), e.name());
+                    writeln!(w, "\n{} differs from {}: {d}", o.engine.name(), e.name())?;
                     match (&departure, o.engine) {
                         (Some(Ok(d)), EngineKind::Kvm) => {
-                            let _ = writeln!(w, "{}", d.text);
+                            writeln!(w, "{}", d.text)?;
                         }
                         (Some(Err(why)), EngineKind::Kvm) => {
-                            let _ = writeln!(w, "(where kvm departs was not found: {why})");
+                            writeln!(w, "(where kvm departs was not found: {why})")?;
                         }
                         _ => {}
                     }
                 }
             }
         }
-        let _ = writeln!(
+        writeln!(
             w,
             "\nserial output ({}):\n{}",
             e.name(),
             String::from_utf8_lossy(&first.serial)
-        );
+        )?;
         if !first.screen.is_empty() {
-            let _ = writeln!(w, "VGA screen ({}):\n{}", e.name(), first.screen);
+            writeln!(w, "VGA screen ({}):\n{}", e.name(), first.screen)?;
         }
     }
     for o in outcomes {
@@ -324,17 +328,17 @@ pub fn print_table(w: &mut dyn Write, guest: &Guest, outcomes: &[Outcome]) -> bo
                 })
                 .collect();
             if !list.is_empty() {
-                let _ = writeln!(w, "{} counters: {}", o.engine.name(), list.join(", "));
+                writeln!(w, "{} counters: {}", o.engine.name(), list.join(", "))?;
             }
         }
     }
-    translator_time(w, outcomes);
-    let _ = writeln!(
+    translator_time(w, outcomes)?;
+    writeln!(
         w,
         "rings = privilege changes, excs = exceptions, irqs = hardware interrupts, \
          sensitive = sensitive instructions handled by the engine"
-    );
-    agree
+    )?;
+    Ok(agree)
 }
 
 /// The translator's speed-up over the interpreter on the compute loop of
@@ -347,7 +351,7 @@ pub const BT_SPEEDUP: &str = "about 8x";
 /// interpreter). On a short guest translation dominates and the
 /// translator is slower than the interpreter; said so, with what it
 /// gains on a long run.
-fn translator_time(w: &mut dyn Write, outcomes: &[Outcome]) {
+fn translator_time(w: &mut dyn Write, outcomes: &[Outcome]) -> std::io::Result<()> {
     let ran = |k: EngineKind| {
         outcomes
             .iter()
@@ -355,7 +359,7 @@ fn translator_time(w: &mut dyn Write, outcomes: &[Outcome]) {
             .and_then(|o| o.result.as_ref().ok())
     };
     let Some(bt) = ran(EngineKind::Bt) else {
-        return;
+        return Ok(());
     };
     let counter = |key: Counter| {
         bt.counters
@@ -365,12 +369,12 @@ fn translator_time(w: &mut dyn Write, outcomes: &[Outcome]) {
     };
     let blocks = counter(Counter::BlocksTranslated);
     if blocks == 0 {
-        return;
+        return Ok(());
     }
     let wall_ms = bt.wall.as_secs_f64() * 1e3;
     // Translation is timed inside the run, so it is part of the wall time.
     let translating_ms = (counter(Counter::TranslationTimeUs) as f64 / 1e3).min(wall_ms);
-    let _ = writeln!(
+    writeln!(
         w,
         "bt time: {wall_ms:.2} ms = {translating_ms:.2} ms translating {blocks} blocks \
          ({:.1} us each) + {:.2} ms running the guest ({} instructions in translated code, \
@@ -379,23 +383,23 @@ fn translator_time(w: &mut dyn Write, outcomes: &[Outcome]) {
         wall_ms - translating_ms,
         counter(Counter::TranslatedInstructions),
         counter(Counter::InterpreterInstructions),
-    );
+    )?;
     let Some(interp) = ran(EngineKind::Interp) else {
-        return;
+        return Ok(());
     };
     if bt.wall <= interp.wall {
-        return;
+        return Ok(());
     }
     if wall_ms - translating_ms <= interp.wall.as_secs_f64() * 1e3 {
-        let _ = writeln!(
+        writeln!(
             w,
             "The translator is slower than the interpreter here: {} instructions are too \
              few to pay back translating. On a long run it is {BT_SPEEDUP} as fast as the \
              interpreter (the 900 M-instruction loop of `ringlab bench`, BENCHMARKS.md).",
             bt.instructions.unwrap_or(0)
-        );
+        )?;
     } else {
-        let _ = writeln!(
+        writeln!(
             w,
             "The translator is slower than the interpreter here even without translating: \
              {} of its instructions ran on the interpreter, sensitive and privileged ones \
@@ -404,8 +408,9 @@ fn translator_time(w: &mut dyn Write, outcomes: &[Outcome]) {
              instructions one by one.",
             counter(Counter::InterpreterInstructions),
             counter(Counter::BlockExitsToInterpreter),
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// `ringlab` with no arguments.
@@ -444,7 +449,9 @@ fn compare_lesson(
 ) -> Result<u8, crate::run::Failure> {
     let guest = lesson_guest(lesson);
     let outcomes = run_all(&guest);
-    let agree = print_table(&mut std::io::stdout(), &guest, &outcomes);
+    let mut table = Vec::new();
+    let agree = print_table(&mut table, &guest, &outcomes).expect("writing to a Vec cannot fail");
+    write_stdout(&table)?;
     show_screens(&outcomes, vga)?;
     Ok(if !agree {
         status::DISAGREE
@@ -487,7 +494,9 @@ pub fn compare_guest(args: &GuestArgs, vga: VgaMode) -> Result<u8, crate::run::F
         args: args.clone(),
     };
     let outcomes = run_all(&guest);
-    let agree = print_table(&mut std::io::stdout(), &guest, &outcomes);
+    let mut table = Vec::new();
+    let agree = print_table(&mut table, &guest, &outcomes).expect("writing to a Vec cannot fail");
+    write_stdout(&table)?;
     show_screens(&outcomes, vga)?;
     Ok(if !agree {
         status::DISAGREE
@@ -538,4 +547,19 @@ pub fn lesson(name: &str, source: bool, answers: bool) -> Result<u8, crate::run:
     println!("{}", lessons::sheet::for_students(l.sheet, l.name, answers));
     println!("----------------------------------------------------------------------\n");
     compare_lesson(l, VgaMode::None)
+}
+
+/// Writes the comparison to stdout. A reader that has gone (`| head`) saw
+/// what it wanted: that is not an error; any other failure (a full disk)
+/// would lose the result, and is.
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), crate::run::Failure> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::run::Failure::new(
+            status::ENGINE_ERROR,
+            format!("cannot write to stdout: {e}"),
+        )),
+        _ => Ok(()),
+    }
 }

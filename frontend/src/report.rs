@@ -5,7 +5,13 @@ use machine::loader::LoadedImage;
 use machine::{EventKind, Machine};
 use std::io::Write;
 
-pub fn print_stats(w: &mut dyn Write, m: &Machine, image: &LoadedImage, o: &RunOutcome, code: u8) {
+pub fn print_stats(
+    w: &mut dyn Write,
+    m: &Machine,
+    image: &LoadedImage,
+    o: &RunOutcome,
+    code: u8,
+) -> std::io::Result<()> {
     let secs = o.wall.as_secs_f64();
     let count = o.stats.instructions;
     let mut lines: Vec<(String, String)> = vec![
@@ -103,6 +109,7 @@ pub fn print_stats(w: &mut dyn Write, m: &Machine, image: &LoadedImage, o: &RunO
     }
     let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in lines {
-        let _ = writeln!(w, "{k:<width$}  {v}");
+        writeln!(w, "{k:<width$}  {v}")?;
     }
+    Ok(())
 }

@@ -295,6 +295,8 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     if r.is_err() && json_created {
         // No report for a run that failed: not an empty file either.
         if let Some(path) = &args.json {
+            // Best effort: the run's own error is what the user must see;
+            // a report file that cannot be removed was created empty by us.
             let _ = std::fs::remove_file(path);
         }
     }
@@ -462,24 +464,30 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
             stats: session.stats(),
         };
         let w = &mut std::io::stderr();
-        for (s, before) in session.switches.iter().zip(&session.earlier) {
-            let _ = writeln!(
-                w,
-                "switched {} -> {} at instruction {} ({} counters: {})",
-                s.from.name(),
-                s.to.name(),
-                s.icount,
-                s.from.name(),
-                before
-                    .counters
-                    .iter()
-                    .filter(|(_, v)| *v != 0)
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        crate::report::print_stats(w, &session.m, &loaded, &outcome, code);
+        let written = (|| -> std::io::Result<()> {
+            for (s, before) in session.switches.iter().zip(&session.earlier) {
+                writeln!(
+                    w,
+                    "switched {} -> {} at instruction {} ({} counters: {})",
+                    s.from.name(),
+                    s.to.name(),
+                    s.icount,
+                    s.from.name(),
+                    before
+                        .counters
+                        .iter()
+                        .filter(|(_, v)| *v != 0)
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )?;
+            }
+            crate::report::print_stats(w, &session.m, &loaded, &outcome, code)
+        })();
+        // --stats go to stderr, where errors go too: if it cannot be
+        // written there is nowhere left to say so, and the exit status
+        // still tells the run's outcome.
+        let _ = written;
     } else if !matches!(stop, Stop::GuestExit { .. } | Stop::Shutdown | Stop::Halted) {
         eprintln!("ringlab: {stop} (exit status {code})");
     }

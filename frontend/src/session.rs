@@ -458,13 +458,14 @@ mod tests {
             deadline: Some(start + Duration::from_millis(100)),
             ..Limits::default()
         };
-        let mut reports = 0;
         let stop = s
-            .run_reporting(&limits, Duration::from_millis(10), &mut |_| reports += 1)
+            .run_reporting(&limits, Duration::from_millis(10), &mut |_| {})
             .expect("run");
         assert_eq!(stop, Stop::Timeout);
+        // Ten times the slice: the slices did not end the run. (How many
+        // reports came depends on the host's scheduling, so it is not
+        // asserted: a loaded machine may give one slice all the time.)
         assert!(start.elapsed() >= Duration::from_millis(100));
-        assert!(reports > 2, "{reports} reports");
     }
 
     #[test]
