@@ -223,10 +223,14 @@ impl Cpu {
                 }
             };
             // Accessed bits on every walk, dirty on a write (SDM Vol 3A 4.8).
-            for e in w.accessed_dirty(acc).into_iter().flatten() {
+            let [pde, leaf] = w.accessed_dirty(acc);
+            if let Some(e) = pde {
                 m.write_phys(e.addr, 4, e.value as u64);
             }
-            if w.large() {
+            if let Some(e) = leaf {
+                m.write_phys(e.addr, 4, e.value as u64);
+            }
+            if w.large {
                 self.tlb.large = true;
             }
             (

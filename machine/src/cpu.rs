@@ -6,7 +6,7 @@
 //! the cache, not the selector, which is exactly what real-mode tricks
 //! ("unreal mode") and the lessons on segmentation show.
 
-use crate::x86::descriptor::Descriptor;
+use crate::x86::descriptor::{self, Descriptor};
 use serde::{Deserialize, Serialize};
 
 /// General register numbers, in the x86 encoding order.
@@ -177,14 +177,14 @@ impl Segment {
     }
 
     /// Decodes an 8-byte GDT/LDT descriptor into a cache (SDM Vol 3A 3.4.5;
-    /// the fields as [`Descriptor::decode`] reads them).
+    /// the fields as [`crate::x86::descriptor`] reads them).
+    #[inline]
     pub fn from_descriptor(selector: u16, raw: u64) -> Segment {
-        let d = Descriptor::decode(raw);
         Segment {
             selector,
-            base: d.base,
-            limit: d.limit,
-            access: d.access_rights(),
+            base: descriptor::base(raw),
+            limit: descriptor::limit(raw),
+            access: descriptor::access_rights(raw),
         }
     }
 

@@ -64,6 +64,7 @@ impl Kind {
     /// The kind of a descriptor with S flag `s` and type `ty` (the low four
     /// bits are used): the same for a descriptor in memory and for the
     /// access rights of a segment cache ([`access`]).
+    #[inline]
     pub fn of(s: bool, ty: u8) -> Kind {
         let ty = ty & 0xF;
         let bit = |n: u8| ty & (1 << n) != 0;
@@ -107,6 +108,7 @@ impl Kind {
     }
 
     /// The kind of a segment cache's access rights ([`access`] layout).
+    #[inline]
     pub fn of_access(ar: u32) -> Kind {
         Kind::of(ar & access::S != 0, (ar & access::TYPE_MASK) as u8)
     }
@@ -146,28 +148,54 @@ pub struct Descriptor {
     pub g: bool,
 }
 
+/// The base of a segment or TSS/LDT descriptor: bits 15:0 in bits 31:16 of
+/// the low dword, 23:16 in bits 7:0 and 31:24 in bits 31:24 of the high
+/// dword (SDM Vol 3A 3.4.5, figure 3-8).
+#[inline]
+pub fn base(raw: u64) -> u32 {
+    let (lo, hi) = (raw as u32, (raw >> 32) as u32);
+    (lo >> 16) | ((hi & 0xFF) << 16) | (hi & 0xFF00_0000)
+}
+
+/// The limit in bytes: the 20-bit field (bits 15:0 of the low dword, 19:16
+/// of the high), in 4 KiB units with the low 12 bits all ones when G (bit
+/// 23 of the high dword) is set (3.4.5, "G flag").
+#[inline]
+pub fn limit(raw: u64) -> u32 {
+    let (lo, hi) = (raw as u32, (raw >> 32) as u32);
+    let field = (lo & 0xFFFF) | (hi & 0x000F_0000);
+    if hi & (1 << 23) != 0 {
+        (field << 12) | 0xFFF
+    } else {
+        field
+    }
+}
+
+/// The access rights of a segment cache ([`access`]) for a descriptor:
+/// its type, S, DPL and P byte (bits 15:8 of the high dword) and AVL, L,
+/// D/B and G (bits 23:20) in bits 15:12.
+#[inline]
+pub fn access_rights(raw: u64) -> u32 {
+    let hi = (raw >> 32) as u32;
+    ((hi >> 8) & 0xFF) | (((hi >> 20) & 0xF) << 12)
+}
+
 impl Descriptor {
     /// Decodes a descriptor, read as a little-endian u64.
+    #[inline]
     pub fn decode(raw: u64) -> Descriptor {
-        let lo = raw as u32;
-        let hi = (raw >> 32) as u32;
-        let bit = |n: u32| hi & (1 << n) != 0;
-        let g = bit(23);
-        // Limit bits 15:0 in the low dword, 19:16 in bits 19:16 of the high.
-        let field = (lo & 0xFFFF) | (hi & 0x000F_0000);
+        let ar = access_rights(raw);
         Descriptor {
-            // Base 15:0 in bits 31:16 of the low dword, 23:16 in bits 7:0
-            // and 31:24 in bits 31:24 of the high dword.
-            base: (lo >> 16) | ((hi & 0xFF) << 16) | (hi & 0xFF00_0000),
-            limit: if g { (field << 12) | 0xFFF } else { field },
-            ty: ((hi >> 8) & 0xF) as u8,
-            s: bit(12),
-            dpl: ((hi >> 13) & 3) as u8,
-            present: bit(15),
-            avl: bit(20),
-            l: bit(21),
-            db: bit(22),
-            g,
+            base: base(raw),
+            limit: limit(raw),
+            ty: (ar & access::TYPE_MASK) as u8,
+            s: ar & access::S != 0,
+            dpl: ((ar & access::DPL_MASK) >> access::DPL_SHIFT) as u8,
+            present: ar & access::P != 0,
+            avl: ar & access::AVL != 0,
+            l: ar & access::L != 0,
+            db: ar & access::DB != 0,
+            g: ar & access::G != 0,
         }
     }
 
@@ -190,12 +218,14 @@ impl Descriptor {
         (lo as u64) | ((hi as u64) << 32)
     }
 
+    #[inline]
     pub fn kind(&self) -> Kind {
         Kind::of(self.s, self.ty)
     }
 
     /// The access rights a segment cache keeps ([`access`]: the type, S,
-    /// DPL and P byte, then AVL, L, D/B and G in bits 15:12).
+    /// DPL and P byte, then AVL, L, D/B and G in bits 15:12), as
+    /// [`access_rights`] reads them from the descriptor.
     pub fn access_rights(&self) -> u32 {
         (self.ty as u32 & access::TYPE_MASK)
             | (self.s as u32 * access::S)
@@ -249,6 +279,7 @@ pub struct Gate {
 impl Gate {
     /// Decodes a gate; None unless the descriptor is one (S clear and a
     /// gate type, SDM Vol 3A 3.5, table 3-2).
+    #[inline]
     pub fn decode(raw: u64) -> Option<Gate> {
         let d = Descriptor::decode(raw);
         let Kind::Gate { kind, bits32 } = d.kind() else {
@@ -338,6 +369,8 @@ mod tests {
             d.access_rights(),
             0xA | access::S | (3 << 5) | access::P | access::DB | access::G
         );
+        assert_eq!(access_rights(raw), d.access_rights());
+        assert_eq!((base(raw), limit(raw)), (0, 0xFFFF_FFFF));
         assert_eq!(d.encode(), raw);
         assert_eq!(
             Descriptor::from_cache(d.base, d.limit, d.access_rights()),
@@ -355,6 +388,7 @@ mod tests {
         assert_eq!(d.limit, 0x5_4321);
         assert_eq!((d.ty, d.s, d.dpl, d.present), (6, true, 2, false));
         assert_eq!((d.avl, d.l, d.db, d.g), (true, true, false, false));
+        assert_eq!(access_rights(raw), d.access_rights());
         assert_eq!(
             d.kind(),
             Kind::Data {

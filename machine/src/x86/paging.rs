@@ -126,6 +126,7 @@ impl PageFault {
     /// The error code for an access (SDM Vol 3A 4.7): P says whether a
     /// present page refused it (else the page was not present), W that it
     /// was a write, U that it was made in user mode.
+    #[inline]
     pub fn new(present: bool, access: Access, user: bool) -> PageFault {
         PageFault {
             code: (present as u32 * pf::P)
@@ -148,34 +149,35 @@ pub struct Walk {
     pub phys: u32,
     /// The page-directory entry.
     pub pde: Entry,
-    /// The page-table entry; None for a 4 MiB page, which the PDE maps.
-    pub pte: Option<Entry>,
+    /// The entry that maps the page: the page-table entry, or for a 4 MiB
+    /// page the PDE itself.
+    pub leaf: Entry,
+    /// A 4 MiB page (a PDE with PS set and CR4.PSE): no page table.
+    pub large: bool,
 }
 
 impl Walk {
-    /// A 4 MiB page (a PDE with PS set and CR4.PSE).
-    pub fn large(&self) -> bool {
-        self.pte.is_none()
-    }
-
-    /// The entry that maps the page: the PTE, or the PDE of a 4 MiB page.
-    pub fn leaf(&self) -> Entry {
-        self.pte.unwrap_or(self.pde)
+    /// The page-table entry; None for a 4 MiB page, which the PDE maps.
+    pub fn pte(&self) -> Option<Entry> {
+        (!self.large).then_some(self.leaf)
     }
 
     /// The bits of the entries the walk went through, ANDed: the rights
     /// are those every level grants (SDM Vol 3A 4.6.1).
+    #[inline]
     fn rights(&self) -> u32 {
-        self.pde.value & self.leaf().value
+        self.pde.value & self.leaf.value
     }
 
     /// User-mode accesses are allowed: U/S set at every level (SDM Vol 3A
     /// 4.6.1).
+    #[inline]
     pub fn user(&self) -> bool {
         self.rights() & pte::US != 0
     }
 
     /// R/W set at every level.
+    #[inline]
     pub fn writable(&self) -> bool {
         self.rights() & pte::RW != 0
     }
@@ -183,12 +185,14 @@ impl Walk {
     /// A write may go to the page (SDM Vol 3A 4.6.1): user-mode writes need
     /// R/W at every level (and U/S, checked apart); supervisor-mode writes
     /// need it only when CR0.WP is set.
+    #[inline]
     pub fn can_write(&self, user: bool, cr0: u32) -> bool {
         self.writable() || (!user && cr0 & cr0::WP == 0)
     }
 
     /// Checks an access against the page's rights (SDM Vol 3A 4.6.1): a
     /// user-mode access needs U/S, a write needs [`Walk::can_write`].
+    #[inline]
     pub fn check(&self, access: Access, user: bool, cr0: u32) -> Result<(), PageFault> {
         if (user && !self.user()) || (access == Access::Write && !self.can_write(user, cr0)) {
             return Err(PageFault::new(true, access, user));
@@ -198,14 +202,16 @@ impl Walk {
 
     /// The page is global: G in the entry that maps it, with CR4.PGE (SDM
     /// Vol 3A 4.10.2.4); its TLB entries survive a CR3 load.
+    #[inline]
     pub fn global(&self, cr4: u32) -> bool {
-        self.leaf().value & pte::G != 0 && cr4 & cr4::PGE != 0
+        self.leaf.value & pte::G != 0 && cr4 & cr4::PGE != 0
     }
 
     /// The page's dirty bit once the access is done (SDM Vol 3A 4.8: a
     /// write sets it).
+    #[inline]
     pub fn dirty_after(&self, access: Access) -> bool {
-        self.leaf().value & pte::D != 0 || access == Access::Write
+        self.leaf.value & pte::D != 0 || access == Access::Write
     }
 
     /// The writes the CPU makes for an access that passed [`Walk::check`],
@@ -214,12 +220,13 @@ impl Walk {
     /// (SDM Vol 3A 4.8). None where the bits are already set. Each holds
     /// the entry's address and its new value, computed from the value the
     /// walk read.
+    #[inline]
     pub fn accessed_dirty(&self, access: Access) -> [Option<Entry>; 2] {
-        let pde = (!self.large() && self.pde.value & pte::A == 0).then_some(Entry {
+        let pde = (!self.large && self.pde.value & pte::A == 0).then_some(Entry {
             addr: self.pde.addr,
             value: self.pde.value | pte::A,
         });
-        let leaf = self.leaf();
+        let leaf = self.leaf;
         let mut value = leaf.value | pte::A;
         if access == Access::Write {
             value |= pte::D;
@@ -262,7 +269,8 @@ pub fn walk(
         return Ok(Walk {
             phys: (pde.value & pte::LARGE_FRAME) | (lin & (LARGE_PAGE_SIZE - 1)),
             pde,
-            pte: None,
+            leaf: pde,
+            large: true,
         });
     }
     let addr = (pde.value & pte::FRAME) | (((lin >> 12) & 0x3FF) << 2);
@@ -279,7 +287,8 @@ pub fn walk(
     Ok(Walk {
         phys: (pte.value & pte::FRAME) | (lin & (PAGE_SIZE - 1)),
         pde,
-        pte: Some(pte),
+        leaf: pte,
+        large: false,
     })
 }
 
@@ -414,14 +423,14 @@ mod tests {
             }
         );
         assert_eq!(
-            w.pte,
+            w.pte(),
             Some(Entry {
                 addr: PT + 12,
                 value: 0x2_0000 | P | RW | US | pte::A
             })
         );
-        assert!(!w.large());
-        assert_eq!(w.leaf(), w.pte.unwrap());
+        assert!(!w.large);
+        assert_eq!(w.leaf, w.pte().unwrap());
         assert!(w.user() && w.writable());
     }
 
@@ -548,10 +557,10 @@ mod tests {
         );
         let w = walk(PD, cr4::PSE, lin, m.read()).unwrap();
         assert_eq!(w.phys, 0x007F_FFFF);
-        assert!(w.large());
-        assert_eq!(w.pte, None);
+        assert!(w.large);
+        assert_eq!(w.pte(), None);
         assert_eq!(
-            w.leaf(),
+            w.leaf,
             Entry {
                 addr: PD + 8,
                 value: pde
