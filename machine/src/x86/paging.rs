@@ -664,4 +664,32 @@ mod tests {
         assert_eq!(linear_to_phys(r, 0x0040_5000, m.read()), None);
         assert_eq!(linear_to_phys(r, 0x0040_4ABC, m.read()), Some(0x5_0ABC));
     }
+
+    #[test]
+    fn peeks_a_machines_memory_through_its_tables_with_a20_and_changes_nothing() {
+        use crate::MachineConfig;
+        let mut m = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
+        // The directory at 0x1_0000 and table at 0x1_1000 map linear
+        // 0x0040_3000 to physical 0x10_2000 (just above 1 MiB).
+        m.mem.write_u32(0x1_0000 + 4, 0x1_1000 | P).unwrap();
+        m.mem.write_u32(0x1_1000 + 3 * 4, 0x10_2000 | P).unwrap();
+        m.mem.write(0x10_2000, b"above").unwrap();
+        m.mem.write(0x00_2000, b"below").unwrap();
+        let r = regs(WP, 0);
+        let mut buf = [0u8; 5];
+        assert_eq!(peek_linear(&m, r, 0x0040_3000, &mut buf), 5);
+        assert_eq!(&buf, b"above");
+        // A20 off (port 0x92 bit 1): physical bit 20 is forced to 0, for
+        // the page the walk lands on as for the tables.
+        m.io_write(0x92, 1, 0x00);
+        assert_eq!(peek_linear(&m, r, 0x0040_3000, &mut buf), 5);
+        assert_eq!(&buf, b"below");
+        // Not present, and past the end of RAM with paging off.
+        assert_eq!(peek_linear(&m, r, 0x0040_4000, &mut buf), 0);
+        let off = Regs { cr0: 0, ..r };
+        assert_eq!(peek_linear(&m, off, (4 << 20) - 2, &mut buf), 2);
+        // No accessed bits were set.
+        assert_eq!(m.mem.read_u32(0x1_0000 + 4), Some(0x1_1000 | P));
+        assert_eq!(m.mem.read_u32(0x1_1000 + 12), Some(0x10_2000 | P));
+    }
 }
