@@ -7,6 +7,7 @@ use crate::fault::{gp, gp0, is_double, np, vec, Exc, R};
 use crate::ops::Op;
 use crate::segments::v86_segment;
 use machine::cpu::{access as a, flags as f};
+use machine::x86::descriptor::{Gate, GateKind, Kind};
 use machine::{Event, Machine, PrivCause};
 
 /// Where an interrupt comes from: it decides the EXT bit of error codes,
@@ -84,40 +85,32 @@ impl Cpu {
         let lo = self.sys_rd(m, gaddr, 4)? as u64;
         let hi = self.sys_rd(m, gaddr.wrapping_add(4), 4)? as u64;
         let raw = lo | (hi << 32);
-        let gate = crate::segments::Desc {
-            raw,
-            seg: machine::cpu::Segment::from_descriptor(0, raw),
-            addr: gaddr,
+        // An IDT entry must be a task, interrupt or trap gate (SDM Vol 3A
+        // 6.11).
+        let gate = match Gate::decode(raw) {
+            Some(g) if g.kind != GateKind::Call => g,
+            _ => return gp(gate_err),
         };
-        let gtype = gate.sys_type();
-        if !gate.is_sys()
-            || !matches!(
-                gtype,
-                a::SYS_TASK_GATE
-                    | a::SYS_INT_GATE16
-                    | a::SYS_TRAP_GATE16
-                    | a::SYS_INT_GATE32
-                    | a::SYS_TRAP_GATE32
-            )
-        {
-            return gp(gate_err);
-        }
-        if matches!(src, Source::Software(_)) && gate.dpl() < self.cpl {
+        if matches!(src, Source::Software(_)) && gate.dpl < self.cpl {
             return gp(idx + 2);
         }
-        if !gate.seg.present() {
+        if !gate.present {
             return np(gate_err);
         }
         let code = match src {
             Source::Exception(c) => c,
             _ => None,
         };
-        if gtype == a::SYS_TASK_GATE {
+        if gate.kind == GateKind::Task {
             let from = self.cpl;
             let insn_eip = event_eip(src, self.eip);
             self.task_switch_gate(m, gate, crate::task::Switch::Interrupt, ext != 0)?;
             if let Some(c) = code {
-                let w = if matches!(self.tr.access & a::TYPE_MASK, a::SYS_TSS32_BUSY) {
+                let tss32 = Kind::Tss {
+                    bits32: true,
+                    busy: true,
+                };
+                let w = if Kind::of_access(self.tr.access) == tss32 {
                     4
                 } else {
                     2
@@ -128,7 +121,7 @@ impl Cpu {
             self.note_priv(m, from, cause, insn_eip);
             return Ok(());
         }
-        let tsel = gate.gate_selector();
+        let tsel = gate.selector;
         let terr = (tsel & !3) as u32 + ext;
         if tsel & !3 == 0 {
             return gp(ext);
@@ -142,12 +135,8 @@ impl Cpu {
         if !d.seg.present() {
             return np(terr);
         }
-        let off = gate.gate_offset();
-        let gw: u8 = if matches!(gtype, a::SYS_INT_GATE32 | a::SYS_TRAP_GATE32) {
-            4
-        } else {
-            2
-        };
+        let off = gate.offset;
+        let gw: u8 = if gate.bits32 { 4 } else { 2 };
         let from = self.cpl;
         let old_eflags = self.fl.get();
         let ret_eip = self.eip;
@@ -222,7 +211,7 @@ impl Cpu {
         }
         self.eip = off;
         let mut nf = old_eflags & !(f::TF | f::NT | f::RF | f::VM);
-        if matches!(gtype, a::SYS_INT_GATE16 | a::SYS_INT_GATE32) {
+        if gate.kind == GateKind::Interrupt {
             nf &= !f::IF;
         }
         self.fl.set(nf);

@@ -11,7 +11,8 @@
 
 use crate::cpu::{Cpu, SS};
 use crate::fault::{vec, Exc, R};
-use machine::cpu::{cr0, cr4};
+use machine::cpu::cr0;
+use machine::x86::paging;
 use machine::Machine;
 
 pub const TLB_SIZE: usize = 1024;
@@ -24,24 +25,6 @@ pub fn tlb_slot(lin: u32) -> usize {
     ((lin >> 12) ^ (lin >> 22)) as usize & (TLB_SIZE - 1)
 }
 const INVALID: u32 = 1;
-
-/// Page table entry bits (SDM Vol 3A 4.3, tables 4-5 and 4-6).
-pub mod pte {
-    pub const P: u32 = 1 << 0;
-    pub const RW: u32 = 1 << 1;
-    pub const US: u32 = 1 << 2;
-    pub const A: u32 = 1 << 5;
-    pub const D: u32 = 1 << 6;
-    pub const PS: u32 = 1 << 7;
-    pub const G: u32 = 1 << 8;
-}
-
-/// Page-fault error code bits (SDM Vol 3A 4.7).
-pub mod pf {
-    pub const P: u32 = 1 << 0;
-    pub const W: u32 = 1 << 1;
-    pub const U: u32 = 1 << 2;
-}
 
 #[derive(Clone, Copy)]
 pub struct TlbEntry {
@@ -163,12 +146,7 @@ impl Default for Tlb {
 }
 
 /// What an access wants, for paging checks.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Acc {
-    Read,
-    Write,
-    Exec,
-}
+pub use machine::x86::paging::Access as Acc;
 
 impl Cpu {
     // ---- segmentation ---------------------------------------------------
@@ -223,66 +201,44 @@ impl Cpu {
     /// Translates a linear address (SDM Vol 3A 4.3), setting accessed and
     /// dirty bits, and fills the TLB when the page is RAM. `user` is true
     /// for accesses made at CPL 3 (not for implicit supervisor accesses to
-    /// descriptor tables and the TSS).
+    /// descriptor tables and the TSS). The walk and the rights are
+    /// `machine::x86::paging`'s; this adds the side effects: CR2 on a
+    /// fault, the accessed and dirty bits, the TLB entry.
     pub fn translate(&mut self, m: &mut Machine, lin: u32, acc: Acc, user: bool) -> R<u32> {
         self.counters.tlb_misses += 1;
         let a20 = m.a20_mask();
         let (phys_page, writable, global, dirty) = if !self.paging() {
             ((lin & !0xFFF) & a20, true, false, true)
         } else {
-            let write = acc == Acc::Write;
-            let pde_addr = (self.cr3 & !0xFFF) | ((lin >> 22) << 2);
-            let pde = m.read_phys(pde_addr, 4) as u32;
-            let fault = |present: bool, cpu: &mut Cpu| {
-                cpu.cr2 = lin;
-                let code =
-                    (present as u32 * pf::P) | (write as u32 * pf::W) | (user as u32 * pf::U);
-                Exc::new(vec::PF, Some(code))
+            let regs = paging::Regs {
+                cr0: self.cr0,
+                cr3: self.cr3,
+                cr4: self.cr4,
             };
-            if pde & pte::P == 0 {
-                return Err(fault(false, self));
-            }
-            let large = pde & pte::PS != 0 && self.cr4 & cr4::PSE != 0;
-            let (entry, entry_addr, frame) = if large {
-                (pde, pde_addr, (pde & 0xFFC0_0000) | (lin & 0x003F_F000))
-            } else {
-                let pte_addr = (pde & !0xFFF) | (((lin >> 12) & 0x3FF) << 2);
-                let e = m.read_phys(pte_addr, 4) as u32;
-                if e & pte::P == 0 {
-                    return Err(fault(false, self));
+            let w = match paging::translate(regs, lin, acc, user, |a| m.read_phys(a, 4) as u32) {
+                Ok(w) => w,
+                Err(f) => {
+                    self.cr2 = lin;
+                    return Err(Exc::new(vec::PF, Some(f.code)));
                 }
-                (e, pte_addr, e & !0xFFF)
             };
-            // Rights combine the directory and table entries (SDM Vol 3A 4.6.1).
-            let us = pde & entry & pte::US != 0;
-            let rw = pde & entry & pte::RW != 0;
-            if user && !us {
-                return Err(fault(true, self));
-            }
-            let can_write = if user {
-                rw
-            } else {
-                rw || self.cr0 & cr0::WP == 0
-            };
-            if write && !can_write {
-                return Err(fault(true, self));
-            }
             // Accessed bits on every walk, dirty on a write (SDM Vol 3A 4.8).
-            if !large && pde & pte::A == 0 {
-                m.write_phys(pde_addr, 4, (pde | pte::A) as u64);
+            let [pde, leaf] = w.accessed_dirty(acc);
+            if let Some(e) = pde {
+                m.write_phys(e.addr, 4, e.value as u64);
             }
-            let mut new = entry | pte::A;
-            if write {
-                new |= pte::D;
+            if let Some(e) = leaf {
+                m.write_phys(e.addr, 4, e.value as u64);
             }
-            if new != entry {
-                m.write_phys(entry_addr, 4, new as u64);
-            }
-            let global = entry & pte::G != 0 && self.cr4 & cr4::PGE != 0;
-            if large {
+            if w.large {
                 self.tlb.large = true;
             }
-            (frame & a20, can_write, global, new & pte::D != 0)
+            (
+                (w.phys & !0xFFF) & a20,
+                w.can_write(user, self.cr0),
+                w.global(self.cr4),
+                w.dirty_after(acc),
+            )
         };
         // Fill the TLB only for pages wholly inside RAM.
         if let Some(host) = m.mem.host_ptr(phys_page as u64, 4096) {

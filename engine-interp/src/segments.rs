@@ -6,6 +6,7 @@ use crate::cpu::{Cpu, CS, DS, ES, FS, GS, SS};
 use crate::fault::{gp, gp0, np, ss, ts, Exc, R};
 use crate::ops::{Op, K_MEM};
 use machine::cpu::{access as a, Segment};
+use machine::x86::descriptor::{Gate, GateKind, Kind};
 use machine::{Machine, PrivCause};
 
 /// A descriptor as read from the GDT or LDT, decoded.
@@ -42,20 +43,15 @@ impl Desc {
     pub fn writable_data(&self) -> bool {
         self.is_data() && self.seg.access & a::RW != 0
     }
-    /// Gate fields: target selector, offset, parameter count.
-    pub fn gate_selector(&self) -> u16 {
-        (self.raw >> 16) as u16
+    /// What the descriptor is, from its S flag and type (SDM Vol 3A 3.4.5.1,
+    /// 3.5).
+    pub fn kind(&self) -> Kind {
+        Kind::of_access(self.seg.access)
     }
-    pub fn gate_offset(&self) -> u32 {
-        let lo = self.raw as u32 & 0xFFFF;
-        let hi = (self.raw >> 48) as u32;
-        match self.sys_type() {
-            a::SYS_CALL_GATE16 | a::SYS_INT_GATE16 | a::SYS_TRAP_GATE16 => lo,
-            _ => lo | (hi << 16),
-        }
-    }
-    pub fn gate_params(&self) -> u32 {
-        ((self.raw >> 32) & 0x1F) as u32
+    /// The gate's fields, when the descriptor is a gate (SDM Vol 3A 5.8.3,
+    /// 6.11, 7.2.5).
+    pub fn gate(&self) -> Option<Gate> {
+        Gate::decode(self.raw)
     }
 }
 
@@ -319,20 +315,24 @@ impl Cpu {
             self.eip = off;
             return Ok(());
         }
-        match d.sys_type() {
-            a::SYS_CALL_GATE16 | a::SYS_CALL_GATE32 => {
-                self.call_gate(m, d, sel, call, insn_eip, ret_eip)
+        // Else a call gate, a task gate or an available TSS (SDM Vol 2A
+        // "JMP", "CALL"); anything else is #GP.
+        let task = match d.gate() {
+            Some(g) if g.kind == GateKind::Call => {
+                return self.call_gate(m, g, sel, call, insn_eip, ret_eip);
             }
-            a::SYS_TASK_GATE | a::SYS_TSS16_AVAIL | a::SYS_TSS32_AVAIL => {
-                let kind = if call {
-                    crate::task::Switch::Call
-                } else {
-                    crate::task::Switch::Jump
-                };
-                self.task_switch_via(m, d, sel, kind, insn_eip)
-            }
-            _ => gp(err),
+            Some(g) => g.kind == GateKind::Task,
+            None => matches!(d.kind(), Kind::Tss { busy: false, .. }),
+        };
+        if !task {
+            return gp(err);
         }
+        let kind = if call {
+            crate::task::Switch::Call
+        } else {
+            crate::task::Switch::Jump
+        };
+        self.task_switch_via(m, d, sel, kind, insn_eip)
     }
 
     /// A far CALL or JMP through a call gate (SDM Vol 3A 5.8.4-5.8.5). The
@@ -340,7 +340,7 @@ impl Cpu {
     fn call_gate(
         &mut self,
         m: &mut Machine,
-        gate: Desc,
+        gate: Gate,
         gsel: u16,
         call: bool,
         insn_eip: u32,
@@ -349,13 +349,13 @@ impl Cpu {
         let gerr = (gsel & !3) as u32;
         let cpl = self.cpl;
         let rpl = (gsel & 3) as u8;
-        if gate.dpl() < cpl || gate.dpl() < rpl {
+        if gate.dpl < cpl || gate.dpl < rpl {
             return gp(gerr);
         }
-        if !gate.seg.present() {
+        if !gate.present {
             return np(gerr);
         }
-        let tsel = gate.gate_selector();
+        let tsel = gate.selector;
         let terr = (tsel & !3) as u32;
         if tsel & !3 == 0 {
             return gp0();
@@ -370,9 +370,8 @@ impl Cpu {
         if !td.seg.present() {
             return np(terr);
         }
-        let gate32 = gate.sys_type() == a::SYS_CALL_GATE32;
-        let gw: u8 = if gate32 { 4 } else { 2 };
-        let off = gate.gate_offset();
+        let gw: u8 = if gate.bits32 { 4 } else { 2 };
+        let off = gate.offset;
         if off > td.seg.limit {
             return gp0();
         }
@@ -386,7 +385,7 @@ impl Cpu {
             let old_ss = self.segs[SS];
             let old_esp = self.regs[4];
             let old_sp = self.sp();
-            let nparams = gate.gate_params();
+            let nparams = gate.params as u32;
             let mut params = Vec::with_capacity(nparams as usize);
             for k in (0..nparams).rev() {
                 params.push(self.peek(m, k * gw as u32, gw)?);

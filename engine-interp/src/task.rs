@@ -6,6 +6,7 @@ use crate::cpu::{Cpu, CS, DS, ES, FS, GS, SS};
 use crate::fault::{gp, np, ts, Exc, R};
 use crate::segments::{v86_code_segment, v86_segment, Desc};
 use machine::cpu::{access as a, cr0, flags as f, Segment};
+use machine::x86::descriptor::{Gate, Kind, TSS16_MIN_LIMIT, TSS32_MIN_LIMIT, TSS_BUSY};
 use machine::{Machine, PrivCause};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,8 +17,10 @@ pub enum Switch {
     Iret,
 }
 
-fn is_tss32(ty: u32) -> bool {
-    matches!(ty, a::SYS_TSS32_AVAIL | a::SYS_TSS32_BUSY)
+/// A 32-bit TSS, from a TSS descriptor's or TR's access rights (SDM Vol 3A
+/// 7.2.2).
+fn is_tss32(access: u32) -> bool {
+    matches!(Kind::of_access(access), Kind::Tss { bits32: true, .. })
 }
 
 impl Cpu {
@@ -39,8 +42,8 @@ impl Cpu {
             return np(err);
         }
         let from = self.cpl;
-        if d.sys_type() == a::SYS_TASK_GATE {
-            self.task_switch_gate(m, d, kind, false)?;
+        if let Some(gate) = d.gate() {
+            self.task_switch_gate(m, gate, kind, false)?;
         } else {
             self.switch_to(m, sel, d, kind)?;
         }
@@ -52,17 +55,17 @@ impl Cpu {
     pub fn task_switch_gate(
         &mut self,
         m: &mut Machine,
-        gate: Desc,
+        gate: Gate,
         kind: Switch,
         ext: bool,
     ) -> R<()> {
-        let tsel = gate.gate_selector();
+        let tsel = gate.selector;
         let terr = (tsel & !3) as u32 + ext as u32;
         if tsel & 4 != 0 {
             return gp(terr);
         }
         let d = self.read_desc(m, tsel)?;
-        if !d.is_sys() || !matches!(d.sys_type(), a::SYS_TSS16_AVAIL | a::SYS_TSS32_AVAIL) {
+        if !matches!(d.kind(), Kind::Tss { busy: false, .. }) {
             return gp(terr);
         }
         if !d.seg.present() {
@@ -79,7 +82,7 @@ impl Cpu {
             return ts(err);
         }
         let d = self.read_desc_v(m, link, crate::fault::vec::TS)?;
-        if !d.is_sys() || !matches!(d.sys_type(), a::SYS_TSS16_BUSY | a::SYS_TSS32_BUSY) {
+        if !matches!(d.kind(), Kind::Tss { busy: true, .. }) {
             return ts(err);
         }
         if !d.seg.present() {
@@ -94,12 +97,16 @@ impl Cpu {
     /// The switch itself (SDM Vol 3A 7.3, steps 4-14).
     fn switch_to(&mut self, m: &mut Machine, nsel: u16, nd: Desc, kind: Switch) -> R<()> {
         let nerr = (nsel & !3) as u32;
-        let n32 = is_tss32(nd.sys_type());
-        let min_limit = if n32 { 0x67 } else { 0x2B };
+        let n32 = is_tss32(nd.seg.access);
+        let min_limit = if n32 {
+            TSS32_MIN_LIMIT
+        } else {
+            TSS16_MIN_LIMIT
+        };
         if nd.seg.limit < min_limit {
             return ts(nerr);
         }
-        let o32 = is_tss32(self.tr.access & a::TYPE_MASK);
+        let o32 = is_tss32(self.tr.access);
         let obase = self.tr.base;
         let nbase = nd.seg.base;
         // Save the outgoing task's state (EIP is the return address).
@@ -169,7 +176,7 @@ impl Cpu {
         if matches!(kind, Switch::Jump | Switch::Iret) {
             let odesc = self.read_desc(m, self.tr.selector)?;
             let b = self.sys_rd(m, odesc.addr + 5, 1)?;
-            self.sys_wr(m, odesc.addr + 5, 1, b & !0x02)?;
+            self.sys_wr(m, odesc.addr + 5, 1, b & !(TSS_BUSY as u32))?;
         }
         if matches!(kind, Switch::Call | Switch::Interrupt) {
             self.sys_wr(m, nbase, 2, self.tr.selector as u32)?;
@@ -177,11 +184,11 @@ impl Cpu {
         }
         if kind != Switch::Iret {
             let b = self.sys_rd(m, nd.addr + 5, 1)?;
-            self.sys_wr(m, nd.addr + 5, 1, b | 0x02)?;
+            self.sys_wr(m, nd.addr + 5, 1, b | TSS_BUSY as u32)?;
         }
         // Commit: from here on faults belong to the new task (SDM Vol 3A 7.3).
         let mut tr = nd.seg;
-        tr.access |= 0x2;
+        tr.access |= TSS_BUSY as u32;
         self.tr = tr;
         self.cr0 |= cr0::TS;
         if let Some(cr3) = ncr3 {
@@ -264,7 +271,7 @@ impl Cpu {
             return ts(err);
         }
         let d = self.read_desc_v(m, sel, crate::fault::vec::TS)?;
-        if !d.is_sys() || d.sys_type() != a::SYS_LDT {
+        if d.kind() != Kind::Ldt {
             return ts(err);
         }
         if !d.seg.present() {

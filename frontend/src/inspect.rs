@@ -4,52 +4,24 @@
 //! it can be tested.
 
 use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+use machine::cpu::access;
+use machine::x86::descriptor::{Descriptor, GateKind, Kind};
+use machine::x86::paging::{self, Regs};
 use machine::{CpuState, Event, Machine, PrivCause, Record, Segment};
 
-/// CR0.PG, CR4.PSE and the page-table entry bits a read-only walk needs
-/// (SDM Vol 3A 4.3, 32-bit paging).
-const CR0_PG: u32 = 1 << 31;
-const CR4_PSE: u32 = 1 << 4;
-const PTE_P: u32 = 1;
-const PDE_PS: u32 = 1 << 7;
-
 /// The physical address of linear `lin`, walking the guest's page tables
-/// without setting accessed or dirty bits (a debugger must not change the
-/// guest). None when the page is not present.
+/// (machine::x86::paging) without setting accessed or dirty bits (a
+/// debugger must not change the guest). None when the page is not present.
 pub fn linear_to_phys(m: &Machine, st: &CpuState, lin: u32) -> Option<u32> {
-    let a20 = m.a20_mask();
-    if st.cr0 & CR0_PG == 0 {
-        return Some(lin & a20);
-    }
-    let pde_addr = (st.cr3 & 0xFFFF_F000) | ((lin >> 22) << 2);
-    let pde = m.mem.read_u32((pde_addr & a20) as u64)?;
-    if pde & PTE_P == 0 {
-        return None;
-    }
-    if pde & PDE_PS != 0 && st.cr4 & CR4_PSE != 0 {
-        return Some(((pde & 0xFFC0_0000) | (lin & 0x003F_FFFF)) & a20);
-    }
-    let pte_addr = (pde & 0xFFFF_F000) | (((lin >> 12) & 0x3FF) << 2);
-    let pte = m.mem.read_u32((pte_addr & a20) as u64)?;
-    if pte & PTE_P == 0 {
-        return None;
-    }
-    Some(((pte & 0xFFFF_F000) | (lin & 0xFFF)) & a20)
+    paging::linear_to_phys(Regs::of(st), lin, paging::ram_reader(m)).map(|p| p & m.a20_mask())
 }
 
 /// Up to `len` bytes at linear `lin`, stopping at the first byte that is
 /// unmapped or outside RAM and ROM.
 pub fn read_linear(m: &Machine, st: &CpuState, lin: u32, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
-    for i in 0..len as u32 {
-        let Some(p) = linear_to_phys(m, st, lin.wrapping_add(i)) else {
-            break;
-        };
-        let Some(b) = m.peek_phys(p) else {
-            break;
-        };
-        out.push(b);
-    }
+    let mut out = vec![0; len];
+    let n = paging::peek_linear(m, Regs::of(st), lin, &mut out);
+    out.truncate(n);
     out
 }
 
@@ -148,8 +120,7 @@ fn delivery(e: &Event) -> Option<Delivery> {
 
 /// The base of the segment `sel` names: real mode and virtual-8086 mode
 /// shift the selector; protected mode reads the descriptor from the GDT or
-/// LDT (SDM Vol 3A 3.4.5: base bits 15:0 in bytes 2-3, 23:16 in byte 4,
-/// 31:24 in byte 7).
+/// LDT (SDM Vol 3A 3.4.5).
 fn segment_base(m: &Machine, st: &CpuState, sel: u16, v86: bool) -> Option<u32> {
     if !st.protected() || v86 {
         return Some((sel as u32) << 4);
@@ -160,8 +131,8 @@ fn segment_base(m: &Machine, st: &CpuState, sel: u16, v86: bool) -> Option<u32> 
         st.gdtr.base
     };
     let d = read_linear(m, st, table.wrapping_add((sel & !7) as u32), 8);
-    (d.len() == 8)
-        .then(|| d[2] as u32 | (d[3] as u32) << 8 | (d[4] as u32) << 16 | (d[7] as u32) << 24)
+    let raw: [u8; 8] = d.try_into().ok()?;
+    Some(Descriptor::decode(u64::from_le_bytes(raw)).base)
 }
 
 /// The frame of the interrupt or exception whose handler the CPU is about
@@ -230,10 +201,20 @@ pub fn frame_at_entry(m: &Machine, st: &CpuState) -> Option<IntFrame> {
         // interrupt and trap gates push 16-bit values).
         let w = match vector {
             Some(v) => {
-                let gate = read_value(m, st, st.idtr.base.wrapping_add(v as u32 * 8 + 4), 4)?;
-                match (gate >> 8) & 0x1F {
-                    0x06 | 0x07 => 2,
-                    0x0E | 0x0F => 4,
+                // The gate's kind and size are in its high dword (6.11,
+                // figure 6-2).
+                let hi = read_value(m, st, st.idtr.base.wrapping_add(v as u32 * 8 + 4), 4)?;
+                match Descriptor::decode((hi as u64) << 32).kind() {
+                    Kind::Gate {
+                        kind: GateKind::Interrupt | GateKind::Trap,
+                        bits32,
+                    } => {
+                        if bits32 {
+                            4
+                        } else {
+                            2
+                        }
+                    }
                     // A task gate: the frame is on the new task's stack.
                     _ => return None,
                 }
@@ -477,51 +458,33 @@ pub fn segment_text(name: &str, s: &Segment, protected: bool) -> String {
             s.selector, s.base, s.limit
         );
     }
-    if !s.usable() || (s.access & 0x10 == 0 && s.selector & !3 == 0) {
+    if !s.usable() || (s.access & access::S == 0 && s.selector & !3 == 0) {
         return format!("{name} {:04x} (null: unusable)", s.selector);
     }
-    let ar = s.access;
-    let kind = if ar & 0x10 == 0 {
-        match ar & 0xF {
-            0x1 | 0x3 => "tss16",
-            0x9 | 0xB => "tss32",
-            0x2 => "ldt",
-            _ => "system",
-        }
-    } else if ar & 0x8 != 0 {
-        if ar & 0x4 != 0 {
-            "code conforming"
-        } else {
-            "code"
-        }
-    } else if ar & 0x4 != 0 {
-        "data expand-down"
-    } else {
-        "data"
+    let pick = |b: bool, yes: &'static str, no: &'static str| if b { yes } else { no };
+    let (kind, rw) = match Kind::of_access(s.access) {
+        Kind::Tss { bits32, busy } => (pick(bits32, "tss32", "tss16"), pick(busy, " busy", "")),
+        Kind::Ldt => ("ldt", ""),
+        Kind::Gate { .. } | Kind::Reserved => ("system", ""),
+        Kind::Code {
+            conforming,
+            readable,
+            ..
+        } => (
+            pick(conforming, "code conforming", "code"),
+            pick(readable, " r-x", " --x"),
+        ),
+        Kind::Data {
+            expand_down,
+            writable,
+            ..
+        } => (
+            pick(expand_down, "data expand-down", "data"),
+            pick(writable, " rw-", " r--"),
+        ),
     };
-    let rw = if ar & 0x10 == 0 {
-        if matches!(ar & 0xF, 0x3 | 0xB) {
-            " busy"
-        } else {
-            ""
-        }
-    } else if ar & 0x8 != 0 {
-        if ar & 0x2 != 0 {
-            " r-x"
-        } else {
-            " --x"
-        }
-    } else if ar & 0x2 != 0 {
-        " rw-"
-    } else {
-        " r--"
-    };
-    let size = if ar & 0x10 != 0 {
-        if s.big() {
-            " 32-bit"
-        } else {
-            " 16-bit"
-        }
+    let size = if s.access & access::S != 0 {
+        pick(s.big(), " 32-bit", " 16-bit")
     } else {
         ""
     };
@@ -646,10 +609,10 @@ mod tests {
         m.mem.write_u32(0x10000 + 4, 0x11000 | 1).unwrap();
         m.mem.write_u32(0x11000 + 3 * 4, 0x20000 | 1).unwrap();
         m.mem
-            .write_u32(0x10000 + 8, 0x0040_0000 | PDE_PS | 1)
+            .write_u32(0x10000 + 8, 0x0040_0000 | paging::pte::PS | 1)
             .unwrap();
         m.mem.write_u8(0x20000 + 0x123, 0xAB).unwrap();
-        st.cr0 |= CR0_PG;
+        st.cr0 |= machine::cpu::cr0::PG;
         st.cr3 = 0x10000;
         assert_eq!(linear_to_phys(&m, &st, 0x0040_3123), Some(0x20123));
         assert_eq!(read_linear(&m, &st, 0x0040_3123, 1), vec![0xAB]);
@@ -657,7 +620,7 @@ mod tests {
         // PSE off: the PS bit is ignored, the entry names a page table
         // (at 0x40_0000, all zero: not present).
         assert_eq!(linear_to_phys(&m, &st, 0x0080_0010), None);
-        st.cr4 |= CR4_PSE;
+        st.cr4 |= machine::cpu::cr4::PSE;
         assert_eq!(linear_to_phys(&m, &st, 0x0080_0010), Some(0x0040_0010));
         assert_eq!(linear_to_phys(&m, &st, 0x00BF_FFFF), Some(0x007F_FFFF));
         // No accessed bits were set.

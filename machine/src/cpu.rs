@@ -6,6 +6,7 @@
 //! the cache, not the selector, which is exactly what real-mode tricks
 //! ("unreal mode") and the lessons on segmentation show.
 
+use crate::x86::descriptor::{self, Descriptor};
 use serde::{Deserialize, Serialize};
 
 /// General register numbers, in the x86 encoding order.
@@ -95,6 +96,8 @@ pub mod cr4 {
 /// D/B, G), and bit 16 marks an unusable segment (a null selector loaded in
 /// protected mode).
 pub mod access {
+    use crate::x86::descriptor::system as sys;
+
     pub const TYPE_MASK: u32 = 0xF;
     /// Data: accessed. Code: accessed.
     pub const ACCESSED: u32 = 1 << 0;
@@ -114,19 +117,20 @@ pub mod access {
     pub const DB: u32 = 1 << 14;
     pub const G: u32 = 1 << 15;
     pub const UNUSABLE: u32 = 1 << 16;
-    /// System descriptor types (S=0) used by a 32-bit CPU (SDM Vol 3A 3.5).
-    pub const SYS_TSS16_AVAIL: u32 = 1;
-    pub const SYS_LDT: u32 = 2;
-    pub const SYS_TSS16_BUSY: u32 = 3;
-    pub const SYS_CALL_GATE16: u32 = 4;
-    pub const SYS_TASK_GATE: u32 = 5;
-    pub const SYS_INT_GATE16: u32 = 6;
-    pub const SYS_TRAP_GATE16: u32 = 7;
-    pub const SYS_TSS32_AVAIL: u32 = 9;
-    pub const SYS_TSS32_BUSY: u32 = 11;
-    pub const SYS_CALL_GATE32: u32 = 12;
-    pub const SYS_INT_GATE32: u32 = 14;
-    pub const SYS_TRAP_GATE32: u32 = 15;
+    /// System descriptor types (S=0) used by a 32-bit CPU (SDM Vol 3A 3.5),
+    /// as [`crate::x86::descriptor::system`] defines them.
+    pub const SYS_TSS16_AVAIL: u32 = sys::TSS16_AVAIL as u32;
+    pub const SYS_LDT: u32 = sys::LDT as u32;
+    pub const SYS_TSS16_BUSY: u32 = sys::TSS16_BUSY as u32;
+    pub const SYS_CALL_GATE16: u32 = sys::CALL_GATE16 as u32;
+    pub const SYS_TASK_GATE: u32 = sys::TASK_GATE as u32;
+    pub const SYS_INT_GATE16: u32 = sys::INT_GATE16 as u32;
+    pub const SYS_TRAP_GATE16: u32 = sys::TRAP_GATE16 as u32;
+    pub const SYS_TSS32_AVAIL: u32 = sys::TSS32_AVAIL as u32;
+    pub const SYS_TSS32_BUSY: u32 = sys::TSS32_BUSY as u32;
+    pub const SYS_CALL_GATE32: u32 = sys::CALL_GATE32 as u32;
+    pub const SYS_INT_GATE32: u32 = sys::INT_GATE32 as u32;
+    pub const SYS_TRAP_GATE32: u32 = sys::TRAP_GATE32 as u32;
 }
 
 /// A segment register: the visible selector and the hidden descriptor cache.
@@ -172,38 +176,21 @@ impl Segment {
         }
     }
 
-    /// Decodes an 8-byte GDT/LDT descriptor into a cache (SDM Vol 3A 3.4.5).
+    /// Decodes an 8-byte GDT/LDT descriptor into a cache (SDM Vol 3A 3.4.5;
+    /// the fields as [`crate::x86::descriptor`] reads them).
+    #[inline]
     pub fn from_descriptor(selector: u16, raw: u64) -> Segment {
-        let lo = raw as u32;
-        let hi = (raw >> 32) as u32;
-        let base = (lo >> 16) | ((hi & 0xFF) << 16) | (hi & 0xFF00_0000);
-        let mut limit = (lo & 0xFFFF) | (hi & 0x000F_0000);
-        let access = ((hi >> 8) & 0xFF) | (((hi >> 20) & 0xF) << 12);
-        if access & access::G != 0 {
-            limit = (limit << 12) | 0xFFF;
-        }
         Segment {
             selector,
-            base,
-            limit,
-            access,
+            base: descriptor::base(raw),
+            limit: descriptor::limit(raw),
+            access: descriptor::access_rights(raw),
         }
     }
 
     /// Encodes this cache back into a descriptor (for tests and loaders).
     pub fn to_descriptor(&self) -> u64 {
-        let limit = if self.access & access::G != 0 {
-            self.limit >> 12
-        } else {
-            self.limit
-        };
-        let lo = (limit & 0xFFFF) | (self.base << 16);
-        let hi = ((self.base >> 16) & 0xFF)
-            | ((self.access & 0xFF) << 8)
-            | (limit & 0x000F_0000)
-            | (((self.access >> 12) & 0xF) << 20)
-            | (self.base & 0xFF00_0000);
-        (lo as u64) | ((hi as u64) << 32)
+        Descriptor::from_cache(self.base, self.limit, self.access).encode()
     }
 
     #[inline]

@@ -6,13 +6,16 @@
 pub mod bus;
 pub mod clock;
 pub mod cpu;
-pub mod cpuid;
 pub mod devices;
 pub mod engine;
 pub mod event;
 pub mod loader;
 pub mod machine;
 pub mod memory;
+pub mod x86;
+
+/// The CPUID table, at its old path (engine-kvm uses `machine::cpuid`).
+pub use x86::cpuid;
 
 pub use bus::{Bus, Device, DeviceId, IoCtx};
 pub use clock::{Clock, ClockMode};
