@@ -383,7 +383,7 @@ pub fn wbinvd(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
 
 /// CPUID from the machine's fixed table, the same on every engine.
 pub fn cpuid(c: &mut Cpu, _m: &mut Machine, _op: &Op) -> R<()> {
-    let r = machine::cpuid::cpuid(c.regs[0], c.regs[1]);
+    let r = machine::x86::cpuid::cpuid(c.regs[0], c.regs[1]);
     c.regs[0] = r[0];
     c.regs[3] = r[1];
     c.regs[1] = r[2];

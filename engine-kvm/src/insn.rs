@@ -6,19 +6,20 @@
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 use machine::cpu::{cr0, CpuState};
+use machine::x86::paging;
 use machine::{Machine, PrivCause};
 
 /// The longest x86 instruction (SDM Vol 2A 2.3.11).
-const MAX_INSN_LEN: u32 = 15;
+const MAX_INSN_LEN: usize = 15;
 
-/// Guest code at linear address `lin`: up to 15 bytes, fewer where RAM
-/// ends. The linear address is read as if it were physical, which holds
-/// without paging and for identity-mapped kernels only.
-// TODO(issue 15): read through machine::x86's page walk
-fn read_code(m: &Machine, lin: u32) -> Vec<u8> {
-    (0..MAX_INSN_LEN)
-        .map_while(|k| m.mem.read_u8(lin.wrapping_add(k) as u64))
-        .collect()
+/// Guest code at linear address `lin` in `s`'s paging mode: up to 15
+/// bytes, fewer where a page is not present or RAM ends. Read through the
+/// guest's page tables without side effects (no accessed bits, no device
+/// reads: machine::x86::paging), so a diagnosis never changes the guest.
+fn read_code(m: &Machine, s: &CpuState, lin: u32) -> Vec<u8> {
+    let mut buf = [0u8; MAX_INSN_LEN];
+    let n = paging::peek_linear(m, paging::Regs::of(s), lin, &mut buf);
+    buf[..n].to_vec()
 }
 
 /// The code size of `s`'s mode: 32 bits in protected mode with a 32-bit
@@ -34,7 +35,7 @@ fn bitness(s: &CpuState) -> u32 {
 /// The instruction at linear `lin` in `s`'s mode, if the bytes there
 /// decode to one.
 fn decode_at(m: &Machine, s: &CpuState, lin: u32) -> Option<Instruction> {
-    let code = read_code(m, lin);
+    let code = read_code(m, s, lin);
     let i = Decoder::with_ip(bitness(s), &code, lin as u64, DecoderOptions::NONE).decode();
     (!i.is_invalid()).then_some(i)
 }

@@ -42,7 +42,7 @@ pub(crate) fn create(host: HostKind) -> Result<Vm, KvmError> {
         .map_err(KvmError::ioctl("KVM_CREATE_VCPU"))?;
     // The machine's fixed CPUID table, so the guest sees one CPU on every
     // engine.
-    let entries: Vec<kvm_cpuid_entry2> = machine::cpuid::entries()
+    let entries: Vec<kvm_cpuid_entry2> = machine::x86::cpuid::entries()
         .into_iter()
         .map(|(function, index, r)| kvm_cpuid_entry2 {
             function,

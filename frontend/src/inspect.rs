@@ -70,12 +70,12 @@ pub struct FrameSlot {
     pub addr: u32,
     /// Bytes: 4, or 2 in real mode and through 16-bit gates.
     pub size: u8,
-    /// The value the CPU pushed (read when the stepper stopped at the
+    /// The value the CPU pushed (read when the debugger stopped at the
     /// handler's start; the handler, or a later frame, may change it).
     pub pushed: u32,
 }
 
-/// The frame a delivery pushed, where the stepper stopped at the handler's
+/// The frame a delivery pushed, where the debugger stopped at the handler's
 /// first instruction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IntFrame {

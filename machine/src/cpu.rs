@@ -292,7 +292,7 @@ impl CpuState {
             ..Segment::real_mode_code(0xF000)
         };
         let mut regs = [0; 8];
-        regs[EDX] = crate::cpuid::SIGNATURE;
+        regs[EDX] = crate::x86::cpuid::SIGNATURE;
         CpuState {
             regs,
             eip: 0xFFF0,

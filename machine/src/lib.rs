@@ -14,9 +14,6 @@ pub mod machine;
 pub mod memory;
 pub mod x86;
 
-/// The CPUID table, at its old path (engine-kvm uses `machine::cpuid`).
-pub use x86::cpuid;
-
 pub use bus::{Bus, Device, DeviceId, IoCtx};
 pub use clock::{Clock, ClockMode};
 pub use cpu::{CpuState, Seg, Segment, TableReg};

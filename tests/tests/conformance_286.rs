@@ -19,7 +19,7 @@
 //! - `RINGLAB_CONFORMANCE_VERBOSE=1`: print every failing test, not only the
 //!   first 20.
 //!
-//! ringlab emulates a 386-class CPU (a P6, see machine/src/cpuid.rs), not an
+//! ringlab emulates a 386-class CPU (a P6, see machine/src/x86/cpuid.rs), not an
 //! 80286. Where the two are specified to differ, a test is left out
 //! ([`EXCLUSIONS`]) or one field is not compared ([`RELAXATIONS`]); each entry
 //! says why, and every other test of the corpus must pass.
