@@ -1,6 +1,12 @@
 //! Lowering: one iced-x86 `Instruction` becomes one `Op` with its handler
 //! chosen and its operands extracted. This runs once per instruction per
 //! cached block, never on the execution path.
+//!
+//! What to do with each instruction is the table's (`decode/table.rs`: a
+//! line per instruction with its handler, operand shape and attributes);
+//! this file extracts the operands, generically for the first two and then
+//! as the line's `Shape` says. To add an instruction, add its line, and a
+//! `Shape` only if no existing one extracts what its handler needs.
 
 pub mod table;
 
@@ -507,7 +513,5 @@ pub fn ends_block(i: &Instruction) -> bool {
     }
 }
 
-#[cfg(test)]
-mod old;
 #[cfg(test)]
 mod tests;

@@ -1,31 +1,7 @@
-//! The table against iced-x86 and against the lowering it replaced.
+//! The instruction table against iced-x86.
 
 use super::table::{attr, form, FORMS};
-use crate::ops::Op;
 use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction};
-
-type Print = (usize, [u8; 11], [u32; 3], Code);
-
-fn print(op: &Op) -> Print {
-    (
-        op.f as usize,
-        [
-            op.len,
-            op.w,
-            op.a32 as u8,
-            op.k0,
-            op.k1,
-            op.r0,
-            op.r1,
-            op.seg,
-            op.base,
-            op.index,
-            op.scale,
-        ],
-        [op.disp, op.imm, op.imm2],
-        op.code,
-    )
-}
 
 /// Every one- and two-byte opcode with every ModRM byte, under each
 /// prefix combination, in 16- and 32-bit code; then pseudo-random bytes.
@@ -87,28 +63,28 @@ fn samples(mut each: impl FnMut(&Instruction)) {
     }
 }
 
-/// Handlers are compared by address, which is only unique with one codegen
-/// unit (small functions get a local copy in each unit that uses them):
-/// run with `--config 'profile.release.package.engine-interp.codegen-units=1'
-/// -- --ignored`.
+/// Every line is reached by some encoding and lowers it; nothing the
+/// decoder accepts makes lowering panic.
 #[test]
-#[ignore = "needs codegen-units=1"]
-fn table_lowers_as_the_match_did() {
+fn every_line_lowers() {
     let mut n = 0;
-    let mut seen = std::collections::HashSet::new();
+    let mut lowered = std::collections::HashSet::new();
     samples(|i| {
         if i.is_invalid() {
             return;
         }
         n += 1;
-        seen.insert(i.mnemonic());
-        let old = super::old::lower(i).map(|o| print(&o));
-        let new = super::lower(i).map(|o| print(&o));
-        assert_eq!(old, new, "{i} ({:?})", i.code());
+        if super::lower(i).is_some() {
+            lowered.insert(i.mnemonic());
+        }
     });
     assert!(n > 100_000);
     for f in FORMS {
-        assert!(seen.contains(&f.mnemonic), "{:?} never sampled", f.mnemonic);
+        assert!(
+            lowered.contains(&f.mnemonic),
+            "{:?} never lowered",
+            f.mnemonic
+        );
     }
 }
 
