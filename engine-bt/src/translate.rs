@@ -176,6 +176,11 @@ fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Opti
     {
         return None;
     }
+    // Sensitive instructions (the instruction table's SENSITIVE) always
+    // run on the interpreter, which records them as handled by a callout.
+    if table::has(insn.mnemonic(), table::attr::SENSITIVE) {
+        return None;
+    }
     let stack_ok = key & key::STACK32 != 0 && key & key::flat(2) != 0;
     match insn.code() {
         Code::Jmp_rel8_32 | Code::Jmp_rel32_32 => return Some(Plan::Jmp),
