@@ -64,8 +64,8 @@ macro_rules! forms {
     };
 }
 
+/// Short names for the attribute column.
 const NONE: u8 = 0;
-/// Control transfers the translator rewrites rather than copies.
 const END: u8 = ENDS_BLOCK;
 const SENS: u8 = SENSITIVE;
 
