@@ -9,6 +9,26 @@
 
 use std::ptr::NonNull;
 
+/// Setting up the translation cache's memory failed: which call, and the
+/// OS's reason (kept as the source).
+#[derive(Debug, thiserror::Error)]
+#[error("translation cache: {call}: {source}")]
+pub struct CodeBufError {
+    pub call: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl CodeBufError {
+    /// The error of the libc call that just failed (errno).
+    fn last(call: impl Into<String>) -> CodeBufError {
+        CodeBufError {
+            call: call.into(),
+            source: std::io::Error::last_os_error(),
+        }
+    }
+}
+
 pub struct CodeBuf {
     /// The writable view.
     rw: NonNull<u8>,
@@ -18,28 +38,22 @@ pub struct CodeBuf {
     used: usize,
 }
 
-fn map(fd: libc::c_int, size: usize, prot: libc::c_int) -> Result<NonNull<u8>, String> {
+fn map(fd: libc::c_int, size: usize, prot: libc::c_int) -> Result<NonNull<u8>, CodeBufError> {
     // SAFETY: a shared mapping of our own memfd, no address hint; the
     // result is checked against MAP_FAILED.
     let p = unsafe { libc::mmap(std::ptr::null_mut(), size, prot, libc::MAP_SHARED, fd, 0) };
     if p == libc::MAP_FAILED {
-        return Err(format!(
-            "cannot map {} MiB for the translation cache: {}",
-            size >> 20,
-            std::io::Error::last_os_error()
-        ));
+        return Err(CodeBufError::last(format!("mmap of {} KiB", size >> 10)));
     }
-    NonNull::new(p as *mut u8).ok_or_else(|| "mmap returned null".to_string())
+    NonNull::new(p as *mut u8).ok_or_else(|| CodeBufError {
+        call: "mmap".into(),
+        source: std::io::Error::other("returned a null mapping"),
+    })
 }
 
 impl CodeBuf {
-    pub fn new(size: usize) -> Result<CodeBuf, String> {
-        let err = |what: &str| {
-            format!(
-                "translation cache: {what}: {}",
-                std::io::Error::last_os_error()
-            )
-        };
+    pub fn new(size: usize) -> Result<CodeBuf, CodeBufError> {
+        let err = CodeBufError::last;
         // SAFETY: a NUL-terminated name; the result is checked.
         let fd = unsafe { libc::memfd_create(c"ringlab-bt-cache".as_ptr(), libc::MFD_CLOEXEC) };
         if fd < 0 {
@@ -63,12 +77,14 @@ impl CodeBuf {
                 size,
                 used: 0,
             }),
-            (rw, rx) => {
-                for p in [rw.as_ref().ok(), rx.as_ref().ok()].into_iter().flatten() {
-                    // SAFETY: unmapping a mapping made just above.
+            (Err(e), other) | (other, Err(e)) => {
+                // One view failed: unmap the other if it was made.
+                if let Ok(p) = other {
+                    // SAFETY: unmapping a mapping made just above, which
+                    // nothing refers to yet.
                     unsafe { libc::munmap(p.as_ptr() as *mut libc::c_void, size) };
                 }
-                Err(rw.err().or(rx.err()).unwrap_or_default())
+                Err(e)
             }
         }
     }

@@ -161,7 +161,7 @@ impl Bt {
     /// pages); a small one is flushed often (the tests use that).
     pub fn with_cache_bytes(bytes: usize) -> Result<Bt, EngineError> {
         let bytes = (bytes.max(4096) + 4095) & !4095;
-        let mut buf = CodeBuf::new(bytes).map_err(EngineError::Host)?;
+        let mut buf = CodeBuf::new(bytes).map_err(|e| EngineError::host(e.to_string(), e))?;
         let (code, exit_stub) = translate::stubs(buf.next_addr())
             .map_err(|e| EngineError::Internal(format!("assembling the entry stub: {e}")))?;
         let at = buf

@@ -102,7 +102,9 @@ impl From<KvmError> for EngineError {
             KvmError::Open { why, .. } => EngineError::Unavailable(why),
             KvmError::Unsupported(why) => EngineError::Unsupported(why),
             e @ KvmError::OtherMachine { .. } => EngineError::Internal(e.to_string()),
-            e => EngineError::Host(e.to_string()),
+            // The whole KvmError is the source: its errno (kvm-ioctls' or
+            // the OS's) stays reachable through `Error::source`.
+            e => EngineError::host(e.to_string(), e),
         }
     }
 }
@@ -122,11 +124,20 @@ mod tests {
         assert_eq!(errno, Some(libc::EBADF));
         let text = e.to_string();
         assert!(text.starts_with("KVM_GET_REGS: "), "{text}");
+        let engine_error = EngineError::from(e);
         assert_eq!(
-            EngineError::from(e),
-            EngineError::Host(text),
+            engine_error.to_string(),
+            format!("host error: {text}"),
             "the machine's error carries the same text"
         );
+        // And the errno, through the chain: EngineError -> KvmError ->
+        // kvm_ioctls::Error.
+        let errno = engine_error
+            .source()
+            .and_then(|s| s.source())
+            .and_then(|s| s.downcast_ref::<kvm_ioctls::Error>())
+            .map(|s| s.errno());
+        assert_eq!(errno, Some(libc::EBADF));
     }
 
     #[test]
@@ -155,9 +166,11 @@ mod tests {
             why: "unexpected VM exit: Nmi".into(),
             state: "  at 0008:00001000\n".into(),
         };
+        let e = EngineError::from(failed);
+        assert!(matches!(e, EngineError::Host { .. }), "{e:?}");
         assert_eq!(
-            EngineError::from(failed),
-            EngineError::Host("unexpected VM exit: Nmi; vCPU state:\n  at 0008:00001000\n".into())
+            e.to_string(),
+            "host error: unexpected VM exit: Nmi; vCPU state:\n  at 0008:00001000\n"
         );
         let short = KvmError::MsrRefused {
             call: "KVM_SET_MSRS",

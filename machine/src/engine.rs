@@ -2,6 +2,7 @@
 
 use crate::{CpuState, Machine};
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Why an engine returned.
@@ -77,7 +78,7 @@ impl std::fmt::Display for Stop {
 }
 
 /// Something went wrong on the host side, not in the guest.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, Clone)]
 pub enum EngineError {
     /// The engine cannot run on this host (no /dev/kvm, not built yet, ...).
     #[error("engine unavailable: {0}")]
@@ -86,13 +87,44 @@ pub enum EngineError {
     /// cannot do, e.g. 32-bit paging under kvm-pvm.
     #[error("unsupported by this engine: {0}")]
     Unsupported(String),
-    /// A host call failed (an ioctl, mmap, a signal).
-    #[error("host error: {0}")]
-    Host(String),
+    /// A host call failed (an ioctl, mmap, a signal). `what` is the whole
+    /// story for a user (it includes the OS's reason); `source` keeps the
+    /// error itself (kvm-ioctls' errno, an `io::Error`) for code that
+    /// needs more than the text.
+    #[error("host error: {what}")]
+    Host {
+        what: String,
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
     /// The engine found itself in a state it should never reach.
     #[error("internal engine error: {0}")]
     Internal(String),
 }
+
+impl EngineError {
+    /// A failed host call with the error that caused it.
+    pub fn host(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        EngineError::Host {
+            what: what.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+}
+
+/// Errors compare by kind and text (the source, an OS error, has no
+/// equality of its own; its text is part of `what`).
+impl PartialEq for EngineError {
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for EngineError {}
 
 /// Bounds on one `run` call. Both are absolute, so that a run cut into
 /// several calls (a progress report, an engine switch, the translator
