@@ -184,19 +184,7 @@ impl Descriptor {
     /// Decodes a descriptor, read as a little-endian u64.
     #[inline]
     pub fn decode(raw: u64) -> Descriptor {
-        let ar = access_rights(raw);
-        Descriptor {
-            base: base(raw),
-            limit: limit(raw),
-            ty: (ar & access::TYPE_MASK) as u8,
-            s: ar & access::S != 0,
-            dpl: ((ar & access::DPL_MASK) >> access::DPL_SHIFT) as u8,
-            present: ar & access::P != 0,
-            avl: ar & access::AVL != 0,
-            l: ar & access::L != 0,
-            db: ar & access::DB != 0,
-            g: ar & access::G != 0,
-        }
+        Descriptor::from_cache(base(raw), limit(raw), access_rights(raw))
     }
 
     /// The 8 bytes of this descriptor, as a little-endian u64. With G set
@@ -239,6 +227,7 @@ impl Descriptor {
 
     /// The descriptor a segment cache with this base, byte limit and access
     /// rights was loaded from (the unusable flag is not part of it).
+    #[inline]
     pub fn from_cache(base: u32, limit: u32, ar: u32) -> Descriptor {
         Descriptor {
             base,
