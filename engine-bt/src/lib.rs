@@ -539,7 +539,7 @@ impl Engine for Bt {
             // A flush during the lookup below empties the exit table.
             let flushes = self.counters.flushes;
             let c = self.interp.cpu();
-            if limits.breakpoints.contains(&c.pc()) {
+            if !limits.breakpoints.is_empty() && limits.breakpoints.contains(&c.pc()) {
                 // The interpreter handles breakpoints (and resuming).
                 return self.interp.run(m, limits);
             }

@@ -49,13 +49,20 @@ impl Interp {
     /// Drops the decoded blocks of the code pages written since the last
     /// look, keeping the pages for `take_stale_code_pages` when this
     /// interpreter is another engine's fallback.
+    /// (Inlined: the run loop calls it on every turn, and a page is
+    /// seldom written.)
+    #[inline(always)]
     pub(crate) fn invalidate_written(&mut self, m: &mut Machine) {
         if m.mem.has_written_code_pages() {
-            let pages = m.mem.take_written_code_pages();
-            self.invalidate_pages(&pages);
-            if self.log_invalidated {
-                self.invalidated.extend_from_slice(&pages);
-            }
+            self.drop_written(m);
+        }
+    }
+
+    fn drop_written(&mut self, m: &mut Machine) {
+        let pages = m.mem.take_written_code_pages();
+        self.invalidate_pages(&pages);
+        if self.log_invalidated {
+            self.invalidated.extend_from_slice(&pages);
         }
     }
 
@@ -64,6 +71,7 @@ impl Interp {
     /// order they were seen; this interpreter has dropped its own blocks
     /// of them, the caller drops its translations. For an interpreter made
     /// by `Interp::new_fallback`.
+    #[inline]
     pub fn take_stale_code_pages(&mut self, m: &mut Machine) -> Vec<u32> {
         self.invalidate_written(m);
         std::mem::take(&mut self.invalidated)
@@ -73,6 +81,7 @@ impl Interp {
     /// hold code the caller translated, as `Cpu::mark_code` does for the
     /// interpreter's blocks: a guest write to them will show up in
     /// `take_stale_code_pages`.
+    #[inline]
     pub fn mark_code(&mut self, m: &mut Machine, phys: u32, len: u32) {
         self.cpu.mark_code(m, phys, len);
     }

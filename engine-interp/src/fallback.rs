@@ -22,6 +22,7 @@ pub const STATUS_FLAGS: u32 = 0x8D5;
 impl Interp {
     /// An interpreter that runs as another engine's fallback: it keeps the
     /// code pages it sees written for `take_stale_code_pages`.
+    #[inline]
     pub fn new_fallback() -> Interp {
         let mut i = Interp::new();
         i.log_invalidated = true;
@@ -36,6 +37,7 @@ impl Interp {
     /// instruction (suspended every `string::REP_CHUNK` iterations) gives
     /// up at `deadline` with `Stop::Timeout`, its registers where it
     /// stopped, so that it can go on later.
+    #[inline]
     pub fn exec_one(
         &mut self,
         m: &mut Machine,
@@ -77,6 +79,7 @@ impl Interp {
 
     /// Like `fetch_phys`, but always walks the page tables (setting
     /// accessed bits and refilling the TLB as the walk does).
+    #[inline]
     pub fn walk_fetch(&mut self, m: &mut Machine, lin: u32) -> Option<u32> {
         let user = self.cpu.cpl == 3;
         self.cpu.translate(m, lin, crate::mmu::Acc::Exec, user).ok()
