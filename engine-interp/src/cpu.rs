@@ -136,14 +136,16 @@ pub struct Counters {
     pub(crate) interrupts: u64,
 }
 
-impl Default for Cpu {
-    fn default() -> Self {
+impl Cpu {
+    /// A CPU in its reset state. Not public, and neither is `from_state`:
+    /// outside this crate a `Cpu` is only seen through `&` (`Interp::cpu`),
+    /// so its TLB, whose host pointers point into one machine's RAM, is
+    /// never filled under one machine and read under another.
+    pub(crate) fn reset() -> Cpu {
         Cpu::from_state(&CpuState::reset(), 0)
     }
-}
 
-impl Cpu {
-    pub fn from_state(s: &CpuState, now: u64) -> Cpu {
+    pub(crate) fn from_state(s: &CpuState, now: u64) -> Cpu {
         let mut c = Cpu {
             regs: s.regs,
             eip: s.eip,

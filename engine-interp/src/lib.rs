@@ -80,7 +80,7 @@ enum Flow {
 impl Interp {
     pub fn new() -> Interp {
         Interp {
-            cpu: Cpu::default(),
+            cpu: Cpu::reset(),
             cache: Cache::new(),
             resume_bp: None,
             now: 0,

@@ -105,6 +105,9 @@ pub(crate) struct Tlb {
     pub(crate) e: Box<[[TlbEntry; TLB_SIZE]; 2]>,
     /// The machine's mapping generation the entries were filled under.
     pub(crate) generation: u64,
+    /// The `GuestMemory::id` of the RAM the entries point into (0: none
+    /// yet): an interpreter handed another machine drops them.
+    pub(crate) mem_id: u64,
     /// Bumped whenever a linear-to-physical mapping or the code segment may
     /// have changed: block chain links made under another epoch are stale.
     pub(crate) epoch: u64,
@@ -123,6 +126,7 @@ impl Tlb {
         Tlb {
             e: Box::new([[EMPTY; TLB_SIZE]; 2]),
             generation: 0,
+            mem_id: 0,
             epoch: 0,
             large: false,
             used: [[0; TLB_SIZE / 64]; 2],
@@ -240,7 +244,12 @@ impl Cpu {
         user as usize
     }
 
-    /// Checks the TLB against the machine's mapping generation (A20).
+    /// Checks the TLB against the machine's mapping generation (A20) and
+    /// against the RAM its host pointers point into. Called before every
+    /// use of the TLB on a machine (`run_inner`, the translator's
+    /// dispatcher), this is what makes `read_lin`/`write_lin` sound when
+    /// an engine is run on another machine than before: `Engine::run`
+    /// accepts any `&mut Machine`, and `Machine::mem` is a public field.
     #[inline]
     pub fn sync_tlb(&mut self, m: &Machine) {
         if self.tlb.generation != m.mapping_generation() {
@@ -248,6 +257,19 @@ impl Cpu {
             self.tlb.generation = m.mapping_generation();
             self.counters.tlb_flushes += 1;
         }
+        if self.tlb.mem_id != m.mem.id() {
+            self.rebind_tlb(m);
+        }
+    }
+
+    /// Points the TLB at another machine's RAM: nothing filled for the
+    /// old one may stay (a host event, not counted as a guest's flush).
+    #[cold]
+    fn rebind_tlb(&mut self, m: &Machine) {
+        if self.tlb.mem_id != 0 {
+            self.tlb.flush(false);
+        }
+        self.tlb.mem_id = m.mem.id();
     }
 
     /// Translates a linear address (SDM Vol 3A 4.3), setting accessed and
@@ -258,6 +280,10 @@ impl Cpu {
     /// fault, the accessed and dirty bits, the TLB entry.
     pub fn translate(&mut self, m: &mut Machine, lin: u32, acc: Acc, user: bool) -> R<u32> {
         self.counters.tlb_misses += 1;
+        // Entries are filled only for the RAM the TLB is bound to.
+        if self.tlb.mem_id != m.mem.id() {
+            self.rebind_tlb(m);
+        }
         let a20 = m.a20_mask();
         let (phys_page, writable, global, dirty) = if !self.paging() {
             ((lin & !0xFFF) & a20, true, false, true)
@@ -451,6 +477,10 @@ impl Cpu {
         if (lin & 0xFFF) + size > 0x1000 {
             return std::ptr::null_mut();
         }
+        // Never a pointer into another machine's RAM.
+        if self.tlb.mem_id != m.mem.id() {
+            self.rebind_tlb(m);
+        }
         let user = self.cpl == 3;
         let page = lin & !0xFFF;
         let slot = tlb_slot(lin);
@@ -562,6 +592,29 @@ mod tests {
         }
         v.sort();
         v
+    }
+
+    #[test]
+    fn a_tlb_never_reads_another_machines_ram() {
+        use machine::MachineConfig;
+        let mut c = Cpu::reset();
+        let mut m1 = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
+        m1.mem.write_u8(0x5000, 0x11).unwrap();
+        c.sync_tlb(&m1);
+        assert_eq!(c.read_lin(&mut m1, 0x5000, 1, false), Ok(0x11));
+        assert_eq!(c.tlb.e[0][tlb_slot(0x5000)].rtag, 0x5000, "filled");
+        drop(m1);
+        // Another machine, with the same mapping generation: the entry,
+        // whose host pointer points into the freed RAM, must go.
+        let mut m2 = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
+        m2.mem.write_u8(0x5000, 0x22).unwrap();
+        c.sync_tlb(&m2);
+        assert_eq!(c.tlb.e[0][tlb_slot(0x5000)].rtag, INVALID);
+        assert_eq!(c.read_lin(&mut m2, 0x5000, 1, false), Ok(0x22));
+        // Its RAM swapped behind the machine's back: the same.
+        m2.mem = machine::GuestMemory::new(4 << 20).unwrap();
+        c.sync_tlb(&m2);
+        assert_eq!(c.read_lin(&mut m2, 0x5000, 1, false), Ok(0));
     }
 
     #[test]
