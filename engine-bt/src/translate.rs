@@ -32,10 +32,11 @@
 //! LOCK-prefixed) are never translated.
 
 use crate::ctx::{self, reason};
+use engine_interp::fallback::table;
 use iced_x86::code_asm::*;
 use iced_x86::{
-    BlockEncoderOptions, Code, ConditionCode, Decoder, DecoderOptions, Encoder, FlowControl,
-    Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register,
+    BlockEncoderOptions, Code, ConditionCode, Decoder, DecoderOptions, Encoder, Instruction,
+    InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register,
 };
 
 /// Most guest instructions in one block.
@@ -165,93 +166,6 @@ fn encodes(insn: &Instruction) -> bool {
     Encoder::new(64).encode(insn, 0x1000).is_ok()
 }
 
-/// The register/ALU instructions that behave identically in 64-bit mode,
-/// never fault on the host, and touch no state but registers, status
-/// flags and (through a rewritten operand) one memory location.
-fn ident_mnemonic(m: Mnemonic) -> bool {
-    use Mnemonic::*;
-    matches!(
-        m,
-        Add | Or
-            | Adc
-            | Sbb
-            | And
-            | Sub
-            | Xor
-            | Cmp
-            | Test
-            | Inc
-            | Dec
-            | Neg
-            | Not
-            | Mov
-            | Movzx
-            | Movsx
-            | Lea
-            | Shl
-            | Shr
-            | Sar
-            | Rol
-            | Ror
-            | Rcl
-            | Rcr
-            | Shld
-            | Shrd
-            | Imul
-            | Mul
-            | Seto
-            | Setno
-            | Setb
-            | Setae
-            | Sete
-            | Setne
-            | Setbe
-            | Seta
-            | Sets
-            | Setns
-            | Setp
-            | Setnp
-            | Setl
-            | Setge
-            | Setle
-            | Setg
-            | Cmovo
-            | Cmovno
-            | Cmovb
-            | Cmovae
-            | Cmove
-            | Cmovne
-            | Cmovbe
-            | Cmova
-            | Cmovs
-            | Cmovns
-            | Cmovp
-            | Cmovnp
-            | Cmovl
-            | Cmovge
-            | Cmovle
-            | Cmovg
-            | Bt
-            | Bts
-            | Btr
-            | Btc
-            | Bswap
-            | Xchg
-            | Xadd
-            | Cmpxchg
-            | Cbw
-            | Cwde
-            | Cwd
-            | Cdq
-            | Nop
-            | Clc
-            | Stc
-            | Cmc
-            | Lahf
-            | Sahf
-    )
-}
-
 /// Decides how to translate `insn` under `key`, or None (the interpreter
 /// runs it).
 fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Option<Plan> {
@@ -260,6 +174,11 @@ fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Opti
         || insn.has_rep_prefix()
         || insn.has_repne_prefix()
     {
+        return None;
+    }
+    // Sensitive instructions (the instruction table's SENSITIVE) always
+    // run on the interpreter, which records them as handled by a callout.
+    if table::has(insn.mnemonic(), table::attr::SENSITIVE) {
         return None;
     }
     let stack_ok = key & key::STACK32 != 0 && key & key::flat(2) != 0;
@@ -334,7 +253,9 @@ fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Opti
     if insn.is_jcc_short_or_near() {
         return (insn.op0_kind() == OpKind::NearBranch32).then_some(Plan::Jcc);
     }
-    if insn.flow_control() != FlowControl::Next || !ident_mnemonic(insn.mnemonic()) {
+    // The instruction table says what behaves identically on the host
+    // (never a control transfer, never sensitive).
+    if !table::has(insn.mnemonic(), table::attr::IDENT) {
         return None;
     }
     // Only general registers (no segment, control or debug registers).

@@ -6,7 +6,7 @@ use crate::decode;
 use crate::fault::{Exc, R};
 use crate::mmu::{tlb_slot, Acc};
 use crate::ops::Op;
-use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction};
+use iced_x86::{Decoder, DecoderOptions, Instruction};
 use machine::{Event, Machine};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -168,7 +168,7 @@ pub fn lookup(c: &mut Cpu, m: &mut Machine, cache: &mut Cache) -> R<Rc<Block>> {
             &bytes[total as usize..total as usize + insn.len()],
         );
         total += insn.len() as u32;
-        let end = insn.flow_control() != FlowControl::Next || insn.is_invalid();
+        let end = decode::ends_block(&insn) || insn.is_invalid();
         ops.push(op);
         if end {
             break;

@@ -1,10 +1,18 @@
 //! Lowering: one iced-x86 `Instruction` becomes one `Op` with its handler
 //! chosen and its operands extracted. This runs once per instruction per
 //! cached block, never on the execution path.
+//!
+//! What to do with each instruction is the table's (`decode/table.rs`: a
+//! line per instruction with its handler, operand shape and attributes);
+//! this file extracts the operands, generically for the first two and then
+//! as the line's `Shape` says. To add an instruction, add its line, and a
+//! `Shape` only if no existing one extracts what its handler needs.
 
-use crate::ops::{Op, EA_ANY, EA_BD, EA_BID, K_IMM, K_MEM, K_REG, NOREG};
-use crate::{alu, control, interrupts, io, muldiv, segments, shift, stack, string, system};
-use iced_x86::{Code, ConditionCode, Instruction, Mnemonic, OpKind, Register};
+pub mod table;
+
+use crate::ops::{Handler, Op, EA_ANY, EA_BD, EA_BID, K_IMM, K_MEM, K_REG, NOREG};
+use crate::{alu, segments, system};
+use iced_x86::{Code, ConditionCode, FlowControl, Instruction, OpKind, Register};
 
 fn gpr(r: Register) -> Option<(u8, u8)> {
     if r.is_gpr8() {
@@ -28,33 +36,6 @@ fn cc(i: &Instruction) -> u8 {
         ConditionCode::None => 0,
         c => c as u8 - 1,
     }
-}
-
-/// Whether the LOCK prefix is allowed (SDM Vol 2A "LOCK": only these
-/// instructions with a memory destination; otherwise #UD).
-fn lockable(i: &Instruction) -> bool {
-    use Mnemonic::*;
-    matches!(
-        i.mnemonic(),
-        Add | Adc
-            | And
-            | Btc
-            | Btr
-            | Bts
-            | Cmpxchg
-            | Cmpxchg8b
-            | Dec
-            | Inc
-            | Neg
-            | Not
-            | Or
-            | Sbb
-            | Sub
-            | Xor
-            | Xadd
-            | Xchg
-    ) && i.op_count() > 0
-        && i.op0_kind() == OpKind::Memory
 }
 
 /// Fills the generic operand fields of `op` from the first two operands.
@@ -140,314 +121,196 @@ fn stack_w(i: &Instruction) -> u8 {
     i.stack_pointer_increment().unsigned_abs() as u8
 }
 
+/// How an instruction's operands are extracted beyond the generic two
+/// (`operands`), and which specialised copy of its handler runs. A line of
+/// the table (`table.rs`) names one.
+#[derive(Clone, Copy)]
+pub enum Shape {
+    /// The generic operands only.
+    Plain,
+    /// ALU: the copies for 32-bit register-register and register-immediate.
+    Alu(Handler, Handler),
+    /// INC/DEC: the copy for a 32-bit register.
+    IncDec(Handler),
+    /// MOV: segment, control and debug registers have their own handlers;
+    /// 32-bit register and memory forms their own copies.
+    Mov,
+    /// MOVZX (false) or MOVSX (true): `x` is the source width.
+    Movx(bool),
+    /// LEA: #UD without a memory operand (SDM Vol 2A "LEA").
+    Lea,
+    /// XCHG: the memory operand first.
+    Xchg,
+    /// CMOVcc: `x` is the condition.
+    Cc,
+    /// SETcc: `x` is the condition; a byte destination.
+    SetCc,
+    /// Operand size fixed by the mnemonic.
+    Width(u8),
+    /// IMUL: the one-operand form's handler; the three-operand form has
+    /// its immediate in `imm` and `x` = 1.
+    Imul(Handler),
+    /// The first operand is an immediate (INT n, AAM, AAD).
+    Imm,
+    /// SHLD/SHRD: the count in CL (`imm2` = 1) or an immediate.
+    Shxd,
+    /// A string instruction: REP in `x`.
+    Str,
+    /// CMPS/SCAS: `x` is 1 for REPE, 2 for REPNE.
+    StrCmp,
+    /// INS/OUTS of this width.
+    StrIo(u8),
+    /// PUSH/POP: the copies for a segment register and a 32-bit register.
+    Stack(Handler, Handler),
+    /// PUSHF/POPF: the stack operand size.
+    StackW,
+    /// PUSHA/POPA: a register's size (an eighth of the stack change).
+    StackAll,
+    Enter,
+    Leave,
+    /// JMP/CALL: near relative with the line's handler; far direct or
+    /// through the two far memory forms (m16:16, m16:32) with the first;
+    /// near indirect with the second.
+    Branch(Handler, Handler, Code, Code),
+    /// RET/RETF: the two 16-bit forms, and the immediate to release.
+    Ret(Code, Code),
+    /// Jcc: condition, width and relative target.
+    Jcc,
+    /// LOOP, LOOPE, LOOPNE, JCXZ/JECXZ: the counter is ECX (`a32`) or CX.
+    Loop,
+    /// LGDT, LIDT, SGDT, SIDT: the 16-bit forms (24-bit base).
+    TableReg,
+    /// IN/OUT: the width of operand n (the accumulator).
+    PortWidth(u32),
+    /// LDS, LES, LFS, LGS, LSS: `x` becomes the segment in `imm2`.
+    Lxs,
+}
+
 /// The `Op` for instruction `i`; `None` when the instruction is valid x86
 /// but not implemented (the caller reports it and raises #UD).
 pub fn lower(i: &Instruction) -> Option<Op> {
-    use Mnemonic as M;
     let mut op = Op::new(system::undefined, i.code(), i.len() as u8);
     operands(&mut op, i);
-    if i.has_lock_prefix() && !lockable(i) {
-        return Some(op); // #UD
+    let form = table::form(i.mnemonic());
+    // LOCK on anything but a lockable instruction with a memory
+    // destination is #UD (SDM Vol 2A "LOCK").
+    if i.has_lock_prefix()
+        && !(form.is_some_and(|f| f.attrs & table::attr::LOCK != 0)
+            && i.op_count() > 0
+            && i.op0_kind() == OpKind::Memory)
+    {
+        return Some(op);
     }
-    let rep = i.has_rep_prefix() || i.has_repne_prefix();
-    let f: crate::ops::Handler = match i.mnemonic() {
-        M::Add | M::Or | M::Adc | M::Sbb | M::And | M::Sub | M::Xor | M::Cmp => {
-            let rr = op.k0 == K_REG && op.k1 == K_REG && op.w == 4;
-            let ri = op.k0 == K_REG && op.k1 == K_IMM && op.w == 4;
-            macro_rules! pick {
-                ($k:expr) => {
-                    if rr {
-                        alu::alu_rr32::<{ $k }>
-                    } else if ri {
-                        alu::alu_ri32::<{ $k }>
-                    } else {
-                        alu::alu::<{ $k }>
-                    }
-                };
-            }
-            match i.mnemonic() {
-                M::Add => pick!(alu::ADD),
-                M::Or => pick!(alu::OR),
-                M::Adc => pick!(alu::ADC),
-                M::Sbb => pick!(alu::SBB),
-                M::And => pick!(alu::AND),
-                M::Sub => pick!(alu::SUB),
-                M::Xor => pick!(alu::XOR),
-                _ => pick!(alu::CMP),
+    let form = form?;
+    op.x = form.x;
+    op.f = shape(form, &mut op, i)?;
+    Some(op)
+}
+
+/// Extracts what `form`'s shape needs into `op`; the handler to run.
+fn shape(form: &table::Form, op: &mut Op, i: &Instruction) -> Option<Handler> {
+    let f = form.f;
+    Some(match form.shape {
+        Shape::Plain => f,
+        Shape::Alu(rr, ri) => {
+            if op.k0 == K_REG && op.k1 == K_REG && op.w == 4 {
+                rr
+            } else if op.k0 == K_REG && op.k1 == K_IMM && op.w == 4 {
+                ri
+            } else {
+                f
             }
         }
-        M::Test => alu::test,
-        M::Inc | M::Dec => {
-            op.x = (i.mnemonic() == M::Dec) as u8;
+        Shape::IncDec(r32) => {
             if op.k0 == K_REG && op.w == 4 {
-                alu::incdec_r32
+                r32
             } else {
-                alu::incdec
+                f
             }
         }
-        M::Neg => alu::neg,
-        M::Not => alu::not,
-        M::Mov => {
-            let r0 = i.op0_kind() == OpKind::Register;
-            let r1 = i.op_count() > 1 && i.op1_kind() == OpKind::Register;
-            if r0 && i.op0_register().is_segment_register() {
-                segments::mov_sreg
-            } else if r1 && i.op1_register().is_segment_register() {
-                op.w = if r0 {
-                    gpr(i.op0_register()).map_or(2, |g| g.1)
-                } else {
-                    2
-                };
-                segments::mov_from_sreg
-            } else if r0 && i.op0_register().is_cr() {
-                op.x = (i.op0_register() as u32 - Register::CR0 as u32) as u8;
-                op.r1 = gpr(i.op1_register())?.0;
-                system::mov_cr
-            } else if r1 && i.op1_register().is_cr() {
-                op.x = (i.op1_register() as u32 - Register::CR0 as u32) as u8;
-                op.imm2 = 1;
-                op.r0 = gpr(i.op0_register())?.0;
-                system::mov_cr
-            } else if r0 && i.op0_register().is_dr() {
-                op.x = (i.op0_register() as u32 - Register::DR0 as u32) as u8;
-                op.r1 = gpr(i.op1_register())?.0;
-                system::mov_dr
-            } else if r1 && i.op1_register().is_dr() {
-                op.x = (i.op1_register() as u32 - Register::DR0 as u32) as u8;
-                op.imm2 = 1;
-                op.r0 = gpr(i.op0_register())?.0;
-                system::mov_dr
-            } else if r0 && i.op0_register().is_tr() || r1 && i.op1_register().is_tr() {
-                return None;
-            } else if op.w == 4 && op.k0 == K_REG && op.k1 == K_REG {
-                alu::mov_rr32
-            } else if op.w == 4 && op.k0 == K_REG && op.k1 == K_IMM {
-                alu::mov_ri32
-            } else if op.w == 4 && op.k0 == K_REG && op.k1 == K_MEM {
-                match op.ea_shape() {
-                    EA_BD => alu::mov_rm32::<EA_BD>,
-                    EA_BID => alu::mov_rm32::<EA_BID>,
-                    _ => alu::mov_rm32::<EA_ANY>,
-                }
-            } else if op.w == 4 && op.k0 == K_MEM && op.k1 == K_REG {
-                match op.ea_shape() {
-                    EA_BD => alu::mov_mr32::<EA_BD>,
-                    EA_BID => alu::mov_mr32::<EA_BID>,
-                    _ => alu::mov_mr32::<EA_ANY>,
-                }
-            } else {
-                alu::mov
-            }
-        }
-        M::Movzx | M::Movsx => {
+        Shape::Mov => return mov(op, i),
+        Shape::Movx(sign) => {
             op.w = gpr(i.op0_register())?.1;
             op.x = if i.op1_kind() == OpKind::Register {
                 gpr(i.op1_register())?.1
             } else {
                 i.memory_size().size() as u8
             };
-            op.imm2 = (i.mnemonic() == M::Movsx) as u32;
-            alu::movx
+            op.imm2 = sign as u32;
+            f
         }
-        M::Lea => {
+        Shape::Lea => {
             if op.k1 != K_MEM {
-                return Some(op);
+                system::undefined
+            } else {
+                f
             }
-            alu::lea
         }
-        M::Xchg => {
+        Shape::Xchg => {
             if op.k0 == K_REG && op.k1 == K_MEM {
                 // Make op0 the memory operand.
                 std::mem::swap(&mut op.k0, &mut op.k1);
                 std::mem::swap(&mut op.r0, &mut op.r1);
             }
-            alu::xchg
+            f
         }
-        M::Nop | M::Pause | M::Wait => alu::nop,
-        M::Cmpxchg => alu::cmpxchg,
-        M::Cmpxchg8b => alu::cmpxchg8b,
-        M::Xadd => alu::xadd,
-        M::Bswap => alu::bswap,
-        M::Seta
-        | M::Setae
-        | M::Setb
-        | M::Setbe
-        | M::Sete
-        | M::Setg
-        | M::Setge
-        | M::Setl
-        | M::Setle
-        | M::Setne
-        | M::Setno
-        | M::Setnp
-        | M::Setns
-        | M::Seto
-        | M::Setp
-        | M::Sets => {
+        Shape::Cc => {
+            op.x = cc(i);
+            f
+        }
+        Shape::SetCc => {
             op.x = cc(i);
             op.w = 1;
-            alu::setcc
+            f
         }
-        M::Cmova
-        | M::Cmovae
-        | M::Cmovb
-        | M::Cmovbe
-        | M::Cmove
-        | M::Cmovg
-        | M::Cmovge
-        | M::Cmovl
-        | M::Cmovle
-        | M::Cmovne
-        | M::Cmovno
-        | M::Cmovnp
-        | M::Cmovns
-        | M::Cmovo
-        | M::Cmovp
-        | M::Cmovs => {
-            op.x = cc(i);
-            alu::cmovcc
+        Shape::Width(w) => {
+            op.w = w;
+            f
         }
-        M::Cbw | M::Cwde => {
-            op.w = if i.mnemonic() == M::Cbw { 2 } else { 4 };
-            alu::cbw
-        }
-        M::Cwd | M::Cdq => {
-            op.w = if i.mnemonic() == M::Cwd { 2 } else { 4 };
-            alu::cwd
-        }
-        M::Lahf => alu::lahf,
-        M::Sahf => alu::sahf,
-        M::Clc | M::Stc | M::Cmc | M::Cld | M::Std => {
-            op.x = match i.mnemonic() {
-                M::Clc => 0,
-                M::Stc => 1,
-                M::Cmc => 2,
-                M::Cld => 3,
-                _ => 4,
-            };
-            alu::flagop
-        }
-        M::Xlatb => alu::xlat,
-        M::Salc => alu::salc,
-        M::Mul => muldiv::mul,
-        M::Imul => match i.op_count() {
-            1 => muldiv::imul1,
-            2 => muldiv::imul2,
+        Shape::Imul(one) => match i.op_count() {
+            1 => one,
+            2 => f,
             _ => {
                 op.x = 1;
                 op.imm = i.immediate(2) as u32;
-                muldiv::imul2
+                f
             }
         },
-        M::Div => muldiv::div,
-        M::Idiv => muldiv::idiv,
-        M::Daa => muldiv::daa,
-        M::Das => muldiv::das,
-        M::Aaa | M::Aas => {
-            op.x = (i.mnemonic() == M::Aas) as u8;
-            muldiv::aaa_aas
-        }
-        M::Aam => {
+        Shape::Imm => {
             op.imm = i.immediate(0) as u32;
-            muldiv::aam
+            f
         }
-        M::Aad => {
-            op.imm = i.immediate(0) as u32;
-            muldiv::aad
-        }
-        M::Bt | M::Bts | M::Btr | M::Btc => {
-            op.x = match i.mnemonic() {
-                M::Bt => 0,
-                M::Bts => 1,
-                M::Btr => 2,
-                _ => 3,
-            };
-            muldiv::bt
-        }
-        M::Bsf | M::Bsr => {
-            op.x = (i.mnemonic() == M::Bsr) as u8;
-            muldiv::bsf_bsr
-        }
-        M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shl | M::Shr | M::Sal | M::Sar => {
-            op.x = match i.mnemonic() {
-                M::Rol => shift::ROL,
-                M::Ror => shift::ROR,
-                M::Rcl => shift::RCL,
-                M::Rcr => shift::RCR,
-                M::Shl => shift::SHL,
-                M::Shr => shift::SHR,
-                M::Sal => shift::SAL,
-                _ => shift::SAR,
-            };
-            shift::shift
-        }
-        M::Shld | M::Shrd => {
-            op.x = (i.mnemonic() == M::Shrd) as u8;
+        Shape::Shxd => {
             if i.op2_kind() == OpKind::Register {
                 op.imm2 = 1;
             } else {
                 op.imm = i.immediate(2) as u32;
             }
-            shift::shxd
+            f
         }
-        M::Movsb
-        | M::Movsw
-        | M::Movsd
-        | M::Stosb
-        | M::Stosw
-        | M::Stosd
-        | M::Lodsb
-        | M::Lodsw
-        | M::Lodsd
-        | M::Cmpsb
-        | M::Cmpsw
-        | M::Cmpsd
-        | M::Scasb
-        | M::Scasw
-        | M::Scasd
-        | M::Insb
-        | M::Insw
-        | M::Insd
-        | M::Outsb
-        | M::Outsw
-        | M::Outsd => string_op(&mut op, i, rep)?,
-        M::Push => {
+        Shape::Str | Shape::StrCmp | Shape::StrIo(_) => {
+            string_op(op, i, form.shape)?;
+            f
+        }
+        Shape::Stack(sreg_f, r32) => {
             op.w = stack_w(i);
             if i.op0_kind() == OpKind::Register && i.op0_register().is_segment_register() {
-                segments::push_sreg
+                sreg_f
             } else if op.k0 == K_REG && op.w == 4 {
-                stack::push_r32
+                r32
             } else {
-                stack::push
+                f
             }
         }
-        M::Pop => {
+        Shape::StackW => {
             op.w = stack_w(i);
-            if i.op0_kind() == OpKind::Register && i.op0_register().is_segment_register() {
-                segments::pop_sreg
-            } else if op.k0 == K_REG && op.w == 4 {
-                stack::pop_r32
-            } else {
-                stack::pop
-            }
+            f
         }
-        M::Pusha | M::Pushad => {
+        Shape::StackAll => {
             op.w = stack_w(i) / 8;
-            stack::pusha
+            f
         }
-        M::Popa | M::Popad => {
-            op.w = stack_w(i) / 8;
-            stack::popa
-        }
-        M::Pushf | M::Pushfd => {
-            op.w = stack_w(i);
-            stack::pushf
-        }
-        M::Popf | M::Popfd => {
-            op.w = stack_w(i);
-            stack::popf
-        }
-        M::Enter => {
+        Shape::Enter => {
             op.w = if i.code() == Code::Enterw_imm16_imm8 {
                 2
             } else {
@@ -455,17 +318,17 @@ pub fn lower(i: &Instruction) -> Option<Op> {
             };
             op.imm = i.immediate(0) as u32;
             op.imm2 = i.immediate(1) as u32;
-            stack::enter
+            f
         }
-        M::Leave => {
+        Shape::Leave => {
             op.w = if i.code() == Code::Leavew { 2 } else { 4 };
-            stack::leave
+            f
         }
-        M::Jmp => match i.op0_kind() {
+        Shape::Branch(far, ind, m1616, m1632) => match i.op0_kind() {
             OpKind::NearBranch16 | OpKind::NearBranch32 => {
                 op.w = branch_w(i);
                 op.imm = rel(i);
-                control::jmp_rel
+                f
             }
             OpKind::FarBranch16 | OpKind::FarBranch32 => {
                 op.w = branch_w(i);
@@ -476,45 +339,16 @@ pub fn lower(i: &Instruction) -> Option<Op> {
                     i.far_branch32()
                 };
                 op.imm2 = i.far_branch_selector() as u32;
-                segments::jmp_far
+                far
             }
-            _ => {
-                if matches!(i.code(), Code::Jmp_m1616 | Code::Jmp_m1632) {
-                    op.w = if i.code() == Code::Jmp_m1616 { 2 } else { 4 };
-                    segments::jmp_far
-                } else {
-                    control::jmp_ind
-                }
+            _ if i.code() == m1616 || i.code() == m1632 => {
+                op.w = if i.code() == m1616 { 2 } else { 4 };
+                far
             }
+            _ => ind,
         },
-        M::Call => match i.op0_kind() {
-            OpKind::NearBranch16 | OpKind::NearBranch32 => {
-                op.w = branch_w(i);
-                op.imm = rel(i);
-                control::call_rel
-            }
-            OpKind::FarBranch16 | OpKind::FarBranch32 => {
-                op.w = branch_w(i);
-                op.k0 = K_IMM;
-                op.imm = if op.w == 2 {
-                    i.far_branch16() as u32
-                } else {
-                    i.far_branch32()
-                };
-                op.imm2 = i.far_branch_selector() as u32;
-                segments::call_far
-            }
-            _ => {
-                if matches!(i.code(), Code::Call_m1616 | Code::Call_m1632) {
-                    op.w = if i.code() == Code::Call_m1616 { 2 } else { 4 };
-                    segments::call_far
-                } else {
-                    control::call_ind
-                }
-            }
-        },
-        M::Ret => {
-            op.w = if matches!(i.code(), Code::Retnw | Code::Retnw_imm16) {
+        Shape::Ret(w16, w16_imm) => {
+            op.w = if i.code() == w16 || i.code() == w16_imm {
                 2
             } else {
                 4
@@ -525,50 +359,15 @@ pub fn lower(i: &Instruction) -> Option<Op> {
                 0
             };
             op.k0 = 0;
-            control::ret_near
+            f
         }
-        M::Retf => {
-            op.w = if matches!(i.code(), Code::Retfw | Code::Retfw_imm16) {
-                2
-            } else {
-                4
-            };
-            op.imm = if i.op_count() > 0 {
-                i.immediate(0) as u32
-            } else {
-                0
-            };
-            op.k0 = 0;
-            segments::ret_far
-        }
-        M::Ja
-        | M::Jae
-        | M::Jb
-        | M::Jbe
-        | M::Je
-        | M::Jg
-        | M::Jge
-        | M::Jl
-        | M::Jle
-        | M::Jne
-        | M::Jno
-        | M::Jnp
-        | M::Jns
-        | M::Jo
-        | M::Jp
-        | M::Js => {
+        Shape::Jcc => {
             op.x = cc(i);
             op.w = branch_w(i);
             op.imm = rel(i);
-            control::jcc
+            f
         }
-        M::Loop | M::Loope | M::Loopne | M::Jcxz | M::Jecxz => {
-            op.x = match i.mnemonic() {
-                M::Loop => 0,
-                M::Loope => 1,
-                M::Loopne => 2,
-                _ => 3,
-            };
+        Shape::Loop => {
             op.w = branch_w(i);
             op.imm = rel(i);
             op.a32 = matches!(
@@ -582,33 +381,9 @@ pub fn lower(i: &Instruction) -> Option<Op> {
                     | Code::Jecxz_rel8_16
                     | Code::Jecxz_rel8_32
             );
-            control::loop_
+            f
         }
-        M::Int => {
-            op.imm = i.immediate(0) as u32;
-            op.x = 0;
-            interrupts::int
-        }
-        M::Int3 => {
-            op.x = 1;
-            interrupts::int
-        }
-        M::Into => {
-            op.x = 2;
-            interrupts::int
-        }
-        M::Iret | M::Iretd => {
-            op.w = if i.mnemonic() == M::Iret { 2 } else { 4 };
-            interrupts::iret
-        }
-        M::Bound => interrupts::bound,
-        M::Cli | M::Sti => {
-            op.x = (i.mnemonic() == M::Sti) as u8;
-            system::cli_sti
-        }
-        M::Hlt => system::hlt,
-        M::Lgdt | M::Lidt | M::Sgdt | M::Sidt => {
-            op.x = matches!(i.mnemonic(), M::Lidt | M::Sidt) as u8;
+        Shape::TableReg => {
             op.w = if matches!(
                 i.code(),
                 Code::Lgdt_m1632_16
@@ -620,70 +395,82 @@ pub fn lower(i: &Instruction) -> Option<Op> {
             } else {
                 4
             };
-            if matches!(i.mnemonic(), M::Lgdt | M::Lidt) {
-                system::lgdt_lidt
-            } else {
-                system::sgdt_sidt
-            }
+            f
         }
-        M::Sldt | M::Str => {
-            op.x = (i.mnemonic() == M::Str) as u8;
-            system::sldt_str
+        Shape::PortWidth(n) => {
+            op.w = gpr(i.op_register(n))?.1;
+            f
         }
-        M::Lldt => system::lldt,
-        M::Ltr => system::ltr,
-        M::Smsw => system::smsw,
-        M::Lmsw => system::lmsw,
-        M::Clts => system::clts,
-        M::Invlpg => system::invlpg,
-        M::Wbinvd | M::Invd => system::wbinvd,
-        M::Cpuid => system::cpuid,
-        M::Rdtsc => system::rdtsc,
-        M::Rdmsr | M::Wrmsr => {
-            op.x = (i.mnemonic() == M::Wrmsr) as u8;
-            system::msr_op
-        }
-        M::Sysenter => system::sysenter,
-        M::Sysexit => system::sysexit,
-        M::Lar | M::Lsl | M::Verr | M::Verw => {
-            op.x = match i.mnemonic() {
-                M::Lar => 0,
-                M::Lsl => 1,
-                M::Verr => 2,
-                _ => 3,
-            };
-            system::protq
-        }
-        M::Arpl => system::arpl,
-        M::Ud0 | M::Ud1 | M::Ud2 => system::undefined,
-        M::In => {
+        Shape::Lxs => {
             op.w = gpr(i.op0_register())?.1;
-            io::in_
-        }
-        M::Out => {
-            op.w = gpr(i.op1_register())?.1;
-            io::out
-        }
-        M::Lds | M::Les | M::Lfs | M::Lgs | M::Lss => {
-            op.w = gpr(i.op0_register())?.1;
-            op.imm2 = match i.mnemonic() {
-                M::Les => 0,
-                M::Lss => 2,
-                M::Lds => 3,
-                M::Lfs => 4,
-                _ => 5,
-            };
+            op.imm2 = op.x as u32;
+            op.x = 0;
             op.k1 = K_MEM;
-            segments::lxs
+            f
         }
-        _ => return None,
-    };
-    op.f = f;
-    Some(op)
+    })
 }
 
-fn string_op(op: &mut Op, i: &Instruction, rep: bool) -> Option<crate::ops::Handler> {
-    use Mnemonic as M;
+/// MOV: to and from segment, control and debug registers (each its own
+/// handler), the 32-bit register and memory forms (their own copies, by
+/// the shape of the address), and the rest.
+fn mov(op: &mut Op, i: &Instruction) -> Option<Handler> {
+    let r0 = i.op0_kind() == OpKind::Register;
+    let r1 = i.op_count() > 1 && i.op1_kind() == OpKind::Register;
+    Some(if r0 && i.op0_register().is_segment_register() {
+        segments::mov_sreg
+    } else if r1 && i.op1_register().is_segment_register() {
+        op.w = if r0 {
+            gpr(i.op0_register()).map_or(2, |g| g.1)
+        } else {
+            2
+        };
+        segments::mov_from_sreg
+    } else if r0 && i.op0_register().is_cr() {
+        op.x = (i.op0_register() as u32 - Register::CR0 as u32) as u8;
+        op.r1 = gpr(i.op1_register())?.0;
+        system::mov_cr
+    } else if r1 && i.op1_register().is_cr() {
+        op.x = (i.op1_register() as u32 - Register::CR0 as u32) as u8;
+        op.imm2 = 1;
+        op.r0 = gpr(i.op0_register())?.0;
+        system::mov_cr
+    } else if r0 && i.op0_register().is_dr() {
+        op.x = (i.op0_register() as u32 - Register::DR0 as u32) as u8;
+        op.r1 = gpr(i.op1_register())?.0;
+        system::mov_dr
+    } else if r1 && i.op1_register().is_dr() {
+        op.x = (i.op1_register() as u32 - Register::DR0 as u32) as u8;
+        op.imm2 = 1;
+        op.r0 = gpr(i.op0_register())?.0;
+        system::mov_dr
+    } else if r0 && i.op0_register().is_tr() || r1 && i.op1_register().is_tr() {
+        // The 386's test registers: not implemented.
+        return None;
+    } else if op.w == 4 && op.k0 == K_REG && op.k1 == K_REG {
+        alu::mov_rr32
+    } else if op.w == 4 && op.k0 == K_REG && op.k1 == K_IMM {
+        alu::mov_ri32
+    } else if op.w == 4 && op.k0 == K_REG && op.k1 == K_MEM {
+        match op.ea_shape() {
+            EA_BD => alu::mov_rm32::<EA_BD>,
+            EA_BID => alu::mov_rm32::<EA_BID>,
+            _ => alu::mov_rm32::<EA_ANY>,
+        }
+    } else if op.w == 4 && op.k0 == K_MEM && op.k1 == K_REG {
+        match op.ea_shape() {
+            EA_BD => alu::mov_mr32::<EA_BD>,
+            EA_BID => alu::mov_mr32::<EA_BID>,
+            _ => alu::mov_mr32::<EA_ANY>,
+        }
+    } else {
+        alu::mov
+    })
+}
+
+/// String instructions: width, address size (from the implicit operand),
+/// segment, and the REP kind in `x`.
+fn string_op(op: &mut Op, i: &Instruction, shape: Shape) -> Option<()> {
     op.w = i.memory_size().size() as u8;
     let mem_kind = (0..i.op_count()).map(|n| i.op_kind(n)).find(|k| {
         matches!(
@@ -701,38 +488,30 @@ fn string_op(op: &mut Op, i: &Instruction, rep: bool) -> Option<crate::ops::Hand
         OpKind::MemorySegESI | OpKind::MemoryESEDI | OpKind::MemorySegEDI
     );
     op.seg = sreg(i.memory_segment()).unwrap_or(3);
-    let compare = matches!(
-        i.mnemonic(),
-        M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Scasb | M::Scasw | M::Scasd
-    );
-    op.x = if compare {
-        if i.has_repe_prefix() {
-            1
-        } else if i.has_repne_prefix() {
-            2
-        } else {
-            0
-        }
-    } else {
-        rep as u8
+    let rep = i.has_rep_prefix() || i.has_repne_prefix();
+    op.x = match shape {
+        // CMPS and SCAS tell REPE from REPNE (SDM Vol 2B "REP/REPE/REPZ/
+        // REPNE/REPNZ").
+        Shape::StrCmp if i.has_repe_prefix() => 1,
+        Shape::StrCmp if i.has_repne_prefix() => 2,
+        Shape::StrCmp => 0,
+        _ => rep as u8,
     };
-    if matches!(
-        i.mnemonic(),
-        M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd
-    ) {
-        op.w = match i.mnemonic() {
-            M::Insb | M::Outsb => 1,
-            M::Insw | M::Outsw => 2,
-            _ => 4,
-        };
+    if let Shape::StrIo(w) = shape {
+        op.w = w;
     }
-    Some(match i.mnemonic() {
-        M::Movsb | M::Movsw | M::Movsd => string::movs,
-        M::Stosb | M::Stosw | M::Stosd => string::stos,
-        M::Lodsb | M::Lodsw | M::Lodsd => string::lods,
-        M::Cmpsb | M::Cmpsw | M::Cmpsd => string::cmps,
-        M::Scasb | M::Scasw | M::Scasd => string::scas,
-        M::Insb | M::Insw | M::Insd => io::ins,
-        _ => io::outs,
-    })
+    Some(())
 }
+
+/// Whether the block ends after `i`: it transfers control (the table's
+/// `ENDS_BLOCK`). An instruction the table lacks (it raises #UD, reported
+/// when lowered) ends the block where iced-x86 says it changes the flow.
+pub fn ends_block(i: &Instruction) -> bool {
+    match table::form(i.mnemonic()) {
+        Some(f) => f.attrs & table::attr::ENDS_BLOCK != 0,
+        None => i.flow_control() != FlowControl::Next,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -15,6 +15,14 @@ use std::time::Instant;
 
 pub use crate::mmu::{TlbEntry, TlbLayout, TLB_LAYOUT};
 
+/// What the instruction table (`decode/table.rs`) says of an instruction,
+/// which the translator reads rather than keeping lists of its own:
+/// `has(mnemonic, attr::SENSITIVE)` (left to the interpreter as a
+/// callout), `has(mnemonic, attr::IDENT)` (copied through unchanged).
+pub mod table {
+    pub use crate::decode::table::{attr, has};
+}
+
 /// EFLAGS' status flags (CF, PF, AF, ZF, SF, OF): the part of EFLAGS
 /// translated code computes.
 pub const STATUS_FLAGS: u32 = 0x8D5;
