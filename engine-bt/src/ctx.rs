@@ -2,8 +2,8 @@
 //! guest registers while they are not in host registers, the guest's
 //! status flags, and how the block ended.
 
-use engine_interp::cpu::Cpu;
-use engine_interp::mmu::TlbEntry;
+use engine_interp::fallback::{TlbEntry, TLB_LAYOUT};
+use engine_interp::Interp;
 use machine::Machine;
 use std::mem::offset_of;
 
@@ -33,15 +33,15 @@ pub struct Ctx {
     pub retired: u32,
     pub reason: u32,
     pub _pad: u32,
-    /// The shared CPU and machine, for callouts (valid only while a block
-    /// runs).
-    pub cpu: *mut Cpu,
+    /// The interpreter (whose CPU translated code shares) and the machine,
+    /// for callouts (valid only while a block runs).
+    pub interp: *mut Interp,
     pub machine: *mut Machine,
     pub host_ptr: HostPtrFn,
     /// Host address of the block to enter.
     pub target: u64,
-    /// The interpreter's TLB for the current CPL (`Tlb::e[user]`), read
-    /// inline by translated code.
+    /// The interpreter's TLB for the current CPL (`Interp::tlb_for_cpl`),
+    /// read inline by translated code.
     pub tlb: *const TlbEntry,
     /// Instructions chained blocks may still run before returning to the
     /// dispatcher (the next device deadline, the budget): each block
@@ -67,17 +67,15 @@ pub const RETIRED: i32 = offset_of!(Ctx, retired) as i32;
 pub const REASON: i32 = offset_of!(Ctx, reason) as i32;
 pub const HOST_PTR: i32 = offset_of!(Ctx, host_ptr) as i32;
 pub const TARGET: i32 = offset_of!(Ctx, target) as i32;
-pub const TLB: i32 = offset_of!(Ctx, tlb) as i32;
+pub const TLB_PTR: i32 = offset_of!(Ctx, tlb) as i32;
 pub const BUDGET: i32 = offset_of!(Ctx, budget) as i32;
 pub const BLOCK_N: i32 = offset_of!(Ctx, block_n) as i32;
 pub const EXIT: i32 = offset_of!(Ctx, exit) as i32;
 pub const SCRATCH: i32 = offset_of!(Ctx, scratch) as i32;
 
-/// The layout of a TLB entry, for the inline lookup.
-pub const TLB_ENTRY_SIZE: u32 = std::mem::size_of::<TlbEntry>() as u32;
-pub const TLB_RTAG: i32 = offset_of!(TlbEntry, rtag) as i32;
-pub const TLB_WTAG: i32 = offset_of!(TlbEntry, wtag) as i32;
-pub const TLB_ADDEND: i32 = offset_of!(TlbEntry, addend) as i32;
+/// The layout of a TLB entry and its hash, for the inline lookup: the
+/// interpreter's own description of them.
+pub const TLB: engine_interp::fallback::TlbLayout = TLB_LAYOUT;
 
 /// The guest status flags (CF, PF, AF, ZF, SF, OF) and the always-one bit 1.
-pub const STATUS: u64 = 0x8D5 | 2;
+pub const STATUS: u64 = engine_interp::fallback::STATUS_FLAGS as u64 | 2;

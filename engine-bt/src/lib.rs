@@ -33,11 +33,11 @@ pub mod translate;
 
 use codebuf::CodeBuf;
 use ctx::Ctx;
-use engine_interp::cpu::{Cpu, CS};
-use engine_interp::mmu::Acc;
-use engine_interp::Interp;
-use machine::cpu::{access as a, flags as f, CpuState, Segment};
-use machine::{Counter, Engine, EngineError, EngineStats, Limits, Machine, Stop, Translation};
+use engine_interp::{Cpu, Interp};
+use machine::cpu::{access as a, flags as f, CpuState, Seg, Segment};
+use machine::{
+    Counter, Engine, EngineError, EngineStats, Handling, Limits, Machine, Stop, Translation,
+};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -171,10 +171,8 @@ impl Bt {
         // for this address, which follows the C calling convention for
         // `fn(*mut Ctx)`; the buffer lives as long as `self`.
         let enter: extern "C" fn(*mut Ctx) = unsafe { std::mem::transmute(at as usize) };
-        let mut interp = Interp::new();
-        interp.set_log_invalidated(true);
         Ok(Bt {
-            interp,
+            interp: Interp::new_fallback(),
             stub_bytes: buf.used(),
             buf,
             enter,
@@ -188,7 +186,7 @@ impl Bt {
                 retired: 0,
                 reason: 0,
                 _pad: 0,
-                cpu: std::ptr::null_mut(),
+                interp: std::ptr::null_mut(),
                 machine: std::ptr::null_mut(),
                 host_ptr: callout::host_ptr,
                 target: 0,
@@ -226,12 +224,7 @@ impl Bt {
     /// code through the interpreter's slow path, by the interpreter, or by
     /// a device), in both engines' caches.
     fn invalidate_written(&mut self, m: &mut Machine) {
-        let mut pages = self.interp.take_invalidated();
-        if m.mem.has_written_code_pages() {
-            let more = m.mem.take_written_code_pages();
-            self.interp.invalidate_pages(&more);
-            pages.extend(more);
-        }
+        let pages = self.interp.take_stale_code_pages(m);
         if !pages.is_empty() {
             // Some chain may lead into a dropped translation.
             self.unchain_all();
@@ -260,31 +253,29 @@ impl Bt {
     /// translator does not handle it (the interpreter runs the next
     /// instruction).
     fn mode_key(c: &Cpu, m: &Machine) -> Option<u32> {
-        let bits = c.fl.bits;
-        if !c.code32()
-            || c.halted
-            || c.shadow
+        let bits = c.control_flags();
+        if untranslatable_mode(c)
+            || c.halted()
+            || c.interrupt_shadow()
             || bits & (f::TF | f::RF | f::DF) != 0
             || (bits & f::IF != 0 && m.interrupt_pending())
-            || c.segs[CS].base != 0
-            || c.segs[CS].limit != u32::MAX
         {
             return None;
         }
         // Alignment checking could fault in ring 3: leave it to the
         // interpreter.
-        if c.cpl == 3 && c.cr0 & machine::cpu::cr0::AM != 0 && bits & f::AC != 0 {
+        if c.cpl() == 3 && c.cr0() & machine::cpu::cr0::AM != 0 && bits & f::AC != 0 {
             return None;
         }
         let mut key = 0;
-        if c.cpl == 3 {
+        if c.cpl() == 3 {
             key |= translate::key::USER;
         }
         if c.stack32() {
             key |= translate::key::STACK32;
         }
-        for (i, s) in c.segs.iter().enumerate() {
-            if i != CS && flat_data(s) {
+        for (i, s) in c.segments().iter().enumerate() {
+            if i != Seg::Cs as usize && flat_data(s) {
                 key |= translate::key::flat(i);
             }
         }
@@ -293,20 +284,12 @@ impl Bt {
 
     /// Finds or makes the translation of the block at CS:EIP.
     fn lookup(&mut self, m: &mut Machine, key: u32) -> Entry {
-        let c = self.interp.cpu_mut();
-        let lin = c.eip;
-        let user = c.cpl == 3;
-        // The interpreter's TLB first (a read entry allows execution: no
-        // NX in 32-bit paging), the page walk only on a miss.
-        let e = &c.tlb.e[user as usize][engine_interp::mmu::tlb_slot(lin)];
-        let phys = if e.rtag == lin & !0xFFF {
-            e.phys | (lin & 0xFFF)
-        } else {
-            let Ok(phys) = c.translate(m, lin, Acc::Exec, user) else {
-                // The fetch faults: the interpreter raises it.
-                return Entry::Interpret;
-            };
-            phys
+        // The code segment is flat: EIP is the linear address.
+        let lin = self.interp.cpu().eip();
+        // The interpreter's TLB first, the page walk only on a miss.
+        let Some(phys) = self.interp.fetch_phys(m, lin) else {
+            // The fetch faults: the interpreter raises it.
+            return Entry::Interpret;
         };
         if let Some(e) = self.blocks.get(&(phys, key)) {
             return *e;
@@ -372,12 +355,7 @@ impl Bt {
                 self.counters.callout_insns += b.callouts as u64;
                 // Guest writes to these bytes must now be seen: the same
                 // bookkeeping the interpreter does for its own blocks.
-                let c = self.interp.cpu_mut();
-                let page = phys >> 12;
-                *c.code_chunks.entry(page).or_default() |=
-                    engine_interp::block::chunk_mask(phys & 0xFFF, b.guest_bytes);
-                m.mem.mark_code_page(page);
-                c.tlb.protect_phys_page(phys & !0xFFF);
+                self.interp.mark_code(m, phys, b.guest_bytes);
                 Entry::Host {
                     addr,
                     insns: b.insns,
@@ -398,23 +376,20 @@ impl Bt {
     /// `room` instructions; returns whether the interpreter must run the
     /// next instruction.
     fn run_block(&mut self, m: &mut Machine, addr: u64, room: u64) -> bool {
-        let c = self.interp.cpu_mut();
         let ctx = &mut *self.ctx;
-        ctx.regs = c.regs;
-        ctx.flags = (c.fl.get() as u64) & ctx::STATUS;
+        let c = self.interp.cpu();
+        ctx.regs = c.regs();
+        ctx.flags = (c.eflags() as u64) & ctx::STATUS;
         ctx.target = addr;
         ctx.budget = room as i64;
-        ctx.tlb = c.tlb.e[(c.cpl == 3) as usize].as_ptr();
-        ctx.cpu = c as *mut Cpu;
+        ctx.tlb = self.interp.tlb_for_cpl();
+        ctx.interp = &mut self.interp as *mut Interp;
         ctx.machine = m as *mut Machine;
         (self.enter)(ctx as *mut Ctx);
-        ctx.cpu = std::ptr::null_mut();
+        ctx.interp = std::ptr::null_mut();
         ctx.machine = std::ptr::null_mut();
-        let c = self.interp.cpu_mut();
-        c.regs = ctx.regs;
-        let old = c.fl.get();
-        c.fl.set((old & !(ctx::STATUS as u32)) | (ctx.flags as u32 & ctx::STATUS as u32) | 2);
-        c.eip = ctx.eip;
+        self.interp
+            .set_translated_state(ctx.regs, ctx.flags as u32, ctx.eip);
         // Every block entered took its length from the budget; the last
         // one completed only `retired` of its `block_n`.
         let done = (room as i64 - ctx.budget) as u64 - (ctx.block_n - ctx.retired) as u64;
@@ -431,10 +406,8 @@ impl Bt {
     /// Notes the mnemonic of the instruction at CS:EIP, which the
     /// interpreter is about to run for the translator.
     fn count_declined(&mut self, m: &mut Machine) {
-        let c = self.interp.cpu_mut();
-        let lin = c.segs[CS].base.wrapping_add(c.eip);
-        let user = c.cpl == 3;
-        let Ok(phys) = c.translate(m, lin, Acc::Exec, user) else {
+        let lin = self.interp.cpu().pc();
+        let Some(phys) = self.interp.walk_fetch(m, lin) else {
             return;
         };
         let len = (0x1000 - (phys & 0xFFF) as usize).min(15);
@@ -481,20 +454,31 @@ impl Bt {
     }
 
     /// One instruction (or one interrupt or exception delivery) on the
-    /// interpreter; Some(stop) when that ended the run.
+    /// interpreter, a sensitive one recorded as handled by `handling`;
+    /// Some(stop) when that ended the run.
     fn interpret_one(
         &mut self,
         m: &mut Machine,
         limits: &Limits,
+        handling: Handling,
     ) -> Result<Option<Stop>, EngineError> {
         let before = m.icount();
-        let s = self.interp.step_within(m, limits.deadline)?;
+        let s = self.interp.exec_one(m, handling, limits.deadline)?;
         self.counters.fallback_insns += m.icount() - before;
         Ok(match s {
             Stop::Stepped => None,
             other => Some(other),
         })
     }
+}
+
+/// The CPU is in a mode the translator never handles: real mode, V86,
+/// 16-bit code, or a code segment that is not flat (base 0, 4 GiB limit).
+/// The interpreter runs such code, a stretch at a time. (Passing
+/// conditions, such as an interrupt shadow or TF, are `Bt::mode_key`'s.)
+fn untranslatable_mode(c: &Cpu) -> bool {
+    let cs = &c.segments()[Seg::Cs as usize];
+    !c.code32() || cs.base != 0 || cs.limit != u32::MAX
 }
 
 /// A flat data segment: base 0, 4 GiB, expand-up, writable, usable.
@@ -546,21 +530,18 @@ impl Engine for Bt {
                 }
             }
             self.invalidate_written(m);
-            self.interp.cpu_mut().sync_tlb(m);
-            if self.interp.cpu().tlb.epoch != self.chain_epoch {
+            self.interp.sync_tlb(m);
+            if self.interp.tlb_epoch() != self.chain_epoch {
                 self.unchain_all();
-                self.chain_epoch = self.interp.cpu().tlb.epoch;
+                self.chain_epoch = self.interp.tlb_epoch();
             }
             let pending = self.pending_chain.take();
             // A flush during the lookup below empties the exit table.
             let flushes = self.counters.flushes;
             let c = self.interp.cpu();
-            if !limits.breakpoints.is_empty() {
-                let pc = c.segs[CS].base.wrapping_add(c.eip);
-                if limits.breakpoints.contains(&pc) {
-                    // The interpreter handles breakpoints (and resuming).
-                    return self.interp.run(m, limits);
-                }
+            if !limits.breakpoints.is_empty() && limits.breakpoints.contains(&c.pc()) {
+                // The interpreter handles breakpoints (and resuming).
+                return self.interp.run(m, limits);
             }
             let key = if careful { None } else { Self::mode_key(c, m) };
             // A mode the translator leaves alone for a while (real mode,
@@ -568,8 +549,7 @@ impl Engine for Bt {
             // interpreter run a stretch of it. (Passing conditions, an
             // interrupt shadow, RF, an interrupt about to be taken, get one
             // instruction, below.)
-            let foreign = !c.code32() || c.segs[CS].base != 0 || c.segs[CS].limit != u32::MAX;
-            if key.is_none() && !careful && foreign {
+            if key.is_none() && !careful && untranslatable_mode(c) {
                 if let Some(s) = self.interpret_stretch(m, limits)? {
                     return Ok(s);
                 }
@@ -583,7 +563,7 @@ impl Engine for Bt {
                 Entry::Host { addr, insns, .. } => {
                     // Chain the exit that led here straight to this block,
                     // when it jumps within its own page under the same key.
-                    let eip = self.interp.cpu().eip;
+                    let eip = self.interp.cpu().eip();
                     let pending = pending.filter(|_| self.counters.flushes == flushes);
                     if let (Some(site), Some(k)) = (pending, key) {
                         let s = &self.sites[site];
@@ -615,10 +595,12 @@ impl Engine for Bt {
                 // this instruction for it: a sensitive one is recorded as
                 // handled by a callout (VMware's term for the emulation
                 // routine translated code calls).
-                self.interp.cpu_mut().for_translator = key.is_some();
-                let r = self.interpret_one(m, limits);
-                self.interp.cpu_mut().for_translator = false;
-                if let Some(s) = r? {
+                let handling = if key.is_some() {
+                    Handling::Callout
+                } else {
+                    Handling::Interpreted
+                };
+                if let Some(s) = self.interpret_one(m, limits, handling)? {
                     return Ok(s);
                 }
             }
@@ -679,10 +661,10 @@ impl Engine for Bt {
 
     fn translation_at_pc(&mut self, m: &mut Machine) -> Option<Result<Translation, String>> {
         self.invalidate_written(m);
-        self.interp.cpu_mut().sync_tlb(m);
+        self.interp.sync_tlb(m);
         let c = self.interp.cpu();
         let Some(key) = Self::mode_key(c, m) else {
-            let why = if !c.code32() || c.segs[CS].base != 0 || c.segs[CS].limit != u32::MAX {
+            let why = if untranslatable_mode(c) {
                 "the CPU is in a mode the translator leaves to the interpreter \
                  (real mode, V86, 16-bit or non-flat code)"
             } else {

@@ -11,10 +11,10 @@
 //! - Memory operands: the linear address is computed into r13d (32-bit
 //!   arithmetic, so it wraps at 4 GiB as on the guest) and turned into a
 //!   host address in r14 by an inline lookup in the interpreter's TLB
-//!   (the slot hash of `engine_interp::mmu::tlb_slot`, the entry layout of
-//!   `ctx::TLB_*`), or on a miss by the `host_ptr` callout (the
-//!   interpreter's page walk); the instruction then runs unchanged on
-//!   `[r14]`. Only flat segments (base 0, 4 GiB limit) are translated.
+//!   (generated from its hash and entry layout, `TLB_LAYOUT`), or on a
+//!   miss by the `host_ptr` callout (the interpreter's page walk); the
+//!   instruction then runs unchanged on `[r14]`. Only flat segments (base
+//!   0, 4 GiB limit) are translated.
 //! - PUSH, POP, CALL and RET: rewritten, since guest ESP is not host RSP.
 //! - LODS, STOS and MOVS without a REP prefix, one element (EFLAGS.DF is
 //!   0 whenever translated code runs).
@@ -32,7 +32,7 @@
 //! LOCK-prefixed) are never translated.
 
 use crate::ctx::{self, reason};
-use engine_interp::decode::table;
+use engine_interp::fallback::table;
 use iced_x86::code_asm::*;
 use iced_x86::{
     BlockEncoderOptions, Code, ConditionCode, Decoder, DecoderOptions, Encoder, Instruction,
@@ -572,19 +572,20 @@ impl Emitter {
         let mut done = self.a.create_label();
         self.save_flags()?;
         let a = &mut self.a;
-        // The slot: ((lin >> 12) ^ (lin >> 22)) & (TLB_SIZE - 1), as
-        // engine_interp::mmu::tlb_slot computes it.
+        // The slot, by the interpreter's hash (`TlbLayout::slot`):
+        // ((lin >> page_shift) ^ (lin >> dir_shift)) & slot_mask.
+        let t = ctx::TLB;
         a.mov(r14d, r13d)?;
-        a.shr(r14d, 12)?;
+        a.shr(r14d, t.page_shift)?;
         a.mov(r11d, r13d)?;
-        a.shr(r11d, 22)?;
+        a.shr(r11d, t.dir_shift)?;
         a.xor(r14d, r11d)?;
-        a.and(r14d, (engine_interp::mmu::TLB_SIZE - 1) as u32)?;
-        a.imul_3(r14d, r14d, ctx::TLB_ENTRY_SIZE)?;
-        a.add(r14, qword_ptr(r15 + ctx::TLB))?;
+        a.and(r14d, t.slot_mask)?;
+        a.imul_3(r14d, r14d, t.entry_size)?;
+        a.add(r14, qword_ptr(r15 + ctx::TLB_PTR))?;
         a.mov(r11d, r13d)?;
-        a.and(r11d, 0xFFFF_F000u32)?;
-        let tag = if write { ctx::TLB_WTAG } else { ctx::TLB_RTAG };
+        a.and(r11d, t.page_mask)?;
+        let tag = if write { t.wtag_offset } else { t.rtag_offset };
         a.cmp(r11d, dword_ptr(r14 + tag))?;
         a.jne(miss)?;
         if size > 1 {
@@ -594,7 +595,7 @@ impl Emitter {
             a.cmp(r11d, 0x1000 - size)?;
             a.ja(miss)?;
         }
-        a.mov(r14, qword_ptr(r14 + ctx::TLB_ADDEND))?;
+        a.mov(r14, qword_ptr(r14 + t.addend_offset))?;
         a.add(r14, r13)?;
         if flags_live {
             self.restore_flags()?;

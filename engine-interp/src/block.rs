@@ -78,14 +78,6 @@ impl Cache {
         self.fast.iter_mut().for_each(|e| *e = None);
     }
 
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
     /// Drops every block decoded from physical page `page`.
     pub fn invalidate_page(&mut self, page: u32) -> usize {
         let Some(keys) = self.pages.remove(&page) else {
@@ -129,7 +121,7 @@ fn fast_index(key: u64) -> usize {
 impl Cpu {
     /// The physical address of the code at linear `lin` (fetch permission).
     #[inline(always)]
-    fn fetch_phys(&mut self, m: &mut Machine, lin: u32) -> R<u32> {
+    pub(crate) fn fetch_phys(&mut self, m: &mut Machine, lin: u32) -> R<u32> {
         let user = self.cpl == 3;
         let e = &self.tlb.e[user as usize][tlb_slot(lin)];
         if e.rtag == lin & !0xFFF {
@@ -137,16 +129,6 @@ impl Cpu {
         }
         self.translate(m, lin, Acc::Exec, user)
     }
-}
-
-/// The 64-byte chunks of a page that `[off, off + len)` touches.
-#[inline]
-pub fn chunk_mask(off: u32, len: u32) -> u64 {
-    let first = off / 64;
-    let last = (off + len.max(1) - 1).min(0xFFF) / 64;
-    let n = last - first + 1;
-    let bits = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
-    bits << first
 }
 
 /// Finds or builds the block starting at the current CS:EIP.
@@ -197,9 +179,7 @@ pub fn lookup(c: &mut Cpu, m: &mut Machine, cache: &mut Cache) -> R<Rc<Block>> {
         return single(c, m, lin, bitness);
     }
     c.counters.blocks_built += 1;
-    *c.code_chunks.entry(page).or_default() |= chunk_mask(phys & 0xFFF, total);
-    m.mem.mark_code_page(page);
-    c.tlb.protect_phys_page(phys & !0xFFF);
+    c.mark_code(m, phys, total);
     let b = Rc::new(Block::new(ops, total));
     cache.insert(key, page, b.clone());
     Ok(b)

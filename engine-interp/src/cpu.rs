@@ -5,6 +5,7 @@
 use crate::flags::Flags;
 use crate::mmu::Tlb;
 use machine::cpu::{access, cr0, flags as f, CpuState, Seg, Segment, TableReg};
+use machine::Handling;
 
 pub const ES: usize = Seg::Es as usize;
 pub const CS: usize = Seg::Cs as usize;
@@ -18,11 +19,11 @@ pub const GS: usize = Seg::Gs as usize;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SegCheck {
     /// Lowest valid offset.
-    pub lo: u32,
+    pub(crate) lo: u32,
     /// Highest valid offset (of the last byte of an access).
-    pub hi: u32,
-    pub read: bool,
-    pub write: bool,
+    pub(crate) hi: u32,
+    pub(crate) read: bool,
+    pub(crate) write: bool,
 }
 
 impl SegCheck {
@@ -61,87 +62,90 @@ impl SegCheck {
 }
 
 pub struct Cpu {
-    pub regs: [u32; 8],
-    pub eip: u32,
-    pub fl: Flags,
-    pub segs: [Segment; 6],
-    pub segchk: [SegCheck; 6],
-    pub cr0: u32,
-    pub cr2: u32,
-    pub cr3: u32,
-    pub cr4: u32,
-    pub gdtr: TableReg,
-    pub idtr: TableReg,
-    pub ldtr: Segment,
-    pub tr: Segment,
-    pub dr: [u32; 4],
-    pub dr6: u32,
-    pub dr7: u32,
+    pub(crate) regs: [u32; 8],
+    pub(crate) eip: u32,
+    pub(crate) fl: Flags,
+    pub(crate) segs: [Segment; 6],
+    pub(crate) segchk: [SegCheck; 6],
+    pub(crate) cr0: u32,
+    pub(crate) cr2: u32,
+    pub(crate) cr3: u32,
+    pub(crate) cr4: u32,
+    pub(crate) gdtr: TableReg,
+    pub(crate) idtr: TableReg,
+    pub(crate) ldtr: Segment,
+    pub(crate) tr: Segment,
+    pub(crate) dr: [u32; 4],
+    pub(crate) dr6: u32,
+    pub(crate) dr7: u32,
     /// TSC = virtual nanoseconds + this offset (the TSC ticks at 1 GHz of
     /// virtual time, so it is deterministic).
-    pub tsc_offset: u64,
-    pub sysenter_cs: u32,
-    pub sysenter_esp: u32,
-    pub sysenter_eip: u32,
-    pub efer: u64,
+    pub(crate) tsc_offset: u64,
+    pub(crate) sysenter_cs: u32,
+    pub(crate) sysenter_esp: u32,
+    pub(crate) sysenter_eip: u32,
+    pub(crate) efer: u64,
     /// Interrupts inhibited until after the next instruction (STI, MOV SS).
-    pub shadow: bool,
+    pub(crate) shadow: bool,
     /// The instruction that just ran loaded EFLAGS.RF = 1 (IRET, a task
     /// switch), so RF stays set for the next one; otherwise the run loop
     /// clears RF once an instruction completes (SDM Vol 3A 17.3.1.1).
-    pub rf_loaded: bool,
-    pub halted: bool,
+    pub(crate) rf_loaded: bool,
+    pub(crate) halted: bool,
     /// CPL, cached (CS.RPL in protected mode, 3 in V86, 0 in real mode).
-    pub cpl: u8,
+    pub(crate) cpl: u8,
     /// Set by a handler that changed something the block loop must look at
     /// before the next instruction (mode, IF, a write to code, port I/O).
-    pub exit_block: bool,
+    pub(crate) exit_block: bool,
     /// Set with `exit_block` by an instruction that stopped part way and
     /// will run again (a long REP string operation): it did not retire.
-    pub restart: bool,
+    pub(crate) restart: bool,
     /// String iterations REP instructions may still run in this `exec`
     /// before it returns to the run loop: a REP counts as one instruction
     /// however many iterations it runs, so without this a loop of REP
     /// instructions could keep the run loop from its limits for hours.
-    pub rep_left: u32,
+    pub(crate) rep_left: u32,
     /// Instructions executed in the current block and not yet retired.
-    pub pending: u64,
+    pub(crate) pending: u64,
     /// Instructions of the current `exec` retired early (before a port
     /// access or a TSC read brought the clock up to date).
-    pub synced: u64,
-    pub tlb: Tlb,
+    pub(crate) synced: u64,
+    pub(crate) tlb: Tlb,
     /// Trap-and-emulate mode: guest ring 0 runs in ring 1 (issue 3).
-    pub deprivilege: bool,
-    /// The instruction being run was handed over by the binary translator
-    /// from translated code (a sensitive one is then recorded as handled
-    /// by a callout).
-    pub for_translator: bool,
+    pub(crate) deprivilege: bool,
+    /// How a sensitive instruction run outside trap-and-emulate mode is
+    /// recorded: `Interpreted`, or `Callout` when the binary translator
+    /// handed the instruction over from a mode it translates (see
+    /// `Interp::exec_one`).
+    pub(crate) handling: Handling,
     /// Which 64-byte chunks of each code page hold decoded instructions
     /// (bit n = bytes 64n..64n+63): a write to a code page that misses them
     /// (a stack sharing the page with code) leaves the cached blocks alone.
-    pub code_chunks: std::collections::HashMap<u32, u64>,
-    pub counters: Counters,
+    pub(crate) code_chunks: std::collections::HashMap<u32, u64>,
+    pub(crate) counters: Counters,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct Counters {
-    pub blocks_built: u64,
-    pub blocks_run: u64,
-    pub block_invalidations: u64,
-    pub tlb_misses: u64,
-    pub tlb_flushes: u64,
-    pub exceptions: u64,
-    pub interrupts: u64,
-}
-
-impl Default for Cpu {
-    fn default() -> Self {
-        Cpu::from_state(&CpuState::reset(), 0)
-    }
+    pub(crate) blocks_built: u64,
+    pub(crate) blocks_run: u64,
+    pub(crate) block_invalidations: u64,
+    pub(crate) tlb_misses: u64,
+    pub(crate) tlb_flushes: u64,
+    pub(crate) exceptions: u64,
+    pub(crate) interrupts: u64,
 }
 
 impl Cpu {
-    pub fn from_state(s: &CpuState, now: u64) -> Cpu {
+    /// A CPU in its reset state. Not public, and neither is `from_state`:
+    /// outside this crate a `Cpu` is only seen through `&` (`Interp::cpu`),
+    /// so its TLB, whose host pointers point into one machine's RAM, is
+    /// never filled under one machine and read under another.
+    pub(crate) fn reset() -> Cpu {
+        Cpu::from_state(&CpuState::reset(), 0)
+    }
+
+    pub(crate) fn from_state(s: &CpuState, now: u64) -> Cpu {
         let mut c = Cpu {
             regs: s.regs,
             eip: s.eip,
@@ -166,7 +170,7 @@ impl Cpu {
             efer: s.efer,
             shadow: s.interrupt_shadow,
             rf_loaded: false,
-            for_translator: false,
+            handling: Handling::Interpreted,
             halted: s.halted,
             cpl: 0,
             exit_block: false,
@@ -208,6 +212,57 @@ impl Cpu {
             interrupt_shadow: self.shadow,
             halted: self.halted,
         }
+    }
+
+    // ---- read-only view (the translator, tests) -------------------------
+
+    #[inline(always)]
+    pub fn eip(&self) -> u32 {
+        self.eip
+    }
+    /// EAX..EDI in encoding order.
+    #[inline(always)]
+    pub fn regs(&self) -> [u32; 8] {
+        self.regs
+    }
+    /// EFLAGS, the lazy status flags worked out.
+    #[inline(always)]
+    pub fn eflags(&self) -> u32 {
+        self.fl.get()
+    }
+    /// EFLAGS' system and control bits (TF, IF, DF, IOPL, NT, RF, VM, AC)
+    /// as stored, cheaply: the status flags in it may be stale (they are
+    /// lazy, see `flags.rs`).
+    #[inline(always)]
+    pub fn control_flags(&self) -> u32 {
+        self.fl.bits
+    }
+    #[inline(always)]
+    pub fn cpl(&self) -> u8 {
+        self.cpl
+    }
+    #[inline(always)]
+    pub fn halted(&self) -> bool {
+        self.halted
+    }
+    /// Interrupts are inhibited until after the next instruction (STI,
+    /// MOV SS).
+    #[inline(always)]
+    pub fn interrupt_shadow(&self) -> bool {
+        self.shadow
+    }
+    #[inline(always)]
+    pub fn cr0(&self) -> u32 {
+        self.cr0
+    }
+    #[inline(always)]
+    pub fn segments(&self) -> &[Segment; 6] {
+        &self.segs
+    }
+    /// The linear address of the next instruction (CS.base + EIP).
+    #[inline(always)]
+    pub fn pc(&self) -> u32 {
+        self.segs[CS].base.wrapping_add(self.eip)
     }
 
     #[inline(always)]

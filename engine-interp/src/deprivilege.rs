@@ -67,11 +67,7 @@ impl Cpu {
     /// How the instruction `name` is handled at this point.
     pub fn handling(&self, name: &str) -> Handling {
         if !self.deprivileged() {
-            if self.for_translator {
-                Handling::Callout
-            } else {
-                Handling::Interpreted
-            }
+            self.handling
         } else if UNPRIVILEGED.contains(&name) {
             Handling::SilentlyWrong
         } else {

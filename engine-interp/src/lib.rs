@@ -6,32 +6,36 @@
 //! the block loop, which delivers them through the IDT. See
 //! ARCHITECTURE.md, "Running a machine".
 
-pub mod alu;
-pub mod block;
-pub mod control;
-pub mod cpu;
-pub mod decode;
+mod alu;
+mod block;
+mod codepages;
+mod control;
+mod cpu;
+mod decode;
 pub mod deprivilege;
-pub mod fault;
-pub mod flags;
-pub mod interrupts;
-pub mod io;
-pub mod mmu;
-pub mod muldiv;
-pub mod ops;
-pub mod segments;
-pub mod shift;
-pub mod stack;
-pub mod string;
-pub mod system;
-pub mod task;
+pub mod fallback;
+mod fault;
+mod flags;
+mod interrupts;
+mod io;
+mod mmu;
+mod muldiv;
+mod ops;
+mod segments;
+mod shift;
+mod stack;
+mod string;
+mod system;
+mod task;
+
+/// The interpreter's CPU, seen read-only from outside (`Interp::cpu`).
+pub use cpu::Cpu;
 
 use block::Cache;
-use cpu::{Cpu, CS};
+use cpu::CS;
 use machine::cpu::flags as f;
 use machine::{Counter, CpuState, Engine, EngineError, EngineStats, Limits, Machine, Stop};
 use std::rc::Rc;
-use std::time::Instant;
 
 /// Consecutive exception deliveries without a retired instruction after
 /// which a guest counts as stuck in its handlers (a working handler
@@ -51,7 +55,8 @@ pub struct Interp {
     /// Consecutive exec calls that retired nothing (faulting handlers).
     stalls: u64,
     /// Code pages this engine invalidated on its own, kept for an engine
-    /// that runs it as its fallback (the translator) when `log_invalidated`.
+    /// that runs it as its fallback (the translator) when `log_invalidated`
+    /// (`Interp::new_fallback`, `take_stale_code_pages`).
     invalidated: Vec<u32>,
     log_invalidated: bool,
 }
@@ -73,28 +78,9 @@ enum Flow {
 }
 
 impl Interp {
-    /// One instruction, like `Engine::step`, but a long REP string
-    /// instruction (suspended every `string::REP_CHUNK` iterations) gives
-    /// up at `deadline` with `Stop::Timeout`, its registers where it
-    /// stopped, so that it can go on later: the translator's run keeps to
-    /// its own deadline this way.
-    pub fn step_within(
-        &mut self,
-        m: &mut Machine,
-        deadline: Option<Instant>,
-    ) -> Result<Stop, EngineError> {
-        let limits = Limits {
-            deadline,
-            ..Limits::default()
-        };
-        let s = self.run_inner(m, &limits, true);
-        self.now = m.clock.now();
-        Ok(s)
-    }
-
     pub fn new() -> Interp {
         Interp {
-            cpu: Cpu::default(),
+            cpu: Cpu::reset(),
             cache: Cache::new(),
             resume_bp: None,
             now: 0,
@@ -112,46 +98,9 @@ impl Interp {
         self.cpu.deprivilege = on;
     }
 
+    /// The CPU, read-only.
     pub fn cpu(&self) -> &Cpu {
         &self.cpu
-    }
-
-    /// The CPU itself, for an engine that runs this interpreter as its
-    /// fallback and shares its state (the translator).
-    pub fn cpu_mut(&mut self) -> &mut Cpu {
-        &mut self.cpu
-    }
-
-    /// Keeps the code pages this interpreter invalidates (guest writes it
-    /// saw) for `take_invalidated`, so an engine sharing the machine can
-    /// drop its own translations of them.
-    pub fn set_log_invalidated(&mut self, on: bool) {
-        self.log_invalidated = on;
-    }
-
-    pub fn take_invalidated(&mut self) -> Vec<u32> {
-        std::mem::take(&mut self.invalidated)
-    }
-
-    /// Drops the cached blocks of physical pages written behind this
-    /// interpreter's back (by another engine).
-    pub fn invalidate_pages(&mut self, pages: &[u32]) {
-        for &page in pages {
-            self.cpu.code_chunks.remove(&page);
-            let n = self.cache.invalidate_page(page);
-            self.cpu.tlb.epoch += 1;
-            self.cpu.counters.block_invalidations += n as u64;
-        }
-    }
-
-    fn invalidate_written(&mut self, m: &mut Machine) {
-        if m.mem.has_written_code_pages() {
-            let pages = m.mem.take_written_code_pages();
-            self.invalidate_pages(&pages);
-            if self.log_invalidated {
-                self.invalidated.extend_from_slice(&pages);
-            }
-        }
     }
 
     /// Runs up to `budget` instructions, block after block, until a block
@@ -377,7 +326,7 @@ impl Engine for Interp {
     }
 
     fn step(&mut self, m: &mut Machine) -> Result<Stop, EngineError> {
-        self.step_within(m, None)
+        self.exec_one(m, machine::Handling::Interpreted, None)
     }
 
     fn cpu_state(&mut self) -> Result<CpuState, EngineError> {

@@ -15,28 +15,80 @@ use machine::cpu::cr0;
 use machine::x86::paging;
 use machine::Machine;
 
-pub const TLB_SIZE: usize = 1024;
+/// Slots in each of the two TLBs (a power of two).
+pub(crate) const TLB_SIZE: usize = 1024;
 
-/// The TLB slot of a linear address: the page number with the directory
-/// index folded in, so pages 1 MiB or 4 MiB apart (code at 1 MiB, data at
-/// 2 MiB) do not evict each other.
+/// The TLB's hash and entry layout, for code that looks an entry up
+/// without calling into Rust: the binary translator generates its inline
+/// lookup from `TLB_LAYOUT`, and `tlb_slot` computes the same hash, so
+/// there is one hash and one layout. A slot's tags are compared with
+/// `lin & page_mask`; on a match, `lin + addend` is the host address (for
+/// an access that does not cross the page).
+#[derive(Clone, Copy, Debug)]
+pub struct TlbLayout {
+    /// slot = ((lin >> page_shift) ^ (lin >> dir_shift)) & slot_mask: the
+    /// page number with the directory index folded in, so pages 1 MiB or
+    /// 4 MiB apart (code at 1 MiB, data at 2 MiB) do not evict each other.
+    pub page_shift: u32,
+    pub dir_shift: u32,
+    pub slot_mask: u32,
+    /// The tag of a linear address: its page (`lin & page_mask`).
+    pub page_mask: u32,
+    /// Size of an entry: slot `i` is at `i * entry_size` from the start of
+    /// the TLB.
+    pub entry_size: u32,
+    /// Offsets in an entry of the read tag (u32), the write tag (u32) and
+    /// the addend (u64: host address of the page minus its linear address).
+    pub rtag_offset: i32,
+    pub wtag_offset: i32,
+    pub addend_offset: i32,
+}
+
+impl TlbLayout {
+    /// The slot of linear address `lin`.
+    #[inline(always)]
+    pub const fn slot(&self, lin: u32) -> usize {
+        ((lin >> self.page_shift) ^ (lin >> self.dir_shift)) as usize & self.slot_mask as usize
+    }
+}
+
+pub const TLB_LAYOUT: TlbLayout = TlbLayout {
+    page_shift: 12,
+    dir_shift: 22,
+    slot_mask: (TLB_SIZE - 1) as u32,
+    page_mask: !0xFFF,
+    entry_size: std::mem::size_of::<TlbEntry>() as u32,
+    rtag_offset: std::mem::offset_of!(TlbEntry, rtag) as i32,
+    wtag_offset: std::mem::offset_of!(TlbEntry, wtag) as i32,
+    addend_offset: std::mem::offset_of!(TlbEntry, addend) as i32,
+};
+
+// The translator loads the addend as a 64-bit value.
+const _: () = assert!(std::mem::size_of::<usize>() == 8);
+
+/// The TLB slot of a linear address (`TLB_LAYOUT`'s hash).
 #[inline(always)]
-pub fn tlb_slot(lin: u32) -> usize {
-    ((lin >> 12) ^ (lin >> 22)) as usize & (TLB_SIZE - 1)
+pub(crate) fn tlb_slot(lin: u32) -> usize {
+    TLB_LAYOUT.slot(lin)
 }
 const INVALID: u32 = 1;
 
+/// One TLB entry. Its fields are the interpreter's alone: `read_lin` and
+/// `write_lin` dereference `lin + addend`, so only `Cpu::translate`, which
+/// checks that the page lies in guest RAM, fills one. Its layout is
+/// `TLB_LAYOUT` for generated code.
 #[derive(Clone, Copy)]
+#[repr(C)]
 pub struct TlbEntry {
     /// Linear page address when reads may use the entry, else INVALID.
-    pub rtag: u32,
+    pub(crate) rtag: u32,
     /// Linear page address when writes may use the entry, else INVALID.
-    pub wtag: u32,
+    pub(crate) wtag: u32,
     /// Host address of the page minus its linear address.
-    pub addend: usize,
+    pub(crate) addend: usize,
     /// Physical page address.
-    pub phys: u32,
-    pub global: bool,
+    pub(crate) phys: u32,
+    pub(crate) global: bool,
 }
 
 const EMPTY: TlbEntry = TlbEntry {
@@ -49,17 +101,20 @@ const EMPTY: TlbEntry = TlbEntry {
 
 /// Two direct-mapped TLBs: index 0 for supervisor accesses, 1 for user
 /// accesses (CPL 3), as QEMU keeps one per MMU mode.
-pub struct Tlb {
-    pub e: Box<[[TlbEntry; TLB_SIZE]; 2]>,
+pub(crate) struct Tlb {
+    pub(crate) e: Box<[[TlbEntry; TLB_SIZE]; 2]>,
     /// The machine's mapping generation the entries were filled under.
-    pub generation: u64,
+    pub(crate) generation: u64,
+    /// The `GuestMemory::id` of the RAM the entries point into (0: none
+    /// yet): an interpreter handed another machine drops them.
+    pub(crate) mem_id: u64,
     /// Bumped whenever a linear-to-physical mapping or the code segment may
     /// have changed: block chain links made under another epoch are stale.
-    pub epoch: u64,
+    pub(crate) epoch: u64,
     /// Some entry came from a 4 MiB page: INVLPG must then drop every
     /// entry of that large page (SDM Vol 3A 4.10.4.1), which we do by
     /// flushing everything.
-    pub large: bool,
+    pub(crate) large: bool,
     /// Which slots of each TLB may hold an entry (a bit per slot), so a
     /// flush clears only those: a guest that reloads CR3 often (every
     /// task switch) touches a few dozen pages, not all 2048 slots.
@@ -71,6 +126,7 @@ impl Tlb {
         Tlb {
             e: Box::new([[EMPTY; TLB_SIZE]; 2]),
             generation: 0,
+            mem_id: 0,
             epoch: 0,
             large: false,
             used: [[0; TLB_SIZE / 64]; 2],
@@ -188,7 +244,12 @@ impl Cpu {
         user as usize
     }
 
-    /// Checks the TLB against the machine's mapping generation (A20).
+    /// Checks the TLB against the machine's mapping generation (A20) and
+    /// against the RAM its host pointers point into. Called before every
+    /// use of the TLB on a machine (`run_inner`, the translator's
+    /// dispatcher), this is what makes `read_lin`/`write_lin` sound when
+    /// an engine is run on another machine than before: `Engine::run`
+    /// accepts any `&mut Machine`, and `Machine::mem` is a public field.
     #[inline]
     pub fn sync_tlb(&mut self, m: &Machine) {
         if self.tlb.generation != m.mapping_generation() {
@@ -196,6 +257,19 @@ impl Cpu {
             self.tlb.generation = m.mapping_generation();
             self.counters.tlb_flushes += 1;
         }
+        if self.tlb.mem_id != m.mem.id() {
+            self.rebind_tlb(m);
+        }
+    }
+
+    /// Points the TLB at another machine's RAM: nothing filled for the
+    /// old one may stay (a host event, not counted as a guest's flush).
+    #[cold]
+    fn rebind_tlb(&mut self, m: &Machine) {
+        if self.tlb.mem_id != 0 {
+            self.tlb.flush(false);
+        }
+        self.tlb.mem_id = m.mem.id();
     }
 
     /// Translates a linear address (SDM Vol 3A 4.3), setting accessed and
@@ -206,6 +280,10 @@ impl Cpu {
     /// fault, the accessed and dirty bits, the TLB entry.
     pub fn translate(&mut self, m: &mut Machine, lin: u32, acc: Acc, user: bool) -> R<u32> {
         self.counters.tlb_misses += 1;
+        // Entries are filled only for the RAM the TLB is bound to.
+        if self.tlb.mem_id != m.mem.id() {
+            self.rebind_tlb(m);
+        }
         let a20 = m.a20_mask();
         let (phys_page, writable, global, dirty) = if !self.paging() {
             ((lin & !0xFFF) & a20, true, false, true)
@@ -351,7 +429,7 @@ impl Cpu {
             let page = p >> 12;
             if m.mem.is_code_page(page) {
                 let code = self.code_chunks.get(&page).copied().unwrap_or(u64::MAX);
-                if code & crate::block::chunk_mask(p & 0xFFF, w as u32) == 0
+                if code & crate::codepages::chunk_mask(p & 0xFFF, w as u32) == 0
                     && m.mem
                         .write_untracked(p as u64, &v.to_le_bytes()[..w as usize])
                         .is_ok()
@@ -380,6 +458,56 @@ impl Cpu {
             self.exit_block = true;
         }
         Ok(())
+    }
+
+    /// The host address of a `size`-byte access at linear `lin` (a write
+    /// when `write`), from the TLB or after a page walk that fills it; null
+    /// when the fast path cannot serve it: a fault, MMIO or an address with
+    /// no RAM, an access crossing a page, a write to a page holding code.
+    /// A fault is not raised: the caller leaves the access to the
+    /// interpreter, which raises it. The address is valid as long as the
+    /// TLB entry is (until the next flush or `translate`).
+    pub(crate) fn host_ptr(
+        &mut self,
+        m: &mut Machine,
+        lin: u32,
+        size: u32,
+        write: bool,
+    ) -> *mut u8 {
+        if (lin & 0xFFF) + size > 0x1000 {
+            return std::ptr::null_mut();
+        }
+        // Never a pointer into another machine's RAM.
+        if self.tlb.mem_id != m.mem.id() {
+            self.rebind_tlb(m);
+        }
+        let user = self.cpl == 3;
+        let page = lin & !0xFFF;
+        let slot = tlb_slot(lin);
+        let hit = |cpu: &Cpu| {
+            let e = &cpu.tlb.e[Self::tlb_index(user)][slot];
+            let tag = if write { e.wtag } else { e.rtag };
+            (tag == page).then(|| (lin as usize).wrapping_add(e.addend) as *mut u8)
+        };
+        if let Some(p) = hit(self) {
+            return p;
+        }
+        // A miss: walk the page tables (accessed and dirty bits, the TLB
+        // fill). Write entries exist only for pages without decoded or
+        // translated code, so writes to code are the interpreter's and
+        // invalidate what they must.
+        let acc = if write { Acc::Write } else { Acc::Read };
+        if self.translate(m, lin, acc, user).is_err() {
+            return std::ptr::null_mut();
+        }
+        hit(self).unwrap_or(std::ptr::null_mut())
+    }
+
+    /// The start of the TLB that accesses at the current CPL use (laid out
+    /// as `TLB_LAYOUT` says), for generated code's inline lookup. Valid as
+    /// long as this `Cpu` lives (the TLB is boxed and never reallocated).
+    pub(crate) fn tlb_for_cpl(&self) -> *const TlbEntry {
+        self.tlb.e[Self::tlb_index(self.cpl == 3)].as_ptr()
     }
 
     /// Checks that a write of `w` bytes at `lin` would succeed (for
@@ -464,6 +592,62 @@ mod tests {
         }
         v.sort();
         v
+    }
+
+    #[test]
+    fn a_tlb_never_reads_another_machines_ram() {
+        use machine::MachineConfig;
+        let mut c = Cpu::reset();
+        let mut m1 = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
+        m1.mem.write_u8(0x5000, 0x11).unwrap();
+        c.sync_tlb(&m1);
+        assert_eq!(c.read_lin(&mut m1, 0x5000, 1, false), Ok(0x11));
+        assert_eq!(c.tlb.e[0][tlb_slot(0x5000)].rtag, 0x5000, "filled");
+        drop(m1);
+        // Another machine, with the same mapping generation: the entry,
+        // whose host pointer points into the freed RAM, must go.
+        let mut m2 = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
+        m2.mem.write_u8(0x5000, 0x22).unwrap();
+        c.sync_tlb(&m2);
+        assert_eq!(c.tlb.e[0][tlb_slot(0x5000)].rtag, INVALID);
+        assert_eq!(c.read_lin(&mut m2, 0x5000, 1, false), Ok(0x22));
+        // Its RAM swapped behind the machine's back: the same.
+        m2.mem = machine::GuestMemory::new(4 << 20).unwrap();
+        c.sync_tlb(&m2);
+        assert_eq!(c.read_lin(&mut m2, 0x5000, 1, false), Ok(0));
+    }
+
+    #[test]
+    fn tlb_layout_finds_an_entry_as_generated_code_does() {
+        let mut t = Tlb::new();
+        let lin = 0x0020_3ABC;
+        let page = lin & TLB_LAYOUT.page_mask;
+        t.fill(
+            1,
+            tlb_slot(lin),
+            TlbEntry {
+                rtag: page,
+                wtag: INVALID,
+                addend: 0x1234_5678_9000,
+                phys: 0x5000,
+                global: false,
+            },
+        );
+        // Pages 1 MiB and 4 MiB apart take different slots.
+        assert_ne!(tlb_slot(0x0010_0000), tlb_slot(0x0020_0000));
+        assert_ne!(tlb_slot(0x0040_0000), tlb_slot(0x0080_0000));
+        let base = t.e[1].as_ptr() as *const u8;
+        let at = base.wrapping_add(TLB_LAYOUT.slot(lin) * TLB_LAYOUT.entry_size as usize);
+        // SAFETY: the slot is inside the array, and the offsets are the
+        // fields' (`offset_of!`), read unaligned as plain integers.
+        let (rtag, wtag, addend) = unsafe {
+            (
+                (at.add(TLB_LAYOUT.rtag_offset as usize) as *const u32).read_unaligned(),
+                (at.add(TLB_LAYOUT.wtag_offset as usize) as *const u32).read_unaligned(),
+                (at.add(TLB_LAYOUT.addend_offset as usize) as *const u64).read_unaligned(),
+            )
+        };
+        assert_eq!((rtag, wtag, addend), (page, INVALID, 0x1234_5678_9000));
     }
 
     #[test]

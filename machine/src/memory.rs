@@ -43,6 +43,8 @@ pub enum MemoryError {
 pub struct GuestMemory {
     base: NonNull<u8>,
     size: usize,
+    /// Unique among every mapping this process made (`id`).
+    id: u64,
     /// One bit per page: some engine cached code decoded from this page.
     code_pages: Vec<u64>,
     /// Pages that held cached code and were written since the last drain.
@@ -52,6 +54,9 @@ pub struct GuestMemory {
     /// must not hand out raw write pointers into it (`is_read_only_page`).
     read_only: (u64, u64),
 }
+
+/// The next `GuestMemory::id`.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl std::fmt::Debug for GuestMemory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -106,10 +111,21 @@ impl GuestMemory {
         Ok(GuestMemory {
             base: NonNull::new(p.cast::<u8>()).expect("mmap returned null without MAP_FAILED"),
             size,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             code_pages: vec![0; pages.div_ceil(64)],
             written_code_pages: Vec::new(),
             read_only: (0, 0),
         })
+    }
+
+    /// This mapping's identity: never 0, and never the same for two
+    /// mappings of one process, even after one is dropped and another
+    /// takes its address. A cache of host pointers into guest RAM (the
+    /// interpreter's TLB) keeps the id it was filled under and drops its
+    /// pointers when it is handed another memory.
+    #[inline]
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Makes [start, end) read-only (see the field); page aligned.

@@ -1,0 +1,125 @@
+//! The interpreter as another engine's fallback: all the binary translator
+//! may use of it beyond `Engine` and the read-only `Interp::cpu`. The
+//! translator shares this interpreter's CPU (registers, TLB, page walk) and
+//! hands it every instruction it does not translate (`exec_one`).
+//!
+//! Nothing here lets a caller write a TLB entry: entries hold host
+//! pointers that `read_lin`/`write_lin` dereference, so only the page walk
+//! fills them, with pages it checked lie in guest RAM. Translated code
+//! reads the TLB through `tlb_for_cpl` and `TLB_LAYOUT`, the one
+//! description of its hash and layout.
+
+use crate::Interp;
+use machine::{EngineError, Handling, Limits, Machine, Stop};
+use std::time::Instant;
+
+pub use crate::mmu::{TlbEntry, TlbLayout, TLB_LAYOUT};
+
+/// What the instruction table (`decode/table.rs`) says of an instruction,
+/// which the translator reads rather than keeping lists of its own:
+/// `has(mnemonic, attr::SENSITIVE)` (left to the interpreter as a
+/// callout), `has(mnemonic, attr::IDENT)` (copied through unchanged).
+pub mod table {
+    pub use crate::decode::table::{attr, has};
+}
+
+/// EFLAGS' status flags (CF, PF, AF, ZF, SF, OF): the part of EFLAGS
+/// translated code computes.
+pub const STATUS_FLAGS: u32 = 0x8D5;
+
+impl Interp {
+    /// An interpreter that runs as another engine's fallback: it keeps the
+    /// code pages it sees written for `take_stale_code_pages`.
+    #[inline]
+    pub fn new_fallback() -> Interp {
+        let mut i = Interp::new();
+        i.log_invalidated = true;
+        i
+    }
+
+    /// Runs one instruction (or delivers one interrupt or exception), like
+    /// `Engine::step`. A sensitive instruction is recorded as handled by
+    /// `handling` (`Handling::Interpreted`, or `Handling::Callout` for an
+    /// instruction the translator hands over from a mode it translates)
+    /// unless trap-and-emulate mode decides otherwise. A long REP string
+    /// instruction (suspended every `string::REP_CHUNK` iterations) gives
+    /// up at `deadline` with `Stop::Timeout`, its registers where it
+    /// stopped, so that it can go on later.
+    #[inline]
+    pub fn exec_one(
+        &mut self,
+        m: &mut Machine,
+        handling: Handling,
+        deadline: Option<Instant>,
+    ) -> Result<Stop, EngineError> {
+        let limits = Limits {
+            deadline,
+            ..Limits::default()
+        };
+        self.cpu.handling = handling;
+        let s = self.run_inner(m, &limits, true);
+        self.cpu.handling = Handling::Interpreted;
+        self.now = m.clock.now();
+        Ok(s)
+    }
+
+    /// Flushes the TLB if the machine's mappings changed (A20).
+    #[inline]
+    pub fn sync_tlb(&mut self, m: &Machine) {
+        self.cpu.sync_tlb(m);
+    }
+
+    /// Changes whenever a linear-to-physical mapping or the code segment
+    /// may have changed (CR3, INVLPG, a mode change, a code page written):
+    /// links between blocks made under another epoch are stale.
+    #[inline]
+    pub fn tlb_epoch(&self) -> u64 {
+        self.cpu.tlb.epoch
+    }
+
+    /// The physical address of the code at linear `lin` at the current
+    /// CPL, from the TLB or a page walk; None when the fetch faults (the
+    /// interpreter raises that when it runs the instruction).
+    #[inline]
+    pub fn fetch_phys(&mut self, m: &mut Machine, lin: u32) -> Option<u32> {
+        self.cpu.fetch_phys(m, lin).ok()
+    }
+
+    /// Like `fetch_phys`, but always walks the page tables (setting
+    /// accessed bits and refilling the TLB as the walk does).
+    #[inline]
+    pub fn walk_fetch(&mut self, m: &mut Machine, lin: u32) -> Option<u32> {
+        let user = self.cpu.cpl == 3;
+        self.cpu.translate(m, lin, crate::mmu::Acc::Exec, user).ok()
+    }
+
+    /// The host address of a `size`-byte guest access at linear `lin` (a
+    /// write when `write`), or null when the interpreter must perform it (a
+    /// fault, MMIO, a page crossing, a write to code): the slow path of
+    /// translated code's inline TLB lookup. The address stays valid until
+    /// the TLB changes (a flush, another walk).
+    #[inline]
+    pub fn host_ptr(&mut self, m: &mut Machine, lin: u32, size: u32, write: bool) -> *mut u8 {
+        self.cpu.host_ptr(m, lin, size, write)
+    }
+
+    /// The TLB that accesses at the current CPL use, laid out as
+    /// `TLB_LAYOUT` says, for translated code to read (never to write). It
+    /// lives as long as this interpreter.
+    #[inline]
+    pub fn tlb_for_cpl(&self) -> *const TlbEntry {
+        self.cpu.tlb_for_cpl()
+    }
+
+    /// Takes back what translated code changed: the general registers,
+    /// the status flags (`STATUS_FLAGS` of `status`; the rest of EFLAGS is
+    /// left alone) and EIP.
+    #[inline]
+    pub fn set_translated_state(&mut self, regs: [u32; 8], status: u32, eip: u32) {
+        let c = &mut self.cpu;
+        c.regs = regs;
+        let old = c.fl.get();
+        c.fl.set((old & !STATUS_FLAGS) | (status & STATUS_FLAGS) | 2);
+        c.eip = eip;
+    }
+}
