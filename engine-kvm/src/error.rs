@@ -63,15 +63,17 @@ pub enum KvmError {
     /// machine's RAM, so running on would let the guest use memory the
     /// engine does not own.
     #[error(
-        "this KVM engine was created for another machine (its memory slots map RAM at \
-         {bound_at:#x}, {bound_len} bytes; this machine's RAM is at {got_at:#x}, {got_len} \
-         bytes): create an engine for each machine"
+        "this KVM engine was created for another machine (its memory slots map RAM \
+         #{bound_id} at {bound_at:#x}, {bound_len} bytes; this machine's RAM is #{got_id} at \
+         {got_at:#x}, {got_len} bytes): create an engine for each machine"
     )]
     OtherMachine {
         bound_at: usize,
         bound_len: usize,
         got_at: usize,
         got_len: usize,
+        bound_id: u64,
+        got_id: u64,
     },
 }
 
@@ -159,6 +161,8 @@ mod tests {
             bound_len: 4096,
             got_at: 0x2000,
             got_len: 4096,
+            bound_id: 1,
+            got_id: 2,
         };
         assert!(matches!(EngineError::from(other), EngineError::Internal(s)
             if s.starts_with("this KVM engine was created for another machine")));

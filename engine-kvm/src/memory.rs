@@ -27,6 +27,10 @@ pub(crate) struct Mapping {
     /// The machine's RAM mapping (host address, length) the slots point
     /// into: the machine this engine was created for.
     bound: (usize, usize),
+    /// That RAM's process-unique id (`GuestMemory::id`): a later machine
+    /// whose RAM happens to be mapped at the same address is still another
+    /// machine.
+    bound_id: u64,
     /// Slots in use (numbered from 0).
     slots: u32,
     /// Whether A20 was open and which ROM was mapped when they were made.
@@ -41,6 +45,7 @@ impl Mapping {
     pub fn new(m: &Machine, readonly_mem: bool) -> Mapping {
         Mapping {
             bound: ram_of(m),
+            bound_id: m.mem.id(),
             slots: 0,
             a20: true,
             rom_size: None,
@@ -51,12 +56,14 @@ impl Mapping {
     /// `m` is the machine the slots were made for.
     pub fn check(&self, m: &Machine) -> Result<(), KvmError> {
         let got = ram_of(m);
-        if got != self.bound {
+        if got != self.bound || m.mem.id() != self.bound_id {
             return Err(KvmError::OtherMachine {
                 bound_at: self.bound.0,
                 bound_len: self.bound.1,
                 got_at: got.0,
                 got_len: got.1,
+                bound_id: self.bound_id,
+                got_id: m.mem.id(),
             });
         }
         Ok(())
