@@ -112,6 +112,9 @@ struct Counters {
 
 pub struct Bt {
     interp: Interp,
+    /// The id of the guest RAM the translations were made from
+    /// (`GuestMemory::id`; 0 before the first run).
+    ram_id: u64,
     buf: CodeBuf,
     stub_bytes: usize,
     enter: extern "C" fn(*mut Ctx),
@@ -173,6 +176,7 @@ impl Bt {
         let enter: extern "C" fn(*mut Ctx) = unsafe { std::mem::transmute(at as usize) };
         Ok(Bt {
             interp: Interp::new_fallback(),
+            ram_id: 0,
             stub_bytes: buf.used(),
             buf,
             enter,
@@ -240,6 +244,16 @@ impl Bt {
     }
 
     /// Empties the translation cache.
+    /// Translations are keyed by guest physical address: handed another
+    /// machine's RAM (`Engine::run` takes any machine), none may stay. (The
+    /// interpreter inside does the same for its blocks and its TLB.)
+    fn bind_ram(&mut self, m: &Machine) {
+        if self.ram_id != m.mem.id() {
+            self.flush();
+            self.ram_id = m.mem.id();
+        }
+    }
+
     fn flush(&mut self) {
         self.blocks.clear();
         self.pages.clear();
@@ -498,6 +512,7 @@ impl Engine for Bt {
     }
 
     fn run(&mut self, m: &mut Machine, limits: &Limits) -> Result<Stop, EngineError> {
+        self.bind_ram(m);
         // Time runs on retired instructions (KVM may have driven it by host
         // time before the machine moved here).
         m.clock.set_mode(machine::ClockMode::Instructions);
@@ -608,6 +623,7 @@ impl Engine for Bt {
     }
 
     fn step(&mut self, m: &mut Machine) -> Result<Stop, EngineError> {
+        self.bind_ram(m);
         self.invalidate_written(m);
         let before = m.icount();
         let s = self.interp.step(m);

@@ -59,6 +59,9 @@ pub struct Interp {
     /// (`Interp::new_fallback`, `take_stale_code_pages`).
     invalidated: Vec<u32>,
     log_invalidated: bool,
+    /// The id of the guest RAM the block cache was filled from
+    /// (`GuestMemory::id`; 0 before the first run).
+    ram_id: u64,
 }
 
 impl Default for Interp {
@@ -88,6 +91,7 @@ impl Interp {
             stalls: 0,
             invalidated: Vec::new(),
             log_invalidated: false,
+            ram_id: 0,
         }
     }
 
@@ -190,6 +194,12 @@ impl Interp {
         // Time runs on retired instructions here, also after KVM (which
         // drives it by host time) handed the machine over.
         m.clock.set_mode(machine::ClockMode::Instructions);
+        // Blocks are cached by guest physical address: handed another
+        // machine's RAM (`Engine::run` takes any machine), none may stay.
+        if self.ram_id != m.mem.id() {
+            self.cache.clear();
+            self.ram_id = m.mem.id();
+        }
         let step_target = m.icount() + 1;
         let careful = !limits.breakpoints.is_empty() || m.trace.stop_pending() || single;
         loop {
