@@ -33,11 +33,10 @@ pub mod translate;
 
 use codebuf::CodeBuf;
 use ctx::Ctx;
+use engine_interp::fallback::Recorded;
 use engine_interp::{Cpu, Interp};
 use machine::cpu::{access as a, flags as f, CpuState, Seg, Segment};
-use machine::{
-    Counter, Engine, EngineError, EngineStats, Handling, Limits, Machine, Stop, Translation,
-};
+use machine::{Counter, Engine, EngineError, EngineStats, Limits, Machine, Stop, Translation};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -468,16 +467,16 @@ impl Bt {
     }
 
     /// One instruction (or one interrupt or exception delivery) on the
-    /// interpreter, a sensitive one recorded as handled by `handling`;
+    /// interpreter, a sensitive one recorded as `recorded` says;
     /// Some(stop) when that ended the run.
     fn interpret_one(
         &mut self,
         m: &mut Machine,
         limits: &Limits,
-        handling: Handling,
+        recorded: Recorded,
     ) -> Result<Option<Stop>, EngineError> {
         let before = m.icount();
-        let s = self.interp.exec_one(m, handling, limits.deadline)?;
+        let s = self.interp.exec_one(m, recorded, limits.deadline)?;
         self.counters.fallback_insns += m.icount() - before;
         Ok(match s {
             Stop::Stepped => None,
@@ -610,12 +609,12 @@ impl Engine for Bt {
                 // this instruction for it: a sensitive one is recorded as
                 // handled by a callout (VMware's term for the emulation
                 // routine translated code calls).
-                let handling = if key.is_some() {
-                    Handling::Callout
+                let recorded = if key.is_some() {
+                    Recorded::Callout
                 } else {
-                    Handling::Interpreted
+                    Recorded::Interpreted
                 };
-                if let Some(s) = self.interpret_one(m, limits, handling)? {
+                if let Some(s) = self.interpret_one(m, limits, recorded)? {
                     return Ok(s);
                 }
             }

@@ -13,6 +13,29 @@ use crate::Interp;
 use machine::{EngineError, Handling, Limits, Machine, Stop};
 use std::time::Instant;
 
+/// How the engine that hands an instruction to `exec_one` wants a
+/// sensitive one recorded: only these two make sense for an instruction
+/// the interpreter executes (`Handling`'s other values belong to KVM and
+/// to trap-and-emulate, which decides for itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Executed by the interpreter: the CPU is in a mode the translator
+    /// leaves to it.
+    Interpreted,
+    /// The emulation routine of a translator (a callout): the CPU is in a
+    /// mode it translates.
+    Callout,
+}
+
+impl From<Recorded> for Handling {
+    fn from(r: Recorded) -> Handling {
+        match r {
+            Recorded::Interpreted => Handling::Interpreted,
+            Recorded::Callout => Handling::Callout,
+        }
+    }
+}
+
 pub use crate::mmu::{TlbEntry, TlbLayout, TLB_LAYOUT};
 
 /// What the instruction table (`decode/table.rs`) says of an instruction,
@@ -38,10 +61,8 @@ impl Interp {
     }
 
     /// Runs one instruction (or delivers one interrupt or exception), like
-    /// `Engine::step`. A sensitive instruction is recorded as handled by
-    /// `handling` (`Handling::Interpreted`, or `Handling::Callout` for an
-    /// instruction the translator hands over from a mode it translates)
-    /// unless trap-and-emulate mode decides otherwise. A long REP string
+    /// `Engine::step`. A sensitive instruction is recorded as handled as
+    /// `recorded` says unless trap-and-emulate mode decides otherwise. A long REP string
     /// instruction (suspended every `string::REP_CHUNK` iterations) gives
     /// up at `deadline` with `Stop::Timeout`, its registers where it
     /// stopped, so that it can go on later.
@@ -49,14 +70,14 @@ impl Interp {
     pub fn exec_one(
         &mut self,
         m: &mut Machine,
-        handling: Handling,
+        recorded: Recorded,
         deadline: Option<Instant>,
     ) -> Result<Stop, EngineError> {
         let limits = Limits {
             deadline,
             ..Limits::default()
         };
-        self.cpu.handling = handling;
+        self.cpu.handling = recorded.into();
         let s = self.run_inner(m, &limits, true);
         self.cpu.handling = Handling::Interpreted;
         self.now = m.clock.now();

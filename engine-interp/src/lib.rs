@@ -336,7 +336,7 @@ impl Engine for Interp {
     }
 
     fn step(&mut self, m: &mut Machine) -> Result<Stop, EngineError> {
-        self.exec_one(m, machine::Handling::Interpreted, None)
+        self.exec_one(m, fallback::Recorded::Interpreted, None)
     }
 
     fn cpu_state(&mut self) -> Result<CpuState, EngineError> {
