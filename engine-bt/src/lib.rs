@@ -242,7 +242,6 @@ impl Bt {
         }
     }
 
-    /// Empties the translation cache.
     /// Translations are keyed by guest physical address: handed another
     /// machine's RAM (`Engine::run` takes any machine), none may stay. (The
     /// interpreter inside does the same for its blocks and its TLB.)
@@ -253,6 +252,7 @@ impl Bt {
         }
     }
 
+    /// Empties the translation cache.
     fn flush(&mut self) {
         self.blocks.clear();
         self.pages.clear();
@@ -445,11 +445,11 @@ impl Bt {
         // `Budget` at it is the stretch's, not the run's.
         let own_bound = limits.max_icount.is_none_or(|l| stretch_end < l);
         let l = Limits {
-            max_icount: Some(if own_bound {
-                stretch_end
-            } else {
-                limits.max_icount.unwrap_or(stretch_end)
-            }),
+            max_icount: Some(
+                limits
+                    .max_icount
+                    .map_or(stretch_end, |l| l.min(stretch_end)),
+            ),
             // The same deadline: a `Timeout` is always the run's.
             deadline: limits.deadline,
             breakpoints: Vec::new(),

@@ -31,15 +31,9 @@ const SCREEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// This host's KVM: None when there is no usable /dev/kvm.
 fn kvm_host() -> Option<Host> {
-    let usable = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    match (usable, engine_kvm::host::detect()) {
-        (false, _) => None,
-        (true, engine_kvm::host::HostKind::Pvm) => Some(Host::KvmPvm),
-        (true, _) => Some(Host::HwKvm),
+    match ringlab::engines::kvm_host().ok()? {
+        engine_kvm::host::HostKind::Pvm => Some(Host::KvmPvm),
+        _ => Some(Host::HwKvm),
     }
 }
 
