@@ -22,21 +22,11 @@ fn read_code(m: &Machine, s: &CpuState, lin: u32) -> Vec<u8> {
     buf[..n].to_vec()
 }
 
-/// The code size of `s`'s mode: 32 bits in protected mode with a 32-bit
-/// CS (D set), else 16 (real mode, virtual-8086 mode, 16-bit segments).
-fn bitness(s: &CpuState) -> u32 {
-    if s.protected() && !s.v86() && s.segs[1].big() {
-        32
-    } else {
-        16
-    }
-}
-
 /// The instruction at linear `lin` in `s`'s mode, if the bytes there
 /// decode to one.
 fn decode_at(m: &Machine, s: &CpuState, lin: u32) -> Option<Instruction> {
     let code = read_code(m, s, lin);
-    let i = Decoder::with_ip(bitness(s), &code, lin as u64, DecoderOptions::NONE).decode();
+    let i = Decoder::with_ip(s.code_bits(), &code, lin as u64, DecoderOptions::NONE).decode();
     (!i.is_invalid()).then_some(i)
 }
 

@@ -33,7 +33,7 @@ use crate::compare::Guest;
 use crate::engines::EngineKind;
 use crate::run::prepare;
 use crate::session::{Options, Session};
-use machine::cpu::{access, cr0, CpuState, Seg};
+use machine::cpu::{cr0, CpuState, Seg};
 use machine::{Machine, Stop};
 use std::time::{Duration, Instant};
 
@@ -71,18 +71,12 @@ fn differs(a: &CpuState, b: &CpuState) -> bool {
             .any(|(x, y)| x.selector != y.selector)
 }
 
-/// The instruction at CS:EIP: its length and its text, read from guest
-/// RAM at the linear address (no paging where kvm-pvm runs guests).
+/// The instruction at CS:EIP: its length and its text, read through the
+/// guest's page tables without side effects (`inspect::read_linear`).
 fn instruction(m: &Machine, s: &CpuState) -> Option<(u32, String)> {
     use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
-    let lin = s.pc_linear() as u64;
-    let bytes: Vec<u8> = (0..15).map_while(|i| m.mem.read_u8(lin + i)).collect();
-    let bits = if s.cr0 & cr0::PE == 0 || s.segs[Seg::Cs as usize].access & access::DB == 0 {
-        16
-    } else {
-        32
-    };
-    let mut d = Decoder::with_ip(bits, &bytes, s.eip as u64, DecoderOptions::NONE);
+    let bytes = crate::inspect::read_linear(m, s, s.pc_linear(), 15);
+    let mut d = Decoder::with_ip(s.code_bits(), &bytes, s.eip as u64, DecoderOptions::NONE);
     let i = d.decode();
     if i.is_invalid() {
         return None;

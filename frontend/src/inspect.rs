@@ -288,16 +288,6 @@ pub fn frame_at_entry(m: &Machine, st: &CpuState) -> Option<IntFrame> {
     })
 }
 
-/// The code size the CPU decodes with now: 16 in real mode, V86 mode and
-/// 16-bit code segments, else 32.
-pub fn bitness(st: &CpuState) -> u32 {
-    if !st.protected() || st.v86() || !st.seg(machine::Seg::Cs).big() {
-        16
-    } else {
-        32
-    }
-}
-
 /// One disassembled instruction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DisLine {
@@ -312,7 +302,7 @@ pub struct DisLine {
 /// stops at unmapped memory).
 pub fn disassemble(m: &Machine, st: &CpuState, lin: u32, count: usize) -> Vec<DisLine> {
     let bytes = read_linear(m, st, lin, count * 15);
-    let bits = bitness(st);
+    let bits = st.code_bits();
     let mut dec = Decoder::with_ip(bits, &bytes, lin as u64, DecoderOptions::NONE);
     let mut fmt = IntelFormatter::new();
     fmt.options_mut().set_hex_prefix("0x");
@@ -387,7 +377,7 @@ pub fn step_over_target(m: &Machine, st: &CpuState) -> Option<(u32, String)> {
     use iced_x86::{FlowControl, Mnemonic};
     let pc = st.pc_linear();
     let d = disassemble(m, st, pc, 1).into_iter().next()?;
-    let mut dec = Decoder::with_ip(bitness(st), &d.bytes, pc as u64, DecoderOptions::NONE);
+    let mut dec = Decoder::with_ip(st.code_bits(), &d.bytes, pc as u64, DecoderOptions::NONE);
     let insn = dec.decode();
     if insn.is_invalid() {
         return None;

@@ -400,6 +400,17 @@ impl CpuState {
         self.protected() && self.eflags & flags::VM != 0
     }
 
+    /// The code size the CPU decodes with now: 32 in protected mode with a
+    /// 32-bit code segment (CS.D set, SDM Vol 3A 3.4.5), else 16 (real
+    /// mode, virtual-8086 mode, 16-bit code segments).
+    pub fn code_bits(&self) -> u32 {
+        if self.protected() && !self.v86() && self.seg(Seg::Cs).big() {
+            32
+        } else {
+            16
+        }
+    }
+
     /// Current privilege level: CS.RPL in protected mode (SDM Vol 3A 5.5),
     /// 3 in virtual-8086 mode, 0 in real mode.
     pub fn cpl(&self) -> u8 {
