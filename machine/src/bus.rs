@@ -64,6 +64,38 @@ pub trait Device: Any {
     fn pio_write(&mut self, _region: usize, _offset: u16, _size: u8, _value: u32, _cx: &mut IoCtx) {
     }
 
+    /// String input (REP INSB/INSW/INSD) from one port: fills `out` with as
+    /// many whole `size`-byte items as the device can produce at once and
+    /// returns the number of bytes written (a multiple of `size`, at most
+    /// `out.len()`). A data port that moves blocks (the ATA data register)
+    /// implements this so a sector moves in one call; the default, 0, means
+    /// "no bulk path" and the caller falls back to single `pio_read`s. The
+    /// result must equal what that many single reads would have returned.
+    fn pio_read_bulk(
+        &mut self,
+        _region: usize,
+        _offset: u16,
+        _size: u8,
+        _out: &mut [u8],
+        _cx: &mut IoCtx,
+    ) -> usize {
+        0
+    }
+
+    /// String output (REP OUTSB/OUTSW/OUTSD) to one port: consumes as many
+    /// whole `size`-byte items of `data` as the device takes at once and
+    /// returns the number of bytes consumed; 0 means "no bulk path".
+    fn pio_write_bulk(
+        &mut self,
+        _region: usize,
+        _offset: u16,
+        _size: u8,
+        _data: &[u8],
+        _cx: &mut IoCtx,
+    ) -> usize {
+        0
+    }
+
     /// MMIO read of `size` (1, 2, 4 or 8) bytes.
     fn mmio_read(&mut self, _region: usize, _offset: u64, size: u8, _cx: &mut IoCtx) -> u64 {
         all_ones(size) as u64 | if size == 8 { u64::MAX } else { 0 }
