@@ -18,7 +18,7 @@ impl Cpu {
             icount,
             m.clock.now(),
             Event::Sensitive {
-                insn: name.to_string(),
+                insn: std::borrow::Cow::Borrowed(name),
                 cpl: self.cpl,
                 eip,
                 how: self.handling(name),

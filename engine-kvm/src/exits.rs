@@ -1,6 +1,7 @@
 //! What each VM exit means for the machine: a free function over the exit,
 //! so unit tests can drive it with synthetic exits (as Firecracker does).
 
+use machine::event::VmExit;
 use machine::{Event, Machine, Stop};
 
 /// A VM exit, as the run loop hands it over.
@@ -34,28 +35,11 @@ pub enum Exit<'a> {
     Debug(u64),
     FailEntry(u64),
     InternalError(u32),
-    Other(String),
+    /// Any other KVM_EXIT_* reason, by name.
+    Other(&'static str),
 }
 
 impl Exit<'_> {
-    /// The reason, as counted in the stats and named in events.
-    pub fn reason(&self) -> String {
-        match self {
-            Exit::IoIn { port, .. } => format!("io in {port:#x}"),
-            Exit::IoOut { port, .. } => format!("io out {port:#x}"),
-            Exit::MmioRead { .. } => "mmio read".into(),
-            Exit::MmioWrite { .. } => "mmio write".into(),
-            Exit::Hlt => "hlt".into(),
-            Exit::IrqWindowOpen => "irq window".into(),
-            Exit::Intr => "timer".into(),
-            Exit::Shutdown => "shutdown".into(),
-            Exit::Debug(pc) => format!("debug at {pc:#x}"),
-            Exit::FailEntry(r) => format!("fail entry {r:#x}"),
-            Exit::InternalError(s) => format!("internal error {s}"),
-            Exit::Other(s) => s.clone(),
-        }
-    }
-
     /// The reason without operands, for the per-reason counters.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -69,6 +53,33 @@ impl Exit<'_> {
             Exit::FailEntry(_) => "fail entry",
             Exit::InternalError(_) => "internal error",
             Exit::Other(_) => "other",
+        }
+    }
+
+    /// The reason, as counted in the stats and named in events; an MMIO
+    /// exit names the device register it hit when the device can.
+    pub fn reason(&self, m: &Machine) -> VmExit {
+        match self {
+            Exit::IoIn { port, .. } => VmExit::IoIn { port: *port },
+            Exit::IoOut { port, .. } => VmExit::IoOut { port: *port },
+            Exit::MmioRead { addr, .. } => VmExit::Mmio {
+                write: false,
+                addr: *addr,
+                register: m.bus.mmio_register_name(*addr),
+            },
+            Exit::MmioWrite { addr, .. } => VmExit::Mmio {
+                write: true,
+                addr: *addr,
+                register: m.bus.mmio_register_name(*addr),
+            },
+            Exit::Hlt => VmExit::Hlt,
+            Exit::IrqWindowOpen => VmExit::IrqWindow,
+            Exit::Intr => VmExit::Timer,
+            Exit::Shutdown => VmExit::Shutdown,
+            Exit::Debug(pc) => VmExit::Debug { pc: *pc },
+            Exit::FailEntry(r) => VmExit::FailEntry { reason: *r },
+            Exit::InternalError(s) => VmExit::InternalError { suberror: *s },
+            Exit::Other(name) => VmExit::Other { name },
         }
     }
 }
@@ -93,7 +104,7 @@ pub fn handle(exit: Exit, m: &mut Machine) -> Action {
         icount,
         now,
         Event::VmExit {
-            reason: exit.reason(),
+            reason: exit.reason(m),
         },
     );
     match exit {

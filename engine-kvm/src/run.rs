@@ -76,7 +76,27 @@ fn raw_of(e: VcpuExit<'_>) -> Raw {
         VcpuExit::FailEntry(r, _) => Raw::Plain(Exit::FailEntry(r)),
         VcpuExit::InternalError => Raw::Plain(Exit::InternalError(0)),
         VcpuExit::Intr => Raw::Plain(Exit::Intr),
-        other => Raw::Plain(Exit::Other(format!("{other:?}"))),
+        other => Raw::Plain(Exit::Other(other_name(&other))),
+    }
+}
+
+/// The name of an exit ringlab does not expect (KVM_EXIT_*), for the error
+/// and the trace.
+fn other_name(e: &VcpuExit<'_>) -> &'static str {
+    match e {
+        VcpuExit::Unknown => "KVM_EXIT_UNKNOWN",
+        VcpuExit::Exception => "KVM_EXIT_EXCEPTION",
+        VcpuExit::Hypercall(_) => "KVM_EXIT_HYPERCALL",
+        VcpuExit::SetTpr => "KVM_EXIT_SET_TPR",
+        VcpuExit::TprAccess => "KVM_EXIT_TPR_ACCESS",
+        VcpuExit::Nmi => "KVM_EXIT_NMI",
+        VcpuExit::SystemEvent(..) => "KVM_EXIT_SYSTEM_EVENT",
+        VcpuExit::IoapicEoi(_) => "KVM_EXIT_IOAPIC_EOI",
+        VcpuExit::Hyperv => "KVM_EXIT_HYPERV",
+        VcpuExit::X86Rdmsr(_) => "KVM_EXIT_X86_RDMSR",
+        VcpuExit::X86Wrmsr(_) => "KVM_EXIT_X86_WRMSR",
+        VcpuExit::Watchdog => "KVM_EXIT_WATCHDOG",
+        _ => "an exit reason of another architecture",
     }
 }
 

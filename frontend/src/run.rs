@@ -592,7 +592,7 @@ fn json_report(
         .trace
         .exit_counts()
         .iter()
-        .map(|(r, n)| (r.clone(), json!(n)))
+        .map(|(r, n)| (r.to_string(), json!(n)))
         .collect();
     let counters: Map<String, Value> = stats
         .counters

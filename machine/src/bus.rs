@@ -112,6 +112,12 @@ pub trait Device: Any {
     ) {
     }
 
+    /// The name of the register at `offset` of MMIO range `region` ("EOI"),
+    /// for traces that count accesses by register (KVM's MMIO exits).
+    fn mmio_register_name(&self, _region: usize, _offset: u64) -> Option<&'static str> {
+        None
+    }
+
     /// The next virtual time at which the device wants `tick` called.
     fn next_deadline(&self) -> Option<u64> {
         None
@@ -315,6 +321,13 @@ impl Bus {
             NO_DEVICE => None,
             m => Some(self.devices[self.pio[m as usize].device].name()),
         }
+    }
+
+    /// "device register" for the MMIO register at physical `addr`, when the
+    /// device there names its registers.
+    pub fn mmio_register_name(&self, addr: u64) -> Option<&'static str> {
+        let m = self.find_mmio(addr)?;
+        self.devices[m.device].mmio_register_name(m.region, addr - m.start)
     }
 
     /// True when some device claims physical address `addr`.

@@ -7,6 +7,7 @@
 //! same types for every engine and the counters are printed side by side.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::Write;
 
@@ -51,39 +52,123 @@ pub enum Handling {
     SilentlyWrong,
 }
 
+impl Handling {
+    /// The name printed in tables and written to JSON ("callout").
+    pub fn name(self) -> &'static str {
+        match self {
+            Handling::Interpreted => "interpreted",
+            Handling::Callout => "callout",
+            Handling::VmExit => "vm_exit",
+            Handling::TrapAndEmulate => "trap_and_emulate",
+            Handling::SilentlyWrong => "silently_wrong",
+        }
+    }
+}
+
+impl std::fmt::Display for Handling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Tables list handlings alphabetically, by name.
+impl Ord for Handling {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name().cmp(other.name())
+    }
+}
+
+impl PartialOrd for Handling {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Why a KVM vCPU came back to user space (KVM_RUN's `exit_reason`, with
+/// what identifies the access). Displayed and written to JSON as one
+/// string, "io out 0x3f8", "mmio write 0xfee000b0 (local APIC EOI)".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum VmExit {
+    IoIn {
+        port: u16,
+    },
+    IoOut {
+        port: u16,
+    },
+    /// An access to a physical address with no memory slot: a device
+    /// register (`register` names it when its device does).
+    Mmio {
+        write: bool,
+        addr: u64,
+        register: Option<&'static str>,
+    },
+    Hlt,
+    IrqWindow,
+    /// KVM_RUN interrupted by the host timer that bounds a run.
+    Timer,
+    Shutdown,
+    /// Single step or a hardware breakpoint at this linear address.
+    Debug {
+        pc: u64,
+    },
+    FailEntry {
+        reason: u64,
+    },
+    InternalError {
+        suberror: u32,
+    },
+    /// Any other exit reason, by its KVM_EXIT_* name.
+    Other {
+        name: &'static str,
+    },
+}
+
+impl std::fmt::Display for VmExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            VmExit::IoIn { port } => write!(f, "io in {port:#x}"),
+            VmExit::IoOut { port } => write!(f, "io out {port:#x}"),
+            VmExit::Mmio {
+                write,
+                addr,
+                register,
+            } => {
+                let rw = if write { "write" } else { "read" };
+                match register {
+                    Some(r) => write!(f, "mmio {rw} {addr:#x} ({r})"),
+                    None => write!(f, "mmio {rw} {addr:#x}"),
+                }
+            }
+            VmExit::Hlt => f.write_str("hlt"),
+            VmExit::IrqWindow => f.write_str("irq window"),
+            VmExit::Timer => f.write_str("timer"),
+            VmExit::Shutdown => f.write_str("shutdown"),
+            VmExit::Debug { pc } => write!(f, "debug at {pc:#x}"),
+            VmExit::FailEntry { reason } => write!(f, "fail entry {reason:#x}"),
+            VmExit::InternalError { suberror } => write!(f, "internal error {suberror}"),
+            VmExit::Other { name } => f.write_str(name),
+        }
+    }
+}
+
+impl Serialize for VmExit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// Guest addresses (EIP) in the JSON trace: a hex string, "0x001000b3",
 /// as ringlab prints addresses everywhere else (JSON has no hex numbers).
-/// Reading accepts a plain number too.
 mod hex32 {
-    use serde::{de, Deserializer, Serializer};
+    use serde::Serializer;
 
     pub fn serialize<S: Serializer>(v: &u32, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format!("{v:#010x}"))
     }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = u32;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an address: \"0x\" and hex digits, or a number")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<u32, E> {
-                let hex = v
-                    .strip_prefix("0x")
-                    .ok_or_else(|| E::custom(format!("{v:?} does not start with 0x")))?;
-                u32::from_str_radix(hex, 16).map_err(E::custom)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<u32, E> {
-                u32::try_from(v).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
-    }
 }
 
 /// One observation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     PrivilegeChange {
@@ -112,14 +197,14 @@ pub enum Event {
     },
     /// A sensitive instruction (mnemonic, e.g. "popf") at `eip` with `cpl`.
     Sensitive {
-        insn: String,
+        insn: Cow<'static, str>,
         cpl: u8,
         #[serde(with = "hex32")]
         eip: u32,
         how: Handling,
     },
     VmExit {
-        reason: String,
+        reason: VmExit,
     },
     BlockTranslated {
         #[serde(with = "hex32")]
@@ -232,7 +317,7 @@ impl EventMask {
 }
 
 /// An event stamped with the instruction count and virtual time it happened at.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Record {
     /// Instructions retired before the event (the machine-wide count).
     pub icount: u64,
@@ -252,9 +337,9 @@ pub struct Trace {
     capacity: usize,
     counts: [u64; EventKind::ALL.len()],
     /// Sensitive instructions by (mnemonic, handling).
-    sensitive: std::collections::BTreeMap<(String, String), u64>,
+    sensitive: std::collections::BTreeMap<(Cow<'static, str>, Handling), u64>,
     /// VM exits by reason.
-    exits: std::collections::BTreeMap<String, u64>,
+    exits: std::collections::HashMap<VmExit, u64>,
     /// Which kinds are recorded at all (counters always count). Port I/O is
     /// off by default: a polling guest produces millions.
     enabled: EventMask,
@@ -344,15 +429,9 @@ impl Trace {
         self.total += 1;
         match &event {
             Event::Sensitive { insn, how, .. } => {
-                let how = serde_json::to_value(how)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from));
-                *self
-                    .sensitive
-                    .entry((insn.clone(), how.unwrap_or_default()))
-                    .or_default() += 1;
+                *self.sensitive.entry((insn.clone(), *how)).or_default() += 1;
             }
-            Event::VmExit { reason } => *self.exits.entry(reason.clone()).or_default() += 1,
+            Event::VmExit { reason } => *self.exits.entry(*reason).or_default() += 1,
             _ => {}
         }
         if self.stop_on.contains(k) {
@@ -406,13 +485,22 @@ impl Trace {
     }
 
     /// Sensitive instructions by (mnemonic, how handled), with counts.
-    pub fn sensitive_counts(&self) -> &std::collections::BTreeMap<(String, String), u64> {
+    pub fn sensitive_counts(
+        &self,
+    ) -> &std::collections::BTreeMap<(Cow<'static, str>, Handling), u64> {
         &self.sensitive
     }
 
     /// VM exits by reason, with counts.
-    pub fn exit_counts(&self) -> &std::collections::BTreeMap<String, u64> {
-        &self.exits
+    /// Sorted by the reason as printed ("hlt", "io in 0x60", ...).
+    pub fn exit_counts(&self) -> Vec<(VmExit, u64)> {
+        let mut v: Vec<(String, VmExit, u64)> = self
+            .exits
+            .iter()
+            .map(|(r, n)| (r.to_string(), *r, *n))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, r, n)| (r, n)).collect()
     }
 }
 
@@ -485,7 +573,7 @@ mod tests {
     }
 
     #[test]
-    fn addresses_read_back_as_written_or_as_numbers() {
+    fn addresses_are_written_in_hex() {
         let e = Event::Exception {
             vector: 14,
             error_code: Some(6),
@@ -496,9 +584,51 @@ mod tests {
             text,
             r#"{"kind":"exception","vector":14,"error_code":6,"eip":"0x001000b3"}"#
         );
-        assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), e);
-        let old = r#"{"kind":"exception","vector":14,"error_code":6,"eip":1048755}"#;
-        assert_eq!(serde_json::from_str::<Event>(old).unwrap(), e);
+    }
+
+    #[test]
+    fn vm_exits_are_one_string_naming_the_register() {
+        let e = Event::VmExit {
+            reason: VmExit::Mmio {
+                write: true,
+                addr: 0xFEE0_00B0,
+                register: Some("local APIC EOI"),
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"kind":"vm_exit","reason":"mmio write 0xfee000b0 (local APIC EOI)"}"#
+        );
+        let mut t = Trace::default();
+        for port in [0x3F8, 0x60, 0x3F8] {
+            t.record(
+                0,
+                0,
+                Event::VmExit {
+                    reason: VmExit::IoOut { port },
+                },
+            );
+        }
+        t.record(
+            0,
+            0,
+            Event::VmExit {
+                reason: VmExit::Hlt,
+            },
+        );
+        let counts: Vec<(String, u64)> = t
+            .exit_counts()
+            .into_iter()
+            .map(|(r, n)| (r.to_string(), n))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                ("hlt".into(), 1),
+                ("io out 0x3f8".into(), 2),
+                ("io out 0x60".into(), 1)
+            ]
+        );
     }
 
     #[test]

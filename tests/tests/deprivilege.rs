@@ -70,7 +70,7 @@ fn run(deprivilege: bool) -> Seen {
         .trace
         .records()
         .filter_map(|r| match &r.event {
-            Event::Sensitive { insn, how, .. } => Some((insn.clone(), *how)),
+            Event::Sensitive { insn, how, .. } => Some((insn.to_string(), *how)),
             _ => None,
         })
         .collect();

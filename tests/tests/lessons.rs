@@ -308,7 +308,14 @@ fn translator_event_traces_are_the_interpreters() {
 fn kvm_event_summary(name: &str, m: &Machine) -> String {
     use machine::EventKind;
     let timed = TIMED.contains(&name);
-    let exact = |reason: &str| !timed && (reason.starts_with("io ") || reason.starts_with("mmio"));
+    use machine::event::VmExit;
+    let exact = |reason: VmExit| {
+        !timed
+            && matches!(
+                reason,
+                VmExit::IoIn { .. } | VmExit::IoOut { .. } | VmExit::Mmio { .. }
+            )
+    };
     let mut s = format!(
         "privilege changes seen: {}, exceptions seen: {}, interrupts injected: {}\n",
         m.trace.count(EventKind::PrivilegeChange),
@@ -321,7 +328,7 @@ fn kvm_event_summary(name: &str, m: &Machine) -> String {
     );
     s.push_str("-- VM exits by reason (timer and interrupt-window exits not listed) --\n");
     for (reason, n) in m.trace.exit_counts() {
-        if matches!(reason.as_str(), "timer" | "irq window") {
+        if matches!(reason, VmExit::Timer | VmExit::IrqWindow) {
             continue;
         }
         if exact(reason) {

@@ -2193,9 +2193,9 @@ p15: rdtsc
         .records()
         .filter_map(|rec| match &rec.event {
             machine::Event::Sensitive { insn, cpl, .. }
-                if ["sgdt", "sidt", "smsw", "str", "sldt"].contains(&insn.as_str()) =>
+                if ["sgdt", "sidt", "smsw", "str", "sldt"].contains(&insn.as_ref()) =>
             {
-                Some((insn.clone(), *cpl))
+                Some((insn.to_string(), *cpl))
             }
             _ => None,
         })

@@ -471,7 +471,7 @@ pub fn draw_stack(
 fn is_port_io(e: &Event) -> bool {
     match e {
         Event::PortIo { .. } => true,
-        Event::Sensitive { insn, .. } => matches!(insn.as_str(), "in" | "out" | "ins" | "outs"),
+        Event::Sensitive { insn, .. } => matches!(insn.as_ref(), "in" | "out" | "ins" | "outs"),
         _ => false,
     }
 }
