@@ -81,6 +81,9 @@ pub fn ins(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     c.sensitive(m, op, "ins");
     c.check_io(m, port, op.w)?;
     let st = string::step(c, op.w);
+    if op.x != 0 && !c.fl.df() {
+        ins_bulk(c, m, op, port)?;
+    }
     string::rep(c, m, op, |c, m| {
         let di = string::index(c, op, 7);
         // The destination is checked before the port is read.
@@ -101,6 +104,9 @@ pub fn outs(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     c.sensitive(m, op, "outs");
     c.check_io(m, port, op.w)?;
     let st = string::step(c, op.w);
+    if op.x != 0 && !c.fl.df() {
+        outs_bulk(c, m, op, port)?;
+    }
     string::rep(c, m, op, |c, m| {
         let si = string::index(c, op, 6);
         let v = c.rd(m, op.seg as usize, si, op.w)?;
@@ -108,4 +114,102 @@ pub fn outs(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
         string::advance(c, op, 6, st);
         Ok(m.stop_requested().is_none())
     })
+}
+
+/// Bytes one bulk transfer moves at most (eight sectors).
+const BULK_BYTES: usize = 4096;
+
+/// How many items of a forward REP string operation at offset `off` of
+/// the address size can move in one bulk transfer: no more than the count
+/// and the chunk allow, within one page of `lin`, without the offset
+/// wrapping.
+fn bulk_items(c: &Cpu, op: &Op, off: u32, lin: u32) -> u32 {
+    let w = op.w as u32;
+    let count = string::count(c, op).min(c.rep_left);
+    let in_page = (0x1000 - (lin & 0xFFF)) / w;
+    let room = if op.a32 {
+        u32::MAX
+    } else {
+        (0x1_0000 - off) / w
+    };
+    count
+        .min(in_page)
+        .min(room)
+        .min((BULK_BYTES / op.w as usize) as u32)
+}
+
+/// REP INS through the device's bulk path (the ATA data port): whole runs
+/// of items read at once, then stored with the same checks as one by one.
+/// Stops, leaving the rest to the item-by-item loop, wherever that loop
+/// could fault or the device has no bulk path.
+fn ins_bulk(c: &mut Cpu, m: &mut Machine, op: &Op, port: u16) -> R<()> {
+    let w = op.w as u32;
+    let user = c.cpl == 3;
+    let mut buf = [0u8; BULK_BYTES];
+    loop {
+        let di = string::index(c, op, 7);
+        let Ok(lin) = c.seg_lin(ES, di, w, true) else {
+            return Ok(());
+        };
+        let n = bulk_items(c, op, di, lin);
+        // Aligned items never meet alignment checking.
+        if n < 2 || lin % w != 0 || c.seg_lin(ES, di, n * w, true).is_err() {
+            return Ok(());
+        }
+        // One page: one probe covers every item.
+        if c.probe_write(m, lin, op.w, user).is_err() {
+            return Ok(());
+        }
+        c.sync_clock(m);
+        c.exit_block = true;
+        let got = m.io_read_bulk(port, op.w, &mut buf[..(n * w) as usize]) as u32 / w;
+        for i in 0..got {
+            let at = (i * w) as usize;
+            let mut b = [0u8; 4];
+            b[..op.w as usize].copy_from_slice(&buf[at..at + op.w as usize]);
+            c.write_lin(m, lin + i * w, op.w, u32::from_le_bytes(b), user)?;
+            string::advance(c, op, 7, w);
+            string::dec_count(c, op);
+        }
+        c.rep_left -= got;
+        if got < n {
+            return Ok(());
+        }
+    }
+}
+
+/// REP OUTS through the device's bulk path.
+fn outs_bulk(c: &mut Cpu, m: &mut Machine, op: &Op, port: u16) -> R<()> {
+    let w = op.w as u32;
+    let user = c.cpl == 3;
+    let seg = op.seg as usize;
+    let mut buf = [0u8; BULK_BYTES];
+    loop {
+        let si = string::index(c, op, 6);
+        let Ok(lin) = c.seg_lin(seg, si, w, false) else {
+            return Ok(());
+        };
+        let n = bulk_items(c, op, si, lin);
+        if n < 2 || lin % w != 0 || c.seg_lin(seg, si, n * w, false).is_err() {
+            return Ok(());
+        }
+        for i in 0..n {
+            let at = (i * w) as usize;
+            let Ok(v) = c.read_lin(m, lin + i * w, op.w, user) else {
+                return Ok(());
+            };
+            buf[at..at + op.w as usize].copy_from_slice(&v.to_le_bytes()[..op.w as usize]);
+        }
+        c.sync_clock(m);
+        c.exit_block = true;
+        let done = m.io_write_bulk(port, op.w, &buf[..(n * w) as usize]) as u32 / w;
+        for _ in 0..done {
+            string::advance(c, op, 6, w);
+            string::dec_count(c, op);
+        }
+        c.rep_left -= done;
+        if done < n || m.stop_requested().is_some() {
+            return Ok(());
+        }
+    }
 }

@@ -109,14 +109,27 @@ pub fn handle(exit: Exit, m: &mut Machine) -> Action {
     );
     match exit {
         Exit::IoIn { port, size, data } => {
-            for chunk in data.chunks_mut(size.max(1) as usize) {
+            // A string IN (REP INSW from the ATA data port) arrives as one
+            // exit with every item: the device's bulk path takes them at
+            // once where it has one.
+            let bulk = if data.len() > size as usize && size > 0 {
+                m.io_read_bulk(port, size, data)
+            } else {
+                0
+            };
+            for chunk in data[bulk..].chunks_mut(size.max(1) as usize) {
                 let v = m.io_read(port, size);
                 chunk.copy_from_slice(&v.to_le_bytes()[..chunk.len()]);
             }
             Action::Resume
         }
         Exit::IoOut { port, size, data } => {
-            for chunk in data.chunks(size.max(1) as usize) {
+            let bulk = if data.len() > size as usize && size > 0 {
+                m.io_write_bulk(port, size, data)
+            } else {
+                0
+            };
+            for chunk in data[bulk..].chunks(size.max(1) as usize) {
                 let mut b = [0u8; 4];
                 b[..chunk.len()].copy_from_slice(chunk);
                 m.io_write(port, size, u32::from_le_bytes(b));

@@ -372,6 +372,49 @@ impl Bus {
         }
     }
 
+    /// String input from `port` into `out` through the device's bulk path:
+    /// the bytes produced (whole items), 0 when the port has no bulk path
+    /// (the caller then reads item by item).
+    pub fn pio_read_bulk(&mut self, port: u16, size: u8, out: &mut [u8], cx: &mut IoCtx) -> usize {
+        let m = match self.port_map[port as usize] {
+            NO_DEVICE => return 0,
+            m => self.pio[m as usize],
+        };
+        let whole = out.len() / size as usize * size as usize;
+        let n = self.devices[m.device]
+            .pio_read_bulk(
+                m.region,
+                (port as u64 - m.start) as u16,
+                size,
+                &mut out[..whole],
+                cx,
+            )
+            .min(whole);
+        self.stats.pio_reads += (n / size as usize) as u64;
+        n
+    }
+
+    /// String output to `port` through the device's bulk path: the bytes
+    /// consumed, 0 when the port has none.
+    pub fn pio_write_bulk(&mut self, port: u16, size: u8, data: &[u8], cx: &mut IoCtx) -> usize {
+        let m = match self.port_map[port as usize] {
+            NO_DEVICE => return 0,
+            m => self.pio[m as usize],
+        };
+        let whole = data.len() / size as usize * size as usize;
+        let n = self.devices[m.device]
+            .pio_write_bulk(
+                m.region,
+                (port as u64 - m.start) as u16,
+                size,
+                &data[..whole],
+                cx,
+            )
+            .min(whole);
+        self.stats.pio_writes += (n / size as usize) as u64;
+        n
+    }
+
     fn find_mmio(&self, addr: u64) -> Option<Mapping> {
         self.mmio
             .iter()

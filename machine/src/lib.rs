@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md, "The machine". This crate depends on no engine;
 //! engines depend on it.
 
+pub mod board;
 pub mod bus;
 pub mod clock;
 pub mod cpu;

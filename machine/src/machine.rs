@@ -3,7 +3,8 @@
 //! Engines own the CPU; everything else lives here and is shared by every
 //! engine, so a run can move from one engine to another mid-way.
 
-use crate::bus::{Bus, DeviceId, IoCtx, Request};
+use crate::board::{Board, ChipKind, IrqLines};
+use crate::bus::{Bus, Device, DeviceId, IoCtx, Request};
 use crate::devices::{
     debugcon::DebugCon, exit::BochsShutdown, exit::DebugExit, pic::Pic, pit::Pit, port92::Port92,
     post::PostCodes, uart::Uart16550, vga::Screen, vga::Vga,
@@ -82,27 +83,7 @@ pub struct Chipset {
     pub bochs: DeviceId<BochsShutdown>,
 }
 
-/// Standard port assignments (PC/AT, QEMU and Bochs conventions).
-pub mod ports {
-    pub const PIC_MASTER: u16 = 0x20;
-    pub const PIC_SLAVE: u16 = 0xA0;
-    pub const PIT: u16 = 0x40;
-    pub const SYSTEM_CONTROL_B: u16 = 0x61;
-    pub const POST: u16 = 0x80;
-    pub const FAST_A20: u16 = 0x92;
-    pub const DEBUG_EXIT: u16 = 0xF4;
-    pub const VGA: u16 = 0x3B0;
-    pub const COM1: u16 = 0x3F8;
-    pub const DEBUGCON: u16 = 0xE9;
-    pub const BOCHS_SHUTDOWN: u16 = 0x8900;
-}
-
-/// ISA IRQ lines of the standard devices.
-pub mod irqs {
-    pub const PIT: u8 = 0;
-    pub const CASCADE: u8 = 2;
-    pub const COM1: u8 = 4;
-}
+pub use crate::board::{irqs, ports};
 
 pub struct Machine {
     pub mem: GuestMemory,
@@ -110,6 +91,8 @@ pub struct Machine {
     pub clock: Clock,
     pub trace: Trace,
     pub chipset: Chipset,
+    board: Board,
+    irq_lines: IrqLines,
     icount: u64,
     a20_mask: u32,
     mapping_generation: u64,
@@ -138,6 +121,35 @@ pub struct RomMap {
     pub host: *mut u8,
 }
 
+/// Adds the board's chips to the bus, each mapped where the board says.
+struct Builder<'a> {
+    bus: &'a mut Bus,
+    /// False for a bare bus: the chips exist but answer nowhere.
+    map: bool,
+}
+
+impl Builder<'_> {
+    fn place<T: Device>(&mut self, board: &Board, kind: ChipKind, unit: u8, dev: T) -> DeviceId<T> {
+        let chip = board
+            .chip(kind, unit)
+            .unwrap_or_else(|| panic!("the board has no {kind:?} {unit}"));
+        let id = self.bus.add(dev);
+        if self.map {
+            for &(start, len) in &chip.ports {
+                self.bus
+                    .map_pio(id, start, len)
+                    .expect("the board's port ranges are disjoint");
+            }
+            for &(start, len) in &chip.mmio {
+                self.bus
+                    .map_mmio(id, start, len)
+                    .expect("the board's MMIO ranges are disjoint");
+            }
+        }
+        id
+    }
+}
+
 impl std::fmt::Debug for Machine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Machine")
@@ -148,36 +160,28 @@ impl std::fmt::Debug for Machine {
 }
 
 impl Machine {
-    /// A PC with `cfg.ram_bytes` of RAM and the standard chipset.
+    /// A PC with `cfg.ram_bytes` of RAM and the chips of [`Board::pc`],
+    /// mapped and wired as it says.
     pub fn new(cfg: MachineConfig) -> Result<Machine, MemoryError> {
         let mem = GuestMemory::new(cfg.ram_bytes)?;
+        let board = Board::pc();
         let mut bus = Bus::new();
-        let pic = bus.add(Pic::new());
-        let pit = bus.add(Pit::new());
-        let com1 = bus.add(Uart16550::new(irqs::COM1));
-        let vga = bus.add(Vga::new());
-        let debugcon = bus.add(DebugCon::default());
-        let post = bus.add(PostCodes::default());
-        let port92 = bus.add(Port92::default());
-        let debug_exit = bus.add(DebugExit);
-        let bochs = bus.add(BochsShutdown::default());
-        let map = |r: Result<(), crate::bus::OverlapError>| {
-            r.expect("standard chipset ranges are disjoint")
+        let irq_lines = board
+            .irq_lines()
+            .expect("the PC board gives each IRQ line one chip");
+        let mut b = Builder {
+            bus: &mut bus,
+            map: !cfg.bare_bus,
         };
-        if !cfg.bare_bus {
-            map(bus.map_pio(pic, ports::PIC_MASTER, 2));
-            map(bus.map_pio(pic, ports::PIC_SLAVE, 2));
-            map(bus.map_pio(pit, ports::PIT, 4));
-            map(bus.map_pio(pit, ports::SYSTEM_CONTROL_B, 1));
-            map(bus.map_pio(com1, ports::COM1, 8));
-            map(bus.map_pio(vga, ports::VGA, 0x30));
-            map(bus.map_pio(debugcon, ports::DEBUGCON, 1));
-            map(bus.map_pio(post, ports::POST, 1));
-            map(bus.map_pio(port92, ports::FAST_A20, 1));
-            // QEMU's isa-debug-exit with iosize=4.
-            map(bus.map_pio(debug_exit, ports::DEBUG_EXIT, 4));
-            map(bus.map_pio(bochs, ports::BOCHS_SHUTDOWN, 1));
-        }
+        let pic = b.place(&board, ChipKind::Pic, 0, Pic::new());
+        let pit = b.place(&board, ChipKind::Pit, 0, Pit::new());
+        let com1 = b.place(&board, ChipKind::Uart, 0, Uart16550::new(irqs::COM1));
+        let vga = b.place(&board, ChipKind::Vga, 0, Vga::new());
+        let debugcon = b.place(&board, ChipKind::DebugCon, 0, DebugCon::default());
+        let post = b.place(&board, ChipKind::PostCodes, 0, PostCodes::default());
+        let port92 = b.place(&board, ChipKind::Port92, 0, Port92::default());
+        let debug_exit = b.place(&board, ChipKind::DebugExit, 0, DebugExit);
+        let bochs = b.place(&board, ChipKind::BochsShutdown, 0, BochsShutdown::default());
         let mut m = Machine {
             mem,
             bus,
@@ -194,6 +198,8 @@ impl Machine {
                 debug_exit,
                 bochs,
             },
+            board,
+            irq_lines,
             icount: 0,
             a20_mask: u32::MAX,
             mapping_generation: 0,
@@ -207,6 +213,16 @@ impl Machine {
         };
         m.after_device_activity();
         Ok(m)
+    }
+
+    /// The board this machine was built from.
+    pub fn board(&self) -> &Board {
+        &self.board
+    }
+
+    /// Which chip owns each ISA interrupt line.
+    pub fn irq_lines(&self) -> &IrqLines {
+        &self.irq_lines
     }
 
     // ---- time -----------------------------------------------------------
@@ -354,6 +370,60 @@ impl Machine {
                 value,
             },
         );
+    }
+
+    /// String input (REP INS) of whole `size`-byte items from `port` into
+    /// `out`, through the device's bulk path: returns the bytes filled, 0
+    /// when the port has no bulk path (read item by item with `io_read`).
+    /// Each item is traced as the `io_read` it stands for.
+    pub fn io_read_bulk(&mut self, port: u16, size: u8, out: &mut [u8]) -> usize {
+        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+        let n = self.bus.pio_read_bulk(port, size, out, &mut cx);
+        if n == 0 {
+            return 0;
+        }
+        self.after_device_activity();
+        for item in out[..n].chunks_exact(size as usize) {
+            let mut b = [0u8; 4];
+            b[..item.len()].copy_from_slice(item);
+            self.trace.record(
+                self.icount,
+                self.clock.now(),
+                Event::PortIo {
+                    port,
+                    size,
+                    write: false,
+                    value: u32::from_le_bytes(b),
+                },
+            );
+        }
+        n
+    }
+
+    /// String output (REP OUTS) through the device's bulk path: the bytes
+    /// consumed, 0 when the port has none.
+    pub fn io_write_bulk(&mut self, port: u16, size: u8, data: &[u8]) -> usize {
+        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+        let n = self.bus.pio_write_bulk(port, size, data, &mut cx);
+        if n == 0 {
+            return 0;
+        }
+        self.after_device_activity();
+        for item in data[..n].chunks_exact(size as usize) {
+            let mut b = [0u8; 4];
+            b[..item.len()].copy_from_slice(item);
+            self.trace.record(
+                self.icount,
+                self.clock.now(),
+                Event::PortIo {
+                    port,
+                    size,
+                    write: true,
+                    value: u32::from_le_bytes(b),
+                },
+            );
+        }
+        n
     }
 
     // ---- physical memory ------------------------------------------------
