@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod cli;
 pub mod compare;
+pub mod console;
 pub mod debugger;
 pub mod departure;
 pub mod engines;

@@ -7,6 +7,7 @@ use crate::vga::{VgaMode, VgaWindow};
 use machine::loader::{self, ImageFormat, LoadOptions, LoadedImage};
 use machine::{CpuState, EngineStats, EventKind, Limits, Machine, MachineConfig, Stop};
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -57,6 +58,12 @@ pub struct RunArgs {
     /// screen in colour on stderr.
     #[arg(long, value_enum, default_value = "none")]
     pub vga: crate::vga::VgaMode,
+    /// Do not connect stdin to COM1. By default what comes on stdin reaches
+    /// the guest's serial port: from a file or pipe at points fixed by the
+    /// guest's own accesses (the same input, the same run); from a terminal
+    /// as typed, in raw mode, with Ctrl-A x to quit and Ctrl-A h for help.
+    #[arg(long)]
+    pub no_input: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -358,6 +365,7 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
              single-steps the guest (one VM exit per instruction, slow)"
         );
     }
+    let console = crate::console::Console::attach(&mut m, !args.no_input);
     let mut session = Session::new(
         m,
         args.engine,
@@ -380,8 +388,9 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
         ),
         _ => None,
     };
-    // With a window the reports are more frequent, so the screen moves.
-    let slice_time = if window.is_some() {
+    // With a window or a person typing the reports are more frequent, so
+    // the screen moves and keys arrive soon.
+    let slice_time = if window.is_some() || console.interactive() {
         Duration::from_millis(20)
     } else {
         SLICE_TIME
@@ -415,7 +424,7 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
         deadline: timeout.map(|t| start + t),
         breakpoints: vec![],
     };
-    let r = session.run_reporting(&limits, slice_time, &mut |session| {
+    let mut report = |session: &mut Session| {
         stream(session);
         progress.update(session, start);
         if let Some(w) = &mut window {
@@ -424,7 +433,28 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
                 window = None;
             }
         }
-    });
+        session.m.poll_serial_input();
+        if console.quit_requested() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let r = loop {
+        let r = session.run_reporting(&limits, slice_time, &mut report);
+        // A guest idle at a terminal waits for the next key, not the end.
+        if matches!(r, Ok(Stop::Idle)) && console.interactive() && !limits.expired() {
+            if console.quit_requested() {
+                break Ok(Stop::Quit);
+            }
+            console.wait_for_key(slice_time);
+            if report(&mut session).is_break() {
+                break Ok(Stop::Quit);
+            }
+            continue;
+        }
+        break r;
+    };
     // What the guest wrote before an engine failed is shown too.
     stream(&mut session);
     let stop = r.map_err(|e| {

@@ -28,6 +28,7 @@
 use crate::engines::EngineKind;
 use machine::{CpuState, Engine, EngineError, EngineStats, Limits, Machine, Stop};
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 /// How an engine is made, beyond its kind.
@@ -109,7 +110,7 @@ impl std::error::Error for RunError {
 }
 
 /// How often `run_reporting` reports, and to what.
-type Report<'a> = (Duration, &'a mut dyn FnMut(&mut Session));
+type Report<'a> = (Duration, &'a mut dyn FnMut(&mut Session) -> ControlFlow<()>);
 
 /// Instructions a counting engine runs at most between two progress
 /// reports of `run_reporting` (its time slice bounds KVM).
@@ -295,7 +296,7 @@ impl Session {
         &mut self,
         limits: &Limits,
         every: Duration,
-        report: &mut dyn FnMut(&mut Session),
+        report: &mut dyn FnMut(&mut Session) -> ControlFlow<()>,
     ) -> Result<Stop, RunError> {
         self.run_sliced(limits, Some((every, report)))
     }
@@ -342,7 +343,9 @@ impl Session {
                 error,
             })?;
             if let Some((_, f)) = report.as_mut() {
-                f(self);
+                if f(self).is_break() {
+                    return Ok(Stop::Quit);
+                }
             }
             // Which bound ended it: the one whose value was set.
             match stop {
@@ -442,7 +445,10 @@ mod tests {
         };
         let mut reports = 0;
         let stop = s
-            .run_reporting(&limits, Duration::from_secs(60), &mut |_| reports += 1)
+            .run_reporting(&limits, Duration::from_secs(60), &mut |_| {
+                reports += 1;
+                ControlFlow::Continue(())
+            })
             .expect("run");
         assert_eq!(stop, Stop::Budget);
         assert_eq!(s.m.icount(), 2 * SLICE_INSNS + 5);
@@ -459,7 +465,9 @@ mod tests {
             ..Limits::default()
         };
         let stop = s
-            .run_reporting(&limits, Duration::from_millis(10), &mut |_| {})
+            .run_reporting(&limits, Duration::from_millis(10), &mut |_| {
+                ControlFlow::Continue(())
+            })
             .expect("run");
         assert_eq!(stop, Stop::Timeout);
         // Ten times the slice: the slices did not end the run. (How many
@@ -524,7 +532,9 @@ mod tests {
             ..Limits::default()
         };
         let stop = s
-            .run_reporting(&limits, Duration::from_millis(10), &mut |_| {})
+            .run_reporting(&limits, Duration::from_millis(10), &mut |_| {
+                ControlFlow::Continue(())
+            })
             .expect("run");
         assert_eq!(stop, Stop::Timeout);
     }

@@ -6,7 +6,7 @@
 
 use machine::Stop;
 
-/// Bochs' shutdown port, or HLT with interrupts disabled.
+/// Bochs' shutdown port, HLT with interrupts disabled, or Ctrl-A x.
 pub const OK: u8 = 0;
 /// Bad command line (clap's own status).
 pub const USAGE: u8 = 2;
@@ -30,7 +30,8 @@ pub fn for_stop(stop: &Stop) -> u8 {
     match stop {
         // The OS keeps the low 8 bits; the result stays odd.
         Stop::GuestExit { value } => ((value << 1) | 1) as u8,
-        Stop::Shutdown | Stop::Halted => OK,
+        // Ctrl-A x: the user's choice, as QEMU's -nographic exits 0.
+        Stop::Shutdown | Stop::Halted | Stop::Quit => OK,
         Stop::TripleFault => TRIPLE_FAULT,
         Stop::Budget | Stop::Timeout => LIMIT,
         Stop::Idle => IDLE,

@@ -36,6 +36,8 @@ pub enum Stop {
     /// A POST code written to port 0x80, with stops on POST codes on
     /// (`Machine::set_stop_on_post`); running again goes on.
     PostCode { code: u8 },
+    /// The user quit the run from the console (Ctrl-A x).
+    Quit,
 }
 
 impl Stop {
@@ -49,6 +51,7 @@ impl Stop {
                 | Stop::Idle
                 | Stop::TripleFault
                 | Stop::Reset
+                | Stop::Quit
         )
     }
 }
@@ -73,6 +76,7 @@ impl std::fmt::Display for Stop {
             Stop::TripleFault => write!(f, "triple fault (CPU shutdown)"),
             Stop::Reset => write!(f, "guest requested a reset"),
             Stop::PostCode { code } => write!(f, "POST code {code:#04x}"),
+            Stop::Quit => write!(f, "quit from the console (Ctrl-A x)"),
         }
     }
 }

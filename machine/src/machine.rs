@@ -541,6 +541,25 @@ impl Machine {
         self.after_device_activity();
     }
 
+    /// Connects COM1's host end to `source` (stdin, a file): see
+    /// [`SerialInput`](crate::devices::uart::SerialInput).
+    pub fn attach_serial_input(&mut self, source: Box<dyn crate::devices::uart::SerialInput>) {
+        self.bus.get_mut(self.chipset.com1).attach_input(source);
+    }
+
+    /// Takes in what a non-blocking serial source received meanwhile.
+    pub fn poll_serial_input(&mut self) {
+        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+        self.bus.get_mut(self.chipset.com1).poll_input(&mut cx);
+        self.after_device_activity();
+    }
+
+    /// True once the serial source ended and the guest's receiver took in
+    /// all it sent.
+    pub fn serial_input_ended(&self) -> bool {
+        self.bus.get(self.chipset.com1).input_ended()
+    }
+
     /// Everything written to the debug console port 0xE9.
     pub fn debugcon_output(&self) -> &[u8] {
         self.bus.get(self.chipset.debugcon).output()

@@ -117,6 +117,20 @@ const DIVISOR_9600: u16 = 12;
 const TIMEOUT_CHARS: u64 = 4;
 const NS_PER_SEC: u64 = 1_000_000_000;
 
+/// Where the host end of the line gets the bytes it sends, pulled one at a
+/// time whenever the receiver can take one and the guest looks (reads RBR,
+/// LSR or IIR, or enables the receive interrupt). A source that blocks in
+/// [`next`](Self::next) until it has a byte (a file or pipe) makes the
+/// arrival points depend only on the guest's own accesses, so the same
+/// input gives the same run; one that never blocks (a terminal) delivers
+/// what has arrived, and [`Uart16550::poll_input`] takes later bytes in.
+pub trait SerialInput: Send {
+    /// The next byte, or None when there is none now (or ever again).
+    fn next(&mut self) -> Option<u8>;
+    /// True once the source has ended (EOF): it is not asked again.
+    fn ended(&self) -> bool;
+}
+
 /// What the host sends down the line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum HostRx {
@@ -173,6 +187,10 @@ pub struct Uart16550 {
     rbr_last: u8,
     /// Bytes from the host not yet taken in by the receiver.
     host_rx: VecDeque<HostRx>,
+    /// Where more host bytes come from once `host_rx` is empty.
+    source: Option<Box<dyn SerialInput>>,
+    /// The source ended (EOF), remembered.
+    source_ended: bool,
     /// The THRE interrupt condition (datasheet Table V): set when THR
     /// becomes empty or ETBEI is enabled, cleared by a THR write or an IIR
     /// read that reports it.
@@ -207,6 +225,8 @@ impl Uart16550 {
             rx: VecDeque::with_capacity(FIFO_LEN),
             rbr_last: 0,
             host_rx: VecDeque::new(),
+            source: None,
+            source_ended: false,
             thre_pending: false,
             rx_timer_start: 0,
             timeout_fired: false,
@@ -242,6 +262,26 @@ impl Uart16550 {
     pub fn push_break(&mut self, cx: &mut IoCtx) {
         self.host_rx.push_back(HostRx::Break);
         self.after_host_input(cx);
+    }
+
+    /// Connects the host end of the line to `source` (see [`SerialInput`]).
+    pub fn attach_input(&mut self, source: Box<dyn SerialInput>) {
+        self.source = Some(source);
+        self.source_ended = false;
+    }
+
+    /// Takes in what a non-blocking source has received since the guest
+    /// last looked (the frontend calls this periodically).
+    pub fn poll_input(&mut self, cx: &mut IoCtx) {
+        if self.source.is_some() {
+            self.after_host_input(cx);
+        }
+    }
+
+    /// True once the attached source has ended (EOF) and everything it sent
+    /// has been taken in by the receiver.
+    pub fn input_ended(&self) -> bool {
+        self.source_ended && self.host_rx.is_empty()
     }
 
     /// Host bytes not yet taken in by the receiver.
@@ -442,7 +482,11 @@ impl Uart16550 {
             return;
         }
         while self.rx.len() < self.rx_capacity() {
-            let c = match self.host_rx.pop_front() {
+            let next = match self.host_rx.pop_front() {
+                Some(c) => Some(c),
+                None => self.pull(),
+            };
+            let c = match next {
                 None => break,
                 Some(HostRx::Byte(b)) => RxChar {
                     data: b & self.word_mask(),
@@ -455,6 +499,21 @@ impl Uart16550 {
             };
             self.stats.rx_chars += 1;
             self.receive(c, now);
+        }
+    }
+
+    /// The next byte from the source, if there is one.
+    fn pull(&mut self) -> Option<HostRx> {
+        let src = self.source.as_mut()?;
+        match src.next() {
+            Some(b) => Some(HostRx::Byte(b)),
+            None => {
+                if src.ended() {
+                    self.source = None;
+                    self.source_ended = true;
+                }
+                None
+            }
         }
     }
 
@@ -481,7 +540,11 @@ impl Uart16550 {
         c.data
     }
 
-    fn read_lsr(&mut self) -> u8 {
+    fn read_lsr(&mut self, now: u64) -> u8 {
+        // The guest looks at the line: a source's next byte arrives now.
+        if self.rx.is_empty() {
+            self.fill_from_host(now);
+        }
         let mut v = self.lsr_errors | LSR_THRE | LSR_TEMT;
         if !self.rx.is_empty() {
             v |= LSR_DR;
@@ -527,16 +590,22 @@ impl Uart16550 {
 
     // ---- other registers ------------------------------------------------
 
-    fn write_ier(&mut self, value: u8) {
+    fn write_ier(&mut self, value: u8, now: u64) {
         let enabled = value & !self.ier;
         self.ier = value & IER_MASK;
+        if enabled & IER_ERBFI != 0 {
+            self.fill_from_host(now);
+        }
         // Enabling ETBEI while THR is empty (always, here) raises THRE.
         if enabled & IER_ETBEI != 0 {
             self.thre_pending = true;
         }
     }
 
-    fn read_iir(&mut self) -> u8 {
+    fn read_iir(&mut self, now: u64) -> u8 {
+        if self.rx.is_empty() {
+            self.fill_from_host(now);
+        }
         let id = self.pending_interrupt();
         if id == Some(IIR_THRE) {
             // Reading IIR clears THRE only when it is the source shown.
@@ -604,10 +673,10 @@ impl Uart16550 {
             REG_DATA => self.read_rbr(now),
             REG_IER if dlab => (self.divisor >> 8) as u8,
             REG_IER => self.ier,
-            REG_IIR_FCR => self.read_iir(),
+            REG_IIR_FCR => self.read_iir(now),
             REG_LCR => self.lcr,
             REG_MCR => self.mcr,
-            REG_LSR => self.read_lsr(),
+            REG_LSR => self.read_lsr(now),
             REG_MSR => self.read_msr(),
             REG_SCR => self.scr,
             // Past the chip's 8 ports (a wide access at the top).
@@ -621,7 +690,7 @@ impl Uart16550 {
             REG_DATA if dlab => self.divisor = (self.divisor & 0xFF00) | value as u16,
             REG_DATA => self.write_thr(value, now),
             REG_IER if dlab => self.divisor = (self.divisor & 0x00FF) | (value as u16) << 8,
-            REG_IER => self.write_ier(value),
+            REG_IER => self.write_ier(value, now),
             REG_IIR_FCR => self.write_fcr(value, now),
             REG_LCR => self.lcr = value,
             REG_MCR => self.write_mcr(value, now),
@@ -1136,5 +1205,64 @@ mod tests {
             0xFFFF_0000 | 0x4B,
             "RI from OUT1"
         );
+    }
+
+    /// A source that hands out a fixed text and counts how often it was
+    /// asked, then ends.
+    struct Script {
+        data: std::collections::VecDeque<u8>,
+        asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+    impl SerialInput for Script {
+        fn next(&mut self) -> Option<u8> {
+            self.asked
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.data.pop_front()
+        }
+        fn ended(&self) -> bool {
+            self.data.is_empty()
+        }
+    }
+
+    #[test]
+    fn a_source_is_pulled_only_when_the_guest_looks_and_its_end_is_kept() {
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut r = Rig::new();
+        r.u.attach_input(Box::new(Script {
+            data: b"ab".iter().copied().collect(),
+            asked: asked.clone(),
+        }));
+        let n = || asked.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(n(), 0, "nothing is pulled before the guest looks");
+        r.wr(REG_SCR, 1);
+        assert_eq!(n(), 0, "nor on unrelated accesses");
+        // 16450 mode: one byte at a time, each when the guest looks.
+        assert_eq!(r.rd(REG_LSR) & LSR_DR, LSR_DR);
+        assert_eq!(n(), 1);
+        assert_eq!(r.rd(REG_DATA), b'a');
+        assert_eq!(r.rd(REG_LSR) & LSR_DR, LSR_DR, "b arrived as RBR emptied");
+        assert!(!r.u.input_ended());
+        assert_eq!(r.rd(REG_DATA), b'b');
+        assert!(r.u.input_ended(), "EOF seen as RBR emptied, and remembered");
+        assert_eq!(r.rd(REG_LSR) & LSR_DR, 0);
+        let before = n();
+        r.rd(REG_LSR);
+        r.rd(REG_IIR_FCR);
+        assert_eq!(n(), before, "an ended source is not asked again");
+    }
+
+    #[test]
+    fn enabling_the_receive_interrupt_takes_a_byte_in() {
+        let mut r = Rig::new();
+        r.wr(REG_MCR, MCR_OUT2);
+        r.u.attach_input(Box::new(Script {
+            data: b"z".iter().copied().collect(),
+            asked: Default::default(),
+        }));
+        r.irq_changes();
+        r.wr(REG_IER, IER_ERBFI);
+        assert_eq!(r.irq_changes(), vec![(IRQ, true)]);
+        assert_eq!(r.rd(REG_IIR_FCR), IIR_RX_DATA);
+        assert_eq!(r.rd(REG_DATA), b'z');
     }
 }
