@@ -7,5 +7,6 @@ pub mod pit;
 pub mod port92;
 pub mod post;
 pub mod rom;
+pub mod rtc;
 pub mod uart;
 pub mod vga;
