@@ -2,10 +2,12 @@
 
 pub mod debugcon;
 pub mod exit;
+pub mod i8042;
 pub mod pic;
 pub mod pit;
 pub mod port92;
 pub mod post;
+pub mod ps2kbd;
 pub mod rom;
 pub mod rtc;
 pub mod uart;
