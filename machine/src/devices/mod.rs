@@ -2,6 +2,8 @@
 
 pub mod debugcon;
 pub mod exit;
+pub mod ioapic;
+pub mod lapic;
 pub mod pic;
 pub mod pit;
 pub mod port92;
