@@ -3,6 +3,8 @@
 pub mod debugcon;
 pub mod exit;
 pub mod i8042;
+pub mod ioapic;
+pub mod lapic;
 pub mod pic;
 pub mod pit;
 pub mod port92;
