@@ -62,8 +62,8 @@ pub struct Chip {
     pub ports: Vec<(u16, u16)>,
     /// MMIO ranges (first, length), after the port ranges in region order.
     pub mmio: Vec<(u64, u64)>,
-    /// The ISA IRQ line the chip drives, if any.
-    pub irq: Option<u8>,
+    /// The ISA IRQ lines the chip drives.
+    pub irqs: Vec<u8>,
 }
 
 /// Ports and lines of the standard PC chips (PC/AT, QEMU and Bochs
@@ -96,6 +96,9 @@ pub mod irqs {
     pub const CASCADE: u8 = 2;
     pub const COM1: u8 = 4;
     pub const RTC: u8 = 8;
+    /// The 8042's auxiliary (PS/2 mouse) port; no mouse is attached, but
+    /// the controller can still raise it (command 0xD3).
+    pub const MOUSE: u8 = 12;
     pub const ATA_PRIMARY: u8 = 14;
     pub const ATA_SECONDARY: u8 = 15;
 }
@@ -108,6 +111,10 @@ pub mod mmio {
     pub const LAPIC: u64 = 0xFEE0_0000;
     pub const LAPIC_LEN: u64 = 0x1000;
 }
+
+/// The I/O APIC's ID (its ID register and the MP table), after the one
+/// CPU's local APIC ID 0, as QEMU numbers them.
+pub const IOAPIC_ID: u8 = 1;
 
 /// The I/O APIC pin an ISA IRQ line reaches (see the module comment).
 pub const fn ioapic_pin(isa_line: u8) -> u8 {
@@ -131,13 +138,15 @@ impl Board {
     /// isa-debug-exit 0xF4, Bochs' shutdown port).
     pub fn pc() -> Board {
         use ChipKind::*;
-        let chip = |kind, unit, name, ports: &[(u16, u16)], mmio: &[(u64, u64)], irq| Chip {
-            kind,
-            unit,
-            name,
-            ports: ports.to_vec(),
-            mmio: mmio.to_vec(),
-            irq,
+        let chip = |kind, unit, name, ports: &[(u16, u16)], mmio: &[(u64, u64)], irqs: &[u8]| {
+            Chip {
+                kind,
+                unit,
+                name,
+                ports: ports.to_vec(),
+                mmio: mmio.to_vec(),
+                irqs: irqs.to_vec(),
+            }
         };
         Board {
             chips: vec![
@@ -147,7 +156,7 @@ impl Board {
                     "8259A PIC pair",
                     &[(ports::PIC_MASTER, 2), (ports::PIC_SLAVE, 2)],
                     &[],
-                    Some(irqs::CASCADE),
+                    &[irqs::CASCADE],
                 ),
                 chip(
                     Pit,
@@ -155,7 +164,7 @@ impl Board {
                     "8254 PIT",
                     &[(ports::PIT, 4), (ports::SYSTEM_CONTROL_B, 1)],
                     &[],
-                    Some(irqs::PIT),
+                    &[irqs::PIT],
                 ),
                 chip(
                     Keyboard,
@@ -163,7 +172,7 @@ impl Board {
                     "8042 keyboard controller",
                     &[(ports::KBC_DATA, 1), (ports::KBC_STATUS, 1)],
                     &[],
-                    Some(irqs::KEYBOARD),
+                    &[irqs::KEYBOARD, irqs::MOUSE],
                 ),
                 chip(
                     Rtc,
@@ -171,7 +180,7 @@ impl Board {
                     "MC146818A RTC",
                     &[(ports::RTC, 2)],
                     &[],
-                    Some(irqs::RTC),
+                    &[irqs::RTC],
                 ),
                 chip(
                     Uart,
@@ -179,7 +188,7 @@ impl Board {
                     "16550A UART (COM1)",
                     &[(ports::COM1, 8)],
                     &[],
-                    Some(irqs::COM1),
+                    &[irqs::COM1],
                 ),
                 chip(
                     Ata,
@@ -187,7 +196,7 @@ impl Board {
                     "ATA channel 0 (primary)",
                     &[(ports::ATA_PRIMARY, 8), (ports::ATA_PRIMARY_CTRL, 1)],
                     &[],
-                    Some(irqs::ATA_PRIMARY),
+                    &[irqs::ATA_PRIMARY],
                 ),
                 chip(
                     Ata,
@@ -195,25 +204,25 @@ impl Board {
                     "ATA channel 1 (secondary)",
                     &[(ports::ATA_SECONDARY, 8), (ports::ATA_SECONDARY_CTRL, 1)],
                     &[],
-                    Some(irqs::ATA_SECONDARY),
+                    &[irqs::ATA_SECONDARY],
                 ),
-                chip(Vga, 0, "VGA (text mode)", &[(ports::VGA, 0x30)], &[], None),
+                chip(Vga, 0, "VGA (text mode)", &[(ports::VGA, 0x30)], &[], &[]),
                 chip(
                     DebugCon,
                     0,
                     "debug console",
                     &[(ports::DEBUGCON, 1)],
                     &[],
-                    None,
+                    &[],
                 ),
-                chip(PostCodes, 0, "POST codes", &[(ports::POST, 1)], &[], None),
+                chip(PostCodes, 0, "POST codes", &[(ports::POST, 1)], &[], &[]),
                 chip(
                     Port92,
                     0,
                     "system control port A",
                     &[(ports::FAST_A20, 1)],
                     &[],
-                    None,
+                    &[],
                 ),
                 // QEMU's isa-debug-exit with iosize=4.
                 chip(
@@ -222,7 +231,7 @@ impl Board {
                     "isa-debug-exit",
                     &[(ports::DEBUG_EXIT, 4)],
                     &[],
-                    None,
+                    &[],
                 ),
                 chip(
                     BochsShutdown,
@@ -230,7 +239,7 @@ impl Board {
                     "Bochs shutdown port",
                     &[(ports::BOCHS_SHUTDOWN, 1)],
                     &[],
-                    None,
+                    &[],
                 ),
                 chip(
                     IoApic,
@@ -238,7 +247,7 @@ impl Board {
                     "82093AA I/O APIC",
                     &[],
                     &[(mmio::IOAPIC, mmio::IOAPIC_LEN)],
-                    None,
+                    &[],
                 ),
                 chip(
                     LocalApic,
@@ -246,7 +255,7 @@ impl Board {
                     "local APIC (CPU 0)",
                     &[],
                     &[(mmio::LAPIC, mmio::LAPIC_LEN)],
-                    None,
+                    &[],
                 ),
             ],
         }
@@ -262,7 +271,7 @@ impl Board {
     pub fn irq_lines(&self) -> Result<IrqLines, IrqConflict> {
         let mut lines = IrqLines::default();
         for c in &self.chips {
-            if let Some(l) = c.irq {
+            for &l in &c.irqs {
                 lines.claim(l, c.name)?;
             }
         }
@@ -291,10 +300,18 @@ impl fmt::Display for Board {
                 .iter()
                 .map(|&(a, n)| format!("{a:#x}-{:#x}", a + n - 1))
                 .collect();
-            let irq = match c.irq {
-                Some(2) => "2 (cascade)".to_string(),
-                Some(l) => format!("{l} (I/O APIC pin {})", ioapic_pin(l)),
-                None => "-".to_string(),
+            let irq: Vec<String> = c
+                .irqs
+                .iter()
+                .map(|&l| match l {
+                    2 => "2 (cascade)".to_string(),
+                    l => format!("{l} (I/O APIC pin {})", ioapic_pin(l)),
+                })
+                .collect();
+            let irq = if irq.is_empty() {
+                "-".to_string()
+            } else {
+                irq.join(", ")
             };
             writeln!(
                 f,

@@ -6,8 +6,9 @@
 use crate::board::{Board, ChipKind, IrqLines};
 use crate::bus::{Bus, Device, DeviceId, IoCtx, Request};
 use crate::devices::{
-    debugcon::DebugCon, exit::BochsShutdown, exit::DebugExit, pic::Pic, pit::Pit, port92::Port92,
-    post::PostCodes, uart::Uart16550, vga::Screen, vga::Vga,
+    debugcon::DebugCon, exit::BochsShutdown, exit::DebugExit, i8042::I8042, ioapic::Ioapic,
+    lapic::Lapic, lapic::Lint, pic::Pic, pit::Pit, port92::Port92, post::PostCodes, rtc::Rtc,
+    uart::Uart16550, vga::Screen, vga::Vga,
 };
 use crate::event::Event;
 use crate::memory::{GuestMemory, MemoryError};
@@ -48,6 +49,9 @@ pub struct MachineConfig {
     /// IN reads all ones: what CPU conformance data captured on a bare
     /// processor board expects.
     pub bare_bus: bool,
+    /// The instant the RTC shows at virtual time 0 (Unix seconds); fixed by
+    /// default so runs are deterministic.
+    pub rtc_start: i64,
 }
 
 impl Default for MachineConfig {
@@ -55,6 +59,7 @@ impl Default for MachineConfig {
         MachineConfig {
             ram_bytes: DEFAULT_RAM,
             bare_bus: false,
+            rtc_start: crate::devices::rtc::DEFAULT_START,
         }
     }
 }
@@ -74,6 +79,10 @@ impl MachineConfig {
 pub struct Chipset {
     pub pic: DeviceId<Pic>,
     pub pit: DeviceId<Pit>,
+    pub rtc: DeviceId<Rtc>,
+    pub kbc: DeviceId<I8042>,
+    pub lapic: DeviceId<Lapic>,
+    pub ioapic: DeviceId<Ioapic>,
     pub com1: DeviceId<Uart16550>,
     pub vga: DeviceId<Vga>,
     pub debugcon: DeviceId<DebugCon>,
@@ -97,8 +106,11 @@ pub struct Machine {
     a20_mask: u32,
     mapping_generation: u64,
     stop: Option<MachineStop>,
-    /// The 8259A's INT output, cached after every change to the PIC.
+    /// The CPU's INTR input (the local APIC's, or the 8259A's through
+    /// LINT0), cached after every change to the interrupt controllers.
     intr: bool,
+    /// An NMI is waiting for the CPU (latched: NMI is edge-triggered).
+    nmi: bool,
     /// Earliest device deadline (u64::MAX when none), cached.
     deadline: u64,
     irq_buf: Vec<(u8, bool)>,
@@ -175,6 +187,17 @@ impl Machine {
         };
         let pic = b.place(&board, ChipKind::Pic, 0, Pic::new());
         let pit = b.place(&board, ChipKind::Pit, 0, Pit::new());
+        let mut rtc_chip = Rtc::new(cfg.rtc_start);
+        rtc_chip.set_memory_sizes(cfg.ram_bytes as u64);
+        let rtc = b.place(&board, ChipKind::Rtc, 0, rtc_chip);
+        let kbc = b.place(&board, ChipKind::Keyboard, 0, I8042::new());
+        let ioapic = b.place(
+            &board,
+            ChipKind::IoApic,
+            0,
+            Ioapic::with_id(crate::board::IOAPIC_ID),
+        );
+        let lapic = b.place(&board, ChipKind::LocalApic, 0, Lapic::new());
         let com1 = b.place(&board, ChipKind::Uart, 0, Uart16550::new(irqs::COM1));
         let vga = b.place(&board, ChipKind::Vga, 0, Vga::new());
         let debugcon = b.place(&board, ChipKind::DebugCon, 0, DebugCon::default());
@@ -190,6 +213,10 @@ impl Machine {
             chipset: Chipset {
                 pic,
                 pit,
+                rtc,
+                kbc,
+                lapic,
+                ioapic,
                 com1,
                 vga,
                 debugcon,
@@ -205,6 +232,7 @@ impl Machine {
             mapping_generation: 0,
             stop: None,
             intr: false,
+            nmi: false,
             deadline: u64::MAX,
             irq_buf: Vec::new(),
             req_buf: Vec::new(),
@@ -290,51 +318,151 @@ impl Machine {
         self.after_device_activity();
     }
 
-    /// Routes IRQ line changes to the PIC, carries out device requests, and
-    /// refreshes the cached INTR line and deadline.
+    /// Routes IRQ line changes to the PIC and the I/O APIC, messages
+    /// between the APICs, carries out device requests, and refreshes the
+    /// cached INTR line and deadline.
     fn after_device_activity(&mut self) {
+        let cs = self.chipset;
         if !self.irq_buf.is_empty() {
             let changes = std::mem::take(&mut self.irq_buf);
-            let pic = self.bus.get_mut(self.chipset.pic);
+            let pic = self.bus.get_mut(cs.pic);
             for &(line, level) in &changes {
                 pic.set_irq(line, level);
+            }
+            let ioapic = self.bus.get_mut(cs.ioapic);
+            for &(line, level) in &changes {
+                ioapic.set_irq(crate::board::ioapic_pin(line), level);
             }
             self.irq_buf = changes;
             self.irq_buf.clear();
         }
+        self.route_apic_messages();
         for i in 0..self.req_buf.len() {
             match self.req_buf[i] {
                 Request::Stop(s) => {
                     self.stop.get_or_insert(s);
                 }
-                Request::A20(on) => {
-                    let mask = if on { u32::MAX } else { !(1 << 20) };
-                    if mask != self.a20_mask {
-                        self.a20_mask = mask;
-                        self.mapping_generation += 1;
-                    }
-                }
+                Request::A20(on) => self.set_a20(on),
             }
         }
         self.req_buf.clear();
-        self.intr = self.bus.get(self.chipset.pic).intr();
+        let lapic = self.bus.get(cs.lapic);
+        self.intr = lapic.pending_vector().is_some()
+            || lapic.extint_pending()
+            || (lapic.lint0_extint() && self.bus.get(cs.pic).intr());
         self.deadline = self.bus.next_deadline().unwrap_or(u64::MAX);
+    }
+
+    /// Delivers the I/O APIC's messages to the local APIC and the local
+    /// APIC's EOIs of level-triggered vectors back (which may send the
+    /// message again while the line is still asserted: bounded rounds, so a
+    /// storm cannot hang the machine); then its NMI and INIT outputs.
+    fn route_apic_messages(&mut self) {
+        let cs = self.chipset;
+        for _ in 0..8 {
+            let msgs = self.bus.get_mut(cs.ioapic).take_messages();
+            let lapic = self.bus.get_mut(cs.lapic);
+            for m in msgs {
+                lapic.accept(m);
+            }
+            let eois = lapic.take_eoi_broadcasts();
+            if eois.is_empty() {
+                break;
+            }
+            let ioapic = self.bus.get_mut(cs.ioapic);
+            for v in eois {
+                ioapic.eoi(v);
+            }
+        }
+        let lapic = self.bus.get_mut(cs.lapic);
+        if lapic.take_nmi() {
+            self.nmi = true;
+        }
+        if lapic.take_init() {
+            // INIT to itself: the CPU resets (there is no other CPU to
+            // send it to).
+            self.stop.get_or_insert(MachineStop::Reset);
+        }
+    }
+
+    /// The A20 gate, one for the whole board whichever chip moved it (port
+    /// 0x92 or the 8042's output port); both show its state.
+    fn set_a20(&mut self, on: bool) {
+        let mask = if on { u32::MAX } else { !(1 << 20) };
+        if mask != self.a20_mask {
+            self.a20_mask = mask;
+            self.mapping_generation += 1;
+        }
+        let cs = self.chipset;
+        self.bus.get_mut(cs.kbc).set_a20_line(on);
+        self.bus.get_mut(cs.port92).set_a20_line(on);
     }
 
     // ---- interrupts -----------------------------------------------------
 
-    /// The PIC's INT output: an unmasked interrupt request is waiting.
+    /// The CPU's INTR input: an interrupt is waiting for IF.
     #[inline]
     pub fn interrupt_pending(&self) -> bool {
         self.intr
     }
 
-    /// The CPU's interrupt-acknowledge cycle: returns the vector (possibly a
-    /// spurious IRQ7/IRQ15 vector, SDM-less but 8259A datasheet behaviour).
+    /// The CPU's interrupt-acknowledge cycle: the vector of the
+    /// highest-priority interrupt. The local APIC answers first (its fixed
+    /// interrupts), then the 8259A through LINT0's ExtINT, as QEMU orders
+    /// them; a request that went away answers with the spurious vector.
     pub fn acknowledge_interrupt(&mut self) -> u8 {
-        let v = self.bus.get_mut(self.chipset.pic).acknowledge();
+        let cs = self.chipset;
+        let lapic = self.bus.get_mut(cs.lapic);
+        let v = if lapic.pending_vector().is_some() {
+            lapic.acknowledge()
+        } else if lapic.extint_pending() || lapic.lint0_extint() {
+            lapic.acknowledge_extint();
+            self.bus.get_mut(cs.pic).acknowledge()
+        } else {
+            lapic.acknowledge()
+        };
         self.after_device_activity();
         v
+    }
+
+    /// An NMI is waiting and the NMI mask (port 0x70 bit 7) lets it through.
+    #[inline]
+    pub fn nmi_pending(&self) -> bool {
+        self.nmi && !self.bus.get(self.chipset.rtc).nmi_masked()
+    }
+
+    /// The CPU takes the waiting NMI (vector 2).
+    pub fn take_nmi(&mut self) -> bool {
+        let pending = self.nmi_pending();
+        if pending {
+            self.nmi = false;
+        }
+        pending
+    }
+
+    /// An edge on the board's NMI line (an I/O channel check; the host's
+    /// "nmi" command): it reaches the CPU through LINT1.
+    pub fn raise_nmi(&mut self) {
+        let lapic = self.bus.get_mut(self.chipset.lapic);
+        lapic.set_lint(Lint::Lint1, true);
+        lapic.set_lint(Lint::Lint1, false);
+        self.after_device_activity();
+    }
+
+    /// IA32_APIC_BASE (MSR 0x1B), as RDMSR reads it.
+    pub fn apic_base(&self) -> u64 {
+        self.bus.get(self.chipset.lapic).apic_base()
+    }
+
+    /// WRMSR to IA32_APIC_BASE. An error means #GP (reserved bits) or a
+    /// relocation ringlab does not do; its text says which.
+    pub fn set_apic_base(
+        &mut self,
+        value: u64,
+    ) -> Result<(), crate::devices::lapic::ApicBaseError> {
+        let r = self.bus.get_mut(self.chipset.lapic).set_apic_base(value);
+        self.after_device_activity();
+        r
     }
 
     // ---- port I/O -------------------------------------------------------

@@ -876,6 +876,7 @@ fn new_session() -> Session {
     let mut m = Machine::new(MachineConfig {
         ram_bytes: RAM_BYTES,
         bare_bus: true,
+        ..MachineConfig::default()
     })
     .expect("a 16 MiB machine");
     m.trace.set_enabled(EventMask::NONE);

@@ -23,6 +23,12 @@ impl Port92 {
     pub fn a20_enabled(&self) -> bool {
         self.value & 0x02 != 0
     }
+
+    /// The board's one A20 gate changed (from this port or the 8042's
+    /// output port): bit 1 reads it.
+    pub fn set_a20_line(&mut self, on: bool) {
+        self.value = (self.value & !0x02) | if on { 0x02 } else { 0 };
+    }
 }
 
 impl Device for Port92 {
