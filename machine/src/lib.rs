@@ -7,6 +7,7 @@ pub mod bus;
 pub mod clock;
 pub mod cpu;
 pub mod devices;
+pub mod disk;
 pub mod engine;
 pub mod event;
 pub mod loader;
