@@ -8,6 +8,7 @@ pub mod bus;
 pub mod clock;
 pub mod cpu;
 pub mod devices;
+pub mod disk;
 pub mod engine;
 pub mod event;
 pub mod loader;

@@ -1,5 +1,6 @@
 //! The chips of the PC, one file each.
 
+pub mod ata;
 pub mod debugcon;
 pub mod exit;
 pub mod i8042;
