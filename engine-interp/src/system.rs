@@ -381,9 +381,13 @@ pub fn wbinvd(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     c.need_cpl0()
 }
 
-/// CPUID from the machine's fixed table, the same on every engine.
-pub fn cpuid(c: &mut Cpu, _m: &mut Machine, _op: &Op) -> R<()> {
-    let r = machine::x86::cpuid::cpuid(c.regs[0], c.regs[1]);
+/// CPUID from the machine's fixed table, the same on every engine; the
+/// APIC bit follows IA32_APIC_BASE's global enable (SDM Vol 3A 11.4.3).
+pub fn cpuid(c: &mut Cpu, m: &mut Machine, _op: &Op) -> R<()> {
+    let mut r = machine::x86::cpuid::cpuid(c.regs[0], c.regs[1]);
+    if c.regs[0] == 1 && m.apic_base() & machine::x86::cpuid::APIC_BASE_ENABLE == 0 {
+        r[3] &= !machine::x86::cpuid::edx1::APIC;
+    }
     c.regs[0] = r[0];
     c.regs[3] = r[1];
     c.regs[1] = r[2];
@@ -419,6 +423,7 @@ pub fn msr_op(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
             msr::SYSENTER_CS => c.sysenter_cs as u64,
             msr::SYSENTER_ESP => c.sysenter_esp as u64,
             msr::SYSENTER_EIP => c.sysenter_eip as u64,
+            msr::APIC_BASE => m.apic_base(),
             _ => return gp0(),
         };
         c.regs[0] = v as u32;
@@ -433,6 +438,13 @@ pub fn msr_op(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
             msr::SYSENTER_CS => c.sysenter_cs = v as u32,
             msr::SYSENTER_ESP => c.sysenter_esp = v as u32,
             msr::SYSENTER_EIP => c.sysenter_eip = v as u32,
+            // Reserved bits #GP; a relocation ringlab does not do leaves
+            // the APIC where it is and says so in the trace.
+            msr::APIC_BASE => match m.set_apic_base(v) {
+                Ok(()) => {}
+                Err(machine::devices::lapic::ApicBaseError::Reserved { .. }) => return gp0(),
+                Err(e) => m.note("local APIC", e.to_string()),
+            },
             _ => return gp0(),
         }
     }

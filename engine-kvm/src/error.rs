@@ -167,14 +167,14 @@ mod tests {
         assert!(matches!(EngineError::from(other), EngineError::Internal(s)
             if s.starts_with("this KVM engine was created for another machine")));
         let failed = KvmError::VcpuFailed {
-            why: "unexpected VM exit: Nmi".into(),
+            why: "unexpected VM exit: KVM_EXIT_NMI".into(),
             state: "  at 0008:00001000\n".into(),
         };
         let e = EngineError::from(failed);
         assert!(matches!(e, EngineError::Host { .. }), "{e:?}");
         assert_eq!(
             e.to_string(),
-            "host error: unexpected VM exit: Nmi; vCPU state:\n  at 0008:00001000\n"
+            "host error: unexpected VM exit: KVM_EXIT_NMI; vCPU state:\n  at 0008:00001000\n"
         );
         let short = KvmError::MsrRefused {
             call: "KVM_SET_MSRS",

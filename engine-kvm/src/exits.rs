@@ -241,7 +241,7 @@ mod tests {
         let mut buf = [0u8; 4];
         handle(
             Exit::MmioRead {
-                addr: 0xFEE0_0000,
+                addr: 0xFED0_0000,
                 data: &mut buf,
             },
             &mut m,

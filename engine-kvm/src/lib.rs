@@ -76,7 +76,7 @@ impl Kvm {
             vm,
             vcpu,
             readonly_mem,
-        } = vm::create(host)?;
+        } = vm::create(host, m.apic_base())?;
         let mut k = Kvm {
             vm,
             vcpu,

@@ -497,7 +497,7 @@ mod tests {
                 len: 3,
             },
             Scripted::MmioRead {
-                addr: 0xFEE0_0000,
+                addr: 0xFED0_0000,
                 len: 4,
             },
             out(0xF4, &[0]),
@@ -571,7 +571,7 @@ mod tests {
         assert!(matches!(e, KvmError::VcpuFailed { .. }));
         let text = e.to_string();
         assert!(
-            text.starts_with("unexpected VM exit: Nmi; vCPU state:\n  at "),
+            text.starts_with("unexpected VM exit: KVM_EXIT_NMI; vCPU state:\n  at "),
             "{text}"
         );
         let (r, _, st) = play(HostKind::Intel, &[Scripted::InternalError], &mut machine());

@@ -24,7 +24,7 @@ pub(crate) struct Vm {
 }
 
 /// Opens /dev/kvm and makes the VM and its vCPU, with the machine's CPUID.
-pub(crate) fn create(host: HostKind) -> Result<Vm, KvmError> {
+pub(crate) fn create(host: HostKind, apic_base: u64) -> Result<Vm, KvmError> {
     let kvm = host::try_open()?;
     let vm = kvm.create_vm().map_err(KvmError::ioctl("KVM_CREATE_VM"))?;
     let readonly_mem = kvm.check_extension(kvm_ioctls::Cap::ReadonlyMem);
@@ -58,11 +58,12 @@ pub(crate) fn create(host: HostKind) -> Result<Vm, KvmError> {
     let cpuid = CpuId::from_entries(&entries).map_err(KvmError::too_long("CPUID table"))?;
     vcpu.set_cpuid2(&cpuid)
         .map_err(KvmError::ioctl("KVM_SET_CPUID2"))?;
-    // The machine has no local APIC. KVM reports CPUID.01H:EDX.APIC from
-    // IA32_APIC_BASE's global enable (bit 11), whatever the table says, so
-    // turn that off: the guest then sees the table's CPUID. (0xFEE00000 is
-    // the architectural base; bit 8 marks the BSP.)
-    vcpu::set_msrs(&vcpu, &[(IA32_APIC_BASE, 0xFEE0_0000 | (1 << 8))])?;
+    // The local APIC is the machine's (no in-kernel irqchip: its registers
+    // arrive here as MMIO exits). KVM keeps IA32_APIC_BASE itself and
+    // reports CPUID.01H:EDX.APIC from its global enable (bit 11), so it
+    // starts as the machine's APIC is. A guest's later WRMSR stays in KVM
+    // (the machine's APIC does not see it on this engine).
+    vcpu::set_msrs(&vcpu, &[(IA32_APIC_BASE, apic_base)])?;
     Ok(Vm {
         vm,
         vcpu,

@@ -568,10 +568,7 @@ pub fn event_what(e: &Event) -> String {
             eip,
             how,
         } => {
-            let how = serde_json::to_value(how)
-                .ok()
-                .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
-                .unwrap_or_default();
+            let how = how.name().replace('_', " ");
             format!("sensitive {insn} in ring {cpl} at {eip:#x}: {how}")
         }
         Event::VmExit { reason } => format!("VM exit: {reason}"),
@@ -582,6 +579,7 @@ pub fn event_what(e: &Event) -> String {
             format!("unimplemented instruction at {eip:#x}: {bytes:02x?}")
         }
         Event::EngineSwitch { from, to } => format!("engine switched {from} -> {to}"),
+        Event::DeviceNote { device, note } => format!("{device}: {note}"),
     }
 }
 

@@ -71,6 +71,7 @@ pub fn print_stats(
             format!("{} reads, {} writes", b.mmio_reads, b.mmio_writes),
         ));
     }
+    lines.extend(m.device_summary());
     let post = m.bus.get(m.chipset.post);
     if let Some(last) = post.codes().last() {
         let seq: Vec<String> = post.distinct().iter().map(|c| format!("{c:02x}")).collect();

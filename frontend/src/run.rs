@@ -642,6 +642,7 @@ fn json_report(
         "sensitive": sensitive,
         "vm_exits": exits,
         "counters": counters,
+        "devices": m.device_stats_json(),
         "post_codes": m.post_codes(),
         "rom_writes_ignored": m.rom_writes(),
         "switches": session.switches.iter().map(|s| json!({

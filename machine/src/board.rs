@@ -138,16 +138,15 @@ impl Board {
     /// isa-debug-exit 0xF4, Bochs' shutdown port).
     pub fn pc() -> Board {
         use ChipKind::*;
-        let chip = |kind, unit, name, ports: &[(u16, u16)], mmio: &[(u64, u64)], irqs: &[u8]| {
-            Chip {
+        let chip =
+            |kind, unit, name, ports: &[(u16, u16)], mmio: &[(u64, u64)], irqs: &[u8]| Chip {
                 kind,
                 unit,
                 name,
                 ports: ports.to_vec(),
                 mmio: mmio.to_vec(),
                 irqs: irqs.to_vec(),
-            }
-        };
+            };
         Board {
             chips: vec![
                 chip(

@@ -323,11 +323,12 @@ impl Bus {
         }
     }
 
-    /// "device register" for the MMIO register at physical `addr`, when the
-    /// device there names its registers.
-    pub fn mmio_register_name(&self, addr: u64) -> Option<&'static str> {
+    /// (device, register) for the MMIO register at physical `addr`, when
+    /// the device there names its registers.
+    pub fn mmio_register_name(&self, addr: u64) -> Option<(&'static str, &'static str)> {
         let m = self.find_mmio(addr)?;
-        self.devices[m.device].mmio_register_name(m.region, addr - m.start)
+        let d = &self.devices[m.device];
+        Some((d.name(), d.mmio_register_name(m.region, addr - m.start)?))
     }
 
     /// True when some device claims physical address `addr`.

@@ -241,6 +241,8 @@ pub struct TableReg {
 /// The modelled MSRs (SDM Vol 4 table 2-2 numbers).
 pub mod msr {
     pub const TSC: u32 = 0x10;
+    /// IA32_APIC_BASE: the local APIC's base and global enable.
+    pub const APIC_BASE: u32 = 0x1B;
     pub const SYSENTER_CS: u32 = 0x174;
     pub const SYSENTER_ESP: u32 = 0x175;
     pub const SYSENTER_EIP: u32 = 0x176;

@@ -96,11 +96,12 @@ pub enum VmExit {
         port: u16,
     },
     /// An access to a physical address with no memory slot: a device
-    /// register (`register` names it when its device does).
+    /// register (`register` names the device and the register when the
+    /// device names its registers).
     Mmio {
         write: bool,
         addr: u64,
-        register: Option<&'static str>,
+        register: Option<(&'static str, &'static str)>,
     },
     Hlt,
     IrqWindow,
@@ -135,7 +136,7 @@ impl std::fmt::Display for VmExit {
             } => {
                 let rw = if write { "write" } else { "read" };
                 match register {
-                    Some(r) => write!(f, "mmio {rw} {addr:#x} ({r})"),
+                    Some((d, r)) => write!(f, "mmio {rw} {addr:#x} ({d} {r})"),
                     None => write!(f, "mmio {rw} {addr:#x}"),
                 }
             }
@@ -223,6 +224,12 @@ pub enum Event {
         from: String,
         to: String,
     },
+    /// A device did something the guest cannot see in its registers and a
+    /// user should know about (a refused APIC relocation).
+    DeviceNote {
+        device: &'static str,
+        note: Cow<'static, str>,
+    },
 }
 
 /// Event kinds, for counters and filters.
@@ -238,10 +245,11 @@ pub enum EventKind {
     BlockTranslated,
     Unimplemented,
     EngineSwitch,
+    DeviceNote,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::PrivilegeChange,
         EventKind::Exception,
         EventKind::Interrupt,
@@ -251,6 +259,7 @@ impl EventKind {
         EventKind::BlockTranslated,
         EventKind::Unimplemented,
         EventKind::EngineSwitch,
+        EventKind::DeviceNote,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -263,6 +272,7 @@ impl EventKind {
             EventKind::BlockTranslated => "block_translated",
             EventKind::Unimplemented => "unimplemented",
             EventKind::EngineSwitch => "engine_switch",
+            EventKind::DeviceNote => "device_note",
         }
     }
     /// How `--stats` names a count of these events.
@@ -277,6 +287,7 @@ impl EventKind {
             EventKind::BlockTranslated => "blocks translated",
             EventKind::Unimplemented => "unimplemented instructions",
             EventKind::EngineSwitch => "engine switches",
+            EventKind::DeviceNote => "device notes",
         }
     }
 
@@ -297,6 +308,7 @@ impl Event {
             Event::VmExit { .. } => EventKind::VmExit,
             Event::BlockTranslated { .. } => EventKind::BlockTranslated,
             Event::Unimplemented { .. } => EventKind::Unimplemented,
+            Event::DeviceNote { .. } => EventKind::DeviceNote,
             Event::EngineSwitch { .. } => EventKind::EngineSwitch,
         }
     }
@@ -592,7 +604,7 @@ mod tests {
             reason: VmExit::Mmio {
                 write: true,
                 addr: 0xFEE0_00B0,
-                register: Some("local APIC EOI"),
+                register: Some(("local APIC", "EOI")),
             },
         };
         assert_eq!(

@@ -6,9 +6,9 @@
 use crate::board::{Board, ChipKind, IrqLines};
 use crate::bus::{Bus, Device, DeviceId, IoCtx, Request};
 use crate::devices::{
-    debugcon::DebugCon, exit::BochsShutdown, exit::DebugExit, i8042::I8042, ioapic::Ioapic,
-    lapic::Lapic, lapic::Lint, pic::Pic, pit::Pit, port92::Port92, post::PostCodes, rtc::Rtc,
-    uart::Uart16550, vga::Screen, vga::Vga,
+    ata::AtaChannel, debugcon::DebugCon, exit::BochsShutdown, exit::DebugExit, i8042::I8042,
+    ioapic::Ioapic, lapic::Lapic, lapic::Lint, pic::Pic, pit::Pit, port92::Port92, post::PostCodes,
+    rtc::Rtc, uart::Uart16550, vga::Screen, vga::Vga,
 };
 use crate::event::Event;
 use crate::memory::{GuestMemory, MemoryError};
@@ -80,6 +80,8 @@ pub struct Chipset {
     pub pic: DeviceId<Pic>,
     pub pit: DeviceId<Pit>,
     pub rtc: DeviceId<Rtc>,
+    /// The primary and secondary ATA channels.
+    pub ata: [DeviceId<AtaChannel>; 2],
     pub kbc: DeviceId<I8042>,
     pub lapic: DeviceId<Lapic>,
     pub ioapic: DeviceId<Ioapic>,
@@ -111,6 +113,9 @@ pub struct Machine {
     intr: bool,
     /// An NMI is waiting for the CPU (latched: NMI is edge-triggered).
     nmi: bool,
+    /// Host keys held until the guest is ready for them (`key_events`).
+    host_keys: std::collections::VecDeque<(crate::devices::ps2kbd::Key, bool)>,
+    keys_flowing: bool,
     /// Earliest device deadline (u64::MAX when none), cached.
     deadline: u64,
     irq_buf: Vec<(u8, bool)>,
@@ -191,6 +196,15 @@ impl Machine {
         rtc_chip.set_memory_sizes(cfg.ram_bytes as u64);
         let rtc = b.place(&board, ChipKind::Rtc, 0, rtc_chip);
         let kbc = b.place(&board, ChipKind::Keyboard, 0, I8042::new());
+        let ata = [
+            b.place(&board, ChipKind::Ata, 0, AtaChannel::new(irqs::ATA_PRIMARY)),
+            b.place(
+                &board,
+                ChipKind::Ata,
+                1,
+                AtaChannel::new(irqs::ATA_SECONDARY),
+            ),
+        ];
         let ioapic = b.place(
             &board,
             ChipKind::IoApic,
@@ -214,6 +228,7 @@ impl Machine {
                 pic,
                 pit,
                 rtc,
+                ata,
                 kbc,
                 lapic,
                 ioapic,
@@ -233,6 +248,8 @@ impl Machine {
             stop: None,
             intr: false,
             nmi: false,
+            host_keys: std::collections::VecDeque::new(),
+            keys_flowing: false,
             deadline: u64::MAX,
             irq_buf: Vec::new(),
             req_buf: Vec::new(),
@@ -323,18 +340,10 @@ impl Machine {
     /// cached INTR line and deadline.
     fn after_device_activity(&mut self) {
         let cs = self.chipset;
-        if !self.irq_buf.is_empty() {
-            let changes = std::mem::take(&mut self.irq_buf);
-            let pic = self.bus.get_mut(cs.pic);
-            for &(line, level) in &changes {
-                pic.set_irq(line, level);
-            }
-            let ioapic = self.bus.get_mut(cs.ioapic);
-            for &(line, level) in &changes {
-                ioapic.set_irq(crate::board::ioapic_pin(line), level);
-            }
-            self.irq_buf = changes;
-            self.irq_buf.clear();
+        self.route_irqs();
+        if !self.host_keys.is_empty() {
+            self.release_keys();
+            self.route_irqs();
         }
         self.route_apic_messages();
         for i in 0..self.req_buf.len() {
@@ -351,6 +360,26 @@ impl Machine {
             || lapic.extint_pending()
             || (lapic.lint0_extint() && self.bus.get(cs.pic).intr());
         self.deadline = self.bus.next_deadline().unwrap_or(u64::MAX);
+    }
+
+    /// Each ISA line change goes to the 8259A pair and to the I/O APIC (the
+    /// board's wiring).
+    fn route_irqs(&mut self) {
+        if self.irq_buf.is_empty() {
+            return;
+        }
+        let cs = self.chipset;
+        let changes = std::mem::take(&mut self.irq_buf);
+        let pic = self.bus.get_mut(cs.pic);
+        for &(line, level) in &changes {
+            pic.set_irq(line, level);
+        }
+        let ioapic = self.bus.get_mut(cs.ioapic);
+        for &(line, level) in &changes {
+            ioapic.set_irq(crate::board::ioapic_pin(line), level);
+        }
+        self.irq_buf = changes;
+        self.irq_buf.clear();
     }
 
     /// Delivers the I/O APIC's messages to the local APIC and the local
@@ -447,6 +476,137 @@ impl Machine {
         lapic.set_lint(Lint::Lint1, true);
         lapic.set_lint(Lint::Lint1, false);
         self.after_device_activity();
+    }
+
+    /// What the PC platform's chips did, one line each for those the guest
+    /// used, for `--stats`: (chip, summary).
+    pub fn device_summary(&self) -> Vec<(String, String)> {
+        let cs = self.chipset;
+        let mut out = Vec::new();
+        for (i, ch) in cs.ata.iter().enumerate() {
+            let a = self.bus.get(*ch).stats();
+            let cmds: u64 = a.commands.values().sum();
+            if cmds == 0 {
+                continue;
+            }
+            let kinds: Vec<String> = a.commands.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            out.push((
+                format!("ATA channel {i}"),
+                format!(
+                    "{cmds} commands ({}); {} sectors read, {} written; {} interrupts; \
+                     {} bulk transfers; {} errors",
+                    kinds.join(", "),
+                    a.sectors_read,
+                    a.sectors_written,
+                    a.interrupts,
+                    a.bulk_reads + a.bulk_writes,
+                    a.errors
+                ),
+            ));
+        }
+        let k = self.bus.get(cs.kbc).stats();
+        if k.bytes_delivered + k.status_reads + k.keyboard_writes > 0 {
+            out.push((
+                "keyboard (8042)".into(),
+                format!(
+                    "{} keys and {} bytes delivered; {} status reads; {} A20 changes; \
+                     {} resets",
+                    k.keys_delivered, k.bytes_delivered, k.status_reads, k.a20_changes, k.resets
+                ),
+            ));
+        }
+        let r = self.bus.get(cs.rtc).stats();
+        if r.index_writes > 0 {
+            out.push((
+                "RTC".into(),
+                format!(
+                    "{} time, {} control, {} NVRAM reads; interrupts: {} periodic, {} alarm, \
+                     {} update",
+                    r.time_reads,
+                    r.control_reads,
+                    r.nvram_reads,
+                    r.periodic_irqs,
+                    r.alarm_irqs,
+                    r.update_irqs
+                ),
+            ));
+        }
+        let l = self.bus.get(cs.lapic).stats();
+        let used: Vec<String> = l
+            .registers
+            .iter()
+            .filter(|&(_, rd, wr)| rd + wr > 0)
+            .map(|(reg, rd, wr)| {
+                use crate::devices::lapic::Register;
+                format!("{} {rd}r/{wr}w", reg.name())
+            })
+            .collect();
+        if !used.is_empty() {
+            let d = &l.delivered;
+            out.push((
+                "local APIC".into(),
+                format!(
+                    "accesses: {}; delivered: {} timer, {} I/O APIC, {} IPI, {} ExtINT; \
+                     {} EOIs, {} spurious",
+                    used.join(", "),
+                    d.timer,
+                    d.io_apic,
+                    d.self_ipi,
+                    d.extint,
+                    l.eois,
+                    l.spurious
+                ),
+            ));
+        }
+        let io = self.bus.get(cs.ioapic).stats();
+        let sent: Vec<String> = io
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|&(_, &n)| n > 0)
+            .map(|(pin, n)| format!("pin {pin} {n}"))
+            .collect();
+        let accesses: u64 = io.registers.iter().map(|(_, rd, wr)| rd + wr).sum();
+        if accesses > 0 {
+            out.push((
+                "I/O APIC".into(),
+                format!(
+                    "{accesses} register accesses; messages: {}; {} EOIs",
+                    if sent.is_empty() {
+                        "none".to_string()
+                    } else {
+                        sent.join(", ")
+                    },
+                    io.eois
+                ),
+            ));
+        }
+        out
+    }
+
+    /// Every platform chip's counters, for `--json`.
+    pub fn device_stats_json(&self) -> serde_json::Value {
+        let cs = self.chipset;
+        serde_json::json!({
+            "ata": [self.bus.get(cs.ata[0]).stats(), self.bus.get(cs.ata[1]).stats()],
+            "keyboard": self.bus.get(cs.kbc).stats(),
+            "rtc": self.bus.get(cs.rtc).stats(),
+            "local_apic": self.bus.get(cs.lapic).stats(),
+            "io_apic": self.bus.get(cs.ioapic).stats(),
+            "uart": self.bus.get(cs.com1).stats(),
+        })
+    }
+
+    /// Records a device's note in the trace (see `Event::DeviceNote`).
+    pub fn note(&mut self, device: &'static str, note: impl Into<std::borrow::Cow<'static, str>>) {
+        self.trace.record(
+            self.icount,
+            self.clock.now(),
+            Event::DeviceNote {
+                device,
+                note: note.into(),
+            },
+        );
     }
 
     /// IA32_APIC_BASE (MSR 0x1B), as RDMSR reads it.
@@ -686,6 +846,96 @@ impl Machine {
     /// all it sent.
     pub fn serial_input_ended(&self) -> bool {
         self.bus.get(self.chipset.com1).input_ended()
+    }
+
+    /// Attaches `disk` as ATA drive `index`: 0 primary master, 1 primary
+    /// slave, 2 secondary master, 3 secondary slave (QEMU's -hda..-hdd).
+    /// The CMOS records the first two drives' types, as a PC's setup does.
+    /// Returns the disk that was there.
+    pub fn attach_disk(
+        &mut self,
+        index: usize,
+        disk: crate::disk::DiskImage,
+    ) -> Option<crate::disk::DiskImage> {
+        assert!(index < 4, "ATA drives are 0-3");
+        let old = self
+            .bus
+            .get_mut(self.chipset.ata[index / 2])
+            .attach(index % 2, disk);
+        let geometry = |slot: usize| {
+            self.bus.get(self.chipset.ata[0]).disk(slot).map(|d| {
+                let (cylinders, heads, sectors) = AtaChannel::default_geometry(d.sectors());
+                crate::devices::rtc::DiskGeometry {
+                    cylinders,
+                    heads,
+                    sectors,
+                }
+            })
+        };
+        let disks = [geometry(0), geometry(1)];
+        self.bus.get_mut(self.chipset.rtc).set_hard_disks(disks);
+        old
+    }
+
+    /// ATA drive `index`'s disk, if one is attached.
+    pub fn disk(&self, index: usize) -> Option<&crate::disk::DiskImage> {
+        self.bus
+            .get(*self.chipset.ata.get(index / 2)?)
+            .disk(index % 2)
+    }
+
+    /// Pushes what the guest wrote to every disk down to its file (writes
+    /// already reach the file as they happen; this also syncs them).
+    pub fn flush_disks(&mut self) -> Result<(), crate::disk::DiskIoError> {
+        for ch in self.chipset.ata {
+            self.bus.get_mut(ch).flush()?;
+        }
+        Ok(())
+    }
+
+    /// Host keys: presses and releases typed on the PS/2 keyboard, queued
+    /// without loss and delivered one byte at a time as the guest reads
+    /// them.
+    ///
+    /// Keys start to flow once the guest is ready for them: it has read the
+    /// 8042's status register (a polling driver), or IRQ 1 can reach the
+    /// CPU (unmasked at an initialised 8259A with LINT0 in ExtINT, or at the
+    /// I/O APIC). Earlier, a waiting byte would hold IRQ 1 high through the
+    /// guest's own interrupt set-up, and an edge-triggered controller would
+    /// never see it (xv6 waits forever). The point depends only on the
+    /// guest, so scripted keys give the same run every time.
+    pub fn key_events(
+        &mut self,
+        keys: impl IntoIterator<Item = (crate::devices::ps2kbd::Key, bool)>,
+    ) {
+        self.host_keys.extend(keys);
+        self.after_device_activity();
+    }
+
+    /// Host key events not yet delivered to the guest.
+    pub fn keys_pending(&self) -> usize {
+        self.host_keys.len() + self.bus.get(self.chipset.kbc).host_keys_pending()
+    }
+
+    /// Hands the held host keys to the 8042 once the guest is ready for
+    /// them (see `key_events`).
+    fn release_keys(&mut self) {
+        let cs = self.chipset;
+        if !self.keys_flowing {
+            let pic = self.bus.get(cs.pic);
+            let via_pic = pic.initialized(0)
+                && pic.imr() & (1 << irqs::KEYBOARD) == 0
+                && self.bus.get(cs.lapic).lint0_extint();
+            let pin = crate::board::ioapic_pin(irqs::KEYBOARD);
+            let via_ioapic = self.bus.get(cs.ioapic).entry(pin) & (1 << 16) == 0;
+            let polled = self.bus.get(cs.kbc).status_reads() > 0;
+            self.keys_flowing = via_pic || via_ioapic || polled;
+        }
+        if self.keys_flowing {
+            let keys = std::mem::take(&mut self.host_keys);
+            let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+            self.bus.get_mut(cs.kbc).key_events(keys, &mut cx);
+        }
     }
 
     /// Everything written to the debug console port 0xE9.

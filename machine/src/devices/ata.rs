@@ -142,6 +142,14 @@ pub struct AtaChannel {
 impl AtaChannel {
     /// A channel with no drives, driving ISA line `irq` (14 for the
     /// primary channel, 15 for the secondary).
+    /// The default CHS translation of a disk of `sectors` (cylinders,
+    /// heads, sectors per track), as IDENTIFY reports it and a BIOS's
+    /// CMOS disk type entry records it.
+    pub fn default_geometry(sectors: u64) -> (u16, u8, u8) {
+        let c = drive::Chs::default_for(sectors);
+        (c.cylinders as u16, c.heads as u8, c.sectors as u8)
+    }
+
     pub fn new(irq: u8) -> AtaChannel {
         AtaChannel {
             irq,

@@ -233,6 +233,8 @@ pub struct I8042Stats {
     pub commands: CommandCounts,
     /// Bytes written to 0x60 and passed on to the keyboard.
     pub keyboard_writes: u64,
+    /// Reads of the status register (0x64): a polling driver at work.
+    pub status_reads: u64,
     /// Bytes the guest read from a full output buffer.
     pub bytes_delivered: u64,
     /// Reads of 0x60 with the output buffer empty (they return the last
@@ -384,6 +386,11 @@ impl I8042 {
     /// Host key events not yet taken by the keyboard.
     pub fn host_keys_pending(&self) -> usize {
         self.kbd.pending_host_events()
+    }
+
+    /// Reads of the status register so far.
+    pub fn status_reads(&self) -> u64 {
+        self.stats.status_reads
     }
 
     pub fn stats(&self) -> I8042Stats {
@@ -670,7 +677,10 @@ impl Device for I8042 {
     fn pio_read(&mut self, region: usize, _offset: u16, _size: u8, cx: &mut IoCtx) -> u32 {
         match region {
             REGION_DATA => self.read_data(cx) as u32,
-            REGION_COMMAND => self.status() as u32,
+            REGION_COMMAND => {
+                self.stats.status_reads += 1;
+                self.status() as u32
+            }
             _ => 0xFF,
         }
     }

@@ -374,6 +374,14 @@ impl Device for Ioapic {
         "82093AA I/O APIC"
     }
 
+    fn mmio_register_name(&self, _region: usize, offset: u64) -> Option<&'static str> {
+        match offset {
+            IOREGSEL => Some("IOREGSEL"),
+            IOWIN => Some("IOWIN"),
+            _ => None,
+        }
+    }
+
     fn mmio_read(&mut self, _region: usize, offset: u64, size: u8, _cx: &mut IoCtx) -> u64 {
         match offset {
             IOREGSEL => {

@@ -1305,6 +1305,10 @@ impl Device for Lapic {
         "local APIC"
     }
 
+    fn mmio_register_name(&self, _region: usize, offset: u64) -> Option<&'static str> {
+        Some(Reg::at(offset).name())
+    }
+
     fn mmio_read(&mut self, _region: usize, offset: u64, size: u8, cx: &mut IoCtx) -> u64 {
         if !self.globally_enabled() {
             self.stats.disabled_accesses += 1;

@@ -21,6 +21,8 @@ pub mod edx1 {
     pub const TSC: u32 = 1 << 4;
     pub const MSR: u32 = 1 << 5;
     pub const CX8: u32 = 1 << 8;
+    /// An on-chip local APIC (clear while IA32_APIC_BASE disables it).
+    pub const APIC: u32 = 1 << 9;
     /// SYSENTER/SYSEXIT.
     pub const SEP: u32 = 1 << 11;
     /// Global pages (CR4.PGE).
@@ -30,7 +32,10 @@ pub mod edx1 {
 
 /// The features ringlab's engines all implement.
 pub const FEATURES_EDX: u32 =
-    edx1::PSE | edx1::TSC | edx1::MSR | edx1::CX8 | edx1::SEP | edx1::PGE | edx1::CMOV;
+    edx1::PSE | edx1::TSC | edx1::MSR | edx1::CX8 | edx1::APIC | edx1::SEP | edx1::PGE | edx1::CMOV;
+
+/// IA32_APIC_BASE bit 11, the APIC's global enable.
+pub const APIC_BASE_ENABLE: u64 = 1 << 11;
 
 /// Highest basic and extended leaves.
 pub const MAX_BASIC: u32 = 1;

@@ -36,17 +36,17 @@ const MAX_SPT: u64 = 63;
 
 /// A CHS translation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Chs {
-    cylinders: u64,
-    heads: u64,
-    sectors: u64,
+pub(super) struct Chs {
+    pub(super) cylinders: u64,
+    pub(super) heads: u64,
+    pub(super) sectors: u64,
 }
 
 impl Chs {
     /// The default translation for `total` sectors, as ATA-6 and BIOSes
     /// compute it: 16 heads and 63 sectors per track (fewer for images too
     /// small for one such cylinder), at most 16383 cylinders.
-    fn default_for(total: u64) -> Chs {
+    pub(super) fn default_for(total: u64) -> Chs {
         let t = total.clamp(1, MAX_CYLINDERS * MAX_HEADS * MAX_SPT);
         let sectors = t.min(MAX_SPT);
         let heads = (t / sectors).min(MAX_HEADS);
