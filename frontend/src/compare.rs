@@ -437,6 +437,11 @@ fn lesson_guest(lesson: &'static lessons::Lesson) -> Guest {
             mem: machine::machine::DEFAULT_RAM >> 20,
             format: None,
             load_addr: None,
+            disk: vec![],
+            snapshot: false,
+            rtc: None,
+            keys: vec![],
+            keys_file: vec![],
         },
     }
 }

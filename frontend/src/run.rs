@@ -170,6 +170,31 @@ pub struct GuestArgs {
     /// Load address of a flat image (default 0x7C00); decimal or 0x hex.
     #[arg(long, value_name = "ADDR", value_parser = parse_u32)]
     pub load_addr: Option<u32>,
+    /// A raw disk image as an ATA hard disk (repeatable, up to four: primary
+    /// master, primary slave, secondary master, secondary slave, as QEMU's
+    /// -hda..-hdd). `run` writes what the guest writes to the file (the
+    /// file is locked while in use; a read-only file becomes a read-only
+    /// disk); `compare`, `step` and --snapshot never write it.
+    #[arg(long, value_name = "FILE")]
+    pub disk: Vec<PathBuf>,
+    /// Keep the guest's disk writes in memory and drop them at exit.
+    #[arg(long)]
+    pub snapshot: bool,
+    /// What the CMOS clock shows at power-on: `now` (the host's clock) or
+    /// YYYY-MM-DD[THH:MM:SS] (UTC). Default 2026-01-01T00:00:00, so that
+    /// runs repeat exactly.
+    #[arg(long, value_name = "now|DATE", value_parser = parse_rtc)]
+    pub rtc: Option<i64>,
+    /// Type TEXT on the PS/2 keyboard (repeatable): C escapes \n \t \b \e
+    /// \\ \xNN; a US layout, Shift held for capitals and symbols. Keys
+    /// arrive one at a time as the guest reads them, starting when it is
+    /// ready for them (polls the 8042 or unmasks IRQ 1), so a run repeats.
+    #[arg(long, value_name = "TEXT")]
+    pub keys: Vec<String>,
+    /// Type the contents of FILE on the keyboard (as --keys, taken
+    /// literally: no escapes).
+    #[arg(long, value_name = "FILE")]
+    pub keys_file: Vec<PathBuf>,
 }
 
 impl GuestArgs {
@@ -188,8 +213,26 @@ impl GuestArgs {
     }
 }
 
-/// Builds the machine and loads the guest (and the ROM).
+/// Parses `--rtc now|DATE` into the Unix time the CMOS clock starts at.
+pub fn parse_rtc(s: &str) -> Result<i64, String> {
+    if s == "now" {
+        return std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .map_err(|e| format!("the host clock is before 1970: {e}"));
+    }
+    machine::devices::rtc::parse_rtc_start(s).map_err(|e| e.to_string())
+}
+
+/// Builds the machine and loads the guest (and the ROM); disks are opened
+/// without writing to them (the comparison, the step UI).
 pub fn prepare(g: &GuestArgs) -> Result<(Machine, LoadedImage), Failure> {
+    prepare_with(g, false)
+}
+
+/// `prepare`, with the disk files written as the guest writes when
+/// `write_disks` (and not --snapshot).
+pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> Result<(Machine, LoadedImage), Failure> {
     let guest: Option<(Vec<u8>, String, Option<ImageFormat>)> = match (&g.lesson, &g.image) {
         (Some(name), _) => {
             let l = crate::compare::find_lesson(name)?;
@@ -229,8 +272,14 @@ pub fn prepare(g: &GuestArgs) -> Result<(Machine, LoadedImage), Failure> {
         ));
     }
     let ram = mem_mib << 20;
-    let mut m = Machine::new(MachineConfig::with_ram(ram))
+    let mut cfg = MachineConfig::with_ram(ram);
+    if let Some(t) = g.rtc {
+        cfg.rtc_start = t;
+    }
+    let mut m = Machine::new(cfg)
         .map_err(|e| Failure::new(status::USAGE, format!("--mem {mem_mib}: {e}")))?;
+    attach_disks(&mut m, g, write_disks)?;
+    type_keys(&mut m, g)?;
     let mut loaded = match guest {
         Some((bytes, what, format)) => {
             let opts = LoadOptions {
@@ -274,6 +323,60 @@ pub fn prepare(g: &GuestArgs) -> Result<(Machine, LoadedImage), Failure> {
     Ok((m, loaded))
 }
 
+/// Opens --disk files and attaches them as ATA drives 0-3.
+fn attach_disks(m: &mut Machine, g: &GuestArgs, write: bool) -> Result<(), Failure> {
+    use machine::disk::{DiskImage, DiskOpenOptions};
+    if g.disk.len() > 4 {
+        return Err(Failure::new(
+            status::USAGE,
+            format!(
+                "--disk given {} times: the PC has four ATA drives (two channels, \
+                 master and slave)",
+                g.disk.len()
+            ),
+        ));
+    }
+    let opts = DiskOpenOptions {
+        snapshot: g.snapshot || !write,
+    };
+    for (i, path) in g.disk.iter().enumerate() {
+        let disk = DiskImage::open(path, opts)
+            .map_err(|e| Failure::new(status::BAD_IMAGE, e.to_string()))?;
+        if let Some(w) = disk.warning() {
+            eprintln!("ringlab: warning: {w}");
+        }
+        m.attach_disk(i, disk);
+    }
+    Ok(())
+}
+
+/// Queues --keys and --keys-file on the keyboard.
+fn type_keys(m: &mut Machine, g: &GuestArgs) -> Result<(), Failure> {
+    use machine::devices::ps2kbd::parse_key_text;
+    for text in &g.keys {
+        let keys = parse_key_text(text)
+            .map_err(|e| Failure::new(status::USAGE, format!("--keys {text:?}: {e}")))?;
+        m.key_events(keys);
+    }
+    for path in &g.keys_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Failure::new(
+                status::USAGE,
+                format!("--keys-file {}: {e}", path.display()),
+            )
+        })?;
+        // Taken literally: a backslash is a backslash key.
+        let keys = parse_key_text(&text.replace('\\', "\\\\")).map_err(|e| {
+            Failure::new(
+                status::USAGE,
+                format!("--keys-file {}: {e}", path.display()),
+            )
+        })?;
+        m.key_events(keys);
+    }
+    Ok(())
+}
+
 /// Outcome of a run, for the statistics.
 pub struct RunOutcome {
     pub stop: Stop,
@@ -312,7 +415,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
 
 /// `run`; `json_created` is set once the --json file exists.
 fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
-    let (mut m, loaded) = prepare(&args.guest)?;
+    let (mut m, loaded) = prepare_with(&args.guest, true)?;
     // The report is written when the run ends; a path that cannot be
     // written fails now, as --trace does, not after the run.
     let mut json_file = match &args.json {

@@ -3,3 +3,4 @@ pub mod guest;
 pub mod skip;
 
 pub use skip::skip;
+pub mod platform;

@@ -1,0 +1,169 @@
+//! The harness of the PC-platform driver tests: guests in
+//! `tests/guests/*.S` that `.include "platform.inc"`, assembled with GNU
+//! binutils, loaded at 1 MiB in the multiboot state and run on every engine
+//! this host has, each on a fresh machine prepared the same way (disks,
+//! keys, serial input) by the test's `setup`.
+//!
+//! [`run_everywhere`] runs the interpreter, the translator and KVM (where it
+//! can: on kvm-pvm 32-bit protected mode without paging runs, and the QEMU
+//! test VM has kvm_amd; elsewhere the KVM run is skipped with the reason,
+//! and with `RINGLAB_REQUIRE_KVM` set it may not be) and asserts that every
+//! engine gives the same transcript: the stop and the COM1 output.
+
+use machine::cpu::CpuState;
+use machine::{Limits, Machine, MachineConfig, Stop};
+use ringlab::engines::EngineKind;
+use ringlab::session::{Options, Session};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Where platform guests are linked, loaded and entered.
+pub const LOAD: u32 = 0x0010_0000;
+
+fn guests_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("guests")
+}
+
+fn tmp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ringlab-platform-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn tool(name: &str, args: &[&str]) {
+    let out = Command::new(name).args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run {name} (GNU binutils are needed: apt-get install binutils): {e}")
+    });
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Assembles `tests/guests/NAME.S` (with `platform.inc` on the include
+/// path), links it at [`LOAD`] and returns the flat image.
+pub fn build(name: &str) -> Vec<u8> {
+    let dir = tmp_dir();
+    let src = guests_dir().join(format!("{name}.S"));
+    let p = |ext: &str| dir.join(format!("{name}.{ext}"));
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (obj, elf, bin) = (p("o"), p("elf"), p("bin"));
+    tool(
+        "as",
+        &["--32", "-I", &s(&guests_dir()), "-o", &s(&obj), &s(&src)],
+    );
+    tool(
+        "ld",
+        &[
+            "-m",
+            "elf_i386",
+            "-nostdlib",
+            "-N",
+            &format!("-Ttext={LOAD:#x}"),
+            "-e",
+            "start",
+            "-o",
+            &s(&elf),
+            &s(&obj),
+        ],
+    );
+    tool(
+        "objcopy",
+        &["-O", "binary", "-j", ".text", &s(&elf), &s(&bin)],
+    );
+    std::fs::read(&bin).unwrap()
+}
+
+/// What one engine's run of a guest ended with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub stop: Stop,
+    pub serial: String,
+}
+
+impl Outcome {
+    /// The transcript the engines must agree on (and snapshots record).
+    pub fn transcript(&self) -> String {
+        format!("stop: {}\n--- COM1 ---\n{}", self.stop, self.serial)
+    }
+}
+
+/// A fresh 32 MiB machine with `image` at [`LOAD`], prepared by `setup`.
+pub fn machine(image: &[u8], setup: &dyn Fn(&mut Machine)) -> Machine {
+    let mut m = Machine::new(MachineConfig::with_ram(32 << 20)).expect("machine");
+    m.mem.write(LOAD as u64, image).expect("image fits in RAM");
+    setup(&mut m);
+    m
+}
+
+/// Runs the guest on `kind` until it stops. None (after saying why with
+/// `crate::skip`) where this host cannot run KVM; `inspect` sees the
+/// machine after the run.
+pub fn run_on(
+    kind: EngineKind,
+    image: &[u8],
+    setup: &dyn Fn(&mut Machine),
+    limit: Duration,
+    inspect: &mut dyn FnMut(EngineKind, &Machine),
+) -> Option<Outcome> {
+    let m = machine(image, setup);
+    let mut st = CpuState::multiboot(LOAD, 0, 0);
+    st.regs[machine::cpu::ESP] = 0x9_0000;
+    let mut s = match Session::new(m, kind, Options::default(), &st) {
+        Ok(s) => s,
+        Err(e) if kind != EngineKind::Kvm => panic!("{}: {e}", kind.name()),
+        Err(e) if std::env::var_os("RINGLAB_REQUIRE_KVM").is_some() => {
+            panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}")
+        }
+        Err(e) => {
+            crate::skip(format!("KVM is not usable on this host: {e}"));
+            return None;
+        }
+    };
+    let limits = Limits {
+        max_icount: kind.counts_instructions().then_some(2_000_000_000),
+        deadline: Some(Instant::now() + limit),
+        breakpoints: vec![],
+    };
+    let stop = s
+        .run_until(&limits)
+        .unwrap_or_else(|e| panic!("{} failed: {e}", kind.name()));
+    inspect(kind, &s.m);
+    Some(Outcome {
+        stop,
+        serial: String::from_utf8_lossy(s.m.serial_output()).into_owned(),
+    })
+}
+
+/// Runs `tests/guests/NAME.S` on every engine (see the module comment) and
+/// returns the interpreter's transcript after checking that the others
+/// match it.
+pub fn run_everywhere(name: &str, setup: &dyn Fn(&mut Machine)) -> String {
+    run_everywhere_inspecting(name, setup, &mut |_, _| {})
+}
+
+/// `run_everywhere`, with `inspect` called on each engine's final machine.
+pub fn run_everywhere_inspecting(
+    name: &str,
+    setup: &dyn Fn(&mut Machine),
+    inspect: &mut dyn FnMut(EngineKind, &Machine),
+) -> String {
+    let image = build(name);
+    // Generous: the test VM runs the interpreter under TCG.
+    let limit = Duration::from_secs(120);
+    let interp = run_on(EngineKind::Interp, &image, setup, limit, inspect)
+        .expect("the interpreter always runs");
+    for kind in [EngineKind::Bt, EngineKind::Kvm] {
+        if let Some(o) = run_on(kind, &image, setup, limit, inspect) {
+            assert_eq!(
+                o.transcript(),
+                interp.transcript(),
+                "{name}: {} differs from the interpreter",
+                kind.name()
+            );
+        }
+    }
+    interp.transcript()
+}
