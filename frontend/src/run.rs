@@ -2,8 +2,9 @@
 
 use crate::engines::EngineKind;
 use crate::session::{self, Session};
-use crate::status;
+use crate::status::{self, Status};
 use crate::vga::{VgaMode, VgaWindow};
+use anyhow::Context;
 use machine::loader::{self, ImageFormat, LoadOptions, LoadedImage};
 use machine::{CpuState, EngineStats, EventKind, Limits, Machine, MachineConfig, Stop};
 use std::io::Write;
@@ -115,22 +116,6 @@ pub fn parse_u32(s: &str) -> Result<u32, String> {
     r.map_err(|e| format!("`{s}` is not a 32-bit number: {e}"))
 }
 
-/// A failure before or outside the guest, with the exit status it maps to.
-#[derive(Debug)]
-pub struct Failure {
-    pub status: u8,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn new(status: u8, message: impl Into<String>) -> Failure {
-        Failure {
-            status,
-            message: message.into(),
-        }
-    }
-}
-
 /// How often a run reports back to stream serial output (the session
 /// also reports every few million instructions).
 const SLICE_TIME: Duration = Duration::from_millis(100);
@@ -181,8 +166,9 @@ impl GuestArgs {
     }
 }
 
-/// Builds the machine and loads the guest (and the ROM).
-pub fn prepare(g: &GuestArgs) -> Result<(Machine, LoadedImage), Failure> {
+/// Builds the machine and loads the guest (and the ROM). The error has its
+/// exit status (`status::of_error`): a bad command line or a bad image.
+pub fn prepare(g: &GuestArgs) -> anyhow::Result<(Machine, LoadedImage)> {
     let guest: Option<(Vec<u8>, String, Option<ImageFormat>)> = match (&g.lesson, &g.image) {
         (Some(name), _) => {
             let l = crate::compare::find_lesson(name)?;
@@ -193,12 +179,9 @@ pub fn prepare(g: &GuestArgs) -> Result<(Machine, LoadedImage), Failure> {
             Some((l.image.to_vec(), format!("lesson {name}"), Some(f)))
         }
         (None, Some(image)) => {
-            let bytes = std::fs::read(image).map_err(|e| {
-                Failure::new(
-                    status::BAD_IMAGE,
-                    format!("cannot read {}: {e}", image.display()),
-                )
-            })?;
+            let bytes = std::fs::read(image)
+                .with_context(|| format!("cannot read {}", image.display()))
+                .status(status::BAD_IMAGE)?;
             Some((
                 bytes,
                 image.display().to_string(),
@@ -207,7 +190,7 @@ pub fn prepare(g: &GuestArgs) -> Result<(Machine, LoadedImage), Failure> {
         }
         (None, None) if g.bios.is_some() => None,
         (None, None) => {
-            return Err(Failure::new(
+            return Err(status::error(
                 status::USAGE,
                 "no guest given: name an IMAGE file, or --lesson NAME for a lab's guest \
                  (`ringlab lessons` lists them), or --bios ROM",
@@ -216,14 +199,15 @@ pub fn prepare(g: &GuestArgs) -> Result<(Machine, LoadedImage), Failure> {
     };
     let mem_mib = g.mem;
     if let Some(why) = mem_range_error(mem_mib) {
-        return Err(Failure::new(
+        return Err(status::error(
             status::USAGE,
             format!("--mem {mem_mib}: {why}"),
         ));
     }
     let ram = mem_mib << 20;
     let mut m = Machine::new(MachineConfig::with_ram(ram))
-        .map_err(|e| Failure::new(status::USAGE, format!("--mem {mem_mib}: {e}")))?;
+        .with_context(|| format!("--mem {mem_mib}"))
+        .status(status::USAGE)?;
     let mut loaded = match guest {
         Some((bytes, what, format)) => {
             let opts = LoadOptions {
@@ -231,7 +215,8 @@ pub fn prepare(g: &GuestArgs) -> Result<(Machine, LoadedImage), Failure> {
                 load_addr: g.load_addr,
             };
             loader::load(&mut m.mem, &bytes, &opts)
-                .map_err(|e| Failure::new(status::BAD_IMAGE, format!("{what}: {e}")))?
+                .context(what)
+                .status(status::BAD_IMAGE)?
         }
         None => LoadedImage {
             format: ImageFormat::Flat,
@@ -241,15 +226,13 @@ pub fn prepare(g: &GuestArgs) -> Result<(Machine, LoadedImage), Failure> {
         },
     };
     if let Some(path) = &g.bios {
-        let rom = std::fs::read(path).map_err(|e| {
-            Failure::new(
-                status::BAD_IMAGE,
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
+        let rom = std::fs::read(path)
+            .with_context(|| format!("cannot read {}", path.display()))
+            .status(status::BAD_IMAGE)?;
         let map = m
             .load_rom(&rom)
-            .map_err(|e| Failure::new(status::BAD_IMAGE, format!("{}: {e}", path.display())))?;
+            .with_context(|| path.display().to_string())
+            .status(status::BAD_IMAGE)?;
         // The CPU starts where a PC's does; the ROM boots the image, if any.
         loaded.entry = CpuState::reset();
         let rom_line = format!(
@@ -289,7 +272,7 @@ pub fn parse_switch(s: &str) -> Result<(u64, EngineKind), String> {
     Ok((n, kind))
 }
 
-pub fn run(args: &RunArgs) -> Result<u8, Failure> {
+pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     let mut json_created = false;
     let r = run_guest(args, &mut json_created);
     if r.is_err() && json_created {
@@ -304,27 +287,23 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
 }
 
 /// `run`; `json_created` is set once the --json file exists.
-fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
+fn run_guest(args: &RunArgs, json_created: &mut bool) -> anyhow::Result<u8> {
     let (mut m, loaded) = prepare(&args.guest)?;
     // The report is written when the run ends; a path that cannot be
     // written fails now, as --trace does, not after the run.
     let mut json_file = match &args.json {
-        Some(path) => Some(std::fs::File::create(path).map_err(|e| {
-            Failure::new(
-                status::USAGE,
-                format!("cannot create {}: {e}", path.display()),
-            )
-        })?),
+        Some(path) => Some(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))
+                .status(status::USAGE)?,
+        ),
         None => None,
     };
     *json_created = json_file.is_some();
     if let Some(path) = &args.trace {
-        let f = std::fs::File::create(path).map_err(|e| {
-            Failure::new(
-                status::USAGE,
-                format!("cannot create {}: {e}", path.display()),
-            )
-        })?;
+        let f = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))
+            .status(status::USAGE)?;
         m.trace.set_sink(Box::new(std::io::BufWriter::new(f)));
         let mut all = machine::EventMask::NONE;
         for k in EventKind::ALL {
@@ -336,7 +315,7 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
         && args.engine != EngineKind::Interp
         && args.switch_at.iter().all(|&(_, k)| k != EngineKind::Interp)
     {
-        return Err(Failure::new(
+        return Err(status::error(
             status::USAGE,
             format!(
                 "--deprivilege is a mode of the interpreter (--engine interp), not of --engine {}",
@@ -347,7 +326,7 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
     let mut switches = args.switch_at.clone();
     switches.sort_by_key(|&(n, _)| n);
     if let Some(w) = switches.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(Failure::new(
+        return Err(status::error(
             status::USAGE,
             format!("--switch-at: two switches at instruction {}", w[0].0),
         ));
@@ -364,19 +343,15 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
         session::Options::deprivileged(args.deprivilege),
         &loaded.entry,
     )
-    .map_err(|e| {
-        Failure::new(
-            status::ENGINE_ERROR,
-            format!("--engine {}: {e}", args.engine.name()),
-        )
-    })?;
+    .with_context(|| format!("--engine {}", args.engine.name()))
+    .status(status::ENGINE_ERROR)?;
     for &(n, to) in &switches {
         session.plan_switch(n, to);
     }
     let mut window = match args.vga {
         VgaMode::Window => Some(
             VgaWindow::open(&format!("ringlab: {}", args.guest.name()))
-                .map_err(|e| Failure::new(status::ENGINE_ERROR, e))?,
+                .status(status::ENGINE_ERROR)?,
         ),
         _ => None,
     };
@@ -389,7 +364,7 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
 
     let timeout = match args.timeout {
         Some(t) if !(t.is_finite() && t > 0.0) => {
-            return Err(Failure::new(
+            return Err(status::error(
                 status::USAGE,
                 format!("--timeout {t}: must be a positive number of seconds"),
             ))
@@ -427,17 +402,24 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
     });
     // What the guest wrote before an engine failed is shown too.
     stream(&mut session);
-    let stop = r.map_err(|e| {
-        let what = match e.switch_at {
-            Some(n) => format!("--switch-at {n}:{}", e.engine.name()),
-            None => format!("--engine {}", e.engine.name()),
-        };
-        Failure::new(status::ENGINE_ERROR, format!("{what}: {}", e.error))
-    })?;
+    // Said as the user asked for that engine (the option), then the
+    // engine's error with its causes.
+    let stop = r
+        .map_err(|e| {
+            let what = match e.switch_at {
+                Some(n) => format!("--switch-at {n}:{}", e.engine.name()),
+                None => format!("--engine {}", e.engine.name()),
+            };
+            anyhow::Error::new(e.error).context(what)
+        })
+        .status(status::ENGINE_ERROR)?;
     progress.clear();
     let wall = start.elapsed();
     if let Err(e) = session.m.trace.finish() {
-        eprintln!("ringlab: warning: writing the trace failed: {e}");
+        eprintln!(
+            "ringlab: warning: writing the trace failed: {}",
+            machine::Chain(&e)
+        );
     }
     if let Some((n, to)) = session.planned_switches().next() {
         eprintln!(
@@ -450,12 +432,8 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
     if let (Some(path), Some(f)) = (&args.json, &mut json_file) {
         let report = json_report(&mut session, &stop, code, wall, &serial);
         f.write_all(format!("{report:#}\n").as_bytes())
-            .map_err(|e| {
-                Failure::new(
-                    status::USAGE,
-                    format!("cannot write {}: {e}", path.display()),
-                )
-            })?;
+            .with_context(|| format!("cannot write {}", path.display()))
+            .status(status::USAGE)?;
     }
     if args.stats {
         let outcome = RunOutcome {
