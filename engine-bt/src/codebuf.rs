@@ -12,7 +12,7 @@ use std::ptr::NonNull;
 /// Setting up the translation cache's memory failed: which call, and the
 /// OS's reason (kept as the source).
 #[derive(Debug, thiserror::Error)]
-#[error("translation cache: {call}: {source}")]
+#[error("translation cache: {call}")]
 pub struct CodeBufError {
     pub call: String,
     #[source]

@@ -36,7 +36,9 @@ use ctx::Ctx;
 use engine_interp::fallback::Recorded;
 use engine_interp::{Cpu, Interp};
 use machine::cpu::{access as a, flags as f, CpuState, Seg, Segment};
-use machine::{Counter, Engine, EngineError, EngineStats, Limits, Machine, Stop, Translation};
+use machine::{
+    Counter, Engine, EngineError, EngineStats, Limits, Machine, NotTranslated, Stop, Translation,
+};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -163,7 +165,7 @@ impl Bt {
     /// pages); a small one is flushed often (the tests use that).
     pub fn with_cache_bytes(bytes: usize) -> Result<Bt, EngineError> {
         let bytes = (bytes.max(4096) + 4095) & !4095;
-        let mut buf = CodeBuf::new(bytes).map_err(|e| EngineError::host(e.to_string(), e))?;
+        let mut buf = CodeBuf::new(bytes).map_err(EngineError::host)?;
         let (code, exit_stub) = translate::stubs(buf.next_addr())
             .map_err(|e| EngineError::Internal(format!("assembling the entry stub: {e}")))?;
         let at = buf
@@ -674,19 +676,16 @@ impl Engine for Bt {
         }
     }
 
-    fn translation_at_pc(&mut self, m: &mut Machine) -> Option<Result<Translation, String>> {
+    fn translation_at_pc(&mut self, m: &mut Machine) -> Option<Result<Translation, NotTranslated>> {
         self.invalidate_written(m);
         self.interp.sync_tlb(m);
         let c = self.interp.cpu();
         let Some(key) = Self::mode_key(c, m) else {
-            let why = if untranslatable_mode(c) {
-                "the CPU is in a mode the translator leaves to the interpreter \
-                 (real mode, V86, 16-bit or non-flat code)"
+            return Some(Err(if untranslatable_mode(c) {
+                NotTranslated::Mode
             } else {
-                "a passing condition (interrupt shadow, TF, RF, DF or HLT) makes \
-                 the interpreter run this instruction"
-            };
-            return Some(Err(why.into()));
+                NotTranslated::Passing
+            }));
         };
         Some(match self.lookup(m, key) {
             Entry::Host { addr, insns, len } => Ok(Translation {
@@ -694,11 +693,7 @@ impl Engine for Bt {
                 code: self.buf.bytes(addr, len as usize).to_vec(),
                 guest_insns: insns,
             }),
-            Entry::Interpret => Err(
-                "its first instruction is not translated: the interpreter runs it \
-                 (a sensitive instruction's callout, or one the translator lacks)"
-                    .into(),
-            ),
+            Entry::Interpret => Err(NotTranslated::FirstInstruction),
         })
     }
 }

@@ -1,24 +1,35 @@
 //! The KVM engine's errors, with their causes kept (the kvm-ioctls errno,
 //! an io::Error) rather than flattened into strings, as Firecracker's
-//! per-module `thiserror` enums do. At the `Engine` boundary they become
-//! the machine's `EngineError`, whose text is what users and tests see:
-//! `From<KvmError> for EngineError` keeps that text as it always was.
+//! per-module `thiserror` enums do. Each one's text says only its own
+//! level (the call that failed); the cause is its `source`, and whoever
+//! shows the error prints the chain (`machine::Chain`). At the `Engine`
+//! boundary they become the machine's `EngineError`, which keeps them
+//! as its source: `From<KvmError> for EngineError`.
 
 use machine::EngineError;
+use std::sync::Arc;
 
 /// Something the KVM engine could not do.
 #[derive(Debug, thiserror::Error)]
 pub enum KvmError {
-    /// /dev/kvm cannot be opened; `why` says what to do about it.
+    /// There is no /dev/kvm, or it is not ours to open: `why` says which
+    /// and what to do about it. That is all its errno (ENOENT, EACCES or
+    /// EPERM) says, so the errno is kept but not printed as a cause.
     #[error("{why}")]
+    NoKvm {
+        why: &'static str,
+        errno: kvm_ioctls::Error,
+    },
+    /// /dev/kvm is there but cannot be opened, for another reason (the
+    /// errno).
+    #[error("cannot open /dev/kvm")]
     Open {
-        why: String,
         #[source]
         source: kvm_ioctls::Error,
     },
     /// An ioctl on the VM or the vCPU failed. `call` names it (and what it
     /// was for, e.g. "KVM_SET_USER_MEMORY_REGION (slot 2 of 5, A20 open)").
-    #[error("{call}: {source}")]
+    #[error("{call}")]
     Ioctl {
         call: String,
         #[source]
@@ -36,14 +47,14 @@ pub enum KvmError {
     },
     /// A KVM structure with a variable-length array could not be built
     /// (more entries than KVM allows).
-    #[error("{what}: {source:?}")]
+    #[error("{what}")]
     TooLong {
         what: &'static str,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A host call outside KVM failed (the deadline timer).
-    #[error("{call}: {source}")]
+    #[error("{call}")]
     Os {
         call: &'static str,
         #[source]
@@ -95,18 +106,22 @@ impl KvmError {
     }
 }
 
-/// Into the machine's error, with the text it always had: opening
-/// /dev/kvm is `Unavailable`, what the guest needs but the host lacks is
-/// `Unsupported`, a machine mix-up is `Internal`, the rest is `Host`.
+/// Into the machine's error: opening /dev/kvm is `Unavailable`, what the
+/// guest needs but the host lacks is `Unsupported`, a machine mix-up is
+/// `Internal`, the rest is `Host`, with this error as its source.
 impl From<KvmError> for EngineError {
     fn from(e: KvmError) -> EngineError {
         match e {
-            KvmError::Open { why, .. } => EngineError::Unavailable(why),
+            KvmError::NoKvm { why, .. } => EngineError::unavailable(why),
+            KvmError::Open { source } => EngineError::Unavailable {
+                why: "cannot open /dev/kvm".into(),
+                source: Some(Arc::new(source)),
+            },
             KvmError::Unsupported(why) => EngineError::Unsupported(why),
             e @ KvmError::OtherMachine { .. } => EngineError::Internal(e.to_string()),
             // The whole KvmError is the source: its errno (kvm-ioctls' or
             // the OS's) stays reachable through `Error::source`.
-            e => EngineError::host(e.to_string(), e),
+            e => EngineError::host(e),
         }
     }
 }
@@ -114,23 +129,27 @@ impl From<KvmError> for EngineError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use machine::Chain;
     use std::error::Error;
 
     #[test]
-    fn ioctl_errors_keep_their_errno_and_their_text() {
+    fn ioctl_errors_keep_their_errno_and_print_it_once() {
         let e = KvmError::ioctl("KVM_GET_REGS")(kvm_ioctls::Error::new(libc::EBADF));
         let errno = e
             .source()
             .and_then(|s| s.downcast_ref::<kvm_ioctls::Error>())
             .map(|s| s.errno());
         assert_eq!(errno, Some(libc::EBADF));
-        let text = e.to_string();
-        assert!(text.starts_with("KVM_GET_REGS: "), "{text}");
+        // Its own level; the errno is the cause.
+        assert_eq!(e.to_string(), "KVM_GET_REGS");
+        let os = kvm_ioctls::Error::new(libc::EBADF).to_string();
+        assert_eq!(Chain(&e).to_string(), format!("KVM_GET_REGS: {os}"));
         let engine_error = EngineError::from(e);
+        assert_eq!(engine_error.to_string(), "host error");
         assert_eq!(
-            engine_error.to_string(),
-            format!("host error: {text}"),
-            "the machine's error carries the same text"
+            Chain(&engine_error).to_string(),
+            format!("host error: KVM_GET_REGS: {os}"),
+            "the machine's error carries the whole story, each part once"
         );
         // And the errno, through the chain: EngineError -> KvmError ->
         // kvm_ioctls::Error.
@@ -144,13 +163,25 @@ mod tests {
 
     #[test]
     fn each_kind_maps_to_its_engine_error() {
-        let open = KvmError::Open {
-            why: "there is no /dev/kvm".into(),
-            source: kvm_ioctls::Error::new(libc::ENOENT),
+        let none = KvmError::NoKvm {
+            why: "there is no /dev/kvm",
+            errno: kvm_ioctls::Error::new(libc::ENOENT),
         };
         assert_eq!(
-            EngineError::from(open),
-            EngineError::Unavailable("there is no /dev/kvm".into())
+            EngineError::from(none),
+            EngineError::unavailable("there is no /dev/kvm")
+        );
+        // Another errno: unavailable, with the errno as the cause.
+        let busy = EngineError::from(KvmError::Open {
+            source: kvm_ioctls::Error::new(libc::EBUSY),
+        });
+        assert!(matches!(busy, EngineError::Unavailable { .. }), "{busy:?}");
+        assert_eq!(
+            Chain(&busy).to_string(),
+            format!(
+                "engine unavailable: cannot open /dev/kvm: {}",
+                kvm_ioctls::Error::new(libc::EBUSY)
+            )
         );
         assert_eq!(
             EngineError::from(KvmError::Unsupported("no paging".into())),
@@ -173,7 +204,7 @@ mod tests {
         let e = EngineError::from(failed);
         assert!(matches!(e, EngineError::Host { .. }), "{e:?}");
         assert_eq!(
-            e.to_string(),
+            Chain(&e).to_string(),
             "host error: unexpected VM exit: KVM_EXIT_NMI; vCPU state:\n  at 0008:00001000\n"
         );
         let short = KvmError::MsrRefused {

@@ -2,7 +2,6 @@
 //! it failed.
 
 use crate::error::KvmError;
-use machine::EngineError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HostKind {
@@ -41,25 +40,23 @@ pub fn detect() -> HostKind {
     }
 }
 
-/// Opens /dev/kvm; the error names the cause (`EngineError::Unavailable`).
-pub fn open() -> Result<kvm_ioctls::Kvm, EngineError> {
-    Ok(try_open()?)
-}
-
-/// Opens /dev/kvm, keeping the errno behind the explanation.
-pub(crate) fn try_open() -> Result<kvm_ioctls::Kvm, KvmError> {
-    kvm_ioctls::Kvm::new().map_err(|source| {
-        let why = match source.errno() {
-            libc::ENOENT => "there is no /dev/kvm: KVM is not available on this host (no \
-                             kvm_intel/kvm_amd module, or a virtual machine without nested \
-                             virtualization)"
-                .to_string(),
-            libc::EACCES | libc::EPERM => "permission denied on /dev/kvm: add your user to the \
-                                           `kvm` group (sudo adduser $USER kvm) and log in again"
-                .to_string(),
-            _ => format!("cannot open /dev/kvm: {source}"),
+/// Opens /dev/kvm; the error says why it cannot be (`KvmError::NoKvm`,
+/// what to do about it), or keeps the errno (`KvmError::Open`).
+pub fn open() -> Result<kvm_ioctls::Kvm, KvmError> {
+    kvm_ioctls::Kvm::new().map_err(|errno| {
+        let why = match errno.errno() {
+            libc::ENOENT => {
+                "there is no /dev/kvm: KVM is not available on this host (no \
+                 kvm_intel/kvm_amd module, or a virtual machine without nested \
+                 virtualization)"
+            }
+            libc::EACCES | libc::EPERM => {
+                "permission denied on /dev/kvm: add your user to the `kvm` group \
+                 (sudo adduser $USER kvm) and log in again"
+            }
+            _ => return KvmError::Open { source: errno },
         };
-        KvmError::Open { why, source }
+        KvmError::NoKvm { why, errno }
     })
 }
 

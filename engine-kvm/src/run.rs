@@ -265,7 +265,7 @@ pub(crate) fn run(
                 }
                 let state = s
                     .map(|s| state::dump(&s))
-                    .unwrap_or_else(|e| format!("(state unreadable: {e})"));
+                    .unwrap_or_else(|e| format!("(state unreadable: {})", machine::Chain(&e)));
                 return Err(KvmError::VcpuFailed { why, state });
             }
         }
@@ -530,7 +530,7 @@ mod tests {
         let (r, _, st) = play(HostKind::Amd, &script, &mut m);
         assert_eq!(st.exits.get("timer"), Some(&1));
         let e = r.unwrap_err();
-        assert!(e.to_string().starts_with("KVM_RUN: "), "{e}");
+        assert_eq!(e.to_string(), "KVM_RUN", "the call; the errno is its cause");
         let errno = e
             .source()
             .and_then(|s| s.downcast_ref::<kvm_ioctls::Error>())

@@ -25,7 +25,7 @@ pub(crate) struct Vm {
 
 /// Opens /dev/kvm and makes the VM and its vCPU, with the machine's CPUID.
 pub(crate) fn create(host: HostKind, apic_base: u64) -> Result<Vm, KvmError> {
-    let kvm = host::try_open()?;
+    let kvm = host::open()?;
     let vm = kvm.create_vm().map_err(KvmError::ioctl("KVM_CREATE_VM"))?;
     let readonly_mem = kvm.check_extension(kvm_ioctls::Cap::ReadonlyMem);
     // Needed by VMX without unrestricted guest for real mode, so an error

@@ -4,34 +4,31 @@
 //! guest use memory the engine does not own.
 
 use machine::cpu::{CpuState, Seg, Segment};
-use machine::{Engine, EngineError, Limits, Machine, MachineConfig, Stop};
+use machine::{Chain, Engine, EngineError, Limits, Machine, MachineConfig, Stop};
 use std::time::{Duration, Instant};
 
+// The project's skip protocol, `tests::skip`, from its one source file.
+// Not a dev-dependency on the `tests` crate: Cargo would accept the cycle
+// (`tests` depends on this crate), but this crate's tests would then
+// build the frontend, every engine and the lessons' assembler for one
+// function, and the dependency arrows would point both ways.
+#[path = "../../tests/src/skip.rs"]
+mod skip;
+
 /// The engine over `m`, or None where this host has no usable KVM (said
-/// as `tests::skip` says it; with RINGLAB_REQUIRE_KVM set, as in the
+/// through the skip protocol; with RINGLAB_REQUIRE_KVM set, as in the
 /// QEMU/SVM test VM, that fails instead).
-fn kvm_or_skip(m: &mut Machine, test: &str) -> Option<Box<dyn Engine>> {
+fn kvm_or_skip(m: &mut Machine) -> Option<Box<dyn Engine>> {
     match engine_kvm::create(m) {
         Ok(e) => Some(e),
         Err(e) if std::env::var_os("RINGLAB_REQUIRE_KVM").is_some() => {
-            panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}")
+            panic!(
+                "RINGLAB_REQUIRE_KVM is set but KVM is not usable: {}",
+                Chain(&e)
+            )
         }
         Err(e) => {
-            let line = format!("binding::{test}: KVM is not usable on this host: {e}")
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            eprintln!("skipped {line}");
-            if let Some(log) = std::env::var_os("RINGLAB_SKIP_LOG") {
-                use std::io::Write;
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                    .expect("the skip log opens");
-                f.write_all(format!("{line}\n").as_bytes())
-                    .expect("the skip log takes the line");
-            }
+            skip::skip(format!("KVM is not usable on this host: {}", Chain(&e)));
             None
         }
     }
@@ -61,10 +58,7 @@ fn is_other_machine(r: Result<impl std::fmt::Debug, EngineError>) -> bool {
 #[test]
 fn another_machine_is_refused_and_its_own_still_runs() {
     let mut own = machine();
-    let Some(mut kvm) = kvm_or_skip(
-        &mut own,
-        "another_machine_is_refused_and_its_own_still_runs",
-    ) else {
+    let Some(mut kvm) = kvm_or_skip(&mut own) else {
         return;
     };
     let mut other = machine();

@@ -12,10 +12,11 @@
 //! virtual time on the interpreter and the translator). Each includes the
 //! benchmark loop's LOOP instruction, as the guest's own figures do.
 
+use crate::compare::NotRun;
 use crate::engines::EngineKind;
-use crate::run::Failure;
 use crate::session::{Options, Session};
-use crate::status;
+use crate::status::{self, Status};
+use anyhow::Context;
 use machine::loader::{self, ImageFormat, LoadOptions};
 use machine::{Limits, Machine, MachineConfig, Stop};
 use std::time::{Duration, Instant};
@@ -51,15 +52,24 @@ pub struct BenchArgs {
 /// One engine's figures.
 pub struct EngineBench {
     pub engine: EngineKind,
-    /// Host ns per operation, per benchmark; Err: "skipped: why" (this
-    /// host cannot run it, known up front) or "cannot run: why".
-    pub nano: Result<Vec<f64>, String>,
+    /// Host ns per operation, per benchmark; Err: skipped (this host
+    /// cannot run it, known up front) or failed.
+    pub nano: Result<Vec<f64>, NotRun>,
     /// Compute loop: Ok((seconds, finished)); Err as for `nano`.
-    pub compute: Result<(f64, bool), String>,
+    pub compute: Result<(f64, bool), NotRun>,
 }
 
-fn session(image: &[u8], format: ImageFormat, kind: EngineKind) -> Result<Session, String> {
-    let mut m = Machine::new(MachineConfig::default()).map_err(|e| e.to_string())?;
+/// The table's words for a figure not measured: "skipped: why",
+/// "cannot run: error".
+fn not_measured(n: &NotRun) -> String {
+    match n {
+        NotRun::Skipped(why) => format!("skipped: {why}"),
+        NotRun::Failed(e) => format!("cannot run: {e:#}"),
+    }
+}
+
+fn session(image: &[u8], format: ImageFormat, kind: EngineKind) -> anyhow::Result<Session> {
+    let mut m = Machine::new(MachineConfig::default())?;
     let loaded = loader::load(
         &mut m.mem,
         image,
@@ -67,14 +77,13 @@ fn session(image: &[u8], format: ImageFormat, kind: EngineKind) -> Result<Sessio
             format: Some(format),
             load_addr: None,
         },
-    )
-    .map_err(|e| e.to_string())?;
-    Session::new(m, kind, Options::default(), &loaded.entry).map_err(|e| e.to_string())
+    )?;
+    Ok(Session::new(m, kind, Options::default(), &loaded.entry)?)
 }
 
 /// Runs the nanobench lesson, timing each benchmark between its POST codes.
-pub fn nanobench(kind: EngineKind) -> Result<Vec<f64>, String> {
-    let l = lessons::find("nanobench").ok_or("the nanobench lesson is missing")?;
+pub fn nanobench(kind: EngineKind) -> anyhow::Result<Vec<f64>> {
+    let l = lessons::find("nanobench").context("the nanobench lesson is missing")?;
     let mut s = session(l.image, ImageFormat::Multiboot, kind)?;
     s.m.set_stop_on_post(true);
     let mut marks: Vec<(u8, Instant)> = Vec::new();
@@ -84,26 +93,26 @@ pub fn nanobench(kind: EngineKind) -> Result<Vec<f64>, String> {
         breakpoints: vec![],
     };
     loop {
-        match s.run_until(&limits).map_err(|e| e.error.to_string())? {
+        match s.run_until(&limits).map_err(|e| e.error)? {
             Stop::PostCode { code } => {
                 marks.push((code, Instant::now()));
                 s.m.clear_stop();
             }
             Stop::Halted => break,
-            other => return Err(format!("the nanobench guest stopped with: {other}")),
+            other => anyhow::bail!("the nanobench guest stopped with: {other}"),
         }
     }
     let at = |code: u8| marks.iter().find(|(c, _)| *c == code).map(|&(_, t)| t);
     (1..=BENCHMARKS.len() as u8)
         .map(|n| match (at(n), at(0x80 | n)) {
             (Some(a), Some(b)) => Ok(b.duration_since(a).as_nanos() as f64 / N as f64),
-            _ => Err(format!("benchmark {n}: the guest did not mark it")),
+            _ => Err(anyhow::anyhow!("benchmark {n}: the guest did not mark it")),
         })
         .collect()
 }
 
 /// Runs the compute loop; (seconds, whether it finished in `limit`).
-pub fn compute(kind: EngineKind, limit: Duration) -> Result<(f64, bool), String> {
+pub fn compute(kind: EngineKind, limit: Duration) -> anyhow::Result<(f64, bool)> {
     let mut s = session(lessons::COMPUTE, ImageFormat::Flat, kind)?;
     let start = Instant::now();
     let limits = Limits {
@@ -111,10 +120,10 @@ pub fn compute(kind: EngineKind, limit: Duration) -> Result<(f64, bool), String>
         deadline: Some(start + limit),
         breakpoints: vec![],
     };
-    match s.run_until(&limits).map_err(|e| e.error.to_string())? {
+    match s.run_until(&limits).map_err(|e| e.error)? {
         Stop::Shutdown => Ok((start.elapsed().as_secs_f64(), true)),
         Stop::Timeout => Ok((start.elapsed().as_secs_f64(), false)),
-        other => Err(format!("the compute guest stopped with: {other}")),
+        other => anyhow::bail!("the compute guest stopped with: {other}"),
     }
 }
 
@@ -123,7 +132,7 @@ pub fn compute(kind: EngineKind, limit: Duration) -> Result<(f64, bool), String>
 pub const COMPUTE_INSNS: u64 = 900_000_203;
 
 /// What this host cannot run, known before running anything: (nanobench,
-/// compute loop), each Some("skipped: why"). Only KVM depends on the host:
+/// compute loop), each Some(why it is skipped). Only KVM depends on the host:
 /// without a usable /dev/kvm neither runs, and kvm-pvm (a software
 /// hypervisor, not VT-x/AMD-V) has no 32-bit paging, which the nanobench
 /// guest needs, and runs the compute loop's unpaged protected mode in its
@@ -134,18 +143,18 @@ fn skips(kind: EngineKind) -> (Option<String>, Option<String>) {
         return (None, None);
     }
     match crate::engines::kvm_host() {
-        Err(why) => {
-            let why = format!("skipped: {why}");
+        Err(e) => {
+            let why = machine::Chain(&e).to_string();
             (Some(why.clone()), Some(why))
         }
         Ok(engine_kvm::host::HostKind::Pvm) => (
             Some(
-                "skipped: this host's KVM is kvm-pvm, which supports paging only in long mode; \
+                "this host's KVM is kvm-pvm, which supports paging only in long mode; \
                  the nanobench guest uses 32-bit paging and ring 3"
                     .into(),
             ),
             Some(format!(
-                "skipped: this host's KVM is kvm-pvm, which runs unpaged protected mode in its \
+                "this host's KVM is kvm-pvm, which runs unpaged protected mode in its \
                  instruction emulator (about 2 M instructions/s): the {} M-instruction loop would \
                  take minutes",
                 COMPUTE_INSNS / 1_000_000
@@ -155,9 +164,9 @@ fn skips(kind: EngineKind) -> (Option<String>, Option<String>) {
     }
 }
 
-pub fn bench(args: &BenchArgs) -> Result<u8, Failure> {
+pub fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
     if !(args.compute_timeout.is_finite() && args.compute_timeout > 0.0) {
-        return Err(Failure::new(
+        return Err(status::error(
             status::USAGE,
             "--compute-timeout: must be a positive number of seconds",
         ));
@@ -172,17 +181,20 @@ pub fn bench(args: &BenchArgs) -> Result<u8, Failure> {
     for &e in &engines {
         let (skip_nano, skip_compute) = skips(e);
         match (&skip_nano, &skip_compute) {
-            (Some(n), Some(c)) if n == c => eprintln!("bench: {} {n}", e.name()),
-            (Some(n), Some(c)) => eprintln!("bench: {} nanobench {n}; compute loop {c}", e.name()),
+            (Some(n), Some(c)) if n == c => eprintln!("bench: {} skipped: {n}", e.name()),
+            (Some(n), Some(c)) => eprintln!(
+                "bench: {} nanobench skipped: {n}; compute loop skipped: {c}",
+                e.name()
+            ),
             _ => eprintln!("bench: {} ...", e.name()),
         }
         let nano = match skip_nano {
-            Some(why) => Err(why),
-            None => nanobench(e).map_err(|e| format!("cannot run: {e}")),
+            Some(why) => Err(NotRun::Skipped(why)),
+            None => nanobench(e).map_err(NotRun::Failed),
         };
         let compute = match skip_compute {
-            Some(why) => Err(why),
-            None => compute(e, limit).map_err(|e| format!("cannot run: {e}")),
+            Some(why) => Err(NotRun::Skipped(why)),
+            None => compute(e, limit).map_err(NotRun::Failed),
         };
         results.push(EngineBench {
             engine: e,
@@ -193,12 +205,9 @@ pub fn bench(args: &BenchArgs) -> Result<u8, Failure> {
     crate::compare::write_stdout(table(&results, limit).as_bytes())?;
     if let Some(path) = &args.json {
         let v = json(&results);
-        std::fs::write(path, format!("{v:#}\n")).map_err(|e| {
-            Failure::new(
-                status::USAGE,
-                format!("cannot write {}: {e}", path.display()),
-            )
-        })?;
+        std::fs::write(path, format!("{v:#}\n"))
+            .with_context(|| format!("cannot write {}", path.display()))
+            .status(status::USAGE)?;
     }
     Ok(0)
 }
@@ -266,7 +275,7 @@ pub fn table(results: &[EngineBench], limit: Duration) -> String {
                 limit.as_secs_f64(),
                 COMPUTE_INSNS as f64 / secs / 1e6
             ),
-            (Err(e), _) => e.clone(),
+            (Err(e), _) => not_measured(e),
             _ => String::new(),
         };
         s.push_str(&format!("  {:<8} {text}\n", r.engine.name()));
@@ -277,7 +286,7 @@ pub fn table(results: &[EngineBench], limit: Duration) -> String {
             r.nano
                 .as_ref()
                 .err()
-                .map(|e| format!("  {}: nanobench {e}", r.engine.name()))
+                .map(|e| format!("  {}: nanobench {}", r.engine.name(), not_measured(e)))
         })
         .collect();
     if !failed.is_empty() {
@@ -290,10 +299,10 @@ pub fn table(results: &[EngineBench], limit: Duration) -> String {
 
 /// A figure that was not measured, for the JSON: skipped up front or
 /// failed, with the reason.
-fn not_run(e: &str) -> serde_json::Value {
-    match e.strip_prefix("skipped: ") {
-        Some(why) => serde_json::json!({ "skipped": why }),
-        None => serde_json::json!({ "error": e.strip_prefix("cannot run: ").unwrap_or(e) }),
+fn not_run(n: &NotRun) -> serde_json::Value {
+    match n {
+        NotRun::Skipped(why) => serde_json::json!({ "skipped": why }),
+        NotRun::Failed(e) => serde_json::json!({ "error": format!("{e:#}") }),
     }
 }
 

@@ -146,13 +146,16 @@ pub fn main() -> ExitCode {
             source,
             answers,
         }) => compare::lesson(&name, source, answers),
-        None => Ok(compare::demo()),
+        None => compare::demo(),
     };
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(f) => {
-            eprintln!("ringlab: error: {}", f.message);
-            ExitCode::from(f.status)
+        // The edge: the error with every cause on one line ("--engine kvm:
+        // host error: KVM_CREATE_VM: ...: the OS's reason"), and the exit
+        // status it was given on the way up.
+        Err(e) => {
+            eprintln!("ringlab: error: {e:#}");
+            ExitCode::from(status::of_error(&e))
         }
     }
 }

@@ -3,19 +3,40 @@
 use crate::engines::EngineKind;
 use crate::run::{prepare, GuestArgs};
 use crate::session::{Options, Session};
-use crate::status;
+use crate::status::{self, Status};
 use crate::vga::VgaMode;
+use anyhow::Context;
 use machine::Counter;
 use machine::{EventKind, Limits, Stop};
+use std::fmt;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// What one engine produced.
 pub struct Outcome {
     pub engine: EngineKind,
-    /// Err: why the engine did not run ("unavailable: ..." or, decided
-    /// up front, "skipped: ...").
-    pub result: Result<Ran, String>,
+    /// Err: why the engine did not run.
+    pub result: Result<Ran, NotRun>,
+}
+
+/// Why an engine has no result, in the comparison and in `bench`.
+#[derive(Debug)]
+pub enum NotRun {
+    /// Left out up front: this host cannot run it there (why).
+    Skipped(String),
+    /// It could not run: no usable engine, or it failed (the error, with
+    /// its causes).
+    Failed(anyhow::Error),
+}
+
+/// The comparison table's words: "skipped: why", "unavailable: error".
+impl fmt::Display for NotRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotRun::Skipped(why) => write!(f, "skipped: {why}"),
+            NotRun::Failed(e) => write!(f, "unavailable: {e:#}"),
+        }
+    }
 }
 
 pub struct Ran {
@@ -47,10 +68,9 @@ pub struct Guest {
 const DEFAULT_BUDGET: u64 = 2_000_000_000;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn run_one(kind: EngineKind, guest: &Guest) -> Result<Ran, String> {
-    let (m, loaded) = prepare(&guest.args).map_err(|f| f.message)?;
-    let mut s =
-        Session::new(m, kind, Options::default(), &loaded.entry).map_err(|e| e.to_string())?;
+pub fn run_one(kind: EngineKind, guest: &Guest) -> anyhow::Result<Ran> {
+    let (m, loaded) = prepare(&guest.args)?;
+    let mut s = Session::new(m, kind, Options::default(), &loaded.entry)?;
     let start = Instant::now();
     let limits = Limits {
         // A bound on KVM would be single-stepped to: it has the deadline
@@ -59,7 +79,8 @@ pub fn run_one(kind: EngineKind, guest: &Guest) -> Result<Ran, String> {
         deadline: Some(start + DEFAULT_TIMEOUT),
         breakpoints: vec![],
     };
-    let stop = s.run_until(&limits).map_err(|e| e.error.to_string())?;
+    // The row names the engine: its error is enough.
+    let stop = s.run_until(&limits).map_err(|e| e.error)?;
     let wall = start.elapsed();
     let stats = s.stats();
     let paged = s
@@ -93,7 +114,7 @@ pub fn run_all(guest: &Guest) -> Vec<Outcome> {
         };
         let result = match skip {
             Some(why) => Err(why),
-            None => run_one(engine, guest).map_err(|e| format!("unavailable: {e}")),
+            None => run_one(engine, guest).map_err(NotRun::Failed),
         };
         outcomes.push(Outcome { engine, result });
     }
@@ -106,9 +127,9 @@ pub fn run_all(guest: &Guest) -> Vec<Outcome> {
 /// cannot run — 32-bit paging (it pages only in long mode) or ring
 /// changes in protected mode without paging (it fails on IRET there).
 /// None: run it (the KVM engine still explains any kvm-pvm stop).
-fn kvm_skip(reference: Option<&Ran>) -> Option<String> {
+fn kvm_skip(reference: Option<&Ran>) -> Option<NotRun> {
     let host = match crate::engines::kvm_host() {
-        Err(why) => return Some(format!("unavailable: {why}")),
+        Err(e) => return Some(NotRun::Failed(e.into())),
         Ok(h) => h,
     };
     if host != engine_kvm::host::HostKind::Pvm {
@@ -128,9 +149,9 @@ fn kvm_skip(reference: Option<&Ran>) -> Option<String> {
     } else {
         return None;
     };
-    Some(format!(
-        "skipped: {why}; hardware virtualization (kvm_intel, kvm_amd) runs it"
-    ))
+    Some(NotRun::Skipped(format!(
+        "{why}; hardware virtualization (kvm_intel, kvm_amd) runs it"
+    )))
 }
 
 /// The first difference between two runs, described for a human.
@@ -177,7 +198,7 @@ fn kvm_departure(
     guest: &Guest,
     reference: Option<(EngineKind, &Ran)>,
     outcomes: &[Outcome],
-) -> Option<Result<crate::departure::Departure, String>> {
+) -> Option<anyhow::Result<crate::departure::Departure>> {
     let (EngineKind::Interp, first) = reference? else {
         return None;
     };
@@ -189,7 +210,7 @@ fn kvm_departure(
         .ok()?;
     first_difference(first, kvm)?;
     if first.interrupts > 0 {
-        return Some(Err(format!(
+        return Some(Err(anyhow::anyhow!(
             "the guest took {} hardware interrupts, whose timing is host time on KVM, so the \
              engines cannot be stepped side by side",
             first.interrupts
@@ -288,7 +309,7 @@ pub fn print_table(
                             writeln!(w, "{}", d.text)?;
                         }
                         (Some(Err(why)), EngineKind::Kvm) => {
-                            writeln!(w, "(where kvm departs was not found: {why})")?;
+                            writeln!(w, "(where kvm departs was not found: {why:#})")?;
                         }
                         _ => {}
                     }
@@ -414,17 +435,14 @@ fn translator_time(w: &mut dyn Write, outcomes: &[Outcome]) -> std::io::Result<(
 }
 
 /// `ringlab` with no arguments.
-pub fn demo() -> u8 {
+pub fn demo() -> anyhow::Result<u8> {
     let lesson = lessons::find("rings")
         .or_else(|| lessons::find("interrupts"))
         .or_else(|| lessons::find("hello"))
         .expect("the lessons crate has hello");
     println!("ringlab runs one unmodified x86 guest on each engine and compares them.");
     println!("`ringlab --help` lists the commands, `ringlab lessons` the labs.\n");
-    compare_lesson(lesson, VgaMode::None).unwrap_or_else(|f| {
-        eprintln!("ringlab: error: {}", f.message);
-        f.status
-    })
+    compare_lesson(lesson, VgaMode::None)
 }
 
 fn lesson_guest(lesson: &'static lessons::Lesson) -> Guest {
@@ -448,10 +466,7 @@ fn lesson_guest(lesson: &'static lessons::Lesson) -> Guest {
 
 /// Runs a lesson on every engine and prints the table; the exit status
 /// says whether the engines agreed.
-fn compare_lesson(
-    lesson: &'static lessons::Lesson,
-    vga: VgaMode,
-) -> Result<u8, crate::run::Failure> {
+fn compare_lesson(lesson: &'static lessons::Lesson, vga: VgaMode) -> anyhow::Result<u8> {
     let guest = lesson_guest(lesson);
     let outcomes = run_all(&guest);
     let mut table = Vec::new();
@@ -469,7 +484,7 @@ fn compare_lesson(
 
 /// `--vga`: each engine's final screen, as coloured text on stderr or in
 /// a window (one after the other: close it, or Esc, for the next).
-fn show_screens(outcomes: &[Outcome], vga: VgaMode) -> Result<(), crate::run::Failure> {
+fn show_screens(outcomes: &[Outcome], vga: VgaMode) -> anyhow::Result<()> {
     for o in outcomes {
         let Ok(r) = &o.result else { continue };
         match vga {
@@ -480,8 +495,7 @@ fn show_screens(outcomes: &[Outcome], vga: VgaMode) -> Result<(), crate::run::Fa
             }
             VgaMode::Window => {
                 let title = format!("ringlab: VGA screen on {} (Esc: next)", o.engine.name());
-                let mut w = crate::vga::VgaWindow::open(&title)
-                    .map_err(|e| crate::run::Failure::new(status::ENGINE_ERROR, e))?;
+                let mut w = crate::vga::VgaWindow::open(&title).status(status::ENGINE_ERROR)?;
                 w.wait_closed(&r.vga);
             }
         }
@@ -491,7 +505,7 @@ fn show_screens(outcomes: &[Outcome], vga: VgaMode) -> Result<(), crate::run::Fa
 
 /// `ringlab compare IMAGE | --lesson NAME [--bios ROM]`: any guest on
 /// every engine, compared.
-pub fn compare_guest(args: &GuestArgs, vga: VgaMode) -> Result<u8, crate::run::Failure> {
+pub fn compare_guest(args: &GuestArgs, vga: VgaMode) -> anyhow::Result<u8> {
     // A malformed image or ROM is one error, not one per engine.
     prepare(args)?;
     let guest = Guest {
@@ -512,10 +526,10 @@ pub fn compare_guest(args: &GuestArgs, vga: VgaMode) -> Result<u8, crate::run::F
     })
 }
 
-pub fn find_lesson(name: &str) -> Result<&'static lessons::Lesson, crate::run::Failure> {
+pub fn find_lesson(name: &str) -> anyhow::Result<&'static lessons::Lesson> {
     lessons::find(name).ok_or_else(|| {
         let names: Vec<&str> = lessons::all().iter().map(|l| l.name).collect();
-        crate::run::Failure::new(
+        status::error(
             status::USAGE,
             format!(
                 "no lesson called {name:?}; the lessons are: {}",
@@ -543,7 +557,7 @@ pub fn list_lessons() -> u8 {
 /// `ringlab lesson NAME`: the lab sheet (the teachers' answers only with
 /// `answers`), then the guest on every engine (or its commented source
 /// with `source`).
-pub fn lesson(name: &str, source: bool, answers: bool) -> Result<u8, crate::run::Failure> {
+pub fn lesson(name: &str, source: bool, answers: bool) -> anyhow::Result<u8> {
     let l = find_lesson(name)?;
     if source {
         print!("{}", l.source);
@@ -557,14 +571,13 @@ pub fn lesson(name: &str, source: bool, answers: bool) -> Result<u8, crate::run:
 /// Writes the comparison to stdout. A reader that has gone (`| head`) saw
 /// what it wanted: that is not an error; any other failure (a full disk)
 /// would lose the result, and is.
-pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), crate::run::Failure> {
+pub(crate) fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|_| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::run::Failure::new(
-            status::ENGINE_ERROR,
-            format!("cannot write to stdout: {e}"),
-        )),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e)
+            .context("cannot write to stdout")
+            .status(status::ENGINE_ERROR),
         _ => Ok(()),
     }
 }

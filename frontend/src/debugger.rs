@@ -9,7 +9,7 @@
 use crate::engines::EngineKind;
 use crate::inspect::{self, IntFrame};
 use crate::session::Session;
-use machine::{CpuState, EngineError, EventKind, EventMask, Limits, Machine, Stop};
+use machine::{Chain, CpuState, EngineError, EventKind, EventMask, Limits, Machine, Stop};
 use std::time::{Duration, Instant};
 
 /// How long one "run" command may take before it gives control back (the
@@ -45,7 +45,7 @@ pub enum Command {
 
 /// Builds the machine afresh with the guest loaded, and the CPU state to
 /// enter it with (what `ringlab step` did at start-up).
-pub type Reload = Box<dyn FnMut() -> Result<(Machine, CpuState), String>>;
+pub type Reload = Box<dyn FnMut() -> anyhow::Result<(Machine, CpuState)>>;
 
 pub struct Debugger {
     pub session: Session,
@@ -60,9 +60,9 @@ pub struct Debugger {
     /// final stop is in `last_stop`.
     pub finished: bool,
     /// The running engine failed (a host-side error, not the guest's):
-    /// what it said. The machine is as the engine left it; switching
-    /// engines or restarting goes on from there.
-    pub engine_failed: Option<String>,
+    /// its error. The machine is as the engine left it; switching engines
+    /// or restarting goes on from there.
+    pub engine_failed: Option<EngineError>,
     /// The last interrupt or exception frame the debugger stopped at.
     pub frame: Option<IntFrame>,
     reload: Option<Reload>,
@@ -136,9 +136,10 @@ impl Debugger {
         if let Some(err) = &self.engine_failed {
             self.message = format!(
                 "the {} engine failed (w moves the machine to another engine, which goes on \
-                 from instruction {}; x restarts): {err}",
+                 from instruction {}; x restarts): {}",
                 self.session.kind().name(),
-                self.session.m.icount()
+                self.session.m.icount(),
+                Chain(err)
             );
             return;
         }
@@ -230,11 +231,12 @@ impl Debugger {
             Err(e) => {
                 self.message = format!(
                     "engine error on {} after {} (w moves the machine to another engine and \
-                     goes on there; x restarts): {e}",
+                     goes on there; x restarts): {}",
                     self.session.kind().name(),
-                    instructions(ran)
+                    instructions(ran),
+                    Chain(&e)
                 );
-                self.engine_failed = Some(e.to_string());
+                self.engine_failed = Some(e);
                 self.resume_at = None;
             }
         }
@@ -314,7 +316,7 @@ impl Debugger {
                 self.resume_at = None;
             }
             Err(e) => {
-                self.message = format!("cannot switch to {}: {e}", to.name());
+                self.message = format!("cannot switch to {}: {}", to.name(), Chain(&e));
             }
         }
     }
@@ -326,9 +328,8 @@ impl Debugger {
                 "this debugger was built without its guest image: it cannot restart".into();
             return;
         };
-        let fresh = reload().and_then(|(m, entry)| {
-            Session::new(m, kind, self.session.options(), &entry).map_err(|e| e.to_string())
-        });
+        let fresh = reload()
+            .and_then(|(m, entry)| Ok(Session::new(m, kind, self.session.options(), &entry)?));
         match fresh {
             Ok(s) => {
                 self.session = s;
@@ -344,7 +345,7 @@ impl Debugger {
                 );
             }
             Err(e) => {
-                self.message = format!("cannot restart on {}: {e}", kind.name());
+                self.message = format!("cannot restart on {}: {e:#}", kind.name());
             }
         }
     }

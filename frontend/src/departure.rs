@@ -33,6 +33,7 @@ use crate::compare::Guest;
 use crate::engines::EngineKind;
 use crate::run::prepare;
 use crate::session::{Options, Session};
+use anyhow::Context;
 use machine::cpu::{cr0, CpuState, Seg};
 use machine::{Machine, Stop};
 use std::time::{Duration, Instant};
@@ -112,30 +113,28 @@ const CATCH_UP: u32 = 64;
 /// disagree. Err says why nothing was found: the engines stepped alike
 /// for the whole `budget`, or to the same end, or one could not be
 /// stepped.
-pub fn find(guest: &Guest, budget: Duration) -> Result<Departure, String> {
-    let (mi, loaded) = prepare(&guest.args).map_err(|f| f.message)?;
-    let (mk, _) = prepare(&guest.args).map_err(|f| f.message)?;
-    let mut interp = Session::new(mi, EngineKind::Interp, Options::default(), &loaded.entry)
-        .map_err(|e| e.to_string())?;
-    let mut kvm = Session::new(mk, EngineKind::Kvm, Options::default(), &loaded.entry)
-        .map_err(|e| e.to_string())?;
+pub fn find(guest: &Guest, budget: Duration) -> anyhow::Result<Departure> {
+    let (mi, loaded) = prepare(&guest.args)?;
+    let (mk, _) = prepare(&guest.args)?;
+    let mut interp = Session::new(mi, EngineKind::Interp, Options::default(), &loaded.entry)?;
+    let mut kvm = Session::new(mk, EngineKind::Kvm, Options::default(), &loaded.entry)?;
     let pvm = engine_kvm::host::detect() == engine_kvm::host::HostKind::Pvm;
     let start = Instant::now();
     let mut before = loaded.entry.clone();
     let mut n: u64 = 0;
     while start.elapsed() < budget {
         let exits_before = exits(&kvm);
-        let si = interp.step().map_err(|e| format!("interp: {e}"))?;
-        let sk = kvm.step().map_err(|e| format!("kvm: {e}"))?;
-        let a = interp.cpu_state().map_err(|e| e.to_string())?;
-        let b = kvm.cpu_state().map_err(|e| e.to_string())?;
+        let si = interp.step().context("interp")?;
+        let sk = kvm.step().context("kvm")?;
+        let a = interp.cpu_state()?;
+        let b = kvm.cpu_state()?;
         if !differs(&a, &b) && si == sk {
             if si != Stop::Stepped {
-                return Err(format!(
+                anyhow::bail!(
                     "stepped side by side, both engines ran {} instructions alike and ended \
                      with: {si} (the difference depends on how they run at full speed)",
                     n + 1
-                ));
+                );
             }
             before = a;
             n += 1;
@@ -147,10 +146,10 @@ pub fn find(guest: &Guest, budget: Duration) -> Result<Departure, String> {
             // KVM ran ahead? Step the interpreter on to where it is.
             let mut caught = None;
             for k in 1..=CATCH_UP {
-                if interp.step().map_err(|e| format!("interp: {e}"))? != Stop::Stepped {
+                if interp.step().context("interp")? != Stop::Stepped {
                     break;
                 }
-                let c = interp.cpu_state().map_err(|e| e.to_string())?;
+                let c = interp.cpu_state()?;
                 if !differs(&c, &b) {
                     caught = Some((k, c));
                     break;
@@ -231,8 +230,8 @@ pub fn find(guest: &Guest, budget: Duration) -> Result<Departure, String> {
         }
         return Ok(Departure { icount: n, text });
     }
-    Err(format!(
+    anyhow::bail!(
         "stepped side by side for {} s, {n} instructions, without a difference",
         budget.as_secs()
-    ))
+    )
 }

@@ -1,7 +1,5 @@
 //! Choosing an engine by name (`session` creates it).
 
-use machine::EngineError;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineKind {
     /// The interpreter: every instruction decoded and executed in software.
@@ -29,12 +27,9 @@ impl EngineKind {
 }
 
 /// Which KVM this host has, asked once and up front (before anything
-/// waits on a guest): Err names why there is none usable (no /dev/kvm,
-/// no permission).
-pub fn kvm_host() -> Result<engine_kvm::host::HostKind, String> {
-    engine_kvm::host::open().map_err(|e| match e {
-        EngineError::Unavailable(why) => why,
-        other => other.to_string(),
-    })?;
+/// waits on a guest): Err says why there is none usable (no /dev/kvm,
+/// no permission, or the errno of opening it).
+pub fn kvm_host() -> Result<engine_kvm::host::HostKind, engine_kvm::KvmError> {
+    engine_kvm::host::open()?;
     Ok(engine_kvm::host::detect())
 }

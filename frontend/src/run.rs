@@ -2,8 +2,9 @@
 
 use crate::engines::EngineKind;
 use crate::session::{self, Session};
-use crate::status;
+use crate::status::{self, Status};
 use crate::vga::{VgaMode, VgaWindow};
+use anyhow::Context;
 use machine::loader::{self, ImageFormat, LoadOptions, LoadedImage};
 use machine::{CpuState, EngineStats, EventKind, Limits, Machine, MachineConfig, Stop};
 use std::io::Write;
@@ -122,22 +123,6 @@ pub fn parse_u32(s: &str) -> Result<u32, String> {
     r.map_err(|e| format!("`{s}` is not a 32-bit number: {e}"))
 }
 
-/// A failure before or outside the guest, with the exit status it maps to.
-#[derive(Debug)]
-pub struct Failure {
-    pub status: u8,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn new(status: u8, message: impl Into<String>) -> Failure {
-        Failure {
-            status,
-            message: message.into(),
-        }
-    }
-}
-
 /// How often a run reports back to stream serial output (the session
 /// also reports every few million instructions).
 const SLICE_TIME: Duration = Duration::from_millis(100);
@@ -225,14 +210,15 @@ pub fn parse_rtc(s: &str) -> Result<i64, String> {
 }
 
 /// Builds the machine and loads the guest (and the ROM); disks are opened
-/// without writing to them (the comparison, the step UI).
-pub fn prepare(g: &GuestArgs) -> Result<(Machine, LoadedImage), Failure> {
+/// without writing to them (the comparison, the step UI). The error has
+/// its exit status (`status::of_error`): a bad command line or a bad image.
+pub fn prepare(g: &GuestArgs) -> anyhow::Result<(Machine, LoadedImage)> {
     prepare_with(g, false)
 }
 
 /// `prepare`, with the disk files written as the guest writes when
 /// `write_disks` (and not --snapshot).
-pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> Result<(Machine, LoadedImage), Failure> {
+pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> anyhow::Result<(Machine, LoadedImage)> {
     let guest: Option<(Vec<u8>, String, Option<ImageFormat>)> = match (&g.lesson, &g.image) {
         (Some(name), _) => {
             let l = crate::compare::find_lesson(name)?;
@@ -243,12 +229,9 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> Result<(Machine, Loaded
             Some((l.image.to_vec(), format!("lesson {name}"), Some(f)))
         }
         (None, Some(image)) => {
-            let bytes = std::fs::read(image).map_err(|e| {
-                Failure::new(
-                    status::BAD_IMAGE,
-                    format!("cannot read {}: {e}", image.display()),
-                )
-            })?;
+            let bytes = std::fs::read(image)
+                .with_context(|| format!("cannot read {}", image.display()))
+                .status(status::BAD_IMAGE)?;
             Some((
                 bytes,
                 image.display().to_string(),
@@ -257,7 +240,7 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> Result<(Machine, Loaded
         }
         (None, None) if g.bios.is_some() => None,
         (None, None) => {
-            return Err(Failure::new(
+            return Err(status::error(
                 status::USAGE,
                 "no guest given: name an IMAGE file, or --lesson NAME for a lab's guest \
                  (`ringlab lessons` lists them), or --bios ROM",
@@ -266,7 +249,7 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> Result<(Machine, Loaded
     };
     let mem_mib = g.mem;
     if let Some(why) = mem_range_error(mem_mib) {
-        return Err(Failure::new(
+        return Err(status::error(
             status::USAGE,
             format!("--mem {mem_mib}: {why}"),
         ));
@@ -277,7 +260,8 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> Result<(Machine, Loaded
         cfg.rtc_start = t;
     }
     let mut m = Machine::new(cfg)
-        .map_err(|e| Failure::new(status::USAGE, format!("--mem {mem_mib}: {e}")))?;
+        .with_context(|| format!("--mem {mem_mib}"))
+        .status(status::USAGE)?;
     attach_disks(&mut m, g, write_disks)?;
     type_keys(&mut m, g)?;
     let mut loaded = match guest {
@@ -287,7 +271,8 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> Result<(Machine, Loaded
                 load_addr: g.load_addr,
             };
             loader::load(&mut m.mem, &bytes, &opts)
-                .map_err(|e| Failure::new(status::BAD_IMAGE, format!("{what}: {e}")))?
+                .context(what)
+                .status(status::BAD_IMAGE)?
         }
         None => LoadedImage {
             format: ImageFormat::Flat,
@@ -297,15 +282,13 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> Result<(Machine, Loaded
         },
     };
     if let Some(path) = &g.bios {
-        let rom = std::fs::read(path).map_err(|e| {
-            Failure::new(
-                status::BAD_IMAGE,
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
+        let rom = std::fs::read(path)
+            .with_context(|| format!("cannot read {}", path.display()))
+            .status(status::BAD_IMAGE)?;
         let map = m
             .load_rom(&rom)
-            .map_err(|e| Failure::new(status::BAD_IMAGE, format!("{}: {e}", path.display())))?;
+            .with_context(|| path.display().to_string())
+            .status(status::BAD_IMAGE)?;
         // The CPU starts where a PC's does; the ROM boots the image, if any.
         loaded.entry = CpuState::reset();
         let rom_line = format!(
@@ -324,10 +307,10 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> Result<(Machine, Loaded
 }
 
 /// Opens --disk files and attaches them as ATA drives 0-3.
-fn attach_disks(m: &mut Machine, g: &GuestArgs, write: bool) -> Result<(), Failure> {
+fn attach_disks(m: &mut Machine, g: &GuestArgs, write: bool) -> anyhow::Result<()> {
     use machine::disk::{DiskImage, DiskOpenOptions};
     if g.disk.len() > 4 {
-        return Err(Failure::new(
+        return Err(status::error(
             status::USAGE,
             format!(
                 "--disk given {} times: the PC has four ATA drives (two channels, \
@@ -340,8 +323,7 @@ fn attach_disks(m: &mut Machine, g: &GuestArgs, write: bool) -> Result<(), Failu
         snapshot: g.snapshot || !write,
     };
     for (i, path) in g.disk.iter().enumerate() {
-        let disk = DiskImage::open(path, opts)
-            .map_err(|e| Failure::new(status::BAD_IMAGE, e.to_string()))?;
+        let disk = DiskImage::open(path, opts).status(status::BAD_IMAGE)?;
         if let Some(w) = disk.warning() {
             eprintln!("ringlab: warning: {w}");
         }
@@ -351,27 +333,23 @@ fn attach_disks(m: &mut Machine, g: &GuestArgs, write: bool) -> Result<(), Failu
 }
 
 /// Queues --keys and --keys-file on the keyboard.
-fn type_keys(m: &mut Machine, g: &GuestArgs) -> Result<(), Failure> {
+fn type_keys(m: &mut Machine, g: &GuestArgs) -> anyhow::Result<()> {
     use machine::devices::ps2kbd::parse_key_text;
     for text in &g.keys {
         let keys = parse_key_text(text)
-            .map_err(|e| Failure::new(status::USAGE, format!("--keys {text:?}: {e}")))?;
+            .with_context(|| format!("--keys {text:?}"))
+            .status(status::USAGE)?;
         m.key_events(keys);
     }
     for path in &g.keys_file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Failure::new(
-                status::USAGE,
-                format!("--keys-file {}: {e}", path.display()),
-            )
-        })?;
+        let what = || format!("--keys-file {}", path.display());
+        let text = std::fs::read_to_string(path)
+            .with_context(what)
+            .status(status::USAGE)?;
         // Taken literally: a backslash is a backslash key.
-        let keys = parse_key_text(&text.replace('\\', "\\\\")).map_err(|e| {
-            Failure::new(
-                status::USAGE,
-                format!("--keys-file {}: {e}", path.display()),
-            )
-        })?;
+        let keys = parse_key_text(&text.replace('\\', "\\\\"))
+            .with_context(what)
+            .status(status::USAGE)?;
         m.key_events(keys);
     }
     Ok(())
@@ -399,7 +377,7 @@ pub fn parse_switch(s: &str) -> Result<(u64, EngineKind), String> {
     Ok((n, kind))
 }
 
-pub fn run(args: &RunArgs) -> Result<u8, Failure> {
+pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     let mut json_created = false;
     let r = run_guest(args, &mut json_created);
     if r.is_err() && json_created {
@@ -414,27 +392,23 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
 }
 
 /// `run`; `json_created` is set once the --json file exists.
-fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
+fn run_guest(args: &RunArgs, json_created: &mut bool) -> anyhow::Result<u8> {
     let (mut m, loaded) = prepare_with(&args.guest, true)?;
     // The report is written when the run ends; a path that cannot be
     // written fails now, as --trace does, not after the run.
     let mut json_file = match &args.json {
-        Some(path) => Some(std::fs::File::create(path).map_err(|e| {
-            Failure::new(
-                status::USAGE,
-                format!("cannot create {}: {e}", path.display()),
-            )
-        })?),
+        Some(path) => Some(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))
+                .status(status::USAGE)?,
+        ),
         None => None,
     };
     *json_created = json_file.is_some();
     if let Some(path) = &args.trace {
-        let f = std::fs::File::create(path).map_err(|e| {
-            Failure::new(
-                status::USAGE,
-                format!("cannot create {}: {e}", path.display()),
-            )
-        })?;
+        let f = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))
+            .status(status::USAGE)?;
         m.trace.set_sink(Box::new(std::io::BufWriter::new(f)));
         let mut all = machine::EventMask::NONE;
         for k in EventKind::ALL {
@@ -446,7 +420,7 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
         && args.engine != EngineKind::Interp
         && args.switch_at.iter().all(|&(_, k)| k != EngineKind::Interp)
     {
-        return Err(Failure::new(
+        return Err(status::error(
             status::USAGE,
             format!(
                 "--deprivilege is a mode of the interpreter (--engine interp), not of --engine {}",
@@ -457,7 +431,7 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
     let mut switches = args.switch_at.clone();
     switches.sort_by_key(|&(n, _)| n);
     if let Some(w) = switches.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(Failure::new(
+        return Err(status::error(
             status::USAGE,
             format!("--switch-at: two switches at instruction {}", w[0].0),
         ));
@@ -475,19 +449,15 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
         session::Options::deprivileged(args.deprivilege),
         &loaded.entry,
     )
-    .map_err(|e| {
-        Failure::new(
-            status::ENGINE_ERROR,
-            format!("--engine {}: {e}", args.engine.name()),
-        )
-    })?;
+    .with_context(|| format!("--engine {}", args.engine.name()))
+    .status(status::ENGINE_ERROR)?;
     for &(n, to) in &switches {
         session.plan_switch(n, to);
     }
     let mut window = match args.vga {
         VgaMode::Window => Some(
             VgaWindow::open(&format!("ringlab: {}", args.guest.name()))
-                .map_err(|e| Failure::new(status::ENGINE_ERROR, e))?,
+                .status(status::ENGINE_ERROR)?,
         ),
         _ => None,
     };
@@ -501,7 +471,7 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
 
     let timeout = match args.timeout {
         Some(t) if !(t.is_finite() && t > 0.0) => {
-            return Err(Failure::new(
+            return Err(status::error(
                 status::USAGE,
                 format!("--timeout {t}: must be a positive number of seconds"),
             ))
@@ -560,17 +530,24 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
     };
     // What the guest wrote before an engine failed is shown too.
     stream(&mut session);
-    let stop = r.map_err(|e| {
-        let what = match e.switch_at {
-            Some(n) => format!("--switch-at {n}:{}", e.engine.name()),
-            None => format!("--engine {}", e.engine.name()),
-        };
-        Failure::new(status::ENGINE_ERROR, format!("{what}: {}", e.error))
-    })?;
+    // Said as the user asked for that engine (the option), then the
+    // engine's error with its causes.
+    let stop = r
+        .map_err(|e| {
+            let what = match e.switch_at {
+                Some(n) => format!("--switch-at {n}:{}", e.engine.name()),
+                None => format!("--engine {}", e.engine.name()),
+            };
+            anyhow::Error::new(e.error).context(what)
+        })
+        .status(status::ENGINE_ERROR)?;
     progress.clear();
     let wall = start.elapsed();
     if let Err(e) = session.m.trace.finish() {
-        eprintln!("ringlab: warning: writing the trace failed: {e}");
+        eprintln!(
+            "ringlab: warning: writing the trace failed: {}",
+            machine::Chain(&e)
+        );
     }
     if let Some((n, to)) = session.planned_switches().next() {
         eprintln!(
@@ -583,12 +560,8 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> Result<u8, Failure> {
     if let (Some(path), Some(f)) = (&args.json, &mut json_file) {
         let report = json_report(&mut session, &stop, code, wall, &serial);
         f.write_all(format!("{report:#}\n").as_bytes())
-            .map_err(|e| {
-                Failure::new(
-                    status::USAGE,
-                    format!("cannot write {}: {e}", path.display()),
-                )
-            })?;
+            .with_context(|| format!("cannot write {}", path.display()))
+            .status(status::USAGE)?;
     }
     if args.stats {
         let outcome = RunOutcome {

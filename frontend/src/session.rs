@@ -89,16 +89,12 @@ pub struct RunError {
     pub error: EngineError,
 }
 
+/// Which engine failed, and when; the engine's error is the source.
 impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.switch_at {
-            Some(n) => write!(
-                f,
-                "switching to {} at instruction {n}: {}",
-                self.engine.name(),
-                self.error
-            ),
-            None => write!(f, "{}: {}", self.engine.name(), self.error),
+            Some(n) => write!(f, "switching to {} at instruction {n}", self.engine.name()),
+            None => write!(f, "{}", self.engine.name()),
         }
     }
 }
@@ -269,7 +265,9 @@ impl Session {
     }
 
     /// The host code of the block at the PC (the translator only).
-    pub fn translation_at_pc(&mut self) -> Option<Result<machine::Translation, String>> {
+    pub fn translation_at_pc(
+        &mut self,
+    ) -> Option<Result<machine::Translation, machine::NotTranslated>> {
         self.engine.translation_at_pc(&mut self.m)
     }
 

@@ -1,10 +1,19 @@
-//! ringlab's exit status contract (documented in the README).
+//! ringlab's exit status contract (documented in the README), and how an
+//! error carries its status to the binary's edge.
 //!
 //! Odd statuses belong to the guest: a write of v to the isa-debug-exit
 //! port 0xF4 exits with (v << 1) | 1, as QEMU does. ringlab's own statuses
 //! are even, so the two never collide.
+//!
+//! The frontend's errors are `anyhow::Error`s: each layer adds its context
+//! ("--engine kvm", "cannot read boot.bin") and keeps the error below as
+//! its cause, with no error type to write per layer. Where an error's
+//! status is decided (a bad image, a bad command line, an engine that
+//! failed), `.status(..)` gives it one; `cli::main` finds it again
+//! (`of_error`) and prints the error with its causes on one line.
 
 use machine::Stop;
+use std::fmt;
 
 /// Bochs' shutdown port, HLT with interrupts disabled, or Ctrl-A x.
 pub const OK: u8 = 0;
@@ -42,9 +51,87 @@ pub fn for_stop(stop: &Stop) -> u8 {
     }
 }
 
+/// An error and the exit status it ends ringlab with. It prints as the
+/// error it wraps, and its causes are that error's, so the status never
+/// shows in a message; anyhow finds it under any context added later
+/// (`anyhow::Error::downcast_ref` looks through context layers).
+#[derive(Debug)]
+struct WithStatus {
+    status: u8,
+    error: anyhow::Error,
+}
+
+impl fmt::Display for WithStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for WithStatus {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+/// Gives an error the exit status it ends ringlab with.
+pub trait Status<T> {
+    fn status(self, status: u8) -> anyhow::Result<T>;
+}
+
+impl<T, E: Into<anyhow::Error>> Status<T> for Result<T, E> {
+    fn status(self, status: u8) -> anyhow::Result<T> {
+        self.map_err(|e| with_status(status, e))
+    }
+}
+
+/// `error` with the exit status `status`.
+pub fn with_status(status: u8, error: impl Into<anyhow::Error>) -> anyhow::Error {
+    anyhow::Error::new(WithStatus {
+        status,
+        error: error.into(),
+    })
+}
+
+/// An error that is only a message, with its exit status.
+pub fn error(
+    status: u8,
+    message: impl fmt::Display + fmt::Debug + Send + Sync + 'static,
+) -> anyhow::Error {
+    with_status(status, anyhow::Error::msg(message))
+}
+
+/// The exit status `e` ends ringlab with: the one given to it last; an
+/// error given none failed on the host side (ENGINE_ERROR).
+pub fn of_error(e: &anyhow::Error) -> u8 {
+    e.downcast_ref::<WithStatus>()
+        .map_or(ENGINE_ERROR, |w| w.status)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn the_status_travels_with_the_error_and_never_prints() {
+        let e = std::fs::read("/nonexistent/boot.bin")
+            .context("cannot read /nonexistent/boot.bin")
+            .status(BAD_IMAGE)
+            .context("lesson x")
+            .unwrap_err();
+        assert_eq!(of_error(&e), BAD_IMAGE);
+        assert_eq!(
+            format!("{e:#}"),
+            format!(
+                "lesson x: cannot read /nonexistent/boot.bin: {}",
+                std::fs::read("/nonexistent/boot.bin").unwrap_err()
+            )
+        );
+        // The last status given wins; an error given none is the host's.
+        assert_eq!(of_error(&with_status(USAGE, e)), USAGE);
+        assert_eq!(of_error(&anyhow::anyhow!("?")), ENGINE_ERROR);
+        assert_eq!(format!("{:#}", error(USAGE, "bad")), "bad");
+    }
 
     #[test]
     fn guest_statuses_are_odd_and_ours_even() {

@@ -2,10 +2,11 @@
 
 use crate::debugger::Debugger;
 use crate::engines::EngineKind;
-use crate::run::{parse_u32, prepare, Failure, GuestArgs};
+use crate::run::{parse_u32, prepare, GuestArgs};
 use crate::session::{Options, Session};
-use crate::status;
+use crate::status::{self, Status};
 use crate::tui::{self, App};
+use anyhow::Context;
 
 #[derive(clap::Args, Debug)]
 pub struct StepArgs {
@@ -29,44 +30,39 @@ pub struct StepArgs {
     pub vga: crate::vga::VgaMode,
 }
 
-pub fn step(args: &StepArgs) -> Result<u8, Failure> {
+pub fn step(args: &StepArgs) -> anyhow::Result<u8> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        return Err(Failure::new(
+        return Err(status::error(
             status::USAGE,
             "ringlab step is interactive and needs a terminal (stdin and stdout); \
              `ringlab run --trace FILE` records the same events without one",
         ));
     }
     if args.deprivilege && args.engine != EngineKind::Interp {
-        return Err(Failure::new(
+        return Err(status::error(
             status::USAGE,
             "--deprivilege is a mode of the interpreter (--engine interp)",
         ));
     }
     let (m, loaded) = prepare(&args.guest)?;
     let options = Options::deprivileged(args.deprivilege);
-    let session = Session::new(m, args.engine, options, &loaded.entry).map_err(|e| {
-        Failure::new(
-            status::ENGINE_ERROR,
-            format!("--engine {}: {e}", args.engine.name()),
-        )
-    })?;
+    let session = Session::new(m, args.engine, options, &loaded.entry)
+        .with_context(|| format!("--engine {}", args.engine.name()))
+        .status(status::ENGINE_ERROR)?;
     // `x` in the UI builds the machine again the same way.
     let guest = args.guest.clone();
-    let reload = Box::new(move || {
-        prepare(&guest)
-            .map(|(m, loaded)| (m, loaded.entry))
-            .map_err(|f| f.message)
-    });
+    let reload = Box::new(move || prepare(&guest).map(|(m, loaded)| (m, loaded.entry)));
     let mut debugger = Debugger::with_reload(session, reload);
     debugger.breakpoints = args.breakpoints.clone();
     let mut app = App::new(debugger, args.guest.name());
     if args.vga == crate::vga::VgaMode::Window {
         let w = crate::vga::VgaWindow::open(&format!("ringlab step: {}", args.guest.name()))
-            .map_err(|e| Failure::new(status::ENGINE_ERROR, e))?;
+            .status(status::ENGINE_ERROR)?;
         app.window = Some(w);
     }
-    tui::run(&mut app).map_err(|e| Failure::new(status::ENGINE_ERROR, format!("terminal: {e}")))?;
+    tui::run(&mut app)
+        .context("terminal")
+        .status(status::ENGINE_ERROR)?;
     Ok(0)
 }

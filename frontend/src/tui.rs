@@ -359,7 +359,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     let area = f.area();
     let state = app.debugger.session.cpu_state();
     let st = state.as_ref().ok().cloned();
-    let state_error = state.err().map(|e| e.to_string());
+    let state_error = state.err().map(|e| machine::Chain(&e).to_string());
     let status = status_lines(&app.debugger.message, area.width);
     let rows = Layout::vertical([
         Constraint::Length(1),

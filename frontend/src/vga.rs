@@ -183,14 +183,16 @@ pub struct VgaWindow {
 }
 
 impl VgaWindow {
-    /// Opens the window, or says why it cannot (no display).
-    pub fn open(title: &str) -> Result<VgaWindow, String> {
+    /// Opens the window, or says why it cannot (no display). The message
+    /// ends with what to do instead, so minifb's reason is in it, in
+    /// brackets, rather than a cause printed after it.
+    pub fn open(title: &str) -> anyhow::Result<VgaWindow> {
         let opts = minifb::WindowOptions {
             scale: minifb::Scale::X2,
             ..minifb::WindowOptions::default()
         };
         let win = minifb::Window::new(title, WIDTH, HEIGHT, opts).map_err(|e| {
-            format!("--vga window: cannot open a window ({e}); is there a display? --vga term draws the screen in the terminal")
+            anyhow::anyhow!("--vga window: cannot open a window ({e}); is there a display? --vga term draws the screen in the terminal")
         })?;
         Ok(VgaWindow { win, frame: 0 })
     }

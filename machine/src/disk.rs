@@ -62,7 +62,7 @@ pub enum DiskError {
         #[source]
         source: io::Error,
     },
-    #[error("disk image {}: cannot be read: {source}", .path.display())]
+    #[error("disk image {}: cannot be read", .path.display())]
     Unreadable {
         path: PathBuf,
         #[source]
@@ -80,7 +80,7 @@ pub enum DiskError {
         .path.display()
     )]
     InUse { path: PathBuf },
-    #[error("disk image {}: cannot be locked: {source}", .path.display())]
+    #[error("disk image {}: cannot be locked", .path.display())]
     Lock {
         path: PathBuf,
         #[source]
@@ -102,7 +102,7 @@ pub enum DiskIoError {
     ReadOnly { name: String },
     #[error("{name}: a transfer of {len} bytes is not a whole number of sectors")]
     PartialSector { name: String, len: usize },
-    #[error("{name}: I/O error at sector {lba}: {source}")]
+    #[error("{name}: I/O error at sector {lba}")]
     Io {
         name: String,
         lba: u64,

@@ -82,24 +82,32 @@ impl std::fmt::Display for Stop {
 }
 
 /// Something went wrong on the host side, not in the guest.
+///
+/// Each variant's text says only its own level; the error behind it, where
+/// there is one, is its `source` (print the whole with [`crate::Chain`]).
 #[derive(Debug, thiserror::Error, Clone)]
 pub enum EngineError {
-    /// The engine cannot run on this host (no /dev/kvm, not built yet, ...).
-    #[error("engine unavailable: {0}")]
-    Unavailable(String),
+    /// The engine cannot run on this host (no /dev/kvm, not built yet, ...):
+    /// `why`, for a user, and the host's error behind it where `why` does
+    /// not already say all it says (an unexpected errno from opening
+    /// /dev/kvm).
+    #[error("engine unavailable: {why}")]
+    Unavailable {
+        why: String,
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
     /// The guest needs something this engine (or this host's hypervisor)
     /// cannot do, e.g. 32-bit paging under kvm-pvm.
     #[error("unsupported by this engine: {0}")]
     Unsupported(String),
-    /// A host call failed (an ioctl, mmap, a signal). `what` is the whole
-    /// story for a user (it includes the OS's reason); `source` keeps the
-    /// error itself (kvm-ioctls' errno, an `io::Error`) for code that
-    /// needs more than the text.
-    #[error("host error: {what}")]
+    /// A host call failed (an ioctl, mmap, a signal): `source` is the
+    /// engine's error, which names the call and keeps the OS's (kvm-ioctls'
+    /// errno, an `io::Error`).
+    #[error("host error")]
     Host {
-        what: String,
         #[source]
-        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+        source: Arc<dyn std::error::Error + Send + Sync>,
     },
     /// The engine found itself in a state it should never reach.
     #[error("internal engine error: {0}")]
@@ -107,24 +115,28 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    /// A failed host call with the error that caused it.
-    pub fn host(
-        what: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
+    /// The engine cannot run on this host, for the reason `why`.
+    pub fn unavailable(why: impl Into<String>) -> Self {
+        EngineError::Unavailable {
+            why: why.into(),
+            source: None,
+        }
+    }
+
+    /// A failed host call: the engine's error, which names it.
+    pub fn host(source: impl std::error::Error + Send + Sync + 'static) -> Self {
         EngineError::Host {
-            what: what.into(),
-            source: Some(Arc::new(source)),
+            source: Arc::new(source),
         }
     }
 }
 
-/// Errors compare by kind and text (the source, an OS error, has no
-/// equality of its own; its text is part of `what`).
+/// Errors compare by kind and by their text with every cause's (a cause,
+/// an OS error, has no equality of its own).
 impl PartialEq for EngineError {
     fn eq(&self, other: &Self) -> bool {
         std::mem::discriminant(self) == std::mem::discriminant(other)
-            && self.to_string() == other.to_string()
+            && crate::Chain(self).to_string() == crate::Chain(other).to_string()
     }
 }
 
@@ -332,6 +344,31 @@ pub struct Translation {
     pub guest_insns: u32,
 }
 
+/// Why a binary translator has no host code for the block at the PC: its
+/// interpreter runs what is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotTranslated {
+    /// A mode the translator never translates.
+    #[error(
+        "the CPU is in a mode the translator leaves to the interpreter \
+         (real mode, V86, 16-bit or non-flat code)"
+    )]
+    Mode,
+    /// A condition that passes with the next instruction or two.
+    #[error(
+        "a passing condition (interrupt shadow, TF, RF, DF or HLT) makes \
+         the interpreter run this instruction"
+    )]
+    Passing,
+    /// The block would start with an instruction the translator does not
+    /// translate.
+    #[error(
+        "its first instruction is not translated: the interpreter runs it \
+         (a sensitive instruction's callout, or one the translator lacks)"
+    )]
+    FirstInstruction,
+}
+
 /// An execution engine: runs the CPU of a [`Machine`].
 pub trait Engine {
     /// "interp", "bt" or "kvm".
@@ -359,7 +396,10 @@ pub trait Engine {
     /// translating it now if needed: Some(Ok) from a binary translator,
     /// Some(Err(why)) when it leaves that code to its interpreter, None
     /// from engines that do not translate.
-    fn translation_at_pc(&mut self, _m: &mut Machine) -> Option<Result<Translation, String>> {
+    fn translation_at_pc(
+        &mut self,
+        _m: &mut Machine,
+    ) -> Option<Result<Translation, NotTranslated>> {
         None
     }
 }

@@ -356,7 +356,7 @@ pub struct Trace {
     /// off by default: a polling guest produces millions.
     enabled: EventMask,
     sink: Option<Box<dyn Write>>,
-    sink_error: Option<String>,
+    sink_error: Option<std::io::Error>,
     /// Kinds whose recording should make the engine stop (stepping UI).
     stop_on: EventMask,
     stop_hit: bool,
@@ -460,7 +460,7 @@ impl Trace {
         if let Some(w) = &mut self.sink {
             let line = serde_json::to_string(&rec).expect("events serialize");
             if let Err(e) = writeln!(w, "{line}") {
-                self.sink_error.get_or_insert(e.to_string());
+                self.sink_error.get_or_insert(e);
                 self.sink = None;
             }
         }
@@ -471,9 +471,9 @@ impl Trace {
     }
 
     /// Flushes the sink; reports the first write error, if any.
-    pub fn finish(&mut self) -> Result<(), String> {
+    pub fn finish(&mut self) -> std::io::Result<()> {
         if let Some(w) = &mut self.sink {
-            w.flush().map_err(|e| e.to_string())?;
+            w.flush()?;
         }
         match self.sink_error.take() {
             Some(e) => Err(e),

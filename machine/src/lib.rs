@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod devices;
 pub mod disk;
 pub mod engine;
+pub mod error;
 pub mod event;
 pub mod loader;
 pub mod machine;
@@ -19,7 +20,10 @@ pub mod x86;
 pub use bus::{Bus, Device, DeviceId, IoCtx};
 pub use clock::{Clock, ClockMode};
 pub use cpu::{CpuState, Seg, Segment, TableReg};
-pub use engine::{Counter, Engine, EngineError, EngineStats, Limits, Stop, Translation};
+pub use engine::{
+    Counter, Engine, EngineError, EngineStats, Limits, NotTranslated, Stop, Translation,
+};
+pub use error::Chain;
 pub use event::{Event, EventKind, EventMask, Handling, PrivCause, Record, Trace};
 pub use machine::{Machine, MachineConfig, MachineStop, RomMap};
 pub use memory::GuestMemory;

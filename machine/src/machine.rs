@@ -950,20 +950,18 @@ impl Machine {
     pub fn load_rom(&mut self, image: &[u8]) -> Result<RomMap, crate::devices::rom::RomError> {
         use crate::devices::rom::{Rom, RomError};
         if self.rom.is_some() {
-            return Err(RomError::Map("a ROM is already loaded".into()));
+            return Err(RomError::AlreadyLoaded);
         }
         let rom = Rom::new(image)?;
         let size = image.len();
         let low = (0x10_0000 - size) as u64;
-        self.mem
-            .write_rom(low, image)
-            .map_err(|e| RomError::Map(e.to_string()))?;
+        self.mem.write_rom(low, image).map_err(RomError::Memory)?;
         self.mem.set_read_only(low, 0x10_0000);
         let high = (1u64 << 32) - size as u64;
         let id = self.bus.add(rom);
         self.bus
             .map_mmio(id, high, size as u64)
-            .map_err(|e| RomError::Map(e.to_string()))?;
+            .map_err(RomError::Overlap)?;
         self.rom = Some(id);
         Ok(self.rom_map().expect("just loaded"))
     }

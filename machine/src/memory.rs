@@ -26,19 +26,35 @@ pub const PAGE_SHIFT: u32 = 12;
 pub const MIN_RAM: usize = 1 << 20;
 pub const MAX_RAM: usize = 3 << 30;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
     #[error("RAM size {0} bytes is not a multiple of 4 KiB")]
     Unaligned(usize),
     #[error("RAM size {size} bytes is outside {min}..={max}")]
     BadSize { size: usize, min: usize, max: usize },
-    #[error("cannot map {0} bytes of guest RAM: {1}")]
-    Map(usize, String),
+    /// mmap refused; `source` is the OS's reason.
+    #[error("cannot map {size} bytes of guest RAM")]
+    Map {
+        size: usize,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("physical range {addr:#x}+{len:#x} lies outside RAM ({size:#x} bytes)")]
     OutOfRange { addr: u64, len: usize, size: usize },
     #[error("physical range {addr:#x}+{len:#x} is read-only (ROM)")]
     ReadOnly { addr: u64, len: usize },
 }
+
+/// Errors compare by kind and by their text with their cause's (an
+/// `io::Error` has no equality of its own).
+impl PartialEq for MemoryError {
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && crate::Chain(self).to_string() == crate::Chain(other).to_string()
+    }
+}
+
+impl Eq for MemoryError {}
 
 pub struct GuestMemory {
     base: NonNull<u8>,
@@ -102,10 +118,10 @@ impl GuestMemory {
             )
         };
         if p == libc::MAP_FAILED {
-            return Err(MemoryError::Map(
+            return Err(MemoryError::Map {
                 size,
-                std::io::Error::last_os_error().to_string(),
-            ));
+                source: std::io::Error::last_os_error(),
+            });
         }
         let pages = size / PAGE_SIZE;
         Ok(GuestMemory {

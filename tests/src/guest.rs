@@ -37,7 +37,7 @@
 
 use machine::cpu::CpuState;
 use machine::event::Record;
-use machine::{Event, Limits, Machine, MachineConfig, PrivCause, Stop};
+use machine::{Chain, Event, Limits, Machine, MachineConfig, PrivCause, Stop};
 use ringlab::engines::EngineKind;
 use ringlab::session::{Options, Session};
 use std::path::PathBuf;
@@ -527,7 +527,7 @@ pub fn kvm_limits() -> Limits {
 /// `m` on engine `kind` (default options), entered with `state`.
 pub fn session(m: Machine, kind: EngineKind, state: &CpuState) -> Session {
     Session::new(m, kind, Options::default(), state)
-        .unwrap_or_else(|e| panic!("{}: {e}", kind.name()))
+        .unwrap_or_else(|e| panic!("{}: {}", kind.name(), Chain(&e)))
 }
 
 /// A machine with 4 MiB of RAM and `image` at `addr`.
@@ -846,10 +846,14 @@ pub fn cross_check(ram: &[u8], state: &CpuState, run: &mut Run) {
     m.mem.write_untracked(0, ram).expect("RAM image");
     let mut kvm = match Session::new(m, EngineKind::Kvm, Options::default(), state) {
         Ok(s) => s,
-        Err(e) if require => panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}"),
+        Err(e) if require => panic!(
+            "RINGLAB_REQUIRE_KVM is set but KVM is not usable: {}",
+            Chain(&e)
+        ),
         Err(e) => {
             crate::skip(format!(
-                "cross-check of {guest} on kvm: KVM is not usable on this host: {e}"
+                "cross-check of {guest} on kvm: KVM is not usable on this host: {}",
+                Chain(&e)
             ));
             return;
         }
@@ -861,8 +865,9 @@ pub fn cross_check(ram: &[u8], state: &CpuState, run: &mut Run) {
             return;
         }
         Err(e) => panic!(
-            "kvm: engine error where the interpreter ran to {:?}: {e}",
-            run.stop
+            "kvm: engine error where the interpreter ran to {:?}: {}",
+            run.stop,
+            Chain(&e)
         ),
     };
     let kst = kvm.cpu_state().expect("kvm: cpu_state");

@@ -28,7 +28,7 @@
 //! `cargo test --release -p tests --test conformance_286 -- --nocapture`.
 
 use machine::cpu::{self, Seg, Segment};
-use machine::{CpuState, EventMask, Machine, MachineConfig, Stop};
+use machine::{Chain, CpuState, EventMask, Machine, MachineConfig, Stop};
 use ringlab::engines::EngineKind;
 use ringlab::session::{Options, Session};
 use serde_json::Value;
@@ -722,11 +722,11 @@ fn run_test(engine: &mut Session, t: &Test, flags_mask: u16, flags_ignored: u16)
     // so the interpreter's decode cache sees the new code.
     for &(addr, byte) in &t.init_ram {
         if let Err(e) = engine.m.mem.write_u8(u64::from(addr), byte) {
-            return vec![format!("cannot load initial RAM: {e}")];
+            return vec![format!("cannot load initial RAM: {}", Chain(&e))];
         }
     }
     if let Err(e) = engine.set_cpu_state(&initial_state(t)) {
-        return vec![format!("set_cpu_state failed: {e}")];
+        return vec![format!("set_cpu_state failed: {}", Chain(&e))];
     }
 
     // Step until the HLT (README, "How to run a test", step 3).
@@ -736,11 +736,11 @@ fn run_test(engine: &mut Session, t: &Test, flags_mask: u16, flags_ignored: u16)
     for step in 0..MAX_STEPS {
         let stop = match engine.step() {
             Ok(stop) => stop,
-            Err(e) => return vec![format!("step {} failed: {e}", step + 1)],
+            Err(e) => return vec![format!("step {} failed: {}", step + 1, Chain(&e))],
         };
         let s = match engine.cpu_state() {
             Ok(s) => s,
-            Err(e) => return vec![format!("cpu_state failed: {e}")],
+            Err(e) => return vec![format!("cpu_state failed: {}", Chain(&e))],
         };
         if step == 0 {
             after_first = at(&s);

@@ -6,8 +6,9 @@
 //! KVM case prints why and stops, unless RINGLAB_REQUIRE_KVM is set (the
 //! QEMU/SVM VM of scripts/kvm-vm-tests.sh).
 
+use anyhow::Context;
 use machine::loader::{self, LoadOptions};
-use machine::{Machine, MachineConfig, Stop};
+use machine::{Chain, Machine, MachineConfig, Stop};
 use ringlab::debugger::{Command, Debugger};
 use ringlab::engines::EngineKind;
 use ringlab::inspect;
@@ -31,10 +32,10 @@ fn walk(kind: EngineKind) -> Option<Vec<(u64, u8, String)>> {
     let mut s = match debugger(kind) {
         Ok(s) => s,
         Err(e) if kind == EngineKind::Kvm && !require => {
-            tests::skip(format!("debugger on kvm: {e}"));
+            tests::skip(format!("debugger on kvm: {}", Chain(&e)));
             return None;
         }
-        Err(e) => panic!("{kind:?}: {e}"),
+        Err(e) => panic!("{kind:?}: {}", Chain(&e)),
     };
     let mut seen = Vec::new();
     let look = |s: &mut Debugger| {
@@ -174,7 +175,8 @@ fn the_translator_shows_the_host_code_of_the_block_at_eip() {
         .translation_at_pc()
         .expect("bt")
         .expect_err("INT 0x80");
-    assert!(why.contains("interpreter"), "{why}");
+    assert_eq!(why, machine::NotTranslated::FirstInstruction, "{why}");
+    assert!(why.to_string().contains("interpreter"), "{why}");
     // The interpreter translates nothing.
     let mut i = debugger(EngineKind::Interp).expect("interp");
     assert!(i.session.translation_at_pc().is_none());
@@ -182,11 +184,10 @@ fn the_translator_shows_the_host_code_of_the_block_at_eip() {
 
 /// The rings lesson on `kind`, able to restart (as `ringlab step` is).
 fn restartable(kind: EngineKind) -> Debugger {
-    let reload = || {
-        let l = lessons::find("rings").ok_or("no rings lesson")?;
-        let mut m = Machine::new(MachineConfig::default()).map_err(|e| e.to_string())?;
-        let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default())
-            .map_err(|e| e.to_string())?;
+    let reload = || -> anyhow::Result<_> {
+        let l = lessons::find("rings").context("no rings lesson")?;
+        let mut m = Machine::new(MachineConfig::default())?;
+        let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default())?;
         Ok((m, loaded.entry))
     };
     let (m, entry) = reload().expect("rings");

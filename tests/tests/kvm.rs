@@ -4,7 +4,7 @@
 //! stop with the explanation, never a misleading triple fault.
 
 use machine::loader::{self, LoadOptions};
-use machine::{EngineError, Limits, Machine, MachineConfig, Stop};
+use machine::{Chain, EngineError, Limits, Machine, MachineConfig, Stop};
 use ringlab::engines::EngineKind;
 use ringlab::session::{Options, Session};
 use std::time::{Duration, Instant};
@@ -17,12 +17,15 @@ fn loaded(image: &[u8], kind: EngineKind) -> Option<Session> {
     let l = loader::load(&mut m.mem, image, &LoadOptions::default()).unwrap();
     match Session::new(m, kind, Options::default(), &l.entry) {
         Ok(s) => Some(s),
-        Err(e) if kind != EngineKind::Kvm => panic!("{}: {e}", kind.name()),
+        Err(e) if kind != EngineKind::Kvm => panic!("{}: {}", kind.name(), Chain(&e)),
         Err(e) if std::env::var_os("RINGLAB_REQUIRE_KVM").is_some() => {
-            panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}")
+            panic!(
+                "RINGLAB_REQUIRE_KVM is set but KVM is not usable: {}",
+                Chain(&e)
+            )
         }
         Err(e) => {
-            tests::skip(format!("KVM is not usable on this host: {e}"));
+            tests::skip(format!("KVM is not usable on this host: {}", Chain(&e)));
             None
         }
     }

@@ -6,7 +6,7 @@
 //! (the QEMU/SVM VM) KVM must run every lesson.
 
 use machine::loader::{self, LoadOptions};
-use machine::{Counter, EngineError, Limits, Machine, MachineConfig, Stop};
+use machine::{Chain, Counter, EngineError, Limits, Machine, MachineConfig, Stop};
 use ringlab::engines::EngineKind;
 use ringlab::session::{Options, Session};
 use std::time::{Duration, Instant};
@@ -92,12 +92,15 @@ fn run_on(l: &lessons::Lesson, engine: EngineKind) -> Option<(Stop, Session)> {
     let kvm = engine == EngineKind::Kvm;
     let mut s = match lesson_session(l, engine, Options::default()) {
         Ok(s) => s,
-        Err(e) if !kvm => panic!("lesson {} on {}: {e}", l.name, engine.name()),
+        Err(e) if !kvm => panic!("lesson {} on {}: {}", l.name, engine.name(), Chain(&e)),
         Err(e) if std::env::var_os("RINGLAB_REQUIRE_KVM").is_some() => {
-            panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}")
+            panic!(
+                "RINGLAB_REQUIRE_KVM is set but KVM is not usable: {}",
+                Chain(&e)
+            )
         }
         Err(e) => {
-            tests::skip(format!("lesson {} on KVM: {e}", l.name));
+            tests::skip(format!("lesson {} on KVM: {}", l.name, Chain(&e)));
             return None;
         }
     };
@@ -115,7 +118,7 @@ fn run_on(l: &lessons::Lesson, engine: EngineKind) -> Option<(Stop, Session)> {
             tests::skip(format!("lesson {} on KVM: {why}", l.name));
             None
         }
-        Err(err) => panic!("lesson {} on {}: {err}", l.name, engine.name()),
+        Err(err) => panic!("lesson {} on {}: {}", l.name, engine.name(), Chain(&err)),
     }
 }
 

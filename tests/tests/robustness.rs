@@ -13,7 +13,7 @@
 use tests::guest as common;
 
 use machine::cpu::{access as a, cr0, cr4, flags as fl, CpuState, Seg, Segment, TableReg};
-use machine::{Limits, Machine, MachineConfig, Stop};
+use machine::{Chain, Limits, Machine, MachineConfig, Stop};
 use ringlab::engines::EngineKind;
 use ringlab::session::{Options, Session};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -351,7 +351,7 @@ fn run_seed(mode: Mode, seed: u64) -> Result<Outcome, String> {
     let (m, s) = seed_state(mode, seed);
     let guards = Guards::around(&m);
     let mut sess = Session::new(m, EngineKind::Interp, Options::default(), &s)
-        .map_err(|e| format!("set_cpu_state: {e}"))?;
+        .map_err(|e| format!("set_cpu_state: {}", Chain(&e)))?;
     // Each run gets its own deadline.
     let limits = || Limits {
         max_icount: Some(BUDGET),
@@ -361,7 +361,7 @@ fn run_seed(mode: Mode, seed: u64) -> Result<Outcome, String> {
     let t = Instant::now();
     let stop = sess
         .run_until(&limits())
-        .map_err(|e| format!("run: {}", e.error))?;
+        .map_err(|e| format!("run: {}", Chain(&e.error)))?;
     let took = t.elapsed();
     if took > RUN_TIMEOUT + Duration::from_secs(1) {
         return Err(format!(
@@ -376,10 +376,14 @@ fn run_seed(mode: Mode, seed: u64) -> Result<Outcome, String> {
     }
     // The state must survive export and import (into a fresh engine),
     // and stepping must work.
-    let st = sess.cpu_state().map_err(|e| format!("cpu_state: {e}"))?;
+    let st = sess
+        .cpu_state()
+        .map_err(|e| format!("cpu_state: {}", Chain(&e)))?;
     sess.switch_to(EngineKind::Interp)
-        .map_err(|e| format!("set_cpu_state (re-import): {e}"))?;
-    let st2 = sess.cpu_state().map_err(|e| format!("cpu_state: {e}"))?;
+        .map_err(|e| format!("set_cpu_state (re-import): {}", Chain(&e)))?;
+    let st2 = sess
+        .cpu_state()
+        .map_err(|e| format!("cpu_state: {}", Chain(&e)))?;
     if st2 != st {
         return Err(format!(
             "state changed by an export/import round trip:\n{st:?}\n{st2:?}"
@@ -387,7 +391,7 @@ fn run_seed(mode: Mode, seed: u64) -> Result<Outcome, String> {
     }
     if !stop.is_final() {
         for _ in 0..4 {
-            let s = sess.step().map_err(|e| format!("step: {e}"))?;
+            let s = sess.step().map_err(|e| format!("step: {}", Chain(&e)))?;
             if s.is_final() {
                 break;
             }
@@ -397,7 +401,7 @@ fn run_seed(mode: Mode, seed: u64) -> Result<Outcome, String> {
             ..limits()
         };
         sess.run_until(&more)
-            .map_err(|e| format!("second run: {}", e.error))?;
+            .map_err(|e| format!("second run: {}", Chain(&e.error)))?;
     }
     if !guards.intact() {
         return Err("host memory next to guest RAM was written".into());
@@ -412,12 +416,12 @@ fn run_seed(mode: Mode, seed: u64) -> Result<Outcome, String> {
     // test of bt_differential.rs generates only defined behaviour.)
     let (m, s) = seed_state(mode, seed);
     let guards = Guards::around(&m);
-    let mut bt =
-        Session::new(m, EngineKind::Bt, Options::default(), &s).map_err(|e| format!("bt: {e}"))?;
+    let mut bt = Session::new(m, EngineKind::Bt, Options::default(), &s)
+        .map_err(|e| format!("bt: {}", Chain(&e)))?;
     let t = Instant::now();
     let bstop = bt
         .run_until(&limits())
-        .map_err(|e| format!("bt run: {}", e.error))?;
+        .map_err(|e| format!("bt run: {}", Chain(&e.error)))?;
     if t.elapsed() > RUN_TIMEOUT + Duration::from_secs(1) {
         return Err(format!("bt run took {:?} ({bstop:?})", t.elapsed()));
     }

@@ -9,7 +9,7 @@
 //! kvm-pvm too: real mode and unpaged ring 0; in the QEMU/SVM VM with
 //! RINGLAB_REQUIRE_KVM nothing may skip).
 
-use machine::{CpuState, EngineError, Limits, Machine, MachineConfig, Stop};
+use machine::{Chain, CpuState, EngineError, Limits, Machine, MachineConfig, Stop};
 use ringlab::engines::EngineKind;
 use ringlab::session::{Options, Session};
 use std::time::{Duration, Instant};
@@ -106,10 +106,16 @@ fn the_rom_boots_on_kvm() {
     let kvm = match power_on(EngineKind::Kvm, m) {
         Ok(k) => k,
         Err(e) if !require => {
-            tests::skip(format!("ROM on kvm: KVM is not usable on this host: {e}"));
+            tests::skip(format!(
+                "ROM on kvm: KVM is not usable on this host: {}",
+                Chain(&e)
+            ));
             return;
         }
-        Err(e) => panic!("RINGLAB_REQUIRE_KVM is set but KVM is not usable: {e}"),
+        Err(e) => panic!(
+            "RINGLAB_REQUIRE_KVM is set but KVM is not usable: {}",
+            Chain(&e)
+        ),
     };
     let e = boot(kvm).expect("kvm");
     check(&e, "kvm");

@@ -16,7 +16,9 @@
 //!   QEMU/SVM VM of scripts/kvm-vm-tests.sh), where nothing may skip.
 
 use machine::loader::{self, LoadOptions};
-use machine::{Counter, EngineError, Event, EventKind, Limits, Machine, MachineConfig, Stop};
+use machine::{
+    Chain, Counter, EngineError, Event, EventKind, Limits, Machine, MachineConfig, Stop,
+};
 use ringlab::engines::EngineKind;
 use ringlab::session::{Options, Session};
 use std::time::{Duration, Instant};
@@ -160,11 +162,15 @@ fn via_kvm(l: &lessons::Lesson, to_kvm: u64, back: u64) -> Option<(End, Session)
     use EngineKind::{Interp, Kvm};
     match run(l, Interp, &[(to_kvm, Kvm), (back, Interp)]) {
         Ok(r) => Some(r),
-        Err(e @ (EngineError::Unavailable(_) | EngineError::Unsupported(_))) if !require => {
-            tests::skip(format!("{}: switching to KVM on this host: {e}", l.name));
+        Err(e @ (EngineError::Unavailable { .. } | EngineError::Unsupported(_))) if !require => {
+            tests::skip(format!(
+                "{}: switching to KVM on this host: {}",
+                l.name,
+                Chain(&e)
+            ));
             None
         }
-        Err(e) => panic!("{}: switched run through KVM: {e}", l.name),
+        Err(e) => panic!("{}: switched run through KVM: {}", l.name, Chain(&e)),
     }
 }
 

@@ -10,7 +10,7 @@
 //! hands to KVM as a read-only memory slot.
 
 use crate::bus::{Device, IoCtx};
-use crate::memory::GuestMemory;
+use crate::memory::{GuestMemory, MemoryError};
 
 pub const ROM_MIN: usize = 64 << 10;
 pub const ROM_MAX: usize = 256 << 10;
@@ -29,8 +29,14 @@ pub enum RomError {
          at FFFFFFF0 and F000:FFF0) are all {0:#04x}"
     )]
     NoResetCode(u8),
-    #[error("cannot map the ROM: {0}")]
-    Map(String),
+    #[error("cannot map the ROM: a ROM is already loaded")]
+    AlreadyLoaded,
+    /// Its memory could not be made or written.
+    #[error("cannot map the ROM")]
+    Memory(#[source] MemoryError),
+    /// Its address range is taken.
+    #[error("cannot map the ROM")]
+    Overlap(#[source] crate::bus::OverlapError),
 }
 
 /// Checks a ROM image: its size, and code at the reset vector.
@@ -56,9 +62,8 @@ pub struct Rom {
 impl Rom {
     pub fn new(image: &[u8]) -> Result<Rom, RomError> {
         validate(image)?;
-        let mut m = GuestMemory::map(image.len()).map_err(|e| RomError::Map(e.to_string()))?;
-        m.write_rom(0, image)
-            .map_err(|e| RomError::Map(e.to_string()))?;
+        let mut m = GuestMemory::map(image.len()).map_err(RomError::Memory)?;
+        m.write_rom(0, image).map_err(RomError::Memory)?;
         Ok(Rom {
             image: m,
             writes: 0,
