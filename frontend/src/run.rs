@@ -501,6 +501,11 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> anyhow::Result<u8> {
         stream(session);
         progress.update(session, start);
         if let Some(w) = &mut window {
+            // Keys typed in the window go to the guest's PS/2 keyboard.
+            let keys = w.take_keys();
+            if !keys.is_empty() {
+                session.m.key_events(keys);
+            }
             // Closing the window does not stop the guest.
             if !w.show(&session.m.screen()) {
                 window = None;

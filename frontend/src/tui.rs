@@ -62,6 +62,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "w",
         "switch engine: move the running machine to interp, bt or kvm",
     ),
+    (
+        "g",
+        "guest keyboard: run, keys go to the guest's PS/2 keyboard; Ctrl-G gives them back",
+    ),
     ("Tab", "show the next of the panes sharing the last column"),
     ("?", "show or hide this list"),
     ("q, Esc", "quit"),
@@ -97,6 +101,8 @@ pub enum Mode {
     Switch,
     /// Running (`c`) until a stop or a key.
     Running,
+    /// Running with the keyboard given to the guest (`g`) until Ctrl-G.
+    GuestKeys,
 }
 
 /// The panes below the code and the CPU.
@@ -184,8 +190,20 @@ impl App {
             self.quit = true;
             return;
         }
+        if self.mode == Mode::GuestKeys {
+            if k.code == KeyCode::Char('g') && k.modifiers.contains(KeyModifiers::CONTROL) {
+                self.mode = Mode::Normal;
+                self.debugger.message = "paused; the keyboard is the debugger's again".into();
+            } else {
+                let keys = guest_keys(k);
+                if !keys.is_empty() {
+                    self.debugger.session.m.key_events(keys);
+                }
+            }
+            return;
+        }
         match std::mem::replace(&mut self.mode, Mode::Normal) {
-            Mode::Running => {
+            Mode::Running | Mode::GuestKeys => {
                 self.debugger.message = "paused".into();
             }
             Mode::Help => {}
@@ -239,6 +257,12 @@ impl App {
                 KeyCode::Char('b') => self.mode = Mode::Breakpoint(String::new()),
                 KeyCode::Char('m') => self.mode = Mode::Memory(String::new()),
                 KeyCode::Char('w') => self.mode = Mode::Switch,
+                KeyCode::Char('g') => {
+                    self.mode = Mode::GuestKeys;
+                    self.debugger.message =
+                        "guest keyboard: keys go to the guest as it runs (Ctrl-G: back)".into();
+                    self.run_slice();
+                }
                 KeyCode::Tab => self.next_tab(),
                 KeyCode::PageDown | KeyCode::PageUp if self.memory.is_some() => {
                     let a = self.memory.unwrap_or_default();
@@ -294,6 +318,66 @@ impl App {
     }
 }
 
+/// A terminal key as PS/2 key events: a press and release, with Shift
+/// (from the character) and Ctrl or Alt (from the modifiers) held around
+/// it.
+fn guest_keys(k: KeyEvent) -> Vec<(machine::devices::ps2kbd::Key, bool)> {
+    use machine::devices::ps2kbd::{parse_key_text, Key};
+    let tap = |key: Key| vec![(key, true), (key, false)];
+    let mut keys = match k.code {
+        KeyCode::Char(c) => {
+            let text = if c == '\\' {
+                "\\\\".to_string()
+            } else {
+                c.to_string()
+            };
+            parse_key_text(&text).unwrap_or_default()
+        }
+        KeyCode::Enter => tap(Key::Enter),
+        KeyCode::Backspace => tap(Key::Backspace),
+        KeyCode::Tab => tap(Key::Tab),
+        KeyCode::Esc => tap(Key::Escape),
+        KeyCode::Up => tap(Key::Up),
+        KeyCode::Down => tap(Key::Down),
+        KeyCode::Left => tap(Key::Left),
+        KeyCode::Right => tap(Key::Right),
+        KeyCode::Home => tap(Key::Home),
+        KeyCode::End => tap(Key::End),
+        KeyCode::PageUp => tap(Key::PageUp),
+        KeyCode::PageDown => tap(Key::PageDown),
+        KeyCode::Insert => tap(Key::Insert),
+        KeyCode::Delete => tap(Key::Delete),
+        KeyCode::F(n @ 1..=12) => tap([
+            Key::F1,
+            Key::F2,
+            Key::F3,
+            Key::F4,
+            Key::F5,
+            Key::F6,
+            Key::F7,
+            Key::F8,
+            Key::F9,
+            Key::F10,
+            Key::F11,
+            Key::F12,
+        ][n as usize - 1]),
+        _ => vec![],
+    };
+    if keys.is_empty() {
+        return keys;
+    }
+    for (held, m) in [
+        (Key::LeftCtrl, KeyModifiers::CONTROL),
+        (Key::LeftAlt, KeyModifiers::ALT),
+    ] {
+        if k.modifiers.contains(m) {
+            keys.insert(0, (held, true));
+            keys.push((held, false));
+        }
+    }
+    keys
+}
+
 /// Runs the UI until the user quits. The terminal is restored on every
 /// way out (ratatui's init installs a panic hook that restores it too).
 pub fn run(app: &mut App) -> std::io::Result<()> {
@@ -311,7 +395,7 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> std::io
                 app.window = None;
             }
         }
-        if app.mode == Mode::Running {
+        if matches!(app.mode, Mode::Running | Mode::GuestKeys) {
             if event::poll(Duration::ZERO)? {
                 if let TermEvent::Key(k) = event::read()? {
                     app.key(k);

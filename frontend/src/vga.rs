@@ -207,6 +207,20 @@ impl VgaWindow {
         self.win.update_with_buffer(&px, WIDTH, HEIGHT).is_ok()
     }
 
+    /// The keys pressed and released in the window since the last call,
+    /// as PS/2 key events for the guest's keyboard (held keys repeat, as a
+    /// keyboard's typematic repeat sends make codes again).
+    pub fn take_keys(&mut self) -> Vec<(machine::devices::ps2kbd::Key, bool)> {
+        let mut out = Vec::new();
+        for k in self.win.get_keys_pressed(minifb::KeyRepeat::Yes) {
+            out.extend(guest_key(k).map(|g| (g, true)));
+        }
+        for k in self.win.get_keys_released() {
+            out.extend(guest_key(k).map(|g| (g, false)));
+        }
+        out
+    }
+
     /// Keeps showing `s` (blinking) until the window is closed or Esc.
     pub fn wait_closed(&mut self, s: &Screen) {
         self.win.set_target_fps(60);
@@ -218,10 +232,143 @@ impl VgaWindow {
     }
 }
 
+/// The PS/2 key a window key is (None for keys a PC keyboard lacks).
+fn guest_key(k: minifb::Key) -> Option<machine::devices::ps2kbd::Key> {
+    use machine::devices::ps2kbd::Key as G;
+    use minifb::Key as K;
+    Some(match k {
+        K::Key0 => G::Digit0,
+        K::Key1 => G::Digit1,
+        K::Key2 => G::Digit2,
+        K::Key3 => G::Digit3,
+        K::Key4 => G::Digit4,
+        K::Key5 => G::Digit5,
+        K::Key6 => G::Digit6,
+        K::Key7 => G::Digit7,
+        K::Key8 => G::Digit8,
+        K::Key9 => G::Digit9,
+        K::A => G::A,
+        K::B => G::B,
+        K::C => G::C,
+        K::D => G::D,
+        K::E => G::E,
+        K::F => G::F,
+        K::G => G::G,
+        K::H => G::H,
+        K::I => G::I,
+        K::J => G::J,
+        K::K => G::K,
+        K::L => G::L,
+        K::M => G::M,
+        K::N => G::N,
+        K::O => G::O,
+        K::P => G::P,
+        K::Q => G::Q,
+        K::R => G::R,
+        K::S => G::S,
+        K::T => G::T,
+        K::U => G::U,
+        K::V => G::V,
+        K::W => G::W,
+        K::X => G::X,
+        K::Y => G::Y,
+        K::Z => G::Z,
+        K::F1 => G::F1,
+        K::F2 => G::F2,
+        K::F3 => G::F3,
+        K::F4 => G::F4,
+        K::F5 => G::F5,
+        K::F6 => G::F6,
+        K::F7 => G::F7,
+        K::F8 => G::F8,
+        K::F9 => G::F9,
+        K::F10 => G::F10,
+        K::F11 => G::F11,
+        K::F12 => G::F12,
+        K::Down => G::Down,
+        K::Left => G::Left,
+        K::Right => G::Right,
+        K::Up => G::Up,
+        K::Apostrophe => G::Apostrophe,
+        K::Backquote => G::Grave,
+        K::Backslash => G::Backslash,
+        K::Comma => G::Comma,
+        K::Equal => G::Equal,
+        K::LeftBracket => G::LeftBracket,
+        K::Minus => G::Minus,
+        K::Period => G::Period,
+        K::RightBracket => G::RightBracket,
+        K::Semicolon => G::Semicolon,
+        K::Slash => G::Slash,
+        K::Backspace => G::Backspace,
+        K::Delete => G::Delete,
+        K::End => G::End,
+        K::Enter => G::Enter,
+        K::Escape => G::Escape,
+        K::Home => G::Home,
+        K::Insert => G::Insert,
+        K::Menu => G::Menu,
+        K::PageDown => G::PageDown,
+        K::PageUp => G::PageUp,
+        K::Pause => G::Pause,
+        K::Space => G::Space,
+        K::Tab => G::Tab,
+        K::NumLock => G::NumLock,
+        K::CapsLock => G::CapsLock,
+        K::ScrollLock => G::ScrollLock,
+        K::LeftShift => G::LeftShift,
+        K::RightShift => G::RightShift,
+        K::LeftCtrl => G::LeftCtrl,
+        K::RightCtrl => G::RightCtrl,
+        K::NumPad0 => G::Kp0,
+        K::NumPad1 => G::Kp1,
+        K::NumPad2 => G::Kp2,
+        K::NumPad3 => G::Kp3,
+        K::NumPad4 => G::Kp4,
+        K::NumPad5 => G::Kp5,
+        K::NumPad6 => G::Kp6,
+        K::NumPad7 => G::Kp7,
+        K::NumPad8 => G::Kp8,
+        K::NumPad9 => G::Kp9,
+        K::NumPadDot => G::KpDecimal,
+        K::NumPadSlash => G::KpDivide,
+        K::NumPadAsterisk => G::KpMultiply,
+        K::NumPadMinus => G::KpMinus,
+        K::NumPadPlus => G::KpPlus,
+        K::NumPadEnter => G::KpEnter,
+        K::LeftAlt => G::LeftAlt,
+        K::RightAlt => G::RightAlt,
+        K::LeftSuper => G::LeftMeta,
+        K::RightSuper => G::RightMeta,
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use machine::devices::vga::Cell;
+
+    #[test]
+    fn window_keys_map_to_distinct_pc_keys() {
+        use std::collections::HashSet;
+        let keys = [
+            minifb::Key::A,
+            minifb::Key::Enter,
+            minifb::Key::NumPadEnter,
+            minifb::Key::LeftCtrl,
+            minifb::Key::RightCtrl,
+            minifb::Key::Up,
+            minifb::Key::Key0,
+        ];
+        let mapped: HashSet<_> = keys.iter().filter_map(|&k| guest_key(k)).collect();
+        assert_eq!(mapped.len(), keys.len());
+        assert_eq!(guest_key(minifb::Key::F13), None);
+        assert_eq!(
+            guest_key(minifb::Key::NumPadEnter),
+            Some(machine::devices::ps2kbd::Key::KpEnter)
+        );
+    }
 
     fn screen() -> Screen {
         // The default VGA palette's first 16 DAC colours.

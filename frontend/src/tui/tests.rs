@@ -113,3 +113,37 @@ fn panes_share_the_last_column_as_tabs_that_tab_cycles() {
         "every pane has its own place at this terminal size"
     );
 }
+
+#[test]
+fn terminal_keys_become_ps2_key_events() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use machine::devices::ps2kbd::Key;
+    let k = |code, m| guest_keys(KeyEvent::new(code, m));
+    assert_eq!(
+        k(KeyCode::Char('A'), KeyModifiers::SHIFT),
+        vec![
+            (Key::LeftShift, true),
+            (Key::A, true),
+            (Key::A, false),
+            (Key::LeftShift, false)
+        ]
+    );
+    assert_eq!(
+        k(KeyCode::Char('c'), KeyModifiers::CONTROL),
+        vec![
+            (Key::LeftCtrl, true),
+            (Key::C, true),
+            (Key::C, false),
+            (Key::LeftCtrl, false)
+        ]
+    );
+    assert_eq!(
+        k(KeyCode::F(5), KeyModifiers::NONE),
+        vec![(Key::F5, true), (Key::F5, false)]
+    );
+    assert_eq!(
+        k(KeyCode::Char('\\'), KeyModifiers::NONE),
+        vec![(Key::Backslash, true), (Key::Backslash, false)]
+    );
+    assert!(k(KeyCode::CapsLock, KeyModifiers::NONE).is_empty());
+}
