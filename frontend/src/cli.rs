@@ -15,7 +15,8 @@ diagnostics and statistics go to stderr.
 
 Exit status of `ringlab run`:
   (v<<1)|1  the guest wrote v to port 0xF4 (QEMU's isa-debug-exit)
-  0         Bochs shutdown (port 0x8900) or HLT with interrupts disabled
+  0         Bochs shutdown (port 0x8900), HLT with interrupts disabled,
+            or Ctrl-A x at the console
   2         bad command line
   4         the image cannot be read or is malformed
   6         the engine is unavailable or failed on the host side
@@ -51,6 +52,11 @@ enum Command {
   ringlab run --lesson rings --switch-at 3700:bt --switch-at 5200:interp
   ringlab run --lesson hello --switch-at 40:kvm   (to KVM mid-run, in real mode)
   ringlab run --bios rom.bin --stats              (boot from a firmware ROM)
+  ringlab run driver.elf --disk a.img --disk b.img --snapshot
+  ringlab run echo.elf < input.txt                (stdin is COM1's input)
+  ringlab run kbd.elf --keys 'ls -l\n' --rtc now
+
+At a terminal stdin is raw: Ctrl-A x quits, Ctrl-A h lists the console keys.
 
 KVM with hardware virtualization (kvm_intel, kvm_amd) runs every lesson.
 kvm-pvm, the software KVM of some cloud VMs, runs only real mode and
@@ -94,6 +100,11 @@ protected lessons): ringlab says so when a guest needs more.")]
     /// List the coursework labs.
     #[command(after_help = "Example:\n  ringlab lessons")]
     Lessons,
+    /// Print the PC ringlab emulates: every chip, its ports, MMIO
+    /// addresses and interrupt lines (ISA IRQs go to the 8259A pair and to
+    /// the I/O APIC pin shown).
+    #[command(after_help = "Example:\n  ringlab board")]
+    Board,
     /// Print a lab sheet and run its guest on every available engine.
     #[command(
         after_help = "Examples:\n  ringlab lesson rings\n  ringlab lesson rings --answers\n  ringlab lesson paging --source"
@@ -141,6 +152,10 @@ pub fn main() -> ExitCode {
         Some(Command::Step(args)) => crate::step::step(&args),
         Some(Command::Bench(args)) => crate::bench::bench(&args),
         Some(Command::Lessons) => Ok(compare::list_lessons()),
+        Some(Command::Board) => {
+            print!("{}", machine::board::Board::pc());
+            Ok(status::OK)
+        }
         Some(Command::Lesson {
             name,
             source,
