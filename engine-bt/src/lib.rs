@@ -274,6 +274,7 @@ impl Bt {
             || c.interrupt_shadow()
             || bits & (f::TF | f::RF | f::DF) != 0
             || (bits & f::IF != 0 && m.interrupt_pending())
+            || (!c.nmi_blocked() && m.nmi_pending())
         {
             return None;
         }

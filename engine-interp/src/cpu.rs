@@ -92,6 +92,8 @@ pub struct Cpu {
     /// clears RF once an instruction completes (SDM Vol 3A 17.3.1.1).
     pub(crate) rf_loaded: bool,
     pub(crate) halted: bool,
+    /// NMIs blocked until the next IRET (SDM Vol 3A 6.7.1).
+    pub(crate) nmi_blocked: bool,
     /// CPL, cached (CS.RPL in protected mode, 3 in V86, 0 in real mode).
     pub(crate) cpl: u8,
     /// Set by a handler that changed something the block loop must look at
@@ -172,6 +174,7 @@ impl Cpu {
             rf_loaded: false,
             handling: Handling::Interpreted,
             halted: s.halted,
+            nmi_blocked: s.nmi_blocked,
             cpl: 0,
             exit_block: false,
             restart: false,
@@ -211,6 +214,7 @@ impl Cpu {
             efer: self.efer,
             interrupt_shadow: self.shadow,
             halted: self.halted,
+            nmi_blocked: self.nmi_blocked,
         }
     }
 
@@ -250,6 +254,11 @@ impl Cpu {
     #[inline(always)]
     pub fn interrupt_shadow(&self) -> bool {
         self.shadow
+    }
+    /// An NMI was delivered and no IRET has run since.
+    #[inline(always)]
+    pub fn nmi_blocked(&self) -> bool {
+        self.nmi_blocked
     }
     #[inline(always)]
     pub fn cr0(&self) -> u32 {

@@ -307,6 +307,9 @@ impl Cpu {
 
     /// IRET/IRETD (SDM Vol 2A "IRET").
     pub fn iret(&mut self, m: &mut Machine, op: &Op) -> R<()> {
+        // IRET ends NMI blocking, even one that faults (SDM Vol 3A 6.7.1:
+        // "...until the next IRET instruction is executed").
+        self.nmi_blocked = false;
         let w = op.w;
         let insn_eip = self.eip.wrapping_sub(op.len as u32);
         if !self.protected() {

@@ -235,6 +235,19 @@ impl Interp {
                 return Stop::Timeout;
             }
             let c = &mut self.cpu;
+            // NMI: not masked by IF, blocked after one until the next IRET
+            // and, like every interrupt, for the instruction after MOV SS
+            // (SDM Vol 3A 6.7.1, 6.8.3); it wakes a halted CPU.
+            if !c.nmi_blocked && !c.shadow && m.take_nmi() {
+                c.nmi_blocked = true;
+                if !c.interrupt(m, 2) {
+                    return Stop::TripleFault;
+                }
+                if single {
+                    return Stop::Stepped;
+                }
+                continue;
+            }
             let if_ = c.fl.bits & f::IF != 0;
             if c.halted {
                 if if_ && m.interrupt_pending() {

@@ -166,8 +166,19 @@ pub(crate) fn run(
             return Ok(Stop::Timeout);
         }
         st.clock.sync(m);
-        // Interrupts from the shared PIC: inject when the guest can take
-        // one, else ask KVM to exit when it can.
+        // An NMI goes in at once: IF does not mask it, and KVM holds it
+        // while NMIs are blocked.
+        if m.take_nmi() {
+            let eip = v.regs()?.rip as u32;
+            m.trace.record(
+                m.icount(),
+                m.clock.now(),
+                Event::Interrupt { vector: 2, eip },
+            );
+            v.inject_nmi()?;
+        }
+        // Interrupts from the shared interrupt controllers: inject when the
+        // guest can take one, else ask KVM to exit when it can.
         v.request_interrupt_window(false);
         if m.interrupt_pending() {
             if v.can_inject() {
@@ -432,6 +443,13 @@ mod tests {
             Ok(vec![0; indices.len()])
         }
         fn interrupt_shadow(&self) -> Result<bool, KvmError> {
+            Ok(false)
+        }
+        fn inject_nmi(&mut self) -> Result<(), KvmError> {
+            self.injected.push(2);
+            Ok(())
+        }
+        fn nmi_blocked(&self) -> Result<bool, KvmError> {
             Ok(false)
         }
     }

@@ -54,6 +54,11 @@ pub(crate) unsafe trait Vcpu {
     fn msrs(&self, indices: &[u32]) -> Result<Vec<u64>, KvmError>;
     /// The guest is in an interrupt shadow (after STI, MOV SS).
     fn interrupt_shadow(&self) -> Result<bool, KvmError>;
+    /// KVM_NMI: an NMI at the next entry (KVM keeps the blocking until
+    /// IRET itself).
+    fn inject_nmi(&mut self) -> Result<(), KvmError>;
+    /// NMIs are blocked (one was delivered, no IRET since).
+    fn nmi_blocked(&self) -> Result<bool, KvmError>;
 }
 
 // SAFETY: kvm-ioctls makes an exit's data slices point into the vCPU's
@@ -154,6 +159,17 @@ unsafe impl Vcpu for VcpuFd {
             .map_err(KvmError::ioctl("KVM_GET_VCPU_EVENTS"))?;
         Ok(ev.interrupt.shadow != 0)
     }
+
+    fn inject_nmi(&mut self) -> Result<(), KvmError> {
+        self.nmi().map_err(KvmError::ioctl("KVM_NMI"))
+    }
+
+    fn nmi_blocked(&self) -> Result<bool, KvmError> {
+        let ev = self
+            .get_vcpu_events()
+            .map_err(KvmError::ioctl("KVM_GET_VCPU_EVENTS"))?;
+        Ok(ev.nmi.masked != 0)
+    }
 }
 
 /// A KVM MSR list of (index, value) pairs.
@@ -212,6 +228,7 @@ pub(crate) fn read_state(v: &impl Vcpu, last: Option<&CpuState>) -> Result<CpuSt
         }
     }
     s.interrupt_shadow = v.interrupt_shadow()?;
+    s.nmi_blocked = v.nmi_blocked()?;
     Ok(s)
 }
 
@@ -234,6 +251,19 @@ pub(crate) fn write_state(vcpu: &VcpuFd, s: &CpuState, tcg_host: bool) -> Result
         .map_err(KvmError::ioctl("KVM_SET_SREGS"))?;
     vcpu.set_regs(&regs)
         .map_err(KvmError::ioctl("KVM_SET_REGS"))?;
+    // NMI blocking travels with the CPU (an engine switch inside an NMI
+    // handler): kvm_vcpu_events.nmi.masked is always applied. Only then,
+    // so an import never depends on an ioctl a CPU outside an NMI handler
+    // does not need.
+    if s.nmi_blocked {
+        let mut ev = vcpu
+            .get_vcpu_events()
+            .map_err(KvmError::ioctl("KVM_GET_VCPU_EVENTS"))?;
+        ev.nmi.masked = 1;
+        ev.flags = 0;
+        vcpu.set_vcpu_events(&ev)
+            .map_err(KvmError::ioctl("KVM_SET_VCPU_EVENTS"))?;
+    }
     set_msrs(
         vcpu,
         &[

@@ -281,6 +281,10 @@ pub struct CpuState {
     pub interrupt_shadow: bool,
     /// The CPU is in the HLT state, waiting for an interrupt.
     pub halted: bool,
+    /// NMIs are blocked: one was delivered and no IRET has run since (SDM
+    /// Vol 3A 6.7.1).
+    #[serde(default)]
+    pub nmi_blocked: bool,
 }
 
 impl CpuState {
@@ -335,6 +339,7 @@ impl CpuState {
             efer: 0,
             interrupt_shadow: false,
             halted: false,
+            nmi_blocked: false,
         }
     }
 

@@ -113,6 +113,8 @@ pub struct Machine {
     intr: bool,
     /// An NMI is waiting for the CPU (latched: NMI is edge-triggered).
     nmi: bool,
+    /// `nmi` and not masked at port 0x70, cached for the engines' loops.
+    nmi_ready: bool,
     /// Host keys held until the guest is ready for them (`key_events`).
     host_keys: std::collections::VecDeque<(crate::devices::ps2kbd::Key, bool)>,
     keys_flowing: bool,
@@ -248,6 +250,7 @@ impl Machine {
             stop: None,
             intr: false,
             nmi: false,
+            nmi_ready: false,
             host_keys: std::collections::VecDeque::new(),
             keys_flowing: false,
             deadline: u64::MAX,
@@ -359,6 +362,7 @@ impl Machine {
         self.intr = lapic.pending_vector().is_some()
             || lapic.extint_pending()
             || (lapic.lint0_extint() && self.bus.get(cs.pic).intr());
+        self.nmi_ready = self.nmi && !self.bus.get(cs.rtc).nmi_masked();
         self.deadline = self.bus.next_deadline().unwrap_or(u64::MAX);
     }
 
@@ -457,14 +461,16 @@ impl Machine {
     /// An NMI is waiting and the NMI mask (port 0x70 bit 7) lets it through.
     #[inline]
     pub fn nmi_pending(&self) -> bool {
-        self.nmi && !self.bus.get(self.chipset.rtc).nmi_masked()
+        self.nmi_ready
     }
 
-    /// The CPU takes the waiting NMI (vector 2).
+    /// The CPU takes the waiting NMI (vector 2): true if there was one.
+    #[inline]
     pub fn take_nmi(&mut self) -> bool {
-        let pending = self.nmi_pending();
+        let pending = self.nmi_ready;
         if pending {
             self.nmi = false;
+            self.nmi_ready = false;
         }
         pending
     }
