@@ -236,6 +236,8 @@ impl RawMode {
         t.c_lflag &= !(libc::ECHO | libc::ECHONL | libc::ICANON | libc::ISIG | libc::IEXTEN);
         t.c_cc[libc::VMIN] = 1;
         t.c_cc[libc::VTIME] = 0;
+        // Set once per process: a later raw-mode entry keeps the first
+        // saved modes, the terminal's own.
         let _ = SAVED_FOR_SIGNAL.set(saved);
         if let Ok(mut s) = SAVED.lock() {
             *s = Some(saved);

@@ -191,6 +191,11 @@ const NO_DEVICE: u16 = u16::MAX;
 
 pub struct Bus {
     devices: Vec<Box<dyn Device>>,
+    /// Each device's `next_deadline` (u64::MAX: none) as of its last access
+    /// or tick: a device's deadline changes only then, or through
+    /// `get_mut`, which marks every entry stale.
+    deadlines: Vec<u64>,
+    deadlines_stale: bool,
     regions_per_device: Vec<usize>,
     /// Port -> index into `pio` (NO_DEVICE when unclaimed): O(1) dispatch,
     /// 128 KiB.
@@ -210,6 +215,8 @@ impl Bus {
     pub fn new() -> Self {
         Bus {
             devices: Vec::new(),
+            deadlines: Vec::new(),
+            deadlines_stale: false,
             regions_per_device: Vec::new(),
             port_map: vec![NO_DEVICE; 0x10000],
             pio: Vec::new(),
@@ -222,6 +229,8 @@ impl Bus {
     pub fn add<T: Device>(&mut self, dev: T) -> DeviceId<T> {
         self.devices.push(Box::new(dev));
         self.regions_per_device.push(0);
+        self.deadlines.push(u64::MAX);
+        self.deadlines_stale = true;
         DeviceId {
             index: self.devices.len() - 1,
             _t: std::marker::PhantomData,
@@ -310,6 +319,8 @@ impl Bus {
 
     /// The device behind a handle, mutably.
     pub fn get_mut<T: Device>(&mut self, id: DeviceId<T>) -> &mut T {
+        // The host may change the device's timing (input, a disk).
+        self.deadlines_stale = true;
         let d: &mut dyn Any = self.devices[id.index].as_mut();
         d.downcast_mut::<T>()
             .expect("DeviceId type matches the device it was made for")
@@ -351,6 +362,7 @@ impl Bus {
                     size,
                     cx,
                 );
+                self.refresh_deadline(m.device);
                 v & all_ones(size)
             }
         }
@@ -368,7 +380,8 @@ impl Bus {
                     size,
                     value & all_ones(size),
                     cx,
-                )
+                );
+                self.refresh_deadline(m.device);
             }
         }
     }
@@ -391,6 +404,7 @@ impl Bus {
                 cx,
             )
             .min(whole);
+        self.refresh_deadline(m.device);
         self.stats.pio_reads += (n / size as usize) as u64;
         n
     }
@@ -412,6 +426,7 @@ impl Bus {
                 cx,
             )
             .min(whole);
+        self.refresh_deadline(m.device);
         self.stats.pio_writes += (n / size as usize) as u64;
         n
     }
@@ -434,7 +449,11 @@ impl Bus {
                     all_ones(size) as u64
                 }
             }
-            Some(m) => self.devices[m.device].mmio_read(m.region, addr - m.start, size, cx),
+            Some(m) => {
+                let v = self.devices[m.device].mmio_read(m.region, addr - m.start, size, cx);
+                self.refresh_deadline(m.device);
+                v
+            }
         }
     }
 
@@ -442,17 +461,35 @@ impl Bus {
         self.stats.mmio_writes += 1;
         match self.find_mmio(addr) {
             None => self.stats.unclaimed_mmio_writes += 1,
-            Some(m) => self.devices[m.device].mmio_write(m.region, addr - m.start, size, value, cx),
+            Some(m) => {
+                self.devices[m.device].mmio_write(m.region, addr - m.start, size, value, cx);
+                self.refresh_deadline(m.device);
+            }
         }
     }
 
+    #[inline]
+    fn refresh_deadline(&mut self, device: usize) {
+        self.deadlines[device] = self.devices[device].next_deadline().unwrap_or(u64::MAX);
+    }
+
     /// The earliest deadline of any device.
-    pub fn next_deadline(&self) -> Option<u64> {
-        self.devices.iter().filter_map(|d| d.next_deadline()).min()
+    pub fn next_deadline(&mut self) -> Option<u64> {
+        if self.deadlines_stale {
+            for i in 0..self.devices.len() {
+                self.refresh_deadline(i);
+            }
+            self.deadlines_stale = false;
+        }
+        let t = self.deadlines.iter().copied().min().unwrap_or(u64::MAX);
+        (t != u64::MAX).then_some(t)
     }
 
     /// Ticks every device whose deadline is at or before `cx.now`.
     pub fn tick_due(&mut self, cx: &mut IoCtx) {
+        // A tick may change any device's deadline (the line it raised
+        // makes no other device change, but the tick moves its own).
+        self.deadlines_stale = true;
         for d in &mut self.devices {
             // A device may need several ticks if time jumped over several
             // of its deadlines; each tick must move its deadline forward, and

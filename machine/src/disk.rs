@@ -441,6 +441,7 @@ pub(crate) mod tests {
 
     impl Drop for TempImage {
         fn drop(&mut self) {
+            // A temporary file left behind is harmless to the test.
             let _ = std::fs::remove_file(&self.0);
         }
     }

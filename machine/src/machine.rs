@@ -392,6 +392,9 @@ impl Machine {
     /// storm cannot hang the machine); then its NMI and INIT outputs.
     fn route_apic_messages(&mut self) {
         let cs = self.chipset;
+        if !self.bus.get(cs.ioapic).has_messages() && !self.bus.get(cs.lapic).has_outputs() {
+            return;
+        }
         for _ in 0..8 {
             let msgs = self.bus.get_mut(cs.ioapic).take_messages();
             let lapic = self.bus.get_mut(cs.lapic);

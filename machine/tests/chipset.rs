@@ -153,9 +153,13 @@ fn exit_ports_and_post_codes() {
 fn unclaimed_ports_read_all_ones_and_are_counted() {
     let mut m = machine();
     assert_eq!(m.io_read(0x2F8, 1), 0xFF);
-    assert_eq!(m.io_read(0x1F0, 2), 0xFFFF);
+    assert_eq!(m.io_read(0x278, 2), 0xFFFF);
     assert_eq!(m.io_read(0xCFC, 4), 0xFFFF_FFFF);
     m.io_write(0x378, 1, 0);
     assert_eq!(m.bus.stats.unclaimed_pio_reads, 3);
     assert_eq!(m.bus.stats.unclaimed_pio_writes, 1);
+    // An ATA channel without drives floats: all ones, but claimed.
+    assert_eq!(m.io_read(0x1F7, 1), 0xFF);
+    assert_eq!(m.io_read(0x1F0, 2), 0xFFFF);
+    assert_eq!(m.bus.stats.unclaimed_pio_reads, 3);
 }

@@ -252,6 +252,12 @@ impl Ioapic {
     }
 
     /// Messages sent since the last call, in order.
+    /// Messages wait for the board.
+    #[inline]
+    pub fn has_messages(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     pub fn take_messages(&mut self) -> Vec<ApicMessage> {
         std::mem::take(&mut self.out)
     }

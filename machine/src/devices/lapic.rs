@@ -992,6 +992,12 @@ impl Lapic {
         std::mem::take(&mut self.nmi)
     }
 
+    /// Something waits for the board: an NMI, an INIT or EOI broadcasts.
+    #[inline]
+    pub fn has_outputs(&self) -> bool {
+        self.nmi || self.init || !self.eoi_out.is_empty()
+    }
+
     /// Takes the latched INIT, if any: the board resets the CPU (the APIC
     /// has already reset itself).
     pub fn take_init(&mut self) -> bool {
