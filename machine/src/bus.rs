@@ -30,11 +30,53 @@ pub struct IoCtx<'a> {
     /// ISA IRQ line level changes, in order (line, level).
     irq: &'a mut Vec<(u8, bool)>,
     requests: &'a mut Vec<Request>,
+    /// Guest RAM, for a bus master's DMA (`dma_read`, `dma_write`).
+    mem: Option<&'a mut crate::memory::GuestMemory>,
+}
+
+/// A DMA transfer that did not reach RAM (no RAM there, or none given to
+/// this context).
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[error("DMA of {len} bytes at {addr:#x} is outside guest RAM")]
+pub struct DmaError {
+    pub addr: u64,
+    pub len: usize,
 }
 
 impl<'a> IoCtx<'a> {
     pub fn new(now: u64, irq: &'a mut Vec<(u8, bool)>, requests: &'a mut Vec<Request>) -> Self {
-        IoCtx { now, irq, requests }
+        IoCtx {
+            now,
+            irq,
+            requests,
+            mem: None,
+        }
+    }
+    /// Gives the device access to guest RAM (the machine does for every
+    /// access).
+    pub fn with_memory(mut self, mem: &'a mut crate::memory::GuestMemory) -> Self {
+        self.mem = Some(mem);
+        self
+    }
+    /// A bus master reads guest RAM at physical `addr` (the A20 gate is the
+    /// CPU's: DMA sees every address line).
+    pub fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        let err = DmaError {
+            addr,
+            len: buf.len(),
+        };
+        let mem = self.mem.as_deref_mut().ok_or(err.clone())?;
+        mem.read(addr, buf).map_err(|_| err)
+    }
+    /// A bus master writes guest RAM; code pages it touches are dropped
+    /// from the engines' caches as for a CPU write.
+    pub fn dma_write(&mut self, addr: u64, data: &[u8]) -> Result<(), DmaError> {
+        let err = DmaError {
+            addr,
+            len: data.len(),
+        };
+        let mem = self.mem.as_deref_mut().ok_or(err.clone())?;
+        mem.write(addr, data).map_err(|_| err)
     }
     /// Drives ISA interrupt line `line` (0-15) to `level`.
     pub fn set_irq(&mut self, line: u8, level: bool) {
@@ -553,5 +595,38 @@ mod tests {
         assert!(bus.map_pio(a, 0x3FF, 1).is_err());
         bus.map_mmio(a, 0xFFFF_0000, 0x10000).unwrap();
         assert!(bus.map_mmio(a, 0xFFFF_8000, 0x10).is_err());
+    }
+
+    /// A bus master: a write of v to its port copies 4 bytes of v to RAM
+    /// at 0x1000 and reads them back.
+    struct Dma;
+    impl Device for Dma {
+        fn name(&self) -> &'static str {
+            "dma"
+        }
+        fn pio_write(&mut self, _r: usize, _o: u16, _size: u8, v: u32, cx: &mut IoCtx) {
+            cx.dma_write(0x1000, &v.to_le_bytes()).unwrap();
+            let mut b = [0u8; 4];
+            cx.dma_read(0x1000, &mut b).unwrap();
+            assert_eq!(u32::from_le_bytes(b), v);
+            assert!(cx.dma_write(1 << 40, &[0]).is_err());
+        }
+    }
+
+    #[test]
+    fn a_device_reaches_ram_through_its_context() {
+        let mut mem = crate::memory::GuestMemory::new(1 << 20).unwrap();
+        mem.mark_code_page(1);
+        let mut bus = Bus::new();
+        let id = bus.add(Dma);
+        bus.map_pio(id, 0x10, 1).unwrap();
+        let (mut irq, mut req) = (vec![], vec![]);
+        let mut cx = IoCtx::new(0, &mut irq, &mut req).with_memory(&mut mem);
+        bus.pio_write(0x10, 4, 0xDEAD_BEEF, &mut cx);
+        assert_eq!(mem.read_u32(0x1000).unwrap(), 0xDEAD_BEEF);
+        assert!(mem.has_written_code_pages(), "a DMA write to code is noted");
+        // Without memory, DMA is refused, not a panic.
+        let mut cx = IoCtx::new(0, &mut irq, &mut req);
+        assert!(cx.dma_write(0, &[1]).is_err());
     }
 }

@@ -333,7 +333,8 @@ impl Machine {
     }
 
     fn tick_devices(&mut self) {
-        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf)
+            .with_memory(&mut self.mem);
         self.bus.tick_due(&mut cx);
         self.after_device_activity();
     }
@@ -637,7 +638,8 @@ impl Machine {
     // ---- port I/O -------------------------------------------------------
 
     pub fn io_read(&mut self, port: u16, size: u8) -> u32 {
-        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf)
+            .with_memory(&mut self.mem);
         let v = self.bus.pio_read(port, size, &mut cx);
         self.after_device_activity();
         self.trace.record(
@@ -654,7 +656,8 @@ impl Machine {
     }
 
     pub fn io_write(&mut self, port: u16, size: u8, value: u32) {
-        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf)
+            .with_memory(&mut self.mem);
         self.bus.pio_write(port, size, value, &mut cx);
         self.after_device_activity();
         self.trace.record(
@@ -674,7 +677,8 @@ impl Machine {
     /// when the port has no bulk path (read item by item with `io_read`).
     /// Each item is traced as the `io_read` it stands for.
     pub fn io_read_bulk(&mut self, port: u16, size: u8, out: &mut [u8]) -> usize {
-        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf)
+            .with_memory(&mut self.mem);
         let n = self.bus.pio_read_bulk(port, size, out, &mut cx);
         if n == 0 {
             return 0;
@@ -700,7 +704,8 @@ impl Machine {
     /// String output (REP OUTS) through the device's bulk path: the bytes
     /// consumed, 0 when the port has none.
     pub fn io_write_bulk(&mut self, port: u16, size: u8, data: &[u8]) -> usize {
-        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf)
+            .with_memory(&mut self.mem);
         let n = self.bus.pio_write_bulk(port, size, data, &mut cx);
         if n == 0 {
             return 0;
@@ -748,7 +753,8 @@ impl Machine {
             return u64::from_le_bytes(buf);
         }
         if self.bus.mmio_claimed(a) {
-            let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+            let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf)
+                .with_memory(&mut self.mem);
             let v = self.bus.mmio_read(a, size, &mut cx);
             self.after_device_activity();
             return v;
@@ -760,7 +766,8 @@ impl Machine {
             // 36 bits wide): bytes past it hit nothing.
             let b = (addr as u64 + i as u64) & (self.a20_mask as u64 | !0xFFFF_FFFFu64);
             let byte = self.mem.read_u8(b).unwrap_or_else(|| {
-                let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+                let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf)
+                    .with_memory(&mut self.mem);
                 self.bus.mmio_read(b, 1, &mut cx) as u8
             });
             v |= (byte as u64) << (8 * i);
@@ -783,7 +790,8 @@ impl Machine {
             Err(_) => {}
         }
         if self.bus.mmio_claimed(a) {
-            let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+            let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf)
+                .with_memory(&mut self.mem);
             self.bus.mmio_write(a, size, value, &mut cx);
             self.after_device_activity();
             return;
@@ -796,7 +804,8 @@ impl Machine {
                 Ok(()) => {}
                 Err(crate::memory::MemoryError::ReadOnly { .. }) => self.rom_low_writes += 1,
                 Err(_) => {
-                    let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+                    let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf)
+                        .with_memory(&mut self.mem);
                     self.bus.mmio_write(b, 1, bytes[i as usize] as u64, &mut cx);
                 }
             }
@@ -831,7 +840,8 @@ impl Machine {
 
     /// Queues bytes for the guest to receive on COM1.
     pub fn serial_input(&mut self, data: &[u8]) {
-        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf)
+            .with_memory(&mut self.mem);
         self.bus
             .get_mut(self.chipset.com1)
             .push_input(data, &mut cx);
@@ -846,7 +856,8 @@ impl Machine {
 
     /// Takes in what a non-blocking serial source received meanwhile.
     pub fn poll_serial_input(&mut self) {
-        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf)
+            .with_memory(&mut self.mem);
         self.bus.get_mut(self.chipset.com1).poll_input(&mut cx);
         self.after_device_activity();
     }
@@ -942,7 +953,8 @@ impl Machine {
         }
         if self.keys_flowing {
             let keys = std::mem::take(&mut self.host_keys);
-            let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+            let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf)
+                .with_memory(&mut self.mem);
             self.bus.get_mut(cs.kbc).key_events(keys, &mut cx);
         }
     }
