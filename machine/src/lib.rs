@@ -12,6 +12,7 @@ pub mod disk;
 pub mod engine;
 pub mod error;
 pub mod event;
+pub mod firmware;
 pub mod loader;
 pub mod machine;
 pub mod memory;

@@ -3,4 +3,5 @@ pub mod guest;
 pub mod skip;
 
 pub use skip::skip;
+pub mod firmware;
 pub mod platform;

@@ -45,6 +45,12 @@ fn tool(name: &str, args: &[&str]) {
 /// Assembles `tests/guests/NAME.S` (with `platform.inc` on the include
 /// path), links it at [`LOAD`] and returns the flat image.
 pub fn build(name: &str) -> Vec<u8> {
+    assemble_at(name, LOAD)
+}
+
+/// Assembles `tests/guests/NAME.S`, links it at `org` and returns the flat
+/// image.
+pub fn assemble_at(name: &str, org: u32) -> Vec<u8> {
     let dir = tmp_dir();
     let src = guests_dir().join(format!("{name}.S"));
     let p = |ext: &str| dir.join(format!("{name}.{ext}"));
@@ -61,7 +67,7 @@ pub fn build(name: &str) -> Vec<u8> {
             "elf_i386",
             "-nostdlib",
             "-N",
-            &format!("-Ttext={LOAD:#x}"),
+            &format!("-Ttext={org:#x}"),
             "-e",
             "start",
             "-o",
@@ -81,12 +87,19 @@ pub fn build(name: &str) -> Vec<u8> {
 pub struct Outcome {
     pub stop: Stop,
     pub serial: String,
+    /// The VGA text screen, trailing blank lines dropped.
+    pub screen: String,
 }
 
 impl Outcome {
     /// The transcript the engines must agree on (and snapshots record).
     pub fn transcript(&self) -> String {
         format!("stop: {}\n--- COM1 ---\n{}", self.stop, self.serial)
+    }
+
+    /// `transcript` with the final screen after it.
+    pub fn transcript_with_screen(&self) -> String {
+        format!("{}--- screen ---\n{}", self.transcript(), self.screen)
     }
 }
 
@@ -111,7 +124,23 @@ pub fn run_on(
     let m = machine(image, setup);
     let mut st = CpuState::multiboot(LOAD, 0, 0);
     st.regs[machine::cpu::ESP] = 0x9_0000;
-    let mut s = match Session::new(m, kind, Options::default(), &st) {
+    run_machine(kind, m, &st, limit, inspect)
+}
+
+/// Runs `m` from `state` on `kind` until it stops (two minutes at most);
+/// None where this host cannot run KVM (said with `crate::skip`).
+pub fn run_with(kind: EngineKind, m: Machine, state: &CpuState) -> Option<Outcome> {
+    run_machine(kind, m, state, Duration::from_secs(120), &mut |_, _| {})
+}
+
+fn run_machine(
+    kind: EngineKind,
+    m: Machine,
+    st: &CpuState,
+    limit: Duration,
+    inspect: &mut dyn FnMut(EngineKind, &Machine),
+) -> Option<Outcome> {
+    let mut s = match Session::new(m, kind, Options::default(), st) {
         Ok(s) => s,
         Err(e) if kind != EngineKind::Kvm => panic!("{}: {e}", kind.name()),
         Err(e) if std::env::var_os("RINGLAB_REQUIRE_KVM").is_some() => {
@@ -145,9 +174,11 @@ pub fn run_on(
         Err(e) => panic!("{} failed: {}", kind.name(), machine::Chain(&e)),
     };
     inspect(kind, &s.m);
+    let screen = s.m.screen().text();
     Some(Outcome {
         stop,
         serial: String::from_utf8_lossy(s.m.serial_output()).into_owned(),
+        screen: screen.trim_end().to_string() + "\n",
     })
 }
 

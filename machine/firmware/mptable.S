@@ -1,0 +1,5 @@
+# mptable.S: the MultiProcessor Specification 1.4 tables (to be
+# completed).
+
+mptable_init:
+    ret

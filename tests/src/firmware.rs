@@ -1,0 +1,54 @@
+//! The harness of the firmware tests: boot sectors (and small kernels that
+//! follow them on the disk) in `tests/guests/*.S`, assembled at 0x7C00,
+//! written to a disk image that becomes the first hard disk, and booted
+//! by ringlab's BIOS from the reset vector on every engine this host has
+//! (`tests::platform`'s rules: the same transcript everywhere; KVM skipped
+//! with kvm-pvm's own explanation where it cannot run a guest).
+//!
+//! The transcript is the stop, the COM1 output and the final VGA screen.
+
+use crate::platform::{assemble_at, run_with};
+use machine::cpu::CpuState;
+use machine::disk::DiskImage;
+use machine::Machine;
+use ringlab::engines::EngineKind;
+
+/// `tests/guests/NAME.S` linked at 0x7C00, padded to whole sectors.
+pub fn disk_image(name: &str) -> Vec<u8> {
+    let mut img = assemble_at(name, 0x7C00);
+    img.resize(img.len().div_ceil(512).max(1) * 512, 0);
+    img
+}
+
+/// A machine with ringlab's BIOS and `image` as its first hard disk,
+/// prepared further by `setup`.
+pub fn machine(image: &[u8], setup: &dyn Fn(&mut Machine)) -> Machine {
+    let mut m = Machine::new(machine::MachineConfig::with_ram(32 << 20)).expect("machine");
+    m.load_rom(machine::firmware::BIOS).expect("the BIOS maps");
+    m.attach_disk(0, DiskImage::from_bytes(image.to_vec()).expect("a disk"));
+    setup(&mut m);
+    m
+}
+
+/// Boots `tests/guests/NAME.S` on every engine; returns the interpreter's
+/// transcript after checking the others match it.
+pub fn boot_everywhere(name: &str, setup: &dyn Fn(&mut Machine)) -> String {
+    let image = disk_image(name);
+    let mut transcripts = Vec::new();
+    for kind in [EngineKind::Interp, EngineKind::Bt, EngineKind::Kvm] {
+        let m = machine(&image, setup);
+        if let Some(o) = run_with(kind, m, &CpuState::reset()) {
+            transcripts.push((kind, o.transcript_with_screen()));
+        }
+    }
+    let (_, first) = &transcripts[0];
+    for (kind, t) in &transcripts[1..] {
+        assert_eq!(
+            t,
+            first,
+            "{name}: {} differs from the interpreter",
+            kind.name()
+        );
+    }
+    first.clone()
+}
