@@ -14,6 +14,10 @@ use crate::event::Event;
 use crate::memory::{GuestMemory, MemoryError};
 use crate::{Clock, ClockMode, Trace};
 
+/// Status reads in a row, finding the 8042's output buffer empty and with
+/// nothing written between them, that show a guest polling for a key.
+const KEY_WAIT_POLLS: u32 = 16;
+
 /// Default guest RAM: 32 MiB.
 pub const DEFAULT_RAM: usize = 32 << 20;
 
@@ -917,9 +921,11 @@ impl Machine {
     /// without loss and delivered one byte at a time as the guest reads
     /// them.
     ///
-    /// Keys start to flow once the guest is ready for them: it has read the
-    /// 8042's status register (a polling driver), or IRQ 1 can reach the
-    /// CPU (unmasked at an initialised 8259A with LINT0 in ExtINT, or at the
+    /// Keys start to flow once the guest is ready for them: it polls the
+    /// 8042's status register for a key (`KEY_WAIT_POLLS` reads in a row
+    /// finding nothing, with no command written between them: a set-up
+    /// sequence writes between its reads), or IRQ 1 can reach the CPU
+    /// (unmasked at an initialised 8259A with LINT0 in ExtINT, or at the
     /// I/O APIC). Earlier, a waiting byte would hold IRQ 1 high through the
     /// guest's own interrupt set-up, and an edge-triggered controller would
     /// never see it (xv6 waits forever). The point depends only on the
@@ -948,7 +954,7 @@ impl Machine {
                 && self.bus.get(cs.lapic).lint0_extint();
             let pin = crate::board::ioapic_pin(irqs::KEYBOARD);
             let via_ioapic = self.bus.get(cs.ioapic).entry(pin) & (1 << 16) == 0;
-            let polled = self.bus.get(cs.kbc).status_reads() > 0;
+            let polled = self.bus.get(cs.kbc).idle_polls() >= KEY_WAIT_POLLS;
             self.keys_flowing = via_pic || via_ioapic || polled;
         }
         if self.keys_flowing {

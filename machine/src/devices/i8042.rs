@@ -257,6 +257,8 @@ pub struct I8042Stats {
 }
 
 pub struct I8042 {
+    /// See `idle_polls`.
+    idle_polls: u32,
     /// Internal RAM; byte 0 is the command byte.
     ram: [u8; RAM_LEN],
     /// Status bit 3: the last write was to 0x64.
@@ -291,6 +293,7 @@ impl I8042 {
         let mut ram = [0; RAM_LEN];
         ram[0] = POWER_ON_COMMAND_BYTE;
         I8042 {
+            idle_polls: 0,
             ram,
             last_write_command: false,
             timeout: false,
@@ -391,6 +394,13 @@ impl I8042 {
     /// Reads of the status register so far.
     pub fn status_reads(&self) -> u64 {
         self.stats.status_reads
+    }
+
+    /// Consecutive status reads that found the output buffer empty, with
+    /// no write to the controller between them: a driver polling for a
+    /// key (a set-up sequence writes between its reads).
+    pub fn idle_polls(&self) -> u32 {
+        self.idle_polls
     }
 
     pub fn stats(&self) -> I8042Stats {
@@ -679,13 +689,22 @@ impl Device for I8042 {
             REGION_DATA => self.read_data(cx) as u32,
             REGION_COMMAND => {
                 self.stats.status_reads += 1;
-                self.status() as u32
+                let st = self.status();
+                // A driver waiting for a key reads the status again and
+                // again and finds the output buffer empty.
+                if st & 0x01 == 0 {
+                    self.idle_polls = self.idle_polls.saturating_add(1);
+                } else {
+                    self.idle_polls = 0;
+                }
+                st as u32
             }
             _ => 0xFF,
         }
     }
 
     fn pio_write(&mut self, region: usize, _offset: u16, _size: u8, value: u32, cx: &mut IoCtx) {
+        self.idle_polls = 0;
         match region {
             REGION_DATA => self.write_data(value as u8, cx),
             REGION_COMMAND => self.write_command(value as u8, cx),
