@@ -108,7 +108,27 @@ pub fn run_on(
     limit: Duration,
     inspect: &mut dyn FnMut(EngineKind, &Machine),
 ) -> Option<Outcome> {
-    let m = machine(image, setup);
+    run_on_hosting(kind, image, setup, None, limit, inspect)
+}
+
+/// What the host does when the guest writes a POST code (port 0x80): the
+/// run stops there, this gets the code and the machine, and the run goes
+/// on. So a guest says when its driver is ready for host input (keys
+/// typed once the 8042 is set up), at a point that is the same on every
+/// engine.
+pub type AtPost<'a> = &'a dyn Fn(u8, &mut Machine);
+
+/// `run_on`, with `at_post` (if any) called at each POST code.
+pub fn run_on_hosting(
+    kind: EngineKind,
+    image: &[u8],
+    setup: &dyn Fn(&mut Machine),
+    at_post: Option<AtPost>,
+    limit: Duration,
+    inspect: &mut dyn FnMut(EngineKind, &Machine),
+) -> Option<Outcome> {
+    let mut m = machine(image, setup);
+    m.set_stop_on_post(at_post.is_some());
     let mut st = CpuState::multiboot(LOAD, 0, 0);
     st.regs[machine::cpu::ESP] = 0x9_0000;
     let mut s = match Session::new(m, kind, Options::default(), &st) {
@@ -127,9 +147,18 @@ pub fn run_on(
         deadline: Some(Instant::now() + limit),
         breakpoints: vec![],
     };
-    let stop = s
-        .run_until(&limits)
-        .unwrap_or_else(|e| panic!("{} failed: {e}", kind.name()));
+    let stop = loop {
+        let stop = s
+            .run_until(&limits)
+            .unwrap_or_else(|e| panic!("{} failed: {e}", kind.name()));
+        match (stop, at_post) {
+            (Stop::PostCode { code }, Some(f)) => {
+                s.m.clear_stop();
+                f(code, &mut s.m);
+            }
+            (stop, _) => break stop,
+        }
+    };
     inspect(kind, &s.m);
     Some(Outcome {
         stop,
@@ -150,13 +179,24 @@ pub fn run_everywhere_inspecting(
     setup: &dyn Fn(&mut Machine),
     inspect: &mut dyn FnMut(EngineKind, &Machine),
 ) -> String {
+    run_everywhere_hosting(name, setup, None, inspect)
+}
+
+/// `run_everywhere_inspecting`, with `at_post` (if any) called whenever
+/// the guest writes a POST code (see [`AtPost`]).
+pub fn run_everywhere_hosting(
+    name: &str,
+    setup: &dyn Fn(&mut Machine),
+    at_post: Option<AtPost>,
+    inspect: &mut dyn FnMut(EngineKind, &Machine),
+) -> String {
     let image = build(name);
     // Generous: the test VM runs the interpreter under TCG.
     let limit = Duration::from_secs(120);
-    let interp = run_on(EngineKind::Interp, &image, setup, limit, inspect)
+    let interp = run_on_hosting(EngineKind::Interp, &image, setup, at_post, limit, inspect)
         .expect("the interpreter always runs");
     for kind in [EngineKind::Bt, EngineKind::Kvm] {
-        if let Some(o) = run_on(kind, &image, setup, limit, inspect) {
+        if let Some(o) = run_on_hosting(kind, &image, setup, at_post, limit, inspect) {
             assert_eq!(
                 o.transcript(),
                 interp.transcript(),
