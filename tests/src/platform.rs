@@ -25,8 +25,12 @@ fn guests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("guests")
 }
 
+/// A directory of its own for each build: tests run in parallel threads,
+/// and two of them may build the same guest at once.
 fn tmp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ringlab-platform-{}", std::process::id()));
+    static BUILDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ringlab-platform-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -73,7 +77,9 @@ pub fn build(name: &str) -> Vec<u8> {
         "objcopy",
         &["-O", "binary", "-j", ".text", &s(&elf), &s(&bin)],
     );
-    std::fs::read(&bin).unwrap()
+    let image = std::fs::read(&bin).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    image
 }
 
 /// What one engine's run of a guest ended with.
