@@ -67,7 +67,10 @@ fn run_with_stdin(image: &Path, args: &[&str], input: &[u8], pace: Pace) -> Outp
         }),
     });
     let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().expect("the guest read all its input");
+    writer
+        .join()
+        .unwrap()
+        .expect("the guest read all its input");
     out
 }
 
@@ -126,7 +129,12 @@ fn stdin_of_100_kib_is_echoed_without_loss_and_the_same_every_run() {
     let j = |n: &str| json(n).to_str().unwrap().to_string();
 
     let (a, b) = (j("fast"), j("slow"));
-    let fast = run_with_stdin(&image, &["--timeout", "60", "--json", &a], &input, Pace::AtOnce);
+    let fast = run_with_stdin(
+        &image,
+        &["--timeout", "60", "--json", &a],
+        &input,
+        Pace::AtOnce,
+    );
     assert_echo("interp, one write", &fast, &want);
     // The same bytes trickling in: the guest waits for the pipe where it
     // looks at an empty line, so the run is the same instruction for
@@ -139,9 +147,17 @@ fn stdin_of_100_kib_is_echoed_without_loss_and_the_same_every_run() {
     );
     assert_echo("interp, trickled", &slow, &want);
     assert_eq!(fast.stdout, slow.stdout);
-    assert_eq!(json_instructions(&json("fast")), json_instructions(&json("slow")));
+    assert_eq!(
+        json_instructions(&json("fast")),
+        json_instructions(&json("slow"))
+    );
 
-    let bt = run_with_stdin(&image, &["--engine", "bt", "--timeout", "60"], &input, Pace::AtOnce);
+    let bt = run_with_stdin(
+        &image,
+        &["--engine", "bt", "--timeout", "60"],
+        &input,
+        Pace::AtOnce,
+    );
     assert_echo("bt", &bt, &want);
 }
 
@@ -158,9 +174,17 @@ fn stdin_of_100_kib_is_echoed_on_kvm() {
     let text = printable_text(100 * 1024);
     let mut input = text.clone();
     input.push(0x04);
-    // About five port exits per byte; kvm-pvm takes 7 s here.
+    // About five port exits per byte: 5-7 s on this host's kvm-pvm.
     let start = Instant::now();
-    let out = run_with_stdin(&image, &["--engine", "kvm", "--timeout", "60"], &input, Pace::AtOnce);
+    let out = run_with_stdin(
+        &image,
+        &["--engine", "kvm", "--timeout", "60"],
+        &input,
+        Pace::AtOnce,
+    );
     assert_echo("kvm", &out, &echoed(&text));
-    eprintln!("kvm: 100 KiB echoed in {:.1} s", start.elapsed().as_secs_f64());
+    eprintln!(
+        "kvm: 100 KiB echoed in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
 }

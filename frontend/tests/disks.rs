@@ -98,7 +98,11 @@ fn malformed_disks_get_one_clear_line_and_the_documented_status() {
 
     // A directory: opened, but not readable as an image.
     let out = run(&[&dir]);
-    assert_clean_error(&out, 4, &format!("disk image {}: cannot be read", dir.display()));
+    assert_clean_error(
+        &out,
+        4,
+        &format!("disk image {}: cannot be read", dir.display()),
+    );
 
     let empty = dir.join("empty.img");
     std::fs::write(&empty, b"").unwrap();
@@ -160,7 +164,10 @@ fn malformed_disks_get_one_clear_line_and_the_documented_status() {
         assert_clean_error(
             &out,
             4,
-            &format!("disk image {}: cannot be read: Permission denied", unreadable.display()),
+            &format!(
+                "disk image {}: cannot be read: Permission denied",
+                unreadable.display()
+            ),
         );
     }
 }
@@ -220,8 +227,10 @@ fn a_read_only_file_is_a_read_only_disk_with_a_warning() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "one warning line: {err}");
     assert!(
-        err.starts_with(&format!("ringlab: warning: disk image {} is not writable (", path.display()))
-            && err.ends_with("): the guest gets a read-only disk and its writes fail\n"),
+        err.starts_with(&format!(
+            "ringlab: warning: disk image {} is not writable (",
+            path.display()
+        )) && err.ends_with("): the guest gets a read-only disk and its writes fail\n"),
         "{err}"
     );
     // The write ends with ERR and ABRT, and sector 1 is what it was.
