@@ -79,7 +79,7 @@ moddir=$(ls -d "$cache"/kernel/lib/modules/* | head -1)/kernel
 # The test binaries, built for this host (the VM runs the same kernel ABI).
 echo "kvm-vm: building the test binaries"
 exes=()
-tests=(kvm lessons protected robustness switch debugger rom platform)
+tests=(kvm lessons protected robustness switch debugger rom platform platform_io)
 for t in "${tests[@]}"; do
     exe=$(cargo test --release -p tests --test "$t" --no-run --message-format=json 2>/dev/null \
         | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
@@ -210,6 +210,7 @@ else
     # platform: driver-style guests of the PC platform's chips (disks,
     # keyboard, RTC, APICs, COM1) with one transcript on every engine.
     run platform --nocapture
+    run platform_io --nocapture
     echo "RINGLAB-SKIPS-BEGIN"
     cat /tmp/skips
     echo "RINGLAB-SKIPS-END"

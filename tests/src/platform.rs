@@ -25,8 +25,12 @@ fn guests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("guests")
 }
 
+/// A directory of its own for each build: tests run in parallel threads,
+/// and two of them may build the same guest at once.
 fn tmp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ringlab-platform-{}", std::process::id()));
+    static BUILDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ringlab-platform-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -79,7 +83,9 @@ pub fn assemble_at(name: &str, org: u32) -> Vec<u8> {
         "objcopy",
         &["-O", "binary", "-j", ".text", &s(&elf), &s(&bin)],
     );
-    std::fs::read(&bin).unwrap()
+    let image = std::fs::read(&bin).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    image
 }
 
 /// What one engine's run of a guest ended with.
@@ -121,22 +127,50 @@ pub fn run_on(
     limit: Duration,
     inspect: &mut dyn FnMut(EngineKind, &Machine),
 ) -> Option<Outcome> {
-    let m = machine(image, setup);
+    run_on_hosting(kind, image, setup, None, limit, inspect)
+}
+
+/// What the host does when the guest writes a POST code (port 0x80): the
+/// run stops there, this gets the code and the machine, and the run goes
+/// on. So a guest says when its driver is ready for host input (keys
+/// typed once the 8042 is set up), at a point that is the same on every
+/// engine.
+pub type AtPost<'a> = &'a dyn Fn(u8, &mut Machine);
+
+/// `run_on`, with `at_post` (if any) called at each POST code.
+pub fn run_on_hosting(
+    kind: EngineKind,
+    image: &[u8],
+    setup: &dyn Fn(&mut Machine),
+    at_post: Option<AtPost>,
+    limit: Duration,
+    inspect: &mut dyn FnMut(EngineKind, &Machine),
+) -> Option<Outcome> {
+    let mut m = machine(image, setup);
+    m.set_stop_on_post(at_post.is_some());
     let mut st = CpuState::multiboot(LOAD, 0, 0);
     st.regs[machine::cpu::ESP] = 0x9_0000;
-    run_machine(kind, m, &st, limit, inspect)
+    run_machine(kind, m, &st, at_post, limit, inspect)
 }
 
 /// Runs `m` from `state` on `kind` until it stops (two minutes at most);
 /// None where this host cannot run KVM (said with `crate::skip`).
 pub fn run_with(kind: EngineKind, m: Machine, state: &CpuState) -> Option<Outcome> {
-    run_machine(kind, m, state, Duration::from_secs(120), &mut |_, _| {})
+    run_machine(
+        kind,
+        m,
+        state,
+        None,
+        Duration::from_secs(120),
+        &mut |_, _| {},
+    )
 }
 
 fn run_machine(
     kind: EngineKind,
     m: Machine,
     st: &CpuState,
+    at_post: Option<AtPost>,
     limit: Duration,
     inspect: &mut dyn FnMut(EngineKind, &Machine),
 ) -> Option<Outcome> {
@@ -156,22 +190,32 @@ fn run_machine(
         deadline: Some(Instant::now() + limit),
         breakpoints: vec![],
     };
-    let stop = match s.run_until(&limits) {
-        Ok(stop) => stop,
-        // kvm-pvm stops on what it cannot run (IRET in unpaged protected
-        // mode, ...) and says so: this host lacks hardware virtualization.
-        Err(e)
-            if kind == EngineKind::Kvm
-                && matches!(e.error, machine::EngineError::Unsupported(_))
-                && std::env::var_os("RINGLAB_REQUIRE_KVM").is_none() =>
-        {
-            crate::skip(format!(
-                "this host's KVM cannot run the guest: {}",
-                machine::Chain(&e)
-            ));
-            return None;
+    let stop = loop {
+        let stop = match s.run_until(&limits) {
+            Ok(stop) => stop,
+            // kvm-pvm stops on what it cannot run (IRET in unpaged
+            // protected mode, ...) and says so: this host lacks hardware
+            // virtualization.
+            Err(e)
+                if kind == EngineKind::Kvm
+                    && matches!(e.error, machine::EngineError::Unsupported(_))
+                    && std::env::var_os("RINGLAB_REQUIRE_KVM").is_none() =>
+            {
+                crate::skip(format!(
+                    "this host's KVM cannot run the guest: {}",
+                    machine::Chain(&e)
+                ));
+                return None;
+            }
+            Err(e) => panic!("{} failed: {}", kind.name(), machine::Chain(&e)),
+        };
+        match (stop, at_post) {
+            (Stop::PostCode { code }, Some(f)) => {
+                s.m.clear_stop();
+                f(code, &mut s.m);
+            }
+            (stop, _) => break stop,
         }
-        Err(e) => panic!("{} failed: {}", kind.name(), machine::Chain(&e)),
     };
     inspect(kind, &s.m);
     let screen = s.m.screen().text();
@@ -195,13 +239,24 @@ pub fn run_everywhere_inspecting(
     setup: &dyn Fn(&mut Machine),
     inspect: &mut dyn FnMut(EngineKind, &Machine),
 ) -> String {
+    run_everywhere_hosting(name, setup, None, inspect)
+}
+
+/// `run_everywhere_inspecting`, with `at_post` (if any) called whenever
+/// the guest writes a POST code (see [`AtPost`]).
+pub fn run_everywhere_hosting(
+    name: &str,
+    setup: &dyn Fn(&mut Machine),
+    at_post: Option<AtPost>,
+    inspect: &mut dyn FnMut(EngineKind, &Machine),
+) -> String {
     let image = build(name);
     // Generous: the test VM runs the interpreter under TCG.
     let limit = Duration::from_secs(120);
-    let interp = run_on(EngineKind::Interp, &image, setup, limit, inspect)
+    let interp = run_on_hosting(EngineKind::Interp, &image, setup, at_post, limit, inspect)
         .expect("the interpreter always runs");
     for kind in [EngineKind::Bt, EngineKind::Kvm] {
-        if let Some(o) = run_on(kind, &image, setup, limit, inspect) {
+        if let Some(o) = run_on_hosting(kind, &image, setup, at_post, limit, inspect) {
             assert_eq!(
                 o.transcript(),
                 interp.transcript(),
