@@ -925,8 +925,8 @@ impl Machine {
     /// 8042's status register for a key (`KEY_WAIT_POLLS` reads in a row
     /// finding nothing, with no command written between them: a set-up
     /// sequence writes between its reads), or IRQ 1 can reach the CPU
-    /// (unmasked at an initialised 8259A with LINT0 in ExtINT, or at the
-    /// I/O APIC). Earlier, a waiting byte would hold IRQ 1 high through the
+    /// (unmasked by the guest's own mask at an initialised 8259A with LINT0
+    /// in ExtINT, or at the I/O APIC). Earlier, a waiting byte would hold IRQ 1 high through the
     /// guest's own interrupt set-up, and an edge-triggered controller would
     /// never see it (xv6 waits forever). The point depends only on the
     /// guest, so scripted keys give the same run every time.
@@ -950,6 +950,7 @@ impl Machine {
         if !self.keys_flowing {
             let pic = self.bus.get(cs.pic);
             let via_pic = pic.initialized(0)
+                && pic.mask_written(0)
                 && pic.imr() & (1 << irqs::KEYBOARD) == 0
                 && self.bus.get(cs.lapic).lint0_extint();
             let pin = crate::board::ioapic_pin(irqs::KEYBOARD);

@@ -135,6 +135,9 @@ struct Chip {
     /// Wired as the master (SP/EN high).
     master: bool,
     icw1: u8,
+    /// OCW1 written since the last ICW1: the mask is the guest's choice,
+    /// not ICW1's "all clear".
+    mask_written: bool,
     icw2: u8,
     icw3: u8,
     icw4: u8,
@@ -164,6 +167,7 @@ impl Chip {
         Chip {
             master,
             icw1: 0,
+            mask_written: false,
             icw2: 0,
             icw3: 0,
             icw4: 0,
@@ -348,6 +352,7 @@ impl Chip {
             0
         };
         self.imr = 0;
+        self.mask_written = false;
         self.lowest = 7;
         self.icw3 = RESET_SLAVE_ID;
         self.special_mask = false;
@@ -388,6 +393,7 @@ impl Chip {
             }
             Init::Ready => {
                 self.imr = value;
+                self.mask_written = true;
                 Init::Ready
             }
         };
@@ -553,6 +559,13 @@ impl Pic {
     /// True once a chip has been through a complete initialization sequence.
     pub fn initialized(&self, chip: usize) -> bool {
         self.chips[chip & 1].initialized
+    }
+
+    /// True once the guest wrote a chip's mask (OCW1) after its last ICW1
+    /// (which clears the mask: until OCW1, an unmasked line is not the
+    /// guest's choice).
+    pub fn mask_written(&self, chip: usize) -> bool {
+        self.chips[chip & 1].mask_written
     }
 
     pub fn stats(&self) -> &PicStats {
