@@ -79,7 +79,7 @@ moddir=$(ls -d "$cache"/kernel/lib/modules/* | head -1)/kernel
 # The test binaries, built for this host (the VM runs the same kernel ABI).
 echo "kvm-vm: building the test binaries"
 exes=()
-tests=(kvm lessons protected robustness switch debugger rom)
+tests=(kvm lessons protected robustness switch debugger rom platform_timers)
 for t in "${tests[@]}"; do
     exe=$(cargo test --release -p tests --test "$t" --no-run --message-format=json 2>/dev/null \
         | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
@@ -102,9 +102,11 @@ for i in "${!tests[@]}"; do cp "${exes[$i]}" "$ir/tests/${tests[$i]}"; done
 # run: GNU as, ld and objcopy come along.
 mkdir -p "$ir/usr/bin"
 for t in as ld objcopy; do cp -L "$(command -v $t)" "$ir/usr/bin/$t"; done
-# insta reads the snapshots from the source tree's path.
+# insta reads the snapshots from the source tree's path; the platform
+# tests assemble their guests from tests/guests there.
 mkdir -p "$ir$root/tests/tests"
 cp -r tests/tests/snapshots "$ir$root/tests/tests/"
+cp -r tests/guests "$ir$root/tests/"
 echo "$root" > "$ir/tests/root"
 echo "$only" > "$ir/tests/only"
 echo "$update" > "$ir/tests/update"
@@ -205,6 +207,9 @@ else
     run debugger --nocapture kvm
     # rom: booting a firmware ROM from the reset vector (read-only slots).
     run rom --nocapture
+    # platform_timers: the RTC, the local APIC and the I/O APIC driven by
+    # interrupt handlers (kvm-pvm cannot IRET without paging).
+    run platform_timers --nocapture
     echo "RINGLAB-SKIPS-BEGIN"
     cat /tmp/skips
     echo "RINGLAB-SKIPS-END"
