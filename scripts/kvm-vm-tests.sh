@@ -79,7 +79,7 @@ moddir=$(ls -d "$cache"/kernel/lib/modules/* | head -1)/kernel
 # The test binaries, built for this host (the VM runs the same kernel ABI).
 echo "kvm-vm: building the test binaries"
 exes=()
-tests=(kvm lessons protected robustness switch debugger rom platform platform_io)
+tests=(kvm lessons protected robustness switch debugger rom platform platform_io platform_timers)
 for t in "${tests[@]}"; do
     exe=$(cargo test --release -p tests --test "$t" --no-run --message-format=json 2>/dev/null \
         | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
@@ -211,6 +211,9 @@ else
     # keyboard, RTC, APICs, COM1) with one transcript on every engine.
     run platform --nocapture
     run platform_io --nocapture
+    # platform_timers: the RTC, the local APIC and the I/O APIC driven by
+    # interrupt handlers (kvm-pvm cannot IRET without paging).
+    run platform_timers --nocapture
     echo "RINGLAB-SKIPS-BEGIN"
     cat /tmp/skips
     echo "RINGLAB-SKIPS-END"

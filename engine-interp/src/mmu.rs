@@ -377,7 +377,9 @@ impl Cpu {
     ) -> R<u32> {
         if (lin & 0xFFF) + w as u32 <= 0x1000 {
             let p = self.translate(m, lin, acc, user)?;
-            return Ok(m.read_phys(p, w) as u32);
+            let v = m.read_phys(p, w) as u32;
+            self.end_block_if_interrupted(m);
+            return Ok(v);
         }
         // Crossing a page: translate both pages before reading anything.
         let first = self.translate(m, lin, acc, user)?;
@@ -393,7 +395,23 @@ impl Cpu {
             };
             v |= (m.read_phys(p, 1) as u32) << (8 * k);
         }
+        self.end_block_if_interrupted(m);
         Ok(v)
+    }
+
+    /// After an access outside the TLB's fast path (MMIO among them): a
+    /// device register access may have made an interrupt pending (a local
+    /// APIC ICR, TPR or EOI write, an I/O APIC unmask, a timer read that
+    /// settles an expiry). With IF set the block ends after this
+    /// instruction, so the run loop delivers it at the next instruction
+    /// boundary, as the translator (which leaves MMIO to `exec_one`) and
+    /// KVM (an MMIO exit, then injection) do; otherwise a chained block
+    /// or a spin loop would run on until the next device deadline.
+    #[inline]
+    fn end_block_if_interrupted(&mut self, m: &Machine) {
+        if self.fl.if_() && m.interrupt_pending() {
+            self.exit_block = true;
+        }
     }
 
     #[inline(always)]
@@ -457,6 +475,7 @@ impl Cpu {
             // Self-modifying code: the block being run may be stale.
             self.exit_block = true;
         }
+        self.end_block_if_interrupted(m);
         Ok(())
     }
 
