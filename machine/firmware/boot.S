@@ -5,7 +5,10 @@
 # INT 19h reads sector 0 of the first hard disk (drive 80h) to 0000:7C00
 # with INT 13h, checks the boot signature 55h AAh at its end, and jumps to
 # it with DL = the drive number, as every PC BIOS does. Drive 00h (a
-# floppy) does not exist on this PC.
+# floppy) does not exist on this PC. A read that fails is tried three
+# times, with a reset (AH=00h) in between, as RBIL advises for INT 13h.
+# When nothing boots, the reason goes to the screen and to port 0xE9, and
+# the machine stops with POST code EBh.
 
 int19_handler:
     sti
@@ -24,11 +27,16 @@ int19_handler:
     mov bx, BOOT_OFF
     int 0x13
     jnc 2f
+    mov bh, ah                      # the status, for the message
     xor ah, ah                      # reset the drive, try again
     int 0x13
     dec si
     jnz 1b
     mov si, offset msg_read_error
+    call fw_puts
+    mov al, bh                      # the status of the last try
+    call boot_puthex
+    mov si, offset msg_read_error_end
     jmp boot_fail
 2:  cmp word ptr [BOOT_OFF + 510], 0xAA55
     je 3f
@@ -61,8 +69,29 @@ boot_fail:
 
 msg_no_disk:
     .asciz "No bootable device: no hard disk.\r\n"
+# boot_puthex: AL as two hex digits (the screen and port 0xE9).
+boot_puthex:
+    push ax
+    push cx
+    mov cx, 2
+1:  rol al, 4
+    push ax
+    and al, 0x0F
+    add al, '0'
+    cmp al, '9'
+    jbe 2f
+    add al, 'A' - '0' - 10
+2:  call fw_putc
+    pop ax
+    loop 1b
+    pop cx
+    pop ax
+    ret
+
 msg_read_error:
-    .asciz "Boot failed: disk 80h could not be read.\r\n"
+    .asciz "Boot failed: disk 80h could not be read (INT 13h status "
+msg_read_error_end:
+    .asciz "h).\r\n"
 msg_no_signature:
     .asciz "Boot failed: disk 80h has no boot signature (55 AA at byte 510).\r\n"
 msg_int18:

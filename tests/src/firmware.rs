@@ -7,11 +7,12 @@
 //!
 //! The transcript is the stop, the COM1 output and the final VGA screen.
 
-use crate::platform::{assemble_at, run_with};
+use crate::platform::{assemble_at, run_machine};
 use machine::cpu::CpuState;
 use machine::disk::DiskImage;
 use machine::Machine;
 use ringlab::engines::EngineKind;
+use std::time::Duration;
 
 /// `tests/guests/NAME.S` linked at 0x7C00, padded to whole sectors.
 pub fn disk_image(name: &str) -> Vec<u8> {
@@ -20,11 +21,17 @@ pub fn disk_image(name: &str) -> Vec<u8> {
     img
 }
 
+/// A machine with ringlab's BIOS and no disk.
+pub fn bios_machine() -> Machine {
+    let mut m = Machine::new(machine::MachineConfig::with_ram(32 << 20)).expect("machine");
+    m.load_rom(machine::firmware::BIOS).expect("the BIOS maps");
+    m
+}
+
 /// A machine with ringlab's BIOS and `image` as its first hard disk,
 /// prepared further by `setup`.
 pub fn machine(image: &[u8], setup: &dyn Fn(&mut Machine)) -> Machine {
-    let mut m = Machine::new(machine::MachineConfig::with_ram(32 << 20)).expect("machine");
-    m.load_rom(machine::firmware::BIOS).expect("the BIOS maps");
+    let mut m = bios_machine();
     m.attach_disk(0, DiskImage::from_bytes(image.to_vec()).expect("a disk"));
     setup(&mut m);
     m
@@ -33,11 +40,32 @@ pub fn machine(image: &[u8], setup: &dyn Fn(&mut Machine)) -> Machine {
 /// Boots `tests/guests/NAME.S` on every engine; returns the interpreter's
 /// transcript after checking the others match it.
 pub fn boot_everywhere(name: &str, setup: &dyn Fn(&mut Machine)) -> String {
+    boot_everywhere_inspecting(name, setup, &mut |_, _| {})
+}
+
+/// `boot_everywhere`, with `inspect` called on each engine's machine after
+/// its run (its disks, POST codes, debug console).
+pub fn boot_everywhere_inspecting(
+    name: &str,
+    setup: &dyn Fn(&mut Machine),
+    inspect: &mut dyn FnMut(EngineKind, &Machine),
+) -> String {
     let image = disk_image(name);
+    boot_machines_everywhere(name, &|| machine(&image, setup), inspect)
+}
+
+/// Powers on the machine `build` makes (a fresh one for each engine) at the
+/// reset vector, on every engine; `inspect` sees each after its run.
+/// Returns the interpreter's transcript after checking the others match it.
+pub fn boot_machines_everywhere(
+    label: &str,
+    build: &dyn Fn() -> Machine,
+    inspect: &mut dyn FnMut(EngineKind, &Machine),
+) -> String {
     let mut transcripts = Vec::new();
     for kind in [EngineKind::Interp, EngineKind::Bt, EngineKind::Kvm] {
-        let m = machine(&image, setup);
-        if let Some(o) = run_with(kind, m, &CpuState::reset()) {
+        let limit = Duration::from_secs(120);
+        if let Some(o) = run_machine(kind, build(), &CpuState::reset(), limit, inspect) {
             transcripts.push((kind, o.transcript_with_screen()));
         }
     }
@@ -46,7 +74,7 @@ pub fn boot_everywhere(name: &str, setup: &dyn Fn(&mut Machine)) -> String {
         assert_eq!(
             t,
             first,
-            "{name}: {} differs from the interpreter",
+            "{label}: {} differs from the interpreter",
             kind.name()
         );
     }

@@ -166,7 +166,10 @@ pub fn run_with(kind: EngineKind, m: Machine, state: &CpuState) -> Option<Outcom
     )
 }
 
-fn run_machine(
+/// Runs `m` from `st` on `kind` until it stops or `limit` passes; None
+/// where this host cannot run KVM (said with `crate::skip`); `inspect`
+/// sees the machine after the run.
+pub fn run_machine(
     kind: EngineKind,
     m: Machine,
     st: &CpuState,
