@@ -20,10 +20,19 @@ pub fn disk_image(name: &str) -> Vec<u8> {
     img
 }
 
+/// The RAM of the machines the firmware tests boot, unless a test asks
+/// for another size.
+pub const RAM: usize = 32 << 20;
+
 /// A machine with ringlab's BIOS and `image` as its first hard disk,
 /// prepared further by `setup`.
 pub fn machine(image: &[u8], setup: &dyn Fn(&mut Machine)) -> Machine {
-    let mut m = Machine::new(machine::MachineConfig::with_ram(32 << 20)).expect("machine");
+    machine_with_ram(image, RAM, setup)
+}
+
+/// [`machine`] with `ram_bytes` of RAM.
+pub fn machine_with_ram(image: &[u8], ram_bytes: usize, setup: &dyn Fn(&mut Machine)) -> Machine {
+    let mut m = Machine::new(machine::MachineConfig::with_ram(ram_bytes)).expect("machine");
     m.load_rom(machine::firmware::BIOS).expect("the BIOS maps");
     m.attach_disk(0, DiskImage::from_bytes(image.to_vec()).expect("a disk"));
     setup(&mut m);
@@ -33,10 +42,19 @@ pub fn machine(image: &[u8], setup: &dyn Fn(&mut Machine)) -> Machine {
 /// Boots `tests/guests/NAME.S` on every engine; returns the interpreter's
 /// transcript after checking the others match it.
 pub fn boot_everywhere(name: &str, setup: &dyn Fn(&mut Machine)) -> String {
+    boot_everywhere_with_ram(name, RAM, setup)
+}
+
+/// [`boot_everywhere`] on machines with `ram_bytes` of RAM.
+pub fn boot_everywhere_with_ram(
+    name: &str,
+    ram_bytes: usize,
+    setup: &dyn Fn(&mut Machine),
+) -> String {
     let image = disk_image(name);
     let mut transcripts = Vec::new();
     for kind in [EngineKind::Interp, EngineKind::Bt, EngineKind::Kvm] {
-        let m = machine(&image, setup);
+        let m = machine_with_ram(&image, ram_bytes, setup);
         if let Some(o) = run_with(kind, m, &CpuState::reset()) {
             transcripts.push((kind, o.transcript_with_screen()));
         }
