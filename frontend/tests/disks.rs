@@ -362,3 +362,62 @@ fn a_locked_image_is_refused_while_another_run_holds_it() {
     let out = ringlab(&["run", s(&guest), "--disk", s(&path), "--snapshot"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn stats_and_json_count_the_platform_chips() {
+    let dir = platform_guest::scratch("disks-stats");
+    let guest = platform_guest::build("disk-rw");
+    let path = dir.join("stats.img");
+    std::fs::write(&path, image_bytes(4)).unwrap();
+    let json = dir.join("report.json");
+    let out = ringlab(&[
+        "run",
+        s(&guest),
+        "--disk",
+        s(&path),
+        "--snapshot",
+        "--stats",
+        "--json",
+        s(&json),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // disk-rw.S: IDENTIFY-free polling: READ SECTORS 0, WRITE SECTORS 1,
+    // READ SECTORS 1, one sector each.
+    let ata = err
+        .lines()
+        .find(|l| l.starts_with("ATA channel 0"))
+        .unwrap_or_else(|| panic!("no ATA line in --stats:\n{err}"));
+    assert!(ata.contains("2 sectors read, 1 written"), "{ata}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let ata0 = &report["devices"]["ata"][0];
+    assert_eq!(ata0["sectors_read"], 2, "{ata0}");
+    assert_eq!(ata0["sectors_written"], 1, "{ata0}");
+    assert_eq!(report["devices"]["ata"][1]["sectors_read"], 0);
+    for chip in ["keyboard", "rtc", "local_apic", "io_apic", "uart"] {
+        assert!(report["devices"][chip].is_object(), "{chip}: {report}");
+    }
+}
+
+#[test]
+fn malformed_platform_options_get_one_clear_line() {
+    let guest = platform_guest::build("disk-rw");
+    for (args, needle) in [
+        (vec!["--rtc", "2026-13-01"], "month 13"),
+        (vec!["--rtc", "yesterday"], "--rtc"),
+        (vec!["--keys", "a\\q"], "bad escape"),
+        (vec!["--keys", "caf\u{e9}"], "no key on a US keyboard"),
+        (vec!["--keys-file", "/nonexistent/keys.txt"], "--keys-file"),
+    ] {
+        let mut all = vec!["run", s(&guest)];
+        all.extend(args.iter().copied());
+        let out = ringlab(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+        assert!(err.starts_with("ringlab: error: "), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err:?} lacks {needle:?}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}

@@ -100,6 +100,7 @@
     .set BDA_RESET_FLAG, 0x72       # word: 1234h = warm boot
     .set BDA_DISK_STATUS, 0x74      # byte: last hard disk status (INT 13h 01h)
     .set BDA_HARD_DISKS, 0x75       # byte: number of hard disks
+    .set BDA_COM_TIMEOUT, 0x7C      # 4 bytes: INT 14h timeouts, COM1-COM4 (ticks)
     .set BDA_KBD_BUF_START, 0x80    # word
     .set BDA_KBD_BUF_LIMIT, 0x82    # word
     .set BDA_ROWS, 0x84             # byte: rows - 1
@@ -117,7 +118,10 @@
     .set EBDA_SEG, 0x9FC0
     .set EBDA_KB, 1
     .set EBDA_MP_FLOAT, 0x10        # MP floating pointer (16 bytes)
-    .set EBDA_MP_CONFIG, 0x20       # MP configuration table
+    .set EBDA_MP_CONFIG, 0x20       # MP configuration table (216 bytes)
+    .set EBDA_EXT_KB, 0x100         # dword: KiB of RAM above 1 MiB (system.S)
+    .set EBDA_E820_COUNT, 0x104     # byte: entries in the E820 map
+    .set EBDA_E820, 0x108           # the E820 map, 20 bytes an entry (system.S)
     .set EBDA_DISKS, 0x200          # INT 13h's per-drive state (disk.S)
 
 # Where the boot sector goes.
@@ -170,6 +174,11 @@ rom_code_end:
     .org 0xE05B
 post_entry_point:
     jmp post
+
+# INT 15h AH=C0h's system configuration table (system.S).
+    .org 0xE6F5
+config_table:
+    CONFIG_TABLE
 
 # The reset vector: the first instruction the processor runs.
     .org 0xFFF0

@@ -85,13 +85,6 @@ post:
     and al, 0xFC
     out FAST_A20, al
 
-# -- Memory, from the CMOS (IBM AT CMOS map): base memory in KiB at 15h-16h,
-# extended memory (above 1 MiB, KiB, at most 63 MiB) at 17h-18h, memory
-# above 16 MiB in 64 KiB units at 34h-35h (as QEMU and SeaBIOS keep it).
-# system.S keeps the sizes for INT 12h, INT 15h E820/E801/88h.
-    POST POST_MEMORY
-    call memory_init
-
 # -- The interrupt vector table: every vector to a handler that does
 # nothing (`iret`), the hardware IRQs to one that acknowledges the
 # interrupt controller, then each service installed.
@@ -141,6 +134,10 @@ post:
     mov word ptr [BDA_CRTC_PORT], CRTC_INDEX
     pop ds
 
+# -- The serial ports: which of COM1-COM4 answer, listed in the BDA for
+# INT 14h (serial.S).
+    call serial_init
+
 # -- The EBDA: its size in KiB in its first byte.
     push es
     mov ax, EBDA_SEG
@@ -151,6 +148,14 @@ post:
     rep stosw
     mov byte ptr es:[0], EBDA_KB
     pop es
+
+# -- Memory, from the CMOS (IBM AT CMOS map): extended memory (above
+# 1 MiB, KiB, at most 63 MiB) at 30h-31h, memory above 16 MiB in 64 KiB
+# units at 34h-35h (as QEMU and SeaBIOS keep it). system.S keeps the size
+# and the E820 map in the EBDA (so after it is cleared) for INT 15h
+# E820/E801/88h.
+    POST POST_MEMORY
+    call memory_init
 
 # -- The tick count from the RTC's time of day (time.S), so INT 1Ah AH=00h
 # agrees with the clock.

@@ -68,18 +68,27 @@ fw_putdec:
     ret
 
 # cmos_read: AL = CMOS register AL (the NMI mask bit is kept clear).
+# Interrupts are off between selecting the register and reading it, so an
+# interrupt handler that uses the CMOS cannot select another in between
+# (the AT BIOS's CMOS_READ does the same).
 cmos_read:
+    pushf
+    cli
     and al, 0x7F
     out RTC_INDEX, al
     in al, RTC_DATA
+    popf
     ret
 
-# cmos_write: CMOS register AL = AH.
+# cmos_write: CMOS register AL = AH (interrupts off meanwhile, as above).
 cmos_write:
+    pushf
+    cli
     and al, 0x7F
     out RTC_INDEX, al
     mov al, ah
     out RTC_DATA, al
+    popf
     ret
 
 # io_delay: a short pause between accesses to slow ISA chips (a write to

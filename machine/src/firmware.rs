@@ -18,4 +18,19 @@ mod tests {
         assert_eq!(&BIOS[0xFFF5..0xFFFD], b"12/06/26");
         assert_eq!(BIOS[0xFFFE], 0xFC);
     }
+
+    /// An OS that finds no MP floating pointer in the EBDA searches the
+    /// ROM at F0000-FFFFF (MPS 1.4, 4.0): the BIOS builds its pointer in
+    /// the EBDA at POST and must leave no valid one in the ROM.
+    #[test]
+    fn the_rom_holds_no_mp_floating_pointer() {
+        for (i, p) in BIOS.chunks_exact(16).enumerate() {
+            let sum = p.iter().fold(0u8, |s, &b| s.wrapping_add(b));
+            assert!(
+                !(p.starts_with(b"_MP_") && sum == 0),
+                "a floating pointer at F000:{:04X}",
+                i * 16
+            );
+        }
+    }
 }

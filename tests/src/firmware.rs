@@ -14,6 +14,10 @@ use machine::Machine;
 use ringlab::engines::EngineKind;
 use std::time::Duration;
 
+/// The RAM of the machines the firmware tests boot, unless a test asks
+/// for another size.
+pub const RAM: usize = 32 << 20;
+
 /// `tests/guests/NAME.S` linked at 0x7C00, padded to whole sectors.
 pub fn disk_image(name: &str) -> Vec<u8> {
     let mut img = assemble_at(name, 0x7C00);
@@ -23,7 +27,12 @@ pub fn disk_image(name: &str) -> Vec<u8> {
 
 /// A machine with ringlab's BIOS and no disk.
 pub fn bios_machine() -> Machine {
-    let mut m = Machine::new(machine::MachineConfig::with_ram(32 << 20)).expect("machine");
+    bios_machine_with_ram(RAM)
+}
+
+/// [`bios_machine`] with `ram_bytes` of RAM.
+pub fn bios_machine_with_ram(ram_bytes: usize) -> Machine {
+    let mut m = Machine::new(machine::MachineConfig::with_ram(ram_bytes)).expect("machine");
     m.load_rom(machine::firmware::BIOS).expect("the BIOS maps");
     m
 }
@@ -31,7 +40,12 @@ pub fn bios_machine() -> Machine {
 /// A machine with ringlab's BIOS and `image` as its first hard disk,
 /// prepared further by `setup`.
 pub fn machine(image: &[u8], setup: &dyn Fn(&mut Machine)) -> Machine {
-    let mut m = bios_machine();
+    machine_with_ram(image, RAM, setup)
+}
+
+/// [`machine`] with `ram_bytes` of RAM.
+pub fn machine_with_ram(image: &[u8], ram_bytes: usize, setup: &dyn Fn(&mut Machine)) -> Machine {
+    let mut m = bios_machine_with_ram(ram_bytes);
     m.attach_disk(0, DiskImage::from_bytes(image.to_vec()).expect("a disk"));
     setup(&mut m);
     m
@@ -41,6 +55,20 @@ pub fn machine(image: &[u8], setup: &dyn Fn(&mut Machine)) -> Machine {
 /// transcript after checking the others match it.
 pub fn boot_everywhere(name: &str, setup: &dyn Fn(&mut Machine)) -> String {
     boot_everywhere_inspecting(name, setup, &mut |_, _| {})
+}
+
+/// [`boot_everywhere`] on machines with `ram_bytes` of RAM.
+pub fn boot_everywhere_with_ram(
+    name: &str,
+    ram_bytes: usize,
+    setup: &dyn Fn(&mut Machine),
+) -> String {
+    let image = disk_image(name);
+    boot_machines_everywhere(
+        name,
+        &|| machine_with_ram(&image, ram_bytes, setup),
+        &mut |_, _| {},
+    )
 }
 
 /// `boot_everywhere`, with `inspect` called on each engine's machine after
@@ -65,18 +93,13 @@ pub fn boot_machines_everywhere(
     let mut transcripts = Vec::new();
     for kind in [EngineKind::Interp, EngineKind::Bt, EngineKind::Kvm] {
         let limit = Duration::from_secs(120);
-        if let Some(o) = run_machine(kind, build(), &CpuState::reset(), limit, inspect) {
+        if let Some(o) = run_machine(kind, build(), &CpuState::reset(), None, limit, inspect) {
             transcripts.push((kind, o.transcript_with_screen()));
         }
     }
     let (_, first) = &transcripts[0];
     for (kind, t) in &transcripts[1..] {
-        assert_eq!(
-            t,
-            first,
-            "{label}: {} differs from the interpreter",
-            kind.name()
-        );
+        assert_eq!(t, first, "{label}: {} differs from the interpreter", kind.name());
     }
     first.clone()
 }
