@@ -52,6 +52,8 @@ enum Command {
   ringlab run --lesson rings --switch-at 3700:bt --switch-at 5200:interp
   ringlab run --lesson hello --switch-at 40:kvm   (to KVM mid-run, in real mode)
   ringlab run --bios rom.bin --stats              (boot from a firmware ROM)
+  ringlab run boot.bin                            (ringlab's BIOS boots it, as QEMU does)
+  ringlab run boot.bin --boot direct              (no firmware: start at 0000:7C00)
   ringlab run driver.elf --disk a.img --disk b.img --snapshot
   ringlab run echo.elf < input.txt                (stdin is COM1's input)
   ringlab run kbd.elf --keys 'ls -l\n' --rtc now

@@ -460,6 +460,7 @@ fn lesson_guest(lesson: &'static lessons::Lesson) -> Guest {
             rtc: None,
             keys: vec![],
             keys_file: vec![],
+            boot: None,
         },
     }
 }

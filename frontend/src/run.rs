@@ -180,6 +180,24 @@ pub struct GuestArgs {
     /// literally: no escapes).
     #[arg(long, value_name = "FILE")]
     pub keys_file: Vec<PathBuf>,
+    /// How the guest starts. `firmware`: as a PC does, ringlab's BIOS from
+    /// the reset vector, which boots the first hard disk; a flat IMAGE is
+    /// that disk (what `qemu-system-i386 boot.bin` does; the default for
+    /// images and for --disk alone). `direct`: ringlab loads the image
+    /// itself and starts it at its entry with no firmware (a flat image at
+    /// 0000:7C00 in real mode; the default for lessons, whose traces stay
+    /// short, and for multiboot kernels).
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub boot: Option<BootArg>,
+}
+
+/// `--boot`: how the guest starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BootArg {
+    /// ringlab's BIOS from the reset vector boots the first hard disk.
+    Firmware,
+    /// The image loaded and entered directly, no firmware.
+    Direct,
 }
 
 impl GuestArgs {
@@ -238,15 +256,44 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> anyhow::Result<(Machine
                 g.format.map(FormatArg::image_format),
             ))
         }
-        (None, None) if g.bios.is_some() => None,
+        (None, None) if g.bios.is_some() || !g.disk.is_empty() => None,
         (None, None) => {
             return Err(status::error(
                 status::USAGE,
                 "no guest given: name an IMAGE file, or --lesson NAME for a lab's guest \
-                 (`ringlab lessons` lists them), or --bios ROM",
+                 (`ringlab lessons` lists them), or --disk FILE for the BIOS to boot, or --bios ROM",
             ))
         }
     };
+    // Through the firmware: a flat image becomes the first hard disk.
+    let firmware_disk = match (&guest, g.boot, &g.bios, &g.lesson) {
+        (_, _, Some(_), _) => None,
+        (Some(_), None, _, Some(_)) => None,
+        (Some((bytes, what, format)), boot, _, _) if boot != Some(BootArg::Direct) => {
+            let flat = match format {
+                Some(f) => *f == ImageFormat::Flat,
+                None => loader::detect_format(bytes) == Some(ImageFormat::Flat),
+            };
+            if flat {
+                Some(boot_disk(bytes, what)?)
+            } else if boot == Some(BootArg::Firmware) {
+                return Err(status::error(
+                    status::USAGE,
+                    format!(
+                        "{what}: --boot firmware boots a disk image (a flat image); a multiboot \
+                         kernel is loaded by ringlab (--boot direct)"
+                    ),
+                ));
+            } else {
+                None
+            }
+        }
+        _ => None,
+    };
+    let boot_firmware = firmware_disk.is_some()
+        || (guest.is_none() && g.bios.is_none() && !g.disk.is_empty())
+        || (g.boot == Some(BootArg::Firmware) && g.bios.is_none() && guest.is_none());
+    let guest = if firmware_disk.is_some() { None } else { guest };
     let mem_mib = g.mem;
     if let Some(why) = mem_range_error(mem_mib) {
         return Err(status::error(
@@ -262,7 +309,14 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> anyhow::Result<(Machine
     let mut m = Machine::new(cfg)
         .with_context(|| format!("--mem {mem_mib}"))
         .status(status::USAGE)?;
-    attach_disks(&mut m, g, write_disks)?;
+    let first = match &firmware_disk {
+        Some((disk, _)) => {
+            m.attach_disk(0, disk.clone_in_memory());
+            1
+        }
+        None => 0,
+    };
+    attach_disks(&mut m, g, write_disks, first)?;
     type_keys(&mut m, g)?;
     let mut loaded = match guest {
         Some((bytes, what, format)) => {
@@ -281,6 +335,20 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> anyhow::Result<(Machine
             summary: String::new(),
         },
     };
+    if boot_firmware {
+        let map = m
+            .load_rom(machine::firmware::BIOS)
+            .context("ringlab's BIOS")
+            .status(status::ENGINE_ERROR)?;
+        loaded.entry = CpuState::reset();
+        loaded.summary = match &firmware_disk {
+            Some((_, line)) => format!("ringlab BIOS ({} KiB); {line}", map.size >> 10),
+            None => format!(
+                "ringlab BIOS ({} KiB), booting the first --disk",
+                map.size >> 10
+            ),
+        };
+    }
     if let Some(path) = &g.bios {
         let rom = std::fs::read(path)
             .with_context(|| format!("cannot read {}", path.display()))
@@ -307,16 +375,24 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> anyhow::Result<(Machine
 }
 
 /// Opens --disk files and attaches them as ATA drives 0-3.
-fn attach_disks(m: &mut Machine, g: &GuestArgs, write: bool) -> anyhow::Result<()> {
+fn attach_disks(m: &mut Machine, g: &GuestArgs, write: bool, first: usize) -> anyhow::Result<()> {
     use machine::disk::{DiskImage, DiskOpenOptions};
-    if g.disk.len() > 4 {
+    if first + g.disk.len() > 4 {
         return Err(status::error(
             status::USAGE,
-            format!(
-                "--disk given {} times: the PC has four ATA drives (two channels, \
-                 master and slave)",
-                g.disk.len()
-            ),
+            if first == 0 {
+                format!(
+                    "--disk given {} times: the PC has four ATA drives (two channels, \
+                     master and slave)",
+                    g.disk.len()
+                )
+            } else {
+                format!(
+                    "--disk given {} times, and the image is the first disk: the PC has \
+                     four ATA drives (two channels, master and slave)",
+                    g.disk.len()
+                )
+            },
         ));
     }
     let opts = DiskOpenOptions {
@@ -327,9 +403,75 @@ fn attach_disks(m: &mut Machine, g: &GuestArgs, write: bool) -> anyhow::Result<(
         if let Some(w) = disk.warning() {
             eprintln!("ringlab: warning: {w}");
         }
-        m.attach_disk(i, disk);
+        m.attach_disk(first + i, disk);
     }
     Ok(())
+}
+
+/// POST code ringlab's BIOS writes before it halts with nothing to boot
+/// (machine/firmware/bios.S, POST_NO_BOOT).
+const POST_NO_BOOT: u8 = 0xEB;
+
+/// When ringlab's own BIOS stopped because nothing could be booted: its
+/// message (it also went to the screen and port 0xE9).
+fn firmware_boot_failure(g: &GuestArgs, m: &Machine, stop: &Stop) -> Option<String> {
+    let builtin = g.bios.is_none() && m.rom_map().is_some();
+    if !builtin || *stop != Stop::Halted || m.post_codes().last() != Some(&POST_NO_BOOT) {
+        return None;
+    }
+    let text = String::from_utf8_lossy(m.debugcon_output());
+    let why = text
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && *l != "System halted.")
+        .unwrap_or("no bootable disk");
+    Some(format!("the BIOS found nothing to boot: {why}"))
+}
+
+/// A flat image as the first hard disk for the BIOS to boot: whole
+/// sectors (a short last one padded with zeros, in memory: the file is
+/// never written), a boot signature in sector 0. Returns the disk and a
+/// line for `--stats`.
+fn boot_disk(bytes: &[u8], what: &str) -> anyhow::Result<(BootDisk, String)> {
+    if bytes.len() < 512 {
+        return Err(status::error(
+            status::BAD_IMAGE,
+            format!(
+                "{what}: {} bytes is less than one 512-byte sector: the BIOS boots sector 0 \
+                 of a disk (--boot direct runs a smaller image at 0000:7C00 without firmware)",
+                bytes.len()
+            ),
+        ));
+    }
+    if bytes[510..512] != [0x55, 0xAA] {
+        return Err(status::error(
+            status::BAD_IMAGE,
+            format!(
+                "{what}: no boot signature (55 AA at bytes 510-511), so a BIOS would not boot \
+                 it; --boot direct runs it at 0000:7C00 without firmware"
+            ),
+        ));
+    }
+    let mut padded = bytes.to_vec();
+    padded.resize(bytes.len().div_ceil(512) * 512, 0);
+    let sectors = padded.len() / 512;
+    Ok((
+        BootDisk(padded),
+        format!(
+            "{what} as the first hard disk ({sectors} sector{}, writes kept in memory)",
+            if sectors == 1 { "" } else { "s" }
+        ),
+    ))
+}
+
+/// The bytes of a flat image booted as a disk.
+struct BootDisk(Vec<u8>);
+
+impl BootDisk {
+    fn clone_in_memory(&self) -> machine::disk::DiskImage {
+        machine::disk::DiskImage::from_bytes(self.0.clone())
+            .expect("boot_disk made whole, non-empty sectors")
+    }
 }
 
 /// Queues --keys and --keys-file on the keyboard.
@@ -547,6 +689,9 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> anyhow::Result<u8> {
         })
         .status(status::ENGINE_ERROR)?;
     progress.clear();
+    if let Some(why) = firmware_boot_failure(&args.guest, &session.m, &stop) {
+        return Err(status::error(status::BAD_IMAGE, why));
+    }
     let wall = start.elapsed();
     if let Err(e) = session.m.trace.finish() {
         eprintln!(

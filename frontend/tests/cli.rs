@@ -78,8 +78,14 @@ fn ringlab(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `ringlab run IMAGE extra...`; a flat image (these tests' real-mode
+/// guests are not boot sectors for the BIOS) is started directly at
+/// 0000:7C00 (`--boot direct`).
 fn run(image: &std::path::Path, extra: &[&str]) -> Output {
     let mut args = vec!["run", image.to_str().unwrap()];
+    if image.extension().is_some_and(|e| e == "bin") {
+        args.extend(["--boot", "direct"]);
+    }
     args.extend_from_slice(extra);
     ringlab(&args)
 }
@@ -392,7 +398,7 @@ fn compare_runs_a_guest_on_every_engine() {
     assert!(text.contains("bt      same"), "{text}");
     // Any image: the same table.
     let img = guest("compare1", PRINT_AND_EXIT, true);
-    let out = ringlab(&["compare", img.to_str().unwrap()]);
+    let out = ringlab(&["compare", img.to_str().unwrap(), "--boot", "direct"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("bt      same"), "{text}");
@@ -709,7 +715,8 @@ fn command_line_errors_say_what_to_give_in_its_own_words() {
         assert_eq!(
             String::from_utf8_lossy(&out.stderr),
             "ringlab: error: no guest given: name an IMAGE file, or --lesson NAME for a lab's \
-             guest (`ringlab lessons` lists them), or --bios ROM\n"
+             guest (`ringlab lessons` lists them), or --disk FILE for the BIOS to boot, or \
+             --bios ROM\n"
         );
     }
     // --json to a path that cannot be written fails before the guest runs
@@ -886,7 +893,7 @@ fn compare_says_where_kvm_departs_and_whose_departure_it_is() {
     let img = guest("wrap", WRAP_AT_FFFF, true);
     let out = run(&img, &[]);
     assert_eq!(out.status.code(), Some(0x21), "IP wraps: exit 0x10");
-    let out = ringlab(&["compare", img.to_str().unwrap()]);
+    let out = ringlab(&["compare", img.to_str().unwrap(), "--boot", "direct"]);
     let text = String::from_utf8_lossy(&out.stdout);
     if !kvm_opens() {
         support::skip(
@@ -929,4 +936,72 @@ fn compare_says_where_kvm_departs_and_whose_departure_it_is() {
         ),
         "{text}"
     );
+}
+
+/// `image` padded to one 512-byte sector with the boot signature.
+fn boot_sector(image: &std::path::Path) -> PathBuf {
+    let mut b = std::fs::read(image).unwrap();
+    assert!(b.len() <= 510, "the guest fits in a boot sector");
+    b.resize(510, 0);
+    b.extend_from_slice(&[0x55, 0xAA]);
+    let out = image.with_extension("img");
+    std::fs::write(&out, b).unwrap();
+    out
+}
+
+#[test]
+fn a_boot_sector_boots_through_the_bios_as_on_qemu() {
+    let img = boot_sector(&guest("bootme", PRINT_AND_EXIT, true));
+    let out = ringlab(&["run", img.to_str().unwrap(), "--stats"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0x21), "{err}");
+    // stdout is the guest's COM1 output only: the BIOS writes nothing there.
+    assert_eq!(out.stdout, b"ok\n", "{err}");
+    assert!(err.contains("ringlab BIOS (64 KiB)"), "{err}");
+    assert!(err.contains("as the first hard disk (1 sector"), "{err}");
+    // POST codes up to the jump to 0000:7C00 (0D).
+    assert!(err.contains("last 0d"), "{err}");
+    // The same image as a --disk boots the same way.
+    let out = ringlab(&["run", "--disk", img.to_str().unwrap(), "--snapshot"]);
+    assert_eq!(out.status.code(), Some(0x21));
+    assert_eq!(out.stdout, b"ok\n");
+    // --boot direct: no firmware, started at 0000:7C00.
+    let out = ringlab(&["run", img.to_str().unwrap(), "--boot", "direct", "--stats"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.stdout, b"ok\n");
+    assert!(!err.contains("POST codes"), "{err}");
+}
+
+#[test]
+fn what_the_bios_cannot_boot_is_one_clear_error() {
+    // No signature, too small: refused before the run, with the way out.
+    let plain = guest("nosig", PRINT_AND_EXIT, true);
+    let mut b = std::fs::read(&plain).unwrap();
+    b.resize(512, 0);
+    let nosig = tmp("nosig.img");
+    std::fs::write(&nosig, &b).unwrap();
+    assert_clean_error(
+        &run_plain(&nosig),
+        4,
+        "no boot signature (55 AA at bytes 510-511)",
+    );
+    assert_clean_error(&run_plain(&plain), 4, "less than one 512-byte sector");
+    // A disk the BIOS itself cannot boot: its message, status 4.
+    assert_clean_error(
+        &ringlab(&["run", "--disk", nosig.to_str().unwrap()]),
+        4,
+        "the BIOS found nothing to boot: Boot failed: disk 80h has no boot signature",
+    );
+    // --boot firmware with a multiboot kernel: ringlab loads those.
+    let mb = guest("mbboot", "hlt", false);
+    assert_clean_error(
+        &ringlab(&["run", mb.to_str().unwrap(), "--boot", "firmware"]),
+        2,
+        "a multiboot kernel is loaded by ringlab (--boot direct)",
+    );
+}
+
+/// `ringlab run IMAGE` with nothing else (the default boot).
+fn run_plain(image: &std::path::Path) -> Output {
+    ringlab(&["run", image.to_str().unwrap()])
 }

@@ -13,7 +13,8 @@
 #               the interrupt vector table, the BIOS data area, the EBDA,
 #               the screen, the MP tables (mptable.S), then INT 19h.
 #   video.S     INT 10h: text mode 3 on the VGA (and the screen helpers).
-#   disk.S      INT 13h: the ATA disks as BIOS drives 80h-83h.
+#   disk.S      INT 13h: the ATA disks as BIOS drives 80h-83h (with ata.S,
+#               the ATA PIO driver it uses).
 #   serial.S    INT 14h: the UARTs.
 #   system.S    INT 11h, 12h, 15h: equipment, memory (E820...), A20, waits.
 #   keyboard.S  IRQ 1 (INT 09h) and INT 16h: the keyboard buffer.

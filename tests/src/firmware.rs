@@ -99,7 +99,12 @@ pub fn boot_machines_everywhere(
     }
     let (_, first) = &transcripts[0];
     for (kind, t) in &transcripts[1..] {
-        assert_eq!(t, first, "{label}: {} differs from the interpreter", kind.name());
+        assert_eq!(
+            t,
+            first,
+            "{label}: {} differs from the interpreter",
+            kind.name()
+        );
     }
     first.clone()
 }

@@ -177,6 +177,9 @@ pub fn run_machine(
     limit: Duration,
     inspect: &mut dyn FnMut(EngineKind, &Machine),
 ) -> Option<Outcome> {
+    // Shown with --nocapture (the KVM test VM's log): which engine a long
+    // or stuck run is on.
+    eprintln!("platform: starting a run on {}", kind.name());
     let mut s = match Session::new(m, kind, Options::default(), st) {
         Ok(s) => s,
         Err(e) if kind != EngineKind::Kvm => panic!("{}: {e}", kind.name()),
@@ -220,6 +223,11 @@ pub fn run_machine(
             (stop, _) => break stop,
         }
     };
+    eprintln!(
+        "platform: {} stopped after {} instructions: {stop}",
+        kind.name(),
+        s.m.icount()
+    );
     inspect(kind, &s.m);
     let screen = s.m.screen().text();
     Some(Outcome {
