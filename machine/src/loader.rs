@@ -59,17 +59,9 @@ mod mbi_flag {
     pub const BOOT_LOADER_NAME: u32 = 1 << 9;
 }
 
-/// The memory map ringlab reports, shaped like a PC's INT 15h E820 map:
-/// conventional memory up to the extended BIOS data area, the EBDA, the
-/// system BIOS ROM, and extended memory from 1 MiB to the end of RAM. The
-/// VGA window 0xA0000-0xEFFFF is a hole, as on a PC.
-const EBDA_START: u64 = 0x9_FC00;
-const EBDA_END: u64 = 0xA_0000;
-const BIOS_ROM_START: u64 = 0xF_0000;
+/// Where extended memory starts (the memory map itself is
+/// `firmware::memory_map`, the BIOS's E820 map).
 const EXTENDED_START: u64 = 0x10_0000;
-/// Memory map entry types (spec 3.3).
-const MMAP_AVAILABLE: u32 = 1;
-const MMAP_RESERVED: u32 = 2;
 
 /// Physical memory a kernel may not load into: the VGA window, where the
 /// bytes would land on the screen. (The rest of 640 KiB-1 MiB is RAM in
@@ -94,27 +86,31 @@ const GDT_OFF: u32 = 0x00;
 const INFO_OFF: u32 = 0x20;
 const INFO_LEN: usize = 116;
 const MMAP_OFF: u32 = 0xA0;
+/// At most this many memory map entries (`firmware::memory_map`).
+const MMAP_MAX: usize = 7;
 /// One memory map entry: size (u32, not counting itself), base_addr (u64),
 /// length (u64), type (u32).
 const MMAP_ENTRY_LEN: usize = 24;
 const MMAP_ENTRY_SIZE_FIELD: u32 = 20;
-const NAME_OFF: u32 = 0x100;
+/// The handoff record for ringlab's BIOS (`firmware::HANDOFF_OFF`).
+const HANDOFF_OFF: u32 = crate::firmware::HANDOFF_OFF;
+const HANDOFF_LEN: u32 = 18;
+const NAME_OFF: u32 = 0x170;
 const BOOT_LOADER_NAME: &[u8] = b"ringlab\0";
 const BOOT_INFO_LEN: u32 = NAME_OFF + BOOT_LOADER_NAME.len() as u32;
 // The parts of the block do not overlap (at most four memory map entries),
 // and the block fits below the boot sector address from every candidate.
 const _: () = assert!(GDT_OFF as usize + 24 <= INFO_OFF as usize);
 const _: () = assert!(INFO_OFF as usize + INFO_LEN <= MMAP_OFF as usize);
-const _: () = assert!(MMAP_OFF as usize + 4 * MMAP_ENTRY_LEN <= NAME_OFF as usize);
+const _: () = assert!(MMAP_OFF as usize + MMAP_MAX * MMAP_ENTRY_LEN <= HANDOFF_OFF as usize);
+const _: () = assert!(HANDOFF_OFF + HANDOFF_LEN <= NAME_OFF);
 const _: () = assert!(0x7000 + BOOT_INFO_LEN <= DEFAULT_FLAT_ADDR);
 
 /// Where the boot information block may go, tried in order: the first free
 /// byte after the real-mode IVT (0-0x3FF) and the BIOS data area
 /// (0x400-0x4FF), then page boundaries below the boot sector address. The
 /// first that no kernel segment overlaps wins, so the choice is deterministic.
-const BOOT_INFO_CANDIDATES: [u32; 8] = [
-    0x500, 0x1000, 0x2000, 0x3000, 0x4000, 0x5000, 0x6000, 0x7000,
-];
+const BOOT_INFO_CANDIDATES: [u32; 8] = crate::firmware::HANDOFF_BLOCKS;
 
 /// ELF32 constants (System V ABI, Intel386 supplement).
 mod elf {
@@ -541,7 +537,9 @@ fn load_multiboot(mem: &mut GuestMemory, image: &[u8]) -> Result<LoadedImage, Lo
         let bss = p.memsz - data.len() as u64;
         mem.fill(p.dest + data.len() as u64, bss as usize, 0)?;
     }
-    mem.write(base as u64, &boot_info(base, mem.size()))?;
+    let mut block = boot_info(base, mem.size());
+    handoff(&mut block, base, entry);
+    mem.write(base as u64, &block)?;
 
     let n = pieces.len();
     Ok(LoadedImage {
@@ -802,18 +800,8 @@ fn boot_info(base: u32, ram: usize) -> Vec<u8> {
     }
 
     let ram = ram as u64;
-    let mut map = vec![
-        (0, EBDA_START, MMAP_AVAILABLE),
-        (EBDA_START, EBDA_END - EBDA_START, MMAP_RESERVED),
-        (
-            BIOS_ROM_START,
-            EXTENDED_START - BIOS_ROM_START,
-            MMAP_RESERVED,
-        ),
-    ];
-    if ram > EXTENDED_START {
-        map.push((EXTENDED_START, ram - EXTENDED_START, MMAP_AVAILABLE));
-    }
+    let map = crate::firmware::memory_map(ram);
+    debug_assert!(map.len() <= MMAP_MAX);
     for (i, &(addr, len, ty)) in map.iter().enumerate() {
         let off = MMAP_OFF as usize + i * MMAP_ENTRY_LEN;
         let e = &mut b[off..off + MMAP_ENTRY_LEN];
@@ -840,4 +828,15 @@ fn boot_info(base: u32, ram: usize) -> Vec<u8> {
 
     b[NAME_OFF as usize..].copy_from_slice(BOOT_LOADER_NAME);
     b
+}
+
+/// The handoff record for ringlab's BIOS (`firmware::HANDOFF_MAGIC`): a
+/// kernel at `entry` with its boot information block at `base`.
+fn handoff(b: &mut [u8], base: u32, entry: u32) {
+    let h = HANDOFF_OFF as usize;
+    b[h..h + 4].copy_from_slice(&crate::firmware::HANDOFF_MAGIC.to_le_bytes());
+    b[h + 4..h + 8].copy_from_slice(&entry.to_le_bytes());
+    b[h + 8..h + 12].copy_from_slice(&(base + INFO_OFF).to_le_bytes());
+    b[h + 12..h + 14].copy_from_slice(&((BOOT_GDT.len() * 8 - 1) as u16).to_le_bytes());
+    b[h + 14..h + 18].copy_from_slice(&(base + GDT_OFF).to_le_bytes());
 }

@@ -224,6 +224,9 @@ fn elf_kernel_loads_segments_zeroes_bss_and_enters_protected_mode() {
             (0x9_FC00, 0x400, 2),
             (0xF_0000, 0x1_0000, 2),
             (0x10_0000, RAM as u64 - 0x10_0000, 1),
+            (0xFEC0_0000, 0x1000, 2),
+            (0xFEE0_0000, 0x1000, 2),
+            (0xFFFF_0000, 0x1_0000, 2),
         ]
     );
     let name = m.read_u32(info + 64).unwrap() as u64;
@@ -767,7 +770,8 @@ fn one_mib_of_ram_has_no_extended_memory_entry() {
     let l = load(&mut m, &image, &LoadOptions::default()).unwrap();
     let info = l.entry.regs[EBX] as u64;
     assert_eq!(m.read_u32(info + 8), Some(0));
-    assert_eq!(m.read_u32(info + 44), Some(3 * 24));
+    // The EBDA-low memory, EBDA, ROM, and the APIC and high ROM ranges.
+    assert_eq!(m.read_u32(info + 44), Some(6 * 24));
 }
 
 #[test]
