@@ -16,6 +16,8 @@ start:
     mov sp, 0x7C00
     cld
     call settle
+    mov ax, 0x0003                  # a clear screen: the POST banner
+    int 0x10                        # is not part of these tests
     SAY "full "
     mov ah, 0x05
     mov cx, 0x1234

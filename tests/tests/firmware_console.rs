@@ -133,7 +133,11 @@ fn int16_full_buffer_and_store() {
 }
 
 /// Ctrl + Alt + Del restarts the machine (8042 command FEh, the run stops
-/// with a reset) as soon as IRQ 1 sees it, here while POST ends.
+/// with a reset) as soon as IRQ 1 sees it: once POST enables interrupts
+/// (the interpreter and the translator take IRQ 1 right after POST's STI,
+/// KVM a little later, while the boot sector waits for the timer). The
+/// screen (POST's banner, which other parts of the BIOS change) is left
+/// out.
 #[test]
 fn ctrl_alt_del_resets_the_machine() {
     use Key::*;
@@ -147,5 +151,6 @@ fn ctrl_alt_del_resets_the_machine() {
             (LeftCtrl, false),
         ])
     });
+    let t = t.split("--- screen ---").next().unwrap();
     insta::assert_snapshot!("bios_ctrl_alt_del", t);
 }
