@@ -131,6 +131,7 @@ post:
     mov word ptr [BDA_KBD_TAIL], BDA_KBD_BUF
     mov word ptr [BDA_KBD_BUF_START], BDA_KBD_BUF
     mov word ptr [BDA_KBD_BUF_LIMIT], BDA_KBD_BUF_END
+    mov byte ptr [BDA_KBD_FLAGS3], 0x10 # a 101-key keyboard (INT 16h 10h-12h)
     mov word ptr [BDA_CRTC_PORT], CRTC_INDEX
     pop ds
 

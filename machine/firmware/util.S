@@ -16,6 +16,19 @@ iret_cf:
     pop bp
     iret
 
+# iret_zf: the same for the zero flag (INT 16h AH=01h: ZF set, no key).
+#   Use: `jmp iret_zf` as the handler's last instruction.
+iret_zf:
+    push bp
+    mov bp, sp
+    jz 1f
+    and byte ptr [bp + 6], 0xBF     # ZF is bit 6
+    pop bp
+    iret
+1:  or byte ptr [bp + 6], 0x40
+    pop bp
+    iret
+
 # fw_putc: AL to the debug console (port 0xE9) and the screen (teletype).
 fw_putc:
     push ax
