@@ -276,21 +276,22 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> anyhow::Result<(Machine
             };
             if flat {
                 Some(boot_disk(bytes, what)?)
-            } else if boot == Some(BootArg::Firmware) {
-                return Err(status::error(
-                    status::USAGE,
-                    format!(
-                        "{what}: --boot firmware boots a disk image (a flat image); a multiboot \
-                         kernel is loaded by ringlab (--boot direct)"
-                    ),
-                ));
             } else {
                 None
             }
         }
         _ => None,
     };
+    // A multiboot kernel (not a lesson's) is loaded by ringlab and started
+    // by the BIOS after POST (boot.S, "a kernel ringlab loaded").
+    let kernel_via_firmware = g.bios.is_none()
+        && firmware_disk.is_none()
+        && matches!(
+            (&guest, g.boot, &g.lesson),
+            (Some(_), Some(BootArg::Firmware), _) | (Some(_), None, None)
+        );
     let boot_firmware = firmware_disk.is_some()
+        || kernel_via_firmware
         || (guest.is_none() && g.bios.is_none() && !g.disk.is_empty())
         || (g.boot == Some(BootArg::Firmware) && g.bios.is_none() && guest.is_none());
     let guest = if firmware_disk.is_some() { None } else { guest };
@@ -343,6 +344,11 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> anyhow::Result<(Machine
         loaded.entry = CpuState::reset();
         loaded.summary = match &firmware_disk {
             Some((_, line)) => format!("ringlab BIOS ({} KiB); {line}", map.size >> 10),
+            None if kernel_via_firmware => format!(
+                "ringlab BIOS ({} KiB), then {}",
+                map.size >> 10,
+                loaded.summary
+            ),
             None => format!(
                 "ringlab BIOS ({} KiB), booting the first --disk",
                 map.size >> 10

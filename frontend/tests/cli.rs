@@ -992,14 +992,38 @@ fn what_the_bios_cannot_boot_is_one_clear_error() {
         4,
         "the BIOS found nothing to boot: Boot failed: disk 80h has no boot signature",
     );
-    // --boot firmware with a multiboot kernel: ringlab loads those.
-    let mb = guest("mbboot", "hlt", false);
-    assert_clean_error(
-        &ringlab(&["run", mb.to_str().unwrap(), "--boot", "firmware"]),
-        2,
-        "a multiboot kernel is loaded by ringlab (--boot direct)",
+    // A multiboot kernel: ringlab loads it, the BIOS runs POST and starts
+    // it (boot.S); its output is the same as without the firmware.
+    let mb = guest("mbboot", PRINT_AND_EXIT_32, false);
+    let via_bios = ringlab(&["run", mb.to_str().unwrap(), "--stats"]);
+    let direct = ringlab(&["run", mb.to_str().unwrap(), "--boot", "direct"]);
+    let err = String::from_utf8_lossy(&via_bios.stderr);
+    assert_eq!(via_bios.status.code(), Some(0x21), "{err}");
+    assert_eq!(via_bios.stdout, direct.stdout);
+    assert_eq!(via_bios.stdout, b"ok\n");
+    assert!(
+        err.contains("ringlab BIOS (64 KiB), then multiboot ELF32"),
+        "{err}"
     );
 }
+
+/// PRINT_AND_EXIT for a 32-bit multiboot kernel.
+const PRINT_AND_EXIT_32: &str = r#"
+    mov dx, 0x3fb
+    mov al, 3
+    out dx, al
+    mov esi, offset msg
+1:  lodsb
+    test al, al
+    jz 2f
+    mov dx, 0x3f8
+    out dx, al
+    jmp 1b
+2:  mov al, 0x10
+    out 0xf4, al
+    hlt
+msg: .asciz "ok\n"
+"#;
 
 /// `ringlab run IMAGE` with nothing else (the default boot).
 fn run_plain(image: &std::path::Path) -> Output {

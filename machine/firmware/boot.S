@@ -17,6 +17,7 @@ int19_handler:
     mov es, ax
     mov ss, ax
     mov sp, BOOT_OFF
+    call multiboot_handoff          # returns when no kernel was loaded
     mov dl, 0x80
     cmp byte ptr [BDA_SEG * 16 + BDA_HARD_DISKS], 0
     je boot_no_disk
@@ -98,3 +99,75 @@ msg_int18:
     .asciz "No bootable device.\r\n"
 msg_halt:
     .asciz "System halted.\r\n"
+
+# ---- a kernel ringlab loaded ---------------------------------------------
+#
+# `ringlab run kernel.elf` loads a multiboot kernel itself (it reads the
+# ELF file, as GRUB or QEMU's -kernel would) and then powers the PC on as
+# usual, so the kernel finds what a BIOS leaves: the IVT, the BDA, the
+# EBDA with the MP tables, the E820 map (also in the multiboot memory
+# map). The loader leaves a record in its boot information block
+# (machine/src/firmware.rs: HANDOFF_*): "RLMB", the entry point, the
+# multiboot information address and the GDTR of its boot GDT. INT 19h
+# looks for it at the block's possible addresses and, if it is there,
+# enters the kernel in the state the Multiboot Specification 0.6.96
+# section 3.2 gives: protected mode, paging off, flat 4 GiB code and data
+# segments, interrupts off, A20 on, EAX = 2BADB002h, EBX = the
+# information's address.
+
+    .set HANDOFF_OFF, 0x150
+    .set HANDOFF_MAGIC, 0x424D4C52   # "RLMB"
+    .set MULTIBOOT_MAGIC, 0x2BADB002
+
+multiboot_handoff:
+    mov si, offset handoff_blocks
+1:  mov bx, cs:[si]
+    test bx, bx
+    jz 3f                           # none: boot the disk
+    cmp dword ptr [bx + HANDOFF_OFF], HANDOFF_MAGIC
+    je 2f
+    add si, 2
+    jmp 1b
+3:  ret
+2:  mov dword ptr [bx + HANDOFF_OFF], 0     # used: a reset boots the disk
+    cli
+    movzx esp, sp                   # the stack the kernel starts on
+    POST POST_BOOT_SECTOR
+    in al, FAST_A20                 # A20 on (the loader put the kernel at 1 MiB)
+    or al, 0x02
+    and al, 0xFE
+    out FAST_A20, al
+    lgdt [bx + HANDOFF_OFF + 12]    # the loader's boot GDT
+    mov esi, [bx + HANDOFF_OFF + 4] # the entry point
+    mov ebp, [bx + HANDOFF_OFF + 8] # the multiboot information
+    mov eax, 0x00000011             # CR0: PE, ET (caches on, as after POST)
+    mov cr0, eax
+    .byte 0x66, 0xEA                # JMP FAR 0008:handoff32 (32-bit offset)
+    .long handoff32 + 0xF0000
+    .word 0x08
+
+    .code32
+handoff32:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov fs, ax
+    mov gs, ax
+    mov ss, ax
+    push esi                        # where `ret` goes: the kernel
+    mov eax, MULTIBOOT_MAGIC
+    mov ebx, ebp
+    xor ecx, ecx
+    xor edx, edx
+    xor esi, esi
+    xor edi, edi
+    xor ebp, ebp
+    push 0x2                        # EFLAGS: interrupts off, DF clear
+    popfd
+    ret
+    .code16
+
+# Where the loader may have put its boot information block, tried in this
+# order (machine/src/firmware.rs HANDOFF_BLOCKS); 0 ends the list.
+handoff_blocks:
+    .word 0x500, 0x1000, 0x2000, 0x3000, 0x4000, 0x5000, 0x6000, 0x7000, 0

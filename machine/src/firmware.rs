@@ -47,7 +47,9 @@ pub const HANDOFF_MAGIC: u32 = u32::from_le_bytes(*b"RLMB");
 pub const HANDOFF_OFF: u32 = 0x150;
 /// The addresses the loader may put its block at (`loader.rs`,
 /// BOOT_INFO_CANDIDATES); boot.S searches the same list.
-pub const HANDOFF_BLOCKS: [u32; 8] = [0x500, 0x1000, 0x2000, 0x3000, 0x4000, 0x5000, 0x6000, 0x7000];
+pub const HANDOFF_BLOCKS: [u32; 8] = [
+    0x500, 0x1000, 0x2000, 0x3000, 0x4000, 0x5000, 0x6000, 0x7000,
+];
 
 #[cfg(test)]
 mod tests {
@@ -58,7 +60,10 @@ mod tests {
         let m = memory_map(32 << 20);
         assert_eq!(m.len(), 7);
         assert_eq!(m[3], (0x10_0000, (32 << 20) - 0x10_0000, MAP_RAM));
-        assert!(m.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0), "in order, disjoint");
+        assert!(
+            m.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0),
+            "in order, disjoint"
+        );
         // 1 MiB of RAM: nothing above it.
         assert_eq!(memory_map(1 << 20).len(), 6);
     }

@@ -1,6 +1,7 @@
 # bios-boot.S: the simplest boot sector: booted by the BIOS at 0000:7C00,
 # it reports the boot drive (DL), INT 11h's equipment word and INT 12h's
 # base memory, and exits.
+    .code16
     jmp start
     .include "bios-boot.inc"
 start:
