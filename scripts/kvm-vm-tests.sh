@@ -79,7 +79,7 @@ moddir=$(ls -d "$cache"/kernel/lib/modules/* | head -1)/kernel
 # The test binaries, built for this host (the VM runs the same kernel ABI).
 echo "kvm-vm: building the test binaries"
 exes=()
-tests=(kvm lessons protected robustness switch debugger rom platform platform_io platform_timers)
+tests=(kvm lessons protected robustness switch debugger rom platform platform_io platform_timers firmware_console firmware_disk firmware_system)
 for t in "${tests[@]}"; do
     exe=$(cargo test --release -p tests --test "$t" --no-run --message-format=json 2>/dev/null \
         | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
@@ -214,6 +214,10 @@ else
     # platform_timers: the RTC, the local APIC and the I/O APIC driven by
     # interrupt handlers (kvm-pvm cannot IRET without paging).
     run platform_timers --nocapture
+    # firmware_*: ringlab's BIOS booting boot sectors that use its services.
+    run firmware_console --nocapture
+    run firmware_disk --nocapture
+    run firmware_system --nocapture
     echo "RINGLAB-SKIPS-BEGIN"
     cat /tmp/skips
     echo "RINGLAB-SKIPS-END"
