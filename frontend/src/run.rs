@@ -629,6 +629,9 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> anyhow::Result<u8> {
     };
     let start = Instant::now();
     let mut progress = Progress::new();
+    // The terminal is the guest's console: no progress line between its
+    // output (QEMU -nographic shows none either).
+    progress.on &= !console.interactive();
     let mut stdout = std::io::stdout().lock();
     // The whole COM1 output, for the JSON report.
     let mut serial: Vec<u8> = Vec::new();
