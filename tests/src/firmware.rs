@@ -108,3 +108,22 @@ pub fn boot_machines_everywhere(
     }
     first.clone()
 }
+
+/// Loads `tests/guests/NAME.S` (a platform guest with `multiboot.inc`) as
+/// ringlab's loader does for `ringlab run kernel`, powers the PC on at the
+/// reset vector, and lets the BIOS run POST and start the kernel (boot.S,
+/// "a kernel ringlab loaded"), on every engine.
+pub fn boot_kernel_everywhere(name: &str, setup: &dyn Fn(&mut Machine)) -> String {
+    let image = assemble_at(name, crate::platform::LOAD);
+    boot_machines_everywhere(
+        name,
+        &|| {
+            let mut m = bios_machine();
+            machine::loader::load(&mut m.mem, &image, &machine::loader::LoadOptions::default())
+                .expect("the kernel loads");
+            setup(&mut m);
+            m
+        },
+        &mut |_, _| {},
+    )
+}

@@ -111,3 +111,29 @@ fn mp_tables_are_found_and_walked_as_xv6_does() {
     let t = boot_everywhere("bios-sys-mp", &|_| {});
     insta::assert_snapshot!(t);
 }
+
+/// A multiboot kernel started by the BIOS after POST finds the IVT, the
+/// BDA, the MP tables in the EBDA and the E820 map as its multiboot memory
+/// map.
+#[test]
+fn a_multiboot_kernel_finds_what_the_bios_leaves() {
+    let t = tests::firmware::boot_kernel_everywhere("mb-bios", &|_| {});
+    insta::assert_snapshot!(t, @r"
+    stop: guest exit through port 0xf4 with value 0x0
+    --- COM1 ---
+    INT 10h vector f000024b
+    EBDA segment, base KiB 00009fc0 639
+    MP floating pointer at 0009fc10, checksum 0
+    multiboot flags 00000241
+    0000000000000000 0009fc00 1
+    000000000009fc00 00000400 2
+    00000000000f0000 00010000 2
+    0000000000100000 01f00000 1
+    00000000fec00000 00001000 2
+    00000000fee00000 00001000 2
+    00000000ffff0000 00010000 2
+    --- screen ---
+    ringlab BIOS
+    Memory: 639 KiB base, 31 MiB extended; hard disks: 0
+    ");
+}
