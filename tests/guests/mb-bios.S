@@ -10,7 +10,7 @@ main:
     mov [mbi], ebx                  # platform.inc's start keeps EBX
     mov esi, offset m_ivt
     call puts
-    mov eax, [0x10 * 4]             # INT 10h: segment:offset
+    movzx eax, word ptr [0x10 * 4 + 2]  # INT 10h's segment: the ROM's
     call puthex
     call newline
     mov esi, offset m_bda
@@ -80,7 +80,7 @@ main:
 6:  ret
 
 mbi: .long 0
-m_ivt: .asciz "INT 10h vector "
+m_ivt: .asciz "INT 10h vector segment "
 m_bda: .asciz "EBDA segment, base KiB "
 m_nomp: .asciz "no MP floating pointer\n"
 m_mp: .asciz "MP floating pointer at "

@@ -121,7 +121,7 @@ fn a_multiboot_kernel_finds_what_the_bios_leaves() {
     insta::assert_snapshot!(t, @r"
     stop: guest exit through port 0xf4 with value 0x0
     --- COM1 ---
-    INT 10h vector f000024b
+    INT 10h vector segment 0000f000
     EBDA segment, base KiB 00009fc0 639
     MP floating pointer at 0009fc10, checksum 0
     multiboot flags 00000241
