@@ -31,12 +31,12 @@
 # target/test-logs): host.log (cargo test's output), skips-host, and vm/
 # (serial.log, qemu.log, results, failed, skips; see kvm-vm-tests.sh).
 #
-# Installs what it needs with apt-get (GNU binutils and tmux here; QEMU and
-# busybox in kvm-vm-tests.sh). RINGLAB_NO_VM=1 leaves out step 2 (refused
-# when CI is set). For debugging, RINGLAB_TEST_ARGS replaces `--workspace`
-# in step 1 (e.g. RINGLAB_TEST_ARGS="-p tests --test rom"; the summary
-# says so) and RINGLAB_VM_ONLY="rom kvm" runs only those test binaries in
-# the VM.
+# Installs what it needs with apt-get (GNU binutils, tmux, and gcc, make and
+# perl for xv6 here; QEMU and busybox in kvm-vm-tests.sh). RINGLAB_NO_VM=1
+# leaves out step 2 (refused when CI is set). For debugging,
+# RINGLAB_TEST_ARGS replaces `--workspace` in step 1 (e.g.
+# RINGLAB_TEST_ARGS="-p tests --test rom"; the summary says so) and
+# RINGLAB_VM_ONLY="rom kvm" runs only those test binaries in the VM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -76,6 +76,18 @@ if ! command -v tmux >/dev/null; then
     $sudo_cmd apt-get update -qq </dev/null
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq tmux </dev/null
 fi
+
+# gcc, make, binutils and perl build xv6 for its tests (tests/tests/xv6.rs
+# runs scripts/xv6-images.sh, which names the Debian packages this machine
+# lacks). Asked again after an install: whether gcc needs gcc-multilib or
+# libc6-dev can only be found out once gcc is there.
+for _ in 1 2; do
+    read -r -a xv6_packages <<<"$(scripts/xv6-images.sh --missing-packages)"
+    [ ${#xv6_packages[@]} -gt 0 ] || break
+    echo "test.sh: installing ${xv6_packages[*]} (to build xv6)"
+    $sudo_cmd apt-get update -qq </dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${xv6_packages[@]}" </dev/null
+done
 
 # --- 1. the host ------------------------------------------------------------
 
