@@ -9,6 +9,7 @@ use std::process::Command;
 
 /// (name, format, link address)
 const GUESTS: &[(&str, &str, u32)] = &[
+    ("reset", "flat", 0x7C00),
     ("hello", "flat", 0x7C00),
     ("protected", "flat", 0x7C00),
     ("interrupts", "flat", 0x7C00),

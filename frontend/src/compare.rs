@@ -448,20 +448,7 @@ pub fn demo() -> anyhow::Result<u8> {
 fn lesson_guest(lesson: &'static lessons::Lesson) -> Guest {
     Guest {
         name: format!("lesson {}: {}", lesson.name, lesson.summary),
-        args: GuestArgs {
-            image: None,
-            lesson: Some(lesson.name.to_string()),
-            bios: None,
-            mem: machine::machine::DEFAULT_RAM >> 20,
-            format: None,
-            load_addr: None,
-            disk: vec![],
-            snapshot: false,
-            rtc: None,
-            keys: vec![],
-            keys_file: vec![],
-            boot: None,
-        },
+        args: GuestArgs::lesson(lesson.name),
     }
 }
 

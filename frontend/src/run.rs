@@ -185,8 +185,9 @@ pub struct GuestArgs {
     /// that disk (what `qemu-system-i386 boot.bin` does; the default for
     /// images and for --disk alone). `direct`: ringlab loads the image
     /// itself and starts it at its entry with no firmware (a flat image at
-    /// 0000:7C00 in real mode; the default for lessons, whose traces stay
-    /// short, and for multiboot kernels).
+    /// 0000:7C00 in real mode; the default for multiboot kernels, and for
+    /// the lessons, whose traces stay short, all but `reset`, whose
+    /// subject is the firmware).
     #[arg(long, value_enum, value_name = "HOW")]
     pub boot: Option<BootArg>,
 }
@@ -201,6 +202,25 @@ pub enum BootArg {
 }
 
 impl GuestArgs {
+    /// Lesson `name`'s guest with every other option at its default, as
+    /// `ringlab run --lesson NAME` takes it.
+    pub fn lesson(name: &str) -> GuestArgs {
+        GuestArgs {
+            image: None,
+            lesson: Some(name.to_string()),
+            bios: None,
+            mem: machine::machine::DEFAULT_RAM >> 20,
+            format: None,
+            load_addr: None,
+            disk: vec![],
+            snapshot: false,
+            rtc: None,
+            keys: vec![],
+            keys_file: vec![],
+            boot: None,
+        }
+    }
+
     /// The guest's name, for titles.
     pub fn name(&self) -> String {
         let guest = match (&self.lesson, &self.image) {
@@ -237,6 +257,9 @@ pub fn prepare(g: &GuestArgs) -> anyhow::Result<(Machine, LoadedImage)> {
 /// `prepare`, with the disk files written as the guest writes when
 /// `write_disks` (and not --snapshot).
 pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> anyhow::Result<(Machine, LoadedImage)> {
+    // How the guest starts: --boot, else the lesson's own way (an image
+    // has none: it depends on its format, below).
+    let mut boot = g.boot;
     let guest: Option<(Vec<u8>, String, Option<ImageFormat>)> = match (&g.lesson, &g.image) {
         (Some(name), _) => {
             let l = crate::compare::find_lesson(name)?;
@@ -244,6 +267,10 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> anyhow::Result<(Machine
                 lessons::Format::BootSector => ImageFormat::Flat,
                 lessons::Format::Multiboot => ImageFormat::Multiboot,
             };
+            boot = boot.or(Some(match l.boot {
+                lessons::Boot::Direct => BootArg::Direct,
+                lessons::Boot::Firmware => BootArg::Firmware,
+            }));
             Some((l.image.to_vec(), format!("lesson {name}"), Some(f)))
         }
         (None, Some(image)) => {
@@ -266,10 +293,9 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> anyhow::Result<(Machine
         }
     };
     // Through the firmware: a flat image becomes the first hard disk.
-    let firmware_disk = match (&guest, g.boot, &g.bios, &g.lesson) {
-        (_, _, Some(_), _) => None,
-        (Some(_), None, _, Some(_)) => None,
-        (Some((bytes, what, format)), boot, _, _) if boot != Some(BootArg::Direct) => {
+    let firmware_disk = match (&guest, boot, &g.bios) {
+        (_, _, Some(_)) => None,
+        (Some((bytes, what, format)), boot, _) if boot != Some(BootArg::Direct) => {
             let flat = match format {
                 Some(f) => *f == ImageFormat::Flat,
                 None => loader::detect_format(bytes) == Some(ImageFormat::Flat),
@@ -282,18 +308,17 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> anyhow::Result<(Machine
         }
         _ => None,
     };
-    // A multiboot kernel (not a lesson's) is loaded by ringlab and started
-    // by the BIOS after POST (boot.S, "a kernel ringlab loaded").
+    // A multiboot kernel is loaded by ringlab and started by the BIOS
+    // after POST (boot.S, "a kernel ringlab loaded"), unless it boots
+    // directly (--boot direct, as the multiboot lessons do).
     let kernel_via_firmware = g.bios.is_none()
         && firmware_disk.is_none()
-        && matches!(
-            (&guest, g.boot, &g.lesson),
-            (Some(_), Some(BootArg::Firmware), _) | (Some(_), None, None)
-        );
+        && guest.is_some()
+        && boot != Some(BootArg::Direct);
     let boot_firmware = firmware_disk.is_some()
         || kernel_via_firmware
         || (guest.is_none() && g.bios.is_none() && !g.disk.is_empty())
-        || (g.boot == Some(BootArg::Firmware) && g.bios.is_none() && guest.is_none());
+        || (boot == Some(BootArg::Firmware) && g.bios.is_none() && guest.is_none());
     let guest = if firmware_disk.is_some() { None } else { guest };
     let mem_mib = g.mem;
     if let Some(why) = mem_range_error(mem_mib) {
@@ -905,6 +930,49 @@ mod tests {
             progress_line(Duration::from_secs(2), EngineKind::Kvm, None, 2_025_000_000),
             "[ringlab] 2 s on kvm: instructions not counted on KVM, virtual time 2025 ms"
         );
+    }
+
+    #[test]
+    fn a_lesson_boots_as_it_says_unless_boot_is_given() {
+        // The reset vector (CS F000 with base FFFF0000, IP FFF0) or the
+        // boot sector's 0000:7C00, as a linear address.
+        const RESET_VECTOR: u32 = 0xFFFF_FFF0;
+        for l in lessons::all() {
+            let firmware = l.boot == lessons::Boot::Firmware;
+            let (m, loaded) = prepare(&GuestArgs::lesson(l.name)).unwrap();
+            assert_eq!(m.rom_map().is_some(), firmware, "{}", l.name);
+            assert_eq!(
+                loaded.entry.pc_linear() == RESET_VECTOR,
+                firmware,
+                "{}",
+                l.name
+            );
+            if firmware {
+                // Its boot sector is the first hard disk, for INT 19h.
+                assert!(
+                    loaded.summary.contains("as the first hard disk"),
+                    "{}",
+                    l.name
+                );
+                // --boot direct: loaded at 0000:7C00, no firmware.
+                let direct = GuestArgs {
+                    boot: Some(BootArg::Direct),
+                    ..GuestArgs::lesson(l.name)
+                };
+                let (m, loaded) = prepare(&direct).unwrap();
+                assert!(m.rom_map().is_none(), "{}", l.name);
+                assert_eq!(loaded.entry.pc_linear(), 0x7C00, "{}", l.name);
+            }
+        }
+        // And a lesson that starts directly goes through the firmware when
+        // asked to.
+        let hello = GuestArgs {
+            boot: Some(BootArg::Firmware),
+            ..GuestArgs::lesson("hello")
+        };
+        let (m, loaded) = prepare(&hello).unwrap();
+        assert!(m.rom_map().is_some());
+        assert_eq!(loaded.entry.pc_linear(), RESET_VECTOR);
     }
 
     #[test]

@@ -402,6 +402,7 @@ macro_rules! sheets {
 }
 
 sheets! {
+    reset => "reset",
     hello => "hello",
     protected => "protected",
     interrupts => "interrupts",

@@ -49,10 +49,25 @@
 /// How a lesson's image is loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    /// A boot sector: raw bytes at 0x7C00, entered in real mode.
+    /// A boot sector: 512 bytes ending in 55 AA, run at 0000:7C00 in real
+    /// mode (loaded there by ringlab, or by the BIOS: [`Boot`]).
     BootSector,
     /// A multiboot v1 ELF32 kernel, entered in protected mode.
     Multiboot,
+}
+
+/// How a lesson's guest starts: the default of `ringlab run --boot`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Boot {
+    /// ringlab loads the image and enters it itself, with no firmware
+    /// (`--boot direct`): the run, its trace and the step UI start at the
+    /// guest's first instruction, so they stay short.
+    Direct,
+    /// As a PC starts (`--boot firmware`): ringlab's BIOS runs from the
+    /// reset vector, F000:FFF0, and boots the image (a boot sector, which
+    /// becomes the first hard disk) at 0000:7C00 with DL=80h. The run
+    /// holds the firmware's POST too, on every engine.
+    Firmware,
 }
 
 #[derive(Debug)]
@@ -61,6 +76,8 @@ pub struct Lesson {
     pub summary: &'static str,
     pub image: &'static [u8],
     pub format: Format,
+    /// Whether the firmware runs first (a command's `--boot` overrides it).
+    pub boot: Boot,
     /// The lab sheet (markdown).
     pub sheet: &'static str,
     /// The guest's commented source.
@@ -69,10 +86,20 @@ pub struct Lesson {
 
 static LESSONS: &[Lesson] = &[
     Lesson {
+        name: "reset",
+        summary: "from reset to the boot sector: the BIOS's POST, the IVT and BDA, INT 19h",
+        image: include_bytes!(concat!(env!("OUT_DIR"), "/reset.bin")),
+        format: Format::BootSector,
+        boot: Boot::Firmware,
+        sheet: include_str!("../sheets/reset.md"),
+        source: include_str!("../guests/reset.S"),
+    },
+    Lesson {
         name: "hello",
         summary: "a boot sector in real mode writing to COM1 and to the VGA screen",
         image: include_bytes!(concat!(env!("OUT_DIR"), "/hello.bin")),
         format: Format::BootSector,
+        boot: Boot::Direct,
         sheet: include_str!("../sheets/hello.md"),
         source: include_str!("../guests/hello.S"),
     },
@@ -81,6 +108,7 @@ static LESSONS: &[Lesson] = &[
         summary: "a GDT, CR0.PE and the far jump into 32-bit protected mode",
         image: include_bytes!(concat!(env!("OUT_DIR"), "/protected.bin")),
         format: Format::BootSector,
+        boot: Boot::Direct,
         sheet: include_str!("../sheets/protected.md"),
         source: include_str!("../guests/protected.S"),
     },
@@ -89,6 +117,7 @@ static LESSONS: &[Lesson] = &[
         summary: "an IDT, the PIC at 0x20, the PIT at 100 Hz and a HLT loop counting five ticks",
         image: include_bytes!(concat!(env!("OUT_DIR"), "/interrupts.bin")),
         format: Format::BootSector,
+        boot: Boot::Direct,
         sheet: include_str!("../sheets/interrupts.md"),
         source: include_str!("../guests/interrupts.S"),
     },
@@ -98,6 +127,7 @@ static LESSONS: &[Lesson] = &[
             "a TSS, IRET into ring 3, INT 0x80 system calls, CLI caught as #GP, the I/O bitmap",
         image: include_bytes!(concat!(env!("OUT_DIR"), "/rings.bin")),
         format: Format::Multiboot,
+        boot: Boot::Direct,
         sheet: include_str!("../sheets/rings.md"),
         source: include_str!("../guests/rings.S"),
     },
@@ -107,6 +137,7 @@ static LESSONS: &[Lesson] = &[
             "page tables, user and supervisor pages, #PF with CR2 and the error code, demand paging",
         image: include_bytes!(concat!(env!("OUT_DIR"), "/paging.bin")),
         format: Format::Multiboot,
+        boot: Boot::Direct,
         sheet: include_str!("../sheets/paging.md"),
         source: include_str!("../guests/paging.S"),
     },
@@ -115,6 +146,7 @@ static LESSONS: &[Lesson] = &[
         summary: "the sensitive but unprivileged instructions, in ring 0, ring 3 and under trap-and-emulate",
         image: include_bytes!(concat!(env!("OUT_DIR"), "/popek-goldberg.bin")),
         format: Format::Multiboot,
+        boot: Boot::Direct,
         sheet: include_str!("../sheets/popek-goldberg.md"),
         source: include_str!("../guests/popek-goldberg.S"),
     },
@@ -123,6 +155,7 @@ static LESSONS: &[Lesson] = &[
         summary: "Adams & Agesen's nanobenchmarks in cycles per operation, by RDTSC",
         image: include_bytes!(concat!(env!("OUT_DIR"), "/nanobench.bin")),
         format: Format::Multiboot,
+        boot: Boot::Direct,
         sheet: include_str!("../sheets/nanobench.md"),
         source: include_str!("../guests/nanobench.S"),
     },
@@ -131,6 +164,7 @@ static LESSONS: &[Lesson] = &[
         summary: "a timer-driven guest: instruction-counted time against real time",
         image: include_bytes!(concat!(env!("OUT_DIR"), "/determinism.bin")),
         format: Format::Multiboot,
+        boot: Boot::Direct,
         sheet: include_str!("../sheets/determinism.md"),
         source: include_str!("../guests/determinism.S"),
     },
@@ -558,6 +592,16 @@ mod tests {
                 assert_eq!(&l.image[510..], &[0x55, 0xAA], "{}", l.name);
             }
             assert!(l.sheet.contains("## Answers (for teachers)"), "{}", l.name);
+        }
+    }
+
+    #[test]
+    fn lessons_booted_by_the_firmware_are_boot_sectors() {
+        // The BIOS boots them from a disk: sector 0, with its signature.
+        for l in super::all() {
+            if l.boot == super::Boot::Firmware {
+                assert_eq!(l.format, super::Format::BootSector, "{}", l.name);
+            }
         }
     }
 

@@ -15,11 +15,9 @@
 //!   prints why it cannot run, unless RINGLAB_REQUIRE_KVM is set (the
 //!   QEMU/SVM VM of scripts/kvm-vm-tests.sh), where nothing may skip.
 
-use machine::loader::{self, LoadOptions};
-use machine::{
-    Chain, Counter, EngineError, Event, EventKind, Limits, Machine, MachineConfig, Stop,
-};
+use machine::{Chain, Counter, EngineError, Event, EventKind, Limits, Machine, Stop};
 use ringlab::engines::EngineKind;
+use ringlab::run::{prepare, GuestArgs};
 use ringlab::session::{Options, Session};
 use std::time::{Duration, Instant};
 
@@ -27,9 +25,11 @@ fn lesson(name: &str) -> &'static lessons::Lesson {
     lessons::find(name).unwrap_or_else(|| panic!("no lesson {name}"))
 }
 
+/// Lesson `l` as `ringlab run --lesson NAME` prepares it (the `reset`
+/// lesson from the reset vector, through the BIOS).
 fn session(l: &lessons::Lesson, kind: EngineKind) -> Result<Session, EngineError> {
-    let mut m = Machine::new(MachineConfig::default()).expect("machine");
-    let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).expect("load");
+    let (m, loaded) =
+        prepare(&GuestArgs::lesson(l.name)).unwrap_or_else(|e| panic!("lesson {}: {e:#}", l.name));
     Session::new(m, kind, Options::default(), &loaded.entry)
 }
 
