@@ -181,13 +181,13 @@ pub struct GuestArgs {
     #[arg(long, value_name = "FILE")]
     pub keys_file: Vec<PathBuf>,
     /// How the guest starts. `firmware`: as a PC does, ringlab's BIOS from
-    /// the reset vector, which boots the first hard disk; a flat IMAGE is
-    /// that disk (what `qemu-system-i386 boot.bin` does; the default for
-    /// images and for --disk alone). `direct`: ringlab loads the image
-    /// itself and starts it at its entry with no firmware (a flat image at
-    /// 0000:7C00 in real mode; the default for multiboot kernels, and for
-    /// the lessons, whose traces stay short, all but `reset`, whose
-    /// subject is the firmware).
+    /// the reset vector; it boots the first hard disk (a flat IMAGE is that
+    /// disk: what `qemu-system-i386 boot.bin` does) or, after POST, starts
+    /// a multiboot kernel ringlab loaded (the default for images and for
+    /// --disk alone). `direct`: no firmware; ringlab starts the image at
+    /// its entry (a flat image at 0000:7C00 in real mode; the default for
+    /// the lessons, whose traces stay short, all but `reset`, whose subject
+    /// is the firmware).
     #[arg(long, value_enum, value_name = "HOW")]
     pub boot: Option<BootArg>,
 }
