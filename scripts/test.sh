@@ -31,8 +31,8 @@
 # target/test-logs): host.log (cargo test's output), skips-host, and vm/
 # (serial.log, qemu.log, results, failed, skips; see kvm-vm-tests.sh).
 #
-# Installs what it needs with apt-get (GNU binutils, tmux, and gcc, make and
-# perl for xv6 here; QEMU and busybox in kvm-vm-tests.sh). RINGLAB_NO_VM=1
+# Installs what it needs with apt-get (GNU binutils, tmux, QEMU, and gcc,
+# make and perl for xv6 here; busybox in kvm-vm-tests.sh). RINGLAB_NO_VM=1
 # leaves out step 2 (refused when CI is set). For debugging,
 # RINGLAB_TEST_ARGS replaces `--workspace` in step 1 (e.g.
 # RINGLAB_TEST_ARGS="-p tests --test rom"; the summary says so) and
@@ -88,6 +88,15 @@ for _ in 1 2; do
     $sudo_cmd apt-get update -qq </dev/null
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${xv6_packages[@]}" </dev/null
 done
+
+# QEMU with SeaBIOS is the reference PC that tests/tests/firmware_qemu.rs
+# boots the firmware tests' boot sectors on (qemu-system-i386; the same
+# package gives kvm-vm-tests.sh its qemu-system-x86_64, and pulls in
+# SeaBIOS and its VGA BIOS).
+if ! command -v qemu-system-i386 >/dev/null; then
+    $sudo_cmd apt-get update -qq </dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq qemu-system-x86 </dev/null
+fi
 
 # --- 1. the host ------------------------------------------------------------
 

@@ -5,3 +5,4 @@ pub mod skip;
 pub use skip::skip;
 pub mod firmware;
 pub mod platform;
+pub mod qemu;
