@@ -688,20 +688,7 @@ impl Machine {
             return 0;
         }
         self.after_device_activity();
-        for item in out[..n].chunks_exact(size as usize) {
-            let mut b = [0u8; 4];
-            b[..item.len()].copy_from_slice(item);
-            self.trace.record(
-                self.icount,
-                self.clock.now(),
-                Event::PortIo {
-                    port,
-                    size,
-                    write: false,
-                    value: u32::from_le_bytes(b),
-                },
-            );
-        }
+        self.trace_items(port, size, false, &out[..n]);
         n
     }
 
@@ -715,7 +702,14 @@ impl Machine {
             return 0;
         }
         self.after_device_activity();
-        for item in data[..n].chunks_exact(size as usize) {
+        self.trace_items(port, size, true, &data[..n]);
+        n
+    }
+
+    /// Traces each `size`-byte item of a bulk transfer as the single port
+    /// access it stands for.
+    fn trace_items(&mut self, port: u16, size: u8, write: bool, bytes: &[u8]) {
+        for item in bytes.chunks_exact(size as usize) {
             let mut b = [0u8; 4];
             b[..item.len()].copy_from_slice(item);
             self.trace.record(
@@ -724,12 +718,11 @@ impl Machine {
                 Event::PortIo {
                     port,
                     size,
-                    write: true,
+                    write,
                     value: u32::from_le_bytes(b),
                 },
             );
         }
-        n
     }
 
     // ---- physical memory ------------------------------------------------

@@ -40,7 +40,7 @@ use machine::event::Record;
 use machine::{Chain, Event, Limits, Machine, MachineConfig, PrivCause, Stop};
 use ringlab::engines::EngineKind;
 use ringlab::session::{Options, Session};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -322,11 +322,28 @@ fn tool(name: &str, args: &[&str]) {
 pub fn assemble(name: &str, src: &str, org: u32) -> Vec<u8> {
     CURRENT_GUEST.with(|g| *g.borrow_mut() = name.to_string());
     let dir = tmp_dir();
-    let p = |ext: &str| dir.join(format!("{name}.{ext}"));
-    let s = |p: &PathBuf| p.to_str().unwrap().to_string();
-    let (src_p, obj, elf, bin) = (p("S"), p("o"), p("elf"), p("bin"));
+    let src_p = dir.join(format!("{name}.S"));
     std::fs::write(&src_p, src).unwrap();
-    tool("as", &["--32", "-o", &s(&obj), &s(&src_p)]);
+    assemble_file(&src_p, None, &dir, org)
+}
+
+/// Assembles the GNU as file `src` (with `include` on the include path),
+/// links its .text at `org` with the entry `start`, and returns the flat
+/// binary; the object files go to `dir`.
+pub fn assemble_file(src: &Path, include: Option<&Path>, dir: &Path, org: u32) -> Vec<u8> {
+    let name = src.file_stem().and_then(|n| n.to_str()).unwrap_or("guest");
+    let p = |ext: &str| dir.join(format!("{name}.{ext}"));
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (obj, elf, bin) = (p("o"), p("elf"), p("bin"));
+    let mut as_args = vec!["--32".to_string()];
+    if let Some(inc) = include {
+        as_args.extend(["-I".to_string(), s(inc)]);
+    }
+    as_args.extend(["-o".to_string(), s(&obj), s(src)]);
+    tool(
+        "as",
+        &as_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     tool(
         "ld",
         &[

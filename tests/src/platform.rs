@@ -15,7 +15,6 @@ use machine::{Limits, Machine, MachineConfig, Stop};
 use ringlab::engines::EngineKind;
 use ringlab::session::{Options, Session};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Where platform guests are linked, loaded and entered.
@@ -35,17 +34,6 @@ fn tmp_dir() -> PathBuf {
     dir
 }
 
-fn tool(name: &str, args: &[&str]) {
-    let out = Command::new(name).args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run {name} (GNU binutils are needed: apt-get install binutils): {e}")
-    });
-    assert!(
-        out.status.success(),
-        "{name} {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Assembles `tests/guests/NAME.S` (with `platform.inc` on the include
 /// path), links it at [`LOAD`] and returns the flat image.
 pub fn build(name: &str) -> Vec<u8> {
@@ -57,33 +45,8 @@ pub fn build(name: &str) -> Vec<u8> {
 pub fn assemble_at(name: &str, org: u32) -> Vec<u8> {
     let dir = tmp_dir();
     let src = guests_dir().join(format!("{name}.S"));
-    let p = |ext: &str| dir.join(format!("{name}.{ext}"));
-    let s = |p: &Path| p.to_str().unwrap().to_string();
-    let (obj, elf, bin) = (p("o"), p("elf"), p("bin"));
-    tool(
-        "as",
-        &["--32", "-I", &s(&guests_dir()), "-o", &s(&obj), &s(&src)],
-    );
-    tool(
-        "ld",
-        &[
-            "-m",
-            "elf_i386",
-            "-nostdlib",
-            "-N",
-            &format!("-Ttext={org:#x}"),
-            "-e",
-            "start",
-            "-o",
-            &s(&elf),
-            &s(&obj),
-        ],
-    );
-    tool(
-        "objcopy",
-        &["-O", "binary", "-j", ".text", &s(&elf), &s(&bin)],
-    );
-    let image = std::fs::read(&bin).unwrap();
+    let image = crate::guest::assemble_file(&src, Some(&guests_dir()), &dir, org);
+    // A temporary directory left behind is harmless to the test.
     let _ = std::fs::remove_dir_all(&dir);
     image
 }
