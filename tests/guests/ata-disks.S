@@ -822,23 +822,6 @@ put_text:
     pop eax
     ret
 
-# puthex2: AL as two hex digits; puthex1: the low nibble of AL.
-puthex2:
-    push eax
-    shr al, 4
-    call puthex1
-    pop eax
-puthex1:
-    push eax
-    and al, 0x0F
-    add al, '0'
-    cmp al, '9'
-    jbe 1f
-    add al, 'a' - '0' - 10
-1:  call putc
-    pop eax
-    ret
-
 s_channel:          .asciz "channel "
 s_status:           .asciz ": status "
 s_floating:         .asciz " -> nothing drives the bus\n"

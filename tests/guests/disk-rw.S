@@ -131,22 +131,6 @@ put_first:
     call newline
     ret
 
-# puthex2: AL as two hex digits.
-puthex2:
-    push eax
-    shr al, 4
-    call 1f
-    pop eax
-1:  push eax
-    and al, 0x0F
-    add al, '0'
-    cmp al, '9'
-    jbe 2f
-    add al, 'a' - '0' - 10
-2:  call putc
-    pop eax
-    ret
-
 s_sector0:  .asciz "sector 0: "
 s_sector1:  .asciz "sector 1: "
 s_write:    .asciz "write sector 1: status "

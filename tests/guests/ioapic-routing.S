@@ -392,26 +392,6 @@ put_sector:
     call putc
     jmp newline
 
-# puthex2: AL as two hex digits.
-puthex2:
-    push eax
-    push ecx
-    mov ecx, 2
-    shl eax, 24
-1:  rol eax, 4
-    push eax
-    and al, 0x0F
-    add al, '0'
-    cmp al, '9'
-    jbe 2f
-    add al, 'a' - '0' - 10
-2:  call putc
-    pop eax
-    loop 1b
-    pop ecx
-    pop eax
-    ret
-
 pit_irq:
     inc dword ptr [pit_count]
     EOI

@@ -515,22 +515,6 @@ decode_keys:
     pop eax
     ret
 
-# puthex2: AL as two hex digits.
-puthex2:
-    push eax
-    shr al, 4
-    call 1f
-    pop eax
-1:  push eax
-    and al, 0x0F
-    add al, '0'
-    cmp al, '9'
-    jbe 2f
-    add al, 'a' - '0' - 10
-2:  call putc
-    pop eax
-    ret
-
 # Set 1 make codes 0x00-0x39 on a US keyboard, unshifted and shifted (0:
 # not a character).
 keymap:

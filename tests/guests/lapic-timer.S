@@ -418,26 +418,6 @@ wait_pit_ticks:
     jb 1b
     ret
 
-# puthex2: AL as two hex digits.
-puthex2:
-    push eax
-    push ecx
-    mov ecx, 2
-    shl eax, 24
-1:  rol eax, 4
-    push eax
-    and al, 0x0F
-    add al, '0'
-    cmp al, '9'
-    jbe 2f
-    add al, 'a' - '0' - 10
-2:  call putc
-    pop eax
-    loop 1b
-    pop ecx
-    pop eax
-    ret
-
 # IRQ 0 through the 8259A (ExtINT): its EOI goes to the 8259A. Notes the
 # timer count at tick 1 and at tick `mark_end`.
 pit_irq:
