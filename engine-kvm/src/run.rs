@@ -442,15 +442,12 @@ mod tests {
         fn msrs(&self, indices: &[u32]) -> Result<Vec<u64>, KvmError> {
             Ok(vec![0; indices.len()])
         }
-        fn interrupt_shadow(&self) -> Result<bool, KvmError> {
-            Ok(false)
+        fn shadow_and_nmi_blocking(&self) -> Result<(bool, bool), KvmError> {
+            Ok((false, false))
         }
         fn inject_nmi(&mut self) -> Result<(), KvmError> {
             self.injected.push(2);
             Ok(())
-        }
-        fn nmi_blocked(&self) -> Result<bool, KvmError> {
-            Ok(false)
         }
     }
 

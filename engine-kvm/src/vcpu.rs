@@ -52,13 +52,13 @@ pub(crate) unsafe trait Vcpu {
     fn sregs(&self) -> Result<kvm_sregs, KvmError>;
     /// KVM_GET_MSRS of `indices`, every one of them or an error.
     fn msrs(&self, indices: &[u32]) -> Result<Vec<u64>, KvmError>;
-    /// The guest is in an interrupt shadow (after STI, MOV SS).
-    fn interrupt_shadow(&self) -> Result<bool, KvmError>;
+    /// From KVM_GET_VCPU_EVENTS: (the guest is in an interrupt shadow,
+    /// after STI or MOV SS; NMIs are blocked, one delivered and no IRET
+    /// since).
+    fn shadow_and_nmi_blocking(&self) -> Result<(bool, bool), KvmError>;
     /// KVM_NMI: an NMI at the next entry (KVM keeps the blocking until
     /// IRET itself).
     fn inject_nmi(&mut self) -> Result<(), KvmError>;
-    /// NMIs are blocked (one was delivered, no IRET since).
-    fn nmi_blocked(&self) -> Result<bool, KvmError>;
 }
 
 // SAFETY: kvm-ioctls makes an exit's data slices point into the vCPU's
@@ -153,22 +153,15 @@ unsafe impl Vcpu for VcpuFd {
         Ok(msrs.as_slice().iter().map(|e| e.data).collect())
     }
 
-    fn interrupt_shadow(&self) -> Result<bool, KvmError> {
+    fn shadow_and_nmi_blocking(&self) -> Result<(bool, bool), KvmError> {
         let ev = self
             .get_vcpu_events()
             .map_err(KvmError::ioctl("KVM_GET_VCPU_EVENTS"))?;
-        Ok(ev.interrupt.shadow != 0)
+        Ok((ev.interrupt.shadow != 0, ev.nmi.masked != 0))
     }
 
     fn inject_nmi(&mut self) -> Result<(), KvmError> {
         self.nmi().map_err(KvmError::ioctl("KVM_NMI"))
-    }
-
-    fn nmi_blocked(&self) -> Result<bool, KvmError> {
-        let ev = self
-            .get_vcpu_events()
-            .map_err(KvmError::ioctl("KVM_GET_VCPU_EVENTS"))?;
-        Ok(ev.nmi.masked != 0)
     }
 }
 
@@ -227,8 +220,7 @@ pub(crate) fn read_state(v: &impl Vcpu, last: Option<&CpuState>) -> Result<CpuSt
             _ => unreachable!("STATE_MSRS lists only these"),
         }
     }
-    s.interrupt_shadow = v.interrupt_shadow()?;
-    s.nmi_blocked = v.nmi_blocked()?;
+    (s.interrupt_shadow, s.nmi_blocked) = v.shadow_and_nmi_blocking()?;
     Ok(s)
 }
 
