@@ -203,10 +203,11 @@ fn read_stdin(
     }
 }
 
-/// The terminal modes saved when raw mode was entered, for the signal
-/// handler (which may not allocate or lock).
-static SAVED: Mutex<Option<libc::termios>> = Mutex::new(None);
-static SAVED_FOR_SIGNAL: std::sync::OnceLock<libc::termios> = std::sync::OnceLock::new();
+/// The terminal's own modes, saved when raw mode was first entered, and
+/// whether raw mode is on now: what the panic hook and the signal handler
+/// restore (an atomic and a set-once cell: a signal handler may not lock).
+static SAVED: std::sync::OnceLock<libc::termios> = std::sync::OnceLock::new();
+static RAW_ON: AtomicBool = AtomicBool::new(false);
 
 /// The terminal in raw mode while this lives.
 struct RawMode {
@@ -238,10 +239,8 @@ impl RawMode {
         t.c_cc[libc::VTIME] = 0;
         // Set once per process: a later raw-mode entry keeps the first
         // saved modes, the terminal's own.
-        let _ = SAVED_FOR_SIGNAL.set(saved);
-        if let Ok(mut s) = SAVED.lock() {
-            *s = Some(saved);
-        }
+        let _ = SAVED.set(saved);
+        RAW_ON.store(true, Ordering::SeqCst);
         install_restorers();
         // SAFETY: a valid termios for fd 0.
         if unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) } != 0 {
@@ -253,10 +252,8 @@ impl RawMode {
 
 impl Drop for RawMode {
     fn drop(&mut self) {
+        RAW_ON.store(false, Ordering::SeqCst);
         restore(&self.saved);
-        if let Ok(mut s) = SAVED.lock() {
-            *s = None;
-        }
     }
 }
 
@@ -275,15 +272,15 @@ fn install_restorers() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if let Ok(s) = SAVED.lock() {
-                if let Some(t) = s.as_ref() {
+            if RAW_ON.load(Ordering::SeqCst) {
+                if let Some(t) = SAVED.get() {
                     restore(t);
                 }
             }
             previous(info);
         }));
         extern "C" fn on_signal(sig: libc::c_int) {
-            if let Some(t) = SAVED_FOR_SIGNAL.get() {
+            if let (true, Some(t)) = (RAW_ON.load(Ordering::SeqCst), SAVED.get()) {
                 // SAFETY: tcsetattr is async-signal-safe (POSIX 2.4.3); the
                 // termios was set before the handler was installed.
                 unsafe {

@@ -439,15 +439,14 @@ fn attach_disks(m: &mut Machine, g: &GuestArgs, write: bool, first: usize) -> an
     Ok(())
 }
 
-/// POST code ringlab's BIOS writes before it halts with nothing to boot
-/// (machine/firmware/bios.S, POST_NO_BOOT).
-const POST_NO_BOOT: u8 = 0xEB;
-
 /// When ringlab's own BIOS stopped because nothing could be booted: its
 /// message (it also went to the screen and port 0xE9).
 fn firmware_boot_failure(g: &GuestArgs, m: &Machine, stop: &Stop) -> Option<String> {
     let builtin = g.bios.is_none() && m.rom_map().is_some();
-    if !builtin || *stop != Stop::Halted || m.post_codes().last() != Some(&POST_NO_BOOT) {
+    if !builtin
+        || *stop != Stop::Halted
+        || m.post_codes().last() != Some(&machine::firmware::POST_NO_BOOT)
+    {
         return None;
     }
     let text = String::from_utf8_lossy(m.debugcon_output());

@@ -6,6 +6,10 @@
 /// `Machine::load_rom`.
 pub const BIOS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bios.bin"));
 
+/// The POST code the BIOS writes before it halts with nothing to boot
+/// (bios.S, POST_NO_BOOT): the frontend turns that halt into an error.
+pub const POST_NO_BOOT: u8 = 0xEB;
+
 /// Address range types of the memory map (ACPI 6.x 15.1, multiboot 3.3).
 pub const MAP_RAM: u32 = 1;
 pub const MAP_RESERVED: u32 = 2;
