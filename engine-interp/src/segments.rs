@@ -193,6 +193,7 @@ impl Cpu {
                     to: self.cpl,
                     cause,
                     eip,
+                    eax: self.regs[0],
                 },
             );
         }

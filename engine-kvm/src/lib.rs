@@ -158,6 +158,7 @@ impl Kvm {
                     to: after.cpl(),
                     cause,
                     eip: before.eip,
+                    eax: before.regs[machine::cpu::EAX],
                 },
             );
         }

@@ -540,7 +540,17 @@ pub fn event_what(e: &Event) -> String {
             to,
             cause,
             eip,
-        } => format!("ring {from} -> {to} by {} at {eip:#x}", cause_text(*cause)),
+            eax,
+        } => {
+            let by = cause_text(*cause);
+            match cause {
+                // A system call's number, for OSes that pass it in EAX.
+                PrivCause::SoftwareInterrupt => {
+                    format!("ring {from} -> {to} by {by} at {eip:#x} (EAX {eax:#x})")
+                }
+                _ => format!("ring {from} -> {to} by {by} at {eip:#x}"),
+            }
+        }
         Event::Exception {
             vector,
             error_code,

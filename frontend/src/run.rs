@@ -65,6 +65,14 @@ pub struct RunArgs {
     /// as typed, in raw mode, with Ctrl-A x to quit and Ctrl-A h for help.
     #[arg(long)]
     pub no_input: bool,
+    /// Type COM1's input as a person at a terminal does: hold it until the
+    /// guest prints PROMPT (`'$ '` for xv6's shell), send one line, and
+    /// wait for PROMPT again. When the input has ended and PROMPT comes
+    /// once more, the run stops with status 0: a scripted session. The
+    /// hold depends only on what the guest prints, so the same script
+    /// gives the same run.
+    #[arg(long, value_name = "PROMPT", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub type_after: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -614,6 +622,13 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> anyhow::Result<u8> {
              single-steps the guest (one VM exit per instruction, slow)"
         );
     }
+    if args.type_after.is_some() && args.no_input {
+        return Err(status::error(
+            status::USAGE,
+            "--type-after paces what comes on stdin, and --no-input disconnects it",
+        ));
+    }
+    m.set_serial_prompt(args.type_after.as_deref().map(str::as_bytes));
     let console = crate::console::Console::attach(&mut m, !args.no_input);
     let mut session = Session::new(
         m,

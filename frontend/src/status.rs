@@ -15,7 +15,8 @@
 use machine::Stop;
 use std::fmt;
 
-/// Bochs' shutdown port, HLT with interrupts disabled, or Ctrl-A x.
+/// Bochs' shutdown port, HLT with interrupts disabled, Ctrl-A x, or the
+/// end of a `--type-after` script.
 pub const OK: u8 = 0;
 /// Bad command line (clap's own status).
 pub const USAGE: u8 = 2;
@@ -40,7 +41,8 @@ pub fn for_stop(stop: &Stop) -> u8 {
         // The OS keeps the low 8 bits; the result stays odd.
         Stop::GuestExit { value } => ((value << 1) | 1) as u8,
         // Ctrl-A x: the user's choice, as QEMU's -nographic exits 0.
-        Stop::Shutdown | Stop::Halted | Stop::Quit => OK,
+        // The end of a scripted session (`--type-after`) is a success too.
+        Stop::Shutdown | Stop::Halted | Stop::Quit | Stop::InputDone => OK,
         Stop::TripleFault => TRIPLE_FAULT,
         Stop::Budget | Stop::Timeout => LIMIT,
         Stop::Idle => IDLE,

@@ -38,6 +38,9 @@ pub enum Stop {
     PostCode { code: u8 },
     /// The user quit the run from the console (Ctrl-A x).
     Quit,
+    /// COM1's paced input (`--type-after`) ended and the guest printed its
+    /// prompt again: the scripted session is over.
+    InputDone,
 }
 
 impl Stop {
@@ -52,6 +55,7 @@ impl Stop {
                 | Stop::TripleFault
                 | Stop::Reset
                 | Stop::Quit
+                | Stop::InputDone
         )
     }
 }
@@ -77,6 +81,7 @@ impl std::fmt::Display for Stop {
             Stop::Reset => write!(f, "guest requested a reset"),
             Stop::PostCode { code } => write!(f, "POST code {code:#04x}"),
             Stop::Quit => write!(f, "quit from the console (Ctrl-A x)"),
+            Stop::InputDone => write!(f, "input done: the guest prompted after the last line"),
         }
     }
 }

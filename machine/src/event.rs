@@ -178,6 +178,10 @@ pub enum Event {
         cause: PrivCause,
         #[serde(with = "hex32")]
         eip: u32,
+        /// EAX as the ring changed (unchanged by INT): for a system call
+        /// through INT n, the call's number (xv6, Linux's INT 0x80).
+        #[serde(with = "hex32")]
+        eax: u32,
     },
     Exception {
         vector: u8,
@@ -564,6 +568,7 @@ mod tests {
                 to: 0,
                 cause: PrivCause::SoftwareInterrupt,
                 eip: 0x40_0010,
+                eax: 7,
             },
         );
         assert_eq!(t.count(EventKind::Interrupt), 3);

@@ -33,6 +33,9 @@ pub enum MachineStop {
     /// A POST code was written to port 0x80 while stops on POST codes are
     /// on (`set_stop_on_post`): `ringlab bench` times the phases between.
     PostCode(u8),
+    /// COM1's paced input ended and the guest printed its prompt again
+    /// (`set_serial_prompt`).
+    InputDone,
 }
 
 impl MachineStop {
@@ -42,6 +45,7 @@ impl MachineStop {
             MachineStop::Shutdown => crate::Stop::Shutdown,
             MachineStop::Reset => crate::Stop::Reset,
             MachineStop::PostCode(code) => crate::Stop::PostCode { code },
+            MachineStop::InputDone => crate::Stop::InputDone,
         }
     }
 }
@@ -849,6 +853,17 @@ impl Machine {
     /// [`SerialInput`](crate::devices::uart::SerialInput).
     pub fn attach_serial_input(&mut self, source: Box<dyn crate::devices::uart::SerialInput>) {
         self.bus.get_mut(self.chipset.com1).attach_input(source);
+    }
+
+    /// Types COM1's input at the guest's prompt: held until the guest
+    /// transmits `prompt`, then one line at a time; once the input has
+    /// ended and the prompt comes again, the run stops with
+    /// [`Stop::InputDone`](crate::Stop::InputDone). None: bytes go as the
+    /// receiver has room.
+    pub fn set_serial_prompt(&mut self, prompt: Option<&[u8]>) {
+        self.bus
+            .get_mut(self.chipset.com1)
+            .set_prompt_pacing(prompt);
     }
 
     /// Takes in what a non-blocking serial source received meanwhile.

@@ -478,6 +478,7 @@ impl Run {
                     to,
                     cause,
                     eip,
+                    ..
                 } => Some((from, to, cause, eip)),
                 _ => None,
             })

@@ -193,6 +193,7 @@ fn event_summary(m: &Machine) -> String {
                 to,
                 cause,
                 eip,
+                ..
             } => {
                 lines.push(format!("ring {from} -> {to} ({cause:?}) at {eip:#x}"));
             }

@@ -7,6 +7,14 @@
 //! The chip is mapped at 0x3F8 (8 ports, region 0); its INTR output goes to
 //! the ISA IRQ line given to [`Uart16550::new`].
 //!
+//! The wiring of INTR. On IBM's PC/AT serial adapter INTR reaches the bus
+//! through a buffer enabled by the chip's OUT2 pin (MCR bit 3), so a guest
+//! must set OUT2 to get interrupts; [`Uart16550::with_out2_gate`] builds
+//! that adapter. ringlab's PC board wires INTR straight to the line, as
+//! QEMU's and Bochs' boards do ([`Uart16550::new`]): the guests OS courses
+//! use are written against those, and xv6's `uartinit` writes MCR = 0 and
+//! still takes its console input by interrupt.
+//!
 //! The far end of the serial line is the host: a terminal that is always
 //! connected (CTS, DSR and DCD asserted), receives every transmitted byte
 //! ([`Uart16550::output`]) and sends bytes through an unbounded queue
@@ -147,6 +155,42 @@ struct RxChar {
     errors: u8,
 }
 
+/// Typing a script at a prompt (`--type-after`): the host holds its bytes
+/// until the guest has transmitted `prompt`, sends one line (through its
+/// '\n'), and holds again, as a person at a terminal waits for the shell.
+/// The hold depends only on what the guest transmitted, so a scripted
+/// session is as deterministic as the guest.
+#[derive(Clone, Debug)]
+struct PromptPacing {
+    prompt: Vec<u8>,
+    /// The last `prompt.len()` bytes transmitted.
+    tail: VecDeque<u8>,
+    /// Waiting for the prompt before the next line.
+    holding: bool,
+    /// The input ended and the guest printed the prompt again: reported
+    /// once as a stop request.
+    done: DoneState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DoneState {
+    Running,
+    /// To be requested at the end of the current access.
+    Pending,
+    Requested,
+}
+
+impl PromptPacing {
+    /// Records a transmitted byte; true when it completes the prompt.
+    fn observe(&mut self, byte: u8) -> bool {
+        if self.tail.len() == self.prompt.len() {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(byte);
+        self.tail.iter().eq(self.prompt.iter())
+    }
+}
+
 /// Counters for `--stats`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct UartStats {
@@ -162,6 +206,8 @@ pub struct UartStats {
     pub overruns: u64,
     /// Low-to-high transitions of the IRQ line.
     pub irq_raised: u64,
+    /// Lines sent at the guest's prompt (`--type-after`).
+    pub lines_typed: u64,
 }
 
 pub struct Uart16550 {
@@ -203,14 +249,28 @@ pub struct Uart16550 {
     timeout_fired: bool,
     /// The level last driven onto the IRQ line.
     irq_level: bool,
+    /// INTR reaches the IRQ line only with MCR OUT2 (the IBM adapter).
+    out2_gate: bool,
+    /// Input held for the guest's prompt, when set.
+    pacing: Option<PromptPacing>,
     out: Vec<u8>,
     stats: UartStats,
 }
 
 impl Uart16550 {
-    /// A UART in its power-on state (see the module comment), driving ISA
-    /// line `irq` when MCR OUT2 allows.
+    /// A UART in its power-on state (see the module comment) with INTR
+    /// wired to ISA line `irq`, as on ringlab's PC board.
     pub fn new(irq: u8) -> Uart16550 {
+        Uart16550::wired(irq, false)
+    }
+
+    /// A UART on IBM's PC/AT serial adapter: INTR reaches ISA line `irq`
+    /// only while MCR OUT2 is set.
+    pub fn with_out2_gate(irq: u8) -> Uart16550 {
+        Uart16550::wired(irq, true)
+    }
+
+    fn wired(irq: u8, out2_gate: bool) -> Uart16550 {
         Uart16550 {
             irq,
             ier: 0,
@@ -231,6 +291,8 @@ impl Uart16550 {
             rx_timer_start: 0,
             timeout_fired: false,
             irq_level: false,
+            out2_gate,
+            pacing: None,
             out: Vec::new(),
             stats: UartStats::default(),
         }
@@ -270,6 +332,20 @@ impl Uart16550 {
         self.source_ended = false;
     }
 
+    /// Holds the host's bytes until the guest transmits `prompt`, then sends
+    /// one line and holds again (see `PromptPacing`); None sends as
+    /// soon as the receiver has room. Once the input has ended and the
+    /// guest transmits the prompt again, the UART asks the machine to stop
+    /// ([`MachineStop::InputDone`](crate::MachineStop::InputDone)).
+    pub fn set_prompt_pacing(&mut self, prompt: Option<&[u8]>) {
+        self.pacing = prompt.filter(|p| !p.is_empty()).map(|p| PromptPacing {
+            prompt: p.to_vec(),
+            tail: VecDeque::with_capacity(p.len()),
+            holding: true,
+            done: DoneState::Running,
+        });
+    }
+
     /// Takes in what a non-blocking source has received since the guest
     /// last looked (the frontend calls this periodically).
     pub fn poll_input(&mut self, cx: &mut IoCtx) {
@@ -297,6 +373,17 @@ impl Uart16550 {
         self.poll_timeout(cx.now);
         self.fill_from_host(cx.now);
         self.update_irq(cx);
+    }
+
+    /// Asks the machine to stop once a paced script has ended (see
+    /// [`set_prompt_pacing`](Self::set_prompt_pacing)).
+    fn report_done(&mut self, cx: &mut IoCtx) {
+        if let Some(p) = &mut self.pacing {
+            if p.done == DoneState::Pending {
+                p.done = DoneState::Requested;
+                cx.request(crate::bus::Request::Stop(crate::MachineStop::InputDone));
+            }
+        }
     }
 
     // ---- derived state --------------------------------------------------
@@ -409,14 +496,14 @@ impl Uart16550 {
         }
     }
 
-    /// Drives the IRQ line if its level changed. On the IBM PC/AT serial
-    /// adapter INTR reaches the bus through a buffer enabled by the OUT2
-    /// pin, so only MCR OUT2 lets the interrupt out. In loopback the chip
-    /// forces OUT2 inactive (datasheet, MCR bit 4), which disconnects the
-    /// line too.
+    /// Drives the IRQ line if its level changed. With the OUT2 gate (the
+    /// IBM PC/AT adapter) INTR reaches the bus through a buffer enabled by
+    /// the OUT2 pin, so only MCR OUT2 lets the interrupt out, and in
+    /// loopback the chip forces OUT2 inactive (datasheet, MCR bit 4), which
+    /// disconnects the line too.
     fn update_irq(&mut self, cx: &mut IoCtx) {
-        let level =
-            self.pending_interrupt().is_some() && self.mcr & MCR_OUT2 != 0 && !self.loopback();
+        let gated = self.out2_gate && (self.mcr & MCR_OUT2 == 0 || self.loopback());
+        let level = self.pending_interrupt().is_some() && !gated;
         if level != self.irq_level {
             self.irq_level = level;
             if level {
@@ -482,16 +569,28 @@ impl Uart16550 {
             return;
         }
         while self.rx.len() < self.rx_capacity() {
+            if self.pacing.as_ref().is_some_and(|p| p.holding) {
+                break;
+            }
             let next = match self.host_rx.pop_front() {
                 Some(c) => Some(c),
                 None => self.pull(),
             };
             let c = match next {
                 None => break,
-                Some(HostRx::Byte(b)) => RxChar {
-                    data: b & self.word_mask(),
-                    errors: 0,
-                },
+                Some(HostRx::Byte(b)) => {
+                    if b == b'\n' {
+                        if let Some(p) = &mut self.pacing {
+                            // The line is sent: wait for the next prompt.
+                            p.holding = true;
+                            self.stats.lines_typed += 1;
+                        }
+                    }
+                    RxChar {
+                        data: b & self.word_mask(),
+                        errors: 0,
+                    }
+                }
                 Some(HostRx::Break) => RxChar {
                     data: 0,
                     errors: LSR_BI,
@@ -582,10 +681,33 @@ impl Uart16550 {
         } else {
             self.stats.tx_bytes += 1;
             self.out.push(byte);
+            let prompted = match &mut self.pacing {
+                Some(p) => p.observe(byte) && p.holding,
+                None => false,
+            };
+            if prompted {
+                self.release_line(now);
+            }
         }
         // Writing THR clears the THRE interrupt; the character leaves at
         // once, so THR is empty again and the condition is set again.
         self.thre_pending = true;
+    }
+
+    /// The guest printed its prompt: the next line goes, or, when the input
+    /// has ended, the run is done.
+    fn release_line(&mut self, now: u64) {
+        if let Some(p) = &mut self.pacing {
+            p.holding = false;
+        }
+        self.fill_from_host(now);
+        if self.source.is_none() && self.host_rx.is_empty() && self.rx.is_empty() {
+            if let Some(p) = &mut self.pacing {
+                if p.done == DoneState::Running {
+                    p.done = DoneState::Pending;
+                }
+            }
+        }
     }
 
     // ---- other registers ------------------------------------------------
@@ -732,6 +854,7 @@ impl Device for Uart16550 {
             }
         }
         self.update_irq(cx);
+        self.report_done(cx);
     }
 
     /// The character timeout, while it could still change the interrupt
@@ -772,9 +895,14 @@ mod tests {
     }
 
     impl Rig {
+        /// On IBM's adapter (OUT2 gates INTR), as most tests here check the
+        /// chip's own interrupt logic through that gate.
         fn new() -> Rig {
+            Rig::with(Uart16550::with_out2_gate(IRQ))
+        }
+        fn with(u: Uart16550) -> Rig {
             Rig {
-                u: Uart16550::new(IRQ),
+                u,
                 now: 0,
                 irq: vec![],
                 req: vec![],
@@ -1264,5 +1392,80 @@ mod tests {
         assert_eq!(r.irq_changes(), vec![(IRQ, true)]);
         assert_eq!(r.rd(REG_IIR_FCR), IIR_RX_DATA);
         assert_eq!(r.rd(REG_DATA), b'z');
+    }
+
+    #[test]
+    fn on_the_pc_board_intr_reaches_the_line_without_out2() {
+        // xv6's uartinit: FIFOs off, MCR = 0, then the receive interrupt.
+        let mut r = Rig::with(Uart16550::new(IRQ));
+        r.wr(REG_MCR, 0);
+        r.wr(REG_IER, IER_ERBFI);
+        r.input(b"k");
+        assert_eq!(r.irq_changes(), vec![(IRQ, true)]);
+        assert_eq!(r.rd(REG_DATA), b'k');
+        assert_eq!(r.irq_changes(), vec![(IRQ, false)]);
+    }
+
+    /// The source of a paced script, as a pipe on stdin: every byte at
+    /// once, then EOF.
+    fn script(text: &[u8]) -> Box<Script> {
+        Box::new(Script {
+            data: text.iter().copied().collect(),
+            asked: Default::default(),
+        })
+    }
+
+    /// Reads what the receiver holds now (16450 mode, polled).
+    fn drain(r: &mut Rig) -> Vec<u8> {
+        let mut got = vec![];
+        while r.rd(REG_LSR) & LSR_DR != 0 {
+            got.push(r.rd(REG_DATA));
+        }
+        got
+    }
+
+    fn print(r: &mut Rig, text: &[u8]) {
+        for &b in text {
+            r.wr(REG_DATA, b);
+        }
+    }
+
+    #[test]
+    fn paced_input_waits_for_the_prompt_and_sends_one_line_at_a_time() {
+        let mut r = Rig::with(Uart16550::new(IRQ));
+        r.u.set_prompt_pacing(Some(b"$ "));
+        r.u.attach_input(script(b"ls\necho hi\n"));
+        assert!(drain(&mut r).is_empty(), "nothing before the first prompt");
+        print(&mut r, b"init: starting sh\n$");
+        assert!(drain(&mut r).is_empty(), "half a prompt is no prompt");
+        print(&mut r, b" ");
+        assert_eq!(drain(&mut r), b"ls\n", "one line, then hold");
+        print(&mut r, b"ls\nREADME\n");
+        assert!(drain(&mut r).is_empty());
+        print(&mut r, b"$ ");
+        assert_eq!(drain(&mut r), b"echo hi\n");
+        assert!(r.req.is_empty(), "the input has not been seen to end yet");
+        assert_eq!(r.u.stats().lines_typed, 2);
+        // The prompt after the last line: the script is done.
+        print(&mut r, b"echo hi\nhi\n$ ");
+        assert_eq!(
+            r.req,
+            vec![Request::Stop(crate::MachineStop::InputDone)],
+            "asked once"
+        );
+        print(&mut r, b"$ ");
+        assert_eq!(r.req.len(), 1, "and only once");
+    }
+
+    #[test]
+    fn a_paced_line_raises_the_receive_interrupt_at_the_prompt() {
+        let mut r = Rig::with(Uart16550::new(IRQ));
+        r.u.set_prompt_pacing(Some(b"> "));
+        r.u.attach_input(script(b"x\n"));
+        r.wr(REG_IER, IER_ERBFI);
+        assert!(r.irq_changes().is_empty(), "held: no data, no interrupt");
+        print(&mut r, b"> ");
+        assert_eq!(r.irq_changes(), vec![(IRQ, true)], "the line arrives");
+        assert_eq!(drain(&mut r), b"x\n");
     }
 }
