@@ -107,6 +107,19 @@ protected lessons): ringlab says so when a guest needs more.")]
     /// the I/O APIC pin shown).
     #[command(after_help = "Example:\n  ringlab board")]
     Board,
+    /// Boot xv6, MIT's teaching Unix, with its shell on this terminal:
+    /// builds xv6.img and fs.img if needed (scripts/xv6-images.sh), then
+    /// `ringlab run --mem 512 --disk xv6.img --disk fs.img` with the
+    /// options given. From a pipe each line is typed at the `$ ` prompt.
+    #[command(after_help = "Examples:
+  ringlab xv6                                 xv6's shell here (Ctrl-A x quits)
+  ringlab xv6 --engine bt --stats             on the translator, with its counters at the end
+  printf 'ls\\nusertests\\n' | ringlab xv6     a scripted session: ends at the last prompt
+  ringlab xv6 --fs my-fs.img                  keep the file system between runs
+  ringlab xv6 --step                          step through its system calls (r: next ring change)
+  ringlab xv6 --vga window                    the CGA screen in a window too; type there or here
+  ringlab lesson xv6                          the lab sheet")]
+    Xv6(crate::xv6::Xv6Args),
     /// Print a lab sheet and run its guest on every available engine.
     #[command(
         after_help = "Examples:\n  ringlab lesson rings\n  ringlab lesson rings --answers\n  ringlab lesson paging --source"
@@ -134,21 +147,46 @@ pub fn clap_error(e: &clap::Error) -> String {
 }
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
+    match parse(std::env::args_os()) {
+        Ok(cli) => exit(dispatch(cli)),
+        Err(code) => ExitCode::from(code),
+    }
+}
+
+/// Parses a command line; Err: the exit status after help, the version or
+/// a usage error was printed.
+fn parse<I, T>(args: I) -> Result<Cli, u8>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(c) => Ok(c),
         // --help and --version are not errors.
         Err(e) if !e.use_stderr() => {
             // Help or version text to stdout: if stdout is closed there
             // is no one to show it to, and the exit status is 0 either way.
             let _ = e.print();
-            return ExitCode::from(0);
+            Err(status::OK)
         }
         Err(e) => {
             eprint!("{}", clap_error(&e));
-            return ExitCode::from(status::USAGE);
+            Err(status::USAGE)
         }
-    };
-    let result = match cli.command {
+    }
+}
+
+/// Runs the command `args` stands for (`ringlab xv6` stands for a `run`
+/// or `step` command line), as `main` does.
+pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<u8> {
+    match parse(args) {
+        Ok(cli) => dispatch(cli),
+        Err(code) => Ok(code),
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Compare { guest, vga }) => compare::compare_guest(&guest, vga),
         Some(Command::Step(args)) => crate::step::step(&args),
@@ -163,8 +201,12 @@ pub fn main() -> ExitCode {
             source,
             answers,
         }) => compare::lesson(&name, source, answers),
+        Some(Command::Xv6(args)) => crate::xv6::xv6(&args),
         None => compare::demo(),
-    };
+    }
+}
+
+fn exit(result: anyhow::Result<u8>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         // The edge: the error with every cause on one line ("--engine kvm:

@@ -22,3 +22,4 @@ pub mod status;
 pub mod step;
 pub mod tui;
 pub mod vga;
+pub mod xv6;

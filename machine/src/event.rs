@@ -585,7 +585,7 @@ mod tests {
         );
         assert_eq!(
             lines[3],
-            r#"{"icount":4,"time_ns":40,"kind":"privilege_change","from":3,"to":0,"cause":"software_interrupt","eip":"0x00400010"}"#
+            r#"{"icount":4,"time_ns":40,"kind":"privilege_change","from":3,"to":0,"cause":"software_interrupt","eip":"0x00400010","eax":"0x00000007"}"#
         );
     }
 
