@@ -79,7 +79,7 @@ moddir=$(ls -d "$cache"/kernel/lib/modules/* | head -1)/kernel
 # The test binaries, built for this host (the VM runs the same kernel ABI).
 echo "kvm-vm: building the test binaries"
 exes=()
-tests=(kvm lessons protected robustness switch debugger rom platform platform_io platform_timers firmware_console firmware_disk firmware_system)
+tests=(kvm lessons protected robustness switch debugger rom platform platform_io platform_timers firmware_console firmware_disk firmware_system xv6)
 for t in "${tests[@]}"; do
     exe=$(cargo test --release -p tests --test "$t" --no-run --message-format=json 2>/dev/null \
         | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
@@ -107,6 +107,11 @@ for t in as ld objcopy; do cp -L "$(command -v $t)" "$ir/usr/bin/$t"; done
 mkdir -p "$ir$root/tests/tests"
 cp -r tests/tests/snapshots "$ir$root/tests/tests/"
 cp -r tests/guests "$ir$root/tests/"
+# xv6's disks, built here (the VM has no compiler): the xv6 tests take them
+# from RINGLAB_XV6_IMAGES.
+mkdir -p "$ir/xv6"
+xv6_paths=$(bash scripts/xv6-images.sh)
+cp $xv6_paths "$ir/xv6/"
 echo "$root" > "$ir/tests/root"
 echo "$only" > "$ir/tests/only"
 echo "$update" > "$ir/tests/update"
@@ -218,6 +223,12 @@ else
     run firmware_console --nocapture
     run firmware_disk --nocapture
     run firmware_system --nocapture
+    # xv6: the scripted session against the interpreter's snapshot, and
+    # one system call's ring changes in the debugger, on KVM (the other
+    # xv6 tests are the interpreter's and the translator's, and would
+    # take long under TCG).
+    export RINGLAB_XV6_IMAGES=/xv6
+    run xv6 --nocapture kvm
     echo "RINGLAB-SKIPS-BEGIN"
     cat /tmp/skips
     echo "RINGLAB-SKIPS-END"

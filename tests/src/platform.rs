@@ -140,6 +140,20 @@ pub fn run_machine(
     limit: Duration,
     inspect: &mut dyn FnMut(EngineKind, &Machine),
 ) -> Option<Outcome> {
+    run_machine_budget(kind, m, st, at_post, limit, 2_000_000_000, inspect)
+}
+
+/// `run_machine` with an instruction budget of `budget` (on the engines
+/// that count instructions).
+pub fn run_machine_budget(
+    kind: EngineKind,
+    m: Machine,
+    st: &CpuState,
+    at_post: Option<AtPost>,
+    limit: Duration,
+    budget: u64,
+    inspect: &mut dyn FnMut(EngineKind, &Machine),
+) -> Option<Outcome> {
     // Shown with --nocapture (the KVM test VM's log): which engine a long
     // or stuck run is on.
     eprintln!("platform: starting a run on {}", kind.name());
@@ -155,7 +169,7 @@ pub fn run_machine(
         }
     };
     let limits = Limits {
-        max_icount: kind.counts_instructions().then_some(2_000_000_000),
+        max_icount: kind.counts_instructions().then_some(budget),
         deadline: Some(Instant::now() + limit),
         breakpoints: vec![],
     };
