@@ -51,6 +51,7 @@ pub fn print_stats(
             lines.push((k.plural().to_string(), n.to_string()));
         }
     }
+    lines.extend(activity_lines(m));
     for ((insn, how), n) in m.trace.sensitive_counts() {
         lines.push((format!("  {insn}"), format!("{n} ({how})")));
     }
@@ -113,4 +114,105 @@ pub fn print_stats(
         writeln!(w, "{k:<width$}  {v}")?;
     }
     Ok(())
+}
+
+/// Per second of virtual time, "12.3 k/s".
+fn rate(n: u64, virtual_ns: u64) -> String {
+    if virtual_ns == 0 {
+        return "-".into();
+    }
+    let per_s = n as f64 * 1e9 / virtual_ns as f64;
+    if per_s >= 1e3 {
+        format!("{:.1} k/s", per_s / 1e3)
+    } else {
+        format!("{per_s:.1}/s")
+    }
+}
+
+/// What the guest did (`Trace::activity`): system calls, page faults and
+/// interrupts by source, each with its rate in virtual time; and what an
+/// engine paid per system call (the translator's callouts, KVM's exits).
+pub fn activity_lines(m: &Machine) -> Vec<(String, String)> {
+    let a = m.trace.activity();
+    let now = m.clock.now();
+    let mut lines = vec![];
+    let sees_cpu = m.trace.exit_counts().is_empty();
+    if a.system_calls > 0 || sees_cpu {
+        lines.push((
+            "system calls".into(),
+            format!(
+                "{} (INT n from ring 3), {}",
+                a.system_calls,
+                rate(a.system_calls, now)
+            ),
+        ));
+    }
+    let pf = a.exceptions[14];
+    if pf > 0 {
+        lines.push(("page faults".into(), format!("{pf}, {}", rate(pf, now))));
+    }
+    let rings = m.trace.count(EventKind::PrivilegeChange);
+    if rings > 0 {
+        lines.push((
+            "ring changes".into(),
+            format!("{rings}, {}", rate(rings, now)),
+        ));
+    }
+    let sources = m.vector_sources();
+    for (v, &n) in a.interrupts.iter().enumerate() {
+        if n == 0 {
+            continue;
+        }
+        let what = sources
+            .iter()
+            .find(|(vec, _)| *vec as usize == v)
+            .map_or(String::new(), |(_, s)| format!(" ({s})"));
+        lines.push((
+            format!("  interrupt {v:#04x}"),
+            format!("{n}, {}{what}", rate(n, now)),
+        ));
+    }
+    if a.system_calls > 0 {
+        let per_call = |n: u64| format!("{:.1}", n as f64 / a.system_calls as f64);
+        let callouts: u64 = m
+            .trace
+            .sensitive_counts()
+            .iter()
+            .filter(|((_, how), _)| *how == machine::Handling::Callout)
+            .map(|(_, n)| n)
+            .sum();
+        if callouts > 0 {
+            lines.push(("callouts per system call".into(), per_call(callouts)));
+        }
+    }
+    let exits = m.trace.count(EventKind::VmExit);
+    if exits > 0 {
+        // KVM does not see system calls (INT from ring 3 runs in the
+        // guest): exits are per second of virtual time, by kind.
+        let mut by_kind: std::collections::BTreeMap<&str, u64> = Default::default();
+        for (reason, n) in m.trace.exit_counts() {
+            let k = match reason {
+                machine::event::VmExit::Mmio {
+                    register: Some((dev, _)),
+                    ..
+                } => dev,
+                machine::event::VmExit::Mmio { .. } => "other MMIO",
+                machine::event::VmExit::IoIn { port } | machine::event::VmExit::IoOut { port } => {
+                    match port {
+                        0x1F0..=0x1F7 | 0x3F6 | 0x170..=0x177 | 0x376 => "disk ports",
+                        0x3F8..=0x3FF => "console (COM1)",
+                        _ => "other ports",
+                    }
+                }
+                machine::event::VmExit::Hlt => "HLT",
+                machine::event::VmExit::IrqWindow => "interrupt window",
+                _ => "other",
+            };
+            *by_kind.entry(k).or_default() += n;
+        }
+        for (k, n) in by_kind {
+            lines.push((format!("  exits: {k}"), format!("{n}, {}", rate(n, now))));
+        }
+    }
+    lines
 }

@@ -903,6 +903,28 @@ fn json_report(
         .iter()
         .map(|(k, v)| (k.trim().to_string(), json!(v)))
         .collect();
+    let activity = {
+        let a = m.trace.activity();
+        let by_vector = |counts: &[u64; 256]| -> Map<String, Value> {
+            counts
+                .iter()
+                .enumerate()
+                .filter(|(_, &n)| n > 0)
+                .map(|(v, n)| (format!("{v:#04x}"), json!(n)))
+                .collect()
+        };
+        let sources: Map<String, Value> = m
+            .vector_sources()
+            .into_iter()
+            .map(|(v, s)| (format!("{v:#04x}"), json!(s)))
+            .collect();
+        json!({
+            "system_calls": a.system_calls,
+            "interrupts_by_vector": by_vector(&a.interrupts),
+            "exceptions_by_vector": by_vector(&a.exceptions),
+            "vector_sources": sources,
+        })
+    };
     json!({
         "engine": stats.engine,
         "stop": stop.to_string(),
@@ -915,6 +937,7 @@ fn json_report(
         "events": events,
         "sensitive": sensitive,
         "vm_exits": exits,
+        "activity": activity,
         "counters": counters,
         "devices": m.device_stats_json(),
         "post_codes": m.post_codes(),

@@ -236,6 +236,31 @@ pub enum Event {
     },
 }
 
+/// What the guest did, counted from the events as they are recorded
+/// (`--stats`): on KVM only what it sees (interrupts it injects; no
+/// system calls or exceptions, which the CPU delivers without an exit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Activity {
+    /// Software interrupts from ring 3 that entered an inner ring: system
+    /// calls, for the OSes that make them with INT n (xv6, Linux's INT
+    /// 0x80).
+    pub system_calls: u64,
+    /// External interrupts delivered, by vector.
+    pub interrupts: [u64; 256],
+    /// Exceptions delivered, by vector (14: page faults).
+    pub exceptions: [u64; 256],
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            system_calls: 0,
+            interrupts: [0; 256],
+            exceptions: [0; 256],
+        }
+    }
+}
+
 /// Event kinds, for counters and filters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -356,6 +381,8 @@ pub struct Trace {
     sensitive: std::collections::BTreeMap<(Cow<'static, str>, Handling), u64>,
     /// VM exits by reason.
     exits: std::collections::HashMap<VmExit, u64>,
+    /// What the guest did, by vector (see [`Activity`]).
+    activity: Activity,
     /// Which kinds are recorded at all (counters always count). Port I/O is
     /// off by default: a polling guest produces millions.
     enabled: EventMask,
@@ -398,6 +425,7 @@ impl Trace {
             counts: [0; EventKind::ALL.len()],
             sensitive: Default::default(),
             exits: Default::default(),
+            activity: Activity::default(),
             enabled,
             sink: None,
             sink_error: None,
@@ -448,6 +476,13 @@ impl Trace {
                 *self.sensitive.entry((insn.clone(), *how)).or_default() += 1;
             }
             Event::VmExit { reason } => *self.exits.entry(*reason).or_default() += 1,
+            Event::Interrupt { vector, .. } => self.activity.interrupts[*vector as usize] += 1,
+            Event::Exception { vector, .. } => self.activity.exceptions[*vector as usize] += 1,
+            Event::PrivilegeChange {
+                from: 3,
+                cause: PrivCause::SoftwareInterrupt,
+                ..
+            } => self.activity.system_calls += 1,
             _ => {}
         }
         if self.stop_on.contains(k) {
@@ -505,6 +540,12 @@ impl Trace {
         &self,
     ) -> &std::collections::BTreeMap<(Cow<'static, str>, Handling), u64> {
         &self.sensitive
+    }
+
+    /// What the guest did: system calls, exceptions and interrupts by
+    /// vector.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
     }
 
     /// VM exits by reason, with counts.

@@ -834,6 +834,54 @@ impl Machine {
         self.bus.get(self.chipset.com1).output()
     }
 
+    /// Which interrupt source each vector belongs to, as the guest has
+    /// programmed the interrupt controllers now: the 8259A pair's bases
+    /// (once initialised), the I/O APIC's unmasked pins and the local
+    /// APIC's timer. Each ISA line is named by the chip the board wires to
+    /// it. For `--stats`: "vector 0x20 (local APIC timer)".
+    pub fn vector_sources(&self) -> Vec<(u8, String)> {
+        let board = crate::board::Board::pc();
+        let chip = |line: u8| {
+            board
+                .chips
+                .iter()
+                .find(|c| c.irqs.contains(&line))
+                .map_or(String::new(), |c| format!(" {}", c.name))
+        };
+        let mut v: Vec<(u8, String)> = vec![];
+        let pic = self.bus.get(self.chipset.pic);
+        for (chip_no, first) in [(0usize, 0u8), (1, 8)] {
+            let base = pic.vector_base(chip_no);
+            if base != 0 {
+                for i in 0..8 {
+                    let line = first + i;
+                    v.push((base + i, format!("IRQ {line}{} via the 8259A", chip(line))));
+                }
+            }
+        }
+        let ioapic = self.bus.get(self.chipset.ioapic);
+        for pin in 0..24u8 {
+            let e = ioapic.entry(pin);
+            // Bit 16: masked.
+            if e & (1 << 16) == 0 {
+                let line = if pin == 2 { 0 } else { pin };
+                v.push((
+                    e as u8,
+                    format!("IRQ {line}{} via I/O APIC pin {pin}", chip(line)),
+                ));
+            }
+        }
+        if let Some(t) = self.bus.get(self.chipset.lapic).timer_vector() {
+            v.push((t, "local APIC timer".to_string()));
+        }
+        // The APICs' programming wins over the 8259A's for a vector both use.
+        v.reverse();
+        let mut seen = std::collections::HashSet::new();
+        v.retain(|(vec, _)| seen.insert(*vec));
+        v.sort_by_key(|(vec, _)| *vec);
+        v
+    }
+
     /// Takes the COM1 output produced since the last call.
     pub fn take_serial_output(&mut self) -> Vec<u8> {
         self.bus.get_mut(self.chipset.com1).take_output()

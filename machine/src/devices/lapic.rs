@@ -726,6 +726,12 @@ impl Lapic {
         self.architectural_reset();
     }
 
+    /// The LVT timer's vector, unless the entry is masked.
+    pub fn timer_vector(&self) -> Option<u8> {
+        let lvt = self.lvt[LVT_TIMER];
+        (lvt & LVT_MASKED == 0).then_some((lvt & LVT_VECTOR) as u8)
+    }
+
     pub fn stats(&self) -> &LapicStats {
         &self.stats
     }
