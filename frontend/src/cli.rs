@@ -16,7 +16,7 @@ diagnostics and statistics go to stderr.
 Exit status of `ringlab run`:
   (v<<1)|1  the guest wrote v to port 0xF4 (QEMU's isa-debug-exit)
   0         Bochs shutdown (port 0x8900), HLT with interrupts disabled,
-            or Ctrl-A x at the console
+            Ctrl-A x at the console, or the end of a --type-after script
   2         bad command line
   4         the image cannot be read or is malformed
   6         the engine is unavailable or failed on the host side

@@ -347,9 +347,13 @@ impl Uart16550 {
     }
 
     /// Takes in what a non-blocking source has received since the guest
-    /// last looked (the frontend calls this periodically).
+    /// last looked (the frontend calls this periodically), once the guest
+    /// receives by interrupt (IER bit 0). Before that a byte taken in at
+    /// some moment of host time could be thrown away by the guest's own
+    /// set-up (a FIFO reset), and a polling guest takes bytes when it
+    /// looks anyway.
     pub fn poll_input(&mut self, cx: &mut IoCtx) {
-        if self.source.is_some() {
+        if self.source.is_some() && self.ier & IER_ERBFI != 0 {
             self.after_host_input(cx);
         }
     }
