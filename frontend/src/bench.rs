@@ -83,7 +83,9 @@ fn session(image: &[u8], format: ImageFormat, kind: EngineKind) -> anyhow::Resul
 
 /// Runs the nanobench lesson, timing each benchmark between its POST codes.
 pub fn nanobench(kind: EngineKind) -> anyhow::Result<Vec<f64>> {
-    let l = lessons::find("nanobench").context("the nanobench lesson is missing")?;
+    let l = lessons::find("nanobench")
+        .and_then(lessons::Lesson::builtin)
+        .context("the nanobench lesson is missing")?;
     let mut s = session(l.image, ImageFormat::Multiboot, kind)?;
     s.m.set_stop_on_post(true);
     let mut marks: Vec<(u8, Instant)> = Vec::new();

@@ -63,13 +63,18 @@ pub struct Guest {
     pub name: String,
     /// What to load, as `ringlab run` takes it (image or lesson, ROM).
     pub args: GuestArgs,
+    /// Stop at the first time the guest prints this on COM1 (a shell's
+    /// prompt: `Stop::InputDone`, no input being attached); None: run to
+    /// the guest's own end.
+    pub prompt: Option<&'static [u8]>,
 }
 
 const DEFAULT_BUDGET: u64 = 2_000_000_000;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn run_one(kind: EngineKind, guest: &Guest) -> anyhow::Result<Ran> {
-    let (m, loaded) = prepare(&guest.args)?;
+    let (mut m, loaded) = prepare(&guest.args)?;
+    m.set_serial_prompt(guest.prompt);
     let mut s = Session::new(m, kind, Options::default(), &loaded.entry)?;
     let start = Instant::now();
     let limits = Limits {
@@ -442,20 +447,38 @@ pub fn demo() -> anyhow::Result<u8> {
         .expect("the lessons crate has hello");
     println!("ringlab runs one unmodified x86 guest on each engine and compares them.");
     println!("`ringlab --help` lists the commands, `ringlab lessons` the labs.\n");
-    compare_lesson(lesson, VgaMode::None)
+    let status = compare_lesson(lesson, VgaMode::None)?;
+    println!("\nNext, a real kernel: xv6 on the three engines, `ringlab lesson xv6`.");
+    Ok(status)
 }
 
-fn lesson_guest(lesson: &'static lessons::Lesson) -> Guest {
-    Guest {
-        name: format!("lesson {}: {}", lesson.name, lesson.summary),
-        args: GuestArgs::lesson(lesson.name),
-    }
+/// The lesson's guest, as the comparison runs it. Err: it has none here
+/// (xv6's images could not be built: why).
+fn lesson_guest(lesson: &'static lessons::Lesson) -> anyhow::Result<Guest> {
+    let name = format!("lesson {}: {}", lesson.name, lesson.summary);
+    Ok(match lesson.guest {
+        lessons::Guest::Builtin(_) => Guest {
+            name,
+            args: GuestArgs::lesson(lesson.name),
+            prompt: None,
+        },
+        // Booted to the shell's first prompt, where the run stops: with
+        // no input attached that is the end of what xv6 does by itself.
+        lessons::Guest::Xv6 => Guest {
+            name,
+            args: crate::xv6::guest_args(
+                &crate::xv6::images()
+                    .context("no xv6 to run the lesson on (its sheet is above)")?,
+            ),
+            prompt: Some(crate::xv6::XV6_PROMPT.as_bytes()),
+        },
+    })
 }
 
 /// Runs a lesson on every engine and prints the table; the exit status
 /// says whether the engines agreed.
 fn compare_lesson(lesson: &'static lessons::Lesson, vga: VgaMode) -> anyhow::Result<u8> {
-    let guest = lesson_guest(lesson);
+    let guest = lesson_guest(lesson)?;
     let outcomes = run_all(&guest);
     let mut table = Vec::new();
     let agree = print_table(&mut table, &guest, &outcomes).expect("writing to a Vec cannot fail");
@@ -499,6 +522,7 @@ pub fn compare_guest(args: &GuestArgs, vga: VgaMode) -> anyhow::Result<u8> {
     let guest = Guest {
         name: args.name(),
         args: args.clone(),
+        prompt: None,
     };
     let outcomes = run_all(&guest);
     let mut table = Vec::new();
@@ -544,17 +568,35 @@ pub fn list_lessons() -> u8 {
 
 /// `ringlab lesson NAME`: the lab sheet (the teachers' answers only with
 /// `answers`), then the guest on every engine (or its commented source
-/// with `source`).
+/// with `source`). xv6's guest is built first if need be; where it cannot
+/// be, the sheet is shown all the same and the error says why, with the
+/// status of `ringlab xv6`'s.
 pub fn lesson(name: &str, source: bool, answers: bool) -> anyhow::Result<u8> {
     let l = find_lesson(name)?;
     if source {
-        print!("{}", l.source);
+        match &l.guest {
+            lessons::Guest::Builtin(b) => print!("{}", b.source),
+            lessons::Guest::Xv6 => println!("{XV6_SOURCE}"),
+        }
         return Ok(0);
     }
     println!("{}", lessons::sheet::for_students(l.sheet, l.name, answers));
     println!("----------------------------------------------------------------------\n");
+    // The sheet is out before anything that may fail.
+    std::io::stdout()
+        .flush()
+        .context("cannot write to stdout")
+        .status(status::ENGINE_ERROR)?;
     compare_lesson(l, VgaMode::None)
 }
+
+/// `ringlab lesson xv6 --source`: xv6's source is not ringlab's.
+const XV6_SOURCE: &str = "\
+xv6's source is not part of ringlab. scripts/xv6-images.sh builds xv6 from
+../shared/guests/xv6-public beside ringlab's source tree, or from
+$RINGLAB_XV6_SRC, or from a clone of github.com/mit-pdos/xv6-public
+(commit eeb7b415). The sheet names the files to read: x86.h, trapasm.S,
+vectors.pl, trap.c, syscall.c, vm.c, proc.c, spinlock.c, initcode.S.";
 
 /// Writes the comparison to stdout. A reader that has gone (`| head`) saw
 /// what it wanted: that is not an error; any other failure (a full disk)

@@ -271,6 +271,15 @@ pub fn prepare_with(g: &GuestArgs, write_disks: bool) -> anyhow::Result<(Machine
     let guest: Option<(Vec<u8>, String, Option<ImageFormat>)> = match (&g.lesson, &g.image) {
         (Some(name), _) => {
             let l = crate::compare::find_lesson(name)?;
+            let Some(l) = l.builtin() else {
+                return Err(status::error(
+                    status::USAGE,
+                    format!(
+                        "lesson {name}'s guest is not built into ringlab: \
+                         `ringlab xv6` builds and boots it"
+                    ),
+                ));
+            };
             let f = match l.format {
                 lessons::Format::BootSector => ImageFormat::Flat,
                 lessons::Format::Multiboot => ImageFormat::Multiboot,
@@ -974,8 +983,8 @@ mod tests {
         // The reset vector (CS F000 with base FFFF0000, IP FFF0) or the
         // boot sector's 0000:7C00, as a linear address.
         const RESET_VECTOR: u32 = 0xFFFF_FFF0;
-        for l in lessons::all() {
-            let firmware = l.boot == lessons::Boot::Firmware;
+        for (l, b) in lessons::builtin() {
+            let firmware = b.boot == lessons::Boot::Firmware;
             let (m, loaded) = prepare(&GuestArgs::lesson(l.name)).unwrap();
             assert_eq!(m.rom_map().is_some(), firmware, "{}", l.name);
             assert_eq!(

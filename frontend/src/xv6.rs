@@ -107,6 +107,19 @@ pub fn images() -> anyhow::Result<Images> {
     }
 }
 
+/// The machine `ringlab xv6` boots, as `ringlab compare` and `ringlab
+/// lesson xv6` take it: the two disks (opened read-only by the
+/// comparison, which keeps the guest's writes in memory), the RAM.
+pub fn guest_args(img: &Images) -> crate::run::GuestArgs {
+    crate::run::GuestArgs {
+        lesson: None,
+        mem: XV6_MEM_MIB.parse().expect("a number"),
+        disk: vec![img.xv6.clone(), img.fs.clone()],
+        snapshot: true,
+        ..crate::run::GuestArgs::lesson("xv6")
+    }
+}
+
 /// The command line `ringlab xv6 ...` stands for: `ringlab run` (or
 /// `step`) with the disks, the RAM and the options given.
 pub fn command_line(args: &Xv6Args, img: &Images, stdin_is_terminal: bool) -> Vec<OsString> {
@@ -210,6 +223,18 @@ mod tests {
             .map(|s| s.into_string().unwrap())
             .collect();
         v.join(" ")
+    }
+
+    #[test]
+    fn the_comparison_boots_the_disks_with_the_ram_and_never_writes_them() {
+        let img = Images {
+            xv6: "X/xv6.img".into(),
+            fs: "X/fs.img".into(),
+        };
+        let g = guest_args(&img);
+        assert_eq!(g.mem, 512);
+        assert_eq!(g.disk, [PathBuf::from("X/xv6.img"), "X/fs.img".into()]);
+        assert!(g.snapshot && g.lesson.is_none() && g.image.is_none());
     }
 
     #[test]

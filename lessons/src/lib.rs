@@ -1,5 +1,7 @@
 //! ringlab's coursework labs: each lesson is a guest program (GNU as, built
 //! by build.rs), a lab sheet in markdown and the metadata the frontend uses.
+//! One lesson's guest is not ringlab's: xv6, built from its own source
+//! outside ringlab ([`Guest::Xv6`]).
 //!
 //! # Lab sheets
 //!
@@ -26,10 +28,11 @@
 //!   - `stdout is: LINE`: these lines, in order, are the whole of stdout.
 //!   - `file NAME: TEXT`, `not file NAME: TEXT`: the command wrote NAME
 //!     (in its directory) with, or without, TEXT in it.
-//!   - For `ringlab step`, which needs a terminal (the test runs it in
-//!     tmux, 120x40): `keys: K...` types keys (tmux key names), `screen:
-//!     TEXT` waits (10 s at most) until TEXT is on the screen; after the
-//!     last statement the test types `q` and checks the exit status.
+//!   - For `ringlab step` and `ringlab xv6 --step`, which need a terminal
+//!     (the test runs them in tmux, 120x40): `keys: K...` types keys
+//!     (tmux key names), `screen: TEXT` waits (10 s at most) until TEXT
+//!     is on the screen; after the last statement the test types `q` and
+//!     checks the exit status.
 //!
 //!   In blocks whose commands run KVM (`--engine kvm`, `--switch-at N:kvm`,
 //!   and `ringlab lesson` and `ringlab compare`, which run every engine) a
@@ -74,99 +77,155 @@ pub enum Boot {
 pub struct Lesson {
     pub name: &'static str,
     pub summary: &'static str,
+    /// Where its guest comes from.
+    pub guest: Guest,
+    /// The lab sheet (markdown).
+    pub sheet: &'static str,
+}
+
+/// Where a lesson's guest comes from.
+#[derive(Debug)]
+pub enum Guest {
+    /// A program of ringlab's own, assembled by build.rs from
+    /// `guests/NAME.S` and built into ringlab.
+    Builtin(Builtin),
+    /// xv6, MIT's x86 teaching Unix (github.com/mit-pdos/xv6-public).
+    /// Nothing of it is in ringlab: `scripts/xv6-images.sh` builds its two
+    /// disks (`xv6.img`: boot block and kernel; `fs.img`: the file
+    /// system) from xv6's own source, and ringlab's BIOS boots them
+    /// (`ringlab xv6`). Where the tools or the source are missing there is
+    /// no guest, only the sheet.
+    Xv6,
+}
+
+/// A guest program built into ringlab.
+#[derive(Debug)]
+pub struct Builtin {
     pub image: &'static [u8],
     pub format: Format,
     /// Whether the firmware runs first (a command's `--boot` overrides it).
     pub boot: Boot,
-    /// The lab sheet (markdown).
-    pub sheet: &'static str,
     /// The guest's commented source.
     pub source: &'static str,
+}
+
+impl Lesson {
+    /// Its guest program, when ringlab carries it (None: xv6).
+    pub fn builtin(&self) -> Option<&Builtin> {
+        match &self.guest {
+            Guest::Builtin(b) => Some(b),
+            Guest::Xv6 => None,
+        }
+    }
 }
 
 static LESSONS: &[Lesson] = &[
     Lesson {
         name: "reset",
         summary: "from reset to the boot sector: the BIOS's POST, the IVT and BDA, INT 19h",
-        image: include_bytes!(concat!(env!("OUT_DIR"), "/reset.bin")),
-        format: Format::BootSector,
-        boot: Boot::Firmware,
+        guest: Guest::Builtin(Builtin {
+            image: include_bytes!(concat!(env!("OUT_DIR"), "/reset.bin")),
+            format: Format::BootSector,
+            boot: Boot::Firmware,
+            source: include_str!("../guests/reset.S"),
+        }),
         sheet: include_str!("../sheets/reset.md"),
-        source: include_str!("../guests/reset.S"),
     },
     Lesson {
         name: "hello",
         summary: "a boot sector in real mode writing to COM1 and to the VGA screen",
-        image: include_bytes!(concat!(env!("OUT_DIR"), "/hello.bin")),
-        format: Format::BootSector,
-        boot: Boot::Direct,
+        guest: Guest::Builtin(Builtin {
+            image: include_bytes!(concat!(env!("OUT_DIR"), "/hello.bin")),
+            format: Format::BootSector,
+            boot: Boot::Direct,
+            source: include_str!("../guests/hello.S"),
+        }),
         sheet: include_str!("../sheets/hello.md"),
-        source: include_str!("../guests/hello.S"),
     },
     Lesson {
         name: "protected",
         summary: "a GDT, CR0.PE and the far jump into 32-bit protected mode",
-        image: include_bytes!(concat!(env!("OUT_DIR"), "/protected.bin")),
-        format: Format::BootSector,
-        boot: Boot::Direct,
+        guest: Guest::Builtin(Builtin {
+            image: include_bytes!(concat!(env!("OUT_DIR"), "/protected.bin")),
+            format: Format::BootSector,
+            boot: Boot::Direct,
+            source: include_str!("../guests/protected.S"),
+        }),
         sheet: include_str!("../sheets/protected.md"),
-        source: include_str!("../guests/protected.S"),
     },
     Lesson {
         name: "interrupts",
         summary: "an IDT, the PIC at 0x20, the PIT at 100 Hz and a HLT loop counting five ticks",
-        image: include_bytes!(concat!(env!("OUT_DIR"), "/interrupts.bin")),
-        format: Format::BootSector,
-        boot: Boot::Direct,
+        guest: Guest::Builtin(Builtin {
+            image: include_bytes!(concat!(env!("OUT_DIR"), "/interrupts.bin")),
+            format: Format::BootSector,
+            boot: Boot::Direct,
+            source: include_str!("../guests/interrupts.S"),
+        }),
         sheet: include_str!("../sheets/interrupts.md"),
-        source: include_str!("../guests/interrupts.S"),
     },
     Lesson {
         name: "rings",
         summary:
             "a TSS, IRET into ring 3, INT 0x80 system calls, CLI caught as #GP, the I/O bitmap",
-        image: include_bytes!(concat!(env!("OUT_DIR"), "/rings.bin")),
-        format: Format::Multiboot,
-        boot: Boot::Direct,
+        guest: Guest::Builtin(Builtin {
+            image: include_bytes!(concat!(env!("OUT_DIR"), "/rings.bin")),
+            format: Format::Multiboot,
+            boot: Boot::Direct,
+            source: include_str!("../guests/rings.S"),
+        }),
         sheet: include_str!("../sheets/rings.md"),
-        source: include_str!("../guests/rings.S"),
     },
     Lesson {
         name: "paging",
         summary:
             "page tables, user and supervisor pages, #PF with CR2 and the error code, demand paging",
-        image: include_bytes!(concat!(env!("OUT_DIR"), "/paging.bin")),
-        format: Format::Multiboot,
-        boot: Boot::Direct,
+        guest: Guest::Builtin(Builtin {
+            image: include_bytes!(concat!(env!("OUT_DIR"), "/paging.bin")),
+            format: Format::Multiboot,
+            boot: Boot::Direct,
+            source: include_str!("../guests/paging.S"),
+        }),
         sheet: include_str!("../sheets/paging.md"),
-        source: include_str!("../guests/paging.S"),
     },
     Lesson {
         name: "popek-goldberg",
         summary: "the sensitive but unprivileged instructions, in ring 0, ring 3 and under trap-and-emulate",
-        image: include_bytes!(concat!(env!("OUT_DIR"), "/popek-goldberg.bin")),
-        format: Format::Multiboot,
-        boot: Boot::Direct,
+        guest: Guest::Builtin(Builtin {
+            image: include_bytes!(concat!(env!("OUT_DIR"), "/popek-goldberg.bin")),
+            format: Format::Multiboot,
+            boot: Boot::Direct,
+            source: include_str!("../guests/popek-goldberg.S"),
+        }),
         sheet: include_str!("../sheets/popek-goldberg.md"),
-        source: include_str!("../guests/popek-goldberg.S"),
     },
     Lesson {
         name: "nanobench",
         summary: "Adams & Agesen's nanobenchmarks in cycles per operation, by RDTSC",
-        image: include_bytes!(concat!(env!("OUT_DIR"), "/nanobench.bin")),
-        format: Format::Multiboot,
-        boot: Boot::Direct,
+        guest: Guest::Builtin(Builtin {
+            image: include_bytes!(concat!(env!("OUT_DIR"), "/nanobench.bin")),
+            format: Format::Multiboot,
+            boot: Boot::Direct,
+            source: include_str!("../guests/nanobench.S"),
+        }),
         sheet: include_str!("../sheets/nanobench.md"),
-        source: include_str!("../guests/nanobench.S"),
     },
     Lesson {
         name: "determinism",
         summary: "a timer-driven guest: instruction-counted time against real time",
-        image: include_bytes!(concat!(env!("OUT_DIR"), "/determinism.bin")),
-        format: Format::Multiboot,
-        boot: Boot::Direct,
+        guest: Guest::Builtin(Builtin {
+            image: include_bytes!(concat!(env!("OUT_DIR"), "/determinism.bin")),
+            format: Format::Multiboot,
+            boot: Boot::Direct,
+            source: include_str!("../guests/determinism.S"),
+        }),
         sheet: include_str!("../sheets/determinism.md"),
-        source: include_str!("../guests/determinism.S"),
+    },
+    Lesson {
+        name: "xv6",
+        summary: "a real kernel on three engines: xv6's system calls, trap frame, TSS.esp0 and CR3",
+        guest: Guest::Xv6,
+        sheet: include_str!("../sheets/xv6.md"),
     },
 ];
 
@@ -189,6 +248,12 @@ pub fn all() -> &'static [Lesson] {
 /// The lesson called `name`.
 pub fn find(name: &str) -> Option<&'static Lesson> {
     LESSONS.iter().find(|l| l.name == name)
+}
+
+/// The lessons whose guest is built into ringlab, with it, in course
+/// order: every lesson but xv6, whose guest is built outside.
+pub fn builtin() -> impl Iterator<Item = (&'static Lesson, &'static Builtin)> {
+    LESSONS.iter().filter_map(|l| Some((l, l.builtin()?)))
 }
 
 /// The parts of a lab sheet that programs read: the commands, what they
@@ -258,9 +323,14 @@ pub mod sheet {
     }
 
     impl Command {
-        /// `ringlab step`: needs a terminal.
+        /// `ringlab step`, or `ringlab xv6 --step` (the step UI on xv6):
+        /// needs a terminal.
         pub fn is_step(&self) -> bool {
-            self.args.first().map(String::as_str) == Some("step")
+            match self.args.first().map(String::as_str) {
+                Some("step") => true,
+                Some("xv6") => self.args.iter().any(|a| a == "--step"),
+                _ => false,
+            }
         }
 
         /// Runs (some of) the guest on KVM: `--engine kvm` or
@@ -586,11 +656,13 @@ pub mod sheet {
 mod tests {
     #[test]
     fn boot_sector_lessons_are_boot_sectors() {
-        for l in super::all() {
-            if l.format == super::Format::BootSector {
-                assert_eq!(l.image.len(), 512, "{}", l.name);
-                assert_eq!(&l.image[510..], &[0x55, 0xAA], "{}", l.name);
+        for (l, b) in super::builtin() {
+            if b.format == super::Format::BootSector {
+                assert_eq!(b.image.len(), 512, "{}", l.name);
+                assert_eq!(&b.image[510..], &[0x55, 0xAA], "{}", l.name);
             }
+        }
+        for l in super::all() {
             assert!(l.sheet.contains("## Answers (for teachers)"), "{}", l.name);
         }
     }
@@ -598,11 +670,22 @@ mod tests {
     #[test]
     fn lessons_booted_by_the_firmware_are_boot_sectors() {
         // The BIOS boots them from a disk: sector 0, with its signature.
-        for l in super::all() {
-            if l.boot == super::Boot::Firmware {
-                assert_eq!(l.format, super::Format::BootSector, "{}", l.name);
+        for (l, b) in super::builtin() {
+            if b.boot == super::Boot::Firmware {
+                assert_eq!(b.format, super::Format::BootSector, "{}", l.name);
             }
         }
+    }
+
+    #[test]
+    fn only_xv6_comes_from_outside() {
+        let outside: Vec<&str> = super::all()
+            .iter()
+            .filter(|l| l.builtin().is_none())
+            .map(|l| l.name)
+            .collect();
+        assert_eq!(outside, ["xv6"]);
+        assert_eq!(super::builtin().count(), super::all().len() - 1);
     }
 
     use super::sheet::{self, Check, Host, Stream};
@@ -672,6 +755,11 @@ mod tests {
             }
         );
         assert!(b[1].commands[0].is_step());
+        let xv6 = |line: &str| sheet::parse(&format!("```sh\n{line}\n```\n{}\n", sheet::ANSWERS));
+        assert!(xv6("ringlab xv6 --step").unwrap()[0].commands[0].is_step());
+        assert!(xv6("ringlab xv6 --engine bt --step").unwrap()[0].commands[0].is_step());
+        assert!(!xv6("ringlab xv6 --stats").unwrap()[0].commands[0].is_step());
+        assert!(!xv6("ringlab run x --step").unwrap()[0].commands[0].is_step());
         assert_eq!(
             b[1].expect[0].check,
             Check::Keys(vec!["r".into(), "r".into()])

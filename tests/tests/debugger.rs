@@ -15,7 +15,9 @@ use ringlab::inspect;
 use ringlab::session::{Options, Session};
 
 fn debugger(kind: EngineKind) -> Result<Debugger, machine::EngineError> {
-    let l = lessons::find("rings").expect("rings lesson");
+    let l = lessons::find("rings")
+        .and_then(lessons::Lesson::builtin)
+        .expect("rings lesson");
     let mut m = Machine::new(MachineConfig::default()).expect("machine");
     let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).expect("load");
     Ok(Debugger::new(Session::new(
@@ -185,7 +187,9 @@ fn the_translator_shows_the_host_code_of_the_block_at_eip() {
 /// The rings lesson on `kind`, able to restart (as `ringlab step` is).
 fn restartable(kind: EngineKind) -> Debugger {
     let reload = || -> anyhow::Result<_> {
-        let l = lessons::find("rings").context("no rings lesson")?;
+        let l = lessons::find("rings")
+            .and_then(lessons::Lesson::builtin)
+            .context("no rings lesson")?;
         let mut m = Machine::new(MachineConfig::default())?;
         let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default())?;
         Ok((m, loaded.entry))
@@ -384,7 +388,9 @@ impl machine::Engine for Failing {
 
 #[test]
 fn after_an_engine_error_switching_engines_goes_on() {
-    let l = lessons::find("rings").expect("rings lesson");
+    let l = lessons::find("rings")
+        .and_then(lessons::Lesson::builtin)
+        .expect("rings lesson");
     let mut m = Machine::new(MachineConfig::default()).expect("machine");
     let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).expect("load");
     // Called "kvm" here, as on a kvm-pvm host.

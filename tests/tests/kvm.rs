@@ -59,7 +59,7 @@ fn run(image: &[u8], kvm: bool) -> Option<(Result<Stop, EngineError>, Vec<u8>, S
 
 #[test]
 fn hello_lesson_is_the_same_on_kvm() {
-    let image = lessons::find("hello").unwrap().image;
+    let image = lessons::find("hello").unwrap().builtin().unwrap().image;
     let Some(k) = run(image, true) else { return };
     let i = run(image, false).unwrap();
     assert_eq!(k.0.as_ref().unwrap(), &Stop::Halted);
@@ -153,7 +153,7 @@ fn timer_interrupts_reach_a_computing_guest() {
 
 #[test]
 fn single_steps_follow_the_interpreter() {
-    let image = lessons::find("hello").unwrap().image;
+    let image = lessons::find("hello").unwrap().builtin().unwrap().image;
     let Some(mut k) = loaded(image, EngineKind::Kvm) else {
         return;
     };
@@ -177,7 +177,7 @@ fn single_steps_follow_the_interpreter() {
 
 #[test]
 fn breakpoint_stops_and_resumes() {
-    let image = lessons::find("hello").unwrap().image;
+    let image = lessons::find("hello").unwrap().builtin().unwrap().image;
     let Some(mut k) = loaded(image, EngineKind::Kvm) else {
         return;
     };
@@ -207,7 +207,7 @@ fn stepping_the_rings_lesson_sees_the_interpreters_ring_changes() {
         tests::skip("kvm-pvm cannot run ring changes in unpaged protected mode");
         return;
     }
-    let image = lessons::find("rings").unwrap().image;
+    let image = lessons::find("rings").unwrap().builtin().unwrap().image;
     let changes = |m: &Machine| -> Vec<(u8, u8, machine::PrivCause)> {
         m.trace
             .records()

@@ -8,7 +8,9 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 fn app(kind: EngineKind) -> App {
-    let l = lessons::find("rings").expect("rings lesson");
+    let l = lessons::find("rings")
+        .and_then(lessons::Lesson::builtin)
+        .expect("rings lesson");
     let mut m = Machine::new(MachineConfig::default()).expect("machine");
     let loaded = loader::load(&mut m.mem, l.image, &LoadOptions::default()).expect("load");
     let s = Session::new(m, kind, Options::default(), &loaded.entry).expect("session");
