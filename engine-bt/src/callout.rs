@@ -27,5 +27,23 @@ pub unsafe extern "C" fn host_ptr(ctx: *mut Ctx, lin: u32, how: u32) -> *mut u8 
         let c = &mut *ctx;
         (&mut *c.interp, &mut *c.machine)
     };
-    interp.host_ptr(m, lin, how & 0xFF, how & 0x100 != 0)
+    let (size, write) = (how & 0xFF, how & 0x100 != 0);
+    let p = interp.host_ptr(m, lin, size, write);
+    if !p.is_null() || write {
+        return p;
+    }
+    // A device register whose reading is pure (xv6 reads the local APIC's
+    // ID on every spinlock): read here into the context, and the
+    // instruction reads it from there, without leaving translated code.
+    match interp.pure_mmio_read(m, lin, size) {
+        // SAFETY: `ctx` is valid (above); `mmio` is a plain field that no
+        // other reference covers, and it outlives the instruction that
+        // reads it.
+        Some(v) => unsafe {
+            (*ctx).mmio = v;
+            (*ctx).mmio_reads += 1;
+            std::ptr::addr_of_mut!((*ctx).mmio) as *mut u8
+        },
+        None => std::ptr::null_mut(),
+    }
 }

@@ -55,6 +55,11 @@ pub struct Ctx {
     pub exit: u32,
     /// A host pointer kept across a second memory lookup (MOVS).
     pub scratch: u64,
+    /// A device register's value read by `host_ptr` for the instruction
+    /// that reads it (see `callout::host_ptr`).
+    pub mmio: u64,
+    /// Device registers read that way (stats).
+    pub mmio_reads: u64,
 }
 
 /// `exit` of an exit that cannot be chained.

@@ -124,6 +124,23 @@ impl Interp {
         self.cpu.host_ptr(m, lin, size, write)
     }
 
+    /// A read of `size` bytes at linear `lin` from a device register whose
+    /// reading is pure (`Machine::read_pure_mmio`), through the page
+    /// tables as the interpreter's own read would go (permissions and the
+    /// accessed bit); None when the interpreter must do it (a fault, a page
+    /// crossing, RAM, a register with effects).
+    pub fn pure_mmio_read(&mut self, m: &mut Machine, lin: u32, size: u32) -> Option<u64> {
+        if (lin & 0xFFF) + size > 0x1000 {
+            return None;
+        }
+        let user = self.cpu.cpl == 3;
+        let phys = self
+            .cpu
+            .translate(m, lin, crate::mmu::Acc::Read, user)
+            .ok()?;
+        m.read_pure_mmio(phys, size as u8)
+    }
+
     /// The TLB that accesses at the current CPL use, laid out as
     /// `TLB_LAYOUT` says, for translated code to read (never to write). It
     /// lives as long as this interpreter.

@@ -154,6 +154,16 @@ pub trait Device: Any {
     ) {
     }
 
+    /// True when reading the register at `offset` of MMIO range `region`
+    /// changes nothing and does not depend on the time within a stretch
+    /// of instructions that ends before the next device deadline: the
+    /// translator may then read it from translated code, with the clock
+    /// where the stretch began (a local APIC's ID on every spinlock of
+    /// xv6). Default: no.
+    fn mmio_read_is_pure(&self, _region: usize, _offset: u64) -> bool {
+        false
+    }
+
     /// The name of the register at `offset` of MMIO range `region` ("EOI"),
     /// for traces that count accesses by register (KVM's MMIO exits).
     fn mmio_register_name(&self, _region: usize, _offset: u64) -> Option<&'static str> {
@@ -497,6 +507,12 @@ impl Bus {
                 v
             }
         }
+    }
+
+    /// See [`Device::mmio_read_is_pure`].
+    pub fn mmio_read_is_pure(&self, addr: u64) -> bool {
+        self.find_mmio(addr)
+            .is_some_and(|m| self.devices[m.device].mmio_read_is_pure(m.region, addr - m.start))
     }
 
     pub fn mmio_write(&mut self, addr: u64, size: u8, value: u64, cx: &mut IoCtx) {

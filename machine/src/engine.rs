@@ -257,6 +257,8 @@ pub enum Counter {
     /// Translated blocks that ended by handing an instruction to the
     /// interpreter.
     BlockExitsToInterpreter,
+    /// Device registers read from translated code (pure MMIO reads).
+    MmioReadsInTranslatedCode,
     /// Translations dropped because their guest code was written.
     BlocksInvalidated,
     /// Whole-cache flushes (the cache was full).
@@ -276,7 +278,7 @@ pub enum Counter {
 
 impl Counter {
     /// Every key, for tests that check the labels.
-    pub const ALL: [Counter; 23] = [
+    pub const ALL: [Counter; 24] = [
         Counter::BlocksBuilt,
         Counter::BlocksRun,
         Counter::BlockInvalidations,
@@ -294,6 +296,7 @@ impl Counter {
         Counter::InterpreterShare,
         Counter::CalloutInstructions,
         Counter::BlockExitsToInterpreter,
+        Counter::MmioReadsInTranslatedCode,
         Counter::BlocksInvalidated,
         Counter::CacheFlushes,
         Counter::DeclinedInstructions,
@@ -322,6 +325,7 @@ impl Counter {
             Counter::InterpreterShare => "interpreter share (per mille)",
             Counter::CalloutInstructions => "rewritten or callout instructions",
             Counter::BlockExitsToInterpreter => "block exits to the interpreter",
+            Counter::MmioReadsInTranslatedCode => "device registers read in translated code",
             Counter::BlocksInvalidated => "blocks invalidated",
             Counter::CacheFlushes => "cache flushes",
             Counter::DeclinedInstructions => {

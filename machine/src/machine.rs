@@ -777,6 +777,22 @@ impl Machine {
         v
     }
 
+    /// Reads a device register at `addr` if reading it is pure (see
+    /// [`Device::mmio_read_is_pure`](crate::Device::mmio_read_is_pure)):
+    /// the translator's way to read one from translated code. None: not
+    /// such a register (RAM, nothing, a read with effects).
+    pub fn read_pure_mmio(&mut self, addr: u32, size: u8) -> Option<u64> {
+        let a = (addr & self.a20_mask) as u64;
+        let last = a + size as u64 - 1;
+        if a >> 12 != last >> 12
+            || !self.bus.mmio_read_is_pure(a)
+            || !self.bus.mmio_read_is_pure(last)
+        {
+            return None;
+        }
+        Some(self.read_phys(addr, size))
+    }
+
     /// Writes `size` bytes of physical memory (RAM, else MMIO, else dropped).
     pub fn write_phys(&mut self, addr: u32, size: u8, value: u64) {
         let a = (addr & self.a20_mask) as u64;
