@@ -24,10 +24,12 @@
 //!   patches it to jump straight to the target's translation.
 //!
 //! Everything else ends the block before it and runs on the interpreter,
-//! as does any access neither the lookup nor `host_ptr` can serve (the
-//! block exits with the instruction's EIP and the count of the
-//! instructions before it, so counting stays exact and the interpreter
-//! raises any fault itself). Instructions that can fault on the host for
+//! as does a JMP to itself (`jmp $`: the interpreter sees a panic loop
+//! with interrupts disabled, which a translation chained to itself would
+//! spin in out of sight), and any access neither the lookup nor
+//! `host_ptr` can serve (the block exits with the instruction's EIP and
+//! the count of the instructions before it, so counting stays exact and
+//! the interpreter raises any fault itself). Instructions that can fault on the host for
 //! reasons of their own (DIV, BOUND, INT, I/O, privileged, REP strings,
 //! LOCK-prefixed) are never translated.
 
@@ -183,6 +185,12 @@ fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Opti
     }
     let stack_ok = key & key::STACK32 != 0 && key & key::flat(2) != 0;
     match insn.code() {
+        // `jmp $` is the interpreter's: it sees whether the jump spins
+        // with interrupts disabled (a kernel's panic loop, `Stop::Spinning`),
+        // which a translated self-loop, chained to itself, would hide.
+        Code::Jmp_rel8_32 | Code::Jmp_rel32_32 if insn.near_branch32() == insn.ip32() => {
+            return None
+        }
         Code::Jmp_rel8_32 | Code::Jmp_rel32_32 => return Some(Plan::Jmp),
         Code::Call_rel32_32 => return stack_ok.then_some(Plan::Call),
         Code::Retnd => return stack_ok.then_some(Plan::Ret(0)),

@@ -329,6 +329,12 @@ impl Interp {
                     }
                 }
             }
+            // `cli; jmp $` (`control::jmp_rel`): dead unless an NMI is
+            // waiting to be taken (the loop's top delivers it).
+            if std::mem::take(&mut self.cpu.spinning) && !(m.nmi_pending() && !self.cpu.nmi_blocked)
+            {
+                return Stop::Spinning;
+            }
             if single {
                 // One instruction, or one exception delivered.
                 return m.stop_requested().map_or(Stop::Stepped, |s| s.to_stop());
