@@ -632,7 +632,7 @@ impl Engine for Bt {
                     // instruction at a time, a kernel waiting on `sti;
                     // jmp $` would crawl.
                     self.count_declined(m);
-                    let mut room = m.insns_until_deadline().min(SLICE).max(1);
+                    let mut room = m.insns_until_deadline().clamp(1, SLICE);
                     if let Some(max) = limits.max_icount {
                         room = room.min(max - m.icount());
                     }

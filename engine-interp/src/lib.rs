@@ -331,8 +331,9 @@ impl Interp {
             }
             // `cli; jmp $` (`control::jmp_rel`): dead unless an NMI is
             // waiting to be taken (the loop's top delivers it).
-            if std::mem::take(&mut self.cpu.spinning) && !(m.nmi_pending() && !self.cpu.nmi_blocked)
-            {
+            let spun = std::mem::take(&mut self.cpu.spinning);
+            let nmi_waits = m.nmi_pending() && !self.cpu.nmi_blocked;
+            if spun && !nmi_waits {
                 return Stop::Spinning;
             }
             if single {
