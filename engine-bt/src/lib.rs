@@ -78,11 +78,13 @@ pub fn create(_m: &mut Machine) -> Result<Box<dyn Engine>, EngineError> {
 const CACHE_BYTES: usize = 16 << 20;
 
 /// A cache entry: the host address of a translation, or a block whose
-/// first instruction is the interpreter's.
+/// first instruction is the interpreter's, or `jmp $` (the interpreter's
+/// too, run in bulk: see `Bt::run`).
 #[derive(Clone, Copy)]
 enum Entry {
     Host { addr: u64, insns: u32, len: u32 },
     Interpret,
+    SelfJump,
 }
 
 /// Most instructions the interpreter runs in one go while the CPU is in a
@@ -382,7 +384,11 @@ impl Bt {
             }
             None => {
                 self.counters.translate_ns += started.elapsed().as_nanos() as u64;
-                Entry::Interpret
+                if translate::starts_with_self_jump(&bytes, lin) {
+                    Entry::SelfJump
+                } else {
+                    Entry::Interpret
+                }
             }
         };
         self.blocks.insert((phys, key), entry);
@@ -444,8 +450,19 @@ impl Bt {
         m: &mut Machine,
         limits: &Limits,
     ) -> Result<Option<Stop>, EngineError> {
+        self.interpret_for(m, limits, STRETCH)
+    }
+
+    /// Up to `n` instructions on the interpreter (within the run's
+    /// limits); Some(stop) when the run must end.
+    fn interpret_for(
+        &mut self,
+        m: &mut Machine,
+        limits: &Limits,
+        n: u64,
+    ) -> Result<Option<Stop>, EngineError> {
         let before = m.icount();
-        let stretch_end = before + STRETCH;
+        let stretch_end = before + n;
         // The stretch's own bound, where it is tighter than the run's: a
         // `Budget` at it is the stretch's, not the run's.
         let own_bound = limits.max_icount.is_none_or(|l| stretch_end < l);
@@ -608,6 +625,24 @@ impl Engine for Bt {
                     self.count_declined(m);
                     true
                 }
+                Entry::SelfJump => {
+                    // `jmp $` (never translated, so that a panic loop is
+                    // seen): the interpreter spins on it up to the next
+                    // device deadline, as its own run loop would (no
+                    // interrupt is pending here: `mode_key` said so), or
+                    // stops with `Stop::Spinning` if IF is clear. One
+                    // instruction at a time, a kernel waiting on `sti;
+                    // jmp $` would crawl.
+                    self.count_declined(m);
+                    let mut room = m.insns_until_deadline().clamp(1, SLICE);
+                    if let Some(max) = limits.max_icount {
+                        room = room.min(max - m.icount());
+                    }
+                    if let Some(s) = self.interpret_for(m, limits, room)? {
+                        return Ok(s);
+                    }
+                    false
+                }
             };
             if interpret {
                 // In a mode the translator handles, the interpreter runs
@@ -697,7 +732,7 @@ impl Engine for Bt {
                 code: self.buf.bytes(addr, len as usize).to_vec(),
                 guest_insns: insns,
             }),
-            Entry::Interpret => Err(NotTranslated::FirstInstruction),
+            Entry::Interpret | Entry::SelfJump => Err(NotTranslated::FirstInstruction),
         })
     }
 }

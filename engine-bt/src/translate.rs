@@ -24,10 +24,12 @@
 //!   patches it to jump straight to the target's translation.
 //!
 //! Everything else ends the block before it and runs on the interpreter,
-//! as does any access neither the lookup nor `host_ptr` can serve (the
-//! block exits with the instruction's EIP and the count of the
-//! instructions before it, so counting stays exact and the interpreter
-//! raises any fault itself). Instructions that can fault on the host for
+//! as does a JMP to itself (`jmp $`: the interpreter sees a panic loop
+//! with interrupts disabled, which a translation chained to itself would
+//! spin in out of sight), and any access neither the lookup nor
+//! `host_ptr` can serve (the block exits with the instruction's EIP and
+//! the count of the instructions before it, so counting stays exact and
+//! the interpreter raises any fault itself). Instructions that can fault on the host for
 //! reasons of their own (DIV, BOUND, INT, I/O, privileged, REP strings,
 //! LOCK-prefixed) are never translated.
 
@@ -166,6 +168,20 @@ fn encodes(insn: &Instruction) -> bool {
     Encoder::new(64).encode(insn, 0x1000).is_ok()
 }
 
+/// `jmp $`: a near relative JMP (EB FE, E9 with rel32 = -5) to its own
+/// address.
+fn is_self_jump(insn: &Instruction) -> bool {
+    matches!(insn.code(), Code::Jmp_rel8_32 | Code::Jmp_rel32_32)
+        && insn.near_branch32() == insn.ip32()
+}
+
+/// The code at `eip` (`bytes`) begins with `jmp $`, which is never
+/// translated (see `plan`).
+pub fn starts_with_self_jump(bytes: &[u8], eip: u32) -> bool {
+    let insn = Decoder::with_ip(32, bytes, eip as u64, DecoderOptions::NONE).decode();
+    !insn.is_invalid() && is_self_jump(&insn)
+}
+
 /// Decides how to translate `insn` under `key`, or None (the interpreter
 /// runs it).
 fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Option<Plan> {
@@ -183,6 +199,10 @@ fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Opti
     }
     let stack_ok = key & key::STACK32 != 0 && key & key::flat(2) != 0;
     match insn.code() {
+        // `jmp $` is the interpreter's: it sees whether the jump spins
+        // with interrupts disabled (a kernel's panic loop, `Stop::Spinning`),
+        // which a translated self-loop, chained to itself, would hide.
+        _ if is_self_jump(insn) => return None,
         Code::Jmp_rel8_32 | Code::Jmp_rel32_32 => return Some(Plan::Jmp),
         Code::Call_rel32_32 => return stack_ok.then_some(Plan::Call),
         Code::Retnd => return stack_ok.then_some(Plan::Ret(0)),

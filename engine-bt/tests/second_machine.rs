@@ -6,8 +6,10 @@
 use machine::cpu::{CpuState, Seg, Segment};
 use machine::{Engine, Limits, Machine, MachineConfig, Stop};
 
-/// `jmp $` at 0x7C00: the first machine spins there.
-const SPIN: &[u8] = &[0xEB, 0xFE];
+/// `1: nop; jmp 1b` at 0x7C00: the first machine spins there, at 0x7C00
+/// after an even count. (Not `jmp $`: the translator leaves that to the
+/// interpreter, and with interrupts disabled it stops the run.)
+const SPIN: &[u8] = &[0x90, 0xEB, 0xFD];
 /// `mov al, 0x2A; out 0xF4, al; hlt` at 0x7C00 (the same bytes in 16- and
 /// 32-bit code): the second machine exits with 0x2A at once.
 const EXIT: &[u8] = &[0xB0, 0x2A, 0xE6, 0xF4, 0xF4];

@@ -6,6 +6,7 @@
 use crate::cpu::{Cpu, CS};
 use crate::fault::{gp0, R};
 use crate::ops::Op;
+use machine::cpu::flags as f;
 use machine::Machine;
 
 impl Cpu {
@@ -23,7 +24,31 @@ impl Cpu {
 }
 
 pub fn jmp_rel(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
-    c.jump_near(c.eip.wrapping_add(op.imm), op.w)
+    let next = c.eip;
+    c.jump_near(next.wrapping_add(op.imm), op.w)?;
+    // `jmp $` (EB FE, E9 FB FF FF FF, E9 FD FF in 16-bit code, or any
+    // prefixed form): the displacement is minus the instruction's length.
+    // One compare of the pre-decoded operands on the hot path; the rest
+    // only for such a jump.
+    if op.imm.wrapping_add(op.len as u32) & c.ip_mask() == 0 {
+        self_jump(c, next, op);
+    }
+    Ok(())
+}
+
+/// A JMP whose displacement cancels its length (`next`: the address after
+/// it): if it landed on itself with IF clear (`cli; for(;;);`, a kernel's
+/// panic loop) and no single-step trap, only an NMI or a reset could ever
+/// end it; the run loop stops there (`Stop::Spinning`) unless an NMI can
+/// be taken. With IF set it is a legitimate wait for interrupts and runs
+/// on.
+#[cold]
+fn self_jump(c: &mut Cpu, next: u32, op: &Op) {
+    let start = next.wrapping_sub(op.len as u32) & c.ip_mask();
+    if c.eip == start && c.fl.bits & (f::IF | f::TF) == 0 {
+        c.spinning = true;
+        c.exit_block = true;
+    }
 }
 
 pub fn jcc(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {

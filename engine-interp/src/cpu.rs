@@ -102,6 +102,10 @@ pub struct Cpu {
     /// Set with `exit_block` by an instruction that stopped part way and
     /// will run again (a long REP string operation): it did not retire.
     pub(crate) restart: bool,
+    /// Set with `exit_block` by a JMP to itself with IF and TF clear
+    /// (`control::jmp_rel`): the run loop ends the run with
+    /// `Stop::Spinning` unless an NMI can still be taken.
+    pub(crate) spinning: bool,
     /// String iterations REP instructions may still run in this `exec`
     /// before it returns to the run loop: a REP counts as one instruction
     /// however many iterations it runs, so without this a loop of REP
@@ -178,6 +182,7 @@ impl Cpu {
             cpl: 0,
             exit_block: false,
             restart: false,
+            spinning: false,
             rep_left: crate::string::REP_CHUNK,
             pending: 0,
             synced: 0,

@@ -329,6 +329,13 @@ impl Interp {
                     }
                 }
             }
+            // `cli; jmp $` (`control::jmp_rel`): dead unless an NMI is
+            // waiting to be taken (the loop's top delivers it).
+            let spun = std::mem::take(&mut self.cpu.spinning);
+            let nmi_waits = m.nmi_pending() && !self.cpu.nmi_blocked;
+            if spun && !nmi_waits {
+                return Stop::Spinning;
+            }
             if single {
                 // One instruction, or one exception delivered.
                 return m.stop_requested().map_or(Stop::Stepped, |s| s.to_stop());

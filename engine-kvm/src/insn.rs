@@ -87,6 +87,20 @@ pub(crate) fn sets_paging(m: &Machine, s: &CpuState) -> bool {
     })
 }
 
+/// The instruction at CS:EIP is a near relative JMP to its own address
+/// (`jmp $`: EB FE, E9 with rel32 = -5, E9 with rel16 = -3 in 16-bit code,
+/// or any of them with prefixes), as the interpreter's `jmp_rel` sees one.
+/// Decoded at EIP, not the linear address, so a 16-bit target wraps
+/// within the segment as the CPU's does.
+pub(crate) fn is_self_jump(m: &Machine, s: &CpuState) -> bool {
+    let code = read_code(m, s, s.pc_linear());
+    let i = Decoder::with_ip(s.code_bits(), &code, s.eip as u64, DecoderOptions::NONE).decode();
+    !i.is_invalid()
+        && i.mnemonic() == Mnemonic::Jmp
+        && matches!(i.op0_kind(), OpKind::NearBranch16 | OpKind::NearBranch32)
+        && i.near_branch_target() == s.eip as u64
+}
+
 /// The instruction at CS:EIP is IRET (of any operand size).
 pub(crate) fn is_iret(m: &Machine, s: &CpuState) -> bool {
     at_pc(m, s).is_some_and(|i| matches!(i.mnemonic(), Mnemonic::Iret | Mnemonic::Iretd))
@@ -165,6 +179,24 @@ mod tests {
         let (m, mut s) = at(&[0x0F, 0x22, 0xDB], true);
         s.regs[3] = cr0::PG;
         assert!(!sets_paging(&m, &s));
+    }
+
+    #[test]
+    fn jumps_to_themselves_in_every_form() {
+        for (code, prot32, want) in [
+            (&[0xEB, 0xFE][..], true, true),                    // jmp $ (rel8)
+            (&[0xEB, 0xFE][..], false, true),                   // real mode
+            (&[0xE9, 0xFB, 0xFF, 0xFF, 0xFF][..], true, true),  // rel32 = -5
+            (&[0xE9, 0xFD, 0xFF][..], false, true),             // rel16 = -3
+            (&[0x66, 0xEB, 0xFD][..], false, true),             // prefixed
+            (&[0xEB, 0xFD][..], true, false),                   // jmp $-1
+            (&[0xE9, 0xFD, 0xFF, 0xFF, 0xFF][..], true, false), // jmp $-2
+            (&[0x74, 0xFE][..], true, false),                   // jz $
+            (&[0xF4][..], true, false),                         // hlt
+        ] {
+            let (m, s) = at(code, prot32);
+            assert_eq!(is_self_jump(&m, &s), want, "{code:02x?}");
+        }
     }
 
     #[test]

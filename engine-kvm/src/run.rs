@@ -8,10 +8,11 @@ use crate::clock::HostClock;
 use crate::error::KvmError;
 use crate::exits::{self, Action, Exit};
 use crate::host::HostKind;
+use crate::insn;
 use crate::pvm::{self, PvmStop};
 use crate::state;
 use crate::timer::DeadlineTimer;
-use crate::vcpu::{read_state, Vcpu};
+use crate::vcpu::{read_regs, read_state, Vcpu};
 use kvm_ioctls::VcpuExit;
 use machine::cpu::{flags as f, CpuState};
 use machine::{Event, Limits, Machine, Stop};
@@ -168,7 +169,8 @@ pub(crate) fn run(
         st.clock.sync(m);
         // An NMI goes in at once: IF does not mask it, and KVM holds it
         // while NMIs are blocked.
-        if m.take_nmi() {
+        let nmi_sent = m.take_nmi();
+        if nmi_sent {
             let eip = v.regs()?.rip as u32;
             m.trace.record(
                 m.icount(),
@@ -236,6 +238,15 @@ pub(crate) fn run(
                 complete_io(v, st)?;
                 return Ok(Stop::Stepped);
             }
+            // The periodic exit (a device deadline, or MAX_SLICE without
+            // one, so also in a run without a timeout): a guest spinning
+            // in `cli; jmp $` never exits otherwise. Not while an NMI
+            // just injected may still be waiting in KVM, nor stepping.
+            Action::Resume if kind == "timer" && !st.stepping && !nmi_sent => {
+                if spinning(v, st, m)? {
+                    return Ok(Stop::Spinning);
+                }
+            }
             Action::Resume => {}
             Action::Stop(Stop::TripleFault) => {
                 if st.host == HostKind::Pvm {
@@ -281,6 +292,24 @@ pub(crate) fn run(
             }
         }
     }
+}
+
+/// The guest sits on a JMP to itself with IF and TF clear and no NMI
+/// waiting (a kernel's panic loop, `Stop::Spinning`, as the interpreter
+/// sees it where it runs the jump). One KVM_GET_REGS when IF is set, as
+/// it mostly is; the code is read through the guest's page tables only
+/// with IF clear. The state is kept, as a halt keeps it.
+fn spinning(v: &mut impl Vcpu, st: &mut LoopState, m: &Machine) -> Result<bool, KvmError> {
+    let rflags = v.regs()?.rflags as u32;
+    if rflags & (f::IF | f::TF) != 0 || m.nmi_pending() {
+        return Ok(false);
+    }
+    let s = read_regs(v, st.last.as_ref())?;
+    if !insn::is_self_jump(m, &s) {
+        return Ok(false);
+    }
+    st.last = Some(read_state(v, st.last.as_ref())?);
+    Ok(true)
 }
 
 /// Finishes an instruction left half done by a port I/O or MMIO exit, so
@@ -536,6 +565,32 @@ mod tests {
         let mut st = LoopState::new(HostKind::Amd, 0);
         let r = run(&mut v, &mut st, &mut machine(), &limits(), |_| Ok(()));
         assert_eq!(r.unwrap(), Stop::Idle, "no device will ever wake it");
+    }
+
+    #[test]
+    fn a_timer_exit_on_jmp_self_with_interrupts_off_is_a_spin() {
+        // Real mode, CS:IP 0:0 on EB FE, IF clear: the first periodic exit
+        // ends the run.
+        let mut m = machine();
+        m.mem.write(0, &[0xEB, 0xFE]).unwrap();
+        let (r, v, st) = play(HostKind::Amd, &[Scripted::Errno(libc::EINTR)], &mut m);
+        assert_eq!(r.unwrap(), Stop::Spinning);
+        assert!(v.script.is_empty());
+        assert!(st.last.is_some(), "the spinning state is kept");
+
+        // IF set: a wait for interrupts, which runs on.
+        let mut v = Fake::new(&[Scripted::Errno(libc::EINTR), Scripted::Shutdown]);
+        v.regs.rflags = 2 | f::IF as u64;
+        let mut st = LoopState::new(HostKind::Amd, 0);
+        let r = run(&mut v, &mut st, &mut m, &limits(), |_| Ok(()));
+        assert_eq!(r.unwrap(), Stop::TripleFault);
+
+        // An NMI injected before that entry may still be waiting in KVM.
+        m.raise_nmi();
+        let script = [Scripted::Errno(libc::EINTR), Scripted::Shutdown];
+        let (r, v, _) = play(HostKind::Amd, &script, &mut m);
+        assert_eq!(r.unwrap(), Stop::TripleFault);
+        assert_eq!(v.injected, vec![2]);
     }
 
     #[test]

@@ -23,7 +23,9 @@ Exit status of `ringlab run`:
   8         triple fault
   10        instruction budget or timeout reached
   12        HLT with interrupts enabled and nothing left to wake the CPU
-  14        the guest asked for a reset (port 0x92)";
+  14        the guest asked for a reset (port 0x92)
+  18        a jump to itself with interrupts disabled (`cli; jmp $`,
+            a kernel's panic loop)";
 
 #[derive(Parser)]
 #[command(name = "ringlab", version, about = "Run one x86 guest on an interpreter, a binary translator and KVM", long_about = LONG_ABOUT)]

@@ -431,8 +431,10 @@ mod tests {
         Session::new(m, kind, Options::default(), &CpuState::boot_sector(0x7C00)).expect("session")
     }
 
-    /// `jmp $`: runs forever, one instruction at a time.
-    const SPIN: &[u8] = &[0xEB, 0xFE];
+    /// `1: nop; jmp 1b`: runs forever, one instruction at a time. (Not
+    /// `jmp $`, which with interrupts disabled is a panic loop that stops
+    /// the run: `Stop::Spinning`.)
+    const SPIN: &[u8] = &[0x90, 0xEB, 0xFD];
 
     #[test]
     fn a_reported_run_stops_at_the_callers_count_not_at_its_slices() {

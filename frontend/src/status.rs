@@ -34,6 +34,10 @@ pub const IDLE: u8 = 12;
 pub const RESET: u8 = 14;
 /// `compare` and the demo: the engines disagreed.
 pub const DISAGREE: u8 = 16;
+/// A jump to itself with interrupts disabled (`cli; jmp $`): the loop a
+/// kernel's panic() ends in, so a failure, unlike HLT with interrupts
+/// disabled (`Stop::Spinning`).
+pub const SPINNING: u8 = 18;
 
 /// The process exit status for a final stop.
 pub fn for_stop(stop: &Stop) -> u8 {
@@ -46,6 +50,7 @@ pub fn for_stop(stop: &Stop) -> u8 {
         Stop::TripleFault => TRIPLE_FAULT,
         Stop::Budget | Stop::Timeout => LIMIT,
         Stop::Idle => IDLE,
+        Stop::Spinning => SPINNING,
         Stop::Reset => RESET,
         // Not final for `run` (the frontend sets no breakpoints or stop-on
         // events there); treat as a limit if one ever surfaces.
@@ -150,6 +155,7 @@ mod tests {
             IDLE,
             RESET,
             DISAGREE,
+            SPINNING,
         ] {
             assert_eq!(s % 2, 0);
         }

@@ -188,8 +188,54 @@ msg: .asciz "Shutdown"
 }
 
 #[test]
+fn a_panic_loop_with_interrupts_off_exits_18_after_the_guests_output() {
+    // As xv6's panic() ends: its message on COM1, then `cli; for(;;);`.
+    let body = PRINT_AND_EXIT.replace(
+        "2:  mov al, 'x'\n    out 0xe9, al\n    mov al, 0x10\n    out 0xf4, al\n    hlt\n",
+        "2:  cli\n3:  jmp 3b\n",
+    );
+    assert_ne!(body, PRINT_AND_EXIT, "the exit was replaced");
+    let body = body.replace("\"ok\\n\"", "\"panic: boom\\n\"");
+    let img = guest("panic", &body, true);
+    for engine in ["interp", "bt"] {
+        let out = run(&img, &["--engine", engine, "--timeout", "60"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(18), "{engine}: {err}");
+        assert_eq!(out.stdout, b"panic: boom\n", "{engine}");
+        assert!(
+            err.contains("spinning on a jump to itself with interrupts disabled"),
+            "{engine}: {err}"
+        );
+        assert!(err.contains("(exit status 18)"), "{engine}: {err}");
+    }
+    // E9 with rel32 = -5 in a multiboot kernel, without a timeout: the
+    // run still ends (KVM too, where this host has it: its periodic exits
+    // look at the code). coreutils' `timeout` ends a run that would not
+    // (status 124).
+    let img = guest("panic32", "cli\n.byte 0xE9\n.long -5\n", false);
+    for engine in ["interp", "bt", "kvm"] {
+        let out = Command::new("timeout")
+            .args(["60", env!("CARGO_BIN_EXE_ringlab"), "run"])
+            .arg(&img)
+            .args(["--engine", engine])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if engine == "kvm" && !kvm_opens() {
+            support::skip(
+                "cli::a_panic_loop_with_interrupts_off_exits_18_after_the_guests_output",
+                "this host has no usable /dev/kvm",
+            );
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(18), "{engine}: {err}");
+    }
+}
+
+#[test]
 fn budget_timeout_idle_and_triple_fault_have_their_own_statuses() {
-    let spin = guest("spin", "1: jmp 1b\n", true);
+    // `jmp $` with IF set: a wait for interrupts, never a panic loop.
+    let spin = guest("spin", "sti\n1: jmp 1b\n", true);
     let out = run(&spin, &["--max-instructions", "100000"]);
     assert_eq!(out.status.code(), Some(10));
     assert!(String::from_utf8_lossy(&out.stderr).contains("instruction budget reached"));

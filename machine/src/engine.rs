@@ -15,6 +15,11 @@ pub enum Stop {
     Shutdown,
     /// HLT with interrupts disabled: nothing but NMI or reset can wake it.
     Halted,
+    /// A near relative JMP to its own address (`jmp $`: EB FE, E9 with a
+    /// displacement of minus its length) with EFLAGS.IF and TF clear and
+    /// no NMI deliverable: a kernel's panic loop (`cli; for(;;);`), as
+    /// dead as `cli; hlt` but spinning. The jump ran once.
+    Spinning,
     /// HLT with interrupts enabled but no device will ever interrupt
     /// (no deadline pending and no interrupt requested).
     Idle,
@@ -51,6 +56,7 @@ impl Stop {
             Stop::GuestExit { .. }
                 | Stop::Shutdown
                 | Stop::Halted
+                | Stop::Spinning
                 | Stop::Idle
                 | Stop::TripleFault
                 | Stop::Reset
@@ -68,6 +74,10 @@ impl std::fmt::Display for Stop {
             }
             Stop::Shutdown => write!(f, "guest shutdown through port 0x8900"),
             Stop::Halted => write!(f, "halted with interrupts disabled"),
+            Stop::Spinning => write!(
+                f,
+                "spinning on a jump to itself with interrupts disabled (a kernel's panic loop): only NMI or reset could end it"
+            ),
             Stop::Idle => write!(
                 f,
                 "halted with interrupts enabled and nothing left to wake it"
