@@ -193,12 +193,29 @@ fn own_options(args: &Xv6Args) -> anyhow::Result<Xv6Args> {
 
 pub fn xv6(args: &Xv6Args) -> anyhow::Result<u8> {
     let args = &own_options(args)?;
-    let img = images()?;
+    let mut img = images()?;
+    // With a kept file system the run writes its disks, and would lock
+    // the cached boot disk for itself (another `ringlab xv6` could not
+    // read it meanwhile): it boots from a private copy, which xv6 never
+    // writes.
+    let mut boot_copy = None;
     if let Some(fs) = &args.fs {
         prepare_fs(fs, &img.fs)?;
+        let copy = std::env::temp_dir().join(format!("ringlab-xv6-{}.img", std::process::id()));
+        std::fs::copy(&img.xv6, &copy)
+            .with_context(|| format!("cannot copy {} to {}", img.xv6.display(), copy.display()))
+            .status(status::BAD_IMAGE)?;
+        img.xv6 = copy.clone();
+        boot_copy = Some(copy);
     }
     let line = command_line(args, &img, std::io::stdin().is_terminal());
-    crate::cli::main_with(line)
+    let r = crate::cli::main_with(line);
+    if let Some(copy) = boot_copy {
+        // A temporary file left behind harms nothing; the run's own result
+        // is what the user must see.
+        let _ = std::fs::remove_file(copy);
+    }
+    r
 }
 
 #[cfg(test)]

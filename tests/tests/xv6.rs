@@ -717,3 +717,35 @@ fn a_system_call_in_the_debugger_on_the_translator() {
 fn a_system_call_in_the_debugger_on_kvm() {
     a_system_call_in_the_debugger(EngineKind::Kvm, EngineKind::Interp);
 }
+
+/// A file system whose inode block 32 (the root directory's inode among
+/// them) is zeroed: xv6 panics in ilock when init opens the console, and
+/// the run stops at its panic loop (`cli; jmp $`) with everything it
+/// printed, the panic's call stack last, on the interpreter and the
+/// translator, never a hang.
+#[test]
+fn an_xv6_panic_is_a_spinning_stop_with_the_panic_on_the_console() {
+    let Some(img) = images_or_skip() else { return };
+    for kind in [EngineKind::Interp, EngineKind::Bt] {
+        let mut m = bios_machine_with_ram(RAM);
+        let mut fs = std::fs::read(&img.fs).unwrap();
+        fs[32 * 512..33 * 512].fill(0);
+        let xv6 = std::fs::read(&img.xv6).unwrap();
+        m.attach_disk(0, DiskImage::from_bytes(xv6).unwrap());
+        m.attach_disk(1, DiskImage::from_bytes(fs).unwrap());
+        let r = run(kind, m, Duration::from_secs(120), 200_000_000).unwrap();
+        assert_eq!(r.stop, Stop::Spinning, "{}: {}", kind.name(), r.serial);
+        let last: Vec<&str> = r.serial.lines().rev().take(2).collect();
+        assert_eq!(
+            last[1],
+            "lapicid 0: panic: ilock: no type",
+            "{}",
+            kind.name()
+        );
+        assert!(
+            last[0].starts_with(" 8010"),
+            "the call stack: {:?}",
+            last[0]
+        );
+    }
+}

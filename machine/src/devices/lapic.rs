@@ -1428,10 +1428,12 @@ mod tests {
         assert!(l.mmio_read_is_pure(0, 0x020), "ID");
         assert!(l.mmio_read_is_pure(0, 0x0F0), "SVR");
         assert!(l.mmio_read_is_pure(0, 0x100), "ISR");
-        assert!(!l.mmio_read_is_pure(0, 0x390), "the current count runs with time");
+        assert!(
+            !l.mmio_read_is_pure(0, 0x390),
+            "the current count runs with time"
+        );
         // Globally disabled, a read counts as a disabled access: not pure.
         l.set_apic_base(LAPIC_BASE).unwrap();
         assert!(!l.mmio_read_is_pure(0, 0x020));
     }
 }
-
