@@ -306,7 +306,7 @@ if want bt; then
     echo
     echo "bt usertests, --stats of round $ROUNDS ($work/bt-usertests-$ROUNDS.stats):"
     grep -E '^(instructions|wall time|speed|MMIO|local APIC|blocks translated|dispatcher entries|chained jumps|translated instructions run|instructions on the interpreter|interpreter share|block exits|instructions left)' \
-        "$work/bt-usertests-$ROUNDS.stats" || true
+        "$work/bt-usertests-$ROUNDS.stats" | awk '!seen[$0]++' || true
     grep -E '^  to the interpreter' "$work/bt-usertests-$ROUNDS.stats" | head -n 8 || true
 fi
 if [ "$KEEP" != 0 ]; then
