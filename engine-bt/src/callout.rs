@@ -47,3 +47,30 @@ pub unsafe extern "C" fn host_ptr(ctx: *mut Ctx, lin: u32, how: u32) -> *mut u8 
         None => std::ptr::null_mut(),
     }
 }
+
+/// A sensitive instruction translated as a call (`ctx::sensitive`): it
+/// runs against the interpreter's CPU, which holds the system flags, and is
+/// recorded in the trace as the interpreter would, at its exact instruction
+/// count (the instructions the chain ran before this block, then its index
+/// in the block).
+///
+/// Never panics (it is called from generated code).
+///
+/// # Safety
+/// As for [`host_ptr`].
+pub unsafe extern "C" fn sensitive(ctx: *mut Ctx, what: u32, eip: u32, at: u32) -> u64 {
+    // SAFETY: as in `host_ptr`.
+    let (interp, m, done) = unsafe {
+        let c = &mut *ctx;
+        let n = (at >> 16) as i64;
+        let done = (c.room - c.budget - n) as u64 + (at & 0xFFFF) as u64;
+        (&mut *c.interp, &mut *c.machine, done)
+    };
+    let icount = m.icount() + done;
+    const DONE: u64 = 1 << 32;
+    match what {
+        crate::ctx::sensitive::PUSHFD => DONE | interp.callout_pushfd(m, eip, icount) as u64,
+        crate::ctx::sensitive::CLI if interp.callout_cli(m, eip, icount) => DONE,
+        _ => 0,
+    }
+}

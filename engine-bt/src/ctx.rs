@@ -21,6 +21,21 @@ pub mod reason {
 /// a guest access, or null when the interpreter must perform it.
 pub type HostPtrFn = unsafe extern "C" fn(*mut Ctx, u32, u32) -> *mut u8;
 
+/// `sensitive(ctx, what, eip, at)`: a sensitive instruction translated as
+/// a call (VMware's in-TC callout; `callout::sensitive`); `at` is
+/// `block length << 16 | index in the block`. Bit 32 of the result set:
+/// done (the low half is the instruction's result); clear: the
+/// interpreter must run it.
+pub type SensitiveFn = unsafe extern "C" fn(*mut Ctx, u32, u32, u32) -> u64;
+
+/// `what` of a sensitive callout.
+pub mod sensitive {
+    /// PUSHFD: returns the non-status bits of the image.
+    pub const PUSHFD: u32 = 0;
+    /// CLI.
+    pub const CLI: u32 = 1;
+}
+
 #[repr(C)]
 pub struct Ctx {
     /// Guest EAX..EDI (ESP is index 4).
@@ -38,6 +53,7 @@ pub struct Ctx {
     pub interp: *mut Interp,
     pub machine: *mut Machine,
     pub host_ptr: HostPtrFn,
+    pub sensitive: SensitiveFn,
     /// Host address of the block to enter.
     pub target: u64,
     /// The interpreter's TLB for the current CPL (`Interp::tlb_for_cpl`),
@@ -55,6 +71,9 @@ pub struct Ctx {
     pub exit: u32,
     /// A host pointer kept across a second memory lookup (MOVS).
     pub scratch: u64,
+    /// The budget this entry into translated code started with: with
+    /// `budget` and the block's length, where in the run a callout is.
+    pub room: i64,
     /// A device register's value read by `host_ptr` for the instruction
     /// that reads it (see `callout::host_ptr`).
     pub mmio: u64,
@@ -71,6 +90,7 @@ pub const EIP: i32 = offset_of!(Ctx, eip) as i32;
 pub const RETIRED: i32 = offset_of!(Ctx, retired) as i32;
 pub const REASON: i32 = offset_of!(Ctx, reason) as i32;
 pub const HOST_PTR: i32 = offset_of!(Ctx, host_ptr) as i32;
+pub const SENSITIVE: i32 = offset_of!(Ctx, sensitive) as i32;
 pub const TARGET: i32 = offset_of!(Ctx, target) as i32;
 pub const TLB_PTR: i32 = offset_of!(Ctx, tlb) as i32;
 pub const BUDGET: i32 = offset_of!(Ctx, budget) as i32;

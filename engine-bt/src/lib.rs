@@ -82,8 +82,15 @@ const CACHE_BYTES: usize = 16 << 20;
 /// too, run in bulk: see `Bt::run`).
 #[derive(Clone, Copy)]
 enum Entry {
-    Host { addr: u64, insns: u32, len: u32 },
-    Interpret,
+    Host {
+        addr: u64,
+        insns: u32,
+        len: u32,
+    },
+    /// The interpreter runs the instruction here: the translator declined
+    /// it (its mnemonic, decoded once, for the stats), or there is no
+    /// block to make (a fetch fault, code outside RAM: None).
+    Interpret(Option<iced_x86::Mnemonic>),
     SelfJump,
 }
 
@@ -141,7 +148,7 @@ pub struct Bt {
     /// In translatable modes, the instructions handed to the interpreter
     /// because the translator does not translate them (sensitive and
     /// privileged ones among them), by mnemonic.
-    declined: HashMap<iced_x86::Mnemonic, u64>,
+    declined: HashMap<iced_x86::Mnemonic, u64, BuildHasherDefault<Mix>>,
 }
 
 /// A chainable exit: its `jmp rel32` in the cache and where it goes.
@@ -151,10 +158,6 @@ struct Site {
     /// dispatcher the target, then the exit stub).
     home: u64,
     target: u32,
-    /// Linear page of its block: only jumps within that page are chained,
-    /// so a chain never outlives the mapping its block was found under
-    /// (any TLB flush undoes chains too).
-    page: u32,
     key: u32,
 }
 
@@ -196,6 +199,7 @@ impl Bt {
                 interp: std::ptr::null_mut(),
                 machine: std::ptr::null_mut(),
                 host_ptr: callout::host_ptr,
+                sensitive: callout::sensitive,
                 target: 0,
                 tlb: std::ptr::null(),
                 budget: 0,
@@ -204,13 +208,14 @@ impl Bt {
                 scratch: 0,
                 mmio: 0,
                 mmio_reads: 0,
+                room: 0,
             }),
             counters: Counters::default(),
             sites: Vec::new(),
             patched: Vec::new(),
             chain_epoch: 0,
             pending_chain: None,
-            declined: HashMap::new(),
+            declined: HashMap::default(),
         })
     }
 
@@ -309,7 +314,7 @@ impl Bt {
         // The interpreter's TLB first, the page walk only on a miss.
         let Some(phys) = self.interp.fetch_phys(m, lin) else {
             // The fetch faults: the interpreter raises it.
-            return Entry::Interpret;
+            return Entry::Interpret(None);
         };
         if let Some(e) = self.blocks.get(&(phys, key)) {
             return *e;
@@ -317,7 +322,7 @@ impl Bt {
         let avail = 0x1000 - (phys & 0xFFF) as usize;
         let Ok(bytes) = m.mem.slice(phys as u64, avail).map(|b| b.to_vec()) else {
             // Code outside RAM (MMIO): the interpreter's.
-            return Entry::Interpret;
+            return Entry::Interpret(None);
         };
         // Timed here only, where a block is made, so running translated
         // code pays nothing for the measurement.
@@ -350,7 +355,7 @@ impl Bt {
                 let pushed = self.buf.push(&b.code);
                 self.counters.translate_ns += started.elapsed().as_nanos() as u64;
                 let Some(addr) = pushed else {
-                    return Entry::Interpret;
+                    return Entry::Interpret(None);
                 };
                 self.counters.blocks_translated += 1;
                 let now = m.clock.now();
@@ -368,7 +373,6 @@ impl Bt {
                         jmp: addr + off,
                         home: addr + home,
                         target: *target,
-                        page: lin & !0xFFF,
                         key,
                     });
                 }
@@ -387,7 +391,8 @@ impl Bt {
                 if translate::starts_with_self_jump(&bytes, lin) {
                     Entry::SelfJump
                 } else {
-                    Entry::Interpret
+                    let d = iced_x86::Decoder::with_ip(32, &bytes, lin as u64, 0).decode();
+                    Entry::Interpret(Some(d.mnemonic()))
                 }
             }
         };
@@ -406,6 +411,7 @@ impl Bt {
         ctx.flags = (c.eflags() as u64) & ctx::STATUS;
         ctx.target = addr;
         ctx.budget = room as i64;
+        ctx.room = room as i64;
         ctx.tlb = self.interp.tlb_for_cpl();
         ctx.interp = &mut self.interp as *mut Interp;
         ctx.machine = m as *mut Machine;
@@ -555,11 +561,13 @@ impl Engine for Bt {
                     return Ok(Stop::Budget);
                 }
             }
-            // The clock is read every 256 dispatches, or sooner once a
+            // The clock is read every 4096 dispatches (a dispatch is some
+            // 100 ns: every 0.4 ms at most; reading it every 256 took 5%
+            // of a run of xv6's usertests), or sooner once a
             // million instructions ran since the last read (translated
             // blocks may each run up to SLICE instructions).
             tick = tick.wrapping_add(1);
-            if tick.is_multiple_of(256) || m.icount() >= next_clock_read {
+            if tick.is_multiple_of(4096) || m.icount() >= next_clock_read {
                 next_clock_read = m.icount() + (1 << 20);
                 if limits.expired() {
                     return Ok(Stop::Timeout);
@@ -593,17 +601,22 @@ impl Engine for Bt {
             }
             let entry = match key {
                 Some(k) => self.lookup(m, k),
-                None => Entry::Interpret,
+                None => Entry::Interpret(None),
             };
             let interpret = match entry {
                 Entry::Host { addr, insns, .. } => {
                     // Chain the exit that led here straight to this block,
-                    // when it jumps within its own page under the same key.
+                    // under the same key. Across pages too: a chain is a
+                    // cached translation of its target's page, and like a
+                    // TLB entry it lasts until the next invalidation (CR3,
+                    // INVLPG, a mode change: the epoch), which undoes every
+                    // chain. A page-table entry changed without one may be
+                    // used old or new (SDM Vol 3A 4.10.4.2), as here.
                     let eip = self.interp.cpu().eip();
                     let pending = pending.filter(|_| self.counters.flushes == flushes);
                     if let (Some(site), Some(k)) = (pending, key) {
                         let s = &self.sites[site];
-                        if s.target == eip && s.key == k && eip & !0xFFF == s.page {
+                        if s.target == eip && s.key == k {
                             self.aim(site, addr);
                             self.patched.push(site);
                             self.counters.chained += 1;
@@ -621,8 +634,11 @@ impl Engine for Bt {
                         true
                     }
                 }
-                Entry::Interpret => {
-                    self.count_declined(m);
+                Entry::Interpret(mnemonic) => {
+                    match mnemonic {
+                        Some(mn) => *self.declined.entry(mn).or_default() += 1,
+                        None => self.count_declined(m),
+                    }
                     true
                 }
                 Entry::SelfJump => {
@@ -732,7 +748,7 @@ impl Engine for Bt {
                 code: self.buf.bytes(addr, len as usize).to_vec(),
                 guest_insns: insns,
             }),
-            Entry::Interpret | Entry::SelfJump => Err(NotTranslated::FirstInstruction),
+            Entry::Interpret(_) | Entry::SelfJump => Err(NotTranslated::FirstInstruction),
         })
     }
 }

@@ -15,7 +15,16 @@
 //!   miss by the `host_ptr` callout (the interpreter's page walk); the
 //!   instruction then runs unchanged on `[r14]`. Only flat segments (base
 //!   0, 4 GiB limit) are translated.
-//! - PUSH, POP, CALL and RET: rewritten, since guest ESP is not host RSP.
+//! - PUSH, POP, CALL, RET and LEAVE: rewritten, since guest ESP is not
+//!   host RSP.
+//! - LOCK-prefixed read-modify-writes of memory (and XCHG with memory):
+//!   run as they are, locked, on the guest's RAM.
+//! - PUSHFD and CLI, sensitive: calls into the monitor that return into
+//!   the block (VMware's in-TC callouts, `callout::sensitive`): it reads or
+//!   changes the system flags the interpreter's CPU holds and records the
+//!   instruction as the interpreter would. A kernel runs them on every
+//!   spinlock (xv6's pushcli); leaving translated code for each cost two
+//!   trips through the dispatcher.
 //! - LODS, STOS and MOVS without a REP prefix, one element (EFLAGS.DF is
 //!   0 whenever translated code runs).
 //! - Jcc, JMP, CALL, RET, LOOP, JECXZ and indirect JMP and CALL end a
@@ -31,7 +40,7 @@
 //! the count of the instructions before it, so counting stays exact and
 //! the interpreter raises any fault itself). Instructions that can fault on the host for
 //! reasons of their own (DIV, BOUND, INT, I/O, privileged, REP strings,
-//! LOCK-prefixed) are never translated.
+//! LOCK where it is #UD) are never translated.
 
 use crate::ctx::{self, reason};
 use engine_interp::fallback::table;
@@ -96,6 +105,13 @@ enum Plan {
     /// the target up.
     JmpInd,
     CallInd,
+    /// LEAVE: ESP = EBP, then POP EBP.
+    Leave,
+    /// PUSHFD and CLI: sensitive, translated as calls into the monitor
+    /// that return into the block (`callout::sensitive`), which record
+    /// them as the interpreter would.
+    Pushfd,
+    Cli,
     /// LOOP (ECX) and JECXZ: branches on ECX, which need no flags.
     Loop,
     Jecxz,
@@ -182,22 +198,39 @@ pub fn starts_with_self_jump(bytes: &[u8], eip: u32) -> bool {
     !insn.is_invalid() && is_self_jump(&insn)
 }
 
+/// The stack is ESP in a flat SS: PUSH, POP, CALL and RET are rewritten.
+fn stack_ok_of(key: u32) -> bool {
+    key & key::STACK32 != 0 && key & key::flat(2) != 0
+}
+
 /// Decides how to translate `insn` under `key`, or None (the interpreter
 /// runs it).
 fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Option<Plan> {
-    if insn.is_invalid()
-        || insn.has_lock_prefix()
-        || insn.has_rep_prefix()
-        || insn.has_repne_prefix()
+    if insn.is_invalid() || insn.has_rep_prefix() || insn.has_repne_prefix() {
+        return None;
+    }
+    // LOCK on an instruction that takes it (a read-modify-write of memory,
+    // the table's LOCK): the host runs it as is, locked, on the guest's
+    // RAM (xv6's spinlocks: `lock; xchgl`, `lock; orl $0, (%esp)`). Any
+    // other LOCK is #UD, the interpreter's to raise.
+    if insn.has_lock_prefix()
+        && !(table::has(insn.mnemonic(), table::attr::LOCK) && insn.op0_kind() == OpKind::Memory)
     {
         return None;
     }
-    // Sensitive instructions (the instruction table's SENSITIVE) always
-    // run on the interpreter, which records them as handled by a callout.
+    // Two sensitive instructions a kernel runs all the time (xv6's
+    // pushcli: PUSHFD, CLI) are calls into the monitor from translated
+    // code; the others run on the interpreter, which records them as
+    // handled by a callout.
+    match insn.code() {
+        Code::Pushfd => return stack_ok_of(key).then_some(Plan::Pushfd),
+        Code::Cli => return Some(Plan::Cli),
+        _ => {}
+    }
     if table::has(insn.mnemonic(), table::attr::SENSITIVE) {
         return None;
     }
-    let stack_ok = key & key::STACK32 != 0 && key & key::flat(2) != 0;
+    let stack_ok = stack_ok_of(key);
     match insn.code() {
         // `jmp $` is the interpreter's: it sees whether the jump spins
         // with interrupts disabled (a kernel's panic loop, `Stop::Spinning`),
@@ -219,6 +252,7 @@ fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Opti
             return stack_ok.then_some(Plan::Pop)
         }
         Code::Loop_rel8_32_ECX => return Some(Plan::Loop),
+        Code::Leaved => return stack_ok.then_some(Plan::Leave),
         Code::Jmp_rm32 | Code::Call_rm32 => {
             let ok = match insn.op0_kind() {
                 OpKind::Register => true,
@@ -696,6 +730,37 @@ impl Emitter {
         Ok(())
     }
 
+    /// Calls `callout::sensitive` for instruction `k` at `eip`, with the
+    /// guest's registers kept and its flags left pushed on the host stack
+    /// (the caller pops them); r8 = the result's low half. When the
+    /// callout declines, the block leaves for the interpreter at `eip`.
+    fn sensitive_call(&mut self, what: u32, eip: u32, k: u32) -> R {
+        let at = self.n << 16 | k;
+        let a = &mut self.a;
+        a.pushfq()?;
+        a.push(rax)?;
+        a.push(rcx)?;
+        a.push(rdx)?;
+        a.push(rsi)?;
+        a.push(rdi)?;
+        a.mov(rdi, r15)?;
+        a.mov(esi, what)?;
+        a.mov(edx, eip)?;
+        a.mov(ecx, at)?;
+        a.call(qword_ptr(r15 + ctx::SENSITIVE))?;
+        a.mov(r8, rax)?;
+        a.pop(rdi)?;
+        a.pop(rsi)?;
+        a.pop(rdx)?;
+        a.pop(rcx)?;
+        a.pop(rax)?;
+        a.bt(r8, 32)?;
+        let fail = a.create_label();
+        a.jnc(fail)?;
+        self.fails.push((fail, eip, k));
+        Ok(())
+    }
+
     /// r13d = the guest linear address of `insn`'s memory operand (the
     /// segment is flat, so the effective address): 32-bit arithmetic wraps
     /// at 4 GiB, and LEA leaves the flags alone.
@@ -754,6 +819,34 @@ impl Emitter {
                         self.a.mov(dword_ptr(r14), insn.immediate(0) as u32)?;
                     }
                     self.a.mov(r12d, r13d)?;
+                }
+                Plan::Pushfd => {
+                    // The slot first: a fault leaves before anything is
+                    // recorded, and the interpreter runs PUSHFD whole.
+                    self.a.lea(r13d, r12d - 4)?;
+                    self.host_ptr(4, true, eip, k, true)?;
+                    self.sensitive_call(ctx::sensitive::PUSHFD, eip, k)?;
+                    // The guest's flags, as `sensitive_call` left them on
+                    // the host stack: their status bits, the callout's
+                    // others.
+                    self.a.mov(r9, qword_ptr(rsp))?;
+                    self.a.and(r9d, ctx::STATUS as u32 & !2)?;
+                    self.a.or(r9d, r8d)?;
+                    self.a.mov(dword_ptr(r14), r9d)?;
+                    self.a.popfq()?;
+                    self.a.mov(r12d, r13d)?;
+                }
+                Plan::Cli => {
+                    self.sensitive_call(ctx::sensitive::CLI, eip, k)?;
+                    self.a.popfq()?;
+                }
+                Plan::Leave => {
+                    // Nothing changes before the load, which may leave for
+                    // the interpreter (a fault): then it runs LEAVE whole.
+                    self.a.mov(r13d, ebp)?;
+                    self.host_ptr(4, false, eip, k, live[k as usize])?;
+                    self.a.lea(r12d, rbp + 4)?;
+                    self.a.mov(ebp, dword_ptr(r14))?;
                 }
                 Plan::Pop => {
                     self.a.mov(r13d, r12d)?;

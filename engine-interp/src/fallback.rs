@@ -10,6 +10,7 @@
 //! description of its hash and layout.
 
 use crate::Interp;
+use machine::cpu::flags as f;
 use machine::{EngineError, Handling, Limits, Machine, Stop};
 use std::time::Instant;
 
@@ -124,6 +125,31 @@ impl Interp {
         self.cpu.host_ptr(m, lin, size, write)
     }
 
+    /// PUSHFD for translated code, where it is a callout: records the
+    /// sensitive instruction at `eip` as instruction `icount` and returns
+    /// the part of the image that translated code does not hold, every bit
+    /// of EFLAGS but the status flags (VM and RF clear, as PUSHFD pushes
+    /// them). Only in the modes the translator runs (never V86).
+    pub fn callout_pushfd(&mut self, m: &mut Machine, eip: u32, icount: u64) -> u32 {
+        let c = &mut self.cpu;
+        c.record_sensitive(m, "pushf", eip, icount, machine::Handling::Callout);
+        let v = c.visible_eflags(c.fl.get() & !(f::VM | f::RF));
+        v & !STATUS_FLAGS
+    }
+
+    /// CLI for translated code: false (nothing done, nothing recorded)
+    /// when it faults (CPL > IOPL), for the interpreter to run it;
+    /// otherwise records it and clears IF.
+    pub fn callout_cli(&mut self, m: &mut Machine, eip: u32, icount: u64) -> bool {
+        let c = &mut self.cpu;
+        if c.cpl > c.iopl() {
+            return false;
+        }
+        c.record_sensitive(m, "cli", eip, icount, machine::Handling::Callout);
+        c.fl.bits &= !f::IF;
+        true
+    }
+
     /// A read of `size` bytes at linear `lin` from a device register whose
     /// reading is pure (`Machine::read_pure_mmio`), through the page
     /// tables as the interpreter's own read would go (permissions and the
@@ -134,10 +160,23 @@ impl Interp {
             return None;
         }
         let user = self.cpu.cpl == 3;
-        let phys = self
-            .cpu
-            .translate(m, lin, crate::mmu::Acc::Read, user)
-            .ok()?;
+        let page = lin & !0xFFF;
+        let epoch = self.cpu.tlb.epoch;
+        let phys = match self.mmio_page {
+            // As a TLB entry would: until the next invalidation (CR3,
+            // INVLPG, a mode change), for the same privilege.
+            Some((p, u, e, phys_page)) if p == page && u == user && e == epoch => {
+                phys_page | (lin & 0xFFF)
+            }
+            _ => {
+                let phys = self
+                    .cpu
+                    .translate(m, lin, crate::mmu::Acc::Read, user)
+                    .ok()?;
+                self.mmio_page = Some((page, user, epoch, phys & !0xFFF));
+                phys
+            }
+        };
         m.read_pure_mmio(phys, size as u8)
     }
 

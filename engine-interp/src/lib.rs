@@ -59,6 +59,10 @@ pub struct Interp {
     /// (`Interp::new_fallback`, `take_stale_code_pages`).
     invalidated: Vec<u32>,
     log_invalidated: bool,
+    /// The last device page `pure_mmio_read` translated: (linear page,
+    /// user, TLB epoch, physical page). The TLB holds RAM only; this one
+    /// entry spares xv6's local APIC reads a page walk each.
+    mmio_page: Option<(u32, bool, u64, u32)>,
     /// The id of the guest RAM the block cache was filled from
     /// (`GuestMemory::id`; 0 before the first run).
     ram_id: u64,
@@ -91,6 +95,7 @@ impl Interp {
             stalls: 0,
             invalidated: Vec::new(),
             log_invalidated: false,
+            mmio_page: None,
             ram_id: 0,
         }
     }

@@ -11,6 +11,28 @@ use machine::{Event, Machine, PrivCause};
 
 impl Cpu {
     /// Records that a sensitive instruction ran (the event the lessons count).
+    /// Records a sensitive instruction executed elsewhere (a translator's
+    /// callout) at instruction count `icount`.
+    pub fn record_sensitive(
+        &mut self,
+        m: &mut Machine,
+        name: &'static str,
+        eip: u32,
+        icount: u64,
+        how: machine::Handling,
+    ) {
+        m.trace.record(
+            icount,
+            m.clock.now(),
+            Event::Sensitive {
+                insn: std::borrow::Cow::Borrowed(name),
+                cpl: self.cpl,
+                eip,
+                how,
+            },
+        );
+    }
+
     pub fn sensitive(&mut self, m: &mut Machine, op: &Op, name: &'static str) {
         let icount = m.icount() + self.pending;
         let eip = self.eip.wrapping_sub(op.len as u32);

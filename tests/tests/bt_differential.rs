@@ -413,7 +413,31 @@ fn program(seed: u64) -> (Vec<u8>, u32) {
             let disp =
                 |r: &mut Rng| MemoryOperand::with_base_displ(Register::EBP, r.below(200) as i64);
             let lea = |dst, r: &mut Rng| Instruction::with2(Code::Lea_r32_m, dst, disp(r)).unwrap();
-            let group: Vec<Instruction> = match r.below(4) {
+            let i1 = |c, a: Register| Instruction::with1(c, a).unwrap();
+            let group: Vec<Instruction> = match r.below(7) {
+                // A stack frame that reads EFLAGS whole (PUSHFD, a call
+                // into the monitor on the translator), left with LEAVE;
+                // only while every status flag is defined.
+                4 if undefined == 0 => vec![
+                    i1(Code::Push_r32, Register::EBP),
+                    Instruction::with2(Code::Mov_r32_rm32, Register::EBP, Register::ESP).unwrap(),
+                    Instruction::with(Code::Pushfd),
+                    i1(Code::Pop_r32, Register::EAX),
+                    Instruction::with(Code::Leaved),
+                ],
+                // Locked read-modify-writes of memory (a spinlock's XCHG,
+                // a LOCK ADD) and CLI (the CPU is in ring 0, IF set).
+                5 => {
+                    let mut add =
+                        Instruction::with2(Code::Add_rm32_r32, mem(&mut r), reg(&mut r)).unwrap();
+                    add.set_has_lock_prefix(true);
+                    let mut xchg =
+                        Instruction::with2(Code::Xchg_rm32_r32, mem(&mut r), reg(&mut r)).unwrap();
+                    xchg.set_has_lock_prefix(r.below(2) == 0);
+                    vec![add, xchg]
+                }
+                6 => vec![Instruction::with(Code::Cli)],
+                4 => vec![],
                 0 => vec![
                     lea(Register::ESI, &mut r),
                     lea(Register::EDI, &mut r),
