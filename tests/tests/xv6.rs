@@ -12,10 +12,11 @@
 //! twice over one file system to see that it keeps what xv6 wrote.
 //!
 //! KVM needs paging and ring 3: the host's kvm-pvm cannot run xv6 (the
-//! KVM parts skip there, saying so). On hardware KVM (the QEMU/SVM test
-//! VM) xv6 does not yet get past mounting its file system, so the VM does
-//! not run these yet (scripts/kvm-vm-tests.sh says how to; the images
-//! come in through RINGLAB_XV6_IMAGES, the VM having no compiler).
+//! KVM parts skip there, saying so). The QEMU/SVM test VM does not run
+//! them: there every local APIC access is an exit costing some 100 µs,
+//! xv6 reads the APIC's ID on every spinlock, and its boot alone takes a
+//! minute or more (scripts/kvm-vm-tests.sh says how to run them; the
+//! images come in through RINGLAB_XV6_IMAGES, the VM having no compiler).
 //!
 //! A host without the tools (gcc, make, binutils, perl; the script names
 //! the packages) or the source skips, with the reason; under CI (`CI`
