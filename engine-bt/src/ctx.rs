@@ -79,6 +79,42 @@ pub struct Ctx {
     pub mmio: u64,
     /// Device registers read that way (stats).
     pub mmio_reads: u64,
+    /// The indirect-branch cache: translated code looks a RET's or an
+    /// indirect JMP's or CALL's target up here and jumps straight to its
+    /// translation on a hit (`Ibtc`).
+    pub ibtc: [Ibtc; IBTC_LEN],
+}
+
+/// One entry of the indirect-branch cache: the translation of guest `eip`
+/// made under mode key `key`, at host address `host`. `key` `u32::MAX`
+/// (no mode key has every bit) is empty. The dispatcher fills an entry
+/// whenever it finds a translation, and empties them all whenever it
+/// undoes the chains (a TLB invalidation, translations dropped, the cache
+/// flushed): an entry is a chain whose source is any indirect branch.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Ibtc {
+    pub eip: u32,
+    pub key: u32,
+    pub host: u64,
+}
+
+impl Ibtc {
+    pub const EMPTY: Ibtc = Ibtc {
+        eip: 0,
+        key: u32::MAX,
+        host: 0,
+    };
+}
+
+/// Entries in the indirect-branch cache (a power of two).
+pub const IBTC_LEN: usize = 1024;
+
+/// The entry for guest `eip`: the hash translated code computes
+/// (`translate::Emitter::indirect_exit`).
+#[inline]
+pub fn ibtc_slot(eip: u32) -> usize {
+    ((eip ^ (eip >> 10)) as usize) & (IBTC_LEN - 1)
 }
 
 /// `exit` of an exit that cannot be chained.
@@ -91,6 +127,7 @@ pub const RETIRED: i32 = offset_of!(Ctx, retired) as i32;
 pub const REASON: i32 = offset_of!(Ctx, reason) as i32;
 pub const HOST_PTR: i32 = offset_of!(Ctx, host_ptr) as i32;
 pub const SENSITIVE: i32 = offset_of!(Ctx, sensitive) as i32;
+pub const IBTC: i32 = offset_of!(Ctx, ibtc) as i32;
 pub const TARGET: i32 = offset_of!(Ctx, target) as i32;
 pub const TLB_PTR: i32 = offset_of!(Ctx, tlb) as i32;
 pub const BUDGET: i32 = offset_of!(Ctx, budget) as i32;

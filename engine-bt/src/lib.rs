@@ -209,6 +209,7 @@ impl Bt {
                 mmio: 0,
                 mmio_reads: 0,
                 room: 0,
+                ibtc: [ctx::Ibtc::EMPTY; ctx::IBTC_LEN],
             }),
             counters: Counters::default(),
             sites: Vec::new(),
@@ -232,6 +233,7 @@ impl Bt {
             self.aim(site, self.sites[site].home);
         }
         self.pending_chain = None;
+        self.ctx.ibtc.fill(ctx::Ibtc::EMPTY);
     }
 
     /// Drops translations of guest pages that were written (by translated
@@ -270,6 +272,7 @@ impl Bt {
         self.sites.clear();
         self.patched.clear();
         self.pending_chain = None;
+        self.ctx.ibtc.fill(ctx::Ibtc::EMPTY);
         self.buf.truncate(self.stub_bytes);
     }
 
@@ -614,6 +617,16 @@ impl Engine for Bt {
                     // used old or new (SDM Vol 3A 4.10.4.2), as here.
                     let eip = self.interp.cpu().eip();
                     let pending = pending.filter(|_| self.counters.flushes == flushes);
+                    if let Some(k) = key {
+                        // Any indirect branch to here may now come
+                        // straight in, under this key, until the chains are
+                        // undone.
+                        self.ctx.ibtc[ctx::ibtc_slot(eip)] = ctx::Ibtc {
+                            eip,
+                            key: k,
+                            host: addr,
+                        };
+                    }
                     if let (Some(site), Some(k)) = (pending, key) {
                         let s = &self.sites[site];
                         if s.target == eip && s.key == k {

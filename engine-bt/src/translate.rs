@@ -415,7 +415,7 @@ pub fn translate(
     if insns.is_empty() {
         return None;
     }
-    let mut e = Emitter::new(exit_stub, insns.len() as u32, first_exit).ok()?;
+    let mut e = Emitter::new(exit_stub, insns.len() as u32, first_exit, key).ok()?;
     e.block(&insns, end_eip).ok()?;
     let callouts = insns
         .iter()
@@ -537,13 +537,16 @@ struct Emitter {
     /// (label, guest EIP, instructions retired before it): exits to the
     /// interpreter, emitted after the block's body.
     fails: Vec<(CodeLabel, u32, u32)>,
+    /// The mode key the block is translated under.
+    key: u32,
 }
 
 type R = Result<(), IcedError>;
 
 impl Emitter {
-    fn new(exit_stub: u64, n: u32, first_exit: u32) -> Result<Emitter, IcedError> {
+    fn new(exit_stub: u64, n: u32, first_exit: u32, key: u32) -> Result<Emitter, IcedError> {
         Ok(Emitter {
+            key,
             a: CodeAssembler::new(64)?,
             exit_stub,
             n,
@@ -558,6 +561,33 @@ impl Emitter {
     /// instructions done.
     fn exit(&mut self, eip: Option<u32>, retired: u32, why: u32) -> R {
         self.exit_with(eip, retired, self.n, why, None)
+    }
+
+    /// Leaves the block for the guest EIP in r8d (a RET's or an indirect
+    /// branch's target), `retired` instructions done: straight into that
+    /// EIP's translation when the indirect-branch cache has it under this
+    /// block's key (`ctx::Ibtc`), else through the dispatcher, which fills
+    /// the cache.
+    fn indirect_exit(&mut self, retired: u32) -> R {
+        let mut miss = self.a.create_label();
+        self.save_flags()?;
+        let a = &mut self.a;
+        // The slot: ctx::ibtc_slot's hash, times the entry's 16 bytes.
+        a.mov(r9d, r8d)?;
+        a.shr(r9d, 10)?;
+        a.xor(r9d, r8d)?;
+        a.and(r9d, (ctx::IBTC_LEN - 1) as u32)?;
+        a.shl(r9d, 4)?;
+        a.lea(r9, r15 + r9 + ctx::IBTC)?;
+        a.cmp(dword_ptr(r9), r8d)?;
+        a.jne(miss)?;
+        a.cmp(dword_ptr(r9 + 4), self.key)?;
+        a.jne(miss)?;
+        self.restore_flags()?;
+        self.a.jmp(qword_ptr(r9 + 8))?;
+        self.a.set_label(&mut miss)?;
+        self.restore_flags()?;
+        self.exit(None, retired, reason::NEXT)
     }
 
     /// An exit to a known guest EIP that the dispatcher may later chain
@@ -867,7 +897,7 @@ impl Emitter {
                     self.host_ptr(4, false, eip, k, live[k as usize])?;
                     self.a.mov(r8d, dword_ptr(r14))?;
                     self.a.lea(r12d, r12d + (4 + imm as i32))?;
-                    self.exit(None, k + 1, reason::NEXT)?;
+                    self.indirect_exit(k + 1)?;
                 }
                 Plan::Jmp => self.chained_exit(insn.near_branch32(), k + 1)?,
                 Plan::Jcc => {
@@ -896,7 +926,7 @@ impl Emitter {
                         self.a.mov(r12d, r13d)?;
                     }
                     self.a.mov(r8d, dword_ptr(r15 + ctx::SCRATCH))?;
-                    self.exit(None, k + 1, reason::NEXT)?;
+                    self.indirect_exit(k + 1)?;
                 }
                 Plan::Loop => {
                     // ECX - 1 without touching the flags; JRCXZ is the only
