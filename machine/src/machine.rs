@@ -790,7 +790,12 @@ impl Machine {
         {
             return None;
         }
-        Some(self.read_phys(addr, size))
+        // Pure: no line, request or deadline changes for
+        // `after_device_activity` to carry out.
+        let mut cx = IoCtx::new(self.clock.now(), &mut self.irq_buf, &mut self.req_buf);
+        let v = self.bus.mmio_read(a, size, &mut cx);
+        debug_assert!(self.irq_buf.is_empty() && self.req_buf.is_empty());
+        Some(v)
     }
 
     /// Writes `size` bytes of physical memory (RAM, else MMIO, else dropped).
