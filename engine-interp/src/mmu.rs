@@ -549,7 +549,7 @@ impl Cpu {
     /// Alignment check (SDM Vol 3A 6.15, interrupt 17): a misaligned data
     /// access at CPL 3 with CR0.AM and EFLAGS.AC set raises #AC(0).
     #[inline(always)]
-    fn align_check(&self, lin: u32, w: u8) -> R<()> {
+    pub(crate) fn align_check(&self, lin: u32, w: u8) -> R<()> {
         if lin & (w as u32 - 1) != 0
             && self.cpl == 3
             && self.cr0 & cr0::AM != 0

@@ -129,12 +129,65 @@ pub fn movs(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
 pub fn stos(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let st = step(c, op.w);
     let v = c.reg(0, op.w);
+    if op.x != 0 && op.a32 && !c.fl.df() {
+        stos_in_pages(c, m, op, v);
+    }
     rep(c, m, op, |c, m| {
         let di = index(c, op, 7);
         c.wr(m, ES, di, op.w, v)?;
         advance(c, op, 7, st);
         Ok(true)
     })
+}
+
+/// REP STOS with 32-bit addresses and DF = 0, a page of guest RAM at a
+/// time (a kernel's memset: xv6 clears every page it allocates with REP
+/// STOSL): the iterations that fit in the page of [ES:EDI], within the
+/// segment and the chunk, are stores through the TLB's host pointer with
+/// ECX and EDI moved on as the iterations would. Whatever this cannot do
+/// (a fault, MMIO, a page holding code, alignment checking, the last
+/// iteration, which ends the instruction) is left to the iteration loop
+/// (`rep`), exactly where it stands.
+fn stos_in_pages(c: &mut Cpu, m: &mut Machine, op: &Op, v: u32) {
+    let w = op.w as u32;
+    loop {
+        let n = c.regs[1];
+        // Leave the last iteration, and the last of the chunk, to `rep`.
+        let most = n.saturating_sub(1).min(c.rep_left.saturating_sub(1));
+        if most == 0 {
+            return;
+        }
+        let di = c.regs[7];
+        let Ok(lin) = c.seg_lin(ES, di, w, true) else {
+            return;
+        };
+        if c.align_check(lin, w as u8).is_err() {
+            return;
+        }
+        let k = most.min((0x1000 - (lin & 0xFFF)) / w);
+        if k == 0 || di.checked_add(k * w).is_none() || c.seg_lin(ES, di, k * w, true).is_err() {
+            return;
+        }
+        let p = c.host_ptr(m, lin, w, true);
+        if p.is_null() {
+            return;
+        }
+        // SAFETY: `host_ptr` gave a writable host pointer for the page of
+        // `lin` (a TLB entry maps the whole page into guest RAM), and the k
+        // elements end within that page.
+        unsafe {
+            for i in 0..k as usize {
+                match w {
+                    1 => *p.add(i) = v as u8,
+                    2 => (p.add(2 * i) as *mut u16).write_unaligned(v as u16),
+                    _ => (p.add(4 * i) as *mut u32).write_unaligned(v),
+                }
+            }
+        }
+        c.regs[7] = di + k * w;
+        c.regs[1] = n - k;
+        c.rep_left -= k;
+    }
 }
 
 pub fn lods(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {

@@ -2931,3 +2931,93 @@ ac2: mov ax, [RESULTS + 3]
     let got = r.fault_sites();
     assert_eq!(got, vec![(17, 0, a(0)), (17, 0, a(1))]);
 }
+
+/// REP STOSD through the paging unit (the interpreter stores a page at a
+/// time straight into RAM): across present pages it fills every byte and
+/// leaves ECX = 0 and EDI past the end; into a page that is not present
+/// it stops with #PF at that page's first byte (the guest's code is at
+/// 1 MiB, so the missing page is at 3 MiB), with ECX and EDI counting
+/// exactly the stores done (SDM Vol 2B "REP": the registers are updated
+/// for each iteration, and a fault leaves them at the faulting one).
+#[test]
+fn rep_stosd_across_pages_and_into_a_missing_one() {
+    let mut r = run_kernel(
+        "rep_stosd_pages",
+        r#"
+.set PD, 0x20000
+.set PT0, 0x21000
+    mov edi, PD
+    xor eax, eax
+    mov ecx, 2 * 1024
+    rep stosd
+    mov edi, PT0
+    mov eax, 0x3
+    mov ecx, 1024
+1:  stosd
+    add eax, 0x1000
+    loop 1b
+    mov dword ptr [PT0 + 0x300 * 4], 0
+    mov dword ptr [PD], PT0 | 3
+    mov eax, PD
+    mov cr3, eax
+    mov eax, cr0
+    or eax, 0x80000000
+    mov cr0, eax
+    cld
+    mov eax, 0x5A5A5A5A
+    mov edi, 0x200000 - 8
+    mov ecx, 3000
+    rep stosd
+    mov [RESULTS + 0x00], ecx
+    mov [RESULTS + 0x04], edi
+    mov ax, 0x1234
+    mov edi, 0x180001
+    mov ecx, 0x1001
+    rep stosw
+    mov [RESULTS + 0x08], ecx
+    mov [RESULTS + 0x0C], edi
+    mov eax, 0xC3C3C3C3
+    mov edi, 0x300000 - 0x10
+    mov ecx, 1000
+    EXPECT_FAULT 1f
+    rep stosd
+1:  mov [RESULTS + 0x10], ecx
+    mov [RESULTS + 0x14], edi
+    EXIT DONE
+"#,
+    );
+    r.assert_done();
+    assert_eq!(r.result(0), 0, "ECX after the whole fill");
+    assert_eq!(r.result(1), 0x200000 - 8 + 3000 * 4, "EDI after it");
+    for a in [
+        0x200000 - 8,
+        0x200000 - 4,
+        0x200000,
+        0x201000,
+        0x200000 - 8 + 2999 * 4,
+    ] {
+        assert_eq!(r.u32_at(a), 0x5A5A5A5A, "filled at {a:#x}");
+    }
+    assert_eq!(r.u32_at(0x200000 - 12), 0, "not before the start");
+    assert_eq!(r.u32_at(0x200000 - 8 + 3000 * 4), 0, "not past the end");
+    // Words at odd addresses, one across each page boundary.
+    assert_eq!((r.result(2), r.result(3)), (0, 0x180001 + 0x1001 * 2));
+    assert_eq!(
+        r.u32_at(0x180FFF) & 0xFFFF,
+        0x1234,
+        "the word across 0x181000"
+    );
+    assert_eq!(r.u32_at(0x182001) & 0xFFFF, 0x1234, "the last word");
+    assert_eq!(r.u32_at(0x182003) & 0xFFFF, 0, "nothing after it");
+    assert_eq!(
+        r.faults()
+            .iter()
+            .map(|f| (f.vector, f.error, f.cr2))
+            .collect::<Vec<_>>(),
+        vec![(14, 2, 0x300000)],
+        "a write to the page that is not present"
+    );
+    assert_eq!(r.result(4), 1000 - 4, "ECX: four stores done");
+    assert_eq!(r.result(5), 0x300000, "EDI at the faulting store");
+    assert_eq!(r.u32_at(0x300000 - 4), 0xC3C3C3C3, "the stores before it");
+}
