@@ -732,26 +732,40 @@ impl Emitter {
         }
     }
 
+    /// Before a call out of translated code: the guest's flags, then the
+    /// guest registers the host's calling convention lets a callee change
+    /// (EAX, ECX, EDX, ESI, EDI live in them), on the host stack, which
+    /// stays 16-byte aligned for the call.
+    fn save_for_call(&mut self) -> R {
+        let a = &mut self.a;
+        a.pushfq()?;
+        for r in [rax, rcx, rdx, rsi, rdi] {
+            a.push(r)?;
+        }
+        Ok(())
+    }
+
+    /// After the call: the registers back (the flags stay pushed, for the
+    /// caller to pop on each of its paths).
+    fn restore_after_call(&mut self) -> R {
+        for r in [rdi, rsi, rdx, rcx, rax] {
+            self.a.pop(r)?;
+        }
+        Ok(())
+    }
+
     /// The `host_ptr` callout for the access at r13d (flags and the
     /// caller-saved guest registers preserved).
     fn callout(&mut self, size: u32, write: bool, eip: u32, k: u32) -> R {
+        self.save_for_call()?;
         let a = &mut self.a;
-        a.pushfq()?;
-        a.push(rax)?;
-        a.push(rcx)?;
-        a.push(rdx)?;
-        a.push(rsi)?;
-        a.push(rdi)?;
         a.mov(rdi, r15)?;
         a.mov(esi, r13d)?;
         a.mov(edx, size | (write as u32) << 8)?;
         a.call(qword_ptr(r15 + ctx::HOST_PTR))?;
         a.mov(r14, rax)?;
-        a.pop(rdi)?;
-        a.pop(rsi)?;
-        a.pop(rdx)?;
-        a.pop(rcx)?;
-        a.pop(rax)?;
+        self.restore_after_call()?;
+        let a = &mut self.a;
         a.test(r14, r14)?;
         let fail = a.create_label();
         a.jz(fail)?;
@@ -766,24 +780,16 @@ impl Emitter {
     /// callout declines, the block leaves for the interpreter at `eip`.
     fn sensitive_call(&mut self, what: u32, eip: u32, k: u32) -> R {
         let at = self.n << 16 | k;
+        self.save_for_call()?;
         let a = &mut self.a;
-        a.pushfq()?;
-        a.push(rax)?;
-        a.push(rcx)?;
-        a.push(rdx)?;
-        a.push(rsi)?;
-        a.push(rdi)?;
         a.mov(rdi, r15)?;
         a.mov(esi, what)?;
         a.mov(edx, eip)?;
         a.mov(ecx, at)?;
         a.call(qword_ptr(r15 + ctx::SENSITIVE))?;
         a.mov(r8, rax)?;
-        a.pop(rdi)?;
-        a.pop(rsi)?;
-        a.pop(rdx)?;
-        a.pop(rcx)?;
-        a.pop(rax)?;
+        self.restore_after_call()?;
+        let a = &mut self.a;
         a.bt(r8, 32)?;
         let fail = a.create_label();
         a.jnc(fail)?;

@@ -36,16 +36,8 @@ impl Cpu {
     pub fn sensitive(&mut self, m: &mut Machine, op: &Op, name: &'static str) {
         let icount = m.icount() + self.pending;
         let eip = self.eip.wrapping_sub(op.len as u32);
-        m.trace.record(
-            icount,
-            m.clock.now(),
-            Event::Sensitive {
-                insn: std::borrow::Cow::Borrowed(name),
-                cpl: self.cpl,
-                eip,
-                how: self.handling(name),
-            },
-        );
+        let how = self.handling(name);
+        self.record_sensitive(m, name, eip, icount, how);
     }
 
     /// Privileged instructions need CPL 0 (and real mode counts as CPL 0;
