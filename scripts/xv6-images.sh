@@ -61,6 +61,13 @@ XV6_URL=${RINGLAB_XV6_URL:-https://github.com/mit-pdos/xv6-public.git}
 XV6_CFLAGS="-fno-pic -static -fno-builtin -fno-strict-aliasing -O2 -Wall -MD -ggdb -m32"
 XV6_CFLAGS+=" -fno-omit-frame-pointer -fno-stack-protector -fno-pie -no-pie"
 XV6_TARGETS=(xv6.img fs.img)
+# xv6's ASFLAGS, given too for the path map below.
+XV6_ASFLAGS="-m32 -gdwarf-2 -Wa,-divide"
+# The build directory's path goes into the debug information of every
+# object (DW_AT_comp_dir), and so into the size of each user program that
+# mkfs puts into fs.img, which `ls` shows: it is mapped to /xv6, so the
+# images are the same whatever directory (checkout, process ID) built them.
+XV6_PATH_MAP=/xv6
 
 say() { echo "xv6-images: $*" >&2; }
 die() {
@@ -198,6 +205,8 @@ say "source: $src ($src_what)"
 key=$(
     {
         echo "cflags $XV6_CFLAGS"
+        echo "asflags $XV6_ASFLAGS"
+        echo "build path mapped to $XV6_PATH_MAP"
         echo "targets ${XV6_TARGETS[*]}"
         gcc --version | head -n 1
         ld --version | head -n 1
@@ -248,7 +257,9 @@ start=$SECONDS
 # `make clean` first: a source directory someone built in (RINGLAB_XV6_SRC)
 # brings its objects along, made with other flags.
 make -C "$tmp/build" clean </dev/null >"$tmp/build.log" 2>&1 || failed "make clean failed"
-make -C "$tmp/build" CFLAGS="$XV6_CFLAGS" "${XV6_TARGETS[@]}" </dev/null >>"$tmp/build.log" 2>&1 ||
+map="-fdebug-prefix-map=$tmp/build=$XV6_PATH_MAP"
+make -C "$tmp/build" CFLAGS="$XV6_CFLAGS $map" ASFLAGS="$XV6_ASFLAGS $map" "${XV6_TARGETS[@]}" \
+    </dev/null >>"$tmp/build.log" 2>&1 ||
     failed "the build failed"
 for img in "${XV6_TARGETS[@]}"; do
     [ -s "$tmp/build/$img" ] || failed "make succeeded but left no $img"
