@@ -133,8 +133,7 @@ impl Interp {
     pub fn callout_pushfd(&mut self, m: &mut Machine, eip: u32, icount: u64) -> u32 {
         let c = &mut self.cpu;
         c.record_sensitive(m, "pushf", eip, icount, machine::Handling::Callout);
-        let v = c.visible_eflags(c.fl.get() & !(f::VM | f::RF));
-        v & !STATUS_FLAGS
+        c.pushf_image() & !STATUS_FLAGS
     }
 
     /// CLI for translated code: false (nothing done, nothing recorded)
@@ -142,7 +141,7 @@ impl Interp {
     /// otherwise records it and clears IF.
     pub fn callout_cli(&mut self, m: &mut Machine, eip: u32, icount: u64) -> bool {
         let c = &mut self.cpu;
-        if c.cpl > c.iopl() {
+        if c.cli_sti_faults() {
             return false;
         }
         c.record_sensitive(m, "cli", eip, icount, machine::Handling::Callout);

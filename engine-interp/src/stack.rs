@@ -146,7 +146,7 @@ pub fn pushf(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     if c.v86() && c.iopl() < 3 {
         return gp0();
     }
-    let v = c.visible_eflags(c.fl.get() & !(f::VM | f::RF));
+    let v = c.pushf_image();
     c.push(m, op.w, v)
 }
 

@@ -11,6 +11,20 @@ use machine::{Event, Machine, PrivCause};
 
 impl Cpu {
     /// Records that a sensitive instruction ran (the event the lessons count).
+    /// CLI and STI raise #GP(0) in protected mode (V86 included) when CPL
+    /// > IOPL (SDM Vol 2A "CLI", without VME/PVI).
+    #[inline]
+    pub fn cli_sti_faults(&self) -> bool {
+        self.protected() && self.cpl > self.iopl()
+    }
+
+    /// The EFLAGS image PUSHF pushes: VM and RF clear (SDM Vol 2B
+    /// "PUSHF"), as the guest may see it (`visible_eflags`).
+    #[inline]
+    pub fn pushf_image(&self) -> u32 {
+        self.visible_eflags(self.fl.get() & !(f::VM | f::RF))
+    }
+
     /// Records a sensitive instruction executed elsewhere (a translator's
     /// callout) at instruction count `icount`.
     pub fn record_sensitive(
@@ -93,7 +107,7 @@ impl Cpu {
 /// delays interrupts until after the next instruction.
 pub fn cli_sti(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     c.sensitive(m, op, if op.x == 0 { "cli" } else { "sti" });
-    if c.protected() && c.cpl > c.iopl() {
+    if c.cli_sti_faults() {
         return gp0();
     }
     if op.x == 0 {

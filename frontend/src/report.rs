@@ -188,30 +188,29 @@ pub fn activity_lines(m: &Machine) -> Vec<(String, String)> {
     let exits = m.trace.count(EventKind::VmExit);
     if exits > 0 {
         // KVM does not see system calls (INT from ring 3 runs in the
-        // guest): exits are per second of virtual time, by kind.
-        let mut by_kind: std::collections::BTreeMap<&str, u64> = Default::default();
+        // guest): its exits per second of virtual time, by the chip they
+        // were for (the board's port map; an MMIO exit names its device).
+        use machine::event::VmExit;
+        let board = machine::board::Board::pc();
+        let mut by_chip: std::collections::BTreeMap<&str, u64> = Default::default();
         for (reason, n) in m.trace.exit_counts() {
             let k = match reason {
-                machine::event::VmExit::Mmio {
+                VmExit::Mmio {
                     register: Some((dev, _)),
                     ..
                 } => dev,
-                machine::event::VmExit::Mmio { .. } => "other MMIO",
-                machine::event::VmExit::IoIn { port } | machine::event::VmExit::IoOut { port } => {
-                    match port {
-                        0x1F0..=0x1F7 | 0x3F6 | 0x170..=0x177 | 0x376 => "disk ports",
-                        0x3F8..=0x3FF => "console (COM1)",
-                        _ => "other ports",
-                    }
+                VmExit::Mmio { .. } => "other MMIO",
+                VmExit::IoIn { port } | VmExit::IoOut { port } => {
+                    board.chip_at_port(port).map_or("other ports", |c| c.name)
                 }
-                machine::event::VmExit::Hlt => "HLT",
-                machine::event::VmExit::IrqWindow => "interrupt window",
+                VmExit::Hlt => "HLT",
+                VmExit::IrqWindow => "interrupt window",
                 _ => "other",
             };
-            *by_kind.entry(k).or_default() += n;
+            *by_chip.entry(k).or_default() += n;
         }
-        for (k, n) in by_kind {
-            lines.push((format!("  exits: {k}"), format!("{n}, {}", rate(n, now))));
+        for (k, n) in by_chip {
+            lines.push((format!("  exits for {k}"), format!("{n}, {}", rate(n, now))));
         }
     }
     lines

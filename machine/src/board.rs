@@ -261,6 +261,21 @@ impl Board {
     }
 
     /// The chip of `kind` and `unit`, if the board has it.
+    /// The chip whose port ranges hold `port`.
+    pub fn chip_at_port(&self, port: u16) -> Option<&Chip> {
+        self.chips.iter().find(|c| {
+            c.ports
+                .iter()
+                .any(|&(first, n)| port >= first && (port - first) < n)
+        })
+    }
+
+    /// The ISA line wired to I/O APIC pin `pin`, if one is (the inverse of
+    /// [`ioapic_pin`]).
+    pub fn isa_line_at_pin(pin: u8) -> Option<u8> {
+        (0..16).find(|&line| ioapic_pin(line) == pin)
+    }
+
     pub fn chip(&self, kind: ChipKind, unit: u8) -> Option<&Chip> {
         self.chips.iter().find(|c| c.kind == kind && c.unit == unit)
     }
@@ -421,5 +436,17 @@ mod tests {
         assert_eq!(ioapic_pin(0), 2);
         assert_eq!(ioapic_pin(1), 1);
         assert_eq!(ioapic_pin(14), 14);
+    }
+
+    #[test]
+    fn ports_and_pins_lead_back_to_their_chips_and_lines() {
+        let b = Board::pc();
+        assert_eq!(b.chip_at_port(0x1F7).map(|c| c.kind), Some(ChipKind::Ata));
+        assert_eq!(b.chip_at_port(0x3FD).map(|c| c.kind), Some(ChipKind::Uart));
+        assert_eq!(b.chip_at_port(0x3F7).map(|c| c.unit), None, "not decoded");
+        assert_eq!(Board::isa_line_at_pin(2), Some(0), "the PIT's override");
+        assert_eq!(Board::isa_line_at_pin(14), Some(14));
+        assert_eq!(Board::isa_line_at_pin(0), None, "pin 0 carries no ISA line");
+        assert_eq!(Board::isa_line_at_pin(20), None);
     }
 }

@@ -881,15 +881,13 @@ impl Machine {
             }
         }
         let ioapic = self.bus.get(self.chipset.ioapic);
-        for pin in 0..24u8 {
-            let e = ioapic.entry(pin);
-            // Bit 16: masked.
-            if e & (1 << 16) == 0 {
-                let line = if pin == 2 { 0 } else { pin };
-                v.push((
-                    e as u8,
-                    format!("IRQ {line}{} via I/O APIC pin {pin}", chip(line)),
-                ));
+        for pin in 0..crate::devices::ioapic::PINS as u8 {
+            if let Some(vector) = ioapic.pin_vector(pin) {
+                let what = match crate::board::Board::isa_line_at_pin(pin) {
+                    Some(line) => format!("IRQ {line}{} via I/O APIC pin {pin}", chip(line)),
+                    None => format!("I/O APIC pin {pin}"),
+                };
+                v.push((vector, what));
             }
         }
         if let Some(t) = self.bus.get(self.chipset.lapic).timer_vector() {

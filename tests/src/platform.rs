@@ -255,3 +255,22 @@ pub fn run_everywhere_hosting(
     }
     interp.transcript()
 }
+
+/// The host end of COM1 for a test: the bytes, then EOF. Like a file on
+/// stdin, it always has the next byte when the UART asks.
+pub struct SerialBytes(std::vec::IntoIter<u8>);
+
+impl SerialBytes {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Box<SerialBytes> {
+        Box::new(SerialBytes(bytes.into().into_iter()))
+    }
+}
+
+impl machine::devices::uart::SerialInput for SerialBytes {
+    fn next(&mut self) -> Option<u8> {
+        self.0.next()
+    }
+    fn ended(&self) -> bool {
+        self.0.len() == 0
+    }
+}

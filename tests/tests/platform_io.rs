@@ -6,7 +6,7 @@
 
 use machine::disk::{DiskImage, SECTOR_SIZE};
 use machine::Machine;
-use tests::platform::run_everywhere_inspecting;
+use tests::platform::{run_everywhere_inspecting, SerialBytes};
 
 /// djb2 (h = h * 33 + byte from 5381), the guests' checksum.
 fn djb2(bytes: &[u8]) -> u32 {
@@ -196,19 +196,6 @@ fn printable_text(len: usize) -> Vec<u8> {
     v
 }
 
-/// The host end of COM1 for the harness: the bytes, then EOF. Like a file
-/// on stdin, it always has the next byte when the UART asks.
-struct Bytes(std::vec::IntoIter<u8>);
-
-impl machine::devices::uart::SerialInput for Bytes {
-    fn next(&mut self) -> Option<u8> {
-        self.0.next()
-    }
-    fn ended(&self) -> bool {
-        self.0.len() == 0
-    }
-}
-
 /// 100 KiB through COM1's receiver, echoed back by an interrupt-driven
 /// guest: the output is the input, byte for byte, and the guest counted
 /// and summed every byte. The source always has the next byte when the
@@ -219,7 +206,7 @@ fn serial_echo_of_100_kib_loses_nothing() {
     let text = printable_text(100 * 1024);
     let mut input = text.clone();
     input.push(0x04); // EOT: the guest's end of input
-    let setup = |m: &mut Machine| m.attach_serial_input(Box::new(Bytes(input.clone().into_iter())));
+    let setup = |m: &mut Machine| m.attach_serial_input(SerialBytes::new(input.clone()));
     let t = tests::platform::run_everywhere("serial-echo", &setup);
     let want = format!(
         "stop: guest exit through port 0xf4 with value 0x0\n--- COM1 ---\n{}echo: {} bytes, \
@@ -253,9 +240,8 @@ fn serial_echo_of_100_kib_loses_nothing() {
 /// transcript is the same everywhere.
 #[test]
 fn serial_echo_below_the_trigger_level_gets_a_character_timeout() {
-    let setup = |m: &mut Machine| {
-        m.attach_serial_input(Box::new(Bytes(b"hi there\n\x04".to_vec().into_iter())))
-    };
+    let setup =
+        |m: &mut Machine| m.attach_serial_input(SerialBytes::new(b"hi there\n\x04".to_vec()));
     let t = tests::platform::run_everywhere("serial-echo", &setup);
     assert!(t.contains(&format!("checksum {:08x}", djb2(b"hi there\n"))));
     insta::assert_snapshot!(t, @r"

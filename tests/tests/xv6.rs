@@ -139,17 +139,26 @@ fn images_build_and_the_boot_disk_is_signed() {
     assert_eq!(fs.len(), 1000 * 512, "fs.img's size");
 }
 
+/// xv6's machine: 512 MiB, the BIOS, xv6.img (in memory: the cached image
+/// stays as built) as the first disk and `fs` as the second.
+fn xv6_machine(img: &Images, fs: DiskImage) -> machine::Machine {
+    let mut m = bios_machine_with_ram(RAM);
+    let xv6 = std::fs::read(&img.xv6).expect("xv6.img");
+    m.attach_disk(0, DiskImage::from_bytes(xv6).expect("a disk"));
+    m.attach_disk(1, fs);
+    m
+}
+
+/// fs.img as built, in memory (xv6 writes its log at boot).
+fn fs_in_memory(img: &Images) -> DiskImage {
+    DiskImage::from_bytes(std::fs::read(&img.fs).expect("fs.img")).expect("a disk")
+}
+
 /// Boots xv6 on `kind` until its COM1 output ends with the shell's
 /// prompt, or the budget or two minutes run out; returns the COM1 output
 /// and the instructions it took (to within the slice).
 fn boot_to_the_prompt(kind: EngineKind, img: &Images) -> (String, u64, Stop) {
-    let mut m = bios_machine_with_ram(RAM);
-    // In memory: xv6 writes its log to fs.img at boot, and the cached
-    // images must stay as built.
-    for (drive, path) in [(0, &img.xv6), (1, &img.fs)] {
-        let bytes = std::fs::read(path).expect("the image");
-        m.attach_disk(drive, DiskImage::from_bytes(bytes).expect("a disk"));
-    }
+    let m = xv6_machine(img, fs_in_memory(img));
     let mut s = Session::new(m, kind, Options::default(), &CpuState::reset())
         .unwrap_or_else(|e| panic!("{}: {e}", kind.name()));
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -218,33 +227,17 @@ const SESSION: &str = "ls\n\
     echo a b c | cat | wc\n\
     ls stressfs0\n";
 
-/// The host end of COM1 for a script: the bytes, then EOF.
-struct Script(std::vec::IntoIter<u8>);
-
-impl machine::devices::uart::SerialInput for Script {
-    fn next(&mut self) -> Option<u8> {
-        self.0.next()
-    }
-    fn ended(&self) -> bool {
-        self.0.len() == 0
-    }
-}
-
 /// A machine with xv6's disks (in memory: the cached images stay as
 /// built) and `script` typed at its prompt.
 fn machine_typing(img: &Images, script: &str) -> machine::Machine {
-    let mut m = bios_machine_with_ram(RAM);
-    for (drive, path) in [(0, &img.xv6), (1, &img.fs)] {
-        let bytes = std::fs::read(path).expect("the image");
-        m.attach_disk(drive, DiskImage::from_bytes(bytes).expect("a disk"));
-    }
+    let mut m = xv6_machine(img, fs_in_memory(img));
     type_at_the_prompt(&mut m, script);
     m
 }
 
 fn type_at_the_prompt(m: &mut machine::Machine, script: &str) {
     m.set_serial_prompt(Some(b"$ "));
-    m.attach_serial_input(Box::new(Script(script.as_bytes().to_vec().into_iter())));
+    m.attach_serial_input(tests::platform::SerialBytes::new(script));
 }
 
 /// What one run shows: the COM1 transcript, the stop, the instructions
@@ -460,12 +453,9 @@ impl Drop for TempFs {
 /// Boots xv6 with its file system on the file `fs` (as `ringlab run
 /// --disk fs.img`, or with `--snapshot`) and types `script`.
 fn session_on_file(img: &Images, fs: &Path, snapshot: bool, script: &str) -> String {
-    let mut m = bios_machine_with_ram(RAM);
-    let xv6 = DiskImage::from_bytes(std::fs::read(&img.xv6).unwrap()).unwrap();
-    m.attach_disk(0, xv6);
     let disk = DiskImage::open(fs, machine::disk::DiskOpenOptions { snapshot })
         .unwrap_or_else(|e| panic!("{e}"));
-    m.attach_disk(1, disk);
+    let mut m = xv6_machine(img, disk);
     type_at_the_prompt(&mut m, script);
     let r = run(
         EngineKind::Interp,
@@ -595,11 +585,7 @@ fn cont(d: &mut Debugger) {
 fn a_system_call_in_the_debugger(kind: EngineKind, travel: EngineKind) {
     let Some(img) = images_or_skip() else { return };
     let trapret = kernel_symbol(img, "trapret");
-    let mut m = bios_machine_with_ram(RAM);
-    for (drive, path) in [(0, &img.xv6), (1, &img.fs)] {
-        let bytes = std::fs::read(path).expect("the image");
-        m.attach_disk(drive, DiskImage::from_bytes(bytes).expect("a disk"));
-    }
+    let m = xv6_machine(img, fs_in_memory(img));
     let s = Session::new(m, travel, Options::default(), &CpuState::reset()).unwrap();
     let mut d = Debugger::new(s);
     let go = |d: &mut Debugger, to: EngineKind| -> bool {
@@ -729,12 +715,9 @@ fn a_system_call_in_the_debugger_on_kvm() {
 fn an_xv6_panic_is_a_spinning_stop_with_the_panic_on_the_console() {
     let Some(img) = images_or_skip() else { return };
     for kind in [EngineKind::Interp, EngineKind::Bt] {
-        let mut m = bios_machine_with_ram(RAM);
         let mut fs = std::fs::read(&img.fs).unwrap();
         fs[32 * 512..33 * 512].fill(0);
-        let xv6 = std::fs::read(&img.xv6).unwrap();
-        m.attach_disk(0, DiskImage::from_bytes(xv6).unwrap());
-        m.attach_disk(1, DiskImage::from_bytes(fs).unwrap());
+        let m = xv6_machine(img, DiskImage::from_bytes(fs).unwrap());
         let r = run(kind, m, Duration::from_secs(120), 200_000_000).unwrap();
         assert_eq!(r.stop, Stop::Spinning, "{}: {}", kind.name(), r.serial);
         let last: Vec<&str> = r.serial.lines().rev().take(2).collect();

@@ -206,6 +206,12 @@ impl Ioapic {
     }
 
     /// Redirection entry `pin` as the guest would read it (0 past the end).
+    /// The vector pin `pin` delivers, unless its entry is masked.
+    pub fn pin_vector(&self, pin: u8) -> Option<u8> {
+        let e = self.entry(pin);
+        (e & RTE_MASKED == 0).then_some(e as u8)
+    }
+
     pub fn entry(&self, pin: u8) -> u64 {
         self.table.get(pin as usize).copied().unwrap_or(0)
     }
