@@ -54,7 +54,11 @@ pub fn for_stop(stop: &Stop) -> u8 {
         Stop::Reset => RESET,
         // Not final for `run` (the frontend sets no breakpoints or stop-on
         // events there); treat as a limit if one ever surfaces.
-        Stop::Breakpoint { .. } | Stop::Stepped | Stop::Event | Stop::PostCode { .. } => LIMIT,
+        Stop::Breakpoint { .. }
+        | Stop::Watchpoint { .. }
+        | Stop::Stepped
+        | Stop::Event
+        | Stop::PostCode { .. } => LIMIT,
     }
 }
 

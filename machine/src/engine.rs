@@ -30,6 +30,14 @@ pub enum Stop {
     Timeout,
     /// Execution reached a breakpoint (linear address of the instruction).
     Breakpoint { addr: u32 },
+    /// The instruction just run made an access that a data watchpoint
+    /// (`Machine::set_watchpoints`) watches: `addr` is the watchpoint's
+    /// first address, `kind` its kind (`crate::watch`). A trap: the
+    /// instruction completed, the next one has not run.
+    Watchpoint {
+        addr: u32,
+        kind: crate::WatchKind,
+    },
     /// `step` executed one instruction (or delivered one interrupt/exception).
     Stepped,
     /// An event of a kind in the trace's stop-on set was recorded.
@@ -85,6 +93,9 @@ impl std::fmt::Display for Stop {
             Stop::Budget => write!(f, "instruction budget reached"),
             Stop::Timeout => write!(f, "wall-clock timeout"),
             Stop::Breakpoint { addr } => write!(f, "breakpoint at {addr:#010x}"),
+            Stop::Watchpoint { addr, kind } => {
+                write!(f, "{} watchpoint at {addr:#010x} hit", kind.name())
+            }
             Stop::Stepped => write!(f, "stepped"),
             Stop::Event => write!(f, "stopped on event"),
             Stop::TripleFault => write!(f, "triple fault (CPU shutdown)"),

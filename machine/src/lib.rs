@@ -16,6 +16,7 @@ pub mod firmware;
 pub mod loader;
 pub mod machine;
 pub mod memory;
+pub mod watch;
 pub mod x86;
 
 pub use bus::{Bus, Device, DeviceId, IoCtx};
@@ -28,3 +29,4 @@ pub use error::Chain;
 pub use event::{Event, EventKind, EventMask, Handling, PrivCause, Record, Trace};
 pub use machine::{Machine, MachineConfig, MachineStop, RomMap};
 pub use memory::GuestMemory;
+pub use watch::{WatchKind, Watchpoint};

@@ -115,6 +115,8 @@ pub struct Machine {
     icount: u64,
     a20_mask: u32,
     mapping_generation: u64,
+    /// A debugger's data watchpoints (`crate::watch`).
+    watchpoints: Vec<crate::Watchpoint>,
     stop: Option<MachineStop>,
     /// The CPU's INTR input (the local APIC's, or the 8259A's through
     /// LINT0), cached after every change to the interrupt controllers.
@@ -255,6 +257,7 @@ impl Machine {
             icount: 0,
             a20_mask: u32::MAX,
             mapping_generation: 0,
+            watchpoints: Vec::new(),
             stop: None,
             intr: false,
             nmi: false,
@@ -738,11 +741,27 @@ impl Machine {
         self.a20_mask
     }
 
-    /// Changes whenever the physical address map changes (A20 toggled);
-    /// engines flush their TLBs when it does.
+    /// Changes whenever the physical address map changes (A20 toggled)
+    /// or the watchpoints do; engines flush their TLBs when it does.
     #[inline]
     pub fn mapping_generation(&self) -> u64 {
         self.mapping_generation
+    }
+
+    /// The data watchpoints the engines stop on (`crate::watch`).
+    #[inline]
+    pub fn watchpoints(&self) -> &[crate::Watchpoint] {
+        &self.watchpoints
+    }
+
+    /// Replaces the data watchpoints. The mapping generation moves, so
+    /// every engine drops the TLB entries that would let an access to a
+    /// newly watched page go unchecked.
+    pub fn set_watchpoints(&mut self, w: Vec<crate::Watchpoint>) {
+        if w != self.watchpoints {
+            self.watchpoints = w;
+            self.mapping_generation += 1;
+        }
     }
 
     /// Reads `size` (1, 2, 4 or 8) bytes of physical memory: RAM, else a
