@@ -124,7 +124,7 @@ protected lessons): ringlab says so when a guest needs more.")]
     Xv6(crate::xv6::Xv6Args),
     /// Print a lab sheet and run its guest on every available engine.
     #[command(
-        after_help = "Examples:\n  ringlab lesson rings\n  ringlab lesson rings --answers\n  ringlab lesson paging --source"
+        after_help = "Examples:\n  ringlab lesson rings\n  ringlab lesson rings --answers\n  ringlab lesson paging --source\n  ringlab lesson rings --elf rings.elf    then: ringlab run --lesson rings --gdb\n                                        and:  gdb rings.elf -ex 'target remote :1234'"
     )]
     Lesson {
         /// The lesson's name (see `ringlab lessons`).
@@ -135,6 +135,11 @@ protected lessons): ringlab says so when a guest needs more.")]
         /// Include the answers to the sheet's questions (for teachers).
         #[arg(long, conflicts_with = "source")]
         answers: bool,
+        /// Write the guest as the ELF file it was linked into, with its
+        /// symbols, to FILE (for gdb: `gdb FILE`, then `target remote
+        /// :1234` to a `ringlab run --lesson NAME --gdb`), and nothing else.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["source", "answers"])]
+        elf: Option<std::path::PathBuf>,
     },
 }
 
@@ -202,6 +207,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             name,
             source,
             answers,
+            elf: Some(path),
+        }) => {
+            let _ = (source, answers);
+            compare::write_lesson_elf(&name, &path)
+        }
+        Some(Command::Lesson {
+            name,
+            source,
+            answers,
+            elf: None,
         }) => compare::lesson(&name, source, answers),
         Some(Command::Xv6(args)) => crate::xv6::xv6(&args),
         None => compare::demo(),

@@ -590,6 +590,30 @@ pub fn lesson(name: &str, source: bool, answers: bool) -> anyhow::Result<u8> {
     compare_lesson(l, VgaMode::None)
 }
 
+/// `ringlab lesson NAME --elf FILE`: the guest's ELF, with its symbols,
+/// for gdb.
+pub fn write_lesson_elf(name: &str, path: &std::path::Path) -> anyhow::Result<u8> {
+    let l = find_lesson(name)?;
+    let Some(b) = l.builtin() else {
+        return Err(status::error(
+            status::USAGE,
+            "xv6's kernel ELF is built with its images: build/kernel beside the \
+             xv6.img that scripts/xv6-images.sh prints (gdb loads it as with xv6's \
+             `make qemu-gdb`)",
+        ));
+    };
+    std::fs::write(path, b.elf)
+        .with_context(|| format!("cannot write {}", path.display()))
+        .status(status::USAGE)?;
+    eprintln!(
+        "ringlab: wrote {} ({} bytes): load it in gdb to debug `ringlab run --lesson {} --gdb` by name",
+        path.display(),
+        b.elf.len(),
+        l.name
+    );
+    Ok(status::OK)
+}
+
 /// `ringlab lesson xv6 --source`: xv6's source is not ringlab's.
 const XV6_SOURCE: &str = "\
 xv6's source is not part of ringlab. scripts/xv6-images.sh builds xv6 from

@@ -14,6 +14,7 @@ pub mod console;
 pub mod debugger;
 pub mod departure;
 pub mod engines;
+pub mod gdb;
 pub mod inspect;
 pub mod report;
 pub mod run;

@@ -73,6 +73,19 @@ pub struct RunArgs {
     /// gives the same run.
     #[arg(long, value_name = "PROMPT", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub type_after: Option<String>,
+    /// Let gdb debug the guest, as QEMU's `-s -S` does: listen for gdb's
+    /// remote protocol on [HOST:]PORT (default 127.0.0.1:1234) and wait
+    /// for it before the first instruction; in gdb, `target remote :1234`.
+    /// Breakpoints, watchpoints, stepi and memory at the guest's virtual
+    /// addresses work on every engine; `monitor help` lists ringlab's own
+    /// commands (rings, GDT, IDT, TSS, page tables, events, switch).
+    #[arg(long, value_name = "[HOST:]PORT", num_args = 0..=1,
+          default_missing_value = crate::gdb::DEFAULT_ADDR,
+          value_parser = crate::gdb::parse_addr)]
+    pub gdb: Option<std::net::SocketAddr>,
+    /// With --gdb: start the guest at once; it stops when gdb connects.
+    #[arg(long, requires = "gdb")]
+    pub gdb_no_wait: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -675,6 +688,11 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> anyhow::Result<u8> {
         Some(t) => Some(Duration::from_secs_f64(t)),
         None => None,
     };
+    // The gdb socket before the run starts: a port in use fails now.
+    let gdb_server = match args.gdb {
+        Some(addr) => Some(crate::gdb::Server::bind(addr).status(status::USAGE)?),
+        None => None,
+    };
     let start = Instant::now();
     let mut progress = Progress::new();
     // The terminal is the guest's console: no progress line between its
@@ -717,20 +735,35 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> anyhow::Result<u8> {
             ControlFlow::Continue(())
         }
     };
-    let r = loop {
-        let r = session.run_reporting(&limits, slice_time, &mut report);
-        // A guest idle at a terminal waits for the next key, not the end.
-        if matches!(r, Ok(Stop::Idle)) && console.interactive() && !limits.expired() {
-            if console.quit_requested() {
-                break Ok(Stop::Quit);
+    let mut gdb_killed = false;
+    let r = if let Some(server) = &gdb_server {
+        match server.serve(&mut session, &limits, !args.gdb_no_wait, &mut report) {
+            Ok(crate::gdb::Served::Stop(s)) => Ok(s),
+            Ok(crate::gdb::Served::Killed) => {
+                gdb_killed = true;
+                Ok(Stop::Quit)
             }
-            console.wait_for_key(slice_time);
-            if report(&mut session).is_break() {
-                break Ok(Stop::Quit);
+            Err(e) => {
+                stream(&mut session);
+                return Err(e).status(status::ENGINE_ERROR);
             }
-            continue;
         }
-        break r;
+    } else {
+        loop {
+            let r = session.run_reporting(&limits, slice_time, &mut report);
+            // A guest idle at a terminal waits for the next key, not the end.
+            if matches!(r, Ok(Stop::Idle)) && console.interactive() && !limits.expired() {
+                if console.quit_requested() {
+                    break Ok(Stop::Quit);
+                }
+                console.wait_for_key(slice_time);
+                if report(&mut session).is_break() {
+                    break Ok(Stop::Quit);
+                }
+                continue;
+            }
+            break r;
+        }
     };
     // What the guest wrote before an engine failed is shown too.
     stream(&mut session);
@@ -801,7 +834,8 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> anyhow::Result<u8> {
         // written there is nowhere left to say so, and the exit status
         // still tells the run's outcome.
         let _ = written;
-    } else if !matches!(stop, Stop::GuestExit { .. } | Stop::Shutdown | Stop::Halted) {
+    } else if !gdb_killed && !matches!(stop, Stop::GuestExit { .. } | Stop::Shutdown | Stop::Halted)
+    {
         eprintln!("ringlab: {stop} (exit status {code})");
     }
     if args.vga == VgaMode::Term {

@@ -102,6 +102,10 @@ pub enum Guest {
 #[derive(Debug)]
 pub struct Builtin {
     pub image: &'static [u8],
+    /// The same program as the ELF file it was linked into, with its
+    /// symbols: what gdb loads (`ringlab lesson NAME --elf FILE` writes
+    /// it) to debug the guest by name under `--gdb`.
+    pub elf: &'static [u8],
     pub format: Format,
     /// Whether the firmware runs first (a command's `--boot` overrides it).
     pub boot: Boot,
@@ -125,6 +129,7 @@ static LESSONS: &[Lesson] = &[
         summary: "from reset to the boot sector: the BIOS's POST, the IVT and BDA, INT 19h",
         guest: Guest::Builtin(Builtin {
             image: include_bytes!(concat!(env!("OUT_DIR"), "/reset.bin")),
+            elf: include_bytes!(concat!(env!("OUT_DIR"), "/reset.elf")),
             format: Format::BootSector,
             boot: Boot::Firmware,
             source: include_str!("../guests/reset.S"),
@@ -136,6 +141,7 @@ static LESSONS: &[Lesson] = &[
         summary: "a boot sector in real mode writing to COM1 and to the VGA screen",
         guest: Guest::Builtin(Builtin {
             image: include_bytes!(concat!(env!("OUT_DIR"), "/hello.bin")),
+            elf: include_bytes!(concat!(env!("OUT_DIR"), "/hello.elf")),
             format: Format::BootSector,
             boot: Boot::Direct,
             source: include_str!("../guests/hello.S"),
@@ -147,6 +153,7 @@ static LESSONS: &[Lesson] = &[
         summary: "a GDT, CR0.PE and the far jump into 32-bit protected mode",
         guest: Guest::Builtin(Builtin {
             image: include_bytes!(concat!(env!("OUT_DIR"), "/protected.bin")),
+            elf: include_bytes!(concat!(env!("OUT_DIR"), "/protected.elf")),
             format: Format::BootSector,
             boot: Boot::Direct,
             source: include_str!("../guests/protected.S"),
@@ -158,6 +165,7 @@ static LESSONS: &[Lesson] = &[
         summary: "an IDT, the PIC at 0x20, the PIT at 100 Hz and a HLT loop counting five ticks",
         guest: Guest::Builtin(Builtin {
             image: include_bytes!(concat!(env!("OUT_DIR"), "/interrupts.bin")),
+            elf: include_bytes!(concat!(env!("OUT_DIR"), "/interrupts.elf")),
             format: Format::BootSector,
             boot: Boot::Direct,
             source: include_str!("../guests/interrupts.S"),
@@ -170,6 +178,7 @@ static LESSONS: &[Lesson] = &[
             "a TSS, IRET into ring 3, INT 0x80 system calls, CLI caught as #GP, the I/O bitmap",
         guest: Guest::Builtin(Builtin {
             image: include_bytes!(concat!(env!("OUT_DIR"), "/rings.bin")),
+            elf: include_bytes!(concat!(env!("OUT_DIR"), "/rings.elf")),
             format: Format::Multiboot,
             boot: Boot::Direct,
             source: include_str!("../guests/rings.S"),
@@ -182,6 +191,7 @@ static LESSONS: &[Lesson] = &[
             "page tables, user and supervisor pages, #PF with CR2 and the error code, demand paging",
         guest: Guest::Builtin(Builtin {
             image: include_bytes!(concat!(env!("OUT_DIR"), "/paging.bin")),
+            elf: include_bytes!(concat!(env!("OUT_DIR"), "/paging.elf")),
             format: Format::Multiboot,
             boot: Boot::Direct,
             source: include_str!("../guests/paging.S"),
@@ -193,6 +203,7 @@ static LESSONS: &[Lesson] = &[
         summary: "the sensitive but unprivileged instructions, in ring 0, ring 3 and under trap-and-emulate",
         guest: Guest::Builtin(Builtin {
             image: include_bytes!(concat!(env!("OUT_DIR"), "/popek-goldberg.bin")),
+            elf: include_bytes!(concat!(env!("OUT_DIR"), "/popek-goldberg.elf")),
             format: Format::Multiboot,
             boot: Boot::Direct,
             source: include_str!("../guests/popek-goldberg.S"),
@@ -204,6 +215,7 @@ static LESSONS: &[Lesson] = &[
         summary: "Adams & Agesen's nanobenchmarks in cycles per operation, by RDTSC",
         guest: Guest::Builtin(Builtin {
             image: include_bytes!(concat!(env!("OUT_DIR"), "/nanobench.bin")),
+            elf: include_bytes!(concat!(env!("OUT_DIR"), "/nanobench.elf")),
             format: Format::Multiboot,
             boot: Boot::Direct,
             source: include_str!("../guests/nanobench.S"),
@@ -215,6 +227,7 @@ static LESSONS: &[Lesson] = &[
         summary: "a timer-driven guest: instruction-counted time against real time",
         guest: Guest::Builtin(Builtin {
             image: include_bytes!(concat!(env!("OUT_DIR"), "/determinism.bin")),
+            elf: include_bytes!(concat!(env!("OUT_DIR"), "/determinism.elf")),
             format: Format::Multiboot,
             boot: Boot::Direct,
             source: include_str!("../guests/determinism.S"),
