@@ -76,10 +76,21 @@ fi
 vmlinuz=$(ls "$cache"/kernel/boot/vmlinuz-* | head -1)
 moddir=$(ls -d "$cache"/kernel/lib/modules/* | head -1)/kernel
 
+# gdb for tests/tests/gdb.rs in the VM: Debian's gdb-minimal (gdb without
+# Python, whose interpreter and library the VM does not have), fetched once
+# and unpacked here, not installed (it conflicts with the host's gdb).
+if ! ls "$cache"/gdb-minimal_*.deb >/dev/null 2>&1; then
+    echo "kvm-vm: downloading gdb-minimal (once, into $cache)"
+    (cd "$cache" && apt-get download -qq gdb-minimal </dev/null 2>/dev/null)
+fi
+if [ ! -x "$cache/gdb-minimal/usr/bin/gdb" ]; then
+    dpkg-deb -x "$(ls "$cache"/gdb-minimal_*.deb | head -1)" "$cache/gdb-minimal"
+fi
+
 # The test binaries, built for this host (the VM runs the same kernel ABI).
 echo "kvm-vm: building the test binaries"
 exes=()
-tests=(kvm lessons protected robustness switch debugger rom platform platform_io platform_timers firmware_console firmware_disk firmware_system)
+tests=(kvm lessons protected robustness switch debugger rom platform platform_io platform_timers firmware_console firmware_disk firmware_system gdb)
 for t in "${tests[@]}"; do
     exe=$(cargo test --release -p tests --test "$t" --no-run --message-format=json 2>/dev/null \
         | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
@@ -102,6 +113,8 @@ for i in "${!tests[@]}"; do cp "${exes[$i]}" "$ir/tests/${tests[$i]}"; done
 # run: GNU as, ld and objcopy come along.
 mkdir -p "$ir/usr/bin"
 for t in as ld objcopy; do cp -L "$(command -v $t)" "$ir/usr/bin/$t"; done
+cp "$cache/gdb-minimal/usr/bin/gdb" "$ir/usr/bin/gdb"
+
 # insta reads the snapshots from the source tree's path; the platform
 # guests are assembled from it too (tests/src/platform.rs).
 mkdir -p "$ir$root/tests/tests"
@@ -218,6 +231,9 @@ else
     run firmware_console --nocapture
     run firmware_disk --nocapture
     run firmware_system --nocapture
+    # gdb: Debian's gdb (gdb-minimal here) against the gdb server on
+    # every engine, KVM's transcript against the same snapshot.
+    RINGLAB_GDB=/usr/bin/gdb run gdb --nocapture
     # xv6 is not run here: under this emulated SVM every local APIC
     # access is an exit of some 100 us, and xv6 reads the APIC's ID on
     # every spinlock. Its boot to the prompt took 60-90 s in a quiet VM

@@ -31,7 +31,7 @@
 # target/test-logs): host.log (cargo test's output), skips-host, and vm/
 # (serial.log, qemu.log, results, failed, skips; see kvm-vm-tests.sh).
 #
-# Installs what it needs with apt-get (GNU binutils, tmux, QEMU, and gcc,
+# Installs what it needs with apt-get (GNU binutils, tmux, gdb, QEMU, and gcc,
 # make and perl for xv6 here; busybox in kvm-vm-tests.sh). RINGLAB_NO_VM=1
 # leaves out step 2 (refused when CI is set). For debugging,
 # RINGLAB_TEST_ARGS replaces `--workspace` in step 1 (e.g.
@@ -75,6 +75,12 @@ fi
 if ! command -v tmux >/dev/null; then
     $sudo_cmd apt-get update -qq </dev/null
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq tmux </dev/null
+fi
+
+# gdb drives ringlab's gdb server (`run --gdb`) in tests/tests/gdb.rs.
+if ! command -v gdb >/dev/null; then
+    $sudo_cmd apt-get update -qq </dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq gdb </dev/null
 fi
 
 # gcc, make, binutils and perl build xv6 for its tests (tests/tests/xv6.rs

@@ -59,6 +59,9 @@ enum Command {
   ringlab run driver.elf --disk a.img --disk b.img --snapshot
   ringlab run echo.elf < input.txt                (stdin is COM1's input)
   ringlab run kbd.elf --keys 'ls -l\n' --rtc now
+  ringlab run --lesson rings --gdb                (wait for gdb on 127.0.0.1:1234;
+      ringlab lesson rings --elf rings.elf         then in another terminal:
+      gdb rings.elf -ex 'target remote :1234'      break syscall, continue, ...)
 
 At a terminal stdin is raw: Ctrl-A x quits, Ctrl-A h lists the console keys.
 

@@ -3,6 +3,8 @@ pub mod guest;
 pub mod skip;
 
 pub use skip::skip;
+pub mod elf;
 pub mod firmware;
+pub mod gdb;
 pub mod platform;
 pub mod qemu;

@@ -514,28 +514,8 @@ fn the_file_system_keeps_what_a_session_wrote_and_a_snapshot_does_not() {
 /// into xv6.img from its second sector, with its symbol table.
 fn kernel_symbol(img: &Images, name: &str) -> u32 {
     let disk = std::fs::read(&img.xv6).expect("xv6.img");
-    let elf = &disk[512..];
-    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
-    let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap()) as usize;
-    let (shoff, shentsize, shnum) = (u32_at(0x20), u16_at(0x2E), u16_at(0x30));
-    let section = |i: usize| shoff + i * shentsize;
-    for i in 0..shnum {
-        let sh = section(i);
-        // SHT_SYMTAB; its sh_link is the string table.
-        if u32_at(sh + 4) != 2 {
-            continue;
-        }
-        let (off, size, entsize) = (u32_at(sh + 0x10), u32_at(sh + 0x14), u32_at(sh + 0x24));
-        let strtab = u32_at(section(u32_at(sh + 0x18)) + 0x10);
-        for s in (off..off + size).step_by(entsize) {
-            let at = strtab + u32_at(s);
-            let len = elf[at..].iter().position(|&b| b == 0).unwrap();
-            if &elf[at..at + len] == name.as_bytes() {
-                return u32_at(s + 4) as u32;
-            }
-        }
-    }
-    panic!("{name} is not in the kernel's symbol table");
+    tests::elf::symbol(&disk[512..], name)
+        .unwrap_or_else(|| panic!("{name} is not in the kernel's symbol table"))
 }
 
 /// initcode.S's `int $T_SYSCALL` for exec("/init"): initcode is linked

@@ -1,0 +1,343 @@
+//! gdb on every engine: Debian's gdb, in batch mode, against ringlab's gdb
+//! server (`ringlab run --gdb`), on the rings lesson's guest loaded with
+//! its ELF symbols. The transcript of one gdb session is the same on the
+//! interpreter, the translator and KVM (one insta snapshot); KVM runs it in
+//! the QEMU/SVM test VM (kvm-pvm cannot IRET without paging: skipped there,
+//! saying so). The robustness of the server (a malformed packet, gdb gone
+//! mid-run, a second gdb, a port in use) is checked here too.
+//!
+//! What differs between engines by design is left out of the shared
+//! transcript and checked per engine: `monitor info rings` (KVM does not
+//! see ring changes: the CPU makes them) and `monitor engine`.
+
+use machine::Stop;
+use ringlab::engines::EngineKind;
+use ringlab::gdb::Served;
+use ringlab::run::{prepare, GuestArgs};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use tests::gdb::{self, GdbRun};
+
+const ENGINES: [EngineKind; 3] = [EngineKind::Interp, EngineKind::Bt, EngineKind::Kvm];
+
+/// The rings lesson's ELF, written where gdb can load it.
+fn rings_elf() -> PathBuf {
+    let l = lessons::find("rings").unwrap().builtin().unwrap();
+    let path = std::env::temp_dir().join(format!("ringlab-gdb-rings-{}.elf", std::process::id()));
+    std::fs::write(&path, l.elf).unwrap();
+    path
+}
+
+/// A symbol of the rings guest.
+fn sym(name: &str) -> u32 {
+    let l = lessons::find("rings").unwrap().builtin().unwrap();
+    tests::elf::symbol(l.elf, name).unwrap_or_else(|| panic!("no {name} in rings.elf"))
+}
+
+/// The IRET that returns from the `write` system call (after `pop es;
+/// pop ds`), found in the ELF the way a student finds it with `x/30i
+/// syscall`. The code is linked at 1 MiB and ld puts that page at file
+/// offset 0x1000.
+fn write_iret() -> u32 {
+    let l = lessons::find("rings").unwrap().builtin().unwrap();
+    let from = (sym("syscall") - 0x10_0000 + 0x1000) as usize;
+    assert_eq!(l.elf[from], 0x1E, "syscall starts with push ds");
+    let at = l.elf[from..]
+        .windows(3)
+        .position(|w| w == [0x07, 0x1F, 0xCF])
+        .expect("pop es; pop ds; iret in syscall");
+    sym("syscall") + (at + 2) as u32
+}
+
+fn rings_session(kind: EngineKind, commands: &[&str]) -> Option<GdbRun> {
+    let (m, loaded) = prepare(&GuestArgs::lesson("rings")).unwrap();
+    let elf = rings_elf();
+    let r = gdb::session(kind, m, &loaded.entry, Some(&elf), commands);
+    let _ = std::fs::remove_file(&elf);
+    r
+}
+
+#[test]
+fn a_gdb_session_on_the_rings_guest_is_the_same_on_every_engine() {
+    let iret = format!("break *{:#x}", write_iret());
+    let commands = [
+        "break syscall",
+        "continue",
+        "bt",
+        "info registers eflags",
+        "p/x $cs",
+        "p/x $eax",
+        "x/4i $pc",
+        // The interrupt frame the CPU pushed: EIP, CS, EFLAGS, ESP, SS.
+        "x/5xw $esp",
+        "monitor info gdt",
+        "monitor info tss",
+        "delete",
+        &iret,
+        "continue",
+        "p/x $cs",
+        // Across the IRET: ring 0 -> 3.
+        "stepi",
+        "p/x $cs",
+        "info registers eip esp",
+        "x/2i $pc",
+        // Memory the guest does not map is an error, not zeros (no paging
+        // here: past the end of RAM).
+        "x/xw 0xf0000000",
+        "set var *(int*)0x80000 = 0x12345678",
+        "x/xw 0x80000",
+        "continue",
+    ];
+    let mut first: Option<(EngineKind, String)> = None;
+    for kind in ENGINES {
+        let Some(r) = rings_session(kind, &commands) else {
+            continue;
+        };
+        assert_eq!(
+            gdb::ended(&r),
+            Some(&Stop::Halted),
+            "{}: the guest halts at its exit(0); gdb:\n{}",
+            kind.name(),
+            r.transcript
+        );
+        assert_eq!(
+            r.serial,
+            "kernel: ring 0, GDT, TSS and IDT ready; IRET to ring 3\n\
+             kernel: int 0x80 from [ring 3] write: hello from ring 3\n\
+             user: OUT to COM1 from ring 3, allowed by the I/O bitmap\n\
+             kernel: #GP error 00000000 at 001000d2 in ring 3 (CLI with IOPL 0): skipped\n\
+             kernel: int 0x80 from [ring 3] write: back in ring 3 after the #GP\n\
+             kernel: exit(0) from ring 3, halting\n",
+            "{}",
+            kind.name()
+        );
+        match &first {
+            None => {
+                insta::assert_snapshot!("gdb_rings_session", &r.transcript);
+                first = Some((kind, r.transcript));
+            }
+            Some((k, t)) => assert_eq!(
+                &r.transcript,
+                t,
+                "gdb's transcript on {} differs from {}'s",
+                kind.name(),
+                k.name()
+            ),
+        }
+    }
+}
+
+/// `monitor info rings` names the ring change across the IRET on the
+/// engines that see it (the interpreter and the translator; on KVM the
+/// CPU makes it and no event exists), and `monitor engine`, `switch`.
+#[test]
+fn monitor_rings_engine_and_switch() {
+    let iret = format!("break *{:#x}", write_iret());
+    for kind in [EngineKind::Interp, EngineKind::Bt] {
+        let Some(r) = rings_session(
+            kind,
+            &[
+                &iret,
+                "continue",
+                "stepi",
+                "monitor info rings",
+                "monitor engine",
+                "monitor switch interp",
+                "monitor switch nonsense",
+                "monitor info pagetable",
+                "monitor info idt",
+                "monitor frobnicate",
+                "kill",
+            ],
+        ) else {
+            continue;
+        };
+        let t = &r.transcript;
+        assert!(
+            t.contains("RING 3 (user) (CPL 3), protected mode, paging off; CS 001b"),
+            "{t}"
+        );
+        assert!(t.contains("ring 0 -> 3 by IRET at 0x"), "{t}");
+        assert!(
+            t.contains(&format!("engine {}", kind.name())),
+            "monitor engine names the engine: {t}"
+        );
+        if kind == EngineKind::Interp {
+            assert!(t.contains("the machine runs on interp already"), "{t}");
+        } else {
+            assert!(t.contains("moved the machine from bt to interp"), "{t}");
+            assert_eq!(r.session.kind(), EngineKind::Interp);
+        }
+        assert!(t.contains("\"nonsense\" is not an engine"), "{t}");
+        assert!(t.contains("paging is off"), "{t}");
+        assert!(
+            t.contains("0x80 ") && t.contains("interrupt gate 32-bit -> 0008:"),
+            "{t}"
+        );
+        assert!(t.contains("unknown monitor command \"frobnicate\""), "{t}");
+        assert_eq!(r.served, Served::Killed);
+    }
+}
+
+// ---- the server's robustness -------------------------------------------------
+
+use ringlab::gdb::Server;
+use ringlab::session::{Options, Session};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// A session of the rings guest on the interpreter, served on a free port
+/// in another thread... no: the server runs here, the client in a thread.
+fn serve_with_client(
+    client: impl FnOnce(std::net::SocketAddr) + Send + 'static,
+    wait: bool,
+) -> (anyhow::Result<Served>, Session) {
+    let (m, loaded) = prepare(&GuestArgs::lesson("rings")).unwrap();
+    let mut s = Session::new(m, EngineKind::Interp, Options::default(), &loaded.entry).unwrap();
+    let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = server.addr();
+    let t = std::thread::spawn(move || client(addr));
+    let limits = machine::Limits {
+        max_icount: None,
+        deadline: Some(Instant::now() + Duration::from_secs(60)),
+        breakpoints: vec![],
+    };
+    let r = server.serve(&mut s, &limits, wait, &mut |_| {
+        std::ops::ControlFlow::Continue(())
+    });
+    t.join().unwrap();
+    (r, s)
+}
+
+/// A packet in gdb's framing, `$data#checksum`.
+fn packet(data: &str) -> Vec<u8> {
+    let sum = data.bytes().fold(0u8, |a, b| a.wrapping_add(b));
+    format!("${data}#{sum:02x}").into_bytes()
+}
+
+/// Reads what the server sent within `ms`.
+fn read_some(c: &mut TcpStream, ms: u64) -> String {
+    c.set_read_timeout(Some(Duration::from_millis(ms))).unwrap();
+    let mut buf = vec![0; 4096];
+    let mut out = Vec::new();
+    while let Ok(n) = c.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.ends_with(b"#") || out.len() > 3 && out[out.len() - 3] == b'#' {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn bad_packets_and_a_vanished_gdb_leave_the_guest_running_to_its_end() {
+    // An unknown packet (the empty reply), a register read, `continue`,
+    // and the connection dropped mid-run with half a packet sent: the
+    // guest runs on to its own end.
+    let (r, s) = serve_with_client(
+        |addr| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(&packet("qRinglabNonsense")).unwrap();
+            let reply = read_some(&mut c, 300);
+            assert!(
+                reply.contains("$#00"),
+                "an unknown packet gets the empty reply: {reply:?}"
+            );
+            c.write_all(b"+").unwrap();
+            c.write_all(&packet("g")).unwrap();
+            let regs = read_some(&mut c, 300);
+            assert!(
+                regs.contains("02b0ad2b"),
+                "EAX = the multiboot magic: {regs:?}"
+            );
+            c.write_all(b"+").unwrap();
+            c.write_all(&packet("c")).unwrap();
+            c.write_all(b"$m10000").unwrap();
+            drop(c);
+        },
+        true,
+    );
+    assert_eq!(
+        r.unwrap(),
+        Served::Stop(Stop::Halted),
+        "the guest ran to its end"
+    );
+    assert!(String::from_utf8_lossy(s.m.serial_output())
+        .ends_with("kernel: exit(0) from ring 3, halting\n"));
+}
+
+/// A client that is not gdb, or a packet whose checksum is wrong (gdbstub
+/// takes it as a broken connection): the server says so and closes the
+/// connection, and the guest runs on to its end.
+#[test]
+fn a_client_that_is_not_gdb_is_dropped_and_the_guest_runs_on() {
+    for junk in [&b"GET / HTTP/1.0\r\n\r\n"[..], &b"$g#00"[..]] {
+        let (r, s) = serve_with_client(
+            move |addr| {
+                let mut c = TcpStream::connect(addr).unwrap();
+                c.write_all(junk).unwrap();
+                // The server closes the connection.
+                c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut buf = [0u8; 64];
+                let n = c.read(&mut buf).unwrap_or(0);
+                assert!(
+                    n == 0 || !buf[..n].contains(&b'$'),
+                    "no reply: {:?}",
+                    &buf[..n]
+                );
+            },
+            true,
+        );
+        assert_eq!(r.unwrap(), Served::Stop(Stop::Halted));
+        assert!(String::from_utf8_lossy(s.m.serial_output())
+            .ends_with("kernel: exit(0) from ring 3, halting\n"));
+    }
+}
+
+#[test]
+fn a_second_gdb_is_refused_and_the_first_goes_on() {
+    let (r, _) = serve_with_client(
+        |addr| {
+            let mut first = TcpStream::connect(addr).unwrap();
+            first.write_all(&packet("?")).unwrap();
+            let stop = read_some(&mut first, 2000);
+            assert!(stop.contains("$T05"), "{stop:?}");
+            // A second gdb while the guest runs: refused (closed at once).
+            first.write_all(b"+").unwrap();
+            first.write_all(&packet("vCont;c")).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            let mut second = TcpStream::connect(addr).unwrap();
+            second
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = [0u8; 16];
+            assert_eq!(second.read(&mut buf).unwrap_or(0), 0, "closed");
+            // The first still has the guest: its stop comes to it.
+            let end = read_some(&mut first, 5000);
+            assert!(
+                end.contains("$S11") || end.contains("$T11"),
+                "SIGSTOP at the halt: {end:?}"
+            );
+            first.write_all(b"+").unwrap();
+            first.write_all(&packet("k")).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        },
+        true,
+    );
+    assert_eq!(r.unwrap(), Served::Killed);
+}
+
+#[test]
+fn a_port_in_use_is_an_error_that_says_so() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let e = Server::bind(addr).err().expect("the port is taken");
+    let text = format!("{e:#}");
+    assert!(
+        text.contains(&format!("--gdb {addr}: cannot listen there")) && text.contains("in use"),
+        "{text}"
+    );
+}
