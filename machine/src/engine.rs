@@ -34,10 +34,7 @@ pub enum Stop {
     /// (`Machine::set_watchpoints`) watches: `addr` is the watchpoint's
     /// first address, `kind` its kind (`crate::watch`). A trap: the
     /// instruction completed, the next one has not run.
-    Watchpoint {
-        addr: u32,
-        kind: crate::WatchKind,
-    },
+    Watchpoint { addr: u32, kind: crate::WatchKind },
     /// `step` executed one instruction (or delivered one interrupt/exception).
     Stepped,
     /// An event of a kind in the trace's stop-on set was recorded.

@@ -125,6 +125,9 @@ mod tests {
         assert!(top.overlaps(0xFFFF_FFFE, 4));
         assert!(!top.overlaps(0xFFFF_FFFC, 4));
         let zero_len = Watchpoint { len: 0, ..w };
-        assert!(zero_len.overlaps(0x1002, 1), "a zero length watches one byte");
+        assert!(
+            zero_len.overlaps(0x1002, 1),
+            "a zero length watches one byte"
+        );
     }
 }
