@@ -136,6 +136,7 @@ impl Interp {
                         b
                     }
                     Err(e) => {
+                        c.watch_hit = None;
                         if !c.raise(m, e) {
                             flow = Flow::Triple;
                         }
@@ -173,6 +174,10 @@ impl Interp {
                         }
                         Err(e) => {
                             c.eip = start;
+                            // A faulting instruction did not complete:
+                            // its accesses do not trap (the delivery's
+                            // pushes may, below).
+                            c.watch_hit = None;
                             if !c.raise(m, e) {
                                 flow = Flow::Triple;
                             }
@@ -248,6 +253,9 @@ impl Interp {
                 if !c.interrupt(m, 2) {
                     return Stop::TripleFault;
                 }
+                if let Some(s) = self.watch_stop() {
+                    return s;
+                }
                 if single {
                     return Stop::Stepped;
                 }
@@ -259,6 +267,9 @@ impl Interp {
                     let v = m.acknowledge_interrupt();
                     if !c.interrupt(m, v) {
                         return Stop::TripleFault;
+                    }
+                    if let Some(s) = self.watch_stop() {
+                        return s;
                     }
                     if single {
                         return Stop::Stepped;
@@ -281,6 +292,9 @@ impl Interp {
                 let v = m.acknowledge_interrupt();
                 if !c.interrupt(m, v) {
                     return Stop::TripleFault;
+                }
+                if let Some(s) = self.watch_stop() {
+                    return s;
                 }
                 if single {
                     return Stop::Stepped;
@@ -334,6 +348,13 @@ impl Interp {
                     }
                 }
             }
+            // A data watchpoint hit: a trap, after the instruction (a
+            // REP string instruction stopped after the iteration) or
+            // after the delivery that pushed onto a watched stack. A #DB
+            // from TF is delivered first, so nothing is lost.
+            if let Some(s) = self.watch_stop() {
+                return s;
+            }
             // `cli; jmp $` (`control::jmp_rel`): dead unless an NMI is
             // waiting to be taken (the loop's top delivers it).
             let spun = std::mem::take(&mut self.cpu.spinning);
@@ -346,6 +367,19 @@ impl Interp {
                 return m.stop_requested().map_or(Stop::Stepped, |s| s.to_stop());
             }
         }
+    }
+}
+
+impl Interp {
+    /// The stop for a data watchpoint the last instruction or delivery
+    /// hit, if it hit one.
+    #[inline]
+    fn watch_stop(&mut self) -> Option<Stop> {
+        let w = self.cpu.watch_hit.take()?;
+        Some(Stop::Watchpoint {
+            addr: w.addr,
+            kind: w.kind,
+        })
     }
 }
 
