@@ -413,6 +413,53 @@ fn a_watch_is_on_linear_addresses_under_paging() {
     assert_eq!(v[1].0.regs[3], 2);
 }
 
+/// A GDT at 0x1000 with flat ring-0 code (0x08) and data (0x10), so that
+/// interrupt gates can name a code segment (the IDT is at 0).
+fn with_gdt(st: &mut CpuState, m: &mut Machine) {
+    m.mem
+        .write(0x1008, &0x00CF_9A00_0000_FFFFu64.to_le_bytes())
+        .unwrap();
+    m.mem
+        .write(0x1010, &0x00CF_9200_0000_FFFFu64.to_le_bytes())
+        .unwrap();
+    st.gdtr = machine::cpu::TableReg {
+        base: 0x1000,
+        limit: 23,
+    };
+}
+
+#[test]
+fn an_interrupt_frame_pushed_onto_a_watched_slot_stops_at_the_handler() {
+    let body = r#"
+    mov eax, offset handler     # interrupt gate 0x30 -> 0x08:handler
+    mov word ptr [0x30 * 8], ax
+    mov word ptr [0x30 * 8 + 2], 0x08
+    mov word ptr [0x30 * 8 + 4], 0x8E00
+    shr eax, 16
+    mov word ptr [0x30 * 8 + 6], ax
+    mov esp, DATA + 0x10
+    int 0x30                    # EFLAGS goes to DATA + 0xC: hit
+    mov ebp, 2
+    jmp done
+handler:
+    mov ebp, 1
+    iret                        # reads the frame: no hit
+"#;
+    let v = run_all(
+        "watch_int",
+        body,
+        &[w(DATA + 0xC, 4, WatchKind::Write)],
+        DATA + 0xC,
+        &with_gdt,
+    );
+    assert_eq!(
+        stops(&v),
+        [(hit(DATA + 0xC, WatchKind::Write), Some(1)), (EXIT, None)]
+    );
+    assert_eq!(v[0].0.regs[4], DATA + 4, "the whole frame was pushed");
+    assert_eq!(v[0].2 & 0x2, 0x2, "EFLAGS' image in the slot");
+}
+
 #[test]
 fn a_hot_loop_with_a_watch_off_its_page_runs_translated_and_stops_exactly() {
     // 1000 iterations store to DATA + 0x100 (its page is watched, the
