@@ -19,12 +19,13 @@
 //! either. With no watchpoint set the fast path is exactly what it was.
 //! Checked: every explicit memory operand, the stack (PUSH, POP, CALL,
 //! RET, ENTER, LEAVE, PUSHA, the frames interrupt and exception delivery
-//! push, far transfers' pushes), string instructions. Not checked, as
-//! implicit accesses made on the CPU's own behalf: descriptor table reads
-//! and accessed-bit writes (GDT, LDT, IDT), TSS reads and writes (stack
-//! switches, task switches, the I/O bitmap), all of which go through
-//! `sys_rd`/`sys_wr`; page-table walks (physical, `translate`); and
-//! instruction fetches.
+//! push, far transfers' pushes), string instructions (INS and OUTS item
+//! by item: their bulk paths are off while watchpoints are set). Not
+//! checked, as implicit accesses made on the CPU's own behalf: descriptor
+//! table reads and accessed-bit writes (GDT, LDT, IDT), TSS reads and
+//! writes (stack switches, task switches, the I/O bitmap), all of which
+//! go through `sys_rd`/`sys_wr`; page-table walks (physical,
+//! `translate`); and instruction fetches.
 
 use crate::cpu::{Cpu, SS};
 use crate::fault::{vec, Exc, R};

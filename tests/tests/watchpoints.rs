@@ -300,6 +300,33 @@ fn rep_string_instructions_stop_after_the_iteration_that_hit() {
 }
 
 #[test]
+fn rep_outs_stops_after_the_item_that_hit() {
+    let body = r#"
+    mov dword ptr [DATA], 0x64636261 # "abcd"
+    mov esi, DATA - 2
+    mov ecx, 6
+    mov dx, 0xE9                # the debug console
+    cld
+    rep outsb                   # reads DATA + 1 in its fourth item
+    mov ebp, 1
+"#;
+    let v = run_all(
+        "watch_outs",
+        body,
+        &[w(DATA + 1, 1, WatchKind::Read)],
+        DATA,
+        &flat,
+    );
+    assert_eq!(
+        stops(&v),
+        [(hit(DATA + 1, WatchKind::Read), None), (EXIT, None)]
+    );
+    assert_eq!(v[0].0.regs[1], 2, "ECX");
+    assert_eq!(v[0].0.regs[6], DATA + 2, "ESI");
+    assert_eq!(v[1].0.regs[6], DATA + 4, "ESI at the end");
+}
+
+#[test]
 fn pushes_calls_and_pops_hit_a_watched_stack_slot() {
     let body = r#"
     mov esp, DATA + 0x10
