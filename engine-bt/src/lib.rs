@@ -25,6 +25,20 @@
 //! operands go through an inline lookup in the interpreter's TLB and call
 //! `callout::host_ptr` only on a miss. The translation cache (`codebuf.rs`)
 //! is flushed whole when it is full. 16-bit code is not translated.
+//!
+//! Breakpoints (`Limits::breakpoints`, a debugger's) do not stop
+//! translation: a block ends before any breakpoint address (`translate`),
+//! the dispatcher hands an instruction at a breakpoint to the interpreter,
+//! which stops there or, resuming, runs it, and no chain or indirect-branch
+//! cache entry ever leads to one (both are made only by the dispatcher,
+//! after its check). When a run brings breakpoints the translations were
+//! not made for, the blocks that run over one are dropped and every chain
+//! undone (`honour_breakpoints`). Data watchpoints need nothing of the
+//! translator: the interpreter's TLB, which translated code reads, never
+//! holds a watched page, so those accesses reach `callout::host_ptr`,
+//! which leaves any access overlapping a watched range to the interpreter
+//! (the block ends before it, the interpreter runs it, checks, and the run
+//! stops after it); other accesses to such a page stay in translated code.
 
 pub mod callout;
 pub mod codebuf;
@@ -86,6 +100,9 @@ enum Entry {
         addr: u64,
         insns: u32,
         len: u32,
+        /// The guest linear range it covers: [lin, lin + guest_bytes).
+        lin: u32,
+        guest_bytes: u32,
     },
     /// The interpreter runs the instruction here: the translator declined
     /// it (its mnemonic, decoded once, for the stats), or there is no
@@ -149,6 +166,9 @@ pub struct Bt {
     /// because the translator does not translate them (sensitive and
     /// privileged ones among them), by mnemonic.
     declined: HashMap<iced_x86::Mnemonic, u64, BuildHasherDefault<Mix>>,
+    /// The breakpoints the translations honour (sorted): blocks end before
+    /// each.
+    breakpoints: Vec<u32>,
 }
 
 /// A chainable exit: its `jmp rel32` in the cache and where it goes.
@@ -217,6 +237,7 @@ impl Bt {
             chain_epoch: 0,
             pending_chain: None,
             declined: HashMap::default(),
+            breakpoints: Vec::new(),
         })
     }
 
@@ -253,6 +274,42 @@ impl Bt {
                 }
             }
         }
+    }
+
+    /// Makes the translations honour `wanted` (a run's breakpoints): a
+    /// block made without one of them that runs over it (the breakpoint is
+    /// inside, not at its start) is dropped, and every chain and
+    /// indirect-branch cache entry undone, since one may lead straight to
+    /// a block that starts at a new breakpoint. The comparison is once per
+    /// `run`; blocks made for breakpoints since removed stay (they end
+    /// early, harmlessly).
+    fn honour_breakpoints(&mut self, wanted: &[u32]) {
+        if wanted == self.breakpoints.as_slice() {
+            return;
+        }
+        let mut new = wanted.to_vec();
+        new.sort_unstable();
+        new.dedup();
+        if new == self.breakpoints {
+            return;
+        }
+        let added: Vec<u32> = new
+            .iter()
+            .copied()
+            .filter(|b| self.breakpoints.binary_search(b).is_err())
+            .collect();
+        if !added.is_empty() {
+            self.unchain_all();
+            self.blocks.retain(|_, e| match *e {
+                Entry::Host {
+                    lin, guest_bytes, ..
+                } => !added
+                    .iter()
+                    .any(|&b| b.wrapping_sub(lin).wrapping_sub(1) < guest_bytes.wrapping_sub(1)),
+                _ => true,
+            });
+        }
+        self.breakpoints = new;
     }
 
     /// Translations are keyed by guest physical address: handed another
@@ -337,6 +394,7 @@ impl Bt {
             self.buf.next_addr(),
             self.exit_stub,
             self.sites.len() as u32,
+            &self.breakpoints,
         );
         // The cache is full: flush it and assemble again at the new address.
         if t.as_ref()
@@ -351,6 +409,7 @@ impl Bt {
                 self.buf.next_addr(),
                 self.exit_stub,
                 self.sites.len() as u32,
+                &self.breakpoints,
             );
         }
         let entry = match t {
@@ -387,6 +446,8 @@ impl Bt {
                     addr,
                     insns: b.insns,
                     len: b.code.len() as u32,
+                    lin,
+                    guest_bytes: b.guest_bytes,
                 }
             }
             None => {
@@ -483,7 +544,9 @@ impl Bt {
             ),
             // The same deadline: a `Timeout` is always the run's.
             deadline: limits.deadline,
-            breakpoints: Vec::new(),
+            // And the same breakpoints, which it stops at (or resumes
+            // from) as it would on its own.
+            breakpoints: limits.breakpoints.clone(),
         };
         let s = self.interp.run(m, &l)?;
         self.counters.fallback_insns += m.icount() - before;
@@ -548,7 +611,12 @@ impl Engine for Bt {
         m.clock.set_mode(machine::ClockMode::Instructions);
         let mut tick = 0u32;
         let mut next_clock_read = m.icount() + (1 << 20);
-        let careful = !limits.breakpoints.is_empty() || m.trace.stop_pending();
+        let careful = m.trace.stop_pending();
+        self.honour_breakpoints(&limits.breakpoints);
+        let pc = self.interp.cpu().pc();
+        if !limits.breakpoints.is_empty() && !limits.breakpoints.contains(&pc) {
+            self.interp.leave_breakpoint(pc);
+        }
         loop {
             if let Some(s) = m.stop_requested() {
                 return Ok(s.to_stop());
@@ -587,8 +655,13 @@ impl Engine for Bt {
             let flushes = self.counters.flushes;
             let c = self.interp.cpu();
             if !limits.breakpoints.is_empty() && limits.breakpoints.contains(&c.pc()) {
-                // The interpreter handles breakpoints (and resuming).
-                return self.interp.run(m, limits);
+                // The interpreter's rule, exactly: an interrupt due is
+                // taken first, then it stops at the breakpoint, or,
+                // resuming from it, runs its instruction.
+                if let Some(s) = self.interpret_for(m, limits, 1)? {
+                    return Ok(s);
+                }
+                continue;
             }
             let key = if careful { None } else { Self::mode_key(c, m) };
             // A mode the translator leaves alone for a while (real mode,
@@ -756,7 +829,9 @@ impl Engine for Bt {
             }));
         };
         Some(match self.lookup(m, key) {
-            Entry::Host { addr, insns, len } => Ok(Translation {
+            Entry::Host {
+                addr, insns, len, ..
+            } => Ok(Translation {
                 host_addr: addr,
                 code: self.buf.bytes(addr, len as usize).to_vec(),
                 guest_insns: insns,

@@ -382,7 +382,10 @@ fn on_r14(insn: &Instruction) -> Instruction {
 
 /// Decodes and translates the block at guest `eip`, whose bytes up to the
 /// end of its page are `bytes`, for host address `at`. None when its first
-/// instruction cannot be translated.
+/// instruction cannot be translated. The block ends before any of
+/// `breakpoints` (linear addresses) after its first instruction, so that
+/// translated code never runs over one: its exit leads to the dispatcher,
+/// which stops there.
 pub fn translate(
     bytes: &[u8],
     eip: u32,
@@ -390,6 +393,7 @@ pub fn translate(
     at: u64,
     exit_stub: u64,
     first_exit: u32,
+    breakpoints: &[u32],
 ) -> Option<Block> {
     let mut dec = Decoder::with_ip(32, bytes, eip as u64, DecoderOptions::NONE);
     let mut info = InstructionInfoFactory::new();
@@ -399,7 +403,7 @@ pub fn translate(
     let mut end_eip = eip;
     while dec.can_decode() && insns.len() < MAX_INSNS {
         dec.decode_out(&mut insn);
-        if insn.is_invalid() {
+        if insn.is_invalid() || (!insns.is_empty() && breakpoints.contains(&insn.ip32())) {
             break;
         }
         let Some(p) = plan(&insn, key, &mut info) else {

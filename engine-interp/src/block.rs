@@ -131,8 +131,15 @@ impl Cpu {
     }
 }
 
-/// Finds or builds the block starting at the current CS:EIP.
-pub fn lookup(c: &mut Cpu, m: &mut Machine, cache: &mut Cache) -> R<Rc<Block>> {
+/// Finds or builds the block starting at the current CS:EIP. A block built
+/// ends before any of `breakpoints` (linear addresses) after its first
+/// instruction.
+pub fn lookup(
+    c: &mut Cpu,
+    m: &mut Machine,
+    cache: &mut Cache,
+    breakpoints: &[u32],
+) -> R<Rc<Block>> {
     let lin = c.segs[crate::cpu::CS].base.wrapping_add(c.eip);
     let phys = c.fetch_phys(m, lin)?;
     let code32 = c.code32();
@@ -156,6 +163,9 @@ pub fn lookup(c: &mut Cpu, m: &mut Machine, cache: &mut Cache) -> R<Rc<Block>> {
     let mut total = 0u32;
     let mut insn = Instruction::default();
     while dec.can_decode() && ops.len() < MAX_BLOCK {
+        if !ops.is_empty() && breakpoints.contains(&lin.wrapping_add(total)) {
+            break;
+        }
         dec.decode_out(&mut insn);
         if insn.is_invalid() && dec.last_error() == iced_x86::DecoderError::NoMoreBytes {
             // The instruction runs into the next page.

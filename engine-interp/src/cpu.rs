@@ -128,6 +128,13 @@ pub struct Cpu {
     /// (bit n = bytes 64n..64n+63): a write to a code page that misses them
     /// (a stack sharing the page with code) leaves the cached blocks alone.
     pub(crate) code_chunks: std::collections::HashMap<u32, u64>,
+    /// The data watchpoint the current instruction hit (`mmu.rs`): the
+    /// run loop stops once it completes (`Stop::Watchpoint`); a fault
+    /// drops it (the instruction did not complete).
+    pub(crate) watch_hit: Option<machine::Watchpoint>,
+    /// An implicit access is under way (`sys_rd`, `sys_wr`): watchpoints
+    /// do not see it.
+    pub(crate) implicit: bool,
     pub(crate) counters: Counters,
 }
 
@@ -189,6 +196,8 @@ impl Cpu {
             tlb: Tlb::new(),
             deprivilege: false,
             code_chunks: std::collections::HashMap::new(),
+            watch_hit: None,
+            implicit: false,
             counters: Counters::default(),
         };
         c.refresh_mode();

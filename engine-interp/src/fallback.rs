@@ -158,6 +158,10 @@ impl Interp {
         if (lin & 0xFFF) + size > 0x1000 {
             return None;
         }
+        // A watched device register is the interpreter's, which checks.
+        if m.watchpoints().iter().any(|w| w.overlaps(lin, size)) {
+            return None;
+        }
         let user = self.cpu.cpl == 3;
         let page = lin & !0xFFF;
         let epoch = self.cpu.tlb.epoch;
@@ -177,6 +181,17 @@ impl Interp {
             }
         };
         m.read_pure_mmio(phys, size as u8)
+    }
+
+    /// A run of the translator starts at `pc`, which is not one of its
+    /// breakpoints: the breakpoint the last run stopped at, if that was
+    /// `pc`, has been left (as the interpreter's own run loop decides at
+    /// its first instruction), so it stops there again next time.
+    #[inline]
+    pub fn leave_breakpoint(&mut self, pc: u32) {
+        if self.resume_bp == Some(pc) {
+            self.resume_bp = None;
+        }
     }
 
     /// The TLB that accesses at the current CPL use, laid out as

@@ -81,7 +81,8 @@ pub fn ins(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     c.sensitive(m, op, "ins");
     c.check_io(m, port, op.w)?;
     let st = string::step(c, op.w);
-    if op.x != 0 && !c.fl.df() {
+    // With watchpoints set, item by item: a hit stops after its item.
+    if op.x != 0 && !c.fl.df() && m.watchpoints().is_empty() {
         ins_bulk(c, m, op, port)?;
     }
     string::rep(c, m, op, |c, m| {
@@ -104,7 +105,7 @@ pub fn outs(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     c.sensitive(m, op, "outs");
     c.check_io(m, port, op.w)?;
     let st = string::step(c, op.w);
-    if op.x != 0 && !c.fl.df() {
+    if op.x != 0 && !c.fl.df() && m.watchpoints().is_empty() {
         outs_bulk(c, m, op, port)?;
     }
     string::rep(c, m, op, |c, m| {

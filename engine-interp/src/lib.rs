@@ -66,6 +66,10 @@ pub struct Interp {
     /// The id of the guest RAM the block cache was filled from
     /// (`GuestMemory::id`; 0 before the first run).
     ram_id: u64,
+    /// The breakpoints the cached blocks end before (sorted): a run's
+    /// breakpoints stop it at block boundaries (`exec`), so blocks never
+    /// run over one.
+    breakpoints: Vec<u32>,
 }
 
 impl Default for Interp {
@@ -97,6 +101,7 @@ impl Interp {
             log_invalidated: false,
             mmio_page: None,
             ram_id: 0,
+            breakpoints: Vec::new(),
         }
     }
 
@@ -116,8 +121,13 @@ impl Interp {
     /// ends with something the run loop must look at (`exit_block`: I/O,
     /// a mode or IF change, a write to cached code, an exception) or the
     /// budget is used up. Device deadlines are already folded into `budget`.
-    fn exec(&mut self, m: &mut Machine, budget: u64) -> Flow {
+    /// It also returns before a block that starts at one of `bps` (other
+    /// than the first, which the run loop has just let through), for the
+    /// run loop to stop there; blocks end before breakpoints
+    /// (`honour_breakpoints`), so that is exact.
+    fn exec(&mut self, m: &mut Machine, budget: u64, bps: &[u32]) -> Flow {
         let c = &mut self.cpu;
+        let mut first = true;
         c.exit_block = false;
         c.rep_left = string::REP_CHUNK;
         let mut remaining = budget;
@@ -125,10 +135,15 @@ impl Interp {
         let mut prev: Option<Rc<block::Block>> = None;
         'blocks: while remaining > 0 {
             let lin = c.segs[CS].base.wrapping_add(c.eip);
+            let at_bp = !bps.is_empty() && bps.contains(&lin);
+            if at_bp && !first {
+                break;
+            }
+            first = false;
             let chained = prev.as_ref().and_then(|p| p.chained(lin, c.tlb.epoch));
             let blk = match chained {
                 Some(b) => b,
-                None => match block::lookup(c, m, &mut self.cache) {
+                None => match block::lookup(c, m, &mut self.cache, &self.breakpoints) {
                     Ok(b) => {
                         if let Some(p) = &prev {
                             p.link(lin, c.tlb.epoch, &b);
@@ -136,6 +151,7 @@ impl Interp {
                         b
                     }
                     Err(e) => {
+                        c.watch_hit = None;
                         if !c.raise(m, e) {
                             flow = Flow::Triple;
                         }
@@ -173,6 +189,10 @@ impl Interp {
                         }
                         Err(e) => {
                             c.eip = start;
+                            // A faulting instruction did not complete:
+                            // its accesses do not trap (the delivery's
+                            // pushes may, below).
+                            c.watch_hit = None;
                             if !c.raise(m, e) {
                                 flow = Flow::Triple;
                             }
@@ -181,7 +201,7 @@ impl Interp {
                     }
                 }
                 remaining -= n as u64;
-                if remaining == 0 || (c.eip, c.tlb.epoch) != entry {
+                if remaining == 0 || (c.eip, c.tlb.epoch) != entry || at_bp {
                     break;
                 }
             }
@@ -206,7 +226,8 @@ impl Interp {
             self.ram_id = m.mem.id();
         }
         let step_target = m.icount() + 1;
-        let careful = !limits.breakpoints.is_empty() || m.trace.stop_pending() || single;
+        let careful = m.trace.stop_pending() || single;
+        self.honour_breakpoints(&limits.breakpoints);
         loop {
             if let Some(s) = m.stop_requested() {
                 return s.to_stop();
@@ -248,6 +269,9 @@ impl Interp {
                 if !c.interrupt(m, 2) {
                     return Stop::TripleFault;
                 }
+                if let Some(s) = self.watch_stop() {
+                    return s;
+                }
                 if single {
                     return Stop::Stepped;
                 }
@@ -259,6 +283,9 @@ impl Interp {
                     let v = m.acknowledge_interrupt();
                     if !c.interrupt(m, v) {
                         return Stop::TripleFault;
+                    }
+                    if let Some(s) = self.watch_stop() {
+                        return s;
                     }
                     if single {
                         return Stop::Stepped;
@@ -281,6 +308,9 @@ impl Interp {
                 let v = m.acknowledge_interrupt();
                 if !c.interrupt(m, v) {
                     return Stop::TripleFault;
+                }
+                if let Some(s) = self.watch_stop() {
+                    return s;
                 }
                 if single {
                     return Stop::Stepped;
@@ -314,7 +344,7 @@ impl Interp {
             }
             budget = budget.min(m.insns_until_deadline().max(1)).min(SLICE);
             let before = m.icount();
-            if let Flow::Triple = self.exec(m, budget) {
+            if let Flow::Triple = self.exec(m, budget, &limits.breakpoints) {
                 return Stop::TripleFault;
             }
             // A guest whose exception handlers fault at once retires
@@ -334,6 +364,13 @@ impl Interp {
                     }
                 }
             }
+            // A data watchpoint hit: a trap, after the instruction (a
+            // REP string instruction stopped after the iteration) or
+            // after the delivery that pushed onto a watched stack. A #DB
+            // from TF is delivered first, so nothing is lost.
+            if let Some(s) = self.watch_stop() {
+                return s;
+            }
             // `cli; jmp $` (`control::jmp_rel`): dead unless an NMI is
             // waiting to be taken (the loop's top delivers it).
             let spun = std::mem::take(&mut self.cpu.spinning);
@@ -346,6 +383,39 @@ impl Interp {
                 return m.stop_requested().map_or(Stop::Stepped, |s| s.to_stop());
             }
         }
+    }
+}
+
+impl Interp {
+    /// Makes the cached blocks end before each of `wanted` (a run's
+    /// breakpoints): when one is new, the cache is emptied (blocks are
+    /// rebuilt as they run). A run without breakpoints changes nothing:
+    /// blocks that end early at a breakpoint since removed are harmless,
+    /// and the translator, which runs this interpreter with and without
+    /// its breakpoints, does not empty the cache each time.
+    fn honour_breakpoints(&mut self, wanted: &[u32]) {
+        if wanted.is_empty()
+            || wanted
+                .iter()
+                .all(|b| self.breakpoints.binary_search(b).is_ok())
+        {
+            return;
+        }
+        self.breakpoints = wanted.to_vec();
+        self.breakpoints.sort_unstable();
+        self.breakpoints.dedup();
+        self.cache.clear();
+    }
+
+    /// The stop for a data watchpoint the last instruction or delivery
+    /// hit, if it hit one.
+    #[inline]
+    fn watch_stop(&mut self) -> Option<Stop> {
+        let w = self.cpu.watch_hit.take()?;
+        Some(Stop::Watchpoint {
+            addr: w.addr,
+            kind: w.kind,
+        })
     }
 }
 

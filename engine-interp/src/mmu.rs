@@ -8,6 +8,24 @@
 //! cross the page. Everything else (MMIO, addresses past RAM, page-crossing
 //! accesses) goes through `Machine::read_phys`/`write_phys`, which are
 //! bounds-checked.
+//!
+//! Data watchpoints (`machine::watch`, a debugger's `watch`, `rwatch`,
+//! `awatch`): a page holding a watched range never gets a TLB entry (it is
+//! walked on every access instead), so every access to it takes the slow
+//! path, which checks the watchpoints after the access is translated and
+//! records a hit in `Cpu::watch_hit`; the run loop stops after the
+//! instruction (a trap, as the x86's data breakpoints are, SDM Vol 3A
+//! 17.3.1.2). Generated code reads the same TLB, so it cannot bypass them
+//! either. With no watchpoint set the fast path is exactly what it was.
+//! Checked: every explicit memory operand, the stack (PUSH, POP, CALL,
+//! RET, ENTER, LEAVE, PUSHA, the frames interrupt and exception delivery
+//! push, far transfers' pushes), string instructions (INS and OUTS item
+//! by item: their bulk paths are off while watchpoints are set). Not
+//! checked, as implicit accesses made on the CPU's own behalf: descriptor
+//! table reads and accessed-bit writes (GDT, LDT, IDT), TSS reads and
+//! writes (stack switches, task switches, the I/O bitmap), all of which
+//! go through `sys_rd`/`sys_wr`; page-table walks (physical,
+//! `translate`); and instruction fetches.
 
 use crate::cpu::{Cpu, SS};
 use crate::fault::{vec, Exc, R};
@@ -279,6 +297,24 @@ impl Cpu {
     /// `machine::x86::paging`'s; this adds the side effects: CR2 on a
     /// fault, the accessed and dirty bits, the TLB entry.
     pub fn translate(&mut self, m: &mut Machine, lin: u32, acc: Acc, user: bool) -> R<u32> {
+        let (phys, entry) = self.walk(m, lin, acc, user)?;
+        if let Some(e) = entry {
+            if !Self::watched_page(m, lin) {
+                self.tlb.fill(Self::tlb_index(user), tlb_slot(lin), e);
+            }
+        }
+        Ok(phys)
+    }
+
+    /// `translate` without the TLB fill: the physical address and the
+    /// entry the TLB would get (None outside RAM).
+    fn walk(
+        &mut self,
+        m: &mut Machine,
+        lin: u32,
+        acc: Acc,
+        user: bool,
+    ) -> R<(u32, Option<TlbEntry>)> {
         self.counters.tlb_misses += 1;
         // Entries are filled only for the RAM the TLB is bound to.
         if self.tlb.mem_id != m.mem.id() {
@@ -318,31 +354,49 @@ impl Cpu {
                 w.dirty_after(acc),
             )
         };
-        // Fill the TLB only for pages wholly inside RAM.
-        if let Some(host) = m.mem.host_ptr(phys_page as u64, 4096) {
-            let i = tlb_slot(lin);
+        // An entry only for pages wholly inside RAM.
+        let entry = m.mem.host_ptr(phys_page as u64, 4096).map(|host| {
             // Code pages and ROM take the slow path for writes: the one
             // invalidates what was decoded, the other ignores the write.
             let code =
                 m.mem.is_code_page(phys_page >> 12) || m.mem.is_read_only_page(phys_page >> 12);
             let page = lin & !0xFFF;
-            self.tlb.fill(
-                Self::tlb_index(user),
-                i,
-                TlbEntry {
-                    rtag: page,
-                    wtag: if writable && dirty && !code {
-                        page
-                    } else {
-                        INVALID
-                    },
-                    addend: (host as usize).wrapping_sub(page as usize),
-                    phys: phys_page,
-                    global,
+            TlbEntry {
+                rtag: page,
+                wtag: if writable && dirty && !code {
+                    page
+                } else {
+                    INVALID
                 },
-            );
+                addend: (host as usize).wrapping_sub(page as usize),
+                phys: phys_page,
+                global,
+            }
+        });
+        Ok((phys_page | (lin & 0xFFF), entry))
+    }
+
+    /// Whether the linear page of `lin` holds a watched range: such a page
+    /// never gets a TLB entry, so that no access to it bypasses the check.
+    #[inline]
+    fn watched_page(m: &Machine, lin: u32) -> bool {
+        let set = m.watchpoints();
+        !set.is_empty() && set.iter().any(|w| w.on_page(lin & !0xFFF))
+    }
+
+    /// After an access of `w` bytes at `lin` the slow path translated:
+    /// records the first watchpoint it hits (the run loop stops once the
+    /// instruction completes). Not for the implicit accesses of `sys_rd`
+    /// and `sys_wr`.
+    #[inline]
+    fn check_watch(&mut self, m: &Machine, lin: u32, w: u8, write: bool) {
+        if m.watchpoints().is_empty() || self.implicit || self.watch_hit.is_some() {
+            return;
         }
-        Ok(phys_page | (lin & 0xFFF))
+        if let Some(h) = machine::watch::hit(m.watchpoints(), lin, w as u32, write) {
+            self.watch_hit = Some(h);
+            self.exit_block = true;
+        }
     }
 
     // ---- linear accesses ------------------------------------------------
@@ -378,6 +432,9 @@ impl Cpu {
         if (lin & 0xFFF) + w as u32 <= 0x1000 {
             let p = self.translate(m, lin, acc, user)?;
             let v = m.read_phys(p, w) as u32;
+            if acc != Acc::Exec {
+                self.check_watch(m, lin, w, false);
+            }
             self.end_block_if_interrupted(m);
             return Ok(v);
         }
@@ -385,6 +442,9 @@ impl Cpu {
         let first = self.translate(m, lin, acc, user)?;
         let second_lin = (lin | 0xFFF).wrapping_add(1);
         let second = self.translate(m, second_lin, acc, user)?;
+        if acc != Acc::Exec {
+            self.check_watch(m, lin, w, false);
+        }
         let mut v = 0u32;
         for k in 0..w as u32 {
             let a = lin.wrapping_add(k);
@@ -444,6 +504,7 @@ impl Cpu {
     ) -> R<()> {
         if (lin & 0xFFF) + w as u32 <= 0x1000 {
             let p = self.translate(m, lin, Acc::Write, user)?;
+            self.check_watch(m, lin, w, true);
             let page = p >> 12;
             if m.mem.is_code_page(page) {
                 let code = self.code_chunks.get(&page).copied().unwrap_or(u64::MAX);
@@ -461,6 +522,7 @@ impl Cpu {
             let first = self.translate(m, lin, Acc::Write, user)?;
             let second_lin = (lin | 0xFFF).wrapping_add(1);
             let second = self.translate(m, second_lin, Acc::Write, user)?;
+            self.check_watch(m, lin, w, true);
             for k in 0..w as u32 {
                 let a = lin.wrapping_add(k);
                 let p = if a & !0xFFF == lin & !0xFFF {
@@ -516,10 +578,40 @@ impl Cpu {
         // translated code, so writes to code are the interpreter's and
         // invalidate what they must.
         let acc = if write { Acc::Write } else { Acc::Read };
+        if Self::watched_page(m, lin) {
+            return self.host_ptr_watched(m, lin, size, acc, user);
+        }
         if self.translate(m, lin, acc, user).is_err() {
             return std::ptr::null_mut();
         }
         hit(self).unwrap_or(std::ptr::null_mut())
+    }
+
+    /// `host_ptr` on a page holding a watched range, which has no TLB
+    /// entry: an access that overlaps a watched range, of whatever kind
+    /// (the caller's may read and write), is the interpreter's, which
+    /// decides whether it hits; any other gets its host address from a
+    /// walk, as the TLB entry would give it.
+    #[cold]
+    fn host_ptr_watched(
+        &mut self,
+        m: &mut Machine,
+        lin: u32,
+        size: u32,
+        acc: Acc,
+        user: bool,
+    ) -> *mut u8 {
+        if m.watchpoints().iter().any(|w| w.overlaps(lin, size)) {
+            return std::ptr::null_mut();
+        }
+        let Ok((_, Some(e))) = self.walk(m, lin, acc, user) else {
+            return std::ptr::null_mut();
+        };
+        let tag = if acc == Acc::Write { e.wtag } else { e.rtag };
+        if tag != lin & !0xFFF {
+            return std::ptr::null_mut();
+        }
+        (lin as usize).wrapping_add(e.addend) as *mut u8
     }
 
     /// The start of the TLB that accesses at the current CPL use (laid out
@@ -574,15 +666,22 @@ impl Cpu {
         self.write_lin(m, lin, w, v, self.cpl == 3)
     }
 
-    /// Implicit supervisor-mode read (descriptor tables, IDT, TSS).
+    /// Implicit supervisor-mode read (descriptor tables, IDT, TSS). Not
+    /// checked against data watchpoints (see the module comment).
     #[inline]
     pub fn sys_rd(&mut self, m: &mut Machine, lin: u32, w: u8) -> R<u32> {
-        self.read_lin(m, lin, w, false)
+        let outer = std::mem::replace(&mut self.implicit, true);
+        let r = self.read_lin(m, lin, w, false);
+        self.implicit = outer;
+        r
     }
 
     #[inline]
     pub fn sys_wr(&mut self, m: &mut Machine, lin: u32, w: u8, v: u32) -> R<()> {
-        self.write_lin(m, lin, w, v, false)
+        let outer = std::mem::replace(&mut self.implicit, true);
+        let r = self.write_lin(m, lin, w, v, false);
+        self.implicit = outer;
+        r
     }
 }
 

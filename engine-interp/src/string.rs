@@ -2,7 +2,8 @@
 //! REPNE (SDM Vol 2B "REP/REPE/REPZ/REPNE/REPNZ"). The address size picks
 //! SI/DI/CX or ESI/EDI/ECX; the destination is always ES:(E)DI; a fault in
 //! the middle leaves the registers at the faulting iteration, so the
-//! instruction restarts where it stopped. `x` is 0 (no prefix), 1 (REP or
+//! instruction restarts where it stopped; so does a data watchpoint hit,
+//! which stops it after the iteration that hit. `x` is 0 (no prefix), 1 (REP or
 //! REPE) or 2 (REPNE).
 
 use crate::alu::{alu_op, CMP};
@@ -49,6 +50,14 @@ where
         }
         dec_count(c, op);
         if !go_on {
+            break;
+        }
+        if c.watch_hit.is_some() {
+            // A data watchpoint trap after this iteration (SDM Vol 3A
+            // 17.3.1.2): the instruction goes on from here when run again.
+            if count(c, op) != 0 {
+                suspend(c, op);
+            }
             break;
         }
         left = left.saturating_sub(1);
@@ -149,6 +158,10 @@ pub fn stos(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
 /// iteration, which ends the instruction) is left to the iteration loop
 /// (`rep`), exactly where it stands.
 fn stos_in_pages(c: &mut Cpu, m: &mut Machine, op: &Op, v: u32) {
+    // Watchpoints are checked per iteration, in `rep`.
+    if !m.watchpoints().is_empty() {
+        return;
+    }
     let w = op.w as u32;
     loop {
         let n = c.regs[1];
