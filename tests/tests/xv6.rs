@@ -714,3 +714,68 @@ fn an_xv6_panic_is_a_spinning_stop_with_the_panic_on_the_console() {
         );
     }
 }
+
+// ---- gdb on xv6's kernel -----------------------------------------------------
+
+/// Debian's gdb on xv6's kernel, as with xv6's `make qemu-gdb`: the kernel
+/// ELF (from xv6.img, where the Makefile put it) for the symbols, `break
+/// syscall`, `continue`, `bt`, the registers, the trap frame's IRET back to
+/// ring 3 (a breakpoint on trapret only when the frame returns to user
+/// code: `((struct trapframe *)$esp)->cs == 0x1b`), a watchpoint on
+/// `ticks`, `monitor info gdt`. One transcript on the interpreter and the
+/// translator. (KVM: the test VM is too slow for xv6, see the KVM session
+/// test above.)
+#[test]
+fn gdb_on_the_xv6_kernel_gives_one_transcript_on_interp_and_bt() {
+    let Some(img) = images_or_skip() else { return };
+    let disk = std::fs::read(&img.xv6).unwrap();
+    let elf = std::env::temp_dir().join(format!("ringlab-xv6-kernel-{}", std::process::id()));
+    std::fs::write(&elf, &disk[512..]).unwrap();
+    let commands = [
+        "break syscall",
+        "continue",
+        "bt",
+        "info registers eflags",
+        "p/x $cs",
+        "p/x $eax",
+        "p myproc()->tf->eax",
+        "x/4i $pc",
+        "delete",
+        "break trapret if ((struct trapframe *)$esp)->cs == 0x1b",
+        "continue",
+        // popal; four segment POPs; add $8, %esp: then the IRET.
+        "stepi 6",
+        "x/i $pc",
+        "stepi",
+        "p/x $cs",
+        "info registers eip",
+        "monitor info rings",
+        "delete",
+        "watch ticks",
+        "continue",
+        "continue",
+        "delete",
+        "monitor info gdt",
+        "kill",
+    ];
+    let mut first: Option<String> = None;
+    for kind in [EngineKind::Interp, EngineKind::Bt] {
+        let m = xv6_machine(img, fs_in_memory(img));
+        let Some(r) = tests::gdb::session(kind, m, &CpuState::reset(), Some(&elf), &commands)
+        else {
+            break;
+        };
+        // The icount column of monitor info rings is the same on both.
+        match &first {
+            None => {
+                insta::assert_snapshot!("xv6_gdb", &r.transcript);
+                first = Some(r.transcript);
+            }
+            Some(t) => assert_eq!(
+                &r.transcript, t,
+                "bt's gdb transcript differs from interp's"
+            ),
+        }
+    }
+    let _ = std::fs::remove_file(&elf);
+}
