@@ -122,6 +122,7 @@ protected lessons): ringlab says so when a guest needs more.")]
   printf 'ls\\nusertests\\n' | ringlab xv6     a scripted session: ends at the last prompt
   ringlab xv6 --fs my-fs.img                  keep the file system between runs
   ringlab xv6 --step                          step through its system calls (r: next ring change)
+  ringlab xv6 --gdb                           wait for gdb, as xv6's make qemu-gdb
   ringlab xv6 --vga window                    the CGA screen in a window too; type there or here
   ringlab lesson xv6                          the lab sheet")]
     Xv6(crate::xv6::Xv6Args),

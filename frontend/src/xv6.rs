@@ -194,6 +194,7 @@ fn own_options(args: &Xv6Args) -> anyhow::Result<Xv6Args> {
 pub fn xv6(args: &Xv6Args) -> anyhow::Result<u8> {
     let args = &own_options(args)?;
     let mut img = images()?;
+    let kernel = img.xv6.parent().map(|d| d.join("build/kernel"));
     // With a kept file system the run writes its disks, and would lock
     // the cached boot disk for itself (another `ringlab xv6` could not
     // read it meanwhile): it boots from a private copy, which xv6 never
@@ -207,6 +208,20 @@ pub fn xv6(args: &Xv6Args) -> anyhow::Result<u8> {
             .status(status::BAD_IMAGE)?;
         img.xv6 = copy.clone();
         boot_copy = Some(copy);
+    }
+    // Under gdb (`ringlab xv6 --gdb`), as `make qemu-gdb` does: where the
+    // kernel with its symbols is.
+    if args
+        .options
+        .iter()
+        .any(|o| o.to_str().is_some_and(|o| o.starts_with("--gdb")))
+    {
+        if let Some(k) = kernel.filter(|k| k.exists()) {
+            eprintln!(
+                "ringlab: xv6's kernel with its symbols, for gdb: {} (then the `target remote` below)",
+                k.display()
+            );
+        }
     }
     let line = command_line(args, &img, std::io::stdin().is_terminal());
     let r = crate::cli::main_with(line);
