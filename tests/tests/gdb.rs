@@ -49,6 +49,23 @@ fn write_iret() -> u32 {
     sym("syscall") + (at + 2) as u32
 }
 
+/// The first (or the last) instruction with these bytes in user_main (up
+/// to its final `jmp .`).
+fn user_insn(bytes: &[u8], last: bool) -> u32 {
+    let l = lessons::find("rings").unwrap().builtin().unwrap();
+    let from = (sym("user_main") - 0x10_0000 + 0x1000) as usize;
+    let end = from
+        + l.elf[from..]
+            .windows(2)
+            .position(|w| w == [0xEB, 0xFE])
+            .expect("jmp . ends user_main");
+    let hits: Vec<usize> = (from..end)
+        .filter(|&i| l.elf[i..].starts_with(bytes))
+        .collect();
+    let i = if last { *hits.last().unwrap() } else { hits[0] };
+    sym("user_main") + (i - from) as u32
+}
+
 fn rings_session(kind: EngineKind, commands: &[&str]) -> Option<GdbRun> {
     let (m, loaded) = prepare(&GuestArgs::lesson("rings")).unwrap();
     let elf = rings_elf();
@@ -60,6 +77,8 @@ fn rings_session(kind: EngineKind, commands: &[&str]) -> Option<GdbRun> {
 #[test]
 fn a_gdb_session_on_the_rings_guest_is_the_same_on_every_engine() {
     let iret = format!("break *{:#x}", write_iret());
+    let cli = format!("break *{:#x}", user_insn(&[0xFA], false));
+    let int = format!("break *{:#x}", user_insn(&[0xCD, 0x80], true));
     let commands = [
         "break syscall",
         "continue",
@@ -86,12 +105,28 @@ fn a_gdb_session_on_the_rings_guest_is_the_same_on_every_engine() {
         "x/xw 0xf0000000",
         "set var *(int*)0x80000 = 0x12345678",
         "x/xw 0x80000",
-        // The EIP slot of the ring-0 stack's interrupt frame: the #GP that
-        // ring 3's CLI raises next pushes another EIP there (a watchpoint
-        // hit by the CPU's own pushes, reported at the handler).
+        // stepi across a fault: ring 3's CLI raises #GP (IOPL 0).
+        &cli,
+        "continue",
+        "x/i $pc",
+        "stepi",
+        "p/x $cs",
+        "x/6xw $esp",
+        "delete",
+        // The EIP slot of the ring-0 stack's interrupt frame: the next
+        // system call pushes another EIP there (a watchpoint hit by the
+        // CPU's own pushes, reported at the handler).
         "watch *(int*)0x8ffec",
         "continue",
         "bt",
+        "delete",
+        // stepi across INT 0x80 (the exit call) into ring 0.
+        &int,
+        "continue",
+        "x/i $pc",
+        "p/x $eax",
+        "stepi",
+        "p/x $cs",
         "delete",
         "continue",
     ];
