@@ -40,7 +40,12 @@
 //! page-table write) or loads code over a breakpoint and reaches it before
 //! the next VM exit runs the instruction unseen; with working debug
 //! registers that concerns only breakpoints beyond the registers left
-//! free. A #BP from a patch whose linear address is not a breakpoint
+//! free. The common case of it: a breakpoint set on a kernel's virtual
+//! address before the kernel turns paging on is patched at the equal
+//! physical address while paging is off (harmless there, but not where
+//! the kernel's code will be) when that address is in RAM; outside RAM
+//! (xv6's 0x80100000 and up) it cannot be patched, so the run
+//! single-steps until paging maps it. A #BP from a patch whose linear address is not a breakpoint
 //! (another address space maps that physical page elsewhere) is stepped
 //! over; a #BP from the guest's own INT3 is handed back to the guest
 //! (`Vcpu::inject_exception`), with EIP after it as on hardware.
@@ -55,6 +60,16 @@
 //! and nothing fires. So on a host whose CPU is QEMU's TCG (the test VM,
 //! `host::hypervisor_signature`) the engine does not use them
 //! (`Kvm::use_debug_registers` overrides that, for tests).
+//!
+//! **INT3 interception under QEMU's emulated SVM does not work either.**
+//! KVM_GUESTDBG_USE_SW_BP sets the #BP exception intercept in the VMCB;
+//! QEMU's TCG raises INT3 as a software interrupt (`is_int`), and its
+//! `raise_interrupt2` checks only the INTn intercept (SVM_EXIT_SWINT) for
+//! those, never SVM_EXIT_EXCP_BASE + 3, so the guest takes its own #BP
+//! through its IDT (measured in the test VM: a triple fault without an
+//! IDT, the handler run in real mode). Real AMD hardware raises the #BP
+//! intercept for INT3 (AMD APM Vol 2, 15.12). So in the test VM every
+//! breakpoint is compared with the PC while single-stepping: exact, slow.
 //!
 //! **kvm-pvm** (measured): instruction breakpoints in the debug registers
 //! fire, data breakpoints do not (unpaged code runs in its instruction
@@ -204,7 +219,8 @@ pub(crate) struct Caps {
     /// them) nor under QEMU's emulated SVM.
     pub dr_data: bool,
     /// INT3 interception works: not on kvm-pvm, which fails with an
-    /// internal error on an INT3 in unpaged protected mode.
+    /// internal error on an INT3 in unpaged protected mode, nor under
+    /// QEMU's emulated SVM, which never takes the #BP intercept.
     pub int3: bool,
 }
 

@@ -132,7 +132,7 @@ impl Kvm {
         k.caps = debug::Caps {
             dr_exec: !k.tcg_host,
             dr_data: !k.tcg_host && !pvm,
-            int3: !pvm,
+            int3: !pvm && !k.tcg_host,
         };
         k.memory.update(&k.vm, m)?;
         k.setup_us = started.elapsed().as_micros() as u64;
@@ -147,6 +147,14 @@ impl Kvm {
     pub fn use_debug_registers(&mut self, on: bool) {
         self.caps.dr_exec = on;
         self.caps.dr_data = on;
+    }
+
+    /// Whether breakpoints beyond the debug registers may be INT3 patches
+    /// (KVM_GUESTDBG_USE_SW_BP). On by default on hardware; off on
+    /// kvm-pvm and under QEMU's emulated SVM, where the #BP never reaches
+    /// us (`debug`). For tests and diagnosis.
+    pub fn use_int3(&mut self, on: bool) {
+        self.caps.int3 = on;
     }
 
     fn read_regs(&self) -> Result<CpuState, KvmError> {

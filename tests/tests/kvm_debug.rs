@@ -156,7 +156,8 @@ fn a_breakpoint_in_a_loop_stops_as_on_the_interpreter() {
 #[test]
 fn breakpoints_in_debug_registers_stop_the_same() {
     // The same loop with the breakpoint in DR0 (where the host's debug
-    // registers work) or patched (where the engine does not trust them).
+    // registers work) or, without them, patched or compared with the PC
+    // while single-stepping (where INT3 interception does not work).
     let image = kernel("dbg_loop_dr", LOOP);
     for regs in [true, false] {
         let mut mk = machine(&image, LOAD);
