@@ -69,7 +69,12 @@
 //! through its IDT (measured in the test VM: a triple fault without an
 //! IDT, the handler run in real mode). Real AMD hardware raises the #BP
 //! intercept for INT3 (AMD APM Vol 2, 15.12). So in the test VM every
-//! breakpoint is compared with the PC while single-stepping: exact, slow.
+//! breakpoint is compared with the PC while single-stepping: slow, and
+//! exact except where a step enters a handler (an INT n or INT3 stepped
+//! over, an exception, an injected interrupt): the CPU clears TF on the
+//! way in, so the handler runs, with breakpoints and watched accesses in
+//! it unseen, up to the next VM exit (KVM_GUESTDBG_BLOCKIRQ would keep
+//! out only the injected interrupts).
 //!
 //! **kvm-pvm** (measured): instruction breakpoints in the debug registers
 //! fire, data breakpoints do not (unpaged code runs in its instruction
