@@ -250,8 +250,17 @@ fn the_guests_own_int3_reaches_its_handler() {
         // the handler runs, IRETs and runs the NOP before the next debug
         // exit: the second breakpoint is missed (engine-kvm's `debug`).
         // A known limit of single-stepping there, shown, not hidden.
+        // The FLAGS image that delivery pushed carries the TF KVM set
+        // for the step, so the stack differs from the interpreter's too.
         eprintln!("QEMU/SVM: the breakpoint after the stepped-over INT3 is missed (known limit)");
         want.remove(1);
+        assert_eq!(
+            got,
+            want,
+            "kvm ({}) against the interpreter",
+            host::detect().name()
+        );
+        return;
     }
     assert_eq!(
         got,
