@@ -90,7 +90,7 @@ fi
 # The test binaries, built for this host (the VM runs the same kernel ABI).
 echo "kvm-vm: building the test binaries"
 exes=()
-tests=(kvm lessons protected robustness switch debugger rom platform platform_io platform_timers firmware_console firmware_disk firmware_system gdb)
+tests=(kvm lessons protected robustness switch debugger rom platform platform_io platform_timers firmware_console firmware_disk firmware_system kvm_debug gdb)
 for t in "${tests[@]}"; do
     exe=$(cargo test --release -p tests --test "$t" --no-run --message-format=json 2>/dev/null \
         | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
@@ -218,6 +218,9 @@ else
     run switch --nocapture kvm
     # debugger: the commands of `ringlab step`, single-stepping KVM.
     run debugger --nocapture kvm
+    # kvm_debug: breakpoints (INT3 patches, debug registers) and
+    # watchpoints on KVM against the interpreter.
+    run kvm_debug --nocapture
     # rom: booting a firmware ROM from the reset vector (read-only slots).
     run rom --nocapture
     # platform: driver-style guests of the PC platform's chips (disks,

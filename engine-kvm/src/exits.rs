@@ -31,8 +31,14 @@ pub enum Exit<'a> {
     /// KVM_RUN was interrupted by the deadline timer (EINTR).
     Intr,
     Shutdown,
-    /// A debug exit (single step or hardware breakpoint) at this linear PC.
-    Debug(u64),
+    /// A debug exit (a single step, a debug register, an INT3 with
+    /// KVM_GUESTDBG_USE_SW_BP) at linear `pc`: `exception` 1 (#DB, DR6
+    /// says which) or 3 (#BP).
+    Debug {
+        pc: u64,
+        exception: u32,
+        dr6: u64,
+    },
     FailEntry(u64),
     InternalError(u32),
     /// Any other KVM_EXIT_* reason, by name.
@@ -49,7 +55,7 @@ impl Exit<'_> {
             Exit::IrqWindowOpen => "irq window",
             Exit::Intr => "timer",
             Exit::Shutdown => "shutdown",
-            Exit::Debug(_) => "debug",
+            Exit::Debug { .. } => "debug",
             Exit::FailEntry(_) => "fail entry",
             Exit::InternalError(_) => "internal error",
             Exit::Other(_) => "other",
@@ -76,7 +82,7 @@ impl Exit<'_> {
             Exit::IrqWindowOpen => VmExit::IrqWindow,
             Exit::Intr => VmExit::Timer,
             Exit::Shutdown => VmExit::Shutdown,
-            Exit::Debug(pc) => VmExit::Debug { pc: *pc },
+            Exit::Debug { pc, .. } => VmExit::Debug { pc: *pc },
             Exit::FailEntry(r) => VmExit::FailEntry { reason: *r },
             Exit::InternalError(s) => VmExit::InternalError { suberror: *s },
             Exit::Other(name) => VmExit::Other { name },
@@ -155,7 +161,7 @@ pub fn handle(exit: Exit, m: &mut Machine) -> Action {
             }
         }
         Exit::Hlt => Action::Halted,
-        Exit::IrqWindowOpen | Exit::Intr | Exit::Debug(_) => Action::Resume,
+        Exit::IrqWindowOpen | Exit::Intr | Exit::Debug { .. } => Action::Resume,
         Exit::Shutdown => Action::Stop(Stop::TripleFault),
         Exit::FailEntry(r) => Action::Fail(format!(
             "KVM could not enter the guest (hardware entry failure reason {r:#x})"

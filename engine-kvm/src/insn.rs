@@ -106,6 +106,93 @@ pub(crate) fn is_iret(m: &Machine, s: &CpuState) -> bool {
     at_pc(m, s).is_some_and(|i| matches!(i.mnemonic(), Mnemonic::Iret | Mnemonic::Iretd))
 }
 
+/// (linear address, size, write) of each access, and whether the
+/// instruction is a REP string instruction (an access per iteration).
+pub(crate) type Accesses = (Vec<(u32, u32, bool)>, bool);
+
+/// The memory the instruction at CS:EIP accesses if it runs now, as
+/// (linear address, size, write) for each access (a read-modify-write is
+/// a read and a write); None where it does not decode. From iced-x86's
+/// instruction info, explicit and implicit operands alike (the stack of
+/// PUSH, the strings of MOVS: one iteration, as a single step runs one).
+/// For watchpoints where the debug registers do not work (`debug`).
+pub(crate) fn accesses(m: &Machine, s: &CpuState) -> Option<Accesses> {
+    use iced_x86::{InstructionInfoFactory, OpAccess};
+    let i = at_pc(m, s)?;
+    let mut factory = InstructionInfoFactory::new();
+    let rep = (i.has_rep_prefix() || i.has_repne_prefix()) && i.is_string_instruction();
+    // iced-x86 lists no memory for a repeated string instruction (it may
+    // touch any number of elements): asked without the prefix, it gives
+    // the first iteration's, which one step runs.
+    let mut one = i;
+    one.set_has_rep_prefix(false);
+    one.set_has_repne_prefix(false);
+    let info = factory.info(&one);
+    if rep {
+        // A string instruction with the count at zero does nothing; the
+        // count is CX or ECX by the address size.
+        let regs: Vec<Register> = info.used_registers().iter().map(|r| r.register()).collect();
+        let ecx = s.regs[machine::cpu::ECX];
+        let count = if regs.contains(&Register::ECX) {
+            ecx
+        } else {
+            ecx & 0xFFFF
+        };
+        if count == 0 {
+            return Some((Vec::new(), true));
+        }
+    }
+    let reg = |r: Register, _: usize, _: usize| -> Option<u64> {
+        use machine::Seg;
+        let seg = |g: Seg| Some(s.seg(g).base as u64);
+        match r {
+            Register::ES => seg(Seg::Es),
+            Register::CS => seg(Seg::Cs),
+            Register::SS => seg(Seg::Ss),
+            Register::DS => seg(Seg::Ds),
+            Register::FS => seg(Seg::Fs),
+            Register::GS => seg(Seg::Gs),
+            Register::None => Some(0),
+            r if r.is_gpr32() => Some(s.regs[r.number()] as u64),
+            r if r.is_gpr16() => Some((s.regs[r.number()] & 0xFFFF) as u64),
+            r if r.is_gpr8() => {
+                // AL..BL are 0-3, AH..BH 4-7 (the high bytes of 0-3).
+                let n = r.number();
+                Some(if n < 4 {
+                    s.regs[n] & 0xFF
+                } else {
+                    (s.regs[n - 4] >> 8) & 0xFF
+                } as u64)
+            }
+            _ => None,
+        }
+    };
+    let mut out = Vec::new();
+    for u in info.used_memory() {
+        let size = u.memory_size().size() as u32;
+        if size == 0 {
+            continue;
+        }
+        let Some(addr) = u.virtual_address(0, reg) else {
+            continue;
+        };
+        let addr = addr as u32;
+        let (read, write) = match u.access() {
+            OpAccess::Read | OpAccess::CondRead => (true, false),
+            OpAccess::Write | OpAccess::CondWrite => (false, true),
+            OpAccess::ReadWrite | OpAccess::ReadCondWrite => (true, true),
+            _ => (false, false),
+        };
+        if read {
+            out.push((addr, size, false));
+        }
+        if write {
+            out.push((addr, size, true));
+        }
+    }
+    Some((out, rep))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +293,35 @@ mod tests {
         assert!(is_iret(&m, &s));
         let (m, s) = at(&[0xCB], true);
         assert!(!is_iret(&m, &s));
+    }
+
+    #[test]
+    fn memory_accesses_of_an_instruction() {
+        // ADD [EBX+4], EAX: a read and a write of the dword.
+        let (m, mut s) = at(&[0x01, 0x43, 0x04], true);
+        s.regs[3] = 0x2000;
+        assert_eq!(
+            accesses(&m, &s),
+            Some((vec![(0x2004, 4, false), (0x2004, 4, true)], false))
+        );
+        // PUSH EAX in flat 32-bit code: the dword below ESP.
+        let (m, mut s) = at(&[0x50], true);
+        s.segs[2].access |= access::DB;
+        s.regs[4] = 0x3000;
+        assert_eq!(accesses(&m, &s), Some((vec![(0x2FFC, 4, true)], false)));
+        // REP STOSB with ECX = 0 writes nothing; with ECX = 2 the first
+        // iteration writes [EDI].
+        let (m, mut s) = at(&[0xF3, 0xAA], true);
+        s.regs[1] = 0;
+        assert_eq!(accesses(&m, &s), Some((vec![], true)));
+        s.regs[1] = 2;
+        s.regs[7] = 0x5000;
+        assert_eq!(accesses(&m, &s), Some((vec![(0x5000, 1, true)], true)));
+        // Real mode: DS base plus the 16-bit offset.
+        let (m, mut s) = at(&[0x8A, 0x07], false); // MOV AL, [BX]
+        s.segs[3].base = 0x10000;
+        s.regs[3] = 0x1234;
+        assert_eq!(accesses(&m, &s), Some((vec![(0x11234, 1, false)], false)));
     }
 
     #[test]

@@ -11,12 +11,14 @@
 //! machine's RAM into it, `vcpu` is the vCPU as the engine drives it,
 //! `run` the run loop and `exits` what each exit means for the machine,
 //! `clock` virtual time, `timer` the deadline signal, `insn` the decoding
-//! of the instruction at a stop and `pvm` the diagnosis of kvm-pvm's
-//! limits. This file is the `Engine` glue.
+//! of the instruction at a stop, `debug` breakpoints and watchpoints and
+//! `pvm` the diagnosis of kvm-pvm's limits. This file is the `Engine`
+//! glue, and the debugger's run loop over `run` (see `debug`).
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod clock;
+mod debug;
 pub mod error;
 pub mod exits;
 pub mod host;
@@ -31,9 +33,14 @@ mod vm;
 
 pub use error::KvmError;
 
+use debug::{GuestDebug, Patches, Plan, Slot, BP_VECTOR, DB_VECTOR};
 use kvm_ioctls::{VcpuFd, VmFd};
 use machine::cpu::CpuState;
-use machine::{ClockMode, Engine, EngineError, EngineStats, Limits, Machine, PrivCause, Stop};
+use machine::x86::paging::Regs;
+use machine::{
+    ClockMode, Engine, EngineError, EngineStats, Limits, Machine, PrivCause, Stop, WatchKind,
+    Watchpoint,
+};
 use memory::Mapping;
 use run::LoopState;
 use std::time::{Duration, Instant};
@@ -53,8 +60,34 @@ pub struct Kvm {
     /// The "hardware" under KVM is QEMU's TCG (the test VM): TR is
     /// imported with its TSS type marked available, as TCG caches it.
     tcg_host: bool,
-    /// A breakpoint we stopped at, stepped over before running on.
+    /// A breakpoint we stopped at: the next time execution reaches it, its
+    /// instruction runs once without stopping (as on the interpreter).
     resume_bp: Option<u32>,
+    /// The INT3s written into guest RAM during a run (`debug`).
+    patches: Patches,
+    /// What of the debug registers and INT3 interception this host's KVM
+    /// does right (`debug::Caps`).
+    caps: debug::Caps,
+    /// What the debugger saw, for the stats.
+    dbg: DebugCounts,
+}
+
+/// Counters of the debugger's work on KVM.
+#[derive(Clone, Copy, Debug, Default)]
+struct DebugCounts {
+    /// Stops at a breakpoint: by an INT3 patch, by a debug register, by
+    /// comparing the PC while single-stepping.
+    bp_int3: u64,
+    bp_dr: u64,
+    bp_stepped: u64,
+    /// INT3 patches hit at a linear address that is no breakpoint (the
+    /// physical page mapped elsewhere too), stepped over.
+    alias_steps: u64,
+    /// The guest's own INT3s (and #DBs) handed back to it.
+    reinjected: u64,
+    /// Watchpoint stops, and read-watch hits dropped as writes.
+    watch_hits: u64,
+    watch_writes_dropped: u64,
 }
 
 /// Creates the KVM engine over `m`, or says why this host cannot.
@@ -84,12 +117,44 @@ impl Kvm {
             st: LoopState::new(host, m.clock.now()),
             setup_us: 0,
             stepped: 0,
-            tcg_host: host::hypervisor_signature().as_deref() == Some("TCGTCGTCGTCG"),
+            tcg_host: false,
             resume_bp: None,
+            patches: Patches::default(),
+            caps: debug::Caps {
+                dr_exec: true,
+                dr_data: true,
+                int3: true,
+            },
+            dbg: DebugCounts::default(),
+        };
+        k.tcg_host = host::hypervisor_signature().as_deref() == Some("TCGTCGTCGTCG");
+        let pvm = host == host::HostKind::Pvm;
+        k.caps = debug::Caps {
+            dr_exec: !k.tcg_host,
+            dr_data: !k.tcg_host && !pvm,
+            int3: !pvm && !k.tcg_host,
         };
         k.memory.update(&k.vm, m)?;
         k.setup_us = started.elapsed().as_micros() as u64;
         Ok(k)
+    }
+
+    /// Whether breakpoints and watchpoints use the debug registers (DR0-DR3)
+    /// where they can. On by default, except where the CPU under KVM is
+    /// QEMU's TCG (its emulated SVM does not fire them: see the `debug`
+    /// module); off, everything is done with INT3 patches and single
+    /// stepping. For tests and diagnosis.
+    pub fn use_debug_registers(&mut self, on: bool) {
+        self.caps.dr_exec = on;
+        self.caps.dr_data = on;
+    }
+
+    /// Whether breakpoints beyond the debug registers may be INT3 patches
+    /// (KVM_GUESTDBG_USE_SW_BP). On by default on hardware; off on
+    /// kvm-pvm and under QEMU's emulated SVM, where the #BP never reaches
+    /// us (`debug`). For tests and diagnosis.
+    pub fn use_int3(&mut self, on: bool) {
+        self.caps.int3 = on;
     }
 
     fn read_regs(&self) -> Result<CpuState, KvmError> {
@@ -112,7 +177,11 @@ impl Kvm {
         self.memory.check(m)?;
         let before = self.read_regs()?;
         let injected = self.st.injected;
-        self.vcpu.set_single_step(true)?;
+        let gd = self.st.guest_debug;
+        self.vcpu.set_debug(&GuestDebug {
+            single_step: true,
+            ..gd
+        })?;
         self.st.stepping = true;
         let limits = Limits {
             max_icount: None,
@@ -122,13 +191,15 @@ impl Kvm {
         m.clock.set_mode(ClockMode::HostTime);
         let r = self.run_loop(m, &limits);
         self.st.stepping = false;
-        self.vcpu.set_single_step(false)?;
+        self.vcpu.set_debug(&gd)?;
+        // An INT3 patch stopped the step before its instruction.
+        let int3 = matches!(self.st.debug_exit, Some(e) if e.exception == BP_VECTOR);
         // A debug exit after a step with nothing injected is one retired
         // instruction: the machine's count moves, so a switched run (or
         // the terminal UI) can count on KVM by stepping. A step that
         // injected an interrupt is the delivery, which the interpreter does
         // not count either.
-        if matches!(r, Ok(Stop::Stepped)) && self.st.injected == injected {
+        if matches!(r, Ok(Stop::Stepped)) && self.st.injected == injected && !int3 {
             // MOV SS and POP SS hold the trap over the next instruction:
             // that step retired two.
             let n = if insn::loads_ss(m, &before) { 2 } else { 1 };
@@ -166,6 +237,317 @@ impl Kvm {
     }
 }
 
+/// Why the debugger's loop enters the guest next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    /// Look at the PC first: a breakpoint there stops the run (or, the
+    /// one stopped at last, is stepped over).
+    CheckPc,
+    /// Enter without looking: an exception was just queued for the guest
+    /// (its own INT3), which the entry delivers.
+    Enter,
+    /// Step over the INT3 patch at this PC, which is no breakpoint at this
+    /// linear address (an alias).
+    StepOver(u32),
+}
+
+impl Kvm {
+    /// `run` with breakpoints or watchpoints: the plan (`debug::Plan`),
+    /// then `debug_loop`; whatever ends it, the INT3s are taken back and
+    /// KVM's guest debugging is off again before returning.
+    fn debug_run(&mut self, m: &mut Machine, limits: &Limits) -> Result<Stop, KvmError> {
+        let watch = m.watchpoints().to_vec();
+        let plan =
+            Plan::new(&limits.breakpoints, &watch, self.caps).map_err(KvmError::Unsupported)?;
+        let r = self.debug_loop(m, limits, &plan, &watch);
+        self.patches.clear(m);
+        self.st.guest_debug = GuestDebug::default();
+        let off = self.vcpu.set_debug(&GuestDebug::default());
+        let stop = r?;
+        off?;
+        Ok(stop)
+    }
+
+    fn debug_loop(
+        &mut self,
+        m: &mut Machine,
+        limits: &Limits,
+        plan: &Plan,
+        watch: &[Watchpoint],
+    ) -> Result<Stop, KvmError> {
+        let bps = &limits.breakpoints;
+        let s = self.read_regs()?;
+        // What the watched bytes hold, for telling a read watchpoint's
+        // reads from writes (DR7 has no read-only kind).
+        let mut seen: Vec<Vec<Option<u8>>> = watch
+            .iter()
+            .map(|w| debug::watched_bytes(m, Regs::of(&s), w))
+            .collect();
+        let mut next = Next::CheckPc;
+        loop {
+            if limits.expired() {
+                return Ok(Stop::Timeout);
+            }
+            let s = self.read_regs()?;
+            let pc = s.pc_linear();
+            // The breakpoint whose patch (or register) is left out for
+            // one stepped instruction.
+            let mut except = None;
+            match next {
+                Next::CheckPc if bps.contains(&pc) => {
+                    if self.resume_bp != Some(pc) {
+                        self.resume_bp = Some(pc);
+                        return Ok(Stop::Breakpoint { addr: pc });
+                    }
+                    except = Some(pc);
+                }
+                Next::StepOver(at) => except = Some(at),
+                _ => {}
+            }
+            next = Next::CheckPc;
+            self.patches.refresh(m, Regs::of(&s), &plan.soft, except);
+            // Single-step: over a breakpoint, past breakpoints that could
+            // not be patched (compared with the PC above), or to check
+            // watchpoints by decoding.
+            let stepping = except.is_some()
+                || !self.patches.unpatched.is_empty()
+                || !plan.stepped_bps.is_empty()
+                || !plan.stepped_watch.is_empty();
+            self.st.guest_debug = GuestDebug {
+                single_step: false,
+                sw_bp: !plan.soft.is_empty(),
+                hw: plan.debugregs(except),
+            };
+            self.vcpu.set_debug(&self.st.guest_debug)?;
+            let accesses = if plan.stepped_watch.is_empty() {
+                None
+            } else {
+                insn::accesses(m, &s)
+            };
+            let injected = self.st.injected;
+            let icount = m.icount();
+            let r = if stepping {
+                self.step_inner(m)?
+            } else {
+                self.run_patched(m, limits, plan)?
+            };
+            if r != Stop::Stepped {
+                return Ok(r);
+            }
+            let exit = self.st.debug_exit.take();
+            // A step that ran the instruction at the PC (not an interrupt
+            // delivered instead, not an INT3 patch that stopped it).
+            let ran = stepping && self.st.injected == injected && m.icount() > icount;
+            if ran && except == self.resume_bp && except.is_some() {
+                self.resume_bp = None;
+            }
+            // (Not run, an interrupt delivered first: the breakpoint is
+            // stepped over when execution comes back to it, `resume_bp`
+            // stays, as on the interpreter.)
+            let Some(e) = exit else {
+                // A step completed through an I/O exit, or the patches
+                // asked to re-plan (a breakpoint's page went away).
+                if ran {
+                    if let Some(stop) = self.stepped_watch_hit(plan, accesses.as_ref(), &s) {
+                        return Ok(stop);
+                    }
+                }
+                continue;
+            };
+            match e.exception {
+                BP_VECTOR => {
+                    let pc = e.pc as u32;
+                    let regs = Regs::of(&self.read_regs()?);
+                    let ours = debug::phys_of(m, regs, pc)
+                        .and_then(|p| self.patches.at_phys(p))
+                        .is_some();
+                    if !ours {
+                        // The guest's own INT3: delivered as on hardware.
+                        self.vcpu.inject_exception(BP_VECTOR as u8)?;
+                        self.dbg.reinjected += 1;
+                        next = Next::Enter;
+                    } else if bps.contains(&pc) {
+                        if self.resume_bp != Some(pc) {
+                            self.dbg.bp_int3 += 1;
+                        }
+                        // CheckPc stops there (or steps over the one
+                        // being resumed from).
+                    } else {
+                        self.dbg.alias_steps += 1;
+                        next = Next::StepOver(pc);
+                    }
+                }
+                DB_VECTOR => match plan.hit(e.dr6) {
+                    Some(Slot::Exec(a)) => {
+                        if self.resume_bp != Some(a) {
+                            self.dbg.bp_dr += 1;
+                        }
+                    }
+                    Some(Slot::Data { w, .. }) => {
+                        let regs = Regs::of(&self.read_regs()?);
+                        let i = watch.iter().position(|x| *x == w).unwrap_or(0);
+                        let now = debug::watched_bytes(m, regs, &w);
+                        let changed = seen.get(i).is_some_and(|b| *b != now);
+                        if let Some(b) = seen.get_mut(i) {
+                            *b = now;
+                        }
+                        if w.kind == WatchKind::Read && changed {
+                            self.dbg.watch_writes_dropped += 1;
+                            next = Next::Enter;
+                            continue;
+                        }
+                        self.dbg.watch_hits += 1;
+                        return Ok(Stop::Watchpoint {
+                            addr: w.addr,
+                            kind: w.kind,
+                        });
+                    }
+                    None if stepping => {
+                        if ran {
+                            if let Some(stop) = self.stepped_watch_hit(plan, accesses.as_ref(), &s)
+                            {
+                                return Ok(stop);
+                            }
+                        }
+                        if !self.patches.unpatched.is_empty() || !plan.stepped_bps.is_empty() {
+                            // Compared with the PC at the top.
+                            self.dbg.bp_stepped +=
+                                bps.contains(&self.read_regs()?.pc_linear()) as u64;
+                        }
+                    }
+                    None => {
+                        // The guest's own #DB (its TF, ICEBP) while KVM
+                        // takes them all for the debug registers.
+                        self.vcpu.inject_exception(DB_VECTOR as u8)?;
+                        self.dbg.reinjected += 1;
+                        next = Next::Enter;
+                    }
+                },
+                _ => {}
+            }
+        }
+    }
+
+    /// One step with the watchpoints checked: in the debug registers, or
+    /// by decoding the instruction.
+    fn step_watched(&mut self, m: &mut Machine) -> Result<Stop, KvmError> {
+        let watch = m.watchpoints().to_vec();
+        let plan = Plan::new(&[], &watch, self.caps).map_err(KvmError::Unsupported)?;
+        let s = self.read_regs()?;
+        let accesses = if plan.stepped_watch.is_empty() {
+            None
+        } else {
+            insn::accesses(m, &s)
+        };
+        let before: Vec<_> = watch
+            .iter()
+            .map(|w| debug::watched_bytes(m, Regs::of(&s), w))
+            .collect();
+        self.st.guest_debug = GuestDebug {
+            hw: plan.debugregs(None),
+            ..GuestDebug::default()
+        };
+        let (injected, icount) = (self.st.injected, m.icount());
+        let r = self.step_inner(m);
+        self.st.guest_debug = GuestDebug::default();
+        self.vcpu.set_debug(&GuestDebug::default())?;
+        let r = r?;
+        let ran = self.st.injected == injected && m.icount() > icount;
+        match self.st.debug_exit.take().map(|e| plan.hit(e.dr6)) {
+            Some(Some(Slot::Data { w, .. })) => {
+                let i = watch.iter().position(|x| *x == w).unwrap_or(0);
+                let now = debug::watched_bytes(m, Regs::of(&self.read_regs()?), &w);
+                if w.kind == WatchKind::Read && before.get(i) != Some(&now) {
+                    self.dbg.watch_writes_dropped += 1;
+                    return Ok(r);
+                }
+                self.dbg.watch_hits += 1;
+                Ok(Stop::Watchpoint {
+                    addr: w.addr,
+                    kind: w.kind,
+                })
+            }
+            _ if ran => Ok(self
+                .stepped_watch_hit(&plan, accesses.as_ref(), &s)
+                .unwrap_or(r)),
+            _ => Ok(r),
+        }
+    }
+
+    /// The watchpoint an instruction that just ran hit, from its accesses
+    /// decoded before it ran (no working debug registers).
+    /// `before` is the state the instruction started from: a REP string
+    /// instruction may have run several iterations in one step (kvm-pvm
+    /// steps them whole), which ECX tells; each access then covers them.
+    fn stepped_watch_hit(
+        &mut self,
+        plan: &Plan,
+        accesses: Option<&insn::Accesses>,
+        before: &CpuState,
+    ) -> Option<Stop> {
+        let after = self.read_regs().ok()?;
+        let ecx = machine::cpu::ECX;
+        let done = before.regs[ecx].wrapping_sub(after.regs[ecx]);
+        let (list, rep) = accesses?;
+        let iterations = if *rep && done > 1 && done <= 1 << 20 {
+            done
+        } else {
+            1
+        };
+        let down = before.eflags & machine::cpu::flags::DF != 0;
+        let w = list.iter().find_map(|&(a, n, write)| {
+            let len = n.saturating_mul(iterations);
+            let start = if down { a.wrapping_sub(len - n) } else { a };
+            machine::watch::hit(&plan.stepped_watch, start, len, write)
+        })?;
+        self.dbg.watch_hits += 1;
+        Some(Stop::Watchpoint {
+            addr: w.addr,
+            kind: w.kind,
+        })
+    }
+
+    /// The run loop at full speed with the patches armed: before every
+    /// entry (after every exit) they follow the page tables; a breakpoint
+    /// that can no longer be patched ends the run, so the caller
+    /// single-steps instead.
+    fn run_patched(
+        &mut self,
+        m: &mut Machine,
+        limits: &Limits,
+        plan: &Plan,
+    ) -> Result<Stop, KvmError> {
+        let Kvm {
+            vm,
+            vcpu,
+            memory,
+            st,
+            patches,
+            ..
+        } = self;
+        run::run_with(
+            vcpu,
+            st,
+            m,
+            limits,
+            |m| memory.update(vm, m),
+            |v, m| {
+                if plan.soft.is_empty() {
+                    return Ok(false);
+                }
+                let sr = vcpu::Vcpu::sregs(v)?;
+                let regs = Regs {
+                    cr0: sr.cr0 as u32,
+                    cr3: sr.cr3 as u32,
+                    cr4: sr.cr4 as u32,
+                };
+                patches.refresh(m, regs, &plan.soft, None);
+                Ok(!patches.unpatched.is_empty())
+            },
+        )
+    }
+}
+
 impl Engine for Kvm {
     fn name(&self) -> &'static str {
         "kvm"
@@ -174,34 +556,27 @@ impl Engine for Kvm {
     fn run(&mut self, m: &mut Machine, limits: &Limits) -> Result<Stop, EngineError> {
         self.memory.check(m)?;
         m.clock.set_mode(ClockMode::HostTime);
-        // Breakpoints: single-step and compare the linear PC. (Hardware
-        // breakpoints through KVM_GUESTDBG_USE_HW_BP worked on kvm-pvm but
-        // never fired under QEMU's emulated SVM, so they are not used.)
-        if !limits.breakpoints.is_empty() {
-            loop {
-                let pc = self.read_regs()?.pc_linear();
-                if limits.breakpoints.contains(&pc) && self.resume_bp != Some(pc) {
-                    self.resume_bp = Some(pc);
-                    return Ok(Stop::Breakpoint { addr: pc });
-                }
-                self.resume_bp = None;
-                if limits.expired() {
-                    return Ok(Stop::Timeout);
-                }
-                let s = self.step(m)?;
-                if s != Stop::Stepped {
-                    return Ok(s);
-                }
-            }
+        if limits.breakpoints.is_empty() && m.watchpoints().is_empty() {
+            return Ok(self.run_loop(m, limits)?);
         }
-        Ok(self.run_loop(m, limits)?)
+        Ok(self.debug_run(m, limits)?)
     }
 
     /// One instruction on the CPU, through KVM's single-step debug exit.
     /// As on hardware, the instruction after MOV SS or POP SS runs in the
     /// same step (the SS shadow holds the #DB, SDM Vol 3A 6.8.3).
     fn step(&mut self, m: &mut Machine) -> Result<Stop, EngineError> {
-        Ok(self.step_inner(m)?)
+        let pc = self.read_regs()?.pc_linear();
+        let r = if m.watchpoints().is_empty() {
+            self.step_inner(m)?
+        } else {
+            self.step_watched(m)?
+        };
+        if self.read_regs()?.pc_linear() != pc {
+            // It moved on: a breakpoint it stopped at is behind it.
+            self.resume_bp = None;
+        }
+        Ok(r)
     }
 
     fn cpu_state(&mut self) -> Result<CpuState, EngineError> {
@@ -215,6 +590,7 @@ impl Engine for Kvm {
         // the new state at the next entry.
         run::complete_io(&mut self.vcpu, &mut self.st)?;
         vcpu::write_state(&self.vcpu, s, self.tcg_host)?;
+        self.resume_bp = None;
         self.st.clock.set(m.clock.now());
         self.st.last = Some(s.clone());
         Ok(())
@@ -230,6 +606,24 @@ impl Engine for Kvm {
         counters.push(machine::Counter::InterruptsInjected.entry(self.st.injected));
         counters.push(machine::Counter::InstructionsSingleStepped.entry(self.stepped));
         counters.push(machine::Counter::SetupTimeUs.entry(self.setup_us));
+        let d = &self.dbg;
+        for (label, v) in [
+            ("breakpoint stops by INT3", d.bp_int3),
+            ("breakpoint stops by debug register", d.bp_dr),
+            ("breakpoint stops while single-stepping", d.bp_stepped),
+            ("INT3 patches stepped over (other mappings)", d.alias_steps),
+            ("guest INT3/#DB handed back", d.reinjected),
+            ("watchpoint stops", d.watch_hits),
+            ("read-watch hits dropped as writes", d.watch_writes_dropped),
+            (
+                "INT3 patches overwritten by the guest",
+                self.patches.overwritten,
+            ),
+        ] {
+            if v > 0 {
+                counters.push((label.to_string(), v));
+            }
+        }
         EngineStats {
             engine: format!("kvm ({})", self.st.host.name()),
             // The CPU runs the guest: instructions are not counted.

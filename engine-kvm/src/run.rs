@@ -5,6 +5,7 @@
 //! synthetic `VcpuExit`s, as Firecracker tests its exit handling.
 
 use crate::clock::HostClock;
+use crate::debug::{DebugExit, GuestDebug};
 use crate::error::KvmError;
 use crate::exits::{self, Action, Exit};
 use crate::host::HostKind;
@@ -32,6 +33,12 @@ pub(crate) struct LoopState {
     pub injected: u64,
     /// `step` is running: a debug exit ends the run.
     pub stepping: bool,
+    /// What KVM_SET_GUEST_DEBUG is set to (re-armed before every entry
+    /// while stepping). With any of it on, every debug exit ends the run
+    /// with `debug_exit` set (`crate::debug`).
+    pub guest_debug: GuestDebug,
+    /// The debug exit that ended the last run, if one did.
+    pub debug_exit: Option<DebugExit>,
     /// The last exit was port I/O or MMIO and KVM has not re-entered the
     /// guest since: the instruction is not complete (EIP still on it, an
     /// IN not yet in EAX) until the next KVM_RUN (`complete_io`).
@@ -48,6 +55,8 @@ impl LoopState {
             exits: BTreeMap::new(),
             injected: 0,
             stepping: false,
+            guest_debug: GuestDebug::default(),
+            debug_exit: None,
             io_pending: false,
             last: None,
         }
@@ -73,7 +82,11 @@ fn raw_of(e: VcpuExit<'_>) -> Raw {
         VcpuExit::Hlt => Raw::Plain(Exit::Hlt),
         VcpuExit::IrqWindowOpen => Raw::Plain(Exit::IrqWindowOpen),
         VcpuExit::Shutdown => Raw::Plain(Exit::Shutdown),
-        VcpuExit::Debug(arch) => Raw::Plain(Exit::Debug(arch.pc)),
+        VcpuExit::Debug(arch) => Raw::Plain(Exit::Debug {
+            pc: arch.pc,
+            exception: arch.exception,
+            dr6: arch.dr6,
+        }),
         VcpuExit::FailEntry(r, _) => Raw::Plain(Exit::FailEntry(r)),
         VcpuExit::InternalError => Raw::Plain(Exit::InternalError(0)),
         VcpuExit::Intr => Raw::Plain(Exit::Intr),
@@ -150,19 +163,38 @@ fn enter<'a, V: Vcpu>(v: &mut V) -> Result<Exit<'a>, KvmError> {
 /// Runs the vCPU until the guest stops, a limit passes, or (stepping) one
 /// instruction retired. `memory` brings KVM's memory slots up to date with
 /// the machine (the A20 gate, a ROM) before every entry.
-pub(crate) fn run(
-    v: &mut impl Vcpu,
+pub(crate) fn run<V: Vcpu>(
+    v: &mut V,
+    st: &mut LoopState,
+    m: &mut Machine,
+    limits: &Limits,
+    memory: impl FnMut(&Machine) -> Result<(), KvmError>,
+) -> Result<Stop, KvmError> {
+    run_with(v, st, m, limits, memory, |_, _| Ok(false))
+}
+
+/// `run`, with `before_entry` called before every entry into the guest
+/// (so after every exit): the debugger's patches follow the page tables
+/// there (`crate::debug`). When it returns true the run ends with
+/// `Stop::Stepped` and no `debug_exit`: the caller re-plans.
+pub(crate) fn run_with<V: Vcpu>(
+    v: &mut V,
     st: &mut LoopState,
     m: &mut Machine,
     limits: &Limits,
     mut memory: impl FnMut(&Machine) -> Result<(), KvmError>,
+    mut before_entry: impl FnMut(&mut V, &mut Machine) -> Result<bool, KvmError>,
 ) -> Result<Stop, KvmError> {
     let mut timer = DeadlineTimer::new(v.immediate_exit_ptr())?;
+    st.debug_exit = None;
     loop {
         if let Some(s) = m.stop_requested() {
             return Ok(s.to_stop());
         }
         memory(m)?;
+        if before_entry(v, m)? {
+            return Ok(Stop::Stepped);
+        }
         if limits.expired() {
             return Ok(Stop::Timeout);
         }
@@ -207,7 +239,10 @@ pub(crate) fn run(
             // Re-arm before every entry: KVM keeps the trap flag it set
             // for stepping only until the guest's own EFLAGS change (an
             // INT clears TF on the way into the handler).
-            v.set_single_step(true)?;
+            v.set_debug(&GuestDebug {
+                single_step: true,
+                ..st.guest_debug
+            })?;
         }
         // Cleared before arming, not after: a signal from here on must
         // still make this entry return (the crosvm/Firecracker pattern).
@@ -219,8 +254,9 @@ pub(crate) fn run(
         let kind = exit.kind();
         *st.exits.entry(kind).or_default() += 1;
         st.io_pending = matches!(kind, "io" | "mmio");
-        if let Exit::Debug(_) = exit {
-            if st.stepping {
+        if let Exit::Debug { pc, exception, dr6 } = exit {
+            if st.stepping || st.guest_debug != GuestDebug::default() {
+                st.debug_exit = Some(DebugExit { exception, pc, dr6 });
                 return Ok(Stop::Stepped);
             }
         }
@@ -458,8 +494,12 @@ mod tests {
             self.injected.push(vector);
             Ok(())
         }
-        fn set_single_step(&mut self, on: bool) -> Result<(), KvmError> {
-            self.single_step = on;
+        fn set_debug(&mut self, d: &GuestDebug) -> Result<(), KvmError> {
+            self.single_step = d.single_step;
+            Ok(())
+        }
+        fn inject_exception(&mut self, vector: u8) -> Result<(), KvmError> {
+            self.injected.push(vector);
             Ok(())
         }
         fn regs(&self) -> Result<kvm_regs, KvmError> {

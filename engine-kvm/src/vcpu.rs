@@ -2,6 +2,7 @@
 //! be unit tested with synthetic exits, see `run`), its implementation on
 //! kvm-ioctls' `VcpuFd`, and reading and writing `CpuState` through it.
 
+use crate::debug::GuestDebug;
 use crate::error::KvmError;
 use crate::state;
 use kvm_bindings::{kvm_msr_entry, kvm_regs, kvm_sregs, Msrs};
@@ -46,8 +47,14 @@ pub(crate) unsafe trait Vcpu {
     fn request_interrupt_window(&mut self, on: bool);
     /// KVM_INTERRUPT: delivers `vector` at the next entry.
     fn inject(&mut self, vector: u8) -> Result<(), KvmError>;
-    /// KVM_SET_GUEST_DEBUG: single stepping on or off.
-    fn set_single_step(&mut self, on: bool) -> Result<(), KvmError>;
+    /// KVM_SET_GUEST_DEBUG: single stepping, INT3 interception and the
+    /// debug registers as `d` says (`crate::debug`).
+    fn set_debug(&mut self, d: &GuestDebug) -> Result<(), KvmError>;
+    /// Delivers exception `vector` (no error code) at the next entry
+    /// through KVM_SET_VCPU_EVENTS, as an exception KVM had intercepted
+    /// and now re-injects (how a debugger hands the guest its own INT3
+    /// back, as QEMU's gdbstub does).
+    fn inject_exception(&mut self, vector: u8) -> Result<(), KvmError>;
     fn regs(&self) -> Result<kvm_regs, KvmError>;
     fn sregs(&self) -> Result<kvm_sregs, KvmError>;
     /// KVM_GET_MSRS of `indices`, every one of them or an error.
@@ -117,14 +124,28 @@ unsafe impl Vcpu for VcpuFd {
         Ok(())
     }
 
-    fn set_single_step(&mut self, on: bool) -> Result<(), KvmError> {
-        use kvm_bindings::{kvm_guest_debug, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP};
-        let mut dbg = kvm_guest_debug::default();
-        if on {
-            dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
-        }
-        self.set_guest_debug(&dbg)
-            .map_err(KvmError::ioctl("KVM_SET_GUEST_DEBUG"))
+    fn set_debug(&mut self, d: &GuestDebug) -> Result<(), KvmError> {
+        VcpuFd::set_guest_debug(self, &d.to_kvm()).map_err(KvmError::ioctl("KVM_SET_GUEST_DEBUG"))
+    }
+
+    fn inject_exception(&mut self, vector: u8) -> Result<(), KvmError> {
+        let mut ev = self
+            .get_vcpu_events()
+            .map_err(KvmError::ioctl("KVM_GET_VCPU_EVENTS"))?;
+        // An intercepted exception is re-injected as "injected" (not
+        // "pending"): KVM delivers it at the next entry with the RIP it
+        // had. For INT3 (a trap, a "soft" exception) KVM works out the
+        // length of the instruction at RIP itself, so the handler sees
+        // the EIP after it, as on hardware (Linux arch/x86/kvm/svm,
+        // svm_update_soft_interrupt_rip; VMX keeps the exit's length).
+        ev.exception.injected = 1;
+        ev.exception.pending = 0;
+        ev.exception.nr = vector;
+        ev.exception.has_error_code = 0;
+        ev.exception.error_code = 0;
+        ev.flags = 0;
+        self.set_vcpu_events(&ev)
+            .map_err(KvmError::ioctl("KVM_SET_VCPU_EVENTS"))
     }
 
     fn regs(&self) -> Result<kvm_regs, KvmError> {

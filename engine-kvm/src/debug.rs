@@ -1,0 +1,533 @@
+//! A debugger's breakpoints and data watchpoints on KVM, at full speed
+//! where the hardware allows it.
+//!
+//! - **Breakpoints** (`Limits::breakpoints`, linear addresses) go first
+//!   into the debug registers (DR0-DR3 with R/W = 00, SDM Vol 3A 17.2.4)
+//!   when this host's debug registers work (see below): they match the
+//!   linear address whatever the page tables say and change no memory.
+//!   The others become INT3 (0xCC) written over the first byte of the
+//!   instruction at the breakpoint's *physical* address, the linear
+//!   address translated through the guest's page tables, for the length
+//!   of one `run` call: KVM_GUESTDBG_USE_SW_BP makes every #BP a
+//!   KVM_EXIT_DEBUG, the original bytes are back before `run` returns, so
+//!   no reader (the interpreter after a switch, the step UI, gdb's memory
+//!   reads) ever sees a 0xCC.
+//! - **Watchpoints** (`Machine::watchpoints`, linear ranges) use the debug
+//!   registers: R/W = 01 for writes, 11 for reads and writes, lengths 1, 2
+//!   or 4, aligned, so a range is cut into aligned pieces, and all pieces
+//!   and breakpoints in registers share the four (`Unsupported` beyond).
+//!   The x86 has no read-only data breakpoint: a read watchpoint uses 11
+//!   and a hit whose bytes changed is taken for a write and not reported,
+//!   as gdb does (so an instruction that reads and changes the value, ADD
+//!   [x], 1, is not a read hit, and a write of the value already there
+//!   is).
+//!
+//! What cannot be done at full speed is done exactly by single-stepping
+//! (`Plan::stepping`): a breakpoint neither in a register nor patchable (its
+//! page not present, or outside RAM: the ROM at the top of 4 GiB) is
+//! compared with the PC before every instruction, and the patches are
+//! re-evaluated after every step so the run goes back to full speed as
+//! soon as the page is mapped; watchpoints without working debug
+//! registers are checked by decoding each instruction's memory accesses
+//! (iced-x86's instruction info) before it runs.
+//!
+//! INT3 patches follow the page tables: before every entry into the guest
+//! (so at every VM exit) each breakpoint is translated again with the
+//! current CR0/CR3/CR4, a patch whose translation moved is taken back and
+//! made at the new place, and a patched byte the guest overwrote (code
+//! loaded over a breakpoint) is taken as the new original and patched
+//! again. What is left: a guest that changes the mapping (a MOV CR3, a
+//! page-table write) or loads code over a breakpoint and reaches it before
+//! the next VM exit runs the instruction unseen; with working debug
+//! registers that concerns only breakpoints beyond the registers left
+//! free. The common case of it: a breakpoint set on a kernel's virtual
+//! address before the kernel turns paging on is patched at the equal
+//! physical address while paging is off (harmless there, but not where
+//! the kernel's code will be) when that address is in RAM; outside RAM
+//! (xv6's 0x80100000 and up) it cannot be patched, so the run
+//! single-steps until paging maps it. A #BP from a patch whose linear address is not a breakpoint
+//! (another address space maps that physical page elsewhere) is stepped
+//! over; a #BP from the guest's own INT3 is handed back to the guest
+//! (`Vcpu::inject_exception`), with EIP after it as on hardware.
+//!
+//! **Debug registers under QEMU's emulated SVM do not fire.** KVM loads
+//! DR0-DR3 into the (emulated) CPU before VMRUN and puts DR7 in the VMCB;
+//! QEMU's VMRUN (target/i386/tcg/sysemu/svm_helper.c, helper_vmrun) copies
+//! DR7 from the VMCB with a plain `env->dr[7] = ...` and never calls
+//! `cpu_x86_update_dr7`, which is what inserts TCG's breakpoints and
+//! watchpoints for the enabled registers (target/i386/tcg/bpt_helper.c);
+//! KVM wrote DR0-DR3 while the host's DR7 was 0, so nothing is inserted
+//! and nothing fires. So on a host whose CPU is QEMU's TCG (the test VM,
+//! `host::hypervisor_signature`) the engine does not use them
+//! (`Kvm::use_debug_registers` overrides that, for tests).
+//!
+//! **INT3 interception under QEMU's emulated SVM does not work either.**
+//! KVM_GUESTDBG_USE_SW_BP sets the #BP exception intercept in the VMCB;
+//! QEMU's TCG raises INT3 as a software interrupt (`is_int`), and its
+//! `raise_interrupt2` checks only the INTn intercept (SVM_EXIT_SWINT) for
+//! those, never SVM_EXIT_EXCP_BASE + 3, so the guest takes its own #BP
+//! through its IDT (measured in the test VM: a triple fault without an
+//! IDT, the handler run in real mode). Real AMD hardware raises the #BP
+//! intercept for INT3 (AMD APM Vol 2, 15.12). So in the test VM every
+//! breakpoint is compared with the PC while single-stepping: slow, and
+//! exact except where a step enters a handler (an INT n or INT3 stepped
+//! over, an exception, an injected interrupt): the CPU clears TF on the
+//! way in, so the handler runs, with breakpoints and watched accesses in
+//! it unseen, up to the next VM exit (KVM_GUESTDBG_BLOCKIRQ would keep
+//! out only the injected interrupts).
+//!
+//! **kvm-pvm** (measured): instruction breakpoints in the debug registers
+//! fire, data breakpoints do not (unpaged code runs in its instruction
+//! emulator), and an INT3 with KVM_GUESTDBG_USE_SW_BP in unpaged protected
+//! mode ends in a KVM internal error. There breakpoints use the registers,
+//! those beyond four are compared with the PC while single-stepping, and
+//! watchpoints are checked by single-stepping (`Caps`).
+
+use kvm_bindings::{
+    kvm_guest_debug, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW_BP,
+    KVM_GUESTDBG_USE_SW_BP,
+};
+use machine::x86::paging::{self, Regs};
+use machine::{Machine, WatchKind, Watchpoint};
+
+/// The INT3 opcode.
+pub(crate) const INT3: u8 = 0xCC;
+/// Exception vectors in `kvm_debug_exit_arch.exception`.
+pub(crate) const DB_VECTOR: u32 = 1;
+pub(crate) const BP_VECTOR: u32 = 3;
+/// Debug registers for addresses: DR0-DR3.
+pub(crate) const SLOTS: usize = 4;
+
+/// What KVM_SET_GUEST_DEBUG is asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GuestDebug {
+    pub single_step: bool,
+    /// KVM_GUESTDBG_USE_SW_BP: every #BP exits to us.
+    pub sw_bp: bool,
+    /// KVM_GUESTDBG_USE_HW_BP with DR0-DR3 and DR7 (indices 0-3 and 7 of
+    /// `kvm_guest_debug_arch.debugreg`, as KVM reads them).
+    pub hw: Option<[u64; 8]>,
+}
+
+impl GuestDebug {
+    pub fn to_kvm(self) -> kvm_guest_debug {
+        let mut d = kvm_guest_debug::default();
+        if self.single_step {
+            d.control |= KVM_GUESTDBG_SINGLESTEP;
+        }
+        if self.sw_bp {
+            d.control |= KVM_GUESTDBG_USE_SW_BP;
+        }
+        if let Some(regs) = self.hw {
+            d.control |= KVM_GUESTDBG_USE_HW_BP;
+            d.arch.debugreg = regs;
+        }
+        if d.control != 0 {
+            d.control |= KVM_GUESTDBG_ENABLE;
+        }
+        d
+    }
+}
+
+/// A debug exit (KVM_EXIT_DEBUG) as the run loop hands it over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DebugExit {
+    /// 1 (#DB: a step, a debug register) or 3 (#BP: an INT3).
+    pub exception: u32,
+    /// The linear PC: on the INT3 for #BP, on the instruction for an
+    /// instruction breakpoint, after it for a step or a data breakpoint.
+    pub pc: u64,
+    pub dr6: u64,
+}
+
+/// What one debug register watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// An instruction breakpoint at this linear address.
+    Exec(u32),
+    /// An aligned piece (`addr`, `len` 1, 2 or 4) of watchpoint `w`.
+    Data { addr: u32, len: u32, w: Watchpoint },
+}
+
+/// Cuts `w` into aligned pieces of 4, 2 and 1 bytes, as the debug
+/// registers take them (SDM Vol 3A 17.2.5: a breakpoint's address must be
+/// aligned to its length; 8 bytes only in long mode).
+pub(crate) fn pieces(w: &Watchpoint) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    let mut a = w.addr as u64;
+    let end = a + w.len.max(1) as u64;
+    while a < end {
+        let len = [4u64, 2, 1]
+            .into_iter()
+            .find(|&l| a.is_multiple_of(l) && a + l <= end)
+            .unwrap_or(1);
+        out.push(((a & 0xFFFF_FFFF) as u32, len as u32));
+        a += len;
+    }
+    out
+}
+
+/// DR7 for `slots` (SDM Vol 3A 17.2.4): the global enable Gn of each slot
+/// in use, its R/W (00 execute, 01 write, 11 read or write) and LEN (00 one
+/// byte, 01 two, 11 four); GE (bit 9) and the reserved bit 10 that reads
+/// as 1, as QEMU's gdbstub sets them.
+pub(crate) fn dr7(slots: &[Option<Slot>; SLOTS]) -> u64 {
+    let mut d: u64 = 0x600;
+    for (n, s) in slots.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let (rw, len) = match s {
+            Slot::Exec(_) => (0b00, 0b00),
+            Slot::Data { len, w, .. } => {
+                let rw = if w.kind == WatchKind::Write {
+                    0b01
+                } else {
+                    0b11
+                };
+                let len = match len {
+                    1 => 0b00,
+                    2 => 0b01,
+                    _ => 0b11,
+                };
+                (rw, len)
+            }
+        };
+        d |= 2 << (n * 2);
+        d |= rw << (16 + n * 4);
+        d |= len << (18 + n * 4);
+    }
+    d
+}
+
+/// The debug registers for `slots`: DR0-DR3 and DR7.
+pub(crate) fn debugregs(slots: &[Option<Slot>; SLOTS]) -> [u64; 8] {
+    let mut r = [0u64; 8];
+    for (n, s) in slots.iter().enumerate() {
+        r[n] = match s {
+            Some(Slot::Exec(a)) => *a as u64,
+            Some(Slot::Data { addr, .. }) => *addr as u64,
+            None => 0,
+        };
+    }
+    r[7] = dr7(slots);
+    r
+}
+
+/// What this host's KVM does well (measured, see the module
+/// documentation and tests/tests/kvm_debug.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Caps {
+    /// Instruction breakpoints in DR0-DR3 fire: on hardware and on
+    /// kvm-pvm; not under QEMU's emulated SVM.
+    pub dr_exec: bool,
+    /// Data breakpoints in DR0-DR3 fire: on hardware; not on kvm-pvm
+    /// (unpaged code runs in its instruction emulator, which ignores
+    /// them) nor under QEMU's emulated SVM.
+    pub dr_data: bool,
+    /// INT3 interception works: not on kvm-pvm, which fails with an
+    /// internal error on an INT3 in unpaged protected mode, nor under
+    /// QEMU's emulated SVM, which never takes the #BP intercept.
+    pub int3: bool,
+}
+
+/// Where everything goes for one run.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Plan {
+    /// DR0-DR3.
+    pub slots: [Option<Slot>; SLOTS],
+    /// Breakpoints patched with INT3 (the rest of `Limits::breakpoints`).
+    pub soft: Vec<u32>,
+    /// Breakpoints only compared with the PC while single-stepping (no
+    /// register left, no INT3 on this host).
+    pub stepped_bps: Vec<u32>,
+    /// Watchpoints checked by decoding while single-stepping (no working
+    /// debug registers).
+    pub stepped_watch: Vec<Watchpoint>,
+}
+
+impl Plan {
+    /// Puts watchpoints, then breakpoints, into the debug registers where
+    /// `regs_work`; the breakpoints left over are patched. Watchpoints
+    /// needing more than the four registers are refused: which limit, in
+    /// the error.
+    pub fn new(breakpoints: &[u32], watch: &[Watchpoint], caps: Caps) -> Result<Plan, String> {
+        let mut p = Plan::default();
+        let mut used = 0;
+        if !caps.dr_data {
+            p.stepped_watch = watch.to_vec();
+        }
+        for w in watch.iter().filter(|_| caps.dr_data) {
+            for (addr, len) in pieces(w) {
+                if used == SLOTS {
+                    let total: usize = watch.iter().map(|w| pieces(w).len()).sum();
+                    return Err(format!(
+                        "the watchpoints need {total} debug registers (each range is cut into \
+                         aligned pieces of 1, 2 or 4 bytes), and the x86 has {SLOTS} (DR0-DR3): \
+                         watch fewer or shorter, aligned ranges"
+                    ));
+                }
+                p.slots[used] = Some(Slot::Data { addr, len, w: *w });
+                used += 1;
+            }
+        }
+        for &b in breakpoints {
+            if used < SLOTS && caps.dr_exec {
+                p.slots[used] = Some(Slot::Exec(b));
+                used += 1;
+            } else if caps.int3 {
+                p.soft.push(b);
+            } else {
+                p.stepped_bps.push(b);
+            }
+        }
+        Ok(p)
+    }
+
+    /// The debug registers, the instruction breakpoint at `except` left
+    /// out (the one being stepped over); None when no slot is in use.
+    pub fn debugregs(&self, except: Option<u32>) -> Option<[u64; 8]> {
+        let mut slots = self.slots;
+        for s in slots.iter_mut() {
+            if matches!(s, Some(Slot::Exec(a)) if Some(*a) == except) {
+                *s = None;
+            }
+        }
+        slots.iter().any(Option::is_some).then(|| debugregs(&slots))
+    }
+
+    /// The slot DR6's B0-B3 bits name, the first of them.
+    pub fn hit(&self, dr6: u64) -> Option<Slot> {
+        (0..SLOTS)
+            .filter(|n| dr6 & (1 << n) != 0)
+            .find_map(|n| self.slots[n])
+    }
+}
+
+/// One INT3 written into guest RAM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Patch {
+    /// The breakpoint's linear address.
+    pub lin: u32,
+    /// Where it is patched (RAM).
+    pub phys: u32,
+    /// The byte the INT3 replaced.
+    pub orig: u8,
+}
+
+/// The INT3 patches of a run, one per breakpoint at most (at its current
+/// translation), and the breakpoints that could not be patched.
+#[derive(Debug, Default)]
+pub(crate) struct Patches {
+    pub list: Vec<Patch>,
+    /// Breakpoints whose page is not present or outside RAM.
+    pub unpatched: Vec<u32>,
+    /// Guest-written patches found (and patched again) at refresh.
+    pub overwritten: u64,
+}
+
+/// The physical address of `lin` with paging registers `regs`, A20
+/// applied, if it is in RAM.
+fn phys_in_ram(m: &Machine, regs: Regs, lin: u32) -> Option<u32> {
+    let p = paging::linear_to_phys(regs, lin, paging::ram_reader(m))? & m.a20_mask();
+    ((p as usize) < m.mem.size()).then_some(p)
+}
+
+impl Patches {
+    /// Makes the patches for `bps` (the one at `except` left out, being
+    /// stepped over) match the current translation: see the module
+    /// documentation.
+    pub fn refresh(&mut self, m: &mut Machine, regs: Regs, bps: &[u32], except: Option<u32>) {
+        self.unpatched.clear();
+        // The byte stepped over stays original, whichever breakpoint
+        // (aliases included) would patch it.
+        let skip = except.and_then(|e| phys_in_ram(m, regs, e));
+        let mut keep: Vec<Patch> = Vec::with_capacity(bps.len());
+        for &lin in bps {
+            if Some(lin) == except {
+                continue;
+            }
+            let Some(phys) = phys_in_ram(m, regs, lin) else {
+                self.unpatched.push(lin);
+                continue;
+            };
+            if Some(phys) == skip {
+                continue;
+            }
+            if let Some(p) = keep.iter().find(|p| p.phys == phys).copied() {
+                // Two breakpoints on one physical byte (aliases).
+                keep.push(Patch { lin, ..p });
+                continue;
+            }
+            let now = m.mem.read_u8(phys as u64).unwrap_or(INT3);
+            let old = self.list.iter().find(|p| p.lin == lin && p.phys == phys);
+            let orig = match old {
+                Some(p) if now == INT3 => p.orig,
+                Some(_) => {
+                    // The guest wrote over the patch: its byte is the
+                    // instruction now.
+                    self.overwritten += 1;
+                    now
+                }
+                None => now,
+            };
+            if now != INT3 {
+                // Untracked: the byte is back before anyone else runs the
+                // guest, so no engine's code cache must drop the page.
+                let _ = m.mem.write_untracked(phys as u64, &[INT3]);
+            }
+            keep.push(Patch { lin, phys, orig });
+        }
+        // Patches no longer wanted at their place: back to the original.
+        for p in &self.list {
+            if !keep.iter().any(|k| k.phys == p.phys) {
+                restore(m, p);
+            }
+        }
+        self.list = keep;
+    }
+
+    /// Takes every patch back.
+    pub fn clear(&mut self, m: &mut Machine) {
+        for p in std::mem::take(&mut self.list) {
+            restore(m, &p);
+        }
+        self.unpatched.clear();
+    }
+
+    pub fn at_phys(&self, phys: u32) -> Option<&Patch> {
+        self.list.iter().find(|p| p.phys == phys)
+    }
+}
+
+/// Puts the original byte back, unless the guest wrote its own there.
+fn restore(m: &mut Machine, p: &Patch) {
+    if m.mem.read_u8(p.phys as u64) == Some(INT3) {
+        let _ = m.mem.write_untracked(p.phys as u64, &[p.orig]);
+    }
+}
+
+/// The physical address of linear `lin` now, if in RAM (for telling our
+/// INT3 from the guest's).
+pub(crate) fn phys_of(m: &Machine, regs: Regs, lin: u32) -> Option<u32> {
+    phys_in_ram(m, regs, lin)
+}
+
+/// The bytes of `w` now, read through the page tables (None where a page
+/// is not present): what a read watchpoint's hit is compared with.
+pub(crate) fn watched_bytes(m: &Machine, regs: Regs, w: &Watchpoint) -> Vec<Option<u8>> {
+    (0..w.len.max(1))
+        .map(|i| {
+            let lin = w.addr.wrapping_add(i);
+            paging::linear_to_phys(regs, lin, paging::ram_reader(m))
+                .and_then(|p| m.peek_phys(p & m.a20_mask()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use machine::MachineConfig;
+
+    fn w(addr: u32, len: u32, kind: WatchKind) -> Watchpoint {
+        Watchpoint { addr, len, kind }
+    }
+
+    #[test]
+    fn ranges_are_cut_into_aligned_pieces() {
+        assert_eq!(pieces(&w(0x1000, 4, WatchKind::Write)), vec![(0x1000, 4)]);
+        assert_eq!(
+            pieces(&w(0x1001, 6, WatchKind::Write)),
+            vec![(0x1001, 1), (0x1002, 2), (0x1004, 2), (0x1006, 1)]
+        );
+        assert_eq!(pieces(&w(0x1003, 0, WatchKind::Read)), vec![(0x1003, 1)]);
+        assert_eq!(
+            pieces(&w(0x1000, 8, WatchKind::Access)),
+            vec![(0x1000, 4), (0x1004, 4)]
+        );
+    }
+
+    #[test]
+    fn dr7_has_the_enables_types_and_lengths() {
+        let mut slots = [None; SLOTS];
+        slots[0] = Some(Slot::Exec(0x7C00));
+        slots[2] = Some(Slot::Data {
+            addr: 0x2000,
+            len: 4,
+            w: w(0x2000, 4, WatchKind::Write),
+        });
+        slots[3] = Some(Slot::Data {
+            addr: 0x3002,
+            len: 2,
+            w: w(0x3002, 2, WatchKind::Read),
+        });
+        let d = dr7(&slots);
+        assert_eq!(d & 0xFF, 0b1010_0010, "G0, G2, G3");
+        assert_eq!(d & 0x600, 0x600);
+        assert_eq!((d >> 16) & 0xF, 0, "DR0: execute, one byte");
+        assert_eq!((d >> 24) & 0xF, 0b1101, "DR2: write, four bytes");
+        assert_eq!((d >> 28) & 0xF, 0b0111, "DR3: read/write, two bytes");
+        let r = debugregs(&slots);
+        assert_eq!(r[..4], [0x7C00, 0, 0x2000, 0x3002]);
+        assert_eq!(r[7], d);
+    }
+
+    #[test]
+    fn plans_share_four_registers() {
+        let four = [0x10, 0x20, 0x30, 0x40];
+        let all = Caps {
+            dr_exec: true,
+            dr_data: true,
+            int3: true,
+        };
+        let p = Plan::new(&four, &[w(0x1000, 4, WatchKind::Write)], all).unwrap();
+        assert_eq!(p.soft, vec![0x40], "beyond the registers: patched");
+        assert_eq!(p.slots[1], Some(Slot::Exec(0x10)));
+        assert_eq!(p.hit(1 << 1), Some(Slot::Exec(0x10)));
+        let regs = p.debugregs(Some(0x10)).unwrap();
+        assert_eq!(regs[7] & 0b1100, 0, "the one stepped over is off");
+        let e = Plan::new(&[], &[w(0x1001, 10, WatchKind::Access)], all).unwrap_err();
+        assert!(e.contains("need 5 debug registers"), "{e}");
+        let tcg = Caps {
+            dr_exec: false,
+            dr_data: false,
+            int3: true,
+        };
+        let p = Plan::new(&[0x10], &[w(0x1001, 9, WatchKind::Access)], tcg).unwrap();
+        assert_eq!(p.soft, vec![0x10]);
+        assert_eq!(p.stepped_watch.len(), 1);
+        assert_eq!(p.debugregs(None), None);
+        let pvm = Caps {
+            dr_exec: true,
+            dr_data: false,
+            int3: false,
+        };
+        let p = Plan::new(&four, &[w(0x1001, 10, WatchKind::Access)], pvm).unwrap();
+        assert_eq!(p.stepped_bps, Vec::<u32>::new());
+        assert_eq!(p.slots[3], Some(Slot::Exec(0x40)));
+        assert_eq!(p.stepped_watch.len(), 1);
+    }
+
+    #[test]
+    fn patches_follow_the_memory_and_come_back_out() {
+        let mut m = Machine::new(MachineConfig::with_ram(1 << 20)).unwrap();
+        m.mem.write(0x7C00, &[0x90, 0x41]).unwrap();
+        let flat = Regs {
+            cr0: 0,
+            cr3: 0,
+            cr4: 0,
+        };
+        let mut p = Patches::default();
+        p.refresh(&mut m, flat, &[0x7C00, 0x7C01, 0x20_0000], None);
+        assert_eq!(m.mem.read_u8(0x7C00), Some(INT3));
+        assert_eq!(m.mem.read_u8(0x7C01), Some(INT3));
+        assert_eq!(p.unpatched, vec![0x20_0000], "outside RAM");
+        // The guest loads new code over the second one.
+        m.mem.write_untracked(0x7C01, &[0x42]).unwrap();
+        p.refresh(&mut m, flat, &[0x7C00, 0x7C01], Some(0x7C00));
+        assert_eq!(m.mem.read_u8(0x7C00), Some(0x90), "stepped over: original");
+        assert_eq!(m.mem.read_u8(0x7C01), Some(INT3));
+        assert_eq!(p.overwritten, 1);
+        p.clear(&mut m);
+        assert_eq!(m.mem.slice(0x7C00, 2).unwrap(), &[0x90, 0x42]);
+    }
+}
