@@ -1075,3 +1075,43 @@ msg: .asciz "ok\n"
 fn run_plain(image: &std::path::Path) -> Output {
     ringlab(&["run", image.to_str().unwrap()])
 }
+
+/// `--gdb` on a port that is taken: one line naming the address and why,
+/// status 2, before the guest runs.
+#[test]
+fn gdb_on_a_port_in_use_is_a_clean_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = ringlab(&["run", "--lesson", "hello", "--gdb", &port]);
+    assert_clean_error(
+        &out,
+        2,
+        &format!("--gdb 127.0.0.1:{port}: cannot listen there"),
+    );
+    let bad = ringlab(&["run", "--lesson", "hello", "--gdb", "nonsense"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not [HOST:]PORT"));
+    let alone = ringlab(&["run", "--lesson", "hello", "--gdb-no-wait"]);
+    assert_eq!(alone.status.code(), Some(2), "--gdb-no-wait needs --gdb");
+}
+
+/// `--gdb-no-wait`: the guest runs at once; with no gdb ever connecting it
+/// runs to its end as without --gdb, and says where it listened.
+#[test]
+fn gdb_no_wait_runs_the_guest_without_gdb() {
+    let out = ringlab(&[
+        "run",
+        "--lesson",
+        "hello",
+        "--gdb",
+        "127.0.0.1:0",
+        "--gdb-no-wait",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"Hello from real mode!\n");
+}

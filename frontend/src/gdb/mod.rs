@@ -137,6 +137,12 @@ impl Server {
         report: &mut dyn FnMut(&mut Session) -> ControlFlow<()>,
     ) -> anyhow::Result<Served> {
         let mut first = wait;
+        if !wait {
+            eprintln!(
+                "ringlab: gdb may connect on {} (in gdb: target remote {}); the guest runs meanwhile",
+                self.addr, self.addr
+            );
+        }
         loop {
             let (stream, peer) = if first {
                 first = false;
