@@ -104,7 +104,7 @@ trap 'rm -rf "$work"' EXIT
 ir=$work/initramfs
 mkdir -p "$ir"/{bin,dev,proc,sys,tmp,modules,tests}
 cp /bin/busybox "$ir/bin/"
-for t in sh mount insmod poweroff ls cat echo time grep; do ln -s busybox "$ir/bin/$t"; done
+for t in sh mount insmod poweroff ls cat echo time grep ifconfig; do ln -s busybox "$ir/bin/$t"; done
 for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko drivers/crypto/ccp/ccp.ko arch/x86/kvm/kvm-amd.ko; do
     cp "$moddir/$m" "$ir/modules/"
 done
@@ -155,6 +155,8 @@ cat > "$ir/init" <<'INIT'
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+# The loopback interface, for the gdb tests' connections to 127.0.0.1.
+ifconfig lo 127.0.0.1 up
 for m in irqbypass kvm ccp kvm-amd; do insmod /modules/$m.ko; done
 ls -l /dev/kvm
 cd /tests

@@ -581,7 +581,9 @@ impl Engine for Kvm {
 
     fn cpu_state(&mut self) -> Result<CpuState, EngineError> {
         run::complete_io(&mut self.vcpu, &mut self.st)?;
-        Ok(vcpu::read_state(&self.vcpu, self.st.last.as_ref())?)
+        let mut s = vcpu::read_state(&self.vcpu, self.st.last.as_ref())?;
+        s.halted = self.st.halted;
+        Ok(s)
     }
 
     fn set_cpu_state(&mut self, m: &mut Machine, s: &CpuState) -> Result<(), EngineError> {
@@ -591,6 +593,7 @@ impl Engine for Kvm {
         run::complete_io(&mut self.vcpu, &mut self.st)?;
         vcpu::write_state(&self.vcpu, s, self.tcg_host)?;
         self.resume_bp = None;
+        self.st.halted = s.halted;
         self.st.clock.set(m.clock.now());
         self.st.last = Some(s.clone());
         Ok(())

@@ -45,6 +45,13 @@ pub(crate) struct LoopState {
     pub io_pending: bool,
     /// The state last imported or read: what KVM does not hold of it.
     pub last: Option<CpuState>,
+    /// The vCPU executed HLT and nothing has woken it yet. Without an
+    /// in-kernel irqchip KVM leaves the waiting to user space: entered
+    /// again, the guest would simply run the instruction after the HLT.
+    /// So the loop enters only once an interrupt (with IF set) or an NMI
+    /// is there to be delivered; it is part of the exported state
+    /// (`CpuState::halted`) too.
+    pub halted: bool,
 }
 
 impl LoopState {
@@ -59,6 +66,7 @@ impl LoopState {
             debug_exit: None,
             io_pending: false,
             last: None,
+            halted: false,
         }
     }
 }
@@ -199,6 +207,24 @@ pub(crate) fn run_with<V: Vcpu>(
             return Ok(Stop::Timeout);
         }
         st.clock.sync(m);
+        // A halted CPU waits for an interrupt it can take, or an NMI: with
+        // interrupts disabled for ever; with them enabled the clock skips
+        // to the next device deadline, as every engine does.
+        if st.halted {
+            let if_ = v.regs()?.rflags as u32 & f::IF != 0;
+            if !(m.nmi_pending() || if_ && m.interrupt_pending()) {
+                if !if_ {
+                    st.last = Some(read_state(v, st.last.as_ref())?);
+                    return Ok(Stop::Halted);
+                }
+                if !m.warp_to_deadline() {
+                    return Ok(Stop::Idle);
+                }
+                st.clock.set(m.clock.now());
+                continue;
+            }
+            st.halted = false;
+        }
         // An NMI goes in at once: IF does not mask it, and KVM holds it
         // while NMIs are blocked.
         let nmi_sent = m.take_nmi();
@@ -294,22 +320,8 @@ pub(crate) fn run_with<V: Vcpu>(
                 return Ok(Stop::TripleFault);
             }
             Action::Stop(s) => return Ok(s),
-            Action::Halted => {
-                let if_ = v.regs()?.rflags as u32 & f::IF != 0;
-                if m.interrupt_pending() && if_ {
-                    continue;
-                }
-                if !if_ {
-                    st.last = Some(read_state(v, st.last.as_ref())?);
-                    return Ok(Stop::Halted);
-                }
-                // HLT with IF set: skip to the next device deadline, as
-                // every engine does.
-                if !m.warp_to_deadline() {
-                    return Ok(Stop::Idle);
-                }
-                st.clock.set(m.clock.now());
-            }
+            // The wait is the loop's, at its top.
+            Action::Halted => st.halted = true,
             Action::Fail(why) => {
                 let s = read_state(v, st.last.as_ref());
                 if kind == "internal error" && st.host == HostKind::Pvm {
@@ -605,6 +617,35 @@ mod tests {
         let mut st = LoopState::new(HostKind::Amd, 0);
         let r = run(&mut v, &mut st, &mut machine(), &limits(), |_| Ok(()));
         assert_eq!(r.unwrap(), Stop::Idle, "no device will ever wake it");
+    }
+
+    /// Running a halted vCPU again does not enter the guest (KVM would run
+    /// the instruction after the HLT, as the test VM showed under gdb's
+    /// `continue`): it is still halted, until an interrupt it can take.
+    #[test]
+    fn a_halted_vcpu_stays_halted_until_something_wakes_it() {
+        let mut m = machine();
+        let mut v = Fake::new(&[Scripted::Hlt]);
+        let mut st = LoopState::new(HostKind::Amd, 0);
+        assert_eq!(
+            run(&mut v, &mut st, &mut m, &limits(), |_| Ok(())).unwrap(),
+            Stop::Halted
+        );
+        assert!(st.halted);
+        // The script is empty: an entry would panic.
+        for _ in 0..3 {
+            assert_eq!(
+                run(&mut v, &mut st, &mut m, &limits(), |_| Ok(())).unwrap(),
+                Stop::Halted
+            );
+        }
+        // IF set and nothing will ever interrupt: idle, still not entered.
+        v.regs.rflags = 2 | f::IF as u64;
+        assert_eq!(
+            run(&mut v, &mut st, &mut m, &limits(), |_| Ok(())).unwrap(),
+            Stop::Idle
+        );
+        assert!(st.halted && v.script.is_empty());
     }
 
     #[test]

@@ -111,6 +111,10 @@ pub fn session(
         let start = Instant::now();
         loop {
             if let Some(status) = child.try_wait().unwrap() {
+                // A gdb that never connected (it failed to start, the
+                // network is down) leaves the server waiting for one: a
+                // connection that closes at once ends that wait.
+                let _ = std::net::TcpStream::connect(addr);
                 return (status, false);
             }
             if start.elapsed() > Duration::from_secs(300) {

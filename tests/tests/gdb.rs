@@ -17,6 +17,7 @@ use ringlab::run::{prepare, GuestArgs};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use tests::gdb::{self, GdbRun};
+use tests::skip;
 
 const ENGINES: [EngineKind; 3] = [EngineKind::Interp, EngineKind::Bt, EngineKind::Kvm];
 
@@ -132,6 +133,18 @@ fn a_gdb_session_on_the_rings_guest_is_the_same_on_every_engine() {
     ];
     let mut first: Option<(EngineKind, String)> = None;
     for kind in ENGINES {
+        if kind == EngineKind::Kvm && kvm_under_tcg() {
+            skip(
+                "gdb's rings session on kvm: this host's KVM runs on QEMU's emulated SVM, \
+                 which arms no debug-register breakpoint (its VMRUN loads DR7 without \
+                 cpu_x86_update_dr7) and never takes the #BP intercept for INT3, so \
+                 engine-kvm single-steps; INT n and faults clear TF, so their handlers \
+                 run unseen and a breakpoint there (syscall, gp_fault) cannot stop; \
+                 its far JMP also leaves a code descriptor's accessed bit clear; \
+                 a_ring3_gdb_session_on_kvm_under_tcg runs what it can",
+            );
+            continue;
+        }
         let Some(r) = rings_session(kind, &commands) else {
             continue;
         };
@@ -150,8 +163,9 @@ fn a_gdb_session_on_the_rings_guest_is_the_same_on_every_engine() {
              kernel: #GP error 00000000 at 001000d2 in ring 3 (CLI with IOPL 0): skipped\n\
              kernel: int 0x80 from [ring 3] write: back in ring 3 after the #GP\n\
              kernel: exit(0) from ring 3, halting\n",
-            "{}",
-            kind.name()
+            "{}: gdb:\n{}",
+            kind.name(),
+            r.transcript
         );
         match &first {
             None => {
@@ -167,6 +181,50 @@ fn a_gdb_session_on_the_rings_guest_is_the_same_on_every_engine() {
             ),
         }
     }
+}
+
+/// This host's KVM runs on QEMU's TCG (the test VM's emulated SVM).
+fn kvm_under_tcg() -> bool {
+    engine_kvm::host::hypervisor_signature().as_deref() == Some("TCGTCGTCGTCG")
+}
+
+/// Under QEMU's emulated SVM (see the skip above): the part of a gdb
+/// session that stays out of interrupt handlers — a breakpoint in ring-3
+/// code reached by plain flow, the registers, memory, the TSS, a write
+/// watchpoint on the user stack, the run to the halt — the same on KVM
+/// as on the interpreter. Elsewhere the full session above covers it.
+#[test]
+fn a_ring3_gdb_session_on_kvm_under_tcg() {
+    if !kvm_under_tcg() {
+        skip("not under QEMU's emulated SVM: a_gdb_session_on_the_rings_guest_is_the_same_on_every_engine covers KVM here");
+        return;
+    }
+    // The CALL to uputs after the first system call.
+    let call = format!("break *{:#x}", user_insn(&[0xE8], false));
+    let commands = [
+        &call,
+        "continue",
+        "bt",
+        "p/x $cs",
+        "p/x $esi",
+        "x/4i $pc",
+        "x/2xw $esp",
+        "monitor info tss",
+        "x/xw 0xf0000000",
+        "delete",
+        // The CALL pushes its return address here.
+        "watch *(int*)0x7fffc",
+        "continue",
+        "bt",
+        "delete",
+        "continue",
+    ];
+    let interp = rings_session(EngineKind::Interp, &commands).unwrap();
+    let Some(kvm) = rings_session(EngineKind::Kvm, &commands) else {
+        return;
+    };
+    assert_eq!(kvm.transcript, interp.transcript, "kvm against interp");
+    assert_eq!(kvm.serial, interp.serial);
 }
 
 /// `monitor info rings` names the ring change across the IRET on the
@@ -238,7 +296,15 @@ fn serve_with_client(
     let mut s = Session::new(m, EngineKind::Interp, Options::default(), &loaded.entry).unwrap();
     let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = server.addr();
-    let t = std::thread::spawn(move || client(addr));
+    let t = std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| client(addr)));
+        // A client that failed before connecting leaves the server waiting
+        // for one: a connection that closes at once ends that wait.
+        let _ = TcpStream::connect(addr);
+        if let Err(e) = r {
+            std::panic::resume_unwind(e);
+        }
+    });
     let limits = machine::Limits {
         max_icount: None,
         deadline: Some(Instant::now() + Duration::from_secs(60)),
