@@ -97,10 +97,19 @@ fn rings(m: &Machine, st: &CpuState) -> String {
         .records()
         .filter(|r| r.event.kind() == EventKind::PrivilegeChange)
         .collect();
+    let all = m.trace.count(EventKind::PrivilegeChange);
+    if changes.is_empty() && all > 0 {
+        let _ = writeln!(
+            out,
+            "privilege changes: {all} in all, none among the last {} events the trace keeps \
+             (of every kind); `--trace FILE` writes them all",
+            m.trace.records().len()
+        );
+        return out;
+    }
     let _ = writeln!(
         out,
-        "privilege changes: {} in all; the last {} kept:",
-        m.trace.count(EventKind::PrivilegeChange),
+        "privilege changes: {all} in all; the last {} kept:",
         changes.len().min(10)
     );
     for r in changes.iter().rev().take(10).rev() {
