@@ -201,6 +201,7 @@ fn a_ring3_gdb_session_on_kvm_under_tcg() {
     }
     // The CALL to uputs after the first system call.
     let call = format!("break *{:#x}", user_insn(&[0xE8], false));
+    let int = format!("break *{:#x}", user_insn(&[0xCD, 0x80], true));
     let commands = [
         &call,
         "continue",
@@ -216,6 +217,14 @@ fn a_ring3_gdb_session_on_kvm_under_tcg() {
         "watch *(int*)0x7fffc",
         "continue",
         "bt",
+        "delete",
+        // stepi across INT 0x80 (exit) lands at the handler on KVM too.
+        &int,
+        "continue",
+        "x/i $pc",
+        "stepi",
+        "p/x $cs",
+        "x/i $pc",
         "delete",
         "continue",
     ];

@@ -1,6 +1,7 @@
 //! The gdb target: a `Session` seen through gdbstub's traits.
 
 use super::SLICE;
+use crate::engines::EngineKind;
 use crate::session::Session;
 use gdbstub::common::Signal;
 use gdbstub::conn::{Connection, ConnectionExt};
@@ -49,6 +50,8 @@ pub struct GdbTarget<'a> {
     pub final_stop: Option<Stop>,
     /// The user quit from the console (Ctrl-A x) while gdb was attached.
     pub quit: bool,
+    /// The note on stepping INT n on KVM was printed.
+    said_int_step: bool,
 }
 
 impl<'a> GdbTarget<'a> {
@@ -69,6 +72,7 @@ impl<'a> GdbTarget<'a> {
             step: false,
             final_stop: None,
             quit: false,
+            said_int_step: false,
         }
     }
 
@@ -120,9 +124,8 @@ impl<'a> GdbTarget<'a> {
     ) -> Result<run_blocking::Event<SingleThreadStopReason<u32>>, RunErr<C::Error>> {
         if std::mem::take(&mut self.step) {
             let s = self
-                .session
-                .step()
-                .map_err(|e| RunErr::Target(anyhow::Error::new(e).context("stepping")))?;
+                .step_one()
+                .map_err(|e| RunErr::Target(e.context("stepping")))?;
             if !self.report() {
                 return Ok(run_blocking::Event::TargetStopped(
                     SingleThreadStopReason::Exited(crate::status::OK),
@@ -169,6 +172,32 @@ impl<'a> GdbTarget<'a> {
         }
     }
 
+    /// One instruction (`stepi`). On KVM an INT n, INT3 or INTO is
+    /// stepped on the interpreter, the machine moving there and back: the
+    /// software interrupt clears TF, so KVM's single-step cannot stop at
+    /// the handler's first instruction, where gdb's `stepi` (and the
+    /// other engines) land. The moves are events (`monitor events`).
+    fn step_one(&mut self) -> anyhow::Result<Stop> {
+        let kvm = self.session.kind() == EngineKind::Kvm;
+        if kvm {
+            let st = self.session.cpu_state()?;
+            if at_software_interrupt(&self.session.m, &st) {
+                if !self.said_int_step {
+                    self.said_int_step = true;
+                    eprintln!(
+                        "ringlab: stepi of INT n on kvm runs on the interpreter (INT n clears \
+                         TF: KVM's single-step would run the whole handler)"
+                    );
+                }
+                self.session.switch_to(EngineKind::Interp)?;
+                let s = self.session.step();
+                self.session.switch_to(EngineKind::Kvm)?;
+                return Ok(s?);
+            }
+        }
+        Ok(self.session.step()?)
+    }
+
     /// What gdb is told of a stop.
     pub(super) fn stop_reason(&mut self, s: Stop) -> SingleThreadStopReason<u32> {
         use SingleThreadStopReason as R;
@@ -182,6 +211,19 @@ impl<'a> GdbTarget<'a> {
         }
         r
     }
+}
+
+/// The instruction at CS:EIP is a software interrupt (INT n, INT3, INTO,
+/// INT1).
+fn at_software_interrupt(m: &machine::Machine, st: &CpuState) -> bool {
+    use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+    let lin = st.segs[Seg::Cs as usize].base.wrapping_add(st.eip);
+    let bytes = crate::inspect::read_linear(m, st, lin, 15);
+    let mut dec = Decoder::with_ip(st.code_bits(), &bytes, lin as u64, DecoderOptions::NONE);
+    matches!(
+        dec.decode().mnemonic(),
+        Mnemonic::Int | Mnemonic::Int3 | Mnemonic::Into | Mnemonic::Int1
+    )
 }
 
 /// The stop gdb hears of, for a stop of the engines:
