@@ -81,7 +81,9 @@ moddir=$(ls -d "$cache"/kernel/lib/modules/* | head -1)/kernel
 # and unpacked here, not installed (it conflicts with the host's gdb).
 if ! ls "$cache"/gdb-minimal_*.deb >/dev/null 2>&1; then
     echo "kvm-vm: downloading gdb-minimal (once, into $cache)"
-    (cd "$cache" && apt-get download -qq gdb-minimal </dev/null 2>/dev/null)
+    (cd "$cache" && apt-get download -qq gdb-minimal </dev/null 2>/dev/null) || true
+    ls "$cache"/gdb-minimal_*.deb >/dev/null 2>&1 \
+        || { echo "kvm-vm: could not download Debian's gdb-minimal package (apt-get download gdb-minimal)" >&2; exit 1; }
 fi
 if [ ! -x "$cache/gdb-minimal/usr/bin/gdb" ]; then
     dpkg-deb -x "$(ls "$cache"/gdb-minimal_*.deb | head -1)" "$cache/gdb-minimal"
