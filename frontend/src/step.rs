@@ -28,6 +28,15 @@ pub struct StepArgs {
     // the default), so they are not listed here.
     #[arg(long, value_enum, default_value = "term", hide_possible_values = true)]
     pub vga: crate::vga::VgaMode,
+    /// Also listen for gdb on [HOST:]PORT (default 127.0.0.1:1234): when
+    /// gdb connects it drives the guest and the UI follows it (the rings,
+    /// the stack, the events as gdb stops and steps); when gdb detaches the
+    /// keys drive it again. q quits ringlab (while gdb is attached, once
+    /// gdb has the guest running or stopped again).
+    #[arg(long, value_name = "[HOST:]PORT", num_args = 0..=1,
+          default_missing_value = crate::gdb::DEFAULT_ADDR,
+          value_parser = crate::gdb::parse_addr)]
+    pub gdb: Option<std::net::SocketAddr>,
 }
 
 pub fn step(args: &StepArgs) -> anyhow::Result<u8> {
@@ -56,6 +65,15 @@ pub fn step(args: &StepArgs) -> anyhow::Result<u8> {
     let mut debugger = Debugger::with_reload(session, reload);
     debugger.breakpoints = args.breakpoints.clone();
     let mut app = App::new(debugger, args.guest.name());
+    if let Some(addr) = args.gdb {
+        let server = crate::gdb::Server::bind(addr).status(status::USAGE)?;
+        app.debugger.message = format!(
+            "gdb may connect on {} (in gdb: target remote {})",
+            server.addr(),
+            server.addr()
+        );
+        app.gdb = Some(server);
+    }
     if args.vga == crate::vga::VgaMode::Window {
         let w = crate::vga::VgaWindow::open(&format!("ringlab step: {}", args.guest.name()))
             .status(status::ENGINE_ERROR)?;

@@ -142,6 +142,8 @@ pub struct App {
     pub tab: Pane,
     /// The panes sharing the last column at the last draw (Tab cycles).
     tabs: Vec<Pane>,
+    /// `--gdb`: the socket gdb may connect to.
+    pub gdb: Option<crate::gdb::Server>,
 }
 
 /// How far PgUp/PgDn move the memory pane.
@@ -158,6 +160,7 @@ impl App {
             memory: None,
             tab: Pane::Events,
             tabs: Vec::new(),
+            gdb: None,
         }
     }
 
@@ -405,8 +408,12 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> std::io
             }
             continue;
         }
-        // With a window open, wake up now and then so its cursor blinks.
-        if app.window.is_some() && !event::poll(Duration::from_millis(30))? {
+        // With a window open, wake up now and then so its cursor blinks;
+        // with --gdb, to see gdb connect.
+        if (app.window.is_some() || app.gdb.is_some()) && !event::poll(Duration::from_millis(30))? {
+            if let Some(conn) = app.gdb.as_ref().and_then(|g| g.poll_accept()) {
+                serve_gdb(terminal, app, conn)?;
+            }
             continue;
         }
         if let TermEvent::Key(k) = event::read()? {
@@ -414,6 +421,76 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> std::io
         }
     }
     Ok(())
+}
+
+/// gdb connected: it drives the guest until it detaches (or kills it), and
+/// the screen follows every slice it runs and every stop. The session
+/// goes to the gdb server for that time; to draw, the UI swaps it back in
+/// for the moment of the draw (a one-megabyte interpreter stands in).
+fn serve_gdb(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    (stream, peer): (std::net::TcpStream, std::net::SocketAddr),
+) -> std::io::Result<()> {
+    use crate::gdb::Ended;
+    use crate::session::{Options, Session};
+    let Some(server) = app.gdb.take() else {
+        return Ok(());
+    };
+    let stand_in = machine::Machine::new(machine::MachineConfig::with_ram(1 << 20))
+        .map_err(std::io::Error::other)
+        .and_then(|m| {
+            Session::new(
+                m,
+                EngineKind::Interp,
+                Options::default(),
+                &CpuState::reset(),
+            )
+            .map_err(std::io::Error::other)
+        })?;
+    let mut session = std::mem::replace(&mut app.debugger.session, stand_in);
+    app.debugger.message = format!(
+        "gdb attached from {peer}: gdb drives the guest and this screen follows (q quits ringlab)"
+    );
+    let limits = machine::Limits::default();
+    let mut io_error = None;
+    let ended = server.attached(&mut session, &limits, stream, &mut |s: &mut Session| {
+        std::mem::swap(&mut app.debugger.session, s);
+        if let Err(e) = terminal.draw(|f| draw(f, app)) {
+            io_error = Some(e);
+        }
+        std::mem::swap(&mut app.debugger.session, s);
+        // q ends ringlab (and gdb's session with it).
+        while let Ok(true) = event::poll(Duration::ZERO) {
+            if let Ok(TermEvent::Key(k)) = event::read() {
+                if k.code == KeyCode::Char('q') {
+                    return std::ops::ControlFlow::Break(());
+                }
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    app.debugger.session = session;
+    app.gdb = Some(server);
+    app.debugger.message = match ended {
+        Ok(Ended::Detached) => "gdb detached; the keys drive the guest again".to_string(),
+        Ok(Ended::Killed) => {
+            app.quit = true;
+            "gdb killed the guest".into()
+        }
+        Ok(Ended::Stop(s)) => {
+            if s == machine::Stop::Quit {
+                app.quit = true;
+            }
+            app.debugger.last_stop = Some(s.clone());
+            format!("under gdb the guest stopped: {s}")
+        }
+        Err(e) => format!("gdb: {e:#}"),
+    };
+    match io_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn ring_style(st: &CpuState) -> Style {

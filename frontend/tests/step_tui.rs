@@ -493,3 +493,75 @@ fn switching_engine_from_the_ui_keeps_the_machine() {
     });
     t.assert_key_bar(&s);
 }
+
+/// `ringlab step --gdb`: gdb connects and drives the guest (a breakpoint
+/// on the system call handler, a stepi), the screen follows it (ring 0,
+/// EIP at the handler's second instruction), and after gdb detaches the
+/// keys drive the guest again from there, at 80x24.
+#[test]
+fn gdb_drives_the_step_ui_and_gives_it_back() {
+    let test = "gdb_drives_the_step_ui_and_gives_it_back";
+    if Command::new("gdb").arg("--version").output().is_err() {
+        let why = "this host has no gdb (scripts/test.sh installs it)";
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "step_tui::{test}: {why}, and CI is set"
+        );
+        skip(test, why);
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let Some(t) = Tmux::start(test, 80, 24, &["--lesson", "rings", "--gdb", &port]) else {
+        return;
+    };
+    t.wait("the UI", |s| {
+        Tmux::flat(s).contains("gdb may connect on 127.0.0.1:")
+    });
+    let l = lessons::find("rings").unwrap().builtin().unwrap();
+    let elf = std::env::temp_dir().join(format!("ringlab-step-gdb-{}.elf", std::process::id()));
+    std::fs::write(&elf, l.elf).unwrap();
+    let out = Command::new("gdb")
+        .args(["-nx", "-q", "-batch"])
+        .arg(&elf)
+        .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
+        .args([
+            "-ex",
+            "break syscall",
+            "-ex",
+            "continue",
+            "-ex",
+            "stepi",
+            "-ex",
+            "detach",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&elf);
+    let gdb = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        gdb.contains("Breakpoint 1, 0x00100104 in syscall ()"),
+        "{gdb}"
+    );
+    let s = t.wait("gdb's stop on the screen", |s| {
+        Tmux::flat(s).contains("gdb detached; the keys drive the guest again")
+    });
+    assert!(Tmux::header(&s).contains("RING 0 (kernel)"), "{s}");
+    assert!(
+        Tmux::current(&s).contains("00100105"),
+        "EIP after gdb's stepi:\n{s}"
+    );
+    t.assert_key_bar(&s);
+    // The keys again: one step.
+    t.keys("s");
+    let s = t.wait("a step from the keys", |s| {
+        Tmux::current(s).contains("00100106")
+    });
+    assert!(Tmux::header(&s).contains("RING 0 (kernel)"), "{s}");
+    t.keys("q");
+}

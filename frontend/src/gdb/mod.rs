@@ -74,7 +74,7 @@ pub struct Server {
 }
 
 /// How the session with gdb ended.
-enum Ended {
+pub enum Ended {
     /// The guest stopped for good (and gdb was told): the run's stop.
     Stop(Stop),
     /// gdb detached or went away: the guest runs on without it.
@@ -108,7 +108,7 @@ impl Server {
     }
 
     /// A gdb that is connecting now, if any (never blocks).
-    fn poll_accept(&self) -> Option<(TcpStream, SocketAddr)> {
+    pub fn poll_accept(&self) -> Option<(TcpStream, SocketAddr)> {
         self.listener.set_nonblocking(true).ok()?;
         let r = self.listener.accept().ok();
         let _ = self.listener.set_nonblocking(false);
@@ -182,8 +182,9 @@ impl Server {
         }
     }
 
-    /// One gdb session, from its connection to its end.
-    fn attached(
+    /// One gdb session, from its connection to its end (`serve`'s, and
+    /// the step UI's when gdb connects to it).
+    pub fn attached(
         &self,
         session: &mut Session,
         limits: &Limits,
