@@ -582,7 +582,7 @@ impl Engine for Kvm {
     fn cpu_state(&mut self) -> Result<CpuState, EngineError> {
         run::complete_io(&mut self.vcpu, &mut self.st)?;
         let mut s = vcpu::read_state(&self.vcpu, self.st.last.as_ref())?;
-        s.halted = self.st.halted;
+        s.halted = self.st.halted && s.eip as u64 == self.st.halted_rip;
         Ok(s)
     }
 
@@ -594,6 +594,7 @@ impl Engine for Kvm {
         vcpu::write_state(&self.vcpu, s, self.tcg_host)?;
         self.resume_bp = None;
         self.st.halted = s.halted;
+        self.st.halted_rip = s.eip as u64;
         self.st.clock.set(m.clock.now());
         self.st.last = Some(s.clone());
         Ok(())

@@ -52,6 +52,10 @@ pub(crate) struct LoopState {
     /// is there to be delivered; it is part of the exported state
     /// (`CpuState::halted`) too.
     pub halted: bool,
+    /// RIP when the HLT exit came (the instruction after the HLT): the
+    /// halt holds only while the vCPU is still there, so a state set since
+    /// (a debugger's register write) or any entry that ran code ends it.
+    pub halted_rip: u64,
 }
 
 impl LoopState {
@@ -67,6 +71,7 @@ impl LoopState {
             io_pending: false,
             last: None,
             halted: false,
+            halted_rip: 0,
         }
     }
 }
@@ -210,6 +215,9 @@ pub(crate) fn run_with<V: Vcpu>(
         // A halted CPU waits for an interrupt it can take, or an NMI: with
         // interrupts disabled for ever; with them enabled the clock skips
         // to the next device deadline, as every engine does.
+        if st.halted && v.regs()?.rip != st.halted_rip {
+            st.halted = false;
+        }
         if st.halted {
             let if_ = v.regs()?.rflags as u32 & f::IF != 0;
             if !(m.nmi_pending() || if_ && m.interrupt_pending()) {
@@ -236,6 +244,7 @@ pub(crate) fn run_with<V: Vcpu>(
                 Event::Interrupt { vector: 2, eip },
             );
             v.inject_nmi()?;
+            st.halted = false;
         }
         // Interrupts from the shared interrupt controllers: inject when the
         // guest can take one, else ask KVM to exit when it can.
@@ -248,6 +257,7 @@ pub(crate) fn run_with<V: Vcpu>(
                 m.trace
                     .record(m.icount(), now, Event::Interrupt { vector, eip });
                 v.inject(vector)?;
+                st.halted = false;
                 st.injected += 1;
             } else {
                 v.request_interrupt_window(true);
@@ -321,7 +331,10 @@ pub(crate) fn run_with<V: Vcpu>(
             }
             Action::Stop(s) => return Ok(s),
             // The wait is the loop's, at its top.
-            Action::Halted => st.halted = true,
+            Action::Halted => {
+                st.halted = true;
+                st.halted_rip = v.regs()?.rip;
+            }
             Action::Fail(why) => {
                 let s = read_state(v, st.last.as_ref());
                 if kind == "internal error" && st.host == HostKind::Pvm {
