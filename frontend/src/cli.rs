@@ -94,6 +94,7 @@ protected lessons): ringlab says so when a guest needs more.")]
     #[command(after_help = "Examples:
   ringlab step --lesson rings                 (then r, r, s... to watch ring 0 -> 3 -> 0)
   ringlab step --lesson rings --engine kvm    (KVM single-steps: one VM exit per step)
+  ringlab step --lesson rings --gdb           (gdb may drive it; the UI follows gdb)
   ringlab step kernel.elf --break 0x100020")]
     Step(crate::step::StepArgs),
     /// Time the nanobenchmark lesson (system call, IN, MOV CR3, page

@@ -79,6 +79,8 @@ pub struct RunArgs {
     /// Breakpoints, watchpoints, stepi and memory at the guest's virtual
     /// addresses work on every engine; `monitor help` lists ringlab's own
     /// commands (rings, GDT, IDT, TSS, page tables, events, switch).
+    /// --timeout and --max-instructions still bound the run (gdb sees
+    /// SIGALRM or SIGXCPU there).
     #[arg(long, value_name = "[HOST:]PORT", num_args = 0..=1,
           default_missing_value = crate::gdb::DEFAULT_ADDR,
           value_parser = crate::gdb::parse_addr)]
