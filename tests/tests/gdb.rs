@@ -315,6 +315,21 @@ fn stepi_across_an_interrupt_delivery_and_a_watch_on_the_ticks() {
         "x/i $pc",
         "p *(int *)&ticks",
         "delete",
+        // A read watchpoint: the handler's MOV EAX, [ticks] after the INC.
+        "rwatch *(int *)&ticks",
+        "continue",
+        "x/i $pc",
+        "delete",
+        // An access watchpoint: the idle loop's CMP reads it next.
+        "awatch *(int *)&ticks",
+        "continue",
+        "x/i $pc",
+        "delete",
+        // A hardware breakpoint: the next tick's handler.
+        "hbreak timer",
+        "continue",
+        "p *(int *)&ticks",
+        "delete",
         "continue",
     ];
     let mut first: Option<(EngineKind, String)> = None;
