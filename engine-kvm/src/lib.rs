@@ -134,7 +134,7 @@ impl Kvm {
             dr_data: !k.tcg_host && !pvm,
             int3: !pvm && !k.tcg_host,
         };
-        k.memory.update(&k.vm, m)?;
+        k.memory.update(&k.vm, m, false)?;
         k.setup_us = started.elapsed().as_micros() as u64;
         Ok(k)
     }
@@ -170,7 +170,7 @@ impl Kvm {
             st,
             ..
         } = self;
-        run::run(vcpu, st, m, limits, |m| memory.update(vm, m))
+        run::run(vcpu, st, m, limits, |m, w| memory.update(vm, m, w))
     }
 
     fn step_inner(&mut self, m: &mut Machine) -> Result<Stop, KvmError> {
@@ -530,7 +530,7 @@ impl Kvm {
             st,
             m,
             limits,
-            |m| memory.update(vm, m),
+            |m, w| memory.update(vm, m, w),
             |v, m| {
                 if plan.soft.is_empty() {
                     return Ok(false);
@@ -610,6 +610,12 @@ impl Engine for Kvm {
         counters.push(machine::Counter::InterruptsInjected.entry(self.st.injected));
         counters.push(machine::Counter::InstructionsSingleStepped.entry(self.stepped));
         counters.push(machine::Counter::SetupTimeUs.entry(self.setup_us));
+        if self.st.rom_writes_dropped > 0 {
+            counters.push((
+                "ROM descriptor writes dropped".into(),
+                self.st.rom_writes_dropped,
+            ));
+        }
         let d = &self.dbg;
         for (label, v) in [
             ("breakpoint stops by INT3", d.bp_int3),

@@ -38,6 +38,9 @@ pub(crate) struct Mapping {
     rom_size: Option<u64>,
     /// KVM_CAP_READONLY_MEM: read-only slots (for a ROM).
     readonly_mem: bool,
+    /// The ROM's slots are mapped writable for the moment (`update`'s
+    /// `rom_writable`; see `run::drop_rom_descriptor_write`).
+    rom_writable: bool,
 }
 
 impl Mapping {
@@ -50,6 +53,7 @@ impl Mapping {
             a20: true,
             rom_size: None,
             readonly_mem,
+            rom_writable: false,
         }
     }
 
@@ -70,13 +74,19 @@ impl Mapping {
     }
 
     /// (Re)makes the slots when the A20 gate or the ROM changed (and at
-    /// the start).
-    pub fn update(&mut self, vm: &VmFd, m: &Machine) -> Result<(), KvmError> {
+    /// the start). `rom_writable` maps the ROM's slots writable (for one
+    /// instruction: a write the CPU makes itself, which KVM cannot hand to
+    /// user space, `run::drop_rom_descriptor_write`).
+    pub fn update(&mut self, vm: &VmFd, m: &Machine, rom_writable: bool) -> Result<(), KvmError> {
         self.check(m)?;
         let a20 = m.a20_mask() & (1 << 20) != 0;
         let rom = m.rom_map();
         let rom_size = rom.as_ref().map(|r| r.size as u64);
-        if self.slots > 0 && a20 == self.a20 && rom_size == self.rom_size {
+        if self.slots > 0
+            && a20 == self.a20
+            && rom_size == self.rom_size
+            && rom_writable == self.rom_writable
+        {
             return Ok(());
         }
         if rom.is_some() && !self.readonly_mem {
@@ -94,7 +104,7 @@ impl Mapping {
             };
             let region = kvm_bindings::kvm_userspace_memory_region {
                 slot,
-                flags: if s.read_only {
+                flags: if s.read_only && !rom_writable {
                     kvm_bindings::KVM_MEM_READONLY
                 } else {
                     0
@@ -134,6 +144,7 @@ impl Mapping {
         self.slots = want.len() as u32;
         self.a20 = a20;
         self.rom_size = rom_size;
+        self.rom_writable = rom_writable;
         Ok(())
     }
 }

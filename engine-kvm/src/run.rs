@@ -56,6 +56,12 @@ pub(crate) struct LoopState {
     /// halt holds only while the vCPU is still there, so a state set since
     /// (a debugger's register write) or any entry that ran code ends it.
     pub halted_rip: u64,
+    /// RIP and the count of other exits at the last timer exit: the same
+    /// twice means a slice passed with no progress (`drop_rom_descriptor_write`).
+    pub stall: Option<(u64, u64)>,
+    /// Accessed-bit writes to descriptors in the ROM, dropped as a PC's
+    /// ROM drops them.
+    pub rom_writes_dropped: u64,
 }
 
 impl LoopState {
@@ -72,6 +78,8 @@ impl LoopState {
             last: None,
             halted: false,
             halted_rip: 0,
+            stall: None,
+            rom_writes_dropped: 0,
         }
     }
 }
@@ -181,7 +189,7 @@ pub(crate) fn run<V: Vcpu>(
     st: &mut LoopState,
     m: &mut Machine,
     limits: &Limits,
-    memory: impl FnMut(&Machine) -> Result<(), KvmError>,
+    memory: impl FnMut(&Machine, bool) -> Result<(), KvmError>,
 ) -> Result<Stop, KvmError> {
     run_with(v, st, m, limits, memory, |_, _| Ok(false))
 }
@@ -195,7 +203,7 @@ pub(crate) fn run_with<V: Vcpu>(
     st: &mut LoopState,
     m: &mut Machine,
     limits: &Limits,
-    mut memory: impl FnMut(&Machine) -> Result<(), KvmError>,
+    mut memory: impl FnMut(&Machine, bool) -> Result<(), KvmError>,
     mut before_entry: impl FnMut(&mut V, &mut Machine) -> Result<bool, KvmError>,
 ) -> Result<Stop, KvmError> {
     let mut timer = DeadlineTimer::new(v.immediate_exit_ptr())?;
@@ -204,7 +212,7 @@ pub(crate) fn run_with<V: Vcpu>(
         if let Some(s) = m.stop_requested() {
             return Ok(s.to_stop());
         }
-        memory(m)?;
+        memory(m, false)?;
         if before_entry(v, m)? {
             return Ok(Stop::Stepped);
         }
@@ -318,6 +326,7 @@ pub(crate) fn run_with<V: Vcpu>(
                 if spinning(v, st, m)? {
                     return Ok(Stop::Spinning);
                 }
+                drop_rom_descriptor_write(v, st, m, &mut memory)?;
             }
             Action::Resume => {}
             Action::Stop(Stop::TripleFault) => {
@@ -352,6 +361,105 @@ pub(crate) fn run_with<V: Vcpu>(
                 return Err(KvmError::VcpuFailed { why, state });
             }
         }
+    }
+}
+
+/// A segment load whose descriptor is in the firmware ROM with its
+/// accessed bit clear: the CPU sets the bit as it loads the segment (SDM
+/// Vol 3A 3.4.5.1), a locked write to a read-only slot, which KVM retries
+/// inside the kernel for ever instead of handing it to user space (on
+/// kvm-pvm and on kvm_amd alike: the vCPU makes no progress and no exit
+/// comes but ringlab's timer). A PC's ROM ignores the write and the CPU
+/// goes on. So: at a timer exit, when the last slice made no progress (the
+/// same RIP, no other exit) and the GDT the CPU uses lies in the ROM with
+/// a present code or data descriptor whose accessed bit is clear, that
+/// one instruction runs single-stepped with the ROM's slots writable, and
+/// the table's bytes are put back as they were: the write dropped, as on
+/// a PC (a later load of a segment there does the same again).
+fn drop_rom_descriptor_write<V: Vcpu>(
+    v: &mut V,
+    st: &mut LoopState,
+    m: &mut Machine,
+    memory: &mut impl FnMut(&Machine, bool) -> Result<(), KvmError>,
+) -> Result<(), KvmError> {
+    let rip = v.regs()?.rip;
+    let others: u64 = st
+        .exits
+        .iter()
+        .filter(|(k, _)| **k != "timer")
+        .map(|(_, n)| n)
+        .sum();
+    let stalled = st.stall == Some((rip, others));
+    st.stall = Some((rip, others));
+    let Some(rom) = m.rom_map() else {
+        return Ok(());
+    };
+    if !stalled {
+        return Ok(());
+    }
+    let s = read_regs(v, st.last.as_ref())?;
+    if s.cr0 & machine::cpu::cr0::PG != 0 {
+        return Ok(());
+    }
+    let (base, len) = (s.gdtr.base, s.gdtr.limit as u32 + 1);
+    let end = base as u64 + len as u64;
+    let low = base >= rom.low && end <= 0x10_0000;
+    let high = base as u64 >= rom.high && end <= 1 << 32;
+    if !low && !high {
+        return Ok(());
+    }
+    let table: Vec<u8> = (0..len)
+        .map(|i| m.peek_phys(base.wrapping_add(i)).unwrap_or(0))
+        .collect();
+    // Byte 5 of a descriptor: P (bit 7), S (bit 4), the accessed bit (0).
+    let clear = table
+        .chunks_exact(8)
+        .any(|d| d[5] & 0x90 == 0x90 && d[5] & 1 == 0);
+    if !clear {
+        return Ok(());
+    }
+    memory(m, true)?;
+    v.set_debug(&GuestDebug {
+        single_step: true,
+        ..st.guest_debug
+    })?;
+    v.set_immediate_exit(false);
+    let exit = enter(v);
+    v.set_debug(&st.guest_debug)?;
+    // The table's bytes back, in the host memory behind the alias the CPU
+    // wrote through.
+    let dst = if low {
+        // SAFETY: [base, base + len) lies below 1 MiB inside the low
+        // alias, which is inside the machine's RAM mapping (the ROM's low
+        // alias is RAM the machine marked read-only for the guest).
+        unsafe { m.mem.host_base().add(base as usize) }
+    } else {
+        // SAFETY: [base, base + len) lies inside the high alias, which
+        // maps the ROM's host copy byte for byte from rom.high.
+        unsafe { rom.host.add((base as u64 - rom.high) as usize) }
+    };
+    if low && base as usize + table.len() > m.mem.size() {
+        return Ok(());
+    }
+    // SAFETY: `dst` and the `len` bytes after it are inside the mapping
+    // named above (checked: `end` within the alias, and the low alias
+    // within RAM), the machine's own memory, which nothing else writes
+    // while the vCPU is out of the guest.
+    unsafe { std::ptr::copy_nonoverlapping(table.as_ptr(), dst, table.len()) };
+    memory(m, false)?;
+    st.rom_writes_dropped += 1;
+    let exit = exit?;
+    *st.exits.entry(exit.kind()).or_default() += 1;
+    st.io_pending = matches!(exit.kind(), "io" | "mmio");
+    match exit {
+        Exit::Debug { .. } | Exit::Intr => Ok(()),
+        other => match exits::handle(other, m) {
+            Action::Fail(why) => Err(KvmError::VcpuFailed {
+                why,
+                state: String::new(),
+            }),
+            _ => Ok(()),
+        },
     }
 }
 
@@ -565,7 +673,7 @@ mod tests {
     ) -> (Result<Stop, KvmError>, Fake, LoopState) {
         let mut v = Fake::new(script);
         let mut st = LoopState::new(host, 0);
-        let r = run(&mut v, &mut st, m, &limits(), |_| Ok(()));
+        let r = run(&mut v, &mut st, m, &limits(), |_, _| Ok(()));
         (r, v, st)
     }
 
@@ -628,7 +736,7 @@ mod tests {
         let mut v = Fake::new(&[Scripted::Hlt]);
         v.regs.rflags = 2 | f::IF as u64;
         let mut st = LoopState::new(HostKind::Amd, 0);
-        let r = run(&mut v, &mut st, &mut machine(), &limits(), |_| Ok(()));
+        let r = run(&mut v, &mut st, &mut machine(), &limits(), |_, _| Ok(()));
         assert_eq!(r.unwrap(), Stop::Idle, "no device will ever wake it");
     }
 
@@ -641,21 +749,21 @@ mod tests {
         let mut v = Fake::new(&[Scripted::Hlt]);
         let mut st = LoopState::new(HostKind::Amd, 0);
         assert_eq!(
-            run(&mut v, &mut st, &mut m, &limits(), |_| Ok(())).unwrap(),
+            run(&mut v, &mut st, &mut m, &limits(), |_, _| Ok(())).unwrap(),
             Stop::Halted
         );
         assert!(st.halted);
         // The script is empty: an entry would panic.
         for _ in 0..3 {
             assert_eq!(
-                run(&mut v, &mut st, &mut m, &limits(), |_| Ok(())).unwrap(),
+                run(&mut v, &mut st, &mut m, &limits(), |_, _| Ok(())).unwrap(),
                 Stop::Halted
             );
         }
         // IF set and nothing will ever interrupt: idle, still not entered.
         v.regs.rflags = 2 | f::IF as u64;
         assert_eq!(
-            run(&mut v, &mut st, &mut m, &limits(), |_| Ok(())).unwrap(),
+            run(&mut v, &mut st, &mut m, &limits(), |_, _| Ok(())).unwrap(),
             Stop::Idle
         );
         assert!(st.halted && v.script.is_empty());
@@ -676,7 +784,7 @@ mod tests {
         let mut v = Fake::new(&[Scripted::Errno(libc::EINTR), Scripted::Shutdown]);
         v.regs.rflags = 2 | f::IF as u64;
         let mut st = LoopState::new(HostKind::Amd, 0);
-        let r = run(&mut v, &mut st, &mut m, &limits(), |_| Ok(()));
+        let r = run(&mut v, &mut st, &mut m, &limits(), |_, _| Ok(()));
         assert_eq!(r.unwrap(), Stop::TripleFault);
 
         // An NMI injected before that entry may still be waiting in KVM.
@@ -710,7 +818,7 @@ mod tests {
         let mut v = Fake::new(&[Scripted::Shutdown]);
         v.sregs.cr0 = (machine::cpu::cr0::PE | machine::cpu::cr0::PG) as u64;
         let mut st = LoopState::new(HostKind::Pvm, 0);
-        let e = run(&mut v, &mut st, &mut machine(), &limits(), |_| Ok(())).unwrap_err();
+        let e = run(&mut v, &mut st, &mut machine(), &limits(), |_, _| Ok(())).unwrap_err();
         assert!(
             matches!(&e, KvmError::Unsupported(why) if why.contains("32-bit paging")),
             "{e}"
@@ -723,7 +831,7 @@ mod tests {
         v.sregs.cr3 = 0x9000;
         let mut st = LoopState::new(HostKind::Pvm, 0);
         let mut m = machine();
-        let e = run(&mut v, &mut st, &mut m, &limits(), |_| Ok(())).unwrap_err();
+        let e = run(&mut v, &mut st, &mut m, &limits(), |_, _| Ok(())).unwrap_err();
         assert!(e.to_string().contains("CR3=0x9000"), "{e}");
         assert_eq!(m.debugcon_output(), b"", "stopped before handling it");
     }
@@ -748,7 +856,7 @@ mod tests {
         let mut v = Fake::new(&[Scripted::Debug]);
         let mut st = LoopState::new(HostKind::Amd, 0);
         st.stepping = true;
-        let r = run(&mut v, &mut st, &mut machine(), &limits(), |_| Ok(()));
+        let r = run(&mut v, &mut st, &mut machine(), &limits(), |_, _| Ok(()));
         assert_eq!(r.unwrap(), Stop::Stepped);
         assert!(v.single_step, "single stepping armed before the entry");
 
@@ -757,7 +865,7 @@ mod tests {
         let mut v = Fake::new(&[out(0xE9, b"s")]);
         st.io_pending = false;
         let mut m = machine();
-        let r = run(&mut v, &mut st, &mut m, &limits(), |_| Ok(()));
+        let r = run(&mut v, &mut st, &mut m, &limits(), |_, _| Ok(()));
         assert_eq!(r.unwrap(), Stop::Stepped);
         assert_eq!(m.debugcon_output(), b"s");
         assert_eq!(v.immediate_runs, 1);
@@ -769,7 +877,7 @@ mod tests {
     fn memory_errors_stop_the_run_before_any_entry() {
         let mut v = Fake::new(&[]);
         let mut st = LoopState::new(HostKind::Amd, 0);
-        let r = run(&mut v, &mut st, &mut machine(), &limits(), |_| {
+        let r = run(&mut v, &mut st, &mut machine(), &limits(), |_, _| {
             Err(KvmError::Unsupported("no ROM here".into()))
         });
         assert!(matches!(r, Err(KvmError::Unsupported(s)) if s == "no ROM here"));
@@ -797,14 +905,14 @@ mod tests {
         // Not ready: the loop asks for an interrupt window instead.
         let mut v = Fake::new(&[out(0xF4, &[0])]);
         let mut st = LoopState::new(HostKind::Amd, 0);
-        run(&mut v, &mut st, &mut m, &limits(), |_| Ok(())).unwrap();
+        run(&mut v, &mut st, &mut m, &limits(), |_, _| Ok(())).unwrap();
         assert!(v.window);
         assert!(v.injected.is_empty());
 
         m.clear_stop();
         let mut v = Fake::new(&[out(0xF4, &[0])]);
         v.ready = true;
-        run(&mut v, &mut st, &mut m, &limits(), |_| Ok(())).unwrap();
+        run(&mut v, &mut st, &mut m, &limits(), |_, _| Ok(())).unwrap();
         assert_eq!(v.injected, vec![0x0C], "IRQ4 at vector base 0x08");
         assert_eq!(st.injected, 1);
         assert!(!v.window);
