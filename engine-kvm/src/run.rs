@@ -382,6 +382,10 @@ fn drop_rom_descriptor_write<V: Vcpu>(
     m: &mut Machine,
     memory: &mut impl FnMut(&Machine, bool) -> Result<(), KvmError>,
 ) -> Result<(), KvmError> {
+    // Without a ROM nothing is read: this runs at every timer exit.
+    let Some(rom) = m.rom_map() else {
+        return Ok(());
+    };
     let rip = v.regs()?.rip;
     let others: u64 = st
         .exits
@@ -391,9 +395,6 @@ fn drop_rom_descriptor_write<V: Vcpu>(
         .sum();
     let stalled = st.stall == Some((rip, others));
     st.stall = Some((rip, others));
-    let Some(rom) = m.rom_map() else {
-        return Ok(());
-    };
     if !stalled {
         return Ok(());
     }

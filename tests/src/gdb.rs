@@ -179,3 +179,29 @@ pub fn ended(r: &GdbRun) -> Option<&Stop> {
         Served::Killed => None,
     }
 }
+
+/// One transcript on every engine: the first run's is the snapshot
+/// (`snapshot` asserts it, from the test's own file so insta finds it
+/// there), every later one must equal it.
+#[derive(Default)]
+pub struct OneTranscript {
+    first: Option<(EngineKind, String)>,
+}
+
+impl OneTranscript {
+    pub fn check(&mut self, kind: EngineKind, transcript: &str, snapshot: impl FnOnce(&str)) {
+        match &self.first {
+            None => {
+                snapshot(transcript);
+                self.first = Some((kind, transcript.to_string()));
+            }
+            Some((k, t)) => assert_eq!(
+                transcript,
+                t,
+                "gdb's transcript on {} differs from {}'s",
+                kind.name(),
+                k.name()
+            ),
+        }
+    }
+}

@@ -131,7 +131,7 @@ fn a_gdb_session_on_the_rings_guest_is_the_same_on_every_engine() {
         "delete",
         "continue",
     ];
-    let mut first: Option<(EngineKind, String)> = None;
+    let mut one = gdb::OneTranscript::default();
     for kind in ENGINES {
         if kind == EngineKind::Kvm && kvm_under_tcg() {
             skip(
@@ -167,19 +167,9 @@ fn a_gdb_session_on_the_rings_guest_is_the_same_on_every_engine() {
             kind.name(),
             r.transcript
         );
-        match &first {
-            None => {
-                insta::assert_snapshot!("gdb_rings_session", &r.transcript);
-                first = Some((kind, r.transcript));
-            }
-            Some((k, t)) => assert_eq!(
-                &r.transcript,
-                t,
-                "gdb's transcript on {} differs from {}'s",
-                kind.name(),
-                k.name()
-            ),
-        }
+        one.check(kind, &r.transcript, |t| {
+            insta::assert_snapshot!("gdb_rings_session", t)
+        });
     }
 }
 
@@ -332,7 +322,7 @@ fn stepi_across_an_interrupt_delivery_and_a_watch_on_the_ticks() {
         "delete",
         "continue",
     ];
-    let mut first: Option<(EngineKind, String)> = None;
+    let mut one = gdb::OneTranscript::default();
     for kind in ENGINES {
         if kind == EngineKind::Kvm
             && (kvm_under_tcg() || engine_kvm::host::detect() == engine_kvm::host::HostKind::Pvm)
@@ -357,19 +347,9 @@ fn stepi_across_an_interrupt_delivery_and_a_watch_on_the_ticks() {
             kind.name(),
             r.transcript
         );
-        match &first {
-            None => {
-                insta::assert_snapshot!("gdb_interrupts_session", &r.transcript);
-                first = Some((kind, r.transcript));
-            }
-            Some((k, t)) => assert_eq!(
-                &r.transcript,
-                t,
-                "gdb's transcript on {} differs from {}'s",
-                kind.name(),
-                k.name()
-            ),
-        }
+        one.check(kind, &r.transcript, |t| {
+            insta::assert_snapshot!("gdb_interrupts_session", t)
+        });
     }
     let _ = std::fs::remove_file(&elf);
 }

@@ -758,7 +758,7 @@ fn gdb_on_the_xv6_kernel_gives_one_transcript_on_interp_and_bt() {
         "monitor info gdt",
         "kill",
     ];
-    let mut first: Option<String> = None;
+    let mut one = tests::gdb::OneTranscript::default();
     for kind in [EngineKind::Interp, EngineKind::Bt] {
         let m = xv6_machine(img, fs_in_memory(img));
         let Some(r) = tests::gdb::session(kind, m, &CpuState::reset(), Some(&elf), &commands)
@@ -766,16 +766,9 @@ fn gdb_on_the_xv6_kernel_gives_one_transcript_on_interp_and_bt() {
             break;
         };
         // The icount column of monitor info rings is the same on both.
-        match &first {
-            None => {
-                insta::assert_snapshot!("xv6_gdb", &r.transcript);
-                first = Some(r.transcript);
-            }
-            Some(t) => assert_eq!(
-                &r.transcript, t,
-                "bt's gdb transcript differs from interp's"
-            ),
-        }
+        one.check(kind, &r.transcript, |t| {
+            insta::assert_snapshot!("xv6_gdb", t)
+        });
     }
     let _ = std::fs::remove_file(&elf);
 }

@@ -199,11 +199,14 @@ impl Server {
         let quit = t.quit;
         t.forget_breakpoints();
         drop(t);
+        // gdb went away (detach, or the connection): the run ends if the
+        // guest had ended, else it runs on without gdb.
+        let gone = |final_stop: Option<Stop>| match final_stop {
+            Some(s) if s.is_final() => Ended::Stop(s),
+            _ => Ended::Detached,
+        };
         match r {
-            Ok(DisconnectReason::Disconnect) => Ok(match final_stop {
-                Some(s) if s.is_final() => Ended::Stop(s),
-                _ => Ended::Detached,
-            }),
+            Ok(DisconnectReason::Disconnect) => Ok(gone(final_stop)),
             Ok(DisconnectReason::TargetExited(_)) | Ok(DisconnectReason::TargetTerminated(_)) => {
                 Ok(Ended::Stop(final_stop.unwrap_or(Stop::Quit)))
             }
@@ -222,10 +225,7 @@ impl Server {
                 // A connection that broke or a packet gdbstub could not
                 // take: the guest is unharmed, only this gdb is gone.
                 eprintln!("ringlab: the gdb connection ended: {e}");
-                Ok(match final_stop {
-                    Some(s) if s.is_final() => Ended::Stop(s),
-                    _ => Ended::Detached,
-                })
+                Ok(gone(final_stop))
             }
         }
     }
