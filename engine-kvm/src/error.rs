@@ -69,6 +69,11 @@ pub enum KvmError {
     /// the registers for the report.
     #[error("{why}; vCPU state:\n{state}")]
     VcpuFailed { why: String, state: String },
+    /// KVM keeps re-entering the vCPU without the instruction at CS:EIP
+    /// retiring (`crate::stall`): the run would otherwise sit there until
+    /// its timeout, the process busy in the kernel.
+    #[error("{0}")]
+    NoProgress(Box<crate::stall::Standstill>),
     /// `run`, `step` or `set_cpu_state` was handed a machine other than the
     /// one the engine was created for: KVM's memory slots point into that
     /// machine's RAM, so running on would let the guest use memory the

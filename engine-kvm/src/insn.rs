@@ -35,6 +35,15 @@ fn at_pc(m: &Machine, s: &CpuState) -> Option<Instruction> {
     decode_at(m, s, s.pc_linear())
 }
 
+/// The instruction at CS:EIP as text (Intel syntax), for messages.
+pub(crate) fn text_at(m: &Machine, s: &CpuState) -> Option<String> {
+    use iced_x86::{Formatter, IntelFormatter};
+    let i = at_pc(m, s)?;
+    let mut out = String::new();
+    IntelFormatter::new().format(&i, &mut out);
+    Some(out)
+}
+
 /// The likely cause of a ring change across one stepped instruction, from
 /// the instruction that was stepped. Anything else that changes rings
 /// (a fault, a page fault on any instruction) counts as an exception.
@@ -99,6 +108,29 @@ pub(crate) fn is_self_jump(m: &Machine, s: &CpuState) -> bool {
         && i.mnemonic() == Mnemonic::Jmp
         && matches!(i.op0_kind(), OpKind::NearBranch16 | OpKind::NearBranch32)
         && i.near_branch_target() == s.eip as u64
+}
+
+/// The instruction at CS:EIP can retire leaving EIP, CS and every
+/// register as they were: a jump (near or far, conditional or not) to its
+/// own address, or an indirect jump, whose target is not known here. Any
+/// other instruction that retires changes at least EIP.
+pub(crate) fn may_retire_in_place(m: &Machine, s: &CpuState) -> bool {
+    use iced_x86::FlowControl;
+    let Some(i) = at_pc(m, s) else {
+        return false;
+    };
+    let here = s.pc_linear() as u64;
+    match i.flow_control() {
+        FlowControl::IndirectBranch => true,
+        FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch => match i.op0_kind() {
+            OpKind::NearBranch16 | OpKind::NearBranch32 => i.near_branch_target() == here,
+            OpKind::FarBranch16 | OpKind::FarBranch32 => {
+                i.far_branch_selector() == s.segs[1].selector && i.far_branch32() == s.eip
+            }
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// The instruction at CS:EIP is IRET (of any operand size).

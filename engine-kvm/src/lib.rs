@@ -26,7 +26,9 @@ mod insn;
 pub mod memory;
 mod pvm;
 mod run;
+pub mod stall;
 pub mod state;
+mod stats;
 pub mod timer;
 mod vcpu;
 mod vm;
@@ -134,6 +136,7 @@ impl Kvm {
             dr_data: !k.tcg_host && !pvm,
             int3: !pvm && !k.tcg_host,
         };
+        k.st.stats = stats::VcpuStats::open(&k.vcpu);
         k.memory.update(&k.vm, m, false)?;
         k.setup_us = started.elapsed().as_micros() as u64;
         Ok(k)
@@ -155,6 +158,14 @@ impl Kvm {
     /// us (`debug`). For tests and diagnosis.
     pub fn use_int3(&mut self, on: bool) {
         self.caps.int3 = on;
+    }
+
+    /// Whether the CPU's own writes of descriptor bits into the firmware
+    /// ROM are dropped, as a PC's ROM drops them (on by default). Off, such
+    /// a write wedges the vCPU inside KVM, and the watchdog stops the run
+    /// with `KvmError::NoProgress`: for the watchdog's tests and diagnosis.
+    pub fn drop_rom_writes(&mut self, on: bool) {
+        self.st.drop_rom_writes = on;
     }
 
     fn read_regs(&self) -> Result<CpuState, KvmError> {
@@ -615,6 +626,9 @@ impl Engine for Kvm {
                 "ROM descriptor writes dropped".into(),
                 self.st.rom_writes_dropped,
             ));
+        }
+        if self.st.probes > 0 {
+            counters.push(("standstills probed (watchdog)".into(), self.st.probes));
         }
         let d = &self.dbg;
         for (label, v) in [

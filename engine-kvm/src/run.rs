@@ -11,6 +11,7 @@ use crate::exits::{self, Action, Exit};
 use crate::host::HostKind;
 use crate::insn;
 use crate::pvm::{self, PvmStop};
+use crate::stall;
 use crate::state;
 use crate::timer::DeadlineTimer;
 use crate::vcpu::{read_regs, read_state, Vcpu};
@@ -56,12 +57,23 @@ pub(crate) struct LoopState {
     /// halt holds only while the vCPU is still there, so a state set since
     /// (a debugger's register write) or any entry that ran code ends it.
     pub halted_rip: u64,
-    /// RIP and the count of other exits at the last timer exit: the same
-    /// twice means a slice passed with no progress (`drop_rom_descriptor_write`).
-    pub stall: Option<(u64, u64)>,
-    /// Accessed-bit writes to descriptors in the ROM, dropped as a PC's
-    /// ROM drops them.
+    /// The registers when the vCPU last moved (`crate::stall`).
+    pub stall: Option<stall::Window>,
+    /// The next entry is the watchdog's single-step probe (`crate::stall`).
+    pub probing: bool,
+    /// Probes made (each a standstill of `wedged_after`).
+    pub probes: u64,
+    /// Whether descriptor writes into the ROM are dropped (`crate::stall`);
+    /// on unless a test turns it off to see the watchdog catch the wedge.
+    pub drop_rom_writes: bool,
+    /// How long the registers must stand still before the watchdog's probe
+    /// (`stall::WEDGED_AFTER`; shorter in unit tests).
+    pub wedged_after: Duration,
+    /// Accessed- and busy-bit writes to descriptors in the ROM, dropped as
+    /// a PC's ROM drops them.
     pub rom_writes_dropped: u64,
+    /// KVM's statistics for the vCPU, where the kernel has them.
+    pub stats: Option<crate::stats::VcpuStats>,
 }
 
 impl LoopState {
@@ -79,7 +91,12 @@ impl LoopState {
             halted: false,
             halted_rip: 0,
             stall: None,
+            probing: false,
+            probes: 0,
+            drop_rom_writes: true,
+            wedged_after: stall::WEDGED_AFTER,
             rom_writes_dropped: 0,
+            stats: None,
         }
     }
 }
@@ -138,7 +155,7 @@ fn other_name(e: &VcpuExit<'_>) -> &'static str {
 /// Enters the guest once and returns the exit it came back with; EINTR
 /// and EAGAIN (the deadline timer's signal, `immediate_exit`) are the
 /// timer exit.
-fn enter<'a, V: Vcpu>(v: &mut V) -> Result<Exit<'a>, KvmError> {
+pub(crate) fn enter<'a, V: Vcpu>(v: &mut V) -> Result<Exit<'a>, KvmError> {
     let raw = match v.run() {
         Ok(e) => raw_of(e),
         Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Raw::Plain(Exit::Intr),
@@ -279,6 +296,13 @@ pub(crate) fn run_with<V: Vcpu>(
         if let Some(left) = limits.time_left() {
             wait = wait.min(left);
         }
+        if st.probing {
+            wait = wait.min(stall::PROBE_SLICE);
+            v.set_debug(&GuestDebug {
+                single_step: true,
+                ..st.guest_debug
+            })?;
+        }
         if st.stepping {
             // Re-arm before every entry: KVM keeps the trap flag it set
             // for stepping only until the guest's own EFLAGS change (an
@@ -298,6 +322,11 @@ pub(crate) fn run_with<V: Vcpu>(
         let kind = exit.kind();
         *st.exits.entry(kind).or_default() += 1;
         st.io_pending = matches!(kind, "io" | "mmio");
+        if st.probing && stall::after_probe(v, st, m, &exit)? {
+            if let Exit::Debug { .. } = exit {
+                continue;
+            }
+        }
         if let Exit::Debug { pc, exception, dr6 } = exit {
             if st.stepping || st.guest_debug != GuestDebug::default() {
                 st.debug_exit = Some(DebugExit { exception, pc, dr6 });
@@ -326,7 +355,7 @@ pub(crate) fn run_with<V: Vcpu>(
                 if spinning(v, st, m)? {
                     return Ok(Stop::Spinning);
                 }
-                drop_rom_descriptor_write(v, st, m, &mut memory)?;
+                stall::at_timer_exit(v, st, m, &mut memory)?;
             }
             Action::Resume => {}
             Action::Stop(Stop::TripleFault) => {
@@ -361,106 +390,6 @@ pub(crate) fn run_with<V: Vcpu>(
                 return Err(KvmError::VcpuFailed { why, state });
             }
         }
-    }
-}
-
-/// A segment load whose descriptor is in the firmware ROM with its
-/// accessed bit clear: the CPU sets the bit as it loads the segment (SDM
-/// Vol 3A 3.4.5.1), a locked write to a read-only slot, which KVM retries
-/// inside the kernel for ever instead of handing it to user space (on
-/// kvm-pvm and on kvm_amd alike: the vCPU makes no progress and no exit
-/// comes but ringlab's timer). A PC's ROM ignores the write and the CPU
-/// goes on. So: at a timer exit, when the last slice made no progress (the
-/// same RIP, no other exit) and the GDT the CPU uses lies in the ROM with
-/// a present code or data descriptor whose accessed bit is clear, that
-/// one instruction runs single-stepped with the ROM's slots writable, and
-/// the table's bytes are put back as they were: the write dropped, as on
-/// a PC (a later load of a segment there does the same again).
-fn drop_rom_descriptor_write<V: Vcpu>(
-    v: &mut V,
-    st: &mut LoopState,
-    m: &mut Machine,
-    memory: &mut impl FnMut(&Machine, bool) -> Result<(), KvmError>,
-) -> Result<(), KvmError> {
-    // Without a ROM nothing is read: this runs at every timer exit.
-    let Some(rom) = m.rom_map() else {
-        return Ok(());
-    };
-    let rip = v.regs()?.rip;
-    let others: u64 = st
-        .exits
-        .iter()
-        .filter(|(k, _)| **k != "timer")
-        .map(|(_, n)| n)
-        .sum();
-    let stalled = st.stall == Some((rip, others));
-    st.stall = Some((rip, others));
-    if !stalled {
-        return Ok(());
-    }
-    let s = read_regs(v, st.last.as_ref())?;
-    if s.cr0 & machine::cpu::cr0::PG != 0 {
-        return Ok(());
-    }
-    let (base, len) = (s.gdtr.base, s.gdtr.limit as u32 + 1);
-    let end = base as u64 + len as u64;
-    let low = base >= rom.low && end <= 0x10_0000;
-    let high = base as u64 >= rom.high && end <= 1 << 32;
-    if !low && !high {
-        return Ok(());
-    }
-    let table: Vec<u8> = (0..len)
-        .map(|i| m.peek_phys(base.wrapping_add(i)).unwrap_or(0))
-        .collect();
-    // Byte 5 of a descriptor: P (bit 7), S (bit 4), the accessed bit (0).
-    let clear = table
-        .chunks_exact(8)
-        .any(|d| d[5] & 0x90 == 0x90 && d[5] & 1 == 0);
-    if !clear {
-        return Ok(());
-    }
-    memory(m, true)?;
-    v.set_debug(&GuestDebug {
-        single_step: true,
-        ..st.guest_debug
-    })?;
-    v.set_immediate_exit(false);
-    let exit = enter(v);
-    v.set_debug(&st.guest_debug)?;
-    // The table's bytes back, in the host memory behind the alias the CPU
-    // wrote through.
-    let dst = if low {
-        // SAFETY: [base, base + len) lies below 1 MiB inside the low
-        // alias, which is inside the machine's RAM mapping (the ROM's low
-        // alias is RAM the machine marked read-only for the guest).
-        unsafe { m.mem.host_base().add(base as usize) }
-    } else {
-        // SAFETY: [base, base + len) lies inside the high alias, which
-        // maps the ROM's host copy byte for byte from rom.high.
-        unsafe { rom.host.add((base as u64 - rom.high) as usize) }
-    };
-    if low && base as usize + table.len() > m.mem.size() {
-        return Ok(());
-    }
-    // SAFETY: `dst` and the `len` bytes after it are inside the mapping
-    // named above (checked: `end` within the alias, and the low alias
-    // within RAM), the machine's own memory, which nothing else writes
-    // while the vCPU is out of the guest.
-    unsafe { std::ptr::copy_nonoverlapping(table.as_ptr(), dst, table.len()) };
-    memory(m, false)?;
-    st.rom_writes_dropped += 1;
-    let exit = exit?;
-    *st.exits.entry(exit.kind()).or_default() += 1;
-    st.io_pending = matches!(exit.kind(), "io" | "mmio");
-    match exit {
-        Exit::Debug { .. } | Exit::Intr => Ok(()),
-        other => match exits::handle(other, m) {
-            Action::Fail(why) => Err(KvmError::VcpuFailed {
-                why,
-                state: String::new(),
-            }),
-            _ => Ok(()),
-        },
     }
 }
 
@@ -516,12 +445,27 @@ mod tests {
     /// One exit the fake vCPU returns.
     #[derive(Clone, Debug)]
     enum Scripted {
-        Out { port: u16, size: u8, data: Vec<u8> },
-        In { port: u16, size: u8, len: usize },
-        MmioRead { addr: u64, len: usize },
+        Out {
+            port: u16,
+            size: u8,
+            data: Vec<u8>,
+        },
+        In {
+            port: u16,
+            size: u8,
+            len: usize,
+        },
+        MmioRead {
+            addr: u64,
+            len: usize,
+        },
         Hlt,
         Shutdown,
         Debug,
+        /// A debug exit after an instruction that moved RIP by `len`.
+        Stepped {
+            len: u64,
+        },
         InternalError,
         Nmi,
         Errno(i32),
@@ -604,6 +548,10 @@ mod tests {
                 Scripted::Hlt => VcpuExit::Hlt,
                 Scripted::Shutdown => VcpuExit::Shutdown,
                 Scripted::Debug => VcpuExit::Debug(kvm_debug_exit_arch::default()),
+                Scripted::Stepped { len } => {
+                    self.regs.rip += len;
+                    VcpuExit::Debug(kvm_debug_exit_arch::default())
+                }
                 Scripted::InternalError => VcpuExit::InternalError,
                 Scripted::Nmi => VcpuExit::Nmi,
                 Scripted::Errno(e) => return Err(kvm_ioctls::Error::new(e)),
@@ -794,6 +742,77 @@ mod tests {
         let (r, v, _) = play(HostKind::Amd, &script, &mut m);
         assert_eq!(r.unwrap(), Stop::TripleFault);
         assert_eq!(v.injected, vec![2]);
+    }
+
+    #[test]
+    fn a_vcpu_that_stands_still_is_probed_and_stopped_only_if_the_step_does_not_retire() {
+        // Protected mode, IF set, on 00 00 (not a jump to itself): every
+        // timer exit finds the registers as they were.
+        let mut m = machine();
+        let mut v = Fake::new(&[
+            // A window starts, the registers stand still: the probe.
+            Scripted::Errno(libc::EINTR),
+            Scripted::Errno(libc::EINTR),
+            // The probe's single step retires (00 00 is two bytes): the
+            // watch starts over.
+            Scripted::Stepped { len: 2 },
+            Scripted::Errno(libc::EINTR),
+            Scripted::Errno(libc::EINTR),
+            // This time the step's slice ends with the vCPU where it was.
+            Scripted::Errno(libc::EINTR),
+            // And a debug exit without the step done (as kvm-pvm gives
+            // for the write it retries) is no progress either.
+            Scripted::Errno(libc::EINTR),
+            Scripted::Errno(libc::EINTR),
+            Scripted::Debug,
+        ]);
+        v.regs.rflags = 2 | f::IF as u64;
+        v.regs.rip = 0x1000;
+        v.sregs.cr0 = 1;
+        v.sregs.cs.db = 1;
+        v.sregs.cs.present = 1;
+        v.sregs.cs.selector = 8;
+        let mut st = LoopState::new(HostKind::Amd, 0);
+        st.wedged_after = Duration::ZERO;
+        let e = run(&mut v, &mut st, &mut m, &limits(), |_, _| Ok(())).unwrap_err();
+        assert_eq!(v.script.len(), 3, "the first stop is the slice's end");
+        assert_eq!(v.regs.rip, 0x1002);
+        assert!(!v.single_step, "the probe's single step is disarmed");
+        let text = e.to_string();
+        assert!(matches!(e, KvmError::NoProgress(_)), "{text}");
+        assert!(
+            text.starts_with(
+                "the vCPU makes no progress: KVM re-enters it at 0008:00001002 (prot32) \
+                 without `add [eax],al` retiring;"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("Likely cause: unknown"), "{text}");
+        let e = run(&mut v, &mut st, &mut m, &limits(), |_, _| Ok(())).unwrap_err();
+        assert!(matches!(e, KvmError::NoProgress(_)), "{e}");
+        assert!(v.script.is_empty());
+
+        // A jump to itself is a spin: never probed.
+        m.mem.write(0x1000, &[0xEB, 0xFE]).unwrap();
+        let mut v = Fake::new(&[
+            Scripted::Errno(libc::EINTR),
+            Scripted::Errno(libc::EINTR),
+            Scripted::Errno(libc::EINTR),
+            Scripted::Shutdown,
+        ]);
+        v.regs = kvm_regs {
+            rflags: 2 | f::IF as u64,
+            rip: 0x1000,
+            ..Default::default()
+        };
+        v.sregs.cr0 = 1;
+        v.sregs.cs.db = 1;
+        v.sregs.cs.present = 1;
+        let mut st = LoopState::new(HostKind::Amd, 0);
+        st.wedged_after = Duration::ZERO;
+        let r = run(&mut v, &mut st, &mut m, &limits(), |_, _| Ok(()));
+        assert_eq!(r.unwrap(), Stop::TripleFault);
+        assert!(!st.probing);
     }
 
     #[test]

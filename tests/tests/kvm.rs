@@ -239,3 +239,54 @@ fn stepping_the_rings_lesson_sees_the_interpreters_ring_changes() {
     assert_eq!(changes(&i.m).len(), 8);
     assert_eq!(k.m.serial_output(), i.m.serial_output());
 }
+
+/// Guests that stand still legitimately, with interrupts enabled and the
+/// PIC masked (nothing will come): each must run until its timeout on
+/// KVM, never be taken for a vCPU wedged in the kernel (engine-kvm's
+/// watchdog, which probes after a second of registers standing still).
+#[test]
+fn spinning_guests_run_until_their_timeout_on_kvm() {
+    const LOAD: u32 = 0x10_0000;
+    let loops = [
+        ("spin_self", "1: jmp 1b"),
+        ("spin_pause", "1: pause\n    jmp 1b"),
+        ("spin_nops", "1: nop\n    nop\n    jmp 1b"),
+        ("spin_jz", "    xor eax, eax\n1: jz 1b"),
+        ("spin_indirect", "    mov eax, offset 1f\n1: jmp eax"),
+    ];
+    for (name, body) in loops {
+        let src = format!(
+            ".intel_syntax noprefix\n.code32\n.section .text\n.global start\nstart:\n    \
+             mov al, 0xff\n    out 0x21, al\n    out 0xa1, al\n    sti\n{body}\n"
+        );
+        let image = tests::guest::assemble(name, &src, LOAD);
+        let mut m = Machine::new(MachineConfig::default()).unwrap();
+        m.mem.write(LOAD.into(), &image).unwrap();
+        let mut entry = machine::CpuState::multiboot(LOAD, 0, 0);
+        entry.regs[machine::cpu::ESP] = 0x80000;
+        let mut s = match Session::new(m, EngineKind::Kvm, Options::default(), &entry) {
+            Ok(s) => s,
+            Err(e) if std::env::var_os("RINGLAB_REQUIRE_KVM").is_none() => {
+                tests::skip(format!("KVM is not usable on this host: {}", Chain(&e)));
+                return;
+            }
+            Err(e) => panic!(
+                "RINGLAB_REQUIRE_KVM is set but KVM is not usable: {}",
+                Chain(&e)
+            ),
+        };
+        let started = Instant::now();
+        let limits = Limits {
+            max_icount: None,
+            deadline: Some(started + Duration::from_millis(3500)),
+            breakpoints: vec![],
+        };
+        let stop = s
+            .run_until(&limits)
+            .map_err(|e| Chain(&e.error).to_string());
+        assert_eq!(stop, Ok(Stop::Timeout), "{name}");
+        assert!(started.elapsed() >= Duration::from_secs(3), "{name}");
+        let probed = s.stats().counter("standstills probed (watchdog)");
+        eprintln!("{name}: standstills probed: {probed:?}");
+    }
+}

@@ -203,3 +203,153 @@ fn a_rom_gdt_with_accessed_bits_clear_boots_on_every_engine() {
         }
     }
 }
+
+/// The ROM with its descriptors' accessed bits clear.
+fn rom_a0() -> Vec<u8> {
+    static IMAGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            let src = ROM
+                .replace("0x00CF9B000000FFFF", "0x00CF9A000000FFFF")
+                .replace("0x00CF93000000FFFF", "0x00CF92000000FFFF");
+            assert_ne!(src, ROM);
+            tests::guest::assemble("rom64-a0", &src, 0)
+        })
+        .clone()
+}
+
+/// KVM over `m` from the reset state; None (with the reason printed)
+/// where KVM is not usable and RINGLAB_REQUIRE_KVM is not set.
+fn kvm_engine(m: &mut Machine) -> Option<engine_kvm::Kvm> {
+    use machine::Engine;
+    match engine_kvm::Kvm::new(m) {
+        Ok(mut k) => {
+            k.set_cpu_state(m, &CpuState::reset())
+                .expect("set_cpu_state");
+            Some(k)
+        }
+        Err(e) if std::env::var_os("RINGLAB_REQUIRE_KVM").is_none() => {
+            tests::skip(format!(
+                "ROM on kvm: KVM is not usable on this host: {}",
+                Chain(&e)
+            ));
+            None
+        }
+        Err(e) => panic!(
+            "RINGLAB_REQUIRE_KVM is set but KVM is not usable: {}",
+            Chain(&e)
+        ),
+    }
+}
+
+#[test]
+fn a_vcpu_wedged_by_a_rom_write_stops_within_seconds_with_the_cause() {
+    // The wedge the ROM case was, with the engine's remedy turned off: the
+    // watchdog must see the vCPU stand still, probe it, and stop the run
+    // with the cause named, long before the run's 30-second timeout.
+    use machine::Engine;
+    let r = rom_a0();
+    let mut m = machine(&r);
+    let Some(mut k) = kvm_engine(&mut m) else {
+        return;
+    };
+    k.drop_rom_writes(false);
+    let started = Instant::now();
+    let limits = Limits {
+        max_icount: None,
+        deadline: Some(started + Duration::from_secs(30)),
+        breakpoints: vec![],
+    };
+    let e = k
+        .run(&mut m, &limits)
+        .expect_err("a wedged vCPU is an error");
+    let took = started.elapsed();
+    let text = Chain(&e).to_string();
+    eprintln!("stopped after {took:?}: {text}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // The far jump into protected mode, at F000:0013 with CR0.PE just set
+    // (the CS cache still real mode's: 16-bit).
+    assert!(
+        text.starts_with(
+            "host error: the vCPU makes no progress: KVM re-enters it at f000:00000013 (prot16) \
+             without `data32 jmp far 000F001Bh,8` retiring; the registers stood still for "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Likely cause: the CPU's own write of a descriptor's accessed or busy bit into the \
+             firmware ROM (a locked write to a read-only slot, which KVM retries for ever; \
+             dropping such writes is off); vCPU state:\n  at f000:00000013 (prot16, CPL 0)\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(m.post_codes(), [1], "nothing ran after the far jump");
+}
+
+#[test]
+fn a_rom_gdt_holding_an_available_tss_boots_on_every_engine() {
+    // LTR sets the busy bit of the TSS descriptor (SDM Vol 3A 7.2.4): a
+    // write into the ROM, which a PC drops. The TSS itself is in RAM.
+    static IMAGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let r = IMAGE
+        .get_or_init(|| {
+            let src = ROM
+                .replace(
+                    "    .quad 0x00CF93000000FFFF    # 0x10: data, flat, 32-bit, accessed\n",
+                    "    .quad 0x00CF93000000FFFF    # 0x10: data, flat, 32-bit, accessed\n    \
+                     .quad 0x0000890800000067    # 0x18: TSS at 0x80000, available\n",
+                )
+                .replace("    .word 23\n", "    .word 31\n")
+                .replace(
+                    "    mov esp, 0x90000\n",
+                    "    mov esp, 0x90000\n    mov ax, 0x18\n    ltr ax\n",
+                );
+            assert_eq!(src.matches("ltr ax").count(), 1);
+            assert!(src.contains(".word 31\n") && src.contains("0x0000890800000067"));
+            tests::guest::assemble("rom64-tss", &src, 0)
+        })
+        .clone();
+    let tss = r
+        .windows(8)
+        .position(|w| w == 0x0000_8908_0000_0067u64.to_le_bytes())
+        .expect("the TSS descriptor") as u32;
+    for kind in [EngineKind::Interp, EngineKind::Bt, EngineKind::Kvm] {
+        let s = match power_on(kind, machine(&r)) {
+            Ok(s) => s,
+            Err(e)
+                if kind == EngineKind::Kvm && std::env::var_os("RINGLAB_REQUIRE_KVM").is_none() =>
+            {
+                tests::skip(format!(
+                    "ROM on kvm: KVM is not usable on this host: {}",
+                    Chain(&e)
+                ));
+                continue;
+            }
+            Err(e) => panic!("{}: {}", kind.name(), Chain(&e)),
+        };
+        let mut s = s;
+        let limits = Limits {
+            max_icount: kind.counts_instructions().then_some(10_000_000),
+            deadline: Some(Instant::now() + Duration::from_secs(30)),
+            breakpoints: vec![],
+        };
+        let stop = s.run_until(&limits).map_err(|e| e.error).expect("runs");
+        assert_eq!(stop, Stop::Halted, "{}", kind.name());
+        assert_eq!(
+            String::from_utf8_lossy(s.m.serial_output()),
+            "rom: hello from protected mode\nrom: writes to ROM ignored\n",
+            "{}",
+            kind.name()
+        );
+        let st = s.cpu_state().expect("state");
+        assert_eq!(st.tr.selector, 0x18, "{}", kind.name());
+        assert_eq!(st.tr.base, 0x80000, "{}", kind.name());
+        assert_eq!(
+            s.m.read_phys(0xF0000 + tss + 5, 1),
+            0x89,
+            "{}: the descriptor in ROM still says available",
+            kind.name()
+        );
+    }
+}
