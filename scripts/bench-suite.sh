@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The benchmark suite (issue 21): the guests of scripts/bench/suite, each a
+# boot sector that needs no BIOS service, on ringlab's engines, QEMU's TCG
+# (Debian's qemu-system-i386, 7.2) and Bochs (Debian's bochs, 2.7), one
+# after the other in every round, ROUNDS rounds, so all of them see the
+# same load on a noisy host. Every run's COM1 output must be the guest's
+# checksum, the same everywhere (a wrong answer fails the script). Prints
+# each median and the ratios of medians against QEMU and Bochs, raw and
+# with each emulator's start-up (the `empty` guest: its firmware, its
+# process) taken off.
+#
+#   scripts/bench-suite.sh                 # every guest, 3 rounds
+#   ROUNDS=5 GUESTS="lcg fib" scripts/bench-suite.sh
+#   ENGINES="interp bt kvm" scripts/bench-suite.sh   # KVM too (where the
+#                                          # host's KVM runs the guest)
+#
+# Needs qemu-system-x86 and bochs (installed with apt-get when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+ENGINES=${ENGINES:-interp bt}
+all_guests=$(cd scripts/bench/suite && ls *.S | sed 's/\.S$//' | grep -v '^empty$' | tr '\n' ' ')
+GUESTS=${GUESTS:-$all_guests}
+MEM=128
+
+need=()
+command -v qemu-system-i386 >/dev/null || need+=(qemu-system-x86)
+command -v bochs-bin >/dev/null || need+=(bochs bochsbios bochs-sdl)
+if [ ${#need[@]} -gt 0 ]; then
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo build --release -q
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# Each guest: a 512-byte flat image (ringlab) and a floppy image (QEMU,
+# Bochs) with it as the boot sector.
+for g in empty $GUESTS; do
+    as --32 -I scripts/bench/suite -o "$work/$g.o" "scripts/bench/suite/$g.S"
+    ld -m elf_i386 -nostdlib -N -Ttext=0x7c00 -e start -o "$work/$g.elf" "$work/$g.o" 2>/dev/null
+    objcopy -O binary -j .text "$work/$g.elf" "$work/$g.bin"
+    [ "$(stat -c %s "$work/$g.bin")" = 512 ] || { echo "$g: not one sector" >&2; exit 1; }
+    dd if=/dev/zero of="$work/$g.img" bs=512 count=2880 status=none
+    dd if="$work/$g.bin" of="$work/$g.img" conv=notrunc status=none
+    cat > "$work/$g.bochsrc" <<BOCHSRC
+megs: $MEM
+romimage: file=/usr/share/bochs/BIOS-bochs-latest
+vgaromimage: file=/usr/share/bochs/VGABIOS-lgpl-latest
+floppya: 1_44=$work/$g.img, status=inserted
+boot: floppy
+display_library: sdl2
+sound: driver=dummy
+com1: enabled=1, mode=file, dev=$work/$g.bochs-serial
+cpu: model=p2_klamath, ips=100000000
+clock: sync=none
+log: $work/$g.bochs.log
+panic: action=fatal
+BOCHSRC
+done
+printf 'continue\nquit\n' > "$work/bochs-cmds"
+
+# One run: wall seconds on stdout; its checksum in $work/out.
+run() {
+    local who=$1 g=$2 t0 t1
+    t0=$(date +%s.%N)
+    case $who in
+        qemu)
+            qemu-system-i386 -M pc -cpu pentium2 -m $MEM -display none -serial stdio \
+                -monitor none -device isa-debug-exit,iobase=0xf4,iosize=4 -accel tcg \
+                -drive file="$work/$g.img",if=floppy,format=raw -boot a \
+                > "$work/out" 2>/dev/null || true ;;
+        bochs)
+            rm -f "$work/$g.bochs-serial"
+            (cd "$work" && SDL_VIDEODRIVER=dummy bochs-bin -q -f "$g.bochsrc" -rc bochs-cmds \
+                > /dev/null 2>&1) || true
+            cp "$work/$g.bochs-serial" "$work/out" 2>/dev/null || : > "$work/out" ;;
+        *)
+            target/release/ringlab run --engine "$who" --mem $MEM --timeout 600 \
+                "$work/$g.bin" > "$work/out" 2>/dev/null || true ;;
+    esac
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+}
+
+who_all="$ENGINES qemu bochs"
+declare -A times sums
+for r in $(seq "$ROUNDS"); do
+    for g in empty $GUESTS; do
+        for w in $who_all; do
+            t=$(run "$w" "$g")
+            sum=$(tr -d '\r' < "$work/out" | grep -E '^[0-9a-f]{8}$' | head -1 || true)
+            if [ -z "$sum" ]; then
+                echo "$g on $w: no checksum (output: $(head -c 200 "$work/out"))" >&2
+                exit 1
+            fi
+            if [ -n "${sums[$g]:-}" ] && [ "${sums[$g]}" != "$sum" ]; then
+                echo "$g on $w: checksum $sum, others gave ${sums[$g]}" >&2
+                exit 1
+            fi
+            sums[$g]=$sum
+            times[$g,$w]+="$t "
+        done
+    done
+    echo "round $r of $ROUNDS done" >&2
+done
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+declare -A med
+for g in empty $GUESTS; do
+    for w in $who_all; do
+        med[$g,$w]=$(echo "${times[$g,$w]}" | median)
+    done
+done
+
+echo
+echo "$(hostname), $(date -u +%Y-%m-%dT%H:%MZ), $ROUNDS rounds, medians in seconds;"
+echo "net = median minus the same emulator's median for the empty guest (start-up)"
+printf '%-9s %-9s' guest checksum
+for w in $who_all; do printf ' %9s' "$w"; done
+for w in $ENGINES; do printf ' %14s %15s' "qemu/$w net" "bochs/$w net"; done
+echo
+for g in empty $GUESTS; do
+    printf '%-9s %-9s' "$g" "${sums[$g]}"
+    for w in $who_all; do printf ' %9s' "${med[$g,$w]}"; done
+    if [ "$g" != empty ]; then
+        for w in $ENGINES; do
+            awk -v q="${med[$g,qemu]}" -v b="${med[$g,bochs]}" -v e="${med[$g,$w]}" \
+                -v q0="${med[empty,qemu]}" -v b0="${med[empty,bochs]}" -v e0="${med[empty,$w]}" \
+                'function r(x, y) { return y > 0 ? sprintf("%.2f", x / y) : "-" }
+                 BEGIN { printf " %14s %15s", r(q - q0, e - e0), r(b - b0, e - e0) }'
+        done
+    fi
+    echo
+done

@@ -1,0 +1,55 @@
+# real16: 16-bit real-mode code, as boot sectors and firmware run: a
+# checksum over 64 KiB with LODSW through a segment that moves on each
+# pass, 16-bit arithmetic and rotates, a far call per pass. Only the
+# printing is done in protected mode.
+    .include "boot.inc"
+    .code16
+    .global start
+    .ifndef PASSES
+    .equ PASSES, 2000
+    .endif
+start:
+    cli
+    xor ax, ax
+    mov ss, ax
+    mov sp, 0x7000
+    cld
+    mov ax, 0x1000              # a known pattern over 10000h..2010Fh
+    mov es, ax
+    xor di, di
+    mov cx, 0x8080
+    mov ax, 0x1234
+0:  stosw
+    add ax, 0x4321
+    loop 0b
+    mov bp, PASSES
+    xor dx, dx
+    xor di, di
+1:  mov ax, bp
+    and ax, 0x0F
+    add ax, 0x1000              # segments 1000h..100Fh
+    mov ds, ax
+    xor si, si
+    mov cx, 0x8000              # words
+2:  lodsw
+    add dx, ax
+    rol dx, 1
+    xor di, dx
+    dec cx
+    jnz 2b
+    lcall 0, offset mark
+    dec bp
+    jnz 1b
+    xor ax, ax
+    mov ds, ax
+    mov [result], dx
+    mov [result + 2], di
+    ENTER_PM
+    mov eax, [result]
+    FINISH
+mark:                           # a far call and return per pass
+    add di, bp
+    lret
+result:
+    .long 0
+    TAIL
