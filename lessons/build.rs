@@ -22,6 +22,10 @@ const GUESTS: &[(&str, &str, u32)] = &[
     ("ticks", "flat", 0x7C00),
 ];
 
+/// The benchmark suite's guests (`guests/suite/NAME.S`, each a boot
+/// sector including `guests/suite/boot.inc`), built as `suite-NAME.bin`.
+const SUITE: &[&str] = &["empty", "lcg", "strcopy", "fib", "sort", "real16", "paging"];
+
 fn tool(name: &str, args: &[&str]) {
     let out = Command::new(name).args(args).output().unwrap_or_else(|e| {
         panic!(
@@ -79,6 +83,39 @@ fn main() {
             }
             other => panic!("lessons: unknown guest format {other}"),
         }
+    }
+    let suite = manifest.join("guests").join("suite");
+    println!(
+        "cargo:rerun-if-changed={}",
+        suite.join("boot.inc").display()
+    );
+    for name in SUITE {
+        let src = suite.join(format!("{name}.S"));
+        println!("cargo:rerun-if-changed={}", src.display());
+        let s = |p: &Path| p.to_str().expect("UTF-8 build paths").to_string();
+        let obj = out_dir.join(format!("suite-{name}.o"));
+        let elf = out_dir.join(format!("suite-{name}.elf"));
+        let bin = out_dir.join(format!("suite-{name}.bin"));
+        tool("as", &["--32", "-I", &s(&suite), "-o", &s(&obj), &s(&src)]);
+        tool(
+            "ld",
+            &[
+                "-m",
+                "elf_i386",
+                "-nostdlib",
+                "-N",
+                "-Ttext=0x7c00",
+                "-e",
+                "start",
+                "-o",
+                &s(&elf),
+                &s(&obj),
+            ],
+        );
+        tool(
+            "objcopy",
+            &["-O", "binary", "-j", ".text", &s(&elf), &s(&bin)],
+        );
     }
     println!("cargo:rerun-if-changed=build.rs");
 }

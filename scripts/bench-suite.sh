@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark suite (issue 21): the guests of scripts/bench/suite, each a
+# The benchmark suite (issue 21): the guests of lessons/guests/suite, each a
 # boot sector that needs no BIOS service, on ringlab's engines, QEMU's TCG
 # (Debian's qemu-system-i386, 7.2) and Bochs (Debian's bochs, 2.7), one
 # after the other in every round, ROUNDS rounds, so all of them see the
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 ENGINES=${ENGINES:-interp bt}
-all_guests=$(cd scripts/bench/suite && ls *.S | sed 's/\.S$//' | grep -v '^empty$' | tr '\n' ' ')
+all_guests=$(cd lessons/guests/suite && ls *.S | sed 's/\.S$//' | grep -v '^empty$' | tr '\n' ' ')
 GUESTS=${GUESTS:-$all_guests}
 MEM=128
 
@@ -39,7 +39,7 @@ trap 'rm -rf "$work"' EXIT
 # Each guest: a 512-byte flat image (ringlab) and a floppy image (QEMU,
 # Bochs) with it as the boot sector.
 for g in empty $GUESTS; do
-    as --32 -I scripts/bench/suite -o "$work/$g.o" "scripts/bench/suite/$g.S"
+    as --32 -I lessons/guests/suite -o "$work/$g.o" "lessons/guests/suite/$g.S"
     ld -m elf_i386 -nostdlib -N -Ttext=0x7c00 -e start -o "$work/$g.elf" "$work/$g.o" 2>/dev/null
     objcopy -O binary -j .text "$work/$g.elf" "$work/$g.bin"
     [ "$(stat -c %s "$work/$g.bin")" = 512 ] || { echo "$g: not one sector" >&2; exit 1; }

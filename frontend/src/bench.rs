@@ -47,6 +47,17 @@ pub struct BenchArgs {
     /// Only these engines (repeatable); default: every available one.
     #[arg(long, value_enum)]
     pub engine: Vec<EngineKind>,
+    /// Run the benchmark suite instead (lessons/guests/suite: an LCG
+    /// read-modify-write loop, block copies, recursion, a sort, 16-bit real
+    /// mode, paging): seconds and M instructions/s per guest and engine,
+    /// each guest's checksum checked. scripts/bench-suite.sh runs the same
+    /// guests beside QEMU and Bochs. --compute-timeout bounds each run.
+    #[arg(long)]
+    pub suite: bool,
+    /// With --suite: only this guest (repeatable): empty, lcg, strcopy,
+    /// fib, sort, real16, paging.
+    #[arg(long, value_name = "NAME", requires = "suite")]
+    pub guest: Vec<String>,
 }
 
 /// One engine's figures.
@@ -179,6 +190,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
         args.engine.clone()
     };
     let limit = Duration::from_secs_f64(args.compute_timeout);
+    if args.suite {
+        return suite(args, &engines, limit);
+    }
     let mut results = Vec::new();
     for &e in &engines {
         let (skip_nano, skip_compute) = skips(e);
@@ -212,6 +226,41 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
             .status(status::USAGE)?;
     }
     Ok(0)
+}
+
+/// `bench --suite`: every selected guest on every engine, then the table
+/// (and the JSON); a wrong checksum or a failed run makes the status
+/// `DISAGREE` after the table.
+fn suite(args: &BenchArgs, engines: &[EngineKind], limit: Duration) -> anyhow::Result<u8> {
+    use crate::bench_suite as bs;
+    let guests = bs::select(&args.guest).status(status::USAGE)?;
+    let skips: Vec<Option<String>> = engines.iter().map(|&e| bs::skip(e)).collect();
+    let mut rows = Vec::new();
+    for g in guests {
+        let mut cells = Vec::new();
+        for (&e, why) in engines.iter().zip(&skips) {
+            cells.push(match why {
+                Some(why) => Err(NotRun::Skipped(why.clone())),
+                None => {
+                    eprintln!("bench: {} on {} ...", g.name, e.name());
+                    bs::run(g, e, limit).map_err(NotRun::Failed)
+                }
+            });
+        }
+        rows.push(bs::Row { guest: g, cells });
+    }
+    crate::compare::write_stdout(bs::table(engines, &rows).as_bytes())?;
+    if let Some(path) = &args.json {
+        let v = bs::json(engines, &rows);
+        std::fs::write(path, format!("{v:#}\n"))
+            .with_context(|| format!("cannot write {}", path.display()))
+            .status(status::USAGE)?;
+    }
+    let failed = rows
+        .iter()
+        .flat_map(|r| &r.cells)
+        .any(|c| matches!(c, Err(NotRun::Failed(_))));
+    Ok(if failed { status::DISAGREE } else { status::OK })
 }
 
 fn cell(v: f64, best: f64) -> String {

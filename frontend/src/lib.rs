@@ -8,6 +8,7 @@
 //! through it), whose engine can be swapped mid-run.
 
 pub mod bench;
+pub mod bench_suite;
 pub mod cli;
 pub mod compare;
 pub mod console;

@@ -1115,3 +1115,62 @@ fn gdb_no_wait_runs_the_guest_without_gdb() {
     );
     assert_eq!(out.stdout, b"Hello from real mode!\n");
 }
+
+#[test]
+fn bench_suite_runs_the_chosen_guests_and_checks_their_checksums() {
+    let dir = std::env::temp_dir().join(format!("ringlab-cli-suite-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("suite.json");
+    let out = ringlab(&[
+        "bench",
+        "--suite",
+        "--engine",
+        "interp",
+        "--engine",
+        "bt",
+        "--guest",
+        "fib",
+        "--guest",
+        "empty",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("fib ") || l.starts_with("empty "))
+        .collect();
+    assert_eq!(rows.len(), 2, "suite order, the chosen two: {table}");
+    assert!(rows[0].starts_with("empty "), "{table}");
+    assert_eq!(rows[1].matches("(fastest)").count(), 1, "{table}");
+    assert!(!table.contains("FAILED"), "{table}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let fib = &v["suite"][1];
+    assert_eq!(fib["guest"], "fib");
+    assert_eq!(fib["checksum"], "0035c7e2", "fib(33) = 3524578");
+    // Every engine that counts retires the same instructions; fib(33)
+    // makes 11405773 calls of 8 instructions, or of 4 at the leaves.
+    let n = fib["instructions"].as_u64().unwrap();
+    assert!((80_000_000..100_000_000).contains(&n), "{n}");
+    for e in ["interp", "bt"] {
+        assert!(fib["engines"][e]["seconds"].as_f64().unwrap() > 0.0, "{v}");
+    }
+
+    let out = ringlab(&["bench", "--suite", "--guest", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "--guest nope: no such suite guest (known: empty, lcg, strcopy, fib, sort, real16, paging)"
+        ),
+        "{err}"
+    );
+    let out = ringlab(&["bench", "--guest", "fib"]);
+    assert_eq!(out.status.code(), Some(2), "--guest needs --suite");
+}

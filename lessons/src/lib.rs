@@ -247,6 +247,42 @@ static LESSONS: &[Lesson] = &[
 /// COM1 and shuts down through port 0x8900. See BENCHMARKS.md.
 pub static COMPUTE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/compute.bin"));
 
+/// One guest of the benchmark suite (`guests/suite`, issue 21): a boot
+/// sector without BIOS calls that runs one kind of workload, prints a
+/// checksum in hex on COM1 and shuts down through port 0x8900 (QEMU's
+/// isa-debug-exit at 0xF4 after that), so ringlab, QEMU and Bochs all run
+/// the same bytes (`scripts/bench-suite.sh`, `ringlab bench --suite`).
+pub struct SuiteGuest {
+    pub name: &'static str,
+    /// What it exercises, in a few words.
+    pub what: &'static str,
+    pub image: &'static [u8],
+    /// The checksum it prints (without the newline).
+    pub checksum: &'static str,
+}
+
+macro_rules! suite_guest {
+    ($name:literal, $what:literal, $sum:literal) => {
+        SuiteGuest {
+            name: $name,
+            what: $what,
+            image: include_bytes!(concat!(env!("OUT_DIR"), "/suite-", $name, ".bin")),
+            checksum: $sum,
+        }
+    };
+}
+
+/// The benchmark suite, `empty` (start-up only) first.
+pub static SUITE: &[SuiteGuest] = &[
+    suite_guest!("empty", "enter protected mode and stop", "00000000"),
+    suite_guest!("lcg", "LCG-indexed SIB read-modify-writes", "302da929"),
+    suite_guest!("strcopy", "REP MOVSD and a byte copy loop", "9f10a078"),
+    suite_guest!("fib", "recursive calls and returns", "0035c7e2"),
+    suite_guest!("sort", "insertion sort: branchy loads", "f7226b63"),
+    suite_guest!("real16", "16-bit real-mode code", "e213d2d4"),
+    suite_guest!("paging", "a touch per 4 KiB page, TLB misses", "d3eb6000"),
+];
+
 /// A test guest (not a lesson): real mode, the PIC and the PIT at 100 Hz;
 /// it spins until five timer ticks have arrived, prints "5 ticks" and exits
 /// through port 0xF4. The KVM tests use it to check that timer interrupts
