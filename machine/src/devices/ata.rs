@@ -201,6 +201,16 @@ impl AtaChannel {
         result
     }
 
+    /// The first host failure of each disk not yet taken (one line each,
+    /// see `DiskImage::take_failure`).
+    pub fn take_disk_failures(&mut self) -> Vec<String> {
+        self.drives
+            .iter_mut()
+            .flatten()
+            .filter_map(|d| d.disk.take_failure())
+            .collect()
+    }
+
     pub fn irq(&self) -> u8 {
         self.irq
     }
@@ -482,5 +492,57 @@ mod tests {
         assert_eq!(ch.pio_read(0, REG_DATA, 2, &mut cx), 0x0100);
         drop(ch);
         assert_eq!(std::fs::read(&img.0).unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_write_the_host_cannot_finish_ends_with_abrt_at_the_failing_sector() {
+        let bytes: Vec<u8> = (0..8 * SECTOR_SIZE).map(|i| (i / 3) as u8).collect();
+        let img = TempImage::new("ata-full", &bytes);
+        let mut disk = DiskImage::open(&img.0, Default::default()).unwrap();
+        // Room for one sector and 300 bytes: the second sector of a
+        // four-sector block fails in its middle.
+        disk.fill_after(SECTOR_SIZE as u64 + 300);
+        let mut ch = AtaChannel::new(14);
+        ch.attach(0, disk);
+        let (mut irq, mut req) = (Vec::<(u8, bool)>::new(), Vec::<Request>::new());
+        let mut cx = IoCtx::new(0, &mut irq, &mut req);
+        ch.pio_write(0, REG_DEVICE, 1, 0xE0, &mut cx);
+        ch.pio_write(0, REG_SECTOR_COUNT, 1, 4, &mut cx);
+        ch.pio_write(0, REG_STATUS_COMMAND, 1, 0xC6, &mut cx); // SET MULTIPLE 4
+        ch.pio_write(0, REG_SECTOR_COUNT, 1, 4, &mut cx);
+        ch.pio_write(0, REG_LBA_LOW, 1, 2, &mut cx);
+        ch.pio_write(0, REG_STATUS_COMMAND, 1, 0xC5, &mut cx); // WRITE MULTIPLE
+        for _ in 0..4 * SECTOR_SIZE / 2 {
+            ch.pio_write(0, REG_DATA, 2, 0xBEEF, &mut cx);
+        }
+        assert_eq!(
+            ch.pio_read(0, REG_STATUS_COMMAND, 1, &mut cx),
+            (READY | ERR) as u32
+        );
+        assert_eq!(ch.pio_read(0, REG_ERROR_FEATURES, 1, &mut cx), ABRT as u32);
+        // The failing sector (3) and the sectors left, this one included.
+        assert_eq!(ch.pio_read(0, REG_LBA_LOW, 1, &mut cx), 3);
+        assert_eq!(ch.pio_read(0, REG_SECTOR_COUNT, 1, &mut cx), 3);
+        assert_eq!(ch.stats().sectors_written, 1);
+        // Sector 2 is new, 3 (where the host stopped) and 4-5 are old.
+        let mut expect = bytes.clone();
+        for w in expect[2 * SECTOR_SIZE..3 * SECTOR_SIZE].chunks_exact_mut(2) {
+            w.copy_from_slice(&0xBEEFu16.to_le_bytes());
+        }
+        assert_eq!(std::fs::read(&img.0).unwrap(), expect);
+        let failures = ch.take_disk_failures();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(
+            failures[0].contains("writing sector 3 failed"),
+            "{failures:?}"
+        );
+        assert!(ch.take_disk_failures().is_empty(), "once");
+        // The drive still works: reads, and FLUSH CACHE.
+        ch.pio_write(0, REG_SECTOR_COUNT, 1, 1, &mut cx);
+        ch.pio_write(0, REG_LBA_LOW, 1, 2, &mut cx);
+        ch.pio_write(0, REG_STATUS_COMMAND, 1, 0x20, &mut cx);
+        assert_eq!(ch.pio_read(0, REG_DATA, 2, &mut cx), 0xBEEF);
+        ch.pio_write(0, REG_STATUS_COMMAND, 1, 0xE7, &mut cx);
+        assert_eq!(ch.pio_read(0, REG_STATUS_COMMAND, 1, &mut cx), READY as u32);
     }
 }
