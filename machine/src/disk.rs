@@ -452,6 +452,12 @@ impl DiskImage {
         self.snapshot
     }
 
+    /// The image is held in memory, with no file behind it
+    /// ([`DiskImage::from_bytes`]).
+    pub fn in_memory(&self) -> bool {
+        matches!(self.store, Store::Memory(_))
+    }
+
     /// A one-line warning for the user, if opening went less well than
     /// asked (today: the file was not writable, so the disk is read-only).
     pub fn warning(&self) -> Option<&str> {
