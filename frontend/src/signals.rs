@@ -26,10 +26,11 @@
 //! shell loop running ringlab stop at Ctrl-C (bash's "wait and cooperative
 //! exit").
 //!
-//! A second SIGINT or SIGTERM while the first is being handled kills ringlab
-//! at once (the terminal's modes restored first), as QEMU does: a run
-//! stuck where the flag is not looked at (waiting for gdb to connect) can
-//! always be ended. Disk writes are write-through (see `machine::disk`), so
+//! The wait for gdb to connect (`--gdb`) looks at the flag too. A second
+//! SIGINT or SIGTERM while the first is being handled kills ringlab at once
+//! (the terminal's modes restored first), as QEMU does: a run where the
+//! flag is not looked at (gdb holding the guest stopped, blocked on its
+//! socket) can always be ended. Disk writes are write-through (see `machine::disk`), so
 //! even then every completed guest write is in the file.
 
 use std::sync::atomic::{AtomicI32, Ordering};
