@@ -17,10 +17,12 @@
 //! leaves the address registers pointing at the sector after the last one
 //! moved and Sector Count at the sectors still to move (0 at the end), as
 //! ATA-1 to ATA-3 specified (ATA-6 leaves them undefined) and QEMU and
-//! Bochs do; on an error they point at the first sector of the block that
-//! failed. Non-data registers act on one byte whatever the access size. The
-//! drives themselves (commands, IDENTIFY data, data phases) are in
-//! `ata/drive.rs`.
+//! Bochs do; on an error they point at the sector that failed: the first
+//! sector of a block that could not be read, or the sector a write the
+//! host could not finish stopped at (ATA-1, WRITE SECTORS), the sectors
+//! before it written whole. Non-data registers act on one byte whatever
+//! the access size. The drives themselves (commands, IDENTIFY data, data
+//! phases) are in `ata/drive.rs`.
 //!
 //! Absent devices. With no drive on the channel every port reads all ones,
 //! as an empty ISA bus does (Linux and SeaBIOS take a status of 0xFF as "no
