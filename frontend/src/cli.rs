@@ -171,7 +171,20 @@ pub fn clap_error(e: &clap::Error) -> String {
 
 pub fn main() -> ExitCode {
     match parse(std::env::args_os()) {
-        Ok(cli) => exit(dispatch(cli)),
+        Ok(cli) => {
+            let r = dispatch(cli);
+            // A SIGINT or SIGTERM stopped a run (`run`, `xv6`): its disks
+            // are flushed and closed, its terminal restored, its temporary
+            // files removed by now; ringlab dies of the signal, as its
+            // parent should see it (`crate::signals`).
+            if let Some(sig) = crate::signals::pending() {
+                if let Err(e) = &r {
+                    eprintln!("ringlab: error: {e:#}");
+                }
+                crate::signals::die_of(sig);
+            }
+            exit(r)
+        }
         Err(code) => ExitCode::from(code),
     }
 }

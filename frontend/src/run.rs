@@ -621,19 +621,12 @@ pub fn parse_switch(s: &str) -> Result<(u64, EngineKind), String> {
 
 pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     // SIGINT and SIGTERM stop the guest between two instructions; the
-    // disks are flushed and closed, the terminal restored, and then
-    // ringlab dies of the signal (`crate::signals`).
+    // disks are flushed and closed, the terminal restored, and at the
+    // binary's edge (`cli::main`) ringlab dies of the signal
+    // (`crate::signals`).
     crate::signals::install();
     let mut json_created = false;
     let r = run_guest(args, &mut json_created);
-    if let Some(sig) = crate::signals::pending() {
-        // Everything of the run is dropped by now: the disks closed (their
-        // locks released), the console's terminal modes restored.
-        if let Err(e) = &r {
-            eprintln!("ringlab: error: {e:#}");
-        }
-        crate::signals::die_of(sig);
-    }
     if r.is_err() && json_created {
         // No report for a run that failed: not an empty file either.
         if let Some(path) = &args.json {
@@ -867,7 +860,7 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> anyhow::Result<u8> {
                 .with_context(|| format!("cannot write {}", path.display()))
                 .status(status::USAGE)?;
         }
-        // `run` dies of the signal once all of this is dropped.
+        // `cli::main` dies of the signal once all of this is dropped.
         return Ok(code);
     }
     if let Err(e) = &flushed {

@@ -14,8 +14,9 @@
 //! access: an ATA command in progress has finished its block (disk writes
 //! complete inside the OUT that ends the block). `run` then flushes every
 //! disk (`sync_data`), prints one line on stderr, restores the terminal
-//! (the console's drop) and re-raises the signal with its default action
-//! ([`die_of`]).
+//! (the console's drop), and `cli::main`, once the command has cleaned up
+//! (`ringlab xv6` removes its temporary boot disk), re-raises the signal
+//! with its default action ([`die_of`]).
 //!
 //! Why die of the signal rather than exit with 128+N: a parent (a shell
 //! script, make, an autograder) must be able to tell "stopped by SIGINT"
