@@ -499,7 +499,7 @@ fn signal_line(
         .collect();
     let kept: Vec<_> = disks.iter().filter(|d| d.snapshot()).collect();
     match flushed {
-        Err(e) => line += &format!("; {}", machine::Chain(e)),
+        Err(e) => line += &format!("; disk image {}", machine::Chain(e)),
         Ok(()) if !written.is_empty() => line += &format!("; {} flushed", names(&written)),
         Ok(()) => {}
     }
@@ -864,7 +864,7 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> anyhow::Result<u8> {
         return Ok(code);
     }
     if let Err(e) = &flushed {
-        eprintln!("ringlab: warning: {}", machine::Chain(e));
+        eprintln!("ringlab: warning: disk image {}", machine::Chain(e));
     }
     if let Some(why) = firmware_boot_failure(&args.guest, &session.m, &stop) {
         return Err(status::error(status::BAD_IMAGE, why));

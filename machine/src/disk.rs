@@ -25,11 +25,11 @@
 //! ones after it were never touched: every sector is entirely old or
 //! entirely new. [`DiskIoError::Write`] says which sector failed and how
 //! many were written before it (the drive reports them to the guest), and
-//! the first failure on a disk is kept for the user in one line
-//! ([`DiskImage::take_failure`]); later ones are counted, not repeated. The
-//! run goes on: the guest sees an error, as with a failing real disk, and
-//! decides. Should putting the old bytes back fail too, the error says the
-//! sector may be torn.
+//! the first failure of a guest's command on a disk is kept for the user
+//! in one line ([`DiskImage::take_failure`]); later ones are counted, not
+//! repeated. The run goes on: the guest sees an error, as with a failing
+//! real disk, and decides. Should putting the old bytes back fail too, the
+//! error says the sector may be torn.
 //!
 //! Snapshot mode ([`DiskOpenOptions::snapshot`]) keeps writes in memory, one
 //! copy-on-write 512-byte page per written sector, and never writes the file
@@ -534,15 +534,13 @@ impl DiskImage {
             }
             Store::File(b) => {
                 if let Err((done, torn, source)) = b.write_sectors(lba, data) {
-                    let e = DiskIoError::Write {
+                    return Err(DiskIoError::Write {
                         name: self.name.clone(),
                         lba: lba + done,
                         done,
                         torn,
                         source,
-                    };
-                    self.note_failure(&e);
-                    return Err(e);
+                    });
                 }
             }
             Store::Overlay { written, .. } => {
@@ -563,18 +561,16 @@ impl DiskImage {
             Store::File(b) if !self.read_only => b.file.sync_data(),
             _ => Ok(()),
         };
-        synced.map_err(|source| {
-            let e = DiskIoError::Flush {
-                name: self.name.clone(),
-                source,
-            };
-            self.note_failure(&e);
-            e
+        synced.map_err(|source| DiskIoError::Flush {
+            name: self.name.clone(),
+            source,
         })
     }
 
-    /// Records a host failure: the first is kept for the user.
-    fn note_failure(&mut self, e: &DiskIoError) {
+    /// Records that a guest's command failed because of `e` (the drive
+    /// calls it): the first failure is kept for the user
+    /// ([`DiskImage::take_failure`]), the others counted.
+    pub(crate) fn note_failure(&mut self, e: &DiskIoError) {
         self.failures += 1;
         if self.failures == 1 {
             self.failure = Some(format!(
@@ -786,15 +782,21 @@ pub(crate) mod tests {
         expect[SECTOR_SIZE..3 * SECTOR_SIZE].fill(0xEE);
         // Sector 3 has its old bytes back, sector 4 was never touched.
         assert_eq!(img.bytes(), expect);
+        assert_eq!(
+            crate::Chain(&e).to_string(),
+            format!(
+                "{}: writing sector 3 failed: {}",
+                img.0.display(),
+                io::Error::from_raw_os_error(libc_enospc())
+            )
+        );
+        // For the user: the first failure, once; the others counted.
+        d.note_failure(&e);
         let w = d.take_failure().unwrap();
-        assert!(w.starts_with(&format!(
-            "disk image {}: writing sector 3 failed: ",
-            img.0.display()
-        )));
-        assert!(w.contains(&io::Error::from_raw_os_error(libc_enospc()).to_string()));
+        assert!(w.starts_with(&format!("disk image {}", crate::Chain(&e))));
         assert!(!w.contains('\n'));
-        // Later failures are counted, not shown again.
-        d.write_sectors(6, &[0xEE; SECTOR_SIZE]).unwrap_err();
+        let e = d.write_sectors(6, &[0xEE; SECTOR_SIZE]).unwrap_err();
+        d.note_failure(&e);
         assert_eq!(d.take_failure(), None);
         assert_eq!(d.failures(), 2);
         assert_eq!(img.bytes(), expect);

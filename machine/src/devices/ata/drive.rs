@@ -307,6 +307,7 @@ impl Drive {
             // names a write fault among its causes); not DF, the device
             // fault status bit, after which drivers such as Linux's reset
             // the device, nor UNC, which is for data that cannot be read.
+            self.disk.note_failure(&e);
             let done = e.sectors_written() as u32;
             stats.sectors_written += done as u64;
             self.set_address(lba + done as u64);
@@ -459,7 +460,10 @@ impl Drive {
             }
             0xE7 => match self.disk.flush() {
                 Ok(()) => self.complete(stats),
-                Err(_) => self.fail(ABRT, stats),
+                Err(e) => {
+                    self.disk.note_failure(&e);
+                    self.fail(ABRT, stats)
+                }
             },
             0xEF => {
                 let ok = match self.features {
