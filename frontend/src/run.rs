@@ -1143,6 +1143,67 @@ mod tests {
     }
 
     #[test]
+    fn the_signal_line_names_the_signal_the_place_and_the_disks() {
+        use machine::disk::{DiskImage, DiskOpenOptions};
+        let dir = std::env::temp_dir();
+        let file = |n: &str| {
+            let p = dir.join(format!(
+                "ringlab-signal-line-{}-{n}.img",
+                std::process::id()
+            ));
+            std::fs::write(&p, [0u8; 1024]).unwrap();
+            p
+        };
+        let (a, b, c) = (file("a"), file("b"), file("c"));
+        let mut m = Machine::new(MachineConfig::with_ram(2 << 20)).unwrap();
+        let at = || Some("0008:00100a3c".to_string());
+        assert_eq!(
+            signal_line(libc::SIGINT, at(), &m, &Ok(())),
+            "ringlab: stopped by SIGINT at CS:EIP 0008:00100a3c"
+        );
+        // An in-memory disk (a flat image booted by the BIOS) has no file.
+        m.attach_disk(0, DiskImage::from_bytes(vec![0; 512]).unwrap());
+        m.attach_disk(1, DiskImage::open(&a, DiskOpenOptions::default()).unwrap());
+        assert_eq!(
+            signal_line(libc::SIGTERM, None, &m, &Ok(())),
+            format!("ringlab: stopped by SIGTERM; disk {} flushed", a.display())
+        );
+        m.attach_disk(2, DiskImage::open(&b, DiskOpenOptions::default()).unwrap());
+        m.attach_disk(
+            3,
+            DiskImage::open(&c, DiskOpenOptions { snapshot: true }).unwrap(),
+        );
+        assert_eq!(
+            signal_line(libc::SIGTERM, at(), &m, &Ok(())),
+            format!(
+                "ringlab: stopped by SIGTERM at CS:EIP 0008:00100a3c; disks {}, {} flushed; \
+                 disk {} not written (--snapshot)",
+                a.display(),
+                b.display(),
+                c.display()
+            )
+        );
+        let failed = Err(machine::disk::DiskIoError::Flush {
+            name: b.display().to_string(),
+            source: std::io::Error::from_raw_os_error(libc::EIO),
+        });
+        let line = signal_line(libc::SIGINT, at(), &m, &failed);
+        assert!(
+            line.starts_with(&format!(
+                "ringlab: stopped by SIGINT at CS:EIP 0008:00100a3c; disk image {}: \
+                 flushing to stable storage failed: ",
+                b.display()
+            )),
+            "{line}"
+        );
+        drop(m);
+        for p in [a, b, c] {
+            // Best effort: a file left in the temp directory harms nothing.
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    #[test]
     fn mem_is_checked_in_mib_and_words() {
         assert_eq!(parse_mem("32"), Ok(32));
         assert_eq!(parse_mem("3072"), Ok(3072));
