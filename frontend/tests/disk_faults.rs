@@ -16,9 +16,10 @@
 //!   is entirely old or entirely one generation's pattern, every sector
 //!   the guest reported flushed holds that generation or a later one, and
 //!   at most one block (the one in flight) is newer than reported.
-//! - A signal ends the wait for gdb to connect as well; a second signal
-//!   while the first is being handled kills at once, and even then every
-//!   flushed block is on the image.
+//! - A signal also ends the wait for gdb to connect, and a wait for input
+//!   on a pipe left open and silent; a second signal while the first is
+//!   being handled kills at once, and even then every flushed block is on
+//!   the image.
 //! - A full file system: a sparse image on a 64 KiB tmpfs (mounted here;
 //!   skipped, with the reason, where the host cannot mount one). The
 //!   guest's WRITE MULTIPLE fails part way with ERR/ABRT at the sector
@@ -177,9 +178,13 @@ struct Running {
 
 impl Running {
     fn start(args: &[&str]) -> Running {
+        Running::start_with(args, Stdio::null())
+    }
+
+    fn start_with(args: &[&str], stdin: Stdio) -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringlab"))
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -403,6 +408,41 @@ fn a_signal_ends_the_wait_for_gdb() {
         "{stderr}"
     );
     assert_eq!(std::fs::read(&img).unwrap(), old);
+    assert_unlocked(&img);
+}
+
+#[test]
+fn a_signal_ends_a_wait_for_input_on_a_silent_pipe() {
+    // serial-echo.S waits for COM1's input; from a pipe, the machine waits
+    // for the pipe's next byte (deterministic input). A pipe left open and
+    // silent must not keep a signal from stopping the run.
+    let dir = platform_guest::scratch("sig-pipe");
+    let guest = platform_guest::build_in(&dir, "serial-echo", &[]);
+    let img = dir.join("disk.img");
+    std::fs::write(&img, old_image(4)).unwrap();
+    let mut r = Running::start_with(
+        &[
+            "run",
+            guest.to_str().unwrap(),
+            "--boot",
+            "direct",
+            "--disk",
+            img.to_str().unwrap(),
+        ],
+        Stdio::piped(),
+    );
+    let stdin = r.child.stdin.take();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(r.child.try_wait().unwrap().is_none(), "still waiting");
+    r.signal(libc::SIGTERM);
+    let (status, _, stderr) = r.finish(Duration::from_secs(5));
+    drop(stdin);
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{stderr}");
+    assert!(
+        stderr.starts_with("ringlab: stopped by SIGTERM at CS:EIP 0008:")
+            && stderr.ends_with(&format!("; disk {} flushed\n", img.display())),
+        "{stderr}"
+    );
     assert_unlocked(&img);
 }
 
