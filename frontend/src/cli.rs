@@ -25,7 +25,10 @@ Exit status of `ringlab run`:
   12        HLT with interrupts enabled and nothing left to wake the CPU
   14        the guest asked for a reset (port 0x92)
   18        a jump to itself with interrupts disabled (`cli; jmp $`,
-            a kernel's panic loop)";
+            a kernel's panic loop)
+  killed by SIGINT or SIGTERM (a shell shows 130 or 143): the guest was
+            stopped between two instructions, the disks flushed, and
+            one line said so on stderr; a second signal kills at once";
 
 #[derive(Parser)]
 #[command(name = "ringlab", version, about = "Run one x86 guest on an interpreter, a binary translator and KVM", long_about = LONG_ABOUT)]
@@ -64,6 +67,14 @@ enum Command {
       gdb rings.elf -ex 'target remote :1234'      break syscall, continue, ...)
 
 At a terminal stdin is raw: Ctrl-A x quits, Ctrl-A h lists the console keys.
+
+SIGINT (Ctrl-C, when stdin is not a raw terminal) or SIGTERM stops the
+guest between two instructions, flushes the disks, prints one line on
+stderr (`ringlab: stopped by SIGTERM at CS:EIP 0008:00101257; disk fs.img
+flushed`) and ringlab dies of that signal (a shell shows 130 or 143); a
+second signal kills at once. A disk write the host cannot make (its disk
+full) ends the guest's command with an ATA error, one warning, every
+sector whole; the run goes on. `ringlab --help` lists the exit statuses.
 
 KVM with hardware virtualization (kvm_intel, kvm_amd) runs every lesson.
 kvm-pvm, the software KVM of some cloud VMs, runs only real mode and
@@ -160,7 +171,20 @@ pub fn clap_error(e: &clap::Error) -> String {
 
 pub fn main() -> ExitCode {
     match parse(std::env::args_os()) {
-        Ok(cli) => exit(dispatch(cli)),
+        Ok(cli) => {
+            let r = dispatch(cli);
+            // A SIGINT or SIGTERM stopped a run (`run`, `xv6`): its disks
+            // are flushed and closed, its terminal restored, its temporary
+            // files removed by now; ringlab dies of the signal, as its
+            // parent should see it (`crate::signals`).
+            if let Some(sig) = crate::signals::pending() {
+                if let Err(e) = &r {
+                    eprintln!("ringlab: error: {e:#}");
+                }
+                crate::signals::die_of(sig);
+            }
+            exit(r)
+        }
         Err(code) => ExitCode::from(code),
     }
 }

@@ -19,15 +19,19 @@
 //!   reach the guest as they are typed, and an escape character talks to
 //!   ringlab: Ctrl-A x quits, Ctrl-A h lists the keys, Ctrl-A Ctrl-A sends a
 //!   Ctrl-A. The terminal's modes are restored on every way out: the end of
-//!   the run, an error, a panic, and SIGTERM/SIGHUP.
+//!   the run, an error, a panic, SIGHUP/SIGQUIT (here) and SIGINT/SIGTERM
+//!   (which stop the run cleanly first: `crate::signals`).
 
 use machine::devices::uart::SerialInput;
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
+
+/// How often a machine waiting for its pipe looks for a SIGINT or SIGTERM.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
 
 /// The escape character (Ctrl-A), as in QEMU and screen.
 const ESCAPE: u8 = 0x01;
@@ -122,7 +126,16 @@ impl SerialInput for StdinSource {
     fn next(&mut self) -> Option<u8> {
         while self.buf.is_empty() && !self.ended {
             let got = if self.blocking {
-                self.rx.recv().map_err(|_| TryRecvError::Disconnected)
+                // Waits for the pipe, but not through a SIGINT or SIGTERM:
+                // the run is stopping, the byte is not needed.
+                match self.rx.recv_timeout(SIGNAL_POLL) {
+                    Ok(chunk) => Ok(chunk),
+                    Err(RecvTimeoutError::Timeout) if crate::signals::pending().is_some() => {
+                        Err(TryRecvError::Empty)
+                    }
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => Err(TryRecvError::Disconnected),
+                }
             } else {
                 self.rx.try_recv()
             };
@@ -257,6 +270,15 @@ impl Drop for RawMode {
     }
 }
 
+/// From a signal handler about to end the process: the terminal's own
+/// modes back if raw mode is on (only async-signal-safe operations: an
+/// atomic load, a set-once cell's read, tcsetattr).
+pub(crate) fn restore_terminal_in_handler() {
+    if let (true, Some(t)) = (RAW_ON.load(Ordering::SeqCst), SAVED.get()) {
+        restore(t);
+    }
+}
+
 fn restore(t: &libc::termios) {
     // SAFETY: a valid termios for fd 0; failure leaves the terminal as it
     // is, which nothing here can improve on.
@@ -265,8 +287,8 @@ fn restore(t: &libc::termios) {
     }
 }
 
-/// On a panic or SIGTERM/SIGHUP/SIGQUIT the terminal gets its modes back
-/// before the process goes.
+/// On a panic or SIGHUP/SIGQUIT the terminal gets its modes back before
+/// the process goes (SIGINT and SIGTERM stop the run: `crate::signals`).
 fn install_restorers() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -280,13 +302,9 @@ fn install_restorers() {
             previous(info);
         }));
         extern "C" fn on_signal(sig: libc::c_int) {
-            if let (true, Some(t)) = (RAW_ON.load(Ordering::SeqCst), SAVED.get()) {
-                // SAFETY: tcsetattr is async-signal-safe (POSIX 2.4.3); the
-                // termios was set before the handler was installed.
-                unsafe {
-                    libc::tcsetattr(0, libc::TCSANOW, t);
-                }
-            }
+            // tcsetattr is async-signal-safe (POSIX 2.4.3); the termios
+            // was set before the handler was installed.
+            restore_terminal_in_handler();
             // SAFETY: signal and raise are async-signal-safe; the default
             // action then ends the process with the signal, as it would
             // have without us.
@@ -295,7 +313,7 @@ fn install_restorers() {
                 libc::raise(sig);
             }
         }
-        for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        for sig in [libc::SIGHUP, libc::SIGQUIT] {
             // SAFETY: installs a handler that only calls async-signal-safe
             // functions.
             unsafe {

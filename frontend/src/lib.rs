@@ -20,6 +20,7 @@ pub mod inspect;
 pub mod report;
 pub mod run;
 pub mod session;
+pub mod signals;
 pub mod status;
 pub mod step;
 pub mod tui;

@@ -471,6 +471,44 @@ fn attach_disks(m: &mut Machine, g: &GuestArgs, write: bool, first: usize) -> an
     Ok(())
 }
 
+/// The line `run` prints when a signal stopped it: the signal, where the
+/// guest stopped (CS:EIP, when the engine could say) and what became of
+/// the disk files.
+fn signal_line(
+    sig: i32,
+    at: Option<String>,
+    m: &Machine,
+    flushed: &Result<(), machine::disk::DiskIoError>,
+) -> String {
+    let mut line = format!("ringlab: stopped by {}", crate::signals::name(sig));
+    if let Some(at) = at {
+        line += &format!(" at CS:EIP {at}");
+    }
+    let disks: Vec<&machine::disk::DiskImage> = (0..4)
+        .filter_map(|i| m.disk(i))
+        .filter(|d| !d.in_memory())
+        .collect();
+    let names = |ds: &[&&machine::disk::DiskImage]| {
+        let s = if ds.len() == 1 { "" } else { "s" };
+        let list: Vec<&str> = ds.iter().map(|d| d.name()).collect();
+        format!("disk{s} {}", list.join(", "))
+    };
+    let written: Vec<_> = disks
+        .iter()
+        .filter(|d| !d.snapshot() && !d.read_only())
+        .collect();
+    let kept: Vec<_> = disks.iter().filter(|d| d.snapshot()).collect();
+    match flushed {
+        Err(e) => line += &format!("; disk image {}", machine::Chain(e)),
+        Ok(()) if !written.is_empty() => line += &format!("; {} flushed", names(&written)),
+        Ok(()) => {}
+    }
+    if !kept.is_empty() {
+        line += &format!("; {} not written (--snapshot)", names(&kept));
+    }
+    line
+}
+
 /// When ringlab's own BIOS stopped because nothing could be booted: its
 /// message (it also went to the screen and port 0xE9).
 fn firmware_boot_failure(g: &GuestArgs, m: &Machine, stop: &Stop) -> Option<String> {
@@ -582,6 +620,11 @@ pub fn parse_switch(s: &str) -> Result<(u64, EngineKind), String> {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
+    // SIGINT and SIGTERM stop the guest between two instructions; the
+    // disks are flushed and closed, the terminal restored, and at the
+    // binary's edge (`cli::main`) ringlab dies of the signal
+    // (`crate::signals`).
+    crate::signals::install();
     let mut json_created = false;
     let r = run_guest(args, &mut json_created);
     if r.is_err() && json_created {
@@ -731,7 +774,14 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> anyhow::Result<u8> {
             }
         }
         session.m.poll_serial_input();
-        if console.quit_requested() {
+        let failures = session.m.take_disk_failures();
+        if !failures.is_empty() {
+            progress.clear();
+            for f in failures {
+                eprintln!("ringlab: warning: {f}");
+            }
+        }
+        if console.quit_requested() || crate::signals::pending().is_some() {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -781,6 +831,41 @@ fn run_guest(args: &RunArgs, json_created: &mut bool) -> anyhow::Result<u8> {
         })
         .status(status::ENGINE_ERROR)?;
     progress.clear();
+    // What the guest wrote is in the files already (write-through); this
+    // makes it durable, as a machine's power-off would.
+    let flushed = session.m.flush_disks();
+    for f in session.m.take_disk_failures() {
+        eprintln!("ringlab: warning: {f}");
+    }
+    if let Some(sig) = crate::signals::pending() {
+        if let Err(e) = session.m.trace.finish() {
+            eprintln!(
+                "ringlab: warning: writing the trace failed: {}",
+                machine::Chain(&e)
+            );
+        }
+        let at = session.cpu_state().ok().map(|s| {
+            format!(
+                "{:04x}:{:08x}",
+                s.segs[machine::cpu::Seg::Cs as usize].selector,
+                s.eip
+            )
+        });
+        eprintln!("{}", signal_line(sig, at, &session.m, &flushed));
+        let code = 128 + sig as u8;
+        if let (Some(path), Some(f)) = (&args.json, &mut json_file) {
+            let mut report = json_report(&mut session, &stop, code, start.elapsed(), &serial);
+            report["stop"] = format!("stopped by {}", crate::signals::name(sig)).into();
+            f.write_all(format!("{report:#}\n").as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))
+                .status(status::USAGE)?;
+        }
+        // `cli::main` dies of the signal once all of this is dropped.
+        return Ok(code);
+    }
+    if let Err(e) = &flushed {
+        eprintln!("ringlab: warning: disk image {}", machine::Chain(e));
+    }
     if let Some(why) = firmware_boot_failure(&args.guest, &session.m, &stop) {
         return Err(status::error(status::BAD_IMAGE, why));
     }
@@ -1055,6 +1140,67 @@ mod tests {
         let (m, loaded) = prepare(&hello).unwrap();
         assert!(m.rom_map().is_some());
         assert_eq!(loaded.entry.pc_linear(), RESET_VECTOR);
+    }
+
+    #[test]
+    fn the_signal_line_names_the_signal_the_place_and_the_disks() {
+        use machine::disk::{DiskImage, DiskOpenOptions};
+        let dir = std::env::temp_dir();
+        let file = |n: &str| {
+            let p = dir.join(format!(
+                "ringlab-signal-line-{}-{n}.img",
+                std::process::id()
+            ));
+            std::fs::write(&p, [0u8; 1024]).unwrap();
+            p
+        };
+        let (a, b, c) = (file("a"), file("b"), file("c"));
+        let mut m = Machine::new(MachineConfig::with_ram(2 << 20)).unwrap();
+        let at = || Some("0008:00100a3c".to_string());
+        assert_eq!(
+            signal_line(libc::SIGINT, at(), &m, &Ok(())),
+            "ringlab: stopped by SIGINT at CS:EIP 0008:00100a3c"
+        );
+        // An in-memory disk (a flat image booted by the BIOS) has no file.
+        m.attach_disk(0, DiskImage::from_bytes(vec![0; 512]).unwrap());
+        m.attach_disk(1, DiskImage::open(&a, DiskOpenOptions::default()).unwrap());
+        assert_eq!(
+            signal_line(libc::SIGTERM, None, &m, &Ok(())),
+            format!("ringlab: stopped by SIGTERM; disk {} flushed", a.display())
+        );
+        m.attach_disk(2, DiskImage::open(&b, DiskOpenOptions::default()).unwrap());
+        m.attach_disk(
+            3,
+            DiskImage::open(&c, DiskOpenOptions { snapshot: true }).unwrap(),
+        );
+        assert_eq!(
+            signal_line(libc::SIGTERM, at(), &m, &Ok(())),
+            format!(
+                "ringlab: stopped by SIGTERM at CS:EIP 0008:00100a3c; disks {}, {} flushed; \
+                 disk {} not written (--snapshot)",
+                a.display(),
+                b.display(),
+                c.display()
+            )
+        );
+        let failed = Err(machine::disk::DiskIoError::Flush {
+            name: b.display().to_string(),
+            source: std::io::Error::from_raw_os_error(libc::EIO),
+        });
+        let line = signal_line(libc::SIGINT, at(), &m, &failed);
+        assert!(
+            line.starts_with(&format!(
+                "ringlab: stopped by SIGINT at CS:EIP 0008:00100a3c; disk image {}: \
+                 flushing to stable storage failed: ",
+                b.display()
+            )),
+            "{line}"
+        );
+        drop(m);
+        for p in [a, b, c] {
+            // Best effort: a file left in the temp directory harms nothing.
+            let _ = std::fs::remove_file(p);
+        }
     }
 
     #[test]

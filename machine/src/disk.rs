@@ -8,12 +8,28 @@
 //! Writes. A guest write goes to the file during the access (write-through,
 //! one positioned write per block of sectors): there is no cache in ringlab
 //! to lose, so an exit at any moment — a guest `outb` to the exit port, a
-//! Ctrl-C, a panic elsewhere — keeps every sector the guest was told was
-//! written, each sector whole. Data sits in the host's page cache until
-//! [`DiskImage::flush`] (`sync_data`), which the ATA FLUSH CACHE command
-//! calls (and every write, while the guest has the drive's write cache
-//! disabled) and the machine should call at exit; that matters only if the
-//! *host* crashes.
+//! Ctrl-C, SIGTERM, a panic elsewhere — keeps every sector the guest was
+//! told was written, each sector whole. Data sits in the host's page cache
+//! until [`DiskImage::flush`] (`sync_data`), which the ATA FLUSH CACHE
+//! command calls (and every write, while the guest has the drive's write
+//! cache disabled), and `ringlab run` at the end of every run, a signal's
+//! included; that matters only if the *host* crashes.
+//!
+//! Failed writes. A write can fail on the host: the file system is full
+//! (ENOSPC), a quota, an I/O error. `pwrite` on a full file system may
+//! write part of what it was given, and the part can end anywhere — in the
+//! middle of a sector. So before a block is written its old contents are
+//! read, and when a write stops part way the sectors before the stop are
+//! new and whole, the sector it stopped in gets its old bytes back (they
+//! were just written, so putting them back needs no new space), and the
+//! ones after it were never touched: every sector is entirely old or
+//! entirely new. [`DiskIoError::Write`] says which sector failed and how
+//! many were written before it (the drive reports them to the guest), and
+//! the first failure of a guest's command on a disk is kept for the user
+//! in one line ([`DiskImage::take_failure`]); later ones are counted, not
+//! repeated. The run goes on: the guest sees an error, as with a failing
+//! real disk, and decides. Should putting the old bytes back fail too, the
+//! error says the sector may be torn.
 //!
 //! Snapshot mode ([`DiskOpenOptions::snapshot`]) keeps writes in memory, one
 //! copy-on-write 512-byte page per written sector, and never writes the file
@@ -102,6 +118,12 @@ pub enum DiskIoError {
     ReadOnly { name: String },
     #[error("{name}: a transfer of {len} bytes is not a whole number of sectors")]
     PartialSector { name: String, len: usize },
+    #[error("{name}: flushing to stable storage failed")]
+    Flush {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("{name}: I/O error at sector {lba}")]
     Io {
         name: String,
@@ -109,11 +131,119 @@ pub enum DiskIoError {
         #[source]
         source: io::Error,
     },
+    /// A write stopped at sector `lba`: the `done` sectors before it are
+    /// written whole; `lba` holds its old contents unless `torn`, and the
+    /// sectors after it were not written.
+    #[error(
+        "{name}: writing sector {lba} failed{}",
+        if *.torn { " (and its old contents could not be put back: it may be partly written)" } else { "" }
+    )]
+    Write {
+        name: String,
+        lba: u64,
+        done: u64,
+        torn: bool,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl DiskIoError {
+    /// Sectors written whole before a write failed (0 for every other
+    /// error: nothing was written).
+    pub fn sectors_written(&self) -> u64 {
+        match self {
+            DiskIoError::Write { done, .. } => *done,
+            _ => 0,
+        }
+    }
+}
+
+/// The file behind a writable disk, written through [`Backing::write_at`]:
+/// in tests, a fault injector can stand between the two.
+struct Backing {
+    file: File,
+    /// The old contents of the block being written (kept to avoid an
+    /// allocation per write).
+    old: Vec<u8>,
+    /// Test hook: how many more bytes a write may put in the file before
+    /// the "file system" is full; a write crossing the limit is short (it
+    /// stops exactly there, in mid-sector if that is where the limit
+    /// falls) and the next one fails with ENOSPC, as a full file system
+    /// behaves.
+    #[cfg(test)]
+    space: Option<u64>,
+}
+
+impl Backing {
+    fn new(file: File) -> Backing {
+        Backing {
+            file,
+            old: Vec::new(),
+            #[cfg(test)]
+            space: None,
+        }
+    }
+
+    /// One `pwrite`: the bytes written, maybe fewer than `buf.len()`.
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        #[cfg(test)]
+        if let Some(space) = self.space {
+            if space == 0 {
+                return Err(io::Error::from_raw_os_error(libc_enospc()));
+            }
+            let n = buf.len().min(space as usize);
+            let n = self.file.write_at(&buf[..n], offset)?;
+            self.space = Some(space - n as u64);
+            return Ok(n);
+        }
+        self.file.write_at(buf, offset)
+    }
+
+    /// Writes `data` at sector `lba` so that each sector ends up entirely
+    /// old or entirely new (see the module comment); Err(done, torn,
+    /// error) when it stopped after `done` whole sectors.
+    fn write_sectors(&mut self, lba: u64, data: &[u8]) -> Result<(), (u64, bool, io::Error)> {
+        let offset = lba * SECTOR_BYTES;
+        self.old.resize(data.len(), 0);
+        self.file
+            .read_exact_at(&mut self.old, offset)
+            .map_err(|e| (0, false, e))?;
+        let mut at = 0;
+        let error = loop {
+            if at == data.len() {
+                return Ok(());
+            }
+            match self.write_at(&data[at..], offset + at as u64) {
+                Ok(0) => break io::Error::from(io::ErrorKind::WriteZero),
+                Ok(n) => at += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break e,
+            }
+        };
+        // The sector the write stopped in, if it stopped inside one: its
+        // old bytes back (straight to the file: they are in place already,
+        // so no new space is needed).
+        let whole = at / SECTOR_SIZE;
+        let start = whole * SECTOR_SIZE;
+        let torn = at > start
+            && self
+                .file
+                .write_all_at(&self.old[start..at], offset + start as u64)
+                .is_err();
+        Err((whole as u64, torn, error))
+    }
+}
+
+/// ENOSPC, for the test fault injector (std has no constant for it).
+#[cfg(test)]
+fn libc_enospc() -> i32 {
+    28 // ENOSPC on Linux (asm-generic/errno-base.h)
 }
 
 enum Store {
     /// Reads and writes go to the file.
-    File(File),
+    File(Backing),
     /// Reads come from the file unless the sector has been written since;
     /// writes stay here.
     Overlay {
@@ -133,6 +263,10 @@ pub struct DiskImage {
     read_only: bool,
     snapshot: bool,
     warning: Option<String>,
+    /// The first write or flush failure, for the user, until taken.
+    failure: Option<String>,
+    /// Writes and flushes that failed on the host.
+    failures: u64,
 }
 
 impl std::fmt::Debug for DiskImage {
@@ -252,7 +386,7 @@ impl DiskImage {
                 written: BTreeMap::new(),
             }
         } else {
-            Store::File(file)
+            Store::File(Backing::new(file))
         };
         Ok(DiskImage {
             name: path.display().to_string(),
@@ -261,6 +395,8 @@ impl DiskImage {
             read_only: !writable && !opts.snapshot,
             snapshot: opts.snapshot,
             warning,
+            failure: None,
+            failures: 0,
         })
     }
 
@@ -291,6 +427,8 @@ impl DiskImage {
             read_only: false,
             snapshot: false,
             warning: None,
+            failure: None,
+            failures: 0,
         })
     }
 
@@ -312,6 +450,12 @@ impl DiskImage {
     /// Guest writes are kept in memory, never written to the file.
     pub fn snapshot(&self) -> bool {
         self.snapshot
+    }
+
+    /// The image is held in memory, with no file behind it
+    /// ([`DiskImage::from_bytes`]).
+    pub fn in_memory(&self) -> bool {
+        matches!(self.store, Store::Memory(_))
     }
 
     /// A one-line warning for the user, if opening went less well than
@@ -357,7 +501,8 @@ impl DiskImage {
                 let start = offset as usize;
                 buf.copy_from_slice(&bytes[start..start + buf.len()]);
             }
-            Store::File(file) => file
+            Store::File(b) => b
+                .file
                 .read_exact_at(buf, offset)
                 .map_err(|e| self.io_error(lba, e))?,
             Store::Overlay { file, written } => {
@@ -387,9 +532,15 @@ impl DiskImage {
                 let start = offset as usize;
                 bytes[start..start + data.len()].copy_from_slice(data);
             }
-            Store::File(file) => {
-                if let Err(e) = file.write_all_at(data, offset) {
-                    return Err(self.io_error(lba, e));
+            Store::File(b) => {
+                if let Err((done, torn, source)) = b.write_sectors(lba, data) {
+                    return Err(DiskIoError::Write {
+                        name: self.name.clone(),
+                        lba: lba + done,
+                        done,
+                        torn,
+                        source,
+                    });
                 }
             }
             Store::Overlay { written, .. } => {
@@ -406,11 +557,48 @@ impl DiskImage {
     /// Makes written data durable on the host (`sync_data`); nothing to do
     /// for snapshot and in-memory disks.
     pub fn flush(&mut self) -> Result<(), DiskIoError> {
-        match &self.store {
-            Store::File(file) if !self.read_only => {
-                file.sync_data().map_err(|e| self.io_error(0, e))
-            }
+        let synced = match &self.store {
+            Store::File(b) if !self.read_only => b.file.sync_data(),
             _ => Ok(()),
+        };
+        synced.map_err(|source| DiskIoError::Flush {
+            name: self.name.clone(),
+            source,
+        })
+    }
+
+    /// Records that a guest's command failed because of `e` (the drive
+    /// calls it): the first failure is kept for the user
+    /// ([`DiskImage::take_failure`]), the others counted.
+    pub(crate) fn note_failure(&mut self, e: &DiskIoError) {
+        self.failures += 1;
+        if self.failures == 1 {
+            self.failure = Some(format!(
+                "disk image {}; the guest's command ended with an error, and the run goes on \
+                 (later failures on this disk are counted, not shown)",
+                crate::Chain(e)
+            ));
+        }
+    }
+
+    /// The first write or flush that failed on the host, as one line for
+    /// the user (naming the image, the sector and the OS's error), once:
+    /// None afterwards, and before any failure.
+    pub fn take_failure(&mut self) -> Option<String> {
+        self.failure.take()
+    }
+
+    /// How many writes and flushes failed on the host.
+    pub fn failures(&self) -> u64 {
+        self.failures
+    }
+
+    /// Test hook: from now on writes may put only `bytes` more bytes into
+    /// the file, then the file system is "full" (see [`Backing`]).
+    #[cfg(test)]
+    pub(crate) fn fill_after(&mut self, bytes: u64) {
+        if let Store::File(b) = &mut self.store {
+            b.space = Some(bytes);
         }
     }
 }
@@ -566,6 +754,75 @@ pub(crate) mod tests {
             let e = DiskImage::open(&dir, DiskOpenOptions { snapshot }).unwrap_err();
             assert!(matches!(e, DiskError::Unreadable { .. }), "{e}");
             assert!(!e.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn a_full_file_system_leaves_every_sector_old_or_new() {
+        let img = TempImage::new("full", &pattern(8));
+        let mut d = DiskImage::open(&img.0, DiskOpenOptions::default()).unwrap();
+        // Room for two sectors and 100 bytes of the third: the write of
+        // sectors 1-4 stops in the middle of sector 3.
+        d.fill_after(2 * SECTOR_BYTES + 100);
+        let e = d.write_sectors(1, &[0xEE; 4 * SECTOR_SIZE]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DiskIoError::Write {
+                    lba: 3,
+                    done: 2,
+                    torn: false,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.sectors_written(), 2);
+        let mut expect = pattern(8);
+        expect[SECTOR_SIZE..3 * SECTOR_SIZE].fill(0xEE);
+        // Sector 3 has its old bytes back, sector 4 was never touched.
+        assert_eq!(img.bytes(), expect);
+        assert_eq!(
+            crate::Chain(&e).to_string(),
+            format!(
+                "{}: writing sector 3 failed: {}",
+                img.0.display(),
+                io::Error::from_raw_os_error(libc_enospc())
+            )
+        );
+        // For the user: the first failure, once; the others counted.
+        d.note_failure(&e);
+        let w = d.take_failure().unwrap();
+        assert!(w.starts_with(&format!("disk image {}", crate::Chain(&e))));
+        assert!(!w.contains('\n'));
+        let e = d.write_sectors(6, &[0xEE; SECTOR_SIZE]).unwrap_err();
+        d.note_failure(&e);
+        assert_eq!(d.take_failure(), None);
+        assert_eq!(d.failures(), 2);
+        assert_eq!(img.bytes(), expect);
+        assert_eq!(img.bytes().len(), 8 * SECTOR_SIZE);
+        // A limit on a sector boundary: nothing to put back.
+        let mut d = DiskImage::open_after_drop(d, &img.0);
+        d.fill_after(SECTOR_BYTES);
+        let e = d.write_sectors(5, &[0x77; 2 * SECTOR_SIZE]).unwrap_err();
+        assert!(matches!(
+            e,
+            DiskIoError::Write {
+                lba: 6,
+                done: 1,
+                torn: false,
+                ..
+            }
+        ));
+        expect[5 * SECTOR_SIZE..6 * SECTOR_SIZE].fill(0x77);
+        assert_eq!(img.bytes(), expect);
+    }
+
+    impl DiskImage {
+        /// Drops `d` (its lock) and opens `path` again.
+        fn open_after_drop(d: DiskImage, path: &Path) -> DiskImage {
+            drop(d);
+            DiskImage::open(path, DiskOpenOptions::default()).unwrap()
         }
     }
 

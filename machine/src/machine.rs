@@ -1004,11 +1004,28 @@ impl Machine {
 
     /// Pushes what the guest wrote to every disk down to its file (writes
     /// already reach the file as they happen; this also syncs them).
+    /// Every disk is tried; the first error is returned.
     pub fn flush_disks(&mut self) -> Result<(), crate::disk::DiskIoError> {
+        let mut result = Ok(());
         for ch in self.chipset.ata {
-            self.bus.get_mut(ch).flush()?;
+            let r = self.bus.get_mut(ch).flush();
+            if result.is_ok() {
+                result = r;
+            }
         }
-        Ok(())
+        result
+    }
+
+    /// Disk writes and flushes the host failed (a full file system, an
+    /// I/O error): the first failure of each disk, one line naming the
+    /// image, the sector and the OS's error, each returned once. The guest
+    /// saw an ATA error; the frontend tells the user.
+    pub fn take_disk_failures(&mut self) -> Vec<String> {
+        let mut all = Vec::new();
+        for ch in self.chipset.ata {
+            all.extend(self.bus.get_mut(ch).take_disk_failures());
+        }
+        all
     }
 
     /// Host keys: presses and releases typed on the PS/2 keyboard, queued

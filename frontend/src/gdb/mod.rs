@@ -44,6 +44,9 @@ pub use target::GdbTarget;
 /// soon a Ctrl-C from gdb takes effect.
 pub const SLICE: Duration = Duration::from_millis(20);
 
+/// How often the wait for gdb to connect looks for a SIGINT or SIGTERM.
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
+
 /// Where `--gdb` listens: `PORT`, `:PORT` (both on 127.0.0.1, as QEMU's
 /// `-s` is tcp::1234 but a student's machine should not be debuggable
 /// from the network by default) or `HOST:PORT`.
@@ -115,15 +118,36 @@ impl Server {
         r
     }
 
-    /// Waits for gdb (blocking), saying so first.
-    fn accept(&self) -> anyhow::Result<(TcpStream, SocketAddr)> {
+    /// Waits for gdb, saying so first; None if a SIGINT or SIGTERM came
+    /// first (`crate::signals`: the run is to stop).
+    fn accept(&self) -> anyhow::Result<Option<(TcpStream, SocketAddr)>> {
         eprintln!(
             "ringlab: waiting for gdb on {} (in gdb: target remote {})",
             self.addr, self.addr
         );
-        self.listener
-            .accept()
-            .with_context(|| format!("--gdb {}: accepting a connection", self.addr))
+        let what = || format!("--gdb {}: accepting a connection", self.addr);
+        // Polled, not a blocking accept(2), which a signal with SA_RESTART
+        // would not end.
+        self.listener.set_nonblocking(true).with_context(what)?;
+        let r = loop {
+            if crate::signals::pending().is_some() {
+                break Ok(None);
+            }
+            match self.listener.accept() {
+                Ok(c) => break Ok(Some(c)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(ACCEPT_POLL)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e).with_context(what),
+            }
+        };
+        self.listener.set_nonblocking(false).with_context(what)?;
+        if let Ok(Some((stream, _))) = &r {
+            // Linux's accept(2) does not pass O_NONBLOCK on; others might.
+            stream.set_nonblocking(false).with_context(what)?;
+        }
+        r
     }
 
     /// Runs the session under gdb's control until the guest stops for
@@ -146,7 +170,11 @@ impl Server {
         loop {
             let (stream, peer) = if first {
                 first = false;
-                self.accept()?
+                match self.accept()? {
+                    Some(c) => c,
+                    // A signal: the run stops before its first instruction.
+                    None => return Ok(Served::Stop(Stop::Quit)),
+                }
             } else {
                 // Run free until gdb connects (or the guest ends).
                 let mut conn = None;

@@ -17,10 +17,12 @@
 //! leaves the address registers pointing at the sector after the last one
 //! moved and Sector Count at the sectors still to move (0 at the end), as
 //! ATA-1 to ATA-3 specified (ATA-6 leaves them undefined) and QEMU and
-//! Bochs do; on an error they point at the first sector of the block that
-//! failed. Non-data registers act on one byte whatever the access size. The
-//! drives themselves (commands, IDENTIFY data, data phases) are in
-//! `ata/drive.rs`.
+//! Bochs do; on an error they point at the sector that failed: the first
+//! sector of a block that could not be read, or the sector a write the
+//! host could not finish stopped at (ATA-1, WRITE SECTORS), the sectors
+//! before it written whole. Non-data registers act on one byte whatever
+//! the access size. The drives themselves (commands, IDENTIFY data, data
+//! phases) are in `ata/drive.rs`.
 //!
 //! Absent devices. With no drive on the channel every port reads all ones,
 //! as an empty ISA bus does (Linux and SeaBIOS take a status of 0xFF as "no
@@ -199,6 +201,16 @@ impl AtaChannel {
             }
         }
         result
+    }
+
+    /// The first host failure of each disk not yet taken (one line each,
+    /// see `DiskImage::take_failure`).
+    pub fn take_disk_failures(&mut self) -> Vec<String> {
+        self.drives
+            .iter_mut()
+            .flatten()
+            .filter_map(|d| d.disk.take_failure())
+            .collect()
     }
 
     pub fn irq(&self) -> u8 {
@@ -482,5 +494,57 @@ mod tests {
         assert_eq!(ch.pio_read(0, REG_DATA, 2, &mut cx), 0x0100);
         drop(ch);
         assert_eq!(std::fs::read(&img.0).unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_write_the_host_cannot_finish_ends_with_abrt_at_the_failing_sector() {
+        let bytes: Vec<u8> = (0..8 * SECTOR_SIZE).map(|i| (i / 3) as u8).collect();
+        let img = TempImage::new("ata-full", &bytes);
+        let mut disk = DiskImage::open(&img.0, Default::default()).unwrap();
+        // Room for one sector and 300 bytes: the second sector of a
+        // four-sector block fails in its middle.
+        disk.fill_after(SECTOR_SIZE as u64 + 300);
+        let mut ch = AtaChannel::new(14);
+        ch.attach(0, disk);
+        let (mut irq, mut req) = (Vec::<(u8, bool)>::new(), Vec::<Request>::new());
+        let mut cx = IoCtx::new(0, &mut irq, &mut req);
+        ch.pio_write(0, REG_DEVICE, 1, 0xE0, &mut cx);
+        ch.pio_write(0, REG_SECTOR_COUNT, 1, 4, &mut cx);
+        ch.pio_write(0, REG_STATUS_COMMAND, 1, 0xC6, &mut cx); // SET MULTIPLE 4
+        ch.pio_write(0, REG_SECTOR_COUNT, 1, 4, &mut cx);
+        ch.pio_write(0, REG_LBA_LOW, 1, 2, &mut cx);
+        ch.pio_write(0, REG_STATUS_COMMAND, 1, 0xC5, &mut cx); // WRITE MULTIPLE
+        for _ in 0..4 * SECTOR_SIZE / 2 {
+            ch.pio_write(0, REG_DATA, 2, 0xBEEF, &mut cx);
+        }
+        assert_eq!(
+            ch.pio_read(0, REG_STATUS_COMMAND, 1, &mut cx),
+            (READY | ERR) as u32
+        );
+        assert_eq!(ch.pio_read(0, REG_ERROR_FEATURES, 1, &mut cx), ABRT as u32);
+        // The failing sector (3) and the sectors left, this one included.
+        assert_eq!(ch.pio_read(0, REG_LBA_LOW, 1, &mut cx), 3);
+        assert_eq!(ch.pio_read(0, REG_SECTOR_COUNT, 1, &mut cx), 3);
+        assert_eq!(ch.stats().sectors_written, 1);
+        // Sector 2 is new, 3 (where the host stopped) and 4-5 are old.
+        let mut expect = bytes.clone();
+        for w in expect[2 * SECTOR_SIZE..3 * SECTOR_SIZE].chunks_exact_mut(2) {
+            w.copy_from_slice(&0xBEEFu16.to_le_bytes());
+        }
+        assert_eq!(std::fs::read(&img.0).unwrap(), expect);
+        let failures = ch.take_disk_failures();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(
+            failures[0].contains("writing sector 3 failed"),
+            "{failures:?}"
+        );
+        assert!(ch.take_disk_failures().is_empty(), "once");
+        // The drive still works: reads, and FLUSH CACHE.
+        ch.pio_write(0, REG_SECTOR_COUNT, 1, 1, &mut cx);
+        ch.pio_write(0, REG_LBA_LOW, 1, 2, &mut cx);
+        ch.pio_write(0, REG_STATUS_COMMAND, 1, 0x20, &mut cx);
+        assert_eq!(ch.pio_read(0, REG_DATA, 2, &mut cx), 0xBEEF);
+        ch.pio_write(0, REG_STATUS_COMMAND, 1, 0xE7, &mut cx);
+        assert_eq!(ch.pio_read(0, REG_STATUS_COMMAND, 1, &mut cx), READY as u32);
     }
 }

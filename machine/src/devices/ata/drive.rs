@@ -7,9 +7,10 @@
 //! words 1, 3 and 6; the PIO data-in and data-out protocols, one DRQ block
 //! (a sector, or `multiple` sectors for READ/WRITE MULTIPLE) at a time, an
 //! interrupt for each block read and each block written. Errors: ABRT for
-//! unsupported commands and parameters and for writes to a read-only disk,
-//! IDNF for addresses outside the disk or the translation, UNC when the
-//! image cannot be read.
+//! unsupported commands and parameters, for writes to a read-only disk and
+//! for writes and flushes the host failed (a full file system: see
+//! `disk.rs`), IDNF for addresses outside the disk or the translation, UNC
+//! when the image cannot be read.
 
 use super::{AtaStats, DRQ, ERR, READY};
 use crate::disk::{DiskImage, SECTOR_SIZE};
@@ -296,7 +297,21 @@ impl Drive {
             Ok(()) if !self.write_cache => self.disk.flush(),
             other => other,
         };
-        if durable.is_err() {
+        if let Err(e) = durable {
+            // The host could not write (a full file system, an I/O
+            // error): the sectors before the failing one are written
+            // whole, and the address registers point at the failing one
+            // with Sector Count at what is left, as ATA-1 to ATA-3 specify
+            // for an error during a multi-sector write. ABRT, which ATA
+            // gives for a command the device could not complete (ATA-1
+            // names a write fault among its causes); not DF, the device
+            // fault status bit, after which drivers such as Linux's reset
+            // the device, nor UNC, which is for data that cannot be read.
+            self.disk.note_failure(&e);
+            let done = e.sectors_written() as u32;
+            stats.sectors_written += done as u64;
+            self.set_address(lba + done as u64);
+            self.sector_count = (left - done) as u8;
             return self.fail(ABRT, stats);
         }
         stats.sectors_written += k as u64;
@@ -445,7 +460,10 @@ impl Drive {
             }
             0xE7 => match self.disk.flush() {
                 Ok(()) => self.complete(stats),
-                Err(_) => self.fail(ABRT, stats),
+                Err(e) => {
+                    self.disk.note_failure(&e);
+                    self.fail(ABRT, stats)
+                }
             },
             0xEF => {
                 let ok = match self.features {
