@@ -17,6 +17,7 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod apic_shadow;
 mod clock;
 mod debug;
 pub mod error;
@@ -111,11 +112,12 @@ impl Kvm {
             vm,
             vcpu,
             readonly_mem,
+            memslots,
         } = vm::create(host, m.apic_base())?;
         let mut k = Kvm {
             vm,
             vcpu,
-            memory: Mapping::new(m, readonly_mem),
+            memory: Mapping::new(m, readonly_mem, memslots)?,
             st: LoopState::new(host, m.clock.now()),
             setup_us: 0,
             stepped: 0,
@@ -625,6 +627,12 @@ impl Engine for Kvm {
             counters.push((
                 "ROM descriptor writes dropped".into(),
                 self.st.rom_writes_dropped,
+            ));
+        }
+        if let Some(apic) = &self.memory.apic {
+            counters.push((
+                "local APIC page refreshes (reads without exits)".into(),
+                apic.refreshes,
             ));
         }
         if self.st.probes > 0 {

@@ -18,6 +18,7 @@
 //! that machine (`Mapping::check`): handed another, it refuses to run
 //! rather than let a guest reach memory the engine does not own.
 
+use crate::apic_shadow::ApicShadow;
 use crate::error::KvmError;
 use kvm_ioctls::VmFd;
 use machine::Machine;
@@ -39,14 +40,22 @@ pub(crate) struct Mapping {
     /// KVM_CAP_READONLY_MEM: read-only slots (for a ROM).
     readonly_mem: bool,
     /// The ROM's slots are mapped writable for the moment (`update`'s
-    /// `rom_writable`; see `run::drop_rom_descriptor_write`).
+    /// `rom_writable`; see `stall::drop_rom_write`).
     rom_writable: bool,
+    /// The local APIC's register page as a read-only slot (the last slot
+    /// number the host allows), where the host can map memory read-only.
+    pub apic: Option<ApicShadow>,
 }
 
 impl Mapping {
     /// Binds to `m`'s RAM; no slot is made yet (`update` makes them).
-    pub fn new(m: &Machine, readonly_mem: bool) -> Mapping {
-        Mapping {
+    /// `memslots`: how many slots the host allows.
+    pub fn new(m: &Machine, readonly_mem: bool, memslots: usize) -> Result<Mapping, KvmError> {
+        let apic = match (readonly_mem, memslots) {
+            (true, n) if n > 1 => Some(ApicShadow::new(n as u32 - 1)?),
+            _ => None,
+        };
+        Ok(Mapping {
             bound: ram_of(m),
             bound_id: m.mem.id(),
             slots: 0,
@@ -54,7 +63,8 @@ impl Mapping {
             rom_size: None,
             readonly_mem,
             rom_writable: false,
-        }
+            apic,
+        })
     }
 
     /// `m` is the machine the slots were made for.
@@ -76,9 +86,12 @@ impl Mapping {
     /// (Re)makes the slots when the A20 gate or the ROM changed (and at
     /// the start). `rom_writable` maps the ROM's slots writable (for one
     /// instruction: a write the CPU makes itself, which KVM cannot hand to
-    /// user space, `run::drop_rom_descriptor_write`).
+    /// user space, `stall::drop_rom_write`).
     pub fn update(&mut self, vm: &VmFd, m: &Machine, rom_writable: bool) -> Result<(), KvmError> {
         self.check(m)?;
+        if let Some(apic) = &mut self.apic {
+            apic.update(vm, m)?;
+        }
         let a20 = m.a20_mask() & (1 << 20) != 0;
         let rom = m.rom_map();
         let rom_size = rom.as_ref().map(|r| r.size as u64);

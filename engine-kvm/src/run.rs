@@ -229,7 +229,6 @@ pub(crate) fn run_with<V: Vcpu>(
         if let Some(s) = m.stop_requested() {
             return Ok(s.to_stop());
         }
-        memory(m, false)?;
         if before_entry(v, m)? {
             return Ok(Stop::Stepped);
         }
@@ -288,6 +287,10 @@ pub(crate) fn run_with<V: Vcpu>(
                 v.request_interrupt_window(true);
             }
         }
+        // The slots as the machine is now (A20, the ROM), and the local
+        // APIC's page as reads would see it after what was just injected
+        // (`crate::apic_shadow`).
+        memory(m, false)?;
         // Return from KVM_RUN at the next device deadline or the timeout.
         let mut wait = MAX_SLICE;
         if let Some(d) = m.next_deadline() {

@@ -21,6 +21,8 @@ pub(crate) struct Vm {
     pub vcpu: VcpuFd,
     /// KVM_CAP_READONLY_MEM: read-only slots (for a ROM).
     pub readonly_mem: bool,
+    /// KVM_CAP_NR_MEMSLOTS: how many slots a VM may have.
+    pub memslots: usize,
 }
 
 /// Opens /dev/kvm and makes the VM and its vCPU, with the machine's CPUID.
@@ -28,6 +30,7 @@ pub(crate) fn create(host: HostKind, apic_base: u64) -> Result<Vm, KvmError> {
     let kvm = host::open()?;
     let vm = kvm.create_vm().map_err(KvmError::ioctl("KVM_CREATE_VM"))?;
     let readonly_mem = kvm.check_extension(kvm_ioctls::Cap::ReadonlyMem);
+    let memslots = kvm.get_nr_memslots();
     // Needed by VMX without unrestricted guest for real mode, so an error
     // there is one; elsewhere KVM ignores it (AMD), or may refuse it
     // (kvm-pvm), and nothing depends on it.
@@ -68,5 +71,6 @@ pub(crate) fn create(host: HostKind, apic_base: u64) -> Result<Vm, KvmError> {
         vm,
         vcpu,
         readonly_mem,
+        memslots,
     })
 }

@@ -635,6 +635,14 @@ impl Machine {
         self.bus.get(self.chipset.lapic).apic_base()
     }
 
+    /// The local APIC's register page as reads would see it now
+    /// (`Lapic::render`; 4096 bytes), for a hypervisor's read-only shadow.
+    pub fn render_lapic_page(&self, page: &mut [u8]) {
+        self.bus
+            .get(self.chipset.lapic)
+            .render(self.clock.now(), page);
+    }
+
     /// WRMSR to IA32_APIC_BASE. An error means #GP (reserved bits) or a
     /// relocation ringlab does not do; its text says which.
     pub fn set_apic_base(

@@ -1033,3 +1033,52 @@ fn arbitrary_guest_accesses_never_panic() {
         apic.dev.take_init();
     }
 }
+
+#[test]
+fn the_rendered_page_is_what_each_read_returns() {
+    // A hypervisor's read-only shadow of the page (engine-kvm) must answer
+    // every register as a read would: in a busy state, with the timer
+    // counting, vectors requested and in service, an error latched.
+    let mut r = LapicRig::lapic();
+    r.enable();
+    r.lapicw(TDCR, DIV16);
+    r.lapicw(TIMER, PERIODIC | T_IRQ0);
+    r.lapicw(TICR, 1_000_000);
+    r.lapicw(TPR, 0x20);
+    r.lapicw(LINT1, MASKED);
+    assert!(r.fixed(0x41, TriggerMode::Edge));
+    assert!(r.fixed(0x52, TriggerMode::Level));
+    assert_eq!(r.dev.acknowledge(), 0x52);
+    assert!(r.fixed(0x61, TriggerMode::Edge));
+    r.write(ICRHI, 0x0500_0000);
+    r.run_to(123_456_789);
+    let mut page = vec![0xAAu8; 4096];
+    r.dev.render(r.now, &mut page);
+    let word = |p: &[u8], o: usize| u32::from_le_bytes(p[o..o + 4].try_into().unwrap());
+    for offset in (0..4096usize).step_by(16) {
+        assert_eq!(
+            &page[offset + 4..offset + 16],
+            &[0u8; 12],
+            "{offset:#x}: only the first dword of a register"
+        );
+        let rendered = word(&page, offset);
+        if Reg::at(offset as u64) == Reg::Reserved {
+            assert_eq!(rendered, 0, "{offset:#x}");
+            continue;
+        }
+        assert_eq!(rendered, r.read(offset as u64), "{offset:#x}");
+    }
+    // The timer's count as of that instant, mid-period; nothing counted.
+    let tccr = word(&page, TCCR as usize);
+    assert!(tccr > 0 && tccr < 1_000_000, "{tccr}");
+    assert_eq!(word(&page, ISR as usize + 0x20), 1 << (0x52 - 0x40));
+    assert_eq!(word(&page, IRR as usize + 0x20), 1 << (0x41 - 0x40));
+    assert_eq!(word(&page, IRR as usize + 0x30), 1 << (0x61 - 0x60));
+    let before = r.dev.stats().registers.reads(Reg::Id);
+    r.dev.render(r.now, &mut page);
+    assert_eq!(
+        r.dev.stats().registers.reads(Reg::Id),
+        before,
+        "rendering reads nothing"
+    );
+}

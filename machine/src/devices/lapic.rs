@@ -1207,6 +1207,16 @@ impl Lapic {
     // ---- registers ----------------------------------------------------
 
     fn read_register(&mut self, reg: Reg, offset: u64, now: u64) -> u32 {
+        if reg == Reg::Reserved {
+            self.error(ESR_ILLEGAL_REGISTER);
+            return 0;
+        }
+        self.peek_register(reg, offset, now)
+    }
+
+    /// What reading `reg` returns at `now`, without the read's effects
+    /// (none but a reserved offset's ESR bit, which this leaves alone).
+    fn peek_register(&self, reg: Reg, offset: u64, now: u64) -> u32 {
         let word = ((offset >> 4) & 7) as usize;
         match reg {
             Reg::Id => (self.id as u32) << 24,
@@ -1233,10 +1243,22 @@ impl Lapic {
             Reg::TimerInitial => self.timer_initial,
             Reg::TimerCurrent => self.current_count(now),
             Reg::TimerDivide => self.timer_divide,
-            Reg::Reserved => {
-                self.error(ESR_ILLEGAL_REGISTER);
-                0
-            }
+            Reg::Reserved => 0,
+        }
+    }
+
+    /// The register page as a read of each register at `now` would see it
+    /// (each register's 32 bits at its 16-byte-aligned offset, the other
+    /// 12 bytes zero, as a lane read beyond the first dword gives): what a
+    /// hypervisor can map read-only for the guest so that reads need no
+    /// exit (engine-kvm's shadow page). Nothing is counted or changed.
+    /// `page` is 4096 bytes.
+    pub fn render(&self, now: u64, page: &mut [u8]) {
+        page.fill(0);
+        for (i, chunk) in page.chunks_exact_mut(16).enumerate() {
+            let offset = (i * 16) as u64;
+            let v = self.peek_register(Reg::at(offset), offset, now);
+            chunk[..4].copy_from_slice(&v.to_le_bytes());
         }
     }
 
