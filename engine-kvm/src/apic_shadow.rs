@@ -50,7 +50,8 @@ pub(crate) struct ApicShadow {
 }
 
 impl ApicShadow {
-    /// A zeroed host page for slot number `slot`; nothing mapped yet.
+    /// A host page for slot number `slot`, zeroed by mmap (`render` writes
+    /// only the registers' dwords); nothing mapped yet.
     pub fn new(slot: u32) -> Result<ApicShadow, KvmError> {
         // SAFETY: an anonymous private mapping of one page, at an address
         // the kernel picks; the result is checked before use.

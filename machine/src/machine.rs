@@ -636,7 +636,8 @@ impl Machine {
     }
 
     /// The local APIC's register page as reads would see it now
-    /// (`Lapic::render`; 4096 bytes), for a hypervisor's read-only shadow.
+    /// (`Lapic::render`: 4096 bytes, zero where no register is), for a
+    /// hypervisor's read-only shadow.
     pub fn render_lapic_page(&self, page: &mut [u8]) {
         self.bus
             .get(self.chipset.lapic)
