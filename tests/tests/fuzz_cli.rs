@@ -19,27 +19,17 @@
 //!   size. --gdb (which waits for a debugger), --vga window, KVM and
 //!   stdin are left out of whole runs; the parser target covers them.
 //!
-//! `PROPTEST_CASES=N` runs N cases per target (a soak).
+//! `PROPTEST_CASES=N` runs N cases per target (a soak),
+//! `PROPTEST_RNG_SEED=S` other cases than CI's (`tests::fuzz`).
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{TestCaseError, TestRunner};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
-
-fn config(default: u32) -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
+use tests::fuzz::{config, full_run};
 
 /// One subcommand's vocabulary: its flags (with whether they take a
 /// value) and the values its arguments accept.
@@ -227,6 +217,9 @@ fn fuzz_parse() {
     let t = tally.into_inner().unwrap();
     eprintln!("parse: {t:?}");
     r.unwrap_or_else(|e| panic!("{e}"));
+    if !full_run(3000) {
+        return;
+    }
     // The generator reaches successful parses of the main subcommands,
     // help, and several kinds of usage error.
     for k in ["ok run", "ok compare", "ok step", "help or version"] {
@@ -427,6 +420,9 @@ fn fuzz_run() {
     let t = tally.into_inner().unwrap();
     eprintln!("run statuses: {t:?}");
     r.unwrap_or_else(|e| panic!("{e}"));
+    if !full_run(400) {
+        return;
+    }
     // Runs that reach the budget, and the two kinds of refusal.
     for code in [status::LIMIT, status::USAGE, status::BAD_IMAGE] {
         assert!(

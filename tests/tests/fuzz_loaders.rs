@@ -24,7 +24,8 @@
 //!
 //! Cases per target are small enough for CI (the whole binary runs in a
 //! few seconds in release); `PROPTEST_CASES=N` (proptest's own knob) runs
-//! N cases per target instead, for a soak. A failure prints the shrunk
+//! N cases per target instead, for a soak, and `PROPTEST_RNG_SEED=S`
+//! other cases than CI's fixed seed (`tests::fuzz`). A failure prints the shrunk
 //! input; the minimal inputs of every bug found are kept as named tests at
 //! the end of this file.
 
@@ -32,23 +33,10 @@ use machine::devices::rom::{RomError, ROM_MAX};
 use machine::loader::{self, ImageFormat, LoadError, LoadOptions, LoadedImage};
 use machine::{Machine, MachineConfig};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{TestCaseError, TestRunner};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-
-/// Cases per target: `default` for CI, or `PROPTEST_CASES`.
-fn config(default: u32) -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    Config {
-        cases,
-        // Persisted failures belong to named regression tests here.
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
+use tests::fuzz::{config, full_run};
 
 /// The byte RAM is filled with before a load, so untouched RAM is visible.
 const FILL: u8 = 0xA5;
@@ -401,6 +389,10 @@ struct ElfSpec {
     flags: u32,
     bad_sum: bool,
     entry_off: u16,
+    /// One segment moved (p_paddr and p_vaddr) to where loaders must
+    /// look twice: the VGA window, over segment 0, the ROM's low alias,
+    /// the boot information's areas.
+    moved: Option<(usize, u32)>,
     fields: Vec<(usize, u32)>,
 }
 
@@ -419,16 +411,29 @@ fn elf_spec() -> impl Strategy<Value = ElfSpec> {
         ],
         prop::bool::weighted(0.05),
         0u16..0x300,
+        prop::option::weighted(
+            0.3,
+            (
+                any::<usize>(),
+                prop_oneof![
+                    0x9_F000u32..0xC_1000,
+                    0x10_0000u32..0x10_0800,
+                    0xE_F000u32..0x10_0000,
+                    0x400u32..0x8000,
+                ],
+            ),
+        ),
         prop::collection::vec((any::<usize>(), edge_u32()), 0..3),
     )
         .prop_map(
-            |(segs, higher_half, gap_pages, flags, bad_sum, entry_off, fields)| ElfSpec {
+            |(segs, higher_half, gap_pages, flags, bad_sum, entry_off, moved, fields)| ElfSpec {
                 segs,
                 higher_half,
                 gap_pages,
                 flags,
                 bad_sum,
                 entry_off,
+                moved,
                 fields,
             },
         )
@@ -505,6 +510,11 @@ fn build_elf(s: &ElfSpec) -> Vec<u8> {
     put32(&mut img, mb + 4, s.flags);
     let sum = 0u32.wrapping_sub(MB_MAGIC).wrapping_sub(s.flags);
     put32(&mut img, mb + 8, sum ^ s.bad_sum as u32);
+    if let Some((i, addr)) = s.moved {
+        let ph = phoff + (i % n) * 32;
+        put32(&mut img, ph + 8, addr.wrapping_add(link));
+        put32(&mut img, ph + 12, addr);
+    }
     let table = elf_fields(n, mb);
     let muts: Vec<_> = s
         .fields
@@ -545,11 +555,13 @@ fn aout_spec() -> impl Strategy<Value = AoutSpec> {
             1 => Just(0x9_F000u32),
             1 => Just(0x1F_F000u32),
             1 => Just(0xF_0000u32),
+            // Over the boot information's candidate areas (0x500-0x7FFF).
+            2 => Just(0x500u32),
             1 => edge_u32(),
         ],
         any::<bool>(),
         prop_oneof![4 => Just(0u16), 1 => 0u16..0x40],
-        prop::option::of(0u16..0x4000),
+        prop::option::of(prop_oneof![3 => 0u16..0x4000, 1 => 0x6000u16..0x9000]),
         0u16..0x1000,
         prop_oneof![4 => Just(0u32), 1 => Just(2u32), 1 => Just(1 << 3)],
         // Mutations reach the header's address fields (offset pre+12..32)
@@ -672,6 +684,10 @@ fn fuzz_arbitrary_bytes() {
         ),
         |(img, opts, ram, rom)| check_load(&img, &opts, ram, rom),
     );
+    // The generators reach what they aim at (in a run as long as CI's).
+    if !full_run(600) {
+        return;
+    }
     assert!(t.get("ok Flat") > 0, "{}", t.report("arbitrary"));
     assert!(t.kinds() >= 6, "{}", t.report("arbitrary"));
 }
@@ -689,6 +705,10 @@ fn fuzz_multiboot_elf() {
         ),
         |(spec, opts, ram, rom)| check_load(&build_elf(&spec), &opts, ram, rom),
     );
+    // The generators reach what they aim at (in a run as long as CI's).
+    if !full_run(800) {
+        return;
+    }
     let r = t.report("multiboot ELF");
     assert!(t.get("ok Multiboot") >= 50, "{r}");
     for k in [
@@ -701,6 +721,7 @@ fn fuzz_multiboot_elf() {
         "SegmentInReservedArea",
         "UnsupportedRequiredFlag",
         "NoLoadSegments",
+        "SegmentInRom",
     ] {
         assert!(t.get(k) > 0, "never reached {k}: {r}");
     }
@@ -714,6 +735,10 @@ fn fuzz_multiboot_aout_kludge() {
         (aout_spec(), ram_mib(), prop::bool::weighted(0.2)),
         |(spec, ram, rom)| check_load(&build_aout(&spec), &LoadOptions::default(), ram, rom),
     );
+    // The generators reach what they aim at (in a run as long as CI's).
+    if !full_run(800) {
+        return;
+    }
     let r = t.report("a.out kludge");
     assert!(t.get("ok Multiboot") >= 50, "{r}");
     for k in [
@@ -725,6 +750,7 @@ fn fuzz_multiboot_aout_kludge() {
         "AoutTruncated",
         "SegmentInReservedArea",
         "SegmentInRom",
+        "NoRoomForBootInfo",
     ] {
         assert!(t.get(k) > 0, "never reached {k}: {r}");
     }
@@ -803,6 +829,10 @@ fn fuzz_rom_images() {
             }
         },
     );
+    // The generators reach what they aim at (in a run as long as CI's).
+    if !full_run(120) {
+        return;
+    }
     let r = t.report("ROM");
     for k in ["ok", "BadSize", "NoResetCode"] {
         assert!(t.get(k) > 0, "never reached {k}: {r}");
@@ -863,6 +893,7 @@ fn segment_over_a_mapped_rom_is_refused_before_any_write() {
         flags: 0,
         bad_sum: false,
         entry_off: 0,
+        moved: None,
         // Segment 1's p_paddr (elf_fields: 8 ELF header fields, then six
         // per program header) in the ROM's low alias.
         fields: vec![(8 + 6 + 3, 0xF_0000)],
