@@ -85,15 +85,39 @@ enum Op {
 
 /// Ports worth hitting: each chip's range from one before to one after.
 fn chip_ports() -> Vec<u16> {
-    let mut v = vec![];
-    for c in Board::pc().chips {
-        for &(start, len) in &c.ports {
-            v.extend(start.saturating_sub(1)..=start.saturating_add(len));
-        }
-    }
+    let mut v: Vec<u16> = Board::pc().chips.iter().flat_map(ports_of).collect();
     v.sort_unstable();
     v.dedup();
     v
+}
+
+/// One chip's ports, from one before each range to one after it.
+fn ports_of(c: &machine::board::Chip) -> Vec<u16> {
+    c.ports
+        .iter()
+        .flat_map(|&(start, len)| start.saturating_sub(1)..=start.saturating_add(len))
+        .collect()
+}
+
+/// A case's operations: spread over every chip, or (half the cases) with
+/// the port accesses on one chip, so that sequences reach the deeper
+/// states of one (an 8259A's ICW1-ICW4, an ATA command and its data, an
+/// 8042 command and its parameter).
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    let chips: Vec<Vec<u16>> = Board::pc()
+        .chips
+        .iter()
+        .map(ports_of)
+        .filter(|p| !p.is_empty())
+        .collect();
+    prop_oneof![
+        prop::collection::vec(op_on(chip_ports()), 0..120),
+        prop::sample::select(chips).prop_flat_map(|p| prop::collection::vec(op_on(p), 0..120)),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    op_on(chip_ports())
 }
 
 /// Physical addresses worth hitting: the APIC pages' registers and edges,
@@ -139,8 +163,8 @@ fn mem_size() -> impl Strategy<Value = u8> {
     prop_oneof![4 => Just(1u8), 2 => Just(2), 3 => Just(4), 1 => Just(8)]
 }
 
-fn op() -> impl Strategy<Value = Op> {
-    let ports = chip_ports();
+/// One operation, its port accesses mostly at `ports`.
+fn op_on(ports: Vec<u16>) -> impl Strategy<Value = Op> {
     let port = prop_oneof![
         8 => prop::sample::select(ports),
         1 => any::<u16>(),
@@ -760,7 +784,7 @@ fn fuzz_register_sequences() {
         &(
             disks(),
             prop::bool::weighted(0.3),
-            prop::collection::vec(op(), 0..120),
+            ops(),
             prop::bool::weighted(0.2),
         ),
         |(d, rom, mut ops, host_input)| {

@@ -13,7 +13,8 @@
 //!   from the others; its bytes are the file's bytes then zeros (checked
 //!   against a reference reading of the image written here); the entry is
 //!   inside a segment; and RAM outside the segments and the multiboot boot
-//!   information block is untouched;
+//!   information block is untouched, and so is host memory right around
+//!   the RAM mapping (guard mappings, `tests::guards`);
 //! - `Err`: RAM is untouched (the loader checks before it writes) and the
 //!   message names the field or value at fault (a table per error kind).
 //!
@@ -37,6 +38,7 @@ use proptest::test_runner::{TestCaseError, TestRunner};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use tests::fuzz::{config, full_run};
+use tests::guards::Guards;
 
 /// The byte RAM is filled with before a load, so untouched RAM is visible.
 const FILL: u8 = 0xA5;
@@ -225,8 +227,10 @@ fn check_load(
     rom_first: bool,
 ) -> Result<String, TestCaseError> {
     let mut m = machine(ram_mib, rom_first);
+    let guards = Guards::around(&m);
     let before = m.mem.as_slice().to_vec();
     let r = loader::load(&mut m.mem, img, opts);
+    prop_assert!(guards.intact(), "host memory next to guest RAM changed");
     let after = m.mem.as_slice();
     let ram = after.len() as u64;
     match r {
