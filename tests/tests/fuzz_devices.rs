@@ -4,15 +4,17 @@
 //! A case is a random sequence of what a CPU does to the platform, issued
 //! through `Machine` exactly as the engines issue it: port reads and
 //! writes of 1, 2 and 4 bytes (single and REP INS/OUTS bulk), physical
-//! memory reads and writes of 1, 2 and 4 bytes (the LAPIC and I/O APIC
+//! memory reads and writes of 1, 2, 4 and 8 bytes (the LAPIC and I/O APIC
 //! MMIO pages, the ROM's high alias, the VGA window, the end of RAM; at
-//! each range's first and last bytes and straddling its edges), instruction
-//! retirement (time passes, device deadlines fire), HLT's warp to the next
-//! deadline, the interrupt-acknowledge cycle and NMI, and WRMSR to
-//! IA32_APIC_BASE. Addresses come from the board's own description
-//! (`Board::pc`), so a new chip is fuzzed without touching this file. The
-//! ATA channels have disks attached: small in-memory images and
-//! file-backed temporary ones.
+//! each range's first and last bytes and straddling its edges), the
+//! translator's pure MMIO reads, instruction retirement (time passes,
+//! device deadlines fire), HLT's warp to the next deadline, the
+//! interrupt-acknowledge cycle and NMI, WRMSR to IA32_APIC_BASE, and host
+//! input (COM1 bytes, PS/2 keys). Ports come from the board's own
+//! description (`Board::pc`), so a new chip is fuzzed without touching
+//! this file; half the cases keep their port accesses on one chip, to go
+//! deeper into its states. The ATA channels have disks attached: small
+//! in-memory images and file-backed temporary ones, some as --snapshot.
 //!
 //! Properties, after every case:
 //!
@@ -22,6 +24,7 @@
 //!   around the RAM mapping is untouched (guard mappings,
 //!   `tests::guards`);
 //! - every disk image kept its size;
+//! - a pure MMIO read (`read_pure_mmio`) agrees with a real one;
 //! - a reset recovers every device: the initialisation a driver or a BIOS
 //!   does (`reinit`: the 8259A's ICW1-4, the 8254's control words, the
 //!   16550's registers with its FIFOs cleared, CMOS registers A-D and the
@@ -30,13 +33,14 @@
 //!   interrupts taken and EOIed, the ATA channels' software reset) leaves
 //!   every register it defines reading back (`readback`) as in a freshly
 //!   built machine put through the same initialisation at the same
-//!   virtual time.
+//!   virtual time (not for cases with host input, which keeps arriving).
 //!
 //! `fuzz_ata_writes` drives the disks with well-formed WRITE SECTORS and
 //! WRITE MULTIPLE commands (28-bit LBA, in range or not, data phases
 //! complete or cut short, other accesses interleaved) and checks that only
 //! the sectors those commands named changed, and that a completed write
-//! put exactly the data sent, on in-memory and file-backed images.
+//! put exactly the data sent, on in-memory and file-backed images, and
+//! that a --snapshot image's file never changes.
 //!
 //! `PROPTEST_CASES=N` runs N cases per target (a soak),
 //! `PROPTEST_RNG_SEED=S` other cases than CI's (`tests::fuzz`).
