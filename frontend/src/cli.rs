@@ -1,7 +1,7 @@
 //! The command line: subcommands and their help (clap).
 
 use crate::{compare, run, status};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 const LONG_ABOUT: &str = "\
@@ -210,6 +210,24 @@ where
             Err(status::USAGE)
         }
     }
+}
+
+/// Parses a command line without running it or printing anything: clap's
+/// error for a usage error, and for --help and --version (whose
+/// `use_stderr()` is false). For the command-line fuzzer
+/// (tests/tests/fuzz_cli.rs) and other tests.
+pub fn try_parse<I, T>(args: I) -> Result<(), clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args).map(|_| ())
+}
+
+/// The whole command-line definition, for clap's own consistency check
+/// (`Command::debug_assert`) in tests.
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// Runs the command `args` stands for (`ringlab xv6` stands for a `run`

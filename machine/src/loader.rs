@@ -300,8 +300,10 @@ pub enum LoadError {
         ram: usize,
     },
     #[error(
-        "segment {index} at physical [{start:#x}, {end:#x}) overlaps [0x9fc00, 0x100000), \
-         the VGA window (video memory)"
+        "segment {index} at physical [{start:#x}, {end:#x}) overlaps [{:#x}, {:#x}), \
+         the VGA window (video memory)",
+        RESERVED_LOW.start,
+        RESERVED_LOW.end
     )]
     SegmentInReservedArea { index: usize, start: u64, end: u64 },
     #[error(
@@ -315,6 +317,27 @@ pub enum LoadError {
         b: usize,
         b_start: u64,
         b_end: u64,
+    },
+    #[error(
+        "segment {index} at physical [{start:#x}, {end:#x}) overlaps the firmware ROM's \
+         read-only alias [{rom_start:#x}, {rom_end:#x})"
+    )]
+    SegmentInRom {
+        index: usize,
+        start: u64,
+        end: u64,
+        rom_start: u64,
+        rom_end: u64,
+    },
+    #[error(
+        "flat image of {len:#x} bytes at {addr:#x} overlaps the firmware ROM's read-only \
+         alias [{rom_start:#x}, {rom_end:#x})"
+    )]
+    FlatInRom {
+        addr: u32,
+        len: usize,
+        rom_start: u64,
+        rom_end: u64,
     },
     #[error("entry point {entry:#x} is not inside any loaded segment")]
     EntryOutsideSegments { entry: u32 },
@@ -381,6 +404,18 @@ fn load_flat(mem: &mut GuestMemory, image: &[u8], addr: u32) -> Result<LoadedIma
             addr,
             len: image.len(),
             ram: mem.size(),
+        });
+    }
+    let (rom_start, rom_end) = mem.read_only_range();
+    if overlaps(
+        &(addr as u64..addr as u64 + image.len() as u64),
+        &(rom_start..rom_end),
+    ) {
+        return Err(LoadError::FlatInRom {
+            addr,
+            len: image.len(),
+            rom_start,
+            rom_end,
         });
     }
     mem.write(addr as u64, image)?;
@@ -513,11 +548,11 @@ fn load_multiboot(mem: &mut GuestMemory, image: &[u8]) -> Result<LoadedImage, Lo
         let fields = address_fields(image, &header)?;
         let (piece, entry) = aout_piece(image, &header, &fields)?;
         let pieces = vec![piece];
-        check_pieces(mem.size(), &pieces)?;
+        check_pieces(mem, &pieces)?;
         ("a.out kludge", pieces, entry)
     } else {
         let (pieces, e_entry) = elf_pieces(image)?;
-        check_pieces(mem.size(), &pieces)?;
+        check_pieces(mem, &pieces)?;
         let entry = elf_entry(&pieces, e_entry)?;
         ("ELF32", pieces, entry)
     };
@@ -741,9 +776,12 @@ fn elf_entry(pieces: &[Piece], e_entry: u32) -> Result<u32, LoadError> {
         .ok_or(LoadError::EntryOutsideSegments { entry: e_entry })
 }
 
-/// Every region inside RAM, outside the reserved low area, and disjoint from
-/// the others.
-fn check_pieces(ram: usize, pieces: &[Piece]) -> Result<(), LoadError> {
+/// Every region inside RAM, outside the reserved low area and a ROM
+/// mapped already (its low alias is read-only RAM: a write there would fail
+/// half-way through the load), and disjoint from the others.
+fn check_pieces(mem: &GuestMemory, pieces: &[Piece]) -> Result<(), LoadError> {
+    let ram = mem.size();
+    let (rom_start, rom_end) = mem.read_only_range();
     for p in pieces {
         let r = p.dest_range();
         if r.end > ram as u64 {
@@ -759,6 +797,15 @@ fn check_pieces(ram: usize, pieces: &[Piece]) -> Result<(), LoadError> {
                 index: p.index,
                 start: r.start,
                 end: r.end,
+            });
+        }
+        if overlaps(&r, &(rom_start..rom_end)) {
+            return Err(LoadError::SegmentInRom {
+                index: p.index,
+                start: r.start,
+                end: r.end,
+                rom_start,
+                rom_end,
             });
         }
     }

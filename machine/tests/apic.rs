@@ -292,6 +292,25 @@ fn level_triggered_eoi_is_broadcast() {
     assert_eq!(r.dev.stats().eoi_broadcasts, 1);
 }
 
+/// Found by the device fuzzer (tests/tests/fuzz_devices.rs): a self-IPI
+/// with the ICR's trigger-mode bit set was accepted as level-triggered,
+/// setting its TMR bit (left set after the EOI, so no reset of the
+/// registers a guest can reach recovered it) and broadcasting its EOI to
+/// the I/O APIC. The bit only matters to INIT level de-assert (SDM Vol 3A
+/// 10.6.1): every other IPI is edge-triggered.
+#[test]
+fn self_ipis_are_edge_triggered_whatever_the_trigger_bit() {
+    let mut r = LapicRig::lapic();
+    r.enable();
+    // Fixed, vector 0x41, level assert, trigger mode level, to self.
+    r.write(ICRLO, 0x4_0000 | 0x8000 | 0x4000 | 0x41);
+    assert!(r.bit(IRR, 0x41));
+    assert!(!r.bit(TMR, 0x41), "a self-IPI is edge-triggered");
+    assert_eq!(r.dev.acknowledge(), 0x41);
+    r.write(EOI, 0);
+    assert!(r.dev.take_eoi_broadcasts().is_empty());
+}
+
 #[test]
 fn one_shot_timer_at_divide_1_and_16() {
     for (tdcr, div) in [(X1, 1u64), (DIV16, 16)] {

@@ -1,4 +1,6 @@
 //! Helpers shared by ringlab's integration tests.
+pub mod fuzz;
+pub mod guards;
 pub mod guest;
 pub mod skip;
 

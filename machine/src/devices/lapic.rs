@@ -1119,8 +1119,13 @@ impl Lapic {
                 .push_back((self.icr_high as u64) << 32 | icr as u64);
         }
         match mode {
+            // The ICR's trigger mode only matters to INIT level de-assert
+            // (handled above): every IPI arrives edge-triggered (SDM Vol 3A
+            // 10.6.1, "Trigger Mode"). Taken as level, a self-IPI would set
+            // its TMR bit and its EOI be broadcast to the I/O APIC, clearing
+            // the Remote IRR of whatever pin uses the same vector.
             Some(m) if to_self && m != DeliveryMode::ExtInt => {
-                self.deliver(m, vector, level, Source::SelfIpi)
+                self.deliver(m, vector, false, Source::SelfIpi)
             }
             // ExtINT (111b) and 011b are reserved in the ICR.
             _ => {}
