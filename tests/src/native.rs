@@ -240,6 +240,13 @@ impl Native {
         regs.ss = USER_DS;
         regs.ds = USER_DS;
         regs.es = USER_DS;
+        // FS and GS too: loaded with a flat data selector they have base
+        // 0 (a 64-bit process's FS points at its thread's TLS, a base the
+        // emulator could not know).
+        regs.fs = USER_DS;
+        regs.gs = USER_DS;
+        regs.fs_base = 0;
+        regs.gs_base = 0;
         // Not a system call: nothing for the kernel to restart.
         regs.orig_rax = u64::MAX;
         // SAFETY: PTRACE_SETREGS reads one user_regs_struct from `regs`.

@@ -2,7 +2,8 @@
 //! flags as the native child, on the interpreter or the translator.
 //!
 //! The machine is in protected mode with paging at CPL 3, flat 4 GiB code
-//! (0x1B) and data (0x23) segments like Linux's 32-bit user segments, and
+//! (0x1B) and data (0x23: DS, ES, SS, FS, GS) segments like Linux's 32-bit
+//! user segments as the native child has them, and
 //! page tables that map exactly the user pages the native child maps
 //! ([`crate::layout`]), identity-mapped, user, writable where the child's
 //! are. CR0.AM is set as Linux sets it, so EFLAGS.AC at CPL 3 gives #AC.
@@ -154,15 +155,6 @@ fn state(start: &Regs) -> CpuState {
         s.segs[seg as usize] = user_seg(0x23, false);
     }
     s.segs[Seg::Cs as usize] = user_seg(0x1B, true);
-    // FS and GS hold the null selector, as in the native child.
-    for seg in [Seg::Fs, Seg::Gs] {
-        s.segs[seg as usize] = Segment {
-            selector: 0,
-            base: 0,
-            limit: 0,
-            access: access::UNUSABLE,
-        };
-    }
     s.tr = tss_seg();
     s
 }

@@ -31,17 +31,35 @@ pub const OF: u32 = 0x800;
 pub const STATUS: u32 = CF | PF | AF | ZF | SF | OF;
 
 /// xorshift64*: small, seedable, the same on every host.
-pub struct Rng(u64);
+pub struct Rng {
+    state: u64,
+    /// The memory operand being generated is for a locked access (LOCK,
+    /// or XCHG with memory): naturally aligned, never crossing a cache
+    /// line. A locked access split across cache lines is a "split lock":
+    /// this host's kernel traps it (bus-lock #DB, `split_lock_detect`)
+    /// and, under a hypervisor, such accesses stalled the native child
+    /// for seconds; what they compute is covered by the unlocked forms.
+    locked: bool,
+}
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03 | 1)
+        Rng {
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03 | 1,
+            locked: false,
+        }
     }
     pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        self.state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Whether the next memory operand is locked (see `locked`), and
+    /// marks it so.
+    fn lock(&mut self) -> bool {
+        self.locked = self.chance(8);
+        self.locked
     }
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
@@ -248,6 +266,9 @@ impl Rm {
 /// into it, or across into the unmapped pages above and below.
 fn data_off(r: &mut Rng, size: u32) -> i32 {
     let s = size as i32;
+    if r.locked {
+        return r.below(0x3000 / size as u64) as i32 * s;
+    }
     let aligned = |r: &mut Rng, lo: i32, hi: i32| {
         let v = lo + r.below((hi - lo) as u64) as i32;
         if r.chance(70) {
@@ -312,7 +333,10 @@ fn mem(r: &mut Rng, size: u32) -> Rm {
         11..=14 => {
             let idx = r.pick(&[0u8, 2, 3, 6, 7]); // not ECX: a shift count may be in CL
             let scale = r.below(4) as u8;
-            let v = r.below(64) as i32 - 16;
+            let mut v = r.below(64) as i32 - 16;
+            if r.locked {
+                v &= !7;
+            }
             setup.extend([0xB8 + idx]);
             setup.extend(d32(v));
             let mut b = vec![0x84, scale << 6 | idx << 3 | 5];
@@ -321,7 +345,10 @@ fn mem(r: &mut Rng, size: u32) -> Rm {
         }
         // [esp + disp32]: the stack page.
         15..=16 => {
-            let d = r.below(0xF00) as i32 - 0x800;
+            let mut d = r.below(0xF00) as i32 - 0x800;
+            if r.locked {
+                d &= !(size as i32 - 1);
+            }
             let mut b = vec![0x84, 0x24];
             b.extend(d32(d));
             b
@@ -331,11 +358,14 @@ fn mem(r: &mut Rng, size: u32) -> Rm {
         // wrapping at 64 KiB, mostly lands in the 16-bit window.
         _ => {
             pfx.push(0x67);
-            let target = if r.chance(90) {
+            let mut target = if r.chance(90) {
                 WIN16 + r.below(0x8000 - size as u64) as u32
             } else {
                 r.below(0x10000) as u32
             };
+            if r.locked {
+                target &= !(size - 1);
+            }
             let (rm, regs): (u8, &[u8]) = r.pick(&[
                 (0, &[3u8, 6][..]),
                 (1, &[3, 7]),
@@ -375,6 +405,11 @@ fn mem(r: &mut Rng, size: u32) -> Rm {
             b
         }
     };
+    // Now and then a segment override: ES, SS, DS, FS and GS are the same
+    // flat data segment; CS is readable, but a write through it is #GP.
+    if r.chance(4) {
+        pfx.insert(0, r.pick(&[0x26u8, 0x2E, 0x36, 0x3E, 0x64, 0x65]));
+    }
     Rm {
         setup,
         pfx,
@@ -439,13 +474,15 @@ fn shift_flags(op: u8, c: u8, w: W) -> (u32, u32, u32) {
 
 /// One random item.
 pub fn item(r: &mut Rng) -> Item {
-    let lock_mem = |r: &mut Rng, m: &Rm| m.mem && r.chance(8);
+    // Lock the memory operand made last (`Rng::lock` chose it aligned).
+    let lock_mem = |r: &mut Rng, m: &Rm| std::mem::take(&mut r.locked) && m.mem;
     match r.below(100) {
         // ALU: ADD OR ADC SBB AND SUB XOR CMP, r/m,r and r,r/m.
         0..=11 => {
             let k = r.below(8) as u8;
             let w = width(r);
             let to_rm = r.chance(50);
+            r.lock();
             let m = rm(r, w, to_rm, 40);
             let reg = if to_rm || w == W::B {
                 r.below(8) as u8
@@ -455,7 +492,7 @@ pub fn item(r: &mut Rng) -> Item {
             let op = w.op(8 * k + if to_rm { 0 } else { 2 });
             // LOCK on a memory destination (CMP is not lockable: #UD),
             // rarely on a register (#UD).
-            let lock = (to_rm && lock_mem(r, &m)) || r.chance(1);
+            let lock = (lock_mem(r, &m) && to_rm) || r.chance(1);
             let reads = if k == 2 || k == 3 { CF } else { 0 };
             let undef = if matches!(k, 1 | 4 | 6) { AF } else { 0 };
             Item::new(m.insn(lock, &w.pfx(), &[op], reg, &[])).flags(reads, STATUS, undef)
@@ -472,6 +509,7 @@ pub fn item(r: &mut Rng) -> Item {
                 b.extend(w.imm(r.val(w.bits())));
                 b
             } else {
+                r.lock();
                 let m = rm(r, w, true, 40);
                 let lock = lock_mem(r, &m);
                 if w != W::B && r.chance(40) {
@@ -503,6 +541,7 @@ pub fn item(r: &mut Rng) -> Item {
         // INC/DEC (CF kept), NEG, NOT.
         22..=25 => {
             let w = width(r);
+            r.lock();
             let m = rm(r, w, true, 30);
             let lock = lock_mem(r, &m);
             match r.below(5) {
@@ -636,8 +675,9 @@ pub fn item(r: &mut Rng) -> Item {
         50..=53 => {
             let w = wide(r);
             let k = r.below(4) as u8;
+            r.lock();
             let m = rm(r, w, k != 0, 50);
-            let lock = k != 0 && lock_mem(r, &m);
+            let lock = lock_mem(r, &m) && k != 0;
             let b = if r.chance(50) {
                 let reg = r.pick(&[0u8, 1, 2, 3]);
                 let mut b = vec![];
@@ -673,6 +713,7 @@ pub fn item(r: &mut Rng) -> Item {
             let w = width(r);
             match r.below(5) {
                 0 => {
+                    r.lock();
                     let m = if r.chance(97) {
                         mem(r, 8)
                     } else {
@@ -682,6 +723,7 @@ pub fn item(r: &mut Rng) -> Item {
                     Item::new(m.insn(lock, &[], &[0x0F, 0xC7], 1, &[])).flags(0, ZF, 0)
                 }
                 k => {
+                    r.lock();
                     let m = rm(r, w, true, 50);
                     let lock = lock_mem(r, &m);
                     let op = if k <= 2 { 0xC0 } else { 0xB0 };
@@ -1018,7 +1060,10 @@ fn mov(r: &mut Rng) -> Item {
                 b.push(0x90 + r.pick(&SAFE));
                 Item::new(b)
             } else {
+                // XCHG with memory is locked whether or not it says so.
+                r.locked = true;
                 let m = rm(r, w, true, 50);
+                r.locked = false;
                 let reg = if w == W::B {
                     r.below(8) as u8
                 } else {

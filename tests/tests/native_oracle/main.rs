@@ -86,8 +86,9 @@ pub mod layout {
 
 use layout::{Page, CODE, PAGES};
 
-/// Seeds run by `cargo test` (about 8 s in release on this 2-core host).
-const CI_SEEDS: u64 = 8000;
+/// Seeds run by `cargo test` (5-20 s in release on this 2-core host,
+/// depending on its load).
+const CI_SEEDS: u64 = 5000;
 /// EFLAGS bits compared: all but RF (which a fault may set in the pushed
 /// image, SDM Vol 3A 18.3.1.1) and the undefined status flags.
 const RF: u32 = 1 << 16;
@@ -504,7 +505,10 @@ fn random_sequences_end_as_on_this_cpu() {
     let mut failures: Vec<String> = Vec::new();
     let mut failing = 0;
     let mut retries = 0;
-    let (mut seqs, mut items, mut bytes) = (0u64, 0u64, 0u64);
+    let (mut seqs, mut items, mut bytes, mut insns) = (0u64, 0u64, 0u64, 0u64);
+    // The instruction forms generated (iced-x86's `Code`: mnemonic and
+    // operand shape, e.g. `Add_rm16_imm8`).
+    let mut forms = std::collections::HashSet::new();
     let mut seed = first;
     loop {
         match secs {
@@ -520,6 +524,7 @@ fn random_sequences_end_as_on_this_cpu() {
             Ok(ch) => ch,
             Err(NativeError::Timeout) => {
                 retries += 1;
+                eprintln!("seed {seed}: the native run timed out; retrying it");
                 check(&mut n, &case)
                     .unwrap_or_else(|e| panic!("seed {seed}: the native run failed twice: {e}"))
             }
@@ -527,7 +532,12 @@ fn random_sequences_end_as_on_this_cpu() {
         };
         seqs += 1;
         items += case.prog.items.len() as u64;
-        bytes += case.prog.encode(CODE).0.len() as u64;
+        let code = case.prog.encode(CODE).0;
+        bytes += code.len() as u64;
+        for i in iced_x86::Decoder::with_ip(32, &code, CODE as u64, 0) {
+            insns += 1;
+            forms.insert(i.code());
+        }
         let end = match &ch.cpu.how {
             Ok(v) => vector_name(*v).to_string(),
             Err(e) => e.clone(),
@@ -545,8 +555,10 @@ fn random_sequences_end_as_on_this_cpu() {
         seed += 1;
     }
     eprintln!(
-        "native oracle: seeds {first}..{seed}: {seqs} sequences, {items} items, {bytes} code \
-         bytes in {:.1} s; ends {ends:?}; {failing} diverge; {} native children, {retries} runs retried",
+        "native oracle: seeds {first}..{seed}: {seqs} sequences, {items} items, {insns} \
+         instructions ({} forms), {bytes} code bytes in {:.1} s; ends {ends:?}; {failing} diverge; \
+         {} native children, {retries} runs retried",
+        forms.len(),
         t0.elapsed().as_secs_f64(),
         n.spawned
     );
@@ -646,4 +658,114 @@ fn a_different_start_is_a_divergence() {
         d.iter().any(|l| l.starts_with("eax")) && d.iter().any(|l| l.starts_with("memory")),
         "{d:?}"
     );
+}
+
+/// One divergence the oracle found, kept as a fixed case: its code, the
+/// start it needs, and what the engines must do there (which is what the
+/// CPU did). On a host with the native oracle the CPU runs it too and
+/// all three must agree; without it the engines' expectation still holds.
+struct Found {
+    what: &'static str,
+    code: &'static [u8],
+    /// (register, value) set at the start.
+    regs: &'static [(usize, u32)],
+    /// EFLAGS.AC at the start.
+    ac: bool,
+    vector: u8,
+    cr2: Option<u32>,
+    /// (register, value) expected at the end.
+    want: &'static [(usize, u32)],
+}
+
+#[rustfmt::skip]
+const FOUND: &[Found] = &[
+    Found {
+        what: "a read-modify-write of a dword from a read-only page into an unmapped one faults on the read-only page",
+        code: &[0x01, 0x85, 0xFE, 0x2F, 0x00, 0x00], // add [ebp+0x2ffe], eax
+        regs: &[], ac: false, vector: 14, cr2: Some(0x20_2FFE), want: &[],
+    },
+    Found {
+        what: "BTR on memory is a read-modify-write of the dword holding the bit",
+        code: &[0x0F, 0xBA, 0xB5, 0xFF, 0x2F, 0x00, 0x00, 0x1C], // btr dword [ebp+0x2fff], 28
+        regs: &[], ac: false, vector: 14, cr2: Some(0x20_2FFF), want: &[],
+    },
+    Found {
+        what: "SHRD by a count of 0 still writes its memory operand",
+        code: &[0x0F, 0xAC, 0x9D, 0x00, 0x20, 0x00, 0x00, 0x20], // shrd [ebp+0x2000], ebx, 32
+        regs: &[], ac: false, vector: 14, cr2: Some(0x20_2000), want: &[],
+    },
+    Found {
+        what: "a misaligned read-modify-write with AC set is #AC",
+        code: &[0xFF, 0x85, 0x01, 0x00, 0x00, 0x00], // inc dword [ebp+1]
+        regs: &[], ac: true, vector: 17, cr2: None, want: &[],
+    },
+    Found {
+        what: "BTC with a register bit offset: #AC on the misaligned dword it addresses",
+        code: &[0x0F, 0xBB, 0x9D, 0x11, 0x00, 0x00, 0x00], // btc [ebp+0x11], ebx
+        regs: &[(3, 0x3F)], ac: true, vector: 17, cr2: None, want: &[],
+    },
+    Found {
+        what: "CMPXCHG8B needs 8-byte alignment with AC set",
+        code: &[0x0F, 0xC7, 0x8D, 0x04, 0x00, 0x00, 0x00], // cmpxchg8b [ebp+4]
+        regs: &[], ac: true, vector: 17, cr2: None, want: &[],
+    },
+    Found {
+        what: "XADD EBX, EBX leaves the sum",
+        code: &[0x0F, 0xC1, 0xDB], // xadd ebx, ebx
+        regs: &[(3, 0x4000_0001)], ac: false, vector: 3, cr2: None, want: &[(3, 0x8000_0002)],
+    },
+    Found {
+        what: "CMPSD with both operands unmapped faults on [EDI] first",
+        code: &[0xA7], // cmpsd
+        regs: &[(6, 0x8000_0F83), (7, 0x8000_016C)], ac: false, vector: 14, cr2: Some(0x8000_016C), want: &[],
+    },
+    Found {
+        what: "BOUND below the lower bound is #BR before the unmapped upper bound is read",
+        code: &[0x62, 0xB5, 0xFC, 0x2F, 0x00, 0x00], // bound esi, [ebp+0x2ffc]
+        regs: &[(6, 0x8000_0000)], ac: false, vector: 5, cr2: None, want: &[],
+    },
+];
+
+/// The divergences found so far stay fixed (see RELIABILITY.md).
+#[test]
+fn found_divergences_stay_fixed() {
+    let mut n = spawn();
+    for f in FOUND {
+        let mut case = Case::new(3).with_prog(Prog {
+            items: vec![gen::Item {
+                bytes: f.code.to_vec(),
+                reads: 0,
+                writes: 0,
+                undef: 0,
+                skip: 0,
+            }],
+        });
+        case.start.gpr[4] = layout::STACK_TOP - 0x800;
+        case.start.gpr[5] = layout::DATA;
+        for &(r, v) in f.regs {
+            case.start.gpr[r] = v;
+        }
+        case.start.eflags = 2 | if f.ac { 1 << 18 } else { 0 };
+        let cpu = n.as_mut().map(|n| run_native(n, &case).unwrap());
+        for bt in [false, true] {
+            let on = match &cpu {
+                Some(cpu) => for_engines(&case, cpu),
+                None => case.clone(),
+            };
+            let e = run_emu(bt, &on);
+            assert_eq!(e.how, Ok(f.vector), "{} (bt={bt})", f.what);
+            assert_eq!(e.cr2, f.cr2, "{} (bt={bt})", f.what);
+            for &(r, v) in f.want {
+                assert_eq!(e.regs.gpr[r], v, "{} (bt={bt})", f.what);
+            }
+            if let Some(cpu) = &cpu {
+                assert_eq!(
+                    diff(&case, cpu, &e),
+                    Vec::<String>::new(),
+                    "{} (bt={bt})",
+                    f.what
+                );
+            }
+        }
+    }
 }
