@@ -21,7 +21,7 @@
 
 use crate::layout::{self, Page};
 use machine::cpu::{access, cr0, flags, CpuState, Seg, Segment, TableReg};
-use machine::{Limits, Machine, MachineConfig, Stop};
+use machine::{Counter, Limits, Machine, MachineConfig, Stop};
 use ringlab::engines::EngineKind;
 use ringlab::session::{Options, Session};
 use std::time::{Duration, Instant};
@@ -56,6 +56,11 @@ pub struct Outcome {
     pub stop: String,
     /// The writable pages' contents, in `layout::PAGES` order.
     pub mem: Vec<u8>,
+    /// Instructions that ran as translated code (the translator; 0 on the
+    /// interpreter).
+    pub translated: u64,
+    /// Instructions retired (the final INT3 included).
+    pub icount: u64,
 }
 
 /// Vectors whose delivery pushes an error code (SDM Vol 3A 6.13, table
@@ -177,6 +182,14 @@ pub fn run(bt: bool, pages: &[(Page, Vec<u8>)], start: &Regs) -> Outcome {
     };
     let stop = e.run_until(&limits);
     let s = e.cpu_state().unwrap();
+    let icount = e.m.icount();
+    let translated = if bt {
+        e.stats()
+            .get(Counter::TranslatedInstructions)
+            .expect("the translator counts translated instructions")
+    } else {
+        0
+    };
     let mem: Vec<u8> = layout::PAGES
         .iter()
         .filter(|p| p.writable)
@@ -206,6 +219,8 @@ pub fn run(bt: bool, pages: &[(Page, Vec<u8>)], start: &Regs) -> Outcome {
             cr2: s.cr2,
             stop: format!("{stop:?}"),
             mem,
+            translated,
+            icount,
         }
     } else {
         Outcome {
@@ -219,6 +234,8 @@ pub fn run(bt: bool, pages: &[(Page, Vec<u8>)], start: &Regs) -> Outcome {
             cr2: s.cr2,
             stop: format!("{stop:?} at cpl {}", s.cpl()),
             mem,
+            translated,
+            icount,
         }
     }
 }

@@ -277,12 +277,12 @@ fn data_off(r: &mut Rng, size: u32) -> i32 {
             v
         }
     };
-    match r.below(100) {
-        0..=91 => aligned(r, 0, 0x2000 - s),
-        92..=95 => aligned(r, 0x2000, 0x3000 - s),
-        96 => 0x2000 - 1 - r.below(s as u64) as i32,
-        97 => 0x3000 - 1 - r.below(s as u64) as i32,
-        98 => -1 - r.below(s as u64) as i32,
+    match r.below(200) {
+        0..=189 => aligned(r, 0, 0x2000 - s),
+        190..=194 => aligned(r, 0x2000, 0x3000 - s),
+        195 | 196 => 0x2000 - 1 - r.below(s as u64) as i32,
+        197 => 0x3000 - 1 - r.below(s as u64) as i32,
+        198 => -1 - r.below(s as u64) as i32,
         _ => 0x3000 + r.below(0x1000) as i32,
     }
 }
@@ -315,11 +315,12 @@ fn mem(r: &mut Rng, size: u32) -> Rm {
     let bytes = match r.below(20) {
         // [ebp + disp8] / [ebp + disp32]
         0..=7 => {
-            if (-128..128).contains(&off) {
-                vec![0x45, off as u8]
+            let d = off - EBP_OFF;
+            if (-128..128).contains(&d) {
+                vec![0x45, d as u8]
             } else {
                 let mut b = vec![0x85];
-                b.extend(d32(off));
+                b.extend(d32(d));
                 b
             }
         }
@@ -340,7 +341,7 @@ fn mem(r: &mut Rng, size: u32) -> Rm {
             setup.extend([0xB8 + idx]);
             setup.extend(d32(v));
             let mut b = vec![0x84, scale << 6 | idx << 3 | 5];
-            b.extend(d32(off - (v << scale)));
+            b.extend(d32(off - EBP_OFF - (v << scale)));
             b
         }
         // [esp + disp32]: the stack page.
@@ -358,7 +359,7 @@ fn mem(r: &mut Rng, size: u32) -> Rm {
         // wrapping at 64 KiB, mostly lands in the 16-bit window.
         _ => {
             pfx.push(0x67);
-            let mut target = if r.chance(90) {
+            let mut target = if r.chance(97) {
                 WIN16 + r.below(0x8000 - size as u64) as u32
             } else {
                 r.below(0x10000) as u32
@@ -618,7 +619,7 @@ pub fn item(r: &mut Rng) -> Item {
             let k = r.below(4) as u8 + 4;
             let m = rm(r, w, false, 30);
             let mut b = vec![];
-            if k >= 6 && r.chance(60) {
+            if k >= 6 && r.chance(80) {
                 match w {
                     W::B => b.extend([0xB4, 0]),          // mov ah, 0
                     W::H => b.extend([0x66, 0xBA, 0, 0]), // mov dx, 0
@@ -808,7 +809,7 @@ pub fn item(r: &mut Rng) -> Item {
         // XLAT, with EBX set to the table first.
         84 => {
             let mut b = vec![0x8D, 0x9D]; // lea ebx, [ebp + disp32]
-            b.extend(data_off(r, 256).to_le_bytes());
+            b.extend((data_off(r, 256) - EBP_OFF).to_le_bytes());
             b.push(0xD7);
             Item::new(b)
         }
@@ -870,6 +871,7 @@ pub fn item(r: &mut Rng) -> Item {
         }
         // Rarely, a fault on purpose: UD2 (#UD); HLT, CLI, STI, IN, OUT,
         // MOV from CR0, INT 0x41 (#GP at CPL 3); INTO (#OF if OF set).
+        97..=99 if r.chance(60) => Item::new(vec![0x90]),
         _ => match r.below(10) {
             0 => Item::new(vec![0x0F, 0x0B]),
             1 => Item::new(vec![0xF4]),
@@ -925,7 +927,7 @@ fn string(r: &mut Rng) -> Item {
             } else {
                 data_off(r, 4)
             };
-            b.extend(off.to_le_bytes());
+            b.extend((off - EBP_OFF).to_le_bytes());
         }
         b.push(0xB9); // mov ecx, n
         b.extend(n.to_le_bytes());
@@ -955,7 +957,7 @@ fn stack(r: &mut Rng) -> Item {
         2 => Item::new(vec![r.pick(&[0x66u8, 0x66]), r.pick(&[0x60u8, 0x61])]),
         3 | 4 => {
             let size = r.pick(&[0u16, 4, 8, 0x20, 0x7FC, 0x1000]);
-            let level = r.pick(&[0u8, 0, 0, 1, 2, 3, 5, 31, 32, 33]);
+            let level = r.pick(&[0u8, 0, 0, 0, 0, 1, 1, 2, 3, 5, 31, 32, 33]);
             let mut b = vec![];
             if r.chance(10) {
                 b.push(0x66);
@@ -1088,6 +1090,10 @@ pub fn program(r: &mut Rng, len: usize) -> Prog {
     p
 }
 
+/// EBP starts at `DATA + EBP_OFF` (so that ENTER's nesting levels read
+/// frame pointers inside the data page); data offsets are from `DATA`.
+pub const EBP_OFF: i32 = 0x400;
+
 /// The initial registers: random with edge values, ESP and EBP pointing
 /// at the stack and data pages.
 pub fn start_regs(r: &mut Rng) -> [u32; 8] {
@@ -1096,6 +1102,6 @@ pub fn start_regs(r: &mut Rng) -> [u32; 8] {
         *v = r.val(32);
     }
     g[4] = STACK_TOP - 0x800;
-    g[5] = DATA;
+    g[5] = DATA + EBP_OFF as u32;
     g
 }

@@ -108,9 +108,13 @@ impl Case {
         let len = 4 + r.below(48) as usize;
         let prog = gen::program(&mut r, len);
         let gpr = gen::start_regs(&mut r);
-        // Random status flags and DF; AC (alignment checks at CPL 3) in
-        // one case in eight.
-        let mut eflags = (r.next() as u32 & (STATUS | 0x400)) | 2;
+        // Random status flags; DF in one case in four (the translator
+        // leaves DF = 1 to the interpreter); AC (alignment checks at CPL
+        // 3) in one case in eight.
+        let mut eflags = (r.next() as u32 & STATUS) | 2;
+        if r.below(4) == 0 {
+            eflags |= 0x400;
+        }
         if r.below(8) == 0 {
             eflags |= 1 << 18;
         }
@@ -119,6 +123,20 @@ impl Case {
             .map(|p| {
                 let bytes = if p.addr == CODE {
                     vec![]
+                } else if p.addr == layout::STACK {
+                    // Half of the stack's dwords point into the data pages,
+                    // so that what POPAD, LEAVE and POP leave in EBP (or
+                    // elsewhere) often still addresses data.
+                    (0..p.len / 4)
+                        .flat_map(|_| {
+                            let v = if r.below(2) == 0 {
+                                layout::DATA + (r.below(0x2000) as u32 & !3)
+                            } else {
+                                r.val(32)
+                            };
+                            v.to_le_bytes()
+                        })
+                        .collect()
                 } else {
                     (0..p.len / 4)
                         .flat_map(|_| r.val(32).to_le_bytes())
@@ -183,6 +201,10 @@ struct End {
     /// CR2 for a page fault.
     cr2: Option<u32>,
     mem: Vec<u8>,
+    /// Instructions the translator ran as translated code.
+    translated: u64,
+    /// Instructions the engine retired.
+    icount: u64,
 }
 
 fn vector_name(v: u8) -> &'static str {
@@ -263,6 +285,8 @@ fn run_native(n: &mut Native, case: &Case) -> Result<End, NativeError> {
         how,
         regs: o.regs,
         mem: native_mem(n)?,
+        translated: 0,
+        icount: 0,
     })
 }
 
@@ -283,6 +307,8 @@ fn run_emu(bt: bool, case: &Case) -> End {
         cr2: (o.vector == Some(14)).then_some(o.cr2),
         regs: o.regs,
         mem: o.mem,
+        translated: o.translated,
+        icount: o.icount,
     }
 }
 
@@ -381,6 +407,10 @@ fn diff(case: &Case, cpu: &End, emu: &End) -> Vec<String> {
 /// What one case gave: the CPU's end and each engine's differences.
 struct Checked {
     cpu: End,
+    /// Instructions the translator ran as translated code.
+    translated: u64,
+    /// Instructions the interpreter retired.
+    retired: u64,
     interp: Vec<String>,
     bt: Vec<String>,
 }
@@ -397,6 +427,8 @@ fn check(n: &mut Native, case: &Case) -> Result<Checked, NativeError> {
     let i = run_emu(false, &same);
     let b = run_emu(true, &same);
     Ok(Checked {
+        translated: b.translated,
+        retired: i.icount,
         interp: diff(case, &cpu, &i),
         bt: diff(case, &cpu, &b),
         cpu,
@@ -504,8 +536,12 @@ fn random_sequences_end_as_on_this_cpu() {
     let mut ends: BTreeMap<String, u64> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
     let mut failing = 0;
+    // Which instructions took the page faults (how often sequences stop
+    // early, and why).
+    let mut page_faults: BTreeMap<String, u64> = BTreeMap::new();
     let mut retries = 0;
     let (mut seqs, mut items, mut bytes, mut insns) = (0u64, 0u64, 0u64, 0u64);
+    let (mut translated, mut retired) = (0u64, 0u64);
     // The instruction forms generated (iced-x86's `Code`: mnemonic and
     // operand shape, e.g. `Add_rm16_imm8`).
     let mut forms = std::collections::HashSet::new();
@@ -531,6 +567,8 @@ fn random_sequences_end_as_on_this_cpu() {
             Err(e) => panic!("seed {seed}: the native run failed: {e}"),
         };
         seqs += 1;
+        translated += ch.translated;
+        retired += ch.retired;
         items += case.prog.items.len() as u64;
         let code = case.prog.encode(CODE).0;
         bytes += code.len() as u64;
@@ -542,6 +580,13 @@ fn random_sequences_end_as_on_this_cpu() {
             Ok(v) => vector_name(*v).to_string(),
             Err(e) => e.clone(),
         };
+        if ch.cpu.how == Ok(14) {
+            let at = ch.cpu.regs.eip.wrapping_sub(CODE) as usize;
+            let i = iced_x86::Decoder::with_ip(32, code.get(at..).unwrap_or(&[]), 0, 0).decode();
+            *page_faults
+                .entry(format!("{:?}", i.mnemonic()))
+                .or_default() += 1;
+        }
         *ends.entry(end).or_default() += 1;
         if ch.diverges() {
             failing += 1;
@@ -556,12 +601,17 @@ fn random_sequences_end_as_on_this_cpu() {
     }
     eprintln!(
         "native oracle: seeds {first}..{seed}: {seqs} sequences, {items} items, {insns} \
-         instructions ({} forms), {bytes} code bytes in {:.1} s; ends {ends:?}; {failing} diverge; \
-         {} native children, {retries} runs retried",
+         instructions ({} forms), {bytes} code bytes in {:.1} s; {retired} instructions retired \
+         (interp), {translated} of them ran as translated code (bt); ends {ends:?}; {failing} diverge; {} native children, {retries} \
+         runs retried",
         forms.len(),
         t0.elapsed().as_secs_f64(),
         n.spawned
     );
+    let mut pf: Vec<_> = page_faults.into_iter().collect();
+    pf.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    pf.truncate(12);
+    eprintln!("native oracle: page faults by instruction (most): {pf:?}");
     assert!(
         failures.is_empty(),
         "{failing} of {seqs} sequences diverge from this CPU (RINGLAB_NATIVE_SEED=N replays \
