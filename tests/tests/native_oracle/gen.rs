@@ -34,8 +34,8 @@ pub const STATUS: u32 = CF | PF | AF | ZF | SF | OF;
 pub struct Rng {
     state: u64,
     /// The memory operand being generated is for a locked access (LOCK,
-    /// or XCHG with memory): naturally aligned, never crossing a cache
-    /// line. A locked access split across cache lines is a "split lock":
+    /// or XCHG with memory): an absolute address, naturally aligned,
+    /// never crossing a cache line. A locked access split across cache lines is a "split lock":
     /// this host's kernel traps it (bus-lock #DB, `split_lock_detect`)
     /// and, under a hypervisor, such accesses stalled the native child
     /// for seconds; what they compute is covered by the unlocked forms.
@@ -312,7 +312,11 @@ fn mem(r: &mut Rng, size: u32) -> Rm {
     let d32 = |v: i32| v.to_le_bytes().to_vec();
     let mut setup = vec![];
     let mut pfx = vec![];
-    let bytes = match r.below(20) {
+    // A locked operand is always an absolute address: EBP and ESP may
+    // have moved (LEAVE, POPAD), and only an address that does not
+    // depend on them is sure to be aligned.
+    let form = if r.locked { 8 } else { r.below(20) };
+    let bytes = match form {
         // [ebp + disp8] / [ebp + disp32]
         0..=7 => {
             let d = off - EBP_OFF;
