@@ -69,6 +69,8 @@ pub struct Outcome {
     /// differ from what the caller asked for.
     pub start_eflags: u32,
     pub regs: Regs,
+    /// The segment selectors at the stop: ES, CS, SS, DS, FS, GS.
+    pub sregs: [u16; 6],
     pub signo: i32,
     pub si_code: i32,
     /// `si_addr` (the fault address of SIGSEGV/SIGBUS page faults).
@@ -282,6 +284,14 @@ impl Native {
         let si_addr = unsafe { si.si_addr() } as u64;
         Ok(Outcome {
             start_eflags,
+            sregs: [
+                regs.es as u16,
+                regs.cs as u16,
+                regs.ss as u16,
+                regs.ds as u16,
+                regs.fs as u16,
+                regs.gs as u16,
+            ],
             regs: Regs {
                 gpr: [
                     regs.rax as u32,

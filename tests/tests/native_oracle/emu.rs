@@ -2,8 +2,8 @@
 //! flags as the native child, on the interpreter or the translator.
 //!
 //! The machine is in protected mode with paging at CPL 3, flat 4 GiB code
-//! (0x1B) and data (0x23: DS, ES, SS, FS, GS) segments like Linux's 32-bit
-//! user segments as the native child has them, and
+//! (0x23) and data (0x2B: DS, ES, SS, FS, GS) segments with Linux's
+//! selectors, as the native child has them, and
 //! page tables that map exactly the user pages the native child maps
 //! ([`crate::layout`]), identity-mapped, user, writable where the child's
 //! are. CR0.AM is set as Linux sets it, so EFLAGS.AC at CPL 3 gives #AC.
@@ -61,6 +61,8 @@ pub struct Outcome {
     pub translated: u64,
     /// Instructions retired (the final INT3 included).
     pub icount: u64,
+    /// ES, CS, SS, DS, FS, GS selectors (the user's, at a fault).
+    pub sregs: [u16; 6],
 }
 
 /// Vectors whose delivery pushes an error code (SDM Vol 3A 6.13, table
@@ -89,12 +91,20 @@ fn build(m: &mut Machine, pages: &[(Page, Vec<u8>)]) {
         w32(m, PT1 + ((a - 0x40_0000) >> 12) * 4, a | P | RW);
         a += 0x1000;
     }
+    // The user selectors are Linux x86-64's (arch/x86/include/asm/
+    // segment.h), so that what PUSH CS/DS and MOV r, Sreg store, and which
+    // selectors load, match the native child: 0x18 a ring-0 data segment
+    // (__KERNEL_DS), 0x23 the 32-bit user code (__USER32_CS), 0x2B the
+    // user data (__USER_DS). The TSS is where Linux has its own.
     let gdt = [
         0u64,
         Segment::flat32(0x08, true).to_descriptor(),
         Segment::flat32(0x10, false).to_descriptor(),
-        user_seg(0x1B, true).to_descriptor(),
-        user_seg(0x23, false).to_descriptor(),
+        Segment::flat32(0x18, false).to_descriptor(),
+        user_seg(0x23, true).to_descriptor(),
+        user_seg(0x2B, false).to_descriptor(),
+        0,
+        0,
         tss_seg().to_descriptor(),
     ];
     for (k, d) in gdt.iter().enumerate() {
@@ -132,7 +142,7 @@ fn user_seg(selector: u16, code: bool) -> Segment {
 
 fn tss_seg() -> Segment {
     Segment {
-        selector: 0x28,
+        selector: 0x40,
         base: TSS,
         limit: 0x67,
         access: access::P | access::SYS_TSS32_BUSY,
@@ -150,16 +160,16 @@ fn state(start: &Regs) -> CpuState {
     s.cr3 = PD;
     s.gdtr = TableReg {
         base: GDT,
-        limit: 6 * 8 - 1,
+        limit: 9 * 8 - 1,
     };
     s.idtr = TableReg {
         base: IDT,
         limit: 256 * 8 - 1,
     };
     for seg in Seg::ALL {
-        s.segs[seg as usize] = user_seg(0x23, false);
+        s.segs[seg as usize] = user_seg(0x2B, false);
     }
-    s.segs[Seg::Cs as usize] = user_seg(0x1B, true);
+    s.segs[Seg::Cs as usize] = user_seg(0x23, true);
     s.tr = tss_seg();
     s
 }
@@ -202,6 +212,13 @@ pub fn run(bt: bool, pages: &[(Page, Vec<u8>)], start: &Regs) -> Outcome {
         .collect();
     let r32 = |a: u32| e.m.mem.read_u32(a as u64).unwrap();
     let in_stub = (HANDLERS..HANDLERS + 512).contains(&s.eip) && s.cpl() == 0;
+    let mut sregs = s.segs.map(|g| g.selector);
+    if in_stub {
+        // An interrupt from ring 3 leaves ES, DS, FS and GS as they were
+        // and pushes the user's SS and CS (SDM Vol 3A 6.12.1).
+        sregs[Seg::Ss as usize] = r32(KSTACK_TOP - 4) as u16;
+        sregs[Seg::Cs as usize] = r32(KSTACK_TOP - 16) as u16;
+    }
     if matches!(stop, Ok(Stop::Halted)) && in_stub {
         let v = ((s.eip - HANDLERS) / 2) as u8;
         let top = KSTACK_TOP;
@@ -221,6 +238,7 @@ pub fn run(bt: bool, pages: &[(Page, Vec<u8>)], start: &Regs) -> Outcome {
             mem,
             translated,
             icount,
+            sregs,
         }
     } else {
         Outcome {
@@ -236,6 +254,7 @@ pub fn run(bt: bool, pages: &[(Page, Vec<u8>)], start: &Regs) -> Outcome {
             mem,
             translated,
             icount,
+            sregs,
         }
     }
 }

@@ -481,7 +481,7 @@ fn shift_flags(op: u8, c: u8, w: W) -> (u32, u32, u32) {
 pub fn item(r: &mut Rng) -> Item {
     // Lock the memory operand made last (`Rng::lock` chose it aligned).
     let lock_mem = |r: &mut Rng, m: &Rm| std::mem::take(&mut r.locked) && m.mem;
-    match r.below(100) {
+    match r.below(106) {
         // ALU: ADD OR ADC SBB AND SUB XOR CMP, r/m,r and r,r/m.
         0..=11 => {
             let k = r.below(8) as u8;
@@ -876,6 +876,8 @@ pub fn item(r: &mut Rng) -> Item {
         // Rarely, a fault on purpose: UD2 (#UD); HLT, CLI, STI, IN, OUT,
         // MOV from CR0, INT 0x41 (#GP at CPL 3); INTO (#OF if OF set).
         97..=99 if r.chance(60) => Item::new(vec![0x90]),
+        100..=102 => segment(r),
+        103..=105 => flow(r),
         _ => match r.below(10) {
             0 => Item::new(vec![0x0F, 0x0B]),
             1 => Item::new(vec![0xF4]),
@@ -891,6 +893,141 @@ pub fn item(r: &mut Rng) -> Item {
             // address after an INTO.
             _ => Item::new(vec![0xCE, 0x90]).flags(OF, 0, 0),
         },
+    }
+}
+
+/// Segment registers at CPL 3: MOV r/m, Sreg; PUSH Sreg; and loads
+/// (MOV Sreg, POP Sreg, LDS/LES/LFS/LGS/LSS) of selectors whose outcome
+/// is the same on a 32-bit CPU and in compatibility mode: the flat user
+/// data segment with RPL 3 and RPL 0 (0x2B, 0x28), the user code segment
+/// (0x23: readable, so DS may hold it, but writes through it and SS are
+/// #GP), a ring-0 data segment (0x18: #GP) and one beyond the GDT (0x80:
+/// #GP). The null selector is left out: in compatibility mode a null DS
+/// does not fault on use as it does on a 32-bit CPU.
+fn segment(r: &mut Rng) -> Item {
+    let sel = r.pick(&[0x2Bu16, 0x2B, 0x2B, 0x28, 0x23, 0x18, 0x80]);
+    // ES, SS, DS, FS, GS (CS cannot be loaded).
+    let sreg = r.pick(&[0u8, 2, 3, 4, 5]);
+    match r.below(5) {
+        0 => {
+            // MOV r32/r16/m16, Sreg (any of the six).
+            let w = wide(r);
+            let m = rm(r, w, true, 40);
+            Item::new(m.insn(false, &w.pfx(), &[0x8C], r.below(6) as u8, &[]))
+        }
+        1 => {
+            let op: &[u8] = r.pick(&[
+                &[0x06u8][..],
+                &[0x0E],
+                &[0x16],
+                &[0x1E],
+                &[0x0F, 0xA0],
+                &[0x0F, 0xA8],
+            ]);
+            let mut b = vec![];
+            if r.chance(20) {
+                b.push(0x66);
+            }
+            b.extend_from_slice(op);
+            Item::new(b)
+        }
+        2 => {
+            // mov eax, sel; mov sreg, ax
+            let mut b = vec![0xB8];
+            b.extend((sel as u32 | (r.val(16) << 16)).to_le_bytes());
+            b.extend([0x8E, 0xC0 | sreg << 3]);
+            Item::new(b)
+        }
+        3 => {
+            // push sel; pop sreg
+            let pop: &[u8] = match sreg {
+                0 => &[0x07],
+                2 => &[0x17],
+                3 => &[0x1F],
+                4 => &[0x0F, 0xA1],
+                _ => &[0x0F, 0xA9],
+            };
+            let mut b = vec![0x68];
+            b.extend((sel as u32).to_le_bytes());
+            b.extend_from_slice(pop);
+            Item::new(b)
+        }
+        _ => {
+            // mov word [ebp+d+4], sel; lXs reg, [ebp+d]
+            let off = r.below(0x1FF8) as i32 & !3;
+            let d = off - EBP_OFF;
+            let mut b = vec![0x66, 0xC7, 0x85];
+            b.extend((d + 4).to_le_bytes());
+            b.extend(sel.to_le_bytes());
+            let op: &[u8] = match sreg {
+                0 => &[0xC4],
+                2 => &[0x0F, 0xB2],
+                3 => &[0xC5],
+                4 => &[0x0F, 0xB4],
+                _ => &[0x0F, 0xB5],
+            };
+            b.extend_from_slice(op);
+            b.push(0x85 | r.pick(&SAFE) << 3);
+            b.extend(d.to_le_bytes());
+            Item::new(b)
+        }
+    }
+}
+
+/// Control transfers that stay inside the item and go forward: CALL to
+/// the next instruction and POP (the return address), CALL with RET and
+/// RET imm16 returning past themselves, JMP through a register, LOOP,
+/// LOOPE, LOOPNE and JECXZ over a NOP.
+fn flow(r: &mut Rng) -> Item {
+    match r.below(5) {
+        // call $+5; pop reg
+        0 => Item::new(vec![0xE8, 0, 0, 0, 0, 0x58 + r.pick(&SAFE)]),
+        // call $+5; add dword [esp], 5; ret  (returns past the RET)
+        1 => Item::new(vec![0xE8, 0, 0, 0, 0, 0x83, 0x04, 0x24, 0x05, 0xC3]).flags(0, STATUS, 0),
+        // push imm8; call $+5; add dword [esp], 7; ret 4
+        2 => Item::new(vec![
+            0x6A,
+            r.val(8) as u8,
+            0xE8,
+            0,
+            0,
+            0,
+            0,
+            0x83,
+            0x04,
+            0x24,
+            0x07,
+            0xC2,
+            0x04,
+            0x00,
+        ])
+        .flags(0, STATUS, 0),
+        // call $+5; pop reg; add reg, 6; jmp reg  (to the item's end)
+        3 => {
+            let reg = r.pick(&SAFE);
+            Item::new(vec![
+                0xE8,
+                0,
+                0,
+                0,
+                0,
+                0x58 + reg,
+                0x83,
+                0xC0 + reg,
+                6,
+                0xFF,
+                0xE0 + reg,
+            ])
+            .flags(0, STATUS, 0)
+        }
+        // mov ecx, n; loop/loope/loopne/jecxz $+3; nop
+        _ => {
+            let (op, reads) = r.pick(&[(0xE2u8, 0), (0xE1, ZF), (0xE0, ZF), (0xE3, 0)]);
+            let mut b = vec![0xB9];
+            b.extend(r.pick(&[0u32, 1, 2, 0xFFFF_FFFF]).to_le_bytes());
+            b.extend([op, 0x01, 0x90]);
+            Item::new(b).flags(reads, 0, 0)
+        }
     }
 }
 

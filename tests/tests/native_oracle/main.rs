@@ -205,6 +205,8 @@ struct End {
     translated: u64,
     /// Instructions the engine retired.
     icount: u64,
+    /// ES, CS, SS, DS, FS, GS.
+    sregs: [u16; 6],
 }
 
 fn vector_name(v: u8) -> &'static str {
@@ -287,6 +289,7 @@ fn run_native(n: &mut Native, case: &Case) -> Result<End, NativeError> {
         mem: native_mem(n)?,
         translated: 0,
         icount: 0,
+        sregs: o.sregs,
     })
 }
 
@@ -309,6 +312,7 @@ fn run_emu(bt: bool, case: &Case) -> End {
         mem: o.mem,
         translated: o.translated,
         icount: o.icount,
+        sregs: o.sregs,
     }
 }
 
@@ -365,6 +369,12 @@ fn diff(case: &Case, cpu: &End, emu: &End) -> Vec<String> {
         if a != b {
             d.push(format!("{name}: cpu {a:#010x}, engine {b:#010x}"));
         }
+    }
+    if cpu.sregs != emu.sregs {
+        d.push(format!(
+            "selectors (es cs ss ds fs gs): cpu {:02x?}, engine {:02x?}",
+            cpu.sregs, emu.sregs
+        ));
     }
     if cpu.regs.eip != emu.regs.eip {
         d.push(format!(
@@ -773,6 +783,12 @@ const FOUND: &[Found] = &[
         what: "BOUND below the lower bound is #BR before the unmapped upper bound is read",
         code: &[0x62, 0xB5, 0xFC, 0x2F, 0x00, 0x00], // bound esi, [ebp+0x2ffc]
         regs: &[(6, 0x8000_0000)], ac: false, vector: 5, cr2: None, want: &[],
+    },
+    Found {
+        what: "PUSH DS with a 32-bit operand writes only the selector's word",
+        // push 0xaaaabbbb; pop eax; push ds; pop eax
+        code: &[0x68, 0xBB, 0xBB, 0xAA, 0xAA, 0x58, 0x1E, 0x58],
+        regs: &[], ac: false, vector: 3, cr2: None, want: &[(0, 0xAAAA_002B)],
     },
 ];
 
