@@ -82,6 +82,10 @@ pub struct Outcome {
 pub enum NativeError {
     /// A system call failed (its name and errno).
     Sys(&'static str, io::Error),
+    /// The child could not map the region at this address (a fixed
+    /// mapping below `vm.mmap_min_addr` needs CAP_SYS_RAWIO, or something
+    /// is already there).
+    Map(u32),
     /// The child exited or was killed (wait status).
     Died(i32),
     /// The child did not stop before the deadline and was killed.
@@ -92,6 +96,10 @@ impl std::fmt::Display for NativeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             NativeError::Sys(what, e) => write!(f, "{what}: {e}"),
+            NativeError::Map(addr) => write!(
+                f,
+                "the native child cannot map {addr:#x} (below vm.mmap_min_addr, or taken)"
+            ),
             NativeError::Died(status) => {
                 write!(f, "the native child died (wait status {status:#x})")
             }
@@ -170,6 +178,12 @@ impl Native {
         }
         if !(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGSTOP) {
             // The child exits with the number of the step that failed.
+            if libc::WIFEXITED(status) {
+                let k = libc::WEXITSTATUS(status) - 10;
+                if let Some(r) = usize::try_from(k).ok().and_then(|k| regions.get(k)) {
+                    return Err(NativeError::Map(r.addr));
+                }
+            }
             return Err(NativeError::Died(status));
         }
         let mem = std::fs::OpenOptions::new()

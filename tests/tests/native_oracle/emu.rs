@@ -19,7 +19,7 @@
 //! other than ESP are untouched by the delivery, and CR2 holds a page
 //! fault's address.
 
-use crate::layout::{self, Page};
+use crate::layout::Page;
 use machine::cpu::{access, cr0, flags, CpuState, Seg, Segment, TableReg};
 use machine::{Counter, Limits, Machine, MachineConfig, Stop};
 use ringlab::engines::EngineKind;
@@ -54,7 +54,7 @@ pub struct Outcome {
     pub regs: Regs,
     pub cr2: u32,
     pub stop: String,
-    /// The writable pages' contents, in `layout::PAGES` order.
+    /// The writable pages' contents, in the order of the run's pages.
     pub mem: Vec<u8>,
     /// Instructions that ran as translated code (the translator; 0 on the
     /// interpreter).
@@ -200,8 +200,9 @@ pub fn run(bt: bool, pages: &[(Page, Vec<u8>)], start: &Regs) -> Outcome {
     } else {
         0
     };
-    let mem: Vec<u8> = layout::PAGES
+    let mem: Vec<u8> = pages
         .iter()
+        .map(|(p, _)| p)
         .filter(|p| p.writable)
         .flat_map(|p| {
             e.m.mem
