@@ -15,10 +15,10 @@
 //! branch: a program that would read an undefined flag (ADC after MUL,
 //! PUSHFD after a shift by more than one) is not generated, and the
 //! flags still undefined where a run stops are masked in the comparison.
-//! Where the SDM leaves a *result* undefined (SHLD/SHRD on 16 bits by more
-//! than 16, BSF/BSR's destination for a zero source), the generator either
-//! avoids the case or the test compares it anyway because every x86 since
-//! the 80386 behaves one way (see RELIABILITY.md).
+//! Where the SDM leaves a *result* undefined the generator avoids the case
+//! (SHLD/SHRD on 16 bits by more than 16, BSWAP on 16 bits), except for
+//! BSF/BSR's destination with a zero source, which is compared: Intel's
+//! CPUs leave it unchanged and so do the engines (see RELIABILITY.md).
 
 use crate::layout::{DATA, STACK_TOP, WIN16};
 

@@ -16,8 +16,10 @@
 //! Knobs: `RINGLAB_NATIVE_SEED=N` runs seed N alone and prints its code and
 //! states; `RINGLAB_NATIVE_COUNT=N` runs N seeds (default [`CI_SEEDS`]);
 //! `RINGLAB_NATIVE_SECS=T` runs seeds for T seconds (a soak), starting at
-//! `RINGLAB_NATIVE_FIRST` (default 0). The summary (sequences,
-//! instructions, how they ended) goes to stderr (`--nocapture`).
+//! `RINGLAB_NATIVE_FIRST` (default 0); `RINGLAB_NATIVE_SHRINK=N` shrinks
+//! and prints up to N divergences (default 4). The summary (sequences,
+//! instructions, forms, how they ended) goes to stderr (`--nocapture`).
+//! RELIABILITY.md has the figures and the divergences found.
 
 mod emu;
 mod gen;
