@@ -186,12 +186,21 @@ impl Native {
             }
             return Err(NativeError::Died(status));
         }
-        let mem = std::fs::OpenOptions::new()
+        match std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(format!("/proc/{pid}/mem"))
-            .map_err(|e| NativeError::Sys("open /proc/PID/mem", e))?;
-        Ok(Child { pid, mem })
+        {
+            Ok(mem) => Ok(Child { pid, mem }),
+            Err(e) => {
+                // SAFETY: kill and reap our own stopped child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, libc::__WALL);
+                }
+                Err(NativeError::Sys("open /proc/PID/mem", e))
+            }
+        }
     }
 
     fn child(&mut self) -> Result<&mut Child, NativeError> {
