@@ -5,7 +5,7 @@
 use crate::cpu::Cpu;
 use crate::fault::R;
 use crate::flags::{mask, Lazy};
-use crate::ops::{Op, K_MEM};
+use crate::ops::{Loc, Op, K_MEM};
 use machine::cpu::flags as f;
 use machine::Machine;
 
@@ -243,6 +243,9 @@ pub fn cmpxchg8b(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     }
     let off = op.ea(c);
     let lin = c.seg_lin(op.seg as usize, off, 8, true)?;
+    // A misaligned m64 at CPL 3 with AC set is #AC (SDM Vol 3A 6.15,
+    // table 6-7: 8-byte operands, 8-byte alignment).
+    c.align_check(lin, 8)?;
     let user = c.cpl == 3;
     c.probe_write(m, lin, 4, user)?;
     c.probe_write(m, lin.wrapping_add(4), 4, user)?;
@@ -268,6 +271,13 @@ pub fn xadd(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let (loc, dst) = c.loc0(m, op)?;
     let saved = c.fl;
     let sum = alu_op::<ADD>(c, op.w, dst, src);
+    // SDM Vol 2B "XADD": TEMP = SRC + DEST; SRC = DEST; DEST = TEMP. The
+    // destination is written last, so XADD EBX, EBX leaves the sum (the
+    // native oracle found the old order leaving the original value).
+    if let Loc::Reg(_) = loc {
+        c.set_reg(op.r1, op.w, dst);
+        return c.put(m, op, loc, sum);
+    }
     if let Err(e) = c.put(m, op, loc, sum) {
         c.fl = saved;
         return Err(e);

@@ -549,19 +549,24 @@ pub fn bound(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
         return crate::fault::ud();
     }
     let off = op.ea(c);
-    let lo = c.rd(m, op.seg as usize, off, op.w)?;
-    let hi = c.rd(m, op.seg as usize, off.wrapping_add(op.w as u32), op.w)?;
-    let v = c.reg(op.r0, op.w);
-    let (v, lo, hi) = if op.w == 2 {
-        (
-            v as u16 as i16 as i32,
-            lo as u16 as i16 as i32,
-            hi as u16 as i16 as i32,
-        )
-    } else {
-        (v as i32, lo as i32, hi as i32)
+    let signed = |x: u32| {
+        if op.w == 2 {
+            x as u16 as i16 as i32
+        } else {
+            x as i32
+        }
     };
-    if v < lo || v > hi {
+    let v = signed(c.reg(op.r0, op.w));
+    // The lower bound is read and checked before the upper bound is read:
+    // an index below it is #BR even when the upper bound lies in an
+    // unmapped page (the native oracle's host; the SDM does not order the
+    // reads).
+    let lo = signed(c.rd(m, op.seg as usize, off, op.w)?);
+    if v < lo {
+        return Err(Exc::new(vec::BR, None));
+    }
+    let hi = signed(c.rd(m, op.seg as usize, off.wrapping_add(op.w as u32), op.w)?);
+    if v > hi {
         return Err(Exc::new(vec::BR, None));
     }
     Ok(())

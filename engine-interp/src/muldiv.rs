@@ -295,6 +295,11 @@ pub fn bt(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     }
     let lin = c.seg_lin(seg, addr, op.w as u32, true)?;
     let user = c.cpl == 3;
+    // A read-modify-write of the operand-size word holding the bit:
+    // alignment and write access are checked before the read, as the CPU
+    // does (see `Cpu::loc0`).
+    c.align_check(lin, op.w)?;
+    c.probe_write(m, lin, op.w, user)?;
     let v = c.read_lin(m, lin, op.w, user)?;
     let nv = match op.x {
         1 => v | (1 << off),

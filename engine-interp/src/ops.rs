@@ -165,8 +165,13 @@ impl Cpu {
         }
     }
 
-    /// Resolves the first operand for a read-modify-write: the segment is
-    /// checked for writing before anything is read.
+    /// Resolves the first operand for a read-modify-write: the segment,
+    /// the alignment (#AC) and the pages are checked for writing before
+    /// anything is read, as the CPU does: a read-modify-write of a dword
+    /// that starts in a read-only page and ends in an unmapped one faults
+    /// on the read-only page (CR2 its first byte), not on the unmapped one
+    /// that a read alone would reach first (found by the native oracle,
+    /// tests/tests/native_oracle).
     #[inline(always)]
     pub fn loc0(&mut self, m: &mut Machine, op: &Op) -> R<(Loc, u32)> {
         if op.k0 == K_REG {
@@ -174,7 +179,10 @@ impl Cpu {
         } else {
             let off = op.ea(self);
             let lin = self.seg_lin(op.seg as usize, off, op.w as u32, true)?;
-            let v = self.read_lin(m, lin, op.w, self.cpl == 3)?;
+            self.align_check(lin, op.w)?;
+            let user = self.cpl == 3;
+            self.probe_write(m, lin, op.w, user)?;
+            let v = self.read_lin(m, lin, op.w, user)?;
             Ok((Loc::Lin(lin), v))
         }
     }

@@ -594,9 +594,11 @@ pub fn mov_from_sreg(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     }
 }
 
-/// PUSH Sreg (r0 = segment register). A 32-bit push writes 4 bytes
-/// (P6-class CPUs write only the low word, leaving the upper bytes; we
-/// write the zero-extended selector).
+/// PUSH Sreg (r0 = segment register). A 32-bit push moves ESP by 4 but
+/// writes only the selector's word, leaving the upper two bytes of the
+/// slot as they were: the SDM (Vol 2B "PUSH") allows this or a
+/// zero-extended dword, and says recent processors do this; the native
+/// oracle's host does (tests/tests/native_oracle).
 pub fn push_sreg(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let s = op.r0 as usize;
     if s == CS {
@@ -607,7 +609,10 @@ pub fn push_sreg(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     } else {
         c.segs[s].selector as u32
     };
-    c.push(m, op.w, v)
+    let nsp = c.sp_plus((op.w as u32).wrapping_neg());
+    c.wr(m, SS, nsp, 2, v)?;
+    c.set_sp(nsp);
+    Ok(())
 }
 
 pub fn pop_sreg(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {

@@ -220,8 +220,11 @@ pub fn cmps(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     rep(c, m, op, |c, m| {
         let si = index(c, op, 6);
         let di = index(c, op, 7);
-        let a = c.rd(m, op.seg as usize, si, op.w)?;
+        // The order of the two reads is the CPU's: [ES:EDI] first, so with
+        // both unmapped CR2 is EDI's page (what the native oracle's host
+        // shows; the SDM does not order them).
         let b = c.rd(m, ES, di, op.w)?;
+        let a = c.rd(m, op.seg as usize, si, op.w)?;
         alu_op::<CMP>(c, op.w, a, b);
         advance(c, op, 6, st);
         advance(c, op, 7, st);

@@ -8,5 +8,6 @@ pub use skip::skip;
 pub mod elf;
 pub mod firmware;
 pub mod gdb;
+pub mod native;
 pub mod platform;
 pub mod qemu;
