@@ -423,6 +423,68 @@ pub(crate) fn watched_bytes(m: &Machine, regs: Regs, w: &Watchpoint) -> Vec<Opti
         .collect()
 }
 
+/// KVM single-steps by setting TF in the guest's EFLAGS (KVM_GUESTDBG_
+/// SINGLESTEP; on SVM and under kvm-pvm without a monitor trap flag). When
+/// the step delivers an interrupt or an exception — an interrupt KVM
+/// injected at the entry, a fault of the stepped instruction, an INT — the
+/// CPU pushes EFLAGS with that TF into the handler's frame, and the
+/// handler's IRET would bring it back: one #DB later, in the middle of
+/// the guest (xv6 kills the process: "trap 1"). Where the guest's own TF
+/// was clear before the step (`before`), this clears TF in the frame just
+/// pushed on the stack of `after`: the saved EIP, CS and EFLAGS at SS:ESP
+/// (or after an error code), recognised by the CS being the interrupted
+/// one and the EFLAGS being the interrupted ones plus TF (and RF). A
+/// 32-bit gate's frame in protected mode, a real-mode frame of words in
+/// real mode. Returns whether a frame was mended.
+pub(crate) fn scrub_step_trap_flag(
+    m: &mut Machine,
+    before: &machine::cpu::CpuState,
+    after: &machine::cpu::CpuState,
+) -> bool {
+    const TF: u32 = machine::cpu::flags::TF;
+    const RF: u32 = machine::cpu::flags::RF;
+    if before.eflags & TF != 0 {
+        return false;
+    }
+    let regs = Regs::of(after);
+    let ss = after.segs[machine::cpu::Seg::Ss as usize].base;
+    let esp = after.regs[machine::cpu::ESP];
+    let wide = after.protected() && !after.v86();
+    let cs_before = before.segs[machine::cpu::Seg::Cs as usize].selector as u32;
+    let same = |fl: u32| fl & TF != 0 && (fl & !(TF | RF)) == (before.eflags & !(TF | RF));
+    let (size, offsets): (u32, &[u32]) = if wide { (4, &[0, 4]) } else { (2, &[0]) };
+    for &off in offsets {
+        let at = |k: u32| ss.wrapping_add(esp.wrapping_add(off + k * size));
+        let read = |lin: u32| -> Option<u32> {
+            let mut v = 0u32;
+            for i in 0..size {
+                let p = phys_in_ram(m, regs, lin.wrapping_add(i))?;
+                v |= (m.mem.read_u8(p as u64)? as u32) << (8 * i);
+            }
+            Some(v)
+        };
+        let (Some(cs), Some(fl)) = (read(at(1)), read(at(2))) else {
+            continue;
+        };
+        let fl = if wide {
+            fl
+        } else {
+            fl | (before.eflags & 0xFFFF_0000)
+        };
+        if cs & 0xFFFF == cs_before && same(fl) {
+            let lin = at(2).wrapping_add(1);
+            if let Some(p) = phys_in_ram(m, regs, lin) {
+                let byte = m.mem.read_u8(p as u64).unwrap_or(0);
+                // TF is bit 8: bit 0 of the flags' second byte.
+                if m.mem.write(p as u64, &[byte & !1]).is_ok() {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,6 +78,8 @@ pub struct Kvm {
 /// Counters of the debugger's work on KVM.
 #[derive(Clone, Copy, Debug, Default)]
 struct DebugCounts {
+    /// Handler frames whose saved EFLAGS had KVM's stepping TF taken out.
+    step_tf_scrubbed: u64,
     /// Stops at a breakpoint: by an INT3 patch, by a debug register, by
     /// comparing the PC while single-stepping.
     bp_int3: u64,
@@ -227,6 +229,11 @@ impl Kvm {
             // The run's own error, if it failed, says more.
             Err(e) => return r.and(Err(e)),
         };
+        // KVM's stepping TF, pushed into a handler's frame by a delivery
+        // during the step, is taken out of it (`debug::scrub_step_trap_flag`).
+        if debug::scrub_step_trap_flag(m, &before, &after) {
+            self.dbg.step_tf_scrubbed += 1;
+        }
         if after.cpl() != before.cpl() {
             let cause = if self.st.injected != injected {
                 PrivCause::HardwareInterrupt
@@ -645,6 +652,10 @@ impl Engine for Kvm {
             ("breakpoint stops while single-stepping", d.bp_stepped),
             ("INT3 patches stepped over (other mappings)", d.alias_steps),
             ("guest INT3/#DB handed back", d.reinjected),
+            (
+                "stepping TF taken out of handler frames",
+                d.step_tf_scrubbed,
+            ),
             ("watchpoint stops", d.watch_hits),
             ("read-watch hits dropped as writes", d.watch_writes_dropped),
             (

@@ -579,11 +579,23 @@ fn last_ring_change(d: &Debugger) -> (u8, u8, machine::PrivCause, u32, u32) {
 }
 
 /// `c` until it stops for something else than the end of a slice (the UI
-/// runs one slice per key so that a key can pause it).
+/// runs one slice per key so that a key can pause it). A final stop (a
+/// panic loop, a triple fault) panics with the console's last lines and
+/// the engine, which the message alone does not say.
 fn cont(d: &mut Debugger) {
     for _ in 0..10_000 {
         d.exec(Ui::Continue);
         if d.last_stop != Some(Stop::Timeout) {
+            if d.last_stop.as_ref().is_some_and(|s| s.is_final()) {
+                let serial = String::from_utf8_lossy(d.session.m.serial_output()).into_owned();
+                let lines: Vec<&str> = serial.lines().collect();
+                panic!(
+                    "on {}: {}; COM1 ends:\n{}",
+                    d.session.kind().name(),
+                    d.message,
+                    lines[lines.len().saturating_sub(8)..].join("\n")
+                );
+            }
             return;
         }
     }
