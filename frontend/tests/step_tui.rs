@@ -6,8 +6,9 @@
 //! 0x80 shows the ring going 3 -> 0 and back, the stack pane labels the
 //! frame the CPU pushed, the memory pane dumps a typed address, restart
 //! starts again, and after the KVM engine fails (kvm-pvm cannot run ring 3)
-//! switching to the interpreter goes on. The key bar is on the last line
-//! at every size.
+//! switching to the interpreter goes on; `ringlab xv6 --step` across one
+//! of xv6's system calls, ring 3 -> 0 -> 3, on the interpreter and the
+//! translator. The key bar is on the last line at every size.
 //!
 //! Needs tmux (scripts/test.sh installs it). Without it a test fails when
 //! CI is set; otherwise it says why on stderr, appends
@@ -33,6 +34,14 @@ impl Tmux {
     /// `ringlab step ARGS` in a tmux window of `w`x`h`; None (the test
     /// skipped, and why reported) without tmux.
     fn start(test: &str, w: u16, h: u16, args: &[&str]) -> Option<Tmux> {
+        let mut cmd = vec!["step"];
+        cmd.extend_from_slice(args);
+        Tmux::start_command(test, w, h, &cmd)
+    }
+
+    /// `ringlab ARGS` (a command that opens the step UI) in a tmux window
+    /// of `w`x`h`; None without tmux, as `start`.
+    fn start_command(test: &str, w: u16, h: u16, args: &[&str]) -> Option<Tmux> {
         if Command::new("tmux").arg("-V").output().is_err() {
             let why = "this host has no tmux (scripts/test.sh installs it)";
             if std::env::var_os("CI").is_some() {
@@ -42,7 +51,7 @@ impl Tmux {
             return None;
         }
         let name = format!("ringlab-test-{}-{test}", std::process::id());
-        let mut cmd = vec![env!("CARGO_BIN_EXE_ringlab").to_string(), "step".into()];
+        let mut cmd = vec![env!("CARGO_BIN_EXE_ringlab").to_string()];
         cmd.extend(args.iter().map(|s| s.to_string()));
         // A tmux server of its own (-L) per test: tests run in parallel,
         // and starting one shared server from several at once races.
@@ -564,4 +573,89 @@ fn gdb_drives_the_step_ui_and_gives_it_back() {
     });
     assert!(Tmux::header(&s).contains("RING 0 (kernel)"), "{s}");
     t.keys("q");
+}
+
+/// xv6's images (scripts/xv6-images.sh, cached), or why this host cannot
+/// build them (a failure when CI is set: scripts/test.sh installs the
+/// tools and CI has the source beside the checkout).
+fn xv6_images(test: &str) -> bool {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/xv6-images.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {script}: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match out.status.code() {
+        Some(0) => true,
+        // MISSING_TOOL, NO_SOURCE (the script's header).
+        Some(3 | 4) if std::env::var_os("CI").is_none() => {
+            skip(
+                test,
+                &format!("xv6 cannot be built on this host: {}", stderr.trim()),
+            );
+            false
+        }
+        _ => panic!("scripts/xv6-images.sh failed ({}):\n{stderr}", out.status),
+    }
+}
+
+/// `ringlab xv6 --step` at 80x24: `r` runs to the kernel's first IRET
+/// into ring 3 (initcode at 0), `r` again stops on initcode's `int 0x40`
+/// into ring 0 with the system call's number (EAX 7, exec) in the trace
+/// line and the frame the CPU pushed labelled in the stack pane, and `r`
+/// once more is the IRET back to ring 3.
+fn xv6_system_call(test: &str, engine: &str) {
+    if !xv6_images(test) {
+        return;
+    }
+    let Some(t) = Tmux::start_command(test, 80, 24, &["xv6", "--step", "--engine", engine]) else {
+        return;
+    };
+    t.wait("the step UI", |s| s.contains("q quit"));
+    t.keys("r");
+    let s = t.wait("ring 3", |s| {
+        Tmux::header(s).contains("RING 3 (user)") && Tmux::flat(s).contains("by IRET at 0x801058bc")
+    });
+    assert!(Tmux::current(&s).contains("00000000  push 0x24"), "{s}");
+    t.assert_key_bar(&s);
+    t.keys("r");
+    let s = t.wait("ring 0 by the system call", |s| {
+        Tmux::header(s).contains("RING 0 (kernel)")
+    });
+    let flat = Tmux::flat(&s);
+    assert!(
+        flat.contains("stopped after 5 instructions: ring 3 -> 0 by INT at 0x11 (EAX 0x7)"),
+        "{s}"
+    );
+    for line in [
+        "INT 0x40 frame at",
+        "ESP>8dffffec 00000013 EIP",
+        "8dfffff0 0000001b CS",
+        "8dfffff4 00000202 EFLAGS",
+        "8dfffff8 00000ff4 ESP",
+        "8dfffffc 00000023 SS",
+    ] {
+        assert!(s.contains(line), "{line}:\n{s}");
+    }
+    t.keys("r");
+    let s = t.wait("ring 3 again", |s| {
+        Tmux::header(s).contains("RING 3 (user)")
+    });
+    assert!(
+        Tmux::flat(&s).contains("ring 0 -> 3 by IRET at 0x801058bc"),
+        "{s}"
+    );
+    t.assert_key_bar(&s);
+    t.keys("q");
+}
+
+#[test]
+fn an_xv6_system_call_ring_3_to_0_and_back_on_the_interpreter_at_80x24() {
+    xv6_system_call("xv6_interp", "interp");
+}
+
+#[test]
+fn an_xv6_system_call_ring_3_to_0_and_back_on_the_translator_at_80x24() {
+    xv6_system_call("xv6_bt", "bt");
 }
