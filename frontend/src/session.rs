@@ -272,8 +272,34 @@ impl Session {
     }
 
     /// One instruction (or one interrupt or exception delivered).
+    ///
+    /// On KVM a step that delivers an interrupt (one the interrupt
+    /// controllers hold, with IF set and no interrupt shadow, or an NMI)
+    /// or runs a software interrupt (INT n, INT3, INTO, INT1) is made on
+    /// the interpreter, the machine moving there and back (two
+    /// `EngineSwitch` events): KVM single-steps with TF in the guest's
+    /// EFLAGS, which the delivery pushes into the handler's frame and then
+    /// clears, so KVM's step would run the whole handler unseen and the
+    /// frame's TF would come back at its IRET (xv6 then kills the process
+    /// with a #DB). The interpreter stops at the handler's first
+    /// instruction, as every engine should.
     pub fn step(&mut self) -> Result<Stop, EngineError> {
+        if self.kind == EngineKind::Kvm && self.kvm_step_delivers()? {
+            self.switch_to(EngineKind::Interp)?;
+            let s = self.engine.step(&mut self.m);
+            self.switch_to(EngineKind::Kvm)?;
+            return s;
+        }
         self.engine.step(&mut self.m)
+    }
+
+    /// The next step delivers an interrupt or runs a software interrupt.
+    fn kvm_step_delivers(&mut self) -> Result<bool, EngineError> {
+        let st = self.engine.cpu_state()?;
+        let maskable = st.eflags & machine::cpu::flags::IF != 0
+            && !st.interrupt_shadow
+            && self.m.interrupt_pending();
+        Ok(self.m.nmi_pending() || maskable || at_software_interrupt(&self.m, &st))
     }
 
     /// Runs until the guest stops, a breakpoint, an event of the trace's
@@ -417,6 +443,19 @@ impl Session {
             }
         }
     }
+}
+
+/// The instruction at CS:EIP is a software interrupt (INT n, INT3, INTO,
+/// INT1).
+pub(crate) fn at_software_interrupt(m: &Machine, st: &CpuState) -> bool {
+    use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+    let lin = st.pc_linear();
+    let bytes = crate::inspect::read_linear(m, st, lin, 15);
+    let mut dec = Decoder::with_ip(st.code_bits(), &bytes, lin as u64, DecoderOptions::NONE);
+    matches!(
+        dec.decode().mnemonic(),
+        Mnemonic::Int | Mnemonic::Int3 | Mnemonic::Into | Mnemonic::Int1
+    )
 }
 
 #[cfg(test)]

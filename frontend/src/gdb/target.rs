@@ -181,7 +181,7 @@ impl<'a> GdbTarget<'a> {
         let kvm = self.session.kind() == EngineKind::Kvm;
         if kvm {
             let st = self.session.cpu_state()?;
-            if at_software_interrupt(&self.session.m, &st) {
+            if crate::session::at_software_interrupt(&self.session.m, &st) {
                 if !self.said_int_step {
                     self.said_int_step = true;
                     eprintln!(
@@ -211,19 +211,6 @@ impl<'a> GdbTarget<'a> {
         }
         r
     }
-}
-
-/// The instruction at CS:EIP is a software interrupt (INT n, INT3, INTO,
-/// INT1).
-fn at_software_interrupt(m: &machine::Machine, st: &CpuState) -> bool {
-    use iced_x86::{Decoder, DecoderOptions, Mnemonic};
-    let lin = st.segs[Seg::Cs as usize].base.wrapping_add(st.eip);
-    let bytes = crate::inspect::read_linear(m, st, lin, 15);
-    let mut dec = Decoder::with_ip(st.code_bits(), &bytes, lin as u64, DecoderOptions::NONE);
-    matches!(
-        dec.decode().mnemonic(),
-        Mnemonic::Int | Mnemonic::Int3 | Mnemonic::Into | Mnemonic::Int1
-    )
 }
 
 /// The stop gdb hears of, for a stop of the engines:
