@@ -239,11 +239,12 @@ pub(crate) fn run_with<V: Vcpu>(
         // A halted CPU waits for an interrupt it can take, or an NMI: with
         // interrupts disabled for ever; with them enabled the clock skips
         // to the next device deadline, as every engine does.
-        if st.halted && v.regs()?.rip != st.halted_rip {
+        let halted_regs = if st.halted { Some(v.regs()?) } else { None };
+        if halted_regs.is_some_and(|r| r.rip != st.halted_rip) {
             st.halted = false;
         }
-        if st.halted {
-            let if_ = v.regs()?.rflags as u32 & f::IF != 0;
+        if let Some(r) = halted_regs.filter(|_| st.halted) {
+            let if_ = r.rflags as u32 & f::IF != 0;
             if !(m.nmi_pending() || if_ && m.interrupt_pending()) {
                 if !if_ {
                     st.last = Some(read_state(v, st.last.as_ref())?);
@@ -326,9 +327,7 @@ pub(crate) fn run_with<V: Vcpu>(
         *st.exits.entry(kind).or_default() += 1;
         st.io_pending = matches!(kind, "io" | "mmio");
         if st.probing && stall::after_probe(v, st, m, &exit)? {
-            if let Exit::Debug { .. } = exit {
-                continue;
-            }
+            continue;
         }
         if let Exit::Debug { pc, exception, dr6 } = exit {
             if st.stepping || st.guest_debug != GuestDebug::default() {

@@ -111,12 +111,17 @@ pub(crate) fn at_timer_exit<V: Vcpu>(
             user_exits: user,
             injected,
             since: Instant::now(),
-            counters: st.stats.as_ref().and_then(|s| s.read()),
+            counters: None,
             rom_tried: false,
         });
         return Ok(());
     }
     let w = st.stall.as_mut().expect("a window");
+    // KVM's counters from the first slice standing still (one read per
+    // standstill, not per timer exit), for the message.
+    if w.counters.is_none() {
+        w.counters = st.stats.as_ref().and_then(|s| s.read());
+    }
     if !w.rom_tried {
         w.rom_tried = true;
         if st.drop_rom_writes && drop_rom_write(v, st, m, memory)? {
@@ -137,10 +142,10 @@ pub(crate) fn at_timer_exit<V: Vcpu>(
     Ok(())
 }
 
-/// After the probe's entry, with the exit it ended with: `Ok(true)` when an
-/// instruction retired (the debug exit, consumed here) or the exit is
-/// another (handled by the loop as usual), the watch starting over; an
-/// error when the slice ended with the vCPU where it was.
+/// After the probe's entry, with the exit it ended with: an error when the
+/// vCPU is where it was; else the watch starts over, and `Ok(true)` says
+/// the exit was the probe's own debug exit (consumed here), `Ok(false)`
+/// another exit, which the loop handles as usual.
 pub(crate) fn after_probe<V: Vcpu>(
     v: &mut V,
     st: &mut LoopState,

@@ -172,27 +172,21 @@ impl<'a> GdbTarget<'a> {
         }
     }
 
-    /// One instruction (`stepi`). On KVM an INT n, INT3 or INTO is
-    /// stepped on the interpreter, the machine moving there and back: the
-    /// software interrupt clears TF, so KVM's single-step cannot stop at
-    /// the handler's first instruction, where gdb's `stepi` (and the
-    /// other engines) land. The moves are events (`monitor events`).
+    /// One instruction (`stepi`). On KVM a step that delivers an interrupt
+    /// or runs INT n, INT3 or INTO is made on the interpreter by
+    /// `Session::step` (the delivery clears TF, so KVM's single-step
+    /// cannot stop at the handler's first instruction, where gdb's `stepi`
+    /// and the other engines land); the moves are events (`monitor
+    /// events`). gdb's user is told once, for INT n.
     fn step_one(&mut self) -> anyhow::Result<Stop> {
-        let kvm = self.session.kind() == EngineKind::Kvm;
-        if kvm {
+        if self.session.kind() == EngineKind::Kvm && !self.said_int_step {
             let st = self.session.cpu_state()?;
             if crate::session::at_software_interrupt(&self.session.m, &st) {
-                if !self.said_int_step {
-                    self.said_int_step = true;
-                    eprintln!(
-                        "ringlab: stepi of INT n on kvm runs on the interpreter (INT n clears \
-                         TF: KVM's single-step would run the whole handler)"
-                    );
-                }
-                self.session.switch_to(EngineKind::Interp)?;
-                let s = self.session.step();
-                self.session.switch_to(EngineKind::Kvm)?;
-                return Ok(s?);
+                self.said_int_step = true;
+                eprintln!(
+                    "ringlab: stepi of INT n on kvm runs on the interpreter (INT n clears \
+                     TF: KVM's single-step would run the whole handler)"
+                );
             }
         }
         Ok(self.session.step()?)
