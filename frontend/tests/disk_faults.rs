@@ -269,6 +269,16 @@ fn engines(who: &str) -> Vec<&'static str> {
     v
 }
 
+/// The guest for `l` built in `dir`, and `dir`/disk.img holding the old
+/// image (`old_image`): (guest, image, old bytes).
+fn guest_and_image(dir: &Path, l: Layout) -> (PathBuf, PathBuf, Vec<u8>) {
+    let guest = build(dir, l);
+    let img = dir.join("disk.img");
+    let old = old_image(l.sectors);
+    std::fs::write(&img, &old).unwrap();
+    (guest, img, old)
+}
+
 /// An image whose every sector is distinct and no guest pattern.
 fn old_image(sectors: usize) -> Vec<u8> {
     (0..sectors * SECTOR)
@@ -283,10 +293,7 @@ fn signal_stops_cleanly(engine: &str, sig: i32, name: &str) {
         block: 4,
     };
     let dir = platform_guest::scratch(&format!("sig-{engine}-{sig}"));
-    let guest = build(&dir, l);
-    let img = dir.join("disk.img");
-    let old = old_image(l.sectors);
-    std::fs::write(&img, &old).unwrap();
+    let (guest, img, old) = guest_and_image(&dir, l);
     let mut r = Running::start(&[
         "run",
         guest.to_str().unwrap(),
@@ -381,10 +388,7 @@ fn a_signal_ends_the_wait_for_gdb() {
         first: 0,
         block: 4,
     };
-    let guest = build(&dir, l);
-    let img = dir.join("disk.img");
-    let old = old_image(16);
-    std::fs::write(&img, &old).unwrap();
+    let (guest, img, old) = guest_and_image(&dir, l);
     let port = 20000 + std::process::id() % 20000;
     let mut r = Running::start(&[
         "run",
@@ -459,10 +463,7 @@ fn a_second_signal_kills_at_once_and_loses_nothing_flushed() {
         block: 4,
     };
     let dir = platform_guest::scratch("sig-twice");
-    let guest = build(&dir, l);
-    let img = dir.join("disk.img");
-    let old = old_image(l.sectors);
-    std::fs::write(&img, &old).unwrap();
+    let (guest, img, old) = guest_and_image(&dir, l);
     let mut r = Running::start(&[
         "run",
         guest.to_str().unwrap(),
