@@ -55,6 +55,7 @@ sudo_cmd=""
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 [ -x /bin/busybox ] || need+=(busybox-static)
+command -v tmux >/dev/null || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
     echo "kvm-vm: installing ${need[*]} with apt-get"
     $sudo_cmd apt-get update -qq </dev/null
@@ -100,6 +101,13 @@ for t in "${tests[@]}"; do
     exes+=("$exe")
 done
 
+# The step UI in tmux (frontend/tests/step_tui.rs): its xv6 system call on
+# KVM. The test runs the ringlab binary from the path cargo built it at.
+step_tui=$(cargo test --release -p ringlab --test step_tui --no-run --message-format=json 2>/dev/null \
+    | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
+[ -x "$step_tui" ] || { echo "kvm-vm: could not build the step_tui test binary" >&2; exit 1; }
+cargo build --release -q -p ringlab
+
 # The initramfs: busybox, the modules, the test binary and its libraries.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -111,10 +119,18 @@ for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko drivers/crypto/ccp/ccp.ko arc
     cp "$moddir/$m" "$ir/modules/"
 done
 for i in "${!tests[@]}"; do cp "${exes[$i]}" "$ir/tests/${tests[$i]}"; done
+cp "$step_tui" "$ir/tests/step_tui"
+mkdir -p "$ir$root/target/release"
+cp target/release/ringlab "$ir$root/target/release/ringlab"
+# tmux, with the C.UTF-8 locale (tmux draws the UI's box characters only
+# in a UTF-8 locale) and the terminal descriptions.
+mkdir -p "$ir/usr/lib/locale" "$ir/lib"
+cp -r /usr/lib/locale/C.utf8 "$ir/usr/lib/locale/"
+cp -r /lib/terminfo "$ir/lib/"
 # The protected-mode and robustness guests are assembled when their tests
 # run: GNU as, ld and objcopy come along.
 mkdir -p "$ir/usr/bin"
-for t in as ld objcopy; do cp -L "$(command -v $t)" "$ir/usr/bin/$t"; done
+for t in as ld objcopy tmux; do cp -L "$(command -v $t)" "$ir/usr/bin/$t"; done
 cp "$cache/gdb-minimal/usr/bin/gdb" "$ir/usr/bin/gdb"
 # xv6's images, built here (the VM has no compiler): /xv6 in the VM.
 mkdir -p "$ir/xv6"
@@ -164,6 +180,9 @@ cat > "$ir/init" <<'INIT'
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+# Pseudo-terminals, for tmux.
+mkdir -p /dev/pts
+mount -t devpts devpts /dev/pts
 # The loopback interface, for the gdb tests' connections to 127.0.0.1.
 ifconfig lo 127.0.0.1 up
 for m in irqbypass kvm ccp kvm-amd; do insmod /modules/$m.ko; done
@@ -254,14 +273,13 @@ else
     # (engine-kvm's apic_shadow); before that every spinlock's read of
     # the APIC ID was an exit of some 100 us here and the session did not
     # finish in 600 s. Measured here: the session 7-13 s, usertests
-    # 190-340 s. Not yet: a_system_call_in_the_debugger_on_kvm. With
-    # KVM's steps that deliver interrupts now made on the interpreter
-    # (Session::step; before, KVM's stepping TF reached a frame and init
-    # died of a #DB) it gets to ring 3 through trapret's IRET, but on
-    # KVM's host-timed clock the timer interrupts its seven steps, so the
-    # return it sees is a later one (EIP 0x382 in /init), not exec's to 0
-    # as the test expects (issue 18's note).
-    RINGLAB_XV6_IMAGES=/xv6 run xv6 --nocapture a_scripted_session_on_kvm usertests_pass_on_kvm
+    # 190-340 s. And a_system_call_in_the_debugger_on_kvm: initcode's
+    # exec, its INT stepped and trapret's IRET back to user mode run on
+    # KVM (the way to each on the interpreter: KVM's breakpoints here are
+    # compared with the PC while single-stepping).
+    RINGLAB_XV6_IMAGES=/xv6 run xv6 --nocapture a_scripted_session_on_kvm usertests_pass_on_kvm a_system_call_in_the_debugger_on_kvm
+    # The same system call in the step UI, in tmux at 80x24, on KVM.
+    LC_ALL=C.UTF-8 RINGLAB_XV6_IMAGES=/xv6 run step_tui --nocapture an_xv6_system_call_ring_3_to_0_and_back_on_kvm_at_80x24
     echo "RINGLAB-SKIPS-BEGIN"
     cat /tmp/skips
     echo "RINGLAB-SKIPS-END"

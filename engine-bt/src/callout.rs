@@ -28,9 +28,11 @@ pub unsafe extern "C" fn host_ptr(ctx: *mut Ctx, lin: u32, how: u32) -> *mut u8 
         (&mut *c.interp, &mut *c.machine)
     };
     let (size, write) = (how & 0xFF, how & 0x100 != 0);
-    let p = interp.host_ptr(m, lin, size, write);
-    if !p.is_null() || write {
-        return p;
+    if write || !interp.on_pure_mmio_page(lin) {
+        let p = interp.host_ptr(m, lin, size, write);
+        if !p.is_null() || write {
+            return p;
+        }
     }
     // A device register whose reading is pure (xv6 reads the local APIC's
     // ID on every spinlock): read here into the context, and the
@@ -70,7 +72,11 @@ pub unsafe extern "C" fn sensitive(ctx: *mut Ctx, what: u32, eip: u32, at: u32) 
     const DONE: u64 = 1 << 32;
     match what {
         crate::ctx::sensitive::PUSHFD => DONE | interp.callout_pushfd(m, eip, icount) as u64,
-        crate::ctx::sensitive::CLI if interp.callout_cli(m, eip, icount) => DONE,
+        crate::ctx::sensitive::CLI if interp.callout_cli(m, eip, icount) => {
+            // SAFETY: as above; a plain field of the live context.
+            unsafe { (*ctx).sysflags &= !machine::cpu::flags::IF };
+            DONE
+        }
         _ => 0,
     }
 }

@@ -79,6 +79,18 @@ pub struct Ctx {
     pub mmio: u64,
     /// Device registers read that way (stats).
     pub mmio_reads: u64,
+    /// The bits of the guest's EFLAGS that translated code does not hold
+    /// (IF, IOPL, NT, AC, ID, ... and bit 1; VM and RF clear): what PUSHFD
+    /// pushes besides the status flags. Set at every entry, and by the
+    /// CLI callout, the only translated instruction that changes them.
+    pub sysflags: u32,
+    /// Nonzero when no sensitive instruction needs recording one by one
+    /// (`Trace::wants_each`): PUSHFD then runs inline, reading `sysflags`,
+    /// and counts itself in `pushf_inline` instead of calling out.
+    pub inline_sensitive: u32,
+    /// PUSHFDs run inline since the dispatcher last handed the count to
+    /// the trace.
+    pub pushf_inline: u64,
     /// The indirect-branch cache: translated code looks a RET's or an
     /// indirect JMP's or CALL's target up here and jumps straight to its
     /// translation on a hit (`Ibtc`).
@@ -134,6 +146,9 @@ pub const BUDGET: i32 = offset_of!(Ctx, budget) as i32;
 pub const BLOCK_N: i32 = offset_of!(Ctx, block_n) as i32;
 pub const EXIT: i32 = offset_of!(Ctx, exit) as i32;
 pub const SCRATCH: i32 = offset_of!(Ctx, scratch) as i32;
+pub const SYSFLAGS: i32 = offset_of!(Ctx, sysflags) as i32;
+pub const INLINE_SENSITIVE: i32 = offset_of!(Ctx, inline_sensitive) as i32;
+pub const PUSHF_INLINE: i32 = offset_of!(Ctx, pushf_inline) as i32;
 
 /// The layout of a TLB entry and its hash, for the inline lookup: the
 /// interpreter's own description of them.

@@ -228,6 +228,9 @@ impl Bt {
                 scratch: 0,
                 mmio: 0,
                 mmio_reads: 0,
+                sysflags: 2,
+                inline_sensitive: 0,
+                pushf_inline: 0,
                 room: 0,
                 ibtc: [ctx::Ibtc::EMPTY; ctx::IBTC_LEN],
             }),
@@ -477,11 +480,16 @@ impl Bt {
         ctx.budget = room as i64;
         ctx.room = room as i64;
         ctx.tlb = self.interp.tlb_for_cpl();
+        ctx.sysflags = c.pushf_image() & !engine_interp::fallback::STATUS_FLAGS;
+        ctx.inline_sensitive = !m.trace.wants_each(machine::EventKind::Sensitive) as u32;
         ctx.interp = &mut self.interp as *mut Interp;
         ctx.machine = m as *mut Machine;
         (self.enter)(ctx as *mut Ctx);
         ctx.interp = std::ptr::null_mut();
         ctx.machine = std::ptr::null_mut();
+        let inline = std::mem::take(&mut ctx.pushf_inline);
+        m.trace
+            .add_sensitive("pushf", machine::Handling::Callout, inline);
         self.interp
             .set_translated_state(ctx.regs, ctx.flags as u32, ctx.eip);
         // Every block entered took its length from the budget; the last

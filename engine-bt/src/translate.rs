@@ -865,6 +865,26 @@ impl Emitter {
                     // recorded, and the interpreter runs PUSHFD whole.
                     self.a.lea(r13d, r12d - 4)?;
                     self.host_ptr(4, true, eip, k, true)?;
+                    // Inline when nothing records it one by one: the
+                    // status flags from the host's, the rest from the
+                    // context's copy, counted in the context.
+                    let mut slow = self.a.create_label();
+                    let mut done = self.a.create_label();
+                    self.a.pushfq()?;
+                    self.a.cmp(dword_ptr(r15 + ctx::INLINE_SENSITIVE), 0)?;
+                    self.a.je(slow)?;
+                    self.a.mov(r9, qword_ptr(rsp))?;
+                    self.a.and(r9d, ctx::STATUS as u32 & !2)?;
+                    self.a.or(r9d, dword_ptr(r15 + ctx::SYSFLAGS))?;
+                    self.a.mov(dword_ptr(r14), r9d)?;
+                    self.a.add(qword_ptr(r15 + ctx::PUSHF_INLINE), 1)?;
+                    // Back whole even where the block reads them no more:
+                    // the next instruction may leave for the interpreter.
+                    self.a.popfq()?;
+                    self.a.mov(r12d, r13d)?;
+                    self.a.jmp(done)?;
+                    self.a.set_label(&mut slow)?;
+                    self.a.popfq()?;
                     self.sensitive_call(ctx::sensitive::PUSHFD, eip, k)?;
                     // The guest's flags, as `sensitive_call` left them on
                     // the host stack: their status bits, the callout's
@@ -875,6 +895,10 @@ impl Emitter {
                     self.a.mov(dword_ptr(r14), r9d)?;
                     self.a.popfq()?;
                     self.a.mov(r12d, r13d)?;
+                    // (A label needs an instruction of its own: the next
+                    // one may carry another.)
+                    self.a.set_label(&mut done)?;
+                    self.a.nop()?;
                 }
                 Plan::Cli => {
                     self.sensitive_call(ctx::sensitive::CLI, eip, k)?;

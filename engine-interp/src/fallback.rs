@@ -149,6 +149,16 @@ impl Interp {
         true
     }
 
+    /// Whether `lin` is on the device page `pure_mmio_read` last found,
+    /// its translation still valid: a read there need not look for a TLB
+    /// entry first (a device page has none, and looking walks the page
+    /// tables every time).
+    #[inline]
+    pub fn on_pure_mmio_page(&self, lin: u32) -> bool {
+        matches!(self.mmio_page, Some((p, u, e, _))
+            if p == lin & !0xFFF && u == (self.cpu.cpl == 3) && e == self.cpu.tlb.epoch)
+    }
+
     /// A read of `size` bytes at linear `lin` from a device register whose
     /// reading is pure (`Machine::read_pure_mmio`), through the page
     /// tables as the interpreter's own read would go (permissions and the

@@ -275,7 +275,17 @@ pub(crate) fn run_with<V: Vcpu>(
         // guest can take one, else ask KVM to exit when it can.
         v.request_interrupt_window(false);
         if m.interrupt_pending() {
-            if v.can_inject() {
+            // `can_inject` reads what KVM said at the last exit, which may
+            // be another state's (the first entry after the machine moved
+            // here). While stepping, the guest's IF now decides: an
+            // interrupt queued with IF clear is delivered by KVM as soon
+            // as the stepped instruction sets IF (an IRET to ring 3), in
+            // the same step, so the step ends in the handler and the ring
+            // change is never seen (found in the test VM: the step UI's r
+            // from trapret's IRET on KVM).
+            let ready =
+                v.can_inject() && (!st.stepping || v.regs()?.rflags & u64::from(f::IF) != 0);
+            if ready {
                 let vector = m.acknowledge_interrupt();
                 let now = m.clock.now();
                 let eip = v.regs()?.rip as u32;
@@ -284,9 +294,16 @@ pub(crate) fn run_with<V: Vcpu>(
                 v.inject(vector)?;
                 st.halted = false;
                 st.injected += 1;
-            } else {
+            } else if !st.stepping {
                 v.request_interrupt_window(true);
             }
+            // While stepping, no window: an instruction that sets IF (IRET,
+            // STI, POPF) would open it and KVM would deliver the interrupt
+            // in the same step, whose one "instruction" then ran a return
+            // to ring 3 and the handler's entry unseen (found in the test
+            // VM: a step of trapret's IRET came back in ring 0, the ring
+            // change never recorded). The next step, with IF set, injects
+            // it at its start instead: a step that is the delivery.
         }
         // The slots as the machine is now (A20, the ROM), and the local
         // APIC's page as reads would see it after what was just injected

@@ -151,6 +151,7 @@ impl Debugger {
             }
         }
         let before = self.session.m.icount();
+        let rings_before = self.session.m.trace.count(EventKind::PrivilegeChange);
         let pc = self.pc();
         // Only while the CPU is still where it stopped.
         self.resume_at = self.resume_at.filter(|&a| Some(a) == pc);
@@ -222,6 +223,21 @@ impl Debugger {
             Ok(stop) => {
                 self.finished = stop.is_final();
                 self.message = self.describe(&stop, cmd, ran, over.as_ref());
+                if cmd == Command::Step
+                    && self.session.m.trace.count(EventKind::PrivilegeChange) > rings_before
+                {
+                    // A step across a ring change says which.
+                    if let Some(r) = self
+                        .session
+                        .m
+                        .trace
+                        .records()
+                        .rev()
+                        .find(|r| matches!(r.event, machine::Event::PrivilegeChange { .. }))
+                    {
+                        self.message += &format!(": {}", inspect::event_what(&r.event));
+                    }
+                }
                 self.resume_at = match stop {
                     Stop::Breakpoint { addr } => Some(addr),
                     _ => None,

@@ -86,14 +86,19 @@ impl Tmux {
 
     /// Waits until the screen satisfies `pred` (10 s at most).
     fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_up_to(10, what, pred)
+    }
+
+    /// Waits until the screen satisfies `pred` (`secs` at most).
+    fn wait_up_to(&self, secs: u64, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
             let s = self.screen();
             if pred(&s) {
                 return s;
             }
-            if start.elapsed() > Duration::from_secs(10) {
-                panic!("waited 10 s for {what}; the screen:\n{s}");
+            if start.elapsed() > Duration::from_secs(secs) {
+                panic!("waited {secs} s for {what}; the screen:\n{s}");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -658,4 +663,190 @@ fn an_xv6_system_call_ring_3_to_0_and_back_on_the_interpreter_at_80x24() {
 #[test]
 fn an_xv6_system_call_ring_3_to_0_and_back_on_the_translator_at_80x24() {
     xv6_system_call("xv6_bt", "bt");
+}
+
+/// xv6's two images, xv6.img and fs.img: from $RINGLAB_XV6_IMAGES (the
+/// KVM test VM, which has no compiler) or built (cached) by the script;
+/// None where they cannot be built here (the skip reported).
+fn xv6_image_paths(test: &str) -> Option<(String, String)> {
+    if let Some(dir) = std::env::var_os("RINGLAB_XV6_IMAGES") {
+        let dir = std::path::PathBuf::from(dir);
+        let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
+        return Some((p("xv6.img"), p("fs.img")));
+    }
+    if !xv6_images(test) {
+        return None;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/xv6-images.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("scripts/xv6-images.sh");
+    let stdout = String::from_utf8(out.stdout).expect("paths in UTF-8");
+    let paths: Vec<&str> = stdout.lines().collect();
+    assert_eq!(paths.len(), 2, "two image paths: {stdout:?}");
+    Some((paths[0].to_string(), paths[1].to_string()))
+}
+
+/// A KVM test here skips, saying why (`why`); where KVM must run
+/// (RINGLAB_REQUIRE_KVM, the test VM) it fails instead.
+fn kvm_skip(test: &str, why: &str) {
+    if std::env::var_os("RINGLAB_REQUIRE_KVM").is_some() {
+        panic!("step_tui::{test}: {why}, and RINGLAB_REQUIRE_KVM is set");
+    }
+    skip(test, why);
+}
+
+/// The value of the stack pane's second line (the word at ESP+4: at an
+/// IRET, the CS it returns to).
+fn stack_second_word(s: &str) -> Option<String> {
+    let mut lines = s.lines().skip_while(|l| !l.contains("│ESP>"));
+    lines.next()?;
+    let next = lines.next()?;
+    let pane = next.split('│').nth(1)?;
+    pane.split_whitespace().nth(1).map(str::to_string)
+}
+
+/// The same system call on KVM, as a student does it in the step UI
+/// (for the test VM, whose kvm_amd runs xv6; on kvm-pvm it skips): on
+/// the interpreter to initcode's `int 0x40` (a breakpoint; KVM nested
+/// under QEMU would single-step there, its breakpoints being compared
+/// with the PC), `w k` and `s` across the INT (KVM's single step cannot
+/// stop at a handler's first instruction, so the session makes that step
+/// on the interpreter and comes back: the frame and the trace line are
+/// the same), then a breakpoint on trapret's IRET, on the interpreter
+/// `c` until the frame it pops returns to user mode (CS 0x1b; the disk's
+/// and the timer's interrupts return to ring 0 through it first), `w k`
+/// and `r`: KVM runs the IRET, ring 0 -> 3, to /init's first
+/// instruction at 0.
+#[test]
+fn an_xv6_system_call_ring_3_to_0_and_back_on_kvm_at_80x24() {
+    let test = "xv6_kvm";
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
+        kvm_skip(test, &format!("no KVM engine here: /dev/kvm: {e}"));
+        return;
+    }
+    let Some((xv6, fs)) = xv6_image_paths(test) else {
+        return;
+    };
+    let args = [
+        "--mem",
+        "512",
+        "--disk",
+        &xv6,
+        "--disk",
+        &fs,
+        "--snapshot",
+        "--engine",
+        "interp",
+        "--break",
+        "0x11",
+    ];
+    let Some(t) = Tmux::start(test, 80, 24, &args) else {
+        return;
+    };
+    // Under QEMU's TCG (the test VM) everything is slower: a minute each.
+    let slow = 60;
+    t.wait("the step UI", |s| s.contains("q quit"));
+    t.keys("c");
+    let s = t.wait_up_to(slow, "initcode's INT", |s| {
+        Tmux::current(s).contains("00000011  int 0x40")
+            && Tmux::flat(s).contains("breakpoint at 0x00000011")
+    });
+    assert!(Tmux::header(&s).contains("RING 3 (user)"), "{s}");
+    let switch = |key: &str, engine: &str| -> Option<String> {
+        t.keys("w");
+        t.wait("the engine prompt", |s| {
+            s.contains("move the machine to: [i]nterp")
+        });
+        t.keys(key);
+        let s = t.wait_up_to(slow, "the switch", |s| {
+            Tmux::header(s).contains(&format!("engine {engine}"))
+                || Tmux::flat(s).contains("cannot switch to")
+        });
+        if Tmux::flat(&s).contains("cannot switch to") {
+            kvm_skip(test, &format!("switching to {engine}: {}", Tmux::flat(&s)));
+            return None;
+        }
+        Some(s)
+    };
+    if switch("k", "kvm").is_none() {
+        return;
+    }
+    // s: ring 3 -> 0 by the INT, the call's number named.
+    t.keys("s");
+    let s = t.wait_up_to(slow, "ring 0 (or KVM's error)", |s| {
+        Tmux::header(s).contains("RING 0 (kernel)") || Tmux::flat(s).contains("engine error")
+    });
+    if Tmux::flat(&s).contains("engine error") {
+        let flat = Tmux::flat(&s);
+        assert!(flat.contains("kvm-pvm"), "{s}");
+        kvm_skip(test, "this host's kvm-pvm cannot run xv6 (32-bit paging)");
+        return;
+    }
+    assert!(Tmux::header(&s).contains("engine kvm"), "{s}");
+    for line in [
+        "INT 0x40 frame at",
+        "ESP>8dffffec 00000013 EIP",
+        "8dfffff0 0000001b CS",
+        "8dfffff4 00000202 EFLAGS",
+        "8dfffff8 00000ff4 ESP",
+        "8dfffffc 00000023 SS",
+    ] {
+        assert!(s.contains(line), "{line}:\n{s}");
+    }
+    assert!(
+        Tmux::flat(&s).contains("stepped one instruction: ring 3 -> 0 by INT at 0x11 (EAX 0x7)"),
+        "{s}"
+    );
+    // The breakpoint on trapret's IRET (the first 0 -> 3 of the earlier
+    // runs was by IRET at this address), typed at the b prompt.
+    t.keys("b");
+    t.keys("0x801058bc");
+    t.keys("Enter");
+    t.wait("the breakpoint", |s| {
+        Tmux::flat(s).contains("breakpoint at 0x801058bc set")
+    });
+    switch("i", "interp").expect("the interpreter is always there");
+    let mut user_return = false;
+    for _ in 0..50 {
+        let before = Tmux::icount(&t.screen());
+        t.keys("c");
+        let s = t.wait_up_to(slow, "trapret's IRET", |s| {
+            Tmux::icount(s) > before
+                && Tmux::current(s).contains("801058bc  iret")
+                && Tmux::flat(s).contains("breakpoint at 0x801058bc")
+        });
+        if stack_second_word(&s).as_deref() == Some("0000001b") {
+            user_return = true;
+            break;
+        }
+    }
+    assert!(user_return, "no IRET back to user mode at trapret");
+    switch("k", "kvm").expect("KVM ran the INT's step");
+    // The breakpoint off again (b, the same address), then r.
+    t.keys("b");
+    t.keys("0x801058bc");
+    t.keys("Enter");
+    t.wait("the breakpoint cleared", |s| {
+        Tmux::flat(s).contains("breakpoint at 0x801058bc cleared")
+    });
+    t.keys("r");
+    let s = t.wait_up_to(slow, "ring 3 on kvm", |s| {
+        Tmux::header(s).contains("RING 3 (user)")
+    });
+    assert!(Tmux::header(&s).contains("engine kvm"), "{s}");
+    assert!(
+        Tmux::flat(&s).contains("stopped after 1 instruction: ring 0 -> 3 by IRET at 0x801058bc"),
+        "{s}"
+    );
+    // exec's return: /init's main, at 0.
+    assert!(Tmux::current(&s).starts_with("=>00000000"), "{s}");
+    t.assert_key_bar(&s);
+    t.keys("q");
 }

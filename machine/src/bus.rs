@@ -509,6 +509,27 @@ impl Bus {
         }
     }
 
+    /// A read of `size` bytes at `addr` if one device's registers hold
+    /// them all and reading them is pure (`Device::mmio_read_is_pure` at
+    /// the first and the last byte), else None: one lookup, where
+    /// `mmio_read_is_pure` twice and `mmio_read` made three (a translated
+    /// xv6 reads its local APIC's ID 15 million times a second).
+    pub fn read_pure(&mut self, addr: u64, size: u8, cx: &mut IoCtx) -> Option<u64> {
+        let m = self.find_mmio(addr)?;
+        let last = addr + size as u64 - 1;
+        let dev = &self.devices[m.device];
+        if last > m.end
+            || !dev.mmio_read_is_pure(m.region, addr - m.start)
+            || !dev.mmio_read_is_pure(m.region, last - m.start)
+        {
+            return None;
+        }
+        self.stats.mmio_reads += 1;
+        let v = self.devices[m.device].mmio_read(m.region, addr - m.start, size, cx);
+        self.refresh_deadline(m.device);
+        Some(v)
+    }
+
     /// See [`Device::mmio_read_is_pure`].
     pub fn mmio_read_is_pure(&self, addr: u64) -> bool {
         self.find_mmio(addr)

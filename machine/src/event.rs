@@ -368,6 +368,9 @@ pub struct Record {
     pub event: Event,
 }
 
+/// Slots of `Trace::sensitive_memo` (a power of two).
+const SENSITIVE_MEMO: usize = 64;
+
 /// Default number of records kept in memory.
 pub const DEFAULT_TRACE_CAPACITY: usize = 4096;
 
@@ -382,6 +385,12 @@ pub struct Trace {
     /// first (a kernel records one on every spinlock: a map's string
     /// comparisons were 10% of a translated run of xv6's usertests).
     sensitive: Vec<((Cow<'static, str>, Handling), u64)>,
+    /// Where in `sensitive` an entry was last found (index + 1; 0: none)
+    /// for a mnemonic's (address, length) and handling, by a hash of the
+    /// address and handling: a translated
+    /// xv6 records some 20 million PUSHFs, CLIs and STIs a second of its
+    /// run, and the search was most of the recording's cost.
+    sensitive_memo: [((usize, u32, Handling), u32); SENSITIVE_MEMO],
     /// VM exits by reason.
     exits: std::collections::HashMap<VmExit, u64>,
     /// What the guest did, by vector (see [`Activity`]).
@@ -427,6 +436,7 @@ impl Trace {
             capacity: capacity.max(1),
             counts: [0; EventKind::ALL.len()],
             sensitive: Default::default(),
+            sensitive_memo: [((0, 0, Handling::Interpreted), 0); SENSITIVE_MEMO],
             exits: Default::default(),
             activity: Activity::default(),
             enabled,
@@ -476,13 +486,43 @@ impl Trace {
         self.total += 1;
         match &event {
             Event::Sensitive { insn, how, .. } => {
-                let same = |(i, h): &(Cow<'static, str>, Handling)| {
-                    h == how
-                        && ((i.as_ptr() == insn.as_ptr() && i.len() == insn.len()) || i == insn)
-                };
-                match self.sensitive.iter_mut().find(|(k, _)| same(k)) {
-                    Some((_, n)) => *n += 1,
-                    None => self.sensitive.push(((insn.clone(), *how), 1)),
+                // The memo is keyed by the mnemonic's address and length
+                // (the same mnemonic may be two static strings, from two
+                // crates) and the handling: an open-addressed table.
+                let key = (insn.as_ptr() as usize, insn.len() as u32, *how);
+                let mut slot = ((key.0 ^ ((*how as usize) << 48))
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    >> (64 - SENSITIVE_MEMO.trailing_zeros()))
+                    & (SENSITIVE_MEMO - 1);
+                let mut free = None;
+                let mut found = false;
+                for _ in 0..SENSITIVE_MEMO {
+                    let (k, i) = self.sensitive_memo[slot];
+                    if i == 0 {
+                        free = Some(slot);
+                        break;
+                    }
+                    if k == key {
+                        self.sensitive[i as usize - 1].1 += 1;
+                        found = true;
+                        break;
+                    }
+                    slot = (slot + 1) & (SENSITIVE_MEMO - 1);
+                }
+                if !found {
+                    let at = self
+                        .sensitive
+                        .iter()
+                        .position(|((i, h), _)| h == how && i == insn);
+                    let i = at.unwrap_or_else(|| {
+                        self.sensitive.push(((insn.clone(), *how), 0));
+                        self.sensitive.len() - 1
+                    });
+                    self.sensitive[i].1 += 1;
+                    // Only a borrowed (static) mnemonic keeps its address.
+                    if let (Some(slot), Cow::Borrowed(_)) = (free, insn) {
+                        self.sensitive_memo[slot] = (key, i as u32 + 1);
+                    }
                 }
             }
             Event::VmExit { reason } => *self.exits.entry(*reason).or_default() += 1,
@@ -533,6 +573,34 @@ impl Trace {
     /// The records still held, oldest first.
     pub fn records(&self) -> impl DoubleEndedIterator<Item = &Record> + ExactSizeIterator {
         self.records.iter()
+    }
+
+    /// Whether each event of kind `k` must go through `record` one by one:
+    /// it is kept (in the records or the sink) or stops the engine. When
+    /// not, an engine may count such events itself and hand the counts
+    /// over with `add_sensitive`.
+    pub fn wants_each(&self, k: EventKind) -> bool {
+        self.enabled.contains(k) || self.stop_on.contains(k)
+    }
+
+    /// Counts `n` sensitive instructions `insn` handled `how` that were not
+    /// recorded one by one (`wants_each` said none was wanted): the
+    /// counters end as if each had been recorded.
+    pub fn add_sensitive(&mut self, insn: &'static str, how: Handling, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let k = EventKind::Sensitive;
+        self.counts[k as usize] += n;
+        self.total += n;
+        match self
+            .sensitive
+            .iter_mut()
+            .find(|((i, h), _)| *h == how && i == insn)
+        {
+            Some((_, c)) => *c += n,
+            None => self.sensitive.push(((Cow::Borrowed(insn), how), n)),
+        }
     }
 
     /// How many events of `k` were recorded since the start.
@@ -697,6 +765,44 @@ mod tests {
                 ("io out 0x60".into(), 1)
             ]
         );
+    }
+
+    /// Sensitive instructions are counted by mnemonic and handling,
+    /// whatever string holds the mnemonic (two statics with the same text,
+    /// an owned one), through the memo or past it (more mnemonics than
+    /// its slots).
+    #[test]
+    fn sensitive_counts_by_text_and_handling() {
+        let mut t = Trace::default();
+        let sens = |insn: Cow<'static, str>, how| Event::Sensitive {
+            insn,
+            cpl: 0,
+            eip: 0,
+            how,
+        };
+        let a: &'static str = "pushf";
+        let b: &'static str = &"xpushf"[1..];
+        assert_ne!(a.as_ptr(), b.as_ptr());
+        let names: Vec<&'static str> = (0..100)
+            .map(|i| &*Box::leak(format!("insn{i}").into_boxed_str()))
+            .collect();
+        for round in 0..3 {
+            t.record(0, 0, sens(Cow::Borrowed(a), Handling::Callout));
+            t.record(0, 0, sens(Cow::Borrowed(b), Handling::Callout));
+            t.record(0, 0, sens(Cow::Owned("pushf".into()), Handling::Callout));
+            t.record(0, 0, sens(Cow::Borrowed(a), Handling::Interpreted));
+            for n in &names {
+                t.record(0, 0, sens(Cow::Borrowed(n), Handling::VmExit));
+            }
+            let c = t.sensitive_counts();
+            let r = round + 1;
+            assert_eq!(c[&(Cow::Borrowed("pushf"), Handling::Callout)], 3 * r);
+            assert_eq!(c[&(Cow::Borrowed("pushf"), Handling::Interpreted)], r);
+            assert_eq!(c.len(), 102);
+            assert!(names
+                .iter()
+                .all(|n| c[&(Cow::Borrowed(*n), Handling::VmExit)] == r));
+        }
     }
 
     #[test]

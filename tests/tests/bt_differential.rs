@@ -729,3 +729,82 @@ fn loops_and_string_moves_stay_in_translated_code() {
         "only OUT runs on the interpreter: {stats:?}"
     );
 }
+
+/// PUSHFD in translated code pushes what the interpreter pushes: the
+/// status flags as the last instruction left them, IF as CLI left it, the
+/// other bits as the CPU holds them (IOPL 3 here), with or without a trace
+/// that keeps each sensitive instruction. Without, the translator runs it
+/// inline (reading the monitor's copy of the system flags) and hands the
+/// trace its count; with, it is a callout recorded one by one. The counts
+/// are the interpreter's either way.
+#[test]
+fn pushfd_pushes_the_interpreters_image_inline_or_called_out() {
+    #[rustfmt::skip]
+    let code: &[u8] = &[
+        0xB9, 0x20, 0x00, 0x00, 0x00,       // mov ecx, 32
+        0xBF, 0x00, 0x00, 0x20, 0x00,       // mov edi, SCRATCH
+        0x89, 0xC8,                         // 1: mov eax, ecx
+        0x6B, 0xC0, 0x25,                   //    imul eax, eax, 0x25
+        0x2D, 0x10, 0x01, 0x00, 0x00,       //    sub eax, 0x110 (flags vary)
+        0x9C,                               //    pushfd
+        0x8F, 0x07,                         //    pop dword [edi]
+        0xFA,                               //    cli
+        0x9C,                               //    pushfd
+        0x8F, 0x47, 0x04,                   //    pop dword [edi+4]
+        0xFB,                               //    sti
+        0x83, 0xC7, 0x08,                   //    add edi, 8
+        0x49,                               //    dec ecx
+        0x75, 0xE7,                         //    jnz 1b
+        0xE6, 0xF4,                         //    out 0xf4, al
+        0xF4,                               //    hlt
+    ];
+    let run = |bt: bool, each: bool| {
+        let mut m = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
+        m.mem.write(LOAD as u64, code).unwrap();
+        if !each {
+            m.trace.set_enabled(machine::EventMask::NONE);
+        }
+        let mut st = CpuState::multiboot(LOAD, 0, 0);
+        st.regs[4] = STACK;
+        st.eflags |= 0x3000 | 0x200; // IOPL 3, IF
+        let mut e = on(m, bt, &st);
+        let stop = e.run_until(&limits()).unwrap();
+        let pushed = e.m.mem.slice(SCRATCH as u64, 32 * 8).unwrap().to_vec();
+        let pushf: u64 =
+            e.m.trace
+                .sensitive_counts()
+                .iter()
+                .filter(|((insn, _), _)| insn == "pushf")
+                .map(|(_, n)| *n)
+                .sum();
+        // PUSHFDs the translated code ran (its callouts, inline or not).
+        let translated =
+            e.m.trace
+                .sensitive_counts()
+                .get(&("pushf".into(), machine::Handling::Callout))
+                .copied();
+        let total = e.m.trace.count(machine::EventKind::Sensitive);
+        (stop, pushed, e.m.icount(), pushf, total, translated)
+    };
+    let (si, pi, ni, fi, ti, _) = run(false, true);
+    // AL at the exit: 1 * 0x25 - 0x110.
+    assert_eq!(si, Stop::GuestExit { value: 0x15 });
+    assert_eq!(fi, 64);
+    // Two of the images, as the SDM says PUSHFD makes them: IOPL 3, bit 1,
+    // IF set then clear, the status flags of SUB.
+    assert_eq!(
+        u32::from_le_bytes(pi[0..4].try_into().unwrap()),
+        0x3202 | 0x4
+    );
+    assert_eq!(
+        u32::from_le_bytes(pi[4..8].try_into().unwrap()),
+        0x3002 | 0x4
+    );
+    for each in [true, false] {
+        let (sb, pb, nb, fb, tb, translated) = run(true, each);
+        assert_eq!((&sb, nb), (&si, ni), "each: {each}");
+        assert_eq!(pb, pi, "the pushed images (each: {each})");
+        assert_eq!((fb, tb), (fi, ti), "the counts (each: {each})");
+        assert_eq!(translated, Some(64), "translated PUSHFDs (each: {each})");
+    }
+}

@@ -62,6 +62,13 @@ fn walk(kind: EngineKind) -> Option<Vec<(u64, u8, String)>> {
     }
     seen.push(look(&mut s));
     s.exec(Command::Step);
+    // A step across a ring change says so.
+    assert!(
+        s.message
+            .starts_with("stepped one instruction: ring 3 -> 0 by INT at 0x"),
+        "{kind:?}: {}",
+        s.message
+    );
     seen.push(look(&mut s));
     s.exec(Command::RunToRingChange);
     seen.push(look(&mut s));

@@ -557,6 +557,10 @@ fn kernel_symbol(img: &Images, name: &str) -> u32 {
 const INITCODE_INT: u32 = 0x11;
 /// SYS_exec in xv6's syscall.h.
 const SYS_EXEC: u32 = 7;
+/// trapasm.S's trapret: `popal`, `popl %gs`, `popl %fs`, `popl %es`,
+/// `popl %ds` and `addl $0x8, %esp` (1 + 2 + 2 + 1 + 1 + 3 bytes), then
+/// the `iret`.
+const TRAPRET_TO_IRET: u32 = 10;
 
 /// The last ring change in the trace: (from, to, cause, eip, eax).
 fn last_ring_change(d: &Debugger) -> (u8, u8, machine::PrivCause, u32, u32) {
@@ -602,11 +606,14 @@ fn cont(d: &mut Debugger) {
 }
 
 /// `ringlab step` on xv6 as a student uses it: a breakpoint on initcode's
-/// first system call, a step across its INT into the kernel, then on to
-/// the IRET that returns to ring 3. Steps run on `kind`; getting there
-/// runs on `travel` (KVM's debugger single-steps, and the 6.7 million
-/// instructions to initcode would take too long nested under QEMU: the
-/// test moves the machine there as the UI's `w` does).
+/// first system call, a step across its INT into the kernel, then a
+/// breakpoint on trapret's IRET and, where its frame goes back to user
+/// mode, a run to the ring change. The step and that run are made on
+/// `kind`; getting to them runs on `travel` (in the test VM KVM's
+/// breakpoints are compared with the PC while single-stepping, see
+/// engine-kvm's debug.rs, and the 6.7 million instructions to initcode
+/// would take too long nested under QEMU: the test moves the machine
+/// there as the UI's `w` does).
 fn a_system_call_in_the_debugger(kind: EngineKind, travel: EngineKind) {
     let Some(img) = images_or_skip() else { return };
     let trapret = kernel_symbol(img, "trapret");
@@ -682,10 +689,23 @@ fn a_system_call_in_the_debugger(kind: EngineKind, travel: EngineKind) {
             || kind == EngineKind::Kvm,
         "the event names the system call"
     );
-    // Ring 0 -> 3: run to trapret (exec loads /init from the disk: the
-    // kernel switches to other work and comes back through trapret
-    // several times), and step its IRET.
-    d.exec(Ui::ToggleBreakpoint(trapret));
+    // Ring 0 -> 3: trapret's IRET, the one whose frame returns to user
+    // mode (exec loads /init from the disk: the kernel switches to other
+    // work meanwhile, and its disk and timer interrupts return to ring 0
+    // through the same IRET first). The frame is at ESP there: EIP, then
+    // CS. Getting there runs on `travel`; from there the engine under
+    // test runs to the ring change. That run is robust to what KVM's
+    // host-timed clock brings: a timer interrupt taken at trapret (the
+    // system call's trap gate leaves IF set) nests in ring 0, and the
+    // first ring change after it is still this IRET.
+    let iret = trapret + TRAPRET_TO_IRET;
+    let st = d.session.cpu_state().unwrap();
+    assert_eq!(
+        ringlab::inspect::read_linear(&d.session.m, &st, iret, 1),
+        [0xCF],
+        "trapret's IRET at {iret:#x}"
+    );
+    d.exec(Ui::ToggleBreakpoint(iret));
     for _ in 0..100 {
         if !go(&mut d, travel) {
             return;
@@ -693,25 +713,33 @@ fn a_system_call_in_the_debugger(kind: EngineKind, travel: EngineKind) {
         cont(&mut d);
         assert_eq!(
             d.last_stop,
-            Some(Stop::Breakpoint { addr: trapret }),
+            Some(Stop::Breakpoint { addr: iret }),
             "{}",
             d.message
         );
+        let st = d.session.cpu_state().unwrap();
+        let frame = ringlab::inspect::read_linear(&d.session.m, &st, st.regs[machine::cpu::ESP], 8);
+        let cs = u32::from_le_bytes(frame[4..8].try_into().unwrap());
+        if cs & 3 != 3 {
+            continue;
+        }
         if !go(&mut d, kind) {
             return;
         }
-        // popal, four segment POPs, add $8 to ESP, iret.
-        for _ in 0..7 {
-            d.exec(Ui::Step);
-        }
-        if d.session.cpu_state().unwrap().cpl() == 3 {
-            let (from, to, cause, _, _) = last_ring_change(&d);
-            assert_eq!((from, to, cause), (0, 3, machine::PrivCause::Iret));
-            let st = d.session.cpu_state().unwrap();
-            // exec's return lands at /init's entry, main, at 0.
-            assert_eq!(st.eip, 0, "{}", d.message);
-            return;
-        }
+        d.exec(Ui::ToggleBreakpoint(iret));
+        d.exec(Ui::RunToRingChange);
+        assert_eq!(d.last_stop, Some(Stop::Event), "{}", d.message);
+        let (from, to, cause, eip, _) = last_ring_change(&d);
+        assert_eq!(
+            (from, to, cause, eip),
+            (0, 3, machine::PrivCause::Iret, iret)
+        );
+        let st = d.session.cpu_state().unwrap();
+        assert_eq!(st.cpl(), 3);
+        assert_eq!(d.session.kind(), kind, "{}", d.message);
+        // exec's return lands at /init's entry, main, at 0.
+        assert_eq!(st.eip, 0, "{}", d.message);
+        return;
     }
     panic!("no return to ring 3 through trapret");
 }
