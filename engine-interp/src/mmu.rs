@@ -142,7 +142,14 @@ pub(crate) struct Tlb {
 impl Tlb {
     pub fn new() -> Tlb {
         Tlb {
-            e: Box::new([[EMPTY; TLB_SIZE]; 2]),
+            e: {
+                // Built on the heap: the array is too large for a thread's
+                // stack.
+                let flat: Box<[TlbEntry]> = vec![EMPTY; 2 * TLB_SIZE].into_boxed_slice();
+                // SAFETY: `[[TlbEntry; TLB_SIZE]; 2]` is `2 * TLB_SIZE`
+                // entries laid out one after the other, as the slice is.
+                unsafe { Box::from_raw(Box::into_raw(flat) as *mut [[TlbEntry; TLB_SIZE]; 2]) }
+            },
             generation: 0,
             mem_id: 0,
             epoch: 0,
