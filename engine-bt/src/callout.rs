@@ -72,6 +72,11 @@ pub unsafe extern "C" fn sensitive(ctx: *mut Ctx, what: u32, eip: u32, at: u32) 
     const DONE: u64 = 1 << 32;
     match what {
         crate::ctx::sensitive::PUSHFD => DONE | interp.callout_pushfd(m, eip, icount) as u64,
+        crate::ctx::sensitive::STI if interp.callout_sti(m, eip, icount) => {
+            // SAFETY: as above; a plain field of the live context.
+            unsafe { (*ctx).sysflags |= machine::cpu::flags::IF };
+            DONE
+        }
         crate::ctx::sensitive::CLI if interp.callout_cli(m, eip, icount) => {
             // SAFETY: as above; a plain field of the live context.
             unsafe { (*ctx).sysflags &= !machine::cpu::flags::IF };

@@ -34,6 +34,9 @@ pub mod sensitive {
     pub const PUSHFD: u32 = 0;
     /// CLI.
     pub const CLI: u32 = 1;
+    /// STI (the interrupt shadow it sets is the translated block's, which
+    /// runs the next instruction and exits; see `translate::Plan::Sti`).
+    pub const STI: u32 = 2;
 }
 
 #[repr(C)]

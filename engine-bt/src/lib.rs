@@ -103,6 +103,8 @@ enum Entry {
         addr: u64,
         insns: u32,
         len: u32,
+        /// The physical page of its first instruction.
+        phys_page: u32,
         /// The guest linear range it covers: [lin, lin + guest_bytes).
         lin: u32,
         guest_bytes: u32,
@@ -157,8 +159,15 @@ pub struct Bt {
     counters: Counters,
     /// Every chainable exit of the translations in the cache, by exit id.
     sites: Vec<Site>,
-    /// The sites currently patched to jump straight to their target.
-    patched: Vec<usize>,
+    /// The sites currently patched to jump straight to their target in
+    /// another linear page.
+    patched: Vec<Cross>,
+    /// The physical page of each indirect-branch cache entry's target.
+    ibtc_phys: Vec<u32>,
+    /// The sites currently patched to jump straight to their target in the
+    /// same linear page: these outlive a change of the page tables (see
+    /// `unchain_across_pages`).
+    patched_in_page: Vec<usize>,
     /// The interpreter's TLB epoch the chains were made under: a changed
     /// mapping (CR3, INVLPG, a mode change) undoes them.
     chain_epoch: u64,
@@ -178,6 +187,15 @@ pub struct Bt {
 }
 
 /// A chainable exit: its `jmp rel32` in the cache and where it goes.
+/// A chain between two linear pages: the site, and the target's linear and
+/// physical page when the chain was made.
+#[derive(Clone, Copy)]
+struct Cross {
+    site: usize,
+    page: u32,
+    phys_page: u32,
+}
+
 struct Site {
     jmp: u64,
     /// Where the jump goes while not chained (stores that tell the
@@ -185,6 +203,8 @@ struct Site {
     home: u64,
     target: u32,
     key: u32,
+    /// The linear page of the block the exit is in.
+    page: u32,
 }
 
 impl Bt {
@@ -243,6 +263,8 @@ impl Bt {
             counters: Counters::default(),
             sites: Vec::new(),
             patched: Vec::new(),
+            ibtc_phys: vec![0; ctx::IBTC_LEN],
+            patched_in_page: Vec::new(),
             chain_epoch: 0,
             pending_chain: None,
             declined: vec![0; DECLINED_SLOTS],
@@ -259,11 +281,78 @@ impl Bt {
 
     /// Undoes every chain: each patched exit goes back to the dispatcher.
     fn unchain_all(&mut self) {
-        for site in std::mem::take(&mut self.patched) {
+        for site in std::mem::take(&mut self.patched_in_page) {
             self.aim(site, self.sites[site].home);
+        }
+        self.unchain_across_pages();
+    }
+
+    /// Undoes the chains between linear pages, and the indirect-branch
+    /// cache: what a change of the page tables (a new CR3, INVLPG, paging
+    /// turned on or off) may make stale. A chain within one linear page
+    /// stays valid (as QEMU's direct jumps between blocks of one page do):
+    /// a block runs only where its page maps to the physical page it was
+    /// translated from (the dispatcher found it there, or a chain led to
+    /// it from a block of the same page, which ran so), and then its target
+    /// in that page is the same physical code as when the chain was made.
+    /// Undoing and remaking every chain at each of a kernel's context
+    /// switches cost xv6's usertests 8.7 million patches of translated
+    /// code (each a self-modifying-code stall of the host CPU).
+    fn unchain_across_pages(&mut self) {
+        for x in std::mem::take(&mut self.patched) {
+            self.aim(x.site, self.sites[x.site].home);
         }
         self.pending_chain = None;
         self.ctx.ibtc.fill(ctx::Ibtc::EMPTY);
+    }
+
+    /// After a change of the page tables (the epoch): undoes the chains
+    /// between pages whose target page no longer maps where it did, and
+    /// the indirect-branch cache. A chain stays where the dispatcher would
+    /// find the same translation now: the target's linear page maps to the
+    /// same physical page, present, executable at the chain's privilege,
+    /// with the accessed bits the fetch would set already set (so skipping
+    /// the fetch's walk changes nothing the guest can see; a walk that
+    /// would set one undoes the chain). A kernel mapped alike in every
+    /// address space (xv6's) keeps its chains across context switches;
+    /// undoing and remaking them each time cost xv6's usertests millions of
+    /// patches of translated code.
+    fn unchain_stale_across_pages(&mut self, m: &Machine) {
+        let c = self.interp.cpu();
+        let regs = c.paging_regs();
+        let a20 = m.a20_mask();
+        // A (page, privilege) walked once, mostly: a direct-mapped memo
+        // (tag: the page with the privilege in bit 0; 1 never is one).
+        let mut seen = [(1u32, None::<u32>); 512];
+        let mut now = |page: u32, user: bool| {
+            let tag = page | user as u32;
+            let slot = ((page >> 12) ^ (page >> 21) ^ user as u32) as usize & (seen.len() - 1);
+            if seen[slot].0 == tag {
+                return seen[slot].1;
+            }
+            let phys = maps_for_fetch(m, regs, a20, page, user);
+            seen[slot] = (tag, phys);
+            phys
+        };
+        let mut keep = Vec::new();
+        for x in std::mem::take(&mut self.patched) {
+            let user = self.sites[x.site].key & translate::key::USER != 0;
+            if now(x.page, user) == Some(x.phys_page) {
+                keep.push(x);
+            } else {
+                self.aim(x.site, self.sites[x.site].home);
+            }
+        }
+        self.patched = keep;
+        self.pending_chain = None;
+        // The indirect-branch cache likewise, entry by entry.
+        for (e, &phys) in self.ctx.ibtc.iter_mut().zip(&self.ibtc_phys) {
+            if e.key != ctx::Ibtc::EMPTY.key
+                && now(e.eip & !0xFFF, e.key & translate::key::USER != 0) != Some(phys)
+            {
+                *e = ctx::Ibtc::EMPTY;
+            }
+        }
     }
 
     /// Drops translations of guest pages that were written (by translated
@@ -337,6 +426,7 @@ impl Bt {
         self.pages.clear();
         self.sites.clear();
         self.patched.clear();
+        self.patched_in_page.clear();
         self.pending_chain = None;
         self.ctx.ibtc.fill(ctx::Ibtc::EMPTY);
         self.buf.truncate(self.stub_bytes);
@@ -445,6 +535,7 @@ impl Bt {
                         home: addr + home,
                         target: *target,
                         key,
+                        page: lin & !0xFFF,
                     });
                 }
                 self.counters.callout_insns += b.callouts as u64;
@@ -455,6 +546,7 @@ impl Bt {
                     addr,
                     insns: b.insns,
                     len: b.code.len() as u32,
+                    phys_page: phys & !0xFFF,
                     lin,
                     guest_bytes: b.guest_bytes,
                 }
@@ -507,6 +599,12 @@ impl Bt {
         self.pending_chain = (ctx.reason == ctx::reason::NEXT && ctx.exit != ctx::NO_EXIT)
             .then_some(ctx.exit as usize);
         let interpret = ctx.reason == ctx::reason::INTERPRET;
+        if !interpret {
+            // A block never starts in an interrupt shadow (`mode_key`), so
+            // one set now is an STI's whose next instruction the block ran
+            // (the translator ends the block right after it).
+            self.interp.end_shadow();
+        }
         self.counters.callout_exits += interpret as u64;
         interpret
     }
@@ -598,6 +696,29 @@ impl Bt {
     }
 }
 
+/// The physical page an instruction fetch at linear page `page` would use
+/// now, at CPL 3 when `user`, if that fetch would set no accessed bit and
+/// raise no fault; None otherwise (the dispatcher's own fetch must then
+/// decide). Reads the page tables, writes nothing.
+fn maps_for_fetch(
+    m: &Machine,
+    regs: machine::x86::paging::Regs,
+    a20: u32,
+    page: u32,
+    user: bool,
+) -> Option<u32> {
+    use machine::x86::paging::{self, Access};
+    if regs.cr0 & machine::cpu::cr0::PG == 0 {
+        return Some(page & a20);
+    }
+    let read = |a: u32| m.mem.read_u32((a & a20) as u64).unwrap_or(0);
+    let w = paging::translate(regs, page, Access::Exec, user, read).ok()?;
+    if w.accessed_dirty(Access::Exec) != [None, None] {
+        return None;
+    }
+    Some(w.phys & !0xFFF & a20)
+}
+
 /// The CPU is in a mode the translator never handles: real mode, V86,
 /// 16-bit code, or a code segment that is not flat (base 0, 4 GiB limit).
 /// The interpreter runs such code, a stretch at a time. (Passing
@@ -666,7 +787,7 @@ impl Engine for Bt {
             self.invalidate_written(m);
             self.interp.sync_tlb(m);
             if self.interp.tlb_epoch() != self.chain_epoch {
-                self.unchain_all();
+                self.unchain_stale_across_pages(m);
                 self.chain_epoch = self.interp.tlb_epoch();
             }
             let pending = self.pending_chain.take();
@@ -699,7 +820,12 @@ impl Engine for Bt {
                 None => Entry::Interpret(None),
             };
             let interpret = match entry {
-                Entry::Host { addr, insns, .. } => {
+                Entry::Host {
+                    addr,
+                    insns,
+                    phys_page,
+                    ..
+                } => {
                     // Chain the exit that led here straight to this block,
                     // under the same key. Across pages too: a chain is a
                     // cached translation of its target's page, and like a
@@ -713,17 +839,28 @@ impl Engine for Bt {
                         // Any indirect branch to here may now come
                         // straight in, under this key, until the chains are
                         // undone.
-                        self.ctx.ibtc[ctx::ibtc_slot(eip)] = ctx::Ibtc {
+                        let slot = ctx::ibtc_slot(eip);
+                        self.ctx.ibtc[slot] = ctx::Ibtc {
                             eip,
                             key: k,
                             host: addr,
                         };
+                        self.ibtc_phys[slot] = phys_page;
                     }
                     if let (Some(site), Some(k)) = (pending, key) {
                         let s = &self.sites[site];
                         if s.target == eip && s.key == k {
+                            let in_page = (s.target ^ s.page) < 0x1000;
                             self.aim(site, addr);
-                            self.patched.push(site);
+                            if in_page {
+                                self.patched_in_page.push(site);
+                            } else {
+                                self.patched.push(Cross {
+                                    site,
+                                    page: eip & !0xFFF,
+                                    phys_page,
+                                });
+                            }
                             self.counters.chained += 1;
                         }
                     }

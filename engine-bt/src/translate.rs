@@ -107,11 +107,15 @@ enum Plan {
     CallInd,
     /// LEAVE: ESP = EBP, then POP EBP.
     Leave,
-    /// PUSHFD and CLI: sensitive, translated as calls into the monitor
-    /// that return into the block (`callout::sensitive`), which record
-    /// them as the interpreter would.
+    /// PUSHFD, CLI and STI: sensitive, translated as calls into the
+    /// monitor that return into the block (`callout::sensitive`), which
+    /// record them as the interpreter would. An STI is translated only with
+    /// the instruction after it (its interrupt shadow), and the block ends
+    /// there with an exit to the dispatcher, which delivers an interrupt
+    /// that STI let through.
     Pushfd,
     Cli,
+    Sti,
     /// LOOP (ECX) and JECXZ: branches on ECX, which need no flags.
     Loop,
     Jecxz,
@@ -225,6 +229,7 @@ fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Opti
     match insn.code() {
         Code::Pushfd => return stack_ok_of(key).then_some(Plan::Pushfd),
         Code::Cli => return Some(Plan::Cli),
+        Code::Sti => return Some(Plan::Sti),
         _ => {}
     }
     if table::has(insn.mnemonic(), table::attr::SENSITIVE) {
@@ -401,6 +406,8 @@ pub fn translate(
     let mut insn = Instruction::default();
     let mut bytes_used = 0u32;
     let mut end_eip = eip;
+    // The block ends after an STI's shadow instruction, for the dispatcher.
+    let mut after_shadow = false;
     while dec.can_decode() && insns.len() < MAX_INSNS {
         dec.decode_out(&mut insn);
         if insn.is_invalid() || (!insns.is_empty() && breakpoints.contains(&insn.ip32())) {
@@ -409,18 +416,36 @@ pub fn translate(
         let Some(p) = plan(&insn, key, &mut info) else {
             break;
         };
+        let shadow = matches!(insns.last(), Some((_, Plan::Sti)));
+        // In the shadow: an instruction that neither transfers control
+        // (its exit could be chained, past the dispatcher) nor is
+        // sensitive itself.
+        if shadow && (p.ends_block() || matches!(p, Plan::Sti | Plan::Cli | Plan::Pushfd)) {
+            break;
+        }
         bytes_used += insn.len() as u32;
         end_eip = insn.next_ip32();
         insns.push((insn, p));
+        if shadow {
+            after_shadow = true;
+            break;
+        }
         if p.ends_block() {
             break;
         }
+    }
+    // An STI without its shadow instruction in the block is the
+    // interpreter's, which keeps the shadow itself.
+    if let Some((sti, Plan::Sti)) = insns.last() {
+        bytes_used -= sti.len() as u32;
+        end_eip = sti.ip32();
+        insns.pop();
     }
     if insns.is_empty() {
         return None;
     }
     let mut e = Emitter::new(exit_stub, insns.len() as u32, first_exit, key).ok()?;
-    e.block(&insns, end_eip).ok()?;
+    e.block(&insns, end_eip, after_shadow).ok()?;
     let callouts = insns
         .iter()
         .filter(|(_, p)| {
@@ -823,7 +848,7 @@ impl Emitter {
         self.a.lea(r13d, m + disp as i32)
     }
 
-    fn block(&mut self, insns: &[(Instruction, Plan)], end_eip: u32) -> R {
+    fn block(&mut self, insns: &[(Instruction, Plan)], end_eip: u32, after_shadow: bool) -> R {
         let n = insns.len() as u32;
         let (live, entry_live) = flags_live(insns);
         // The budget: blocks reached through chaining must not run past the
@@ -902,6 +927,10 @@ impl Emitter {
                 }
                 Plan::Cli => {
                     self.sensitive_call(ctx::sensitive::CLI, eip, k)?;
+                    self.a.popfq()?;
+                }
+                Plan::Sti => {
+                    self.sensitive_call(ctx::sensitive::STI, eip, k)?;
                     self.a.popfq()?;
                 }
                 Plan::Leave => {
@@ -1025,7 +1054,11 @@ impl Emitter {
                 }
             }
         }
-        if !insns.last().is_some_and(|(_, p)| p.ends_block()) {
+        if after_shadow {
+            // STI and its shadow done: the dispatcher delivers what STI
+            // let through (an exit it cannot chain).
+            self.exit(Some(end_eip), n, reason::NEXT)?;
+        } else if !insns.last().is_some_and(|(_, p)| p.ends_block()) {
             self.chained_exit(end_eip, n)?;
         }
         for (mut label, eip, k) in std::mem::take(&mut self.fails) {

@@ -278,6 +278,15 @@ impl Cpu {
     pub fn cr0(&self) -> u32 {
         self.cr0
     }
+    /// CR0, CR3 and CR4, for a page walk.
+    #[inline]
+    pub fn paging_regs(&self) -> machine::x86::paging::Regs {
+        machine::x86::paging::Regs {
+            cr0: self.cr0,
+            cr3: self.cr3,
+            cr4: self.cr4,
+        }
+    }
     #[inline(always)]
     pub fn segments(&self) -> &[Segment; 6] {
         &self.segs

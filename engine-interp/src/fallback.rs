@@ -159,6 +159,32 @@ impl Interp {
             if p == lin & !0xFFF && u == (self.cpu.cpl == 3) && e == self.cpu.tlb.epoch)
     }
 
+    /// STI for translated code: false (nothing done, nothing recorded)
+    /// when it faults (CPL > IOPL), for the interpreter to run it;
+    /// otherwise records it and sets IF, with the interrupt shadow when IF
+    /// was clear, as the interpreter's STI does. The translated block runs
+    /// the shadow's instruction and then leaves; the translator ends the
+    /// shadow there (`end_shadow`).
+    pub fn callout_sti(&mut self, m: &mut Machine, eip: u32, icount: u64) -> bool {
+        let c = &mut self.cpu;
+        if c.cli_sti_faults() {
+            return false;
+        }
+        c.record_sensitive(m, "sti", eip, icount, machine::Handling::Callout);
+        if c.fl.bits & f::IF == 0 {
+            c.shadow = true;
+        }
+        c.fl.bits |= f::IF;
+        true
+    }
+
+    /// The instruction in an STI's interrupt shadow has run (in translated
+    /// code): interrupts may come again.
+    #[inline]
+    pub fn end_shadow(&mut self) {
+        self.cpu.shadow = false;
+    }
+
     /// A read of `size` bytes at linear `lin` from a device register whose
     /// reading is pure (`Machine::read_pure_mmio`), through the page
     /// tables as the interpreter's own read would go (permissions and the

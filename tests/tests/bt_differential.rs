@@ -808,3 +808,110 @@ fn pushfd_pushes_the_interpreters_image_inline_or_called_out() {
         assert_eq!(translated, Some(64), "translated PUSHFDs (each: {each})");
     }
 }
+
+/// Two address spaces that map one linear code page (0x400000) to
+/// different physical pages holding different code, switched by MOV CR3
+/// around each CALL into it (a kernel's context switch between two
+/// processes; the CALL into it is made from one place for both). The
+/// translator keeps chains and indirect-branch cache
+/// entries across a CR3 load only where the target still maps to the same
+/// physical page (the kernel's identity-mapped page here), and chains
+/// within a page always: the counts each address space's code keeps, the
+/// accessed bits the walks set, and the instruction count must be the
+/// interpreter's.
+#[test]
+fn chains_follow_a_cr3_switch_between_two_address_spaces() {
+    use iced_x86::code_asm::*;
+    const PD_A: u32 = 0x1_0000;
+    const PD_B: u32 = 0x1_1000;
+    const PT_LOW: u32 = 0x1_2000;
+    const PT_A: u32 = 0x1_3000;
+    const PT_B: u32 = 0x1_4000;
+    const CODE_A: u32 = 0x5_0000;
+    const CODE_B: u32 = 0x6_0000;
+    const SHARED: u32 = 0x40_0000;
+    const P_RW: u32 = 0x3;
+    // The code both address spaces run at SHARED, each its own copy: a
+    // jump within the page (an in-page chain), then one register counted.
+    let process = |reg: AsmRegister32| {
+        let mut a = CodeAssembler::new(32).unwrap();
+        let mut l = a.create_label();
+        a.jmp(l).unwrap();
+        a.nop().unwrap();
+        a.set_label(&mut l).unwrap();
+        a.add(reg, 1).unwrap();
+        a.ret().unwrap();
+        a.assemble(SHARED as u64).unwrap()
+    };
+    let mut a = CodeAssembler::new(32).unwrap();
+    let mut top = a.create_label();
+    let mut common = a.create_label();
+    a.mov(eax, PD_A).unwrap();
+    a.mov(cr3, eax).unwrap();
+    a.mov(eax, cr0).unwrap();
+    a.or(eax, 0x8000_0000u32 as i32).unwrap();
+    a.mov(cr0, eax).unwrap();
+    a.xor(eax, eax).unwrap();
+    a.xor(ebx, ebx).unwrap();
+    a.mov(esi, 200).unwrap();
+    a.set_label(&mut top).unwrap();
+    a.mov(edi, PD_A).unwrap();
+    a.mov(cr3, edi).unwrap();
+    a.call(common).unwrap();
+    a.mov(edi, PD_B).unwrap();
+    a.mov(cr3, edi).unwrap();
+    a.call(common).unwrap();
+    a.dec(esi).unwrap();
+    a.jnz(top).unwrap();
+    a.add(eax, ebx).unwrap();
+    a.out(0xF4, al).unwrap();
+    a.hlt().unwrap();
+    // One call into SHARED made in both address spaces: its chain must
+    // follow the switch.
+    a.set_label(&mut common).unwrap();
+    // Through a register (an indirect-branch cache entry), then direct (a
+    // chain).
+    a.mov(ecx, SHARED).unwrap();
+    a.call(ecx).unwrap();
+    a.call(SHARED as u64).unwrap();
+    a.ret().unwrap();
+    let main = a.assemble(LOAD as u64).unwrap();
+    let run = |bt: bool| {
+        let mut m = Machine::new(MachineConfig::with_ram(8 << 20)).unwrap();
+        m.mem.write(LOAD as u64, &main).unwrap();
+        m.mem.write(CODE_A as u64, &process(eax)).unwrap();
+        m.mem.write(CODE_B as u64, &process(ebx)).unwrap();
+        // The first 4 MiB identity-mapped in both; SHARED to CODE_A in A,
+        // CODE_B in B (accessed bits clear: the walks set them).
+        for i in 0..1024u32 {
+            m.mem
+                .write_u32((PT_LOW + 4 * i) as u64, (i << 12) | P_RW)
+                .unwrap();
+        }
+        m.mem.write_u32(PT_A as u64, CODE_A | P_RW).unwrap();
+        m.mem.write_u32(PT_B as u64, CODE_B | P_RW).unwrap();
+        for (pd, pt) in [(PD_A, PT_A), (PD_B, PT_B)] {
+            m.mem.write_u32(pd as u64, PT_LOW | P_RW).unwrap();
+            m.mem.write_u32((pd + 4) as u64, pt | P_RW).unwrap();
+        }
+        let mut st = CpuState::multiboot(LOAD, 0, 0);
+        st.regs[4] = STACK;
+        let mut e = on(m, bt, &st);
+        let stop = e.run_until(&limits()).unwrap();
+        let regs = e.cpu_state().unwrap().regs;
+        let tables = e.m.mem.slice(PD_A as u64, 0x5000).unwrap().to_vec();
+        let translated = e.stats().get(Counter::TranslatedInstructions);
+        (stop, regs, tables, e.m.icount(), translated)
+    };
+    let (stop_i, ri, ti, ni, _) = run(false);
+    assert_eq!(stop_i, Stop::GuestExit { value: 800 & 0xFF });
+    // EBX: B's count (two calls a round); EAX: A's, plus EBX at the end.
+    assert_eq!((ri[0], ri[3]), (800, 400), "each address space ran its own");
+    let (stop_b, rb, tb, nb, translated) = run(true);
+    assert_eq!((&stop_b, rb, nb), (&stop_i, ri, ni));
+    assert!(tb == ti, "the page tables and their accessed bits");
+    assert!(
+        translated.unwrap_or(0) > 200 * 6,
+        "the loop ran translated: {translated:?}"
+    );
+}
