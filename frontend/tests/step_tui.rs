@@ -580,6 +580,18 @@ fn gdb_drives_the_step_ui_and_gives_it_back() {
     t.keys("q");
 }
 
+/// The frame of initcode's `int 0x40` (exec) as the stack pane labels it:
+/// the process's kernel stack from the TSS, EIP after the INT, the user's
+/// CS, EFLAGS, ESP and SS.
+const XV6_INT_FRAME: [&str; 6] = [
+    "INT 0x40 frame at",
+    "ESP>8dffffec 00000013 EIP",
+    "8dfffff0 0000001b CS",
+    "8dfffff4 00000202 EFLAGS",
+    "8dfffff8 00000ff4 ESP",
+    "8dfffffc 00000023 SS",
+];
+
 /// xv6's images (scripts/xv6-images.sh, cached), or why this host cannot
 /// build them (a failure when CI is set: scripts/test.sh installs the
 /// tools and CI has the source beside the checkout).
@@ -633,14 +645,7 @@ fn xv6_system_call(test: &str, engine: &str) {
         flat.contains("stopped after 5 instructions: ring 3 -> 0 by INT at 0x11 (EAX 0x7)"),
         "{s}"
     );
-    for line in [
-        "INT 0x40 frame at",
-        "ESP>8dffffec 00000013 EIP",
-        "8dfffff0 0000001b CS",
-        "8dfffff4 00000202 EFLAGS",
-        "8dfffff8 00000ff4 ESP",
-        "8dfffffc 00000023 SS",
-    ] {
+    for line in XV6_INT_FRAME {
         assert!(s.contains(line), "{line}:\n{s}");
     }
     t.keys("r");
@@ -790,14 +795,7 @@ fn an_xv6_system_call_ring_3_to_0_and_back_on_kvm_at_80x24() {
         return;
     }
     assert!(Tmux::header(&s).contains("engine kvm"), "{s}");
-    for line in [
-        "INT 0x40 frame at",
-        "ESP>8dffffec 00000013 EIP",
-        "8dfffff0 0000001b CS",
-        "8dfffff4 00000202 EFLAGS",
-        "8dfffff8 00000ff4 ESP",
-        "8dfffffc 00000023 SS",
-    ] {
+    for line in XV6_INT_FRAME {
         assert!(s.contains(line), "{line}:\n{s}");
     }
     assert!(
