@@ -88,6 +88,9 @@ pub fn create(_m: &mut Machine) -> Result<Box<dyn Engine>, EngineError> {
     Ok(Box::new(Bt::new()?))
 }
 
+// `Bt::ibtc_used` holds slots as u16.
+const _: () = assert!(ctx::IBTC_LEN <= 1 << 16);
+
 /// Slots of `Bt::declined`: more than iced-x86 has mnemonics.
 const DECLINED_SLOTS: usize = 4096;
 
@@ -164,12 +167,18 @@ pub struct Bt {
     patched: Vec<Cross>,
     /// The physical page of each indirect-branch cache entry's target.
     ibtc_phys: Vec<u32>,
+    /// The indirect-branch cache's slots that hold an entry, each once: a
+    /// TLB invalidation (a CR3 load, and also every INT and IRET, which
+    /// load CS) looks at these, not at all 1024 (which cost a system call
+    /// some 1.5 us on the translator).
+    ibtc_used: Vec<u16>,
     /// The sites currently patched to jump straight to their target in the
     /// same linear page: these outlive a change of the page tables (see
     /// `unchain_across_pages`).
     patched_in_page: Vec<usize>,
-    /// The interpreter's TLB epoch the chains were made under: a changed
-    /// mapping (CR3, INVLPG, a mode change) undoes them.
+    /// The interpreter's mapping epoch (`Interp::tlb_map_epoch`) the chains
+    /// were checked under: a changed mapping (CR3, INVLPG, paging on or
+    /// off) checks them again (`unchain_stale_across_pages`).
     chain_epoch: u64,
     /// The exit the last block left through, to chain once its target is
     /// known.
@@ -264,6 +273,7 @@ impl Bt {
             sites: Vec::new(),
             patched: Vec::new(),
             ibtc_phys: vec![0; ctx::IBTC_LEN],
+            ibtc_used: Vec::new(),
             patched_in_page: Vec::new(),
             chain_epoch: 0,
             pending_chain: None,
@@ -303,7 +313,9 @@ impl Bt {
             self.aim(x.site, self.sites[x.site].home);
         }
         self.pending_chain = None;
-        self.ctx.ibtc.fill(ctx::Ibtc::EMPTY);
+        for slot in std::mem::take(&mut self.ibtc_used) {
+            self.ctx.ibtc[slot as usize] = ctx::Ibtc::EMPTY;
+        }
     }
 
     /// After a change of the page tables (the epoch): undoes the chains
@@ -323,7 +335,7 @@ impl Bt {
         let a20 = m.a20_mask();
         // A (page, privilege) walked once, mostly: a direct-mapped memo
         // (tag: the page with the privilege in bit 0; 1 never is one).
-        let mut seen = [(1u32, None::<u32>); 512];
+        let mut seen = [(1u32, None::<u32>); 64];
         let mut now = |page: u32, user: bool| {
             let tag = page | user as u32;
             let slot = ((page >> 12) ^ (page >> 21) ^ user as u32) as usize & (seen.len() - 1);
@@ -346,13 +358,17 @@ impl Bt {
         self.patched = keep;
         self.pending_chain = None;
         // The indirect-branch cache likewise, entry by entry.
-        for (e, &phys) in self.ctx.ibtc.iter_mut().zip(&self.ibtc_phys) {
-            if e.key != ctx::Ibtc::EMPTY.key
-                && now(e.eip & !0xFFF, e.key & translate::key::USER != 0) != Some(phys)
-            {
+        let ibtc = &mut self.ctx.ibtc;
+        let phys = &self.ibtc_phys;
+        self.ibtc_used.retain(|&slot| {
+            let e = &mut ibtc[slot as usize];
+            let keep =
+                now(e.eip & !0xFFF, e.key & translate::key::USER != 0) == Some(phys[slot as usize]);
+            if !keep {
                 *e = ctx::Ibtc::EMPTY;
             }
-        }
+            keep
+        });
     }
 
     /// Drops translations of guest pages that were written (by translated
@@ -429,6 +445,7 @@ impl Bt {
         self.patched_in_page.clear();
         self.pending_chain = None;
         self.ctx.ibtc.fill(ctx::Ibtc::EMPTY);
+        self.ibtc_used.clear();
         self.buf.truncate(self.stub_bytes);
     }
 
@@ -786,9 +803,13 @@ impl Engine for Bt {
             }
             self.invalidate_written(m);
             self.interp.sync_tlb(m);
-            if self.interp.tlb_epoch() != self.chain_epoch {
+            // A change of mode alone (an INT or IRET loads CS) leaves the
+            // chains alone: they link blocks of one mode key, and the
+            // dispatcher enters a block only under the key of the mode it
+            // finds.
+            if self.interp.tlb_map_epoch() != self.chain_epoch {
                 self.unchain_stale_across_pages(m);
-                self.chain_epoch = self.interp.tlb_epoch();
+                self.chain_epoch = self.interp.tlb_map_epoch();
             }
             let pending = self.pending_chain.take();
             // A flush during the lookup below empties the exit table.
@@ -840,6 +861,9 @@ impl Engine for Bt {
                         // straight in, under this key, until the chains are
                         // undone.
                         let slot = ctx::ibtc_slot(eip);
+                        if self.ctx.ibtc[slot].key == ctx::Ibtc::EMPTY.key {
+                            self.ibtc_used.push(slot as u16);
+                        }
                         self.ctx.ibtc[slot] = ctx::Ibtc {
                             eip,
                             key: k,

@@ -99,6 +99,14 @@ impl Interp {
         self.cpu.tlb.epoch
     }
 
+    /// Changes whenever a linear-to-physical mapping may have changed (a
+    /// TLB flush: CR3, INVLPG, paging turned on or off, A20), not on a mode
+    /// change alone.
+    #[inline]
+    pub fn tlb_map_epoch(&self) -> u64 {
+        self.cpu.tlb.map_epoch
+    }
+
     /// The physical address of the code at linear `lin` at the current
     /// CPL, from the TLB or a page walk; None when the fetch faults (the
     /// interpreter raises that when it runs the instruction).

@@ -129,6 +129,11 @@ pub(crate) struct Tlb {
     /// Bumped whenever a linear-to-physical mapping or the code segment may
     /// have changed: block chain links made under another epoch are stale.
     pub(crate) epoch: u64,
+    /// Bumped whenever a linear-to-physical mapping may have changed (a
+    /// flush of the TLB or of a page), not when only the mode or a segment
+    /// did: the translator's chains, checked against page mappings, care
+    /// only about these (an INT or IRET loads CS and bumps `epoch`).
+    pub(crate) map_epoch: u64,
     /// Some entry came from a 4 MiB page: INVLPG must then drop every
     /// entry of that large page (SDM Vol 3A 4.10.4.1), which we do by
     /// flushing everything.
@@ -153,6 +158,7 @@ impl Tlb {
             generation: 0,
             mem_id: 0,
             epoch: 0,
+            map_epoch: 0,
             large: false,
             used: [[0; TLB_SIZE / 64]; 2],
         }
@@ -180,6 +186,7 @@ impl Tlb {
 
     pub fn flush(&mut self, keep_global: bool) {
         self.epoch += 1;
+        self.map_epoch += 1;
         if !keep_global {
             self.large = false;
         }
@@ -199,6 +206,7 @@ impl Tlb {
             return;
         }
         self.epoch += 1;
+        self.map_epoch += 1;
         let i = tlb_slot(lin);
         for t in self.e.iter_mut() {
             if t[i].rtag == lin & !0xFFF || t[i].wtag == lin & !0xFFF {
