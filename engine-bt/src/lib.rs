@@ -154,10 +154,14 @@ pub struct Bt {
     stub_bytes: usize,
     enter: extern "C" fn(*mut Ctx),
     exit_stub: u64,
-    /// (guest physical address, key) -> translation.
-    blocks: HashMap<(u32, u32), Entry, FastHash>,
+    /// (guest physical address, guest linear address, key) -> translation.
+    /// The linear address is part of it: a translation holds linear
+    /// addresses (its exits' EIPs, the return addresses its CALLs push), so
+    /// a physical page of code mapped at two linear addresses (a shared
+    /// library in two processes) has a translation for each.
+    blocks: HashMap<(u32, u32, u32), Entry, FastHash>,
     /// Guest physical page -> the keys of its blocks, for invalidation.
-    pages: HashMap<u32, Vec<(u32, u32)>>,
+    pages: HashMap<u32, Vec<(u32, u32, u32)>>,
     ctx: Box<Ctx>,
     counters: Counters,
     /// Every chainable exit of the translations in the cache, by exit id.
@@ -492,7 +496,7 @@ impl Bt {
             // The fetch faults: the interpreter raises it.
             return Entry::Interpret(None);
         };
-        if let Some(e) = self.blocks.get(&(phys, key)) {
+        if let Some(e) = self.blocks.get(&(phys, lin, key)) {
             return *e;
         }
         let avail = 0x1000 - (phys & 0xFFF) as usize;
@@ -578,8 +582,11 @@ impl Bt {
                 }
             }
         };
-        self.blocks.insert((phys, key), entry);
-        self.pages.entry(phys >> 12).or_default().push((phys, key));
+        self.blocks.insert((phys, lin, key), entry);
+        self.pages
+            .entry(phys >> 12)
+            .or_default()
+            .push((phys, lin, key));
         entry
     }
 

@@ -915,3 +915,83 @@ fn chains_follow_a_cr3_switch_between_two_address_spaces() {
         "the loop ran translated: {translated:?}"
     );
 }
+
+/// One physical page of code mapped at two linear addresses (as a shared
+/// library is in two processes), called at both: its code pushes and adds
+/// up its own linear address (CALL to the next instruction, POP), which
+/// differs by alias. A translation holds linear addresses, so each alias
+/// has its own; the sums and the instruction count are the interpreter's.
+#[test]
+fn one_code_page_at_two_linear_addresses_runs_as_each() {
+    use iced_x86::code_asm::*;
+    const PD: u32 = 0x1_0000;
+    const PT_LOW: u32 = 0x1_2000;
+    const PT_1: u32 = 0x1_3000;
+    const PT_2: u32 = 0x1_4000;
+    const CODE: u32 = 0x5_0000;
+    const ALIAS_1: u32 = 0x40_0000;
+    const ALIAS_2: u32 = 0x80_0000;
+    const P_RW: u32 = 0x3;
+    // At either alias: EDX += the linear address of `here`.
+    let mut a = CodeAssembler::new(32).unwrap();
+    let mut here = a.create_label();
+    a.call(here).unwrap();
+    a.set_label(&mut here).unwrap();
+    a.pop(ecx).unwrap();
+    a.add(edx, ecx).unwrap();
+    a.ret().unwrap();
+    let shared = a.assemble(ALIAS_1 as u64).unwrap();
+    let mut a = CodeAssembler::new(32).unwrap();
+    let mut top = a.create_label();
+    a.mov(eax, PD).unwrap();
+    a.mov(cr3, eax).unwrap();
+    a.mov(eax, cr0).unwrap();
+    a.or(eax, 0x8000_0000u32 as i32).unwrap();
+    a.mov(cr0, eax).unwrap();
+    a.xor(edx, edx).unwrap();
+    a.mov(esi, 100).unwrap();
+    a.set_label(&mut top).unwrap();
+    a.call(ALIAS_1 as u64).unwrap();
+    a.call(ALIAS_2 as u64).unwrap();
+    a.dec(esi).unwrap();
+    a.jnz(top).unwrap();
+    a.mov(eax, edx).unwrap();
+    a.out(0xF4, al).unwrap();
+    a.hlt().unwrap();
+    let main = a.assemble(LOAD as u64).unwrap();
+    let run = |bt: bool| {
+        let mut m = Machine::new(MachineConfig::with_ram(8 << 20)).unwrap();
+        m.mem.write(LOAD as u64, &main).unwrap();
+        m.mem.write(CODE as u64, &shared).unwrap();
+        for i in 0..1024u32 {
+            m.mem
+                .write_u32((PT_LOW + 4 * i) as u64, (i << 12) | P_RW)
+                .unwrap();
+        }
+        m.mem.write_u32(PT_1 as u64, CODE | P_RW).unwrap();
+        m.mem.write_u32(PT_2 as u64, CODE | P_RW).unwrap();
+        m.mem.write_u32(PD as u64, PT_LOW | P_RW).unwrap();
+        m.mem
+            .write_u32((PD + 4 * (ALIAS_1 >> 22)) as u64, PT_1 | P_RW)
+            .unwrap();
+        m.mem
+            .write_u32((PD + 4 * (ALIAS_2 >> 22)) as u64, PT_2 | P_RW)
+            .unwrap();
+        let mut st = CpuState::multiboot(LOAD, 0, 0);
+        st.regs[4] = STACK;
+        let mut e = on(m, bt, &st);
+        let stop = e.run_until(&limits()).unwrap();
+        let regs = e.cpu_state().unwrap().regs;
+        let translated = e.stats().get(Counter::TranslatedInstructions);
+        (stop, regs, e.m.icount(), translated)
+    };
+    let (stop_i, ri, ni, _) = run(false);
+    let sum = 100u32.wrapping_mul(ALIAS_1 + 5 + ALIAS_2 + 5);
+    assert_eq!(ri[2], sum, "the interpreter: each alias's own address");
+    let (stop_b, rb, nb, translated) = run(true);
+    assert_eq!((&stop_b, rb, nb), (&stop_i, ri, ni));
+    assert!(
+        translated.unwrap_or(0) > 100 * 8,
+        "the loop ran translated: {translated:?}"
+    );
+}
