@@ -200,12 +200,12 @@ pub struct Bt {
 }
 
 /// A chainable exit: its `jmp rel32` in the cache and where it goes.
-/// A chain between two linear pages: the site, and the target's linear and
-/// physical page when the chain was made.
+/// A chain between two linear pages: the site (whose `target` is the
+/// target's linear address), and the target's physical page when the
+/// chain was made.
 #[derive(Clone, Copy)]
 struct Cross {
     site: usize,
-    page: u32,
     phys_page: u32,
 }
 
@@ -352,8 +352,9 @@ impl Bt {
         };
         let mut keep = Vec::new();
         for x in std::mem::take(&mut self.patched) {
-            let user = self.sites[x.site].key & translate::key::USER != 0;
-            if now(x.page, user) == Some(x.phys_page) {
+            let site = &self.sites[x.site];
+            let user = site.key & translate::key::USER != 0;
+            if now(site.target & !0xFFF, user) == Some(x.phys_page) {
                 keep.push(x);
             } else {
                 self.aim(x.site, self.sites[x.site].home);
@@ -886,11 +887,7 @@ impl Engine for Bt {
                             if in_page {
                                 self.patched_in_page.push(site);
                             } else {
-                                self.patched.push(Cross {
-                                    site,
-                                    page: eip & !0xFFF,
-                                    phys_page,
-                                });
+                                self.patched.push(Cross { site, phys_page });
                             }
                             self.counters.chained += 1;
                         }

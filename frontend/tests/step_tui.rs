@@ -384,16 +384,22 @@ fn memory_pane_breakpoint_and_restart_at_120x40() {
     memory_and_restart("memory_pane_breakpoint_and_restart_at_120x40", 120, 40);
 }
 
+/// Why this host has no KVM engine (/dev/kvm cannot be opened), if so.
+fn no_kvm() -> Option<String> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .err()
+        .map(|e| format!("no KVM engine here: /dev/kvm: {e}"))
+}
+
 /// On this host KVM is kvm-pvm, which cannot IRET into ring 3 without
 /// paging: the run ends in an engine error; w moves the machine to the
 /// interpreter and r goes on from there.
 fn kvm_error_then_interp(test: &str, w: u16, h: u16) {
-    if let Err(e) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-    {
-        skip(test, &format!("no KVM engine here: /dev/kvm: {e}"));
+    if let Some(why) = no_kvm() {
+        skip(test, &why);
         return;
     }
     let Some(t) = Tmux::start(test, w, h, &["--lesson", "rings", "--engine", "kvm"]) else {
@@ -728,12 +734,8 @@ fn stack_second_word(s: &str) -> Option<String> {
 #[test]
 fn an_xv6_system_call_ring_3_to_0_and_back_on_kvm_at_80x24() {
     let test = "xv6_kvm";
-    if let Err(e) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-    {
-        kvm_skip(test, &format!("no KVM engine here: /dev/kvm: {e}"));
+    if let Some(why) = no_kvm() {
+        kvm_skip(test, &why);
         return;
     }
     let Some((xv6, fs)) = xv6_image_paths(test) else {

@@ -809,6 +809,41 @@ fn pushfd_pushes_the_interpreters_image_inline_or_called_out() {
     }
 }
 
+/// The page table the paging tests' page directories share: it
+/// identity-maps the first 4 MiB.
+const PT_LOW: u32 = 0x1_2000;
+/// Present and writable, accessed bits clear (the walks set them).
+const P_RW: u32 = 0x3;
+
+/// Writes page directory `pd` in `m`: the first 4 MiB identity-mapped
+/// (through PT_LOW, written too), and for each `(lin, pt, phys)` the page
+/// at `lin` mapped to `phys` through the page table at `pt`.
+fn page_directory(m: &mut Machine, pd: u32, maps: &[(u32, u32, u32)]) {
+    for i in 0..1024u32 {
+        m.mem
+            .write_u32((PT_LOW + 4 * i) as u64, (i << 12) | P_RW)
+            .unwrap();
+    }
+    m.mem.write_u32(pd as u64, PT_LOW | P_RW).unwrap();
+    for &(lin, pt, phys) in maps {
+        let pte = pt + 4 * ((lin >> 12) & 0x3FF);
+        m.mem.write_u32(pte as u64, phys | P_RW).unwrap();
+        m.mem
+            .write_u32((pd + 4 * (lin >> 22)) as u64, pt | P_RW)
+            .unwrap();
+    }
+}
+
+/// Code that loads CR3 with `pd` and turns paging on.
+fn paging_on(a: &mut iced_x86::code_asm::CodeAssembler, pd: u32) {
+    use iced_x86::code_asm::*;
+    a.mov(eax, pd).unwrap();
+    a.mov(cr3, eax).unwrap();
+    a.mov(eax, cr0).unwrap();
+    a.or(eax, 0x8000_0000u32 as i32).unwrap();
+    a.mov(cr0, eax).unwrap();
+}
+
 /// Two address spaces that map one linear code page (0x400000) to
 /// different physical pages holding different code, switched by MOV CR3
 /// around each CALL into it (a kernel's context switch between two
@@ -824,13 +859,11 @@ fn chains_follow_a_cr3_switch_between_two_address_spaces() {
     use iced_x86::code_asm::*;
     const PD_A: u32 = 0x1_0000;
     const PD_B: u32 = 0x1_1000;
-    const PT_LOW: u32 = 0x1_2000;
     const PT_A: u32 = 0x1_3000;
     const PT_B: u32 = 0x1_4000;
     const CODE_A: u32 = 0x5_0000;
     const CODE_B: u32 = 0x6_0000;
     const SHARED: u32 = 0x40_0000;
-    const P_RW: u32 = 0x3;
     // The code both address spaces run at SHARED, each its own copy: a
     // jump within the page (an in-page chain), then one register counted.
     let process = |reg: AsmRegister32| {
@@ -846,11 +879,7 @@ fn chains_follow_a_cr3_switch_between_two_address_spaces() {
     let mut a = CodeAssembler::new(32).unwrap();
     let mut top = a.create_label();
     let mut common = a.create_label();
-    a.mov(eax, PD_A).unwrap();
-    a.mov(cr3, eax).unwrap();
-    a.mov(eax, cr0).unwrap();
-    a.or(eax, 0x8000_0000u32 as i32).unwrap();
-    a.mov(cr0, eax).unwrap();
+    paging_on(&mut a, PD_A);
     a.xor(eax, eax).unwrap();
     a.xor(ebx, ebx).unwrap();
     a.mov(esi, 200).unwrap();
@@ -881,19 +910,9 @@ fn chains_follow_a_cr3_switch_between_two_address_spaces() {
         m.mem.write(LOAD as u64, &main).unwrap();
         m.mem.write(CODE_A as u64, &process(eax)).unwrap();
         m.mem.write(CODE_B as u64, &process(ebx)).unwrap();
-        // The first 4 MiB identity-mapped in both; SHARED to CODE_A in A,
-        // CODE_B in B (accessed bits clear: the walks set them).
-        for i in 0..1024u32 {
-            m.mem
-                .write_u32((PT_LOW + 4 * i) as u64, (i << 12) | P_RW)
-                .unwrap();
-        }
-        m.mem.write_u32(PT_A as u64, CODE_A | P_RW).unwrap();
-        m.mem.write_u32(PT_B as u64, CODE_B | P_RW).unwrap();
-        for (pd, pt) in [(PD_A, PT_A), (PD_B, PT_B)] {
-            m.mem.write_u32(pd as u64, PT_LOW | P_RW).unwrap();
-            m.mem.write_u32((pd + 4) as u64, pt | P_RW).unwrap();
-        }
+        // SHARED to CODE_A in A, CODE_B in B.
+        page_directory(&mut m, PD_A, &[(SHARED, PT_A, CODE_A)]);
+        page_directory(&mut m, PD_B, &[(SHARED, PT_B, CODE_B)]);
         let mut st = CpuState::multiboot(LOAD, 0, 0);
         st.regs[4] = STACK;
         let mut e = on(m, bt, &st);
@@ -925,13 +944,11 @@ fn chains_follow_a_cr3_switch_between_two_address_spaces() {
 fn one_code_page_at_two_linear_addresses_runs_as_each() {
     use iced_x86::code_asm::*;
     const PD: u32 = 0x1_0000;
-    const PT_LOW: u32 = 0x1_2000;
     const PT_1: u32 = 0x1_3000;
     const PT_2: u32 = 0x1_4000;
     const CODE: u32 = 0x5_0000;
     const ALIAS_1: u32 = 0x40_0000;
     const ALIAS_2: u32 = 0x80_0000;
-    const P_RW: u32 = 0x3;
     // At either alias: EDX += the linear address of `here`.
     let mut a = CodeAssembler::new(32).unwrap();
     let mut here = a.create_label();
@@ -943,11 +960,7 @@ fn one_code_page_at_two_linear_addresses_runs_as_each() {
     let shared = a.assemble(ALIAS_1 as u64).unwrap();
     let mut a = CodeAssembler::new(32).unwrap();
     let mut top = a.create_label();
-    a.mov(eax, PD).unwrap();
-    a.mov(cr3, eax).unwrap();
-    a.mov(eax, cr0).unwrap();
-    a.or(eax, 0x8000_0000u32 as i32).unwrap();
-    a.mov(cr0, eax).unwrap();
+    paging_on(&mut a, PD);
     a.xor(edx, edx).unwrap();
     a.mov(esi, 100).unwrap();
     a.set_label(&mut top).unwrap();
@@ -963,20 +976,7 @@ fn one_code_page_at_two_linear_addresses_runs_as_each() {
         let mut m = Machine::new(MachineConfig::with_ram(8 << 20)).unwrap();
         m.mem.write(LOAD as u64, &main).unwrap();
         m.mem.write(CODE as u64, &shared).unwrap();
-        for i in 0..1024u32 {
-            m.mem
-                .write_u32((PT_LOW + 4 * i) as u64, (i << 12) | P_RW)
-                .unwrap();
-        }
-        m.mem.write_u32(PT_1 as u64, CODE | P_RW).unwrap();
-        m.mem.write_u32(PT_2 as u64, CODE | P_RW).unwrap();
-        m.mem.write_u32(PD as u64, PT_LOW | P_RW).unwrap();
-        m.mem
-            .write_u32((PD + 4 * (ALIAS_1 >> 22)) as u64, PT_1 | P_RW)
-            .unwrap();
-        m.mem
-            .write_u32((PD + 4 * (ALIAS_2 >> 22)) as u64, PT_2 | P_RW)
-            .unwrap();
+        page_directory(&mut m, PD, &[(ALIAS_1, PT_1, CODE), (ALIAS_2, PT_2, CODE)]);
         let mut st = CpuState::multiboot(LOAD, 0, 0);
         st.regs[4] = STACK;
         let mut e = on(m, bt, &st);
