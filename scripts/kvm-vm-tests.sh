@@ -275,9 +275,14 @@ else
     # finish in 600 s. Measured here: the session 7-13 s, usertests
     # 190-340 s. And a_system_call_in_the_debugger_on_kvm: initcode's
     # exec, its INT stepped and trapret's IRET back to user mode run on
-    # KVM (the way to each on the interpreter: KVM's breakpoints here are
-    # compared with the PC while single-stepping).
-    RINGLAB_XV6_IMAGES=/xv6 run xv6 --nocapture a_scripted_session_on_kvm usertests_pass_on_kvm a_system_call_in_the_debugger_on_kvm
+    # KVM (the way to each on the interpreter: a breakpoint on a user
+    # page is compared with the PC while single-stepping here). And Debian's gdb
+    # (gdb-minimal) on xv6's kernel on KVM: the transcript of the
+    # interpreter's snapshot (kernel breakpoints are HLT patches here,
+    # the watchpoint on ticks single-steps into the timer's handler).
+    LC_ALL=C.UTF-8 RINGLAB_GDB=/usr/bin/gdb RINGLAB_XV6_IMAGES=/xv6 run xv6 --nocapture \
+        a_scripted_session_on_kvm usertests_pass_on_kvm a_system_call_in_the_debugger_on_kvm \
+        gdb_on_the_xv6_kernel_on_kvm
     # The same system call in the step UI, in tmux at 80x24, on KVM.
     LC_ALL=C.UTF-8 RINGLAB_XV6_IMAGES=/xv6 run step_tui --nocapture an_xv6_system_call_ring_3_to_0_and_back_on_kvm_at_80x24
     echo "RINGLAB-SKIPS-BEGIN"

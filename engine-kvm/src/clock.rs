@@ -1,7 +1,8 @@
 //! Virtual time under KVM: host time plus an offset. The guest runs at the
 //! host's pace, so the machine's clock follows host time; it jumps ahead
 //! when an idle HLT warps to the next device deadline, and the offset
-//! remembers the jump.
+//! remembers the jump. It stands still between the engine's runs
+//! (`Kvm::resume_clock` sets it at each run and step).
 
 use machine::Machine;
 use std::time::Instant;
@@ -42,5 +43,14 @@ impl HostClock {
         } else {
             self.offset += (m.clock.now() - t) as i128;
         }
+    }
+
+    /// `sync`, with this clock first held back to `limit` if it is past
+    /// it (it then reads `limit` and goes on from there).
+    pub fn sync_upto(&mut self, m: &mut Machine, limit: u64) {
+        if self.now() > limit {
+            self.set(limit);
+        }
+        self.sync(m);
     }
 }

@@ -5,7 +5,8 @@
 //!   into the debug registers (DR0-DR3 with R/W = 00, SDM Vol 3A 17.2.4)
 //!   when this host's debug registers work (see below): they match the
 //!   linear address whatever the page tables say and change no memory.
-//!   The others become INT3 (0xCC) written over the first byte of the
+//!   The others become INT3 (0xCC; HLT where INT3 is not intercepted,
+//!   below) written over the first byte of the
 //!   instruction at the breakpoint's *physical* address, the linear
 //!   address translated through the guest's page tables, for the length
 //!   of one `run` call: KVM_GUESTDBG_USE_SW_BP makes every #BP a
@@ -24,8 +25,9 @@
 //!
 //! What cannot be done at full speed is done exactly by single-stepping
 //! (`Plan::stepping`): a breakpoint neither in a register nor patchable (its
-//! page not present, or outside RAM: the ROM at the top of 4 GiB) is
-//! compared with the PC before every instruction, and the patches are
+//! page not present, or outside RAM: the ROM at the top of 4 GiB; for a
+//! HLT patch, not a supervisor page) is compared with the PC before
+//! every instruction, and the patches are
 //! re-evaluated after every step so the run goes back to full speed as
 //! soon as the page is mapped; watchpoints without working debug
 //! registers are checked by decoding each instruction's memory accesses
@@ -68,13 +70,36 @@
 //! those, never SVM_EXIT_EXCP_BASE + 3, so the guest takes its own #BP
 //! through its IDT (measured in the test VM: a triple fault without an
 //! IDT, the handler run in real mode). Real AMD hardware raises the #BP
-//! intercept for INT3 (AMD APM Vol 2, 15.12). So in the test VM every
-//! breakpoint is compared with the PC while single-stepping: slow, and
-//! exact except where a step enters a handler (an INT n or INT3 stepped
-//! over, an exception, an injected interrupt): the CPU clears TF on the
-//! way in, so the handler runs, with breakpoints and watched accesses in
-//! it unseen, up to the next VM exit (KVM_GUESTDBG_BLOCKIRQ would keep
-//! out only the injected interrupts).
+//! intercept for INT3 (AMD APM Vol 2, 15.12).
+//!
+//! **So there the patch is a HLT** (`Caps::hlt`): without an in-kernel
+//! irqchip every KVM leaves HLT to user space (KVM_EXIT_HLT, RIP after
+//! it), TCG's SVM included. HLT is privileged, so a HLT patch goes only
+//! on a page the page tables make supervisor-only (`Patches::refresh`):
+//! code there runs at CPL 0, and a fetch from CPL 3 faults before the
+//! byte is decoded. A HLT exit whose byte is one of ours is the
+//! breakpoint (RIP moved back onto it); any other is the guest's own HLT,
+//! a halt as usual. Breakpoints on user pages, or with paging off, are
+//! compared with the PC while single-stepping (a kernel's breakpoints are
+//! patched as soon as its page tables map them).
+//!
+//! **Single steps that deliver** (an interrupt injected at the entry, an
+//! INT n, INT3 or INTO stepped, an instruction that faults): the CPU
+//! clears TF on the way into the handler, so a TF step would run the
+//! whole handler unseen, with the breakpoints and watched writes in it.
+//! Where `Caps::hlt`, the step writes a HLT over the handler's first
+//! instruction (`handler_entry`: the IVT in real mode, the IDT gate and
+//! the code segment it names in protected mode, only where the handler
+//! runs at CPL 0) for the one entry, and the HLT exit ends the step on
+//! the handler's first instruction, as on the interpreter: for an
+//! injected interrupt or a software interrupt the entry is made without
+//! TF (`run::arm_handler_stop`); for any other instruction every
+//! exception handler is patched and the step keeps TF, so without a
+//! fault it ends after the instruction (`run::arm_fault_stops`). No HLT
+//! goes inside the interrupt table, nor on a byte the stepped
+//! instruction accesses (decoded): the step must not read a patch as
+//! data. What is left unseen: a delivery that itself faults, a handler
+//! at CPL 3 or not in RAM.
 //!
 //! **kvm-pvm** (measured): instruction breakpoints in the debug registers
 //! fire, data breakpoints do not (unpaged code runs in its instruction
@@ -92,6 +117,11 @@ use machine::{Machine, WatchKind, Watchpoint};
 
 /// The INT3 opcode.
 pub(crate) const INT3: u8 = 0xCC;
+/// The HLT opcode: the patch where INT3 cannot be intercepted.
+pub(crate) const HLT: u8 = 0xF4;
+/// `DebugExit::exception` for a HLT exit while HLT patches are armed (no
+/// exception: KVM_EXIT_HLT; `pc` is after the HLT, KVM has skipped it).
+pub(crate) const HLT_EXIT: u32 = 0x100;
 /// Exception vectors in `kvm_debug_exit_arch.exception`.
 pub(crate) const DB_VECTOR: u32 = 1;
 pub(crate) const BP_VECTOR: u32 = 3;
@@ -227,6 +257,11 @@ pub(crate) struct Caps {
     /// internal error on an INT3 in unpaged protected mode, nor under
     /// QEMU's emulated SVM, which never takes the #BP intercept.
     pub int3: bool,
+    /// HLT patches on supervisor-only code, and handler stops while
+    /// single-stepping (`handler_entry`): every KVM without an in-kernel
+    /// irqchip exits to us on HLT. Used where `int3` is not (the test
+    /// VM); not on kvm-pvm (no paging, and its exits are its own).
+    pub hlt: bool,
 }
 
 /// Where everything goes for one run.
@@ -234,8 +269,11 @@ pub(crate) struct Caps {
 pub(crate) struct Plan {
     /// DR0-DR3.
     pub slots: [Option<Slot>; SLOTS],
-    /// Breakpoints patched with INT3 (the rest of `Limits::breakpoints`).
+    /// Breakpoints patched (the rest of `Limits::breakpoints`), with
+    /// `patch_byte`.
     pub soft: Vec<u32>,
+    /// INT3, or HLT where INT3 is not intercepted (`Caps::hlt`).
+    pub patch_byte: u8,
     /// Breakpoints only compared with the PC while single-stepping (no
     /// register left, no INT3 on this host).
     pub stepped_bps: Vec<u32>,
@@ -250,7 +288,10 @@ impl Plan {
     /// needing more than the four registers are refused: which limit, in
     /// the error.
     pub fn new(breakpoints: &[u32], watch: &[Watchpoint], caps: Caps) -> Result<Plan, String> {
-        let mut p = Plan::default();
+        let mut p = Plan {
+            patch_byte: if caps.int3 { INT3 } else { HLT },
+            ..Plan::default()
+        };
         let mut used = 0;
         if !caps.dr_data {
             p.stepped_watch = watch.to_vec();
@@ -273,7 +314,7 @@ impl Plan {
             if used < SLOTS && caps.dr_exec {
                 p.slots[used] = Some(Slot::Exec(b));
                 used += 1;
-            } else if caps.int3 {
+            } else if caps.int3 || caps.hlt {
                 p.soft.push(b);
             } else {
                 p.stepped_bps.push(b);
@@ -302,18 +343,20 @@ impl Plan {
     }
 }
 
-/// One INT3 written into guest RAM.
+/// One INT3 (or HLT) written into guest RAM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Patch {
     /// The breakpoint's linear address.
     pub lin: u32,
     /// Where it is patched (RAM).
     pub phys: u32,
-    /// The byte the INT3 replaced.
+    /// The byte the patch replaced.
     pub orig: u8,
+    /// The byte written: INT3 or HLT.
+    pub byte: u8,
 }
 
-/// The INT3 patches of a run, one per breakpoint at most (at its current
+/// The patches of a run, one per breakpoint at most (at its current
 /// translation), and the breakpoints that could not be patched.
 #[derive(Debug, Default)]
 pub(crate) struct Patches {
@@ -335,7 +378,20 @@ impl Patches {
     /// Makes the patches for `bps` (the one at `except` left out, being
     /// stepped over) match the current translation: see the module
     /// documentation.
-    pub fn refresh(&mut self, m: &mut Machine, regs: Regs, bps: &[u32], except: Option<u32>) {
+    ///
+    /// A HLT patch (`byte` HLT) goes only on a page that paging makes
+    /// supervisor-only: code there runs at CPL 0 (a fetch at CPL 3 faults
+    /// before the byte is decoded), where HLT exits to us; at CPL 3 it
+    /// would be the guest's #GP. Elsewhere the breakpoint is unpatched
+    /// (compared with the PC while single-stepping).
+    pub fn refresh(
+        &mut self,
+        m: &mut Machine,
+        regs: Regs,
+        bps: &[u32],
+        except: Option<u32>,
+        byte: u8,
+    ) {
         self.unpatched.clear();
         // The byte stepped over stays original, whichever breakpoint
         // (aliases included) would patch it.
@@ -345,7 +401,12 @@ impl Patches {
             if Some(lin) == except {
                 continue;
             }
-            let Some(phys) = phys_in_ram(m, regs, lin) else {
+            let at = if byte == HLT {
+                supervisor_phys(m, regs, lin)
+            } else {
+                phys_in_ram(m, regs, lin)
+            };
+            let Some(phys) = at else {
                 self.unpatched.push(lin);
                 continue;
             };
@@ -357,10 +418,13 @@ impl Patches {
                 keep.push(Patch { lin, ..p });
                 continue;
             }
-            let now = m.mem.read_u8(phys as u64).unwrap_or(INT3);
-            let old = self.list.iter().find(|p| p.lin == lin && p.phys == phys);
+            let now = m.mem.read_u8(phys as u64).unwrap_or(byte);
+            let old = self
+                .list
+                .iter()
+                .find(|p| p.lin == lin && p.phys == phys && p.byte == byte);
             let orig = match old {
-                Some(p) if now == INT3 => p.orig,
+                Some(p) if now == byte => p.orig,
                 Some(_) => {
                     // The guest wrote over the patch: its byte is the
                     // instruction now.
@@ -369,12 +433,17 @@ impl Patches {
                 }
                 None => now,
             };
-            if now != INT3 {
+            if now != byte {
                 // Untracked: the byte is back before anyone else runs the
                 // guest, so no engine's code cache must drop the page.
-                let _ = m.mem.write_untracked(phys as u64, &[INT3]);
+                let _ = m.mem.write_untracked(phys as u64, &[byte]);
             }
-            keep.push(Patch { lin, phys, orig });
+            keep.push(Patch {
+                lin,
+                phys,
+                orig,
+                byte,
+            });
         }
         // Patches no longer wanted at their place: back to the original.
         for p in &self.list {
@@ -399,10 +468,98 @@ impl Patches {
 }
 
 /// Puts the original byte back, unless the guest wrote its own there.
-fn restore(m: &mut Machine, p: &Patch) {
-    if m.mem.read_u8(p.phys as u64) == Some(INT3) {
+pub(crate) fn restore(m: &mut Machine, p: &Patch) {
+    if m.mem.read_u8(p.phys as u64) == Some(p.byte) {
         let _ = m.mem.write_untracked(p.phys as u64, &[p.orig]);
     }
+}
+
+/// The physical address of `lin` if paging is on and maps it, in RAM, on
+/// a page only the supervisor may use (U/S clear at some level).
+fn supervisor_phys(m: &Machine, regs: Regs, lin: u32) -> Option<u32> {
+    if !regs.paging() {
+        return None;
+    }
+    let w = paging::walk(regs.cr3, regs.cr4, lin, paging::ram_reader(m)).ok()?;
+    let p = w.phys & m.a20_mask();
+    (!w.user() && (p as usize) < m.mem.size()).then_some(p)
+}
+
+/// Where the CPU starts the handler of `vector` when it delivers it now
+/// in state `s`, if that handler runs at CPL 0: the linear address of its
+/// first instruction and the physical one (in RAM). In real mode the
+/// interrupt vector table's entry (SDM Vol 3A 20.1.4); in protected mode
+/// (and virtual-8086 mode) the IDT's interrupt or trap gate and the DPL of
+/// the code segment it names, which becomes the CPL (6.12.1; a conforming
+/// segment keeps the CPL: only from CPL 0). None for a task gate, a gate
+/// or segment not present, a vector beyond the table's limit, or a
+/// handler whose page is not present: the delivery would fault, or run
+/// elsewhere, and a patch there would not be reached. `soft`: an INT n,
+/// which a gate whose DPL is below the CPL refuses (#GP), as
+/// virtual-8086 mode does below IOPL 3 (6.12.1.1, 20.2.7).
+pub(crate) fn handler_entry(
+    m: &Machine,
+    s: &machine::cpu::CpuState,
+    vector: u8,
+    soft: bool,
+) -> Option<(u32, u32)> {
+    use machine::x86::descriptor::{Descriptor, Gate, GateKind, Kind};
+    let regs = Regs::of(s);
+    // Up to 8 bytes at `lin`, one page walk per page touched.
+    let read = |lin: u32, n: u32| -> Option<u64> {
+        let mut v = 0u64;
+        let mut i = 0;
+        while i < n {
+            let l = lin.wrapping_add(i);
+            let p = phys_in_ram(m, regs, l)?;
+            let here = (0x1000 - (l & 0xFFF)).min(n - i);
+            for k in 0..here {
+                v |= (m.mem.read_u8((p + k) as u64)? as u64) << (8 * (i + k));
+            }
+            i += here;
+        }
+        Some(v)
+    };
+    let v = vector as u32;
+    let lin = if !s.protected() {
+        if v * 4 + 3 > s.idtr.limit as u32 {
+            return None;
+        }
+        let e = read(s.idtr.base.wrapping_add(v * 4), 4)? as u32;
+        ((e >> 16) << 4).wrapping_add(e & 0xFFFF)
+    } else {
+        if v * 8 + 7 > s.idtr.limit as u32 {
+            return None;
+        }
+        let gate = Gate::decode(read(s.idtr.base.wrapping_add(v * 8), 8)?)?;
+        if !gate.present || !matches!(gate.kind, GateKind::Interrupt | GateKind::Trap) {
+            return None;
+        }
+        if soft && (gate.dpl < s.cpl() || s.v86()) {
+            return None;
+        }
+        let sel = gate.selector as u32;
+        let table = if sel & 4 != 0 {
+            let ldt = &s.ldtr;
+            (ldt.base, ldt.limit)
+        } else {
+            (s.gdtr.base, s.gdtr.limit as u32)
+        };
+        let index = sel & !7;
+        if index == 0 && sel & 4 == 0 || index + 7 > table.1 {
+            return None;
+        }
+        let d = Descriptor::decode(read(table.0.wrapping_add(index), 8)?);
+        let Kind::Code { conforming, .. } = d.kind() else {
+            return None;
+        };
+        let cpl = if conforming { s.cpl() } else { d.dpl };
+        if !d.present || cpl != 0 {
+            return None;
+        }
+        d.base.wrapping_add(gate.offset)
+    };
+    Some((lin, phys_in_ram(m, regs, lin)?))
 }
 
 /// The physical address of linear `lin` now, if in RAM (for telling our
@@ -540,6 +697,7 @@ mod tests {
             dr_exec: true,
             dr_data: true,
             int3: true,
+            hlt: true,
         };
         let p = Plan::new(&four, &[w(0x1000, 4, WatchKind::Write)], all).unwrap();
         assert_eq!(p.soft, vec![0x40], "beyond the registers: patched");
@@ -549,19 +707,23 @@ mod tests {
         assert_eq!(regs[7] & 0b1100, 0, "the one stepped over is off");
         let e = Plan::new(&[], &[w(0x1001, 10, WatchKind::Access)], all).unwrap_err();
         assert!(e.contains("need 5 debug registers"), "{e}");
+        assert_eq!(p.patch_byte, INT3);
         let tcg = Caps {
             dr_exec: false,
             dr_data: false,
-            int3: true,
+            int3: false,
+            hlt: true,
         };
         let p = Plan::new(&[0x10], &[w(0x1001, 9, WatchKind::Access)], tcg).unwrap();
         assert_eq!(p.soft, vec![0x10]);
+        assert_eq!(p.patch_byte, HLT, "no INT3 interception: HLT patches");
         assert_eq!(p.stepped_watch.len(), 1);
         assert_eq!(p.debugregs(None), None);
         let pvm = Caps {
             dr_exec: true,
             dr_data: false,
             int3: false,
+            hlt: false,
         };
         let p = Plan::new(&four, &[w(0x1001, 10, WatchKind::Access)], pvm).unwrap();
         assert_eq!(p.stepped_bps, Vec::<u32>::new());
@@ -579,17 +741,152 @@ mod tests {
             cr4: 0,
         };
         let mut p = Patches::default();
-        p.refresh(&mut m, flat, &[0x7C00, 0x7C01, 0x20_0000], None);
+        p.refresh(&mut m, flat, &[0x7C00, 0x7C01, 0x20_0000], None, INT3);
         assert_eq!(m.mem.read_u8(0x7C00), Some(INT3));
         assert_eq!(m.mem.read_u8(0x7C01), Some(INT3));
         assert_eq!(p.unpatched, vec![0x20_0000], "outside RAM");
         // The guest loads new code over the second one.
         m.mem.write_untracked(0x7C01, &[0x42]).unwrap();
-        p.refresh(&mut m, flat, &[0x7C00, 0x7C01], Some(0x7C00));
+        p.refresh(&mut m, flat, &[0x7C00, 0x7C01], Some(0x7C00), INT3);
         assert_eq!(m.mem.read_u8(0x7C00), Some(0x90), "stepped over: original");
         assert_eq!(m.mem.read_u8(0x7C01), Some(INT3));
         assert_eq!(p.overwritten, 1);
         p.clear(&mut m);
         assert_eq!(m.mem.slice(0x7C00, 2).unwrap(), &[0x90, 0x42]);
+    }
+
+    /// Paging on with the page directory at 0x1000 and one page table at
+    /// 0x2000: 0x7000 a supervisor page, 0x8000 a user page.
+    fn paged(m: &mut Machine) -> Regs {
+        const P_RW: u32 = 0b011;
+        const US: u32 = 0b100;
+        m.mem
+            .write(0x1000, &(0x2000 | P_RW | US).to_le_bytes())
+            .unwrap();
+        m.mem
+            .write(0x2000 + 7 * 4, &(0x7000 | P_RW).to_le_bytes())
+            .unwrap();
+        m.mem
+            .write(0x2000 + 8 * 4, &(0x8000 | P_RW | US).to_le_bytes())
+            .unwrap();
+        Regs {
+            cr0: machine::cpu::cr0::PE | machine::cpu::cr0::PG,
+            cr3: 0x1000,
+            cr4: 0,
+        }
+    }
+
+    #[test]
+    fn hlt_patches_go_only_on_supervisor_pages_with_paging_on() {
+        let mut m = Machine::new(MachineConfig::with_ram(1 << 20)).unwrap();
+        m.mem.write(0x7000, &[0x55]).unwrap();
+        m.mem.write(0x8000, &[0x55]).unwrap();
+        let regs = paged(&mut m);
+        let mut p = Patches::default();
+        p.refresh(&mut m, regs, &[0x7000, 0x8000, 0x9000], None, HLT);
+        assert_eq!(m.mem.read_u8(0x7000), Some(HLT), "supervisor code: CPL 0");
+        assert_eq!(
+            m.mem.read_u8(0x8000),
+            Some(0x55),
+            "a user page: CPL 3 may run it"
+        );
+        assert_eq!(
+            p.unpatched,
+            vec![0x8000, 0x9000],
+            "the user page, the unmapped one"
+        );
+        // Paging off: the CPL of the code there is unknown.
+        let flat = Regs {
+            cr0: 1,
+            cr3: 0,
+            cr4: 0,
+        };
+        p.refresh(&mut m, flat, &[0x7000], None, HLT);
+        assert_eq!(m.mem.read_u8(0x7000), Some(0x55), "taken back");
+        assert_eq!(p.unpatched, vec![0x7000]);
+        p.clear(&mut m);
+    }
+
+    /// A protected-mode state with the IDT at 0x3000 and the GDT at 0x4000
+    /// (null, a DPL 0 code segment based at 0x100, a DPL 3 conforming one).
+    fn protected(m: &mut Machine) -> machine::cpu::CpuState {
+        use machine::x86::descriptor::{Gate, GateKind};
+        let gdt: [u64; 3] = [0, 0x00CF_9A00_0100_FFFF, 0x00CF_FE00_0000_FFFF];
+        for (i, d) in gdt.iter().enumerate() {
+            m.mem
+                .write(0x4000 + i as u64 * 8, &d.to_le_bytes())
+                .unwrap();
+        }
+        let gate = |kind, selector: u16, dpl| Gate {
+            kind,
+            bits32: true,
+            selector,
+            offset: 0x7000 - 0x100,
+            params: 0,
+            dpl,
+            present: true,
+        };
+        let idt = [
+            (0x20, gate(GateKind::Interrupt, 0x08, 0)),
+            (0x40, gate(GateKind::Trap, 0x08, 3)),
+            (0x41, gate(GateKind::Interrupt, 0x10, 3)),
+            (0x42, gate(GateKind::Task, 0x08, 3)),
+        ];
+        for (v, g) in idt {
+            m.mem
+                .write(0x3000 + v * 8, &g.encode().to_le_bytes())
+                .unwrap();
+        }
+        let mut s = machine::cpu::CpuState::reset();
+        s.cr0 = machine::cpu::cr0::PE;
+        s.idtr = machine::cpu::TableReg {
+            base: 0x3000,
+            limit: 0x42 * 8 + 7,
+        };
+        s.gdtr = machine::cpu::TableReg {
+            base: 0x4000,
+            limit: 23,
+        };
+        s
+    }
+
+    #[test]
+    fn a_handler_entry_is_found_where_it_runs_at_cpl_0() {
+        let mut m = Machine::new(MachineConfig::with_ram(1 << 20)).unwrap();
+        let mut s = protected(&mut m);
+        // The code segment's base plus the gate's offset.
+        assert_eq!(handler_entry(&m, &s, 0x20, false), Some((0x7000, 0x7000)));
+        // INT 0x20 from CPL 3: the gate's DPL 0 refuses it (#GP).
+        s.segs[machine::cpu::Seg::Cs as usize].selector = 0x1b;
+        s.segs[machine::cpu::Seg::Cs as usize].access = 3 << machine::cpu::access::DPL_SHIFT;
+        assert_eq!(s.cpl(), 3);
+        assert_eq!(handler_entry(&m, &s, 0x20, true), None);
+        assert_eq!(handler_entry(&m, &s, 0x20, false), Some((0x7000, 0x7000)));
+        assert_eq!(handler_entry(&m, &s, 0x40, true), Some((0x7000, 0x7000)));
+        // A conforming segment keeps CPL 3: no HLT there.
+        assert_eq!(handler_entry(&m, &s, 0x41, false), None);
+        assert_eq!(handler_entry(&m, &s, 0x42, false), None, "a task gate");
+        assert_eq!(handler_entry(&m, &s, 0x43, false), None, "beyond the limit");
+        // Paging on: the handler's page must be present.
+        let regs = paged(&mut m);
+        s.cr0 = regs.cr0;
+        s.cr3 = regs.cr3;
+        for p in [0x3000u32, 0x4000] {
+            // The tables themselves, identity-mapped supervisor pages.
+            m.mem
+                .write(0x2000 + (p >> 12) as u64 * 4, &(p | 3).to_le_bytes())
+                .unwrap();
+        }
+        assert_eq!(handler_entry(&m, &s, 0x20, false), Some((0x7000, 0x7000)));
+        m.mem.write(0x2000 + 7 * 4, &0u32.to_le_bytes()).unwrap();
+        assert_eq!(handler_entry(&m, &s, 0x20, false), None, "not present");
+        // Real mode: the vector table's segment:offset.
+        let mut r = machine::cpu::CpuState::reset();
+        r.idtr = machine::cpu::TableReg {
+            base: 0,
+            limit: 0x3FF,
+        };
+        m.mem.write(0x10 * 4, &[0x34, 0x02, 0x00, 0x07]).unwrap();
+        assert_eq!(handler_entry(&m, &r, 0x10, true), Some((0x7234, 0x7234)));
     }
 }

@@ -66,6 +66,23 @@ pub(crate) fn ring_change_cause(m: &Machine, s: &CpuState) -> PrivCause {
     }
 }
 
+/// The vector the software interrupt at the PC delivers: INT n's n,
+/// INT3's 3 (unless `int3_intercepted`: KVM takes it, for the debugger),
+/// INTO's 4 when OF is set. None for anything else.
+pub(crate) fn soft_interrupt_vector(
+    m: &Machine,
+    s: &CpuState,
+    int3_intercepted: bool,
+) -> Option<u8> {
+    let i = at_pc(m, s)?;
+    match i.mnemonic() {
+        Mnemonic::Int => Some(i.immediate8()),
+        Mnemonic::Int3 if !int3_intercepted => Some(3),
+        Mnemonic::Into if s.eflags & machine::cpu::flags::OF != 0 => Some(4),
+        _ => None,
+    }
+}
+
 /// The instruction at the PC is MOV SS, r/m or POP SS, whose interrupt
 /// shadow holds a single step's trap over the next instruction (SDM Vol 3A
 /// 6.8.3).
@@ -131,6 +148,13 @@ pub(crate) fn may_retire_in_place(m: &Machine, s: &CpuState) -> bool {
         },
         _ => false,
     }
+}
+
+/// The length of the STI at CS:EIP, if that is what is there.
+pub(crate) fn sti_len(m: &Machine, s: &CpuState) -> Option<u64> {
+    at_pc(m, s)
+        .filter(|i| i.mnemonic() == Mnemonic::Sti)
+        .map(|i| i.len() as u64)
 }
 
 /// The instruction at CS:EIP is IRET (of any operand size).

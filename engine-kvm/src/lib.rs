@@ -36,7 +36,7 @@ mod vm;
 
 pub use error::KvmError;
 
-use debug::{GuestDebug, Patches, Plan, Slot, BP_VECTOR, DB_VECTOR};
+use debug::{GuestDebug, Patches, Plan, Slot, BP_VECTOR, DB_VECTOR, HLT, HLT_EXIT};
 use kvm_ioctls::{VcpuFd, VmFd};
 use machine::cpu::CpuState;
 use machine::x86::paging::Regs;
@@ -80,9 +80,12 @@ pub struct Kvm {
 struct DebugCounts {
     /// Handler frames whose saved EFLAGS had KVM's stepping TF taken out.
     step_tf_scrubbed: u64,
+    /// Single steps of STI made by the engine (`Kvm::step_sti`).
+    sti_emulated: u64,
     /// Stops at a breakpoint: by an INT3 patch, by a debug register, by
     /// comparing the PC while single-stepping.
     bp_int3: u64,
+    bp_hlt: u64,
     bp_dr: u64,
     bp_stepped: u64,
     /// INT3 patches hit at a linear address that is no breakpoint (the
@@ -130,6 +133,7 @@ impl Kvm {
                 dr_exec: true,
                 dr_data: true,
                 int3: true,
+                hlt: true,
             },
             dbg: DebugCounts::default(),
         };
@@ -139,7 +143,9 @@ impl Kvm {
             dr_exec: !k.tcg_host,
             dr_data: !k.tcg_host && !pvm,
             int3: !pvm && !k.tcg_host,
+            hlt: !pvm,
         };
+        k.st.handler_stops = k.caps.hlt;
         k.st.stats = stats::VcpuStats::open(&k.vcpu);
         k.memory.update(&k.vm, m, false)?;
         k.setup_us = started.elapsed().as_micros() as u64;
@@ -164,12 +170,37 @@ impl Kvm {
         self.caps.int3 = on;
     }
 
+    /// Whether breakpoints that are neither in a debug register nor INT3
+    /// patches may be HLT patches on supervisor-only code, and whether a
+    /// single step that delivers an interrupt, runs an INT n or faults
+    /// stops at the handler's first instruction by a HLT written there for
+    /// the entry (`debug`). On by default except on kvm-pvm; off, such
+    /// breakpoints are compared with the PC while single-stepping and a
+    /// stepped delivery runs its handler unseen. For tests and diagnosis.
+    pub fn use_hlt(&mut self, on: bool) {
+        self.caps.hlt = on;
+        self.st.handler_stops = on;
+    }
+
     /// Whether the CPU's own writes of descriptor bits into the firmware
     /// ROM are dropped, as a PC's ROM drops them (on by default). Off, such
     /// a write wedges the vCPU inside KVM, and the watchdog stops the run
     /// with `KvmError::NoProgress`: for the watchdog's tests and diagnosis.
     pub fn drop_rom_writes(&mut self, on: bool) {
         self.st.drop_rom_writes = on;
+    }
+
+    /// The machine's clock goes on from where it stood when the last run
+    /// or step returned: it stands still while nobody runs the guest (a
+    /// debugger holding it, the step UI waiting for a key), as QEMU's
+    /// virtual clock stops with the VM. Were host time counted there,
+    /// every device deadline would have passed at each resume: a
+    /// conditional breakpoint on a kernel's interrupt return (gdb's
+    /// `break trapret if ...` on xv6, a few ms per stop in the test VM)
+    /// delivered the next timer tick at every resume, and the guest never
+    /// got past it.
+    fn resume_clock(&mut self, m: &Machine) {
+        self.st.clock.set(m.clock.now());
     }
 
     fn read_regs(&self) -> Result<CpuState, KvmError> {
@@ -191,6 +222,9 @@ impl Kvm {
     fn step_inner(&mut self, m: &mut Machine) -> Result<Stop, KvmError> {
         self.memory.check(m)?;
         let before = self.read_regs()?;
+        if let Some(stop) = self.step_sti(m, &before)? {
+            return Ok(stop);
+        }
         let injected = self.st.injected;
         let gd = self.st.guest_debug;
         self.vcpu.set_debug(&GuestDebug {
@@ -198,23 +232,36 @@ impl Kvm {
             ..gd
         })?;
         self.st.stepping = true;
+        if self.st.handler_stops {
+            match insn::soft_interrupt_vector(m, &before, gd.sw_bp) {
+                Some(vector) => run::arm_handler_stop(&mut self.st, m, &before, vector, true),
+                None => run::arm_fault_stops(&mut self.st, m, &before),
+            }
+        }
         let limits = Limits {
             max_icount: None,
             deadline: Some(Instant::now() + Duration::from_secs(5)),
             breakpoints: vec![],
         };
-        m.clock.set_mode(ClockMode::HostTime);
+        if !self.st.instruction_clock {
+            m.clock.set_mode(ClockMode::HostTime);
+        }
         let r = self.run_loop(m, &limits);
         self.st.stepping = false;
         self.vcpu.set_debug(&gd)?;
-        // An INT3 patch stopped the step before its instruction.
-        let int3 = matches!(self.st.debug_exit, Some(e) if e.exception == BP_VECTOR);
+        // An INT3 or HLT patch stopped the step before its instruction.
+        let int3 = matches!(self.st.debug_exit,
+            Some(e) if e.exception == BP_VECTOR || e.exception == HLT_EXIT);
         // A debug exit after a step with nothing injected is one retired
         // instruction: the machine's count moves, so a switched run (or
         // the terminal UI) can count on KVM by stepping. A step that
         // injected an interrupt is the delivery, which the interpreter does
         // not count either.
-        if matches!(r, Ok(Stop::Stepped)) && self.st.injected == injected && !int3 {
+        if matches!(r, Ok(Stop::Stepped))
+            && self.st.injected == injected
+            && !int3
+            && !self.st.faulted
+        {
             // MOV SS and POP SS hold the trap over the next instruction:
             // that step retired two.
             let n = if insn::loads_ss(m, &before) { 2 } else { 1 };
@@ -257,6 +304,37 @@ impl Kvm {
     }
 }
 
+impl Kvm {
+    /// A step of STI, made here rather than by the CPU: QEMU's TCG (the
+    /// test VM's CPU) takes no single-step trap after an instruction that
+    /// opens an interrupt shadow (its translate.c: the trap is skipped
+    /// under `inhibit`, which STI sets as MOV SS does), so a TF step of STI
+    /// ran the next instruction too, and a breakpoint there (the
+    /// interrupts lesson's `sti; idle: hlt`) was passed. The SDM (Vol 3A
+    /// 17.3.1.4) holds the trap back after MOV SS and POP SS only. Done
+    /// where STI does not fault: IF set, EIP past it, the shadow where IF
+    /// was clear (SDM Vol 2B STI). Only there: elsewhere the CPU steps
+    /// STI as the SDM says.
+    fn step_sti(&mut self, m: &mut Machine, before: &CpuState) -> Result<Option<Stop>, KvmError> {
+        if !self.tcg_host {
+            return Ok(None);
+        }
+        let iopl = ((before.eflags & machine::cpu::flags::IOPL) >> 12) as u8;
+        let allowed = !before.protected() || !before.v86() && before.cpl() <= iopl;
+        let Some(len) = insn::sti_len(m, before).filter(|_| allowed) else {
+            return Ok(None);
+        };
+        run::complete_io(&mut self.vcpu, &mut self.st)?;
+        let shadow = before.eflags & machine::cpu::flags::IF == 0;
+        self.vcpu.emulate_sti(len, shadow)?;
+        self.st.halted = false;
+        self.stepped += 1;
+        m.retire(1);
+        self.dbg.sti_emulated += 1;
+        Ok(Some(Stop::Stepped))
+    }
+}
+
 /// Why the debugger's loop enters the guest next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Next {
@@ -281,6 +359,7 @@ impl Kvm {
             Plan::new(&limits.breakpoints, &watch, self.caps).map_err(KvmError::Unsupported)?;
         let r = self.debug_loop(m, limits, &plan, &watch);
         self.patches.clear(m);
+        self.st.exit_on_hlt = false;
         self.st.guest_debug = GuestDebug::default();
         let off = self.vcpu.set_debug(&GuestDebug::default());
         let stop = r?;
@@ -325,7 +404,10 @@ impl Kvm {
                 _ => {}
             }
             next = Next::CheckPc;
-            self.patches.refresh(m, Regs::of(&s), &plan.soft, except);
+            self.patches
+                .refresh(m, Regs::of(&s), &plan.soft, except, plan.patch_byte);
+            // (For the whole run: a patch may be made at any exit.)
+            self.st.exit_on_hlt = plan.patch_byte == HLT && !plan.soft.is_empty();
             // Single-step: over a breakpoint, past breakpoints that could
             // not be patched (compared with the PC above), or to check
             // watchpoints by decoding.
@@ -335,7 +417,7 @@ impl Kvm {
                 || !plan.stepped_watch.is_empty();
             self.st.guest_debug = GuestDebug {
                 single_step: false,
-                sw_bp: !plan.soft.is_empty(),
+                sw_bp: !plan.soft.is_empty() && plan.patch_byte == debug::INT3,
                 hw: plan.debugregs(except),
             };
             self.vcpu.set_debug(&self.st.guest_debug)?;
@@ -347,7 +429,12 @@ impl Kvm {
             let injected = self.st.injected;
             let icount = m.icount();
             let r = if stepping {
-                self.step_inner(m)?
+                // The clock goes on by host time, at most `STEPPED_NS` a
+                // step (see there).
+                self.st.clock_cap = Some(m.clock.now() + run::STEPPED_NS);
+                let r = self.step_inner(m);
+                self.st.clock_cap = None;
+                r?
             } else {
                 self.run_patched(m, limits, plan)?
             };
@@ -375,6 +462,35 @@ impl Kvm {
                 continue;
             };
             match e.exception {
+                HLT_EXIT => {
+                    // KVM skipped the HLT: `e.pc` is after it.
+                    let pc = (e.pc as u32).wrapping_sub(1);
+                    let regs = Regs::of(&self.read_regs()?);
+                    let ours = debug::phys_of(m, regs, pc)
+                        .and_then(|p| self.patches.at_phys(p))
+                        .is_some_and(|p| p.byte == HLT);
+                    let rip = self.vcpu.regs()?.rip;
+                    if !ours {
+                        // The guest's own HLT: halted, as the run loop
+                        // keeps it (a step that ran it retired it).
+                        self.st.halted = true;
+                        self.st.halted_rip = rip;
+                        if stepping && self.st.injected == injected {
+                            self.stepped += 1;
+                            m.retire(1);
+                        }
+                        continue;
+                    }
+                    self.vcpu.set_rip(rip.wrapping_sub(1))?;
+                    if bps.contains(&pc) {
+                        if self.resume_bp != Some(pc) {
+                            self.dbg.bp_hlt += 1;
+                        }
+                    } else {
+                        self.dbg.alias_steps += 1;
+                        next = Next::StepOver(pc);
+                    }
+                }
                 BP_VECTOR => {
                     let pc = e.pc as u32;
                     let regs = Regs::of(&self.read_regs()?);
@@ -561,7 +677,7 @@ impl Kvm {
                     cr3: sr.cr3 as u32,
                     cr4: sr.cr4 as u32,
                 };
-                patches.refresh(m, regs, &plan.soft, None);
+                patches.refresh(m, regs, &plan.soft, None, plan.patch_byte);
                 Ok(!patches.unpatched.is_empty())
             },
         )
@@ -576,6 +692,7 @@ impl Engine for Kvm {
     fn run(&mut self, m: &mut Machine, limits: &Limits) -> Result<Stop, EngineError> {
         self.memory.check(m)?;
         m.clock.set_mode(ClockMode::HostTime);
+        self.resume_clock(m);
         if limits.breakpoints.is_empty() && m.watchpoints().is_empty() {
             return Ok(self.run_loop(m, limits)?);
         }
@@ -585,13 +702,31 @@ impl Engine for Kvm {
     /// One instruction on the CPU, through KVM's single-step debug exit.
     /// As on hardware, the instruction after MOV SS or POP SS runs in the
     /// same step (the SS shadow holds the #DB, SDM Vol 3A 6.8.3).
+    ///
+    /// A single step advances the machine's clock as the interpreter's
+    /// does, by the instructions it retires (`ClockMode::Instructions`),
+    /// not by the host time it took, which is the debugger's (VM exits,
+    /// ioctls: milliseconds a step in the test VM, where a timer tick
+    /// was then due at nearly every step and `stepi` across xv6's IRET
+    /// to user mode delivered the tick instead). A run goes on by host
+    /// time from there.
     fn step(&mut self, m: &mut Machine) -> Result<Stop, EngineError> {
-        let pc = self.read_regs()?.pc_linear();
-        let r = if m.watchpoints().is_empty() {
-            self.step_inner(m)?
-        } else {
-            self.step_watched(m)?
-        };
+        self.resume_clock(m);
+        m.clock.set_mode(ClockMode::Instructions);
+        self.st.instruction_clock = true;
+        let pc = self.read_regs();
+        let r = pc.and_then(|pc| {
+            let r = if m.watchpoints().is_empty() {
+                self.step_inner(m)
+            } else {
+                self.step_watched(m)
+            };
+            r.map(|r| (pc.pc_linear(), r))
+        });
+        self.st.instruction_clock = false;
+        m.clock.set_mode(ClockMode::HostTime);
+        self.resume_clock(m);
+        let (pc, r) = r?;
         if self.read_regs()?.pc_linear() != pc {
             // It moved on: a breakpoint it stopped at is behind it.
             self.resume_bp = None;
@@ -648,14 +783,16 @@ impl Engine for Kvm {
         let d = &self.dbg;
         for (label, v) in [
             ("breakpoint stops by INT3", d.bp_int3),
+            ("breakpoint stops by HLT patch", d.bp_hlt),
             ("breakpoint stops by debug register", d.bp_dr),
             ("breakpoint stops while single-stepping", d.bp_stepped),
-            ("INT3 patches stepped over (other mappings)", d.alias_steps),
+            ("patches stepped over (other mappings)", d.alias_steps),
             ("guest INT3/#DB handed back", d.reinjected),
             (
                 "stepping TF taken out of handler frames",
                 d.step_tf_scrubbed,
             ),
+            ("STI steps made by the engine", d.sti_emulated),
             ("watchpoint stops", d.watch_hits),
             ("read-watch hits dropped as writes", d.watch_writes_dropped),
             (

@@ -5,7 +5,7 @@
 //! synthetic `VcpuExit`s, as Firecracker tests its exit handling.
 
 use crate::clock::HostClock;
-use crate::debug::{DebugExit, GuestDebug};
+use crate::debug::{self, DebugExit, GuestDebug, Patch};
 use crate::error::KvmError;
 use crate::exits::{self, Action, Exit};
 use crate::host::HostKind;
@@ -40,6 +40,32 @@ pub(crate) struct LoopState {
     pub guest_debug: GuestDebug,
     /// The debug exit that ended the last run, if one did.
     pub debug_exit: Option<DebugExit>,
+    /// HLT patches are armed (`crate::debug`, where INT3 is not
+    /// intercepted): a HLT exit ends the run with `debug_exit` HLT_EXIT,
+    /// for the debugger to tell its patch from the guest's own HLT.
+    pub exit_on_hlt: bool,
+    /// While stepping, a delivery (an interrupt injected, an INT n
+    /// stepped) stops at its handler's first instruction: a HLT written
+    /// there for the one entry that delivers it (`arm_handler_stop`). The
+    /// delivery clears TF, so KVM's step alone would run the whole
+    /// handler unseen, with its breakpoints and watched writes.
+    pub handler_stops: bool,
+    /// The handlers' HLTs of the entry being made: one for a delivery
+    /// (an injected interrupt, a software interrupt), or the exception
+    /// handlers' for a stepped instruction that may fault (`fault_stops`).
+    pub handler_patches: Vec<Patch>,
+    /// The armed patches are the exception handlers' (the step keeps its
+    /// TF: without a fault it ends after the instruction).
+    pub fault_stops: bool,
+    /// The last run ended on an exception handler's first instruction:
+    /// the stepped instruction faulted (it did not retire).
+    pub faulted: bool,
+    /// The machine's clock advances by retired instructions, as on the
+    /// interpreter, not by host time (`Kvm::step`).
+    pub instruction_clock: bool,
+    /// The machine's clock may not pass this time (`STEPPED_NS`: a step of
+    /// a run that single-steps).
+    pub clock_cap: Option<u64>,
     /// The last exit was port I/O or MMIO and KVM has not re-entered the
     /// guest since: the instruction is not complete (EIP still on it, an
     /// IN not yet in EAX) until the next KVM_RUN (`complete_io`).
@@ -86,6 +112,13 @@ impl LoopState {
             stepping: false,
             guest_debug: GuestDebug::default(),
             debug_exit: None,
+            exit_on_hlt: false,
+            handler_stops: false,
+            handler_patches: Vec::new(),
+            fault_stops: false,
+            faulted: false,
+            instruction_clock: false,
+            clock_cap: None,
             io_pending: false,
             last: None,
             halted: false,
@@ -220,6 +253,135 @@ pub(crate) fn run_with<V: Vcpu>(
     st: &mut LoopState,
     m: &mut Machine,
     limits: &Limits,
+    memory: impl FnMut(&Machine, bool) -> Result<(), KvmError>,
+    before_entry: impl FnMut(&mut V, &mut Machine) -> Result<bool, KvmError>,
+) -> Result<Stop, KvmError> {
+    st.faulted = false;
+    let r = run_inner(v, st, m, limits, memory, before_entry);
+    // Handler stops not reached (no fault, the delivery went elsewhere,
+    // the run ended first) are taken back.
+    disarm_handler_stops(st, m);
+    r
+}
+
+/// The most the machine's clock advances in one step of a run that
+/// single-steps (breakpoints compared with the PC, watchpoints decoded):
+/// 1 us, where the step's host time is the stepping's own (a VM exit and
+/// ioctls: some 5 us on hardware, 200 us under QEMU's TCG). Counted in
+/// full, a 100 Hz timer fell due every 50 steps under TCG, and an
+/// interrupt handler stepped longer than that (the interrupts lesson's,
+/// which prints) never got back to the code it interrupted: every IRET
+/// delivered the next tick.
+pub(crate) const STEPPED_NS: u64 = 1_000;
+
+/// The machine's clock by host time (`HostClock::sync`), held to
+/// `clock_cap`, or left to the instructions retired (`instruction_clock`).
+fn sync_clock(st: &mut LoopState, m: &mut Machine) {
+    if st.instruction_clock {
+        return;
+    }
+    match st.clock_cap {
+        Some(cap) => st.clock.sync_upto(m, cap),
+        None => st.clock.sync(m),
+    }
+}
+
+/// Takes the handlers' HLTs back.
+pub(crate) fn disarm_handler_stops(st: &mut LoopState, m: &mut Machine) {
+    // Backwards: a handler patched twice (two vectors, one entry) gets
+    // its first original back last.
+    for p in std::mem::take(&mut st.handler_patches).iter().rev() {
+        debug::restore(m, p);
+    }
+    st.fault_stops = false;
+}
+
+/// Writes a HLT at `lin`/`phys` (a handler's entry) for the next entry,
+/// unless the PC is there (the stepped instruction itself) or it is done.
+/// Nor inside the interrupt table's 256 entries, which the delivery reads
+/// (a real-mode vector table left zero names 0000:0000, the table
+/// itself; the real-mode IDTR's limit is 0xFFFF from reset, SDM Vol 3A
+/// 9.1.1, where the 256 vectors take 1 KiB).
+fn arm_one(st: &mut LoopState, m: &mut Machine, s: &CpuState, lin: u32, phys: u32) {
+    let entries = if s.protected() { 256 * 8 } else { 256 * 4 };
+    let in_table = lin.wrapping_sub(s.idtr.base) < (s.idtr.limit as u32 + 1).min(entries);
+    if in_table || lin == s.pc_linear() || st.handler_patches.iter().any(|p| p.phys == phys) {
+        return;
+    }
+    let Some(orig) = m.mem.read_u8(phys as u64) else {
+        return;
+    };
+    // Untracked, as the breakpoints' patches: back before anyone else
+    // runs the guest.
+    if m.mem.write_untracked(phys as u64, &[debug::HLT]).is_ok() {
+        st.handler_patches.push(Patch {
+            lin,
+            phys,
+            orig,
+            byte: debug::HLT,
+        });
+    }
+}
+
+/// Exception vectors whose handlers a stepped instruction may enter: all
+/// but #DB (the step's own trap, KVM's), NMI and #BP/#OF (software
+/// interrupts, `arm_handler_stop`), and #MC.
+const FAULTS: [u8; 27] = [
+    0, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
+    30, 31,
+];
+
+/// Writes a HLT over the first instruction of every exception handler
+/// the stepped instruction at `s`'s PC could enter by faulting (those that
+/// run at CPL 0, `debug::handler_entry`), for the next entry: a fault
+/// clears TF on the way in, so the step would run the handler unseen; the
+/// HLT ends it on the handler's first instruction instead, as on the
+/// interpreter. Without a fault the step ends after the instruction and
+/// the patches go back.
+///
+/// A HLT is written only where the step will not read it as data: not
+/// inside the interrupt table (`arm_one`), not on a byte the instruction
+/// accesses (decoded, `insn::accesses`; an instruction that does not
+/// decode gets no fault stops).
+pub(crate) fn arm_fault_stops(st: &mut LoopState, m: &mut Machine, s: &CpuState) {
+    disarm_handler_stops(st, m);
+    let Some((accesses, _)) = insn::accesses(m, s) else {
+        return;
+    };
+    let within = |lin: u32, base: u32, len: u32| lin.wrapping_sub(base) < len;
+    for v in FAULTS {
+        if let Some((lin, phys)) = debug::handler_entry(m, s, v, false) {
+            if !accesses.iter().any(|&(a, n, _)| within(lin, a, n)) {
+                arm_one(st, m, s, lin, phys);
+            }
+        }
+    }
+    st.fault_stops = !st.handler_patches.is_empty();
+}
+
+/// Writes a HLT over the first instruction of the handler that delivering
+/// `vector` in state `s` runs, for the next entry (`LoopState::
+/// handler_stops`); `soft` for an INT n, whose gate's DPL must allow the
+/// CPL. Nothing where the handler does not run at CPL 0 or is not in RAM
+/// (`debug::handler_entry`): the step then runs it unseen, as before.
+pub(crate) fn arm_handler_stop(
+    st: &mut LoopState,
+    m: &mut Machine,
+    s: &CpuState,
+    vector: u8,
+    soft: bool,
+) {
+    disarm_handler_stops(st, m);
+    if let Some((lin, phys)) = debug::handler_entry(m, s, vector, soft) {
+        arm_one(st, m, s, lin, phys);
+    }
+}
+
+fn run_inner<V: Vcpu>(
+    v: &mut V,
+    st: &mut LoopState,
+    m: &mut Machine,
+    limits: &Limits,
     mut memory: impl FnMut(&Machine, bool) -> Result<(), KvmError>,
     mut before_entry: impl FnMut(&mut V, &mut Machine) -> Result<bool, KvmError>,
 ) -> Result<Stop, KvmError> {
@@ -235,7 +397,7 @@ pub(crate) fn run_with<V: Vcpu>(
         if limits.expired() {
             return Ok(Stop::Timeout);
         }
-        st.clock.sync(m);
+        sync_clock(st, m);
         // A halted CPU waits for an interrupt it can take, or an NMI: with
         // interrupts disabled for ever; with them enabled the clock skips
         // to the next device deadline, as every engine does.
@@ -283,8 +445,11 @@ pub(crate) fn run_with<V: Vcpu>(
             // the same step, so the step ends in the handler and the ring
             // change is never seen (found in the test VM: the step UI's r
             // from trapret's IRET on KVM).
-            let ready =
-                v.can_inject() && (!st.stepping || v.regs()?.rflags & u64::from(f::IF) != 0);
+            // And the interrupt shadow now: an STI the step emulated
+            // (`Kvm::step_inner`) set it without an exit.
+            let ready = v.can_inject()
+                && (!st.stepping
+                    || v.regs()?.rflags & u64::from(f::IF) != 0 && !v.shadow_and_nmi_blocking()?.0);
             if ready {
                 let vector = m.acknowledge_interrupt();
                 let now = m.clock.now();
@@ -294,6 +459,10 @@ pub(crate) fn run_with<V: Vcpu>(
                 v.inject(vector)?;
                 st.halted = false;
                 st.injected += 1;
+                if st.stepping && st.handler_stops {
+                    let s = read_state(v, st.last.as_ref())?;
+                    arm_handler_stop(st, m, &s, vector, false);
+                }
             } else if !st.stepping {
                 v.request_interrupt_window(true);
             }
@@ -327,9 +496,11 @@ pub(crate) fn run_with<V: Vcpu>(
         if st.stepping {
             // Re-arm before every entry: KVM keeps the trap flag it set
             // for stepping only until the guest's own EFLAGS change (an
-            // INT clears TF on the way into the handler).
+            // INT clears TF on the way into the handler). Not with a
+            // handler stop armed: its HLT ends the step, and the frame the
+            // delivery pushes keeps the guest's own TF.
             v.set_debug(&GuestDebug {
-                single_step: true,
+                single_step: st.handler_patches.is_empty() || st.fault_stops,
                 ..st.guest_debug
             })?;
         }
@@ -339,7 +510,7 @@ pub(crate) fn run_with<V: Vcpu>(
         timer.arm_by(Instant::now() + wait)?;
         st.io_pending = false;
         let exit = enter(v)?;
-        st.clock.sync(m);
+        sync_clock(st, m);
         let kind = exit.kind();
         *st.exits.entry(kind).or_default() += 1;
         st.io_pending = matches!(kind, "io" | "mmio");
@@ -350,6 +521,31 @@ pub(crate) fn run_with<V: Vcpu>(
             if st.stepping || st.guest_debug != GuestDebug::default() {
                 st.debug_exit = Some(DebugExit { exception, pc, dr6 });
                 return Ok(Stop::Stepped);
+            }
+        }
+        if matches!(exit, Exit::Hlt) && (!st.handler_patches.is_empty() || st.exit_on_hlt) {
+            // KVM has skipped the HLT: RIP is after it.
+            let rip = v.regs()?.rip;
+            let after = (v.sregs()?.cs.base.wrapping_add(rip)) as u32;
+            let at = after.wrapping_sub(1);
+            match st.handler_patches.iter().any(|p| p.lin == at) {
+                true => {
+                    // The delivery is made (or the instruction faulted):
+                    // the step ends on the handler's first instruction.
+                    st.faulted = st.fault_stops;
+                    disarm_handler_stops(st, m);
+                    v.set_rip(rip.wrapping_sub(1))?;
+                    return Ok(Stop::Stepped);
+                }
+                false if st.exit_on_hlt => {
+                    st.debug_exit = Some(DebugExit {
+                        exception: debug::HLT_EXIT,
+                        pc: after as u64,
+                        dr6: 0,
+                    });
+                    return Ok(Stop::Stepped);
+                }
+                false => {}
             }
         }
         if st.host == HostKind::Pvm {
@@ -387,10 +583,15 @@ pub(crate) fn run_with<V: Vcpu>(
                 return Ok(Stop::TripleFault);
             }
             Action::Stop(s) => return Ok(s),
-            // The wait is the loop's, at its top.
+            // The wait is the loop's, at its top; a step ends with the HLT
+            // retired and the CPU halted, as on the interpreter (the next
+            // step is the wait and the delivery that ends it).
             Action::Halted => {
                 st.halted = true;
                 st.halted_rip = v.regs()?.rip;
+                if st.stepping {
+                    return Ok(Stop::Stepped);
+                }
             }
             Action::Fail(why) => {
                 let s = read_state(v, st.last.as_ref());
@@ -605,6 +806,15 @@ mod tests {
         }
         fn regs(&self) -> Result<kvm_regs, KvmError> {
             Ok(self.regs)
+        }
+        fn set_rip(&mut self, rip: u64) -> Result<(), KvmError> {
+            self.regs.rip = rip;
+            Ok(())
+        }
+        fn emulate_sti(&mut self, len: u64, _shadow: bool) -> Result<(), KvmError> {
+            self.regs.rip += len;
+            self.regs.rflags |= u64::from(f::IF);
+            Ok(())
         }
         fn sregs(&self) -> Result<kvm_sregs, KvmError> {
             Ok(self.sregs)
@@ -955,5 +1165,52 @@ mod tests {
         assert_eq!(v.injected, vec![0x0C], "IRQ4 at vector base 0x08");
         assert_eq!(st.injected, 1);
         assert!(!v.window);
+    }
+
+    /// Real mode, the vector table at 0: #DE (0) and #UD (6) to 0000:5000,
+    /// #GP (13) to 0000:6000, the rest left zero (0000:0000, inside the
+    /// table).
+    fn real_mode_vectors(m: &mut Machine) -> CpuState {
+        m.mem.write(0, &[0x00, 0x50, 0, 0]).unwrap();
+        m.mem.write(6 * 4, &[0x00, 0x50, 0, 0]).unwrap();
+        m.mem.write(13 * 4, &[0x00, 0x60, 0, 0]).unwrap();
+        m.mem.write(0x5000, &[0x55]).unwrap();
+        m.mem.write(0x6000, &[0x56]).unwrap();
+        let mut s = CpuState::boot_sector(0x7C00);
+        s.idtr.base = 0;
+        s.idtr.limit = 0x3FF;
+        s
+    }
+
+    #[test]
+    fn fault_stops_patch_the_exception_handlers_but_not_what_the_step_reads() {
+        let mut m = machine();
+        let s = real_mode_vectors(&mut m);
+        let mut st = LoopState::new(HostKind::Amd, 0);
+        // nop: every handler in RAM outside the table is patched, once.
+        m.mem.write(0x7C00, &[0x90]).unwrap();
+        arm_fault_stops(&mut st, &mut m, &s);
+        assert!(st.fault_stops);
+        let at: Vec<u32> = st.handler_patches.iter().map(|p| p.phys).collect();
+        assert_eq!(at, vec![0x5000, 0x6000], "not 0000:0000, the table itself");
+        assert_eq!(m.mem.read_u8(0x5000), Some(debug::HLT));
+        assert_eq!(m.mem.read_u8(0), Some(0), "the table untouched");
+        disarm_handler_stops(&mut st, &mut m);
+        assert_eq!(m.mem.slice(0x5000, 1).unwrap(), &[0x55]);
+        assert_eq!(m.mem.slice(0x6000, 1).unwrap(), &[0x56]);
+        assert!(!st.fault_stops);
+        // mov al, [0x6000]: that handler's byte is read by the step.
+        m.mem.write(0x7C00, &[0xA0, 0x00, 0x60]).unwrap();
+        arm_fault_stops(&mut st, &mut m, &s);
+        let at: Vec<u32> = st.handler_patches.iter().map(|p| p.phys).collect();
+        assert_eq!(at, vec![0x5000]);
+        disarm_handler_stops(&mut st, &mut m);
+        // An INT n's own handler only.
+        arm_handler_stop(&mut st, &mut m, &s, 13, true);
+        let at: Vec<u32> = st.handler_patches.iter().map(|p| p.phys).collect();
+        assert_eq!(at, vec![0x6000]);
+        assert!(!st.fault_stops);
+        disarm_handler_stops(&mut st, &mut m);
+        assert_eq!(m.mem.slice(0x6000, 1).unwrap(), &[0x56]);
     }
 }

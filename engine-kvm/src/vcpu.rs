@@ -56,6 +56,12 @@ pub(crate) unsafe trait Vcpu {
     /// back, as QEMU's gdbstub does).
     fn inject_exception(&mut self, vector: u8) -> Result<(), KvmError>;
     fn regs(&self) -> Result<kvm_regs, KvmError>;
+    /// Moves RIP (back over a HLT patch KVM skipped).
+    fn set_rip(&mut self, rip: u64) -> Result<(), KvmError>;
+    /// Does what an STI `len` bytes long does (SDM Vol 2B STI): IF set,
+    /// RIP past it, and, where IF was clear (`shadow`), the interrupt
+    /// shadow over the next instruction (KVM_SET_VCPU_EVENTS).
+    fn emulate_sti(&mut self, len: u64, shadow: bool) -> Result<(), KvmError>;
     fn sregs(&self) -> Result<kvm_sregs, KvmError>;
     /// KVM_GET_MSRS of `indices`, every one of them or an error.
     fn msrs(&self, indices: &[u32]) -> Result<Vec<u64>, KvmError>;
@@ -150,6 +156,30 @@ unsafe impl Vcpu for VcpuFd {
 
     fn regs(&self) -> Result<kvm_regs, KvmError> {
         self.get_regs().map_err(KvmError::ioctl("KVM_GET_REGS"))
+    }
+
+    fn set_rip(&mut self, rip: u64) -> Result<(), KvmError> {
+        let mut r = Vcpu::regs(self)?;
+        r.rip = rip;
+        self.set_regs(&r).map_err(KvmError::ioctl("KVM_SET_REGS"))
+    }
+
+    fn emulate_sti(&mut self, len: u64, shadow: bool) -> Result<(), KvmError> {
+        let mut r = Vcpu::regs(self)?;
+        r.rip = r.rip.wrapping_add(len);
+        r.rflags |= u64::from(machine::cpu::flags::IF);
+        self.set_regs(&r).map_err(KvmError::ioctl("KVM_SET_REGS"))?;
+        if shadow {
+            let mut ev = self
+                .get_vcpu_events()
+                .map_err(KvmError::ioctl("KVM_GET_VCPU_EVENTS"))?;
+            // KVM_X86_SHADOW_INT_STI.
+            ev.interrupt.shadow = 1;
+            ev.flags = kvm_bindings::KVM_VCPUEVENT_VALID_SHADOW;
+            self.set_vcpu_events(&ev)
+                .map_err(KvmError::ioctl("KVM_SET_VCPU_EVENTS"))?;
+        }
+        Ok(())
     }
 
     fn sregs(&self) -> Result<kvm_sregs, KvmError> {

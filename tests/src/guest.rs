@@ -327,6 +327,21 @@ pub fn assemble(name: &str, src: &str, org: u32) -> Vec<u8> {
     assemble_file(&src_p, None, &dir, org)
 }
 
+/// `assemble`, and the addresses of the labels `names` of `src`, read
+/// from the linked ELF's symbol table (panics on a label not there).
+pub fn assemble_with_labels<const N: usize>(
+    name: &str,
+    src: &str,
+    org: u32,
+    names: [&str; N],
+) -> (Vec<u8>, [u32; N]) {
+    let bin = assemble(name, src, org);
+    let elf = std::fs::read(tmp_dir().join(format!("{name}.elf"))).unwrap();
+    let at = names
+        .map(|n| crate::elf::symbol(&elf, n).unwrap_or_else(|| panic!("{name}: no label {n}")));
+    (bin, at)
+}
+
 /// Assembles the GNU as file `src` (with `include` on the include path),
 /// links its .text at `org` with the entry `start`, and returns the flat
 /// binary; the object files go to `dir`.
