@@ -331,7 +331,16 @@ fn serve_with_client(
     wait: bool,
 ) -> (anyhow::Result<Served>, Session) {
     let (m, loaded) = prepare(&GuestArgs::lesson("rings")).unwrap();
-    let mut s = Session::new(m, EngineKind::Interp, Options::default(), &loaded.entry).unwrap();
+    let s = Session::new(m, EngineKind::Interp, Options::default(), &loaded.entry).unwrap();
+    serve_session_with_client(s, client, wait)
+}
+
+/// `serve_with_client` over the session `s`.
+fn serve_session_with_client(
+    mut s: Session,
+    client: impl FnOnce(std::net::SocketAddr) + Send + 'static,
+    wait: bool,
+) -> (anyhow::Result<Served>, Session) {
     let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = server.addr();
     let t = std::thread::spawn(move || {
@@ -414,6 +423,54 @@ fn bad_packets_and_a_vanished_gdb_leave_the_guest_running_to_its_end() {
     );
     assert!(String::from_utf8_lossy(s.m.serial_output())
         .ends_with("kernel: exit(0) from ring 3, halting\n"));
+}
+
+/// gdb's Ctrl-C (the interrupt byte 0x03, no packet framing) stops a
+/// running guest: the stop reply is SIGINT, the registers can be read
+/// there, and `k` ends the run. The guest is the 900 M-instruction
+/// compute loop on the interpreter (seconds), stopped well before its
+/// end.
+#[test]
+fn ctrl_c_stops_a_running_guest_with_sigint() {
+    let mut m = machine::Machine::new(machine::MachineConfig::default()).unwrap();
+    m.mem.write(0x7C00, lessons::COMPUTE).unwrap();
+    let entry = machine::CpuState::boot_sector(0x7C00);
+    let s = Session::new(m, EngineKind::Interp, Options::default(), &entry).unwrap();
+    let (r, s) = serve_session_with_client(
+        s,
+        |addr| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(&packet("c")).unwrap();
+            // The "+" for the `c`, and nothing else: the guest runs.
+            let ack = read_some(&mut c, 300);
+            assert_eq!(ack, "+", "running, no stop reply yet");
+            c.write_all(&[0x03]).unwrap();
+            let stop = read_some(&mut c, 5000);
+            assert!(
+                stop.contains("$T02") || stop.contains("$S02"),
+                "a SIGINT stop reply: {stop:?}"
+            );
+            c.write_all(b"+").unwrap();
+            c.write_all(&packet("g")).unwrap();
+            let regs = read_some(&mut c, 3000);
+            assert!(regs.starts_with("+$"), "the registers: {regs:?}");
+            c.write_all(b"+").unwrap();
+            c.write_all(&packet("k")).unwrap();
+            let _ = read_some(&mut c, 1000);
+        },
+        true,
+    );
+    assert_eq!(r.unwrap(), Served::Killed);
+    let n = s.m.icount();
+    assert!(
+        n > 0 && n < 900_000_000,
+        "stopped mid-run, not at the end: {n} instructions"
+    );
+    assert_eq!(
+        s.m.serial_output(),
+        b"",
+        "the loop had not printed its checksum"
+    );
 }
 
 /// A client that is not gdb, or a packet whose checksum is wrong (gdbstub
