@@ -45,10 +45,11 @@ pub(crate) struct LoopState {
     /// for the debugger to tell its patch from the guest's own HLT.
     pub exit_on_hlt: bool,
     /// While stepping, a delivery (an interrupt injected, an INT n
-    /// stepped) stops at its handler's first instruction: a HLT written
-    /// there for the one entry that delivers it (`arm_handler_stop`). The
-    /// delivery clears TF, so KVM's step alone would run the whole
-    /// handler unseen, with its breakpoints and watched writes.
+    /// stepped, a fault of the stepped instruction) stops at its handler's
+    /// first instruction: a HLT written there for the one entry
+    /// (`arm_handler_stop`, `arm_fault_stops`). The delivery clears TF, so
+    /// KVM's step alone would run the whole handler unseen, with its
+    /// breakpoints and watched writes.
     pub handler_stops: bool,
     /// The handlers' HLTs of the entry being made: one for a delivery
     /// (an injected interrupt, a software interrupt), or the exception
