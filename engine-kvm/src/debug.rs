@@ -505,20 +505,10 @@ pub(crate) fn handler_entry(
 ) -> Option<(u32, u32)> {
     use machine::x86::descriptor::{Descriptor, Gate, GateKind, Kind};
     let regs = Regs::of(s);
-    // Up to 8 bytes at `lin`, one page walk per page touched.
-    let read = |lin: u32, n: u32| -> Option<u64> {
-        let mut v = 0u64;
-        let mut i = 0;
-        while i < n {
-            let l = lin.wrapping_add(i);
-            let p = phys_in_ram(m, regs, l)?;
-            let here = (0x1000 - (l & 0xFFF)).min(n - i);
-            for k in 0..here {
-                v |= (m.mem.read_u8((p + k) as u64)? as u64) << (8 * (i + k));
-            }
-            i += here;
-        }
-        Some(v)
+    // Up to 8 bytes at `lin`, little-endian, as the CPU reads the tables.
+    let read = |lin: u32, n: usize| -> Option<u64> {
+        let mut b = [0u8; 8];
+        (paging::peek_linear(m, regs, lin, &mut b[..n]) == n).then(|| u64::from_le_bytes(b))
     };
     let v = vector as u32;
     let lin = if !s.protected() {

@@ -335,6 +335,31 @@ impl Kvm {
     }
 }
 
+/// One of our patches (`byte`: INT3 or HLT) stopped the guest at `pc`:
+/// at a breakpoint, counted (unless it is the one being resumed from),
+/// and CheckPc stops there or steps over it; elsewhere another mapping's
+/// alias of a patched byte, stepped over.
+fn patch_hit(
+    dbg: &mut DebugCounts,
+    resume_bp: Option<u32>,
+    bps: &[u32],
+    pc: u32,
+    byte: u8,
+) -> Next {
+    if !bps.contains(&pc) {
+        dbg.alias_steps += 1;
+        return Next::StepOver(pc);
+    }
+    if resume_bp != Some(pc) {
+        if byte == HLT {
+            dbg.bp_hlt += 1;
+        } else {
+            dbg.bp_int3 += 1;
+        }
+    }
+    Next::CheckPc
+}
+
 /// Why the debugger's loop enters the guest next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Next {
@@ -482,14 +507,7 @@ impl Kvm {
                         continue;
                     }
                     self.vcpu.set_rip(rip.wrapping_sub(1))?;
-                    if bps.contains(&pc) {
-                        if self.resume_bp != Some(pc) {
-                            self.dbg.bp_hlt += 1;
-                        }
-                    } else {
-                        self.dbg.alias_steps += 1;
-                        next = Next::StepOver(pc);
-                    }
+                    next = patch_hit(&mut self.dbg, self.resume_bp, bps, pc, HLT);
                 }
                 BP_VECTOR => {
                     let pc = e.pc as u32;
@@ -502,15 +520,8 @@ impl Kvm {
                         self.vcpu.inject_exception(BP_VECTOR as u8)?;
                         self.dbg.reinjected += 1;
                         next = Next::Enter;
-                    } else if bps.contains(&pc) {
-                        if self.resume_bp != Some(pc) {
-                            self.dbg.bp_int3 += 1;
-                        }
-                        // CheckPc stops there (or steps over the one
-                        // being resumed from).
                     } else {
-                        self.dbg.alias_steps += 1;
-                        next = Next::StepOver(pc);
+                        next = patch_hit(&mut self.dbg, self.resume_bp, bps, pc, debug::INT3);
                     }
                 }
                 DB_VECTOR => match plan.hit(e.dr6) {
