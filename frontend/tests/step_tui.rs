@@ -89,13 +89,23 @@ impl Tmux {
         self.wait_up_to(10, what, pred)
     }
 
-    /// Waits until the screen satisfies `pred` (`secs` at most).
+    /// Waits until the screen satisfies `pred` (`secs` at most) and has
+    /// settled: the same on two captures 50 ms apart. tmux can be caught
+    /// between the parts of one redraw (CI once saw the new header with
+    /// the previous stop's status line), and the callers assert more than
+    /// `pred` on the screen returned. A screen that satisfies `pred` but
+    /// never settles is returned at the deadline.
     fn wait_up_to(&self, secs: u64, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
             let s = self.screen();
             if pred(&s) {
-                return s;
+                std::thread::sleep(Duration::from_millis(50));
+                let again = self.screen();
+                if again == s || start.elapsed() > Duration::from_secs(secs) {
+                    return s;
+                }
+                continue;
             }
             if start.elapsed() > Duration::from_secs(secs) {
                 panic!("waited {secs} s for {what}; the screen:\n{s}");
