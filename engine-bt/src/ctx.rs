@@ -74,6 +74,10 @@ pub struct Ctx {
     pub exit: u32,
     /// A host pointer kept across a second memory lookup (MOVS).
     pub scratch: u64,
+    /// The segment bases (ES, CS, SS, DS, FS, GS), set at every entry:
+    /// real-mode translations add them to their offsets. Translated code
+    /// loads no segment register, so they hold until it returns.
+    pub seg_base: [u32; 6],
     /// The budget this entry into translated code started with: with
     /// `budget` and the block's length, where in the run a callout is.
     pub room: i64,
@@ -149,6 +153,7 @@ pub const BUDGET: i32 = offset_of!(Ctx, budget) as i32;
 pub const BLOCK_N: i32 = offset_of!(Ctx, block_n) as i32;
 pub const EXIT: i32 = offset_of!(Ctx, exit) as i32;
 pub const SCRATCH: i32 = offset_of!(Ctx, scratch) as i32;
+pub const SEG_BASE: i32 = offset_of!(Ctx, seg_base) as i32;
 pub const SYSFLAGS: i32 = offset_of!(Ctx, sysflags) as i32;
 pub const INLINE_SENSITIVE: i32 = offset_of!(Ctx, inline_sensitive) as i32;
 pub const PUSHF_INLINE: i32 = offset_of!(Ctx, pushf_inline) as i32;

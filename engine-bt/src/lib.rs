@@ -5,12 +5,13 @@
 //! The interpreter is both the reference and the fallback: the translator
 //! runs it alongside and shares its CPU (registers, segments, TLB, page
 //! walk). The dispatcher (`run`) looks at each guest block boundary: when
-//! the CPU is in a mode the translator handles (32-bit protected mode, flat
-//! code segment, no single-stepping, no pending interrupt or interrupt
-//! shadow) and the block fits before the next device deadline and the
-//! instruction budget, the translated block runs on the host CPU; otherwise
-//! the interpreter runs one instruction (or, in a mode the translator never
-//! handles, such as real mode, a stretch of them). Exceptions, interrupts
+//! the CPU is in a mode the translator handles (32-bit protected mode with
+//! a flat code segment, or real mode; no single-stepping, no pending
+//! interrupt or interrupt shadow) and the block fits before the next device
+//! deadline and the instruction budget, the translated block runs on the
+//! host CPU; otherwise the interpreter runs one instruction (or, in a mode
+//! the translator never handles, such as V86 or 16-bit protected mode, a
+//! stretch of them). Exceptions, interrupts
 //! and every sensitive or privileged instruction are the interpreter's, so
 //! the event trace is the interpreter's, instruction count for instruction
 //! count.
@@ -24,7 +25,9 @@
 //! so chained code still stops at the next device deadline. Memory
 //! operands go through an inline lookup in the interpreter's TLB and call
 //! `callout::host_ptr` only on a miss. The translation cache (`codebuf.rs`)
-//! is flushed whole when it is full. 16-bit code is not translated.
+//! is flushed whole when it is full. Real-mode code is translated under
+//! its own mode keys (`translate::key::CODE16`); 16-bit protected-mode
+//! code is not.
 //!
 //! Breakpoints (`Limits::breakpoints`, a debugger's) do not stop
 //! translation: a block ends before any breakpoint address (`translate`),
@@ -220,6 +223,14 @@ struct Site {
     page: u32,
 }
 
+impl Site {
+    /// The linear address of the exit's target (its EIP in the code
+    /// segment the key names).
+    fn target_lin(&self) -> u32 {
+        translate::key::cs_base(self.key).wrapping_add(self.target)
+    }
+}
+
 impl Bt {
     pub fn new() -> Result<Bt, EngineError> {
         Bt::with_cache_bytes(CACHE_BYTES)
@@ -265,6 +276,7 @@ impl Bt {
                 block_n: 0,
                 exit: ctx::NO_EXIT,
                 scratch: 0,
+                seg_base: [0; 6],
                 mmio: 0,
                 mmio_reads: 0,
                 sysflags: 2,
@@ -354,7 +366,7 @@ impl Bt {
         for x in std::mem::take(&mut self.patched) {
             let site = &self.sites[x.site];
             let user = site.key & translate::key::USER != 0;
-            if now(site.target & !0xFFF, user) == Some(x.phys_page) {
+            if now(site.target_lin() & !0xFFF, user) == Some(x.phys_page) {
                 keep.push(x);
             } else {
                 self.aim(x.site, self.sites[x.site].home);
@@ -367,8 +379,9 @@ impl Bt {
         let phys = &self.ibtc_phys;
         self.ibtc_used.retain(|&slot| {
             let e = &mut ibtc[slot as usize];
+            let lin = translate::key::cs_base(e.key).wrapping_add(e.eip);
             let keep =
-                now(e.eip & !0xFFF, e.key & translate::key::USER != 0) == Some(phys[slot as usize]);
+                now(lin & !0xFFF, e.key & translate::key::USER != 0) == Some(phys[slot as usize]);
             if !keep {
                 *e = ctx::Ibtc::EMPTY;
             }
@@ -480,6 +493,16 @@ impl Bt {
         if c.stack32() {
             key |= translate::key::STACK32;
         }
+        if real_mode_code(c) {
+            let cs = c.segments()[Seg::Cs as usize];
+            key |= translate::key::CODE16 | (cs.base >> 4) << 16;
+            for (i, s) in c.segments().iter().enumerate() {
+                if i != Seg::Cs as usize && data_64k(s) {
+                    key |= translate::key::seg64k(i);
+                }
+            }
+            return Some(key);
+        }
         for (i, s) in c.segments().iter().enumerate() {
             if i != Seg::Cs as usize && flat_data(s) {
                 key |= translate::key::flat(i);
@@ -490,8 +513,10 @@ impl Bt {
 
     /// Finds or makes the translation of the block at CS:EIP.
     fn lookup(&mut self, m: &mut Machine, key: u32) -> Entry {
-        // The code segment is flat: EIP is the linear address.
-        let lin = self.interp.cpu().eip();
+        // The linear address (EIP itself in a flat code segment); the
+        // translation holds EIPs, and the key the code segment's base.
+        let eip = self.interp.cpu().eip();
+        let lin = translate::key::cs_base(key).wrapping_add(eip);
         // The interpreter's TLB first, the page walk only on a miss.
         let Some(phys) = self.interp.fetch_phys(m, lin) else {
             // The fetch faults: the interpreter raises it.
@@ -510,7 +535,7 @@ impl Bt {
         let started = Instant::now();
         let mut t = translate::translate(
             &bytes,
-            lin,
+            eip,
             key,
             self.buf.next_addr(),
             self.exit_stub,
@@ -525,7 +550,7 @@ impl Bt {
             self.counters.flushes += 1;
             t = translate::translate(
                 &bytes,
-                lin,
+                eip,
                 key,
                 self.buf.next_addr(),
                 self.exit_stub,
@@ -546,7 +571,7 @@ impl Bt {
                     m.icount(),
                     now,
                     machine::Event::BlockTranslated {
-                        eip: lin,
+                        eip,
                         insns: b.insns,
                         bytes: b.code.len() as u32,
                     },
@@ -575,10 +600,11 @@ impl Bt {
             }
             None => {
                 self.counters.translate_ns += started.elapsed().as_nanos() as u64;
-                if translate::starts_with_self_jump(&bytes, lin) {
+                if translate::starts_with_self_jump(&bytes, eip, key) {
                     Entry::SelfJump
                 } else {
-                    let d = iced_x86::Decoder::with_ip(32, &bytes, lin as u64, 0).decode();
+                    let bits = translate::bitness(key);
+                    let d = iced_x86::Decoder::with_ip(bits, &bytes, eip as u64, 0).decode();
                     Entry::Interpret(Some(d.mnemonic()))
                 }
             }
@@ -598,6 +624,9 @@ impl Bt {
         let ctx = &mut *self.ctx;
         let c = self.interp.cpu();
         ctx.regs = c.regs();
+        for (b, s) in ctx.seg_base.iter_mut().zip(c.segments()) {
+            *b = s.base;
+        }
         ctx.flags = (c.eflags() as u64) & ctx::STATUS;
         ctx.target = addr;
         ctx.budget = room as i64;
@@ -645,7 +674,8 @@ impl Bt {
         let Ok(bytes) = m.mem.slice(phys as u64, len) else {
             return;
         };
-        let mut d = iced_x86::Decoder::with_ip(32, bytes, lin as u64, 0);
+        let bits = if self.interp.cpu().code32() { 32 } else { 16 };
+        let mut d = iced_x86::Decoder::with_ip(bits, bytes, lin as u64, 0);
         let i = d.decode();
         self.declined[i.mnemonic() as usize] += 1;
     }
@@ -744,13 +774,35 @@ fn maps_for_fetch(
     Some(w.phys & !0xFFF & a20)
 }
 
-/// The CPU is in a mode the translator never handles: real mode, V86,
-/// 16-bit code, or a code segment that is not flat (base 0, 4 GiB limit).
+/// The CPU is in a mode the translator never handles: V86, 16-bit
+/// protected mode, a 32-bit code segment that is not flat (base 0, 4 GiB
+/// limit), real mode with an unusual code segment (`real_mode_code`).
 /// The interpreter runs such code, a stretch at a time. (Passing
 /// conditions, such as an interrupt shadow or TF, are `Bt::mode_key`'s.)
 fn untranslatable_mode(c: &Cpu) -> bool {
     let cs = &c.segments()[Seg::Cs as usize];
-    !c.code32() || cs.base != 0 || cs.limit != u32::MAX
+    let flat32 = c.code32() && cs.base == 0 && cs.limit == u32::MAX;
+    !flat32 && !real_mode_code(c)
+}
+
+/// Real mode with the code segment a real-mode far transfer loads: 16-bit,
+/// base the selector times 16, a 64 KiB limit (`translate::key::CODE16`).
+/// Not so right after reset (CS base FFFF0000h until the first far jump)
+/// nor after a return to real mode with another code segment cached.
+fn real_mode_code(c: &Cpu) -> bool {
+    let cs = &c.segments()[Seg::Cs as usize];
+    !c.protected() && !c.code32() && cs.limit == 0xFFFF && cs.base == (cs.selector as u32) << 4
+}
+
+/// A 64 KiB data segment, any base: expand-up, writable, present, usable
+/// (`translate::key::seg64k`): what real mode's segments are.
+fn data_64k(s: &Segment) -> bool {
+    s.limit == 0xFFFF
+        && s.access & a::UNUSABLE == 0
+        && s.access & a::P != 0
+        && s.access & a::S != 0
+        && s.access & (a::CODE | a::DC) == 0
+        && s.access & a::RW != 0
 }
 
 /// A flat data segment: base 0, 4 GiB, expand-up, writable, usable.
@@ -882,7 +934,7 @@ impl Engine for Bt {
                     if let (Some(site), Some(k)) = (pending, key) {
                         let s = &self.sites[site];
                         if s.target == eip && s.key == k {
-                            let in_page = (s.target ^ s.page) < 0x1000;
+                            let in_page = (s.target_lin() ^ s.page) < 0x1000;
                             self.aim(site, addr);
                             if in_page {
                                 self.patched_in_page.push(site);

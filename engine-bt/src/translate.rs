@@ -1,4 +1,7 @@
-//! Guest x86-32 basic blocks to host x86-64 code.
+//! Guest x86-32 basic blocks to host x86-64 code, and real-mode blocks
+//! (16-bit code, `key::CODE16`: see `plan16`; the rules below hold for
+//! them with SP for ESP, segment bases added from the context and each
+//! access checked against the 64 KiB limit).
 //!
 //! Register allocation: guest EAX, ECX, EDX, EBX, EBP, ESI, EDI live in the
 //! host registers of the same numbers; guest ESP lives in r12d (host RSP
@@ -13,8 +16,8 @@
 //!   host address in r14 by an inline lookup in the interpreter's TLB
 //!   (generated from its hash and entry layout, `TLB_LAYOUT`), or on a
 //!   miss by the `host_ptr` callout (the interpreter's page walk); the
-//!   instruction then runs unchanged on `[r14]`. Only flat segments (base
-//!   0, 4 GiB limit) are translated.
+//!   instruction then runs unchanged on `[r14]`. In 32-bit code only
+//!   flat segments (base 0, 4 GiB limit) are translated.
 //! - PUSH, POP, CALL, RET and LEAVE: rewritten, since guest ESP is not
 //!   host RSP.
 //! - LOCK-prefixed read-modify-writes of memory (and XCHG with memory):
@@ -64,6 +67,27 @@ pub mod key {
     /// 4 GiB limit, expand-up, writable data (CS: readable code).
     pub const fn flat(i: usize) -> u32 {
         1 << (2 + i)
+    }
+    /// Real mode: 16-bit code in a code segment with a 64 KiB limit whose
+    /// base is its selector times 16; the selector is bits 16-31 of the
+    /// key, so a translation (which holds EIPs: its exits, the return
+    /// addresses it pushes) is found only under the code segment it was
+    /// made for. Such keys have no `flat` bits; their data segments are
+    /// `seg64k`.
+    pub const CODE16: u32 = 1 << 8;
+    /// With `CODE16`: segment register `i` (not CS) has a 64 KiB limit,
+    /// expand-up, writable data; its base, any, is read at run time from
+    /// the context (`Ctx::seg_base`), so loading it changes no key.
+    pub const fn seg64k(i: usize) -> u32 {
+        1 << (9 + i)
+    }
+    /// The code segment's base under `key` (0 for 32-bit code: flat).
+    pub const fn cs_base(key: u32) -> u32 {
+        if key & CODE16 != 0 {
+            (key >> 16) << 4
+        } else {
+            0
+        }
     }
 }
 
@@ -124,6 +148,9 @@ enum Plan {
     Lods(u32),
     Stos(u32),
     Movs(u32),
+    /// LEA in 16-bit code (16-bit addressing does not encode in 64-bit
+    /// mode): the effective address computed as for an access, then moved.
+    Lea,
 }
 
 impl Plan {
@@ -191,14 +218,25 @@ fn encodes(insn: &Instruction) -> bool {
 /// `jmp $`: a near relative JMP (EB FE, E9 with rel32 = -5) to its own
 /// address.
 fn is_self_jump(insn: &Instruction) -> bool {
-    matches!(insn.code(), Code::Jmp_rel8_32 | Code::Jmp_rel32_32)
-        && insn.near_branch32() == insn.ip32()
+    matches!(
+        insn.code(),
+        Code::Jmp_rel8_32 | Code::Jmp_rel32_32 | Code::Jmp_rel8_16 | Code::Jmp_rel16
+    ) && insn.near_branch_target() == insn.ip()
 }
 
-/// The code at `eip` (`bytes`) begins with `jmp $`, which is never
-/// translated (see `plan`).
-pub fn starts_with_self_jump(bytes: &[u8], eip: u32) -> bool {
-    let insn = Decoder::with_ip(32, bytes, eip as u64, DecoderOptions::NONE).decode();
+/// The decoder's bitness for code under `key`.
+pub fn bitness(key: u32) -> u32 {
+    if key & key::CODE16 != 0 {
+        16
+    } else {
+        32
+    }
+}
+
+/// The code at `eip` (`bytes`, translated under `key`) begins with `jmp
+/// $`, which is never translated (see `plan`).
+pub fn starts_with_self_jump(bytes: &[u8], eip: u32, key: u32) -> bool {
+    let insn = Decoder::with_ip(bitness(key), bytes, eip as u64, DecoderOptions::NONE).decode();
     !insn.is_invalid() && is_self_jump(&insn)
 }
 
@@ -210,6 +248,9 @@ fn stack_ok_of(key: u32) -> bool {
 /// Decides how to translate `insn` under `key`, or None (the interpreter
 /// runs it).
 fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Option<Plan> {
+    if key & key::CODE16 != 0 {
+        return plan16(insn, key, info);
+    }
     if insn.is_invalid() || insn.has_rep_prefix() || insn.has_repne_prefix() {
         return None;
     }
@@ -359,6 +400,150 @@ fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Opti
     encodes(&on_r14(insn)).then_some(Plan::Mem { size, write })
 }
 
+/// Whether the memory operand of `insn` (decoded as 16-bit code) uses
+/// 16-bit addressing: BX, BP, SI, DI and a 16-bit displacement, the sum
+/// wrapping at 64 KiB.
+fn addr16(insn: &Instruction) -> bool {
+    let (b, i) = (insn.memory_base(), insn.memory_index());
+    if b != Register::None || i != Register::None {
+        b.size() == 2 || i.size() == 2
+    } else {
+        insn.memory_displ_size() <= 2
+    }
+}
+
+/// Whether translated 16-bit code under `key` may access memory through
+/// segment register `s`: a 64 KiB data segment (`key::seg64k`), or CS,
+/// for reads, whose base the key holds.
+fn seg16_ok(s: Register, key: u32, write: bool) -> bool {
+    match SEG_ORDER.iter().position(|&r| r == s) {
+        Some(1) => !write,
+        Some(i) => key & key::seg64k(i) != 0,
+        None => false,
+    }
+}
+
+/// `plan` for real-mode code (`key::CODE16`). Memory operands take the
+/// segment's base from the context and are checked against the 64 KiB
+/// limit inline (an access that would fault goes to the interpreter);
+/// the stack is SP in a 64 KiB SS. Far transfers, segment loads, INT and
+/// IRET, and everything the 32-bit rules decline stay the interpreter's.
+fn plan16(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Option<Plan> {
+    if insn.is_invalid() || insn.has_rep_prefix() || insn.has_repne_prefix() {
+        return None;
+    }
+    // The whole instruction within CS's 64 KiB limit (a fetch past it is
+    // the interpreter's #GP).
+    if insn.ip() + insn.len() as u64 >= 0x1_0000 {
+        return None;
+    }
+    if insn.has_lock_prefix()
+        && !(table::has(insn.mnemonic(), table::attr::LOCK) && insn.op0_kind() == OpKind::Memory)
+    {
+        return None;
+    }
+    match insn.code() {
+        Code::Cli => return Some(Plan::Cli),
+        Code::Sti => return Some(Plan::Sti),
+        _ => {}
+    }
+    if table::has(insn.mnemonic(), table::attr::SENSITIVE) {
+        return None;
+    }
+    let stack = key & key::STACK32 == 0 && key & key::seg64k(2) != 0;
+    let reg_op = insn.op0_kind() == OpKind::Register;
+    match insn.code() {
+        _ if is_self_jump(insn) => return None,
+        Code::Jmp_rel8_16 | Code::Jmp_rel16 => return Some(Plan::Jmp),
+        Code::Call_rel16 => return stack.then_some(Plan::Call),
+        Code::Retnw => return stack.then_some(Plan::Ret(0)),
+        Code::Retnw_imm16 => return stack.then_some(Plan::Ret(insn.immediate16())),
+        Code::Push_r16
+        | Code::Push_imm16
+        | Code::Pushw_imm8
+        | Code::Push_r32
+        | Code::Pushd_imm8
+        | Code::Pushd_imm32 => return stack.then_some(Plan::Push),
+        Code::Push_rm16 | Code::Push_rm32 if reg_op => return stack.then_some(Plan::Push),
+        Code::Pop_r16 | Code::Pop_rm16 | Code::Pop_r32 | Code::Pop_rm32
+            if reg_op && !matches!(insn.op0_register(), Register::SP | Register::ESP) =>
+        {
+            return stack.then_some(Plan::Pop)
+        }
+        Code::Loop_rel8_16_CX | Code::Loop_rel8_16_ECX => return Some(Plan::Loop),
+        Code::Jcxz_rel8_16 | Code::Jecxz_rel8_16 => return Some(Plan::Jecxz),
+        Code::Jmp_rm16 | Code::Call_rm16 => {
+            let ok = reg_op
+                || insn.op0_kind() == OpKind::Memory && seg16_ok(insn.memory_segment(), key, false);
+            let call = insn.code() == Code::Call_rm16;
+            return (ok && (!call || stack)).then_some(if call {
+                Plan::CallInd
+            } else {
+                Plan::JmpInd
+            });
+        }
+        _ => {}
+    }
+    let src_ok = matches!(insn.op1_kind(), OpKind::MemorySegSI | OpKind::MemorySegESI);
+    let dst_ok = matches!(insn.op0_kind(), OpKind::MemoryESDI | OpKind::MemoryESEDI);
+    let es_ok = key & key::seg64k(0) != 0;
+    match insn.code() {
+        Code::Lodsb_AL_m8 | Code::Lodsw_AX_m16 | Code::Lodsd_EAX_m32
+            if src_ok && seg16_ok(insn.memory_segment(), key, false) =>
+        {
+            return Some(Plan::Lods(insn.memory_size().size() as u32))
+        }
+        Code::Stosb_m8_AL | Code::Stosw_m16_AX | Code::Stosd_m32_EAX if es_ok && dst_ok => {
+            return Some(Plan::Stos(insn.memory_size().size() as u32))
+        }
+        Code::Movsb_m8_m8 | Code::Movsw_m16_m16 | Code::Movsd_m32_m32
+            if es_ok && dst_ok && seg16_ok(insn.memory_segment(), key, false) =>
+        {
+            return Some(Plan::Movs(insn.memory_size().size() as u32))
+        }
+        _ => {}
+    }
+    if insn.is_jcc_short_or_near() {
+        return (insn.op0_kind() == OpKind::NearBranch16).then_some(Plan::Jcc);
+    }
+    if !table::has(insn.mnemonic(), table::attr::IDENT) {
+        return None;
+    }
+    for op in 0..insn.op_count() {
+        if insn.op_kind(op) == OpKind::Register && !insn.op_register(op).is_gpr() {
+            return None;
+        }
+    }
+    let has_mem = (0..insn.op_count()).any(|op| insn.op_kind(op) == OpKind::Memory);
+    if !has_mem {
+        return encodes(&renamed(insn)).then_some(Plan::Ident);
+    }
+    if insn.mnemonic() == Mnemonic::Lea {
+        return Some(Plan::Lea);
+    }
+    if matches!(
+        insn.mnemonic(),
+        Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc
+    ) && insn.op1_kind() == OpKind::Register
+    {
+        return None;
+    }
+    let size = insn.memory_size().size() as u32;
+    if !matches!(size, 1 | 2 | 4) {
+        return None;
+    }
+    let used = info.info(insn);
+    let mems = used.used_memory();
+    if mems.len() != 1 {
+        return None;
+    }
+    let write = !matches!(mems[0].access(), OpAccess::Read | OpAccess::CondRead);
+    if !seg16_ok(insn.memory_segment(), key, write) {
+        return None;
+    }
+    encodes(&on_r14(insn)).then_some(Plan::Mem { size, write })
+}
+
 /// The instruction with its memory operand replaced by `[r14]`.
 fn on_r14(insn: &Instruction) -> Instruction {
     let mut i = renamed(insn);
@@ -400,7 +585,8 @@ pub fn translate(
     first_exit: u32,
     breakpoints: &[u32],
 ) -> Option<Block> {
-    let mut dec = Decoder::with_ip(32, bytes, eip as u64, DecoderOptions::NONE);
+    let mut dec = Decoder::with_ip(bitness(key), bytes, eip as u64, DecoderOptions::NONE);
+    let cs_base = key::cs_base(key);
     let mut info = InstructionInfoFactory::new();
     let mut insns: Vec<(Instruction, Plan)> = Vec::new();
     let mut insn = Instruction::default();
@@ -410,7 +596,8 @@ pub fn translate(
     let mut after_shadow = false;
     while dec.can_decode() && insns.len() < MAX_INSNS {
         dec.decode_out(&mut insn);
-        if insn.is_invalid() || (!insns.is_empty() && breakpoints.contains(&insn.ip32())) {
+        let lin = cs_base.wrapping_add(insn.ip32());
+        if insn.is_invalid() || (!insns.is_empty() && breakpoints.contains(&lin)) {
             break;
         }
         let Some(p) = plan(&insn, key, &mut info) else {
@@ -451,7 +638,7 @@ pub fn translate(
         .filter(|(_, p)| {
             !matches!(
                 p,
-                Plan::Ident | Plan::Jcc | Plan::Jmp | Plan::Loop | Plan::Jecxz
+                Plan::Ident | Plan::Jcc | Plan::Jmp | Plan::Loop | Plan::Jecxz | Plan::Lea
             )
         })
         .count() as u32;
@@ -494,7 +681,7 @@ fn flags_live(insns: &[(Instruction, Plan)]) -> (Vec<bool>, bool) {
     for (k, (i, p)) in insns.iter().enumerate().rev() {
         let before = (live & !(flags_surely_written(i) & status)) | (i.rflags_read() & status);
         out[k] = before != 0;
-        let may_exit = !matches!(p, Plan::Ident | Plan::Jcc | Plan::Jmp);
+        let may_exit = !matches!(p, Plan::Ident | Plan::Jcc | Plan::Jmp | Plan::Lea);
         live = if may_exit { status } else { before };
     }
     (out, live != 0)
@@ -549,8 +736,35 @@ fn hr32(r: Register) -> AsmRegister32 {
     }
 }
 
+/// The host register holding guest register `r` (a 16-bit GPR).
+fn hr16(r: Register) -> AsmRegister16 {
+    match r {
+        Register::AX => ax,
+        Register::CX => cx,
+        Register::DX => dx,
+        Register::BX => bx,
+        Register::SP => r12w,
+        Register::BP => bp,
+        Register::SI => si,
+        _ => di,
+    }
+}
+
+/// The index of segment register `s` (ES, CS, SS, DS, FS, GS: 0-5).
+fn seg_index(s: Register) -> usize {
+    SEG_ORDER.iter().position(|&r| r == s).unwrap_or(3)
+}
+
+/// The stack segment's index.
+const SS: usize = 2;
+
 struct Emitter {
     a: CodeAssembler,
+    /// Real-mode code (`key::CODE16`): accesses go through segment bases
+    /// and the 64 KiB limit, the stack is SP.
+    code16: bool,
+    /// The code segment's base (`key::cs_base`).
+    cs_base: u32,
     exit_stub: u64,
     /// Guest instructions in the block.
     n: u32,
@@ -576,6 +790,8 @@ impl Emitter {
     fn new(exit_stub: u64, n: u32, first_exit: u32, key: u32) -> Result<Emitter, IcedError> {
         Ok(Emitter {
             key,
+            code16: key & key::CODE16 != 0,
+            cs_base: key::cs_base(key),
             a: CodeAssembler::new(64)?,
             exit_stub,
             n,
@@ -681,9 +897,50 @@ impl Emitter {
     /// not); the miss path restores them, so an exception the interpreter
     /// raises there pushes the right EFLAGS.
     fn host_ptr(&mut self, size: u32, write: bool, eip: u32, k: u32, flags_live: bool) -> R {
+        self.host_ptr_in(None, size, write, eip, k, flags_live)
+    }
+
+    /// `host_ptr` for real-mode code: r13d holds the offset of the access
+    /// in segment `seg` (an index into `SEG_ORDER`). The offset is checked
+    /// against the segment's 64 KiB limit (a `key::seg64k` segment, or CS),
+    /// then the segment's base added: r13d becomes the linear address. An
+    /// access past the limit leaves for the interpreter, which raises the
+    /// #GP or #SS.
+    fn seg_ptr(
+        &mut self,
+        seg: usize,
+        size: u32,
+        write: bool,
+        eip: u32,
+        k: u32,
+        flags_live: bool,
+    ) -> R {
+        self.host_ptr_in(Some(seg), size, write, eip, k, flags_live)
+    }
+
+    fn host_ptr_in(
+        &mut self,
+        seg: Option<usize>,
+        size: u32,
+        write: bool,
+        eip: u32,
+        k: u32,
+        flags_live: bool,
+    ) -> R {
         let mut miss = self.a.create_label();
         let mut done = self.a.create_label();
+        let mut limit = self.a.create_label();
         self.save_flags()?;
+        if let Some(s) = seg {
+            let a = &mut self.a;
+            a.cmp(r13d, 0x1_0000 - size)?;
+            a.ja(limit)?;
+            if s == 1 {
+                a.add(r13d, self.cs_base as i32)?;
+            } else {
+                a.add(r13d, dword_ptr(r15 + ctx::SEG_BASE + 4 * s as i32))?;
+            }
+        }
         let a = &mut self.a;
         // The slot, by the interpreter's hash (`TlbLayout::slot`):
         // ((lin >> page_shift) ^ (lin >> dir_shift)) & slot_mask.
@@ -716,11 +973,116 @@ impl Emitter {
             self.drop_flags()?;
         }
         self.a.jmp(done)?;
+        if seg.is_some() {
+            // Past the limit: the flags as the fail path wants them (on
+            // the host stack), then the interpreter.
+            let fail = self.a.create_label();
+            self.a.set_label(&mut limit)?;
+            self.restore_flags()?;
+            self.a.pushfq()?;
+            self.a.jmp(fail)?;
+            self.fails.push((fail, eip, k));
+        }
         self.a.set_label(&mut miss)?;
         self.restore_flags()?;
         self.callout(size, write, eip, k)?;
         self.a.set_label(&mut done)?;
         Ok(())
+    }
+
+    /// r13d = the offset of `insn`'s memory operand in its segment, flags
+    /// untouched: 16-bit addressing (BX, BP, SI, DI, a 16-bit
+    /// displacement) wraps at 64 KiB; an address-size prefix gives the
+    /// 32-bit sum, which the limit check then sees whole.
+    fn offset16(&mut self, insn: &Instruction) -> R {
+        if !addr16(insn) {
+            return self.linear(insn);
+        }
+        let base = insn.memory_base();
+        let index = insn.memory_index();
+        let disp = (insn.memory_displacement32() & 0xFFFF) as i32;
+        if base == Register::None && index == Register::None {
+            return self.a.mov(r13d, disp as u32);
+        }
+        let full = |r: Register| hr32(r.full_register32());
+        let m: AsmMemoryOperand = match (base, index) {
+            (Register::None, i) => full(i) + 0,
+            (b, Register::None) => full(b) + 0,
+            (b, i) => full(b) + full(i),
+        };
+        self.a.lea(r13d, m + disp)?;
+        self.a.movzx(r13d, r13w)
+    }
+
+    /// r14 = the host address of `insn`'s memory operand (`size` bytes),
+    /// in flat 32-bit code or in real-mode code.
+    fn mem_ptr(
+        &mut self,
+        insn: &Instruction,
+        size: u32,
+        write: bool,
+        k: u32,
+        flags_live: bool,
+    ) -> R {
+        let eip = insn.ip32();
+        if self.code16 {
+            self.offset16(insn)?;
+            let seg = seg_index(insn.memory_segment());
+            self.seg_ptr(seg, size, write, eip, k, flags_live)
+        } else {
+            self.linear(insn)?;
+            self.host_ptr(size, write, eip, k, flags_live)
+        }
+    }
+
+    /// The push of `w` bytes in real-mode code: r14 = the host address of
+    /// the slot at SS:(SP - w) (SP wrapping at 64 KiB). SP itself is moved
+    /// by `sp_add` once the store is done.
+    fn push16_slot(&mut self, w: u32, eip: u32, k: u32, flags_live: bool) -> R {
+        self.a.lea(r13d, r12 - w as i32)?;
+        self.a.movzx(r13d, r13w)?;
+        self.seg_ptr(SS, w, true, eip, k, flags_live)
+    }
+
+    /// r13d = the offset of a string instruction's source (`src`: SI or
+    /// ESI) or destination (DI or EDI), by its address size.
+    fn string_offset(&mut self, insn: &Instruction, src: bool) -> R {
+        let a16 = if src {
+            insn.op1_kind() == OpKind::MemorySegSI
+        } else {
+            insn.op0_kind() == OpKind::MemoryESDI
+        };
+        let a = &mut self.a;
+        match (src, a16) {
+            (true, true) => a.movzx(r13d, si),
+            (true, false) => a.mov(r13d, esi),
+            (false, true) => a.movzx(r13d, di),
+            (false, false) => a.mov(r13d, edi),
+        }
+    }
+
+    /// SI/ESI or DI/EDI += `w` (EFLAGS.DF is 0), flags untouched: SI and
+    /// DI wrap at 64 KiB, the upper halves kept.
+    fn string_advance(&mut self, insn: &Instruction, src: bool, w: u32) -> R {
+        let a16 = if src {
+            insn.op1_kind() == OpKind::MemorySegSI
+        } else {
+            insn.op0_kind() == OpKind::MemoryESDI
+        };
+        let a = &mut self.a;
+        let w = w as i32;
+        match (src, a16) {
+            (true, true) => a.lea(si, rsi + w),
+            (true, false) => a.lea(esi, rsi + w),
+            (false, true) => a.lea(di, rdi + w),
+            (false, false) => a.lea(edi, rdi + w),
+        }
+    }
+
+    /// SP += `d` in real-mode code: the upper half of ESP kept, as a 16-bit
+    /// stack does, and the flags untouched.
+    fn sp_add(&mut self, d: i32) -> R {
+        self.a.lea(r12w, r12 + d)
     }
 
     /// Saves the guest status flags before code that clobbers them: with
@@ -870,9 +1232,141 @@ impl Emitter {
             match *p {
                 Plan::Ident => self.a.add_instruction(renamed(insn))?,
                 Plan::Mem { size, write } => {
-                    self.linear(insn)?;
-                    self.host_ptr(size, write, eip, k, live[k as usize])?;
+                    self.mem_ptr(insn, size, write, k, live[k as usize])?;
                     self.a.add_instruction(on_r14(insn))?;
+                }
+                Plan::Lea => {
+                    self.offset16(insn)?;
+                    let dst = insn.op0_register();
+                    if dst.size() == 2 {
+                        self.a.mov(hr16(dst), r13w)?;
+                    } else {
+                        self.a.mov(hr32(dst), r13d)?;
+                    }
+                }
+                Plan::Push if self.code16 => {
+                    let w = match insn.code() {
+                        Code::Push_r16 | Code::Push_imm16 | Code::Pushw_imm8 | Code::Push_rm16 => 2,
+                        _ => 4,
+                    };
+                    self.push16_slot(w, eip, k, live[k as usize])?;
+                    let a = &mut self.a;
+                    match (insn.op0_kind() == OpKind::Register, w) {
+                        (true, 2) => a.mov(word_ptr(r14), hr16(insn.op0_register()))?,
+                        (true, _) => a.mov(dword_ptr(r14), hr32(insn.op0_register()))?,
+                        (false, 2) => a.mov(word_ptr(r14), insn.immediate(0) as u32 & 0xFFFF)?,
+                        (false, _) => a.mov(dword_ptr(r14), insn.immediate(0) as u32)?,
+                    }
+                    self.sp_add(-(w as i32))?;
+                }
+                Plan::Pop if self.code16 => {
+                    let dst = insn.op0_register();
+                    let w = dst.size() as u32;
+                    self.a.movzx(r13d, r12w)?;
+                    self.seg_ptr(SS, w, false, eip, k, live[k as usize])?;
+                    if w == 2 {
+                        self.a.mov(hr16(dst), word_ptr(r14))?;
+                    } else {
+                        self.a.mov(hr32(dst), dword_ptr(r14))?;
+                    }
+                    self.sp_add(w as i32)?;
+                }
+                Plan::Call if self.code16 => {
+                    self.push16_slot(2, eip, k, live[k as usize])?;
+                    self.a.mov(word_ptr(r14), next & 0xFFFF)?;
+                    self.sp_add(-2)?;
+                    self.chained_exit(insn.near_branch_target() as u32, k + 1)?;
+                }
+                Plan::Ret(imm) if self.code16 => {
+                    self.a.movzx(r13d, r12w)?;
+                    self.seg_ptr(SS, 2, false, eip, k, live[k as usize])?;
+                    self.a.movzx(r8d, word_ptr(r14))?;
+                    self.sp_add(2 + imm as i32)?;
+                    self.indirect_exit(k + 1)?;
+                }
+                Plan::JmpInd | Plan::CallInd if self.code16 => {
+                    if insn.op0_kind() == OpKind::Register {
+                        self.a.movzx(r8d, hr16(insn.op0_register()))?;
+                    } else {
+                        self.mem_ptr(insn, 2, false, k, true)?;
+                        self.a.movzx(r8d, word_ptr(r14))?;
+                    }
+                    self.a.mov(dword_ptr(r15 + ctx::SCRATCH), r8d)?;
+                    if matches!(*p, Plan::CallInd) {
+                        self.push16_slot(2, eip, k, live[k as usize])?;
+                        self.a.mov(word_ptr(r14), next & 0xFFFF)?;
+                        self.sp_add(-2)?;
+                    }
+                    self.a.mov(r8d, dword_ptr(r15 + ctx::SCRATCH))?;
+                    self.indirect_exit(k + 1)?;
+                }
+                Plan::Loop if insn.code() == Code::Loop_rel8_16_CX => {
+                    // CX - 1, flags untouched; CX tested by JRCXZ on a
+                    // zero-extended copy in RCX (the upper half of ECX
+                    // kept in r11 and put back on both paths).
+                    let mut zero = self.a.create_label();
+                    self.a.lea(cx, rcx - 1)?;
+                    self.a.mov(r11, rcx)?;
+                    self.a.movzx(ecx, cx)?;
+                    self.a.jrcxz(zero)?;
+                    self.a.mov(rcx, r11)?;
+                    self.chained_exit(insn.near_branch_target() as u32, k + 1)?;
+                    self.a.set_label(&mut zero)?;
+                    self.a.mov(rcx, r11)?;
+                    self.chained_exit(next, k + 1)?;
+                }
+                Plan::Jecxz if insn.code() == Code::Jcxz_rel8_16 => {
+                    let mut taken = self.a.create_label();
+                    self.a.mov(r11, rcx)?;
+                    self.a.movzx(ecx, cx)?;
+                    self.a.jrcxz(taken)?;
+                    self.a.mov(rcx, r11)?;
+                    self.chained_exit(next, k + 1)?;
+                    self.a.set_label(&mut taken)?;
+                    self.a.mov(rcx, r11)?;
+                    self.chained_exit(insn.near_branch_target() as u32, k + 1)?;
+                }
+                Plan::Lods(w) if self.code16 => {
+                    self.string_offset(insn, true)?;
+                    let seg = seg_index(insn.memory_segment());
+                    self.seg_ptr(seg, w, false, eip, k, live[k as usize])?;
+                    match w {
+                        1 => self.a.mov(al, byte_ptr(r14))?,
+                        2 => self.a.mov(ax, word_ptr(r14))?,
+                        _ => self.a.mov(eax, dword_ptr(r14))?,
+                    }
+                    self.string_advance(insn, true, w)?;
+                }
+                Plan::Stos(w) if self.code16 => {
+                    self.string_offset(insn, false)?;
+                    self.seg_ptr(0, w, true, eip, k, live[k as usize])?;
+                    match w {
+                        1 => self.a.mov(byte_ptr(r14), al)?,
+                        2 => self.a.mov(word_ptr(r14), ax)?,
+                        _ => self.a.mov(dword_ptr(r14), eax)?,
+                    }
+                    self.string_advance(insn, false, w)?;
+                }
+                Plan::Movs(w) if self.code16 => {
+                    self.string_offset(insn, false)?;
+                    self.seg_ptr(0, w, true, eip, k, true)?;
+                    self.a.mov(qword_ptr(r15 + ctx::SCRATCH), r14)?;
+                    self.string_offset(insn, true)?;
+                    let seg = seg_index(insn.memory_segment());
+                    self.seg_ptr(seg, w, false, eip, k, live[k as usize])?;
+                    match w {
+                        1 => self.a.mov(r8b, byte_ptr(r14))?,
+                        2 => self.a.mov(r8w, word_ptr(r14))?,
+                        _ => self.a.mov(r8d, dword_ptr(r14))?,
+                    }
+                    self.a.mov(r14, qword_ptr(r15 + ctx::SCRATCH))?;
+                    match w {
+                        1 => self.a.mov(byte_ptr(r14), r8b)?,
+                        2 => self.a.mov(word_ptr(r14), r8w)?,
+                        _ => self.a.mov(dword_ptr(r14), r8d)?,
+                    }
+                    self.string_advance(insn, true, w)?;
+                    self.string_advance(insn, false, w)?;
                 }
                 Plan::Push => {
                     self.a.lea(r13d, r12d - 4)?;
@@ -953,7 +1447,7 @@ impl Emitter {
                     self.host_ptr(4, true, eip, k, live[k as usize])?;
                     self.a.mov(dword_ptr(r14), next)?;
                     self.a.mov(r12d, r13d)?;
-                    self.chained_exit(insn.near_branch32(), k + 1)?;
+                    self.chained_exit(insn.near_branch_target() as u32, k + 1)?;
                 }
                 Plan::Ret(imm) => {
                     self.a.mov(r13d, r12d)?;
@@ -962,12 +1456,12 @@ impl Emitter {
                     self.a.lea(r12d, r12d + (4 + imm as i32))?;
                     self.indirect_exit(k + 1)?;
                 }
-                Plan::Jmp => self.chained_exit(insn.near_branch32(), k + 1)?,
+                Plan::Jmp => self.chained_exit(insn.near_branch_target() as u32, k + 1)?,
                 Plan::Jcc => {
                     let taken = self.a.create_label();
                     self.jcc(insn.condition_code(), taken)?;
                     self.chained_exit(next, k + 1)?;
-                    self.chained_exit_at(taken, insn.near_branch32(), k + 1)?;
+                    self.chained_exit_at(taken, insn.near_branch_target() as u32, k + 1)?;
                 }
                 Plan::JmpInd | Plan::CallInd => {
                     // The target first (it may be read through ESP), kept
@@ -999,14 +1493,14 @@ impl Emitter {
                     self.a.lea(ecx, rcx - 1)?;
                     let done = self.a.create_label();
                     self.a.jrcxz(done)?;
-                    self.chained_exit(insn.near_branch32(), k + 1)?;
+                    self.chained_exit(insn.near_branch_target() as u32, k + 1)?;
                     self.chained_exit_at(done, next, k + 1)?;
                 }
                 Plan::Jecxz => {
                     let taken = self.a.create_label();
                     self.a.jrcxz(taken)?;
                     self.chained_exit(next, k + 1)?;
-                    self.chained_exit_at(taken, insn.near_branch32(), k + 1)?;
+                    self.chained_exit_at(taken, insn.near_branch_target() as u32, k + 1)?;
                 }
                 Plan::Lods(w) => {
                     self.a.mov(r13d, esi)?;

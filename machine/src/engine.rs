@@ -378,7 +378,8 @@ pub enum NotTranslated {
     /// A mode the translator never translates.
     #[error(
         "the CPU is in a mode the translator leaves to the interpreter \
-         (real mode, V86, 16-bit or non-flat code)"
+         (V86, 16-bit protected mode, non-flat 32-bit code, real mode \
+         before the first far jump)"
     )]
     Mode,
     /// A condition that passes with the next instruction or two.
