@@ -85,3 +85,113 @@ pub unsafe extern "C" fn sensitive(ctx: *mut Ctx, what: u32, eip: u32, at: u32) 
         _ => 0,
     }
 }
+
+/// An instruction the translator does not translate natively, run by the
+/// interpreter from translated code (VMware's in-TC callout, generalised):
+/// the sensitive and privileged ones (IN, OUT, MOV to and from control
+/// registers, LGDT, INT, IRET, POPF...), segment loads, and whatever else
+/// the translator leaves alone. The block's guest registers and flags are
+/// in the context (translated code stored them); the instructions the
+/// chain ran before this one are retired first, so the interpreter runs
+/// this one at its exact instruction count and time, as its own run loop
+/// would (an interrupt that came due is delivered instead, as there).
+/// Then the registers go back to the context, and the block goes on only
+/// where nothing it assumed changed: the next EIP is `next`, the mode key
+/// is still `key` (no mode change, no interrupt to take, no interrupt
+/// shadow, not halted), no mapping (page tables, A20, a ROM) or code page
+/// changed, no stop is
+/// wanted; else it leaves for the dispatcher at the EIP the interpreter
+/// left. The budget shrinks if the instruction brought a device deadline
+/// nearer (an OUT to the PIT).
+///
+/// Never panics (it is called from generated code): the interpreter's
+/// stop or error is kept in `Ctx::stop` for the dispatcher.
+///
+/// # Safety
+/// As for [`host_ptr`].
+pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
+    use crate::ctx::exec::{CONTINUE, LEAVE};
+    // SAFETY: as in `host_ptr`.
+    let c = unsafe { &mut *ctx };
+    let crate::ctx::ExecArgs {
+        eip,
+        at,
+        next,
+        slot,
+    } = c.exec_args;
+    let key = c.key;
+    c.exec_counts[slot as usize] += 1;
+    // SAFETY: as in `host_ptr`.
+    let (interp, m) = unsafe { (&mut *c.interp, &mut *c.machine) };
+    let n = (at >> 16) as i64;
+    let k = (at & 0xFFFF) as i64;
+    // The instructions before this one in this entry: retired now, and
+    // taken out of the entry's accounting (`Bt::run_block`), as is this
+    // one's slot (the interpreter retires it itself, or delivers instead).
+    let before = (c.room - c.budget - n) + k;
+    m.retire(before as u64);
+    c.room -= before + 1;
+    c.exec_before += before as u64;
+    interp.set_translated_state(c.regs, c.flags as u32, eip);
+    let epochs = (
+        interp.tlb_epoch(),
+        interp.tlb_map_epoch(),
+        m.mapping_generation(),
+    );
+    let i0 = m.icount();
+    let r = interp.exec_one(m, engine_interp::fallback::Recorded::Callout, None);
+    c.exec_retired += m.icount() - i0;
+    let cpu = interp.cpu();
+    c.regs = cpu.regs();
+    c.flags = cpu.eflags() as u64 & crate::ctx::STATUS;
+    c.eip = cpu.eip();
+    c.sysflags = cpu.pushf_image() & !engine_interp::fallback::STATUS_FLAGS;
+    // A segment load (real mode's MOV DS, AX) keeps the mode key but
+    // moves the base translated code adds.
+    for (b, s) in c.seg_base.iter_mut().zip(cpu.segments()) {
+        *b = s.base;
+    }
+    // Leaving: the block's exit, as translated code would write it (the
+    // instruction counted: it has run, or been replaced by a delivery).
+    let leave = |c: &mut Ctx| {
+        c.retired = (at & 0xFFFF) + 1;
+        c.block_n = at >> 16;
+        c.reason = crate::ctx::reason::NEXT;
+        c.exit = crate::ctx::NO_EXIT;
+        LEAVE
+    };
+    match r {
+        Ok(machine::Stop::Stepped) => {}
+        other => {
+            c.stop = Some(other);
+            return leave(c);
+        }
+    }
+    if cpu.eip() != next
+        || crate::Bt::mode_key(cpu, m) != Some(key)
+        || (
+            interp.tlb_epoch(),
+            interp.tlb_map_epoch(),
+            m.mapping_generation(),
+        ) != epochs
+        || interp.code_pages_stale(m)
+        || m.stop_requested().is_some()
+        || m.trace.stop_pending()
+    {
+        return leave(c);
+    }
+    // The rest of this block is already taken from the budget; what
+    // follows it may run up to the (perhaps nearer) deadline.
+    let allowed = m.insns_until_deadline().min(i64::MAX as u64) as i64 - (n - k - 1);
+    if allowed < 0 {
+        return leave(c);
+    }
+    // (`room` shrinks with it: `room - budget` is what this entry has
+    // run or taken for the block running, which the accounting reads.)
+    let cut = c.budget - allowed;
+    if cut > 0 {
+        c.budget -= cut;
+        c.room -= cut;
+    }
+    CONTINUE
+}

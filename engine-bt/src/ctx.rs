@@ -28,6 +28,33 @@ pub type HostPtrFn = unsafe extern "C" fn(*mut Ctx, u32, u32) -> *mut u8;
 /// interpreter must run it.
 pub type SensitiveFn = unsafe extern "C" fn(*mut Ctx, u32, u32, u32) -> u64;
 
+/// `exec(ctx)`: the instruction `Ctx::exec_args` names run by the
+/// interpreter from translated code (`callout::exec`), through the exec
+/// stub (`translate::stubs`). Returns one of `exec::*`.
+pub type ExecFn = unsafe extern "C" fn(*mut Ctx) -> u32;
+
+/// What translated code hands `callout::exec`: the instruction's EIP,
+/// `block length << 16 | index in the block` (as for `SensitiveFn`), the
+/// next instruction's EIP, and a slot of `Ctx::exec_counts` (its
+/// mnemonic).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExecArgs {
+    pub eip: u32,
+    pub at: u32,
+    pub next: u32,
+    pub slot: u32,
+}
+
+/// Results of `ExecFn`.
+pub mod exec {
+    /// Done, and nothing the block assumed changed: it goes on.
+    pub const CONTINUE: u32 = 0;
+    /// Done (or an interrupt or exception delivered instead): the block
+    /// leaves for the dispatcher at `Ctx::eip`.
+    pub const LEAVE: u32 = 1;
+}
+
 /// `what` of a sensitive callout.
 pub mod sensitive {
     /// PUSHFD: returns the non-status bits of the image.
@@ -74,10 +101,6 @@ pub struct Ctx {
     pub exit: u32,
     /// A host pointer kept across a second memory lookup (MOVS).
     pub scratch: u64,
-    /// The segment bases (ES, CS, SS, DS, FS, GS), set at every entry:
-    /// real-mode translations add them to their offsets. Translated code
-    /// loads no segment register, so they hold until it returns.
-    pub seg_base: [u32; 6],
     /// The budget this entry into translated code started with: with
     /// `budget` and the block's length, where in the run a callout is.
     pub room: i64,
@@ -102,7 +125,35 @@ pub struct Ctx {
     /// indirect JMP's or CALL's target up here and jumps straight to its
     /// translation on a hit (`Ibtc`).
     pub ibtc: [Ibtc; IBTC_LEN],
+    pub exec: ExecFn,
+    /// Host address of the exec stub (`translate::stubs`), which
+    /// translated code calls for an `exec` callout.
+    pub exec_stub: u64,
+    pub exec_args: ExecArgs,
+    /// The mode key of the blocks this entry runs (chains and the
+    /// indirect-branch cache link blocks of one key only).
+    pub key: u32,
+    /// Instructions `exec` callouts retired (on the interpreter), and the
+    /// translated ones they retired before them, since the dispatcher
+    /// last looked (`Bt::run_block` counts them).
+    pub exec_retired: u64,
+    pub exec_before: u64,
+    /// A stop an `exec` callout's instruction brought (a guest exit, a
+    /// watchpoint, an event in the stop-on set...), or the interpreter's
+    /// error: the dispatcher returns it once the block has left.
+    pub stop: Option<Result<machine::Stop, machine::EngineError>>,
+    /// The segment bases (ES, CS, SS, DS, FS, GS), set at every entry:
+    /// real-mode translations add them to their offsets. Translated code
+    /// loads no segment register, so they hold until it returns.
+    pub seg_base: [u32; 6],
+    /// `exec` callouts made, by the mnemonic of their instruction
+    /// (translated code counts them; `Bt::stats` shows them with what the
+    /// dispatcher handed the interpreter).
+    pub exec_counts: [u64; EXEC_SLOTS],
 }
+
+/// Slots of `Ctx::exec_counts`: more than iced-x86 has mnemonics.
+pub const EXEC_SLOTS: usize = 4096;
 
 /// One entry of the indirect-branch cache: the translation of guest `eip`
 /// made under mode key `key`, at host address `host`. `key` `u32::MAX`
@@ -146,6 +197,10 @@ pub const RETIRED: i32 = offset_of!(Ctx, retired) as i32;
 pub const REASON: i32 = offset_of!(Ctx, reason) as i32;
 pub const HOST_PTR: i32 = offset_of!(Ctx, host_ptr) as i32;
 pub const SENSITIVE: i32 = offset_of!(Ctx, sensitive) as i32;
+pub const EXEC: i32 = offset_of!(Ctx, exec) as i32;
+pub const EXEC_STUB: i32 = offset_of!(Ctx, exec_stub) as i32;
+pub const EXEC_ARGS: i32 = offset_of!(Ctx, exec_args) as i32;
+pub const EXEC_COUNTS: i32 = offset_of!(Ctx, exec_counts) as i32;
 pub const IBTC: i32 = offset_of!(Ctx, ibtc) as i32;
 pub const TARGET: i32 = offset_of!(Ctx, target) as i32;
 pub const TLB_PTR: i32 = offset_of!(Ctx, tlb) as i32;

@@ -241,7 +241,7 @@ impl Bt {
     pub fn with_cache_bytes(bytes: usize) -> Result<Bt, EngineError> {
         let bytes = (bytes.max(4096) + 4095) & !4095;
         let mut buf = CodeBuf::new(bytes).map_err(EngineError::host)?;
-        let (code, exit_stub) = translate::stubs(buf.next_addr())
+        let (code, exit_stub, exec_stub) = translate::stubs(buf.next_addr())
             .map_err(|e| EngineError::Internal(format!("assembling the entry stub: {e}")))?;
         let at = buf
             .push(&code)
@@ -270,6 +270,14 @@ impl Bt {
                 machine: std::ptr::null_mut(),
                 host_ptr: callout::host_ptr,
                 sensitive: callout::sensitive,
+                exec: callout::exec,
+                exec_stub,
+                exec_args: ctx::ExecArgs::default(),
+                key: 0,
+                exec_retired: 0,
+                exec_before: 0,
+                stop: None,
+                exec_counts: [0; ctx::EXEC_SLOTS],
                 target: 0,
                 tlb: std::ptr::null(),
                 budget: 0,
@@ -470,7 +478,7 @@ impl Bt {
     /// The translation key for the CPU's current mode, or None when the
     /// translator does not handle it (the interpreter runs the next
     /// instruction).
-    fn mode_key(c: &Cpu, m: &Machine) -> Option<u32> {
+    pub(crate) fn mode_key(c: &Cpu, m: &Machine) -> Option<u32> {
         let bits = c.control_flags();
         if untranslatable_mode(c)
             || c.halted()
@@ -617,12 +625,13 @@ impl Bt {
         entry
     }
 
-    /// Runs a translated block, and the blocks chained to it, for at most
-    /// `room` instructions; returns whether the interpreter must run the
-    /// next instruction.
-    fn run_block(&mut self, m: &mut Machine, addr: u64, room: u64) -> bool {
+    /// Runs a translated block, made under mode key `key`, and the blocks
+    /// chained to it, for at most `room` instructions; returns whether the
+    /// interpreter must run the next instruction.
+    fn run_block(&mut self, m: &mut Machine, addr: u64, room: u64, key: u32) -> bool {
         let ctx = &mut *self.ctx;
         let c = self.interp.cpu();
+        ctx.key = key;
         ctx.regs = c.regs();
         for (b, s) in ctx.seg_base.iter_mut().zip(c.segments()) {
             *b = s.base;
@@ -646,10 +655,15 @@ impl Bt {
             .set_translated_state(ctx.regs, ctx.flags as u32, ctx.eip);
         // Every block entered took its length from the budget; the last
         // one completed only `retired` of its `block_n`.
-        let done = (room as i64 - ctx.budget) as u64 - (ctx.block_n - ctx.retired) as u64;
+        // (`room` less what `exec` callouts retired themselves.)
+        let done = (ctx.room - ctx.budget) as u64 - (ctx.block_n - ctx.retired) as u64;
         m.retire(done);
         self.counters.blocks_run += 1;
-        self.counters.translated_insns += done;
+        // What `exec` callouts retired: the translated instructions before
+        // each, and theirs on the interpreter.
+        self.counters.translated_insns += done + std::mem::take(&mut ctx.exec_before);
+        let exec = std::mem::take(&mut ctx.exec_retired);
+        self.counters.fallback_insns += exec;
         self.pending_chain = (ctx.reason == ctx::reason::NEXT && ctx.exit != ctx::NO_EXIT)
             .then_some(ctx.exit as usize);
         let interpret = ctx.reason == ctx::reason::INTERPRET;
@@ -951,7 +965,15 @@ impl Engine for Bt {
                         room = room.min(max - m.icount());
                     }
                     if insns as u64 <= room {
-                        self.run_block(m, addr, room)
+                        // (A translation is found only under a key.)
+                        let k = key.unwrap_or(u32::MAX);
+                        let interpret = self.run_block(m, addr, room, k);
+                        // An instruction an `exec` callout ran ended the
+                        // run (a guest exit, a watchpoint, ...).
+                        if let Some(r) = self.ctx.stop.take() {
+                            return r;
+                        }
+                        interpret
                     } else {
                         true
                     }
@@ -1020,8 +1042,15 @@ impl Engine for Bt {
 
     fn stats(&self) -> EngineStats {
         let k = &self.counters;
-        let mut declined: Vec<(String, u64)> = self
+        // What the dispatcher handed the interpreter and what translated
+        // code had it run, by mnemonic.
+        let by_mnemonic: Vec<u64> = self
             .declined
+            .iter()
+            .zip(self.ctx.exec_counts.iter().chain(std::iter::repeat(&0)))
+            .map(|(a, b)| a + b)
+            .collect();
+        let mut declined: Vec<(String, u64)> = by_mnemonic
             .iter()
             .enumerate()
             .filter(|&(_, &n)| n > 0)
@@ -1047,6 +1076,7 @@ impl Engine for Bt {
                 Counter::InterpreterShare.entry(share),
                 Counter::CalloutInstructions.entry(k.callout_insns),
                 Counter::BlockExitsToInterpreter.entry(k.callout_exits),
+                Counter::ExecCallouts.entry(self.ctx.exec_counts.iter().sum()),
                 Counter::MmioReadsInTranslatedCode.entry(self.ctx.mmio_reads),
                 Counter::BlocksInvalidated.entry(k.invalidations),
                 Counter::CacheFlushes.entry(k.flushes),

@@ -35,15 +35,30 @@
 //!   leads to code telling the dispatcher the target; the dispatcher later
 //!   patches it to jump straight to the target's translation.
 //!
-//! Everything else ends the block before it and runs on the interpreter,
-//! as does a JMP to itself (`jmp $`: the interpreter sees a panic loop
-//! with interrupts disabled, which a translation chained to itself would
-//! spin in out of sight), and any access neither the lookup nor
-//! `host_ptr` can serve (the block exits with the instruction's EIP and
-//! the count of the instructions before it, so counting stays exact and
-//! the interpreter raises any fault itself). Instructions that can fault on the host for
-//! reasons of their own (DIV, BOUND, INT, I/O, privileged, REP strings,
-//! LOCK where it is #UD) are never translated.
+//! - Everything else (IN, OUT, MOV to and from control registers, LGDT,
+//!   INT, IRET, POPF, segment loads, far transfers, DIV, REP strings, the
+//!   FPU...) is a call from translated code to the interpreter, which runs
+//!   that one instruction and returns into the block (`Plan::Exec`,
+//!   `callout::exec`, through the exec stub of `stubs`): VMware's in-TC
+//!   callouts, generalised. The block goes on after it where nothing it
+//!   assumed changed (the next EIP, the mode key, the mappings, no
+//!   interrupt to take, no stop), else leaves for the dispatcher at the
+//!   EIP the interpreter left. Instructions that can fault on the host for
+//!   reasons of their own (DIV, BOUND, INT, I/O, privileged, REP strings,
+//!   LOCK where it is #UD) are never run natively.
+//! - An access neither the inline lookup nor `host_ptr` can serve (a
+//!   fault, MMIO, a page crossing, a write to code, past a real-mode
+//!   limit), and a sensitive callout that declines, take the same path:
+//!   the interpreter runs the instruction in place (raising any fault
+//!   itself) and the block goes on after it.
+//!
+//! The dispatcher keeps three cases to itself: a JMP to itself (`jmp $`:
+//! the interpreter sees a panic loop with interrupts disabled, which a
+//! translation chained to itself would spin in out of sight), an STI
+//! whose shadow instruction is not in the block, and a block that would
+//! start with a callout after which it always leaves (`always_leaves`:
+//! INT, IRET, MOV CR3, ...), which costs less handed to the interpreter
+//! directly.
 
 use crate::ctx::{self, reason};
 use engine_interp::fallback::table;
@@ -151,6 +166,11 @@ enum Plan {
     /// LEA in 16-bit code (16-bit addressing does not encode in 64-bit
     /// mode): the effective address computed as for an access, then moved.
     Lea,
+    /// Anything else (the sensitive and privileged instructions, segment
+    /// loads, far transfers, the FPU...): run by the interpreter from
+    /// translated code (`callout::exec`), the block going on after it
+    /// when nothing it assumed changed.
+    Exec,
 }
 
 impl Plan {
@@ -245,12 +265,42 @@ fn stack_ok_of(key: u32) -> bool {
     key & key::STACK32 != 0 && key & key::flat(2) != 0
 }
 
-/// Decides how to translate `insn` under `key`, or None (the interpreter
-/// runs it).
+/// Decides how to translate `insn` under `key`: natively, or as a call to
+/// the interpreter (`Plan::Exec`); None (the block ends before it, and the
+/// dispatcher hands it to the interpreter) only for what must reach the
+/// dispatcher itself: an undecodable instruction, `jmp $` (a panic loop
+/// the interpreter must see spin) and an STI whose shadow instruction is
+/// not in the block.
 fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Option<Plan> {
-    if key & key::CODE16 != 0 {
-        return plan16(insn, key, info);
-    }
+    let native = if key & key::CODE16 != 0 {
+        plan16(insn, key, info)
+    } else {
+        plan32(insn, key, info)
+    };
+    native.or_else(|| {
+        (!insn.is_invalid() && !is_self_jump(insn) && insn.code() != Code::Sti)
+            .then_some(Plan::Exec)
+    })
+}
+
+/// Whether the block always leaves after `insn` has run as an `exec`
+/// callout: a control transfer (INT, IRET, far JMP/CALL/RET, ...), HLT,
+/// or a change of the mappings or the mode (MOV to a control register,
+/// LMSW, INVLPG), which the dispatcher must see.
+fn always_leaves(insn: &Instruction) -> bool {
+    use iced_x86::FlowControl;
+    insn.flow_control() != FlowControl::Next
+        || matches!(
+            insn.mnemonic(),
+            Mnemonic::Hlt | Mnemonic::Invlpg | Mnemonic::Lmsw
+        )
+        || (insn.mnemonic() == Mnemonic::Mov
+            && insn.op0_kind() == OpKind::Register
+            && insn.op0_register().is_cr())
+}
+
+/// `plan` for 32-bit code: how to translate `insn` natively, if it can be.
+fn plan32(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Option<Plan> {
     if insn.is_invalid() || insn.has_rep_prefix() || insn.has_repne_prefix() {
         return None;
     }
@@ -603,11 +653,20 @@ pub fn translate(
         let Some(p) = plan(&insn, key, &mut info) else {
             break;
         };
+        // A block that would only call out for an instruction after which
+        // it always leaves is not made: the dispatcher hands that
+        // instruction to the interpreter at less cost than entering
+        // translated code for it.
+        if insns.is_empty() && matches!(p, Plan::Exec) && always_leaves(&insn) {
+            break;
+        }
         let shadow = matches!(insns.last(), Some((_, Plan::Sti)));
         // In the shadow: an instruction that neither transfers control
         // (its exit could be chained, past the dispatcher) nor is
         // sensitive itself.
-        if shadow && (p.ends_block() || matches!(p, Plan::Sti | Plan::Cli | Plan::Pushfd)) {
+        if shadow
+            && (p.ends_block() || matches!(p, Plan::Sti | Plan::Cli | Plan::Pushfd | Plan::Exec))
+        {
             break;
         }
         bytes_used += insn.len() as u32;
@@ -777,9 +836,14 @@ struct Emitter {
     /// The host has LAHF/SAHF in 64-bit mode (CPUID 8000_0001h:ECX[0]):
     /// flags are saved in r10w instead of on the stack.
     lahf: bool,
-    /// (label, guest EIP, instructions retired before it): exits to the
-    /// interpreter, emitted after the block's body.
-    fails: Vec<(CodeLabel, u32, u32)>,
+    /// (label, guest EIP, instructions retired before it, where to go on
+    /// after it): the slow paths of instructions whose fast path cannot
+    /// serve them (an access the TLB lookup and `host_ptr` cannot, one
+    /// past a segment limit, a sensitive callout that declines), emitted
+    /// after the block's body: the interpreter runs the instruction
+    /// there (`exec_call`), and the block goes on after it (at the label;
+    /// None: an exit to the next instruction) or leaves.
+    fails: Vec<(CodeLabel, u32, u32, Option<CodeLabel>)>,
     /// The mode key the block is translated under.
     key: u32,
 }
@@ -981,13 +1045,28 @@ impl Emitter {
             self.restore_flags()?;
             self.a.pushfq()?;
             self.a.jmp(fail)?;
-            self.fails.push((fail, eip, k));
+            self.fails.push((fail, eip, k, None));
         }
         self.a.set_label(&mut miss)?;
         self.restore_flags()?;
         self.callout(size, write, eip, k)?;
         self.a.set_label(&mut done)?;
         Ok(())
+    }
+
+    /// Instruction `k` run by the interpreter (`callout::exec`), through
+    /// the exec stub (`stubs`): its arguments in the context, then a call.
+    /// The stub returns here when the block goes on, and otherwise leaves
+    /// for the dispatcher itself, at the EIP the interpreter left.
+    fn exec_call(&mut self, insn: &Instruction, k: u32) -> R {
+        let args = ctx::EXEC_ARGS;
+        let slot = (insn.mnemonic() as usize).min(ctx::EXEC_SLOTS - 1) as u32;
+        let a = &mut self.a;
+        a.mov(dword_ptr(r15 + args), insn.ip32())?;
+        a.mov(dword_ptr(r15 + (args + 4)), self.n << 16 | k)?;
+        a.mov(dword_ptr(r15 + (args + 8)), insn.next_ip32())?;
+        a.mov(dword_ptr(r15 + (args + 12)), slot)?;
+        a.call(qword_ptr(r15 + ctx::EXEC_STUB))
     }
 
     /// r13d = the offset of `insn`'s memory operand in its segment, flags
@@ -1161,7 +1240,7 @@ impl Emitter {
         let fail = a.create_label();
         a.jz(fail)?;
         a.popfq()?;
-        self.fails.push((fail, eip, k));
+        self.fails.push((fail, eip, k, None));
         Ok(())
     }
 
@@ -1184,7 +1263,7 @@ impl Emitter {
         a.bt(r8, 32)?;
         let fail = a.create_label();
         a.jnc(fail)?;
-        self.fails.push((fail, eip, k));
+        self.fails.push((fail, eip, k, None));
         Ok(())
     }
 
@@ -1229,12 +1308,64 @@ impl Emitter {
             let k = k as u32;
             let eip = insn.ip32();
             let next = insn.next_ip32();
-            match *p {
+            let fails_before = self.fails.len();
+            self.instruction(insn, *p, k, eip, next, &live)?;
+            // Its slow paths go on right after it (a block-ending one
+            // exits to its next instruction instead: see below).
+            if self.fails.len() > fails_before && !p.ends_block() {
+                let mut resume = self.a.create_label();
+                self.a.set_label(&mut resume)?;
+                self.a.nop()?;
+                for f in &mut self.fails[fails_before..] {
+                    f.3 = Some(resume);
+                }
+            }
+        }
+        if after_shadow {
+            // STI and its shadow done: the dispatcher delivers what STI
+            // let through (an exit it cannot chain).
+            self.exit(Some(end_eip), n, reason::NEXT)?;
+        } else if !insns.last().is_some_and(|(_, p)| p.ends_block()) {
+            self.chained_exit(end_eip, n)?;
+        }
+        for (mut label, _, k, resume) in std::mem::take(&mut self.fails) {
+            self.a.set_label(&mut label)?;
+            self.a.popfq()?;
+            let insn = &insns[k as usize].0;
+            self.exec_call(insn, k)?;
+            match resume {
+                Some(r) => self.a.jmp(r)?,
+                None => self.exit(Some(insn.next_ip32()), k + 1, reason::NEXT)?,
+            }
+        }
+        self.a.set_label(&mut no_budget)?;
+        self.a.add(qword_ptr(r15 + ctx::BUDGET), n as i32)?;
+        if entry_live {
+            self.restore_flags()?;
+        }
+        self.exit_with(Some(insns[0].0.ip32()), 0, 0, reason::NEXT, None)?;
+        self.chain_homes()
+    }
+
+    /// The host code of guest instruction `k` (`insn`, at `eip`, followed
+    /// by `next`) as `p` plans it.
+    fn instruction(
+        &mut self,
+        insn: &Instruction,
+        p: Plan,
+        k: u32,
+        eip: u32,
+        next: u32,
+        live: &[bool],
+    ) -> R {
+        {
+            match p {
                 Plan::Ident => self.a.add_instruction(renamed(insn))?,
                 Plan::Mem { size, write } => {
                     self.mem_ptr(insn, size, write, k, live[k as usize])?;
                     self.a.add_instruction(on_r14(insn))?;
                 }
+                Plan::Exec => self.exec_call(insn, k)?,
                 Plan::Lea => {
                     self.offset16(insn)?;
                     let dst = insn.op0_register();
@@ -1292,7 +1423,7 @@ impl Emitter {
                         self.a.movzx(r8d, word_ptr(r14))?;
                     }
                     self.a.mov(dword_ptr(r15 + ctx::SCRATCH), r8d)?;
-                    if matches!(*p, Plan::CallInd) {
+                    if matches!(p, Plan::CallInd) {
                         self.push16_slot(2, eip, k, live[k as usize])?;
                         self.a.mov(word_ptr(r14), next & 0xFFFF)?;
                         self.sp_add(-2)?;
@@ -1476,7 +1607,7 @@ impl Emitter {
                         self.a.mov(r8d, dword_ptr(r14))?;
                         self.a.mov(dword_ptr(r15 + ctx::SCRATCH), r8d)?;
                     }
-                    if matches!(*p, Plan::CallInd) {
+                    if matches!(p, Plan::CallInd) {
                         self.a.lea(r13d, r12d - 4)?;
                         self.host_ptr(4, true, eip, k, live[k as usize])?;
                         self.a.mov(dword_ptr(r14), next)?;
@@ -1548,25 +1679,7 @@ impl Emitter {
                 }
             }
         }
-        if after_shadow {
-            // STI and its shadow done: the dispatcher delivers what STI
-            // let through (an exit it cannot chain).
-            self.exit(Some(end_eip), n, reason::NEXT)?;
-        } else if !insns.last().is_some_and(|(_, p)| p.ends_block()) {
-            self.chained_exit(end_eip, n)?;
-        }
-        for (mut label, eip, k) in std::mem::take(&mut self.fails) {
-            self.a.set_label(&mut label)?;
-            self.a.popfq()?;
-            self.exit(Some(eip), k, reason::INTERPRET)?;
-        }
-        self.a.set_label(&mut no_budget)?;
-        self.a.add(qword_ptr(r15 + ctx::BUDGET), n as i32)?;
-        if entry_live {
-            self.restore_flags()?;
-        }
-        self.exit_with(Some(insns[0].0.ip32()), 0, 0, reason::NEXT, None)?;
-        self.chain_homes()
+        Ok(())
     }
 
     fn jcc(&mut self, cc: ConditionCode, l: CodeLabel) -> R {
@@ -1593,13 +1706,21 @@ impl Emitter {
     }
 }
 
-/// The entry trampoline and the exit stub, assembled for host address
-/// `at`: returns the code and the exit stub's offset in it.
+/// The entry trampoline, the exit stub and the exec stub, assembled for
+/// host address `at`: returns the code and the exit and exec stubs' host
+/// addresses.
+///
+/// Exec stub (called from a block, `Emitter::exec_call`, with the host
+/// stack 16-byte aligned before the call): stores the guest registers and
+/// flags in the context, calls `callout::exec`, loads them back, and
+/// returns into the block when the result is `exec::CONTINUE`; otherwise
+/// it drops its return address and leaves through the exit stub (the
+/// callout has written the block's exit into the context).
 ///
 /// Entry (`extern "C" fn(*mut Ctx)`): saves the host's callee-saved
 /// registers, loads the guest registers and status flags from the context
 /// and jumps to `ctx.target`. Exit: stores them back and returns.
-pub fn stubs(at: u64) -> Result<(Vec<u8>, u64), IcedError> {
+pub fn stubs(at: u64) -> Result<(Vec<u8>, u64, u64), IcedError> {
     let mut a = CodeAssembler::new(64)?;
     a.push(rbx)?;
     a.push(rbp)?;
@@ -1634,7 +1755,39 @@ pub fn stubs(at: u64) -> Result<(Vec<u8>, u64), IcedError> {
     a.pop(rbp)?;
     a.pop(rbx)?;
     a.ret()?;
+    let mut exec = a.create_label();
+    let mut go_on = a.create_label();
+    a.set_label(&mut exec)?;
+    a.pushfq()?;
+    a.pop(qword_ptr(r15 + ctx::FLAGS))?;
+    for (i, r) in regs.iter().enumerate() {
+        a.mov(dword_ptr(r15 + (ctx::REGS + 4 * i as i32)), *r)?;
+    }
+    a.mov(rdi, r15)?;
+    // The block's call pushed 8 bytes onto an aligned stack.
+    a.sub(rsp, 8)?;
+    a.call(qword_ptr(r15 + ctx::EXEC))?;
+    a.add(rsp, 8)?;
+    a.mov(r11d, eax)?;
+    for (i, r) in regs.iter().enumerate() {
+        a.mov(*r, dword_ptr(r15 + (ctx::REGS + 4 * i as i32)))?;
+    }
+    a.push(qword_ptr(r15 + ctx::FLAGS))?;
+    a.popfq()?;
+    // A flag-free test of the result (exec::CONTINUE is 0): JRCXZ on a
+    // copy in RCX, the guest's ECX kept in r10.
+    a.mov(r10, rcx)?;
+    a.mov(ecx, r11d)?;
+    a.jrcxz(go_on)?;
+    a.mov(rcx, r10)?;
+    // (LEA: the guest's flags are loaded, and the exit stub saves them.)
+    a.lea(rsp, rsp + 8)?;
+    a.jmp(exit)?;
+    a.set_label(&mut go_on)?;
+    a.mov(rcx, r10)?;
+    a.ret()?;
     let r = a.assemble_options(at, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)?;
     let exit_at = r.label_ip(&exit)?;
-    Ok((r.inner.code_buffer, exit_at))
+    let exec_at = r.label_ip(&exec)?;
+    Ok((r.inner.code_buffer, exit_at, exec_at))
 }

@@ -77,6 +77,13 @@ impl Interp {
         std::mem::take(&mut self.invalidated)
     }
 
+    /// Whether some code page was written since the last
+    /// `take_stale_code_pages` (nothing is taken).
+    #[inline]
+    pub fn code_pages_stale(&self, m: &Machine) -> bool {
+        m.mem.has_written_code_pages() || !self.invalidated.is_empty()
+    }
+
     /// Records that the `len` bytes at physical `phys` (within one page)
     /// hold code the caller translated, as `Cpu::mark_code` does for the
     /// interpreter's blocks: a guest write to them will show up in

@@ -275,6 +275,9 @@ pub enum Counter {
     /// Translated blocks that ended by handing an instruction to the
     /// interpreter.
     BlockExitsToInterpreter,
+    /// Instructions translated code had the interpreter run and then went
+    /// on (or left) from (in-TC callouts, `Plan::Exec`).
+    ExecCallouts,
     /// Device registers read from translated code (pure MMIO reads).
     MmioReadsInTranslatedCode,
     /// Translations dropped because their guest code was written.
@@ -296,7 +299,7 @@ pub enum Counter {
 
 impl Counter {
     /// Every key, for tests that check the labels.
-    pub const ALL: [Counter; 24] = [
+    pub const ALL: [Counter; 25] = [
         Counter::BlocksBuilt,
         Counter::BlocksRun,
         Counter::BlockInvalidations,
@@ -314,6 +317,7 @@ impl Counter {
         Counter::InterpreterShare,
         Counter::CalloutInstructions,
         Counter::BlockExitsToInterpreter,
+        Counter::ExecCallouts,
         Counter::MmioReadsInTranslatedCode,
         Counter::BlocksInvalidated,
         Counter::CacheFlushes,
@@ -343,6 +347,7 @@ impl Counter {
             Counter::InterpreterShare => "interpreter share (per mille)",
             Counter::CalloutInstructions => "rewritten or callout instructions",
             Counter::BlockExitsToInterpreter => "block exits to the interpreter",
+            Counter::ExecCallouts => "instructions the interpreter ran for translated code",
             Counter::MmioReadsInTranslatedCode => "device registers read in translated code",
             Counter::BlocksInvalidated => "blocks invalidated",
             Counter::CacheFlushes => "cache flushes",
@@ -388,11 +393,13 @@ pub enum NotTranslated {
          the interpreter run this instruction"
     )]
     Passing,
-    /// The block would start with an instruction the translator does not
-    /// translate.
+    /// No block starts here: the dispatcher hands the instruction to the
+    /// interpreter (one after which translated code would always leave,
+    /// such as INT or IRET, `jmp $`, or an undecodable one).
     #[error(
-        "its first instruction is not translated: the interpreter runs it \
-         (a sensitive instruction's callout, or one the translator lacks)"
+        "no block starts here: the interpreter runs this instruction for the \
+         translator (a control transfer or mode change such as INT, IRET or \
+         MOV CR3, a `jmp $`, or one it cannot decode)"
     )]
     FirstInstruction,
 }

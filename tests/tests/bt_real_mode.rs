@@ -3,7 +3,9 @@
 //! 32-bit registers, memory operands with 16-bit and 32-bit addressing
 //! through ES, CS, SS and DS at non-zero bases with segment overrides,
 //! PUSH/POP of words and dwords, near CALL/RET, LEA, LODS/STOS/MOVS,
-//! LOOP, JCXZ, forward conditional branches), run from the same state on
+//! LOOP, JCXZ, forward conditional branches, and segment loads and port
+//! I/O, which the interpreter runs for translated code mid-block), run
+//! from the same state on
 //! both engines, must end in the same registers, flags, memory and
 //! instruction count. Offsets are random over the whole 64 KiB, so some
 //! accesses run past a segment's limit: the interpreter raises #GP or #SS
@@ -205,6 +207,22 @@ fn gen(r: &mut Rng, depth: &mut Vec<u32>) -> Vec<Instruction> {
             .unwrap()]
         }
         20 => vec![Instruction::with(Code::Cli)],
+        // A segment load mid-block (the interpreter runs it for the
+        // translated code, which goes on with the new base).
+        21 => {
+            let sel = pick(r, &[0x1000u32, 0x1800, 0x2000, 0x2345, 0x3000]);
+            let sreg = pick(r, &[Register::DS, Register::ES]);
+            vec![
+                Instruction::with2(Code::Mov_r16_imm16, Register::DX, sel).unwrap(),
+                Instruction::with2(Code::Mov_Sreg_rm16, sreg, Register::DX).unwrap(),
+            ]
+        }
+        // Port I/O the interpreter runs for translated code: POST codes
+        // to port 80h, a read of the PIC's mask.
+        22 => vec![
+            Instruction::with2(Code::Out_imm8_AL, 0x80u32, Register::AL).unwrap(),
+            Instruction::with2(Code::In_AL_imm8, Register::AL, 0x21u32).unwrap(),
+        ],
         _ => vec![],
     }
 }
