@@ -190,6 +190,11 @@ pub fn ibtc_slot(eip: u32) -> usize {
 /// `exit` of an exit that cannot be chained.
 pub const NO_EXIT: u32 = u32::MAX;
 
+/// `exit` of an indirect branch (RET, JMP or CALL through a register or
+/// memory) whose target the indirect-branch cache did not have: the
+/// dispatcher puts the target's translation there.
+pub const INDIRECT_EXIT: u32 = u32::MAX - 1;
+
 pub const REGS: i32 = offset_of!(Ctx, regs) as i32;
 pub const FLAGS: i32 = offset_of!(Ctx, flags) as i32;
 pub const EIP: i32 = offset_of!(Ctx, eip) as i32;

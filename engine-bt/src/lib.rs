@@ -190,6 +190,9 @@ pub struct Bt {
     /// The exit the last block left through, to chain once its target is
     /// known.
     pending_chain: Option<usize>,
+    /// The last block left through an indirect branch that missed the
+    /// indirect-branch cache (`ctx::INDIRECT_EXIT`).
+    indirect_pending: bool,
     /// In translatable modes, the instructions handed to the interpreter
     /// because the translator does not translate them (sensitive and
     /// privileged ones among them), by mnemonic.
@@ -301,6 +304,7 @@ impl Bt {
             patched_in_page: Vec::new(),
             chain_epoch: 0,
             pending_chain: None,
+            indirect_pending: false,
             declined: vec![0; DECLINED_SLOTS],
             breakpoints: Vec::new(),
         })
@@ -664,8 +668,10 @@ impl Bt {
         self.counters.translated_insns += done + std::mem::take(&mut ctx.exec_before);
         let exec = std::mem::take(&mut ctx.exec_retired);
         self.counters.fallback_insns += exec;
-        self.pending_chain = (ctx.reason == ctx::reason::NEXT && ctx.exit != ctx::NO_EXIT)
+        let next = ctx.reason == ctx::reason::NEXT;
+        self.pending_chain = (next && ctx.exit != ctx::NO_EXIT && ctx.exit != ctx::INDIRECT_EXIT)
             .then_some(ctx.exit as usize);
+        self.indirect_pending = next && ctx.exit == ctx::INDIRECT_EXIT;
         let interpret = ctx.reason == ctx::reason::INTERPRET;
         if !interpret {
             // A block never starts in an interrupt shadow (`mode_key`), so
@@ -886,6 +892,7 @@ impl Engine for Bt {
                 self.chain_epoch = self.interp.tlb_map_epoch();
             }
             let pending = self.pending_chain.take();
+            let indirect = std::mem::take(&mut self.indirect_pending);
             // A flush during the lookup below empties the exit table.
             let flushes = self.counters.flushes;
             let c = self.interp.cpu();
@@ -930,10 +937,13 @@ impl Engine for Bt {
                     // used old or new (SDM Vol 3A 4.10.4.2), as here.
                     let eip = self.interp.cpu().eip();
                     let pending = pending.filter(|_| self.counters.flushes == flushes);
-                    if let Some(k) = key {
-                        // Any indirect branch to here may now come
-                        // straight in, under this key, until the chains are
-                        // undone.
+                    if let (Some(k), true) = (key, indirect) {
+                        // An indirect branch missed the cache for this
+                        // block: any indirect branch to here may now come
+                        // straight in, under this key, until the chains
+                        // are undone. (Only targets of indirect branches go
+                        // there: fewer entries to check after each change
+                        // of the page tables.)
                         let slot = ctx::ibtc_slot(eip);
                         if self.ctx.ibtc[slot].key == ctx::Ibtc::EMPTY.key {
                             self.ibtc_used.push(slot as u16);

@@ -948,7 +948,13 @@ impl Emitter {
         self.a.mov(dword_ptr(r15 + ctx::RETIRED), retired)?;
         self.a.mov(dword_ptr(r15 + ctx::BLOCK_N), n)?;
         self.a.mov(dword_ptr(r15 + ctx::REASON), why)?;
-        let id = chain.map_or(ctx::NO_EXIT, |k| self.first_exit + k);
+        // An exit to the EIP in r8d is an indirect branch's cache miss:
+        // the dispatcher fills the cache for it (`ctx::INDIRECT_EXIT`).
+        let id = match (chain, eip) {
+            (Some(k), _) => self.first_exit + k,
+            (None, None) => ctx::INDIRECT_EXIT,
+            (None, Some(_)) => ctx::NO_EXIT,
+        };
         self.a.mov(dword_ptr(r15 + ctx::EXIT), id)?;
         self.a.jmp(self.exit_stub)
     }
