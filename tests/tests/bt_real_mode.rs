@@ -565,3 +565,51 @@ fn a_real_mode_loop_runs_as_translated_code() {
         "{stats:?}"
     );
 }
+
+/// A breakpoint inside a translated real-mode loop (a linear address:
+/// CS base plus IP) stops the translator where it stops the interpreter,
+/// at the same instruction count, each time round; blocks end before it.
+#[test]
+fn breakpoints_in_real_mode_code_stop_where_the_interpreter_stops() {
+    #[rustfmt::skip]
+    let code: &[u8] = &[
+        0xB9, 0x05, 0x00,               // mov cx, 5
+        0x40,                           // 1: inc ax
+        0x01, 0xC3,                     //    add bx, ax (the breakpoint)
+        0xE2, 0xFB,                     //    loop 1b
+        0xE6, 0xF4, 0xF4,               //    out 0xf4, al; hlt
+    ];
+    let bp = (CS as u32) * 16 + IP as u32 + 4;
+    let go = |bt: bool| {
+        let (m, st) = setup(3, code);
+        let kind = if bt {
+            EngineKind::Bt
+        } else {
+            EngineKind::Interp
+        };
+        let mut s = Session::new(m, kind, Options::default(), &st).unwrap();
+        let mut stops = Vec::new();
+        for _ in 0..7 {
+            let stop = s
+                .run_until(&Limits {
+                    max_icount: Some(10_000),
+                    deadline: Some(Instant::now() + Duration::from_secs(10)),
+                    breakpoints: vec![bp],
+                })
+                .unwrap();
+            let c = s.cpu_state().unwrap();
+            let at_bp = matches!(stop, Stop::Breakpoint { .. });
+            stops.push((stop, s.m.icount(), c.eip, c.regs[0], c.regs[3]));
+            if !at_bp {
+                break;
+            }
+        }
+        stops
+    };
+    let i = go(false);
+    let b = go(true);
+    assert_eq!(i.len(), 6, "five stops, then the exit: {i:x?}");
+    assert_eq!(i[0].0, Stop::Breakpoint { addr: bp });
+    assert_eq!((i[0].1, i[0].2), (2, IP as u32 + 4));
+    assert_eq!(i, b);
+}
