@@ -13,6 +13,13 @@
 #   ROUNDS=5 GUESTS="lcg fib" scripts/bench-suite.sh
 #   ENGINES="interp bt kvm" scripts/bench-suite.sh   # KVM too (where the
 #                                          # host's KVM runs the guest)
+#   XV6=0 scripts/bench-suite.sh           # without xv6 (below)
+#
+# Then xv6, the suite's real workload: its boot and `usertests` on the
+# same engines, QEMU and Bochs, alternated the same way, by
+# scripts/bench-xv6.sh (ROUNDS rounds; Bochs the boot only; xv6's images
+# from scripts/xv6-images.sh, which needs xv6's source: ../shared/guests
+# or a download). Usertests on the interpreter take some 40 s a round.
 #
 # Needs qemu-system-x86 and bochs (installed with apt-get when missing).
 set -euo pipefail
@@ -135,3 +142,13 @@ for g in empty $GUESTS; do
     fi
     echo
 done
+
+if [ "${XV6:-1}" != 0 ]; then
+    echo
+    echo "xv6: boot and usertests (scripts/bench-xv6.sh)"
+    xv6_engines=""
+    for w in $ENGINES; do
+        case $w in interp | bt) xv6_engines+="$w " ;; esac
+    done
+    ROUNDS=$ROUNDS ENGINES="${xv6_engines}qemu bochs" KEEP=0 scripts/bench-xv6.sh
+fi
