@@ -120,7 +120,8 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
         slot,
     } = c.exec_args;
     let key = c.key;
-    c.exec_counts[slot as usize] += 1;
+    let rep = slot & crate::ctx::EXEC_REP != 0;
+    c.exec_counts[(slot & !crate::ctx::EXEC_REP) as usize] += 1;
     // SAFETY: as in `host_ptr`.
     let (interp, m) = unsafe { (&mut *c.interp, &mut *c.machine) };
     let n = (at >> 16) as i64;
@@ -139,7 +140,11 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
         m.mapping_generation(),
     );
     let i0 = m.icount();
-    let r = interp.exec_one(m, engine_interp::fallback::Recorded::Callout, None);
+    // A REP string instruction runs in chunks, each looking at the clock
+    // when there is a deadline: only those get it (a clock read per
+    // callout would cost more than many an instruction).
+    let deadline = c.deadline.filter(|_| rep);
+    let r = interp.exec_one(m, engine_interp::fallback::Recorded::Callout, deadline);
     c.exec_retired += m.icount() - i0;
     let cpu = interp.cpu();
     c.regs = cpu.regs();

@@ -36,7 +36,7 @@ pub type ExecFn = unsafe extern "C" fn(*mut Ctx) -> u32;
 /// What translated code hands `callout::exec`: the instruction's EIP,
 /// `block length << 16 | index in the block` (as for `SensitiveFn`), the
 /// next instruction's EIP, and a slot of `Ctx::exec_counts` (its
-/// mnemonic).
+/// mnemonic), with `EXEC_REP` set for a REP-prefixed instruction.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ExecArgs {
@@ -130,6 +130,11 @@ pub struct Ctx {
     /// translated code calls for an `exec` callout.
     pub exec_stub: u64,
     pub exec_args: ExecArgs,
+    /// The run's wall-clock deadline: a REP string instruction the
+    /// interpreter runs for translated code stops there (it is suspended
+    /// and resumed in chunks, each looking at the clock), as it would on
+    /// the interpreter's own run.
+    pub deadline: Option<std::time::Instant>,
     /// The mode key of the blocks this entry runs (chains and the
     /// indirect-branch cache link blocks of one key only).
     pub key: u32,
@@ -154,6 +159,10 @@ pub struct Ctx {
 
 /// Slots of `Ctx::exec_counts`: more than iced-x86 has mnemonics.
 pub const EXEC_SLOTS: usize = 4096;
+
+/// In `ExecArgs::slot`: the instruction has a REP prefix (it may run long:
+/// the callout hands the interpreter the run's deadline).
+pub const EXEC_REP: u32 = 1 << 31;
 
 /// One entry of the indirect-branch cache: the translation of guest `eip`
 /// made under mode key `key`, at host address `host`. `key` `u32::MAX`

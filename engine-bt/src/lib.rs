@@ -276,6 +276,7 @@ impl Bt {
                 exec: callout::exec,
                 exec_stub,
                 exec_args: ctx::ExecArgs::default(),
+                deadline: None,
                 key: 0,
                 exec_retired: 0,
                 exec_before: 0,
@@ -632,10 +633,18 @@ impl Bt {
     /// Runs a translated block, made under mode key `key`, and the blocks
     /// chained to it, for at most `room` instructions; returns whether the
     /// interpreter must run the next instruction.
-    fn run_block(&mut self, m: &mut Machine, addr: u64, room: u64, key: u32) -> bool {
+    fn run_block(
+        &mut self,
+        m: &mut Machine,
+        addr: u64,
+        room: u64,
+        key: u32,
+        deadline: Option<std::time::Instant>,
+    ) -> bool {
         let ctx = &mut *self.ctx;
         let c = self.interp.cpu();
         ctx.key = key;
+        ctx.deadline = deadline;
         ctx.regs = c.regs();
         for (b, s) in ctx.seg_base.iter_mut().zip(c.segments()) {
             *b = s.base;
@@ -977,7 +986,7 @@ impl Engine for Bt {
                     if insns as u64 <= room {
                         // (A translation is found only under a key.)
                         let k = key.unwrap_or(u32::MAX);
-                        let interpret = self.run_block(m, addr, room, k);
+                        let interpret = self.run_block(m, addr, room, k, limits.deadline);
                         // An instruction an `exec` callout ran ended the
                         // run (a guest exit, a watchpoint, ...).
                         if let Some(r) = self.ctx.stop.take() {

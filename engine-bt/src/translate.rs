@@ -1066,7 +1066,12 @@ impl Emitter {
     /// for the dispatcher itself, at the EIP the interpreter left.
     fn exec_call(&mut self, insn: &Instruction, k: u32) -> R {
         let args = ctx::EXEC_ARGS;
-        let slot = (insn.mnemonic() as usize).min(ctx::EXEC_SLOTS - 1) as u32;
+        let slot = (insn.mnemonic() as usize).min(ctx::EXEC_SLOTS - 1) as u32
+            | if insn.has_rep_prefix() || insn.has_repne_prefix() {
+                ctx::EXEC_REP
+            } else {
+                0
+            };
         let a = &mut self.a;
         a.mov(dword_ptr(r15 + args), insn.ip32())?;
         a.mov(dword_ptr(r15 + (args + 4)), self.n << 16 | k)?;

@@ -224,19 +224,28 @@ impl Flags {
         }
     }
 
-    /// Sets the six status flags from a result computed eagerly: ZF, SF and
-    /// PF from `r` of width `w`, and the given CF, OF and AF.
+    /// Sets the six status flags from a result: ZF, SF and PF from `r` of
+    /// width `w`, and the given CF, OF and AF. Kept lazily, as the ALU's
+    /// are: the result and a carry vector that gives CF, OF and AF (the
+    /// shifts' flags; materialising all six eagerly was most of a `SHL`'s
+    /// time in the benchmark suite's real-mode member).
     #[inline]
     pub fn set_szp(&mut self, w: u8, r: u32, cf: bool, of: bool, af: bool) {
-        let mut v = self.get() & !f::STATUS;
-        v |= cf as u32 * f::CF;
-        v |= parity(r) as u32 * f::PF;
-        v |= af as u32 * f::AF;
-        v |= (r & mask(w) == 0) as u32 * f::ZF;
-        v |= (r & sign(w) != 0) as u32 * f::SF;
-        v |= of as u32 * f::OF;
-        self.bits = v;
-        self.lazy = false;
+        self.res = sext(r & mask(w), w);
+        self.aux = ((cf as u32) << 31) | (((cf ^ of) as u32) << 30) | (af as u32 * AUX_AF);
+        self.lazy = true;
+    }
+
+    /// Sets CF and OF, the other status flags unchanged (the rotates):
+    /// in the lazy form only the carry vector's two top bits change.
+    #[inline]
+    pub fn set_cf_of(&mut self, cf: bool, of: bool) {
+        if self.lazy {
+            self.aux =
+                (self.aux & !(AUX_CF | AUX_PO)) | (cf as u32) << 31 | ((cf ^ of) as u32) << 30;
+        } else {
+            self.bits = (self.bits & !(f::CF | f::OF)) | (cf as u32 * f::CF) | (of as u32 * f::OF);
+        }
     }
 
     #[inline(always)]

@@ -7,7 +7,6 @@ use crate::cpu::Cpu;
 use crate::fault::R;
 use crate::flags::{mask, sign};
 use crate::ops::{Op, K_IMM};
-use machine::cpu::flags as f;
 use machine::Machine;
 
 pub const ROL: u8 = 0;
@@ -115,9 +114,7 @@ pub fn shift(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
         c.fl.set_szp(w, r, cf, of, false);
     } else {
         // Rotates change only CF and OF.
-        let mut fl = c.fl.get() & !(f::CF | f::OF);
-        fl |= (cf as u32 * f::CF) | (of as u32 * f::OF);
-        c.fl.set(fl);
+        c.fl.set_cf_of(cf, of);
     }
     Ok(())
 }
