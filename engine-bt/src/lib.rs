@@ -773,6 +773,16 @@ impl Bt {
         let deadline = limits.deadline.filter(|_| self.interp.cpu().halted());
         let s = self.interp.exec_one(m, recorded, deadline)?;
         self.counters.fallback_insns += m.icount() - before;
+        // Nothing retired: a REP string instruction suspended after a
+        // chunk of its iterations (65,536 of them, perhaps to a device),
+        // or an exception delivered. The dispatcher's own clock reads go
+        // by dispatches and retired instructions, neither of which such a
+        // loop advances much: look at the deadline here (a REP MOVS of 4 G
+        // iterations with DF set, run here one chunk at a time, overran
+        // a 2 s deadline by 13 s).
+        if s == Stop::Stepped && m.icount() == before && limits.expired() {
+            return Ok(Some(Stop::Timeout));
+        }
         Ok(match s {
             Stop::Stepped => None,
             other => Some(other),
