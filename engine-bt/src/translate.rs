@@ -301,16 +301,7 @@ fn always_leaves(insn: &Instruction) -> bool {
 
 /// `plan` for 32-bit code: how to translate `insn` natively, if it can be.
 fn plan32(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Option<Plan> {
-    if insn.is_invalid() || insn.has_rep_prefix() || insn.has_repne_prefix() {
-        return None;
-    }
-    // LOCK on an instruction that takes it (a read-modify-write of memory,
-    // the table's LOCK): the host runs it as is, locked, on the guest's
-    // RAM (xv6's spinlocks: `lock; xchgl`, `lock; orl $0, (%esp)`). Any
-    // other LOCK is #UD, the interpreter's to raise.
-    if insn.has_lock_prefix()
-        && !(table::has(insn.mnemonic(), table::attr::LOCK) && insn.op0_kind() == OpKind::Memory)
-    {
+    if !prefixes_ok(insn) {
         return None;
     }
     // Two sensitive instructions a kernel runs all the time (xv6's
@@ -403,33 +394,67 @@ fn plan32(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Op
     if insn.is_jcc_short_or_near() {
         return (insn.op0_kind() == OpKind::NearBranch32).then_some(Plan::Jcc);
     }
-    // The instruction table says what behaves identically on the host
-    // (never a control transfer, never sensitive).
+    // 32-bit addressing only, flat segments only.
+    match data_plan(insn, info)? {
+        Data::Reg => encodes(&renamed(insn)).then_some(Plan::Ident),
+        _ if insn.memory_base().size() == 2 || insn.memory_index().size() == 2 => None,
+        Data::Lea => encodes(&renamed(insn)).then_some(Plan::Ident),
+        Data::Mem { size, write } => {
+            let seg = SEG_ORDER.iter().position(|&s| s == insn.memory_segment())?;
+            if seg == 1 || key & key::flat(seg) == 0 {
+                return None;
+            }
+            encodes(&on_r14(insn)).then_some(Plan::Mem { size, write })
+        }
+    }
+}
+
+/// The prefixes allow a native translation: no REP (the interpreter runs
+/// string loops), and LOCK only on an instruction that takes it (a
+/// read-modify-write of memory, the table's LOCK), which the host runs as
+/// it is, locked, on the guest's RAM (xv6's spinlocks: `lock; xchgl`,
+/// `lock; orl $0, (%esp)`); any other LOCK is #UD, the interpreter's to
+/// raise. An undecodable instruction is the interpreter's too.
+fn prefixes_ok(insn: &Instruction) -> bool {
+    !insn.is_invalid()
+        && !insn.has_rep_prefix()
+        && !insn.has_repne_prefix()
+        && (!insn.has_lock_prefix()
+            || table::has(insn.mnemonic(), table::attr::LOCK) && insn.op0_kind() == OpKind::Memory)
+}
+
+/// What the instruction table calls IDENT (behaves identically on the
+/// host: never a control transfer, never sensitive), on general registers
+/// only (no segment, control or debug registers), by its operands.
+enum Data {
+    /// No memory operand.
+    Reg,
+    Lea,
+    /// One memory access of 1, 2 or 4 bytes.
+    Mem {
+        size: u32,
+        write: bool,
+    },
+}
+
+/// `insn` as `Data`, or None when it is not IDENT on general registers,
+/// or its memory access is not one plain access (BT with a register bit
+/// offset reaches beyond its operand; wider or several accesses).
+fn data_plan(insn: &Instruction, info: &mut InstructionInfoFactory) -> Option<Data> {
     if !table::has(insn.mnemonic(), table::attr::IDENT) {
         return None;
     }
-    // Only general registers (no segment, control or debug registers).
     for op in 0..insn.op_count() {
         if insn.op_kind(op) == OpKind::Register && !insn.op_register(op).is_gpr() {
             return None;
         }
     }
-    let has_mem = (0..insn.op_count()).any(|op| insn.op_kind(op) == OpKind::Memory);
-    if !has_mem {
-        return encodes(&renamed(insn)).then_some(Plan::Ident);
-    }
-    // 32-bit addressing only, flat segments only.
-    if insn.memory_base().size() == 2 || insn.memory_index().size() == 2 {
-        return None;
+    if !(0..insn.op_count()).any(|op| insn.op_kind(op) == OpKind::Memory) {
+        return Some(Data::Reg);
     }
     if insn.mnemonic() == Mnemonic::Lea {
-        return encodes(&renamed(insn)).then_some(Plan::Ident);
+        return Some(Data::Lea);
     }
-    let seg = SEG_ORDER.iter().position(|&s| s == insn.memory_segment())?;
-    if seg == 1 || key & key::flat(seg) == 0 {
-        return None;
-    }
-    // BT with a register bit offset reaches beyond the operand.
     if matches!(
         insn.mnemonic(),
         Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc
@@ -447,7 +472,7 @@ fn plan32(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Op
         return None;
     }
     let write = !matches!(mems[0].access(), OpAccess::Read | OpAccess::CondRead);
-    encodes(&on_r14(insn)).then_some(Plan::Mem { size, write })
+    Some(Data::Mem { size, write })
 }
 
 /// Whether the memory operand of `insn` (decoded as 16-bit code) uses
@@ -479,17 +504,9 @@ fn seg16_ok(s: Register, key: u32, write: bool) -> bool {
 /// the stack is SP in a 64 KiB SS. Far transfers, segment loads, INT and
 /// IRET, and everything the 32-bit rules decline stay the interpreter's.
 fn plan16(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Option<Plan> {
-    if insn.is_invalid() || insn.has_rep_prefix() || insn.has_repne_prefix() {
-        return None;
-    }
     // The whole instruction within CS's 64 KiB limit (a fetch past it is
     // the interpreter's #GP).
-    if insn.ip() + insn.len() as u64 >= 0x1_0000 {
-        return None;
-    }
-    if insn.has_lock_prefix()
-        && !(table::has(insn.mnemonic(), table::attr::LOCK) && insn.op0_kind() == OpKind::Memory)
-    {
+    if !prefixes_ok(insn) || insn.ip() + insn.len() as u64 >= 0x1_0000 {
         return None;
     }
     match insn.code() {
@@ -556,42 +573,13 @@ fn plan16(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Op
     if insn.is_jcc_short_or_near() {
         return (insn.op0_kind() == OpKind::NearBranch16).then_some(Plan::Jcc);
     }
-    if !table::has(insn.mnemonic(), table::attr::IDENT) {
-        return None;
+    match data_plan(insn, info)? {
+        Data::Reg => encodes(&renamed(insn)).then_some(Plan::Ident),
+        Data::Lea => Some(Plan::Lea),
+        Data::Mem { size, write } => (seg16_ok(insn.memory_segment(), key, write)
+            && encodes(&on_r14(insn)))
+        .then_some(Plan::Mem { size, write }),
     }
-    for op in 0..insn.op_count() {
-        if insn.op_kind(op) == OpKind::Register && !insn.op_register(op).is_gpr() {
-            return None;
-        }
-    }
-    let has_mem = (0..insn.op_count()).any(|op| insn.op_kind(op) == OpKind::Memory);
-    if !has_mem {
-        return encodes(&renamed(insn)).then_some(Plan::Ident);
-    }
-    if insn.mnemonic() == Mnemonic::Lea {
-        return Some(Plan::Lea);
-    }
-    if matches!(
-        insn.mnemonic(),
-        Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc
-    ) && insn.op1_kind() == OpKind::Register
-    {
-        return None;
-    }
-    let size = insn.memory_size().size() as u32;
-    if !matches!(size, 1 | 2 | 4) {
-        return None;
-    }
-    let used = info.info(insn);
-    let mems = used.used_memory();
-    if mems.len() != 1 {
-        return None;
-    }
-    let write = !matches!(mems[0].access(), OpAccess::Read | OpAccess::CondRead);
-    if !seg16_ok(insn.memory_segment(), key, write) {
-        return None;
-    }
-    encodes(&on_r14(insn)).then_some(Plan::Mem { size, write })
 }
 
 /// The instruction with its memory operand replaced by `[r14]`.
@@ -1169,6 +1157,40 @@ impl Emitter {
         }
     }
 
+    /// LODS's load of a `w`-byte element at [r14] into AL, AX or EAX.
+    fn lods_load(&mut self, w: u32) -> R {
+        match w {
+            1 => self.a.mov(al, byte_ptr(r14)),
+            2 => self.a.mov(ax, word_ptr(r14)),
+            _ => self.a.mov(eax, dword_ptr(r14)),
+        }
+    }
+
+    /// STOS's store of AL, AX or EAX to [r14].
+    fn stos_store(&mut self, w: u32) -> R {
+        match w {
+            1 => self.a.mov(byte_ptr(r14), al),
+            2 => self.a.mov(word_ptr(r14), ax),
+            _ => self.a.mov(dword_ptr(r14), eax),
+        }
+    }
+
+    /// MOVS's copy of a `w`-byte element from [r14] to the destination
+    /// kept in the context (through r8).
+    fn movs_copy(&mut self, w: u32) -> R {
+        match w {
+            1 => self.a.mov(r8b, byte_ptr(r14))?,
+            2 => self.a.mov(r8w, word_ptr(r14))?,
+            _ => self.a.mov(r8d, dword_ptr(r14))?,
+        }
+        self.a.mov(r14, qword_ptr(r15 + ctx::SCRATCH))?;
+        match w {
+            1 => self.a.mov(byte_ptr(r14), r8b),
+            2 => self.a.mov(word_ptr(r14), r8w),
+            _ => self.a.mov(dword_ptr(r14), r8d),
+        }
+    }
+
     /// SP += `d` in real-mode code: the upper half of ESP kept, as a 16-bit
     /// stack does, and the flags untouched.
     fn sp_add(&mut self, d: i32) -> R {
@@ -1472,21 +1494,13 @@ impl Emitter {
                     self.string_offset(insn, true)?;
                     let seg = seg_index(insn.memory_segment());
                     self.seg_ptr(seg, w, false, eip, k, live[k as usize])?;
-                    match w {
-                        1 => self.a.mov(al, byte_ptr(r14))?,
-                        2 => self.a.mov(ax, word_ptr(r14))?,
-                        _ => self.a.mov(eax, dword_ptr(r14))?,
-                    }
+                    self.lods_load(w)?;
                     self.string_advance(insn, true, w)?;
                 }
                 Plan::Stos(w) if self.code16 => {
                     self.string_offset(insn, false)?;
                     self.seg_ptr(0, w, true, eip, k, live[k as usize])?;
-                    match w {
-                        1 => self.a.mov(byte_ptr(r14), al)?,
-                        2 => self.a.mov(word_ptr(r14), ax)?,
-                        _ => self.a.mov(dword_ptr(r14), eax)?,
-                    }
+                    self.stos_store(w)?;
                     self.string_advance(insn, false, w)?;
                 }
                 Plan::Movs(w) if self.code16 => {
@@ -1496,17 +1510,7 @@ impl Emitter {
                     self.string_offset(insn, true)?;
                     let seg = seg_index(insn.memory_segment());
                     self.seg_ptr(seg, w, false, eip, k, live[k as usize])?;
-                    match w {
-                        1 => self.a.mov(r8b, byte_ptr(r14))?,
-                        2 => self.a.mov(r8w, word_ptr(r14))?,
-                        _ => self.a.mov(r8d, dword_ptr(r14))?,
-                    }
-                    self.a.mov(r14, qword_ptr(r15 + ctx::SCRATCH))?;
-                    match w {
-                        1 => self.a.mov(byte_ptr(r14), r8b)?,
-                        2 => self.a.mov(word_ptr(r14), r8w)?,
-                        _ => self.a.mov(dword_ptr(r14), r8d)?,
-                    }
+                    self.movs_copy(w)?;
                     self.string_advance(insn, true, w)?;
                     self.string_advance(insn, false, w)?;
                 }
@@ -1647,21 +1651,13 @@ impl Emitter {
                 Plan::Lods(w) => {
                     self.a.mov(r13d, esi)?;
                     self.host_ptr(w, false, eip, k, live[k as usize])?;
-                    match w {
-                        1 => self.a.mov(al, byte_ptr(r14))?,
-                        2 => self.a.mov(ax, word_ptr(r14))?,
-                        _ => self.a.mov(eax, dword_ptr(r14))?,
-                    }
+                    self.lods_load(w)?;
                     self.a.lea(esi, rsi + w as i32)?;
                 }
                 Plan::Stos(w) => {
                     self.a.mov(r13d, edi)?;
                     self.host_ptr(w, true, eip, k, live[k as usize])?;
-                    match w {
-                        1 => self.a.mov(byte_ptr(r14), al)?,
-                        2 => self.a.mov(word_ptr(r14), ax)?,
-                        _ => self.a.mov(dword_ptr(r14), eax)?,
-                    }
+                    self.stos_store(w)?;
                     self.a.lea(edi, rdi + w as i32)?;
                 }
                 Plan::Movs(w) => {
@@ -1674,17 +1670,7 @@ impl Emitter {
                     self.a.mov(qword_ptr(r15 + ctx::SCRATCH), r14)?;
                     self.a.mov(r13d, esi)?;
                     self.host_ptr(w, false, eip, k, live[k as usize])?;
-                    match w {
-                        1 => self.a.mov(r8b, byte_ptr(r14))?,
-                        2 => self.a.mov(r8w, word_ptr(r14))?,
-                        _ => self.a.mov(r8d, dword_ptr(r14))?,
-                    }
-                    self.a.mov(r14, qword_ptr(r15 + ctx::SCRATCH))?;
-                    match w {
-                        1 => self.a.mov(byte_ptr(r14), r8b)?,
-                        2 => self.a.mov(word_ptr(r14), r8w)?,
-                        _ => self.a.mov(dword_ptr(r14), r8d)?,
-                    }
+                    self.movs_copy(w)?;
                     self.a.lea(esi, rsi + w as i32)?;
                     self.a.lea(edi, rdi + w as i32)?;
                 }

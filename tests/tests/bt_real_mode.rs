@@ -331,22 +331,30 @@ fn setup(seed: u64, code: &[u8]) -> (Machine, CpuState) {
     (m, st)
 }
 
-fn run(seed: u64, bt: bool) -> (Stop, CpuState, Vec<u8>, u64, u64) {
-    let code = program(seed);
-    let (m, st) = setup(seed, &code);
+/// `code` set up as for `seed` (`setup`), on the translator or the
+/// interpreter.
+fn session(seed: u64, code: &[u8], bt: bool) -> Session {
+    let (m, st) = setup(seed, code);
     let kind = if bt {
         EngineKind::Bt
     } else {
         EngineKind::Interp
     };
-    let mut s = Session::new(m, kind, Options::default(), &st).unwrap();
-    let stop = s
-        .run_until(&Limits {
-            max_icount: Some(100_000),
-            deadline: Some(Instant::now() + Duration::from_secs(10)),
-            breakpoints: vec![],
-        })
-        .unwrap();
+    Session::new(m, kind, Options::default(), &st).unwrap()
+}
+
+/// At most `max` instructions (and 10 s), stopping at `breakpoints`.
+fn limits(max: u64, breakpoints: Vec<u32>) -> Limits {
+    Limits {
+        max_icount: Some(max),
+        deadline: Some(Instant::now() + Duration::from_secs(10)),
+        breakpoints,
+    }
+}
+
+fn run(seed: u64, bt: bool) -> (Stop, CpuState, Vec<u8>, u64, u64) {
+    let mut s = session(seed, &program(seed), bt);
+    let stop = s.run_until(&limits(100_000, vec![])).unwrap();
     let c = s.cpu_state().unwrap();
     let translated = if bt {
         s.stats().get(Counter::TranslatedInstructions).unwrap()
@@ -473,20 +481,8 @@ fn accesses_past_the_64k_limit_fault_as_on_the_interpreter() {
     ];
     for (what, code) in cases {
         let go = |bt: bool| {
-            let (m, st) = setup(7, code);
-            let kind = if bt {
-                EngineKind::Bt
-            } else {
-                EngineKind::Interp
-            };
-            let mut s = Session::new(m, kind, Options::default(), &st).unwrap();
-            let stop = s
-                .run_until(&Limits {
-                    max_icount: Some(10_000),
-                    deadline: Some(Instant::now() + Duration::from_secs(10)),
-                    breakpoints: vec![],
-                })
-                .unwrap();
+            let mut s = session(7, code, bt);
+            let stop = s.run_until(&limits(10_000, vec![])).unwrap();
             let c = s.cpu_state().unwrap();
             let mem = s.m.mem.as_slice()[..COMPARED].to_vec();
             (stop, c.regs, c.eip, mem, s.m.icount())
@@ -536,20 +532,8 @@ fn a_real_mode_loop_runs_as_translated_code() {
         0xE6, 0xF4, 0xF4,               //    out 0xf4, al; hlt
     ];
     let go = |bt: bool| {
-        let (m, st) = setup(11, code);
-        let kind = if bt {
-            EngineKind::Bt
-        } else {
-            EngineKind::Interp
-        };
-        let mut s = Session::new(m, kind, Options::default(), &st).unwrap();
-        let stop = s
-            .run_until(&Limits {
-                max_icount: Some(100_000),
-                deadline: Some(Instant::now() + Duration::from_secs(10)),
-                breakpoints: vec![],
-            })
-            .unwrap();
+        let mut s = session(11, code, bt);
+        let stop = s.run_until(&limits(100_000, vec![])).unwrap();
         let c = s.cpu_state().unwrap();
         (stop, c.regs, s.m.icount(), s.stats())
     };
@@ -581,22 +565,10 @@ fn breakpoints_in_real_mode_code_stop_where_the_interpreter_stops() {
     ];
     let bp = (CS as u32) * 16 + IP as u32 + 4;
     let go = |bt: bool| {
-        let (m, st) = setup(3, code);
-        let kind = if bt {
-            EngineKind::Bt
-        } else {
-            EngineKind::Interp
-        };
-        let mut s = Session::new(m, kind, Options::default(), &st).unwrap();
+        let mut s = session(3, code, bt);
         let mut stops = Vec::new();
         for _ in 0..7 {
-            let stop = s
-                .run_until(&Limits {
-                    max_icount: Some(10_000),
-                    deadline: Some(Instant::now() + Duration::from_secs(10)),
-                    breakpoints: vec![bp],
-                })
-                .unwrap();
+            let stop = s.run_until(&limits(10_000, vec![bp])).unwrap();
             let c = s.cpu_state().unwrap();
             let at_bp = matches!(stop, Stop::Breakpoint { .. });
             stops.push((stop, s.m.icount(), c.eip, c.regs[0], c.regs[3]));
