@@ -27,7 +27,7 @@
 #     stdin /dev/null; usertests is the wall time of the process with
 #     `usertests` on stdin, minus the median boot. --stats goes to
 #     $work/<engine>-*.stats (the script prints the bt usertests run's
-#     block exits and MMIO reads).
+#     callouts to the interpreter and MMIO reads).
 #   - QEMU and Bochs do not stop: scripts/bench/xv6-console.py starts them,
 #     reads the console (QEMU's stdout, Bochs' COM1 file) and takes the
 #     time at the first `$ ` (from the start of the process), types
@@ -305,7 +305,7 @@ fi
 if want bt; then
     echo
     echo "bt usertests, --stats of round $ROUNDS ($work/bt-usertests-$ROUNDS.stats):"
-    grep -E '^(instructions|wall time|speed|MMIO|local APIC|blocks translated|dispatcher entries|chained jumps|translated instructions run|instructions on the interpreter|interpreter share|block exits|instructions left)' \
+    grep -E '^(instructions|wall time|speed|MMIO|local APIC|blocks translated|dispatcher entries|chained jumps|translated instructions run|instructions on the interpreter|interpreter share|instructions the interpreter ran|instructions left)' \
         "$work/bt-usertests-$ROUNDS.stats" | awk '!seen[$0]++' || true
     grep -E '^  to the interpreter' "$work/bt-usertests-$ROUNDS.stats" | head -n 8 || true
 fi

@@ -147,22 +147,17 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
     let r = interp.exec_one(m, engine_interp::fallback::Recorded::Callout, deadline);
     c.exec_retired += m.icount() - i0;
     let cpu = interp.cpu();
-    c.regs = cpu.regs();
-    c.flags = cpu.eflags() as u64 & crate::ctx::STATUS;
+    // (The segment bases too: real mode's MOV DS, AX keeps the mode key
+    // but moves the base translated code adds.)
+    c.load_cpu(cpu);
     c.eip = cpu.eip();
-    c.sysflags = cpu.pushf_image() & !engine_interp::fallback::STATUS_FLAGS;
-    // A segment load (real mode's MOV DS, AX) keeps the mode key but
-    // moves the base translated code adds.
-    for (b, s) in c.seg_base.iter_mut().zip(cpu.segments()) {
-        *b = s.base;
-    }
     // Leaving: the block's exit, as translated code would write it (the
     // instruction counted: it has run, or been replaced by a delivery).
     let leave = |c: &mut Ctx| {
         c.retired = (at & 0xFFFF) + 1;
         c.block_n = at >> 16;
-        c.reason = crate::ctx::reason::NEXT;
         c.exit = crate::ctx::NO_EXIT;
+        c.left_by_exec = true;
         LEAVE
     };
     match r {

@@ -1,21 +1,13 @@
 //! The context translated code runs against (host r15 points at it): the
 //! guest registers while they are not in host registers, the guest's
-//! status flags, and how the block ended.
+//! status flags, and how the block ended (always at the next guest EIP:
+//! what the fast path cannot do, the interpreter does from the block,
+//! `callout::exec`).
 
 use engine_interp::fallback::{TlbEntry, TLB_LAYOUT};
 use engine_interp::Interp;
 use machine::Machine;
 use std::mem::offset_of;
-
-/// Why a block handed control back to the dispatcher.
-pub mod reason {
-    /// It ran to its end (or a taken branch): `eip` is the next guest EIP.
-    pub const NEXT: u32 = 0;
-    /// Instruction `retired` of the block needs the interpreter (a memory
-    /// access the fast path cannot serve: a page fault, MMIO, a page
-    /// crossing, a write to code): `eip` is that instruction's.
-    pub const INTERPRET: u32 = 1;
-}
 
 /// `host_ptr(ctx, linear address, size | write << 8)`: the host address of
 /// a guest access, or null when the interpreter must perform it.
@@ -73,11 +65,10 @@ pub struct Ctx {
     /// Guest EFLAGS as the host pushes them: only the status flags (CF, PF,
     /// AF, ZF, SF, OF) and bit 1 are ever loaded into the host's RFLAGS.
     pub flags: u64,
+    /// The next guest EIP when the block left.
     pub eip: u32,
     /// Guest instructions of the block that completed.
     pub retired: u32,
-    pub reason: u32,
-    pub _pad: u32,
     /// The interpreter (whose CPU translated code shares) and the machine,
     /// for callouts (valid only while a block runs).
     pub interp: *mut Interp,
@@ -151,6 +142,9 @@ pub struct Ctx {
     /// real-mode translations add them to their offsets. Translated code
     /// loads no segment register, so they hold until it returns.
     pub seg_base: [u32; 6],
+    /// The block left from an `exec` callout: the interpreter's state
+    /// (an interrupt shadow it set, too) stands as it left it.
+    pub left_by_exec: bool,
     /// `exec` callouts made, by the mnemonic of their instruction
     /// (translated code counts them; `Bt::stats` shows them with what the
     /// dispatcher handed the interpreter).
@@ -176,6 +170,20 @@ pub struct Ibtc {
     pub eip: u32,
     pub key: u32,
     pub host: u64,
+}
+
+impl Ctx {
+    /// The guest state translated code starts from, or goes on from after
+    /// a callout: the registers, the status flags (the other flags as
+    /// PUSHFD's image has them) and the segment bases of `c`.
+    pub fn load_cpu(&mut self, c: &engine_interp::Cpu) {
+        self.regs = c.regs();
+        self.flags = c.eflags() as u64 & STATUS;
+        self.sysflags = c.pushf_image() & !engine_interp::fallback::STATUS_FLAGS;
+        for (b, s) in self.seg_base.iter_mut().zip(c.segments()) {
+            *b = s.base;
+        }
+    }
 }
 
 impl Ibtc {
@@ -208,7 +216,6 @@ pub const REGS: i32 = offset_of!(Ctx, regs) as i32;
 pub const FLAGS: i32 = offset_of!(Ctx, flags) as i32;
 pub const EIP: i32 = offset_of!(Ctx, eip) as i32;
 pub const RETIRED: i32 = offset_of!(Ctx, retired) as i32;
-pub const REASON: i32 = offset_of!(Ctx, reason) as i32;
 pub const HOST_PTR: i32 = offset_of!(Ctx, host_ptr) as i32;
 pub const SENSITIVE: i32 = offset_of!(Ctx, sensitive) as i32;
 pub const EXEC: i32 = offset_of!(Ctx, exec) as i32;

@@ -138,7 +138,6 @@ struct Counters {
     blocks_run: u64,
     translated_insns: u64,
     fallback_insns: u64,
-    callout_exits: u64,
     invalidations: u64,
     flushes: u64,
     callout_insns: u64,
@@ -267,8 +266,6 @@ impl Bt {
                 flags: 2,
                 eip: 0,
                 retired: 0,
-                reason: 0,
-                _pad: 0,
                 interp: std::ptr::null_mut(),
                 machine: std::ptr::null_mut(),
                 host_ptr: callout::host_ptr,
@@ -289,6 +286,7 @@ impl Bt {
                 exit: ctx::NO_EXIT,
                 scratch: 0,
                 seg_base: [0; 6],
+                left_by_exec: false,
                 mmio: 0,
                 mmio_reads: 0,
                 sysflags: 2,
@@ -631,8 +629,8 @@ impl Bt {
     }
 
     /// Runs a translated block, made under mode key `key`, and the blocks
-    /// chained to it, for at most `room` instructions; returns whether the
-    /// interpreter must run the next instruction.
+    /// chained to it, for at most `room` instructions (a REP string
+    /// instruction the interpreter runs for them stops at `deadline`).
     fn run_block(
         &mut self,
         m: &mut Machine,
@@ -640,21 +638,17 @@ impl Bt {
         room: u64,
         key: u32,
         deadline: Option<std::time::Instant>,
-    ) -> bool {
+    ) {
         let ctx = &mut *self.ctx;
         let c = self.interp.cpu();
         ctx.key = key;
         ctx.deadline = deadline;
-        ctx.regs = c.regs();
-        for (b, s) in ctx.seg_base.iter_mut().zip(c.segments()) {
-            *b = s.base;
-        }
-        ctx.flags = (c.eflags() as u64) & ctx::STATUS;
+        ctx.load_cpu(c);
+        ctx.left_by_exec = false;
         ctx.target = addr;
         ctx.budget = room as i64;
         ctx.room = room as i64;
         ctx.tlb = self.interp.tlb_for_cpl();
-        ctx.sysflags = c.pushf_image() & !engine_interp::fallback::STATUS_FLAGS;
         ctx.inline_sensitive = !m.trace.wants_each(machine::EventKind::Sensitive) as u32;
         ctx.interp = &mut self.interp as *mut Interp;
         ctx.machine = m as *mut Machine;
@@ -677,19 +671,17 @@ impl Bt {
         self.counters.translated_insns += done + std::mem::take(&mut ctx.exec_before);
         let exec = std::mem::take(&mut ctx.exec_retired);
         self.counters.fallback_insns += exec;
-        let next = ctx.reason == ctx::reason::NEXT;
-        self.pending_chain = (next && ctx.exit != ctx::NO_EXIT && ctx.exit != ctx::INDIRECT_EXIT)
+        self.pending_chain = (ctx.exit != ctx::NO_EXIT && ctx.exit != ctx::INDIRECT_EXIT)
             .then_some(ctx.exit as usize);
-        self.indirect_pending = next && ctx.exit == ctx::INDIRECT_EXIT;
-        let interpret = ctx.reason == ctx::reason::INTERPRET;
-        if !interpret {
-            // A block never starts in an interrupt shadow (`mode_key`), so
-            // one set now is an STI's whose next instruction the block ran
-            // (the translator ends the block right after it).
+        self.indirect_pending = ctx.exit == ctx::INDIRECT_EXIT;
+        // A block never starts in an interrupt shadow (`mode_key`), so one
+        // set now is either an STI's whose next instruction the block ran
+        // (the translator ends the block right after it), or one the
+        // interpreter set for an instruction it ran for the block (MOV SS,
+        // POP SS), after which the block left: that one holds.
+        if !ctx.left_by_exec {
             self.interp.end_shadow();
         }
-        self.counters.callout_exits += interpret as u64;
-        interpret
     }
 
     /// Notes the mnemonic of the instruction at CS:EIP, which the
@@ -996,13 +988,13 @@ impl Engine for Bt {
                     if insns as u64 <= room {
                         // (A translation is found only under a key.)
                         let k = key.unwrap_or(u32::MAX);
-                        let interpret = self.run_block(m, addr, room, k, limits.deadline);
+                        self.run_block(m, addr, room, k, limits.deadline);
                         // An instruction an `exec` callout ran ended the
                         // run (a guest exit, a watchpoint, ...).
                         if let Some(r) = self.ctx.stop.take() {
                             return r;
                         }
-                        interpret
+                        false
                     } else {
                         true
                     }
@@ -1104,7 +1096,6 @@ impl Engine for Bt {
                 Counter::InterpreterInstructions.entry(k.fallback_insns),
                 Counter::InterpreterShare.entry(share),
                 Counter::CalloutInstructions.entry(k.callout_insns),
-                Counter::BlockExitsToInterpreter.entry(k.callout_exits),
                 Counter::ExecCallouts.entry(self.ctx.exec_counts.iter().sum()),
                 Counter::MmioReadsInTranslatedCode.entry(self.ctx.mmio_reads),
                 Counter::BlocksInvalidated.entry(k.invalidations),

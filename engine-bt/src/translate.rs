@@ -60,7 +60,7 @@
 //! INT, IRET, MOV CR3, ...), which costs less handed to the interpreter
 //! directly.
 
-use crate::ctx::{self, reason};
+use crate::ctx;
 use engine_interp::fallback::table;
 use iced_x86::code_asm::*;
 use iced_x86::{
@@ -346,10 +346,7 @@ fn plan32(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Op
                 OpKind::Memory => {
                     insn.memory_base().size() != 2
                         && insn.memory_index().size() != 2
-                        && SEG_ORDER
-                            .iter()
-                            .position(|&s| s == insn.memory_segment())
-                            .is_some_and(|i| i != 1 && key & key::flat(i) != 0)
+                        && seg_flat(insn.memory_segment(), key)
                 }
                 _ => false,
             };
@@ -364,32 +361,10 @@ fn plan32(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Op
         _ => {}
     }
     // String instructions with 32-bit addressing, one element.
-    let seg_flat = |s: Register| {
-        SEG_ORDER
-            .iter()
-            .position(|&r| r == s)
-            .is_some_and(|i| i != 1 && key & key::flat(i) != 0)
-    };
-    let es_flat = key & key::flat(0) != 0;
-    match insn.code() {
-        Code::Lodsb_AL_m8 | Code::Lodsw_AX_m16 | Code::Lodsd_EAX_m32
-            if insn.op1_kind() == OpKind::MemorySegESI && seg_flat(insn.memory_segment()) =>
-        {
-            return Some(Plan::Lods(insn.memory_size().size() as u32))
-        }
-        Code::Stosb_m8_AL | Code::Stosw_m16_AX | Code::Stosd_m32_EAX
-            if es_flat && insn.op0_kind() == OpKind::MemoryESEDI =>
-        {
-            return Some(Plan::Stos(insn.memory_size().size() as u32))
-        }
-        Code::Movsb_m8_m8 | Code::Movsw_m16_m16 | Code::Movsd_m32_m32
-            if es_flat
-                && insn.op0_kind() == OpKind::MemoryESEDI
-                && seg_flat(insn.memory_segment()) =>
-        {
-            return Some(Plan::Movs(insn.memory_size().size() as u32))
-        }
-        _ => {}
+    let src = insn.op1_kind() == OpKind::MemorySegESI && seg_flat(insn.memory_segment(), key);
+    let dst = key & key::flat(0) != 0 && insn.op0_kind() == OpKind::MemoryESEDI;
+    if let Some(p) = string_plan(insn, src, dst) {
+        return Some(p);
     }
     if insn.is_jcc_short_or_near() {
         return (insn.op0_kind() == OpKind::NearBranch32).then_some(Plan::Jcc);
@@ -399,13 +374,33 @@ fn plan32(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Op
         Data::Reg => encodes(&renamed(insn)).then_some(Plan::Ident),
         _ if insn.memory_base().size() == 2 || insn.memory_index().size() == 2 => None,
         Data::Lea => encodes(&renamed(insn)).then_some(Plan::Ident),
-        Data::Mem { size, write } => {
-            let seg = SEG_ORDER.iter().position(|&s| s == insn.memory_segment())?;
-            if seg == 1 || key & key::flat(seg) == 0 {
-                return None;
-            }
-            encodes(&on_r14(insn)).then_some(Plan::Mem { size, write })
+        Data::Mem { size, write } => (seg_flat(insn.memory_segment(), key)
+            && encodes(&on_r14(insn)))
+        .then_some(Plan::Mem { size, write }),
+    }
+}
+
+/// Whether translated 32-bit code under `key` may access memory through
+/// segment register `s`: a flat data segment (`key::flat`; never CS).
+fn seg_flat(s: Register, key: u32) -> bool {
+    SEG_ORDER
+        .iter()
+        .position(|&r| r == s)
+        .is_some_and(|i| i != 1 && key & key::flat(i) != 0)
+}
+
+/// LODS, STOS and MOVS without REP, one element, where their source
+/// (`src`: the segment and SI/ESI) and destination (`dst`: ES and DI/EDI)
+/// may be translated in this mode.
+fn string_plan(insn: &Instruction, src: bool, dst: bool) -> Option<Plan> {
+    let w = insn.memory_size().size() as u32;
+    match insn.code() {
+        Code::Lodsb_AL_m8 | Code::Lodsw_AX_m16 | Code::Lodsd_EAX_m32 if src => Some(Plan::Lods(w)),
+        Code::Stosb_m8_AL | Code::Stosw_m16_AX | Code::Stosd_m32_EAX if dst => Some(Plan::Stos(w)),
+        Code::Movsb_m8_m8 | Code::Movsw_m16_m16 | Code::Movsd_m32_m32 if src && dst => {
+            Some(Plan::Movs(w))
         }
+        _ => None,
     }
 }
 
@@ -551,24 +546,12 @@ fn plan16(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Op
         }
         _ => {}
     }
-    let src_ok = matches!(insn.op1_kind(), OpKind::MemorySegSI | OpKind::MemorySegESI);
-    let dst_ok = matches!(insn.op0_kind(), OpKind::MemoryESDI | OpKind::MemoryESEDI);
-    let es_ok = key & key::seg64k(0) != 0;
-    match insn.code() {
-        Code::Lodsb_AL_m8 | Code::Lodsw_AX_m16 | Code::Lodsd_EAX_m32
-            if src_ok && seg16_ok(insn.memory_segment(), key, false) =>
-        {
-            return Some(Plan::Lods(insn.memory_size().size() as u32))
-        }
-        Code::Stosb_m8_AL | Code::Stosw_m16_AX | Code::Stosd_m32_EAX if es_ok && dst_ok => {
-            return Some(Plan::Stos(insn.memory_size().size() as u32))
-        }
-        Code::Movsb_m8_m8 | Code::Movsw_m16_m16 | Code::Movsd_m32_m32
-            if es_ok && dst_ok && seg16_ok(insn.memory_segment(), key, false) =>
-        {
-            return Some(Plan::Movs(insn.memory_size().size() as u32))
-        }
-        _ => {}
+    let src = matches!(insn.op1_kind(), OpKind::MemorySegSI | OpKind::MemorySegESI)
+        && seg16_ok(insn.memory_segment(), key, false);
+    let dst = key & key::seg64k(0) != 0
+        && matches!(insn.op0_kind(), OpKind::MemoryESDI | OpKind::MemoryESEDI);
+    if let Some(p) = string_plan(insn, src, dst) {
+        return Some(p);
     }
     if insn.is_jcc_short_or_near() {
         return (insn.op0_kind() == OpKind::NearBranch16).then_some(Plan::Jcc);
@@ -856,8 +839,8 @@ impl Emitter {
 
     /// Leaves the block: next EIP `eip` (or r8d when None), `retired`
     /// instructions done.
-    fn exit(&mut self, eip: Option<u32>, retired: u32, why: u32) -> R {
-        self.exit_with(eip, retired, self.n, why, None)
+    fn exit(&mut self, eip: Option<u32>, retired: u32) -> R {
+        self.exit_with(eip, retired, self.n, None)
     }
 
     /// Leaves the block for the guest EIP in r8d (a RET's or an indirect
@@ -884,7 +867,7 @@ impl Emitter {
         self.a.jmp(qword_ptr(r9 + 8))?;
         self.a.set_label(&mut miss)?;
         self.restore_flags()?;
-        self.exit(None, retired, reason::NEXT)
+        self.exit(None, retired)
     }
 
     /// An exit to a known guest EIP that the dispatcher may later chain
@@ -916,26 +899,18 @@ impl Emitter {
         for (k, (mut home, target, retired)) in homes.into_iter().enumerate() {
             self.a.set_label(&mut home)?;
             self.chain[k].1 = home;
-            self.exit_with(Some(target), retired, self.n, reason::NEXT, Some(k as u32))?;
+            self.exit_with(Some(target), retired, self.n, Some(k as u32))?;
         }
         Ok(())
     }
 
-    fn exit_with(
-        &mut self,
-        eip: Option<u32>,
-        retired: u32,
-        n: u32,
-        why: u32,
-        chain: Option<u32>,
-    ) -> R {
+    fn exit_with(&mut self, eip: Option<u32>, retired: u32, n: u32, chain: Option<u32>) -> R {
         match eip {
             Some(v) => self.a.mov(dword_ptr(r15 + ctx::EIP), v)?,
             None => self.a.mov(dword_ptr(r15 + ctx::EIP), r8d)?,
         }
         self.a.mov(dword_ptr(r15 + ctx::RETIRED), retired)?;
         self.a.mov(dword_ptr(r15 + ctx::BLOCK_N), n)?;
-        self.a.mov(dword_ptr(r15 + ctx::REASON), why)?;
         // An exit to the EIP in r8d is an indirect branch's cache miss:
         // the dispatcher fills the cache for it (`ctx::INDIRECT_EXIT`).
         let id = match (chain, eip) {
@@ -1357,7 +1332,7 @@ impl Emitter {
         if after_shadow {
             // STI and its shadow done: the dispatcher delivers what STI
             // let through (an exit it cannot chain).
-            self.exit(Some(end_eip), n, reason::NEXT)?;
+            self.exit(Some(end_eip), n)?;
         } else if !insns.last().is_some_and(|(_, p)| p.ends_block()) {
             self.chained_exit(end_eip, n)?;
         }
@@ -1368,7 +1343,7 @@ impl Emitter {
             self.exec_call(insn, k)?;
             match resume {
                 Some(r) => self.a.jmp(r)?,
-                None => self.exit(Some(insn.next_ip32()), k + 1, reason::NEXT)?,
+                None => self.exit(Some(insn.next_ip32()), k + 1)?,
             }
         }
         self.a.set_label(&mut no_budget)?;
@@ -1376,7 +1351,7 @@ impl Emitter {
         if entry_live {
             self.restore_flags()?;
         }
-        self.exit_with(Some(insns[0].0.ip32()), 0, 0, reason::NEXT, None)?;
+        self.exit_with(Some(insns[0].0.ip32()), 0, 0, None)?;
         self.chain_homes()
     }
 

@@ -429,11 +429,11 @@ fn translator_time(w: &mut dyn Write, outcomes: &[Outcome]) -> std::io::Result<(
             w,
             "The translator is slower than the interpreter here even without translating: \
              {} of its instructions ran on the interpreter, sensitive and privileged ones \
-             among them, and leaving translated code for them and coming back costs more than \
-             interpreting them ({} block exits to the interpreter); `ringlab bench` times such \
+             among them, and calling out of translated code for them costs more than \
+             interpreting them ({} callouts to the interpreter); `ringlab bench` times such \
              instructions one by one.",
             counter(Counter::InterpreterInstructions),
-            counter(Counter::BlockExitsToInterpreter),
+            counter(Counter::ExecCallouts),
         )?;
     }
     Ok(())

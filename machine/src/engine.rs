@@ -272,9 +272,6 @@ pub enum Counter {
     InterpreterShare,
     /// Instructions translated into a callout or rewritten.
     CalloutInstructions,
-    /// Translated blocks that ended by handing an instruction to the
-    /// interpreter.
-    BlockExitsToInterpreter,
     /// Instructions translated code had the interpreter run and then went
     /// on (or left) from (in-TC callouts, `Plan::Exec`).
     ExecCallouts,
@@ -299,7 +296,7 @@ pub enum Counter {
 
 impl Counter {
     /// Every key, for tests that check the labels.
-    pub const ALL: [Counter; 25] = [
+    pub const ALL: [Counter; 24] = [
         Counter::BlocksBuilt,
         Counter::BlocksRun,
         Counter::BlockInvalidations,
@@ -316,7 +313,6 @@ impl Counter {
         Counter::InterpreterInstructions,
         Counter::InterpreterShare,
         Counter::CalloutInstructions,
-        Counter::BlockExitsToInterpreter,
         Counter::ExecCallouts,
         Counter::MmioReadsInTranslatedCode,
         Counter::BlocksInvalidated,
@@ -346,7 +342,6 @@ impl Counter {
             Counter::InterpreterInstructions => "instructions on the interpreter",
             Counter::InterpreterShare => "interpreter share (per mille)",
             Counter::CalloutInstructions => "rewritten or callout instructions",
-            Counter::BlockExitsToInterpreter => "block exits to the interpreter",
             Counter::ExecCallouts => "instructions the interpreter ran for translated code",
             Counter::MmioReadsInTranslatedCode => "device registers read in translated code",
             Counter::BlocksInvalidated => "blocks invalidated",
