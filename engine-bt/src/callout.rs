@@ -99,10 +99,12 @@ pub unsafe extern "C" fn sensitive(ctx: *mut Ctx, what: u32, eip: u32, at: u32) 
 /// where nothing it assumed changed: the next EIP is `next`, the mode key
 /// is still `key` (no mode change, no interrupt to take, no interrupt
 /// shadow, not halted), no mapping (page tables, A20, a ROM) or code page
-/// changed, no stop is
-/// wanted; else it leaves for the dispatcher at the EIP the interpreter
-/// left. The budget shrinks if the instruction brought a device deadline
-/// nearer (an OUT to the PIT).
+/// changed, no stop is wanted. A control transfer (INT, IRET, a far jump,
+/// an exception delivered) goes straight on to its target's translation
+/// when the indirect-branch cache has it under the new mode key; anything
+/// else leaves for the dispatcher at the EIP the interpreter left. The
+/// budget shrinks if the instruction brought a device deadline nearer (an
+/// OUT to the PIT).
 ///
 /// Never panics (it is called from generated code): the interpreter's
 /// stop or error is kept in `Ctx::stop` for the dispatcher.
@@ -110,7 +112,7 @@ pub unsafe extern "C" fn sensitive(ctx: *mut Ctx, what: u32, eip: u32, at: u32) 
 /// # Safety
 /// As for [`host_ptr`].
 pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
-    use crate::ctx::exec::{CONTINUE, LEAVE};
+    use crate::ctx::exec::{CONTINUE, GOTO, LEAVE};
     // SAFETY: as in `host_ptr`.
     let c = unsafe { &mut *ctx };
     let crate::ctx::ExecArgs {
@@ -118,6 +120,7 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
         at,
         next,
         slot,
+        phys_page,
     } = c.exec_args;
     let key = c.key;
     let rep = slot & crate::ctx::EXEC_REP != 0;
@@ -134,11 +137,15 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
     c.room -= before + 1;
     c.exec_before += before as u64;
     interp.set_translated_state(c.regs, c.flags as u32, eip);
-    let epochs = (
-        interp.tlb_epoch(),
-        interp.tlb_map_epoch(),
-        m.mapping_generation(),
-    );
+    // RF from the stretch's start: gone if an instruction completed before
+    // this one; else this one is the first, and the interpreter runs it
+    // with RF as it stands (and clears it).
+    if std::mem::take(&mut c.rf) && before > 0 {
+        interp.clear_rf();
+    }
+    // (Not the TLB's other epoch, which moves with every CS load: the
+    // mode key covers what a translation assumes of the mode.)
+    let epochs = (interp.tlb_map_epoch(), m.mapping_generation());
     let i0 = m.icount();
     // A REP string instruction runs in chunks, each looking at the clock
     // when there is a deadline: only those get it (a clock read per
@@ -146,6 +153,9 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
     let deadline = c.deadline.filter(|_| rep);
     let r = interp.exec_one(m, engine_interp::fallback::Recorded::Callout, deadline);
     c.exec_retired += m.icount() - i0;
+    if before > 0 || m.icount() > i0 {
+        c.moved = true;
+    }
     let cpu = interp.cpu();
     // (The segment bases too: real mode's MOV DS, AX keeps the mode key
     // but moves the base translated code adds.)
@@ -167,22 +177,92 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
             return leave(c);
         }
     }
-    if cpu.eip() != next
-        || crate::Bt::mode_key(cpu, m) != Some(key)
-        || (
-            interp.tlb_epoch(),
-            interp.tlb_map_epoch(),
-            m.mapping_generation(),
-        ) != epochs
+    if m.mapping_generation() != epochs.1
         || interp.code_pages_stale(m)
         || m.stop_requested().is_some()
         || m.trace.stop_pending()
     {
         return leave(c);
     }
-    // The rest of this block is already taken from the budget; what
-    // follows it may run up to the (perhaps nearer) deadline.
-    let allowed = m.insns_until_deadline().min(i64::MAX as u64) as i64 - (n - k - 1);
+    // The page tables changed (MOV CR3, INVLPG, paging turned on or off):
+    // the chains between pages and the indirect-branch cache are checked
+    // against them here, as the dispatcher would before entering anything
+    // (`Links::unchain_stale_across_pages`), and the rest of this block
+    // runs only if its own page still maps to the physical page it was
+    // translated from.
+    // (An INVLPG moves one page's mapping only: `only`.)
+    let remapped = interp.tlb_map_epoch() != epochs.0;
+    let mut only = None;
+    if remapped {
+        // SAFETY: set by `Bt::run_block` from the translator's live links
+        // for the duration of the block, like `interp`; nothing else uses
+        // them while the block runs.
+        let links = unsafe { &mut *c.links };
+        only = interp.tlb_only_page_flushed_since(links.chain_epoch);
+        links.unchain_stale_across_pages(cpu.paging_regs(), m, &mut c.ibtc, only);
+        links.chain_epoch = interp.tlb_map_epoch();
+    }
+    let key_now = crate::Bt::mode_key(cpu, m);
+    // (An IRET may have brought RF back.)
+    c.rf = cpu.control_flags() & machine::cpu::flags::RF != 0;
+    // What of this block is already taken from the budget and will still
+    // run: the rest of it, or nothing when it goes elsewhere.
+    let rest;
+    let result = if cpu.eip() == next && key_now == Some(key) {
+        let page = crate::translate::key::cs_base(key).wrapping_add(eip) & !0xFFF;
+        if remapped && only.is_none_or(|p| p == page) {
+            let user = key & crate::translate::key::USER != 0;
+            let regs = cpu.paging_regs();
+            if crate::maps_for_fetch(m, regs, m.a20_mask(), page, user) != Some(phys_page) {
+                return leave(c);
+            }
+        }
+        rest = n - k - 1;
+        CONTINUE
+    } else {
+        // A control transfer (an INT, an IRET, a far jump, an exception
+        // delivered): straight into the target's translation when the
+        // indirect-branch cache has it under the mode key the CPU is in
+        // now, as an indirect branch goes (the cache holds only
+        // translations the dispatcher would find there now, and never one
+        // at a breakpoint); else the dispatcher finds it and puts it in
+        // the cache.
+        let Some(k2) = key_now else {
+            return leave(c);
+        };
+        // Nothing retired since this stretch of translated code began
+        // (the dispatcher's entry or the last transfer), this instruction
+        // included (an exception delivered at the first instruction): the
+        // dispatcher takes it from here. A guest whose handlers fault at
+        // once would otherwise go round in translated code retiring
+        // nothing, past the run's clock checks, where the interpreter
+        // counts such deliveries against its budget.
+        if !c.moved {
+            return leave(c);
+        }
+        let eip2 = cpu.eip();
+        let e = c.ibtc[crate::ctx::ibtc_slot(eip2)];
+        if e.eip != eip2 || e.key != k2 {
+            leave(c);
+            c.exit = crate::ctx::INDIRECT_EXIT;
+            return LEAVE;
+        }
+        // The rest of this block will not run: its instructions go back
+        // to the budget, and the entry's account (`room - budget`) is
+        // square again.
+        c.budget += n - k - 1;
+        c.target = e.host;
+        if k2 != key {
+            c.key = k2;
+            c.tlb = interp.tlb_for_cpl();
+        }
+        c.exec_gotos += 1;
+        c.moved = false;
+        rest = 0;
+        GOTO
+    };
+    // What follows may run up to the (perhaps nearer) deadline.
+    let allowed = m.insns_until_deadline().min(i64::MAX as u64) as i64 - rest;
     if allowed < 0 {
         return leave(c);
     }
@@ -193,5 +273,5 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
         c.budget -= cut;
         c.room -= cut;
     }
-    CONTINUE
+    result
 }

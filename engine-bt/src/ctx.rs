@@ -27,8 +27,9 @@ pub type ExecFn = unsafe extern "C" fn(*mut Ctx) -> u32;
 
 /// What translated code hands `callout::exec`: the instruction's EIP,
 /// `block length << 16 | index in the block` (as for `SensitiveFn`), the
-/// next instruction's EIP, and a slot of `Ctx::exec_counts` (its
-/// mnemonic), with `EXEC_REP` set for a REP-prefixed instruction.
+/// next instruction's EIP, a slot of `Ctx::exec_counts` (its mnemonic),
+/// with `EXEC_REP` set for a REP-prefixed instruction, and the physical
+/// page the block was translated from.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ExecArgs {
@@ -36,6 +37,7 @@ pub struct ExecArgs {
     pub at: u32,
     pub next: u32,
     pub slot: u32,
+    pub phys_page: u32,
 }
 
 /// Results of `ExecFn`.
@@ -45,6 +47,10 @@ pub mod exec {
     /// Done (or an interrupt or exception delivered instead): the block
     /// leaves for the dispatcher at `Ctx::eip`.
     pub const LEAVE: u32 = 1;
+    /// Done, control went elsewhere (an INT, an IRET, an exception
+    /// delivered...), and the translation there is known: the stub jumps
+    /// to `Ctx::target` (under `Ctx::key`, which may be new).
+    pub const GOTO: u32 = 2;
 }
 
 /// `what` of a sensitive callout.
@@ -73,6 +79,10 @@ pub struct Ctx {
     /// for callouts (valid only while a block runs).
     pub interp: *mut Interp,
     pub machine: *mut Machine,
+    /// The translator's chains and indirect-branch bookkeeping, for an
+    /// `exec` callout that changed the page tables (valid only while a
+    /// block runs).
+    pub(crate) links: *mut crate::links::Links,
     pub host_ptr: HostPtrFn,
     pub sensitive: SensitiveFn,
     /// Host address of the block to enter.
@@ -142,9 +152,24 @@ pub struct Ctx {
     /// real-mode translations add them to their offsets. Translated code
     /// loads no segment register, so they hold until it returns.
     pub seg_base: [u32; 6],
+    /// EFLAGS.RF was set when this stretch of translated code began (an
+    /// entry, or an `exec` callout's IRET that went on) and no instruction
+    /// has completed since: the first one to complete clears it, as on the
+    /// interpreter (`callout::exec` and `Bt::run_block` do). Nothing else
+    /// in translated code can see it: the interpreter arms no instruction
+    /// breakpoints, PUSHFD's image leaves it out, and a fault's image has
+    /// it set anyway; an instruction that pushes it (INT n) is a callout,
+    /// which the interpreter runs with RF as it stands.
+    pub rf: bool,
+    /// An instruction has retired since this stretch of translated code
+    /// began (the dispatcher's entry, or an `exec` callout's `GOTO`).
+    pub moved: bool,
     /// The block left from an `exec` callout: the interpreter's state
     /// (an interrupt shadow it set, too) stands as it left it.
     pub left_by_exec: bool,
+    /// `exec` callouts that went straight on to another translation
+    /// (`exec::GOTO`).
+    pub exec_gotos: u64,
     /// `exec` callouts made, by the mnemonic of their instruction
     /// (translated code counts them; `Bt::stats` shows them with what the
     /// dispatcher handed the interpreter).

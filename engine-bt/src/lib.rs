@@ -46,6 +46,7 @@
 pub mod callout;
 pub mod codebuf;
 pub mod ctx;
+mod links;
 pub mod translate;
 
 use codebuf::CodeBuf;
@@ -152,7 +153,6 @@ pub struct Bt {
     /// The id of the guest RAM the translations were made from
     /// (`GuestMemory::id`; 0 before the first run).
     ram_id: u64,
-    buf: CodeBuf,
     stub_bytes: usize,
     enter: extern "C" fn(*mut Ctx),
     exit_stub: u64,
@@ -166,29 +166,9 @@ pub struct Bt {
     pages: HashMap<u32, Vec<(u32, u32, u32)>>,
     ctx: Box<Ctx>,
     counters: Counters,
-    /// Every chainable exit of the translations in the cache, by exit id.
-    sites: Vec<Site>,
-    /// The sites currently patched to jump straight to their target in
-    /// another linear page.
-    patched: Vec<Cross>,
-    /// The physical page of each indirect-branch cache entry's target.
-    ibtc_phys: Vec<u32>,
-    /// The indirect-branch cache's slots that hold an entry, each once: a
-    /// TLB invalidation (a CR3 load, and also every INT and IRET, which
-    /// load CS) looks at these, not at all 1024 (which cost a system call
-    /// some 1.5 us on the translator).
-    ibtc_used: Vec<u16>,
-    /// The sites currently patched to jump straight to their target in the
-    /// same linear page: these outlive a change of the page tables (see
-    /// `unchain_across_pages`).
-    patched_in_page: Vec<usize>,
-    /// The interpreter's mapping epoch (`Interp::tlb_map_epoch`) the chains
-    /// were checked under: a changed mapping (CR3, INVLPG, paging on or
-    /// off) checks them again (`unchain_stale_across_pages`).
-    chain_epoch: u64,
-    /// The exit the last block left through, to chain once its target is
-    /// known.
-    pending_chain: Option<usize>,
+    /// The translation cache's code and the links between translations
+    /// (chains, the indirect-branch cache's bookkeeping).
+    links: links::Links,
     /// The last block left through an indirect branch that missed the
     /// indirect-branch cache (`ctx::INDIRECT_EXIT`).
     indirect_pending: bool,
@@ -202,35 +182,6 @@ pub struct Bt {
     /// The breakpoints the translations honour (sorted): blocks end before
     /// each.
     breakpoints: Vec<u32>,
-}
-
-/// A chainable exit: its `jmp rel32` in the cache and where it goes.
-/// A chain between two linear pages: the site (whose `target` is the
-/// target's linear address), and the target's physical page when the
-/// chain was made.
-#[derive(Clone, Copy)]
-struct Cross {
-    site: usize,
-    phys_page: u32,
-}
-
-struct Site {
-    jmp: u64,
-    /// Where the jump goes while not chained (stores that tell the
-    /// dispatcher the target, then the exit stub).
-    home: u64,
-    target: u32,
-    key: u32,
-    /// The linear page of the block the exit is in.
-    page: u32,
-}
-
-impl Site {
-    /// The linear address of the exit's target (its EIP in the code
-    /// segment the key names).
-    fn target_lin(&self) -> u32 {
-        translate::key::cs_base(self.key).wrapping_add(self.target)
-    }
 }
 
 impl Bt {
@@ -256,7 +207,6 @@ impl Bt {
             interp: Interp::new_fallback(),
             ram_id: 0,
             stub_bytes: buf.used(),
-            buf,
             enter,
             exit_stub,
             blocks: HashMap::default(),
@@ -268,6 +218,7 @@ impl Bt {
                 retired: 0,
                 interp: std::ptr::null_mut(),
                 machine: std::ptr::null_mut(),
+                links: std::ptr::null_mut(),
                 host_ptr: callout::host_ptr,
                 sensitive: callout::sensitive,
                 exec: callout::exec,
@@ -279,6 +230,7 @@ impl Bt {
                 exec_before: 0,
                 stop: None,
                 exec_counts: [0; ctx::EXEC_SLOTS],
+                exec_gotos: 0,
                 target: 0,
                 tlb: std::ptr::null(),
                 budget: 0,
@@ -287,6 +239,8 @@ impl Bt {
                 scratch: 0,
                 seg_base: [0; 6],
                 left_by_exec: false,
+                rf: false,
+                moved: false,
                 mmio: 0,
                 mmio_reads: 0,
                 sysflags: 2,
@@ -296,108 +250,26 @@ impl Bt {
                 ibtc: [ctx::Ibtc::EMPTY; ctx::IBTC_LEN],
             }),
             counters: Counters::default(),
-            sites: Vec::new(),
-            patched: Vec::new(),
-            ibtc_phys: vec![0; ctx::IBTC_LEN],
-            ibtc_used: Vec::new(),
-            patched_in_page: Vec::new(),
-            chain_epoch: 0,
-            pending_chain: None,
+            links: links::Links {
+                buf,
+                sites: Vec::new(),
+                patched: Vec::new(),
+                ibtc_phys: vec![0; ctx::IBTC_LEN],
+                ibtc_used: Vec::new(),
+                target_pages: 0,
+                patched_in_page: Vec::new(),
+                chain_epoch: 0,
+                pending_chain: None,
+            },
             indirect_pending: false,
             declined: vec![0; DECLINED_SLOTS],
             breakpoints: Vec::new(),
         })
     }
 
-    /// Points a site's jump at `target` (a translation's entry).
-    fn aim(&mut self, site: usize, target: u64) {
-        let jmp = self.sites[site].jmp;
-        let rel = (target.wrapping_sub(jmp + 5) as i64) as i32;
-        self.buf.patch(jmp + 1, &rel.to_le_bytes());
-    }
-
     /// Undoes every chain: each patched exit goes back to the dispatcher.
     fn unchain_all(&mut self) {
-        for site in std::mem::take(&mut self.patched_in_page) {
-            self.aim(site, self.sites[site].home);
-        }
-        self.unchain_across_pages();
-    }
-
-    /// Undoes the chains between linear pages, and the indirect-branch
-    /// cache: what a change of the page tables (a new CR3, INVLPG, paging
-    /// turned on or off) may make stale. A chain within one linear page
-    /// stays valid (as QEMU's direct jumps between blocks of one page do):
-    /// a block runs only where its page maps to the physical page it was
-    /// translated from (the dispatcher found it there, or a chain led to
-    /// it from a block of the same page, which ran so), and then its target
-    /// in that page is the same physical code as when the chain was made.
-    /// Undoing and remaking every chain at each of a kernel's context
-    /// switches cost xv6's usertests 8.7 million patches of translated
-    /// code (each a self-modifying-code stall of the host CPU).
-    fn unchain_across_pages(&mut self) {
-        for x in std::mem::take(&mut self.patched) {
-            self.aim(x.site, self.sites[x.site].home);
-        }
-        self.pending_chain = None;
-        for slot in std::mem::take(&mut self.ibtc_used) {
-            self.ctx.ibtc[slot as usize] = ctx::Ibtc::EMPTY;
-        }
-    }
-
-    /// After a change of the page tables (the epoch): undoes the chains
-    /// between pages whose target page no longer maps where it did, and
-    /// the indirect-branch cache. A chain stays where the dispatcher would
-    /// find the same translation now: the target's linear page maps to the
-    /// same physical page, present, executable at the chain's privilege,
-    /// with the accessed bits the fetch would set already set (so skipping
-    /// the fetch's walk changes nothing the guest can see; a walk that
-    /// would set one undoes the chain). A kernel mapped alike in every
-    /// address space (xv6's) keeps its chains across context switches;
-    /// undoing and remaking them each time cost xv6's usertests millions of
-    /// patches of translated code.
-    fn unchain_stale_across_pages(&mut self, m: &Machine) {
-        let c = self.interp.cpu();
-        let regs = c.paging_regs();
-        let a20 = m.a20_mask();
-        // A (page, privilege) walked once, mostly: a direct-mapped memo
-        // (tag: the page with the privilege in bit 0; 1 never is one).
-        let mut seen = [(1u32, None::<u32>); 64];
-        let mut now = |page: u32, user: bool| {
-            let tag = page | user as u32;
-            let slot = ((page >> 12) ^ (page >> 21) ^ user as u32) as usize & (seen.len() - 1);
-            if seen[slot].0 == tag {
-                return seen[slot].1;
-            }
-            let phys = maps_for_fetch(m, regs, a20, page, user);
-            seen[slot] = (tag, phys);
-            phys
-        };
-        let mut keep = Vec::new();
-        for x in std::mem::take(&mut self.patched) {
-            let site = &self.sites[x.site];
-            let user = site.key & translate::key::USER != 0;
-            if now(site.target_lin() & !0xFFF, user) == Some(x.phys_page) {
-                keep.push(x);
-            } else {
-                self.aim(x.site, self.sites[x.site].home);
-            }
-        }
-        self.patched = keep;
-        self.pending_chain = None;
-        // The indirect-branch cache likewise, entry by entry.
-        let ibtc = &mut self.ctx.ibtc;
-        let phys = &self.ibtc_phys;
-        self.ibtc_used.retain(|&slot| {
-            let e = &mut ibtc[slot as usize];
-            let lin = translate::key::cs_base(e.key).wrapping_add(e.eip);
-            let keep =
-                now(lin & !0xFFF, e.key & translate::key::USER != 0) == Some(phys[slot as usize]);
-            if !keep {
-                *e = ctx::Ibtc::EMPTY;
-            }
-            keep
-        });
+        self.links.unchain_all(&mut self.ctx.ibtc);
     }
 
     /// Drops translations of guest pages that were written (by translated
@@ -469,13 +341,14 @@ impl Bt {
     fn flush(&mut self) {
         self.blocks.clear();
         self.pages.clear();
-        self.sites.clear();
-        self.patched.clear();
-        self.patched_in_page.clear();
-        self.pending_chain = None;
+        self.links.sites.clear();
+        self.links.patched.clear();
+        self.links.patched_in_page.clear();
+        self.links.pending_chain = None;
         self.ctx.ibtc.fill(ctx::Ibtc::EMPTY);
-        self.ibtc_used.clear();
-        self.buf.truncate(self.stub_bytes);
+        self.links.ibtc_used.clear();
+        self.links.target_pages = 0;
+        self.links.buf.truncate(self.stub_bytes);
     }
 
     /// The translation key for the CPU's current mode, or None when the
@@ -486,7 +359,7 @@ impl Bt {
         if untranslatable_mode(c)
             || c.halted()
             || c.interrupt_shadow()
-            || bits & (f::TF | f::RF | f::DF) != 0
+            || bits & (f::TF | f::DF) != 0
             || (bits & f::IF != 0 && m.interrupt_pending())
             || (!c.nmi_blocked() && m.nmi_pending())
         {
@@ -544,34 +417,25 @@ impl Bt {
         // Timed here only, where a block is made, so running translated
         // code pays nothing for the measurement.
         let started = Instant::now();
-        let mut t = translate::translate(
-            &bytes,
-            eip,
-            key,
-            self.buf.next_addr(),
-            self.exit_stub,
-            self.sites.len() as u32,
-            &self.breakpoints,
-        );
+        let exit_stub = self.exit_stub;
+        let place = move |links: &links::Links| translate::Place {
+            at: links.buf.next_addr(),
+            exit_stub,
+            first_exit: links.sites.len() as u32,
+            phys_page: phys & !0xFFF,
+        };
+        let mut t = translate::translate(&bytes, eip, key, place(&self.links), &self.breakpoints);
         // The cache is full: flush it and assemble again at the new address.
         if t.as_ref()
-            .is_some_and(|b| self.buf.used() + b.code.len() > self.buf.capacity())
+            .is_some_and(|b| self.links.buf.used() + b.code.len() > self.links.buf.capacity())
         {
             self.flush();
             self.counters.flushes += 1;
-            t = translate::translate(
-                &bytes,
-                eip,
-                key,
-                self.buf.next_addr(),
-                self.exit_stub,
-                self.sites.len() as u32,
-                &self.breakpoints,
-            );
+            t = translate::translate(&bytes, eip, key, place(&self.links), &self.breakpoints);
         }
         let entry = match t {
             Some(b) => {
-                let pushed = self.buf.push(&b.code);
+                let pushed = self.links.buf.push(&b.code);
                 self.counters.translate_ns += started.elapsed().as_nanos() as u64;
                 let Some(addr) = pushed else {
                     return Entry::Interpret(None);
@@ -588,7 +452,7 @@ impl Bt {
                     },
                 );
                 for (off, home, target) in &b.exits {
-                    self.sites.push(Site {
+                    self.links.sites.push(links::Site {
                         jmp: addr + off,
                         home: addr + home,
                         target: *target,
@@ -645,6 +509,8 @@ impl Bt {
         ctx.deadline = deadline;
         ctx.load_cpu(c);
         ctx.left_by_exec = false;
+        ctx.rf = c.control_flags() & f::RF != 0;
+        ctx.moved = false;
         ctx.target = addr;
         ctx.budget = room as i64;
         ctx.room = room as i64;
@@ -652,9 +518,11 @@ impl Bt {
         ctx.inline_sensitive = !m.trace.wants_each(machine::EventKind::Sensitive) as u32;
         ctx.interp = &mut self.interp as *mut Interp;
         ctx.machine = m as *mut Machine;
+        ctx.links = &mut self.links as *mut links::Links;
         (self.enter)(ctx as *mut Ctx);
         ctx.interp = std::ptr::null_mut();
         ctx.machine = std::ptr::null_mut();
+        ctx.links = std::ptr::null_mut();
         let inline = std::mem::take(&mut ctx.pushf_inline);
         m.trace
             .add_sensitive("pushf", machine::Handling::Callout, inline);
@@ -665,13 +533,16 @@ impl Bt {
         // (`room` less what `exec` callouts retired themselves.)
         let done = (ctx.room - ctx.budget) as u64 - (ctx.block_n - ctx.retired) as u64;
         m.retire(done);
+        if ctx.rf && done > 0 {
+            self.interp.clear_rf();
+        }
         self.counters.blocks_run += 1;
         // What `exec` callouts retired: the translated instructions before
         // each, and theirs on the interpreter.
         self.counters.translated_insns += done + std::mem::take(&mut ctx.exec_before);
         let exec = std::mem::take(&mut ctx.exec_retired);
         self.counters.fallback_insns += exec;
-        self.pending_chain = (ctx.exit != ctx::NO_EXIT && ctx.exit != ctx::INDIRECT_EXIT)
+        self.links.pending_chain = (ctx.exit != ctx::NO_EXIT && ctx.exit != ctx::INDIRECT_EXIT)
             .then_some(ctx.exit as usize);
         self.indirect_pending = ctx.exit == ctx::INDIRECT_EXIT;
         // A block never starts in an interrupt shadow (`mode_key`), so one
@@ -786,7 +657,7 @@ impl Bt {
 /// now, at CPL 3 when `user`, if that fetch would set no accessed bit and
 /// raise no fault; None otherwise (the dispatcher's own fetch must then
 /// decide). Reads the page tables, writes nothing.
-fn maps_for_fetch(
+pub(crate) fn maps_for_fetch(
     m: &Machine,
     regs: machine::x86::paging::Regs,
     a20: u32,
@@ -898,11 +769,16 @@ impl Engine for Bt {
             // chains alone: they link blocks of one mode key, and the
             // dispatcher enters a block only under the key of the mode it
             // finds.
-            if self.interp.tlb_map_epoch() != self.chain_epoch {
-                self.unchain_stale_across_pages(m);
-                self.chain_epoch = self.interp.tlb_map_epoch();
+            if self.interp.tlb_map_epoch() != self.links.chain_epoch {
+                let regs = self.interp.cpu().paging_regs();
+                let only = self
+                    .interp
+                    .tlb_only_page_flushed_since(self.links.chain_epoch);
+                self.links
+                    .unchain_stale_across_pages(regs, m, &mut self.ctx.ibtc, only);
+                self.links.chain_epoch = self.interp.tlb_map_epoch();
             }
-            let pending = self.pending_chain.take();
+            let pending = self.links.pending_chain.take();
             let indirect = std::mem::take(&mut self.indirect_pending);
             // A flush during the lookup below empties the exit table.
             let flushes = self.counters.flushes;
@@ -955,27 +831,17 @@ impl Engine for Bt {
                         // are undone. (Only targets of indirect branches go
                         // there: fewer entries to check after each change
                         // of the page tables.)
-                        let slot = ctx::ibtc_slot(eip);
-                        if self.ctx.ibtc[slot].key == ctx::Ibtc::EMPTY.key {
-                            self.ibtc_used.push(slot as u16);
-                        }
-                        self.ctx.ibtc[slot] = ctx::Ibtc {
+                        let e = ctx::Ibtc {
                             eip,
                             key: k,
                             host: addr,
                         };
-                        self.ibtc_phys[slot] = phys_page;
+                        self.links.cache_indirect(&mut self.ctx.ibtc, e, phys_page);
                     }
                     if let (Some(site), Some(k)) = (pending, key) {
-                        let s = &self.sites[site];
+                        let s = &self.links.sites[site];
                         if s.target == eip && s.key == k {
-                            let in_page = (s.target_lin() ^ s.page) < 0x1000;
-                            self.aim(site, addr);
-                            if in_page {
-                                self.patched_in_page.push(site);
-                            } else {
-                                self.patched.push(Cross { site, phys_page });
-                            }
+                            self.links.chain(site, addr, phys_page);
                             self.counters.chained += 1;
                         }
                     }
@@ -1091,12 +957,13 @@ impl Engine for Bt {
                 Counter::TranslationTimeUs.entry(k.translate_ns / 1000),
                 Counter::DispatcherEntries.entry(k.blocks_run),
                 Counter::ChainedJumps.entry(k.chained),
-                Counter::CacheBytes.entry((self.buf.used() - self.stub_bytes) as u64),
+                Counter::CacheBytes.entry((self.links.buf.used() - self.stub_bytes) as u64),
                 Counter::TranslatedInstructions.entry(k.translated_insns),
                 Counter::InterpreterInstructions.entry(k.fallback_insns),
                 Counter::InterpreterShare.entry(share),
                 Counter::CalloutInstructions.entry(k.callout_insns),
                 Counter::ExecCallouts.entry(self.ctx.exec_counts.iter().sum()),
+                Counter::CalloutTransfers.entry(self.ctx.exec_gotos),
                 Counter::MmioReadsInTranslatedCode.entry(self.ctx.mmio_reads),
                 Counter::BlocksInvalidated.entry(k.invalidations),
                 Counter::CacheFlushes.entry(k.flushes),
@@ -1134,7 +1001,7 @@ impl Engine for Bt {
                 addr, insns, len, ..
             } => Ok(Translation {
                 host_addr: addr,
-                code: self.buf.bytes(addr, len as usize).to_vec(),
+                code: self.links.buf.bytes(addr, len as usize).to_vec(),
                 guest_insns: insns,
             }),
             Entry::Interpret(_) | Entry::SelfJump => Err(NotTranslated::FirstInstruction),

@@ -57,8 +57,7 @@
 //! translation chained to itself would spin in out of sight), an STI
 //! whose shadow instruction is not in the block, and a block that would
 //! start with a callout after which it always leaves (`always_leaves`:
-//! INT, IRET, MOV CR3, ...), which costs less handed to the interpreter
-//! directly.
+//! HLT), which costs less handed to the interpreter directly.
 
 use crate::ctx;
 use engine_interp::fallback::table;
@@ -284,19 +283,12 @@ fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Opti
 }
 
 /// Whether the block always leaves after `insn` has run as an `exec`
-/// callout: a control transfer (INT, IRET, far JMP/CALL/RET, ...), HLT,
-/// or a change of the mappings or the mode (MOV to a control register,
-/// LMSW, INVLPG), which the dispatcher must see.
+/// callout: HLT. (A control transfer, INT, IRET, a far JMP, goes on into
+/// its target's translation when the indirect-branch cache has it; a
+/// change of the page tables, MOV CR3 or INVLPG, has the chains checked
+/// and goes on: `callout::exec`.)
 fn always_leaves(insn: &Instruction) -> bool {
-    use iced_x86::FlowControl;
-    insn.flow_control() != FlowControl::Next
-        || matches!(
-            insn.mnemonic(),
-            Mnemonic::Hlt | Mnemonic::Invlpg | Mnemonic::Lmsw
-        )
-        || (insn.mnemonic() == Mnemonic::Mov
-            && insn.op0_kind() == OpKind::Register
-            && insn.op0_register().is_cr())
+    insn.mnemonic() == Mnemonic::Hlt
 }
 
 /// `plan` for 32-bit code: how to translate `insn` natively, if it can be.
@@ -591,6 +583,18 @@ fn on_r14(insn: &Instruction) -> Instruction {
     i
 }
 
+/// Where a translation goes and what it is made from: the host address it
+/// is assembled for, the exit stub, the exit id of its first chainable
+/// exit, and the physical page of its guest code (`callout::exec` checks
+/// that the page still maps there after a change of the page tables).
+#[derive(Clone, Copy, Debug)]
+pub struct Place {
+    pub at: u64,
+    pub exit_stub: u64,
+    pub first_exit: u32,
+    pub phys_page: u32,
+}
+
 /// Decodes and translates the block at guest `eip`, whose bytes up to the
 /// end of its page are `bytes`, for host address `at`. None when its first
 /// instruction cannot be translated. The block ends before any of
@@ -601,11 +605,15 @@ pub fn translate(
     bytes: &[u8],
     eip: u32,
     key: u32,
-    at: u64,
-    exit_stub: u64,
-    first_exit: u32,
+    place: Place,
     breakpoints: &[u32],
 ) -> Option<Block> {
+    let Place {
+        at,
+        exit_stub,
+        first_exit,
+        phys_page,
+    } = place;
     let mut dec = Decoder::with_ip(bitness(key), bytes, eip as u64, DecoderOptions::NONE);
     let cs_base = key::cs_base(key);
     let mut info = InstructionInfoFactory::new();
@@ -661,7 +669,7 @@ pub fn translate(
     if insns.is_empty() {
         return None;
     }
-    let mut e = Emitter::new(exit_stub, insns.len() as u32, first_exit, key).ok()?;
+    let mut e = Emitter::new(exit_stub, insns.len() as u32, first_exit, key, phys_page).ok()?;
     e.block(&insns, end_eip, after_shadow).ok()?;
     let callouts = insns
         .iter()
@@ -817,14 +825,23 @@ struct Emitter {
     fails: Vec<(CodeLabel, u32, u32, Option<CodeLabel>)>,
     /// The mode key the block is translated under.
     key: u32,
+    /// The physical page the block's code was read from.
+    phys_page: u32,
 }
 
 type R = Result<(), IcedError>;
 
 impl Emitter {
-    fn new(exit_stub: u64, n: u32, first_exit: u32, key: u32) -> Result<Emitter, IcedError> {
+    fn new(
+        exit_stub: u64,
+        n: u32,
+        first_exit: u32,
+        key: u32,
+        phys_page: u32,
+    ) -> Result<Emitter, IcedError> {
         Ok(Emitter {
             key,
+            phys_page,
             code16: key & key::CODE16 != 0,
             cs_base: key::cs_base(key),
             a: CodeAssembler::new(64)?,
@@ -1040,6 +1057,7 @@ impl Emitter {
         a.mov(dword_ptr(r15 + (args + 4)), self.n << 16 | k)?;
         a.mov(dword_ptr(r15 + (args + 8)), insn.next_ip32())?;
         a.mov(dword_ptr(r15 + (args + 12)), slot)?;
+        a.mov(dword_ptr(r15 + (args + 16)), self.phys_page)?;
         a.call(qword_ptr(r15 + ctx::EXEC_STUB))
     }
 
@@ -1729,6 +1747,7 @@ pub fn stubs(at: u64) -> Result<(Vec<u8>, u64, u64), IcedError> {
     a.ret()?;
     let mut exec = a.create_label();
     let mut go_on = a.create_label();
+    let mut leave = a.create_label();
     a.set_label(&mut exec)?;
     a.pushfq()?;
     a.pop(qword_ptr(r15 + ctx::FLAGS))?;
@@ -1746,11 +1765,19 @@ pub fn stubs(at: u64) -> Result<(Vec<u8>, u64, u64), IcedError> {
     }
     a.push(qword_ptr(r15 + ctx::FLAGS))?;
     a.popfq()?;
-    // A flag-free test of the result (exec::CONTINUE is 0): JRCXZ on a
-    // copy in RCX, the guest's ECX kept in r10.
+    // Flag-free tests of the result (exec::CONTINUE 0, LEAVE 1, GOTO 2):
+    // JRCXZ on copies in RCX, the guest's ECX kept in r10.
     a.mov(r10, rcx)?;
     a.mov(ecx, r11d)?;
     a.jrcxz(go_on)?;
+    a.lea(ecx, r11 - 1)?;
+    a.jrcxz(leave)?;
+    // GOTO: into the translation at ctx.target, as a chain would (the
+    // block's return address dropped; LEA: the guest's flags are loaded).
+    a.mov(rcx, r10)?;
+    a.lea(rsp, rsp + 8)?;
+    a.jmp(qword_ptr(r15 + ctx::TARGET))?;
+    a.set_label(&mut leave)?;
     a.mov(rcx, r10)?;
     // (LEA: the guest's flags are loaded, and the exit stub saves them.)
     a.lea(rsp, rsp + 8)?;

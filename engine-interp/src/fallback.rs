@@ -107,6 +107,15 @@ impl Interp {
         self.cpu.tlb.map_epoch
     }
 
+    /// The linear page whose mapping alone moved between map epoch
+    /// `since` and now (a single INVLPG of it, SDM Vol 3A 4.10.4.1), or
+    /// None when more may have (several flushes, a whole flush).
+    #[inline]
+    pub fn tlb_only_page_flushed_since(&self, since: u64) -> Option<u32> {
+        let t = &self.cpu.tlb;
+        (t.map_epoch == since + 1 && t.page_flush.0 == t.map_epoch).then_some(t.page_flush.1)
+    }
+
     /// The physical address of the code at linear `lin` at the current
     /// CPL, from the TLB or a page walk; None when the fetch faults (the
     /// interpreter raises that when it runs the instruction).
@@ -191,6 +200,14 @@ impl Interp {
     #[inline]
     pub fn end_shadow(&mut self) {
         self.cpu.shadow = false;
+    }
+
+    /// An instruction has completed in translated code: EFLAGS.RF, which
+    /// lasts until the next instruction completes (SDM Vol 3A 17.3.1.1),
+    /// goes, as the interpreter's own run clears it.
+    #[inline]
+    pub fn clear_rf(&mut self) {
+        self.cpu.fl.bits &= !f::RF;
     }
 
     /// A read of `size` bytes at linear `lin` from a device register whose

@@ -78,6 +78,13 @@ impl Default for Interp {
     }
 }
 
+/// The run loop reads the wall clock every this many iterations (a REP
+/// string instruction suspended after a chunk of its iterations ends
+/// one: 8 chunks to a slow device take a few milliseconds)...
+const CLOCK_EVERY: u32 = 8;
+/// ...or once this many instructions retired since the last read.
+const CLOCK_INSNS: u64 = 1 << 16;
+
 /// Most instructions one `exec` call runs, so the run loop looks at the
 /// wall clock (timeouts) at least every few milliseconds.
 const SLICE: u64 = 1 << 22;
@@ -228,6 +235,13 @@ impl Interp {
         let step_target = m.icount() + 1;
         let careful = m.trace.stop_pending() || single;
         self.honour_breakpoints(&limits.breakpoints);
+        // The wall clock is read on the first iteration, then every
+        // CLOCK_EVERY iterations or once CLOCK_INSNS instructions retired
+        // since the last read: a loop whose iterations are short (an
+        // exception and its handler's IRET each end one) read it every
+        // few instructions (a fifth of the time of a page-fault loop).
+        let mut tick = 0u32;
+        let mut next_clock_read = 0u64;
         loop {
             if let Some(s) = m.stop_requested() {
                 return s.to_stop();
@@ -255,10 +269,14 @@ impl Interp {
                     return Stop::Budget;
                 }
             }
-            // Every iteration: one exec runs up to SLICE instructions, and
-            // one clock read costs less than a port access.
-            if limits.expired() {
-                return Stop::Timeout;
+            tick = tick.wrapping_add(1);
+            if (tick % CLOCK_EVERY == 1 || m.icount() >= next_clock_read)
+                && limits.deadline.is_some()
+            {
+                next_clock_read = m.icount() + CLOCK_INSNS;
+                if limits.expired() {
+                    return Stop::Timeout;
+                }
             }
             let c = &mut self.cpu;
             // NMI: not masked by IF, blocked after one until the next IRET

@@ -134,6 +134,10 @@ pub(crate) struct Tlb {
     /// did: the translator's chains, checked against page mappings, care
     /// only about these (an INT or IRET loads CS and bumps `epoch`).
     pub(crate) map_epoch: u64,
+    /// The last flush of a single page (INVLPG): the `map_epoch` it made
+    /// and the page. When that is the current epoch and the one before
+    /// was the last a user looked at, only that page's mapping moved.
+    pub(crate) page_flush: (u64, u32),
     /// Some entry came from a 4 MiB page: INVLPG must then drop every
     /// entry of that large page (SDM Vol 3A 4.10.4.1), which we do by
     /// flushing everything.
@@ -159,6 +163,7 @@ impl Tlb {
             mem_id: 0,
             epoch: 0,
             map_epoch: 0,
+            page_flush: (0, 0),
             large: false,
             used: [[0; TLB_SIZE / 64]; 2],
         }
@@ -207,6 +212,7 @@ impl Tlb {
         }
         self.epoch += 1;
         self.map_epoch += 1;
+        self.page_flush = (self.map_epoch, lin & !0xFFF);
         let i = tlb_slot(lin);
         for t in self.e.iter_mut() {
             if t[i].rtag == lin & !0xFFF || t[i].wtag == lin & !0xFFF {

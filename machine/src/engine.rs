@@ -275,6 +275,10 @@ pub enum Counter {
     /// Instructions translated code had the interpreter run and then went
     /// on (or left) from (in-TC callouts, `Plan::Exec`).
     ExecCallouts,
+    /// Control transfers (INT, IRET, a far jump, an exception delivered)
+    /// run by such a callout that went straight on into the target's
+    /// translation, without the dispatcher.
+    CalloutTransfers,
     /// Device registers read from translated code (pure MMIO reads).
     MmioReadsInTranslatedCode,
     /// Translations dropped because their guest code was written.
@@ -296,7 +300,7 @@ pub enum Counter {
 
 impl Counter {
     /// Every key, for tests that check the labels.
-    pub const ALL: [Counter; 24] = [
+    pub const ALL: [Counter; 25] = [
         Counter::BlocksBuilt,
         Counter::BlocksRun,
         Counter::BlockInvalidations,
@@ -314,6 +318,7 @@ impl Counter {
         Counter::InterpreterShare,
         Counter::CalloutInstructions,
         Counter::ExecCallouts,
+        Counter::CalloutTransfers,
         Counter::MmioReadsInTranslatedCode,
         Counter::BlocksInvalidated,
         Counter::CacheFlushes,
@@ -343,6 +348,7 @@ impl Counter {
             Counter::InterpreterShare => "interpreter share (per mille)",
             Counter::CalloutInstructions => "rewritten or callout instructions",
             Counter::ExecCallouts => "instructions the interpreter ran for translated code",
+            Counter::CalloutTransfers => "callouts that went straight on to another translation",
             Counter::MmioReadsInTranslatedCode => "device registers read in translated code",
             Counter::BlocksInvalidated => "blocks invalidated",
             Counter::CacheFlushes => "cache flushes",

@@ -935,6 +935,85 @@ fn chains_follow_a_cr3_switch_between_two_address_spaces() {
     );
 }
 
+/// One linear code page (0x400000) whose page-table entry is rewritten
+/// between two physical pages holding different code, each time followed
+/// by INVLPG of it (and of an unrelated page, which must leave the
+/// translator's links alone), around each CALL into it, made directly (a
+/// chain between pages) and through a register (an indirect-branch cache
+/// entry). The translator checks the links into the invalidated page only
+/// (`Links::target_pages`): those into 0x400000 must follow the new
+/// mapping. Counts, page tables and the instruction count are the
+/// interpreter's.
+#[test]
+fn chains_follow_an_invlpg_of_their_target_page() {
+    use iced_x86::code_asm::*;
+    const PD: u32 = 0x1_0000;
+    const PT: u32 = 0x1_3000;
+    const CODE_A: u32 = 0x5_0000;
+    const CODE_B: u32 = 0x6_0000;
+    const SHARED: u32 = 0x40_0000;
+    const OTHER: u32 = 0x30_0000;
+    let pte = PT + 4 * ((SHARED >> 12) & 0x3FF);
+    let process = |reg: AsmRegister32| {
+        let mut a = CodeAssembler::new(32).unwrap();
+        a.add(reg, 1).unwrap();
+        a.ret().unwrap();
+        a.assemble(SHARED as u64).unwrap()
+    };
+    let mut a = CodeAssembler::new(32).unwrap();
+    let mut top = a.create_label();
+    let mut common = a.create_label();
+    paging_on(&mut a, PD);
+    a.xor(eax, eax).unwrap();
+    a.xor(ebx, ebx).unwrap();
+    a.mov(esi, 200).unwrap();
+    a.set_label(&mut top).unwrap();
+    a.mov(dword_ptr(pte), CODE_A | P_RW).unwrap();
+    a.invlpg(byte_ptr(SHARED)).unwrap();
+    a.call(common).unwrap();
+    a.mov(dword_ptr(pte), CODE_B | P_RW).unwrap();
+    a.invlpg(byte_ptr(OTHER)).unwrap();
+    a.invlpg(byte_ptr(SHARED)).unwrap();
+    a.invlpg(byte_ptr(OTHER)).unwrap();
+    a.call(common).unwrap();
+    a.dec(esi).unwrap();
+    a.jnz(top).unwrap();
+    a.add(eax, ebx).unwrap();
+    a.out(0xF4, al).unwrap();
+    a.hlt().unwrap();
+    a.set_label(&mut common).unwrap();
+    a.mov(ecx, SHARED).unwrap();
+    a.call(ecx).unwrap();
+    a.call(SHARED as u64).unwrap();
+    a.ret().unwrap();
+    let main = a.assemble(LOAD as u64).unwrap();
+    let run = |bt: bool| {
+        let mut m = Machine::new(MachineConfig::with_ram(8 << 20)).unwrap();
+        m.mem.write(LOAD as u64, &main).unwrap();
+        m.mem.write(CODE_A as u64, &process(eax)).unwrap();
+        m.mem.write(CODE_B as u64, &process(ebx)).unwrap();
+        page_directory(&mut m, PD, &[(SHARED, PT, CODE_A)]);
+        let mut st = CpuState::multiboot(LOAD, 0, 0);
+        st.regs[4] = STACK;
+        let mut e = on(m, bt, &st);
+        let stop = e.run_until(&limits()).unwrap();
+        let regs = e.cpu_state().unwrap().regs;
+        let tables = e.m.mem.slice(PD as u64, 0x4000).unwrap().to_vec();
+        let translated = e.stats().get(Counter::TranslatedInstructions);
+        (stop, regs, tables, e.m.icount(), translated)
+    };
+    let (stop_i, ri, ti, ni, _) = run(false);
+    assert_eq!(stop_i, Stop::GuestExit { value: 800 & 0xFF });
+    assert_eq!((ri[0], ri[3]), (800, 400), "each mapping ran its own code");
+    let (stop_b, rb, tb, nb, translated) = run(true);
+    assert_eq!((&stop_b, rb, nb), (&stop_i, ri, ni));
+    assert!(tb == ti, "the page tables and their accessed bits");
+    assert!(
+        translated.unwrap_or(0) > 200 * 8,
+        "the loop ran translated: {translated:?}"
+    );
+}
+
 /// One physical page of code mapped at two linear addresses (as a shared
 /// library is in two processes), called at both: its code pushes and adds
 /// up its own linear address (CALL to the next instruction, POP), which

@@ -1,0 +1,218 @@
+//! The links between translations: the chains (exits patched to jump
+//! straight to their target's translation) and the bookkeeping of the
+//! indirect-branch cache (`ctx::Ibtc`, which lives in the context that
+//! translated code reads), with the code buffer they patch. The
+//! dispatcher makes and undoes them; an `exec` callout that changed the
+//! page tables (MOV CR3, INVLPG) checks them itself and goes on.
+
+use crate::codebuf::CodeBuf;
+use crate::ctx::Ibtc;
+use crate::translate;
+use machine::x86::paging::Regs;
+use machine::Machine;
+
+pub(crate) struct Links {
+    pub buf: CodeBuf,
+    /// Every chainable exit of the translations in the cache, by exit id.
+    pub sites: Vec<Site>,
+    /// The sites currently patched to jump straight to their target in
+    /// another linear page.
+    pub patched: Vec<Cross>,
+    /// The physical page of each indirect-branch cache entry's target.
+    pub ibtc_phys: Vec<u32>,
+    /// The indirect-branch cache's slots that hold an entry, each once: a
+    /// change of the page tables looks at these, not at all 1024.
+    pub ibtc_used: Vec<u16>,
+    /// A bit (`page_bit`) for the linear page of every target of a chain
+    /// between pages and of every indirect-branch cache entry: an INVLPG
+    /// of a page whose bit is clear touches none of them.
+    pub target_pages: u64,
+    /// The sites currently patched to jump straight to their target in the
+    /// same linear page: these outlive a change of the page tables (see
+    /// `unchain_across_pages`).
+    pub patched_in_page: Vec<usize>,
+    /// The interpreter's mapping epoch (`Interp::tlb_map_epoch`) the chains
+    /// were checked under: a changed mapping (CR3, INVLPG, paging on or
+    /// off) checks them again (`unchain_stale_across_pages`).
+    pub chain_epoch: u64,
+    /// The exit the last block left through, to chain once its target is
+    /// known.
+    pub pending_chain: Option<usize>,
+}
+
+/// A chainable exit: its `jmp rel32` in the cache and where it goes.
+/// A chain between two linear pages: the site (whose `target` is the
+/// target's linear address), and the target's physical page when the
+/// chain was made.
+#[derive(Clone, Copy)]
+pub(crate) struct Cross {
+    pub site: usize,
+    pub phys_page: u32,
+}
+
+pub(crate) struct Site {
+    pub jmp: u64,
+    /// Where the jump goes while not chained (stores that tell the
+    /// dispatcher the target, then the exit stub).
+    pub home: u64,
+    pub target: u32,
+    pub key: u32,
+    /// The linear page of the block the exit is in.
+    pub page: u32,
+}
+
+impl Site {
+    /// The linear address of the exit's target (its EIP in the code
+    /// segment the key names).
+    pub fn target_lin(&self) -> u32 {
+        translate::key::cs_base(self.key).wrapping_add(self.target)
+    }
+}
+
+/// `Links::target_pages`' bit for linear page `page`.
+fn page_bit(page: u32) -> u64 {
+    1 << (((page >> 12) ^ (page >> 18)) & 63)
+}
+
+/// The linear page of an indirect-branch cache entry's target.
+fn ibtc_page(e: &Ibtc) -> u32 {
+    translate::key::cs_base(e.key).wrapping_add(e.eip) & !0xFFF
+}
+
+impl Links {
+    /// Puts `e` into the indirect-branch cache (its target's code in
+    /// physical page `phys_page`).
+    pub fn cache_indirect(&mut self, ibtc: &mut [Ibtc], e: Ibtc, phys_page: u32) {
+        let slot = crate::ctx::ibtc_slot(e.eip);
+        if ibtc[slot].key == Ibtc::EMPTY.key {
+            self.ibtc_used.push(slot as u16);
+        }
+        self.target_pages |= page_bit(ibtc_page(&e));
+        ibtc[slot] = e;
+        self.ibtc_phys[slot] = phys_page;
+    }
+
+    /// Chains exit `site` straight to the translation at host `addr`,
+    /// whose code is in physical page `phys_page`.
+    pub fn chain(&mut self, site: usize, addr: u64, phys_page: u32) {
+        let s = &self.sites[site];
+        let target_page = s.target_lin() & !0xFFF;
+        let in_page = target_page == s.page;
+        self.aim(site, addr);
+        if in_page {
+            self.patched_in_page.push(site);
+        } else {
+            self.target_pages |= page_bit(target_page);
+            self.patched.push(Cross { site, phys_page });
+        }
+    }
+
+    /// Points a site's jump at `target` (a translation's entry).
+    pub fn aim(&mut self, site: usize, target: u64) {
+        let jmp = self.sites[site].jmp;
+        let rel = (target.wrapping_sub(jmp + 5) as i64) as i32;
+        self.buf.patch(jmp + 1, &rel.to_le_bytes());
+    }
+
+    /// Undoes every chain: each patched exit goes back to the dispatcher.
+    pub fn unchain_all(&mut self, ibtc: &mut [Ibtc]) {
+        for site in std::mem::take(&mut self.patched_in_page) {
+            self.aim(site, self.sites[site].home);
+        }
+        self.unchain_across_pages(ibtc);
+    }
+
+    /// Undoes the chains between linear pages, and the indirect-branch
+    /// cache: what a change of the page tables (a new CR3, INVLPG, paging
+    /// turned on or off) may make stale. A chain within one linear page
+    /// stays valid (as QEMU's direct jumps between blocks of one page do):
+    /// a block runs only where its page maps to the physical page it was
+    /// translated from (the dispatcher found it there, or a chain led to
+    /// it from a block of the same page, which ran so), and then its target
+    /// in that page is the same physical code as when the chain was made.
+    /// Undoing and remaking every chain at each of a kernel's context
+    /// switches cost xv6's usertests 8.7 million patches of translated
+    /// code (each a self-modifying-code stall of the host CPU).
+    pub fn unchain_across_pages(&mut self, ibtc: &mut [Ibtc]) {
+        for x in std::mem::take(&mut self.patched) {
+            self.aim(x.site, self.sites[x.site].home);
+        }
+        self.pending_chain = None;
+        self.target_pages = 0;
+        for slot in std::mem::take(&mut self.ibtc_used) {
+            ibtc[slot as usize] = Ibtc::EMPTY;
+        }
+    }
+
+    /// After a change of the page tables (the epoch): undoes the chains
+    /// between pages whose target page no longer maps where it did, and
+    /// the indirect-branch cache. A chain stays where the dispatcher would
+    /// find the same translation now: the target's linear page maps to the
+    /// same physical page, present, executable at the chain's privilege,
+    /// with the accessed bits the fetch would set already set (so skipping
+    /// the fetch's walk changes nothing the guest can see; a walk that
+    /// would set one undoes the chain). A kernel mapped alike in every
+    /// address space (xv6's) keeps its chains across context switches;
+    /// undoing and remaking them each time cost xv6's usertests millions of
+    /// patches of translated code.
+    ///
+    /// `only`: the one linear page whose mapping moved (an INVLPG): the
+    /// links into other pages stand without a look at the page tables.
+    pub fn unchain_stale_across_pages(
+        &mut self,
+        regs: Regs,
+        m: &Machine,
+        ibtc: &mut [Ibtc],
+        only: Option<u32>,
+    ) {
+        self.pending_chain = None;
+        if only.is_some_and(|p| self.target_pages & page_bit(p) == 0) {
+            return;
+        }
+        let a20 = m.a20_mask();
+        // A (page, privilege) walked once, mostly: a direct-mapped memo
+        // (tag: the page with the privilege in bit 0; 1 never is one).
+        let mut seen = [(1u32, None::<u32>); 64];
+        let mut now = |page: u32, user: bool| {
+            let tag = page | user as u32;
+            let slot = ((page >> 12) ^ (page >> 21) ^ user as u32) as usize & (seen.len() - 1);
+            if seen[slot].0 == tag {
+                return seen[slot].1;
+            }
+            let phys = crate::maps_for_fetch(m, regs, a20, page, user);
+            seen[slot] = (tag, phys);
+            phys
+        };
+        let moved = |page: u32| only.is_none_or(|p| p == page);
+        // The bits of what stays.
+        let mut bits = 0;
+        let mut patched = std::mem::take(&mut self.patched);
+        patched.retain(|x| {
+            let site = &self.sites[x.site];
+            let page = site.target_lin() & !0xFFF;
+            let user = site.key & translate::key::USER != 0;
+            if !moved(page) || now(page, user) == Some(x.phys_page) {
+                bits |= page_bit(page);
+                return true;
+            }
+            self.aim(x.site, self.sites[x.site].home);
+            false
+        });
+        self.patched = patched;
+        // The indirect-branch cache likewise, entry by entry.
+        let phys = &self.ibtc_phys;
+        self.ibtc_used.retain(|&slot| {
+            let e = &mut ibtc[slot as usize];
+            let page = ibtc_page(e);
+            let keep = !moved(page)
+                || now(page, e.key & translate::key::USER != 0) == Some(phys[slot as usize]);
+            if keep {
+                bits |= page_bit(page);
+            } else {
+                *e = Ibtc::EMPTY;
+            }
+            keep
+        });
+        self.target_pages = bits;
+    }
+}
