@@ -121,6 +121,7 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
         next,
         slot,
         phys_page,
+        port,
     } = c.exec_args;
     let key = c.key;
     let rep = slot & crate::ctx::EXEC_REP != 0;
@@ -134,6 +135,7 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
     // one's slot (the interpreter retires it itself, or delivers instead).
     let before = (c.room - c.budget - n) + k;
     m.retire(before as u64);
+    let deadline0 = m.next_deadline();
     c.room -= before + 1;
     c.exec_before += before as u64;
     interp.set_translated_state(c.regs, c.flags as u32, eip);
@@ -151,7 +153,19 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
     // when there is a deadline: only those get it (a clock read per
     // callout would cost more than many an instruction).
     let deadline = c.deadline.filter(|_| rep);
-    let r = interp.exec_one(m, engine_interp::fallback::Recorded::Callout, deadline);
+    // IN and OUT: the port access made here (it changes the accumulator
+    // at most, and no mode), unless it is not allowed (#GP), which the
+    // interpreter then raises.
+    let fast = port & crate::ctx::PORT_IO != 0 && {
+        let imm = (port & crate::ctx::PORT_DX == 0).then_some(port as u16);
+        let w = ((port >> 17) & 7) as u8;
+        interp.callout_port(m, port & crate::ctx::PORT_OUT != 0, imm, w, eip, next)
+    };
+    let r = if fast {
+        Ok(machine::Stop::Stepped)
+    } else {
+        interp.exec_one(m, engine_interp::fallback::Recorded::Callout, deadline)
+    };
     c.exec_retired += m.icount() - i0;
     if before > 0 || m.icount() > i0 {
         c.moved = true;
@@ -159,7 +173,11 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
     let cpu = interp.cpu();
     // (The segment bases too: real mode's MOV DS, AX keeps the mode key
     // but moves the base translated code adds.)
-    c.load_cpu(cpu);
+    if fast {
+        c.regs[0] = cpu.regs()[0];
+    } else {
+        c.load_cpu(cpu);
+    }
     c.eip = cpu.eip();
     // Leaving: the block's exit, as translated code would write it (the
     // instruction counted: it has run, or been replaced by a delivery).
@@ -202,7 +220,15 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
         links.unchain_stale_across_pages(cpu.paging_regs(), m, &mut c.ibtc, only);
         links.chain_epoch = interp.tlb_map_epoch();
     }
-    let key_now = crate::Bt::mode_key(cpu, m);
+    let key_now = if fast {
+        // (Port I/O changes no mode; it may raise an interrupt.)
+        let f = machine::cpu::flags::IF;
+        let taken = (cpu.control_flags() & f != 0 && m.interrupt_pending())
+            || (!cpu.nmi_blocked() && m.nmi_pending());
+        (!taken).then_some(key)
+    } else {
+        crate::Bt::mode_key(cpu, m)
+    };
     // (An IRET may have brought RF back.)
     c.rf = cpu.control_flags() & machine::cpu::flags::RF != 0;
     // What of this block is already taken from the budget and will still
@@ -261,6 +287,13 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
         rest = 0;
         GOTO
     };
+    // The budget already ends at the device deadline this instruction
+    // began under (the entry's budget did, and every instruction since
+    // took from both alike): only a new deadline (an OUT to the PIT) may
+    // cut it.
+    if m.next_deadline() == deadline0 {
+        return result;
+    }
     // What follows may run up to the (perhaps nearer) deadline.
     let allowed = m.insns_until_deadline().min(i64::MAX as u64) as i64 - rest;
     if allowed < 0 {

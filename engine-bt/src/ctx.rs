@@ -28,8 +28,10 @@ pub type ExecFn = unsafe extern "C" fn(*mut Ctx) -> u32;
 /// What translated code hands `callout::exec`: the instruction's EIP,
 /// `block length << 16 | index in the block` (as for `SensitiveFn`), the
 /// next instruction's EIP, a slot of `Ctx::exec_counts` (its mnemonic),
-/// with `EXEC_REP` set for a REP-prefixed instruction, and the physical
-/// page the block was translated from.
+/// with `EXEC_REP` set for a REP-prefixed instruction, the physical
+/// page the block was translated from, and for IN and OUT their port
+/// access (`port`), which the callout makes without the interpreter's
+/// decoder and run loop.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ExecArgs {
@@ -38,7 +40,15 @@ pub struct ExecArgs {
     pub next: u32,
     pub slot: u32,
     pub phys_page: u32,
+    pub port: u32,
 }
+
+/// `ExecArgs::port`: 0 for any other instruction; else `PORT_IO`, the
+/// width in bytes << 17, `PORT_OUT` for OUT, `PORT_DX` for a port in DX,
+/// else the immediate port in the low 16 bits.
+pub const PORT_IO: u32 = 1 << 31;
+pub const PORT_OUT: u32 = 1 << 16;
+pub const PORT_DX: u32 = 1 << 20;
 
 /// Results of `ExecFn`.
 pub mod exec {

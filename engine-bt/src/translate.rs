@@ -282,6 +282,23 @@ fn plan(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Opti
     })
 }
 
+/// `ctx::ExecArgs::port` for `insn`: IN or OUT between the accumulator
+/// and an immediate port or DX (not INS/OUTS), else 0.
+fn port_access(insn: &Instruction) -> u32 {
+    let (out, acc, port) = match insn.mnemonic() {
+        Mnemonic::In => (false, insn.op0_register(), 1),
+        Mnemonic::Out => (true, insn.op1_register(), 0),
+        _ => return 0,
+    };
+    let width = acc.size() as u32;
+    let how = match insn.op_kind(port) {
+        OpKind::Immediate8 => insn.immediate8() as u32,
+        OpKind::Register if insn.op_register(port) == Register::DX => ctx::PORT_DX,
+        _ => return 0,
+    };
+    ctx::PORT_IO | width << 17 | if out { ctx::PORT_OUT } else { 0 } | how
+}
+
 /// Whether the block always leaves after `insn` has run as an `exec`
 /// callout: HLT. (A control transfer, INT, IRET, a far JMP, goes on into
 /// its target's translation when the indirect-branch cache has it; a
@@ -1058,6 +1075,7 @@ impl Emitter {
         a.mov(dword_ptr(r15 + (args + 8)), insn.next_ip32())?;
         a.mov(dword_ptr(r15 + (args + 12)), slot)?;
         a.mov(dword_ptr(r15 + (args + 16)), self.phys_page)?;
+        a.mov(dword_ptr(r15 + (args + 20)), port_access(insn))?;
         a.call(qword_ptr(r15 + ctx::EXEC_STUB))
     }
 

@@ -166,6 +166,45 @@ impl Interp {
         true
     }
 
+    /// IN or OUT (`out`) of `w` bytes (1, 2, 4) between the accumulator
+    /// and port `imm`, or DX when None, for translated code, at the
+    /// instruction `eip` whose successor is `next`: what the interpreter's
+    /// own IN/OUT does (the sensitive-instruction record, the I/O
+    /// permission check, the access at the current virtual time, the
+    /// instruction retired, RF gone) without decoding or the run loop.
+    /// False, with nothing done or recorded, where the access is not
+    /// allowed (#GP): the interpreter then runs the instruction itself.
+    pub fn callout_port(
+        &mut self,
+        m: &mut Machine,
+        out: bool,
+        imm: Option<u16>,
+        w: u8,
+        eip: u32,
+        next: u32,
+    ) -> bool {
+        let c = &mut self.cpu;
+        let port = imm.unwrap_or(c.regs[2] as u16);
+        if c.check_io(m, port, w).is_err() {
+            return false;
+        }
+        let name = if out { "out" } else { "in" };
+        c.record_sensitive(m, name, eip, m.icount(), machine::Handling::Callout);
+        if out {
+            let v = c.reg(0, w);
+            c.port_out(m, port, w, v);
+        } else {
+            let v = c.port_in(m, port, w);
+            c.set_reg(0, w, v);
+        }
+        c.exit_block = false;
+        c.eip = next;
+        c.fl.bits &= !f::RF;
+        self.stalls = 0;
+        m.retire(1);
+        true
+    }
+
     /// Whether `lin` is on the device page `pure_mmio_read` last found,
     /// its translation still valid: a read there need not look for a TLB
     /// entry first (a device page has none, and looking walks the page

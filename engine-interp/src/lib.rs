@@ -360,7 +360,10 @@ impl Interp {
             if let Some(max) = limits.max_icount {
                 budget = budget.min(max.saturating_sub(m.icount()).max(1));
             }
-            budget = budget.min(m.insns_until_deadline().max(1)).min(SLICE);
+            // (One instruction needs no look at the deadline: a division.)
+            if budget > 1 {
+                budget = budget.min(m.insns_until_deadline().max(1)).min(SLICE);
+            }
             let before = m.icount();
             if let Flow::Triple = self.exec(m, budget, &limits.breakpoints) {
                 return Stop::TripleFault;
