@@ -67,6 +67,9 @@ pub struct Cpu {
     pub(crate) fl: Flags,
     pub(crate) segs: [Segment; 6],
     pub(crate) segchk: [SegCheck; 6],
+    /// The mode `segchk` was computed for (protected and not V86); None:
+    /// to be recomputed.
+    pub(crate) segchk_prot: Option<bool>,
     pub(crate) cr0: u32,
     pub(crate) cr2: u32,
     pub(crate) cr3: u32,
@@ -165,6 +168,7 @@ impl Cpu {
             fl: Flags::new(s.eflags),
             segs: s.segs,
             segchk: [SegCheck::default(); 6],
+            segchk_prot: None,
             cr0: s.cr0,
             cr2: s.cr2,
             cr3: s.cr3,
@@ -324,7 +328,12 @@ impl Cpu {
         self.protected() && !self.v86() && self.segs[SS].big()
     }
 
-    /// Recomputes everything derived from CR0, EFLAGS.VM and the segments.
+    /// Recomputes what derives from CR0, EFLAGS.VM and CS: the CPL, and
+    /// the segments' checks when the mode they depend on (protected, not
+    /// V86) changed. `set_seg` keeps each segment's check current, so a CS
+    /// load or an INT/IRET that stays in its mode recomputes no check
+    /// (six of them were an eighth of an exception's delivery); code that
+    /// writes `segs` directly calls `refresh_all`.
     pub fn refresh_mode(&mut self) {
         self.tlb.epoch += 1;
         self.cpl = if !self.protected() {
@@ -335,9 +344,19 @@ impl Cpu {
             (self.segs[CS].selector & 3) as u8
         };
         let prot = self.protected() && self.fl.bits & f::VM == 0;
-        for i in 0..6 {
-            self.segchk[i] = SegCheck::of(&self.segs[i], prot);
+        if self.segchk_prot != Some(prot) {
+            for i in 0..6 {
+                self.segchk[i] = SegCheck::of(&self.segs[i], prot);
+            }
+            self.segchk_prot = Some(prot);
         }
+    }
+
+    /// `refresh_mode` after `segs` was written other than by `set_seg` (a
+    /// state restored, a task switch): every check recomputed.
+    pub fn refresh_all(&mut self) {
+        self.segchk_prot = None;
+        self.refresh_mode();
     }
 
     /// Loads a segment cache and refreshes what depends on it.
@@ -345,6 +364,10 @@ impl Cpu {
     pub fn set_seg(&mut self, i: usize, s: Segment) {
         self.segs[i] = s;
         let prot = self.protected() && self.fl.bits & f::VM == 0;
+        if self.segchk_prot != Some(prot) {
+            // The others were made for another mode: all of them, now.
+            self.segchk_prot = None;
+        }
         self.segchk[i] = SegCheck::of(&s, prot);
         if i == CS {
             self.refresh_mode();

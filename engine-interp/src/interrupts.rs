@@ -48,7 +48,7 @@ impl Cpu {
             self.tr = saved_tr;
             self.ldtr = saved_ldtr;
             self.cr3 = saved_cr3;
-            self.refresh_mode();
+            self.refresh_all();
         }
         self.exit_block = true;
         r

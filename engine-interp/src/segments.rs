@@ -410,7 +410,7 @@ impl Cpu {
                 self.segs = saved.0;
                 self.regs[4] = saved.1;
                 self.cpl = saved.2;
-                self.refresh_mode();
+                self.refresh_all();
                 return Err(e);
             }
             let seg = self.load_cs(td, tsel, dpl);

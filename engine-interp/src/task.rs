@@ -207,6 +207,8 @@ impl Cpu {
             self.segs[*s].selector = nsels[k];
             self.segs[*s].access |= a::UNUSABLE;
         }
+        // (Written directly: the next mode refresh recomputes every check.)
+        self.segchk_prot = None;
         self.ldtr = Segment {
             selector: nldt,
             base: 0,
