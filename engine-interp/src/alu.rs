@@ -96,6 +96,27 @@ pub fn alu_rr32<const K: u8>(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
     Ok(())
 }
 
+/// ALU on two registers of 8 or 16 bits (real-mode code's hot form).
+pub fn alu_rr<const K: u8>(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
+    let a = c.reg(op.r0, op.w);
+    let b = c.reg(op.r1, op.w);
+    let r = alu_op::<K>(c, op.w, a, b);
+    if K != CMP {
+        c.set_reg(op.r0, op.w, r);
+    }
+    Ok(())
+}
+
+/// ALU with a register of 8 or 16 bits and an immediate.
+pub fn alu_ri<const K: u8>(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
+    let a = c.reg(op.r0, op.w);
+    let r = alu_op::<K>(c, op.w, a, op.imm);
+    if K != CMP {
+        c.set_reg(op.r0, op.w, r);
+    }
+    Ok(())
+}
+
 /// ALU with a 32-bit register and an immediate.
 pub fn alu_ri32<const K: u8>(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
     let a = c.regs[op.r0 as usize & 7];
@@ -123,6 +144,19 @@ pub fn incdec(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
         a.wrapping_sub(1)
     } & mk;
     c.put(m, op, loc, r)?;
+    c.fl.set_incdec(op.x != 0, op.w, a, r);
+    Ok(())
+}
+
+/// INC/DEC of a register of 8 or 16 bits.
+pub fn incdec_r(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
+    let a = c.reg(op.r0, op.w);
+    let r = if op.x == 0 {
+        a.wrapping_add(1)
+    } else {
+        a.wrapping_sub(1)
+    } & mask(op.w);
+    c.set_reg(op.r0, op.w, r);
     c.fl.set_incdec(op.x != 0, op.w, a, r);
     Ok(())
 }

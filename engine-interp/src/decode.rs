@@ -128,10 +128,12 @@ fn stack_w(i: &Instruction) -> u8 {
 pub enum Shape {
     /// The generic operands only.
     Plain,
-    /// ALU: the copies for 32-bit register-register and register-immediate.
-    Alu(Handler, Handler),
-    /// INC/DEC: the copy for a 32-bit register.
-    IncDec(Handler),
+    /// ALU: the copies for 32-bit register-register and register-immediate,
+    /// then for the same forms of the other widths.
+    Alu(Handler, Handler, Handler, Handler),
+    /// INC/DEC: the copies for a 32-bit register, then for a register of
+    /// another width.
+    IncDec(Handler, Handler),
     /// MOV: segment, control and debug registers have their own handlers;
     /// 32-bit register and memory forms their own copies.
     Mov,
@@ -212,22 +214,18 @@ fn shape(form: &table::Form, op: &mut Op, i: &Instruction) -> Option<Handler> {
     let f = form.f;
     Some(match form.shape {
         Shape::Plain => f,
-        Shape::Alu(rr, ri) => {
-            if op.k0 == K_REG && op.k1 == K_REG && op.w == 4 {
-                rr
-            } else if op.k0 == K_REG && op.k1 == K_IMM && op.w == 4 {
-                ri
-            } else {
-                f
-            }
-        }
-        Shape::IncDec(r32) => {
-            if op.k0 == K_REG && op.w == 4 {
-                r32
-            } else {
-                f
-            }
-        }
+        Shape::Alu(rr32, ri32, rr, ri) => match (op.k0, op.k1, op.w) {
+            (K_REG, K_REG, 4) => rr32,
+            (K_REG, K_IMM, 4) => ri32,
+            (K_REG, K_REG, _) => rr,
+            (K_REG, K_IMM, _) => ri,
+            _ => f,
+        },
+        Shape::IncDec(r32, r) => match (op.k0, op.w) {
+            (K_REG, 4) => r32,
+            (K_REG, _) => r,
+            _ => f,
+        },
         Shape::Mov => return mov(op, i),
         Shape::Movx(sign) => {
             op.w = gpr(i.op0_register())?.1;

@@ -73,17 +73,17 @@ const SENS: u8 = SENSITIVE;
 forms! {
     // mnemonic => handler,                shape,                                                  x,     attributes
     // Arithmetic and logic (SDM Vol 1 7.3.2).
-    Add      => alu::alu::<ADD>,           Alu(alu::alu_rr32::<ADD>, alu::alu_ri32::<ADD>),        0,     LOCK | IDENT;
-    Or       => alu::alu::<OR>,            Alu(alu::alu_rr32::<OR>, alu::alu_ri32::<OR>),          0,     LOCK | IDENT;
-    Adc      => alu::alu::<ADC>,           Alu(alu::alu_rr32::<ADC>, alu::alu_ri32::<ADC>),        0,     LOCK | IDENT;
-    Sbb      => alu::alu::<SBB>,           Alu(alu::alu_rr32::<SBB>, alu::alu_ri32::<SBB>),        0,     LOCK | IDENT;
-    And      => alu::alu::<AND>,           Alu(alu::alu_rr32::<AND>, alu::alu_ri32::<AND>),        0,     LOCK | IDENT;
-    Sub      => alu::alu::<SUB>,           Alu(alu::alu_rr32::<SUB>, alu::alu_ri32::<SUB>),        0,     LOCK | IDENT;
-    Xor      => alu::alu::<XOR>,           Alu(alu::alu_rr32::<XOR>, alu::alu_ri32::<XOR>),        0,     LOCK | IDENT;
-    Cmp      => alu::alu::<CMP>,           Alu(alu::alu_rr32::<CMP>, alu::alu_ri32::<CMP>),        0,     IDENT;
+    Add      => alu::alu::<ADD>,           Alu(alu::alu_rr32::<ADD>, alu::alu_ri32::<ADD>, alu::alu_rr::<ADD>, alu::alu_ri::<ADD>),        0,     LOCK | IDENT;
+    Or       => alu::alu::<OR>,            Alu(alu::alu_rr32::<OR>, alu::alu_ri32::<OR>, alu::alu_rr::<OR>, alu::alu_ri::<OR>),          0,     LOCK | IDENT;
+    Adc      => alu::alu::<ADC>,           Alu(alu::alu_rr32::<ADC>, alu::alu_ri32::<ADC>, alu::alu_rr::<ADC>, alu::alu_ri::<ADC>),        0,     LOCK | IDENT;
+    Sbb      => alu::alu::<SBB>,           Alu(alu::alu_rr32::<SBB>, alu::alu_ri32::<SBB>, alu::alu_rr::<SBB>, alu::alu_ri::<SBB>),        0,     LOCK | IDENT;
+    And      => alu::alu::<AND>,           Alu(alu::alu_rr32::<AND>, alu::alu_ri32::<AND>, alu::alu_rr::<AND>, alu::alu_ri::<AND>),        0,     LOCK | IDENT;
+    Sub      => alu::alu::<SUB>,           Alu(alu::alu_rr32::<SUB>, alu::alu_ri32::<SUB>, alu::alu_rr::<SUB>, alu::alu_ri::<SUB>),        0,     LOCK | IDENT;
+    Xor      => alu::alu::<XOR>,           Alu(alu::alu_rr32::<XOR>, alu::alu_ri32::<XOR>, alu::alu_rr::<XOR>, alu::alu_ri::<XOR>),        0,     LOCK | IDENT;
+    Cmp      => alu::alu::<CMP>,           Alu(alu::alu_rr32::<CMP>, alu::alu_ri32::<CMP>, alu::alu_rr::<CMP>, alu::alu_ri::<CMP>),        0,     IDENT;
     Test     => alu::test,                 Plain,                                                  0,     IDENT;
-    Inc      => alu::incdec,               IncDec(alu::incdec_r32),                                0,     LOCK | IDENT;
-    Dec      => alu::incdec,               IncDec(alu::incdec_r32),                                1,     LOCK | IDENT;
+    Inc      => alu::incdec,               IncDec(alu::incdec_r32, alu::incdec_r),                                0,     LOCK | IDENT;
+    Dec      => alu::incdec,               IncDec(alu::incdec_r32, alu::incdec_r),                                1,     LOCK | IDENT;
     Neg      => alu::neg,                  Plain,                                                  0,     LOCK | IDENT;
     Not      => alu::not,                  Plain,                                                  0,     LOCK | IDENT;
     // Data movement.
