@@ -40,10 +40,15 @@
 //!   FPU...) is a call from translated code to the interpreter, which runs
 //!   that one instruction and returns into the block (`Plan::Exec`,
 //!   `callout::exec`, through the exec stub of `stubs`): VMware's in-TC
-//!   callouts, generalised. The block goes on after it where nothing it
-//!   assumed changed (the next EIP, the mode key, the mappings, no
-//!   interrupt to take, no stop), else leaves for the dispatcher at the
-//!   EIP the interpreter left. Instructions that can fault on the host for
+//!   callouts, generalised (IN and OUT make their port access in the
+//!   callout itself). The block goes on after it where nothing it
+//!   assumed changed (the next EIP, the mode key, no interrupt to take, no
+//!   stop; a change of the page tables has the links checked, and the
+//!   block goes on if its own page still maps where it did); a control
+//!   transfer (INT, IRET, a far jump, an exception delivered) goes
+//!   straight on into its target's translation when the indirect-branch
+//!   cache has it; else the block leaves for the dispatcher at the EIP the
+//!   interpreter left. Instructions that can fault on the host for
 //!   reasons of their own (DIV, BOUND, INT, I/O, privileged, REP strings,
 //!   LOCK where it is #UD) are never run natively.
 //! - An access neither the inline lookup nor `host_ptr` can serve (a
@@ -1025,18 +1030,17 @@ impl Emitter {
         a.and(r14d, t.slot_mask)?;
         a.imul_3(r14d, r14d, t.entry_size)?;
         a.add(r14, qword_ptr(r15 + ctx::TLB_PTR))?;
-        a.mov(r11d, r13d)?;
-        a.and(r11d, t.page_mask)?;
+        // The tag against the access's page with its misaligned low bits:
+        // an aligned access (which cannot cross a page) matches at once; a
+        // misaligned one is checked out of line (same page, no crossing).
+        let mut hit = a.create_label();
+        let mut unaligned = a.create_label();
         let tag = if write { t.wtag_offset } else { t.rtag_offset };
+        a.mov(r11d, r13d)?;
+        a.and(r11d, t.page_mask | (size - 1))?;
         a.cmp(r11d, dword_ptr(r14 + tag))?;
-        a.jne(miss)?;
-        if size > 1 {
-            // The access must not cross into the next page.
-            a.mov(r11d, r13d)?;
-            a.and(r11d, 0xFFF)?;
-            a.cmp(r11d, 0x1000 - size)?;
-            a.ja(miss)?;
-        }
+        a.jne(if size > 1 { unaligned } else { miss })?;
+        a.set_label(&mut hit)?;
         a.mov(r14, qword_ptr(r14 + t.addend_offset))?;
         a.add(r14, r13)?;
         if flags_live {
@@ -1045,6 +1049,20 @@ impl Emitter {
             self.drop_flags()?;
         }
         self.a.jmp(done)?;
+        if size > 1 {
+            let a = &mut self.a;
+            a.set_label(&mut unaligned)?;
+            a.mov(r11d, r13d)?;
+            a.and(r11d, t.page_mask)?;
+            a.cmp(r11d, dword_ptr(r14 + tag))?;
+            a.jne(miss)?;
+            // The access must not cross into the next page.
+            a.mov(r11d, r13d)?;
+            a.and(r11d, 0xFFF)?;
+            a.cmp(r11d, 0x1000 - size)?;
+            a.ja(miss)?;
+            a.jmp(hit)?;
+        }
         if seg.is_some() {
             // Past the limit: the flags as the fail path wants them (on
             // the host stack), then the interpreter.

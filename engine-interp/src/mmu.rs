@@ -89,7 +89,10 @@ const _: () = assert!(std::mem::size_of::<usize>() == 8);
 pub(crate) fn tlb_slot(lin: u32) -> usize {
     TLB_LAYOUT.slot(lin)
 }
-const INVALID: u32 = 1;
+/// The tag of no page. Not 1: generated code compares a tag with the
+/// page of an access together with its misaligned low bits (at most 3),
+/// which must never match an empty entry.
+const INVALID: u32 = 0xFFF;
 
 /// One TLB entry. Its fields are the interpreter's alone: `read_lin` and
 /// `write_lin` dereference `lin + addend`, so only `Cpu::translate`, which
