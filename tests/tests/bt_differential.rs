@@ -905,34 +905,13 @@ fn chains_follow_a_cr3_switch_between_two_address_spaces() {
     a.call(SHARED as u64).unwrap();
     a.ret().unwrap();
     let main = a.assemble(LOAD as u64).unwrap();
-    let run = |bt: bool| {
-        let mut m = Machine::new(MachineConfig::with_ram(8 << 20)).unwrap();
-        m.mem.write(LOAD as u64, &main).unwrap();
-        m.mem.write(CODE_A as u64, &process(eax)).unwrap();
-        m.mem.write(CODE_B as u64, &process(ebx)).unwrap();
-        // SHARED to CODE_A in A, CODE_B in B.
-        page_directory(&mut m, PD_A, &[(SHARED, PT_A, CODE_A)]);
-        page_directory(&mut m, PD_B, &[(SHARED, PT_B, CODE_B)]);
-        let mut st = CpuState::multiboot(LOAD, 0, 0);
-        st.regs[4] = STACK;
-        let mut e = on(m, bt, &st);
-        let stop = e.run_until(&limits()).unwrap();
-        let regs = e.cpu_state().unwrap().regs;
-        let tables = e.m.mem.slice(PD_A as u64, 0x5000).unwrap().to_vec();
-        let translated = e.stats().get(Counter::TranslatedInstructions);
-        (stop, regs, tables, e.m.icount(), translated)
+    let code = [(CODE_A, process(eax)), (CODE_B, process(ebx))];
+    // SHARED to CODE_A in A, CODE_B in B.
+    let dirs = |m: &mut Machine| {
+        page_directory(m, PD_A, &[(SHARED, PT_A, CODE_A)]);
+        page_directory(m, PD_B, &[(SHARED, PT_B, CODE_B)]);
     };
-    let (stop_i, ri, ti, ni, _) = run(false);
-    assert_eq!(stop_i, Stop::GuestExit { value: 800 & 0xFF });
-    // EBX: B's count (two calls a round); EAX: A's, plus EBX at the end.
-    assert_eq!((ri[0], ri[3]), (800, 400), "each address space ran its own");
-    let (stop_b, rb, tb, nb, translated) = run(true);
-    assert_eq!((&stop_b, rb, nb), (&stop_i, ri, ni));
-    assert!(tb == ti, "the page tables and their accessed bits");
-    assert!(
-        translated.unwrap_or(0) > 200 * 6,
-        "the loop ran translated: {translated:?}"
-    );
+    same_on_both(&main, &code, &dirs, (PD_A, 0x5000), 200 * 6);
 }
 
 /// One linear code page (0x400000) whose page-table entry is rewritten
@@ -987,30 +966,52 @@ fn chains_follow_an_invlpg_of_their_target_page() {
     a.call(SHARED as u64).unwrap();
     a.ret().unwrap();
     let main = a.assemble(LOAD as u64).unwrap();
+    let code = [(CODE_A, process(eax)), (CODE_B, process(ebx))];
+    let dirs = |m: &mut Machine| page_directory(m, PD, &[(SHARED, PT, CODE_A)]);
+    same_on_both(&main, &code, &dirs, (PD, 0x4000), 200 * 8);
+}
+
+/// Runs `main` (at LOAD, paging turned on by it) with `code` written at
+/// its physical addresses and the page tables `dirs` writes, on the
+/// interpreter and on the translator. Both must end at the guest exit with
+/// EAX 800 and EBX 400 (what each mapping's code counted), with the same
+/// registers, instruction count and page tables (`tables`: where, how many
+/// bytes: their accessed bits), the translator having run more than
+/// `translated` instructions in translated code.
+fn same_on_both(
+    main: &[u8],
+    code: &[(u32, Vec<u8>)],
+    dirs: &dyn Fn(&mut Machine),
+    tables: (u32, usize),
+    translated: u64,
+) {
     let run = |bt: bool| {
         let mut m = Machine::new(MachineConfig::with_ram(8 << 20)).unwrap();
-        m.mem.write(LOAD as u64, &main).unwrap();
-        m.mem.write(CODE_A as u64, &process(eax)).unwrap();
-        m.mem.write(CODE_B as u64, &process(ebx)).unwrap();
-        page_directory(&mut m, PD, &[(SHARED, PT, CODE_A)]);
+        m.mem.write(LOAD as u64, main).unwrap();
+        for (at, bytes) in code {
+            m.mem.write(*at as u64, bytes).unwrap();
+        }
+        dirs(&mut m);
         let mut st = CpuState::multiboot(LOAD, 0, 0);
         st.regs[4] = STACK;
         let mut e = on(m, bt, &st);
         let stop = e.run_until(&limits()).unwrap();
         let regs = e.cpu_state().unwrap().regs;
-        let tables = e.m.mem.slice(PD as u64, 0x4000).unwrap().to_vec();
-        let translated = e.stats().get(Counter::TranslatedInstructions);
-        (stop, regs, tables, e.m.icount(), translated)
+        let t = e.m.mem.slice(tables.0 as u64, tables.1).unwrap().to_vec();
+        let n = e.stats().get(Counter::TranslatedInstructions);
+        (stop, regs, t, e.m.icount(), n)
     };
     let (stop_i, ri, ti, ni, _) = run(false);
     assert_eq!(stop_i, Stop::GuestExit { value: 800 & 0xFF });
+    // EBX: the second mapping's count; EAX: the first's, plus EBX at the
+    // end.
     assert_eq!((ri[0], ri[3]), (800, 400), "each mapping ran its own code");
-    let (stop_b, rb, tb, nb, translated) = run(true);
+    let (stop_b, rb, tb, nb, n) = run(true);
     assert_eq!((&stop_b, rb, nb), (&stop_i, ri, ni));
     assert!(tb == ti, "the page tables and their accessed bits");
     assert!(
-        translated.unwrap_or(0) > 200 * 8,
-        "the loop ran translated: {translated:?}"
+        n.unwrap_or(0) > translated,
+        "the loop ran translated: {n:?}"
     );
 }
 

@@ -307,6 +307,29 @@ fn translator_event_traces_are_the_interpreters() {
     }
 }
 
+/// The nanobench lesson's exception and system-call rows on the
+/// translator: every delivery (#DE, #PF, INT 0x80) and every IRET back is
+/// run by an in-TC callout that goes straight on into the next
+/// translation (10,000 operations a row, two transfers each: all but the
+/// first few), not through
+/// the dispatcher, whose entries stay a few hundred for the whole lesson.
+#[test]
+fn nanobench_exceptions_go_straight_on_in_translated_code() {
+    let l = lessons::find("nanobench").expect("the nanobench lesson");
+    let mut s = lesson_session(l, EngineKind::Bt, Options::default()).unwrap();
+    assert_eq!(
+        s.run_until(&limits(EngineKind::Bt, 500_000_000)).unwrap(),
+        Stop::Halted
+    );
+    let st = s.stats();
+    let transfers = st.get(Counter::CalloutTransfers).unwrap_or(0);
+    let entries = st.get(Counter::DispatcherEntries).unwrap_or(u64::MAX);
+    // (The first of each kind go through the dispatcher, which caches
+    // their targets.)
+    assert!(transfers > 3 * 2 * 10_000 - 50, "{transfers} transfers");
+    assert!(entries < 2_000, "{entries} dispatcher entries");
+}
+
 /// Lessons in which how many timer ticks arrive on KVM depends on the
 /// host's speed, not only on the guest: the firmware's POST unmasks IRQ 0
 /// before INT 19h reads the boot sector, so on a slow or busy host a tick
