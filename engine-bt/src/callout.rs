@@ -216,16 +216,11 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
         // for the duration of the block, like `interp`; nothing else uses
         // them while the block runs.
         let links = unsafe { &mut *c.links };
-        only = interp.tlb_only_page_flushed_since(links.chain_epoch);
-        links.unchain_stale_across_pages(cpu.paging_regs(), m, &mut c.ibtc, only);
-        links.chain_epoch = interp.tlb_map_epoch();
+        only = links.remapped(interp, m, &mut c.ibtc);
     }
     let key_now = if fast {
         // (Port I/O changes no mode; it may raise an interrupt.)
-        let f = machine::cpu::flags::IF;
-        let taken = (cpu.control_flags() & f != 0 && m.interrupt_pending())
-            || (!cpu.nmi_blocked() && m.nmi_pending());
-        (!taken).then_some(key)
+        (!crate::interrupt_due(cpu, m)).then_some(key)
     } else {
         crate::Bt::mode_key(cpu, m)
     };

@@ -341,14 +341,7 @@ impl Bt {
     fn flush(&mut self) {
         self.blocks.clear();
         self.pages.clear();
-        self.links.sites.clear();
-        self.links.patched.clear();
-        self.links.patched_in_page.clear();
-        self.links.pending_chain = None;
-        self.ctx.ibtc.fill(ctx::Ibtc::EMPTY);
-        self.links.ibtc_used.clear();
-        self.links.target_pages = 0;
-        self.links.buf.truncate(self.stub_bytes);
+        self.links.clear(&mut self.ctx.ibtc, self.stub_bytes);
     }
 
     /// The translation key for the CPU's current mode, or None when the
@@ -360,8 +353,7 @@ impl Bt {
             || c.halted()
             || c.interrupt_shadow()
             || bits & (f::TF | f::DF) != 0
-            || (bits & f::IF != 0 && m.interrupt_pending())
-            || (!c.nmi_blocked() && m.nmi_pending())
+            || interrupt_due(c, m)
         {
             return None;
         }
@@ -676,6 +668,13 @@ pub(crate) fn maps_for_fetch(
     Some(w.phys & !0xFFF & a20)
 }
 
+/// An interrupt (IF set) or an NMI is to be taken before the next
+/// instruction: translated code must not run it.
+fn interrupt_due(c: &Cpu, m: &Machine) -> bool {
+    (c.control_flags() & f::IF != 0 && m.interrupt_pending())
+        || (!c.nmi_blocked() && m.nmi_pending())
+}
+
 /// The CPU is in a mode the translator never handles: V86, 16-bit
 /// protected mode, a 32-bit code segment that is not flat (base 0, 4 GiB
 /// limit), real mode with an unusual code segment (`real_mode_code`).
@@ -770,13 +769,7 @@ impl Engine for Bt {
             // dispatcher enters a block only under the key of the mode it
             // finds.
             if self.interp.tlb_map_epoch() != self.links.chain_epoch {
-                let regs = self.interp.cpu().paging_regs();
-                let only = self
-                    .interp
-                    .tlb_only_page_flushed_since(self.links.chain_epoch);
-                self.links
-                    .unchain_stale_across_pages(regs, m, &mut self.ctx.ibtc, only);
-                self.links.chain_epoch = self.interp.tlb_map_epoch();
+                self.links.remapped(&self.interp, m, &mut self.ctx.ibtc);
             }
             let pending = self.links.pending_chain.take();
             let indirect = std::mem::take(&mut self.indirect_pending);

@@ -92,6 +92,37 @@ impl Links {
         self.ibtc_phys[slot] = phys_page;
     }
 
+    /// After the interpreter's mapping epoch moved (MOV CR3, INVLPG,
+    /// paging turned on or off): the links checked against the page
+    /// tables now, those into only the invalidated page after a lone
+    /// INVLPG. Returns that page (None: any may have moved). The dispatcher
+    /// calls it before entering anything, an `exec` callout after the
+    /// instruction that moved it.
+    pub fn remapped(
+        &mut self,
+        interp: &engine_interp::Interp,
+        m: &Machine,
+        ibtc: &mut [Ibtc],
+    ) -> Option<u32> {
+        let only = interp.tlb_only_page_flushed_since(self.chain_epoch);
+        self.unchain_stale_across_pages(interp.cpu().paging_regs(), m, ibtc, only);
+        self.chain_epoch = interp.tlb_map_epoch();
+        only
+    }
+
+    /// Forgets every site and link (the translation cache was emptied;
+    /// `ibtc` is the context's cache) and the code after `keep` bytes.
+    pub fn clear(&mut self, ibtc: &mut [Ibtc], keep: usize) {
+        self.sites.clear();
+        self.patched.clear();
+        self.patched_in_page.clear();
+        self.pending_chain = None;
+        ibtc.fill(Ibtc::EMPTY);
+        self.ibtc_used.clear();
+        self.target_pages = 0;
+        self.buf.truncate(keep);
+    }
+
     /// Chains exit `site` straight to the translation at host `addr`,
     /// whose code is in physical page `phys_page`.
     pub fn chain(&mut self, site: usize, addr: u64, phys_page: u32) {
@@ -158,7 +189,7 @@ impl Links {
     ///
     /// `only`: the one linear page whose mapping moved (an INVLPG): the
     /// links into other pages stand without a look at the page tables.
-    pub fn unchain_stale_across_pages(
+    fn unchain_stale_across_pages(
         &mut self,
         regs: Regs,
         m: &Machine,

@@ -190,14 +190,7 @@ impl Interp {
         }
         let name = if out { "out" } else { "in" };
         c.record_sensitive(m, name, eip, m.icount(), machine::Handling::Callout);
-        if out {
-            let v = c.reg(0, w);
-            c.port_out(m, port, w, v);
-        } else {
-            let v = c.port_in(m, port, w);
-            c.set_reg(0, w, v);
-        }
-        c.exit_block = false;
+        c.acc_port(m, out, port, w);
         c.eip = next;
         c.fl.bits &= !f::RF;
         self.stalls = 0;

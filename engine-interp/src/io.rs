@@ -45,6 +45,18 @@ impl Cpu {
         m.io_write(port, w, v);
         self.exit_block = true;
     }
+
+    /// IN (`out` false: the port's value into the accumulator) or OUT
+    /// (the accumulator to the port) of `w` bytes, the access allowed.
+    pub fn acc_port(&mut self, m: &mut Machine, out: bool, port: u16, w: u8) {
+        if out {
+            let v = self.reg(0, w);
+            self.port_out(m, port, w, v);
+        } else {
+            let v = self.port_in(m, port, w);
+            self.set_reg(0, w, v);
+        }
+    }
 }
 
 /// IN acc, imm8 (k1 = imm) or IN acc, DX.
@@ -56,8 +68,7 @@ pub fn in_(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     };
     c.sensitive(m, op, "in");
     c.check_io(m, port, op.w)?;
-    let v = c.port_in(m, port, op.w);
-    c.set_reg(0, op.w, v);
+    c.acc_port(m, false, port, op.w);
     Ok(())
 }
 
@@ -70,8 +81,7 @@ pub fn out(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     };
     c.sensitive(m, op, "out");
     c.check_io(m, port, op.w)?;
-    let v = c.reg(0, op.w);
-    c.port_out(m, port, op.w, v);
+    c.acc_port(m, true, port, op.w);
     Ok(())
 }
 

@@ -844,6 +844,12 @@ fn paging_on(a: &mut iced_x86::code_asm::CodeAssembler, pd: u32) {
     a.mov(cr0, eax).unwrap();
 }
 
+/// The remapping tests' linear code page, and the two physical pages of
+/// code it is mapped to in turn.
+const SHARED: u32 = 0x40_0000;
+const CODE_A: u32 = 0x5_0000;
+const CODE_B: u32 = 0x6_0000;
+
 /// Two address spaces that map one linear code page (0x400000) to
 /// different physical pages holding different code, switched by MOV CR3
 /// around each CALL into it (a kernel's context switch between two
@@ -861,9 +867,6 @@ fn chains_follow_a_cr3_switch_between_two_address_spaces() {
     const PD_B: u32 = 0x1_1000;
     const PT_A: u32 = 0x1_3000;
     const PT_B: u32 = 0x1_4000;
-    const CODE_A: u32 = 0x5_0000;
-    const CODE_B: u32 = 0x6_0000;
-    const SHARED: u32 = 0x40_0000;
     // The code both address spaces run at SHARED, each its own copy: a
     // jump within the page (an in-page chain), then one register counted.
     let process = |reg: AsmRegister32| {
@@ -876,35 +879,13 @@ fn chains_follow_a_cr3_switch_between_two_address_spaces() {
         a.ret().unwrap();
         a.assemble(SHARED as u64).unwrap()
     };
-    let mut a = CodeAssembler::new(32).unwrap();
-    let mut top = a.create_label();
-    let mut common = a.create_label();
-    paging_on(&mut a, PD_A);
-    a.xor(eax, eax).unwrap();
-    a.xor(ebx, ebx).unwrap();
-    a.mov(esi, 200).unwrap();
-    a.set_label(&mut top).unwrap();
-    a.mov(edi, PD_A).unwrap();
-    a.mov(cr3, edi).unwrap();
-    a.call(common).unwrap();
-    a.mov(edi, PD_B).unwrap();
-    a.mov(cr3, edi).unwrap();
-    a.call(common).unwrap();
-    a.dec(esi).unwrap();
-    a.jnz(top).unwrap();
-    a.add(eax, ebx).unwrap();
-    a.out(0xF4, al).unwrap();
-    a.hlt().unwrap();
-    // One call into SHARED made in both address spaces: its chain must
-    // follow the switch.
-    a.set_label(&mut common).unwrap();
-    // Through a register (an indirect-branch cache entry), then direct (a
-    // chain).
-    a.mov(ecx, SHARED).unwrap();
-    a.call(ecx).unwrap();
-    a.call(SHARED as u64).unwrap();
-    a.ret().unwrap();
-    let main = a.assemble(LOAD as u64).unwrap();
+    let switch = |pd: u32| {
+        move |a: &mut CodeAssembler| {
+            a.mov(edi, pd).unwrap();
+            a.mov(cr3, edi).unwrap();
+        }
+    };
+    let main = two_mappings_loop(PD_A, SHARED, switch(PD_A), switch(PD_B));
     let code = [(CODE_A, process(eax)), (CODE_B, process(ebx))];
     // SHARED to CODE_A in A, CODE_B in B.
     let dirs = |m: &mut Machine| {
@@ -928,9 +909,6 @@ fn chains_follow_an_invlpg_of_their_target_page() {
     use iced_x86::code_asm::*;
     const PD: u32 = 0x1_0000;
     const PT: u32 = 0x1_3000;
-    const CODE_A: u32 = 0x5_0000;
-    const CODE_B: u32 = 0x6_0000;
-    const SHARED: u32 = 0x40_0000;
     const OTHER: u32 = 0x30_0000;
     let pte = PT + 4 * ((SHARED >> 12) & 0x3FF);
     let process = |reg: AsmRegister32| {
@@ -939,21 +917,45 @@ fn chains_follow_an_invlpg_of_their_target_page() {
         a.ret().unwrap();
         a.assemble(SHARED as u64).unwrap()
     };
+    let to_a = |a: &mut CodeAssembler| {
+        a.mov(dword_ptr(pte), CODE_A | P_RW).unwrap();
+        a.invlpg(byte_ptr(SHARED)).unwrap();
+    };
+    let to_b = |a: &mut CodeAssembler| {
+        a.mov(dword_ptr(pte), CODE_B | P_RW).unwrap();
+        a.invlpg(byte_ptr(OTHER)).unwrap();
+        a.invlpg(byte_ptr(SHARED)).unwrap();
+        a.invlpg(byte_ptr(OTHER)).unwrap();
+    };
+    let main = two_mappings_loop(PD, SHARED, to_a, to_b);
+    let code = [(CODE_A, process(eax)), (CODE_B, process(ebx))];
+    let dirs = |m: &mut Machine| page_directory(m, PD, &[(SHARED, PT, CODE_A)]);
+    same_on_both(&main, &code, &dirs, (PD, 0x4000), 200 * 8);
+}
+
+/// The program of the two remapping tests, at LOAD: paging on with `pd`,
+/// then 200 rounds of `to_a` (the first mapping of `shared`), a call of
+/// the common code, `to_b` (the second mapping), the same call; then EAX
+/// plus EBX out to the exit port. The common code calls `shared` through a
+/// register (an indirect-branch cache entry), then directly (a chain).
+fn two_mappings_loop(
+    pd: u32,
+    shared: u32,
+    to_a: impl Fn(&mut iced_x86::code_asm::CodeAssembler),
+    to_b: impl Fn(&mut iced_x86::code_asm::CodeAssembler),
+) -> Vec<u8> {
+    use iced_x86::code_asm::*;
     let mut a = CodeAssembler::new(32).unwrap();
     let mut top = a.create_label();
     let mut common = a.create_label();
-    paging_on(&mut a, PD);
+    paging_on(&mut a, pd);
     a.xor(eax, eax).unwrap();
     a.xor(ebx, ebx).unwrap();
     a.mov(esi, 200).unwrap();
     a.set_label(&mut top).unwrap();
-    a.mov(dword_ptr(pte), CODE_A | P_RW).unwrap();
-    a.invlpg(byte_ptr(SHARED)).unwrap();
+    to_a(&mut a);
     a.call(common).unwrap();
-    a.mov(dword_ptr(pte), CODE_B | P_RW).unwrap();
-    a.invlpg(byte_ptr(OTHER)).unwrap();
-    a.invlpg(byte_ptr(SHARED)).unwrap();
-    a.invlpg(byte_ptr(OTHER)).unwrap();
+    to_b(&mut a);
     a.call(common).unwrap();
     a.dec(esi).unwrap();
     a.jnz(top).unwrap();
@@ -961,14 +963,11 @@ fn chains_follow_an_invlpg_of_their_target_page() {
     a.out(0xF4, al).unwrap();
     a.hlt().unwrap();
     a.set_label(&mut common).unwrap();
-    a.mov(ecx, SHARED).unwrap();
+    a.mov(ecx, shared).unwrap();
     a.call(ecx).unwrap();
-    a.call(SHARED as u64).unwrap();
+    a.call(shared as u64).unwrap();
     a.ret().unwrap();
-    let main = a.assemble(LOAD as u64).unwrap();
-    let code = [(CODE_A, process(eax)), (CODE_B, process(ebx))];
-    let dirs = |m: &mut Machine| page_directory(m, PD, &[(SHARED, PT, CODE_A)]);
-    same_on_both(&main, &code, &dirs, (PD, 0x4000), 200 * 8);
+    a.assemble(LOAD as u64).unwrap()
 }
 
 /// Runs `main` (at LOAD, paging turned on by it) with `code` written at
