@@ -122,6 +122,7 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
         slot,
         phys_page,
         port,
+        op,
     } = c.exec_args;
     let key = c.key;
     let rep = slot & crate::ctx::EXEC_REP != 0;
@@ -164,7 +165,17 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
     let r = if fast {
         Ok(machine::Stop::Stepped)
     } else {
-        interp.exec_one(m, engine_interp::fallback::Recorded::Callout, deadline)
+        // The instruction as decoded when it was translated, run without
+        // the interpreter's run loop and decoded-block lookup where
+        // nothing they look for can come first.
+        // SAFETY: `links` as below; read only here, and not kept.
+        let links = unsafe { &*c.links };
+        let decoded = links.decoded.get(op as usize);
+        let callout = engine_interp::fallback::Recorded::Callout;
+        match decoded.and_then(|d| interp.exec_decoded(m, d, callout)) {
+            Some(s) => Ok(s),
+            None => interp.exec_one(m, callout, deadline),
+        }
     };
     c.exec_retired += m.icount() - i0;
     if before > 0 || m.icount() > i0 {

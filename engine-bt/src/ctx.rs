@@ -41,7 +41,13 @@ pub struct ExecArgs {
     pub slot: u32,
     pub phys_page: u32,
     pub port: u32,
+    /// The instruction decoded ahead for the interpreter
+    /// (`links::Links::decoded`), or `NOT_DECODED`.
+    pub op: u32,
 }
+
+/// `ExecArgs::op` of an instruction not decoded ahead.
+pub const NOT_DECODED: u32 = u32::MAX;
 
 /// `ExecArgs::port`: 0 for any other instruction; else `PORT_IO`, the
 /// width in bytes << 17, `PORT_OUT` for OUT, `PORT_DX` for a port in DX,

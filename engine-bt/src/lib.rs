@@ -260,6 +260,7 @@ impl Bt {
                 patched_in_page: Vec::new(),
                 chain_epoch: 0,
                 pending_chain: None,
+                decoded: Vec::new(),
             },
             indirect_pending: false,
             declined: vec![0; DECLINED_SLOTS],
@@ -415,6 +416,7 @@ impl Bt {
             exit_stub,
             first_exit: links.sites.len() as u32,
             phys_page: phys & !0xFFF,
+            first_decoded: links.decoded.len() as u32,
         };
         let mut t = translate::translate(&bytes, eip, key, place(&self.links), &self.breakpoints);
         // The cache is full: flush it and assemble again at the new address.
@@ -433,6 +435,7 @@ impl Bt {
                     return Entry::Interpret(None);
                 };
                 self.counters.blocks_translated += 1;
+                self.links.decoded.extend(b.decoded);
                 let now = m.clock.now();
                 m.trace.record(
                     m.icount(),

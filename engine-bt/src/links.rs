@@ -38,6 +38,9 @@ pub(crate) struct Links {
     /// The exit the last block left through, to chain once its target is
     /// known.
     pub pending_chain: Option<usize>,
+    /// The instructions the translations' exec callouts run, decoded for
+    /// the interpreter (`ctx::ExecArgs::op`).
+    pub decoded: Vec<engine_interp::fallback::Decoded>,
 }
 
 /// A chainable exit: its `jmp rel32` in the cache and where it goes.
@@ -120,6 +123,7 @@ impl Links {
         ibtc.fill(Ibtc::EMPTY);
         self.ibtc_used.clear();
         self.target_pages = 0;
+        self.decoded.clear();
         self.buf.truncate(keep);
     }
 

@@ -126,6 +126,9 @@ pub struct Block {
     /// to while not chained (which tells the dispatcher where it was going
     /// and returns), and the guest EIP it goes to.
     pub exits: Vec<(u64, u64, u32)>,
+    /// The instructions its exec callouts run, decoded for the
+    /// interpreter (`Interp::exec_decoded`), numbered from `first_decoded`.
+    pub decoded: Vec<engine_interp::fallback::Decoded>,
 }
 
 /// How one guest instruction is translated.
@@ -615,6 +618,8 @@ pub struct Place {
     pub exit_stub: u64,
     pub first_exit: u32,
     pub phys_page: u32,
+    /// The number its first decoded instruction gets (`Block::decoded`).
+    pub first_decoded: u32,
 }
 
 /// Decodes and translates the block at guest `eip`, whose bytes up to the
@@ -635,6 +640,7 @@ pub fn translate(
         exit_stub,
         first_exit,
         phys_page,
+        first_decoded,
     } = place;
     let mut dec = Decoder::with_ip(bitness(key), bytes, eip as u64, DecoderOptions::NONE);
     let cs_base = key::cs_base(key);
@@ -688,10 +694,27 @@ pub fn translate(
         end_eip = sti.ip32();
         insns.pop();
     }
+    // Instructions whose undefined flags translated code cannot make the
+    // interpreter's (`Fix::Interp`) go to the interpreter where those
+    // flags are needed; each such callout may make more flags needed
+    // before it, hence the loop.
+    plan_undefined_flags(&mut insns);
+    // (An STI's shadow instruction is never a callout: the block ends
+    // before the STI, which the interpreter runs with its shadow.)
+    if after_shadow && matches!(insns.last(), Some((_, Plan::Exec))) {
+        insns.truncate(insns.len().saturating_sub(2));
+        if let Some((last, _)) = insns.last() {
+            end_eip = last.next_ip32();
+        }
+        bytes_used = insns.iter().map(|(i, _)| i.len() as u32).sum();
+        after_shadow = false;
+        plan_undefined_flags(&mut insns);
+    }
     if insns.is_empty() {
         return None;
     }
     let mut e = Emitter::new(exit_stub, insns.len() as u32, first_exit, key, phys_page).ok()?;
+    e.first_decoded = first_decoded;
     e.block(&insns, end_eip, after_shadow).ok()?;
     let callouts = insns
         .iter()
@@ -722,6 +745,7 @@ pub fn translate(
         guest_bytes: bytes_used,
         callouts,
         exits,
+        decoded: e.decoded,
     })
 }
 
@@ -733,18 +757,138 @@ pub fn translate(
 /// does the block's end (the next block may read them). An instruction's
 /// own exit restores the flags it saved, so it is not counted for itself.
 /// Also returns whether they are needed at the block's entry.
-fn flags_live(insns: &[(Instruction, Plan)]) -> (Vec<bool>, bool) {
+/// Also returns, for each instruction, the status flags (iced-x86's
+/// `RflagsBits`) still needed after it.
+fn flags_live_after(insns: &[(Instruction, Plan)]) -> (Vec<bool>, Vec<u32>, bool) {
     use iced_x86::RflagsBits as F;
     let status = F::OF | F::SF | F::ZF | F::AF | F::CF | F::PF;
     let mut live = status;
     let mut out = vec![true; insns.len()];
+    let mut after = vec![status; insns.len()];
     for (k, (i, p)) in insns.iter().enumerate().rev() {
+        after[k] = live;
         let before = (live & !(flags_surely_written(i) & status)) | (i.rflags_read() & status);
         out[k] = before != 0;
         let may_exit = !matches!(p, Plan::Ident | Plan::Jcc | Plan::Jmp | Plan::Lea);
         live = if may_exit { status } else { before };
     }
-    (out, live != 0)
+    (out, after, live != 0)
+}
+
+/// How translated code makes the status flags the SDM leaves undefined
+/// after an instruction it runs on the host CPU the interpreter's, where
+/// they are still needed: the host's own values differ between CPU
+/// vendors (an AMD CPU sets AF after a shift, computes SF, ZF and PF after
+/// a multiply its own way, changes AF after BT; an Intel CPU, like the
+/// interpreter, does not), and the engines must agree on every host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fix {
+    /// MUL, IMUL: SF, ZF and PF of the result's low half (the
+    /// interpreter's `set_mul_flags`), AF clear.
+    Mul,
+    /// SHL/SAL: AF clear, OF = CF xor the result's sign.
+    Shl,
+    /// SAR: AF and OF clear.
+    Sar,
+    /// SHR by an immediate `n` (1 <= n < width): AF clear, OF = the
+    /// operand's old sign, which is bit width - 1 - n of the result.
+    Shr(u32),
+    /// ROL, and RCL of a doubleword: OF = CF xor the result's sign.
+    RotLeft,
+    /// ROR, and RCR of a doubleword: OF = the result's top two bits xored.
+    RotRight,
+    /// BT, BTS, BTR, BTC: only CF changes (the others as they were
+    /// before, saved on the host stack first).
+    Bt,
+    /// Left to the interpreter where the flags are needed (SHR by CL or
+    /// past the width, SHLD, SHRD: what OF needs is gone once the host
+    /// instruction has run; RCL and RCR of a byte or word, whose count
+    /// modulo 9 or 17 may be 0, when the interpreter changes nothing).
+    Interp,
+}
+
+/// Instructions whose undefined flags translated code cannot make the
+/// interpreter's (`Fix::Interp`) become callouts where those flags are
+/// needed; each callout may make more flags needed before it (the
+/// interpreter may raise an exception there, which pushes EFLAGS), hence
+/// the loop.
+fn plan_undefined_flags(insns: &mut [(Instruction, Plan)]) {
+    loop {
+        let (_, after, _) = flags_live_after(insns);
+        let mut changed = false;
+        for (k, (insn, p)) in insns.iter_mut().enumerate() {
+            if matches!(p, Plan::Ident | Plan::Mem { .. })
+                && matches!(undefined_fix(insn), Some((f, Fix::Interp)) if f & after[k] != 0)
+            {
+                *p = Plan::Exec;
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
+/// The undefined status flags after `i` (iced-x86's `RflagsBits`) that
+/// translated code must fix, and how; None when the host's are the
+/// interpreter's (or the instruction changes no flag).
+fn undefined_fix(i: &Instruction) -> Option<(u32, Fix)> {
+    use iced_x86::RflagsBits as F;
+    use Mnemonic::*;
+    // The count: Some(immediate, masked) or None (CL).
+    let count = || -> Option<u32> {
+        if i.op_count() == 1 {
+            return Some(1);
+        }
+        let last = i.op_count() - 1;
+        matches!(i.op_kind(last), OpKind::Immediate8 | OpKind::Immediate8_2nd)
+            .then(|| i.immediate(last) as u32 & 0x1F)
+    };
+    let width = operand_bits(i);
+    match i.mnemonic() {
+        Mul | Imul => Some((F::SF | F::ZF | F::AF | F::PF, Fix::Mul)),
+        Shl | Sal | Sar | Shr | Rol | Ror | Rcl | Rcr if count() == Some(0) => None,
+        // A rotate by 1 defines OF (as the interpreter computes it).
+        Rol | Ror | Rcl | Rcr if count() == Some(1) => None,
+        Shl | Sal => Some((F::AF | F::OF, Fix::Shl)),
+        Sar => Some((F::AF | F::OF, Fix::Sar)),
+        Shr => match count() {
+            Some(n) if n < width => Some((F::AF | F::OF, Fix::Shr(n))),
+            _ => Some((F::AF | F::OF, Fix::Interp)),
+        },
+        Rcl | Rcr if width < 32 => Some((F::OF | F::CF, Fix::Interp)),
+        Rol | Rcl => Some((F::OF, Fix::RotLeft)),
+        Ror | Rcr => Some((F::OF, Fix::RotRight)),
+        Bt | Bts | Btr | Btc => Some((F::OF | F::SF | F::AF | F::PF, Fix::Bt)),
+        Shld | Shrd => Some((F::AF | F::OF, Fix::Interp)),
+        _ => None,
+    }
+}
+
+/// The width in bits of `i`'s first operand (a register or memory).
+fn operand_bits(i: &Instruction) -> u32 {
+    if i.op0_kind() == OpKind::Register {
+        i.op0_register().size() as u32 * 8
+    } else {
+        i.memory_size().size() as u32 * 8
+    }
+}
+
+/// Whether `i` (a shift or rotate) takes its count from CL.
+fn count_in_cl(i: &Instruction) -> bool {
+    matches!(
+        i.mnemonic(),
+        Mnemonic::Shl
+            | Mnemonic::Sal
+            | Mnemonic::Sar
+            | Mnemonic::Shr
+            | Mnemonic::Rol
+            | Mnemonic::Ror
+            | Mnemonic::Rcl
+            | Mnemonic::Rcr
+    ) && i.op_count() == 2
+        && i.op1_kind() == OpKind::Register
 }
 
 /// The flags `i` always writes. A shift or rotate whose count is 0 (in CL,
@@ -754,6 +898,11 @@ fn flags_live(insns: &[(Instruction, Plan)]) -> (Vec<bool>, bool) {
 /// affected").
 fn flags_surely_written(i: &Instruction) -> u32 {
     use Mnemonic::*;
+    // BT and its kin leave the flags the SDM calls undefined as they were,
+    // on the interpreter and so in translated code (`Fix::Bt`).
+    if matches!(i.mnemonic(), Bt | Bts | Btr | Btc) {
+        return iced_x86::RflagsBits::CF;
+    }
     if matches!(
         i.mnemonic(),
         Shl | Sal | Shr | Sar | Rol | Ror | Rcl | Rcr | Shld | Shrd
@@ -854,6 +1003,10 @@ struct Emitter {
     key: u32,
     /// The physical page the block's code was read from.
     phys_page: u32,
+    /// The instructions the exec callouts run, decoded ahead
+    /// (`Block::decoded`), and the number the first gets.
+    decoded: Vec<engine_interp::fallback::Decoded>,
+    first_decoded: u32,
 }
 
 type R = Result<(), IcedError>;
@@ -878,6 +1031,8 @@ impl Emitter {
             chain: Vec::new(),
             lahf: host_has_lahf(),
             fails: Vec::new(),
+            decoded: Vec::new(),
+            first_decoded: 0,
         })
     }
 
@@ -1099,6 +1254,15 @@ impl Emitter {
         a.mov(dword_ptr(r15 + (args + 12)), slot)?;
         a.mov(dword_ptr(r15 + (args + 16)), self.phys_page)?;
         a.mov(dword_ptr(r15 + (args + 20)), port_access(insn))?;
+        let op = match engine_interp::fallback::Decoded::new(insn) {
+            Some(d) => {
+                self.decoded.push(d);
+                self.first_decoded + self.decoded.len() as u32 - 1
+            }
+            None => ctx::NOT_DECODED,
+        };
+        let a = &mut self.a;
+        a.mov(dword_ptr(r15 + (args + 24)), op)?;
         a.call(qword_ptr(r15 + ctx::EXEC_STUB))
     }
 
@@ -1231,6 +1395,150 @@ impl Emitter {
         self.a.lea(r12w, r12 + d)
     }
 
+    /// Before `insn` runs on the host, what `fix_undefined_flags` will
+    /// need where it has flags to fix (`after`: those still needed after
+    /// it): a count in CL (in r8d: the instruction may change CL), the
+    /// flags as they were (BT: on the host stack).
+    fn fix_undefined_flags_before(&mut self, insn: &Instruction, after: u32) -> R {
+        match undefined_fix(insn) {
+            Some((flags, fix)) if flags & after != 0 => {
+                if count_in_cl(insn) {
+                    self.a.mov(r8d, ecx)?;
+                }
+                if fix == Fix::Bt {
+                    self.a.pushfq()?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// After `insn` ran on the host: the undefined flags that are still
+    /// needed (`after`) made the interpreter's (`Fix`), through the host
+    /// stack's copy of RFLAGS (r8, r9 and r11 are scratch here).
+    fn fix_undefined_flags(&mut self, insn: &Instruction, after: u32) -> R {
+        // x86 EFLAGS bits.
+        const CF: i32 = 1;
+        const PF: i32 = 1 << 2;
+        const AF: i32 = 1 << 4;
+        const ZF: i32 = 1 << 6;
+        const SF: i32 = 1 << 7;
+        const OF: i32 = 1 << 11;
+        let Some((flags, fix)) = undefined_fix(insn) else {
+            return Ok(());
+        };
+        if flags & after == 0 {
+            return Ok(());
+        }
+        let a = &mut self.a;
+        let mut skip = a.create_label();
+        a.pushfq()?;
+        // A count of 0 changed no flag.
+        if count_in_cl(insn) {
+            a.test(r8b, 0x1F)?;
+            a.jz(skip)?;
+        }
+        match fix {
+            Fix::Mul => {
+                // The low half: AL, AX or EAX for the one-operand forms,
+                // else the destination register.
+                match (insn.op_count(), operand_bits(insn)) {
+                    (1, 8) => a.test(al, al)?,
+                    (1, 16) => a.test(ax, ax)?,
+                    (1, _) => a.test(eax, eax)?,
+                    (_, 16) => {
+                        let r = hr16(insn.op0_register());
+                        a.test(r, r)?
+                    }
+                    _ => {
+                        let r = hr32(insn.op0_register());
+                        a.test(r, r)?
+                    }
+                }
+                a.pushfq()?;
+                a.pop(r9)?;
+                a.and(r9d, SF | ZF | PF)?;
+                a.and(qword_ptr(rsp), !(SF | ZF | PF | AF))?;
+                a.or(qword_ptr(rsp), r9)?;
+            }
+            Fix::Shl => {
+                a.mov(r9, qword_ptr(rsp))?;
+                a.mov(r11d, r9d)?;
+                a.shr(r11d, 7)?;
+                a.xor(r11d, r9d)?;
+                a.and(r11d, 1)?;
+                a.shl(r11d, 11)?;
+                a.and(qword_ptr(rsp), !(OF | AF))?;
+                a.or(qword_ptr(rsp), r11)?;
+            }
+            Fix::Sar => a.and(qword_ptr(rsp), !(OF | AF))?,
+            Fix::Shr(n) => {
+                let (w, base) = self.load_result(insn)?;
+                // Bit w - 1 - n of the result, to OF's place.
+                let a = &mut self.a;
+                a.shr(r11d, base + w - 1 - n)?;
+                a.and(r11d, 1)?;
+                a.shl(r11d, 11)?;
+                a.and(qword_ptr(rsp), !(OF | AF))?;
+                a.or(qword_ptr(rsp), r11)?;
+            }
+            Fix::RotLeft | Fix::RotRight => {
+                let (w, base) = self.load_result(insn)?;
+                let a = &mut self.a;
+                // r11d bit 0: the result's sign xor CF (left) or xor the
+                // bit below the sign (right).
+                a.shr(r11d, base + w - 2)?;
+                if fix == Fix::RotLeft {
+                    a.mov(r9d, dword_ptr(rsp))?;
+                    a.shl(r9d, 1)?;
+                    a.xor(r11d, r9d)?;
+                    a.shr(r11d, 1)?;
+                } else {
+                    a.mov(r9d, r11d)?;
+                    a.shr(r9d, 1)?;
+                    a.xor(r11d, r9d)?;
+                }
+                a.and(r11d, 1)?;
+                a.shl(r11d, 11)?;
+                a.and(qword_ptr(rsp), !OF)?;
+                a.or(qword_ptr(rsp), r11)?;
+            }
+            Fix::Bt => {
+                // [rsp]: the flags after, [rsp + 8]: before.
+                a.pop(r9)?;
+                a.and(r9d, CF)?;
+                a.and(qword_ptr(rsp), !CF)?;
+                a.or(qword_ptr(rsp), r9)?;
+            }
+            // (A callout wherever its flags are needed:
+            // `plan_undefined_flags`.)
+            Fix::Interp => {}
+        }
+        self.a.set_label(&mut skip)?;
+        self.a.popfq()
+    }
+
+    /// r11d = the register or memory (at r14) `insn` wrote its result to,
+    /// zero-extended; returns its width in bits and the bit where it
+    /// starts in r11d (8 for AH, CH, DH, BH).
+    fn load_result(&mut self, insn: &Instruction) -> Result<(u32, u32), IcedError> {
+        let a = &mut self.a;
+        if insn.op0_kind() == OpKind::Register {
+            let r = insn.op0_register();
+            let high = matches!(r, Register::AH | Register::CH | Register::DH | Register::BH);
+            a.mov(r11d, hr32(r.full_register32()))?;
+            return Ok((r.size() as u32 * 8, if high { 8 } else { 0 }));
+        }
+        let w = insn.memory_size().size() as u32 * 8;
+        match w {
+            8 => a.movzx(r11d, byte_ptr(r14))?,
+            16 => a.movzx(r11d, word_ptr(r14))?,
+            _ => a.mov(r11d, dword_ptr(r14))?,
+        }
+        Ok((w, 0))
+    }
+
     /// Saves the guest status flags before code that clobbers them: with
     /// LAHF and SETO into r10w (a few cycles), or else PUSHFQ.
     fn save_flags(&mut self) -> R {
@@ -1358,7 +1666,7 @@ impl Emitter {
 
     fn block(&mut self, insns: &[(Instruction, Plan)], end_eip: u32, after_shadow: bool) -> R {
         let n = insns.len() as u32;
-        let (live, entry_live) = flags_live(insns);
+        let (live, after, entry_live) = flags_live_after(insns);
         // The budget: blocks reached through chaining must not run past the
         // next device deadline or the instruction budget.
         // (The path out of budget is emitted after the body.)
@@ -1374,9 +1682,8 @@ impl Emitter {
         for (k, (insn, p)) in insns.iter().enumerate() {
             let k = k as u32;
             let eip = insn.ip32();
-            let next = insn.next_ip32();
             let fails_before = self.fails.len();
-            self.instruction(insn, *p, k, eip, next, &live)?;
+            self.instruction(insn, *p, k, eip, &live, after[k as usize])?;
             // Its slow paths go on right after it (a block-ending one
             // exits to its next instruction instead: see below).
             if self.fails.len() > fails_before && !p.ends_block() {
@@ -1414,23 +1721,31 @@ impl Emitter {
         self.chain_homes()
     }
 
-    /// The host code of guest instruction `k` (`insn`, at `eip`, followed
-    /// by `next`) as `p` plans it.
+    /// The host code of guest instruction `k` (`insn`, at `eip`) as `p`
+    /// plans it; `live`: the flags needed before each instruction after
+    /// its memory check, `after`: the status flags needed after this one.
     fn instruction(
         &mut self,
         insn: &Instruction,
         p: Plan,
         k: u32,
         eip: u32,
-        next: u32,
         live: &[bool],
+        after: u32,
     ) -> R {
+        let next = insn.next_ip32();
         {
             match p {
-                Plan::Ident => self.a.add_instruction(renamed(insn))?,
+                Plan::Ident => {
+                    self.fix_undefined_flags_before(insn, after)?;
+                    self.a.add_instruction(renamed(insn))?;
+                    self.fix_undefined_flags(insn, after)?;
+                }
                 Plan::Mem { size, write } => {
                     self.mem_ptr(insn, size, write, k, live[k as usize])?;
+                    self.fix_undefined_flags_before(insn, after)?;
                     self.a.add_instruction(on_r14(insn))?;
+                    self.fix_undefined_flags(insn, after)?;
                 }
                 Plan::Exec => self.exec_call(insn, k)?,
                 Plan::Lea => {

@@ -51,6 +51,23 @@ pub mod table {
 /// translated code computes.
 pub const STATUS_FLAGS: u32 = 0x8D5;
 
+/// An instruction decoded ahead for `Interp::exec_decoded`.
+#[derive(Clone)]
+pub struct Decoded(crate::ops::Op);
+
+impl Decoded {
+    /// `insn` (decoded at its EIP, in the code size it will run in) as the
+    /// interpreter runs it; None for an invalid or unimplemented
+    /// instruction (the run loop reports those) and a REP string
+    /// instruction (which runs in chunks against a deadline).
+    pub fn new(insn: &iced_x86::Instruction) -> Option<Decoded> {
+        if insn.is_invalid() || insn.has_rep_prefix() || insn.has_repne_prefix() {
+            return None;
+        }
+        crate::decode::lower(insn).map(Decoded)
+    }
+}
+
 impl Interp {
     /// An interpreter that runs as another engine's fallback: it keeps the
     /// code pages it sees written for `take_stale_code_pages`.
@@ -83,6 +100,89 @@ impl Interp {
         self.cpu.handling = Handling::Interpreted;
         self.now = m.clock.now();
         Ok(s)
+    }
+
+    /// `exec_one` for an instruction decoded ahead (`d`: the instruction
+    /// at CS:EIP, decoded as the current code size decodes it): the same
+    /// run of it, without the run loop's look for what could come first
+    /// (an interrupt or NMI to deliver, an interrupt shadow, EFLAGS.TF or
+    /// RF, a stop, a halted CPU, written code to drop) and without the
+    /// decoded-block lookup. None, with nothing done, when one of those
+    /// might matter, or the instruction is not wholly inside the code
+    /// segment's limit and its page: `exec_one` then.
+    ///
+    /// The translator keeps one `Decoded` per callout site (its
+    /// translation, like this decoding, lives only as long as the code
+    /// bytes stay unwritten).
+    #[inline]
+    pub fn exec_decoded(
+        &mut self,
+        m: &mut Machine,
+        d: &Decoded,
+        recorded: Recorded,
+    ) -> Option<Stop> {
+        let op = &d.0;
+        let c = &mut self.cpu;
+        let start = c.eip;
+        let lin = c.segs[crate::cpu::CS].base.wrapping_add(start);
+        let if_ = c.fl.bits & f::IF != 0;
+        if c.fl.bits & (f::TF | f::RF) != 0
+            || c.shadow
+            || c.halted
+            || (lin & 0xFFF) + op.len as u32 > 0x1000
+            || start as u64 + op.len as u64 > c.segs[crate::cpu::CS].limit as u64 + 1
+            || (if_ && m.interrupt_pending())
+            || (!c.nmi_blocked && m.nmi_pending())
+            || m.stop_requested().is_some()
+            || m.trace.stop_pending()
+            || m.mem.has_written_code_pages()
+        {
+            return None;
+        }
+        c.sync_tlb(m);
+        // From here as `run_inner` and `exec` run one instruction.
+        c.handling = recorded.into();
+        c.exit_block = false;
+        c.rep_left = crate::string::REP_CHUNK;
+        c.counters.blocks_run += 1;
+        let before = m.icount();
+        c.eip = start.wrapping_add(op.len as u32) & c.ip_mask();
+        let mut triple = false;
+        match (op.f)(c, m, op) {
+            Ok(()) => {
+                if !(c.exit_block && std::mem::take(&mut c.restart)) {
+                    c.pending += 1;
+                }
+            }
+            Err(e) => {
+                c.eip = start;
+                c.watch_hit = None;
+                triple = !c.raise(m, e);
+            }
+        }
+        let done = std::mem::take(&mut c.pending);
+        m.retire(done);
+        self.retired += done + std::mem::take(&mut c.synced);
+        self.cpu.handling = Handling::Interpreted;
+        self.now = m.clock.now();
+        if triple {
+            return Some(Stop::TripleFault);
+        }
+        self.stalls = if m.icount() == before {
+            self.stalls + 1
+        } else {
+            0
+        };
+        if let Some(s) = self.watch_stop() {
+            return Some(s);
+        }
+        // (`cli; jmp $`: dead unless an NMI waits, as in `run_inner`.)
+        let spun = std::mem::take(&mut self.cpu.spinning);
+        let nmi_waits = m.nmi_pending() && !self.cpu.nmi_blocked;
+        if spun && !nmi_waits {
+            return Some(Stop::Spinning);
+        }
+        Some(m.stop_requested().map_or(Stop::Stepped, |s| s.to_stop()))
     }
 
     /// Flushes the TLB if the machine's mappings changed (A20).

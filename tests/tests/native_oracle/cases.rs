@@ -2,7 +2,7 @@
 //! (the signal-to-vector mapping), a check that the comparison can fail,
 //! and the divergences found so far, kept fixed (RELIABILITY.md).
 
-use super::{diff, for_engines, gen, layout, run_emu, run_native, spawn, Case};
+use super::{diff, for_engines, gen, host_vendor, layout, run_emu, run_native, spawn, Case};
 use crate::gen::Prog;
 
 /// Handwritten sequences, one per end, give the same vector on the CPU
@@ -157,6 +157,20 @@ const FOUND: &[Found] = &[
     },
 ];
 
+/// Found cases where CPUs differ by vendor and the engines do as Intel's
+/// CPUs (and the SDM's pseudocode) do: (what, what other CPUs do). On a
+/// host whose CPU is not Intel's only the engines' side is checked.
+const INTEL_ONLY: &[(&str, &str)] = &[
+    (
+        "BOUND below the lower bound is #BR before the unmapped upper bound is read",
+        "an AMD CPU reads both bounds before it compares (#PF on the upper one)",
+    ),
+    (
+        "PUSH DS with a 32-bit operand writes only the selector's word",
+        "an AMD CPU pushes the selector zero-extended to a doubleword (the SDM allows both)",
+    ),
+];
+
 /// The divergences found so far stay fixed (see RELIABILITY.md).
 #[test]
 fn found_divergences_stay_fixed() {
@@ -178,7 +192,17 @@ fn found_divergences_stay_fixed() {
             case.start.gpr[r] = v;
         }
         case.start.eflags = 2 | if f.ac { 1 << 18 } else { 0 };
-        let cpu = n.as_mut().map(|n| run_native(n, &case).unwrap());
+        let other = INTEL_ONLY.iter().find(|(w, _)| *w == f.what);
+        let cpu = match (other, host_vendor()) {
+            (Some((_, instead)), v) if v != "GenuineIntel" => {
+                tests::skip(format!(
+                    "{}: compared on the engines only: this host's CPU is {v}, and {instead}",
+                    f.what
+                ));
+                None
+            }
+            _ => n.as_mut().map(|n| run_native(n, &case).unwrap()),
+        };
         if let Some(cpu) = &cpu {
             if (cpu.how.clone(), cpu.cr2) != (Ok(f.vector), f.cr2) {
                 failures.push(format!(
