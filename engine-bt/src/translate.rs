@@ -866,6 +866,32 @@ fn undefined_fix(i: &Instruction) -> Option<(u32, Fix)> {
     }
 }
 
+/// The flags image `save_flags` keeps (r10d with LAHF, else RFLAGS on
+/// the host stack) into r11, ANDed with `v`, ORed with r9.
+fn img_to_r11(a: &mut CodeAssembler, lahf: bool) -> R {
+    if lahf {
+        a.mov(r11d, r10d)
+    } else {
+        a.mov(r11, qword_ptr(rsp))
+    }
+}
+
+fn img_and(a: &mut CodeAssembler, lahf: bool, v: i32) -> R {
+    if lahf {
+        a.and(r10d, v)
+    } else {
+        a.and(qword_ptr(rsp), v)
+    }
+}
+
+fn img_or_r9(a: &mut CodeAssembler, lahf: bool) -> R {
+    if lahf {
+        a.or(r10d, r9d)
+    } else {
+        a.or(qword_ptr(rsp), r9)
+    }
+}
+
 /// The width in bits of `i`'s first operand (a register or memory).
 fn operand_bits(i: &Instruction) -> u32 {
     if i.op0_kind() == OpKind::Register {
@@ -934,6 +960,21 @@ fn host_has_lahf() -> bool {
         std::arch::x86_64::__cpuid(0x8000_0000).eax >= 0x8000_0001
             && std::arch::x86_64::__cpuid(0x8000_0001).ecx & 1 != 0
     })
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests translate as for a host without LAHF in 64-bit mode.
+    static NO_LAHF: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether translated code saves flags with LAHF (`save_flags`).
+fn use_lahf() -> bool {
+    #[cfg(test)]
+    if NO_LAHF.with(|c| c.get()) {
+        return false;
+    }
+    host_has_lahf()
 }
 
 /// The host register holding guest register `r` (a 32-bit GPR).
@@ -1029,7 +1070,7 @@ impl Emitter {
             n,
             first_exit,
             chain: Vec::new(),
-            lahf: host_has_lahf(),
+            lahf: use_lahf(),
             fails: Vec::new(),
             decoded: Vec::new(),
             first_decoded: 0,
@@ -1398,7 +1439,7 @@ impl Emitter {
     /// Before `insn` runs on the host, what `fix_undefined_flags` will
     /// need where it has flags to fix (`after`: those still needed after
     /// it): a count in CL (in r8d: the instruction may change CL), the
-    /// flags as they were (BT: on the host stack).
+    /// flags as they were (BT: `save_flags`).
     fn fix_undefined_flags_before(&mut self, insn: &Instruction, after: u32) -> R {
         match undefined_fix(insn) {
             Some((flags, fix)) if flags & after != 0 => {
@@ -1406,7 +1447,7 @@ impl Emitter {
                     self.a.mov(r8d, ecx)?;
                 }
                 if fix == Fix::Bt {
-                    self.a.pushfq()?;
+                    self.save_flags()?;
                 }
                 Ok(())
             }
@@ -1415,34 +1456,39 @@ impl Emitter {
     }
 
     /// After `insn` ran on the host: the undefined flags that are still
-    /// needed (`after`) made the interpreter's (`Fix`), through the host
-    /// stack's copy of RFLAGS (r8, r9 and r11 are scratch here).
+    /// needed (`after`) made the interpreter's (`Fix`), on the image
+    /// `save_flags` keeps (r8, r9 and r11 are scratch here). With LAHF
+    /// that is r10d, AH's image in bits 8-15 and OF in bit 0, a dozen
+    /// plain instructions; else RFLAGS on the host stack, and POPFQ.
     fn fix_undefined_flags(&mut self, insn: &Instruction, after: u32) -> R {
-        // x86 EFLAGS bits.
-        const CF: i32 = 1;
-        const PF: i32 = 1 << 2;
-        const AF: i32 = 1 << 4;
-        const ZF: i32 = 1 << 6;
-        const SF: i32 = 1 << 7;
-        const OF: i32 = 1 << 11;
         let Some((flags, fix)) = undefined_fix(insn) else {
             return Ok(());
         };
         if flags & after == 0 {
             return Ok(());
         }
-        let a = &mut self.a;
-        let mut skip = a.create_label();
-        a.pushfq()?;
+        let lahf = self.lahf;
+        // Where each flag is in the image.
+        let (cf, pf, af, zf, sf, of) = if lahf {
+            (8, 10, 12, 14, 15, 0)
+        } else {
+            (0, 2, 4, 6, 7, 11)
+        };
+        let bit = |b: u32| 1i32 << b;
+        if fix != Fix::Bt {
+            self.save_flags()?;
+        }
+        let mut skip = self.a.create_label();
         // A count of 0 changed no flag.
         if count_in_cl(insn) {
-            a.test(r8b, 0x1F)?;
-            a.jz(skip)?;
+            self.a.test(r8b, 0x1F)?;
+            self.a.jz(skip)?;
         }
         match fix {
             Fix::Mul => {
-                // The low half: AL, AX or EAX for the one-operand forms,
-                // else the destination register.
+                // SF, ZF and PF of the low half: AL, AX or EAX for the
+                // one-operand forms, else the destination register.
+                let a = &mut self.a;
                 match (insn.op_count(), operand_bits(insn)) {
                     (1, 8) => a.test(al, al)?,
                     (1, 16) => a.test(ax, ax)?,
@@ -1456,85 +1502,97 @@ impl Emitter {
                         a.test(r, r)?
                     }
                 }
-                a.pushfq()?;
-                a.pop(r9)?;
-                a.and(r9d, SF | ZF | PF)?;
-                a.and(qword_ptr(rsp), !(SF | ZF | PF | AF))?;
-                a.or(qword_ptr(rsp), r9)?;
+                if lahf {
+                    a.mov(r11, rax)?;
+                    a.lahf()?;
+                    // (AH's image in bits 8-15, as in r10d.)
+                    a.mov(r9d, eax)?;
+                    a.mov(rax, r11)?;
+                } else {
+                    a.pushfq()?;
+                    a.pop(r9)?;
+                }
+                a.and(r9d, bit(sf) | bit(zf) | bit(pf))?;
+                img_and(a, lahf, !(bit(sf) | bit(zf) | bit(pf) | bit(af)))?;
+                img_or_r9(a, lahf)?;
             }
             Fix::Shl => {
-                a.mov(r9, qword_ptr(rsp))?;
-                a.mov(r11d, r9d)?;
-                a.shr(r11d, 7)?;
-                a.xor(r11d, r9d)?;
-                a.and(r11d, 1)?;
-                a.shl(r11d, 11)?;
-                a.and(qword_ptr(rsp), !(OF | AF))?;
-                a.or(qword_ptr(rsp), r11)?;
-            }
-            Fix::Sar => a.and(qword_ptr(rsp), !(OF | AF))?,
-            Fix::Shr(n) => {
-                let (w, base) = self.load_result(insn)?;
-                // Bit w - 1 - n of the result, to OF's place.
+                // OF = SF xor CF.
                 let a = &mut self.a;
-                a.shr(r11d, base + w - 1 - n)?;
-                a.and(r11d, 1)?;
-                a.shl(r11d, 11)?;
-                a.and(qword_ptr(rsp), !(OF | AF))?;
-                a.or(qword_ptr(rsp), r11)?;
+                img_to_r11(a, lahf)?;
+                a.mov(r9d, r11d)?;
+                a.shr(r9d, sf - cf)?;
+                a.xor(r9d, r11d)?;
+                a.shr(r9d, cf)?;
+                a.and(r9d, 1)?;
+                a.shl(r9d, of)?;
+                img_and(a, lahf, !(bit(of) | bit(af)))?;
+                img_or_r9(a, lahf)?;
+            }
+            Fix::Sar => img_and(&mut self.a, lahf, !(bit(of) | bit(af)))?,
+            Fix::Shr(n) => {
+                // OF = bit w - 1 - n of the result.
+                let (w, base) = self.load_result(insn)?;
+                let a = &mut self.a;
+                a.shr(r9d, base + w - 1 - n)?;
+                a.and(r9d, 1)?;
+                a.shl(r9d, of)?;
+                img_and(a, lahf, !(bit(of) | bit(af)))?;
+                img_or_r9(a, lahf)?;
             }
             Fix::RotLeft | Fix::RotRight => {
                 let (w, base) = self.load_result(insn)?;
                 let a = &mut self.a;
-                // r11d bit 0: the result's sign xor CF (left) or xor the
-                // bit below the sign (right).
-                a.shr(r11d, base + w - 2)?;
+                // r9d bit 0: the result's sign; r11d bit 0: CF (left) or
+                // the bit below the sign (right).
                 if fix == Fix::RotLeft {
-                    a.mov(r9d, dword_ptr(rsp))?;
-                    a.shl(r9d, 1)?;
-                    a.xor(r11d, r9d)?;
-                    a.shr(r11d, 1)?;
+                    a.shr(r9d, base + w - 1)?;
+                    img_to_r11(a, lahf)?;
+                    a.shr(r11d, cf)?;
                 } else {
-                    a.mov(r9d, r11d)?;
+                    a.shr(r9d, base + w - 2)?;
+                    a.mov(r11d, r9d)?;
                     a.shr(r9d, 1)?;
-                    a.xor(r11d, r9d)?;
                 }
-                a.and(r11d, 1)?;
-                a.shl(r11d, 11)?;
-                a.and(qword_ptr(rsp), !OF)?;
-                a.or(qword_ptr(rsp), r11)?;
+                a.xor(r9d, r11d)?;
+                a.and(r9d, 1)?;
+                a.shl(r9d, of)?;
+                img_and(a, lahf, !bit(of))?;
+                img_or_r9(a, lahf)?;
             }
             Fix::Bt => {
-                // [rsp]: the flags after, [rsp + 8]: before.
-                a.pop(r9)?;
-                a.and(r9d, CF)?;
-                a.and(qword_ptr(rsp), !CF)?;
-                a.or(qword_ptr(rsp), r9)?;
+                // The image holds the flags from before: CF from now.
+                let a = &mut self.a;
+                a.setc(r9b)?;
+                a.movzx(r9d, r9b)?;
+                a.shl(r9d, cf)?;
+                img_and(a, lahf, !bit(cf))?;
+                img_or_r9(a, lahf)?;
             }
             // (A callout wherever its flags are needed:
             // `plan_undefined_flags`.)
             Fix::Interp => {}
         }
         self.a.set_label(&mut skip)?;
-        self.a.popfq()
+        self.restore_flags()
     }
 
-    /// r11d = the register or memory (at r14) `insn` wrote its result to,
+    /// r9d = the register or memory (at r14) `insn` wrote its result to,
     /// zero-extended; returns its width in bits and the bit where it
-    /// starts in r11d (8 for AH, CH, DH, BH).
+    /// starts in r9d (8 for AH, CH, DH, BH).
     fn load_result(&mut self, insn: &Instruction) -> Result<(u32, u32), IcedError> {
         let a = &mut self.a;
         if insn.op0_kind() == OpKind::Register {
             let r = insn.op0_register();
             let high = matches!(r, Register::AH | Register::CH | Register::DH | Register::BH);
-            a.mov(r11d, hr32(r.full_register32()))?;
+            a.mov(r9d, hr32(r.full_register32()))?;
             return Ok((r.size() as u32 * 8, if high { 8 } else { 0 }));
         }
         let w = insn.memory_size().size() as u32 * 8;
         match w {
-            8 => a.movzx(r11d, byte_ptr(r14))?,
-            16 => a.movzx(r11d, word_ptr(r14))?,
-            _ => a.mov(r11d, dword_ptr(r14))?,
+            8 => a.movzx(r9d, byte_ptr(r14))?,
+            16 => a.movzx(r9d, word_ptr(r14))?,
+            _ => a.mov(r9d, dword_ptr(r14))?,
         }
         Ok((w, 0))
     }
@@ -2145,4 +2203,96 @@ pub fn stubs(at: u64) -> Result<(Vec<u8>, u64, u64), IcedError> {
     let exit_at = r.label_ip(&exit)?;
     let exec_at = r.label_ip(&exec)?;
     Ok((r.inner.code_buffer, exit_at, exec_at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 32-bit flat code at CPL 0.
+    const KEY: u32 = key::STACK32 | key::flat(0) | key::flat(1) | key::flat(2) | key::flat(3);
+
+    /// `code` followed by a store (which may fault: every flag is needed
+    /// before it) and HLT, as a block: its instructions and how many are
+    /// not run as they are (`Block::callouts`: memory accesses, callouts).
+    fn block(code: &[u8], no_lahf: bool) -> (u32, u32) {
+        let mut bytes = code.to_vec();
+        bytes.extend([0x89, 0x03]); // mov [ebx], eax
+        bytes.extend([0xF4]); // hlt
+        NO_LAHF.with(|c| c.set(no_lahf));
+        let place = Place {
+            at: 0x10_0000,
+            exit_stub: 0x20_0000,
+            first_exit: 0,
+            phys_page: 0,
+            first_decoded: 0,
+        };
+        let b = translate(&bytes, 0x1000, KEY, place, &[]);
+        NO_LAHF.with(|c| c.set(false));
+        let b = b.expect("translated");
+        (b.insns, b.callouts)
+    }
+
+    /// Every way of making undefined flags the interpreter's assembles,
+    /// with LAHF and with PUSHFQ (a block that did not would silently be
+    /// left to the interpreter): multiplies, shifts and rotates of each
+    /// width, high byte registers, memory operands, counts in CL (also
+    /// shifting CL itself), BT.
+    #[test]
+    fn every_undefined_flags_fix_assembles() {
+        #[rustfmt::skip]
+        let cases: &[(&str, &[u8])] = &[
+            ("imul eax, ebx, 5", &[0x6B, 0xC3, 0x05]),
+            ("imul bx, cx", &[0x66, 0x0F, 0xAF, 0xD9]),
+            ("mul cl", &[0xF6, 0xE1]),
+            ("mul word [esi]", &[0x66, 0xF7, 0x26]),
+            ("imul dword [esi]", &[0xF7, 0x2E]),
+            ("shl eax, 3", &[0xC1, 0xE0, 0x03]),
+            ("shl ah, 1", &[0xD0, 0xE4]),
+            ("sal word [esi], cl", &[0x66, 0xD3, 0x26]),
+            ("shl cl, cl", &[0xD2, 0xE1]),
+            ("sar ebx, cl", &[0xD3, 0xFB]),
+            ("sar byte [esi], 2", &[0xC0, 0x3E, 0x02]),
+            ("shr ebx, 20", &[0xC1, 0xEB, 0x14]),
+            ("shr bh, 3", &[0xC0, 0xEF, 0x03]),
+            ("shr dword [esi], 31", &[0xC1, 0x2E, 0x1F]),
+            ("rol eax, 5", &[0xC1, 0xC0, 0x05]),
+            ("ror dh, cl", &[0xD2, 0xCE]),
+            ("rcl ecx, cl", &[0xD3, 0xD1]),
+            ("rcr dword [esi], 7", &[0xC1, 0x1E, 0x07]),
+            ("bt eax, 3", &[0x0F, 0xBA, 0xE0, 0x03]),
+            ("bts dword [esi], 9", &[0x0F, 0xBA, 0x2E, 0x09]),
+            ("btc ecx, edx", &[0x0F, 0xBB, 0xD1]),
+        ];
+        for no_lahf in [false, true] {
+            for (name, code) in cases {
+                // The store and HLT, and the instruction if it has a
+                // memory operand.
+                let mem = Decoder::new(32, code, 0).decode().op0_kind() == OpKind::Memory;
+                let want = (3, 2 + mem as u32);
+                assert_eq!(block(code, no_lahf), want, "{name} (no LAHF: {no_lahf})");
+            }
+        }
+    }
+
+    /// SHR by CL, SHLD and RCR of a byte are the interpreter's where
+    /// their undefined flags are needed (before a store), and translated
+    /// where they are not (ADD writes every flag first).
+    #[test]
+    fn undefined_flags_that_cannot_be_fixed_go_to_the_interpreter_where_needed() {
+        #[rustfmt::skip]
+        let cases: &[(&str, &[u8])] = &[
+            ("shr eax, cl", &[0xD3, 0xE8]),
+            ("shld eax, ebx, 3", &[0x0F, 0xA4, 0xD8, 0x03]),
+            ("rcr al, 3", &[0xC0, 0xD8, 0x03]),
+            ("shr ax, 17", &[0x66, 0xC1, 0xE8, 0x11]),
+        ];
+        for (name, code) in cases {
+            // The instruction, the store, HLT.
+            assert_eq!(block(code, false), (3, 3), "{name} before a store");
+            let mut then_add = code.to_vec();
+            then_add.extend([0x01, 0xC8]); // add eax, ecx
+            assert_eq!(block(&then_add, false), (4, 2), "{name} before ADD");
+        }
+    }
 }
