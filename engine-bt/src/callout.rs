@@ -227,7 +227,16 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
         // for the duration of the block, like `interp`; nothing else uses
         // them while the block runs.
         let links = unsafe { &mut *c.links };
-        only = links.remapped(interp, m, &mut c.ibtc);
+        // One page's mapping moved (INVLPG) and the links were checked
+        // before: those into it checked now (often none); else (MOV CR3)
+        // the check is left to the dispatcher (`Links::defer`).
+        match interp.tlb_only_page_flushed_since(links.chain_epoch) {
+            Some(_) if c.links_stale == 0 => only = links.remapped(interp, m, &mut c.ibtc),
+            _ => {
+                links.defer(&mut c.ibtc);
+                c.links_stale = 1;
+            }
+        }
     }
     let key_now = if fast {
         // (Port I/O changes no mode; it may raise an interrupt.)

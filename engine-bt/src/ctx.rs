@@ -180,6 +180,12 @@ pub struct Ctx {
     /// An instruction has retired since this stretch of translated code
     /// began (the dispatcher's entry, or an `exec` callout's `GOTO`).
     pub moved: bool,
+    /// Not 0: the page tables changed under an `exec` callout (MOV CR3)
+    /// and the links were not checked against them
+    /// (`links::Links::defer`): a chained exit to another linear page
+    /// goes to the dispatcher instead (translated code reads this), which
+    /// checks them and clears it.
+    pub links_stale: u32,
     /// The block left from an `exec` callout: the interpreter's state
     /// (an interrupt shadow it set, too) stands as it left it.
     pub left_by_exec: bool,
@@ -262,6 +268,7 @@ pub const SENSITIVE: i32 = offset_of!(Ctx, sensitive) as i32;
 pub const EXEC: i32 = offset_of!(Ctx, exec) as i32;
 pub const EXEC_STUB: i32 = offset_of!(Ctx, exec_stub) as i32;
 pub const EXEC_ARGS: i32 = offset_of!(Ctx, exec_args) as i32;
+pub const LINKS_STALE: i32 = offset_of!(Ctx, links_stale) as i32;
 pub const EXEC_COUNTS: i32 = offset_of!(Ctx, exec_counts) as i32;
 pub const IBTC: i32 = offset_of!(Ctx, ibtc) as i32;
 pub const TARGET: i32 = offset_of!(Ctx, target) as i32;

@@ -219,6 +219,7 @@ impl Bt {
                 interp: std::ptr::null_mut(),
                 machine: std::ptr::null_mut(),
                 links: std::ptr::null_mut(),
+                links_stale: 0,
                 host_ptr: callout::host_ptr,
                 sensitive: callout::sensitive,
                 exec: callout::exec,
@@ -261,6 +262,7 @@ impl Bt {
                 chain_epoch: 0,
                 pending_chain: None,
                 decoded: Vec::new(),
+                suspended: Vec::new(),
             },
             indirect_pending: false,
             declined: vec![0; DECLINED_SLOTS],
@@ -271,6 +273,7 @@ impl Bt {
     /// Undoes every chain: each patched exit goes back to the dispatcher.
     fn unchain_all(&mut self) {
         self.links.unchain_all(&mut self.ctx.ibtc);
+        self.ctx.links_stale = 0;
     }
 
     /// Drops translations of guest pages that were written (by translated
@@ -343,6 +346,7 @@ impl Bt {
         self.blocks.clear();
         self.pages.clear();
         self.links.clear(&mut self.ctx.ibtc, self.stub_bytes);
+        self.ctx.links_stale = 0;
     }
 
     /// The translation key for the CPU's current mode, or None when the
@@ -453,6 +457,7 @@ impl Bt {
                         target: *target,
                         key,
                         page: lin & !0xFFF,
+                        phys_page: phys & !0xFFF,
                     });
                 }
                 self.counters.callout_insns += b.callouts as u64;
@@ -773,6 +778,7 @@ impl Engine for Bt {
             // finds.
             if self.interp.tlb_map_epoch() != self.links.chain_epoch {
                 self.links.remapped(&self.interp, m, &mut self.ctx.ibtc);
+                self.ctx.links_stale = 0;
             }
             let pending = self.links.pending_chain.take();
             let indirect = std::mem::take(&mut self.indirect_pending);

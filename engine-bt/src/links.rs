@@ -41,6 +41,10 @@ pub(crate) struct Links {
     /// The instructions the translations' exec callouts run, decoded for
     /// the interpreter (`ctx::ExecArgs::op`).
     pub decoded: Vec<engine_interp::fallback::Decoded>,
+    /// Indirect-branch cache entries taken out unchecked by `defer`
+    /// (slot, entry, its target's physical page): `remapped` puts back
+    /// those that still hold.
+    pub suspended: Vec<(u16, Ibtc, u32)>,
 }
 
 /// A chainable exit: its `jmp rel32` in the cache and where it goes.
@@ -62,6 +66,8 @@ pub(crate) struct Site {
     pub key: u32,
     /// The linear page of the block the exit is in.
     pub page: u32,
+    /// The physical page that block was translated from.
+    pub phys_page: u32,
 }
 
 impl Site {
@@ -113,6 +119,25 @@ impl Links {
         only
     }
 
+    /// After the page tables changed under an `exec` callout (MOV CR3): the
+    /// links are left to be checked by the dispatcher (`remapped`), which
+    /// translated code reaches before it follows one that may be stale.
+    /// Chains within one linear page stay valid (see
+    /// `unchain_across_pages`; the callout checks its own block's page);
+    /// chains to another page are guarded by `Ctx::links_stale`, which
+    /// the caller sets; the indirect-branch cache's entries are taken out
+    /// (into `suspended`, the dispatcher puts back those that hold), so
+    /// every lookup misses and goes to the dispatcher. A loop that
+    /// reloads CR3 checks nothing (once the cache is empty) where each
+    /// reload checked every link against the page tables.
+    pub fn defer(&mut self, ibtc: &mut [Ibtc]) {
+        for slot in std::mem::take(&mut self.ibtc_used) {
+            let s = slot as usize;
+            self.suspended.push((slot, ibtc[s], self.ibtc_phys[s]));
+            ibtc[s] = Ibtc::EMPTY;
+        }
+    }
+
     /// Forgets every site and link (the translation cache was emptied;
     /// `ibtc` is the context's cache) and the code after `keep` bytes.
     pub fn clear(&mut self, ibtc: &mut [Ibtc], keep: usize) {
@@ -124,6 +149,7 @@ impl Links {
         self.ibtc_used.clear();
         self.target_pages = 0;
         self.decoded.clear();
+        self.suspended.clear();
         self.buf.truncate(keep);
     }
 
@@ -177,6 +203,7 @@ impl Links {
         for slot in std::mem::take(&mut self.ibtc_used) {
             ibtc[slot as usize] = Ibtc::EMPTY;
         }
+        self.suspended.clear();
     }
 
     /// After a change of the page tables (the epoch): undoes the chains
@@ -200,8 +227,14 @@ impl Links {
         ibtc: &mut [Ibtc],
         only: Option<u32>,
     ) {
-        self.pending_chain = None;
-        if only.is_some_and(|p| self.target_pages & page_bit(p) == 0) {
+        // The exit the last block left through is chained once its target
+        // is found under the page tables as they are now, if that block's
+        // own page still maps where it was translated from (a loop that
+        // reloads CR3 chains its exit to itself; else it would go through
+        // the dispatcher at every iteration).
+        let pending = self.pending_chain.take();
+        if only.is_some_and(|p| self.target_pages & page_bit(p) == 0) && self.suspended.is_empty() {
+            self.pending_chain = pending.filter(|&p| only != Some(self.sites[p].page));
             return;
         }
         let a20 = m.a20_mask();
@@ -219,6 +252,10 @@ impl Links {
             phys
         };
         let moved = |page: u32| only.is_none_or(|p| p == page);
+        self.pending_chain = pending.filter(|&p| {
+            let s = &self.sites[p];
+            !moved(s.page) || now(s.page, s.key & translate::key::USER != 0) == Some(s.phys_page)
+        });
         // The bits of what stays.
         let mut bits = 0;
         let mut patched = std::mem::take(&mut self.patched);
@@ -248,6 +285,21 @@ impl Links {
             }
             keep
         });
+        // The entries `defer` took out: back where their slot is still
+        // free and they hold.
+        for (slot, e, p) in std::mem::take(&mut self.suspended) {
+            let s = slot as usize;
+            let page = ibtc_page(&e);
+            if ibtc[s].key != Ibtc::EMPTY.key
+                || moved(page) && now(page, e.key & translate::key::USER != 0) != Some(p)
+            {
+                continue;
+            }
+            ibtc[s] = e;
+            self.ibtc_phys[s] = p;
+            self.ibtc_used.push(slot);
+            bits |= page_bit(page);
+        }
         self.target_pages = bits;
     }
 }

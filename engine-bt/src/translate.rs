@@ -715,6 +715,7 @@ pub fn translate(
     }
     let mut e = Emitter::new(exit_stub, insns.len() as u32, first_exit, key, phys_page).ok()?;
     e.first_decoded = first_decoded;
+    e.page = cs_base.wrapping_add(eip) & !0xFFF;
     e.block(&insns, end_eip, after_shadow).ok()?;
     let callouts = insns
         .iter()
@@ -1044,6 +1045,8 @@ struct Emitter {
     key: u32,
     /// The physical page the block's code was read from.
     phys_page: u32,
+    /// The linear page of the block's first instruction.
+    page: u32,
     /// The instructions the exec callouts run, decoded ahead
     /// (`Block::decoded`), and the number the first gets.
     decoded: Vec<engine_interp::fallback::Decoded>,
@@ -1074,6 +1077,7 @@ impl Emitter {
             fails: Vec::new(),
             decoded: Vec::new(),
             first_decoded: 0,
+            page: 0,
         })
     }
 
@@ -1123,12 +1127,31 @@ impl Emitter {
 
     /// `chained_exit` with its site label made beforehand (a Jcc's target:
     /// the assembler allows one label per instruction).
+    ///
+    /// An exit to another linear page first looks at `Ctx::links_stale`
+    /// (with JRCXZ: the guest flags are live here) and goes home while
+    /// the links wait to be checked against changed page tables
+    /// (`links::Links::defer`).
     fn chained_exit_at(&mut self, mut site: CodeLabel, eip: u32, retired: u32) -> R {
         let home = self.a.create_label();
         self.a.set_label(&mut site)?;
+        let mut jmp = site;
+        if self.cs_base.wrapping_add(eip) & !0xFFF != self.page {
+            let mut go = self.a.create_label();
+            jmp = self.a.create_label();
+            let a = &mut self.a;
+            a.mov(r9, rcx)?;
+            a.mov(ecx, dword_ptr(r15 + ctx::LINKS_STALE))?;
+            a.jrcxz(go)?;
+            a.mov(rcx, r9)?;
+            a.jmp(home)?;
+            a.set_label(&mut go)?;
+            a.mov(rcx, r9)?;
+            a.set_label(&mut jmp)?;
+        }
         // rel32 filled in after assembly.
         self.a.db(&[0xE9, 0, 0, 0, 0])?;
-        self.chain.push((site, home, eip, retired));
+        self.chain.push((jmp, home, eip, retired));
         Ok(())
     }
 

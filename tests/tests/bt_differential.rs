@@ -894,6 +894,51 @@ fn chains_follow_a_cr3_switch_between_two_address_spaces() {
     same_on_both(&main, &code, &dirs, (PD_A, 0x5000), 200 * 6);
 }
 
+/// As the test above, with the CALL into the shared page made directly
+/// in the block that loads CR3: the callout leaves the links unchecked
+/// (`Links::defer`) and the block goes on, so its exit to the other page,
+/// chained to the first address space's code, must go to the dispatcher
+/// (which checks the links) while they wait, not straight to that code.
+#[test]
+fn a_chain_to_another_page_right_after_a_cr3_load_follows_the_new_mapping() {
+    use iced_x86::code_asm::*;
+    const PD_A: u32 = 0x1_0000;
+    const PD_B: u32 = 0x1_1000;
+    const PT_A: u32 = 0x1_3000;
+    const PT_B: u32 = 0x1_4000;
+    let process = |reg: AsmRegister32| {
+        let mut a = CodeAssembler::new(32).unwrap();
+        a.add(reg, 1).unwrap();
+        a.ret().unwrap();
+        a.assemble(SHARED as u64).unwrap()
+    };
+    let mut a = CodeAssembler::new(32).unwrap();
+    let mut top = a.create_label();
+    paging_on(&mut a, PD_A);
+    a.xor(eax, eax).unwrap();
+    a.xor(ebx, ebx).unwrap();
+    a.mov(esi, 800).unwrap();
+    a.mov(edi, PD_B).unwrap();
+    a.set_label(&mut top).unwrap();
+    // One block loads CR3 with each address space in turn and calls the
+    // shared page: its exit's chain was made under the other one.
+    a.xor(edi, PD_A ^ PD_B).unwrap();
+    a.mov(cr3, edi).unwrap();
+    a.call(SHARED as u64).unwrap();
+    a.dec(esi).unwrap();
+    a.jnz(top).unwrap();
+    a.add(eax, ebx).unwrap();
+    a.out(0xF4, al).unwrap();
+    a.hlt().unwrap();
+    let main = a.assemble(LOAD as u64).unwrap();
+    let code = [(CODE_A, process(eax)), (CODE_B, process(ebx))];
+    let dirs = |m: &mut Machine| {
+        page_directory(m, PD_A, &[(SHARED, PT_A, CODE_A)]);
+        page_directory(m, PD_B, &[(SHARED, PT_B, CODE_B)]);
+    };
+    same_on_both(&main, &code, &dirs, (PD_A, 0x5000), 800 * 4);
+}
+
 /// One linear code page (0x400000) whose page-table entry is rewritten
 /// between two physical pages holding different code, each time followed
 /// by INVLPG of it (and of an unrelated page, which must leave the
