@@ -239,7 +239,19 @@ fn renamed(insn: &Instruction) -> Instruction {
 
 /// Whether `insn` encodes in 64-bit mode as it is.
 fn encodes(insn: &Instruction) -> bool {
-    Encoder::new(64).encode(insn, 0x1000).is_ok()
+    // One encoder kept per thread: a new one allocates its buffer, and
+    // this is asked of most instructions translated.
+    thread_local! {
+        static ENC: std::cell::RefCell<Encoder> = std::cell::RefCell::new(Encoder::new(64));
+    }
+    ENC.with(|e| {
+        let mut e = e.borrow_mut();
+        let ok = e.encode(insn, 0x1000).is_ok();
+        let mut b = e.take_buffer();
+        b.clear();
+        e.set_buffer(b);
+        ok
+    })
 }
 
 /// `jmp $`: a near relative JMP (EB FE, E9 with rel32 = -5) to its own
