@@ -115,6 +115,18 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
     use crate::ctx::exec::{CONTINUE, GOTO, LEAVE};
     // SAFETY: as in `host_ptr`.
     let c = unsafe { &mut *ctx };
+    // SAFETY: `links` is set by `Bt::run_block` from the translator's live
+    // links for the duration of the block, like `interp`; nothing else
+    // uses them while the block runs. The site is read, not kept.
+    let Some(site) = (unsafe { &*c.links }).exec_sites.get(c.exec_site as usize) else {
+        c.stop = Some(Err(machine::EngineError::Internal(format!(
+            "translated code called exec call site {}, which does not exist",
+            c.exec_site
+        ))));
+        c.exit = crate::ctx::NO_EXIT;
+        c.left_by_exec = true;
+        return LEAVE;
+    };
     let crate::ctx::ExecArgs {
         eip,
         at,
@@ -122,8 +134,9 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
         slot,
         phys_page,
         port,
-        op,
-    } = c.exec_args;
+        ref decoded,
+    } = *site;
+    let decoded = decoded.clone();
     let key = c.key;
     let rep = slot & crate::ctx::EXEC_REP != 0;
     c.exec_counts[(slot & !crate::ctx::EXEC_REP) as usize] += 1;
@@ -168,11 +181,8 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
         // The instruction as decoded when it was translated, run without
         // the interpreter's run loop and decoded-block lookup where
         // nothing they look for can come first.
-        // SAFETY: `links` as below; read only here, and not kept.
-        let links = unsafe { &*c.links };
-        let decoded = links.decoded.get(op as usize);
         let callout = engine_interp::fallback::Recorded::Callout;
-        match decoded.and_then(|d| interp.exec_decoded(m, d, callout)) {
+        match decoded.and_then(|d| interp.exec_decoded(m, &d, callout)) {
             Some(s) => Ok(s),
             None => interp.exec_one(m, callout, deadline),
         }

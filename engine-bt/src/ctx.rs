@@ -20,20 +20,22 @@ pub type HostPtrFn = unsafe extern "C" fn(*mut Ctx, u32, u32) -> *mut u8;
 /// interpreter must run it.
 pub type SensitiveFn = unsafe extern "C" fn(*mut Ctx, u32, u32, u32) -> u64;
 
-/// `exec(ctx)`: the instruction `Ctx::exec_args` names run by the
+/// `exec(ctx)`: the instruction of exec call site `Ctx::exec_site` run by the
 /// interpreter from translated code (`callout::exec`), through the exec
 /// stub (`translate::stubs`). Returns one of `exec::*`.
 pub type ExecFn = unsafe extern "C" fn(*mut Ctx) -> u32;
 
-/// What translated code hands `callout::exec`: the instruction's EIP,
-/// `block length << 16 | index in the block` (as for `SensitiveFn`), the
-/// next instruction's EIP, a slot of `Ctx::exec_counts` (its mnemonic),
-/// with `EXEC_REP` set for a REP-prefixed instruction, the physical
-/// page the block was translated from, and for IN and OUT their port
-/// access (`port`), which the callout makes without the interpreter's
-/// decoder and run loop.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+/// What `callout::exec` needs of an exec call site (kept in
+/// `links::Links::exec_sites`; translated code stores only the site's
+/// number, `Ctx::exec_site`): the instruction's EIP, `block length << 16
+/// | index in the block` (as for `SensitiveFn`), the next instruction's
+/// EIP, a slot of `Ctx::exec_counts` (its mnemonic), with `EXEC_REP` set
+/// for a REP-prefixed instruction, the physical page the block was
+/// translated from, for IN and OUT their port access (`port`), which the
+/// callout makes without the interpreter's decoder and run loop, and the
+/// instruction decoded for the interpreter (`Interp::exec_decoded`;
+/// None where it is not).
+#[derive(Clone)]
 pub struct ExecArgs {
     pub eip: u32,
     pub at: u32,
@@ -41,13 +43,8 @@ pub struct ExecArgs {
     pub slot: u32,
     pub phys_page: u32,
     pub port: u32,
-    /// The instruction decoded ahead for the interpreter
-    /// (`links::Links::decoded`), or `NOT_DECODED`.
-    pub op: u32,
+    pub decoded: Option<engine_interp::fallback::Decoded>,
 }
-
-/// `ExecArgs::op` of an instruction not decoded ahead.
-pub const NOT_DECODED: u32 = u32::MAX;
 
 /// `ExecArgs::port`: 0 for any other instruction; else `PORT_IO`, the
 /// width in bytes << 17, `PORT_OUT` for OUT, `PORT_DX` for a port in DX,
@@ -146,7 +143,7 @@ pub struct Ctx {
     /// Host address of the exec stub (`translate::stubs`), which
     /// translated code calls for an `exec` callout.
     pub exec_stub: u64,
-    pub exec_args: ExecArgs,
+    pub exec_site: u32,
     /// The run's wall-clock deadline: a REP string instruction the
     /// interpreter runs for translated code stops there (it is suspended
     /// and resumed in chunks, each looking at the clock), as it would on
@@ -267,7 +264,7 @@ pub const HOST_PTR: i32 = offset_of!(Ctx, host_ptr) as i32;
 pub const SENSITIVE: i32 = offset_of!(Ctx, sensitive) as i32;
 pub const EXEC: i32 = offset_of!(Ctx, exec) as i32;
 pub const EXEC_STUB: i32 = offset_of!(Ctx, exec_stub) as i32;
-pub const EXEC_ARGS: i32 = offset_of!(Ctx, exec_args) as i32;
+pub const EXEC_SITE: i32 = offset_of!(Ctx, exec_site) as i32;
 pub const LINKS_STALE: i32 = offset_of!(Ctx, links_stale) as i32;
 pub const EXEC_COUNTS: i32 = offset_of!(Ctx, exec_counts) as i32;
 pub const IBTC: i32 = offset_of!(Ctx, ibtc) as i32;

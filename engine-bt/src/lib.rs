@@ -224,7 +224,7 @@ impl Bt {
                 sensitive: callout::sensitive,
                 exec: callout::exec,
                 exec_stub,
-                exec_args: ctx::ExecArgs::default(),
+                exec_site: 0,
                 deadline: None,
                 key: 0,
                 exec_retired: 0,
@@ -261,7 +261,7 @@ impl Bt {
                 patched_in_page: Vec::new(),
                 chain_epoch: 0,
                 pending_chain: None,
-                decoded: Vec::new(),
+                exec_sites: Vec::new(),
                 suspended: Vec::new(),
             },
             indirect_pending: false,
@@ -420,7 +420,7 @@ impl Bt {
             exit_stub,
             first_exit: links.sites.len() as u32,
             phys_page: phys & !0xFFF,
-            first_decoded: links.decoded.len() as u32,
+            first_exec_site: links.exec_sites.len() as u32,
         };
         let mut t = translate::translate(&bytes, eip, key, place(&self.links), &self.breakpoints);
         // The cache is full: flush it and assemble again at the new address.
@@ -439,7 +439,7 @@ impl Bt {
                     return Entry::Interpret(None);
                 };
                 self.counters.blocks_translated += 1;
-                self.links.decoded.extend(b.decoded);
+                self.links.exec_sites.extend(b.exec_sites);
                 let now = m.clock.now();
                 m.trace.record(
                     m.icount(),

@@ -38,9 +38,8 @@ pub(crate) struct Links {
     /// The exit the last block left through, to chain once its target is
     /// known.
     pub pending_chain: Option<usize>,
-    /// The instructions the translations' exec callouts run, decoded for
-    /// the interpreter (`ctx::ExecArgs::op`).
-    pub decoded: Vec<engine_interp::fallback::Decoded>,
+    /// The translations' exec call sites, by number (`Ctx::exec_site`).
+    pub exec_sites: Vec<crate::ctx::ExecArgs>,
     /// Indirect-branch cache entries taken out unchecked by `defer`
     /// (slot, entry, its target's physical page): `remapped` puts back
     /// those that still hold.
@@ -148,7 +147,7 @@ impl Links {
         ibtc.fill(Ibtc::EMPTY);
         self.ibtc_used.clear();
         self.target_pages = 0;
-        self.decoded.clear();
+        self.exec_sites.clear();
         self.suspended.clear();
         self.buf.truncate(keep);
     }

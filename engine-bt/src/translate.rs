@@ -126,9 +126,8 @@ pub struct Block {
     /// to while not chained (which tells the dispatcher where it was going
     /// and returns), and the guest EIP it goes to.
     pub exits: Vec<(u64, u64, u32)>,
-    /// The instructions its exec callouts run, decoded for the
-    /// interpreter (`Interp::exec_decoded`), numbered from `first_decoded`.
-    pub decoded: Vec<engine_interp::fallback::Decoded>,
+    /// Its exec call sites, numbered from `first_exec_site`.
+    pub exec_sites: Vec<ctx::ExecArgs>,
 }
 
 /// How one guest instruction is translated.
@@ -630,8 +629,8 @@ pub struct Place {
     pub exit_stub: u64,
     pub first_exit: u32,
     pub phys_page: u32,
-    /// The number its first decoded instruction gets (`Block::decoded`).
-    pub first_decoded: u32,
+    /// The number its first exec call site gets (`Block::exec_sites`).
+    pub first_exec_site: u32,
 }
 
 /// Decodes and translates the block at guest `eip`, whose bytes up to the
@@ -652,7 +651,7 @@ pub fn translate(
         exit_stub,
         first_exit,
         phys_page,
-        first_decoded,
+        first_exec_site,
     } = place;
     let mut dec = Decoder::with_ip(bitness(key), bytes, eip as u64, DecoderOptions::NONE);
     let cs_base = key::cs_base(key);
@@ -726,7 +725,7 @@ pub fn translate(
         return None;
     }
     let mut e = Emitter::new(exit_stub, insns.len() as u32, first_exit, key, phys_page).ok()?;
-    e.first_decoded = first_decoded;
+    e.first_exec_site = first_exec_site;
     e.page = cs_base.wrapping_add(eip) & !0xFFF;
     e.block(&insns, end_eip, after_shadow).ok()?;
     let callouts = insns
@@ -758,7 +757,7 @@ pub fn translate(
         guest_bytes: bytes_used,
         callouts,
         exits,
-        decoded: e.decoded,
+        exec_sites: e.exec_sites,
     })
 }
 
@@ -1059,10 +1058,10 @@ struct Emitter {
     phys_page: u32,
     /// The linear page of the block's first instruction.
     page: u32,
-    /// The instructions the exec callouts run, decoded ahead
-    /// (`Block::decoded`), and the number the first gets.
-    decoded: Vec<engine_interp::fallback::Decoded>,
-    first_decoded: u32,
+    /// The exec call sites (`Block::exec_sites`), and the number the
+    /// first gets.
+    exec_sites: Vec<ctx::ExecArgs>,
+    first_exec_site: u32,
 }
 
 type R = Result<(), IcedError>;
@@ -1087,8 +1086,8 @@ impl Emitter {
             chain: Vec::new(),
             lahf: use_lahf(),
             fails: Vec::new(),
-            decoded: Vec::new(),
-            first_decoded: 0,
+            exec_sites: Vec::new(),
+            first_exec_site: 0,
             page: 0,
         })
     }
@@ -1312,33 +1311,30 @@ impl Emitter {
     }
 
     /// Instruction `k` run by the interpreter (`callout::exec`), through
-    /// the exec stub (`stubs`): its arguments in the context, then a call.
-    /// The stub returns here when the block goes on, and otherwise leaves
-    /// for the dispatcher itself, at the EIP the interpreter left.
+    /// the exec stub (`stubs`): the number of its exec call site (whose
+    /// arguments are kept in `links::Links::exec_sites`) in the context,
+    /// then a call. The stub returns here when the block goes on, and
+    /// otherwise leaves for the dispatcher itself, at the EIP the
+    /// interpreter left.
     fn exec_call(&mut self, insn: &Instruction, k: u32) -> R {
-        let args = ctx::EXEC_ARGS;
         let slot = (insn.mnemonic() as usize).min(ctx::EXEC_SLOTS - 1) as u32
             | if insn.has_rep_prefix() || insn.has_repne_prefix() {
                 ctx::EXEC_REP
             } else {
                 0
             };
+        self.exec_sites.push(ctx::ExecArgs {
+            eip: insn.ip32(),
+            at: self.n << 16 | k,
+            next: insn.next_ip32(),
+            slot,
+            phys_page: self.phys_page,
+            port: port_access(insn),
+            decoded: engine_interp::fallback::Decoded::new(insn),
+        });
+        let site = self.first_exec_site + self.exec_sites.len() as u32 - 1;
         let a = &mut self.a;
-        a.mov(dword_ptr(r15 + args), insn.ip32())?;
-        a.mov(dword_ptr(r15 + (args + 4)), self.n << 16 | k)?;
-        a.mov(dword_ptr(r15 + (args + 8)), insn.next_ip32())?;
-        a.mov(dword_ptr(r15 + (args + 12)), slot)?;
-        a.mov(dword_ptr(r15 + (args + 16)), self.phys_page)?;
-        a.mov(dword_ptr(r15 + (args + 20)), port_access(insn))?;
-        let op = match engine_interp::fallback::Decoded::new(insn) {
-            Some(d) => {
-                self.decoded.push(d);
-                self.first_decoded + self.decoded.len() as u32 - 1
-            }
-            None => ctx::NOT_DECODED,
-        };
-        let a = &mut self.a;
-        a.mov(dword_ptr(r15 + (args + 24)), op)?;
+        a.mov(dword_ptr(r15 + ctx::EXEC_SITE), site)?;
         a.call(qword_ptr(r15 + ctx::EXEC_STUB))
     }
 
@@ -2260,7 +2256,7 @@ mod tests {
             exit_stub: 0x20_0000,
             first_exit: 0,
             phys_page: 0,
-            first_decoded: 0,
+            first_exec_site: 0,
         };
         let b = translate(&bytes, 0x1000, KEY, place, &[]);
         NO_LAHF.with(|c| c.set(false));
