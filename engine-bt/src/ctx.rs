@@ -143,6 +143,10 @@ pub struct Ctx {
     /// Host address of the exec stub (`translate::stubs`), which
     /// translated code calls for an `exec` callout.
     pub exec_stub: u64,
+    /// Host address of the host_ptr stub (`translate::stubs`), which
+    /// translated code calls for the `host_ptr` callout of an access its
+    /// inline TLB lookup missed.
+    pub host_ptr_stub: u64,
     pub exec_site: u32,
     /// The run's wall-clock deadline: a REP string instruction the
     /// interpreter runs for translated code stops there (it is suspended
@@ -264,6 +268,7 @@ pub const HOST_PTR: i32 = offset_of!(Ctx, host_ptr) as i32;
 pub const SENSITIVE: i32 = offset_of!(Ctx, sensitive) as i32;
 pub const EXEC: i32 = offset_of!(Ctx, exec) as i32;
 pub const EXEC_STUB: i32 = offset_of!(Ctx, exec_stub) as i32;
+pub const HOST_PTR_STUB: i32 = offset_of!(Ctx, host_ptr_stub) as i32;
 pub const EXEC_SITE: i32 = offset_of!(Ctx, exec_site) as i32;
 pub const LINKS_STALE: i32 = offset_of!(Ctx, links_stale) as i32;
 pub const EXEC_COUNTS: i32 = offset_of!(Ctx, exec_counts) as i32;

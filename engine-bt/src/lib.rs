@@ -194,7 +194,7 @@ impl Bt {
     pub fn with_cache_bytes(bytes: usize) -> Result<Bt, EngineError> {
         let bytes = (bytes.max(4096) + 4095) & !4095;
         let mut buf = CodeBuf::new(bytes).map_err(EngineError::host)?;
-        let (code, exit_stub, exec_stub) = translate::stubs(buf.next_addr())
+        let (code, exit_stub, exec_stub, host_ptr_stub) = translate::stubs(buf.next_addr())
             .map_err(|e| EngineError::Internal(format!("assembling the entry stub: {e}")))?;
         let at = buf
             .push(&code)
@@ -224,6 +224,7 @@ impl Bt {
                 sensitive: callout::sensitive,
                 exec: callout::exec,
                 exec_stub,
+                host_ptr_stub,
                 exec_site: 0,
                 deadline: None,
                 key: 0,

@@ -1690,16 +1690,16 @@ impl Emitter {
 
     /// The `host_ptr` callout for the access at r13d (flags and the
     /// caller-saved guest registers preserved).
+    /// Through the host_ptr stub (`stubs`), which keeps the other
+    /// caller-saved registers: the site saves the flags and EDX, which
+    /// carries the access's size and direction.
     fn callout(&mut self, size: u32, write: bool, eip: u32, k: u32) -> R {
-        self.save_for_call()?;
         let a = &mut self.a;
-        a.mov(rdi, r15)?;
-        a.mov(esi, r13d)?;
+        a.pushfq()?;
+        a.push(rdx)?;
         a.mov(edx, size | (write as u32) << 8)?;
-        a.call(qword_ptr(r15 + ctx::HOST_PTR))?;
-        a.mov(r14, rax)?;
-        self.restore_after_call()?;
-        let a = &mut self.a;
+        a.call(qword_ptr(r15 + ctx::HOST_PTR_STUB))?;
+        a.pop(rdx)?;
         a.test(r14, r14)?;
         let fail = a.create_label();
         a.jz(fail)?;
@@ -2155,7 +2155,7 @@ impl Emitter {
 /// Entry (`extern "C" fn(*mut Ctx)`): saves the host's callee-saved
 /// registers, loads the guest registers and status flags from the context
 /// and jumps to `ctx.target`. Exit: stores them back and returns.
-pub fn stubs(at: u64) -> Result<(Vec<u8>, u64, u64), IcedError> {
+pub fn stubs(at: u64) -> Result<(Vec<u8>, u64, u64, u64), IcedError> {
     let mut a = CodeAssembler::new(64)?;
     a.push(rbx)?;
     a.push(rbp)?;
@@ -2230,10 +2230,28 @@ pub fn stubs(at: u64) -> Result<(Vec<u8>, u64, u64), IcedError> {
     a.set_label(&mut go_on)?;
     a.mov(rcx, r10)?;
     a.ret()?;
+    // The host_ptr stub (`Emitter::callout`): r14 = host_ptr(ctx, r13d,
+    // edx), the guest's registers kept. The site pushed RFLAGS and RDX on
+    // an aligned stack, then its call's return address: five pushes here
+    // align it again for the call.
+    let mut host_ptr = a.create_label();
+    a.set_label(&mut host_ptr)?;
+    for r in [rax, rcx, rsi, rdi, r11] {
+        a.push(r)?;
+    }
+    a.mov(rdi, r15)?;
+    a.mov(esi, r13d)?;
+    a.call(qword_ptr(r15 + ctx::HOST_PTR))?;
+    a.mov(r14, rax)?;
+    for r in [r11, rdi, rsi, rcx, rax] {
+        a.pop(r)?;
+    }
+    a.ret()?;
     let r = a.assemble_options(at, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)?;
     let exit_at = r.label_ip(&exit)?;
     let exec_at = r.label_ip(&exec)?;
-    Ok((r.inner.code_buffer, exit_at, exec_at))
+    let host_ptr_at = r.label_ip(&host_ptr)?;
+    Ok((r.inner.code_buffer, exit_at, exec_at, host_ptr_at))
 }
 
 #[cfg(test)]
