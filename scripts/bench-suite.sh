@@ -33,6 +33,9 @@ MEM=128
 need=()
 command -v qemu-system-i386 >/dev/null || need+=(qemu-system-x86)
 command -v bochs-bin >/dev/null || need+=(bochs bochsbios bochs-sdl)
+# bochsbios links its VGA BIOS to vgabios's file without depending on the
+# package: a fresh machine may have the link and not the file.
+[ -e /usr/share/bochs/VGABIOS-lgpl-latest ] || need+=(vgabios)
 if [ ${#need[@]} -gt 0 ]; then
     sudo_cmd=""
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"

@@ -10,10 +10,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 
-if ! command -v bochs-bin >/dev/null; then
+# (vgabios: bochsbios links its VGA BIOS to that package's file without
+# depending on it.)
+if ! command -v bochs-bin >/dev/null || [ ! -e /usr/share/bochs/VGABIOS-lgpl-latest ]; then
     sudo_cmd=""
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq bochs bochsbios bochs-sdl
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq bochs bochsbios bochs-sdl vgabios
 fi
 
 cargo build --release -q

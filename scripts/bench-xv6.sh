@@ -81,6 +81,9 @@ packages=()
 want qemu && ! command -v qemu-system-i386 >/dev/null && packages+=(qemu-system-x86)
 if want bochs; then
     command -v bochs-bin >/dev/null || packages+=(bochs)
+    # (bochsbios links its VGA BIOS to vgabios's file without depending
+    # on the package.)
+    [ -e /usr/share/bochs/VGABIOS-lgpl-latest ] || packages+=(vgabios)
     [ -f /usr/share/bochs/BIOS-bochs-latest ] || packages+=(bochsbios)
     [ -f /usr/share/vgabios/vgabios.bin ] || packages+=(vgabios)
     ls /usr/lib/*/bochs/plugins/libbx_sdl2_gui.so >/dev/null 2>&1 || packages+=(bochs-sdl)
