@@ -849,6 +849,19 @@ const SHARED: u32 = 0x40_0000;
 const CODE_A: u32 = 0x5_0000;
 const CODE_B: u32 = 0x6_0000;
 
+/// The two address spaces of the CR3 tests: page directories A and B,
+/// with the page tables that map SHARED.
+const PD_A: u32 = 0x1_0000;
+const PD_B: u32 = 0x1_1000;
+const PT_A: u32 = 0x1_3000;
+const PT_B: u32 = 0x1_4000;
+
+/// SHARED to CODE_A in address space A, to CODE_B in B.
+fn two_address_spaces(m: &mut Machine) {
+    page_directory(m, PD_A, &[(SHARED, PT_A, CODE_A)]);
+    page_directory(m, PD_B, &[(SHARED, PT_B, CODE_B)]);
+}
+
 /// Two address spaces that map one linear code page (0x400000) to
 /// different physical pages holding different code, switched by MOV CR3
 /// around each CALL into it (a kernel's context switch between two
@@ -862,10 +875,6 @@ const CODE_B: u32 = 0x6_0000;
 #[test]
 fn chains_follow_a_cr3_switch_between_two_address_spaces() {
     use iced_x86::code_asm::*;
-    const PD_A: u32 = 0x1_0000;
-    const PD_B: u32 = 0x1_1000;
-    const PT_A: u32 = 0x1_3000;
-    const PT_B: u32 = 0x1_4000;
     // The code both address spaces run at SHARED, each its own copy: a
     // jump within the page (an in-page chain), then one register counted.
     let process = |reg: AsmRegister32| {
@@ -886,12 +895,7 @@ fn chains_follow_a_cr3_switch_between_two_address_spaces() {
     };
     let main = two_mappings_loop(PD_A, SHARED, switch(PD_A), switch(PD_B));
     let code = [(CODE_A, process(eax)), (CODE_B, process(ebx))];
-    // SHARED to CODE_A in A, CODE_B in B.
-    let dirs = |m: &mut Machine| {
-        page_directory(m, PD_A, &[(SHARED, PT_A, CODE_A)]);
-        page_directory(m, PD_B, &[(SHARED, PT_B, CODE_B)]);
-    };
-    same_on_both(&main, &code, &dirs, (PD_A, 0x5000), 200 * 6);
+    same_on_both(&main, &code, &two_address_spaces, (PD_A, 0x5000), 200 * 6);
 }
 
 /// As the test above, with the CALL into the shared page made directly
@@ -902,10 +906,6 @@ fn chains_follow_a_cr3_switch_between_two_address_spaces() {
 #[test]
 fn a_chain_to_another_page_right_after_a_cr3_load_follows_the_new_mapping() {
     use iced_x86::code_asm::*;
-    const PD_A: u32 = 0x1_0000;
-    const PD_B: u32 = 0x1_1000;
-    const PT_A: u32 = 0x1_3000;
-    const PT_B: u32 = 0x1_4000;
     let process = |reg: AsmRegister32| {
         let mut a = CodeAssembler::new(32).unwrap();
         a.add(reg, 1).unwrap();
@@ -932,11 +932,7 @@ fn a_chain_to_another_page_right_after_a_cr3_load_follows_the_new_mapping() {
     a.hlt().unwrap();
     let main = a.assemble(LOAD as u64).unwrap();
     let code = [(CODE_A, process(eax)), (CODE_B, process(ebx))];
-    let dirs = |m: &mut Machine| {
-        page_directory(m, PD_A, &[(SHARED, PT_A, CODE_A)]);
-        page_directory(m, PD_B, &[(SHARED, PT_B, CODE_B)]);
-    };
-    same_on_both(&main, &code, &dirs, (PD_A, 0x5000), 800 * 4);
+    same_on_both(&main, &code, &two_address_spaces, (PD_A, 0x5000), 800 * 4);
 }
 
 /// One linear code page (0x400000) whose page-table entry is rewritten
