@@ -162,6 +162,7 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
     // (Not the TLB's other epoch, which moves with every CS load: the
     // mode key covers what a translation assumes of the mode.)
     let epochs = (interp.tlb_map_epoch(), m.mapping_generation());
+    let cr3_before = interp.cpu().paging_regs().cr3;
     let i0 = m.icount();
     // A REP string instruction runs in chunks, each looking at the clock
     // when there is a deadline: only those get it (a clock read per
@@ -237,15 +238,22 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
         // for the duration of the block, like `interp`; nothing else uses
         // them while the block runs.
         let links = unsafe { &mut *c.links };
-        // One page's mapping moved (INVLPG) and the links were checked
-        // before: those into it checked now (often none); else (MOV CR3)
-        // the check is left to the dispatcher (`Links::defer`).
-        match interp.tlb_only_page_flushed_since(links.chain_epoch) {
-            Some(_) if c.links_stale == 0 => only = links.remapped(interp, m, &mut c.ibtc),
-            _ => {
-                links.defer(&mut c.ibtc);
-                c.links_stale = 1;
-            }
+        // A whole flush that keeps the address space (MOV CR3 of the same
+        // value, as a kernel flushes its TLB; CR0, CR4), or more flushes
+        // since the links were checked: the check is left to the
+        // dispatcher (`Links::defer`), which a loop of flushes need never
+        // reach. A switch to another address space (a new CR3: a
+        // context switch, after which the kernel soon follows its links
+        // anyway) or a lone INVLPG: the links checked now, those into the
+        // one page only for INVLPG (often none).
+        let one_page = interp.tlb_only_page_flushed_since(links.chain_epoch);
+        let switched = interp.cpu().paging_regs().cr3 != cr3_before;
+        if one_page.is_none() && !switched {
+            links.defer(&mut c.ibtc);
+            c.links_stale = 1;
+        } else {
+            only = links.remapped(interp, m, &mut c.ibtc);
+            c.links_stale = 0;
         }
     }
     let key_now = if fast {

@@ -898,14 +898,19 @@ fn chains_follow_a_cr3_switch_between_two_address_spaces() {
     same_on_both(&main, &code, &two_address_spaces, (PD_A, 0x5000), 200 * 6);
 }
 
-/// As the test above, with the CALL into the shared page made directly
-/// in the block that loads CR3: the callout leaves the links unchecked
+/// A kernel's TLB flush: the page-table entry of the shared page is
+/// rewritten (CODE_A and CODE_B in turn), then CR3 reloaded with the same
+/// value, and the shared page called directly from the same block. A
+/// callout that reloads CR3 without changing it leaves the links unchecked
 /// (`Links::defer`) and the block goes on, so its exit to the other page,
-/// chained to the first address space's code, must go to the dispatcher
-/// (which checks the links) while they wait, not straight to that code.
+/// chained under the other mapping, must go to the dispatcher (which
+/// checks the links) while they wait, not straight to that code.
 #[test]
-fn a_chain_to_another_page_right_after_a_cr3_load_follows_the_new_mapping() {
+fn a_chain_to_another_page_right_after_a_tlb_flush_follows_the_new_mapping() {
     use iced_x86::code_asm::*;
+    const PD: u32 = 0x1_0000;
+    const PT: u32 = 0x1_3000;
+    let pte = PT + 4 * ((SHARED >> 12) & 0x3FF);
     let process = |reg: AsmRegister32| {
         let mut a = CodeAssembler::new(32).unwrap();
         a.add(reg, 1).unwrap();
@@ -914,16 +919,18 @@ fn a_chain_to_another_page_right_after_a_cr3_load_follows_the_new_mapping() {
     };
     let mut a = CodeAssembler::new(32).unwrap();
     let mut top = a.create_label();
-    paging_on(&mut a, PD_A);
+    paging_on(&mut a, PD);
     a.xor(eax, eax).unwrap();
     a.xor(ebx, ebx).unwrap();
     a.mov(esi, 800).unwrap();
-    a.mov(edi, PD_B).unwrap();
+    a.mov(edx, CODE_B | P_RW).unwrap();
     a.set_label(&mut top).unwrap();
-    // One block loads CR3 with each address space in turn and calls the
-    // shared page: its exit's chain was made under the other one.
-    a.xor(edi, PD_A ^ PD_B).unwrap();
-    a.mov(cr3, edi).unwrap();
+    // One block maps the shared page to each copy in turn, flushes the
+    // TLB and calls it: its exit's chain was made under the other copy.
+    a.xor(edx, CODE_A ^ CODE_B).unwrap();
+    a.mov(dword_ptr(pte), edx).unwrap();
+    a.mov(ecx, PD).unwrap();
+    a.mov(cr3, ecx).unwrap();
     a.call(SHARED as u64).unwrap();
     a.dec(esi).unwrap();
     a.jnz(top).unwrap();
@@ -932,7 +939,8 @@ fn a_chain_to_another_page_right_after_a_cr3_load_follows_the_new_mapping() {
     a.hlt().unwrap();
     let main = a.assemble(LOAD as u64).unwrap();
     let code = [(CODE_A, process(eax)), (CODE_B, process(ebx))];
-    same_on_both(&main, &code, &two_address_spaces, (PD_A, 0x5000), 800 * 4);
+    let dirs = |m: &mut Machine| page_directory(m, PD, &[(SHARED, PT, CODE_A)]);
+    same_on_both(&main, &code, &dirs, (PD, 0x4000), 800 * 4);
 }
 
 /// One linear code page (0x400000) whose page-table entry is rewritten
