@@ -856,6 +856,15 @@ const PD_B: u32 = 0x1_1000;
 const PT_A: u32 = 0x1_3000;
 const PT_B: u32 = 0x1_4000;
 
+/// The shared page's code of the remapping tests that need no more: one
+/// register counted, then RET.
+fn counting(reg: iced_x86::code_asm::AsmRegister32) -> Vec<u8> {
+    let mut a = iced_x86::code_asm::CodeAssembler::new(32).unwrap();
+    a.add(reg, 1).unwrap();
+    a.ret().unwrap();
+    a.assemble(SHARED as u64).unwrap()
+}
+
 /// SHARED to CODE_A in address space A, to CODE_B in B.
 fn two_address_spaces(m: &mut Machine) {
     page_directory(m, PD_A, &[(SHARED, PT_A, CODE_A)]);
@@ -911,12 +920,6 @@ fn a_chain_to_another_page_right_after_a_tlb_flush_follows_the_new_mapping() {
     const PD: u32 = 0x1_0000;
     const PT: u32 = 0x1_3000;
     let pte = PT + 4 * ((SHARED >> 12) & 0x3FF);
-    let process = |reg: AsmRegister32| {
-        let mut a = CodeAssembler::new(32).unwrap();
-        a.add(reg, 1).unwrap();
-        a.ret().unwrap();
-        a.assemble(SHARED as u64).unwrap()
-    };
     let mut a = CodeAssembler::new(32).unwrap();
     let mut top = a.create_label();
     paging_on(&mut a, PD);
@@ -938,7 +941,7 @@ fn a_chain_to_another_page_right_after_a_tlb_flush_follows_the_new_mapping() {
     a.out(0xF4, al).unwrap();
     a.hlt().unwrap();
     let main = a.assemble(LOAD as u64).unwrap();
-    let code = [(CODE_A, process(eax)), (CODE_B, process(ebx))];
+    let code = [(CODE_A, counting(eax)), (CODE_B, counting(ebx))];
     let dirs = |m: &mut Machine| page_directory(m, PD, &[(SHARED, PT, CODE_A)]);
     same_on_both(&main, &code, &dirs, (PD, 0x4000), 800 * 4);
 }
@@ -959,12 +962,6 @@ fn chains_follow_an_invlpg_of_their_target_page() {
     const PT: u32 = 0x1_3000;
     const OTHER: u32 = 0x30_0000;
     let pte = PT + 4 * ((SHARED >> 12) & 0x3FF);
-    let process = |reg: AsmRegister32| {
-        let mut a = CodeAssembler::new(32).unwrap();
-        a.add(reg, 1).unwrap();
-        a.ret().unwrap();
-        a.assemble(SHARED as u64).unwrap()
-    };
     let to_a = |a: &mut CodeAssembler| {
         a.mov(dword_ptr(pte), CODE_A | P_RW).unwrap();
         a.invlpg(byte_ptr(SHARED)).unwrap();
@@ -976,7 +973,7 @@ fn chains_follow_an_invlpg_of_their_target_page() {
         a.invlpg(byte_ptr(OTHER)).unwrap();
     };
     let main = two_mappings_loop(PD, SHARED, to_a, to_b);
-    let code = [(CODE_A, process(eax)), (CODE_B, process(ebx))];
+    let code = [(CODE_A, counting(eax)), (CODE_B, counting(ebx))];
     let dirs = |m: &mut Machine| page_directory(m, PD, &[(SHARED, PT, CODE_A)]);
     same_on_both(&main, &code, &dirs, (PD, 0x4000), 200 * 8);
 }
