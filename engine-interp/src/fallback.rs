@@ -147,19 +147,7 @@ impl Interp {
         c.counters.blocks_run += 1;
         let before = m.icount();
         c.eip = start.wrapping_add(op.len as u32) & c.ip_mask();
-        let mut triple = false;
-        match (op.f)(c, m, op) {
-            Ok(()) => {
-                if !(c.exit_block && std::mem::take(&mut c.restart)) {
-                    c.pending += 1;
-                }
-            }
-            Err(e) => {
-                c.eip = start;
-                c.watch_hit = None;
-                triple = !c.raise(m, e);
-            }
-        }
+        let triple = matches!(crate::run_op(c, m, op, start), crate::OpEnd::Triple);
         let done = std::mem::take(&mut c.pending);
         m.retire(done);
         self.retired += done + std::mem::take(&mut c.synced);

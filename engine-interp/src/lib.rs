@@ -90,6 +90,49 @@ const CLOCK_INSNS: u64 = 1 << 16;
 const SLICE: u64 = 1 << 22;
 
 /// Why `exec` returned early.
+/// How one instruction ended (`run_op`).
+pub(crate) enum OpEnd {
+    /// Completed; the block goes on.
+    Next,
+    /// Completed and asked the run loop to look (`exit_block`), or faulted
+    /// and the exception was delivered.
+    Exit,
+    /// Faulted, and the delivery triple-faulted.
+    Triple,
+}
+
+/// Runs `op`, the instruction at `start` (EIP already past it), as the
+/// run loop does: a completed instruction counted in `pending` (unless it
+/// is to run again: a REP string instruction's next chunk), a faulting
+/// one's exception raised with EIP back at `start`. `Interp::exec` and
+/// `Interp::exec_decoded` share it.
+#[inline(always)]
+pub(crate) fn run_op(c: &mut Cpu, m: &mut Machine, op: &ops::Op, start: u32) -> OpEnd {
+    match (op.f)(c, m, op) {
+        Ok(()) => {
+            if c.exit_block {
+                if !std::mem::take(&mut c.restart) {
+                    c.pending += 1;
+                }
+                return OpEnd::Exit;
+            }
+            c.pending += 1;
+            OpEnd::Next
+        }
+        Err(e) => {
+            c.eip = start;
+            // A faulting instruction did not complete: its accesses do not
+            // trap (the delivery's pushes may, after it).
+            c.watch_hit = None;
+            if c.raise(m, e) {
+                OpEnd::Exit
+            } else {
+                OpEnd::Triple
+            }
+        }
+    }
+}
+
 enum Flow {
     Continue,
     Triple,
@@ -184,25 +227,11 @@ impl Interp {
                         break 'blocks;
                     }
                     c.eip = start.wrapping_add(op.len as u32) & ip_mask;
-                    match (op.f)(c, m, op) {
-                        Ok(()) => {
-                            if c.exit_block {
-                                if !std::mem::take(&mut c.restart) {
-                                    c.pending += 1;
-                                }
-                                break 'blocks;
-                            }
-                            c.pending += 1;
-                        }
-                        Err(e) => {
-                            c.eip = start;
-                            // A faulting instruction did not complete:
-                            // its accesses do not trap (the delivery's
-                            // pushes may, below).
-                            c.watch_hit = None;
-                            if !c.raise(m, e) {
-                                flow = Flow::Triple;
-                            }
+                    match run_op(c, m, op, start) {
+                        OpEnd::Next => {}
+                        OpEnd::Exit => break 'blocks,
+                        OpEnd::Triple => {
+                            flow = Flow::Triple;
                             break 'blocks;
                         }
                     }
