@@ -966,6 +966,64 @@ fn flags_surely_written(i: &Instruction) -> u32 {
 /// Whether LAHF and SAHF work in 64-bit mode on this host.
 /// Asked once: CPUID is a VM exit where the host is itself a guest (1.2 us
 /// each on this project's kvm-pvm machines, two per block translated).
+/// Plans whose 32-bit code up to its memory access only computes the
+/// address (LEA, MOV: no flags read or written), and after it only moves
+/// data or leaves (its exits restore the flags), or runs the guest
+/// instruction (`Emitter::settle_for` first): an owed restore of the flags
+/// may be carried into them and out of their access's hit path.
+fn keeps_image(p: Plan) -> bool {
+    matches!(
+        p,
+        Plan::Mem { .. } | Plan::Push | Plan::Pop | Plan::Call | Plan::Ret(_) | Plan::Leave
+    )
+}
+
+/// `insn` writes every status flag and reads none, whatever its operands
+/// (a shift or rotate by a count that may be 0 changes none); flags it
+/// leaves undefined count as written where translated code makes them the
+/// interpreter's (`undefined_fix`), which it does wherever they are still
+/// needed. Its result does not depend on the flags before it.
+fn overwrites_status_flags(insn: &Instruction) -> bool {
+    use iced_x86::RflagsBits as F;
+    const STATUS: u32 = F::OF | F::SF | F::ZF | F::AF | F::PF | F::CF;
+    if insn.rflags_read() & STATUS != 0 {
+        return false;
+    }
+    if matches!(
+        insn.mnemonic(),
+        Mnemonic::Shl
+            | Mnemonic::Sal
+            | Mnemonic::Shr
+            | Mnemonic::Sar
+            | Mnemonic::Rol
+            | Mnemonic::Ror
+            | Mnemonic::Rcl
+            | Mnemonic::Rcr
+            | Mnemonic::Shld
+            | Mnemonic::Shrd
+    ) {
+        let count = insn.op_count() - 1;
+        let imm = matches!(insn.op_kind(count), OpKind::Immediate8);
+        if !imm || insn.immediate8() & 0x1F == 0 {
+            return false;
+        }
+    }
+    let fixed = undefined_fix(insn).map_or(0, |(f, _)| f);
+    let written = insn.rflags_written()
+        | insn.rflags_cleared()
+        | insn.rflags_set()
+        | (insn.rflags_undefined() & fixed);
+    written & STATUS == STATUS
+}
+
+/// `insn` neither reads nor changes a status flag (MOV, LEA, MOVZX,
+/// XCHG, BSWAP, NOT, ...).
+fn touches_no_status_flag(insn: &Instruction) -> bool {
+    use iced_x86::RflagsBits as F;
+    const STATUS: u32 = F::OF | F::SF | F::ZF | F::AF | F::PF | F::CF;
+    (insn.rflags_read() | insn.rflags_modified()) & STATUS == 0
+}
+
 fn host_has_lahf() -> bool {
     static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *HAS.get_or_init(|| {
@@ -1044,14 +1102,26 @@ struct Emitter {
     /// The host has LAHF/SAHF in 64-bit mode (CPUID 8000_0001h:ECX[0]):
     /// flags are saved in r10w instead of on the stack.
     lahf: bool,
-    /// (label, guest EIP, instructions retired before it, where to go on
-    /// after it): the slow paths of instructions whose fast path cannot
-    /// serve them (an access the TLB lookup and `host_ptr` cannot, one
-    /// past a segment limit, a sensitive callout that declines), emitted
-    /// after the block's body: the interpreter runs the instruction
-    /// there (`exec_call`), and the block goes on after it (at the label;
-    /// None: an exit to the next instruction) or leaves.
-    fails: Vec<(CodeLabel, u32, u32, Option<CodeLabel>)>,
+    /// The slow paths of instructions whose fast path cannot serve them
+    /// (an access the TLB lookup and `host_ptr` cannot, one past a
+    /// segment limit, a sensitive callout that declines), emitted after
+    /// the block's body: the interpreter runs the instruction there
+    /// (`exec_call`), and the block goes on after it (at the resume
+    /// label, where the flags may be owed as their image: `pending`,
+    /// which the slow path then saves; None: an exit to the next
+    /// instruction) or leaves.
+    fails: Vec<Fail>,
+    /// The guest's status flags are in the image `save_flags` keeps
+    /// (r10d) and not in the host's RFLAGS, which hold garbage: a restore
+    /// is owed before anything needs them there (`materialize`), and a
+    /// save before the next lookup is not needed. Only with LAHF. This is
+    /// the emitter's state at the point of emission: every label that
+    /// joins paths gets the same state on each of them.
+    pending: bool,
+    /// The instruction being emitted may leave its memory access's hit
+    /// path with the flags owed (`pending`): nothing in it after the
+    /// access reads the host's RFLAGS (`keeps_image`).
+    lazy_hit: bool,
     /// The mode key the block is translated under.
     key: u32,
     /// The physical page the block's code was read from.
@@ -1065,6 +1135,25 @@ struct Emitter {
 }
 
 type R = Result<(), IcedError>;
+
+/// A slow path (`Emitter::fails`): its label, the instruction's index in
+/// the block, and where the block goes on after it, with whether the flags
+/// are owed there as their image.
+struct Fail {
+    label: CodeLabel,
+    k: u32,
+    resume: Option<(CodeLabel, bool)>,
+}
+
+impl Fail {
+    fn new(label: CodeLabel, k: u32) -> Fail {
+        Fail {
+            label,
+            k,
+            resume: None,
+        }
+    }
+}
 
 impl Emitter {
     fn new(
@@ -1086,10 +1175,27 @@ impl Emitter {
             chain: Vec::new(),
             lahf: use_lahf(),
             fails: Vec::new(),
+            pending: false,
+            lazy_hit: false,
             exec_sites: Vec::new(),
             first_exec_site: 0,
             page: 0,
         })
+    }
+
+    /// Before `insn` runs on the host: an owed restore (`pending`) kept
+    /// when it neither reads nor changes a status flag, dropped when it
+    /// writes every one and reads none, else paid.
+    fn settle_for(&mut self, insn: &Instruction) -> R {
+        if !self.pending || touches_no_status_flag(insn) {
+            return Ok(());
+        }
+        if overwrites_status_flags(insn) {
+            self.pending = false;
+            Ok(())
+        } else {
+            self.materialize()
+        }
     }
 
     /// Leaves the block: next EIP `eip` (or r8d when None), `retired`
@@ -1132,6 +1238,7 @@ impl Emitter {
     /// and none of the exit's stores run; until then it goes to its home,
     /// emitted after the block's body.
     fn chained_exit(&mut self, eip: u32, retired: u32) -> R {
+        self.materialize()?;
         let site = self.a.create_label();
         self.chained_exit_at(site, eip, retired)
     }
@@ -1144,6 +1251,9 @@ impl Emitter {
     /// the links wait to be checked against changed page tables
     /// (`links::Links::defer`).
     fn chained_exit_at(&mut self, mut site: CodeLabel, eip: u32, retired: u32) -> R {
+        // (Jumps may come to a label made beforehand: their sources had
+        // the flags in RFLAGS.)
+        debug_assert!(!self.pending);
         let home = self.a.create_label();
         self.a.set_label(&mut site)?;
         let mut jmp = site;
@@ -1179,6 +1289,7 @@ impl Emitter {
     }
 
     fn exit_with(&mut self, eip: Option<u32>, retired: u32, n: u32, chain: Option<u32>) -> R {
+        self.materialize()?;
         match eip {
             Some(v) => self.a.mov(dword_ptr(r15 + ctx::EIP), v)?,
             None => self.a.mov(dword_ptr(r15 + ctx::EIP), r8d)?,
@@ -1203,8 +1314,8 @@ impl Emitter {
     /// hit, dropped unless they are still needed (`flags_live`: POPFQ is
     /// not); the miss path restores them, so an exception the interpreter
     /// raises there pushes the right EFLAGS.
-    fn host_ptr(&mut self, size: u32, write: bool, eip: u32, k: u32, flags_live: bool) -> R {
-        self.host_ptr_in(None, size, write, eip, k, flags_live)
+    fn host_ptr(&mut self, size: u32, write: bool, k: u32, flags_live: bool) -> R {
+        self.host_ptr_in(None, size, write, k, flags_live)
     }
 
     /// `host_ptr` for real-mode code: r13d holds the offset of the access
@@ -1213,16 +1324,8 @@ impl Emitter {
     /// then the segment's base added: r13d becomes the linear address. An
     /// access past the limit leaves for the interpreter, which raises the
     /// #GP or #SS.
-    fn seg_ptr(
-        &mut self,
-        seg: usize,
-        size: u32,
-        write: bool,
-        eip: u32,
-        k: u32,
-        flags_live: bool,
-    ) -> R {
-        self.host_ptr_in(Some(seg), size, write, eip, k, flags_live)
+    fn seg_ptr(&mut self, seg: usize, size: u32, write: bool, k: u32, flags_live: bool) -> R {
+        self.host_ptr_in(Some(seg), size, write, k, flags_live)
     }
 
     fn host_ptr_in(
@@ -1230,7 +1333,6 @@ impl Emitter {
         seg: Option<usize>,
         size: u32,
         write: bool,
-        eip: u32,
         k: u32,
         flags_live: bool,
     ) -> R {
@@ -1273,7 +1375,10 @@ impl Emitter {
         a.set_label(&mut hit)?;
         a.mov(r14, qword_ptr(r14 + t.addend_offset))?;
         a.add(r14, r13)?;
-        if flags_live {
+        let lazy = flags_live && self.lazy_hit;
+        if lazy {
+            self.restore_flags_lazy()?;
+        } else if flags_live {
             self.restore_flags()?;
         } else {
             self.drop_flags()?;
@@ -1301,11 +1406,16 @@ impl Emitter {
             self.restore_flags()?;
             self.a.pushfq()?;
             self.a.jmp(fail)?;
-            self.fails.push((fail, eip, k, None));
+            self.fails.push(Fail::new(fail, k));
         }
         self.a.set_label(&mut miss)?;
         self.restore_flags()?;
-        self.callout(size, write, eip, k)?;
+        self.callout(size, write, k)?;
+        if lazy {
+            // The hit path owes the flags; here they are in RFLAGS and
+            // still in the image, which the stub keeps.
+            self.pending = true;
+        }
         self.a.set_label(&mut done)?;
         Ok(())
     }
@@ -1372,24 +1482,23 @@ impl Emitter {
         k: u32,
         flags_live: bool,
     ) -> R {
-        let eip = insn.ip32();
         if self.code16 {
             self.offset16(insn)?;
             let seg = seg_index(insn.memory_segment());
-            self.seg_ptr(seg, size, write, eip, k, flags_live)
+            self.seg_ptr(seg, size, write, k, flags_live)
         } else {
             self.linear(insn)?;
-            self.host_ptr(size, write, eip, k, flags_live)
+            self.host_ptr(size, write, k, flags_live)
         }
     }
 
     /// The push of `w` bytes in real-mode code: r14 = the host address of
     /// the slot at SS:(SP - w) (SP wrapping at 64 KiB). SP itself is moved
     /// by `sp_add` once the store is done.
-    fn push16_slot(&mut self, w: u32, eip: u32, k: u32, flags_live: bool) -> R {
+    fn push16_slot(&mut self, w: u32, k: u32, flags_live: bool) -> R {
         self.a.lea(r13d, r12 - w as i32)?;
         self.a.movzx(r13d, r13w)?;
-        self.seg_ptr(SS, w, true, eip, k, flags_live)
+        self.seg_ptr(SS, w, true, k, flags_live)
     }
 
     /// r13d = the offset of a string instruction's source (`src`: SI or
@@ -1556,7 +1665,9 @@ impl Emitter {
                 a.xor(r9d, r11d)?;
                 a.shr(r9d, cf)?;
                 a.and(r9d, 1)?;
-                a.shl(r9d, of)?;
+                if of != 0 {
+                    a.shl(r9d, of)?;
+                }
                 img_and(a, lahf, !(bit(of) | bit(af)))?;
                 img_or_r9(a, lahf)?;
             }
@@ -1567,7 +1678,9 @@ impl Emitter {
                 let a = &mut self.a;
                 a.shr(r9d, base + w - 1 - n)?;
                 a.and(r9d, 1)?;
-                a.shl(r9d, of)?;
+                if of != 0 {
+                    a.shl(r9d, of)?;
+                }
                 img_and(a, lahf, !(bit(of) | bit(af)))?;
                 img_or_r9(a, lahf)?;
             }
@@ -1587,7 +1700,9 @@ impl Emitter {
                 }
                 a.xor(r9d, r11d)?;
                 a.and(r9d, 1)?;
-                a.shl(r9d, of)?;
+                if of != 0 {
+                    a.shl(r9d, of)?;
+                }
                 img_and(a, lahf, !bit(of))?;
                 img_or_r9(a, lahf)?;
             }
@@ -1596,7 +1711,9 @@ impl Emitter {
                 let a = &mut self.a;
                 a.setc(r9b)?;
                 a.movzx(r9d, r9b)?;
-                a.shl(r9d, cf)?;
+                if cf != 0 {
+                    a.shl(r9d, cf)?;
+                }
                 img_and(a, lahf, !bit(cf))?;
                 img_or_r9(a, lahf)?;
             }
@@ -1604,8 +1721,14 @@ impl Emitter {
             // `plan_undefined_flags`.)
             Fix::Interp => {}
         }
-        self.a.set_label(&mut skip)?;
-        self.restore_flags()
+        if count_in_cl(insn) {
+            // (A label needs an instruction of its own.)
+            self.a.set_label(&mut skip)?;
+            return self.restore_flags();
+        }
+        // (The last thing the instruction emits: the next one's start
+        // settles the debt, `Emitter::block`.)
+        self.restore_flags_lazy()
     }
 
     /// r9d = the register or memory (at r14) `insn` wrote its result to,
@@ -1630,7 +1753,14 @@ impl Emitter {
 
     /// Saves the guest status flags before code that clobbers them: with
     /// LAHF and SETO into r10w (a few cycles), or else PUSHFQ.
+    ///
+    /// While a restore is owed (`pending`) the image is current: nothing
+    /// is emitted (and the host's RFLAGS stay garbage, which every caller
+    /// clobbers anyway).
     fn save_flags(&mut self) -> R {
+        if std::mem::take(&mut self.pending) {
+            return Ok(());
+        }
         let a = &mut self.a;
         if !self.lahf {
             return a.pushfq();
@@ -1646,6 +1776,7 @@ impl Emitter {
     /// AL (the saved OF) is 1, then SAHF sets SF, ZF, AF, PF and CF from AH
     /// (POPFQ costs some twenty cycles; this, a handful).
     fn restore_flags(&mut self) -> R {
+        self.pending = false;
         let a = &mut self.a;
         if !self.lahf {
             return a.popfq();
@@ -1657,8 +1788,30 @@ impl Emitter {
         a.mov(rax, r11)
     }
 
+    /// `restore_flags` owed rather than emitted (`pending`), where what
+    /// follows may not need it: the next memory access's save, or an
+    /// instruction that writes every status flag, makes it unneeded.
+    fn restore_flags_lazy(&mut self) -> R {
+        if self.lahf {
+            self.pending = true;
+            Ok(())
+        } else {
+            self.restore_flags()
+        }
+    }
+
+    /// The owed restore, if one is (`pending`): the guest's flags back in
+    /// the host's RFLAGS.
+    fn materialize(&mut self) -> R {
+        if self.pending {
+            self.restore_flags()?;
+        }
+        Ok(())
+    }
+
     /// Forgets what `save_flags` saved (the flags are dead).
     fn drop_flags(&mut self) -> R {
+        self.pending = false;
         if self.lahf {
             Ok(())
         } else {
@@ -1693,7 +1846,7 @@ impl Emitter {
     /// Through the host_ptr stub (`stubs`), which keeps the other
     /// caller-saved registers: the site saves the flags and EDX, which
     /// carries the access's size and direction.
-    fn callout(&mut self, size: u32, write: bool, eip: u32, k: u32) -> R {
+    fn callout(&mut self, size: u32, write: bool, k: u32) -> R {
         let a = &mut self.a;
         a.pushfq()?;
         a.push(rdx)?;
@@ -1704,7 +1857,7 @@ impl Emitter {
         let fail = a.create_label();
         a.jz(fail)?;
         a.popfq()?;
-        self.fails.push((fail, eip, k, None));
+        self.fails.push(Fail::new(fail, k));
         Ok(())
     }
 
@@ -1727,7 +1880,7 @@ impl Emitter {
         a.bt(r8, 32)?;
         let fail = a.create_label();
         a.jnc(fail)?;
-        self.fails.push((fail, eip, k, None));
+        self.fails.push(Fail::new(fail, k));
         Ok(())
     }
 
@@ -1766,21 +1919,36 @@ impl Emitter {
         self.a.sub(qword_ptr(r15 + ctx::BUDGET), n as i32)?;
         self.a.jl(no_budget)?;
         if entry_live {
-            self.restore_flags()?;
+            self.restore_flags_lazy()?;
         }
         for (k, (insn, p)) in insns.iter().enumerate() {
             let k = k as u32;
             let eip = insn.ip32();
             let fails_before = self.fails.len();
+            // A restore owed from before: kept for an instruction whose
+            // code only moves data up to its memory access (whose save it
+            // makes unneeded) and after it, dropped before one that writes
+            // every status flag, else paid now.
+            let keeps = !self.code16 && keeps_image(*p);
+            if !keeps {
+                if matches!(p, Plan::Ident) {
+                    self.settle_for(insn)?;
+                } else {
+                    self.materialize()?;
+                }
+            }
+            self.lazy_hit = self.lahf && keeps;
             self.instruction(insn, *p, k, eip, &live, after[k as usize])?;
+            self.lazy_hit = false;
             // Its slow paths go on right after it (a block-ending one
-            // exits to its next instruction instead: see below).
+            // exits to its next instruction instead: see below), in the
+            // same state of the flags as its fast path.
             if self.fails.len() > fails_before && !p.ends_block() {
                 let mut resume = self.a.create_label();
                 self.a.set_label(&mut resume)?;
                 self.a.nop()?;
                 for f in &mut self.fails[fails_before..] {
-                    f.3 = Some(resume);
+                    f.resume = Some((resume, self.pending));
                 }
             }
         }
@@ -1791,13 +1959,26 @@ impl Emitter {
         } else if !insns.last().is_some_and(|(_, p)| p.ends_block()) {
             self.chained_exit(end_eip, n)?;
         }
-        for (mut label, _, k, resume) in std::mem::take(&mut self.fails) {
+        // (The body ends in a jump: the paths below start from their
+        // labels' states.)
+        debug_assert!(!self.pending);
+        for Fail {
+            mut label,
+            k,
+            resume,
+        } in std::mem::take(&mut self.fails)
+        {
             self.a.set_label(&mut label)?;
             self.a.popfq()?;
             let insn = &insns[k as usize].0;
             self.exec_call(insn, k)?;
             match resume {
-                Some(r) => self.a.jmp(r)?,
+                Some((r, owed)) => {
+                    if owed {
+                        self.save_flags()?;
+                    }
+                    self.a.jmp(r)?
+                }
                 None => self.exit(Some(insn.next_ip32()), k + 1)?,
             }
         }
@@ -1833,6 +2014,7 @@ impl Emitter {
                 Plan::Mem { size, write } => {
                     self.mem_ptr(insn, size, write, k, live[k as usize])?;
                     self.fix_undefined_flags_before(insn, after)?;
+                    self.settle_for(insn)?;
                     self.a.add_instruction(on_r14(insn))?;
                     self.fix_undefined_flags(insn, after)?;
                 }
@@ -1851,7 +2033,7 @@ impl Emitter {
                         Code::Push_r16 | Code::Push_imm16 | Code::Pushw_imm8 | Code::Push_rm16 => 2,
                         _ => 4,
                     };
-                    self.push16_slot(w, eip, k, live[k as usize])?;
+                    self.push16_slot(w, k, live[k as usize])?;
                     let a = &mut self.a;
                     match (insn.op0_kind() == OpKind::Register, w) {
                         (true, 2) => a.mov(word_ptr(r14), hr16(insn.op0_register()))?,
@@ -1865,7 +2047,7 @@ impl Emitter {
                     let dst = insn.op0_register();
                     let w = dst.size() as u32;
                     self.a.movzx(r13d, r12w)?;
-                    self.seg_ptr(SS, w, false, eip, k, live[k as usize])?;
+                    self.seg_ptr(SS, w, false, k, live[k as usize])?;
                     if w == 2 {
                         self.a.mov(hr16(dst), word_ptr(r14))?;
                     } else {
@@ -1874,14 +2056,14 @@ impl Emitter {
                     self.sp_add(w as i32)?;
                 }
                 Plan::Call if self.code16 => {
-                    self.push16_slot(2, eip, k, live[k as usize])?;
+                    self.push16_slot(2, k, live[k as usize])?;
                     self.a.mov(word_ptr(r14), next & 0xFFFF)?;
                     self.sp_add(-2)?;
                     self.chained_exit(insn.near_branch_target() as u32, k + 1)?;
                 }
                 Plan::Ret(imm) if self.code16 => {
                     self.a.movzx(r13d, r12w)?;
-                    self.seg_ptr(SS, 2, false, eip, k, live[k as usize])?;
+                    self.seg_ptr(SS, 2, false, k, live[k as usize])?;
                     self.a.movzx(r8d, word_ptr(r14))?;
                     self.sp_add(2 + imm as i32)?;
                     self.indirect_exit(k + 1)?;
@@ -1895,7 +2077,7 @@ impl Emitter {
                     }
                     self.a.mov(dword_ptr(r15 + ctx::SCRATCH), r8d)?;
                     if matches!(p, Plan::CallInd) {
-                        self.push16_slot(2, eip, k, live[k as usize])?;
+                        self.push16_slot(2, k, live[k as usize])?;
                         self.a.mov(word_ptr(r14), next & 0xFFFF)?;
                         self.sp_add(-2)?;
                     }
@@ -1931,30 +2113,30 @@ impl Emitter {
                 Plan::Lods(w) if self.code16 => {
                     self.string_offset(insn, true)?;
                     let seg = seg_index(insn.memory_segment());
-                    self.seg_ptr(seg, w, false, eip, k, live[k as usize])?;
+                    self.seg_ptr(seg, w, false, k, live[k as usize])?;
                     self.lods_load(w)?;
                     self.string_advance(insn, true, w)?;
                 }
                 Plan::Stos(w) if self.code16 => {
                     self.string_offset(insn, false)?;
-                    self.seg_ptr(0, w, true, eip, k, live[k as usize])?;
+                    self.seg_ptr(0, w, true, k, live[k as usize])?;
                     self.stos_store(w)?;
                     self.string_advance(insn, false, w)?;
                 }
                 Plan::Movs(w) if self.code16 => {
                     self.string_offset(insn, false)?;
-                    self.seg_ptr(0, w, true, eip, k, true)?;
+                    self.seg_ptr(0, w, true, k, true)?;
                     self.a.mov(qword_ptr(r15 + ctx::SCRATCH), r14)?;
                     self.string_offset(insn, true)?;
                     let seg = seg_index(insn.memory_segment());
-                    self.seg_ptr(seg, w, false, eip, k, live[k as usize])?;
+                    self.seg_ptr(seg, w, false, k, live[k as usize])?;
                     self.movs_copy(w)?;
                     self.string_advance(insn, true, w)?;
                     self.string_advance(insn, false, w)?;
                 }
                 Plan::Push => {
                     self.a.lea(r13d, r12d - 4)?;
-                    self.host_ptr(4, true, eip, k, live[k as usize])?;
+                    self.host_ptr(4, true, k, live[k as usize])?;
                     if insn.op0_kind() == OpKind::Register {
                         let src = hr32(insn.op0_register());
                         self.a.mov(dword_ptr(r14), src)?;
@@ -1967,7 +2149,7 @@ impl Emitter {
                     // The slot first: a fault leaves before anything is
                     // recorded, and the interpreter runs PUSHFD whole.
                     self.a.lea(r13d, r12d - 4)?;
-                    self.host_ptr(4, true, eip, k, true)?;
+                    self.host_ptr(4, true, k, true)?;
                     // Inline when nothing records it one by one: the
                     // status flags from the host's, the rest from the
                     // context's copy, counted in the context.
@@ -2015,27 +2197,27 @@ impl Emitter {
                     // Nothing changes before the load, which may leave for
                     // the interpreter (a fault): then it runs LEAVE whole.
                     self.a.mov(r13d, ebp)?;
-                    self.host_ptr(4, false, eip, k, live[k as usize])?;
+                    self.host_ptr(4, false, k, live[k as usize])?;
                     self.a.lea(r12d, rbp + 4)?;
                     self.a.mov(ebp, dword_ptr(r14))?;
                 }
                 Plan::Pop => {
                     self.a.mov(r13d, r12d)?;
-                    self.host_ptr(4, false, eip, k, live[k as usize])?;
+                    self.host_ptr(4, false, k, live[k as usize])?;
                     let dst = hr32(insn.op0_register());
                     self.a.mov(dst, dword_ptr(r14))?;
                     self.a.lea(r12d, r12d + 4)?;
                 }
                 Plan::Call => {
                     self.a.lea(r13d, r12d - 4)?;
-                    self.host_ptr(4, true, eip, k, live[k as usize])?;
+                    self.host_ptr(4, true, k, live[k as usize])?;
                     self.a.mov(dword_ptr(r14), next)?;
                     self.a.mov(r12d, r13d)?;
                     self.chained_exit(insn.near_branch_target() as u32, k + 1)?;
                 }
                 Plan::Ret(imm) => {
                     self.a.mov(r13d, r12d)?;
-                    self.host_ptr(4, false, eip, k, live[k as usize])?;
+                    self.host_ptr(4, false, k, live[k as usize])?;
                     self.a.mov(r8d, dword_ptr(r14))?;
                     self.a.lea(r12d, r12d + (4 + imm as i32))?;
                     self.indirect_exit(k + 1)?;
@@ -2056,13 +2238,13 @@ impl Emitter {
                     } else {
                         self.linear(insn)?;
                         // The flags must survive: the push may still exit.
-                        self.host_ptr(4, false, eip, k, true)?;
+                        self.host_ptr(4, false, k, true)?;
                         self.a.mov(r8d, dword_ptr(r14))?;
                         self.a.mov(dword_ptr(r15 + ctx::SCRATCH), r8d)?;
                     }
                     if matches!(p, Plan::CallInd) {
                         self.a.lea(r13d, r12d - 4)?;
-                        self.host_ptr(4, true, eip, k, live[k as usize])?;
+                        self.host_ptr(4, true, k, live[k as usize])?;
                         self.a.mov(dword_ptr(r14), next)?;
                         self.a.mov(r12d, r13d)?;
                     }
@@ -2088,13 +2270,13 @@ impl Emitter {
                 }
                 Plan::Lods(w) => {
                     self.a.mov(r13d, esi)?;
-                    self.host_ptr(w, false, eip, k, live[k as usize])?;
+                    self.host_ptr(w, false, k, live[k as usize])?;
                     self.lods_load(w)?;
                     self.a.lea(esi, rsi + w as i32)?;
                 }
                 Plan::Stos(w) => {
                     self.a.mov(r13d, edi)?;
-                    self.host_ptr(w, true, eip, k, live[k as usize])?;
+                    self.host_ptr(w, true, k, live[k as usize])?;
                     self.stos_store(w)?;
                     self.a.lea(edi, rdi + w as i32)?;
                 }
@@ -2104,10 +2286,10 @@ impl Emitter {
                     // (The flags must survive the first lookup: the second
                     // one may still exit to the interpreter.)
                     self.a.mov(r13d, edi)?;
-                    self.host_ptr(w, true, eip, k, true)?;
+                    self.host_ptr(w, true, k, true)?;
                     self.a.mov(qword_ptr(r15 + ctx::SCRATCH), r14)?;
                     self.a.mov(r13d, esi)?;
-                    self.host_ptr(w, false, eip, k, live[k as usize])?;
+                    self.host_ptr(w, false, k, live[k as usize])?;
                     self.movs_copy(w)?;
                     self.a.lea(esi, rsi + w as i32)?;
                     self.a.lea(edi, rdi + w as i32)?;
@@ -2231,19 +2413,20 @@ pub fn stubs(at: u64) -> Result<(Vec<u8>, u64, u64, u64), IcedError> {
     a.mov(rcx, r10)?;
     a.ret()?;
     // The host_ptr stub (`Emitter::callout`): r14 = host_ptr(ctx, r13d,
-    // edx), the guest's registers kept. The site pushed RFLAGS and RDX on
-    // an aligned stack, then its call's return address: five pushes here
-    // align it again for the call.
+    // edx), the guest's registers kept, and the flags' image in r10 (the
+    // site may owe a restore from it: `Emitter::pending`). The site pushed
+    // RFLAGS and RDX on an aligned stack, then its call's return address:
+    // seven pushes here align it again for the call.
     let mut host_ptr = a.create_label();
     a.set_label(&mut host_ptr)?;
-    for r in [rax, rcx, rsi, rdi, r11] {
+    for r in [rax, rcx, rsi, rdi, r9, r10, r11] {
         a.push(r)?;
     }
     a.mov(rdi, r15)?;
     a.mov(esi, r13d)?;
     a.call(qword_ptr(r15 + ctx::HOST_PTR))?;
     a.mov(r14, rax)?;
-    for r in [r11, rdi, rsi, rcx, rax] {
+    for r in [r11, r10, r9, rdi, rsi, rcx, rax] {
         a.pop(r)?;
     }
     a.ret()?;

@@ -808,6 +808,73 @@ fn pushfd_pushes_the_interpreters_image_inline_or_called_out() {
     }
 }
 
+/// Flags carried in their image past memory accesses (the translator
+/// restores them only where they are read): each round sets them, writes
+/// a device register (the local APIC's task priority: MMIO, which
+/// translated code leaves to the interpreter, then goes on after it), then
+/// stores to RAM and pushes them. The pushed images and the stores are the
+/// interpreter's, on the first round (every access a TLB miss) and later.
+#[test]
+fn flags_survive_the_memory_accesses_of_translated_code() {
+    #[rustfmt::skip]
+    let code: &[u8] = &[
+        0xB9, 0x20, 0x00, 0x00, 0x00,       // mov ecx, 32
+        0xBF, 0x00, 0x00, 0x20, 0x00,       // mov edi, SCRATCH
+        0xBE, 0x80, 0x00, 0xE0, 0xFE,       // mov esi, 0xFEE00080 (TPR)
+        0x31, 0xDB,                         // xor ebx, ebx
+        0x89, 0xC8,                         // 1: mov eax, ecx
+        0x6B, 0xC0, 0x25,                   //    imul eax, eax, 0x25
+        0x2D, 0x10, 0x01, 0x00, 0x00,       //    sub eax, 0x110 (flags vary)
+        0x89, 0x1E,                         //    mov [esi], ebx
+        0x89, 0x07,                         //    mov [edi], eax
+        0x9C,                               //    pushfd
+        0x8F, 0x47, 0x04,                   //    pop dword [edi+4]
+        0x89, 0x5F, 0x08,                   //    mov [edi+8], ebx
+        0x8B, 0x57, 0x08,                   //    mov edx, [edi+8]
+        0x83, 0xD2, 0x00,                   //    adc edx, 0
+        0x89, 0x57, 0x0C,                   //    mov [edi+12], edx
+        0x83, 0xC7, 0x10,                   //    add edi, 16
+        0x49,                               //    dec ecx
+        0x75, 0xDC,                         //    jnz 1b
+        0xE6, 0xF4,                         //    out 0xf4, al
+        0xF4,                               //    hlt
+    ];
+    let run = |bt: bool| {
+        let mut m = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
+        m.mem.write(LOAD as u64, code).unwrap();
+        let mut st = CpuState::multiboot(LOAD, 0, 0);
+        st.regs[4] = STACK;
+        let mut e = on(m, bt, &st);
+        let stop = e.run_until(&limits()).unwrap();
+        let out = e.m.mem.slice(SCRATCH as u64, 32 * 16).unwrap().to_vec();
+        let n = e.stats().get(Counter::TranslatedInstructions);
+        (stop, out, e.cpu_state().unwrap(), e.m.icount(), n)
+    };
+    let (si, oi, ci, ni, _) = run(false);
+    assert_eq!(si, Stop::GuestExit { value: 0x15 });
+    // The first round's image (ECX 32: 32 * 0x25 - 0x110 = 0x390): PF
+    // set, the other status flags clear.
+    let word = |o: &[u8], i: usize| u32::from_le_bytes(o[4 * i..4 * i + 4].try_into().unwrap());
+    assert_eq!(word(&oi, 0), 0x390);
+    assert_eq!(word(&oi, 1) & STATUS, PF);
+    // The last round's (ECX 1: 0x25 - 0x110 borrows): CF and SF set.
+    assert_eq!(word(&oi, 31 * 4 + 1) & STATUS, CF | SF);
+    assert_eq!(word(&oi, 31 * 4 + 3), 1, "ADC added the borrow");
+    let (sb, ob, cb, nb, n) = run(true);
+    assert_eq!((&sb, nb), (&si, ni));
+    assert_eq!((cb.regs, cb.eflags), (ci.regs, ci.eflags));
+    for i in 0..32 * 4 {
+        assert_eq!(
+            word(&ob, i),
+            word(&oi, i),
+            "round {}, word {}",
+            i / 4,
+            i % 4
+        );
+    }
+    assert!(n.unwrap_or(0) > 32 * 8, "the loop ran translated: {n:?}");
+}
+
 /// The page table the paging tests' page directories share: it
 /// identity-maps the first 4 MiB.
 const PT_LOW: u32 = 0x1_2000;
