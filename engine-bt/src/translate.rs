@@ -966,15 +966,24 @@ fn flags_surely_written(i: &Instruction) -> u32 {
 /// Whether LAHF and SAHF work in 64-bit mode on this host.
 /// Asked once: CPUID is a VM exit where the host is itself a guest (1.2 us
 /// each on this project's kvm-pvm machines, two per block translated).
-/// Plans whose 32-bit code up to its memory access only computes the
-/// address (LEA, MOV: no flags read or written), and after it only moves
-/// data or leaves (its exits restore the flags), or runs the guest
-/// instruction (`Emitter::settle_for` first): an owed restore of the flags
-/// may be carried into them and out of their access's hit path.
+/// Plans whose code up to its memory accesses only computes the address
+/// (LEA, MOV, MOVZX: no flags read or written; a real-mode segment's limit
+/// is checked after the save), and after them only moves data or leaves
+/// (its exits restore the flags), or runs the guest instruction
+/// (`Emitter::settle_for` first): an owed restore of the flags may be
+/// carried into them and out of their accesses' hit paths.
 fn keeps_image(p: Plan) -> bool {
     matches!(
         p,
-        Plan::Mem { .. } | Plan::Push | Plan::Pop | Plan::Call | Plan::Ret(_) | Plan::Leave
+        Plan::Mem { .. }
+            | Plan::Push
+            | Plan::Pop
+            | Plan::Call
+            | Plan::Ret(_)
+            | Plan::Leave
+            | Plan::Lods(_)
+            | Plan::Stos(_)
+            | Plan::Movs(_)
     )
 }
 
@@ -1929,7 +1938,7 @@ impl Emitter {
             // code only moves data up to its memory access (whose save it
             // makes unneeded) and after it, dropped before one that writes
             // every status flag, else paid now.
-            let keeps = !self.code16 && keeps_image(*p);
+            let keeps = keeps_image(*p);
             if !keeps {
                 if matches!(p, Plan::Ident) {
                     self.settle_for(insn)?;
