@@ -1120,6 +1120,8 @@ struct Emitter {
     /// which the slow path then saves; None: an exit to the next
     /// instruction) or leaves.
     fails: Vec<Fail>,
+    /// The memory accesses' slow paths (`Cold`).
+    colds: Vec<Cold>,
     /// The guest's status flags are in the image `save_flags` keeps
     /// (r10d) and not in the host's RFLAGS, which hold garbage: a restore
     /// is owed before anything needs them there (`materialize`), and a
@@ -1154,6 +1156,24 @@ struct Fail {
     resume: Option<(CodeLabel, bool)>,
 }
 
+/// The slow paths of a memory access (`Emitter::cold`), emitted after the
+/// block's body so that its hit path runs straight on: the labels its fast
+/// path jumps to (a misaligned access's check, a real-mode limit exceeded,
+/// the TLB miss) and back to (the hit, the instruction's use of r14), and
+/// where the block goes on after the interpreter runs the instruction (as
+/// `Fail::resume`).
+struct Cold {
+    unaligned: Option<CodeLabel>,
+    limit: Option<CodeLabel>,
+    miss: CodeLabel,
+    hit: CodeLabel,
+    done: CodeLabel,
+    size: u32,
+    write: bool,
+    k: u32,
+    resume: Option<(CodeLabel, bool)>,
+}
+
 impl Fail {
     fn new(label: CodeLabel, k: u32) -> Fail {
         Fail {
@@ -1184,6 +1204,7 @@ impl Emitter {
             chain: Vec::new(),
             lahf: use_lahf(),
             fails: Vec::new(),
+            colds: Vec::new(),
             pending: false,
             lazy_hit: false,
             exec_sites: Vec::new(),
@@ -1345,9 +1366,9 @@ impl Emitter {
         k: u32,
         flags_live: bool,
     ) -> R {
-        let mut miss = self.a.create_label();
+        let miss = self.a.create_label();
         let mut done = self.a.create_label();
-        let mut limit = self.a.create_label();
+        let limit = self.a.create_label();
         self.save_flags()?;
         if let Some(s) = seg {
             let a = &mut self.a;
@@ -1375,7 +1396,7 @@ impl Emitter {
         // an aligned access (which cannot cross a page) matches at once; a
         // misaligned one is checked out of line (same page, no crossing).
         let mut hit = a.create_label();
-        let mut unaligned = a.create_label();
+        let unaligned = a.create_label();
         let tag = if write { t.wtag_offset } else { t.rtag_offset };
         a.mov(r11d, r13d)?;
         a.and(r11d, t.page_mask | (size - 1))?;
@@ -1384,30 +1405,57 @@ impl Emitter {
         a.set_label(&mut hit)?;
         a.mov(r14, qword_ptr(r14 + t.addend_offset))?;
         a.add(r14, r13)?;
-        let lazy = flags_live && self.lazy_hit;
-        if lazy {
+        if flags_live && self.lazy_hit {
+            // The slow paths join with the flags in RFLAGS and still in
+            // the image, which the host_ptr stub keeps: owed there too.
             self.restore_flags_lazy()?;
         } else if flags_live {
             self.restore_flags()?;
         } else {
             self.drop_flags()?;
         }
-        self.a.jmp(done)?;
-        if size > 1 {
+        // (On the caller's next instruction: the callers use r14 at once.)
+        self.a.set_label(&mut done)?;
+        self.colds.push(Cold {
+            unaligned: (size > 1).then_some(unaligned),
+            limit: seg.is_some().then_some(limit),
+            miss,
+            hit,
+            done,
+            size,
+            write,
+            k,
+            resume: None,
+        });
+        Ok(())
+    }
+
+    /// The slow paths of an access (`Cold`), after the block's body: a
+    /// misaligned access's check, a real-mode segment's limit exceeded,
+    /// and the TLB miss (the callout, back to `done` when it serves the
+    /// access; else the interpreter runs the instruction).
+    fn cold(&mut self, c: Cold) -> R {
+        let t = ctx::TLB;
+        let tag = if c.write {
+            t.wtag_offset
+        } else {
+            t.rtag_offset
+        };
+        if let Some(mut unaligned) = c.unaligned {
             let a = &mut self.a;
             a.set_label(&mut unaligned)?;
             a.mov(r11d, r13d)?;
             a.and(r11d, t.page_mask)?;
             a.cmp(r11d, dword_ptr(r14 + tag))?;
-            a.jne(miss)?;
+            a.jne(c.miss)?;
             // The access must not cross into the next page.
             a.mov(r11d, r13d)?;
             a.and(r11d, 0xFFF)?;
-            a.cmp(r11d, 0x1000 - size)?;
-            a.ja(miss)?;
-            a.jmp(hit)?;
+            a.cmp(r11d, 0x1000 - c.size)?;
+            a.ja(c.miss)?;
+            a.jmp(c.hit)?;
         }
-        if seg.is_some() {
+        if let Some(mut limit) = c.limit {
             // Past the limit: the flags as the fail path wants them (on
             // the host stack), then the interpreter.
             let fail = self.a.create_label();
@@ -1415,18 +1463,20 @@ impl Emitter {
             self.restore_flags()?;
             self.a.pushfq()?;
             self.a.jmp(fail)?;
-            self.fails.push(Fail::new(fail, k));
+            self.fails.push(Fail {
+                label: fail,
+                k: c.k,
+                resume: c.resume,
+            });
         }
+        let mut miss = c.miss;
         self.a.set_label(&mut miss)?;
         self.restore_flags()?;
-        self.callout(size, write, k)?;
-        if lazy {
-            // The hit path owes the flags; here they are in RFLAGS and
-            // still in the image, which the stub keeps.
-            self.pending = true;
+        self.callout(c.size, c.write, c.k)?;
+        if let Some(f) = self.fails.last_mut() {
+            f.resume = c.resume;
         }
-        self.a.set_label(&mut done)?;
-        Ok(())
+        self.a.jmp(c.done)
     }
 
     /// Instruction `k` run by the interpreter (`callout::exec`), through
@@ -1934,6 +1984,7 @@ impl Emitter {
             let k = k as u32;
             let eip = insn.ip32();
             let fails_before = self.fails.len();
+            let colds_before = self.colds.len();
             // A restore owed from before: kept for an instruction whose
             // code only moves data up to its memory access (whose save it
             // makes unneeded) and after it, dropped before one that writes
@@ -1952,12 +2003,17 @@ impl Emitter {
             // Its slow paths go on right after it (a block-ending one
             // exits to its next instruction instead: see below), in the
             // same state of the flags as its fast path.
-            if self.fails.len() > fails_before && !p.ends_block() {
+            let slow = self.fails.len() > fails_before || self.colds.len() > colds_before;
+            if slow && !p.ends_block() {
                 let mut resume = self.a.create_label();
                 self.a.set_label(&mut resume)?;
                 self.a.nop()?;
+                let at = Some((resume, self.pending));
                 for f in &mut self.fails[fails_before..] {
-                    f.resume = Some((resume, self.pending));
+                    f.resume = at;
+                }
+                for c in &mut self.colds[colds_before..] {
+                    c.resume = at;
                 }
             }
         }
@@ -1971,6 +2027,9 @@ impl Emitter {
         // (The body ends in a jump: the paths below start from their
         // labels' states.)
         debug_assert!(!self.pending);
+        for c in std::mem::take(&mut self.colds) {
+            self.cold(c)?;
+        }
         for Fail {
             mut label,
             k,
