@@ -108,6 +108,8 @@ const CACHE_BYTES: usize = 16 << 20;
 enum Entry {
     Host {
         addr: u64,
+        /// Its entry with the flags in their image (`Block::img_entry`).
+        img: u32,
         insns: u32,
         len: u32,
         /// The physical page of its first instruction.
@@ -451,11 +453,12 @@ impl Bt {
                         bytes: b.code.len() as u32,
                     },
                 );
-                for (off, home, target) in &b.exits {
+                for &(off, home, target, img) in &b.exits {
                     self.links.sites.push(links::Site {
                         jmp: addr + off,
                         home: addr + home,
-                        target: *target,
+                        img,
+                        target,
                         key,
                         page: lin & !0xFFF,
                         phys_page: phys & !0xFFF,
@@ -467,6 +470,7 @@ impl Bt {
                 self.interp.mark_code(m, phys, b.guest_bytes);
                 Entry::Host {
                     addr,
+                    img: b.img_entry as u32,
                     insns: b.insns,
                     len: b.code.len() as u32,
                     phys_page: phys & !0xFFF,
@@ -814,6 +818,7 @@ impl Engine for Bt {
             let interpret = match entry {
                 Entry::Host {
                     addr,
+                    img,
                     insns,
                     phys_page,
                     ..
@@ -837,14 +842,15 @@ impl Engine for Bt {
                         let e = ctx::Ibtc {
                             eip,
                             key: k,
-                            host: addr,
+                            host: addr + img as u64,
                         };
                         self.links.cache_indirect(&mut self.ctx.ibtc, e, phys_page);
                     }
                     if let (Some(site), Some(k)) = (pending, key) {
                         let s = &self.links.sites[site];
                         if s.target == eip && s.key == k {
-                            self.links.chain(site, addr, phys_page);
+                            let to = if s.img { addr + img as u64 } else { addr };
+                            self.links.chain(site, to, phys_page);
                             self.counters.chained += 1;
                         }
                     }

@@ -61,6 +61,9 @@ pub(crate) struct Site {
     /// Where the jump goes while not chained (stores that tell the
     /// dispatcher the target, then the exit stub).
     pub home: u64,
+    /// It leaves with the guest flags in their image: chained to its
+    /// target's `Block::img_entry`.
+    pub img: bool,
     pub target: u32,
     pub key: u32,
     /// The linear page of the block the exit is in.

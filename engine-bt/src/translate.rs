@@ -124,8 +124,15 @@ pub struct Block {
     /// The chainable exits, in exit-id order from `first_exit`: the offset
     /// of each one's `jmp rel32` in `code`, the offset of the code it jumps
     /// to while not chained (which tells the dispatcher where it was going
-    /// and returns), and the guest EIP it goes to.
-    pub exits: Vec<(u64, u64, u32)>,
+    /// and returns), the guest EIP it goes to, and whether it leaves with
+    /// the guest flags in their image (r10d) rather than in RFLAGS: then
+    /// it is chained to its target's `img_entry`.
+    pub exits: Vec<(u64, u64, u32, bool)>,
+    /// The offset of the entry that takes the guest flags in their image
+    /// (r10d, as `save_flags` makes it; RFLAGS need not hold them): the
+    /// budget check, after the entry's save. Chained exits and the
+    /// indirect-branch cache that leave with an owed restore come in there.
+    pub img_entry: u64,
     /// Its exec call sites, numbered from `first_exec_site`.
     pub exec_sites: Vec<ctx::ExecArgs>,
 }
@@ -742,21 +749,26 @@ pub fn translate(
             .ok()?;
     let mut code = r.inner.code_buffer.clone();
     let mut exits = Vec::new();
-    for (label, home, target, _) in &e.chain {
-        let site = r.label_ip(label).ok()? - at;
-        let home = r.label_ip(home).ok()? - at;
+    for x in &e.chain {
+        let site = r.label_ip(&x.jmp).ok()? - at;
+        let home = r.label_ip(&x.home).ok()? - at;
         // The site is `E9 rel32`, aimed at its home until chained.
         let rel = home.wrapping_sub(site + 5) as i64;
         let rel = i32::try_from(rel).ok()?;
         code[site as usize + 1..site as usize + 5].copy_from_slice(&rel.to_le_bytes());
-        exits.push((site, home, *target));
+        exits.push((site, home, x.target, x.img));
     }
+    let img_entry = match e.img_entry {
+        Some(l) if e.lahf => r.label_ip(&l).ok()? - at,
+        _ => 0,
+    };
     Some(Block {
         code,
         insns: insns.len() as u32,
         guest_bytes: bytes_used,
         callouts,
         exits,
+        img_entry,
         exec_sites: e.exec_sites,
     })
 }
@@ -1107,7 +1119,9 @@ struct Emitter {
     /// The chainable exits: the label on each `jmp rel32`, the label of
     /// its home (the stores that tell the dispatcher where it goes), its
     /// target and the instructions retired there.
-    chain: Vec<(CodeLabel, CodeLabel, u32, u32)>,
+    chain: Vec<ChainExit>,
+    /// The label of `Block::img_entry`.
+    img_entry: Option<CodeLabel>,
     /// The host has LAHF/SAHF in 64-bit mode (CPUID 8000_0001h:ECX[0]):
     /// flags are saved in r10w instead of on the stack.
     lahf: bool,
@@ -1156,6 +1170,17 @@ struct Fail {
     resume: Option<(CodeLabel, bool)>,
 }
 
+/// A chainable exit (`Emitter::chain`): the label on its `jmp rel32`, the
+/// label of its home, its target EIP, the instructions retired there, and
+/// whether it leaves with the flags owed (`Block::exits`).
+struct ChainExit {
+    jmp: CodeLabel,
+    home: CodeLabel,
+    target: u32,
+    retired: u32,
+    img: bool,
+}
+
 /// The slow paths of a memory access (`Emitter::cold`), emitted after the
 /// block's body so that its hit path runs straight on: the labels its fast
 /// path jumps to (a misaligned access's check, a real-mode limit exceeded,
@@ -1202,6 +1227,7 @@ impl Emitter {
             n,
             first_exit,
             chain: Vec::new(),
+            img_entry: None,
             lahf: use_lahf(),
             fails: Vec::new(),
             colds: Vec::new(),
@@ -1254,7 +1280,9 @@ impl Emitter {
         a.jne(miss)?;
         a.cmp(dword_ptr(r9 + 4), self.key)?;
         a.jne(miss)?;
-        self.restore_flags()?;
+        // (The cache holds `Block::img_entry`s: the flags go in their
+        // image.)
+        self.restore_flags_lazy()?;
         self.a.jmp(qword_ptr(r9 + 8))?;
         self.a.set_label(&mut miss)?;
         self.restore_flags()?;
@@ -1267,10 +1295,14 @@ impl Emitter {
     /// Once chained, the jump goes straight to the target's translation
     /// and none of the exit's stores run; until then it goes to its home,
     /// emitted after the block's body.
+    ///
+    /// With a restore of the flags owed (`pending`), the exit leaves with
+    /// the flags in their image: chained, it goes to its target's
+    /// `Block::img_entry`; its home restores them.
     fn chained_exit(&mut self, eip: u32, retired: u32) -> R {
-        self.materialize()?;
         let site = self.a.create_label();
-        self.chained_exit_at(site, eip, retired)
+        let img = self.pending;
+        self.exit_site(site, eip, retired, img)
     }
 
     /// `chained_exit` with its site label made beforehand (a Jcc's target:
@@ -1280,10 +1312,14 @@ impl Emitter {
     /// (with JRCXZ: the guest flags are live here) and goes home while
     /// the links wait to be checked against changed page tables
     /// (`links::Links::defer`).
-    fn chained_exit_at(&mut self, mut site: CodeLabel, eip: u32, retired: u32) -> R {
+    fn chained_exit_at(&mut self, site: CodeLabel, eip: u32, retired: u32) -> R {
         // (Jumps may come to a label made beforehand: their sources had
         // the flags in RFLAGS.)
         debug_assert!(!self.pending);
+        self.exit_site(site, eip, retired, false)
+    }
+
+    fn exit_site(&mut self, mut site: CodeLabel, eip: u32, retired: u32, img: bool) -> R {
         let home = self.a.create_label();
         self.a.set_label(&mut site)?;
         let mut jmp = site;
@@ -1302,17 +1338,27 @@ impl Emitter {
         }
         // rel32 filled in after assembly.
         self.a.db(&[0xE9, 0, 0, 0, 0])?;
-        self.chain.push((jmp, home, eip, retired));
+        self.chain.push(ChainExit {
+            jmp,
+            home,
+            target: eip,
+            retired,
+            img,
+        });
+        // (Nothing follows an unconditional jump.)
+        self.pending = false;
         Ok(())
     }
 
     /// The homes of the chainable exits.
+    /// (An exit that leaves with the flags owed restores them at home.)
     fn chain_homes(&mut self) -> R {
-        let homes: Vec<(CodeLabel, u32, u32)> =
-            self.chain.iter().map(|(_, h, t, r)| (*h, *t, *r)).collect();
-        for (k, (mut home, target, retired)) in homes.into_iter().enumerate() {
+        for k in 0..self.chain.len() {
+            let x = &self.chain[k];
+            let (mut home, target, retired) = (x.home, x.target, x.retired);
+            self.pending = x.img;
             self.a.set_label(&mut home)?;
-            self.chain[k].1 = home;
+            self.chain[k].home = home;
             self.exit_with(Some(target), retired, self.n, Some(k as u32))?;
         }
         Ok(())
@@ -1975,6 +2021,9 @@ impl Emitter {
         if entry_live {
             self.save_flags()?;
         }
+        let mut img_entry = self.a.create_label();
+        self.a.set_label(&mut img_entry)?;
+        self.img_entry = Some(img_entry);
         self.a.sub(qword_ptr(r15 + ctx::BUDGET), n as i32)?;
         self.a.jl(no_budget)?;
         if entry_live {
@@ -2469,7 +2518,16 @@ pub fn stubs(at: u64) -> Result<(Vec<u8>, u64, u64, u64), IcedError> {
     a.jrcxz(leave)?;
     // GOTO: into the translation at ctx.target, as a chain would (the
     // block's return address dropped; LEA: the guest's flags are loaded).
+    // The target is an indirect-branch cache entry, a `Block::img_entry`:
+    // the flags' image made too (LAHF and SETO read the flags only).
     a.mov(rcx, r10)?;
+    if host_has_lahf() {
+        a.mov(r11, rax)?;
+        a.lahf()?;
+        a.seto(al)?;
+        a.mov(r10d, eax)?;
+        a.mov(rax, r11)?;
+    }
     a.lea(rsp, rsp + 8)?;
     a.jmp(qword_ptr(r15 + ctx::TARGET))?;
     a.set_label(&mut leave)?;

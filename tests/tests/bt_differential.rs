@@ -875,6 +875,121 @@ fn flags_survive_the_memory_accesses_of_translated_code() {
     assert!(n.unwrap_or(0) > 32 * 8, "the loop ran translated: {n:?}");
 }
 
+/// Flags that cross block boundaries in their image (an exit that owes
+/// their restore is chained to its target's entry that takes the image;
+/// the indirect-branch cache holds those entries): set before a CALL and
+/// read by the function, set in the function and read after its RET, set
+/// in the IRET frame by an interrupt handler and read after the IRET (a
+/// transfer from a callout into the cache's entry). The pushed images and
+/// the sums are the interpreter's.
+#[test]
+fn flags_cross_calls_returns_and_iret_in_translated_code() {
+    use iced_x86::code_asm::*;
+    const GDT: u32 = 0x1_0000;
+    const IDT: u32 = 0x1_1000;
+    const DESCS: u32 = 0x1_2000; // GDTR, IDTR
+    let mut a = CodeAssembler::new(32).unwrap();
+    let mut top = a.create_label();
+    let mut f = a.create_label();
+    let mut handler = a.create_label();
+    a.lgdt(ptr(DESCS)).unwrap();
+    a.lidt(ptr(DESCS + 8)).unwrap();
+    a.mov(ecx, 200u32).unwrap();
+    a.mov(edi, SCRATCH).unwrap();
+    a.xor(edx, edx).unwrap();
+    a.set_label(&mut top).unwrap();
+    a.mov(eax, ecx).unwrap();
+    a.stc().unwrap();
+    a.call(f).unwrap();
+    a.adc(edx, 0).unwrap(); // CF from f's SUB
+    a.pushfd().unwrap();
+    a.pop(dword_ptr(edi)).unwrap();
+    a.int(0x30).unwrap();
+    a.adc(edx, 0x100).unwrap(); // CF as the handler left it in the frame
+    a.pushfd().unwrap();
+    a.pop(dword_ptr(edi + 4)).unwrap();
+    a.add(edi, 8).unwrap();
+    a.dec(ecx).unwrap();
+    a.jnz(top).unwrap();
+    a.mov(eax, edx).unwrap();
+    a.out(0xF4, al).unwrap();
+    a.hlt().unwrap();
+    a.set_label(&mut f).unwrap();
+    a.adc(edx, 0x10000).unwrap(); // CF from before the CALL
+    a.imul_3(eax, eax, 0x25).unwrap();
+    a.sub(eax, 0x1000).unwrap();
+    a.ret().unwrap();
+    // CF in the frame: bit 0 of ECX; ZF and SF cleared.
+    a.set_label(&mut handler).unwrap();
+    a.push(eax).unwrap();
+    a.mov(eax, dword_ptr(esp + 12)).unwrap();
+    a.and(eax, !0xC1u32 as i32).unwrap();
+    a.bt(ecx, 0).unwrap();
+    a.adc(eax, 0).unwrap();
+    a.mov(dword_ptr(esp + 12), eax).unwrap();
+    a.pop(eax).unwrap();
+    a.iretd().unwrap();
+    let r = a
+        .assemble_options(
+            LOAD as u64,
+            iced_x86::BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS,
+        )
+        .unwrap();
+    let entry = r.label_ip(&handler).unwrap() as u32;
+    let code = r.inner.code_buffer;
+    let run = |bt: bool| {
+        let mut m = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
+        m.mem.write(LOAD as u64, &code).unwrap();
+        // Null, flat code 0x08, flat data 0x10.
+        m.mem
+            .write_u64(GDT as u64 + 8, 0x00CF_9A00_0000_FFFF)
+            .unwrap();
+        m.mem
+            .write_u64(GDT as u64 + 16, 0x00CF_9200_0000_FFFF)
+            .unwrap();
+        // Vector 0x30: a 32-bit interrupt gate to the handler, DPL 0.
+        let gate =
+            (entry & 0xFFFF) as u64 | 0x08 << 16 | 0x8E00u64 << 32 | ((entry >> 16) as u64) << 48;
+        m.mem.write_u64(IDT as u64 + 0x30 * 8, gate).unwrap();
+        m.mem.write(DESCS as u64, &[23, 0]).unwrap();
+        m.mem.write_u32(DESCS as u64 + 2, GDT).unwrap();
+        m.mem.write(DESCS as u64 + 8, &[0xFF, 0x07]).unwrap();
+        m.mem.write_u32(DESCS as u64 + 10, IDT).unwrap();
+        let mut st = CpuState::multiboot(LOAD, 0, 0);
+        st.regs[4] = STACK;
+        let mut e = on(m, bt, &st);
+        let stop = e.run_until(&limits()).unwrap();
+        let out = e.m.mem.slice(SCRATCH as u64, 200 * 8).unwrap().to_vec();
+        let n = e.stats().get(Counter::TranslatedInstructions);
+        (stop, out, e.cpu_state().unwrap(), e.m.icount(), n)
+    };
+    let (stop_i, oi, ci, ni, _) = run(false);
+    // EDX: 200 calls (0x10000 and STC's carry each), 200 INTs (0x100
+    // each) and the carries: from the 100 odd ECX (the handler) and from
+    // the SUBs that borrow (37 * ECX < 0x1000: ECX 1..110).
+    assert_eq!(ci.regs[2], 200 * 0x10001 + 200 * 0x100 + 100 + 110);
+    assert_eq!(
+        stop_i,
+        Stop::GuestExit {
+            value: ci.regs[2] & 0xFF
+        }
+    );
+    let (stop_b, ob, cb, nb, n) = run(true);
+    assert_eq!((&stop_b, nb), (&stop_i, ni));
+    assert_eq!((cb.regs, cb.eflags), (ci.regs, ci.eflags));
+    let word = |o: &[u8], i: usize| u32::from_le_bytes(o[4 * i..4 * i + 4].try_into().unwrap());
+    for i in 0..200 * 2 {
+        assert_eq!(
+            word(&ob, i),
+            word(&oi, i),
+            "round {}, word {}",
+            i / 2,
+            i % 2
+        );
+    }
+    assert!(n.unwrap_or(0) > 200 * 10, "the loop ran translated: {n:?}");
+}
+
 /// The page table the paging tests' page directories share: it
 /// identity-maps the first 4 MiB.
 const PT_LOW: u32 = 0x1_2000;
