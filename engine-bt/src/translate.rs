@@ -1037,6 +1037,20 @@ fn overwrites_status_flags(insn: &Instruction) -> bool {
     written & STATUS == STATUS
 }
 
+/// `insn` writes register `r` (or part of it), explicitly or not.
+fn writes_register(info: &mut InstructionInfoFactory, insn: &Instruction, r: Register) -> bool {
+    info.info(insn).used_registers().iter().any(|u| {
+        u.register().full_register32() == r
+            && matches!(
+                u.access(),
+                OpAccess::Write
+                    | OpAccess::CondWrite
+                    | OpAccess::ReadWrite
+                    | OpAccess::ReadCondWrite
+            )
+    })
+}
+
 /// `insn` neither reads nor changes a status flag (MOV, LEA, MOVZX,
 /// XCHG, BSWAP, NOT, ...).
 fn touches_no_status_flag(insn: &Instruction) -> bool {
@@ -1143,6 +1157,16 @@ struct Emitter {
     /// the emitter's state at the point of emission: every label that
     /// joins paths gets the same state on each of them.
     pending: bool,
+    /// An undefined-flags fix not yet made on the image (only while the
+    /// restore is owed, `pending`): a later instruction that writes every
+    /// status flag makes it unneeded; it is made before the flags are
+    /// restored or leave the block in their image, on the slow paths of
+    /// the accesses meanwhile (`Cold::fix`), and before anything writes
+    /// the register it reads. A shift before a read-modify-write of
+    /// memory (which may fault and push EFLAGS) pays it only on a miss.
+    deferred: Option<Deferred>,
+    /// For the registers an instruction writes.
+    info: InstructionInfoFactory,
     /// The instruction being emitted may leave its memory access's hit
     /// path with the flags owed (`pending`): nothing in it after the
     /// access reads the host's RFLAGS (`keeps_image`).
@@ -1168,6 +1192,15 @@ struct Fail {
     label: CodeLabel,
     k: u32,
     resume: Option<(CodeLabel, bool)>,
+}
+
+/// An undefined-flags fix that waits (`Emitter::deferred`): the
+/// instruction, and the register holding the result it reads (None: it
+/// reads the image only).
+#[derive(Clone, Copy)]
+struct Deferred {
+    insn: Instruction,
+    reg: Option<Register>,
 }
 
 /// A chainable exit (`Emitter::chain`): the label on its `jmp rel32`, the
@@ -1197,6 +1230,9 @@ struct Cold {
     write: bool,
     k: u32,
     resume: Option<(CodeLabel, bool)>,
+    /// The fix waiting when the access was made: made before the slow
+    /// paths restore the flags.
+    fix: Option<Deferred>,
 }
 
 impl Fail {
@@ -1232,6 +1268,8 @@ impl Emitter {
             fails: Vec::new(),
             colds: Vec::new(),
             pending: false,
+            deferred: None,
+            info: InstructionInfoFactory::new(),
             lazy_hit: false,
             exec_sites: Vec::new(),
             first_exec_site: 0,
@@ -1248,6 +1286,7 @@ impl Emitter {
         }
         if overwrites_status_flags(insn) {
             self.pending = false;
+            self.deferred = None;
             Ok(())
         } else {
             self.materialize()
@@ -1266,6 +1305,7 @@ impl Emitter {
     /// block's key (`ctx::Ibtc`), else through the dispatcher, which fills
     /// the cache.
     fn indirect_exit(&mut self, retired: u32) -> R {
+        self.apply_deferred()?;
         let mut miss = self.a.create_label();
         self.save_flags()?;
         let a = &mut self.a;
@@ -1320,6 +1360,8 @@ impl Emitter {
     }
 
     fn exit_site(&mut self, mut site: CodeLabel, eip: u32, retired: u32, img: bool) -> R {
+        // (The flags leave in their image: whole.)
+        self.apply_deferred()?;
         let home = self.a.create_label();
         self.a.set_label(&mut site)?;
         let mut jmp = site;
@@ -1416,6 +1458,9 @@ impl Emitter {
         let mut done = self.a.create_label();
         let limit = self.a.create_label();
         self.save_flags()?;
+        // (The slow paths restore the flags: with the waiting fix made,
+        // whatever the hit path does with them.)
+        let fix = self.deferred;
         if let Some(s) = seg {
             let a = &mut self.a;
             a.cmp(r13d, 0x1_0000 - size)?;
@@ -1484,6 +1529,7 @@ impl Emitter {
             write,
             k,
             resume: None,
+            fix,
         });
         Ok(())
     }
@@ -1518,6 +1564,9 @@ impl Emitter {
             // the host stack), then the interpreter.
             let fail = self.a.create_label();
             self.a.set_label(&mut limit)?;
+            if let Some(d) = &c.fix {
+                self.apply_fix(d)?;
+            }
             self.restore_flags()?;
             self.a.pushfq()?;
             self.a.jmp(fail)?;
@@ -1529,6 +1578,9 @@ impl Emitter {
         }
         let mut miss = c.miss;
         self.a.set_label(&mut miss)?;
+        if let Some(d) = &c.fix {
+            self.apply_fix(d)?;
+        }
         self.restore_flags()?;
         self.callout(c.size, c.write, c.k)?;
         if let Some(f) = self.fails.last_mut() {
@@ -1704,6 +1756,9 @@ impl Emitter {
                     self.a.mov(r8d, ecx)?;
                 }
                 if fix == Fix::Bt {
+                    // (BT's fix reads the image as the flags before it
+                    // and changes it: a waiting fix is made first.)
+                    self.apply_deferred()?;
                     self.save_flags()?;
                 }
                 Ok(())
@@ -1724,6 +1779,37 @@ impl Emitter {
         if flags & after == 0 {
             return Ok(());
         }
+        if fix != Fix::Bt {
+            self.save_flags()?;
+            // Where nothing reads them before they are overwritten or
+            // the block leaves, the fix waits (`Emitter::deferred`).
+            if let Some(d) = self.deferrable(insn, fix) {
+                debug_assert!(self.deferred.is_none());
+                self.pending = true;
+                self.deferred = Some(d);
+                return Ok(());
+            }
+        }
+        let mut skip = self.a.create_label();
+        // A count of 0 changed no flag.
+        if count_in_cl(insn) {
+            self.a.test(r8b, 0x1F)?;
+            self.a.jz(skip)?;
+        }
+        self.fix_body(insn, fix)?;
+        if count_in_cl(insn) {
+            // (A label needs an instruction of its own.)
+            self.a.set_label(&mut skip)?;
+            return self.restore_flags();
+        }
+        // (The last thing the instruction emits: the next one's start
+        // settles the debt, `Emitter::block`.)
+        self.restore_flags_lazy()
+    }
+
+    /// The fix `fix` of `insn`'s undefined flags on the image (r8, r9 and
+    /// r11 scratch; RFLAGS clobbered).
+    fn fix_body(&mut self, insn: &Instruction, fix: Fix) -> R {
         let lahf = self.lahf;
         // Where each flag is in the image.
         let (cf, pf, af, zf, sf, of) = if lahf {
@@ -1732,15 +1818,6 @@ impl Emitter {
             (0, 2, 4, 6, 7, 11)
         };
         let bit = |b: u32| 1i32 << b;
-        if fix != Fix::Bt {
-            self.save_flags()?;
-        }
-        let mut skip = self.a.create_label();
-        // A count of 0 changed no flag.
-        if count_in_cl(insn) {
-            self.a.test(r8b, 0x1F)?;
-            self.a.jz(skip)?;
-        }
         match fix {
             Fix::Mul => {
                 // SF, ZF and PF of the low half: AL, AX or EAX for the
@@ -1838,14 +1915,43 @@ impl Emitter {
             // `plan_undefined_flags`.)
             Fix::Interp => {}
         }
-        if count_in_cl(insn) {
-            // (A label needs an instruction of its own.)
-            self.a.set_label(&mut skip)?;
-            return self.restore_flags();
+        Ok(())
+    }
+
+    /// A fix that may wait (`Emitter::deferred`): with LAHF, where the
+    /// fix reads at most the image and a register (not memory, not CL's
+    /// count), and the flags are owed at once after it.
+    fn deferrable(&self, insn: &Instruction, fix: Fix) -> Option<Deferred> {
+        if !self.lahf || count_in_cl(insn) {
+            return None;
         }
-        // (The last thing the instruction emits: the next one's start
-        // settles the debt, `Emitter::block`.)
-        self.restore_flags_lazy()
+        let reg = match fix {
+            Fix::Shl | Fix::Sar => None,
+            Fix::Mul if insn.op_count() == 1 => Some(Register::EAX),
+            Fix::Mul | Fix::Shr(_) | Fix::RotLeft | Fix::RotRight
+                if insn.op0_kind() == OpKind::Register =>
+            {
+                Some(insn.op0_register().full_register32())
+            }
+            _ => return None,
+        };
+        Some(Deferred { insn: *insn, reg })
+    }
+
+    /// The waiting fix (`deferred`) made on the image now. (Each fix is
+    /// idempotent while its inputs stand: a slow path may make it too.)
+    fn apply_deferred(&mut self) -> R {
+        match self.deferred.take() {
+            Some(d) => self.apply_fix(&d),
+            None => Ok(()),
+        }
+    }
+
+    fn apply_fix(&mut self, d: &Deferred) -> R {
+        let Some((_, fix)) = undefined_fix(&d.insn) else {
+            return Ok(());
+        };
+        self.fix_body(&d.insn, fix)
     }
 
     /// r9d = the register or memory (at r14) `insn` wrote its result to,
@@ -1893,6 +1999,7 @@ impl Emitter {
     /// AL (the saved OF) is 1, then SAHF sets SF, ZF, AF, PF and CF from AH
     /// (POPFQ costs some twenty cycles; this, a handful).
     fn restore_flags(&mut self) -> R {
+        self.apply_deferred()?;
         self.pending = false;
         let a = &mut self.a;
         if !self.lahf {
@@ -1929,6 +2036,7 @@ impl Emitter {
     /// Forgets what `save_flags` saved (the flags are dead).
     fn drop_flags(&mut self) -> R {
         self.pending = false;
+        self.deferred = None;
         if self.lahf {
             Ok(())
         } else {
@@ -2050,6 +2158,11 @@ impl Emitter {
             // code only moves data up to its memory access (whose save it
             // makes unneeded) and after it, dropped before one that writes
             // every status flag, else paid now.
+            if let Some(r) = self.deferred.and_then(|d| d.reg) {
+                if writes_register(&mut self.info, insn, r) {
+                    self.apply_deferred()?;
+                }
+            }
             let keeps = keeps_image(*p);
             if !keeps {
                 if matches!(p, Plan::Ident) {
@@ -2087,7 +2200,7 @@ impl Emitter {
         }
         // (The body ends in a jump: the paths below start from their
         // labels' states.)
-        debug_assert!(!self.pending);
+        debug_assert!(!self.pending && self.deferred.is_none());
         for c in std::mem::take(&mut self.colds) {
             self.cold(c)?;
         }
