@@ -6,7 +6,8 @@
 //! Register allocation: guest EAX, ECX, EDX, EBX, EBP, ESI, EDI live in the
 //! host registers of the same numbers; guest ESP lives in r12d (host RSP
 //! stays the host stack, for callouts); r15 points at the `Ctx`; r13 holds a
-//! guest linear address and r14 the host address of a guest access.
+//! guest linear address and r14 + r13 is the host address of a guest access
+//! (r14 the TLB entry's addend: host address minus linear address).
 //!
 //! What is translated:
 //! - IDENT: register and ALU instructions are re-encoded unchanged (with
@@ -16,7 +17,7 @@
 //!   host address in r14 by an inline lookup in the interpreter's TLB
 //!   (generated from its hash and entry layout, `TLB_LAYOUT`), or on a
 //!   miss by the `host_ptr` callout (the interpreter's page walk); the
-//!   instruction then runs unchanged on `[r14]`. In 32-bit code only
+//!   instruction then runs unchanged on `[r14 + r13]`. In 32-bit code only
 //!   flat segments (base 0, 4 GiB limit) are translated.
 //! - PUSH, POP, CALL, RET and LEAVE: rewritten, since guest ESP is not
 //!   host RSP.
@@ -410,7 +411,7 @@ fn plan32(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Op
         _ if insn.memory_base().size() == 2 || insn.memory_index().size() == 2 => None,
         Data::Lea => encodes(&renamed(insn)).then_some(Plan::Ident),
         Data::Mem { size, write } => (seg_flat(insn.memory_segment(), key)
-            && encodes(&on_r14(insn)))
+            && encodes(&on_r14(insn, true)))
         .then_some(Plan::Mem { size, write }),
     }
 }
@@ -595,13 +596,14 @@ fn plan16(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Op
         Data::Reg => encodes(&renamed(insn)).then_some(Plan::Ident),
         Data::Lea => Some(Plan::Lea),
         Data::Mem { size, write } => (seg16_ok(insn.memory_segment(), key, write)
-            && encodes(&on_r14(insn)))
+            && encodes(&on_r14(insn, true)))
         .then_some(Plan::Mem { size, write }),
     }
 }
 
-/// The instruction with its memory operand replaced by `[r14]`.
-fn on_r14(insn: &Instruction) -> Instruction {
+/// The instruction with its memory operand replaced by `[r14 + r13]`
+/// (`Emitter::host_ptr`), or by `[r14]` (not `index`: `Emitter::at`).
+fn on_r14(insn: &Instruction, index: bool) -> Instruction {
     let mut i = renamed(insn);
     // MOV with a moffs operand (A0-A3) has no ModRM byte to name [r14]:
     // the ModRM forms take the same operands in the same order.
@@ -618,7 +620,7 @@ fn on_r14(insn: &Instruction) -> Instruction {
         i.set_code(c);
     }
     i.set_memory_base(Register::R14);
-    i.set_memory_index(Register::None);
+    i.set_memory_index(if index { Register::R13 } else { Register::None });
     i.set_memory_index_scale(1);
     i.set_memory_displacement64(0);
     i.set_memory_displ_size(0);
@@ -1167,6 +1169,9 @@ struct Emitter {
     deferred: Option<Deferred>,
     /// For the registers an instruction writes.
     info: InstructionInfoFactory,
+    /// r14 holds the whole host address of the access just looked up
+    /// (`Emitter::at`), not its addend for r13.
+    r14_whole: bool,
     /// The instruction being emitted may leave its memory access's hit
     /// path with the flags owed (`pending`): nothing in it after the
     /// access reads the host's RFLAGS (`keeps_image`).
@@ -1270,6 +1275,7 @@ impl Emitter {
             pending: false,
             deferred: None,
             info: InstructionInfoFactory::new(),
+            r14_whole: false,
             lazy_hit: false,
             exec_sites: Vec::new(),
             first_exec_site: 0,
@@ -1425,7 +1431,9 @@ impl Emitter {
         self.a.jmp(self.exit_stub)
     }
 
-    /// r14 = host address of the `size`-byte access at guest linear r13d,
+    /// r14 + r13 = host address of the `size`-byte access at guest linear
+    /// r13d (r14: the TLB entry's addend, or the callout's address minus
+    /// r13),
     /// or, when neither the inline TLB lookup nor the callout can serve it,
     /// an exit that lets the interpreter run instruction `k` (at guest
     /// `eip`). The guest flags are saved first (PUSHFQ is cheap) and, on a
@@ -1434,6 +1442,18 @@ impl Emitter {
     /// raises there pushes the right EFLAGS.
     fn host_ptr(&mut self, size: u32, write: bool, k: u32, flags_live: bool) -> R {
         self.host_ptr_in(None, size, write, k, flags_live)
+    }
+
+    /// The operand for `size` bytes at the access just looked up: [r14 +
+    /// r13], or [r14] after LEA r14, [r14 + r13] for a byte or a word
+    /// (loads of part of a register through an index register measured
+    /// slower on this project's AMD hosts: real16's LODSW 5 %).
+    fn at(&mut self, size: u32) -> Result<AsmMemoryOperand, IcedError> {
+        if size < 4 && !self.r14_whole {
+            self.a.lea(r14, r14 + r13)?;
+            self.r14_whole = true;
+        }
+        Ok(if self.r14_whole { r14 + 0 } else { r14 + r13 })
     }
 
     /// `host_ptr` for real-mode code: r13d holds the offset of the access
@@ -1457,6 +1477,7 @@ impl Emitter {
         let miss = self.a.create_label();
         let mut done = self.a.create_label();
         let limit = self.a.create_label();
+        self.r14_whole = false;
         self.save_flags()?;
         // (The slow paths restore the flags: with the waiting fix made,
         // whatever the hit path does with them.)
@@ -1507,7 +1528,6 @@ impl Emitter {
         a.jne(if size > 1 { unaligned } else { miss })?;
         a.set_label(&mut hit)?;
         a.mov(r14, qword_ptr(r14 + t.addend_offset))?;
-        a.add(r14, r13)?;
         if flags_live && self.lazy_hit {
             // The slow paths join with the flags in RFLAGS and still in
             // the image, which the host_ptr stub keeps: owed there too.
@@ -1641,7 +1661,7 @@ impl Emitter {
         self.a.movzx(r13d, r13w)
     }
 
-    /// r14 = the host address of `insn`'s memory operand (`size` bytes),
+    /// r14 + r13 = the host address of `insn`'s memory operand (`size` bytes),
     /// in flat 32-bit code or in real-mode code.
     fn mem_ptr(
         &mut self,
@@ -1661,7 +1681,7 @@ impl Emitter {
         }
     }
 
-    /// The push of `w` bytes in real-mode code: r14 = the host address of
+    /// The push of `w` bytes in real-mode code: r14 + r13 = the host address of
     /// the slot at SS:(SP - w) (SP wrapping at 64 KiB). SP itself is moved
     /// by `sp_add` once the store is done.
     fn push16_slot(&mut self, w: u32, k: u32, flags_live: bool) -> R {
@@ -1707,35 +1727,38 @@ impl Emitter {
 
     /// LODS's load of a `w`-byte element at [r14] into AL, AX or EAX.
     fn lods_load(&mut self, w: u32) -> R {
+        let m = self.at(w)?;
         match w {
-            1 => self.a.mov(al, byte_ptr(r14)),
-            2 => self.a.mov(ax, word_ptr(r14)),
-            _ => self.a.mov(eax, dword_ptr(r14)),
+            1 => self.a.mov(al, byte_ptr(m)),
+            2 => self.a.mov(ax, word_ptr(m)),
+            _ => self.a.mov(eax, dword_ptr(m)),
         }
     }
 
     /// STOS's store of AL, AX or EAX to [r14].
     fn stos_store(&mut self, w: u32) -> R {
+        let m = self.at(w)?;
         match w {
-            1 => self.a.mov(byte_ptr(r14), al),
-            2 => self.a.mov(word_ptr(r14), ax),
-            _ => self.a.mov(dword_ptr(r14), eax),
+            1 => self.a.mov(byte_ptr(m), al),
+            2 => self.a.mov(word_ptr(m), ax),
+            _ => self.a.mov(dword_ptr(m), eax),
         }
     }
 
     /// MOVS's copy of a `w`-byte element from [r14] to the destination
     /// kept in the context (through r8).
     fn movs_copy(&mut self, w: u32) -> R {
+        let m = self.at(w)?;
         match w {
-            1 => self.a.mov(r8b, byte_ptr(r14))?,
-            2 => self.a.mov(r8w, word_ptr(r14))?,
-            _ => self.a.mov(r8d, dword_ptr(r14))?,
+            1 => self.a.mov(r8b, byte_ptr(m))?,
+            2 => self.a.mov(r8w, word_ptr(m))?,
+            _ => self.a.mov(r8d, dword_ptr(m))?,
         }
         self.a.mov(r14, qword_ptr(r15 + ctx::SCRATCH))?;
         match w {
-            1 => self.a.mov(byte_ptr(r14), r8b),
-            2 => self.a.mov(word_ptr(r14), r8w),
-            _ => self.a.mov(dword_ptr(r14), r8d),
+            1 => self.a.mov(byte_ptr(r14 + 0), r8b),
+            2 => self.a.mov(word_ptr(r14 + 0), r8w),
+            _ => self.a.mov(dword_ptr(r14 + 0), r8d),
         }
     }
 
@@ -1966,10 +1989,12 @@ impl Emitter {
             return Ok((r.size() as u32 * 8, if high { 8 } else { 0 }));
         }
         let w = insn.memory_size().size() as u32 * 8;
+        let m = self.at(w / 8)?;
+        let a = &mut self.a;
         match w {
-            8 => a.movzx(r9d, byte_ptr(r14))?,
-            16 => a.movzx(r9d, word_ptr(r14))?,
-            _ => a.mov(r9d, dword_ptr(r14))?,
+            8 => a.movzx(r9d, byte_ptr(m))?,
+            16 => a.movzx(r9d, word_ptr(m))?,
+            _ => a.mov(r9d, dword_ptr(m))?,
         }
         Ok((w, 0))
     }
@@ -2081,6 +2106,8 @@ impl Emitter {
         a.test(r14, r14)?;
         let fail = a.create_label();
         a.jz(fail)?;
+        // (As the hit path leaves it: the access at r14 + r13.)
+        a.sub(r14, r13)?;
         a.popfq()?;
         self.fails.push(Fail::new(fail, k));
         Ok(())
@@ -2255,9 +2282,11 @@ impl Emitter {
                 }
                 Plan::Mem { size, write } => {
                     self.mem_ptr(insn, size, write, k, live[k as usize])?;
+                    // (LEA for a byte or a word: `Emitter::at`.)
+                    self.at(size)?;
                     self.fix_undefined_flags_before(insn, after)?;
                     self.settle_for(insn)?;
-                    self.a.add_instruction(on_r14(insn))?;
+                    self.a.add_instruction(on_r14(insn, !self.r14_whole))?;
                     self.fix_undefined_flags(insn, after)?;
                 }
                 Plan::Exec => self.exec_call(insn, k)?,
@@ -2276,12 +2305,13 @@ impl Emitter {
                         _ => 4,
                     };
                     self.push16_slot(w, k, live[k as usize])?;
+                    let m = self.at(w)?;
                     let a = &mut self.a;
                     match (insn.op0_kind() == OpKind::Register, w) {
-                        (true, 2) => a.mov(word_ptr(r14), hr16(insn.op0_register()))?,
-                        (true, _) => a.mov(dword_ptr(r14), hr32(insn.op0_register()))?,
-                        (false, 2) => a.mov(word_ptr(r14), insn.immediate(0) as u32 & 0xFFFF)?,
-                        (false, _) => a.mov(dword_ptr(r14), insn.immediate(0) as u32)?,
+                        (true, 2) => a.mov(word_ptr(m), hr16(insn.op0_register()))?,
+                        (true, _) => a.mov(dword_ptr(m), hr32(insn.op0_register()))?,
+                        (false, 2) => a.mov(word_ptr(m), insn.immediate(0) as u32 & 0xFFFF)?,
+                        (false, _) => a.mov(dword_ptr(m), insn.immediate(0) as u32)?,
                     }
                     self.sp_add(-(w as i32))?;
                 }
@@ -2290,23 +2320,26 @@ impl Emitter {
                     let w = dst.size() as u32;
                     self.a.movzx(r13d, r12w)?;
                     self.seg_ptr(SS, w, false, k, live[k as usize])?;
+                    let m = self.at(w)?;
                     if w == 2 {
-                        self.a.mov(hr16(dst), word_ptr(r14))?;
+                        self.a.mov(hr16(dst), word_ptr(m))?;
                     } else {
-                        self.a.mov(hr32(dst), dword_ptr(r14))?;
+                        self.a.mov(hr32(dst), dword_ptr(m))?;
                     }
                     self.sp_add(w as i32)?;
                 }
                 Plan::Call if self.code16 => {
                     self.push16_slot(2, k, live[k as usize])?;
-                    self.a.mov(word_ptr(r14), next & 0xFFFF)?;
+                    let m = self.at(2)?;
+                    self.a.mov(word_ptr(m), next & 0xFFFF)?;
                     self.sp_add(-2)?;
                     self.chained_exit(insn.near_branch_target() as u32, k + 1)?;
                 }
                 Plan::Ret(imm) if self.code16 => {
                     self.a.movzx(r13d, r12w)?;
                     self.seg_ptr(SS, 2, false, k, live[k as usize])?;
-                    self.a.movzx(r8d, word_ptr(r14))?;
+                    let m = self.at(2)?;
+                    self.a.movzx(r8d, word_ptr(m))?;
                     self.sp_add(2 + imm as i32)?;
                     self.indirect_exit(k + 1)?;
                 }
@@ -2315,12 +2348,12 @@ impl Emitter {
                         self.a.movzx(r8d, hr16(insn.op0_register()))?;
                     } else {
                         self.mem_ptr(insn, 2, false, k, true)?;
-                        self.a.movzx(r8d, word_ptr(r14))?;
+                        self.a.movzx(r8d, word_ptr(r14 + r13))?;
                     }
                     self.a.mov(dword_ptr(r15 + ctx::SCRATCH), r8d)?;
                     if matches!(p, Plan::CallInd) {
                         self.push16_slot(2, k, live[k as usize])?;
-                        self.a.mov(word_ptr(r14), next & 0xFFFF)?;
+                        self.a.mov(word_ptr(r14 + r13), next & 0xFFFF)?;
                         self.sp_add(-2)?;
                     }
                     self.a.mov(r8d, dword_ptr(r15 + ctx::SCRATCH))?;
@@ -2368,6 +2401,7 @@ impl Emitter {
                 Plan::Movs(w) if self.code16 => {
                     self.string_offset(insn, false)?;
                     self.seg_ptr(0, w, true, k, true)?;
+                    self.a.lea(r14, r14 + r13)?;
                     self.a.mov(qword_ptr(r15 + ctx::SCRATCH), r14)?;
                     self.string_offset(insn, true)?;
                     let seg = seg_index(insn.memory_segment());
@@ -2381,9 +2415,9 @@ impl Emitter {
                     self.host_ptr(4, true, k, live[k as usize])?;
                     if insn.op0_kind() == OpKind::Register {
                         let src = hr32(insn.op0_register());
-                        self.a.mov(dword_ptr(r14), src)?;
+                        self.a.mov(dword_ptr(r14 + r13), src)?;
                     } else {
-                        self.a.mov(dword_ptr(r14), insn.immediate(0) as u32)?;
+                        self.a.mov(dword_ptr(r14 + r13), insn.immediate(0) as u32)?;
                     }
                     self.a.mov(r12d, r13d)?;
                 }
@@ -2403,7 +2437,7 @@ impl Emitter {
                     self.a.mov(r9, qword_ptr(rsp))?;
                     self.a.and(r9d, ctx::STATUS as u32 & !2)?;
                     self.a.or(r9d, dword_ptr(r15 + ctx::SYSFLAGS))?;
-                    self.a.mov(dword_ptr(r14), r9d)?;
+                    self.a.mov(dword_ptr(r14 + r13), r9d)?;
                     self.a.add(qword_ptr(r15 + ctx::PUSHF_INLINE), 1)?;
                     // Back whole even where the block reads them no more:
                     // the next instruction may leave for the interpreter.
@@ -2419,7 +2453,7 @@ impl Emitter {
                     self.a.mov(r9, qword_ptr(rsp))?;
                     self.a.and(r9d, ctx::STATUS as u32 & !2)?;
                     self.a.or(r9d, r8d)?;
-                    self.a.mov(dword_ptr(r14), r9d)?;
+                    self.a.mov(dword_ptr(r14 + r13), r9d)?;
                     self.a.popfq()?;
                     self.a.mov(r12d, r13d)?;
                     // (A label needs an instruction of its own: the next
@@ -2441,26 +2475,26 @@ impl Emitter {
                     self.a.mov(r13d, ebp)?;
                     self.host_ptr(4, false, k, live[k as usize])?;
                     self.a.lea(r12d, rbp + 4)?;
-                    self.a.mov(ebp, dword_ptr(r14))?;
+                    self.a.mov(ebp, dword_ptr(r14 + r13))?;
                 }
                 Plan::Pop => {
                     self.a.mov(r13d, r12d)?;
                     self.host_ptr(4, false, k, live[k as usize])?;
                     let dst = hr32(insn.op0_register());
-                    self.a.mov(dst, dword_ptr(r14))?;
+                    self.a.mov(dst, dword_ptr(r14 + r13))?;
                     self.a.lea(r12d, r12d + 4)?;
                 }
                 Plan::Call => {
                     self.a.lea(r13d, r12d - 4)?;
                     self.host_ptr(4, true, k, live[k as usize])?;
-                    self.a.mov(dword_ptr(r14), next)?;
+                    self.a.mov(dword_ptr(r14 + r13), next)?;
                     self.a.mov(r12d, r13d)?;
                     self.chained_exit(insn.near_branch_target() as u32, k + 1)?;
                 }
                 Plan::Ret(imm) => {
                     self.a.mov(r13d, r12d)?;
                     self.host_ptr(4, false, k, live[k as usize])?;
-                    self.a.mov(r8d, dword_ptr(r14))?;
+                    self.a.mov(r8d, dword_ptr(r14 + r13))?;
                     self.a.lea(r12d, r12d + (4 + imm as i32))?;
                     self.indirect_exit(k + 1)?;
                 }
@@ -2481,13 +2515,13 @@ impl Emitter {
                         self.linear(insn)?;
                         // The flags must survive: the push may still exit.
                         self.host_ptr(4, false, k, true)?;
-                        self.a.mov(r8d, dword_ptr(r14))?;
+                        self.a.mov(r8d, dword_ptr(r14 + r13))?;
                         self.a.mov(dword_ptr(r15 + ctx::SCRATCH), r8d)?;
                     }
                     if matches!(p, Plan::CallInd) {
                         self.a.lea(r13d, r12d - 4)?;
                         self.host_ptr(4, true, k, live[k as usize])?;
-                        self.a.mov(dword_ptr(r14), next)?;
+                        self.a.mov(dword_ptr(r14 + r13), next)?;
                         self.a.mov(r12d, r13d)?;
                     }
                     self.a.mov(r8d, dword_ptr(r15 + ctx::SCRATCH))?;
@@ -2529,6 +2563,7 @@ impl Emitter {
                     // one may still exit to the interpreter.)
                     self.a.mov(r13d, edi)?;
                     self.host_ptr(w, true, k, true)?;
+                    self.a.lea(r14, r14 + r13)?;
                     self.a.mov(qword_ptr(r15 + ctx::SCRATCH), r14)?;
                     self.a.mov(r13d, esi)?;
                     self.host_ptr(w, false, k, live[k as usize])?;
