@@ -137,7 +137,13 @@ pub fn table(engines: &[EngineKind], rows: &[Row]) -> String {
             .flatten()
             .map(|f| f.secs)
             .fold(f64::INFINITY, f64::min);
-        for (e, c) in engines.iter().zip(&row.cells) {
+        // One engine is the fastest (the first of equal times); a near tie
+        // shows as x1.0.
+        let first = row
+            .cells
+            .iter()
+            .position(|c| c.as_ref().is_ok_and(|f| f.secs == best));
+        for (j, (e, c)) in engines.iter().zip(&row.cells).enumerate() {
             let text = match c {
                 Ok(f) => {
                     let rate = n
@@ -148,7 +154,7 @@ pub fn table(engines: &[EngineKind], rows: &[Row]) -> String {
                     let rel = if best < 0.01 {
                         // Start-up only: too short to rank.
                         String::new()
-                    } else if f.secs <= best * 1.005 {
+                    } else if first == Some(j) {
                         "(fastest)".to_string()
                     } else {
                         format!("(x{:.1})", f.secs / best)
