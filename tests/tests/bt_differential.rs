@@ -808,6 +808,97 @@ fn pushfd_pushes_the_interpreters_image_inline_or_called_out() {
     }
 }
 
+/// What a run of `code` at LOAD left (the flag tests below): its stop,
+/// `out` bytes at SCRATCH, the CPU state, the instruction count and the
+/// instructions the translator ran as translated code.
+struct Ran {
+    stop: Stop,
+    out: Vec<u8>,
+    st: CpuState,
+    icount: u64,
+    translated: Option<u64>,
+}
+
+impl Ran {
+    /// Word `i` of `out`.
+    fn word(&self, i: usize) -> u32 {
+        u32::from_le_bytes(self.out[4 * i..4 * i + 4].try_into().unwrap())
+    }
+}
+
+/// Runs `code` at LOAD in 32-bit flat protected mode (multiboot state,
+/// ESP at STACK) on `ram` bytes, the machine set up by `setup` first.
+fn run_code(bt: bool, ram: usize, code: &[u8], setup: &dyn Fn(&mut Machine), out: usize) -> Ran {
+    let mut m = Machine::new(MachineConfig::with_ram(ram)).unwrap();
+    m.mem.write(LOAD as u64, code).unwrap();
+    setup(&mut m);
+    let mut st = CpuState::multiboot(LOAD, 0, 0);
+    st.regs[4] = STACK;
+    let mut e = on(m, bt, &st);
+    let stop = e.run_until(&limits()).unwrap();
+    Ran {
+        stop,
+        out: e.m.mem.slice(SCRATCH as u64, out).unwrap().to_vec(),
+        st: e.cpu_state().unwrap(),
+        icount: e.m.icount(),
+        translated: e.stats().get(Counter::TranslatedInstructions),
+    }
+}
+
+/// The translator's run `b` ended as the interpreter's `i`: stop,
+/// instruction count, registers, EFLAGS and every word written, named by
+/// round (`per_round` words a round); and ran more than `translated`
+/// instructions as translated code.
+fn same_as_interp(b: &Ran, i: &Ran, per_round: usize, translated: u64) {
+    assert_eq!((&b.stop, b.icount), (&i.stop, i.icount));
+    assert_eq!((b.st.regs, b.st.eflags), (i.st.regs, i.st.eflags));
+    for k in 0..i.out.len() / 4 {
+        assert_eq!(
+            b.word(k),
+            i.word(k),
+            "round {}, word {}",
+            k / per_round,
+            k % per_round
+        );
+    }
+    let n = b.translated;
+    assert!(
+        n.unwrap_or(0) > translated,
+        "the loop ran translated: {n:?}"
+    );
+}
+
+/// `a`'s code assembled at LOAD, and the address of `label` in it.
+fn assemble_at_load(
+    a: &mut iced_x86::code_asm::CodeAssembler,
+    label: &iced_x86::code_asm::CodeLabel,
+) -> (Vec<u8>, u32) {
+    let r = a
+        .assemble_options(
+            LOAD as u64,
+            iced_x86::BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS,
+        )
+        .unwrap();
+    let at = r.label_ip(label).unwrap() as u32;
+    (r.inner.code_buffer, at)
+}
+
+/// A flat GDT (code 0x08, data 0x10) at `at`, an IDT at `at` + 0x1000
+/// whose `vector` is a 32-bit interrupt gate to `entry` (DPL 0), and
+/// their GDTR and IDTR at `at` + 0x2000 and + 0x2008 (for LGDT, LIDT).
+fn descriptor_tables(m: &mut Machine, at: u32, vector: u32, entry: u32) {
+    let (gdt, idt, descs) = (at as u64, at as u64 + 0x1000, at as u64 + 0x2000);
+    m.mem.write_u64(gdt + 8, 0x00CF_9A00_0000_FFFF).unwrap();
+    m.mem.write_u64(gdt + 16, 0x00CF_9200_0000_FFFF).unwrap();
+    let gate =
+        (entry & 0xFFFF) as u64 | 0x08 << 16 | 0x8E00u64 << 32 | ((entry >> 16) as u64) << 48;
+    m.mem.write_u64(idt + 8 * vector as u64, gate).unwrap();
+    m.mem.write(descs, &[23, 0]).unwrap();
+    m.mem.write_u32(descs + 2, gdt as u32).unwrap();
+    m.mem.write(descs + 8, &[0xFF, 0x07]).unwrap();
+    m.mem.write_u32(descs + 10, idt as u32).unwrap();
+}
+
 /// Flags carried in their image past memory accesses (the translator
 /// restores them only where they are read): each round sets them, writes
 /// a device register (the local APIC's task priority: MMIO, which
@@ -839,40 +930,17 @@ fn flags_survive_the_memory_accesses_of_translated_code() {
         0xE6, 0xF4,                         //    out 0xf4, al
         0xF4,                               //    hlt
     ];
-    let run = |bt: bool| {
-        let mut m = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
-        m.mem.write(LOAD as u64, code).unwrap();
-        let mut st = CpuState::multiboot(LOAD, 0, 0);
-        st.regs[4] = STACK;
-        let mut e = on(m, bt, &st);
-        let stop = e.run_until(&limits()).unwrap();
-        let out = e.m.mem.slice(SCRATCH as u64, 32 * 16).unwrap().to_vec();
-        let n = e.stats().get(Counter::TranslatedInstructions);
-        (stop, out, e.cpu_state().unwrap(), e.m.icount(), n)
-    };
-    let (si, oi, ci, ni, _) = run(false);
-    assert_eq!(si, Stop::GuestExit { value: 0x15 });
+    let run = |bt: bool| run_code(bt, 4 << 20, code, &|_| {}, 32 * 16);
+    let i = run(false);
+    assert_eq!(i.stop, Stop::GuestExit { value: 0x15 });
     // The first round's image (ECX 32: 32 * 0x25 - 0x110 = 0x390): PF
     // set, the other status flags clear.
-    let word = |o: &[u8], i: usize| u32::from_le_bytes(o[4 * i..4 * i + 4].try_into().unwrap());
-    assert_eq!(word(&oi, 0), 0x390);
-    assert_eq!(word(&oi, 1) & STATUS, PF);
+    assert_eq!(i.word(0), 0x390);
+    assert_eq!(i.word(1) & STATUS, PF);
     // The last round's (ECX 1: 0x25 - 0x110 borrows): CF and SF set.
-    assert_eq!(word(&oi, 31 * 4 + 1) & STATUS, CF | SF);
-    assert_eq!(word(&oi, 31 * 4 + 3), 1, "ADC added the borrow");
-    let (sb, ob, cb, nb, n) = run(true);
-    assert_eq!((&sb, nb), (&si, ni));
-    assert_eq!((cb.regs, cb.eflags), (ci.regs, ci.eflags));
-    for i in 0..32 * 4 {
-        assert_eq!(
-            word(&ob, i),
-            word(&oi, i),
-            "round {}, word {}",
-            i / 4,
-            i % 4
-        );
-    }
-    assert!(n.unwrap_or(0) > 32 * 8, "the loop ran translated: {n:?}");
+    assert_eq!(i.word(31 * 4 + 1) & STATUS, CF | SF);
+    assert_eq!(i.word(31 * 4 + 3), 1, "ADC added the borrow");
+    same_as_interp(&run(true), &i, 4, 32 * 8);
 }
 
 /// Flags that cross block boundaries in their image (an exit that owes
@@ -885,15 +953,13 @@ fn flags_survive_the_memory_accesses_of_translated_code() {
 #[test]
 fn flags_cross_calls_returns_and_iret_in_translated_code() {
     use iced_x86::code_asm::*;
-    const GDT: u32 = 0x1_0000;
-    const IDT: u32 = 0x1_1000;
-    const DESCS: u32 = 0x1_2000; // GDTR, IDTR
+    const TABLES: u32 = 0x1_0000; // GDT, IDT, GDTR and IDTR
     let mut a = CodeAssembler::new(32).unwrap();
     let mut top = a.create_label();
     let mut f = a.create_label();
     let mut handler = a.create_label();
-    a.lgdt(ptr(DESCS)).unwrap();
-    a.lidt(ptr(DESCS + 8)).unwrap();
+    a.lgdt(ptr(TABLES + 0x2000)).unwrap();
+    a.lidt(ptr(TABLES + 0x2008)).unwrap();
     a.mov(ecx, 200u32).unwrap();
     a.mov(edi, SCRATCH).unwrap();
     a.xor(edx, edx).unwrap();
@@ -929,65 +995,21 @@ fn flags_cross_calls_returns_and_iret_in_translated_code() {
     a.mov(dword_ptr(esp + 12), eax).unwrap();
     a.pop(eax).unwrap();
     a.iretd().unwrap();
-    let r = a
-        .assemble_options(
-            LOAD as u64,
-            iced_x86::BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS,
-        )
-        .unwrap();
-    let entry = r.label_ip(&handler).unwrap() as u32;
-    let code = r.inner.code_buffer;
-    let run = |bt: bool| {
-        let mut m = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
-        m.mem.write(LOAD as u64, &code).unwrap();
-        // Null, flat code 0x08, flat data 0x10.
-        m.mem
-            .write_u64(GDT as u64 + 8, 0x00CF_9A00_0000_FFFF)
-            .unwrap();
-        m.mem
-            .write_u64(GDT as u64 + 16, 0x00CF_9200_0000_FFFF)
-            .unwrap();
-        // Vector 0x30: a 32-bit interrupt gate to the handler, DPL 0.
-        let gate =
-            (entry & 0xFFFF) as u64 | 0x08 << 16 | 0x8E00u64 << 32 | ((entry >> 16) as u64) << 48;
-        m.mem.write_u64(IDT as u64 + 0x30 * 8, gate).unwrap();
-        m.mem.write(DESCS as u64, &[23, 0]).unwrap();
-        m.mem.write_u32(DESCS as u64 + 2, GDT).unwrap();
-        m.mem.write(DESCS as u64 + 8, &[0xFF, 0x07]).unwrap();
-        m.mem.write_u32(DESCS as u64 + 10, IDT).unwrap();
-        let mut st = CpuState::multiboot(LOAD, 0, 0);
-        st.regs[4] = STACK;
-        let mut e = on(m, bt, &st);
-        let stop = e.run_until(&limits()).unwrap();
-        let out = e.m.mem.slice(SCRATCH as u64, 200 * 8).unwrap().to_vec();
-        let n = e.stats().get(Counter::TranslatedInstructions);
-        (stop, out, e.cpu_state().unwrap(), e.m.icount(), n)
-    };
-    let (stop_i, oi, ci, ni, _) = run(false);
+    let (code, entry) = assemble_at_load(&mut a, &handler);
+    let setup = |m: &mut Machine| descriptor_tables(m, TABLES, 0x30, entry);
+    let run = |bt: bool| run_code(bt, 4 << 20, &code, &setup, 200 * 8);
+    let i = run(false);
     // EDX: 200 calls (0x10000 and STC's carry each), 200 INTs (0x100
     // each) and the carries: from the 100 odd ECX (the handler) and from
     // the SUBs that borrow (37 * ECX < 0x1000: ECX 1..110).
-    assert_eq!(ci.regs[2], 200 * 0x10001 + 200 * 0x100 + 100 + 110);
+    assert_eq!(i.st.regs[2], 200 * 0x10001 + 200 * 0x100 + 100 + 110);
     assert_eq!(
-        stop_i,
+        i.stop,
         Stop::GuestExit {
-            value: ci.regs[2] & 0xFF
+            value: i.st.regs[2] & 0xFF
         }
     );
-    let (stop_b, ob, cb, nb, n) = run(true);
-    assert_eq!((&stop_b, nb), (&stop_i, ni));
-    assert_eq!((cb.regs, cb.eflags), (ci.regs, ci.eflags));
-    let word = |o: &[u8], i: usize| u32::from_le_bytes(o[4 * i..4 * i + 4].try_into().unwrap());
-    for i in 0..200 * 2 {
-        assert_eq!(
-            word(&ob, i),
-            word(&oi, i),
-            "round {}, word {}",
-            i / 2,
-            i % 2
-        );
-    }
-    assert!(n.unwrap_or(0) > 200 * 10, "the loop ran translated: {n:?}");
+    same_as_interp(&run(true), &i, 2, 200 * 10);
 }
 
 /// A shift's undefined flags (AF, OF: the host's differ by vendor) are
@@ -1001,16 +1023,14 @@ fn undefined_flags_pushed_by_a_fault_after_a_shift_are_the_interpreters() {
     use iced_x86::code_asm::*;
     const PD: u32 = 0x1_0000;
     const PT_PROBE: u32 = 0x1_1000;
-    const GDT: u32 = 0x3_0000;
-    const IDT: u32 = 0x3_1000;
-    const DESCS: u32 = 0x3_2000; // GDTR, IDTR
+    const TABLES: u32 = 0x3_0000; // GDT, IDT, GDTR and IDTR
     const PROBE: u32 = 0x40_0000;
     const PROBE_PHYS: u32 = 0x30_0000;
     let mut a = CodeAssembler::new(32).unwrap();
     let mut top = a.create_label();
     let mut handler = a.create_label();
-    a.lgdt(ptr(DESCS)).unwrap();
-    a.lidt(ptr(DESCS + 8)).unwrap();
+    a.lgdt(ptr(TABLES + 0x2000)).unwrap();
+    a.lidt(ptr(TABLES + 0x2008)).unwrap();
     paging_on(&mut a, PD);
     a.mov(ecx, 64u32).unwrap();
     a.mov(edi, SCRATCH).unwrap();
@@ -1039,48 +1059,20 @@ fn undefined_flags_pushed_by_a_fault_after_a_shift_are_the_interpreters() {
     a.pop(eax).unwrap();
     a.add(esp, 4).unwrap(); // the error code
     a.iretd().unwrap();
-    let r = a
-        .assemble_options(
-            LOAD as u64,
-            iced_x86::BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS,
-        )
-        .unwrap();
-    let entry = r.label_ip(&handler).unwrap() as u32;
-    let code = r.inner.code_buffer;
-    let run = |bt: bool| {
-        let mut m = Machine::new(MachineConfig::with_ram(8 << 20)).unwrap();
-        m.mem.write(LOAD as u64, &code).unwrap();
-        page_directory(&mut m, PD, &[(PROBE, PT_PROBE, PROBE_PHYS)]);
-        m.mem
-            .write_u64(GDT as u64 + 8, 0x00CF_9A00_0000_FFFF)
-            .unwrap();
-        m.mem
-            .write_u64(GDT as u64 + 16, 0x00CF_9200_0000_FFFF)
-            .unwrap();
-        let gate =
-            (entry & 0xFFFF) as u64 | 0x08 << 16 | 0x8E00u64 << 32 | ((entry >> 16) as u64) << 48;
-        m.mem.write_u64(IDT as u64 + 14 * 8, gate).unwrap();
-        m.mem.write(DESCS as u64, &[23, 0]).unwrap();
-        m.mem.write_u32(DESCS as u64 + 2, GDT).unwrap();
-        m.mem.write(DESCS as u64 + 8, &[0xFF, 0x07]).unwrap();
-        m.mem.write_u32(DESCS as u64 + 10, IDT).unwrap();
-        let mut st = CpuState::multiboot(LOAD, 0, 0);
-        st.regs[4] = STACK;
-        let mut e = on(m, bt, &st);
-        let stop = e.run_until(&limits()).unwrap();
-        let out = e.m.mem.slice(SCRATCH as u64, 64 * 4).unwrap().to_vec();
-        let n = e.stats().get(Counter::TranslatedInstructions);
-        (stop, out, e.cpu_state().unwrap(), e.m.icount(), n)
+    let (code, entry) = assemble_at_load(&mut a, &handler);
+    let setup = |m: &mut Machine| {
+        page_directory(m, PD, &[(PROBE, PT_PROBE, PROBE_PHYS)]);
+        descriptor_tables(m, TABLES, 14, entry);
     };
-    let (stop_i, oi, ci, ni, _) = run(false);
-    let word = |o: &[u8], i: usize| u32::from_le_bytes(o[4 * i..4 * i + 4].try_into().unwrap());
+    let run = |bt: bool| run_code(bt, 8 << 20, &code, &setup, 64 * 4);
+    let i = run(false);
     // 64 faults, each recorded: the handler ran once a round.
-    assert_eq!(ci.regs[7], SCRATCH + 64 * 4);
+    assert_eq!(i.st.regs[7], SCRATCH + 64 * 4);
     // The SHR's flags as the SDM defines them, in every record: CF the
     // last bit shifted out (bit 6 of EBX before), the result's SF (0),
     // ZF and PF.
-    for i in 0..64 {
-        let before = ((64 - i) as u32).wrapping_mul(0x9E37_79B1);
+    for r in 0..64 {
+        let before = ((64 - r) as u32).wrapping_mul(0x9E37_79B1);
         let res = before >> 7;
         let mut want = (before >> 6) & 1;
         if res == 0 {
@@ -1089,15 +1081,9 @@ fn undefined_flags_pushed_by_a_fault_after_a_shift_are_the_interpreters() {
         if (res & 0xFF).count_ones().is_multiple_of(2) {
             want |= PF;
         }
-        assert_eq!(word(&oi, i) & (CF | ZF | SF | PF), want, "round {i}");
+        assert_eq!(i.word(r) & (CF | ZF | SF | PF), want, "round {r}");
     }
-    let (stop_b, ob, cb, nb, n) = run(true);
-    assert_eq!((&stop_b, nb), (&stop_i, ni));
-    assert_eq!((cb.regs, cb.eflags), (ci.regs, ci.eflags));
-    for i in 0..64 {
-        assert_eq!(word(&ob, i), word(&oi, i), "round {i}: the pushed EFLAGS");
-    }
-    assert!(n.unwrap_or(0) > 64 * 5, "the loop ran translated: {n:?}");
+    same_as_interp(&run(true), &i, 1, 64 * 5);
 }
 
 /// SHL's flags, fixed on their image only where needed (the fix may
