@@ -977,9 +977,14 @@ fn flags_surely_written(i: &Instruction) -> u32 {
     i.rflags_modified()
 }
 
-/// Whether LAHF and SAHF work in 64-bit mode on this host.
-/// Asked once: CPUID is a VM exit where the host is itself a guest (1.2 us
-/// each on this project's kvm-pvm machines, two per block translated).
+/// The status flags, as iced-x86 names them (`RflagsBits`).
+const STATUS_FLAGS: u32 = iced_x86::RflagsBits::OF
+    | iced_x86::RflagsBits::SF
+    | iced_x86::RflagsBits::ZF
+    | iced_x86::RflagsBits::AF
+    | iced_x86::RflagsBits::PF
+    | iced_x86::RflagsBits::CF;
+
 /// Plans whose code up to its memory accesses only computes the address
 /// (LEA, MOV, MOVZX: no flags read or written; a real-mode segment's limit
 /// is checked after the save), and after them only moves data or leaves
@@ -1007,9 +1012,7 @@ fn keeps_image(p: Plan) -> bool {
 /// interpreter's (`undefined_fix`), which it does wherever they are still
 /// needed. Its result does not depend on the flags before it.
 fn overwrites_status_flags(insn: &Instruction) -> bool {
-    use iced_x86::RflagsBits as F;
-    const STATUS: u32 = F::OF | F::SF | F::ZF | F::AF | F::PF | F::CF;
-    if insn.rflags_read() & STATUS != 0 {
+    if insn.rflags_read() & STATUS_FLAGS != 0 {
         return false;
     }
     if matches!(
@@ -1036,7 +1039,7 @@ fn overwrites_status_flags(insn: &Instruction) -> bool {
         | insn.rflags_cleared()
         | insn.rflags_set()
         | (insn.rflags_undefined() & fixed);
-    written & STATUS == STATUS
+    written & STATUS_FLAGS == STATUS_FLAGS
 }
 
 /// `insn` writes register `r` (or part of it), explicitly or not.
@@ -1056,11 +1059,12 @@ fn writes_register(info: &mut InstructionInfoFactory, insn: &Instruction, r: Reg
 /// `insn` neither reads nor changes a status flag (MOV, LEA, MOVZX,
 /// XCHG, BSWAP, NOT, ...).
 fn touches_no_status_flag(insn: &Instruction) -> bool {
-    use iced_x86::RflagsBits as F;
-    const STATUS: u32 = F::OF | F::SF | F::ZF | F::AF | F::PF | F::CF;
-    (insn.rflags_read() | insn.rflags_modified()) & STATUS == 0
+    (insn.rflags_read() | insn.rflags_modified()) & STATUS_FLAGS == 0
 }
 
+/// Whether LAHF and SAHF work in 64-bit mode on this host.
+/// Asked once: CPUID is a VM exit where the host is itself a guest (1.2 us
+/// each on this project's kvm-pvm machines, two per block translated).
 fn host_has_lahf() -> bool {
     static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *HAS.get_or_init(|| {
@@ -1602,10 +1606,7 @@ impl Emitter {
             self.apply_fix(d)?;
         }
         self.restore_flags()?;
-        self.callout(c.size, c.write, c.k)?;
-        if let Some(f) = self.fails.last_mut() {
-            f.resume = c.resume;
-        }
+        self.callout(c.size, c.write, c.k, c.resume)?;
         self.a.jmp(c.done)
     }
 
@@ -2096,7 +2097,9 @@ impl Emitter {
     /// Through the host_ptr stub (`stubs`), which keeps the other
     /// caller-saved registers: the site saves the flags and EDX, which
     /// carries the access's size and direction.
-    fn callout(&mut self, size: u32, write: bool, k: u32) -> R {
+    /// `resume`: where the block goes on after the interpreter runs the
+    /// instruction when the callout cannot serve the access (`Fail`).
+    fn callout(&mut self, size: u32, write: bool, k: u32, resume: Option<(CodeLabel, bool)>) -> R {
         let a = &mut self.a;
         a.pushfq()?;
         a.push(rdx)?;
@@ -2109,7 +2112,11 @@ impl Emitter {
         // (As the hit path leaves it: the access at r14 + r13.)
         a.sub(r14, r13)?;
         a.popfq()?;
-        self.fails.push(Fail::new(fail, k));
+        self.fails.push(Fail {
+            label: fail,
+            k,
+            resume,
+        });
         Ok(())
     }
 
@@ -2181,15 +2188,16 @@ impl Emitter {
             let eip = insn.ip32();
             let fails_before = self.fails.len();
             let colds_before = self.colds.len();
-            // A restore owed from before: kept for an instruction whose
-            // code only moves data up to its memory access (whose save it
-            // makes unneeded) and after it, dropped before one that writes
-            // every status flag, else paid now.
+            // A waiting fix is made before its register changes.
             if let Some(r) = self.deferred.and_then(|d| d.reg) {
                 if writes_register(&mut self.info, insn, r) {
                     self.apply_deferred()?;
                 }
             }
+            // A restore owed from before: kept for an instruction whose
+            // code only moves data up to its memory access (whose save it
+            // makes unneeded) and after it, dropped before one that writes
+            // every status flag, else paid now.
             let keeps = keeps_image(*p);
             if !keeps {
                 if matches!(p, Plan::Ident) {
@@ -2348,12 +2356,14 @@ impl Emitter {
                         self.a.movzx(r8d, hr16(insn.op0_register()))?;
                     } else {
                         self.mem_ptr(insn, 2, false, k, true)?;
-                        self.a.movzx(r8d, word_ptr(r14 + r13))?;
+                        let m = self.at(2)?;
+                        self.a.movzx(r8d, word_ptr(m))?;
                     }
                     self.a.mov(dword_ptr(r15 + ctx::SCRATCH), r8d)?;
                     if matches!(p, Plan::CallInd) {
                         self.push16_slot(2, k, live[k as usize])?;
-                        self.a.mov(word_ptr(r14 + r13), next & 0xFFFF)?;
+                        let m = self.at(2)?;
+                        self.a.mov(word_ptr(m), next & 0xFFFF)?;
                         self.sp_add(-2)?;
                     }
                     self.a.mov(r8d, dword_ptr(r15 + ctx::SCRATCH))?;

@@ -275,19 +275,6 @@ fn cell(v: f64, best: f64, fastest: bool) -> String {
     }
 }
 
-/// The index of the smallest figure (the first of equal ones).
-fn least(vals: &[Option<f64>]) -> Option<usize> {
-    let mut at: Option<usize> = None;
-    for (i, v) in vals.iter().enumerate() {
-        if let Some(v) = v {
-            if at.is_none_or(|j| *v < vals[j].unwrap_or(f64::INFINITY)) {
-                at = Some(i);
-            }
-        }
-    }
-    at
-}
-
 /// The table, Adams & Agesen style.
 pub fn table(results: &[EngineBench], limit: Duration) -> String {
     let mut s = String::new();
@@ -307,7 +294,7 @@ pub fn table(results: &[EngineBench], limit: Duration) -> String {
             .map(|r| r.nano.as_ref().ok().and_then(|v| v.get(i).copied()))
             .collect();
         let best = vals.iter().flatten().copied().fold(f64::INFINITY, f64::min);
-        let first = least(&vals);
+        let first = vals.iter().position(|v| *v == Some(best));
         for (j, v) in vals.iter().enumerate() {
             match v {
                 Some(v) => s.push_str(&format!(" {:>22}", cell(*v, best, first == Some(j)))),
@@ -328,8 +315,7 @@ pub fn table(results: &[EngineBench], limit: Duration) -> String {
         })
         .collect();
     let best = rates.iter().flatten().copied().fold(0.0, f64::max);
-    // (The fastest: the least time per instruction.)
-    let first = least(&rates.iter().map(|r| r.map(|r| 1.0 / r)).collect::<Vec<_>>());
+    let first = rates.iter().position(|r| *r == Some(best));
     for (j, (r, rate)) in results.iter().zip(&rates).enumerate() {
         let text = match (&r.compute, rate) {
             (Ok((secs, true)), Some(rate)) => {
