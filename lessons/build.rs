@@ -24,7 +24,9 @@ const GUESTS: &[(&str, &str, u32)] = &[
 
 /// The benchmark suite's guests (`guests/suite/NAME.S`, each a boot
 /// sector including `guests/suite/boot.inc`), built as `suite-NAME.bin`.
-const SUITE: &[&str] = &["empty", "lcg", "strcopy", "fib", "sort", "real16", "paging"];
+const SUITE: &[&str] = &[
+    "empty", "lcg", "strcopy", "fib", "sort", "real16", "prot16", "paging",
+];
 
 fn tool(name: &str, args: &[&str]) {
     let out = Command::new(name).args(args).output().unwrap_or_else(|e| {

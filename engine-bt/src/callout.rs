@@ -260,7 +260,8 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
         // (Port I/O changes no mode; it may raise an interrupt.)
         (!crate::interrupt_due(cpu, m)).then_some(key)
     } else {
-        crate::Bt::mode_key(cpu, m)
+        // SAFETY: as for `links` above.
+        crate::Bt::mode_key(cpu, m, unsafe { &mut (*c.links).code16 })
     };
     // (An IRET may have brought RF back.)
     c.rf = cpu.control_flags() & machine::cpu::flags::RF != 0;
@@ -268,7 +269,9 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
     // run: the rest of it, or nothing when it goes elsewhere.
     let rest;
     let result = if cpu.eip() == next && key_now == Some(key) {
-        let page = crate::translate::key::cs_base(key).wrapping_add(eip) & !0xFFF;
+        // SAFETY: as for `links` above.
+        let code16 = unsafe { &(*c.links).code16 };
+        let page = crate::links::cs_base(code16, key).wrapping_add(eip) & !0xFFF;
         if remapped && only.is_none_or(|p| p == page) {
             let user = key & crate::translate::key::USER != 0;
             let regs = cpu.paging_regs();

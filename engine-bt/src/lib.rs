@@ -6,15 +6,15 @@
 //! runs it alongside and shares its CPU (registers, segments, TLB, page
 //! walk). The dispatcher (`run`) looks at each guest block boundary: when
 //! the CPU is in a mode the translator handles (32-bit protected mode with
-//! a flat code segment, or real mode; no single-stepping, no pending
+//! a flat code segment, real mode, or 16-bit protected mode with a
+//! readable 64 KiB code segment; no single-stepping, no pending
 //! interrupt or interrupt shadow) and the block fits before the next device
 //! deadline and the instruction budget, the translated block runs on the
 //! host CPU; otherwise the interpreter runs one instruction (or, in a mode
-//! the translator never handles, such as V86 or 16-bit protected mode, a
-//! stretch of them). Exceptions, interrupts
-//! and every sensitive or privileged instruction are the interpreter's, so
-//! the event trace is the interpreter's, instruction count for instruction
-//! count.
+//! the translator never handles, such as V86, a stretch of them).
+//! Exceptions, interrupts and every sensitive or privileged instruction
+//! are the interpreter's, so the event trace is the interpreter's,
+//! instruction count for instruction count.
 //!
 //! Blocks chain: a block's exit to a known guest EIP is a patchable
 //! `jmp rel32` (a `Site`), which the dispatcher aims at the target's
@@ -25,9 +25,9 @@
 //! so chained code still stops at the next device deadline. Memory
 //! operands go through an inline lookup in the interpreter's TLB and call
 //! `callout::host_ptr` only on a miss. The translation cache (`codebuf.rs`)
-//! is flushed whole when it is full. Real-mode code is translated under
-//! its own mode keys (`translate::key::CODE16`); 16-bit protected-mode
-//! code is not.
+//! is flushed whole when it is full. Real-mode and 16-bit protected-mode
+//! code is translated under its own mode keys (`translate::key::CODE16`,
+//! `PM16`), which name the code segment's base.
 //!
 //! Breakpoints (`Limits::breakpoints`, a debugger's) do not stop
 //! translation: a block ends before any breakpoint address (`translate`),
@@ -266,6 +266,7 @@ impl Bt {
                 pending_chain: None,
                 exec_sites: Vec::new(),
                 suspended: Vec::new(),
+                code16: links::Code16Bases::default(),
             },
             indirect_pending: false,
             declined: vec![0; DECLINED_SLOTS],
@@ -355,7 +356,11 @@ impl Bt {
     /// The translation key for the CPU's current mode, or None when the
     /// translator does not handle it (the interpreter runs the next
     /// instruction).
-    pub(crate) fn mode_key(c: &Cpu, m: &Machine) -> Option<u32> {
+    ///
+    /// A 16-bit protected-mode code segment's base gets its number in
+    /// `code16` here (None when all are taken: the dispatcher then clears
+    /// them with every translation).
+    pub(crate) fn mode_key(c: &Cpu, m: &Machine, code16: &mut links::Code16Bases) -> Option<u32> {
         let bits = c.control_flags();
         if untranslatable_mode(c)
             || c.halted()
@@ -377,9 +382,17 @@ impl Bt {
         if c.stack32() {
             key |= translate::key::STACK32;
         }
-        if real_mode_code(c) {
+        let code16 = if real_mode_code(c) {
             let cs = c.segments()[Seg::Cs as usize];
-            key |= translate::key::CODE16 | (cs.base >> 4) << 16;
+            Some(translate::key::CODE16 | (cs.base >> 4) << 16)
+        } else if prot16_code(c) {
+            let n = code16.number(c.segments()[Seg::Cs as usize].base)?;
+            Some(translate::key::CODE16 | translate::key::PM16 | (n as u32) << 16)
+        } else {
+            None
+        };
+        if let Some(k) = code16 {
+            key |= k;
             for (i, s) in c.segments().iter().enumerate() {
                 if i != Seg::Cs as usize && data_64k(s) {
                     key |= translate::key::seg64k(i);
@@ -400,7 +413,8 @@ impl Bt {
         // The linear address (EIP itself in a flat code segment); the
         // translation holds EIPs, and the key the code segment's base.
         let eip = self.interp.cpu().eip();
-        let lin = translate::key::cs_base(key).wrapping_add(eip);
+        let cs_base = links::cs_base(&self.links.code16, key);
+        let lin = cs_base.wrapping_add(eip);
         // The interpreter's TLB first, the page walk only on a miss.
         let Some(phys) = self.interp.fetch_phys(m, lin) else {
             // The fetch faults: the interpreter raises it.
@@ -424,6 +438,7 @@ impl Bt {
             first_exit: links.sites.len() as u32,
             phys_page: phys & !0xFFF,
             first_exec_site: links.exec_sites.len() as u32,
+            cs_base,
         };
         let mut t = translate::translate(&bytes, eip, key, place(&self.links), &self.breakpoints);
         // The cache is full: flush it and assemble again at the new address.
@@ -696,7 +711,19 @@ fn interrupt_due(c: &Cpu, m: &Machine) -> bool {
 fn untranslatable_mode(c: &Cpu) -> bool {
     let cs = &c.segments()[Seg::Cs as usize];
     let flat32 = c.code32() && cs.base == 0 && cs.limit == u32::MAX;
-    !flat32 && !real_mode_code(c)
+    !flat32 && !real_mode_code(c) && !prot16_code(c)
+}
+
+/// 16-bit protected mode (not V86) in a code segment translated code can
+/// read through CS as real mode's (`translate::key::PM16`): present,
+/// readable, a 64 KiB limit, any base, any CPL.
+fn prot16_code(c: &Cpu) -> bool {
+    let cs = &c.segments()[Seg::Cs as usize];
+    c.protected()
+        && c.control_flags() & f::VM == 0
+        && !c.code32()
+        && cs.limit == 0xFFFF
+        && cs.access & (a::P | a::S | a::CODE | a::RW) == a::P | a::S | a::CODE | a::RW
 }
 
 /// Real mode with the code segment a real-mode far transfer loads: 16-bit,
@@ -785,6 +812,14 @@ impl Engine for Bt {
                 self.links.remapped(&self.interp, m, &mut self.ctx.ibtc);
                 self.ctx.links_stale = 0;
             }
+            // Every number for a 16-bit protected-mode code segment's base
+            // is taken (`links::Code16Bases`): they are given again from
+            // an empty cache.
+            if self.links.code16.full() {
+                self.flush();
+                self.counters.flushes += 1;
+                self.links.code16.clear();
+            }
             let pending = self.links.pending_chain.take();
             let indirect = std::mem::take(&mut self.indirect_pending);
             // A flush during the lookup below empties the exit table.
@@ -799,9 +834,14 @@ impl Engine for Bt {
                 }
                 continue;
             }
-            let key = if careful { None } else { Self::mode_key(c, m) };
-            // A mode the translator leaves alone for a while (real mode,
-            // V86, 16-bit code, a code segment that is not flat): let the
+            let key = if careful {
+                None
+            } else {
+                Self::mode_key(c, m, &mut self.links.code16)
+            };
+            // A mode the translator leaves alone for a while (real mode
+            // after reset, V86, a 16-bit code segment that is not 64 KiB,
+            // a 32-bit one that is not flat): let the
             // interpreter run a stretch of it. (Passing conditions, an
             // interrupt shadow, RF, an interrupt about to be taken, get one
             // instruction, below.)
@@ -998,7 +1038,7 @@ impl Engine for Bt {
         self.invalidate_written(m);
         self.interp.sync_tlb(m);
         let c = self.interp.cpu();
-        let Some(key) = Self::mode_key(c, m) else {
+        let Some(key) = Self::mode_key(c, m, &mut self.links.code16) else {
             return Some(Err(if untranslatable_mode(c) {
                 NotTranslated::Mode
             } else {

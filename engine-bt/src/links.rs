@@ -44,6 +44,52 @@ pub(crate) struct Links {
     /// (slot, entry, its target's physical page): `remapped` puts back
     /// those that still hold.
     pub suspended: Vec<(u16, Ibtc, u32)>,
+    /// The code segment bases of 16-bit protected mode, numbered in the
+    /// mode keys (`translate::key::PM16`).
+    pub code16: Code16Bases,
+}
+
+/// The code segment bases 16-bit protected-mode keys name by number
+/// (`translate::key::PM16`): a descriptor may give a code segment any
+/// base, which the key's 16 bits cannot hold, and every translation and
+/// link keyed by a number reads its base here. Numbers are handed out
+/// as bases are first seen and stay until the dispatcher flushes every
+/// translation with them (`full`).
+#[derive(Default)]
+pub(crate) struct Code16Bases {
+    bases: Vec<u32>,
+    numbers: std::collections::HashMap<u32, u16>,
+}
+
+impl Code16Bases {
+    /// The number of `base`, given it now if new; None when all 65,536
+    /// numbers are taken.
+    pub fn number(&mut self, base: u32) -> Option<u16> {
+        if let Some(&n) = self.numbers.get(&base) {
+            return Some(n);
+        }
+        let n = u16::try_from(self.bases.len()).ok()?;
+        self.bases.push(base);
+        self.numbers.insert(base, n);
+        Some(n)
+    }
+
+    /// The base numbered `n` (0 for a number never given, which no key
+    /// holds).
+    pub fn base(&self, n: u16) -> u32 {
+        self.bases.get(n as usize).copied().unwrap_or(0)
+    }
+
+    /// Every number is taken: the next new base needs the table (and so
+    /// every translation keyed by it) cleared.
+    pub fn full(&self) -> bool {
+        self.bases.len() > u16::MAX as usize
+    }
+
+    pub fn clear(&mut self) {
+        self.bases.clear();
+        self.numbers.clear();
+    }
 }
 
 /// A chainable exit: its `jmp rel32` in the cache and where it goes.
@@ -75,8 +121,17 @@ pub(crate) struct Site {
 impl Site {
     /// The linear address of the exit's target (its EIP in the code
     /// segment the key names).
-    pub fn target_lin(&self) -> u32 {
-        translate::key::cs_base(self.key).wrapping_add(self.target)
+    pub fn target_lin(&self, code16: &Code16Bases) -> u32 {
+        cs_base(code16, self.key).wrapping_add(self.target)
+    }
+}
+
+/// The code segment's base under mode key `key`.
+pub(crate) fn cs_base(code16: &Code16Bases, key: u32) -> u32 {
+    if key & translate::key::PM16 != 0 {
+        code16.base((key >> 16) as u16)
+    } else {
+        translate::key::real_cs_base(key)
     }
 }
 
@@ -86,8 +141,8 @@ fn page_bit(page: u32) -> u64 {
 }
 
 /// The linear page of an indirect-branch cache entry's target.
-fn ibtc_page(e: &Ibtc) -> u32 {
-    translate::key::cs_base(e.key).wrapping_add(e.eip) & !0xFFF
+fn ibtc_page(code16: &Code16Bases, e: &Ibtc) -> u32 {
+    cs_base(code16, e.key).wrapping_add(e.eip) & !0xFFF
 }
 
 impl Links {
@@ -98,7 +153,7 @@ impl Links {
         if ibtc[slot].key == Ibtc::EMPTY.key {
             self.ibtc_used.push(slot as u16);
         }
-        self.target_pages |= page_bit(ibtc_page(&e));
+        self.target_pages |= page_bit(ibtc_page(&self.code16, &e));
         ibtc[slot] = e;
         self.ibtc_phys[slot] = phys_page;
     }
@@ -159,7 +214,7 @@ impl Links {
     /// whose code is in physical page `phys_page`.
     pub fn chain(&mut self, site: usize, addr: u64, phys_page: u32) {
         let s = &self.sites[site];
-        let target_page = s.target_lin() & !0xFFF;
+        let target_page = s.target_lin(&self.code16) & !0xFFF;
         let in_page = target_page == s.page;
         self.aim(site, addr);
         if in_page {
@@ -263,7 +318,7 @@ impl Links {
         let mut patched = std::mem::take(&mut self.patched);
         patched.retain(|x| {
             let site = &self.sites[x.site];
-            let page = site.target_lin() & !0xFFF;
+            let page = site.target_lin(&self.code16) & !0xFFF;
             let user = site.key & translate::key::USER != 0;
             if !moved(page) || now(page, user) == Some(x.phys_page) {
                 bits |= page_bit(page);
@@ -277,7 +332,7 @@ impl Links {
         let phys = &self.ibtc_phys;
         self.ibtc_used.retain(|&slot| {
             let e = &mut ibtc[slot as usize];
-            let page = ibtc_page(e);
+            let page = ibtc_page(&self.code16, e);
             let keep = !moved(page)
                 || now(page, e.key & translate::key::USER != 0) == Some(phys[slot as usize]);
             if keep {
@@ -291,7 +346,7 @@ impl Links {
         // free and they hold.
         for (slot, e, p) in std::mem::take(&mut self.suspended) {
             let s = slot as usize;
-            let page = ibtc_page(&e);
+            let page = ibtc_page(&self.code16, &e);
             if ibtc[s].key != Ibtc::EMPTY.key
                 || moved(page) && now(page, e.key & translate::key::USER != 0) != Some(p)
             {
@@ -303,5 +358,36 @@ impl Links {
             bits |= page_bit(page);
         }
         self.target_pages = bits;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cs_base, Code16Bases};
+    use crate::translate::key;
+
+    /// Each base keeps its number; after 65,536 distinct bases there is no
+    /// number for a new one (an old one keeps its own) until the table is
+    /// cleared; a key names its base through it, a real-mode key through
+    /// its selector.
+    #[test]
+    fn code_segment_bases_are_numbered_until_the_numbers_run_out() {
+        let mut t = Code16Bases::default();
+        assert_eq!(t.number(0x7C00), Some(0));
+        assert_eq!(t.number(0x12345), Some(1));
+        assert_eq!(t.number(0x7C00), Some(0));
+        let pm16 = key::CODE16 | key::PM16 | 1 << 16;
+        assert_eq!(cs_base(&t, pm16), 0x12345);
+        assert_eq!(cs_base(&t, key::CODE16 | 0x07C0 << 16), 0x7C00);
+        assert_eq!(cs_base(&t, key::USER), 0);
+        for b in 2..=u16::MAX as u32 {
+            assert_eq!(t.number(0x100_0000 + b), Some(b as u16));
+        }
+        assert!(t.full());
+        assert_eq!(t.number(0xDEAD_0000), None);
+        assert_eq!(t.number(0x12345), Some(1));
+        t.clear();
+        assert!(!t.full());
+        assert_eq!(t.number(0xDEAD_0000), Some(0));
     }
 }

@@ -1,7 +1,7 @@
-//! Guest x86-32 basic blocks to host x86-64 code, and real-mode blocks
-//! (16-bit code, `key::CODE16`: see `plan16`; the rules below hold for
-//! them with SP for ESP, segment bases added from the context and each
-//! access checked against the 64 KiB limit).
+//! Guest x86-32 basic blocks to host x86-64 code, and 16-bit blocks (real
+//! mode and 16-bit protected mode, `key::CODE16`: see `plan16`; the rules
+//! below hold for them with SP for ESP, segment bases added from the
+//! context and each access checked against the 64 KiB limit).
 //!
 //! Register allocation: guest EAX, ECX, EDX, EBX, EBP, ESI, EDI live in the
 //! host registers of the same numbers; guest ESP lives in r12d (host RSP
@@ -88,12 +88,14 @@ pub mod key {
     pub const fn flat(i: usize) -> u32 {
         1 << (2 + i)
     }
-    /// Real mode: 16-bit code in a code segment with a 64 KiB limit whose
-    /// base is its selector times 16; the selector is bits 16-31 of the
-    /// key, so a translation (which holds EIPs: its exits, the return
-    /// addresses it pushes) is found only under the code segment it was
-    /// made for. Such keys have no `flat` bits; their data segments are
-    /// `seg64k`.
+    /// 16-bit code in a code segment with a 64 KiB limit: real mode, or
+    /// with `PM16` 16-bit protected mode. In real mode the segment's base is
+    /// its selector times 16 and the selector is bits 16-31 of the key; in
+    /// 16-bit protected mode bits 16-31 number the base in
+    /// `Links::code16` (a descriptor gives any base). Either way a
+    /// translation (which holds EIPs: its exits, the return addresses it
+    /// pushes) is found only under the code segment base it was made for.
+    /// Such keys have no `flat` bits; their data segments are `seg64k`.
     pub const CODE16: u32 = 1 << 8;
     /// With `CODE16`: segment register `i` (not CS) has a 64 KiB limit,
     /// expand-up, writable data; its base, any, is read at run time from
@@ -101,8 +103,13 @@ pub mod key {
     pub const fn seg64k(i: usize) -> u32 {
         1 << (9 + i)
     }
-    /// The code segment's base under `key` (0 for 32-bit code: flat).
-    pub const fn cs_base(key: u32) -> u32 {
+    /// With `CODE16`: 16-bit protected mode (a readable code segment
+    /// with a 64 KiB limit and any base, at any CPL): bits 16-31 are the
+    /// number of the code segment's base in `Links::code16`.
+    pub const PM16: u32 = 1 << 15;
+    /// The code segment's base under a key that is not `PM16` (0 for
+    /// 32-bit code: flat); `links::cs_base` reads any key.
+    pub const fn real_cs_base(key: u32) -> u32 {
         if key & CODE16 != 0 {
             (key >> 16) << 4
         } else {
@@ -529,9 +536,13 @@ fn seg16_ok(s: Register, key: u32, write: bool) -> bool {
     }
 }
 
-/// `plan` for real-mode code (`key::CODE16`). Memory operands take the
-/// segment's base from the context and are checked against the 64 KiB
-/// limit inline (an access that would fault goes to the interpreter);
+/// `plan` for 16-bit code (`key::CODE16`: real mode, and 16-bit protected
+/// mode, where the same holds: the code segment and the `seg64k` data
+/// segments have 64 KiB limits, their types and privileges were checked
+/// when they were loaded, CLI and STI check IOPL in their callouts, and
+/// what is sensitive or privileged is the interpreter's). Memory operands
+/// take the segment's base from the context and are checked against the
+/// 64 KiB limit inline (an access that would fault goes to the interpreter);
 /// the stack is SP in a 64 KiB SS. Far transfers, segment loads, INT and
 /// IRET, and everything the 32-bit rules decline stay the interpreter's.
 fn plan16(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Option<Plan> {
@@ -640,6 +651,8 @@ pub struct Place {
     pub phys_page: u32,
     /// The number its first exec call site gets (`Block::exec_sites`).
     pub first_exec_site: u32,
+    /// The code segment's base under the key (`links::cs_base`).
+    pub cs_base: u32,
 }
 
 /// Decodes and translates the block at guest `eip`, whose bytes up to the
@@ -661,9 +674,9 @@ pub fn translate(
         first_exit,
         phys_page,
         first_exec_site,
+        cs_base,
     } = place;
     let mut dec = Decoder::with_ip(bitness(key), bytes, eip as u64, DecoderOptions::NONE);
-    let cs_base = key::cs_base(key);
     let mut info = InstructionInfoFactory::new();
     let mut insns: Vec<(Instruction, Plan)> = Vec::new();
     let mut insn = Instruction::default();
@@ -733,7 +746,14 @@ pub fn translate(
     if insns.is_empty() {
         return None;
     }
-    let mut e = Emitter::new(exit_stub, insns.len() as u32, first_exit, key, phys_page).ok()?;
+    let mut e = Emitter::new(
+        exit_stub,
+        insns.len() as u32,
+        first_exit,
+        (key, cs_base),
+        phys_page,
+    )
+    .ok()?;
     e.first_exec_site = first_exec_site;
     e.page = cs_base.wrapping_add(eip) & !0xFFF;
     e.block(&insns, end_eip, after_shadow).ok()?;
@@ -1129,7 +1149,7 @@ struct Emitter {
     /// Real-mode code (`key::CODE16`): accesses go through segment bases
     /// and the 64 KiB limit, the stack is SP.
     code16: bool,
-    /// The code segment's base (`key::cs_base`).
+    /// The code segment's base (`links::cs_base`).
     cs_base: u32,
     exit_stub: u64,
     /// Guest instructions in the block.
@@ -1259,14 +1279,14 @@ impl Emitter {
         exit_stub: u64,
         n: u32,
         first_exit: u32,
-        key: u32,
+        (key, cs_base): (u32, u32),
         phys_page: u32,
     ) -> Result<Emitter, IcedError> {
         Ok(Emitter {
             key,
             phys_page,
             code16: key & key::CODE16 != 0,
-            cs_base: key::cs_base(key),
+            cs_base,
             a: CodeAssembler::new(64)?,
             exit_stub,
             n,
@@ -2754,6 +2774,7 @@ mod tests {
             first_exit: 0,
             phys_page: 0,
             first_exec_site: 0,
+            cs_base: 0,
         };
         let b = translate(&bytes, 0x1000, KEY, place, &[]);
         NO_LAHF.with(|c| c.set(false));

@@ -49,13 +49,13 @@ pub struct BenchArgs {
     pub engine: Vec<EngineKind>,
     /// Run the benchmark suite instead (lessons/guests/suite: an LCG
     /// read-modify-write loop, block copies, recursion, a sort, 16-bit real
-    /// mode, paging): seconds and M instructions/s per guest and engine,
+    /// mode, 16-bit protected mode, paging): seconds and M instructions/s per guest and engine,
     /// each guest's checksum checked. scripts/bench-suite.sh runs the same
     /// guests beside QEMU and Bochs. --compute-timeout bounds each run.
     #[arg(long)]
     pub suite: bool,
     /// With --suite: only this guest (repeatable): empty, lcg, strcopy,
-    /// fib, sort, real16, paging.
+    /// fib, sort, real16, prot16, paging.
     #[arg(long, value_name = "NAME", requires = "suite")]
     pub guest: Vec<String>,
 }

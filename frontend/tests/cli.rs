@@ -1167,7 +1167,7 @@ fn bench_suite_runs_the_chosen_guests_and_checks_their_checksums() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(
-            "--guest nope: no such suite guest (known: empty, lcg, strcopy, fib, sort, real16, paging)"
+            "--guest nope: no such suite guest (known: empty, lcg, strcopy, fib, sort, real16, prot16, paging)"
         ),
         "{err}"
     );

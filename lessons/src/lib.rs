@@ -280,6 +280,11 @@ pub static SUITE: &[SuiteGuest] = &[
     suite_guest!("fib", "recursive calls and returns", "0035c7e2"),
     suite_guest!("sort", "insertion sort: branchy loads", "f7226b63"),
     suite_guest!("real16", "16-bit real-mode code", "e213d2d4"),
+    suite_guest!(
+        "prot16",
+        "real16's loop in 16-bit protected mode",
+        "e213d2d4"
+    ),
     suite_guest!("paging", "a touch per 4 KiB page, TLB misses", "d3eb6000"),
 ];
 

@@ -384,8 +384,8 @@ pub enum NotTranslated {
     /// A mode the translator never translates.
     #[error(
         "the CPU is in a mode the translator leaves to the interpreter \
-         (V86, 16-bit protected mode, non-flat 32-bit code, real mode \
-         before the first far jump)"
+         (V86, 16-bit code whose segment limit is not 64 KiB, non-flat \
+         32-bit code, real mode before the first far jump)"
     )]
     Mode,
     /// A condition that passes with the next instruction or two.

@@ -1,5 +1,5 @@
-//! The binary translator on real-mode code, against the interpreter:
-//! random sequences of valid 16-bit instructions (ALU on 8-, 16- and
+//! The binary translator on real-mode and 16-bit protected-mode code,
+//! against the interpreter: random sequences of valid 16-bit instructions (ALU on 8-, 16- and
 //! 32-bit registers, memory operands with 16-bit and 32-bit addressing
 //! through ES, CS, SS and DS at non-zero bases with segment overrides,
 //! PUSH/POP of words and dwords, near CALL/RET, LEA, LODS/STOS/MOVS,
@@ -10,7 +10,12 @@
 //! instruction count. Offsets are random over the whole 64 KiB, so some
 //! accesses run past a segment's limit: the interpreter raises #GP or #SS
 //! there, delivered through the real-mode IVT to a handler that leaves
-//! through the exit port, on both engines alike.
+//! through the exit port, on both engines alike. In 16-bit protected mode
+//! (descriptors from a GDT, a code segment whose base is not its selector
+//! times 16, at CPL 0 or 3, with IOPL 3 or 0) the same programs run, the
+//! segment loads take GDT selectors (one of them null, one a segment of
+//! 4 KiB), and faults go through a 16-bit IDT (from CPL 3 onto the TSS's
+//! ring-0 stack).
 //!
 //! Flags: only instructions whose status flags the SDM defines are
 //! generated (shifts and rotates by one, no multiply), except AF after the
@@ -18,8 +23,8 @@
 //! EFLAGS and the flags images pushed are compared whole (the translator
 //! makes undefined flags the interpreter's on every host CPU).
 //!
-//! A failure names the seed; `RINGLAB_BT16_SEED=N` runs that seed alone
-//! and prints its code.
+//! A failure names the seed; `RINGLAB_BT16_SEED=N` (real mode) or
+//! `RINGLAB_PM16_SEED=N` runs that seed alone and prints its code.
 
 use iced_x86::{Code, Encoder, Instruction, MemoryOperand, Register};
 use machine::cpu::{CpuState, Seg, Segment};
@@ -39,6 +44,66 @@ const SS: u16 = 0x3000;
 /// at it. It leaves through the exit port with AL = 0xEE.
 const HANDLER: u32 = 0x600;
 const SEEDS: u64 = 300;
+/// 16-bit protected mode: where the GDT, the IDT and the TSS live.
+const GDT: u32 = 0x1000;
+const IDT: u32 = 0x1800;
+const TSS: u32 = 0x2000;
+/// The GDT's selectors (RPL 0): the code at CS base 7C00h (linear 8000h
+/// at IP 400h) for CPL 0 and 3, the data segments as in real mode, the
+/// stack for CPL 0 (also the TSS's ring-0 stack) and 3, the handler's
+/// code (base 0), the TSS, and the segments the program loads: two more
+/// 64 KiB ones and one of 4 KiB (not translated code's: the interpreter
+/// makes its accesses).
+const P_CS0: u16 = 0x08;
+const P_DS: u16 = 0x10;
+const P_ES: u16 = 0x18;
+const P_SS0: u16 = 0x20;
+const P_SS3: u16 = 0x28;
+const P_CS3: u16 = 0x30;
+const P_HCS: u16 = 0x38;
+const P_TSS: u16 = 0x40;
+const P_LOADS: [u16; 3] = [0x48, 0x50, 0x58];
+/// Two more code segments (CPL 0), bases 8000h and 8800h.
+const P_CSA: u16 = 0x60;
+const P_CSB: u16 = 0x68;
+/// The ring-0 stack pointer in the TSS (in SS 0x30000's segment, away from
+/// the program's stack).
+const SP0: u32 = 0xF000;
+
+/// The mode a program runs in: real mode, or 16-bit protected mode at
+/// `ring` with IOPL `iopl`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Real,
+    Prot16 { ring: u16, iopl: u32 },
+}
+
+impl Mode {
+    /// The protected-mode variant seed `seed` runs in: CPL 0 for half of
+    /// them, CPL 3 with IOPL 3 (CLI and port I/O allowed) for a quarter,
+    /// CPL 3 with IOPL 0 (they fault: #GP) for the rest.
+    fn prot16(seed: u64) -> Mode {
+        match seed % 4 {
+            0 | 1 => Mode::Prot16 { ring: 0, iopl: 0 },
+            2 => Mode::Prot16 { ring: 3, iopl: 3 },
+            _ => Mode::Prot16 { ring: 3, iopl: 0 },
+        }
+    }
+
+    /// The selectors the program's segment loads pick from.
+    fn loads(self) -> Vec<u32> {
+        match self {
+            Mode::Real => vec![0x1000, 0x1800, 0x2000, 0x2345, 0x3000],
+            Mode::Prot16 { ring, .. } => [P_DS, P_ES]
+                .iter()
+                .chain(&P_LOADS)
+                .map(|&s| (s | ring) as u32)
+                .chain([0])
+                .collect(),
+        }
+    }
+}
+
 const LEN: usize = 60;
 /// Memory compared: the IVT, the code and the three data segments.
 const COMPARED: usize = 0x40000;
@@ -129,7 +194,7 @@ fn mem(r: &mut Rng) -> MemoryOperand {
 
 /// One instruction (or a few that belong together) for seed stream `r`.
 /// `depth`: words and dwords pushed so far (kept shallow and balanced).
-fn gen(r: &mut Rng, depth: &mut Vec<u32>) -> Vec<Instruction> {
+fn gen(r: &mut Rng, depth: &mut Vec<u32>, mode: Mode) -> Vec<Instruction> {
     let i1 = |c, a: Register| Instruction::with1(c, a).unwrap();
     let i2 = |c, a: Register, b: Register| Instruction::with2(c, a, b).unwrap();
     let alu16 = [
@@ -211,7 +276,7 @@ fn gen(r: &mut Rng, depth: &mut Vec<u32>) -> Vec<Instruction> {
         // A segment load mid-block (the interpreter runs it for the
         // translated code, which goes on with the new base).
         21 => {
-            let sel = pick(r, &[0x1000u32, 0x1800, 0x2000, 0x2345, 0x3000]);
+            let sel = pick(r, &mode.loads());
             let sreg = pick(r, &[Register::DS, Register::ES]);
             vec![
                 Instruction::with2(Code::Mov_r16_imm16, Register::DX, sel).unwrap(),
@@ -260,7 +325,7 @@ fn raw_group(r: &mut Rng) -> Vec<u8> {
 
 /// The program for `seed`: 16-bit code, the stack unwound at the end, then
 /// `out 0xf4, al; hlt`.
-fn program(seed: u64) -> Vec<u8> {
+fn program(seed: u64, mode: Mode) -> Vec<u8> {
     let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut enc = Encoder::new(16);
     let mut bytes = Vec::new();
@@ -272,7 +337,7 @@ fn program(seed: u64) -> Vec<u8> {
             n += 1;
             continue;
         }
-        for i in gen(&mut r, &mut depth) {
+        for i in gen(&mut r, &mut depth, mode) {
             let ip = IP as u64 + bytes.len() as u64;
             enc.encode(&i, ip).unwrap();
             bytes.extend(enc.take_buffer());
@@ -299,9 +364,87 @@ fn seg(sel: u16, code: bool) -> Segment {
     }
 }
 
+/// A GDT descriptor: `base`, byte-granular `limit` (up to 1 MiB), access
+/// byte `access` (P, DPL, S, type), 16-bit.
+fn descriptor(base: u32, limit: u32, access: u8) -> u64 {
+    let (b, l) = (base as u64, limit as u64);
+    (l & 0xFFFF)
+        | (b & 0xFF_FFFF) << 16
+        | (access as u64) << 40
+        | (l >> 16 & 0xF) << 48
+        | (b >> 24) << 56
+}
+
+/// 16-bit protected mode for `mode` (`Mode::Prot16`) over the real-mode
+/// machine `setup` made: the GDT, a 16-bit interrupt gate to the handler
+/// for every vector, a 32-bit TSS whose ring-0 stack is SS0:SP0, and the
+/// segments loaded from them.
+fn enter_prot16(m: &mut Machine, st: &mut CpuState, ring: u16, iopl: u32) {
+    let dpl = |d: u8| d << 5;
+    // Present, accessed: code execute/read, data read/write.
+    let (code, data) = (0x9Bu8, 0x93u8);
+    let mut gdt = [0u64; 14];
+    gdt[(P_CS0 >> 3) as usize] = descriptor(0x7C00, 0xFFFF, code);
+    gdt[(P_DS >> 3) as usize] = descriptor(0x10000, 0xFFFF, data | dpl(3));
+    gdt[(P_ES >> 3) as usize] = descriptor(0x20000, 0xFFFF, data | dpl(3));
+    gdt[(P_SS0 >> 3) as usize] = descriptor(0x30000, 0xFFFF, data);
+    gdt[(P_SS3 >> 3) as usize] = descriptor(0x30000, 0xFFFF, data | dpl(3));
+    gdt[(P_CS3 >> 3) as usize] = descriptor(0x7C00, 0xFFFF, code | dpl(3));
+    gdt[(P_HCS >> 3) as usize] = descriptor(0, 0xFFFF, code);
+    // A 32-bit TSS, busy (it is TR's).
+    gdt[(P_TSS >> 3) as usize] = descriptor(TSS, 0x67, 0x8B);
+    gdt[(P_LOADS[0] >> 3) as usize] = descriptor(0x18000, 0xFFFF, data | dpl(3));
+    gdt[(P_LOADS[1] >> 3) as usize] = descriptor(0x23450, 0xFFFF, data | dpl(3));
+    gdt[(P_LOADS[2] >> 3) as usize] = descriptor(0x12340, 0x0FFF, data | dpl(3));
+    gdt[(P_CSA >> 3) as usize] = descriptor(0x8000, 0xFFFF, code);
+    gdt[(P_CSB >> 3) as usize] = descriptor(0x8800, 0xFFFF, code);
+    for (i, d) in gdt.iter().enumerate() {
+        m.mem
+            .write(GDT as u64 + 8 * i as u64, &d.to_le_bytes())
+            .unwrap();
+    }
+    // 16-bit interrupt gates (type 6), DPL 3, to P_HCS:HANDLER.
+    let gate = (HANDLER as u64 & 0xFFFF) | (P_HCS as u64) << 16 | 0xE6u64 << 40;
+    for v in 0..256u64 {
+        m.mem
+            .write(IDT as u64 + 8 * v, &gate.to_le_bytes())
+            .unwrap();
+    }
+    m.mem.write_u32(TSS as u64 + 4, SP0).unwrap();
+    m.mem.write_u32(TSS as u64 + 8, P_SS0 as u32).unwrap();
+    let seg = |sel: u16| Segment::from_descriptor(sel, gdt[(sel >> 3) as usize]);
+    let (cs, ss) = if ring == 3 {
+        (P_CS3, P_SS3)
+    } else {
+        (P_CS0, P_SS0)
+    };
+    st.segs[Seg::Cs as usize] = seg(cs | ring);
+    st.segs[Seg::Ss as usize] = seg(ss | ring);
+    for (s, sel) in [
+        (Seg::Ds, P_DS),
+        (Seg::Es, P_ES),
+        (Seg::Fs, P_DS),
+        (Seg::Gs, P_DS),
+    ] {
+        st.segs[s as usize] = seg(sel | ring);
+    }
+    st.cr0 |= machine::cpu::cr0::PE;
+    st.gdtr = machine::cpu::TableReg {
+        base: GDT,
+        limit: (gdt.len() * 8 - 1) as u16,
+    };
+    st.idtr = machine::cpu::TableReg {
+        base: IDT,
+        limit: 256 * 8 - 1,
+    };
+    st.tr = seg(P_TSS);
+    st.eflags |= iopl << machine::cpu::flags::IOPL_SHIFT;
+}
+
 /// The machine and the start state for `seed`: the program at CS:IP, the
-/// handler and the IVT, random data in the segments, random registers.
-fn setup(seed: u64, code: &[u8]) -> (Machine, CpuState) {
+/// handler and the IVT, random data in the segments, random registers; in
+/// 16-bit protected mode with `mode`'s tables and segments.
+fn setup(seed: u64, code: &[u8], mode: Mode) -> (Machine, CpuState) {
     let mut m = Machine::new(MachineConfig::with_ram(1 << 20)).unwrap();
     let mut r = Rng(seed ^ 0x5555_5555_5555 | 1);
     let mut data = vec![0u8; 0x30000];
@@ -329,13 +472,16 @@ fn setup(seed: u64, code: &[u8]) -> (Machine, CpuState) {
     }
     // SP: mostly mid-segment; now and then where pushes wrap past 0.
     st.regs[4] = (st.regs[4] & 0xFFFF_0000) | if r.below(4) == 0 { 0x0002 } else { 0x8000 };
+    if let Mode::Prot16 { ring, iopl } = mode {
+        enter_prot16(&mut m, &mut st, ring, iopl);
+    }
     (m, st)
 }
 
 /// `code` set up as for `seed` (`setup`), on the translator or the
 /// interpreter.
-fn session(seed: u64, code: &[u8], bt: bool) -> Session {
-    let (m, st) = setup(seed, code);
+fn session(seed: u64, code: &[u8], mode: Mode, bt: bool) -> Session {
+    let (m, st) = setup(seed, code, mode);
     let kind = if bt {
         EngineKind::Bt
     } else {
@@ -353,8 +499,8 @@ fn limits(max: u64, breakpoints: Vec<u32>) -> Limits {
     }
 }
 
-fn run(seed: u64, bt: bool) -> (Stop, CpuState, Vec<u8>, u64, u64) {
-    let mut s = session(seed, &program(seed), bt);
+fn run(seed: u64, mode: Mode, bt: bool) -> (Stop, CpuState, Vec<u8>, u64, u64) {
+    let mut s = session(seed, &program(seed, mode), mode, bt);
     let stop = s.run_until(&limits(100_000, vec![])).unwrap();
     let c = s.cpu_state().unwrap();
     let translated = if bt {
@@ -371,9 +517,9 @@ fn run(seed: u64, bt: bool) -> (Stop, CpuState, Vec<u8>, u64, u64) {
     )
 }
 
-fn check(seed: u64) -> Result<u64, String> {
-    let (si, ci, mi, ni, _) = run(seed, false);
-    let (sb, cb, mb, nb, translated) = run(seed, true);
+fn check(seed: u64, mode: Mode) -> Result<u64, String> {
+    let (si, ci, mi, ni, _) = run(seed, mode, false);
+    let (sb, cb, mb, nb, translated) = run(seed, mode, true);
     let mut diffs = Vec::new();
     if !matches!(si, Stop::GuestExit { .. }) {
         diffs.push(format!("the interpreter did not reach the exit: {si:?}"));
@@ -405,30 +551,32 @@ fn check(seed: u64) -> Result<u64, String> {
     if diffs.is_empty() {
         Ok(translated)
     } else {
-        Err(format!("seed {seed}:\n  {}", diffs.join("\n  ")))
+        Err(format!("seed {seed} ({mode:?}):\n  {}", diffs.join("\n  ")))
     }
 }
 
-#[test]
-fn random_real_mode_sequences_end_the_same_on_the_translator() {
-    if let Some(seed) = std::env::var("RINGLAB_BT16_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        let code = program(seed);
+/// Every seed in `mode_of`'s mode on both engines (or the seed in
+/// environment variable `replay` alone, its code printed): none may
+/// differ, and on average more than half of each program must have run as
+/// translated code (programs that fault early run little).
+fn random_sequences(replay: &str, mode_of: fn(u64) -> Mode) {
+    if let Some(seed) = std::env::var(replay).ok().and_then(|s| s.parse().ok()) {
+        let mode = mode_of(seed);
+        let code = program(seed, mode);
         let dec = iced_x86::Decoder::with_ip(16, &code, IP as u64, 0);
         for i in dec {
             eprintln!("{:04x} {i}", i.ip());
         }
-        let translated = check(seed).unwrap();
-        eprintln!("{translated} instructions ran as translated code");
+        let translated = check(seed, mode).unwrap();
+        let (stop, _, _, n, _) = run(seed, mode, false);
+        eprintln!("{mode:?}: {stop:?} after {n} instructions, {translated} of them translated");
         return;
     }
-    let results: Vec<Result<u64, String>> = (0..SEEDS).map(check).collect();
+    let results: Vec<Result<u64, String>> = (0..SEEDS).map(|s| check(s, mode_of(s))).collect();
     let failures: Vec<String> = results.iter().filter_map(|r| r.clone().err()).collect();
     assert!(
         failures.is_empty(),
-        "{} of {SEEDS} seeds differ (RINGLAB_BT16_SEED=N replays one):\n{}",
+        "{} of {SEEDS} seeds differ ({replay}=N replays one):\n{}",
         failures.len(),
         failures
             .iter()
@@ -437,14 +585,21 @@ fn random_real_mode_sequences_end_the_same_on_the_translator() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    // The point is the translated code: a good part of the instructions
-    // must have run as such (programs that fault early run little): on
-    // average more than half of each program.
     let translated: u64 = results.iter().filter_map(|r| r.as_ref().ok()).sum();
     assert!(
         translated > SEEDS * LEN as u64 / 2,
         "only {translated} instructions ran translated"
     );
+}
+
+#[test]
+fn random_real_mode_sequences_end_the_same_on_the_translator() {
+    random_sequences("RINGLAB_BT16_SEED", |_| Mode::Real);
+}
+
+#[test]
+fn random_16bit_protected_mode_sequences_end_the_same_on_the_translator() {
+    random_sequences("RINGLAB_PM16_SEED", Mode::prot16);
 }
 
 /// A word read at offset FFFFh runs past DS's 64 KiB limit: #GP, on the
@@ -482,7 +637,7 @@ fn accesses_past_the_64k_limit_fault_as_on_the_interpreter() {
     ];
     for (what, code) in cases {
         let go = |bt: bool| {
-            let mut s = session(7, code, bt);
+            let mut s = session(7, code, Mode::Real, bt);
             let stop = s.run_until(&limits(10_000, vec![])).unwrap();
             let c = s.cpu_state().unwrap();
             let mem = s.m.mem.as_slice()[..COMPARED].to_vec();
@@ -533,7 +688,7 @@ fn a_real_mode_loop_runs_as_translated_code() {
         0xE6, 0xF4, 0xF4,               //    out 0xf4, al; hlt
     ];
     let go = |bt: bool| {
-        let mut s = session(11, code, bt);
+        let mut s = session(11, code, Mode::Real, bt);
         let stop = s.run_until(&limits(100_000, vec![])).unwrap();
         let c = s.cpu_state().unwrap();
         (stop, c.regs, s.m.icount(), s.stats())
@@ -566,7 +721,7 @@ fn breakpoints_in_real_mode_code_stop_where_the_interpreter_stops() {
     ];
     let bp = (CS as u32) * 16 + IP as u32 + 4;
     let go = |bt: bool| {
-        let mut s = session(3, code, bt);
+        let mut s = session(3, code, Mode::Real, bt);
         let mut stops = Vec::new();
         for _ in 0..7 {
             let stop = s.run_until(&limits(10_000, vec![bp])).unwrap();
@@ -585,4 +740,103 @@ fn breakpoints_in_real_mode_code_stop_where_the_interpreter_stops() {
     assert_eq!(i[0].0, Stop::Breakpoint { addr: bp });
     assert_eq!((i[0].1, i[0].2), (2, IP as u32 + 4));
     assert_eq!(i, b);
+}
+
+/// A loop of LODSW and 16-bit arithmetic in 16-bit protected mode, its
+/// code segment's base (7C00h) not its selector times 16, at CPL 0 and at
+/// CPL 3: translated code, but for the four segment loads and the exit
+/// port, which the interpreter runs.
+#[test]
+fn a_16bit_protected_mode_loop_runs_as_translated_code() {
+    for (ring, iopl) in [(0, 0), (3, 3)] {
+        let ds = (P_DS | ring) as u8;
+        #[rustfmt::skip]
+        let code: &[u8] = &[
+            0xBD, 0x04, 0x00,               // mov bp, 4
+            0xB8, ds, 0x00,                 // 1: mov ax, P_DS | ring
+            0x8E, 0xD8,                     //    mov ds, ax
+            0x31, 0xF6,                     //    xor si, si
+            0xB9, 0x00, 0x01,               //    mov cx, 256
+            0xAD,                           // 2: lodsw
+            0x01, 0xC2,                     //    add dx, ax
+            0xD1, 0xC2,                     //    rol dx, 1
+            0x31, 0xD7,                     //    xor di, dx
+            0x49,                           //    dec cx
+            0x75, 0xF6,                     //    jnz 2b
+            0x4D,                           //    dec bp
+            0x75, 0xE9,                     //    jnz 1b
+            0x89, 0xF8,                     //    mov ax, di
+            0xE6, 0xF4, 0xF4,               //    out 0xf4, al; hlt
+        ];
+        let mode = Mode::Prot16 { ring, iopl };
+        let go = |bt: bool| {
+            let mut s = session(11, code, mode, bt);
+            let stop = s.run_until(&limits(100_000, vec![])).unwrap();
+            let c = s.cpu_state().unwrap();
+            (stop, c.regs, s.m.icount(), s.stats())
+        };
+        let (si, ri, ni, _) = go(false);
+        let (sb, rb, nb, stats) = go(true);
+        assert!(matches!(si, Stop::GuestExit { .. }), "{mode:?}: {si:?}");
+        assert_eq!((si, ri, ni), (sb, rb, nb), "{mode:?}");
+        assert_eq!(ni, 1 + 4 * (4 + 256 * 6 + 2) + 2);
+        assert_eq!(
+            stats.get(Counter::InterpreterInstructions),
+            Some(5),
+            "{mode:?}: {stats:?}"
+        );
+    }
+}
+
+/// The same code (at linear 9000h) reached through two code segments of
+/// different bases (8000h and 8800h, so different IPs): each runs its own
+/// translation, since the return address a CALL pushes is an IP. The
+/// routine adds the IP its CALL pushed to DI: 1003h under the first
+/// segment, 803h under the second, three times each.
+#[test]
+fn one_code_page_under_two_code_segment_bases_runs_two_translations() {
+    #[rustfmt::skip]
+    let code: &[u8] = &[
+        0xBD, 0x03, 0x00,               // mov bp, 3
+        0x9A, 0x00, 0x10, P_CSA as u8, 0x00, // 1: call P_CSA:1000h
+        0x9A, 0x00, 0x08, P_CSB as u8, 0x00, //    call P_CSB:0800h
+        0x4D,                           //    dec bp
+        0x75, 0xF3,                     //    jnz 1b
+        0x89, 0xF8,                     //    mov ax, di
+        0xE6, 0xF4, 0xF4,               //    out 0xf4, al; hlt
+    ];
+    #[rustfmt::skip]
+    let routine: &[u8] = &[
+        0xE8, 0x00, 0x00,               // call 1f
+        0x58,                           // 1: pop ax
+        0x01, 0xC7,                     //    add di, ax
+        0xCB,                           //    retf
+    ];
+    let mode = Mode::Prot16 { ring: 0, iopl: 0 };
+    let go = |bt: bool| {
+        let mut s = session(5, code, mode, bt);
+        s.m.mem.write(0x9000, routine).unwrap();
+        let di0 = s.cpu_state().unwrap().regs[7];
+        let stop = s.run_until(&limits(10_000, vec![])).unwrap();
+        let c = s.cpu_state().unwrap();
+        (stop, c.regs, di0, s.m.icount(), s.stats())
+    };
+    let (si, ri, di0, ni, _) = go(false);
+    let (sb, rb, _, nb, stats) = go(true);
+    let di = (di0 as u16).wrapping_add(3 * (0x1003 + 0x803));
+    assert_eq!(
+        si,
+        Stop::GuestExit {
+            value: di as u32 & 0xFF
+        }
+    );
+    assert_eq!(ri[7] as u16, di);
+    assert_eq!((si, ri, ni), (sb, rb, nb));
+    // The far calls and returns (six each) and the exit port: the
+    // interpreter's; the routine's CALL, POP and ADD translated.
+    assert_eq!(
+        stats.get(Counter::InterpreterInstructions),
+        Some(13),
+        "{stats:?}"
+    );
 }
