@@ -1200,6 +1200,12 @@ struct Emitter {
     /// path with the flags owed (`pending`): nothing in it after the
     /// access reads the host's RFLAGS (`keeps_image`).
     lazy_hit: bool,
+    /// The last write to memory looked up, while r13 and r14 still hold
+    /// its access on every path that goes on in the block (`Known`).
+    known: Option<Known>,
+    /// The instruction being emitted accesses memory where `known` is:
+    /// no lookup.
+    reuse: bool,
     /// The mode key the block is translated under.
     key: u32,
     /// The physical page the block's code was read from.
@@ -1221,6 +1227,37 @@ struct Fail {
     label: CodeLabel,
     k: u32,
     resume: Option<(CodeLabel, bool)>,
+}
+
+/// A write to memory whose lookup a later access to the same place takes
+/// over (`Emitter::known`): the address as the instruction gave it (same
+/// registers, unchanged since, same displacement and segment: the same
+/// linear address), its size, and the slow paths of its instruction, in
+/// `Emitter::fails` and `Emitter::colds`. Its lookup found the page
+/// writable RAM, the access within it, its accessed and dirty bits set,
+/// so an access of at most its size at the same address needs no lookup
+/// and cannot fault; nothing between them may change a mapping (no
+/// callout comes between: anything but register instructions and
+/// accesses ends it). The slow paths of the write, where the interpreter
+/// ran it and r14 holds nothing, leave the block after it instead of
+/// going on.
+#[derive(Clone)]
+struct Known {
+    addr: (Register, Register, Register, u32, u64),
+    size: u32,
+    fails: std::ops::Range<usize>,
+    colds: std::ops::Range<usize>,
+}
+
+/// The address of `insn`'s memory operand, as `Known` compares them.
+fn mem_addr(insn: &Instruction) -> (Register, Register, Register, u32, u64) {
+    (
+        insn.memory_segment(),
+        insn.memory_base(),
+        insn.memory_index(),
+        insn.memory_index_scale(),
+        insn.memory_displacement64(),
+    )
 }
 
 /// An undefined-flags fix that waits (`Emitter::deferred`): the
@@ -1301,6 +1338,8 @@ impl Emitter {
             info: InstructionInfoFactory::new(),
             r14_whole: false,
             lazy_hit: false,
+            known: None,
+            reuse: false,
             exec_sites: Vec::new(),
             first_exec_site: 0,
             page: 0,
@@ -2227,8 +2266,10 @@ impl Emitter {
                 }
             }
             self.lazy_hit = self.lahf && keeps;
+            self.reuse = self.reuses_known(insn, *p);
             self.instruction(insn, *p, k, eip, &live, after[k as usize])?;
             self.lazy_hit = false;
+            self.follow_known(insn, *p, fails_before, colds_before);
             // Its slow paths go on right after it (a block-ending one
             // exits to its next instruction instead: see below), in the
             // same state of the flags as its fast path.
@@ -2288,6 +2329,59 @@ impl Emitter {
         self.chain_homes()
     }
 
+    /// Whether `insn`, planned `p`, accesses memory where the last write
+    /// did (`known`), at most as many bytes: then its lookup is taken over,
+    /// and the write's slow paths leave the block after it.
+    fn reuses_known(&mut self, insn: &Instruction, p: Plan) -> bool {
+        let Plan::Mem { size, .. } = p else {
+            return false;
+        };
+        let Some(kn) = &self.known else {
+            return false;
+        };
+        if kn.addr != mem_addr(insn) || size > kn.size {
+            return false;
+        }
+        for f in &mut self.fails[kn.fails.clone()] {
+            f.resume = None;
+        }
+        for c in &mut self.colds[kn.colds.clone()] {
+            c.resume = None;
+        }
+        true
+    }
+
+    /// `known` after instruction `insn`, planned `p`, whose slow paths
+    /// start at `fails` and `colds`: a write to memory it looked up is
+    /// known; one that took it over keeps it; a register instruction
+    /// keeps it; anything else ends it (a read looked up moves r13 and r14;
+    /// other plans use them or call out), as does a write to a register
+    /// its address is made of.
+    fn follow_known(&mut self, insn: &Instruction, p: Plan, fails: usize, colds: usize) {
+        match p {
+            Plan::Mem { size, write: true } if !self.reuse => {
+                self.known = Some(Known {
+                    addr: mem_addr(insn),
+                    size,
+                    fails: fails..self.fails.len(),
+                    colds: colds..self.colds.len(),
+                });
+            }
+            Plan::Ident | Plan::Mem { .. } if self.reuse || matches!(p, Plan::Ident) => {}
+            _ => self.known = None,
+        }
+        self.reuse = false;
+        if let Some(kn) = &self.known {
+            let (_, base, index, _, _) = kn.addr;
+            let moved = [base, index].into_iter().any(|r| {
+                r != Register::None && writes_register(&mut self.info, insn, r.full_register32())
+            });
+            if moved {
+                self.known = None;
+            }
+        }
+    }
+
     /// The host code of guest instruction `k` (`insn`, at `eip`) as `p`
     /// plans it; `live`: the flags needed before each instruction after
     /// its memory check, `after`: the status flags needed after this one.
@@ -2309,7 +2403,9 @@ impl Emitter {
                     self.fix_undefined_flags(insn, after)?;
                 }
                 Plan::Mem { size, write } => {
-                    self.mem_ptr(insn, size, write, k, live[k as usize])?;
+                    if !self.reuse {
+                        self.mem_ptr(insn, size, write, k, live[k as usize])?;
+                    }
                     // (LEA for a byte or a word: `Emitter::at`.)
                     self.at(size)?;
                     self.fix_undefined_flags_before(insn, after)?;

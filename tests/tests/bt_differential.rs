@@ -1442,3 +1442,99 @@ fn one_code_page_at_two_linear_addresses_runs_as_each() {
         "the loop ran translated: {translated:?}"
     );
 }
+
+/// An access to the place the last write went (the same registers and
+/// displacement) takes over the write's lookup in translated code, which
+/// holds only where the write was made there: the write faults (#PF, the
+/// handler maps the page and it is made again), goes to a device register
+/// (the local APIC's TPR: the interpreter makes it), or crosses a page
+/// (likewise); a read larger than the write (here one that crosses into
+/// a page mapped elsewhere), or after its address register moved, looks
+/// up again. The registers, the counts and each
+/// round's record are the interpreter's.
+#[test]
+fn an_access_where_the_last_write_went_shares_its_lookup() {
+    use iced_x86::code_asm::*;
+    const PD: u32 = 0x1_0000;
+    const PT_PROBE: u32 = 0x1_1000;
+    const TABLES: u32 = 0x3_0000; // GDT, IDT, GDTR and IDTR
+    const PROBE: u32 = 0x40_0000;
+    const PROBE_PHYS: u32 = 0x30_0000;
+    const TPR: u32 = 0xFEE0_0080;
+    const PT_APIC: u32 = 0x1_3000;
+    const ROUNDS: u32 = 48;
+    let mut a = CodeAssembler::new(32).unwrap();
+    let mut top = a.create_label();
+    let mut mapped = a.create_label();
+    let mut handler = a.create_label();
+    a.lgdt(ptr(TABLES + 0x2000)).unwrap();
+    a.lidt(ptr(TABLES + 0x2008)).unwrap();
+    paging_on(&mut a, PD);
+    a.mov(ecx, ROUNDS).unwrap();
+    a.mov(edi, SCRATCH).unwrap();
+    a.mov(esi, PROBE).unwrap();
+    a.mov(ebp, TPR).unwrap();
+    a.xor(ebx, ebx).unwrap();
+    a.set_label(&mut top).unwrap();
+    // Every third round PROBE is not present: the write faults.
+    a.mov(eax, ecx).unwrap();
+    a.and(eax, 3).unwrap();
+    a.jnz(mapped).unwrap();
+    a.mov(dword_ptr(PT_PROBE), 0u32).unwrap();
+    a.invlpg(dword_ptr(esi)).unwrap();
+    a.set_label(&mut mapped).unwrap();
+    a.mov(eax, ecx).unwrap();
+    a.imul_3(eax, eax, 0x9E37_79B1u32 as i32).unwrap();
+    a.add(dword_ptr(esi), eax).unwrap();
+    a.xor(ebx, dword_ptr(esi)).unwrap(); // the ADD's lookup
+    a.mov(byte_ptr(esi + 4), bl).unwrap();
+    a.mov(edx, dword_ptr(esi + 4)).unwrap(); // larger: looked up
+    a.add(ebx, edx).unwrap();
+    a.mov(dword_ptr(ebp), ecx).unwrap(); // the TPR: the interpreter's
+    a.mov(edx, dword_ptr(ebp)).unwrap();
+    a.add(ebx, edx).unwrap();
+    a.mov(dword_ptr(esi + 0xFFE), ebx).unwrap(); // crosses into 401000h
+    a.mov(edx, dword_ptr(esi + 0xFFE)).unwrap();
+    a.add(ebx, edx).unwrap();
+    a.mov(byte_ptr(esi + 0xFFF), bl).unwrap(); // the last byte of PROBE
+    a.mov(edx, dword_ptr(esi + 0xFFF)).unwrap(); // larger, and crosses
+    a.add(ebx, edx).unwrap();
+    a.mov(dword_ptr(esi + 8), ebx).unwrap();
+    a.add(esi, 4).unwrap(); // moved: looked up
+    a.mov(edx, dword_ptr(esi + 8)).unwrap();
+    a.sub(esi, 4).unwrap();
+    a.add(ebx, edx).unwrap();
+    a.mov(dword_ptr(edi), ebx).unwrap();
+    a.add(edi, 4).unwrap();
+    a.dec(ecx).unwrap();
+    a.jnz(top).unwrap();
+    a.mov(eax, ebx).unwrap();
+    a.out(0xF4, al).unwrap();
+    a.hlt().unwrap();
+    // #PF: PROBE present again, counted in the word after the rounds'
+    // records; the write is made again.
+    a.set_label(&mut handler).unwrap();
+    a.mov(dword_ptr(PT_PROBE), PROBE_PHYS | P_RW).unwrap();
+    a.inc(dword_ptr(SCRATCH + 4 * ROUNDS)).unwrap();
+    a.add(esp, 4).unwrap(); // the error code
+    a.iretd().unwrap();
+    let (code, entry) = assemble_at_load(&mut a, &handler);
+    let setup = |m: &mut Machine| {
+        page_directory(
+            m,
+            PD,
+            &[
+                (PROBE, PT_PROBE, PROBE_PHYS),
+                (PROBE + 0x1000, PT_PROBE, PROBE_PHYS + 0x2000),
+                (TPR & !0xFFF, PT_APIC, TPR & !0xFFF),
+            ],
+        );
+        descriptor_tables(m, TABLES, 14, entry);
+    };
+    let run = |bt: bool| run_code(bt, 8 << 20, &code, &setup, 4 * ROUNDS as usize + 4);
+    let i = run(false);
+    assert!(matches!(i.stop, Stop::GuestExit { .. }), "{:?}", i.stop);
+    // The write faulted in the rounds where ECX is a multiple of 4.
+    assert_eq!(i.word(ROUNDS as usize), ROUNDS / 4);
+    same_as_interp(&run(true), &i, 1, ROUNDS as u64 * 10);
+}
