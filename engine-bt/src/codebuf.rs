@@ -117,8 +117,11 @@ impl CodeBuf {
             )
         };
         self.used += code.len();
-        // Keep blocks 16-byte aligned.
-        self.used = (self.used + 15) & !15;
+        // Keep blocks 32-byte aligned: the host fetches and caches decoded
+        // code in 32- and 64-byte windows, and 16-byte alignment left a
+        // hot loop's speed to where the blocks before it happened to end
+        // (the suite's sort 9 % either way with its own code unchanged).
+        self.used = (self.used + 31) & !31;
         self.used = self.used.min(self.size);
         Some(at)
     }
