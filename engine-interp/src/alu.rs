@@ -85,6 +85,42 @@ pub fn alu<const K: u8>(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     Ok(())
 }
 
+/// ALU with a 32-bit register and a dword of memory (`reg op= [mem]`),
+/// the address of shape `EA`: one read through the TLB, no operand kinds.
+pub fn alu_rm32<const K: u8, const EA: u8>(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
+    let off = op.ea_k::<EA>(c);
+    let b = c.rd(m, op.seg as usize, off, 4)?;
+    let a = c.regs[op.r0 as usize & 7];
+    let r = alu_op::<K>(c, 4, a, b);
+    if K != CMP {
+        c.regs[op.r0 as usize & 7] = r;
+    }
+    Ok(())
+}
+
+/// ALU on a dword of memory and a 32-bit register (`[mem] op= reg`), the
+/// address of shape `EA`: the read and the write through one TLB lookup
+/// for writing where it hits (`Cpu::rmw_ptr`); else, and for CMP, the
+/// general form.
+pub fn alu_mr32<const K: u8, const EA: u8>(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
+    if K != CMP {
+        let off = op.ea_k::<EA>(c);
+        let lin = c.seg_lin(op.seg as usize, off, 4, true)?;
+        c.align_check(lin, 4)?;
+        if let Some(p) = c.rmw_ptr(lin, 4) {
+            let b = c.regs[op.r1 as usize & 7];
+            // SAFETY: `rmw_ptr` gives an address inside guest RAM with
+            // the four bytes in one page (see the TLB's module comment).
+            let a = unsafe { (p as *const u32).read_unaligned() };
+            let r = alu_op::<K>(c, 4, a, b);
+            // SAFETY: as above; a write entry: no cached code there.
+            unsafe { (p as *mut u32).write_unaligned(r) };
+            return Ok(());
+        }
+    }
+    alu::<K>(c, m, op)
+}
+
 /// ALU on two registers of 32 bits: the hot form, without operand kinds.
 pub fn alu_rr32<const K: u8>(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
     let a = c.regs[op.r0 as usize & 7];

@@ -150,10 +150,14 @@ pub enum Shape {
     /// Operand size fixed by the mnemonic.
     Width(u8),
     /// IMUL: the one-operand form's handler; the three-operand form has
-    /// its immediate in `imm` and `x` = 1.
+    /// its immediate in `imm` and `x` = 1; both forms on 32-bit registers
+    /// have their own (`muldiv::imul_rr32`).
     Imul(Handler),
     /// The first operand is an immediate (INT n, AAM, AAD).
     Imm,
+    /// Shifts and rotates: the copies for a 32-bit register, then for a
+    /// register of another width.
+    Shift(Handler, Handler),
     /// SHLD/SHRD: the count in CL (`imm2` = 1) or an immediate.
     Shxd,
     /// A string instruction: REP in `x`.
@@ -219,9 +223,11 @@ fn shape(form: &table::Form, op: &mut Op, i: &Instruction) -> Option<Handler> {
             (K_REG, K_IMM, 4) => ri32,
             (K_REG, K_REG, _) => rr,
             (K_REG, K_IMM, _) => ri,
+            (K_REG, K_MEM, 4) => alu_mem32(i.mnemonic(), true, op.ea_shape()).unwrap_or(f),
+            (K_MEM, K_REG, 4) => alu_mem32(i.mnemonic(), false, op.ea_shape()).unwrap_or(f),
             _ => f,
         },
-        Shape::IncDec(r32, r) => match (op.k0, op.w) {
+        Shape::IncDec(r32, r) | Shape::Shift(r32, r) => match (op.k0, op.w) {
             (K_REG, 4) => r32,
             (K_REG, _) => r,
             _ => f,
@@ -265,15 +271,22 @@ fn shape(form: &table::Form, op: &mut Op, i: &Instruction) -> Option<Handler> {
             op.w = w;
             f
         }
-        Shape::Imul(one) => match i.op_count() {
-            1 => one,
-            2 => f,
-            _ => {
-                op.x = 1;
-                op.imm = i.immediate(2) as u32;
+        Shape::Imul(one) => {
+            let fast = if op.k1 == K_REG && op.w == 4 {
+                crate::muldiv::imul_rr32
+            } else {
                 f
+            };
+            match i.op_count() {
+                1 => one,
+                2 => fast,
+                _ => {
+                    op.x = 1;
+                    op.imm = i.immediate(2) as u32;
+                    fast
+                }
             }
-        },
+        }
         Shape::Imm => {
             op.imm = i.immediate(0) as u32;
             f
@@ -406,6 +419,37 @@ fn shape(form: &table::Form, op: &mut Op, i: &Instruction) -> Option<Handler> {
             op.k1 = K_MEM;
             f
         }
+    })
+}
+
+/// The ALU's dword forms with memory (`alu::alu_rm32`: `reg op= [mem]`
+/// when `reg_dst`, else `alu::alu_mr32`), by operation and by the shape
+/// of the address, as MOV's.
+fn alu_mem32(mn: iced_x86::Mnemonic, reg_dst: bool, ea: u8) -> Option<Handler> {
+    use alu::{ADC, ADD, AND, CMP, OR, SBB, SUB, XOR};
+    use iced_x86::Mnemonic as M;
+    macro_rules! by_shape {
+        ($k:expr) => {
+            match (reg_dst, ea) {
+                (true, EA_BD) => alu::alu_rm32::<$k, EA_BD> as Handler,
+                (true, EA_BID) => alu::alu_rm32::<$k, EA_BID>,
+                (true, _) => alu::alu_rm32::<$k, EA_ANY>,
+                (false, EA_BD) => alu::alu_mr32::<$k, EA_BD>,
+                (false, EA_BID) => alu::alu_mr32::<$k, EA_BID>,
+                (false, _) => alu::alu_mr32::<$k, EA_ANY>,
+            }
+        };
+    }
+    Some(match mn {
+        M::Add => by_shape!(ADD),
+        M::Or => by_shape!(OR),
+        M::Adc => by_shape!(ADC),
+        M::Sbb => by_shape!(SBB),
+        M::And => by_shape!(AND),
+        M::Sub => by_shape!(SUB),
+        M::Xor => by_shape!(XOR),
+        M::Cmp => by_shape!(CMP),
+        _ => return None,
     })
 }
 

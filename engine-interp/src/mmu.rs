@@ -645,6 +645,19 @@ impl Cpu {
         self.tlb.e[Self::tlb_index(self.cpl == 3)].as_ptr()
     }
 
+    /// The host address of a `w`-byte access at `lin` that may read and
+    /// write, when the TLB has the page for writing (so for reading too:
+    /// present, writable at this CPL, accessed and dirty, RAM without
+    /// cached code or a watchpoint) and the access stays in it: a
+    /// read-modify-write's one lookup. None: the caller takes the general
+    /// path, which walks the page tables and raises the faults.
+    #[inline(always)]
+    pub(crate) fn rmw_ptr(&self, lin: u32, w: u8) -> Option<*mut u8> {
+        let e = &self.tlb.e[Self::tlb_index(self.cpl == 3)][tlb_slot(lin)];
+        (e.wtag == lin & !0xFFF && (lin & 0xFFF) <= 0x1000 - w as u32)
+            .then(|| (lin as usize).wrapping_add(e.addend) as *mut u8)
+    }
+
     /// Checks that a write of `w` bytes at `lin` would succeed (for
     /// instructions that must not change anything before they fault).
     ///

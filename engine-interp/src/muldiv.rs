@@ -85,6 +85,22 @@ pub fn imul2(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     Ok(())
 }
 
+/// IMUL r32, r32 and IMUL r32, r32, imm: the hot forms, without operand
+/// kinds.
+pub fn imul_rr32(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
+    let b = c.regs[op.r1 as usize & 7] as i32 as i64;
+    let a = if op.x == 1 {
+        op.imm as i32 as i64
+    } else {
+        c.regs[op.r0 as usize & 7] as i32 as i64
+    };
+    let p = a * b;
+    let lo = p as u32;
+    c.regs[op.r0 as usize & 7] = lo;
+    set_mul_flags(c, 4, lo, lo as i32 as i64 != p);
+    Ok(())
+}
+
 /// DIV r/m: #DE on division by zero or a quotient that does not fit.
 pub fn div(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let d = c.get0(m, op)? as u64;

@@ -28,19 +28,16 @@ fn count(c: &Cpu, op: &Op) -> u32 {
     }
 }
 
-/// Group 2: x = operation (the ModRM reg field).
-pub fn shift(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
-    let n = count(c, op);
-    let (loc, v) = c.loc0(m, op)?;
-    if n == 0 {
-        return Ok(());
-    }
-    let w = op.w;
+/// Shift or rotate `x` (the ModRM reg field) of `v`, `w` bytes wide, by
+/// `n` (1..31): the result, CF, OF, and whether SF, ZF and PF follow the
+/// result (the shifts; the rotates leave them). None when nothing changes
+/// (RCL or RCR by a multiple of the width plus one).
+#[inline(always)]
+fn shift_op(c: &Cpu, x: u8, w: u8, v: u32, n: u32) -> Option<(u32, bool, bool, bool)> {
     let bits = w as u32 * 8;
     let mk = mask(w);
     let sb = sign(w);
-    let cf_in = c.fl.cf();
-    let (r, cf, of, szp) = match op.x {
+    Some(match x {
         ROL => {
             let k = n % bits;
             let r = if k == 0 {
@@ -64,10 +61,10 @@ pub fn shift(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
         RCL => {
             let k = if bits == 32 { n } else { n % (bits + 1) };
             if k == 0 {
-                return Ok(());
+                return None;
             }
             // Rotate the (bits+1)-bit quantity CF:v left by k.
-            let wide = ((cf_in as u64) << bits) | v as u64;
+            let wide = ((c.fl.cf() as u64) << bits) | v as u64;
             let total = bits + 1;
             let rot = ((wide << k) | (wide >> (total - k))) & ((1u64 << total) - 1);
             let r = (rot as u32) & mk;
@@ -77,9 +74,9 @@ pub fn shift(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
         RCR => {
             let k = if bits == 32 { n } else { n % (bits + 1) };
             if k == 0 {
-                return Ok(());
+                return None;
             }
-            let wide = ((cf_in as u64) << bits) | v as u64;
+            let wide = ((c.fl.cf() as u64) << bits) | v as u64;
             let total = bits + 1;
             let rot = ((wide >> k) | (wide << (total - k))) & ((1u64 << total) - 1);
             let r = (rot as u32) & mk;
@@ -108,13 +105,61 @@ pub fn shift(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
             let cf = (s >> (n - 1).min(63)) & 1 != 0;
             (r, cf, false, true)
         }
-    };
-    c.put(m, op, loc, r)?;
+    })
+}
+
+/// The flags of a shift or rotate (`shift_op`'s).
+#[inline(always)]
+fn shift_flags(c: &mut Cpu, w: u8, r: u32, cf: bool, of: bool, szp: bool) {
     if szp {
         c.fl.set_szp(w, r, cf, of, false);
     } else {
         // Rotates change only CF and OF.
         c.fl.set_cf_of(cf, of);
+    }
+}
+
+/// Group 2: x = operation (the ModRM reg field).
+pub fn shift(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
+    let n = count(c, op);
+    let (loc, v) = c.loc0(m, op)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let Some((r, cf, of, szp)) = shift_op(c, op.x, op.w, v, n) else {
+        return Ok(());
+    };
+    c.put(m, op, loc, r)?;
+    shift_flags(c, op.w, r, cf, of, szp);
+    Ok(())
+}
+
+/// Group 2 operation `X` on a 32-bit register: the hot form, without
+/// operand kinds.
+pub fn shift_r32<const X: u8>(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
+    let n = count(c, op);
+    if n == 0 {
+        return Ok(());
+    }
+    let v = c.regs[op.r0 as usize & 7];
+    if let Some((r, cf, of, szp)) = shift_op(c, X, 4, v, n) {
+        c.regs[op.r0 as usize & 7] = r;
+        shift_flags(c, 4, r, cf, of, szp);
+    }
+    Ok(())
+}
+
+/// Group 2 operation `X` on an 8- or 16-bit register (real-mode code's
+/// `ROL DX, 1`).
+pub fn shift_r<const X: u8>(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
+    let n = count(c, op);
+    if n == 0 {
+        return Ok(());
+    }
+    let v = c.reg(op.r0, op.w);
+    if let Some((r, cf, of, szp)) = shift_op(c, X, op.w, v, n) {
+        c.set_reg(op.r0, op.w, r);
+        shift_flags(c, op.w, r, cf, of, szp);
     }
     Ok(())
 }

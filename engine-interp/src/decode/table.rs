@@ -164,14 +164,14 @@ forms! {
     Bsf      => muldiv::bsf_bsr,           Plain,                                                  0,     NONE;
     Bsr      => muldiv::bsf_bsr,           Plain,                                                  1,     NONE;
     // Shifts and rotates (shift.rs).
-    Rol      => shift::shift,              Plain,                                                  ROL,   IDENT;
-    Ror      => shift::shift,              Plain,                                                  ROR,   IDENT;
-    Rcl      => shift::shift,              Plain,                                                  RCL,   IDENT;
-    Rcr      => shift::shift,              Plain,                                                  RCR,   IDENT;
-    Shl      => shift::shift,              Plain,                                                  SHL,   IDENT;
-    Shr      => shift::shift,              Plain,                                                  SHR,   IDENT;
-    Sal      => shift::shift,              Plain,                                                  SAL,   NONE;
-    Sar      => shift::shift,              Plain,                                                  SAR,   IDENT;
+    Rol      => shift::shift,              Shift(shift::shift_r32::<ROL>, shift::shift_r::<ROL>),  ROL,   IDENT;
+    Ror      => shift::shift,              Shift(shift::shift_r32::<ROR>, shift::shift_r::<ROR>),  ROR,   IDENT;
+    Rcl      => shift::shift,              Shift(shift::shift_r32::<RCL>, shift::shift_r::<RCL>),  RCL,   IDENT;
+    Rcr      => shift::shift,              Shift(shift::shift_r32::<RCR>, shift::shift_r::<RCR>),  RCR,   IDENT;
+    Shl      => shift::shift,              Shift(shift::shift_r32::<SHL>, shift::shift_r::<SHL>),  SHL,   IDENT;
+    Shr      => shift::shift,              Shift(shift::shift_r32::<SHR>, shift::shift_r::<SHR>),  SHR,   IDENT;
+    Sal      => shift::shift,              Shift(shift::shift_r32::<SAL>, shift::shift_r::<SAL>),  SAL,   NONE;
+    Sar      => shift::shift,              Shift(shift::shift_r32::<SAR>, shift::shift_r::<SAR>),  SAR,   IDENT;
     Shld     => shift::shxd,               Shxd,                                                   0,     IDENT;
     Shrd     => shift::shxd,               Shxd,                                                   1,     IDENT;
     // String instructions (string.rs, io.rs): REP in `x`.
