@@ -1805,20 +1805,21 @@ impl Emitter {
         }
     }
 
-    /// MOVS's copy of a `w`-byte element from [r14] to the destination
-    /// kept in the context (through r8).
+    /// MOVS's copy of a `w`-byte element from the source whose host
+    /// address is kept in the context to the destination just looked up
+    /// (through r8, the address in r11).
     fn movs_copy(&mut self, w: u32) -> R {
         let m = self.at(w)?;
+        self.a.mov(r11, qword_ptr(r15 + ctx::SCRATCH))?;
         match w {
-            1 => self.a.mov(r8b, byte_ptr(m))?,
-            2 => self.a.mov(r8w, word_ptr(m))?,
-            _ => self.a.mov(r8d, dword_ptr(m))?,
+            1 => self.a.mov(r8b, byte_ptr(r11))?,
+            2 => self.a.mov(r8w, word_ptr(r11))?,
+            _ => self.a.mov(r8d, dword_ptr(r11))?,
         }
-        self.a.mov(r14, qword_ptr(r15 + ctx::SCRATCH))?;
         match w {
-            1 => self.a.mov(byte_ptr(r14 + 0), r8b),
-            2 => self.a.mov(word_ptr(r14 + 0), r8w),
-            _ => self.a.mov(dword_ptr(r14 + 0), r8d),
+            1 => self.a.mov(byte_ptr(m), r8b),
+            2 => self.a.mov(word_ptr(m), r8w),
+            _ => self.a.mov(dword_ptr(m), r8d),
         }
     }
 
@@ -2525,13 +2526,14 @@ impl Emitter {
                     self.string_advance(insn, false, w)?;
                 }
                 Plan::Movs(w) if self.code16 => {
-                    self.string_offset(insn, false)?;
-                    self.seg_ptr(0, w, true, k, true)?;
-                    self.a.lea(r14, r14 + r13)?;
-                    self.a.mov(qword_ptr(r15 + ctx::SCRATCH), r14)?;
+                    // As the 32-bit form below: the source first.
                     self.string_offset(insn, true)?;
                     let seg = seg_index(insn.memory_segment());
-                    self.seg_ptr(seg, w, false, k, live[k as usize])?;
+                    self.seg_ptr(seg, w, false, k, true)?;
+                    self.a.lea(r14, r14 + r13)?;
+                    self.a.mov(qword_ptr(r15 + ctx::SCRATCH), r14)?;
+                    self.string_offset(insn, false)?;
+                    self.seg_ptr(0, w, true, k, live[k as usize])?;
                     self.movs_copy(w)?;
                     self.string_advance(insn, true, w)?;
                     self.string_advance(insn, false, w)?;
@@ -2683,16 +2685,21 @@ impl Emitter {
                     self.a.lea(edi, rdi + w as i32)?;
                 }
                 Plan::Movs(w) => {
-                    // The destination first (nothing is changed before both
-                    // lookups succeed), kept in the context meanwhile.
-                    // (The flags must survive the first lookup: the second
-                    // one may still exit to the interpreter.)
-                    self.a.mov(r13d, edi)?;
-                    self.host_ptr(w, true, k, true)?;
+                    // The source first, as the CPU and the interpreter read
+                    // it before they write: a lookup that misses walks the
+                    // page tables and sets accessed and dirty bits, so a
+                    // source that faults must find the destination's
+                    // untouched. Its host address is kept in the context
+                    // across the destination's lookup; nothing is changed
+                    // before both succeed. (The flags must survive the
+                    // first lookup: the second one may still exit to the
+                    // interpreter.)
+                    self.a.mov(r13d, esi)?;
+                    self.host_ptr(w, false, k, true)?;
                     self.a.lea(r14, r14 + r13)?;
                     self.a.mov(qword_ptr(r15 + ctx::SCRATCH), r14)?;
-                    self.a.mov(r13d, esi)?;
-                    self.host_ptr(w, false, k, live[k as usize])?;
+                    self.a.mov(r13d, edi)?;
+                    self.host_ptr(w, true, k, live[k as usize])?;
                     self.movs_copy(w)?;
                     self.a.lea(esi, rsi + w as i32)?;
                     self.a.lea(edi, rdi + w as i32)?;

@@ -1538,3 +1538,68 @@ fn an_access_where_the_last_write_went_shares_its_lookup() {
     assert_eq!(i.word(ROUNDS as usize), ROUNDS / 4);
     same_as_interp(&run(true), &i, 1, ROUNDS as u64 * 10);
 }
+
+/// MOVS reads its source before it writes its destination, so a source
+/// that faults leaves the destination's page-table entry as it was: the
+/// translator looks the source up first too (a lookup that misses walks
+/// the page tables and sets the accessed and dirty bits). Each round
+/// unmaps the source and clears the destination entry's A and D bits; the
+/// #PF handler records that entry, then maps the source, and MOVSD runs
+/// again. The records are the interpreter's: A and D clear.
+#[test]
+fn a_movs_whose_source_faults_leaves_the_destination_untouched() {
+    use iced_x86::code_asm::*;
+    const PD: u32 = 0x1_0000;
+    const PT_HIGH: u32 = 0x1_1000;
+    const TABLES: u32 = 0x3_0000; // GDT, IDT, GDTR and IDTR
+    const SRC: u32 = 0x40_0000;
+    const DST: u32 = 0x40_1000;
+    const ROUNDS: u32 = 16;
+    let pte = |lin: u32| PT_HIGH + 4 * ((lin >> 12) & 0x3FF);
+    let mut a = CodeAssembler::new(32).unwrap();
+    let mut top = a.create_label();
+    let mut handler = a.create_label();
+    a.lgdt(ptr(TABLES + 0x2000)).unwrap();
+    a.lidt(ptr(TABLES + 0x2008)).unwrap();
+    paging_on(&mut a, PD);
+    a.mov(ecx, ROUNDS).unwrap();
+    a.mov(ebx, SCRATCH).unwrap();
+    a.set_label(&mut top).unwrap();
+    a.mov(dword_ptr(pte(SRC)), 0u32).unwrap(); // the source not present
+    a.mov(dword_ptr(pte(DST)), 0x30_1000 | P_RW).unwrap(); // A, D clear
+    a.mov(eax, SRC).unwrap();
+    a.invlpg(dword_ptr(eax)).unwrap();
+    a.mov(eax, DST).unwrap();
+    a.invlpg(dword_ptr(eax)).unwrap();
+    a.mov(esi, SRC).unwrap();
+    a.mov(edi, DST).unwrap();
+    a.movsd().unwrap(); // faults on the source
+    a.dec(ecx).unwrap();
+    a.jnz(top).unwrap();
+    a.mov(eax, dword_ptr(DST)).unwrap();
+    a.out(0xF4, al).unwrap();
+    a.hlt().unwrap();
+    // #PF: the destination's entry recorded, the source mapped again.
+    a.set_label(&mut handler).unwrap();
+    a.push(eax).unwrap();
+    a.mov(eax, dword_ptr(pte(DST))).unwrap();
+    a.mov(dword_ptr(ebx), eax).unwrap();
+    a.add(ebx, 4).unwrap();
+    a.mov(dword_ptr(pte(SRC)), 0x30_0000 | P_RW).unwrap();
+    a.pop(eax).unwrap();
+    a.add(esp, 4).unwrap(); // the error code
+    a.iretd().unwrap();
+    let (code, entry) = assemble_at_load(&mut a, &handler);
+    let setup = |m: &mut Machine| {
+        page_directory(m, PD, &[(SRC, PT_HIGH, 0x30_0000)]);
+        m.mem.write_u32(0x30_0000, 0x1234_5678).unwrap();
+        descriptor_tables(m, TABLES, 14, entry);
+    };
+    let run = |bt: bool| run_code(bt, 8 << 20, &code, &setup, 4 * ROUNDS as usize);
+    let i = run(false);
+    assert_eq!(i.stop, Stop::GuestExit { value: 0x78 });
+    for r in 0..ROUNDS as usize {
+        assert_eq!(i.word(r), 0x30_1000 | P_RW, "round {r}: A and D clear");
+    }
+    same_as_interp(&run(true), &i, 1, ROUNDS as u64 * 8);
+}

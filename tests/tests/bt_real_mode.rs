@@ -12,7 +12,8 @@
 //! there, delivered through the real-mode IVT to a handler that leaves
 //! through the exit port, on both engines alike. In 16-bit protected mode
 //! (descriptors from a GDT, a code segment whose base is not its selector
-//! times 16, at CPL 0 or 3, with IOPL 3 or 0) the same programs run, the
+//! times 16, at CPL 0 or 3, with IOPL 3 or 0, with paging or without:
+//! user, supervisor and read-only pages) the same programs run, the
 //! segment loads take GDT selectors (one of them null, one a segment of
 //! 4 KiB), and faults go through a 16-bit IDT (from CPL 3 onto the TSS's
 //! ring-0 stack).
@@ -70,24 +71,34 @@ const P_CSB: u16 = 0x68;
 /// the program's stack).
 const SP0: u32 = 0xF000;
 
+/// With paging (`Mode::Prot16`): the page directory and the page table
+/// mapping the first MiB to itself, user and writable but for DS's first
+/// page (user, read-only) and ES's (supervisor).
+const PD: u32 = 0x4000;
+const PT: u32 = 0x5000;
+
 /// The mode a program runs in: real mode, or 16-bit protected mode at
-/// `ring` with IOPL `iopl`.
+/// `ring` with IOPL `iopl`, with or without paging.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Mode {
     Real,
-    Prot16 { ring: u16, iopl: u32 },
+    Prot16 { ring: u16, iopl: u32, paging: bool },
 }
 
 impl Mode {
     /// The protected-mode variant seed `seed` runs in: CPL 0 for half of
     /// them, CPL 3 with IOPL 3 (CLI and port I/O allowed) for a quarter,
-    /// CPL 3 with IOPL 0 (they fault: #GP) for the rest.
+    /// CPL 3 with IOPL 0 (they fault: #GP) for the rest; every other seed
+    /// with paging (at CPL 3 a write through DS's first page or any access
+    /// through ES's is a #PF).
     fn prot16(seed: u64) -> Mode {
-        match seed % 4 {
-            0 | 1 => Mode::Prot16 { ring: 0, iopl: 0 },
-            2 => Mode::Prot16 { ring: 3, iopl: 3 },
-            _ => Mode::Prot16 { ring: 3, iopl: 0 },
-        }
+        let (ring, iopl) = match seed % 4 {
+            0 | 1 => (0, 0),
+            2 => (3, 3),
+            _ => (3, 0),
+        };
+        let paging = seed & 4 != 0;
+        Mode::Prot16 { ring, iopl, paging }
     }
 
     /// The selectors the program's segment loads pick from.
@@ -379,7 +390,7 @@ fn descriptor(base: u32, limit: u32, access: u8) -> u64 {
 /// machine `setup` made: the GDT, a 16-bit interrupt gate to the handler
 /// for every vector, a 32-bit TSS whose ring-0 stack is SS0:SP0, and the
 /// segments loaded from them.
-fn enter_prot16(m: &mut Machine, st: &mut CpuState, ring: u16, iopl: u32) {
+fn enter_prot16(m: &mut Machine, st: &mut CpuState, ring: u16, iopl: u32, paging: bool) {
     let dpl = |d: u8| d << 5;
     // Present, accessed: code execute/read, data read/write.
     let (code, data) = (0x9Bu8, 0x93u8);
@@ -439,6 +450,21 @@ fn enter_prot16(m: &mut Machine, st: &mut CpuState, ring: u16, iopl: u32) {
     };
     st.tr = seg(P_TSS);
     st.eflags |= iopl << machine::cpu::flags::IOPL_SHIFT;
+    if paging {
+        for page in 0..256u32 {
+            let bits = match page << 12 {
+                0x10000 => 0x5, // present, user, read-only
+                0x20000 => 0x3, // present, supervisor, writable
+                _ => 0x7,
+            };
+            m.mem
+                .write_u32((PT + 4 * page) as u64, page << 12 | bits)
+                .unwrap();
+        }
+        m.mem.write_u32(PD as u64, PT | 0x7).unwrap();
+        st.cr3 = PD;
+        st.cr0 |= machine::cpu::cr0::PG;
+    }
 }
 
 /// The machine and the start state for `seed`: the program at CS:IP, the
@@ -472,8 +498,8 @@ fn setup(seed: u64, code: &[u8], mode: Mode) -> (Machine, CpuState) {
     }
     // SP: mostly mid-segment; now and then where pushes wrap past 0.
     st.regs[4] = (st.regs[4] & 0xFFFF_0000) | if r.below(4) == 0 { 0x0002 } else { 0x8000 };
-    if let Mode::Prot16 { ring, iopl } = mode {
-        enter_prot16(&mut m, &mut st, ring, iopl);
+    if let Mode::Prot16 { ring, iopl, paging } = mode {
+        enter_prot16(&mut m, &mut st, ring, iopl, paging);
     }
     (m, st)
 }
@@ -768,7 +794,11 @@ fn a_16bit_protected_mode_loop_runs_as_translated_code() {
             0x89, 0xF8,                     //    mov ax, di
             0xE6, 0xF4, 0xF4,               //    out 0xf4, al; hlt
         ];
-        let mode = Mode::Prot16 { ring, iopl };
+        let mode = Mode::Prot16 {
+            ring,
+            iopl,
+            paging: false,
+        };
         let go = |bt: bool| {
             let mut s = session(11, code, mode, bt);
             let stop = s.run_until(&limits(100_000, vec![])).unwrap();
@@ -812,7 +842,11 @@ fn one_code_page_under_two_code_segment_bases_runs_two_translations() {
         0x01, 0xC7,                     //    add di, ax
         0xCB,                           //    retf
     ];
-    let mode = Mode::Prot16 { ring: 0, iopl: 0 };
+    let mode = Mode::Prot16 {
+        ring: 0,
+        iopl: 0,
+        paging: false,
+    };
     let go = |bt: bool| {
         let mut s = session(5, code, mode, bt);
         s.m.mem.write(0x9000, routine).unwrap();
