@@ -171,14 +171,26 @@ pub fn lookup(
             // The instruction runs into the next page.
             break;
         }
-        let op = lower_or_report(
+        let mut op = lower_or_report(
             m,
             c,
             &insn,
             &bytes[total as usize..total as usize + insn.len()],
         );
         total += insn.len() as u32;
-        let end = decode::ends_block(&insn) || insn.is_invalid();
+        // A conditional branch does not end its block: not taken, the
+        // block goes on (a loop's test and its body in one block, which
+        // then runs again without a lookup); taken, it ends there. One back
+        // to the block's start does end it: the loop runs again from the
+        // block's end (`Interp::exec`), which costs less than a taken
+        // branch in the middle.
+        let jcc = insn.is_jcc_short_or_near()
+            && !insn.is_invalid()
+            && insn.near_branch_target() != c.eip as u64;
+        if jcc {
+            op.f = crate::control::jcc_mid;
+        }
+        let end = (decode::ends_block(&insn) && !jcc) || insn.is_invalid();
         ops.push(op);
         if end {
             break;

@@ -59,6 +59,17 @@ pub fn jcc(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
     }
 }
 
+/// Jcc in the middle of a block (the block goes on after it when not
+/// taken: `block::lookup`): taken, it ends the block (`Cpu::taken`).
+pub fn jcc_mid(c: &mut Cpu, _m: &mut Machine, op: &Op) -> R<()> {
+    if c.fl.cond(op.x) {
+        c.jump_near(c.eip.wrapping_add(op.imm), op.w)?;
+        c.taken = true;
+        c.exit_block = true;
+    }
+    Ok(())
+}
+
 /// JMP r/m (near, absolute indirect).
 pub fn jmp_ind(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let t = c.get0(m, op)?;

@@ -105,6 +105,11 @@ pub struct Cpu {
     /// Set with `exit_block` by an instruction that stopped part way and
     /// will run again (a long REP string operation): it did not retire.
     pub(crate) restart: bool,
+    /// Set with `exit_block` by a conditional branch taken in the middle
+    /// of a block (`control::jcc_mid`): the block ends there and the run
+    /// goes on with the block at the target, as after a block's last
+    /// instruction.
+    pub(crate) taken: bool,
     /// Set with `exit_block` by a JMP to itself with IF and TF clear
     /// (`control::jmp_rel`): the run loop ends the run with
     /// `Stop::Spinning` unless an NMI can still be taken.
@@ -192,6 +197,7 @@ impl Cpu {
             nmi_blocked: s.nmi_blocked,
             cpl: 0,
             exit_block: false,
+            taken: false,
             restart: false,
             spinning: false,
             rep_left: crate::string::REP_CHUNK,

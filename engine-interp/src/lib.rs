@@ -97,6 +97,9 @@ pub(crate) enum OpEnd {
     /// Completed and asked the run loop to look (`exit_block`), or faulted
     /// and the exception was delivered.
     Exit,
+    /// Completed: a conditional branch taken in the middle of its block
+    /// (`Cpu::taken`); the run goes on at the block there.
+    Taken,
     /// Faulted, and the delivery triple-faulted.
     Triple,
 }
@@ -111,6 +114,11 @@ pub(crate) fn run_op(c: &mut Cpu, m: &mut Machine, op: &ops::Op, start: u32) -> 
     match (op.f)(c, m, op) {
         Ok(()) => {
             if c.exit_block {
+                if std::mem::take(&mut c.taken) {
+                    c.exit_block = false;
+                    c.pending += 1;
+                    return OpEnd::Taken;
+                }
                 if !std::mem::take(&mut c.restart) {
                     c.pending += 1;
                 }
@@ -217,8 +225,8 @@ impl Interp {
             // again at once, as long as nothing changed its mapping.
             loop {
                 c.counters.blocks_run += 1;
-                let n = (blk.ops.len() as u64).min(remaining) as usize;
-                for op in &blk.ops[..n] {
+                let mut n = (blk.ops.len() as u64).min(remaining) as usize;
+                for (k, op) in blk.ops[..n].iter().enumerate() {
                     let start = c.eip;
                     if !limit_ok && start as u64 + op.len as u64 > cs_limit as u64 + 1 {
                         if !c.raise(m, fault::Exc::new(fault::vec::GP, Some(0))) {
@@ -229,6 +237,10 @@ impl Interp {
                     c.eip = start.wrapping_add(op.len as u32) & ip_mask;
                     match run_op(c, m, op, start) {
                         OpEnd::Next => {}
+                        OpEnd::Taken => {
+                            n = k + 1;
+                            break;
+                        }
                         OpEnd::Exit => break 'blocks,
                         OpEnd::Triple => {
                             flow = Flow::Triple;
