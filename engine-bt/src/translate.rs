@@ -802,10 +802,10 @@ pub fn translate(
 /// interpreter may raise an exception there, which pushes EFLAGS), and so
 /// does the block's end (the next block may read them). An instruction's
 /// own exit restores the flags it saved, so it is not counted for itself.
-/// Also returns whether they are needed at the block's entry.
 /// Also returns, for each instruction, the status flags (iced-x86's
-/// `RflagsBits`) still needed after it.
-fn flags_live_after(insns: &[(Instruction, Plan)]) -> (Vec<bool>, Vec<u32>, bool) {
+/// `RflagsBits`) still needed after it. (At the block's entry they are
+/// always kept: `Emitter::block`'s budget check.)
+fn flags_live_after(insns: &[(Instruction, Plan)]) -> (Vec<bool>, Vec<u32>) {
     use iced_x86::RflagsBits as F;
     let status = F::OF | F::SF | F::ZF | F::AF | F::CF | F::PF;
     let mut live = status;
@@ -818,7 +818,7 @@ fn flags_live_after(insns: &[(Instruction, Plan)]) -> (Vec<bool>, Vec<u32>, bool
         let may_exit = !matches!(p, Plan::Ident | Plan::Jcc | Plan::Jmp | Plan::Lea);
         live = if may_exit { status } else { before };
     }
-    (out, after, live != 0)
+    (out, after)
 }
 
 /// How translated code makes the status flags the SDM leaves undefined
@@ -860,7 +860,7 @@ enum Fix {
 /// the loop.
 fn plan_undefined_flags(insns: &mut [(Instruction, Plan)]) {
     loop {
-        let (_, after, _) = flags_live_after(insns);
+        let (_, after) = flags_live_after(insns);
         let mut changed = false;
         for (k, (insn, p)) in insns.iter_mut().enumerate() {
             if matches!(p, Plan::Ident | Plan::Mem { .. })
@@ -2227,22 +2227,24 @@ impl Emitter {
 
     fn block(&mut self, insns: &[(Instruction, Plan)], end_eip: u32, after_shadow: bool) -> R {
         let n = insns.len() as u32;
-        let (live, after, entry_live) = flags_live_after(insns);
+        let (live, after) = flags_live_after(insns);
         // The budget: blocks reached through chaining must not run past the
         // next device deadline or the instruction budget.
-        // (The path out of budget is emitted after the body.)
+        // (The path out of budget is emitted after the body.) The flags
+        // are saved around the check even where the block overwrites them
+        // before it reads any: a block without the budget to run leaves
+        // with the flags it came with, which whatever comes next sees (an
+        // interrupt's frame, a debugger's stop, the interpreter), not the
+        // check's. (Where the block does not need them, the owed restore
+        // is dropped by its first instruction that writes them all.)
         let mut no_budget = self.a.create_label();
-        if entry_live {
-            self.save_flags()?;
-        }
+        self.save_flags()?;
         let mut img_entry = self.a.create_label();
         self.a.set_label(&mut img_entry)?;
         self.img_entry = Some(img_entry);
         self.a.sub(qword_ptr(r15 + ctx::BUDGET), n as i32)?;
         self.a.jl(no_budget)?;
-        if entry_live {
-            self.restore_flags_lazy()?;
-        }
+        self.restore_flags_lazy()?;
         for (k, (insn, p)) in insns.iter().enumerate() {
             let k = k as u32;
             let eip = insn.ip32();
@@ -2323,9 +2325,7 @@ impl Emitter {
         }
         self.a.set_label(&mut no_budget)?;
         self.a.add(qword_ptr(r15 + ctx::BUDGET), n as i32)?;
-        if entry_live {
-            self.restore_flags()?;
-        }
+        self.restore_flags()?;
         self.exit_with(Some(insns[0].0.ip32()), 0, 0, None)?;
         self.chain_homes()
     }

@@ -1603,3 +1603,62 @@ fn a_movs_whose_source_faults_leaves_the_destination_untouched() {
     }
     same_as_interp(&run(true), &i, 1, ROUNDS as u64 * 8);
 }
+
+/// A run stopped after any number of instructions ends where the same
+/// number of single steps ends, on both engines, through a loop whose
+/// blocks hold conditional branches in their middle (the interpreter's
+/// blocks go on past a branch not taken and end at one taken): each count
+/// from 1 to 400 against the single-stepped states.
+#[test]
+fn runs_stop_exactly_in_blocks_with_branches_inside() {
+    #[rustfmt::skip]
+    let code: &[u8] = &[
+        0xB9, 0x40, 0x00, 0x00, 0x00,       // mov ecx, 64
+        0x31, 0xC0,                         // xor eax, eax
+        0x89, 0xCA,                         // 1: mov edx, ecx
+        0x83, 0xE2, 0x03,                   //    and edx, 3
+        0x74, 0x01,                         //    jz 2f (taken every 4th)
+        0x40,                               //    inc eax
+        0x01, 0xC8,                         // 2: add eax, ecx
+        0x83, 0xFA, 0x02,                   //    cmp edx, 2
+        0x72, 0x02,                         //    jb 3f
+        0xD1, 0xE0,                         //    shl eax, 1
+        0x49,                               // 3: dec ecx
+        0x75, 0xEC,                         //    jnz 1b
+        0xE6, 0xF4,                         //    out 0xf4, al
+        0xF4,                               //    hlt
+    ];
+    let state = |s: &mut Session| {
+        let c = s.cpu_state().unwrap();
+        (c.regs, c.eip, c.eflags, s.m.icount())
+    };
+    let session = |bt: bool| {
+        let mut m = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
+        m.mem.write(LOAD as u64, code).unwrap();
+        let mut st = CpuState::multiboot(LOAD, 0, 0);
+        st.regs[4] = STACK;
+        on(m, bt, &st)
+    };
+    let at = |n: u64| Limits {
+        max_icount: Some(n),
+        ..limits()
+    };
+    for bt in [false, true] {
+        let mut stepped = session(bt);
+        let mut steps = Vec::new();
+        for n in 1..=400 {
+            stepped.run_until(&at(n)).unwrap();
+            steps.push(state(&mut stepped));
+        }
+        assert_eq!(steps[399].3, 400, "bt {bt}: one instruction a run");
+        for n in 1..=400u64 {
+            let mut s = session(bt);
+            s.run_until(&at(n)).unwrap();
+            assert_eq!(
+                state(&mut s),
+                steps[n as usize - 1],
+                "bt {bt}: {n} instructions"
+            );
+        }
+    }
+}
