@@ -1023,15 +1023,12 @@ fn undefined_flags_pushed_by_a_fault_after_a_shift_are_the_interpreters() {
     use iced_x86::code_asm::*;
     const PD: u32 = 0x1_0000;
     const PT_PROBE: u32 = 0x1_1000;
-    const TABLES: u32 = 0x3_0000; // GDT, IDT, GDTR and IDTR
     const PROBE: u32 = 0x40_0000;
     const PROBE_PHYS: u32 = 0x30_0000;
     let mut a = CodeAssembler::new(32).unwrap();
     let mut top = a.create_label();
     let mut handler = a.create_label();
-    a.lgdt(ptr(TABLES + 0x2000)).unwrap();
-    a.lidt(ptr(TABLES + 0x2008)).unwrap();
-    paging_on(&mut a, PD);
+    enter_paged(&mut a, PD);
     a.mov(ecx, 64u32).unwrap();
     a.mov(edi, SCRATCH).unwrap();
     a.mov(esi, PROBE).unwrap();
@@ -1057,12 +1054,11 @@ fn undefined_flags_pushed_by_a_fault_after_a_shift_are_the_interpreters() {
     a.add(edi, 4).unwrap();
     a.mov(dword_ptr(PT_PROBE), PROBE_PHYS | P_RW).unwrap();
     a.pop(eax).unwrap();
-    a.add(esp, 4).unwrap(); // the error code
-    a.iretd().unwrap();
+    pf_return(&mut a);
     let (code, entry) = assemble_at_load(&mut a, &handler);
     let setup = |m: &mut Machine| {
         page_directory(m, PD, &[(PROBE, PT_PROBE, PROBE_PHYS)]);
-        descriptor_tables(m, TABLES, 14, entry);
+        descriptor_tables(m, PF_TABLES, 14, entry);
     };
     let run = |bt: bool| run_code(bt, 8 << 20, &code, &setup, 64 * 4);
     let i = run(false);
@@ -1154,6 +1150,27 @@ fn page_directory(m: &mut Machine, pd: u32, maps: &[(u32, u32, u32)]) {
             .write_u32((pd + 4 * (lin >> 22)) as u64, pt | P_RW)
             .unwrap();
     }
+}
+
+/// The page-fault tests' descriptor tables (`descriptor_tables`): a GDT,
+/// an IDT whose #PF gate leads to the test's handler, GDTR and IDTR.
+const PF_TABLES: u32 = 0x3_0000;
+
+/// A page-fault test's start: GDT and IDT loaded (`PF_TABLES`), paging on
+/// with page directory `pd`.
+fn enter_paged(a: &mut iced_x86::code_asm::CodeAssembler, pd: u32) {
+    use iced_x86::code_asm::*;
+    a.lgdt(ptr(PF_TABLES + 0x2000)).unwrap();
+    a.lidt(ptr(PF_TABLES + 0x2008)).unwrap();
+    paging_on(a, pd);
+}
+
+/// A #PF handler's end: the error code dropped, IRET (the access is made
+/// again).
+fn pf_return(a: &mut iced_x86::code_asm::CodeAssembler) {
+    use iced_x86::code_asm::*;
+    a.add(esp, 4).unwrap();
+    a.iretd().unwrap();
 }
 
 /// Code that loads CR3 with `pd` and turns paging on.
@@ -1457,7 +1474,6 @@ fn an_access_where_the_last_write_went_shares_its_lookup() {
     use iced_x86::code_asm::*;
     const PD: u32 = 0x1_0000;
     const PT_PROBE: u32 = 0x1_1000;
-    const TABLES: u32 = 0x3_0000; // GDT, IDT, GDTR and IDTR
     const PROBE: u32 = 0x40_0000;
     const PROBE_PHYS: u32 = 0x30_0000;
     const TPR: u32 = 0xFEE0_0080;
@@ -1467,9 +1483,7 @@ fn an_access_where_the_last_write_went_shares_its_lookup() {
     let mut top = a.create_label();
     let mut mapped = a.create_label();
     let mut handler = a.create_label();
-    a.lgdt(ptr(TABLES + 0x2000)).unwrap();
-    a.lidt(ptr(TABLES + 0x2008)).unwrap();
-    paging_on(&mut a, PD);
+    enter_paged(&mut a, PD);
     a.mov(ecx, ROUNDS).unwrap();
     a.mov(edi, SCRATCH).unwrap();
     a.mov(esi, PROBE).unwrap();
@@ -1516,8 +1530,7 @@ fn an_access_where_the_last_write_went_shares_its_lookup() {
     a.set_label(&mut handler).unwrap();
     a.mov(dword_ptr(PT_PROBE), PROBE_PHYS | P_RW).unwrap();
     a.inc(dword_ptr(SCRATCH + 4 * ROUNDS)).unwrap();
-    a.add(esp, 4).unwrap(); // the error code
-    a.iretd().unwrap();
+    pf_return(&mut a);
     let (code, entry) = assemble_at_load(&mut a, &handler);
     let setup = |m: &mut Machine| {
         page_directory(
@@ -1529,7 +1542,7 @@ fn an_access_where_the_last_write_went_shares_its_lookup() {
                 (TPR & !0xFFF, PT_APIC, TPR & !0xFFF),
             ],
         );
-        descriptor_tables(m, TABLES, 14, entry);
+        descriptor_tables(m, PF_TABLES, 14, entry);
     };
     let run = |bt: bool| run_code(bt, 8 << 20, &code, &setup, 4 * ROUNDS as usize + 4);
     let i = run(false);
@@ -1551,7 +1564,6 @@ fn a_movs_whose_source_faults_leaves_the_destination_untouched() {
     use iced_x86::code_asm::*;
     const PD: u32 = 0x1_0000;
     const PT_HIGH: u32 = 0x1_1000;
-    const TABLES: u32 = 0x3_0000; // GDT, IDT, GDTR and IDTR
     const SRC: u32 = 0x40_0000;
     const DST: u32 = 0x40_1000;
     const ROUNDS: u32 = 16;
@@ -1559,9 +1571,7 @@ fn a_movs_whose_source_faults_leaves_the_destination_untouched() {
     let mut a = CodeAssembler::new(32).unwrap();
     let mut top = a.create_label();
     let mut handler = a.create_label();
-    a.lgdt(ptr(TABLES + 0x2000)).unwrap();
-    a.lidt(ptr(TABLES + 0x2008)).unwrap();
-    paging_on(&mut a, PD);
+    enter_paged(&mut a, PD);
     a.mov(ecx, ROUNDS).unwrap();
     a.mov(ebx, SCRATCH).unwrap();
     a.set_label(&mut top).unwrap();
@@ -1587,13 +1597,12 @@ fn a_movs_whose_source_faults_leaves_the_destination_untouched() {
     a.add(ebx, 4).unwrap();
     a.mov(dword_ptr(pte(SRC)), 0x30_0000 | P_RW).unwrap();
     a.pop(eax).unwrap();
-    a.add(esp, 4).unwrap(); // the error code
-    a.iretd().unwrap();
+    pf_return(&mut a);
     let (code, entry) = assemble_at_load(&mut a, &handler);
     let setup = |m: &mut Machine| {
         page_directory(m, PD, &[(SRC, PT_HIGH, 0x30_0000)]);
         m.mem.write_u32(0x30_0000, 0x1234_5678).unwrap();
-        descriptor_tables(m, TABLES, 14, entry);
+        descriptor_tables(m, PF_TABLES, 14, entry);
     };
     let run = |bt: bool| run_code(bt, 8 << 20, &code, &setup, 4 * ROUNDS as usize);
     let i = run(false);

@@ -713,22 +713,29 @@ fn a_real_mode_loop_runs_as_translated_code() {
         0x89, 0xF8,                     //    mov ax, di
         0xE6, 0xF4, 0xF4,               //    out 0xf4, al; hlt
     ];
+    runs_translated_but(code, Mode::Real, 1 + 4 * (5 + 256 * 6 + 2) + 2, 5);
+}
+
+/// `code` in `mode` on both engines: the same exit, registers and count
+/// (`insns` instructions), and only `interpreted` of them the
+/// interpreter's on the translator (here the loops' segment loads and the
+/// exit port).
+fn runs_translated_but(code: &[u8], mode: Mode, insns: u64, interpreted: u64) {
     let go = |bt: bool| {
-        let mut s = session(11, code, Mode::Real, bt);
+        let mut s = session(11, code, mode, bt);
         let stop = s.run_until(&limits(100_000, vec![])).unwrap();
         let c = s.cpu_state().unwrap();
         (stop, c.regs, s.m.icount(), s.stats())
     };
     let (si, ri, ni, _) = go(false);
     let (sb, rb, nb, stats) = go(true);
-    assert!(matches!(si, Stop::GuestExit { .. }), "{si:?}");
-    assert_eq!((si, ri, ni), (sb, rb, nb));
-    assert_eq!(ni, 1 + 4 * (5 + 256 * 6 + 2) + 2);
-    // MOV DS (4 times) and OUT: the interpreter's; the rest translated.
+    assert!(matches!(si, Stop::GuestExit { .. }), "{mode:?}: {si:?}");
+    assert_eq!((si, ri, ni), (sb, rb, nb), "{mode:?}");
+    assert_eq!(ni, insns, "{mode:?}");
     assert_eq!(
         stats.get(Counter::InterpreterInstructions),
-        Some(5),
-        "{stats:?}"
+        Some(interpreted),
+        "{mode:?}: {stats:?}"
     );
 }
 
@@ -799,22 +806,7 @@ fn a_16bit_protected_mode_loop_runs_as_translated_code() {
             iopl,
             paging: false,
         };
-        let go = |bt: bool| {
-            let mut s = session(11, code, mode, bt);
-            let stop = s.run_until(&limits(100_000, vec![])).unwrap();
-            let c = s.cpu_state().unwrap();
-            (stop, c.regs, s.m.icount(), s.stats())
-        };
-        let (si, ri, ni, _) = go(false);
-        let (sb, rb, nb, stats) = go(true);
-        assert!(matches!(si, Stop::GuestExit { .. }), "{mode:?}: {si:?}");
-        assert_eq!((si, ri, ni), (sb, rb, nb), "{mode:?}");
-        assert_eq!(ni, 1 + 4 * (4 + 256 * 6 + 2) + 2);
-        assert_eq!(
-            stats.get(Counter::InterpreterInstructions),
-            Some(5),
-            "{mode:?}: {stats:?}"
-        );
+        runs_translated_but(code, mode, 1 + 4 * (4 + 256 * 6 + 2) + 2, 5);
     }
 }
 
