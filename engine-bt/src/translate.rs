@@ -2360,7 +2360,8 @@ impl Emitter {
     /// its address is made of.
     fn follow_known(&mut self, insn: &Instruction, p: Plan, fails: usize, colds: usize) {
         match p {
-            Plan::Mem { size, write: true } if !self.reuse => {
+            Plan::Mem { .. } if self.reuse => {}
+            Plan::Mem { size, write: true } => {
                 self.known = Some(Known {
                     addr: mem_addr(insn),
                     size,
@@ -2368,7 +2369,7 @@ impl Emitter {
                     colds: colds..self.colds.len(),
                 });
             }
-            Plan::Ident | Plan::Mem { .. } if self.reuse || matches!(p, Plan::Ident) => {}
+            Plan::Ident => {}
             _ => self.known = None,
         }
         self.reuse = false;

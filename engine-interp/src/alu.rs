@@ -98,25 +98,23 @@ pub fn alu_rm32<const K: u8, const EA: u8>(c: &mut Cpu, m: &mut Machine, op: &Op
     Ok(())
 }
 
-/// ALU on a dword of memory and a 32-bit register (`[mem] op= reg`), the
-/// address of shape `EA`: the read and the write through one TLB lookup
-/// for writing where it hits (`Cpu::rmw_ptr`); else, and for CMP, the
-/// general form.
+/// ALU on a dword of memory and a 32-bit register (`[mem] op= reg`, not
+/// CMP, which writes nothing), the address of shape `EA`: the read and the
+/// write through one TLB lookup for writing where it hits
+/// (`Cpu::rmw_ptr`); else the general form.
 pub fn alu_mr32<const K: u8, const EA: u8>(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
-    if K != CMP {
-        let off = op.ea_k::<EA>(c);
-        let lin = c.seg_lin(op.seg as usize, off, 4, true)?;
-        c.align_check(lin, 4)?;
-        if let Some(p) = c.rmw_ptr(lin, 4) {
-            let b = c.regs[op.r1 as usize & 7];
-            // SAFETY: `rmw_ptr` gives an address inside guest RAM with
-            // the four bytes in one page (see the TLB's module comment).
-            let a = unsafe { (p as *const u32).read_unaligned() };
-            let r = alu_op::<K>(c, 4, a, b);
-            // SAFETY: as above; a write entry: no cached code there.
-            unsafe { (p as *mut u32).write_unaligned(r) };
-            return Ok(());
-        }
+    let off = op.ea_k::<EA>(c);
+    let lin = c.seg_lin(op.seg as usize, off, 4, true)?;
+    c.align_check(lin, 4)?;
+    if let Some(p) = c.rmw_ptr(lin, 4) {
+        let b = c.regs[op.r1 as usize & 7];
+        // SAFETY: `rmw_ptr` gives an address inside guest RAM with the
+        // four bytes in one page (see the TLB's module comment).
+        let a = unsafe { (p as *const u32).read_unaligned() };
+        let r = alu_op::<K>(c, 4, a, b);
+        // SAFETY: as above; a write entry: no cached code there.
+        unsafe { (p as *mut u32).write_unaligned(r) };
+        return Ok(());
     }
     alu::<K>(c, m, op)
 }

@@ -184,9 +184,7 @@ pub fn lookup(
         // to the block's start does end it: the loop runs again from the
         // block's end (`Interp::exec`), which costs less than a taken
         // branch in the middle.
-        let jcc = insn.is_jcc_short_or_near()
-            && !insn.is_invalid()
-            && insn.near_branch_target() != c.eip as u64;
+        let jcc = insn.is_jcc_short_or_near() && insn.near_branch_target() != c.eip as u64;
         if jcc {
             op.f = crate::control::jcc_mid;
         }

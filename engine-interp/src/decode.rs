@@ -131,9 +131,9 @@ pub enum Shape {
     /// ALU: the copies for 32-bit register-register and register-immediate,
     /// then for the same forms of the other widths.
     Alu(Handler, Handler, Handler, Handler),
-    /// INC/DEC: the copies for a 32-bit register, then for a register of
-    /// another width.
-    IncDec(Handler, Handler),
+    /// INC/DEC, shifts and rotates: the copies for a 32-bit register,
+    /// then for a register of another width.
+    Reg(Handler, Handler),
     /// MOV: segment, control and debug registers have their own handlers;
     /// 32-bit register and memory forms their own copies.
     Mov,
@@ -155,9 +155,6 @@ pub enum Shape {
     Imul(Handler),
     /// The first operand is an immediate (INT n, AAM, AAD).
     Imm,
-    /// Shifts and rotates: the copies for a 32-bit register, then for a
-    /// register of another width.
-    Shift(Handler, Handler),
     /// SHLD/SHRD: the count in CL (`imm2` = 1) or an immediate.
     Shxd,
     /// A string instruction: REP in `x`.
@@ -227,7 +224,7 @@ fn shape(form: &table::Form, op: &mut Op, i: &Instruction) -> Option<Handler> {
             (K_MEM, K_REG, 4) => alu_mem32(i.mnemonic(), false, op.ea_shape()).unwrap_or(f),
             _ => f,
         },
-        Shape::IncDec(r32, r) | Shape::Shift(r32, r) => match (op.k0, op.w) {
+        Shape::Reg(r32, r) => match (op.k0, op.w) {
             (K_REG, 4) => r32,
             (K_REG, _) => r,
             _ => f,
@@ -424,10 +421,13 @@ fn shape(form: &table::Form, op: &mut Op, i: &Instruction) -> Option<Handler> {
 
 /// The ALU's dword forms with memory (`alu::alu_rm32`: `reg op= [mem]`
 /// when `reg_dst`, else `alu::alu_mr32`), by operation and by the shape
-/// of the address, as MOV's.
+/// of the address, as MOV's. CMP [mem], reg keeps the general form.
 fn alu_mem32(mn: iced_x86::Mnemonic, reg_dst: bool, ea: u8) -> Option<Handler> {
     use alu::{ADC, ADD, AND, CMP, OR, SBB, SUB, XOR};
     use iced_x86::Mnemonic as M;
+    if !reg_dst && mn == M::Cmp {
+        return None;
+    }
     macro_rules! by_shape {
         ($k:expr) => {
             match (reg_dst, ea) {

@@ -695,25 +695,39 @@ fn accesses_past_the_64k_limit_fault_as_on_the_interpreter() {
 #[test]
 fn a_real_mode_loop_runs_as_translated_code() {
     #[rustfmt::skip]
-    let code: &[u8] = &[
-        0xBD, 0x04, 0x00,               // mov bp, 4
-        0x89, 0xE8,                     // 1: mov ax, bp
-        0x05, 0x00, 0x10,               //    add ax, 0x1000
-        0x8E, 0xD8,                     //    mov ds, ax
-        0x31, 0xF6,                     //    xor si, si
-        0xB9, 0x00, 0x01,               //    mov cx, 256
+    let code = lodsw_loop(&[
+        0x89, 0xE8,                     // mov ax, bp
+        0x05, 0x00, 0x10,               // add ax, 0x1000
+    ]);
+    runs_translated_but(&code, Mode::Real, 1 + 4 * (5 + 256 * 6 + 2) + 2, 5);
+}
+
+/// The suite's real16 loop shape, four passes, the segment each pass
+/// reads loaded into AX by `load_ax`:
+/// `mov bp, 4; 1: load_ax; mov ds, ax; xor si, si; mov cx, 256;
+/// 2: lodsw; add dx, ax; rol dx, 1; xor di, dx; dec cx; jnz 2b;
+/// dec bp; jnz 1b; mov ax, di; out 0xf4, al; hlt`.
+fn lodsw_loop(load_ax: &[u8]) -> Vec<u8> {
+    let mut code = vec![0xBD, 0x04, 0x00];
+    code.extend(load_ax);
+    #[rustfmt::skip]
+    code.extend([
+        0x8E, 0xD8,                     // mov ds, ax
+        0x31, 0xF6,                     // xor si, si
+        0xB9, 0x00, 0x01,               // mov cx, 256
         0xAD,                           // 2: lodsw
         0x01, 0xC2,                     //    add dx, ax
         0xD1, 0xC2,                     //    rol dx, 1
         0x31, 0xD7,                     //    xor di, dx
         0x49,                           //    dec cx
         0x75, 0xF6,                     //    jnz 2b
-        0x4D,                           //    dec bp
-        0x75, 0xE7,                     //    jnz 1b
-        0x89, 0xF8,                     //    mov ax, di
-        0xE6, 0xF4, 0xF4,               //    out 0xf4, al; hlt
-    ];
-    runs_translated_but(code, Mode::Real, 1 + 4 * (5 + 256 * 6 + 2) + 2, 5);
+        0x4D,                           // dec bp
+        0x75,                           // jnz 1b (below)
+    ]);
+    // Back to just after `mov bp, 4`, from the end of this jump.
+    code.push((3i32 - (code.len() as i32 + 1)) as u8);
+    code.extend([0x89, 0xF8, 0xE6, 0xF4, 0xF4]);
+    code
 }
 
 /// `code` in `mode` on both engines: the same exit, registers and count
@@ -782,31 +796,14 @@ fn breakpoints_in_real_mode_code_stop_where_the_interpreter_stops() {
 #[test]
 fn a_16bit_protected_mode_loop_runs_as_translated_code() {
     for (ring, iopl) in [(0, 0), (3, 3)] {
-        let ds = (P_DS | ring) as u8;
-        #[rustfmt::skip]
-        let code: &[u8] = &[
-            0xBD, 0x04, 0x00,               // mov bp, 4
-            0xB8, ds, 0x00,                 // 1: mov ax, P_DS | ring
-            0x8E, 0xD8,                     //    mov ds, ax
-            0x31, 0xF6,                     //    xor si, si
-            0xB9, 0x00, 0x01,               //    mov cx, 256
-            0xAD,                           // 2: lodsw
-            0x01, 0xC2,                     //    add dx, ax
-            0xD1, 0xC2,                     //    rol dx, 1
-            0x31, 0xD7,                     //    xor di, dx
-            0x49,                           //    dec cx
-            0x75, 0xF6,                     //    jnz 2b
-            0x4D,                           //    dec bp
-            0x75, 0xE9,                     //    jnz 1b
-            0x89, 0xF8,                     //    mov ax, di
-            0xE6, 0xF4, 0xF4,               //    out 0xf4, al; hlt
-        ];
+        // mov ax, P_DS | ring
+        let code = lodsw_loop(&[0xB8, (P_DS | ring) as u8, 0x00]);
         let mode = Mode::Prot16 {
             ring,
             iopl,
             paging: false,
         };
-        runs_translated_but(code, mode, 1 + 4 * (4 + 256 * 6 + 2) + 2, 5);
+        runs_translated_but(&code, mode, 1 + 4 * (4 + 256 * 6 + 2) + 2, 5);
     }
 }
 

@@ -82,8 +82,8 @@ forms! {
     Xor      => alu::alu::<XOR>,           Alu(alu::alu_rr32::<XOR>, alu::alu_ri32::<XOR>, alu::alu_rr::<XOR>, alu::alu_ri::<XOR>),        0,     LOCK | IDENT;
     Cmp      => alu::alu::<CMP>,           Alu(alu::alu_rr32::<CMP>, alu::alu_ri32::<CMP>, alu::alu_rr::<CMP>, alu::alu_ri::<CMP>),        0,     IDENT;
     Test     => alu::test,                 Plain,                                                  0,     IDENT;
-    Inc      => alu::incdec,               IncDec(alu::incdec_r32, alu::incdec_r),                                0,     LOCK | IDENT;
-    Dec      => alu::incdec,               IncDec(alu::incdec_r32, alu::incdec_r),                                1,     LOCK | IDENT;
+    Inc      => alu::incdec,               Reg(alu::incdec_r32, alu::incdec_r),                                   0,     LOCK | IDENT;
+    Dec      => alu::incdec,               Reg(alu::incdec_r32, alu::incdec_r),                                   1,     LOCK | IDENT;
     Neg      => alu::neg,                  Plain,                                                  0,     LOCK | IDENT;
     Not      => alu::not,                  Plain,                                                  0,     LOCK | IDENT;
     // Data movement.
@@ -164,14 +164,14 @@ forms! {
     Bsf      => muldiv::bsf_bsr,           Plain,                                                  0,     NONE;
     Bsr      => muldiv::bsf_bsr,           Plain,                                                  1,     NONE;
     // Shifts and rotates (shift.rs).
-    Rol      => shift::shift,              Shift(shift::shift_r32::<ROL>, shift::shift_r::<ROL>),  ROL,   IDENT;
-    Ror      => shift::shift,              Shift(shift::shift_r32::<ROR>, shift::shift_r::<ROR>),  ROR,   IDENT;
-    Rcl      => shift::shift,              Shift(shift::shift_r32::<RCL>, shift::shift_r::<RCL>),  RCL,   IDENT;
-    Rcr      => shift::shift,              Shift(shift::shift_r32::<RCR>, shift::shift_r::<RCR>),  RCR,   IDENT;
-    Shl      => shift::shift,              Shift(shift::shift_r32::<SHL>, shift::shift_r::<SHL>),  SHL,   IDENT;
-    Shr      => shift::shift,              Shift(shift::shift_r32::<SHR>, shift::shift_r::<SHR>),  SHR,   IDENT;
-    Sal      => shift::shift,              Shift(shift::shift_r32::<SAL>, shift::shift_r::<SAL>),  SAL,   NONE;
-    Sar      => shift::shift,              Shift(shift::shift_r32::<SAR>, shift::shift_r::<SAR>),  SAR,   IDENT;
+    Rol      => shift::shift,              Reg(shift::shift_r32::<ROL>, shift::shift_r::<ROL>),    ROL,   IDENT;
+    Ror      => shift::shift,              Reg(shift::shift_r32::<ROR>, shift::shift_r::<ROR>),    ROR,   IDENT;
+    Rcl      => shift::shift,              Reg(shift::shift_r32::<RCL>, shift::shift_r::<RCL>),    RCL,   IDENT;
+    Rcr      => shift::shift,              Reg(shift::shift_r32::<RCR>, shift::shift_r::<RCR>),    RCR,   IDENT;
+    Shl      => shift::shift,              Reg(shift::shift_r32::<SHL>, shift::shift_r::<SHL>),    SHL,   IDENT;
+    Shr      => shift::shift,              Reg(shift::shift_r32::<SHR>, shift::shift_r::<SHR>),    SHR,   IDENT;
+    Sal      => shift::shift,              Reg(shift::shift_r32::<SAL>, shift::shift_r::<SAL>),    SAL,   NONE;
+    Sar      => shift::shift,              Reg(shift::shift_r32::<SAR>, shift::shift_r::<SAR>),    SAR,   IDENT;
     Shld     => shift::shxd,               Shxd,                                                   0,     IDENT;
     Shrd     => shift::shxd,               Shxd,                                                   1,     IDENT;
     // String instructions (string.rs, io.rs): REP in `x`.

@@ -23,14 +23,7 @@ start:
     mov ss, ax
     mov sp, 0x7000
     cld
-    mov ax, 0x1000              # real16's pattern over 10000h..2010Fh
-    mov es, ax
-    xor di, di
-    mov cx, 0x8080
-    mov ax, 0x1234
-0:  stosw
-    add ax, 0x4321
-    loop 0b
+    PATTERN16
     xor ax, ax                  # the GDT: boot.inc's three descriptors,
     mov es, ax                  # then the 16-bit ones
     mov di, GDT16
@@ -82,14 +75,7 @@ pm16:
     shl ax, 3
     add ax, DATA16
     mov ds, ax
-    xor si, si
-    mov cx, 0x8000              # words
-2:  lodsw
-    add dx, ax
-    rol dx, 1
-    xor di, dx
-    dec cx
-    jnz 2b
+    PASS16
     lcall CODE16, offset mark - BASE16
     dec bp
     jnz 1b

@@ -14,14 +14,7 @@ start:
     mov ss, ax
     mov sp, 0x7000
     cld
-    mov ax, 0x1000              # a known pattern over 10000h..2010Fh
-    mov es, ax
-    xor di, di
-    mov cx, 0x8080
-    mov ax, 0x1234
-0:  stosw
-    add ax, 0x4321
-    loop 0b
+    PATTERN16                   # a known pattern over 10000h..2010Fh
     mov bp, PASSES
     xor dx, dx
     xor di, di
@@ -29,14 +22,7 @@ start:
     and ax, 0x0F
     add ax, 0x1000              # segments 1000h..100Fh
     mov ds, ax
-    xor si, si
-    mov cx, 0x8000              # words
-2:  lodsw
-    add dx, ax
-    rol dx, 1
-    xor di, dx
-    dec cx
-    jnz 2b
+    PASS16
     lcall 0, offset mark
     dec bp
     jnz 1b
