@@ -408,7 +408,14 @@ fn run_inner<V: Vcpu>(
         }
         if let Some(r) = halted_regs.filter(|_| st.halted) {
             let if_ = r.rflags as u32 & f::IF != 0;
-            if !(m.nmi_pending() || if_ && m.interrupt_pending()) {
+            // An interrupt already taken from the controllers (its bit in
+            // the 8259A's ISR) that KVM still holds also ends the halt:
+            // the next entry delivers it. The machine sees nothing
+            // pending then, and the halt would wait for ever for an
+            // interrupt it has had (asked only when the halt would stop
+            // or wait: one ioctl).
+            let wakes = m.nmi_pending() || if_ && m.interrupt_pending();
+            if !(wakes || v.event_held()?) {
                 if !if_ {
                     st.last = Some(read_state(v, st.last.as_ref())?);
                     return Ok(Stop::Halted);
@@ -711,6 +718,8 @@ mod tests {
         /// Entries with `immediate_exit` set (returned EINTR at once).
         immediate_runs: usize,
         fill_pending: bool,
+        /// What `event_held` answers.
+        held: bool,
     }
 
     impl Fake {
@@ -733,6 +742,7 @@ mod tests {
                 filled: Vec::new(),
                 immediate_runs: 0,
                 fill_pending: false,
+                held: false,
             }
         }
     }
@@ -825,6 +835,9 @@ mod tests {
         }
         fn shadow_and_nmi_blocking(&self) -> Result<(bool, bool), KvmError> {
             Ok((false, false))
+        }
+        fn event_held(&self) -> Result<bool, KvmError> {
+            Ok(self.held)
         }
         fn inject_nmi(&mut self) -> Result<(), KvmError> {
             self.injected.push(2);
@@ -946,6 +959,35 @@ mod tests {
             Stop::Idle
         );
         assert!(st.halted && v.script.is_empty());
+    }
+
+    /// An interrupt KVM still holds (taken from the 8259A, its delivery
+    /// not made: the entry ended first) wakes a halted vCPU: the loop
+    /// enters, and KVM delivers it. Without the check the run stopped as
+    /// idle with the interrupt in the 8259A's ISR and never in the guest.
+    #[test]
+    fn a_halted_vcpu_enters_while_kvm_holds_an_interrupt() {
+        let mut m = machine();
+        let mut v = Fake::new(&[Scripted::Hlt, Scripted::Shutdown]);
+        v.regs.rflags = 2 | f::IF as u64;
+        let mut st = LoopState::new(HostKind::Amd, 0);
+        st.halted = true;
+        st.halted_rip = v.regs.rip;
+        v.held = true;
+        // The entry runs the script: the HLT exit, then, KVM holding
+        // the interrupt still, the next entry (a shutdown here).
+        let r = run(&mut v, &mut st, &mut m, &limits(), |_, _| Ok(()));
+        assert_eq!(r.unwrap(), Stop::TripleFault);
+        assert!(v.script.is_empty(), "both entries made");
+        // Nothing held: the same halt is idle, the vCPU not entered.
+        let mut v = Fake::new(&[Scripted::Shutdown]);
+        v.regs.rflags = 2 | f::IF as u64;
+        let mut st = LoopState::new(HostKind::Amd, 0);
+        st.halted = true;
+        st.halted_rip = v.regs.rip;
+        let r = run(&mut v, &mut st, &mut m, &limits(), |_, _| Ok(()));
+        assert_eq!(r.unwrap(), Stop::Idle);
+        assert_eq!(v.script.len(), 1, "not entered");
     }
 
     #[test]

@@ -69,6 +69,11 @@ pub(crate) unsafe trait Vcpu {
     /// after STI or MOV SS; NMIs are blocked, one delivered and no IRET
     /// since).
     fn shadow_and_nmi_blocking(&self) -> Result<(bool, bool), KvmError>;
+    /// From KVM_GET_VCPU_EVENTS: KVM holds an interrupt or exception in
+    /// the middle of its delivery (taken from us, or intercepted, and not
+    /// yet in the guest: the entry that was to deliver it ended first).
+    /// The next entry delivers it whatever IF says.
+    fn event_held(&self) -> Result<bool, KvmError>;
     /// KVM_NMI: an NMI at the next entry (KVM keeps the blocking until
     /// IRET itself).
     fn inject_nmi(&mut self) -> Result<(), KvmError>;
@@ -209,6 +214,13 @@ unsafe impl Vcpu for VcpuFd {
             .get_vcpu_events()
             .map_err(KvmError::ioctl("KVM_GET_VCPU_EVENTS"))?;
         Ok((ev.interrupt.shadow != 0, ev.nmi.masked != 0))
+    }
+
+    fn event_held(&self) -> Result<bool, KvmError> {
+        let ev = self
+            .get_vcpu_events()
+            .map_err(KvmError::ioctl("KVM_GET_VCPU_EVENTS"))?;
+        Ok(ev.interrupt.injected != 0 || ev.exception.injected != 0)
     }
 
     fn inject_nmi(&mut self) -> Result<(), KvmError> {

@@ -51,13 +51,20 @@ pub fn assemble_at(name: &str, org: u32) -> Vec<u8> {
     image
 }
 
+/// How many of an engine's last events `Outcome::events` keeps.
+const EVENTS_SHOWN: usize = 60;
+
 /// What one engine's run of a guest ended with.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Outcome {
     pub stop: Stop,
     pub serial: String,
     /// The VGA text screen, trailing blank lines dropped.
     pub screen: String,
+    /// The engine's last events (`Machine::trace`: VM exits, interrupts
+    /// delivered, exceptions), one a line: printed when its transcript
+    /// differs, as the place to start reading.
+    pub events: String,
 }
 
 impl Outcome {
@@ -207,10 +214,14 @@ pub fn run_machine_budget(
     );
     inspect(kind, &s.m);
     let screen = s.m.screen().text();
+    let records = s.m.trace.records();
+    let skip = records.len().saturating_sub(EVENTS_SHOWN);
+    let events = records.skip(skip).map(|r| format!("{r:?}\n")).collect();
     Some(Outcome {
         stop,
         serial: String::from_utf8_lossy(s.m.serial_output()).into_owned(),
         screen: screen.trim_end().to_string() + "\n",
+        events,
     })
 }
 
@@ -245,6 +256,9 @@ pub fn run_everywhere_hosting(
         .expect("the interpreter always runs");
     for kind in [EngineKind::Bt, EngineKind::Kvm] {
         if let Some(o) = run_on_hosting(kind, &image, setup, at_post, limit, inspect) {
+            if o.transcript() != interp.transcript() {
+                eprintln!("{name}: {}'s last events:\n{}", kind.name(), o.events);
+            }
             assert_eq!(
                 o.transcript(),
                 interp.transcript(),
