@@ -248,6 +248,12 @@ pub struct Bus {
     /// `get_mut`, which marks every entry stale.
     deadlines: Vec<u64>,
     deadlines_stale: bool,
+    /// The least of `deadlines` unless `earliest_stale` (the device that
+    /// held it moved its deadline later): kept as they change, so that
+    /// the check after every port access reads one value instead of
+    /// every device's.
+    earliest: u64,
+    earliest_stale: bool,
     regions_per_device: Vec<usize>,
     /// Port -> index into `pio` (NO_DEVICE when unclaimed): O(1) dispatch,
     /// 128 KiB.
@@ -269,6 +275,8 @@ impl Bus {
             devices: Vec::new(),
             deadlines: Vec::new(),
             deadlines_stale: false,
+            earliest: u64::MAX,
+            earliest_stale: false,
             regions_per_device: Vec::new(),
             port_map: vec![NO_DEVICE; 0x10000],
             pio: Vec::new(),
@@ -549,7 +557,14 @@ impl Bus {
 
     #[inline]
     fn refresh_deadline(&mut self, device: usize) {
-        self.deadlines[device] = self.devices[device].next_deadline().unwrap_or(u64::MAX);
+        let new = self.devices[device].next_deadline().unwrap_or(u64::MAX);
+        let old = std::mem::replace(&mut self.deadlines[device], new);
+        if new <= self.earliest {
+            self.earliest = new;
+        } else if old == self.earliest {
+            // It held the earliest, and moved later: another may now.
+            self.earliest_stale = true;
+        }
     }
 
     /// The earliest deadline of any device.
@@ -560,7 +575,11 @@ impl Bus {
             }
             self.deadlines_stale = false;
         }
-        let t = self.deadlines.iter().copied().min().unwrap_or(u64::MAX);
+        if self.earliest_stale {
+            self.earliest = self.deadlines.iter().copied().min().unwrap_or(u64::MAX);
+            self.earliest_stale = false;
+        }
+        let t = self.earliest;
         (t != u64::MAX).then_some(t)
     }
 
@@ -632,6 +651,50 @@ mod tests {
         assert!(bus.map_pio(a, 0x3FF, 1).is_err());
         bus.map_mmio(a, 0xFFFF_0000, 0x10000).unwrap();
         assert!(bus.map_mmio(a, 0xFFFF_8000, 0x10).is_err());
+    }
+
+    /// A timer: a byte v written sets its deadline to v (0: none).
+    struct Alarm(Option<u64>);
+    impl Device for Alarm {
+        fn name(&self) -> &'static str {
+            "alarm"
+        }
+        fn pio_write(&mut self, _r: usize, _o: u16, _size: u8, v: u32, _cx: &mut IoCtx) {
+            self.0 = (v != 0).then_some(v as u64);
+        }
+        fn next_deadline(&self) -> Option<u64> {
+            self.0
+        }
+    }
+
+    /// The earliest deadline follows every device's as accesses move
+    /// them: earlier, later (the one that held the earliest, or a tie),
+    /// gone.
+    #[test]
+    fn the_earliest_deadline_follows_the_devices() {
+        let mut bus = Bus::new();
+        for port in 0..3u16 {
+            let id = bus.add(Alarm(None));
+            bus.map_pio(id, 0x10 + port, 1).unwrap();
+        }
+        let (mut irq, mut req) = (vec![], vec![]);
+        let mut cx = IoCtx::new(0, &mut irq, &mut req);
+        assert_eq!(bus.next_deadline(), None);
+        let steps: &[(u16, u32, Option<u64>)] = &[
+            (0x10, 50, Some(50)),
+            (0x11, 30, Some(30)),
+            (0x12, 30, Some(30)), // a tie
+            (0x11, 90, Some(30)), // one of the tie moves later
+            (0x12, 0, Some(50)),  // the other goes
+            (0x10, 100, Some(90)),
+            (0x11, 0, Some(100)),
+            (0x10, 0, None),
+            (0x12, 7, Some(7)),
+        ];
+        for &(port, v, want) in steps {
+            bus.pio_write(port, 1, v, &mut cx);
+            assert_eq!(bus.next_deadline(), want, "after {v} to {port:#x}");
+        }
     }
 
     /// A bus master: a write of v to its port copies 4 bytes of v to RAM
