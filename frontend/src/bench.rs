@@ -47,6 +47,14 @@ pub struct BenchArgs {
     /// Only these engines (repeatable); default: every available one.
     #[arg(long, value_enum)]
     pub engine: Vec<EngineKind>,
+    /// Runs of the nanobench guest per engine, the engines taking turns
+    /// (a round on each, then the next round); each row shows the median
+    /// of its runs. A row lasts milliseconds, so one run shows the host's
+    /// noise as much as the engine (two runs on this project's hosts
+    /// differed by 2x on a row).
+    #[arg(long, default_value_t = 5, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rounds: u32,
     /// Run the benchmark suite instead (lessons/guests/suite: an LCG
     /// read-modify-write loop, block copies, recursion, a sort, 16-bit real
     /// mode, 16-bit protected mode, paging): seconds and M instructions/s per guest and engine,
@@ -193,34 +201,59 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
     if args.suite {
         return suite(args, &engines, limit);
     }
-    let mut results = Vec::new();
-    for &e in &engines {
-        let (skip_nano, skip_compute) = skips(e);
-        match (&skip_nano, &skip_compute) {
+    let skipped: Vec<_> = engines.iter().map(|&e| skips(e)).collect();
+    for (e, (skip_nano, skip_compute)) in engines.iter().zip(&skipped) {
+        match (skip_nano, skip_compute) {
             (Some(n), Some(c)) if n == c => eprintln!("bench: {} skipped: {n}", e.name()),
             (Some(n), Some(c)) => eprintln!(
                 "bench: {} nanobench skipped: {n}; compute loop skipped: {c}",
                 e.name()
             ),
-            _ => eprintln!("bench: {} ...", e.name()),
+            _ => {}
         }
-        let nano = match skip_nano {
-            Some(why) => Err(NotRun::Skipped(why)),
-            None => nanobench(e).map_err(NotRun::Failed),
-        };
+    }
+    // The nanobench rounds, the engines taking turns; an engine that
+    // fails is not run again.
+    let mut runs: Vec<Result<Vec<Vec<f64>>, NotRun>> = skipped
+        .iter()
+        .map(|(skip, _)| match skip {
+            Some(why) => Err(NotRun::Skipped(why.clone())),
+            None => Ok(Vec::new()),
+        })
+        .collect();
+    for round in 1..=args.rounds {
+        for (&e, r) in engines.iter().zip(&mut runs) {
+            if let Ok(done) = r {
+                eprintln!(
+                    "bench: {} nanobench, run {round} of {} ...",
+                    e.name(),
+                    args.rounds
+                );
+                match nanobench(e) {
+                    Ok(v) => done.push(v),
+                    Err(err) => *r = Err(NotRun::Failed(err)),
+                }
+            }
+        }
+    }
+    let mut results = Vec::new();
+    for ((&e, (_, skip_compute)), nano) in engines.iter().zip(skipped).zip(runs) {
         let compute = match skip_compute {
             Some(why) => Err(NotRun::Skipped(why)),
-            None => compute(e, limit).map_err(NotRun::Failed),
+            None => {
+                eprintln!("bench: {} compute loop ...", e.name());
+                compute(e, limit).map_err(NotRun::Failed)
+            }
         };
         results.push(EngineBench {
             engine: e,
-            nano,
+            nano: nano.map(|runs| medians(&runs)),
             compute,
         });
     }
-    crate::compare::write_stdout(table(&results, limit).as_bytes())?;
+    crate::compare::write_stdout(table(&results, limit, args.rounds).as_bytes())?;
     if let Some(path) = &args.json {
-        let v = json(&results);
+        let v = json(&results, args.rounds);
         std::fs::write(path, format!("{v:#}\n"))
             .with_context(|| format!("cannot write {}", path.display()))
             .status(status::USAGE)?;
@@ -263,6 +296,22 @@ fn suite(args: &BenchArgs, engines: &[EngineKind], limit: Duration) -> anyhow::R
     Ok(if failed { status::DISAGREE } else { status::OK })
 }
 
+/// Each row's median over the runs (of an even number, the mean of the
+/// middle two).
+fn medians(runs: &[Vec<f64>]) -> Vec<f64> {
+    (0..BENCHMARKS.len())
+        .map(|i| {
+            let mut v: Vec<f64> = runs.iter().filter_map(|r| r.get(i).copied()).collect();
+            v.sort_by(f64::total_cmp);
+            match v.len() {
+                0 => f64::NAN,
+                n if n % 2 == 1 => v[n / 2],
+                n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+            }
+        })
+        .collect()
+}
+
 /// A figure and how it compares with the row's best: "(fastest)" for the
 /// one engine that is (`fastest`; a near tie shows as x1.0), else how
 /// many times slower.
@@ -276,12 +325,16 @@ fn cell(v: f64, best: f64, fastest: bool) -> String {
 }
 
 /// The table, Adams & Agesen style.
-pub fn table(results: &[EngineBench], limit: Duration) -> String {
+pub fn table(results: &[EngineBench], limit: Duration, rounds: u32) -> String {
     let mut s = String::new();
-    s.push_str(
-        "nanobenchmarks: host nanoseconds per operation (10000 each), and each engine \
-         relative to the fastest\n\n",
-    );
+    let runs = match rounds {
+        1 => "one run".to_string(),
+        n => format!("the median of {n} runs"),
+    };
+    s.push_str(&format!(
+        "nanobenchmarks: host nanoseconds per operation ({N} each, {runs}), and each engine \
+         relative to the fastest\n\n"
+    ));
     s.push_str(&format!("{:<10} {:<32}", "operation", ""));
     for r in results {
         s.push_str(&format!(" {:>22}", r.engine.name()));
@@ -362,7 +415,7 @@ fn not_run(n: &NotRun) -> serde_json::Value {
     }
 }
 
-fn json(results: &[EngineBench]) -> serde_json::Value {
+fn json(results: &[EngineBench], rounds: u32) -> serde_json::Value {
     use serde_json::json;
     let engines: Vec<serde_json::Value> = results
         .iter()
@@ -390,6 +443,7 @@ fn json(results: &[EngineBench]) -> serde_json::Value {
     json!({
         "operations": BENCHMARKS.iter().map(|(n, w)| json!({"name": n, "what": w})).collect::<Vec<_>>(),
         "ops_per_benchmark": N,
+        "runs_per_engine": rounds,
         "compute_instructions": COMPUTE_INSNS,
         "engines": engines,
     })
@@ -416,7 +470,7 @@ mod tests {
                 compute: Ok((4.0, true)),
             },
         ];
-        let t = table(&results, Duration::from_secs(30));
+        let t = table(&results, Duration::from_secs(30), 5);
         for (name, _) in BENCHMARKS {
             let line = t.lines().find(|l| l.starts_with(name)).unwrap();
             assert!(line.contains("887.8 (fastest)"), "{line}");
@@ -432,5 +486,16 @@ mod tests {
             .unwrap();
         assert!(interp.contains("(x1.0 slower)"), "{t}");
         assert!(bt.contains("(fastest)"), "{t}");
+        assert!(t.starts_with(
+            "nanobenchmarks: host nanoseconds per operation (10000 each, the median of 5 runs)"
+        ));
+    }
+
+    #[test]
+    fn each_row_is_the_median_of_its_runs() {
+        let run = |x: f64| vec![x, 10.0 * x, 1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(medians(&[run(3.0), run(1.0), run(2.0)])[..2], [2.0, 20.0]);
+        assert_eq!(medians(&[run(3.0), run(1.0), run(2.0), run(9.0)])[0], 2.5);
+        assert_eq!(medians(&[run(7.0)])[0], 7.0);
     }
 }
