@@ -43,6 +43,7 @@
 //! (the block ends before it, the interpreter runs it, checks, and the run
 //! stops after it); other accesses to such a page stay in translated code.
 
+mod asm;
 pub mod callout;
 pub mod codebuf;
 pub mod ctx;

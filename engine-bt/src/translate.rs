@@ -143,6 +143,8 @@ pub struct Block {
     pub img_entry: u64,
     /// Its exec call sites, numbered from `first_exec_site`.
     pub exec_sites: Vec<ctx::ExecArgs>,
+    /// Encoded in one pass (`crate::asm`); false: by iced's block encoder.
+    pub one_pass: bool,
 }
 
 /// How one guest instruction is translated.
@@ -233,6 +235,9 @@ fn host_reg32(r: Register) -> Register {
 /// 0x40-0x4F, are REX prefixes there: use the ModRM forms).
 fn renamed(insn: &Instruction) -> Instruction {
     let mut i = *insn;
+    // Its guest EIP means nothing among host instructions, where a
+    // nonzero IP is a label's number (`crate::asm`).
+    i.set_ip(0);
     match i.code() {
         Code::Inc_r32 => i.set_code(Code::Inc_rm32),
         Code::Dec_r32 => i.set_code(Code::Dec_rm32),
@@ -766,14 +771,29 @@ pub fn translate(
             )
         })
         .count() as u32;
-    let r =
-        e.a.assemble_options(at, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)
-            .ok()?;
-    let mut code = r.inner.code_buffer.clone();
+    // The one-pass encoder (`crate::asm`), else iced's block encoder.
+    let ours = crate::asm::assemble(&e.a, at);
+    let theirs = match ours {
+        Some(_) => None,
+        None => Some(
+            e.a.assemble_options(at, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)
+                .ok()?,
+        ),
+    };
+    let label_ip = |l: &CodeLabel| match (&ours, &theirs) {
+        (Some(r), _) => r.label_ip(l),
+        (None, Some(r)) => r.label_ip(l).ok(),
+        (None, None) => None,
+    };
+    let mut code = match (&ours, &theirs) {
+        (Some(r), _) => r.code.clone(),
+        (None, Some(r)) => r.inner.code_buffer.clone(),
+        (None, None) => return None,
+    };
     let mut exits = Vec::new();
     for x in &e.chain {
-        let site = r.label_ip(&x.jmp).ok()? - at;
-        let home = r.label_ip(&x.home).ok()? - at;
+        let site = label_ip(&x.jmp)? - at;
+        let home = label_ip(&x.home)? - at;
         // The site is `E9 rel32`, aimed at its home until chained.
         let rel = home.wrapping_sub(site + 5) as i64;
         let rel = i32::try_from(rel).ok()?;
@@ -781,7 +801,7 @@ pub fn translate(
         exits.push((site, home, x.target, x.img));
     }
     let img_entry = match e.img_entry {
-        Some(l) if e.lahf => r.label_ip(&l).ok()? - at,
+        Some(l) if e.lahf => label_ip(&l)? - at,
         _ => 0,
     };
     Some(Block {
@@ -792,6 +812,7 @@ pub fn translate(
         exits,
         img_entry,
         exec_sites: e.exec_sites,
+        one_pass: ours.is_some(),
     })
 }
 
@@ -2901,7 +2922,33 @@ mod tests {
         let b = translate(&bytes, 0x1000, KEY, place, &[]);
         NO_LAHF.with(|c| c.set(false));
         let b = b.expect("translated");
+        assert!(b.one_pass, "{code:02x?}: encoded in one pass");
         (b.insns, b.callouts)
+    }
+
+    /// The largest blocks, of memory accesses in every form the TLB's
+    /// inline lookup takes (each with its miss path and JRCXZ), are
+    /// encoded in one pass, their branches in reach.
+    #[test]
+    fn full_blocks_of_memory_accesses_are_encoded_in_one_pass() {
+        #[rustfmt::skip]
+        let forms: &[&[u8]] = &[
+            &[0x8B, 0x03],                   // mov eax, [ebx]
+            &[0x01, 0x44, 0x8E, 0x10],       // add [esi+ecx*4+0x10], eax
+            &[0x66, 0x89, 0x0C, 0x24],       // mov [esp], cx
+            &[0x0F, 0xB6, 0x87, 0, 1, 0, 0], // movzx eax, byte [edi+0x100]
+            &[0xFF, 0x05, 0, 0x20, 0, 0],    // inc dword [0x2000]
+        ];
+        for form in forms {
+            let code: Vec<u8> = form
+                .iter()
+                .copied()
+                .cycle()
+                .take(form.len() * (MAX_INSNS - 2))
+                .collect();
+            let (insns, _) = block(&code, false);
+            assert_eq!(insns as usize, MAX_INSNS, "{form:02x?}");
+        }
     }
 
     /// Every way of making undefined flags the interpreter's assembles,
