@@ -52,7 +52,9 @@ pub struct BenchArgs {
     /// of its runs. A row lasts milliseconds, so one run shows the host's
     /// noise as much as the engine (two runs on this project's hosts
     /// differed by 2x on a row).
-    #[arg(long, default_value_t = 5, value_name = "N",
+    /// (The suite runs each guest once: scripts/bench-suite.sh takes
+    /// rounds.)
+    #[arg(long, default_value_t = 5, value_name = "N", conflicts_with = "suite",
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub rounds: u32,
     /// Run the benchmark suite instead (lessons/guests/suite: an LCG

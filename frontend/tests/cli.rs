@@ -551,6 +551,8 @@ fn bench_prints_the_nanobenchmark_table_and_json() {
         "bt",
         "--compute-timeout",
         "0.3",
+        "--rounds",
+        "3",
         "--json",
         json.to_str().unwrap(),
     ]);
@@ -583,9 +585,34 @@ fn bench_prints_the_nanobenchmark_table_and_json() {
         table.contains("unfinished after"),
         "a 0.3 s cap cuts the compute loop: {table}"
     );
+    assert!(
+        table.starts_with(
+            "nanobenchmarks: host nanoseconds per operation (10000 each, the median of 3 runs)"
+        ),
+        "{table}"
+    );
+    // The engines take turns, run by run.
+    let err = String::from_utf8_lossy(&out.stderr);
+    let runs: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("nanobench, run"))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            "bench: interp nanobench, run 1 of 3 ...",
+            "bench: bt nanobench, run 1 of 3 ...",
+            "bench: interp nanobench, run 2 of 3 ...",
+            "bench: bt nanobench, run 2 of 3 ...",
+            "bench: interp nanobench, run 3 of 3 ...",
+            "bench: bt nanobench, run 3 of 3 ...",
+        ],
+        "{err}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(v["operations"].as_array().unwrap().len(), 7);
     assert_eq!(v["ops_per_benchmark"], 10000);
+    assert_eq!(v["runs_per_engine"], 3);
     for e in v["engines"].as_array().unwrap() {
         for op in [
             "in", "cr3wr", "pgfault", "divzero", "ptemod", "call/ret", "syscall",
@@ -1173,4 +1200,9 @@ fn bench_suite_runs_the_chosen_guests_and_checks_their_checksums() {
     );
     let out = ringlab(&["bench", "--guest", "fib"]);
     assert_eq!(out.status.code(), Some(2), "--guest needs --suite");
+    // The suite runs each guest once; rounds are the script's.
+    let out = ringlab(&["bench", "--suite", "--rounds", "3"]);
+    assert_eq!(out.status.code(), Some(2), "--rounds is not the suite's");
+    let out = ringlab(&["bench", "--rounds", "0"]);
+    assert_eq!(out.status.code(), Some(2), "at least one run");
 }
