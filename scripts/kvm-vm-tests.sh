@@ -94,9 +94,17 @@ fi
 echo "kvm-vm: building the test binaries"
 exes=()
 tests=(kvm lessons protected robustness switch debugger rom platform platform_io platform_timers firmware_console firmware_disk firmware_system kvm_debug gdb xv6)
+# Each by its name: cargo lists every executable it built or found fresh
+# in the order their jobs end. Built for one package (its own features,
+# not the workspace's), ringlab's binary and its test binary are both
+# linked again, and either may end last: one run of scripts/test.sh took the binary for
+# the test and the VM ran `ringlab --test-threads=1`.
+test_exe() {
+    grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | grep "/deps/$1-[0-9a-f]*\$" | tail -1
+}
 for t in "${tests[@]}"; do
     exe=$(cargo test --release -p tests --test "$t" --no-run --message-format=json 2>/dev/null \
-        | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
+        | test_exe "$t")
     [ -x "$exe" ] || { echo "kvm-vm: could not build the $t test binary" >&2; exit 1; }
     exes+=("$exe")
 done
@@ -104,7 +112,7 @@ done
 # The step UI in tmux (frontend/tests/step_tui.rs): its xv6 system call on
 # KVM. The test runs the ringlab binary from the path cargo built it at.
 step_tui=$(cargo test --release -p ringlab --test step_tui --no-run --message-format=json 2>/dev/null \
-    | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
+    | test_exe step_tui)
 [ -x "$step_tui" ] || { echo "kvm-vm: could not build the step_tui test binary" >&2; exit 1; }
 cargo build --release -q -p ringlab
 
