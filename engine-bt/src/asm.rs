@@ -16,7 +16,7 @@
 //! address is known. JRCXZ has only a short form: one whose label ends
 //! up out of its reach, or anything else this encoder does not place
 //! (a memory operand that names a label), gives None and the block goes
-//! through `assemble_options` as before.
+//! through `assemble_options` as before (`Placed::new`).
 //!
 //! Labels: the assembler numbers them 1, 2, ... in the order they are
 //! made and marks the instruction after `set_label` with the number as
@@ -24,16 +24,52 @@
 //! `CodeLabel` compares equal by its number only, so `label_id` finds it
 //! among labels made in the same order by an assembler of its own.
 
-use iced_x86::code_asm::{CodeAssembler, CodeLabel};
-use iced_x86::{Code, Encoder};
+use iced_x86::code_asm::{CodeAssembler, CodeAssemblerResult, CodeLabel};
+use iced_x86::{BlockEncoderOptions, Code, Encoder};
 use std::cell::RefCell;
 
 /// Labels a block may have for this encoder (more: `assemble_options`).
 const MAX_LABELS: usize = 256;
 
+/// A block encoded: in one pass, else by iced's block encoder.
+pub(crate) enum Placed {
+    OnePass(Assembled),
+    Iced(CodeAssemblerResult),
+}
+
+impl Placed {
+    /// `a`'s instructions encoded for address `ip`: by `assemble`, else
+    /// (what it does not place) by `assemble_options`; None when neither
+    /// can.
+    pub fn new(a: &mut CodeAssembler, ip: u64) -> Option<Placed> {
+        match assemble(a, ip) {
+            Some(r) => Some(Placed::OnePass(r)),
+            None => a
+                .assemble_options(ip, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)
+                .ok()
+                .map(Placed::Iced),
+        }
+    }
+
+    pub fn code(&self) -> &[u8] {
+        match self {
+            Placed::OnePass(r) => &r.code,
+            Placed::Iced(r) => &r.inner.code_buffer,
+        }
+    }
+
+    /// The address of `label`'s instruction.
+    pub fn label_ip(&self, label: &CodeLabel) -> Option<u64> {
+        match self {
+            Placed::OnePass(r) => r.label_ip(label),
+            Placed::Iced(r) => r.label_ip(label).ok(),
+        }
+    }
+}
+
 /// A block's code and where its labels went.
 pub(crate) struct Assembled {
-    pub code: Vec<u8>,
+    code: Vec<u8>,
     ip: u64,
     /// Each instruction's offset in `code`.
     offsets: Vec<u32>,
@@ -165,7 +201,7 @@ pub(crate) fn assemble(a: &CodeAssembler, ip: u64) -> Option<Assembled> {
 mod tests {
     use super::*;
     use iced_x86::code_asm::*;
-    use iced_x86::{BlockEncoderOptions, Decoder, DecoderOptions, Instruction};
+    use iced_x86::{Decoder, DecoderOptions, Instruction};
 
     /// Decodes `code` at `ip`: (offset, instruction) pairs.
     fn decode(code: &[u8], ip: u64) -> Vec<(u64, Instruction)> {

@@ -771,29 +771,12 @@ pub fn translate(
             )
         })
         .count() as u32;
-    // The one-pass encoder (`crate::asm`), else iced's block encoder.
-    let ours = crate::asm::assemble(&e.a, at);
-    let theirs = match ours {
-        Some(_) => None,
-        None => Some(
-            e.a.assemble_options(at, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)
-                .ok()?,
-        ),
-    };
-    let label_ip = |l: &CodeLabel| match (&ours, &theirs) {
-        (Some(r), _) => r.label_ip(l),
-        (None, Some(r)) => r.label_ip(l).ok(),
-        (None, None) => None,
-    };
-    let mut code = match (&ours, &theirs) {
-        (Some(r), _) => r.code.clone(),
-        (None, Some(r)) => r.inner.code_buffer.clone(),
-        (None, None) => return None,
-    };
+    let placed = crate::asm::Placed::new(&mut e.a, at)?;
+    let mut code = placed.code().to_vec();
     let mut exits = Vec::new();
     for x in &e.chain {
-        let site = label_ip(&x.jmp)? - at;
-        let home = label_ip(&x.home)? - at;
+        let site = placed.label_ip(&x.jmp)? - at;
+        let home = placed.label_ip(&x.home)? - at;
         // The site is `E9 rel32`, aimed at its home until chained.
         let rel = home.wrapping_sub(site + 5) as i64;
         let rel = i32::try_from(rel).ok()?;
@@ -801,7 +784,7 @@ pub fn translate(
         exits.push((site, home, x.target, x.img));
     }
     let img_entry = match e.img_entry {
-        Some(l) if e.lahf => label_ip(&l)? - at,
+        Some(l) if e.lahf => placed.label_ip(&l)? - at,
         _ => 0,
     };
     Some(Block {
@@ -812,7 +795,7 @@ pub fn translate(
         exits,
         img_entry,
         exec_sites: e.exec_sites,
-        one_pass: ours.is_some(),
+        one_pass: matches!(placed, crate::asm::Placed::OnePass(_)),
     })
 }
 

@@ -1211,6 +1211,26 @@ impl Lapic {
 
     // ---- registers ----------------------------------------------------
 
+    /// An MMIO read of `reg` (at `offset`) with the APIC globally
+    /// enabled: `mmio_read` and `mmio_read_pure` past their checks.
+    fn read_enabled(&mut self, reg: Reg, offset: u64, size: u8, cx: &mut IoCtx) -> u64 {
+        self.advance_timer(cx.now);
+        self.stats.registers.count(reg, false);
+        let lane = offset & 0xF;
+        if size != 4 || lane != 0 {
+            self.stats.odd_accesses += 1;
+        }
+        if lane >= 4 {
+            return 0;
+        }
+        let v = self.read_register(reg, offset, cx.now) as u64 >> (lane * 8);
+        match size {
+            1 => v & 0xFF,
+            2 => v & 0xFFFF,
+            _ => v,
+        }
+    }
+
     fn read_register(&mut self, reg: Reg, offset: u64, now: u64) -> u32 {
         if reg == Reg::Reserved {
             self.error(ESR_ILLEGAL_REGISTER);
@@ -1366,7 +1386,7 @@ impl Device for Lapic {
 
     fn mmio_read_pure(
         &mut self,
-        region: usize,
+        _region: usize,
         offset: u64,
         size: u8,
         cx: &mut IoCtx,
@@ -1374,14 +1394,15 @@ impl Device for Lapic {
         // Within one register's 16 bytes (every read a driver makes), the
         // first byte's register is the last byte's.
         let last = offset + size as u64 - 1;
+        let reg = Reg::at(offset);
         let same = offset >> 4 == last >> 4;
         if !self.globally_enabled()
-            || Reg::at(offset) == Reg::TimerCurrent
+            || reg == Reg::TimerCurrent
             || !same && Reg::at(last) == Reg::TimerCurrent
         {
             return None;
         }
-        Some(self.mmio_read(region, offset, size, cx))
+        Some(self.read_enabled(reg, offset, size, cx))
     }
 
     fn mmio_read(&mut self, _region: usize, offset: u64, size: u8, cx: &mut IoCtx) -> u64 {
@@ -1389,22 +1410,7 @@ impl Device for Lapic {
             self.stats.disabled_accesses += 1;
             return all_ones(size) as u64 | if size == 8 { u64::MAX } else { 0 };
         }
-        self.advance_timer(cx.now);
-        let reg = Reg::at(offset);
-        self.stats.registers.count(reg, false);
-        let lane = offset & 0xF;
-        if size != 4 || lane != 0 {
-            self.stats.odd_accesses += 1;
-        }
-        if lane >= 4 {
-            return 0;
-        }
-        let v = self.read_register(reg, offset, cx.now) as u64 >> (lane * 8);
-        match size {
-            1 => v & 0xFF,
-            2 => v & 0xFFFF,
-            _ => v,
-        }
+        self.read_enabled(Reg::at(offset), offset, size, cx)
     }
 
     fn mmio_write(&mut self, _region: usize, offset: u64, size: u8, value: u64, cx: &mut IoCtx) {
