@@ -169,6 +169,9 @@ pub struct Ctx {
     /// real-mode translations add them to their offsets. Translated code
     /// loads no segment register, so they hold until it returns.
     pub seg_base: [u32; 6],
+    /// The segment selectors (ES, CS, SS, DS, FS, GS), set with
+    /// `seg_base`: PUSH Sreg stores them.
+    pub seg_sel: [u32; 6],
     /// EFLAGS.RF was set when this stretch of translated code began (an
     /// entry, or an `exec` callout's IRET that went on) and no instruction
     /// has completed since: the first one to complete clears it, as on the
@@ -187,6 +190,12 @@ pub struct Ctx {
     /// goes to the dispatcher instead (translated code reads this), which
     /// checks them and clears it.
     pub links_stale: u32,
+    /// Not 0: the last STI (a `sensitive` callout) let an interrupt or an
+    /// NMI through, or a stop is wanted: the block leaves for the
+    /// dispatcher after STI's shadow instruction (translated code reads
+    /// this). 0: nothing was due, the shadow ended at once, and the block
+    /// goes on as after any instruction.
+    pub sti_due: u32,
     /// The block left from an `exec` callout: the interpreter's state
     /// (an interrupt shadow it set, too) stands as it left it.
     pub left_by_exec: bool,
@@ -228,8 +237,9 @@ impl Ctx {
         self.regs = c.regs();
         self.flags = c.eflags() as u64 & STATUS;
         self.sysflags = c.pushf_image() & !engine_interp::fallback::STATUS_FLAGS;
-        for (b, s) in self.seg_base.iter_mut().zip(c.segments()) {
-            *b = s.base;
+        for (i, s) in c.segments().iter().enumerate().take(6) {
+            self.seg_base[i] = s.base;
+            self.seg_sel[i] = s.selector as u32;
         }
     }
 }
@@ -271,6 +281,7 @@ pub const EXEC_STUB: i32 = offset_of!(Ctx, exec_stub) as i32;
 pub const HOST_PTR_STUB: i32 = offset_of!(Ctx, host_ptr_stub) as i32;
 pub const EXEC_SITE: i32 = offset_of!(Ctx, exec_site) as i32;
 pub const LINKS_STALE: i32 = offset_of!(Ctx, links_stale) as i32;
+pub const STI_DUE: i32 = offset_of!(Ctx, sti_due) as i32;
 pub const EXEC_COUNTS: i32 = offset_of!(Ctx, exec_counts) as i32;
 pub const IBTC: i32 = offset_of!(Ctx, ibtc) as i32;
 pub const TARGET: i32 = offset_of!(Ctx, target) as i32;
@@ -280,6 +291,7 @@ pub const BLOCK_N: i32 = offset_of!(Ctx, block_n) as i32;
 pub const EXIT: i32 = offset_of!(Ctx, exit) as i32;
 pub const SCRATCH: i32 = offset_of!(Ctx, scratch) as i32;
 pub const SEG_BASE: i32 = offset_of!(Ctx, seg_base) as i32;
+pub const SEG_SEL: i32 = offset_of!(Ctx, seg_sel) as i32;
 pub const SYSFLAGS: i32 = offset_of!(Ctx, sysflags) as i32;
 pub const INLINE_SENSITIVE: i32 = offset_of!(Ctx, inline_sensitive) as i32;
 pub const PUSHF_INLINE: i32 = offset_of!(Ctx, pushf_inline) as i32;

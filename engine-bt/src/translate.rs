@@ -158,6 +158,11 @@ enum Plan {
         write: bool,
     },
     Push,
+    /// PUSH ES/SS/DS/FS/GS (32-bit): ESP down by 4, the selector's word
+    /// stored (`Ctx::seg_sel`), the slot's upper word left as it was, as
+    /// the interpreter does (xv6's trap entry pushes four: 2 M in
+    /// usertests).
+    PushSreg,
     Pop,
     Jcc,
     Jmp,
@@ -355,11 +360,15 @@ fn plan32(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Op
     // Two sensitive instructions a kernel runs all the time (xv6's
     // pushcli: PUSHFD, CLI) are calls into the monitor from translated
     // code; the others run on the interpreter, which records them as
-    // handled by a callout.
+    // handled by a callout. CLD is copied through: DF is clear wherever
+    // translated code runs (`Bt::mode_key`) and on the host (the ABI),
+    // so it changes nothing (xv6's memset and every kernel's entry run
+    // it: 0.5 M times in usertests).
     match insn.code() {
         Code::Pushfd => return stack_ok_of(key).then_some(Plan::Pushfd),
         Code::Cli => return Some(Plan::Cli),
         Code::Sti => return Some(Plan::Sti),
+        Code::Cld => return Some(Plan::Ident),
         _ => {}
     }
     if table::has(insn.mnemonic(), table::attr::SENSITIVE) {
@@ -380,6 +389,9 @@ fn plan32(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Op
         }
         Code::Push_rm32 if insn.op0_kind() == OpKind::Register => {
             return stack_ok.then_some(Plan::Push)
+        }
+        Code::Pushd_ES | Code::Pushd_SS | Code::Pushd_DS | Code::Pushd_FS | Code::Pushd_GS => {
+            return stack_ok.then_some(Plan::PushSreg)
         }
         Code::Pop_r32 | Code::Pop_rm32
             if insn.op0_kind() == OpKind::Register && insn.op0_register() != Register::ESP =>
@@ -559,6 +571,7 @@ fn plan16(insn: &Instruction, key: u32, info: &mut InstructionInfoFactory) -> Op
     match insn.code() {
         Code::Cli => return Some(Plan::Cli),
         Code::Sti => return Some(Plan::Sti),
+        Code::Cld => return Some(Plan::Ident),
         _ => {}
     }
     if table::has(insn.mnemonic(), table::attr::SENSITIVE) {
@@ -1020,6 +1033,7 @@ fn keeps_image(p: Plan) -> bool {
         p,
         Plan::Mem { .. }
             | Plan::Push
+            | Plan::PushSreg
             | Plan::Pop
             | Plan::Call
             | Plan::Ret(_)
@@ -2296,8 +2310,21 @@ impl Emitter {
         }
         if after_shadow {
             // STI and its shadow done: the dispatcher delivers what STI
-            // let through (an exit it cannot chain).
+            // let through (an exit it cannot chain); when nothing was due
+            // (`Ctx::sti_due` 0), the block ends as any other does.
+            // (JRCXZ on a copy in RCX: the flags are left alone.)
+            self.apply_deferred()?;
+            self.materialize()?;
+            let mut on = self.a.create_label();
+            let a = &mut self.a;
+            a.mov(r9, rcx)?;
+            a.mov(ecx, dword_ptr(r15 + ctx::STI_DUE))?;
+            a.jrcxz(on)?;
+            a.mov(rcx, r9)?;
             self.exit(Some(end_eip), n)?;
+            self.a.set_label(&mut on)?;
+            self.a.mov(rcx, r9)?;
+            self.chained_exit(end_eip, n)?;
         } else if !insns.last().is_some_and(|(_, p)| p.ends_block()) {
             self.chained_exit(end_eip, n)?;
         }
@@ -2552,6 +2579,14 @@ impl Emitter {
                     } else {
                         self.a.mov(dword_ptr(r14 + r13), insn.immediate(0) as u32)?;
                     }
+                    self.a.mov(r12d, r13d)?;
+                }
+                Plan::PushSreg => {
+                    self.a.lea(r13d, r12d - 4)?;
+                    self.host_ptr(2, true, k, live[k as usize])?;
+                    let at = ctx::SEG_SEL + 4 * seg_index(insn.op0_register()) as i32;
+                    self.a.mov(r9d, dword_ptr(r15 + at))?;
+                    self.a.mov(word_ptr(r14 + r13), r9w)?;
                     self.a.mov(r12d, r13d)?;
                 }
                 Plan::Pushfd => {
@@ -2974,6 +3009,26 @@ mod tests {
                 assert_eq!(block(code, no_lahf), want, "{name} (no LAHF: {no_lahf})");
             }
         }
+    }
+
+    /// CLD is translated (copied through: DF is clear wherever translated
+    /// code runs), in 32-bit code and in real mode's 16-bit code.
+    #[test]
+    fn cld_stays_in_translated_code() {
+        // CLD, the store and HLT: the last two call out.
+        assert_eq!(block(&[0xFC], false), (3, 2));
+        let place = Place {
+            at: 0x10_0000,
+            exit_stub: 0x20_0000,
+            first_exit: 0,
+            phys_page: 0,
+            first_exec_site: 0,
+            cs_base: 0,
+        };
+        let real = key::CODE16 | key::seg64k(0) | key::seg64k(2) | key::seg64k(3);
+        // cld; inc ax; hlt
+        let b = translate(&[0xFC, 0x40, 0xF4], 0x1000, real, place, &[]).expect("translated");
+        assert_eq!((b.insns, b.callouts), (3, 1));
     }
 
     /// SHR by CL, SHLD and RCR of a byte are the interpreter's where

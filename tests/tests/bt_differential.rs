@@ -817,6 +817,7 @@ struct Ran {
     st: CpuState,
     icount: u64,
     translated: Option<u64>,
+    entries: Option<u64>,
 }
 
 impl Ran {
@@ -842,6 +843,7 @@ fn run_code(bt: bool, ram: usize, code: &[u8], setup: &dyn Fn(&mut Machine), out
         st: e.cpu_state().unwrap(),
         icount: e.m.icount(),
         translated: e.stats().get(Counter::TranslatedInstructions),
+        entries: e.stats().get(Counter::DispatcherEntries),
     }
 }
 
@@ -1010,6 +1012,138 @@ fn flags_cross_calls_returns_and_iret_in_translated_code() {
         }
     );
     same_as_interp(&run(true), &i, 2, 200 * 10);
+}
+
+/// PUSH of a segment register in translated code: ESP down by 4, the
+/// selector's word written, the slot's upper word left as it was (the
+/// interpreter's choice among the two the SDM allows). 32 rounds push DS,
+/// ES, FS (null) and GS onto a stack filled with 0xA5; the slots are the
+/// interpreter's, and the pushes ran translated.
+#[test]
+fn segment_pushes_write_the_selector_word_in_translated_code() {
+    #[rustfmt::skip]
+    let code: &[u8] = &[
+        0x31, 0xC0,                         //    xor eax, eax
+        0x8E, 0xE0,                         //    mov fs, ax
+        0xBC, 0x00, 0x02, 0x20, 0x00,       //    mov esp, SCRATCH + 0x200
+        0xB9, 0x20, 0x00, 0x00, 0x00,       //    mov ecx, 32
+        0x1E,                               // 1: push ds
+        0x06,                               //    push es
+        0x0F, 0xA0,                         //    push fs
+        0x0F, 0xA8,                         //    push gs
+        0x40,                               //    inc eax
+        0x49,                               //    dec ecx
+        0x75, 0xF6,                         //    jnz 1b
+        0xE6, 0xF4,                         //    out 0xf4, al
+        0xF4,                               //    hlt
+    ];
+    let fill = |m: &mut Machine| m.mem.write(SCRATCH as u64, &[0xA5; 0x200]).unwrap();
+    let run = |bt: bool| run_code(bt, 4 << 20, code, &fill, 0x200);
+    let i = run(false);
+    assert_eq!(i.stop, Stop::GuestExit { value: 32 });
+    for k in 0..32 {
+        // GS, FS, ES, DS from the lowest address up.
+        let slots = [
+            i.word(4 * k),
+            i.word(4 * k + 1),
+            i.word(4 * k + 2),
+            i.word(4 * k + 3),
+        ];
+        assert_eq!(
+            slots,
+            [0xA5A5_0010, 0xA5A5_0000, 0xA5A5_0010, 0xA5A5_0010],
+            "round {k}"
+        );
+    }
+    same_as_interp(&run(true), &i, 4, 32 * 6);
+}
+
+/// STI lets an interrupt through after its shadow instruction, and the
+/// translator leaves for the dispatcher only then. Each round disables
+/// interrupts, every fourth one sends itself an IPI (the local APIC's ICR:
+/// pending while IF is clear), then STI; INC EBX (the shadow); INC EDX.
+/// The handler records the return EIP of its frame, EBX and EDX: each
+/// interrupt came after INC EBX, before INC EDX, and the records, the
+/// registers and the instruction count are the interpreter's. The rounds
+/// with nothing pending go on past STI in translated code: the 64 rounds
+/// take fewer dispatcher entries than their 64 STIs would.
+#[test]
+fn sti_delivers_after_its_shadow_and_otherwise_goes_on_in_translated_code() {
+    use iced_x86::code_asm::*;
+    const TABLES: u32 = 0x1_0000; // GDT, IDT, GDTR and IDTR
+    const VECTOR: u32 = 0x40;
+    const ROUNDS: u32 = 64;
+    let mut a = CodeAssembler::new(32).unwrap();
+    let mut top = a.create_label();
+    let mut quiet = a.create_label();
+    let mut after_shadow = a.create_label();
+    let mut handler = a.create_label();
+    a.lgdt(ptr(TABLES + 0x2000)).unwrap();
+    a.lidt(ptr(TABLES + 0x2008)).unwrap();
+    // The local APIC software-enabled (SVR), spurious vector 0xFF.
+    a.mov(dword_ptr(0xFEE0_00F0u32), 0x1FF).unwrap();
+    a.mov(ecx, ROUNDS).unwrap();
+    a.mov(edi, SCRATCH).unwrap();
+    a.xor(ebx, ebx).unwrap();
+    a.xor(edx, edx).unwrap();
+    a.set_label(&mut top).unwrap();
+    a.cli().unwrap();
+    a.test(ecx, 3).unwrap();
+    a.jnz(quiet).unwrap();
+    // A fixed IPI to self (shorthand 01), asserted.
+    a.mov(dword_ptr(0xFEE0_0300u32), (0x4_4000 | VECTOR) as i32)
+        .unwrap();
+    a.set_label(&mut quiet).unwrap();
+    a.sti().unwrap();
+    a.inc(ebx).unwrap();
+    a.set_label(&mut after_shadow).unwrap();
+    a.inc(edx).unwrap();
+    a.dec(ecx).unwrap();
+    a.jnz(top).unwrap();
+    a.mov(eax, edx).unwrap();
+    a.out(0xF4, al).unwrap();
+    a.hlt().unwrap();
+    a.set_label(&mut handler).unwrap();
+    a.push(eax).unwrap();
+    a.mov(eax, dword_ptr(esp + 4)).unwrap();
+    a.mov(dword_ptr(edi), eax).unwrap();
+    a.mov(dword_ptr(edi + 4), ebx).unwrap();
+    a.mov(dword_ptr(edi + 8), edx).unwrap();
+    a.add(edi, 12).unwrap();
+    a.mov(dword_ptr(0xFEE0_00B0u32), 0).unwrap(); // EOI
+    a.pop(eax).unwrap();
+    a.iretd().unwrap();
+    let r = a
+        .assemble_options(
+            LOAD as u64,
+            iced_x86::BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS,
+        )
+        .unwrap();
+    let entry = r.label_ip(&handler).unwrap() as u32;
+    let resume = r.label_ip(&after_shadow).unwrap() as u32;
+    let code = r.inner.code_buffer;
+    let setup = |m: &mut Machine| descriptor_tables(m, TABLES, VECTOR, entry);
+    let run = |bt: bool| run_code(bt, 4 << 20, &code, &setup, (ROUNDS as usize / 4) * 12);
+    let i = run(false);
+    assert_eq!(
+        i.stop,
+        Stop::GuestExit {
+            value: ROUNDS & 0xFF
+        }
+    );
+    for k in 0..ROUNDS as usize / 4 {
+        // Rounds 1, 5, 9, ... (ECX 64, 60, ...): INC EBX done, INC EDX not.
+        let round = 4 * k as u32 + 1;
+        assert_eq!(
+            [i.word(3 * k), i.word(3 * k + 1), i.word(3 * k + 2)],
+            [resume, round, round - 1],
+            "interrupt {k}"
+        );
+    }
+    let b = run(true);
+    same_as_interp(&b, &i, 3, ROUNDS as u64 * 3);
+    let entries = b.entries.unwrap();
+    assert!(entries < ROUNDS as u64, "{entries} dispatcher entries");
 }
 
 /// A shift's undefined flags (AF, OF: the host's differ by vendor) are
