@@ -1317,6 +1317,9 @@ struct Cold {
     /// The fix waiting when the access was made: made before the slow
     /// paths restore the flags.
     fix: Option<Deferred>,
+    /// The hit path joins `done` with the guest flags in RFLAGS (not
+    /// owed from their image, nor dead).
+    rflags: bool,
 }
 
 impl Fail {
@@ -1609,9 +1612,10 @@ impl Emitter {
         a.jne(if size > 1 { unaligned } else { miss })?;
         a.set_label(&mut hit)?;
         a.mov(r14, qword_ptr(r14 + t.addend_offset))?;
+        let rflags = flags_live && !self.lazy_hit;
         if flags_live && self.lazy_hit {
-            // The slow paths join with the flags in RFLAGS and still in
-            // the image, which the host_ptr stub keeps: owed there too.
+            // The slow paths join with the flags still in the image,
+            // which the host_ptr stub keeps: owed there too.
             self.restore_flags_lazy()?;
         } else if flags_live {
             self.restore_flags()?;
@@ -1631,6 +1635,7 @@ impl Emitter {
             k,
             resume: None,
             fix,
+            rflags,
         });
         Ok(())
     }
@@ -1682,9 +1687,53 @@ impl Emitter {
         if let Some(d) = &c.fix {
             self.apply_fix(d)?;
         }
+        if self.lahf {
+            return self.callout_from_image(c);
+        }
         self.restore_flags()?;
         self.callout(c.size, c.write, c.k, c.resume)?;
         self.a.jmp(c.done)
+    }
+
+    /// The miss path's `callout` where the guest flags are in their image
+    /// (r10, LAHF and SETO: `save_flags`), which the host_ptr stub keeps:
+    /// RFLAGS are not saved and restored around the call (POPFQ costs some
+    /// twenty cycles, on every TLB miss and every device register read
+    /// from translated code: xv6 reads its local APIC's ID 93 M times in
+    /// usertests). They are made again from the image where the path joins
+    /// code that wants them in RFLAGS (`Cold::rflags`), and on the way to
+    /// the interpreter, whose path takes them on the host stack.
+    fn callout_from_image(&mut self, c: Cold) -> R {
+        let mut failed = self.a.create_label();
+        let a = &mut self.a;
+        // (Sixteen bytes, as `callout` pushes: the stub's pushes align
+        // the stack for its call. LEA leaves the flags alone; nothing here
+        // needs them.)
+        a.lea(rsp, rsp - 8)?;
+        a.push(rdx)?;
+        a.mov(edx, c.size | (c.write as u32) << 8)?;
+        a.call(qword_ptr(r15 + ctx::HOST_PTR_STUB))?;
+        a.pop(rdx)?;
+        a.lea(rsp, rsp + 8)?;
+        a.test(r14, r14)?;
+        a.jz(failed)?;
+        // (As the hit path leaves it: the access at r14 + r13.)
+        a.sub(r14, r13)?;
+        if c.rflags {
+            self.restore_flags()?;
+        }
+        self.a.jmp(c.done)?;
+        let fail = self.a.create_label();
+        self.a.set_label(&mut failed)?;
+        self.restore_flags()?;
+        self.a.pushfq()?;
+        self.a.jmp(fail)?;
+        self.fails.push(Fail {
+            label: fail,
+            k: c.k,
+            resume: c.resume,
+        });
+        Ok(())
     }
 
     /// Instruction `k` run by the interpreter (`callout::exec`), through
