@@ -549,6 +549,7 @@ impl Bt {
         let inline = std::mem::take(&mut ctx.pushf_inline);
         m.trace
             .add_sensitive("pushf", machine::Handling::Callout, inline);
+        self.interp.flush_stable_reads(m);
         self.interp
             .set_translated_state(ctx.regs, ctx.flags as u32, ctx.eip);
         // Every block entered took its length from the budget; the last

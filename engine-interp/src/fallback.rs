@@ -51,6 +51,22 @@ pub mod table {
 /// translated code computes.
 pub const STATUS_FLAGS: u32 = 0x8D5;
 
+/// A stable device register's value as `Interp::pure_mmio_read` read it,
+/// and what it holds under: a read at `lin` of `size` bytes, at that
+/// privilege and TLB epoch (the same physical address), while the bus's
+/// stable epoch stays `bus_epoch`.
+pub(crate) struct StableRead {
+    lin: u32,
+    size: u32,
+    user: bool,
+    tlb_epoch: u64,
+    bus_epoch: u64,
+    value: u64,
+    reg: machine::bus::StableRegister,
+    /// Reads served from `value` and not yet counted by the device.
+    hits: u64,
+}
+
 /// An instruction decoded ahead for `Interp::exec_decoded`.
 #[derive(Clone)]
 pub struct Decoded(crate::ops::Op);
@@ -346,6 +362,21 @@ impl Interp {
         let user = self.cpu.cpl == 3;
         let page = lin & !0xFFF;
         let epoch = self.cpu.tlb.epoch;
+        // The register read last, if it is stable and nothing that could
+        // change it happened since (the bus's stable epoch), at the same
+        // linear address under the same mapping and privilege: its value,
+        // and the read counted later (`flush_stable_reads`).
+        if let Some(s) = &mut self.stable {
+            if s.lin == lin
+                && s.size == size
+                && s.user == user
+                && s.tlb_epoch == epoch
+                && s.bus_epoch == m.bus.stable_epoch()
+            {
+                s.hits += 1;
+                return Some(s.value);
+            }
+        }
         let phys = match self.mmio_page {
             // As a TLB entry would: until the next invalidation (CR3,
             // INVLPG, a mode change), for the same privilege.
@@ -361,7 +392,34 @@ impl Interp {
                 phys
             }
         };
-        m.read_pure_mmio(phys, size as u8)
+        let v = m.read_pure_mmio(phys, size as u8)?;
+        if let Some(reg) = m.stable_mmio(phys, size as u8) {
+            self.flush_stable_reads(m);
+            self.stable = Some(StableRead {
+                lin,
+                size,
+                user,
+                tlb_epoch: epoch,
+                bus_epoch: m.bus.stable_epoch(),
+                value: v,
+                reg,
+                hits: 0,
+            });
+        }
+        Some(v)
+    }
+
+    /// Hands the reads `pure_mmio_read` served from its copy of a stable
+    /// register over to the device and the bus, which count them as if
+    /// each had been made: the translator calls this whenever translated
+    /// code returns, so the machine's statistics are whole whenever
+    /// anything outside the run can read them.
+    pub fn flush_stable_reads(&mut self, m: &mut Machine) {
+        if let Some(s) = &mut self.stable {
+            if s.hits > 0 {
+                m.bus.count_stable_reads(s.reg, std::mem::take(&mut s.hits));
+            }
+        }
     }
 
     /// A run of the translator starts at `pc`, which is not one of its

@@ -63,6 +63,9 @@ pub struct Interp {
     /// user, TLB epoch, physical page). The TLB holds RAM only; this one
     /// entry spares xv6's local APIC reads a page walk each.
     mmio_page: Option<(u32, bool, u64, u32)>,
+    /// The last stable device register `pure_mmio_read` read
+    /// (`machine::bus::Device::mmio_read_is_stable`) and its value.
+    stable: Option<fallback::StableRead>,
     /// The id of the guest RAM the block cache was filled from
     /// (`GuestMemory::id`; 0 before the first run).
     ram_id: u64,
@@ -158,6 +161,7 @@ impl Interp {
             invalidated: Vec::new(),
             log_invalidated: false,
             mmio_page: None,
+            stable: None,
             ram_id: 0,
             breakpoints: Vec::new(),
         }

@@ -183,6 +183,21 @@ pub trait Device: Any {
         Some(self.mmio_read(region, offset, size, cx))
     }
 
+    /// True when the value a pure read (`mmio_read_pure`) of `size` bytes
+    /// at `offset` returns, and whether it is served at all, change only
+    /// through this device's own port and MMIO accesses and through
+    /// `Bus::get_mut`: never with time or ticks (a local APIC's ID and
+    /// version). A translator may then keep the value until the bus's
+    /// `stable_epoch` moves, and hand the reads it served over with
+    /// `count_stable_reads`. Default: no.
+    fn mmio_read_is_stable(&self, _region: usize, _offset: u64, _size: u8) -> bool {
+        false
+    }
+
+    /// Counts `n` reads of a stable register (`mmio_read_is_stable`) made
+    /// without calling the device, as if each had been made.
+    fn count_stable_reads(&mut self, _region: usize, _offset: u64, _size: u8, _n: u64) {}
+
     /// The name of the register at `offset` of MMIO range `region` ("EOI"),
     /// for traces that count accesses by register (KVM's MMIO exits).
     fn mmio_register_name(&self, _region: usize, _offset: u64) -> Option<&'static str> {
@@ -279,7 +294,30 @@ pub struct Bus {
     port_map: Vec<u16>,
     pio: Vec<Mapping>,
     mmio: Vec<Mapping>,
+    /// Moves (to a number no bus has had) at every access that may change
+    /// a device's state other than a pure read or a tick: what a stable
+    /// register's cached value is checked against (`stable_epoch`).
+    stable_epoch: u64,
     pub stats: BusStats,
+}
+
+/// Where the next `Bus::stable_epoch` comes from: numbers unique in the
+/// process, so a cached value can never match another bus, or this bus in
+/// another state (a snapshot restored).
+static STABLE_EPOCHS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn new_stable_epoch() -> u64 {
+    STABLE_EPOCHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A stable device register (`Device::mmio_read_is_stable`), as
+/// `Bus::stable_register` finds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StableRegister {
+    device: usize,
+    region: usize,
+    offset: u64,
+    size: u8,
 }
 
 impl Default for Bus {
@@ -300,8 +338,38 @@ impl Bus {
             port_map: vec![NO_DEVICE; 0x10000],
             pio: Vec::new(),
             mmio: Vec::new(),
+            stable_epoch: new_stable_epoch(),
             stats: BusStats::default(),
         }
+    }
+
+    /// See `stable_epoch` (the field): a cached stable register's value
+    /// holds while this does not move.
+    #[inline]
+    pub fn stable_epoch(&self) -> u64 {
+        self.stable_epoch
+    }
+
+    /// The stable register (`Device::mmio_read_is_stable`) a `size`-byte
+    /// read at `addr` reads, if it is one.
+    pub fn stable_register(&self, addr: u64, size: u8) -> Option<StableRegister> {
+        let m = self.find_mmio(addr)?;
+        let offset = addr - m.start;
+        (addr + size as u64 - 1 <= m.end
+            && self.devices[m.device].mmio_read_is_stable(m.region, offset, size))
+        .then_some(StableRegister {
+            device: m.device,
+            region: m.region,
+            offset,
+            size,
+        })
+    }
+
+    /// Counts `n` reads of `r` served from a cached value, in the bus's
+    /// statistics and the device's, as if each had been made.
+    pub fn count_stable_reads(&mut self, r: StableRegister, n: u64) {
+        self.stats.mmio_reads += n;
+        self.devices[r.device].count_stable_reads(r.region, r.offset, r.size, n);
     }
 
     /// Adds a device (not yet mapped anywhere).
@@ -398,8 +466,10 @@ impl Bus {
 
     /// The device behind a handle, mutably.
     pub fn get_mut<T: Device>(&mut self, id: DeviceId<T>) -> &mut T {
-        // The host may change the device's timing (input, a disk).
+        // The host may change the device's timing (input, a disk), and
+        // any of its registers.
         self.deadlines_stale = true;
+        self.stable_epoch = new_stable_epoch();
         let d: &mut dyn Any = self.devices[id.index].as_mut();
         d.downcast_mut::<T>()
             .expect("DeviceId type matches the device it was made for")
@@ -427,6 +497,7 @@ impl Bus {
     }
 
     pub fn pio_read(&mut self, port: u16, size: u8, cx: &mut IoCtx) -> u32 {
+        self.stable_epoch = new_stable_epoch();
         self.stats.pio_reads += 1;
         match self.port_map[port as usize] {
             NO_DEVICE => {
@@ -448,6 +519,7 @@ impl Bus {
     }
 
     pub fn pio_write(&mut self, port: u16, size: u8, value: u32, cx: &mut IoCtx) {
+        self.stable_epoch = new_stable_epoch();
         self.stats.pio_writes += 1;
         match self.port_map[port as usize] {
             NO_DEVICE => self.stats.unclaimed_pio_writes += 1,
@@ -469,6 +541,7 @@ impl Bus {
     /// the bytes produced (whole items), 0 when the port has no bulk path
     /// (the caller then reads item by item).
     pub fn pio_read_bulk(&mut self, port: u16, size: u8, out: &mut [u8], cx: &mut IoCtx) -> usize {
+        self.stable_epoch = new_stable_epoch();
         let m = match self.port_map[port as usize] {
             NO_DEVICE => return 0,
             m => self.pio[m as usize],
@@ -491,6 +564,7 @@ impl Bus {
     /// String output to `port` through the device's bulk path: the bytes
     /// consumed, 0 when the port has none.
     pub fn pio_write_bulk(&mut self, port: u16, size: u8, data: &[u8], cx: &mut IoCtx) -> usize {
+        self.stable_epoch = new_stable_epoch();
         let m = match self.port_map[port as usize] {
             NO_DEVICE => return 0,
             m => self.pio[m as usize],
@@ -518,6 +592,7 @@ impl Bus {
     }
 
     pub fn mmio_read(&mut self, addr: u64, size: u8, cx: &mut IoCtx) -> u64 {
+        self.stable_epoch = new_stable_epoch();
         self.stats.mmio_reads += 1;
         match self.find_mmio(addr) {
             None => {
@@ -559,6 +634,7 @@ impl Bus {
     }
 
     pub fn mmio_write(&mut self, addr: u64, size: u8, value: u64, cx: &mut IoCtx) {
+        self.stable_epoch = new_stable_epoch();
         self.stats.mmio_writes += 1;
         match self.find_mmio(addr) {
             None => self.stats.unclaimed_mmio_writes += 1,

@@ -837,6 +837,13 @@ impl Machine {
         v
     }
 
+    /// The stable device register (`Device::mmio_read_is_stable`) a
+    /// `size`-byte read at physical `addr` reads, if it is one.
+    pub fn stable_mmio(&self, addr: u32, size: u8) -> Option<crate::bus::StableRegister> {
+        self.bus
+            .stable_register((addr & self.a20_mask) as u64, size)
+    }
+
     /// Writes `size` bytes of physical memory (RAM, else MMIO, else dropped).
     pub fn write_phys(&mut self, addr: u32, size: u8, value: u64) {
         let a = (addr & self.a20_mask) as u64;

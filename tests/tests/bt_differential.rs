@@ -1058,6 +1058,68 @@ fn segment_pushes_write_the_selector_word_in_translated_code() {
     same_as_interp(&run(true), &i, 4, 32 * 6);
 }
 
+/// The local APIC's ID, read over and over from translated code (xv6's
+/// `mycpu`), is served from a copy that goes stale with the register: a
+/// write of a new ID halfway through is seen by the next read, and so is
+/// the APIC globally disabled through IA32_APIC_BASE (the page then reads
+/// all ones). The sum of the reads, the registers and the bus's and the
+/// APIC's read counts are the interpreter's.
+#[test]
+fn a_device_register_read_from_translated_code_follows_its_writes() {
+    #[rustfmt::skip]
+    let code: &[u8] = &[
+        0x31, 0xDB,                         //    xor ebx, ebx
+        0xB9, 0x64, 0x00, 0x00, 0x00,       //    mov ecx, 100
+        0xA1, 0x20, 0x00, 0xE0, 0xFE,       // 1: mov eax, [0xFEE00020]
+        0x01, 0xC3,                         //    add ebx, eax
+        0x83, 0xF9, 0x32,                   //    cmp ecx, 50
+        0x75, 0x0A,                         //    jne 2f
+        0xC7, 0x05, 0x20, 0x00, 0xE0, 0xFE, //    mov dword [0xFEE00020],
+        0x00, 0x00, 0x00, 0x05,             //        0x05000000
+        0x49,                               // 2: dec ecx
+        0x75, 0xE7,                         //    jnz 1b
+        0xB9, 0x1B, 0x00, 0x00, 0x00,       //    mov ecx, 0x1B
+        0x0F, 0x32,                         //    rdmsr
+        0x25, 0xFF, 0xF7, 0xFF, 0xFF,       //    and eax, ~0x800
+        0x0F, 0x30,                         //    wrmsr
+        0xA1, 0x20, 0x00, 0xE0, 0xFE,       //    mov eax, [0xFEE00020]
+        0x01, 0xC3,                         //    add ebx, eax
+        0x89, 0xD8,                         //    mov eax, ebx
+        0xE6, 0xF4,                         //    out 0xf4, al
+        0xF4,                               //    hlt
+    ];
+    let run = |bt: bool| {
+        let mut m = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
+        m.mem.write(LOAD as u64, code).unwrap();
+        let mut st = CpuState::multiboot(LOAD, 0, 0);
+        st.regs[4] = STACK;
+        let mut e = on(m, bt, &st);
+        let stop = e.run_until(&limits()).unwrap();
+        let st = e.cpu_state().unwrap();
+        let reads = e.m.bus.stats.mmio_reads;
+        let stats = e.m.device_stats_json().to_string();
+        let served = e.stats().get(Counter::MmioReadsInTranslatedCode);
+        (stop, st.regs, e.m.icount(), reads, stats, served)
+    };
+    let i = run(false);
+    // Reads of ID 0 until the write (at ECX 50, after that round's read),
+    // then 49 of ID 5, then all ones.
+    assert_eq!(
+        i.1[3],
+        49u32.wrapping_mul(0x0500_0000).wrapping_add(0xFFFF_FFFF)
+    );
+    assert_eq!(i.0, Stop::GuestExit { value: 0xFF });
+    let b = run(true);
+    assert_eq!((&b.0, b.1, b.2, b.3), (&i.0, i.1, i.2, i.3));
+    assert_eq!(b.4, i.4, "the devices' statistics");
+    // The reads in the loop were served in translated code.
+    assert!(
+        b.5.unwrap_or(0) >= 99,
+        "{:?} reads served in translated code",
+        b.5
+    );
+}
+
 /// STI lets an interrupt through after its shadow instruction, and the
 /// translator leaves for the dispatcher only then. Each round disables
 /// interrupts, every fourth one sends itself an IPI (the local APIC's ICR:

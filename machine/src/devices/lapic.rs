@@ -362,6 +362,9 @@ impl<R: Register> RegisterCounts<R> {
         };
         v[r.index()] += 1;
     }
+    pub(crate) fn count_reads(&mut self, r: R, n: u64) {
+        self.reads[r.index()] += n;
+    }
 }
 
 impl<R: Register> serde::Serialize for RegisterCounts<R> {
@@ -1403,6 +1406,18 @@ impl Device for Lapic {
             return None;
         }
         Some(self.read_enabled(reg, offset, size, cx))
+    }
+
+    /// The ID and version registers, read whole (what xv6's `mycpu`
+    /// reads on every spinlock): they change only through a write to the
+    /// page (ID) or IA32_APIC_BASE (whether the page answers at all, by
+    /// `Bus::get_mut`), never with time.
+    fn mmio_read_is_stable(&self, _region: usize, offset: u64, size: u8) -> bool {
+        size == 4 && matches!(offset, 0x20 | 0x30) && self.globally_enabled()
+    }
+
+    fn count_stable_reads(&mut self, _region: usize, offset: u64, _size: u8, n: u64) {
+        self.stats.registers.count_reads(Reg::at(offset), n);
     }
 
     fn mmio_read(&mut self, _region: usize, offset: u64, size: u8, cx: &mut IoCtx) -> u64 {
