@@ -332,6 +332,7 @@ impl Cpu {
 
     /// `translate` without the TLB fill: the physical address and the
     /// entry the TLB would get (None outside RAM).
+    #[inline(always)]
     fn walk(
         &mut self,
         m: &mut Machine,
