@@ -135,6 +135,13 @@ pub struct Ctx {
     /// PUSHFDs run inline since the dispatcher last handed the count to
     /// the trace.
     pub pushf_inline: u64,
+    /// CLIs run inline (at CPL 0, where CLI cannot fault, when nothing
+    /// records them one by one), counted as `pushf_inline` is: they clear
+    /// IF in `sysflags` and in the interpreter's EFLAGS (`cpu_eflags`).
+    pub cli_inline: u64,
+    /// The interpreter's EFLAGS word (`Interp::eflags_word`), set at every
+    /// entry: an inline CLI clears IF there.
+    pub cpu_eflags: *mut u32,
     /// The indirect-branch cache: translated code looks a RET's or an
     /// indirect JMP's or CALL's target up here and jumps straight to its
     /// translation on a hit (`Ibtc`).
@@ -295,6 +302,8 @@ pub const SEG_SEL: i32 = offset_of!(Ctx, seg_sel) as i32;
 pub const SYSFLAGS: i32 = offset_of!(Ctx, sysflags) as i32;
 pub const INLINE_SENSITIVE: i32 = offset_of!(Ctx, inline_sensitive) as i32;
 pub const PUSHF_INLINE: i32 = offset_of!(Ctx, pushf_inline) as i32;
+pub const CLI_INLINE: i32 = offset_of!(Ctx, cli_inline) as i32;
+pub const CPU_EFLAGS: i32 = offset_of!(Ctx, cpu_eflags) as i32;
 
 /// The layout of a TLB entry and its hash, for the inline lookup: the
 /// interpreter's own description of them.

@@ -253,6 +253,8 @@ impl Bt {
                 sysflags: 2,
                 inline_sensitive: 0,
                 pushf_inline: 0,
+                cli_inline: 0,
+                cpu_eflags: std::ptr::null_mut(),
                 room: 0,
                 ibtc: [ctx::Ibtc::EMPTY; ctx::IBTC_LEN],
             }),
@@ -542,13 +544,18 @@ impl Bt {
         ctx.interp = &mut self.interp as *mut Interp;
         ctx.machine = m as *mut Machine;
         ctx.links = &mut self.links as *mut links::Links;
+        ctx.cpu_eflags = self.interp.eflags_word();
         (self.enter)(ctx as *mut Ctx);
         ctx.interp = std::ptr::null_mut();
         ctx.machine = std::ptr::null_mut();
         ctx.links = std::ptr::null_mut();
+        ctx.cpu_eflags = std::ptr::null_mut();
         let inline = std::mem::take(&mut ctx.pushf_inline);
         m.trace
             .add_sensitive("pushf", machine::Handling::Callout, inline);
+        let inline = std::mem::take(&mut ctx.cli_inline);
+        m.trace
+            .add_sensitive("cli", machine::Handling::Callout, inline);
         self.interp.flush_stable_reads(m);
         self.interp
             .set_translated_state(ctx.regs, ctx.flags as u32, ctx.eip);

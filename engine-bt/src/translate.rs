@@ -2638,6 +2638,47 @@ impl Emitter {
                     self.a.mov(word_ptr(r14 + r13), r9w)?;
                     self.a.mov(r12d, r13d)?;
                 }
+                Plan::Pushfd if self.lahf => {
+                    // As below, the image composed from the flags' image
+                    // in r10 (LAHF's AH holds SF, ZF, AF, PF and CF where
+                    // EFLAGS has them; AL is OF) rather than pushed with
+                    // PUSHFQ and popped back (some twenty cycles; xv6
+                    // runs PUSHFD 128 M times in usertests): the block
+                    // goes on with the flags owed from their image.
+                    self.a.lea(r13d, r12d - 4)?;
+                    self.host_ptr(4, true, k, true)?;
+                    let mut slow = self.a.create_label();
+                    let mut done = self.a.create_label();
+                    let a = &mut self.a;
+                    a.cmp(dword_ptr(r15 + ctx::INLINE_SENSITIVE), 0)?;
+                    a.je(slow)?;
+                    a.mov(r9d, r10d)?;
+                    a.shr(r9d, 8)?;
+                    a.and(r9d, ctx::STATUS as u32 & 0xFF & !2)?;
+                    a.mov(r11d, r10d)?;
+                    a.and(r11d, 1)?;
+                    a.shl(r11d, 11)?;
+                    a.or(r9d, r11d)?;
+                    a.or(r9d, dword_ptr(r15 + ctx::SYSFLAGS))?;
+                    a.mov(dword_ptr(r14 + r13), r9d)?;
+                    a.add(qword_ptr(r15 + ctx::PUSHF_INLINE), 1)?;
+                    a.mov(r12d, r13d)?;
+                    a.jmp(done)?;
+                    a.set_label(&mut slow)?;
+                    self.restore_flags()?;
+                    self.sensitive_call(ctx::sensitive::PUSHFD, eip, k)?;
+                    self.a.mov(r9, qword_ptr(rsp))?;
+                    self.a.and(r9d, ctx::STATUS as u32 & !2)?;
+                    self.a.or(r9d, r8d)?;
+                    self.a.mov(dword_ptr(r14 + r13), r9d)?;
+                    self.a.popfq()?;
+                    self.a.mov(r12d, r13d)?;
+                    // (The callee may have changed r10: the image again.)
+                    self.save_flags()?;
+                    self.a.set_label(&mut done)?;
+                    self.a.nop()?;
+                    self.pending = true;
+                }
                 Plan::Pushfd => {
                     // The slot first: a fault leaves before anything is
                     // recorded, and the interpreter runs PUSHFD whole.
@@ -2677,6 +2718,34 @@ impl Emitter {
                     // one may carry another.)
                     self.a.set_label(&mut done)?;
                     self.a.nop()?;
+                }
+                Plan::Cli if self.lahf && self.key & key::USER == 0 => {
+                    // At CPL 0 (or in real mode) CLI cannot fault: inline
+                    // when nothing records it one by one, IF cleared in the
+                    // context's copy and the interpreter's EFLAGS, counted
+                    // (xv6's pushcli: 18 M in usertests), the guest's
+                    // flags kept in their image meanwhile.
+                    self.apply_deferred()?;
+                    self.save_flags()?;
+                    let mut slow = self.a.create_label();
+                    let mut done = self.a.create_label();
+                    let a = &mut self.a;
+                    let not_if = !machine::cpu::flags::IF;
+                    a.cmp(dword_ptr(r15 + ctx::INLINE_SENSITIVE), 0)?;
+                    a.je(slow)?;
+                    a.mov(r9, qword_ptr(r15 + ctx::CPU_EFLAGS))?;
+                    a.and(dword_ptr(r9), not_if as i32)?;
+                    a.and(dword_ptr(r15 + ctx::SYSFLAGS), not_if as i32)?;
+                    a.add(qword_ptr(r15 + ctx::CLI_INLINE), 1)?;
+                    a.jmp(done)?;
+                    a.set_label(&mut slow)?;
+                    self.restore_flags()?;
+                    self.sensitive_call(ctx::sensitive::CLI, eip, k)?;
+                    self.a.popfq()?;
+                    self.save_flags()?;
+                    self.a.set_label(&mut done)?;
+                    self.a.nop()?;
+                    self.pending = true;
                 }
                 Plan::Cli => {
                     self.sensitive_call(ctx::sensitive::CLI, eip, k)?;

@@ -260,6 +260,14 @@ impl Interp {
     /// CLI for translated code: false (nothing done, nothing recorded)
     /// when it faults (CPL > IOPL), for the interpreter to run it;
     /// otherwise records it and clears IF.
+    /// The word holding the CPU's EFLAGS (IF among them, never lazy), for
+    /// translated code's inline CLI at CPL 0, which clears IF there as
+    /// `callout_cli` does. Valid while this interpreter is neither moved
+    /// nor dropped, and only while nothing else borrows it.
+    pub fn eflags_word(&mut self) -> *mut u32 {
+        &mut self.cpu.fl.bits
+    }
+
     pub fn callout_cli(&mut self, m: &mut Machine, eip: u32, icount: u64) -> bool {
         let c = &mut self.cpu;
         if c.cli_sti_faults() {

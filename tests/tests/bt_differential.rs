@@ -808,6 +808,78 @@ fn pushfd_pushes_the_interpreters_image_inline_or_called_out() {
     }
 }
 
+/// CLI at CPL 0 in translated code, inline when nothing records it one by
+/// one, clears IF where the interpreter sees it: PUSHFW right after it
+/// (which the interpreter runs for the translator) pushes FLAGS with IF
+/// clear, as on the interpreter; and the trace counts each CLI, handled in
+/// translated code, with or without a trace that keeps each.
+#[test]
+fn cli_clears_if_for_the_interpreter_inline_or_called_out() {
+    #[rustfmt::skip]
+    let code: &[u8] = &[
+        0xB9, 0x10, 0x00, 0x00, 0x00,       // mov ecx, 16
+        0xBF, 0x00, 0x00, 0x20, 0x00,       // mov edi, SCRATCH
+        0xFB,                               // 1: sti
+        0x90,                               //    nop (the shadow)
+        0x39, 0xCF,                         //    cmp edi, ecx (flags vary)
+        0xFA,                               //    cli
+        0x66, 0x9C,                         //    pushfw
+        0x66, 0x8F, 0x07,                   //    pop word [edi]
+        0x83, 0xC7, 0x02,                   //    add edi, 2
+        0x49,                               //    dec ecx
+        0x75, 0xEF,                         //    jnz 1b
+        0xE6, 0xF4,                         //    out 0xf4, al
+        0xF4,                               //    hlt
+    ];
+    let run = |bt: bool, each: bool| {
+        let mut m = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
+        m.mem.write(LOAD as u64, code).unwrap();
+        if !each {
+            m.trace.set_enabled(machine::EventMask::NONE);
+        }
+        let mut st = CpuState::multiboot(LOAD, 0, 0);
+        st.regs[4] = STACK;
+        let mut e = on(m, bt, &st);
+        let stop = e.run_until(&limits()).unwrap();
+        let pushed = e.m.mem.slice(SCRATCH as u64, 16 * 2).unwrap().to_vec();
+        let cli = |how| {
+            e.m.trace
+                .sensitive_counts()
+                .get(&("cli".into(), how))
+                .copied()
+                .unwrap_or(0)
+        };
+        let clis = (
+            cli(machine::Handling::Interpreted),
+            cli(machine::Handling::Callout),
+        );
+        let total = e.m.trace.count(machine::EventKind::Sensitive);
+        let st = e.cpu_state().unwrap();
+        (stop, pushed, e.m.icount(), st.eflags, clis, total)
+    };
+    let i = run(false, true);
+    // (AL: the multiboot magic's low byte.)
+    assert_eq!(i.0, Stop::GuestExit { value: 0x02 });
+    // CMP EDI, ECX: EDI (0x200000 up) above ECX, no borrow; IF clear.
+    let first = u16::from_le_bytes(i.1[0..2].try_into().unwrap());
+    assert_eq!(first & 0x200, 0, "IF clear after CLI: {first:#x}");
+    assert_eq!(i.4, (16, 0));
+    for each in [true, false] {
+        let b = run(true, each);
+        assert_eq!(
+            (&b.0, &b.1, b.2, b.3),
+            (&i.0, &i.1, i.2, i.3),
+            "each: {each}"
+        );
+        assert_eq!(
+            b.4,
+            (0, 16),
+            "CLIs handled in translated code (each: {each})"
+        );
+        assert_eq!(b.5, i.5, "sensitive instructions (each: {each})");
+    }
+}
+
 /// What a run of `code` at LOAD left (the flag tests below): its stop,
 /// `out` bytes at SCRATCH, the CPU state, the instruction count and the
 /// instructions the translator ran as translated code.
