@@ -29,7 +29,7 @@ use iced_x86::{BlockEncoderOptions, Code, Encoder};
 use std::cell::RefCell;
 
 /// Labels a block may have for this encoder (more: `assemble_options`).
-const MAX_LABELS: usize = 256;
+const MAX_LABELS: usize = 1024;
 
 /// A block encoded: in one pass, else by iced's block encoder.
 pub(crate) enum Placed {

@@ -37,7 +37,17 @@ pub unsafe extern "C" fn host_ptr(ctx: *mut Ctx, lin: u32, how: u32) -> *mut u8 
     // A device register whose reading is pure (xv6 reads the local APIC's
     // ID on every spinlock): read here into the context, and the
     // instruction reads it from there, without leaving translated code.
-    match interp.pure_mmio_read(m, lin, size) {
+    // (What translated code served from the copy of a stable register
+    // belongs to the copy it was: counted before this read may replace
+    // it, and the copy taken again after.)
+    // SAFETY: `ctx` is valid (above); plain fields no other reference
+    // covers.
+    let served = unsafe { std::mem::take(&mut (*ctx).stable_hits) };
+    interp.add_stable_hits(served);
+    let v = interp.pure_mmio_read(m, lin, size);
+    // SAFETY: as above.
+    unsafe { (*ctx).load_stable(interp, m) };
+    match v {
         // SAFETY: `ctx` is valid (above); `mmio` is a plain field that no
         // other reference covers, and it outlives the instruction that
         // reads it.

@@ -123,6 +123,24 @@ pub struct Ctx {
     pub mmio: u64,
     /// Device registers read that way (stats).
     pub mmio_reads: u64,
+    /// The interpreter's copy of a stable device register
+    /// (`Interp::stable_read`), for translated code to read without
+    /// calling out: valid while `stable_size` is not 0, for a read of that
+    /// many bytes at linear `stable_lin` at privilege `stable_user` (1:
+    /// CPL 3), while the TLB's epoch (at `tlb_epoch_ptr`) and the bus's
+    /// stable epoch (at `bus_epoch_ptr`) are still the ones recorded.
+    /// Set at every entry and after every `host_ptr` callout; reads served
+    /// from it are counted in `stable_hits`, handed to the interpreter when
+    /// translated code returns.
+    pub stable_lin: u32,
+    pub stable_size: u32,
+    pub stable_user: u32,
+    pub stable_tlb_epoch: u64,
+    pub stable_bus_epoch: u64,
+    pub stable_value: u64,
+    pub stable_hits: u64,
+    pub tlb_epoch_ptr: *const u64,
+    pub bus_epoch_ptr: *const u64,
     /// The bits of the guest's EFLAGS that translated code does not hold
     /// (IF, IOPL, NT, AC, ID, ... and bit 1; VM and RF clear): what PUSHFD
     /// pushes besides the status flags. Set at every entry, and by the
@@ -251,6 +269,25 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// Takes the interpreter's copy of a stable device register
+    /// (`stable_lin` and the rest), or none (`stable_size` 0) while a
+    /// watchpoint is set: those accesses must reach the interpreter.
+    pub fn load_stable(&mut self, interp: &Interp, m: &machine::Machine) {
+        match interp.stable_read().filter(|_| m.watchpoints().is_empty()) {
+            Some(s) => {
+                self.stable_lin = s.lin;
+                self.stable_size = s.size;
+                self.stable_user = s.user as u32;
+                self.stable_tlb_epoch = s.tlb_epoch;
+                self.stable_bus_epoch = s.bus_epoch;
+                self.stable_value = s.value;
+            }
+            None => self.stable_size = 0,
+        }
+    }
+}
+
 impl Ibtc {
     pub const EMPTY: Ibtc = Ibtc {
         eip: 0,
@@ -302,6 +339,16 @@ pub const SEG_SEL: i32 = offset_of!(Ctx, seg_sel) as i32;
 pub const SYSFLAGS: i32 = offset_of!(Ctx, sysflags) as i32;
 pub const INLINE_SENSITIVE: i32 = offset_of!(Ctx, inline_sensitive) as i32;
 pub const PUSHF_INLINE: i32 = offset_of!(Ctx, pushf_inline) as i32;
+pub const MMIO_READS: i32 = offset_of!(Ctx, mmio_reads) as i32;
+pub const STABLE_LIN: i32 = offset_of!(Ctx, stable_lin) as i32;
+pub const STABLE_SIZE: i32 = offset_of!(Ctx, stable_size) as i32;
+pub const STABLE_USER: i32 = offset_of!(Ctx, stable_user) as i32;
+pub const STABLE_TLB_EPOCH: i32 = offset_of!(Ctx, stable_tlb_epoch) as i32;
+pub const STABLE_BUS_EPOCH: i32 = offset_of!(Ctx, stable_bus_epoch) as i32;
+pub const STABLE_VALUE: i32 = offset_of!(Ctx, stable_value) as i32;
+pub const STABLE_HITS: i32 = offset_of!(Ctx, stable_hits) as i32;
+pub const TLB_EPOCH_PTR: i32 = offset_of!(Ctx, tlb_epoch_ptr) as i32;
+pub const BUS_EPOCH_PTR: i32 = offset_of!(Ctx, bus_epoch_ptr) as i32;
 pub const CLI_INLINE: i32 = offset_of!(Ctx, cli_inline) as i32;
 pub const CPU_EFLAGS: i32 = offset_of!(Ctx, cpu_eflags) as i32;
 

@@ -255,6 +255,15 @@ impl Bt {
                 pushf_inline: 0,
                 cli_inline: 0,
                 cpu_eflags: std::ptr::null_mut(),
+                stable_lin: 0,
+                stable_size: 0,
+                stable_user: 0,
+                stable_tlb_epoch: 0,
+                stable_bus_epoch: 0,
+                stable_value: 0,
+                stable_hits: 0,
+                tlb_epoch_ptr: std::ptr::null(),
+                bus_epoch_ptr: std::ptr::null(),
                 room: 0,
                 ibtc: [ctx::Ibtc::EMPTY; ctx::IBTC_LEN],
             }),
@@ -545,11 +554,19 @@ impl Bt {
         ctx.machine = m as *mut Machine;
         ctx.links = &mut self.links as *mut links::Links;
         ctx.cpu_eflags = self.interp.eflags_word();
+        ctx.tlb_epoch_ptr = self.interp.tlb_epoch_ptr();
+        ctx.bus_epoch_ptr = m.bus.stable_epoch_ptr();
+        ctx.load_stable(&self.interp, m);
         (self.enter)(ctx as *mut Ctx);
         ctx.interp = std::ptr::null_mut();
         ctx.machine = std::ptr::null_mut();
         ctx.links = std::ptr::null_mut();
         ctx.cpu_eflags = std::ptr::null_mut();
+        ctx.tlb_epoch_ptr = std::ptr::null();
+        ctx.bus_epoch_ptr = std::ptr::null();
+        ctx.stable_size = 0;
+        self.interp
+            .add_stable_hits(std::mem::take(&mut ctx.stable_hits));
         let inline = std::mem::take(&mut ctx.pushf_inline);
         m.trace
             .add_sensitive("pushf", machine::Handling::Callout, inline);

@@ -1705,6 +1705,41 @@ impl Emitter {
     /// the interpreter, whose path takes them on the host stack.
     fn callout_from_image(&mut self, c: Cold) -> R {
         let mut failed = self.a.create_label();
+        let mut call = self.a.create_label();
+        if !c.write {
+            // A stable device register's copy (`Ctx::stable_lin`), if it
+            // is this read's and still holds (the TLB's and the bus's
+            // epochs unmoved): the read served from it, counted, without
+            // a call (xv6's `lapicid`).
+            let user = (self.key & key::USER != 0) as u32;
+            let a = &mut self.a;
+            a.cmp(r13d, dword_ptr(r15 + ctx::STABLE_LIN))?;
+            a.jne(call)?;
+            a.cmp(dword_ptr(r15 + ctx::STABLE_SIZE), c.size)?;
+            a.jne(call)?;
+            a.cmp(dword_ptr(r15 + ctx::STABLE_USER), user)?;
+            a.jne(call)?;
+            a.mov(r11, qword_ptr(r15 + ctx::TLB_EPOCH_PTR))?;
+            a.mov(r11, qword_ptr(r11))?;
+            a.cmp(r11, qword_ptr(r15 + ctx::STABLE_TLB_EPOCH))?;
+            a.jne(call)?;
+            a.mov(r11, qword_ptr(r15 + ctx::BUS_EPOCH_PTR))?;
+            a.mov(r11, qword_ptr(r11))?;
+            a.cmp(r11, qword_ptr(r15 + ctx::STABLE_BUS_EPOCH))?;
+            a.jne(call)?;
+            a.add(qword_ptr(r15 + ctx::STABLE_HITS), 1)?;
+            a.add(qword_ptr(r15 + ctx::MMIO_READS), 1)?;
+            // (As the hit path leaves it: the access at r14 + r13.)
+            a.lea(r14, r15 + ctx::STABLE_VALUE)?;
+            a.sub(r14, r13)?;
+            if c.rflags {
+                self.restore_flags()?;
+            }
+            self.a.jmp(c.done)?;
+            // (One label per instruction: `miss` is on the first one when
+            // there is no check.)
+            self.a.set_label(&mut call)?;
+        }
         let a = &mut self.a;
         // (Sixteen bytes, as `callout` pushes: the stub's pushes align
         // the stack for its call. LEA leaves the flags alone; nothing here

@@ -55,13 +55,13 @@ pub const STATUS_FLAGS: u32 = 0x8D5;
 /// and what it holds under: a read at `lin` of `size` bytes, at that
 /// privilege and TLB epoch (the same physical address), while the bus's
 /// stable epoch stays `bus_epoch`.
-pub(crate) struct StableRead {
-    lin: u32,
-    size: u32,
-    user: bool,
-    tlb_epoch: u64,
-    bus_epoch: u64,
-    value: u64,
+pub struct StableRead {
+    pub lin: u32,
+    pub size: u32,
+    pub user: bool,
+    pub tlb_epoch: u64,
+    pub bus_epoch: u64,
+    pub value: u64,
     reg: machine::bus::StableRegister,
     /// Reads served from `value` and not yet counted by the device.
     hits: u64,
@@ -415,6 +415,29 @@ impl Interp {
             });
         }
         Some(v)
+    }
+
+    /// The stable register `pure_mmio_read` keeps a copy of, if any: the
+    /// translator reads it from translated code under the same conditions
+    /// (`bt`'s `Ctx::load_stable`), counting what it served with
+    /// `add_stable_hits`.
+    pub fn stable_read(&self) -> Option<&StableRead> {
+        self.stable.as_ref()
+    }
+
+    /// Counts `n` reads served from the copy `stable_read` shows, made
+    /// while it was the current one: handed over by `flush_stable_reads`.
+    pub fn add_stable_hits(&mut self, n: u64) {
+        if let Some(s) = &mut self.stable {
+            s.hits += n;
+        }
+    }
+
+    /// Where the TLB's epoch is (`Cpu::tlb`): a stable register's copy
+    /// holds only while it stays the one recorded. Valid while this
+    /// interpreter is neither moved nor dropped.
+    pub fn tlb_epoch_ptr(&self) -> *const u64 {
+        &self.cpu.tlb.epoch
     }
 
     /// Hands the reads `pure_mmio_read` served from its copy of a stable

@@ -350,6 +350,12 @@ impl Bus {
         self.stable_epoch
     }
 
+    /// Where `stable_epoch` is kept, for generated code that compares it:
+    /// valid while the bus is neither moved nor dropped.
+    pub fn stable_epoch_ptr(&self) -> *const u64 {
+        &self.stable_epoch
+    }
+
     /// The stable register (`Device::mmio_read_is_stable`) a `size`-byte
     /// read at `addr` reads, if it is one.
     pub fn stable_register(&self, addr: u64, size: u8) -> Option<StableRegister> {
