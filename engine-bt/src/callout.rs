@@ -7,7 +7,8 @@
 use crate::ctx::Ctx;
 
 /// The host address of a `size`-byte guest access at linear `lin` (a write
-/// when bit 8 of `how` is set), or null when the interpreter must do it: a
+/// when bit 8 of `how` is set, the stack's when bit 9 is), or null when the
+/// interpreter must do it: a
 /// page fault or protection fault, MMIO or an address with no RAM, an
 /// access crossing a page, a write to a page holding translated code
 /// (`Interp::host_ptr`, which shares the interpreter's TLB and page walk).
@@ -28,9 +29,17 @@ pub unsafe extern "C" fn host_ptr(ctx: *mut Ctx, lin: u32, how: u32) -> *mut u8 
         (&mut *c.interp, &mut *c.machine)
     };
     let (size, write) = (how & 0xFF, how & 0x100 != 0);
-    if write || !interp.on_pure_mmio_page(lin) {
+    // A stack access (bit 9): RAM only, and none while a watchpoint is
+    // set, for a later access to the same page takes its address over
+    // without a lookup (`translate::StackKnown`); the interpreter runs
+    // what this refuses.
+    let stack = how & 0x200 != 0;
+    if stack && !m.watchpoints().is_empty() {
+        return std::ptr::null_mut();
+    }
+    if write || stack || !interp.on_pure_mmio_page(lin) {
         let p = interp.host_ptr(m, lin, size, write);
-        if !p.is_null() || write {
+        if !p.is_null() || write || stack {
             return p;
         }
     }

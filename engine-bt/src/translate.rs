@@ -1224,6 +1224,15 @@ struct Emitter {
     /// The instruction being emitted accesses memory where `known` is:
     /// no lookup.
     reuse: bool,
+    /// The last stack access looked up (`StackKnown`), while r14 still
+    /// holds its page's addend on every path that goes on in the block.
+    stack_known: Option<StackKnown>,
+    /// The access being emitted is the stack's (PUSH, POP, CALL, RET,
+    /// LEAVE, PUSHFD: never served from a device register, so that its
+    /// addend is RAM's), and where the known stack access is relative to
+    /// ESP now, if its page may be taken over (`stack_host_ptr`).
+    stack_access: bool,
+    stack_reuse: Option<i32>,
     /// The mode key the block is translated under.
     key: u32,
     /// The physical page the block's code was read from.
@@ -1259,6 +1268,24 @@ struct Fail {
 /// accesses ends it). The slow paths of the write, where the interpreter
 /// ran it and r14 holds nothing, leave the block after it instead of
 /// going on.
+/// A stack access whose page a later one may take over
+/// (`Emitter::stack_known`): where it was relative to ESP as it stands
+/// after the instructions since (`off`), whether its lookup was a write's
+/// (a write may take over a write's page only), and its instruction's
+/// slow paths. Its lookup found RAM (a stack access is never served from a
+/// device register: `Cold::stack`), so another access within the same
+/// page, of the same kind or a read, aligned, needs only the page
+/// compared; nothing between them changes a mapping (only register
+/// instructions that leave ESP alone come between). Its slow paths leave
+/// the block after it instead of going on, as `Known`'s do.
+#[derive(Clone)]
+struct StackKnown {
+    off: i32,
+    write: bool,
+    fails: std::ops::Range<usize>,
+    colds: std::ops::Range<usize>,
+}
+
 #[derive(Clone)]
 struct Known {
     addr: (Register, Register, Register, u32, u64),
@@ -1320,6 +1347,10 @@ struct Cold {
     /// The hit path joins `done` with the guest flags in RFLAGS (not
     /// owed from their image, nor dead).
     rflags: bool,
+    /// A stack access: the callout serves it from RAM only (never a
+    /// device register's value in the context, whose address a later
+    /// access to the same page would take over: `StackKnown`).
+    stack: bool,
 }
 
 impl Fail {
@@ -1360,6 +1391,9 @@ impl Emitter {
             r14_whole: false,
             lazy_hit: false,
             known: None,
+            stack_known: None,
+            stack_access: false,
+            stack_reuse: None,
             reuse: false,
             exec_sites: Vec::new(),
             first_exec_site: 0,
@@ -1566,6 +1600,18 @@ impl Emitter {
         // (The slow paths restore the flags: with the waiting fix made,
         // whatever the hit path does with them.)
         let fix = self.deferred;
+        let stack = std::mem::take(&mut self.stack_access);
+        let stack_reuse = self.stack_reuse.take().filter(|_| seg.is_none());
+        // The known stack access's page, when this access is aligned and
+        // in it: its addend, still in r14, serves (`StackKnown`).
+        let mut have = self.a.create_label();
+        if let Some(off) = stack_reuse {
+            let a = &mut self.a;
+            a.lea(r11d, r12d + off)?;
+            a.xor(r11d, r13d)?;
+            a.test(r11d, ctx::TLB.page_mask | (size - 1))?;
+            a.jz(have)?;
+        }
         if let Some(s) = seg {
             let a = &mut self.a;
             a.cmp(r13d, 0x1_0000 - size)?;
@@ -1612,6 +1658,10 @@ impl Emitter {
         a.jne(if size > 1 { unaligned } else { miss })?;
         a.set_label(&mut hit)?;
         a.mov(r14, qword_ptr(r14 + t.addend_offset))?;
+        if stack_reuse.is_some() {
+            self.a.set_label(&mut have)?;
+            self.a.nop()?;
+        }
         let rflags = flags_live && !self.lazy_hit;
         if flags_live && self.lazy_hit {
             // The slow paths join with the flags still in the image,
@@ -1636,6 +1686,7 @@ impl Emitter {
             resume: None,
             fix,
             rflags,
+            stack,
         });
         Ok(())
     }
@@ -1691,7 +1742,7 @@ impl Emitter {
             return self.callout_from_image(c);
         }
         self.restore_flags()?;
-        self.callout(c.size, c.write, c.k, c.resume)?;
+        self.callout(&c)?;
         self.a.jmp(c.done)
     }
 
@@ -1706,7 +1757,7 @@ impl Emitter {
     fn callout_from_image(&mut self, c: Cold) -> R {
         let mut failed = self.a.create_label();
         let mut call = self.a.create_label();
-        if !c.write {
+        if !c.write && !c.stack {
             // A stable device register's copy (`Ctx::stable_lin`), if it
             // is this read's and still holds (the TLB's and the bus's
             // epochs unmoved): the read served from it, counted, without
@@ -1746,7 +1797,7 @@ impl Emitter {
         // needs them.)
         a.lea(rsp, rsp - 8)?;
         a.push(rdx)?;
-        a.mov(edx, c.size | (c.write as u32) << 8)?;
+        a.mov(edx, c.size | (c.write as u32) << 8 | (c.stack as u32) << 9)?;
         a.call(qword_ptr(r15 + ctx::HOST_PTR_STUB))?;
         a.pop(rdx)?;
         a.lea(rsp, rsp + 8)?;
@@ -2261,11 +2312,12 @@ impl Emitter {
     /// carries the access's size and direction.
     /// `resume`: where the block goes on after the interpreter runs the
     /// instruction when the callout cannot serve the access (`Fail`).
-    fn callout(&mut self, size: u32, write: bool, k: u32, resume: Option<(CodeLabel, bool)>) -> R {
+    fn callout(&mut self, c: &Cold) -> R {
+        let (size, write, k, resume) = (c.size, c.write, c.k, c.resume);
         let a = &mut self.a;
         a.pushfq()?;
         a.push(rdx)?;
-        a.mov(edx, size | (write as u32) << 8)?;
+        a.mov(edx, size | (write as u32) << 8 | (c.stack as u32) << 9)?;
         a.call(qword_ptr(r15 + ctx::HOST_PTR_STUB))?;
         a.pop(rdx)?;
         a.test(r14, r14)?;
@@ -2375,6 +2427,7 @@ impl Emitter {
             self.instruction(insn, *p, k, eip, &live, after[k as usize])?;
             self.lazy_hit = false;
             self.follow_known(insn, *p, fails_before, colds_before);
+            self.follow_stack(insn, *p, fails_before, colds_before);
             // Its slow paths go on right after it (a block-ending one
             // exits to its next instruction instead: see below), in the
             // same state of the flags as its fast path.
@@ -2497,6 +2550,51 @@ impl Emitter {
                 self.known = None;
             }
         }
+    }
+
+    /// `host_ptr` for a stack access at r13d: taking over the known stack
+    /// access's page when it may (`StackKnown`), whose instruction's slow
+    /// paths then leave the block.
+    fn stack_host_ptr(&mut self, size: u32, write: bool, k: u32, live: bool) -> R {
+        self.stack_access = true;
+        self.stack_reuse = None;
+        if let Some(kn) = self.stack_known.clone() {
+            if !write || kn.write {
+                for f in &mut self.fails[kn.fails.clone()] {
+                    f.resume = None;
+                }
+                for c in &mut self.colds[kn.colds.clone()] {
+                    c.resume = None;
+                }
+                self.stack_reuse = Some(kn.off);
+            }
+        }
+        self.host_ptr(size, write, k, live)
+    }
+
+    /// `stack_known` after instruction `insn`, planned `p`, whose slow
+    /// paths start at `fails` and `colds`: a 32-bit flat stack's access
+    /// becomes the known one, where ESP leaves it (a push's slot is at
+    /// ESP, a pop's 4 bytes below); a register instruction that leaves
+    /// ESP alone keeps it; anything else ends it.
+    fn follow_stack(&mut self, insn: &Instruction, p: Plan, fails: usize, colds: usize) {
+        let here = |off, write| StackKnown {
+            off,
+            write,
+            fails: fails..self.fails.len(),
+            colds: colds..self.colds.len(),
+        };
+        self.stack_known = match p {
+            _ if self.code16 => None,
+            Plan::Push | Plan::PushSreg | Plan::Pushfd => Some(here(0, true)),
+            Plan::Pop | Plan::Leave => Some(here(-4, false)),
+            Plan::Ident if !writes_register(&mut self.info, insn, Register::ESP) => {
+                self.stack_known.take()
+            }
+            _ => None,
+        };
+        self.stack_access = false;
+        self.stack_reuse = None;
     }
 
     /// The host code of guest instruction `k` (`insn`, at `eip`) as `p`
@@ -2656,7 +2754,7 @@ impl Emitter {
                 }
                 Plan::Push => {
                     self.a.lea(r13d, r12d - 4)?;
-                    self.host_ptr(4, true, k, live[k as usize])?;
+                    self.stack_host_ptr(4, true, k, live[k as usize])?;
                     if insn.op0_kind() == OpKind::Register {
                         let src = hr32(insn.op0_register());
                         self.a.mov(dword_ptr(r14 + r13), src)?;
@@ -2667,7 +2765,7 @@ impl Emitter {
                 }
                 Plan::PushSreg => {
                     self.a.lea(r13d, r12d - 4)?;
-                    self.host_ptr(2, true, k, live[k as usize])?;
+                    self.stack_host_ptr(2, true, k, live[k as usize])?;
                     let at = ctx::SEG_SEL + 4 * seg_index(insn.op0_register()) as i32;
                     self.a.mov(r9d, dword_ptr(r15 + at))?;
                     self.a.mov(word_ptr(r14 + r13), r9w)?;
@@ -2681,7 +2779,7 @@ impl Emitter {
                     // runs PUSHFD 128 M times in usertests): the block
                     // goes on with the flags owed from their image.
                     self.a.lea(r13d, r12d - 4)?;
-                    self.host_ptr(4, true, k, true)?;
+                    self.stack_host_ptr(4, true, k, true)?;
                     let mut slow = self.a.create_label();
                     let mut done = self.a.create_label();
                     let a = &mut self.a;
@@ -2718,7 +2816,7 @@ impl Emitter {
                     // The slot first: a fault leaves before anything is
                     // recorded, and the interpreter runs PUSHFD whole.
                     self.a.lea(r13d, r12d - 4)?;
-                    self.host_ptr(4, true, k, true)?;
+                    self.stack_host_ptr(4, true, k, true)?;
                     // Inline when nothing records it one by one: the
                     // status flags from the host's, the rest from the
                     // context's copy, counted in the context.
@@ -2794,27 +2892,29 @@ impl Emitter {
                     // Nothing changes before the load, which may leave for
                     // the interpreter (a fault): then it runs LEAVE whole.
                     self.a.mov(r13d, ebp)?;
+                    // (A stack access, but EBP's: no page taken over.)
+                    self.stack_access = true;
                     self.host_ptr(4, false, k, live[k as usize])?;
                     self.a.lea(r12d, rbp + 4)?;
                     self.a.mov(ebp, dword_ptr(r14 + r13))?;
                 }
                 Plan::Pop => {
                     self.a.mov(r13d, r12d)?;
-                    self.host_ptr(4, false, k, live[k as usize])?;
+                    self.stack_host_ptr(4, false, k, live[k as usize])?;
                     let dst = hr32(insn.op0_register());
                     self.a.mov(dst, dword_ptr(r14 + r13))?;
                     self.a.lea(r12d, r12d + 4)?;
                 }
                 Plan::Call => {
                     self.a.lea(r13d, r12d - 4)?;
-                    self.host_ptr(4, true, k, live[k as usize])?;
+                    self.stack_host_ptr(4, true, k, live[k as usize])?;
                     self.a.mov(dword_ptr(r14 + r13), next)?;
                     self.a.mov(r12d, r13d)?;
                     self.chained_exit(insn.near_branch_target() as u32, k + 1)?;
                 }
                 Plan::Ret(imm) => {
                     self.a.mov(r13d, r12d)?;
-                    self.host_ptr(4, false, k, live[k as usize])?;
+                    self.stack_host_ptr(4, false, k, live[k as usize])?;
                     self.a.mov(r8d, dword_ptr(r14 + r13))?;
                     self.a.lea(r12d, r12d + (4 + imm as i32))?;
                     self.indirect_exit(k + 1)?;

@@ -1881,6 +1881,89 @@ fn a_movs_whose_source_faults_leaves_the_destination_untouched() {
     same_as_interp(&run(true), &i, 1, ROUNDS as u64 * 8);
 }
 
+/// Stack accesses in a row take over the page their first lookup found,
+/// only where they may: a push after a pop looks its page up again (the
+/// pop's lookup did not make the page dirty), the pushes after it share
+/// its page, and the push that crosses into the page below (another
+/// physical page) looks that one up. Each round clears the accessed and
+/// dirty bits of both stack pages; the page-table entries, the words at
+/// both physical places the last push could have gone, and the registers
+/// are the interpreter's.
+#[test]
+fn stack_accesses_share_a_page_lookup_only_within_the_page_and_its_rights() {
+    use iced_x86::code_asm::*;
+    const PD: u32 = 0x1_0000;
+    const PT_HIGH: u32 = 0x1_1000;
+    const LOW: u32 = 0x40_0000; // -> 0x35_0000
+    const HIGH: u32 = 0x40_1000; // -> 0x30_1000
+    const ROUNDS: u32 = 8;
+    let pte = |lin: u32| PT_HIGH + 4 * ((lin >> 12) & 0x3FF);
+    let mut a = CodeAssembler::new(32).unwrap();
+    let mut top = a.create_label();
+    let mut handler = a.create_label();
+    enter_paged(&mut a, PD);
+    a.mov(ecx, ROUNDS).unwrap();
+    a.mov(edi, SCRATCH).unwrap();
+    a.set_label(&mut top).unwrap();
+    a.mov(dword_ptr(pte(LOW)), 0x35_0000 | P_RW).unwrap();
+    a.mov(dword_ptr(pte(HIGH)), 0x30_1000 | P_RW).unwrap();
+    a.mov(eax, LOW).unwrap();
+    a.invlpg(dword_ptr(eax)).unwrap();
+    a.mov(eax, HIGH).unwrap();
+    a.invlpg(dword_ptr(eax)).unwrap();
+    a.mov(ebp, esp).unwrap();
+    a.mov(esp, HIGH + 8).unwrap();
+    a.pop(eax).unwrap(); // a read: the page accessed, not dirty
+    a.push(eax).unwrap(); // its own lookup: dirty
+    a.push(ecx).unwrap(); // the same page
+    a.push(edi).unwrap(); // the same page, at its first byte
+    a.push(ecx).unwrap(); // the page below
+    a.mov(esp, ebp).unwrap();
+    a.mov(eax, dword_ptr(pte(LOW))).unwrap();
+    a.mov(dword_ptr(edi), eax).unwrap();
+    a.mov(eax, dword_ptr(pte(HIGH))).unwrap();
+    a.mov(dword_ptr(edi + 4), eax).unwrap();
+    a.mov(eax, dword_ptr(0x35_0FFCu32)).unwrap();
+    a.mov(dword_ptr(edi + 8), eax).unwrap();
+    a.mov(eax, dword_ptr(0x30_0FFCu32)).unwrap();
+    a.mov(dword_ptr(edi + 12), eax).unwrap();
+    a.add(edi, 16).unwrap();
+    a.dec(ecx).unwrap();
+    a.jnz(top).unwrap();
+    a.out(0xF4, al).unwrap();
+    a.hlt().unwrap();
+    a.set_label(&mut handler).unwrap();
+    pf_return(&mut a);
+    let (code, entry) = assemble_at_load(&mut a, &handler);
+    let setup = |m: &mut Machine| {
+        page_directory(
+            m,
+            PD,
+            &[(LOW, PT_HIGH, 0x35_0000), (HIGH, PT_HIGH, 0x30_1000)],
+        );
+        descriptor_tables(m, PF_TABLES, 14, entry);
+    };
+    let run = |bt: bool| run_code(bt, 8 << 20, &code, &setup, 16 * ROUNDS as usize);
+    let i = run(false);
+    assert_eq!(i.stop, Stop::GuestExit { value: 0 });
+    for r in 0..ROUNDS as usize {
+        let count = ROUNDS - r as u32;
+        // Accessed and dirty (0x60) on both; the last push in the page
+        // below, nothing where the page above's would have put it.
+        assert_eq!(
+            [
+                i.word(4 * r),
+                i.word(4 * r + 1),
+                i.word(4 * r + 2),
+                i.word(4 * r + 3)
+            ],
+            [0x35_0000 | P_RW | 0x60, 0x30_1000 | P_RW | 0x60, count, 0],
+            "round {r}"
+        );
+    }
+    same_as_interp(&run(true), &i, 4, ROUNDS as u64 * 16);
+}
+
 /// A run stopped after any number of instructions ends where the same
 /// number of single steps ends, on both engines, through a loop whose
 /// blocks hold conditional branches in their middle (the interpreter's
