@@ -1717,21 +1717,12 @@ impl Emitter {
             a.jmp(c.hit)?;
         }
         if let Some(mut limit) = c.limit {
-            // Past the limit: the flags as the fail path wants them (on
-            // the host stack), then the interpreter.
-            let fail = self.a.create_label();
+            // Past the limit: the interpreter.
             self.a.set_label(&mut limit)?;
             if let Some(d) = &c.fix {
                 self.apply_fix(d)?;
             }
-            self.restore_flags()?;
-            self.a.pushfq()?;
-            self.a.jmp(fail)?;
-            self.fails.push(Fail {
-                label: fail,
-                k: c.k,
-                resume: c.resume,
-            });
+            self.leave_to_interpreter(c.k, c.resume)?;
         }
         let mut miss = c.miss;
         self.a.set_label(&mut miss)?;
@@ -1809,15 +1800,23 @@ impl Emitter {
             self.restore_flags()?;
         }
         self.a.jmp(c.done)?;
-        let fail = self.a.create_label();
         self.a.set_label(&mut failed)?;
+        self.leave_to_interpreter(c.k, c.resume)
+    }
+
+    /// From a slow path whose flags are in their image: on to instruction
+    /// `k`'s `Fail` path, the flags as it wants them (on the host stack),
+    /// whence the interpreter runs the instruction and the block goes on at
+    /// `resume` (or leaves).
+    fn leave_to_interpreter(&mut self, k: u32, resume: Option<(CodeLabel, bool)>) -> R {
+        let fail = self.a.create_label();
         self.restore_flags()?;
         self.a.pushfq()?;
         self.a.jmp(fail)?;
         self.fails.push(Fail {
             label: fail,
-            k: c.k,
-            resume: c.resume,
+            k,
+            resume,
         });
         Ok(())
     }
@@ -2552,6 +2551,21 @@ impl Emitter {
         }
     }
 
+    /// PUSHFD at `eip` (instruction `k`) as a call into the monitor, its
+    /// slot at r14 + r13 looked up, the guest's flags in RFLAGS: the image
+    /// stored (the status bits of the flags `sensitive_call` left on the
+    /// host stack, the callout's others), the flags popped, ESP moved.
+    fn pushfd_called_out(&mut self, eip: u32, k: u32) -> R {
+        self.sensitive_call(ctx::sensitive::PUSHFD, eip, k)?;
+        let a = &mut self.a;
+        a.mov(r9, qword_ptr(rsp))?;
+        a.and(r9d, ctx::STATUS as u32 & !2)?;
+        a.or(r9d, r8d)?;
+        a.mov(dword_ptr(r14 + r13), r9d)?;
+        a.popfq()?;
+        a.mov(r12d, r13d)
+    }
+
     /// `host_ptr` for a stack access at r13d: taking over the known stack
     /// access's page when it may (`StackKnown`), whose instruction's slow
     /// paths then leave the block.
@@ -2799,13 +2813,7 @@ impl Emitter {
                     a.jmp(done)?;
                     a.set_label(&mut slow)?;
                     self.restore_flags()?;
-                    self.sensitive_call(ctx::sensitive::PUSHFD, eip, k)?;
-                    self.a.mov(r9, qword_ptr(rsp))?;
-                    self.a.and(r9d, ctx::STATUS as u32 & !2)?;
-                    self.a.or(r9d, r8d)?;
-                    self.a.mov(dword_ptr(r14 + r13), r9d)?;
-                    self.a.popfq()?;
-                    self.a.mov(r12d, r13d)?;
+                    self.pushfd_called_out(eip, k)?;
                     // (The callee may have changed r10: the image again.)
                     self.save_flags()?;
                     self.a.set_label(&mut done)?;
@@ -2837,16 +2845,7 @@ impl Emitter {
                     self.a.jmp(done)?;
                     self.a.set_label(&mut slow)?;
                     self.a.popfq()?;
-                    self.sensitive_call(ctx::sensitive::PUSHFD, eip, k)?;
-                    // The guest's flags, as `sensitive_call` left them on
-                    // the host stack: their status bits, the callout's
-                    // others.
-                    self.a.mov(r9, qword_ptr(rsp))?;
-                    self.a.and(r9d, ctx::STATUS as u32 & !2)?;
-                    self.a.or(r9d, r8d)?;
-                    self.a.mov(dword_ptr(r14 + r13), r9d)?;
-                    self.a.popfq()?;
-                    self.a.mov(r12d, r13d)?;
+                    self.pushfd_called_out(eip, k)?;
                     // (A label needs an instruction of its own: the next
                     // one may carry another.)
                     self.a.set_label(&mut done)?;
@@ -3174,6 +3173,16 @@ mod tests {
     /// 32-bit flat code at CPL 0.
     const KEY: u32 = key::STACK32 | key::flat(0) | key::flat(1) | key::flat(2) | key::flat(3);
 
+    /// Where the blocks these tests translate go.
+    const PLACE: Place = Place {
+        at: 0x10_0000,
+        exit_stub: 0x20_0000,
+        first_exit: 0,
+        phys_page: 0,
+        first_exec_site: 0,
+        cs_base: 0,
+    };
+
     /// `code` followed by a store (which may fault: every flag is needed
     /// before it) and HLT, as a block: its instructions and how many are
     /// not run as they are (`Block::callouts`: memory accesses, callouts).
@@ -3182,15 +3191,7 @@ mod tests {
         bytes.extend([0x89, 0x03]); // mov [ebx], eax
         bytes.extend([0xF4]); // hlt
         NO_LAHF.with(|c| c.set(no_lahf));
-        let place = Place {
-            at: 0x10_0000,
-            exit_stub: 0x20_0000,
-            first_exit: 0,
-            phys_page: 0,
-            first_exec_site: 0,
-            cs_base: 0,
-        };
-        let b = translate(&bytes, 0x1000, KEY, place, &[]);
+        let b = translate(&bytes, 0x1000, KEY, PLACE, &[]);
         NO_LAHF.with(|c| c.set(false));
         let b = b.expect("translated");
         assert!(b.one_pass, "{code:02x?}: encoded in one pass");
@@ -3270,17 +3271,9 @@ mod tests {
     fn cld_stays_in_translated_code() {
         // CLD, the store and HLT: the last two call out.
         assert_eq!(block(&[0xFC], false), (3, 2));
-        let place = Place {
-            at: 0x10_0000,
-            exit_stub: 0x20_0000,
-            first_exit: 0,
-            phys_page: 0,
-            first_exec_site: 0,
-            cs_base: 0,
-        };
         let real = key::CODE16 | key::seg64k(0) | key::seg64k(2) | key::seg64k(3);
         // cld; inc ax; hlt
-        let b = translate(&[0xFC, 0x40, 0xF4], 0x1000, real, place, &[]).expect("translated");
+        let b = translate(&[0xFC, 0x40, 0xF4], 0x1000, real, PLACE, &[]).expect("translated");
         assert_eq!((b.insns, b.callouts), (3, 1));
     }
 

@@ -729,6 +729,21 @@ fn loops_and_string_moves_stay_in_translated_code() {
     );
 }
 
+/// A session of `code` at LOAD in 4 MiB, from the multiboot state with
+/// ESP at STACK and `eflags` set besides, its trace keeping a record of
+/// each event only when `each`.
+fn at_load(code: &[u8], bt: bool, each: bool, eflags: u32) -> Session {
+    let mut m = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
+    m.mem.write(LOAD as u64, code).unwrap();
+    if !each {
+        m.trace.set_enabled(machine::EventMask::NONE);
+    }
+    let mut st = CpuState::multiboot(LOAD, 0, 0);
+    st.regs[4] = STACK;
+    st.eflags |= eflags;
+    on(m, bt, &st)
+}
+
 /// PUSHFD in translated code pushes what the interpreter pushes: the
 /// status flags as the last instruction left them, IF as CLI left it, the
 /// other bits as the CPU holds them (IOPL 3 here), with or without a trace
@@ -758,15 +773,7 @@ fn pushfd_pushes_the_interpreters_image_inline_or_called_out() {
         0xF4,                               //    hlt
     ];
     let run = |bt: bool, each: bool| {
-        let mut m = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
-        m.mem.write(LOAD as u64, code).unwrap();
-        if !each {
-            m.trace.set_enabled(machine::EventMask::NONE);
-        }
-        let mut st = CpuState::multiboot(LOAD, 0, 0);
-        st.regs[4] = STACK;
-        st.eflags |= 0x3000 | 0x200; // IOPL 3, IF
-        let mut e = on(m, bt, &st);
+        let mut e = at_load(code, bt, each, 0x3000 | 0x200); // IOPL 3, IF
         let stop = e.run_until(&limits()).unwrap();
         let pushed = e.m.mem.slice(SCRATCH as u64, 32 * 8).unwrap().to_vec();
         let pushf: u64 =
@@ -832,14 +839,7 @@ fn cli_clears_if_for_the_interpreter_inline_or_called_out() {
         0xF4,                               //    hlt
     ];
     let run = |bt: bool, each: bool| {
-        let mut m = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
-        m.mem.write(LOAD as u64, code).unwrap();
-        if !each {
-            m.trace.set_enabled(machine::EventMask::NONE);
-        }
-        let mut st = CpuState::multiboot(LOAD, 0, 0);
-        st.regs[4] = STACK;
-        let mut e = on(m, bt, &st);
+        let mut e = at_load(code, bt, each, 0);
         let stop = e.run_until(&limits()).unwrap();
         let pushed = e.m.mem.slice(SCRATCH as u64, 16 * 2).unwrap().to_vec();
         let cli = |how| {
@@ -1161,11 +1161,7 @@ fn a_device_register_read_from_translated_code_follows_its_writes() {
         0xF4,                               //    hlt
     ];
     let run = |bt: bool| {
-        let mut m = Machine::new(MachineConfig::with_ram(4 << 20)).unwrap();
-        m.mem.write(LOAD as u64, code).unwrap();
-        let mut st = CpuState::multiboot(LOAD, 0, 0);
-        st.regs[4] = STACK;
-        let mut e = on(m, bt, &st);
+        let mut e = at_load(code, bt, true, 0);
         let stop = e.run_until(&limits()).unwrap();
         let st = e.cpu_state().unwrap();
         let reads = e.m.bus.stats.mmio_reads;
