@@ -267,9 +267,7 @@ impl Ctx {
             self.seg_sel[i] = s.selector as u32;
         }
     }
-}
 
-impl Ctx {
     /// Takes the interpreter's copy of a stable device register
     /// (`stable_lin` and the rest), or none (`stable_size` 0) while a
     /// watchpoint is set: those accesses must reach the interpreter.

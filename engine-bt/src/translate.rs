@@ -1268,6 +1268,14 @@ struct Fail {
 /// accesses ends it). The slow paths of the write, where the interpreter
 /// ran it and r14 holds nothing, leave the block after it instead of
 /// going on.
+#[derive(Clone)]
+struct Known {
+    addr: (Register, Register, Register, u32, u64),
+    size: u32,
+    fails: std::ops::Range<usize>,
+    colds: std::ops::Range<usize>,
+}
+
 /// A stack access whose page a later one may take over
 /// (`Emitter::stack_known`): where it was relative to ESP as it stands
 /// after the instructions since (`off`), whether its lookup was a write's
@@ -1282,14 +1290,6 @@ struct Fail {
 struct StackKnown {
     off: i32,
     write: bool,
-    fails: std::ops::Range<usize>,
-    colds: std::ops::Range<usize>,
-}
-
-#[derive(Clone)]
-struct Known {
-    addr: (Register, Register, Register, u32, u64),
-    size: u32,
     fails: std::ops::Range<usize>,
     colds: std::ops::Range<usize>,
 }
@@ -1604,13 +1604,15 @@ impl Emitter {
         let stack_reuse = self.stack_reuse.take().filter(|_| seg.is_none());
         // The known stack access's page, when this access is aligned and
         // in it: its addend, still in r14, serves (`StackKnown`).
-        let mut have = self.a.create_label();
+        let mut have = None;
         if let Some(off) = stack_reuse {
+            let label = self.a.create_label();
             let a = &mut self.a;
             a.lea(r11d, r12d + off)?;
             a.xor(r11d, r13d)?;
             a.test(r11d, ctx::TLB.page_mask | (size - 1))?;
-            a.jz(have)?;
+            a.jz(label)?;
+            have = Some(label);
         }
         if let Some(s) = seg {
             let a = &mut self.a;
@@ -1658,7 +1660,7 @@ impl Emitter {
         a.jne(if size > 1 { unaligned } else { miss })?;
         a.set_label(&mut hit)?;
         a.mov(r14, qword_ptr(r14 + t.addend_offset))?;
-        if stack_reuse.is_some() {
+        if let Some(mut have) = have {
             self.a.set_label(&mut have)?;
             self.a.nop()?;
         }

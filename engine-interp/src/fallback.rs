@@ -257,9 +257,6 @@ impl Interp {
         c.pushf_image() & !STATUS_FLAGS
     }
 
-    /// CLI for translated code: false (nothing done, nothing recorded)
-    /// when it faults (CPL > IOPL), for the interpreter to run it;
-    /// otherwise records it and clears IF.
     /// The word holding the CPU's EFLAGS (IF among them, never lazy), for
     /// translated code's inline CLI at CPL 0, which clears IF there as
     /// `callout_cli` does. Valid while this interpreter is neither moved
@@ -268,6 +265,9 @@ impl Interp {
         &mut self.cpu.fl.bits
     }
 
+    /// CLI for translated code: false (nothing done, nothing recorded)
+    /// when it faults (CPL > IOPL), for the interpreter to run it;
+    /// otherwise records it and clears IF.
     pub fn callout_cli(&mut self, m: &mut Machine, eip: u32, icount: u64) -> bool {
         let c = &mut self.cpu;
         if c.cli_sti_faults() {
