@@ -633,12 +633,6 @@ impl Bus {
         Some(v)
     }
 
-    /// See [`Device::mmio_read_is_pure`].
-    pub fn mmio_read_is_pure(&self, addr: u64) -> bool {
-        self.find_mmio(addr)
-            .is_some_and(|m| self.devices[m.device].mmio_read_is_pure(m.region, addr - m.start))
-    }
-
     pub fn mmio_write(&mut self, addr: u64, size: u8, value: u64, cx: &mut IoCtx) {
         self.stable_epoch = new_stable_epoch();
         self.stats.mmio_writes += 1;

@@ -218,6 +218,7 @@ impl GuestMemory {
         }
     }
 
+    #[inline]
     fn check(&self, addr: u64, len: usize) -> Result<usize, MemoryError> {
         if self.contains(addr, len) {
             Ok(addr as usize)
@@ -231,6 +232,7 @@ impl GuestMemory {
     }
 
     /// The whole of RAM as a slice.
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: the mapping is `size` bytes, readable, and lives as long as
         // self. Guest-visible concurrent writers (a KVM vCPU) only run while
@@ -279,24 +281,29 @@ impl GuestMemory {
     }
 
     /// A borrowed view of `len` bytes at `addr`.
+    #[inline]
     pub fn slice(&self, addr: u64, len: usize) -> Result<&[u8], MemoryError> {
         let a = self.check(addr, len)?;
         Ok(&self.as_slice()[a..a + len])
     }
 
+    #[inline]
     pub fn read_u8(&self, addr: u64) -> Option<u8> {
         self.slice(addr, 1).ok().map(|s| s[0])
     }
+    #[inline]
     pub fn read_u16(&self, addr: u64) -> Option<u16> {
         self.slice(addr, 2)
             .ok()
             .map(|s| u16::from_le_bytes([s[0], s[1]]))
     }
+    #[inline]
     pub fn read_u32(&self, addr: u64) -> Option<u32> {
         self.slice(addr, 4)
             .ok()
             .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
     }
+    #[inline]
     pub fn read_u64(&self, addr: u64) -> Option<u64> {
         let s = self.slice(addr, 8).ok()?;
         Some(u64::from_le_bytes(s.try_into().expect("slice of 8")))
