@@ -1091,6 +1091,17 @@ fn overwrites_status_flags(insn: &Instruction) -> bool {
     written & STATUS_FLAGS == STATUS_FLAGS
 }
 
+/// `insn` reads no status flag, leaves CF as it is and writes every other
+/// one, none of them undefined (INC, DEC).
+fn keeps_only_cf(insn: &Instruction) -> bool {
+    use iced_x86::RflagsBits as F;
+    let written = insn.rflags_written() | insn.rflags_cleared() | insn.rflags_set();
+    insn.rflags_read() & STATUS_FLAGS == 0
+        && insn.rflags_modified() & F::CF == 0
+        && insn.rflags_undefined() & STATUS_FLAGS == 0
+        && written & STATUS_FLAGS == STATUS_FLAGS & !F::CF
+}
+
 /// `insn` writes register `r` (or part of it), explicitly or not.
 fn writes_register(info: &mut InstructionInfoFactory, insn: &Instruction, r: Register) -> bool {
     info.info(insn).used_registers().iter().any(|u| {
@@ -1420,6 +1431,16 @@ impl Emitter {
             return Ok(());
         }
         if overwrites_status_flags(insn) {
+            self.pending = false;
+            self.deferred = None;
+            Ok(())
+        } else if keeps_only_cf(insn) {
+            // INC and DEC (a loop's count after a store): CF alone comes
+            // back, from the image (bit 8: AH's bit 0, LAHF's CF), by BT,
+            // which leaves ZF alone and the others undefined (an AMD host
+            // changes AF): INC or DEC writes them all. One instruction
+            // where the restore is five. No waiting fix touches CF.
+            self.a.bt(r10d, 8)?;
             self.pending = false;
             self.deferred = None;
             Ok(())
@@ -3307,6 +3328,35 @@ mod tests {
         // cld; inc ax; hlt
         let b = translate(&[0xFC, 0x40, 0xF4], 0x1000, real, PLACE, &[]).expect("translated");
         assert_eq!((b.insns, b.callouts), (3, 1));
+    }
+
+    /// DEC after a store, with the flags owed from their image (the
+    /// store's lookup saved them), gets CF alone back (BT of the image's
+    /// bit 8) rather than the whole restore (SAHF): it writes every
+    /// other status flag. The random programs of `tests/bt_differential.rs`
+    /// check the values.
+    #[test]
+    fn dec_after_an_access_restores_cf_alone() {
+        if !host_has_lahf() {
+            eprintln!("skipped: this host has no LAHF/SAHF in 64-bit mode (the image is PUSHFQ's)");
+            return;
+        }
+        // mov [ebx], eax; dec ecx; adc edx, 0; hlt
+        let code = [0x89, 0x03, 0x49, 0x83, 0xD2, 0x00, 0xF4];
+        let b = translate(&code, 0x1000, KEY, PLACE, &[]).expect("translated");
+        let host: Vec<Instruction> = Decoder::with_ip(64, &b.code, PLACE.at, 0)
+            .into_iter()
+            .collect();
+        let dec = host
+            .iter()
+            .position(|i| i.mnemonic() == Mnemonic::Dec && i.op0_register() == Register::ECX)
+            .expect("DEC ECX");
+        let bt = &host[dec - 1];
+        assert_eq!(
+            (bt.mnemonic(), bt.op0_register(), bt.immediate8()),
+            (Mnemonic::Bt, Register::R10D, 8)
+        );
+        assert!(!host[..dec].iter().any(|i| i.mnemonic() == Mnemonic::Sahf));
     }
 
     /// SHR by CL, SHLD and RCR of a byte are the interpreter's where
