@@ -321,13 +321,27 @@ impl Cpu {
     /// `machine::x86::paging`'s; this adds the side effects: CR2 on a
     /// fault, the accessed and dirty bits, the TLB entry.
     pub fn translate(&mut self, m: &mut Machine, lin: u32, acc: Acc, user: bool) -> R<u32> {
+        self.walk_and_fill(m, lin, acc, user).map(|(phys, _)| phys)
+    }
+
+    /// `translate`, also handing back the entry it filled (None outside
+    /// RAM or on a watched page, which gets none): a caller that wants a
+    /// host pointer makes it from the entry at hand (read back from the
+    /// TLB just written, it stalled on the fill's stores).
+    #[inline(always)]
+    fn walk_and_fill(
+        &mut self,
+        m: &mut Machine,
+        lin: u32,
+        acc: Acc,
+        user: bool,
+    ) -> R<(u32, Option<TlbEntry>)> {
         let (phys, entry) = self.walk(m, lin, acc, user)?;
+        let entry = entry.filter(|_| !Self::watched_page(m, lin));
         if let Some(e) = entry {
-            if !Self::watched_page(m, lin) {
-                self.tlb.fill(Self::tlb_index(user), tlb_slot(lin), e);
-            }
+            self.tlb.fill(Self::tlb_index(user), tlb_slot(lin), e);
         }
-        Ok(phys)
+        Ok((phys, entry))
     }
 
     /// `translate` without the TLB fill: the physical address and the
@@ -612,13 +626,9 @@ impl Cpu {
         if Self::watched_page(m, lin) {
             return self.host_ptr_watched(m, lin, size, acc, user);
         }
-        // (`translate`'s walk and fill, the pointer made from the entry
-        // at hand: read back from the TLB just written, it stalled on the
-        // stores of the fill, a fifth of a page-hungry guest's time.)
-        let Ok((_, Some(e))) = self.walk(m, lin, acc, user) else {
+        let Ok((_, Some(e))) = self.walk_and_fill(m, lin, acc, user) else {
             return std::ptr::null_mut();
         };
-        self.tlb.fill(Self::tlb_index(user), slot, e);
         let tag = if write { e.wtag } else { e.rtag };
         if tag != page {
             return std::ptr::null_mut();
