@@ -1658,27 +1658,13 @@ impl Emitter {
         }
         let a = &mut self.a;
         // The slot, by the interpreter's hash (`TlbLayout::slot`):
-        // ((lin >> page_shift) ^ (lin >> dir_shift)) & slot_mask.
+        // (lin >> page_shift) & slot_mask, times the entry's sixteen bytes,
+        // as (lin >> (page_shift - 4)) & (slot_mask << 4).
         let t = ctx::TLB;
-        if t.entry_size == 24 {
-            // The same, as ((lin ^ lin >> (dir - page)) >> (page - 3)) &
-            // (slot_mask << 3) = slot * 8, times 3 by LEA: one instruction
-            // fewer, and no multiply on the way to the load.
-            a.mov(r14d, r13d)?;
-            a.shr(r14d, t.dir_shift - t.page_shift)?;
-            a.xor(r14d, r13d)?;
-            a.shr(r14d, t.page_shift - 3)?;
-            a.and(r14d, t.slot_mask << 3)?;
-            a.lea(r14, r14 + r14 * 2)?;
-        } else {
-            a.mov(r14d, r13d)?;
-            a.shr(r14d, t.page_shift)?;
-            a.mov(r11d, r13d)?;
-            a.shr(r11d, t.dir_shift)?;
-            a.xor(r14d, r11d)?;
-            a.and(r14d, t.slot_mask)?;
-            a.imul_3(r14d, r14d, t.entry_size)?;
-        }
+        const _: () = assert!(ctx::TLB.entry_size == 16);
+        a.mov(r14d, r13d)?;
+        a.shr(r14d, t.page_shift - 4)?;
+        a.and(r14d, t.slot_mask << 4)?;
         a.add(r14, qword_ptr(r15 + ctx::TLB_PTR))?;
         // The tag against the access's page with its misaligned low bits:
         // an aligned access (which cannot cross a page) matches at once; a

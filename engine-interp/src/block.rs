@@ -123,9 +123,9 @@ impl Cpu {
     #[inline(always)]
     pub(crate) fn fetch_phys(&mut self, m: &mut Machine, lin: u32) -> R<u32> {
         let user = self.cpl == 3;
-        let e = &self.tlb.e[user as usize][tlb_slot(lin)];
-        if e.rtag == lin & !0xFFF {
-            return Ok(e.phys | (lin & 0xFFF));
+        let i = tlb_slot(lin);
+        if self.tlb.e[user as usize][i].rtag == lin & !0xFFF {
+            return Ok(self.tlb.meta[user as usize][i] & !0xFFF | (lin & 0xFFF));
         }
         self.translate(m, lin, Acc::Exec, user)
     }

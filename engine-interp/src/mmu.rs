@@ -44,11 +44,13 @@ pub(crate) const TLB_SIZE: usize = 1024;
 /// an access that does not cross the page).
 #[derive(Clone, Copy, Debug)]
 pub struct TlbLayout {
-    /// slot = ((lin >> page_shift) ^ (lin >> dir_shift)) & slot_mask: the
-    /// page number with the directory index folded in, so pages 1 MiB or
-    /// 4 MiB apart (code at 1 MiB, data at 2 MiB) do not evict each other.
+    /// slot = (lin >> page_shift) & slot_mask: the page number's low bits,
+    /// so the pages of any aligned 4 MiB never evict each other. (The
+    /// directory index was once folded in, xored with the page number:
+    /// it moved which pages share a slot, 4 MiB apart now, and cost
+    /// generated code two instructions a lookup. Every 1024-slot index
+    /// has such pairs.)
     pub page_shift: u32,
-    pub dir_shift: u32,
     pub slot_mask: u32,
     /// The tag of a linear address: its page (`lin & page_mask`).
     pub page_mask: u32,
@@ -66,13 +68,12 @@ impl TlbLayout {
     /// The slot of linear address `lin`.
     #[inline(always)]
     pub const fn slot(&self, lin: u32) -> usize {
-        ((lin >> self.page_shift) ^ (lin >> self.dir_shift)) as usize & self.slot_mask as usize
+        (lin >> self.page_shift) as usize & self.slot_mask as usize
     }
 }
 
 pub const TLB_LAYOUT: TlbLayout = TlbLayout {
     page_shift: 12,
-    dir_shift: 22,
     slot_mask: (TLB_SIZE - 1) as u32,
     page_mask: !0xFFF,
     entry_size: std::mem::size_of::<TlbEntry>() as u32,
@@ -107,23 +108,32 @@ pub struct TlbEntry {
     pub(crate) wtag: u32,
     /// Host address of the page minus its linear address.
     pub(crate) addend: usize,
-    /// Physical page address.
-    pub(crate) phys: u32,
-    pub(crate) global: bool,
 }
+
+// Sixteen bytes: the slot's offset is the page number shifted and masked,
+// with no multiply (`TLB_LAYOUT`).
+const _: () = assert!(std::mem::size_of::<TlbEntry>() == 16);
 
 const EMPTY: TlbEntry = TlbEntry {
     rtag: INVALID,
     wtag: INVALID,
     addend: 0,
-    phys: 0,
-    global: false,
 };
+
+/// A slot's bookkeeping, beside its entry (`Tlb::meta`), which generated
+/// code never reads: the physical page address, with `GLOBAL` in bit 0.
+pub(crate) type TlbMeta = u32;
+
+/// In `TlbMeta`: the entry came from a global page (CR4.PGE and PTE.G).
+pub(crate) const GLOBAL: TlbMeta = 1;
 
 /// Two direct-mapped TLBs: index 0 for supervisor accesses, 1 for user
 /// accesses (CPL 3), as QEMU keeps one per MMU mode.
 pub(crate) struct Tlb {
     pub(crate) e: Box<[[TlbEntry; TLB_SIZE]; 2]>,
+    /// Each slot's physical page and global bit (`TlbMeta`), kept apart
+    /// so that the entries generated code reads stay sixteen bytes.
+    pub(crate) meta: Box<[[TlbMeta; TLB_SIZE]; 2]>,
     /// The machine's mapping generation the entries were filled under.
     pub(crate) generation: u64,
     /// The `GuestMemory::id` of the RAM the entries point into (0: none
@@ -162,6 +172,7 @@ impl Tlb {
                 // entries laid out one after the other, as the slice is.
                 unsafe { Box::from_raw(Box::into_raw(flat) as *mut [[TlbEntry; TLB_SIZE]; 2]) }
             },
+            meta: Box::new([[0; TLB_SIZE]; 2]),
             generation: 0,
             mem_id: 0,
             epoch: 0,
@@ -185,10 +196,12 @@ impl Tlb {
         })
     }
 
-    /// Puts `entry` in slot `i` of TLB `which` (0 supervisor, 1 user).
+    /// Puts `entry` in slot `i` of TLB `which` (0 supervisor, 1 user),
+    /// with its bookkeeping `meta`.
     #[inline]
-    pub fn fill(&mut self, which: usize, i: usize, entry: TlbEntry) {
+    pub fn fill(&mut self, which: usize, i: usize, (entry, meta): (TlbEntry, TlbMeta)) {
         self.e[which][i] = entry;
+        self.meta[which][i] = meta;
         self.used[which][i / 64] |= 1 << (i % 64);
     }
 
@@ -198,9 +211,14 @@ impl Tlb {
         if !keep_global {
             self.large = false;
         }
-        for (t, used) in self.e.iter_mut().zip(self.used.iter_mut()) {
+        for ((t, meta), used) in self
+            .e
+            .iter_mut()
+            .zip(self.meta.iter())
+            .zip(self.used.iter_mut())
+        {
             for i in Self::filled(*used) {
-                if !(keep_global && t[i].global) {
+                if !(keep_global && meta[i] & GLOBAL != 0) {
                     t[i] = EMPTY;
                     used[i / 64] &= !(1 << (i % 64));
                 }
@@ -227,9 +245,14 @@ impl Tlb {
     /// Stops fast-path writes to physical page `phys` (it now holds cached
     /// code, so writes must be seen).
     pub fn protect_phys_page(&mut self, phys: u32) {
-        for (t, used) in self.e.iter_mut().zip(self.used.iter()) {
+        for ((t, meta), used) in self
+            .e
+            .iter_mut()
+            .zip(self.meta.iter())
+            .zip(self.used.iter())
+        {
             for i in Self::filled(*used) {
-                if t[i].phys == phys {
+                if meta[i] & !0xFFF == phys {
                     t[i].wtag = INVALID;
                 }
             }
@@ -341,11 +364,11 @@ impl Cpu {
         if let Some(e) = entry {
             self.tlb.fill(Self::tlb_index(user), tlb_slot(lin), e);
         }
-        Ok((phys, entry))
+        Ok((phys, entry.map(|(e, _)| e)))
     }
 
     /// `translate` without the TLB fill: the physical address and the
-    /// entry the TLB would get (None outside RAM).
+    /// entry the TLB would get, with its bookkeeping (None outside RAM).
     #[inline(always)]
     fn walk(
         &mut self,
@@ -353,7 +376,7 @@ impl Cpu {
         lin: u32,
         acc: Acc,
         user: bool,
-    ) -> R<(u32, Option<TlbEntry>)> {
+    ) -> R<(u32, Option<(TlbEntry, TlbMeta)>)> {
         self.counters.tlb_misses += 1;
         // Entries are filled only for the RAM the TLB is bound to.
         if self.tlb.mem_id != m.mem.id() {
@@ -406,7 +429,7 @@ impl Cpu {
             let code =
                 m.mem.is_code_page(phys_page >> 12) || m.mem.is_read_only_page(phys_page >> 12);
             let page = lin & !0xFFF;
-            TlbEntry {
+            let e = TlbEntry {
                 rtag: page,
                 wtag: if writable && dirty && !code {
                     page
@@ -414,9 +437,8 @@ impl Cpu {
                     INVALID
                 },
                 addend: (host as usize).wrapping_sub(page as usize),
-                phys: phys_page,
-                global,
-            }
+            };
+            (e, phys_page | if global { GLOBAL } else { 0 })
         });
         Ok((phys_page | (lin & 0xFFF), entry))
     }
@@ -653,7 +675,7 @@ impl Cpu {
         if m.watchpoints().iter().any(|w| w.overlaps(lin, size)) {
             return std::ptr::null_mut();
         }
-        let Ok((_, Some(e))) = self.walk(m, lin, acc, user) else {
+        let Ok((_, Some((e, _)))) = self.walk(m, lin, acc, user) else {
             return std::ptr::null_mut();
         };
         let tag = if acc == Acc::Write { e.wtag } else { e.rtag };
@@ -767,14 +789,13 @@ impl Cpu {
 mod tests {
     use super::*;
 
-    fn entry(page: u32, global: bool) -> TlbEntry {
-        TlbEntry {
+    fn entry(page: u32, global: bool) -> (TlbEntry, TlbMeta) {
+        let e = TlbEntry {
             rtag: page,
             wtag: page,
             addend: 0,
-            phys: page,
-            global,
-        }
+        };
+        (e, page | if global { GLOBAL } else { 0 })
     }
 
     fn valid(t: &Tlb) -> Vec<(usize, u32)> {
@@ -821,17 +842,20 @@ mod tests {
         t.fill(
             1,
             tlb_slot(lin),
-            TlbEntry {
-                rtag: page,
-                wtag: INVALID,
-                addend: 0x1234_5678_9000,
-                phys: 0x5000,
-                global: false,
-            },
+            (
+                TlbEntry {
+                    rtag: page,
+                    wtag: INVALID,
+                    addend: 0x1234_5678_9000,
+                },
+                0x5000,
+            ),
         );
-        // Pages 1 MiB and 4 MiB apart take different slots.
-        assert_ne!(tlb_slot(0x0010_0000), tlb_slot(0x0020_0000));
-        assert_ne!(tlb_slot(0x0040_0000), tlb_slot(0x0080_0000));
+        // The pages of any 4 MiB-aligned 4 MiB take different slots.
+        let slots: std::collections::HashSet<usize> = (0..1024u32)
+            .map(|p| tlb_slot(0x8040_0000 + (p << 12)))
+            .collect();
+        assert_eq!(slots.len(), TLB_SIZE);
         let base = t.e[1].as_ptr() as *const u8;
         let at = base.wrapping_add(TLB_LAYOUT.slot(lin) * TLB_LAYOUT.entry_size as usize);
         // SAFETY: the slot is inside the array, and the offsets are the
