@@ -103,6 +103,14 @@ pub struct Ctx {
     /// The interpreter's TLB for the current CPL (`Interp::tlb_for_cpl`),
     /// read inline by translated code.
     pub tlb: *const TlbEntry,
+    /// Real mode's plain RAM for reads: guest physical address 0 on the
+    /// host, and the end of the RAM below the VGA window (0xA0000) less 3,
+    /// or 0 while a watchpoint is set. Real-mode code reads at a linear
+    /// address below `real_end` straight from `real_base` (paging is off,
+    /// and A20 changes nothing below 1 MiB), without the TLB; set by
+    /// `Bt::run_block`.
+    pub real_base: u64,
+    pub real_end: u32,
     /// Instructions chained blocks may still run before returning to the
     /// dispatcher (the next device deadline, the budget): each block
     /// subtracts its length on entry and exits at once if that goes below
@@ -328,6 +336,8 @@ pub const EXEC_COUNTS: i32 = offset_of!(Ctx, exec_counts) as i32;
 pub const IBTC: i32 = offset_of!(Ctx, ibtc) as i32;
 pub const TARGET: i32 = offset_of!(Ctx, target) as i32;
 pub const TLB_PTR: i32 = offset_of!(Ctx, tlb) as i32;
+pub const REAL_BASE: i32 = offset_of!(Ctx, real_base) as i32;
+pub const REAL_END: i32 = offset_of!(Ctx, real_end) as i32;
 pub const BUDGET: i32 = offset_of!(Ctx, budget) as i32;
 pub const BLOCK_N: i32 = offset_of!(Ctx, block_n) as i32;
 pub const EXIT: i32 = offset_of!(Ctx, exit) as i32;

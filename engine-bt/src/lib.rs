@@ -239,6 +239,8 @@ impl Bt {
                 exec_gotos: 0,
                 target: 0,
                 tlb: std::ptr::null(),
+                real_base: 0,
+                real_end: 0,
                 budget: 0,
                 block_n: 0,
                 exit: ctx::NO_EXIT,
@@ -549,6 +551,15 @@ impl Bt {
         ctx.budget = room as i64;
         ctx.room = room as i64;
         ctx.tlb = self.interp.tlb_for_cpl();
+        // (What the TLB would give a real-mode read there: RAM, and no
+        // entry on a watched page.)
+        let low = m.mem.size().min(0xA_0000);
+        ctx.real_base = m.mem.host_base() as u64;
+        ctx.real_end = if m.watchpoints().is_empty() {
+            low.saturating_sub(3) as u32
+        } else {
+            0
+        };
         ctx.inline_sensitive = !m.trace.wants_each(machine::EventKind::Sensitive) as u32;
         ctx.interp = &mut self.interp as *mut Interp;
         ctx.machine = m as *mut Machine;

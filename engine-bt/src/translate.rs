@@ -1354,6 +1354,9 @@ struct ChainExit {
 /// where the block goes on after the interpreter runs the instruction (as
 /// `Fail::resume`).
 struct Cold {
+    /// A real-mode read's TLB lookup, out of line (above the RAM read
+    /// straight, `Ctx::real_end`), and where it goes back to.
+    lookup: Option<(CodeLabel, CodeLabel)>,
     unaligned: Option<CodeLabel>,
     limit: Option<CodeLabel>,
     miss: CodeLabel,
@@ -1656,28 +1659,28 @@ impl Emitter {
                 a.add(r13d, dword_ptr(r15 + ctx::SEG_BASE + 4 * s as i32))?;
             }
         }
-        let a = &mut self.a;
-        // The slot, by the interpreter's hash (`TlbLayout::slot`):
-        // (lin >> page_shift) & slot_mask, times the entry's sixteen bytes,
-        // as (lin >> (page_shift - 4)) & (slot_mask << 4).
-        let t = ctx::TLB;
-        const _: () = assert!(ctx::TLB.entry_size == 16);
-        a.mov(r14d, r13d)?;
-        a.shr(r14d, t.page_shift - 4)?;
-        a.and(r14d, t.slot_mask << 4)?;
-        a.add(r14, qword_ptr(r15 + ctx::TLB_PTR))?;
-        // The tag against the access's page with its misaligned low bits:
-        // an aligned access (which cannot cross a page) matches at once; a
-        // misaligned one is checked out of line (same page, no crossing).
-        let mut hit = a.create_label();
-        let unaligned = a.create_label();
-        let tag = if write { t.wtag_offset } else { t.rtag_offset };
-        a.mov(r11d, r13d)?;
-        a.and(r11d, t.page_mask | (size - 1))?;
-        a.cmp(r11d, dword_ptr(r14 + tag))?;
-        a.jne(if size > 1 { unaligned } else { miss })?;
-        a.set_label(&mut hit)?;
-        a.mov(r14, qword_ptr(r14 + t.addend_offset))?;
+        // A real-mode read of at most 4 bytes (not the stack's, whose
+        // page a later push may take over: `StackKnown`): below
+        // `Ctx::real_end` straight from guest RAM, where the TLB would
+        // find the same (`Ctx::real_base`), the lookup out of line for the
+        // rest (ROM, the VGA window, a watchpoint set).
+        let real = self.key & (key::CODE16 | key::PM16) == key::CODE16;
+        let hit = self.a.create_label();
+        let unaligned = self.a.create_label();
+        let mut lookup = None;
+        if real && seg.is_some() && !write && !stack && size <= 4 {
+            let far = self.a.create_label();
+            let join = self.a.create_label();
+            let a = &mut self.a;
+            a.cmp(r13d, dword_ptr(r15 + ctx::REAL_END))?;
+            a.jae(far)?;
+            a.mov(r14, qword_ptr(r15 + ctx::REAL_BASE))?;
+            debug_assert!(have.is_none());
+            have = Some(join);
+            lookup = Some((far, join));
+        } else {
+            self.tlb_lookup(size, write, miss, unaligned, hit)?;
+        }
         if let Some(mut have) = have {
             self.a.set_label(&mut have)?;
             self.a.nop()?;
@@ -1695,6 +1698,7 @@ impl Emitter {
         // (On the caller's next instruction: the callers use r14 at once.)
         self.a.set_label(&mut done)?;
         self.colds.push(Cold {
+            lookup,
             unaligned: (size > 1).then_some(unaligned),
             limit: seg.is_some().then_some(limit),
             miss,
@@ -1711,6 +1715,38 @@ impl Emitter {
         Ok(())
     }
 
+    /// The inline TLB lookup of the `size`-byte access at linear r13d:
+    /// r14 = the entry's addend at `hit`, or on to `miss` (`unaligned` for
+    /// a misaligned access, which is checked out of line). The slot, by
+    /// the interpreter's hash (`TlbLayout::slot`): the page number's low
+    /// bits (lin >> page_shift & slot_mask) times the entry's sixteen
+    /// bytes, in one shift and one mask. The tag against the access's
+    /// page with its misaligned low bits: an aligned access (which cannot
+    /// cross a page) matches at once.
+    fn tlb_lookup(
+        &mut self,
+        size: u32,
+        write: bool,
+        miss: CodeLabel,
+        unaligned: CodeLabel,
+        mut hit: CodeLabel,
+    ) -> R {
+        let t = ctx::TLB;
+        const _: () = assert!(ctx::TLB.entry_size == 16);
+        let a = &mut self.a;
+        a.mov(r14d, r13d)?;
+        a.shr(r14d, t.page_shift - 4)?;
+        a.and(r14d, t.slot_mask << 4)?;
+        a.add(r14, qword_ptr(r15 + ctx::TLB_PTR))?;
+        let tag = if write { t.wtag_offset } else { t.rtag_offset };
+        a.mov(r11d, r13d)?;
+        a.and(r11d, t.page_mask | (size - 1))?;
+        a.cmp(r11d, dword_ptr(r14 + tag))?;
+        a.jne(if size > 1 { unaligned } else { miss })?;
+        a.set_label(&mut hit)?;
+        a.mov(r14, qword_ptr(r14 + t.addend_offset))
+    }
+
     /// The slow paths of an access (`Cold`), after the block's body: a
     /// misaligned access's check, a real-mode segment's limit exceeded,
     /// and the TLB miss (the callout, back to `done` when it serves the
@@ -1722,6 +1758,12 @@ impl Emitter {
         } else {
             t.rtag_offset
         };
+        if let Some((mut far, join)) = c.lookup {
+            self.a.set_label(&mut far)?;
+            let unaligned = c.unaligned.unwrap_or(c.miss);
+            self.tlb_lookup(c.size, c.write, c.miss, unaligned, c.hit)?;
+            self.a.jmp(join)?;
+        }
         if let Some(mut unaligned) = c.unaligned {
             let a = &mut self.a;
             a.set_label(&mut unaligned)?;

@@ -863,3 +863,77 @@ fn one_code_page_under_two_code_segment_bases_runs_two_translations() {
         "{stats:?}"
     );
 }
+
+/// Real-mode reads, which translated code makes straight from guest RAM
+/// below the VGA window (0xA0000) and through the TLB elsewhere: a dword
+/// ending at 0x9FFFF, one straddling 0xA0000, one at 0x3FFFE, the BIOS
+/// ROM, VGA text memory (a device), each through DS, in a loop. The translator ends with
+/// the interpreter's registers and count, having translated the loop;
+/// with a read watchpoint on the low dword, it stops where the interpreter
+/// stops.
+#[test]
+fn real_mode_reads_in_and_out_of_low_ram_match_the_interpreter() {
+    #[rustfmt::skip]
+    let code: &[u8] = &[
+        0xBD, 0x03, 0x00,                   // mov bp, 3
+        0x66, 0x31, 0xD2,                   // xor edx, edx
+        0xB8, 0x00, 0x90,                   // 1: mov ax, 0x9000
+        0x8E, 0xD8,                         //    mov ds, ax
+        0x66, 0xA1, 0xFC, 0xFF,             //    mov eax, [0xFFFC]: 0x9FFFC
+        0x66, 0x01, 0xC2,                   //    add edx, eax
+        0xB8, 0xF0, 0x9F,                   //    mov ax, 0x9FF0
+        0x8E, 0xD8,                         //    mov ds, ax
+        0x66, 0xA1, 0xFE, 0x00,             //    mov eax, [0xFE]: 0x9FFFE
+        0x66, 0x01, 0xC2,                   //    add edx, eax
+        0xB8, 0xF0, 0x3F,                   //    mov ax, 0x3FF0
+        0x8E, 0xD8,                         //    mov ds, ax
+        0x66, 0xA1, 0xFE, 0x00,             //    mov eax, [0xFE]: 0x3FFFE
+        0x66, 0x01, 0xC2,                   //    add edx, eax
+        0xB8, 0x00, 0xF0,                   //    mov ax, 0xF000
+        0x8E, 0xD8,                         //    mov ds, ax
+        0x66, 0xA1, 0xF0, 0xFF,             //    mov eax, [0xFFF0]: the ROM
+        0x66, 0x01, 0xC2,                   //    add edx, eax
+        0xB8, 0x00, 0xB8,                   //    mov ax, 0xB800
+        0x8E, 0xD8,                         //    mov ds, ax
+        0xA1, 0x00, 0x00,                   //    mov ax, [0]: VGA text
+        0x01, 0xC2,                         //    add dx, ax
+        0x4D,                               //    dec bp
+        0x75, 0xC3,                         //    jnz 1b
+        0x89, 0xD0,                         // mov ax, dx
+        0xE6, 0xF4,                         // out 0xf4, al
+        0xF4,                               // hlt
+    ];
+    // (jnz 1b at 65: back 0x3D bytes, to `mov ax, 0x9000` at 6.)
+    assert_eq!((code[65], 67 - (0x100 - code[66] as usize)), (0x75, 6));
+    let go = |bt: bool, watch: &[machine::Watchpoint]| {
+        let (mut m, st) = setup(5, code, Mode::Real);
+        m.mem.write(0x9FFF8, &[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+        m.set_watchpoints(watch.to_vec());
+        let kind = if bt {
+            EngineKind::Bt
+        } else {
+            EngineKind::Interp
+        };
+        let mut s = Session::new(m, kind, Options::default(), &st).unwrap();
+        let stop = s.run_until(&limits(100_000, vec![])).unwrap();
+        let c = s.cpu_state().unwrap();
+        let translated = s.stats().get(Counter::TranslatedInstructions).unwrap_or(0);
+        ((stop, c.regs, c.eip, s.m.icount()), translated)
+    };
+    let watch = [machine::Watchpoint {
+        addr: 0x9FFFC,
+        len: 4,
+        kind: machine::WatchKind::Read,
+    }];
+    let (i, _) = go(false, &[]);
+    let (b, translated) = go(true, &[]);
+    assert_eq!(i, b);
+    assert!(matches!(i.0, Stop::GuestExit { .. }), "{:?}", i.0);
+    // All but the 15 segment loads, the 3 reads straddling 0xA0000 and
+    // the OUT, on the translator.
+    assert_eq!((i.3, translated), (70, 70 - 19));
+    let (i, _) = go(false, &watch);
+    let (b, _) = go(true, &watch);
+    assert_eq!(i, b, "watching {watch:?}");
+    assert!(matches!(i.0, Stop::Watchpoint { .. }), "{:?}", i.0);
+}
