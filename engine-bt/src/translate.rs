@@ -1202,6 +1202,11 @@ struct Emitter {
     chain: Vec<ChainExit>,
     /// The label of `Block::img_entry`.
     img_entry: Option<CodeLabel>,
+    /// The block's first guest EIP and the label of its entry (where a
+    /// chain to it comes in with the flags in RFLAGS): a branch back to
+    /// the block's start (a loop of one block) jumps there itself, not
+    /// through a chain (`self_entry`).
+    entry: Option<(u32, CodeLabel)>,
     /// The host has LAHF/SAHF in 64-bit mode (CPUID 8000_0001h:ECX[0]):
     /// flags are saved in r10w instead of on the stack.
     lahf: bool,
@@ -1407,6 +1412,7 @@ impl Emitter {
             first_exit,
             chain: Vec::new(),
             img_entry: None,
+            entry: None,
             lahf: use_lahf(),
             fails: Vec::new(),
             colds: Vec::new(),
@@ -1551,6 +1557,28 @@ impl Emitter {
         Ok(())
     }
 
+    /// Where a branch to guest `eip` goes in this block itself: its entry
+    /// (`img_entry` when the flags leave in their image) when `eip` is the
+    /// block's first instruction, so the block is a loop. That is where a
+    /// chain to the block would go (a loop keeps its mode key: a callout
+    /// that changes the key leaves the block). A chain is undone when its
+    /// target's translation goes or a breakpoint comes
+    /// (`Bt::honour_breakpoints`); neither happens while the block runs (a
+    /// write to its code page leaves it after the write, `callout::exec`;
+    /// breakpoints change only between runs, and a block that starts at
+    /// one is never entered).
+    fn self_entry(&self, eip: u32, img: bool) -> Option<CodeLabel> {
+        let (start, entry) = self.entry?;
+        if eip != start {
+            return None;
+        }
+        if img {
+            self.img_entry
+        } else {
+            Some(entry)
+        }
+    }
+
     /// The homes of the chainable exits.
     /// (An exit that leaves with the flags owed restores them at home.)
     fn chain_homes(&mut self) -> R {
@@ -1639,15 +1667,20 @@ impl Emitter {
         let stack_reuse = self.stack_reuse.take().filter(|_| seg.is_none());
         // The known stack access's page, when this access is aligned and
         // in it: its addend, still in r14, serves (`StackKnown`).
+        // (Then the lookup goes out of line, and the hot path on without
+        // a taken jump: `lookup`.)
         let mut have = None;
+        let mut lookup = None;
         if let Some(off) = stack_reuse {
-            let label = self.a.create_label();
+            let far = self.a.create_label();
+            let join = self.a.create_label();
             let a = &mut self.a;
             a.lea(r11d, r12d + off)?;
             a.xor(r11d, r13d)?;
             a.test(r11d, ctx::TLB.page_mask | (size - 1))?;
-            a.jz(label)?;
-            have = Some(label);
+            a.jnz(far)?;
+            have = Some(join);
+            lookup = Some((far, join));
         }
         if let Some(s) = seg {
             let a = &mut self.a;
@@ -1667,15 +1700,15 @@ impl Emitter {
         let real = self.key & (key::CODE16 | key::PM16) == key::CODE16;
         let hit = self.a.create_label();
         let unaligned = self.a.create_label();
-        let mut lookup = None;
-        if real && seg.is_some() && !write && !stack && size <= 4 {
+        if lookup.is_some() {
+            // (The known stack page's.)
+        } else if real && seg.is_some() && !write && !stack && size <= 4 {
             let far = self.a.create_label();
             let join = self.a.create_label();
             let a = &mut self.a;
             a.cmp(r13d, dword_ptr(r15 + ctx::REAL_END))?;
             a.jae(far)?;
             a.mov(r14, qword_ptr(r15 + ctx::REAL_BASE))?;
-            debug_assert!(have.is_none());
             have = Some(join);
             lookup = Some((far, join));
         } else {
@@ -2453,6 +2486,9 @@ impl Emitter {
         // check's. (Where the block does not need them, the owed restore
         // is dropped by its first instruction that writes them all.)
         let mut no_budget = self.a.create_label();
+        let mut entry = self.a.create_label();
+        self.a.set_label(&mut entry)?;
+        self.entry = insns.first().map(|(i, _)| (i.ip32(), entry));
         self.save_flags()?;
         let mut img_entry = self.a.create_label();
         self.a.set_label(&mut img_entry)?;
@@ -3001,10 +3037,18 @@ impl Emitter {
                 }
                 Plan::Jmp => self.chained_exit(insn.near_branch_target() as u32, k + 1)?,
                 Plan::Jcc => {
-                    let taken = self.a.create_label();
-                    self.jcc(insn.condition_code(), taken)?;
-                    self.chained_exit(next, k + 1)?;
-                    self.chained_exit_at(taken, insn.near_branch_target() as u32, k + 1)?;
+                    let target = insn.near_branch_target() as u32;
+                    if let Some(entry) = self.self_entry(target, false) {
+                        // A loop of one block: back to its entry at once,
+                        // one taken jump where the chain takes two.
+                        self.jcc(insn.condition_code(), entry)?;
+                        self.chained_exit(next, k + 1)?;
+                    } else {
+                        let taken = self.a.create_label();
+                        self.jcc(insn.condition_code(), taken)?;
+                        self.chained_exit(next, k + 1)?;
+                        self.chained_exit_at(taken, target, k + 1)?;
+                    }
                 }
                 Plan::JmpInd | Plan::CallInd => {
                     // The target first (it may be read through ESP), kept
@@ -3385,6 +3429,43 @@ mod tests {
             (Mnemonic::Bt, Register::R10D, 8)
         );
         assert!(!host[..dec].iter().any(|i| i.mnemonic() == Mnemonic::Sahf));
+    }
+
+    /// A loop of one block (`1: mov eax, [ebx]; add edx, eax; dec ecx;
+    /// jnz 1b`) jumps back to its own entry with the JNZ itself, not
+    /// through a chainable exit (a second taken jump), and the hot path
+    /// of the known stack page's reuse and of a real-mode read below
+    /// 0xA0000 falls through (the TLB lookup out of line).
+    #[test]
+    fn hot_paths_take_no_jump_they_need_not() {
+        let code = [0x8B, 0x03, 0x01, 0xC2, 0x49, 0x75, 0xF9];
+        let b = translate(&code, 0x1000, KEY, PLACE, &[]).expect("translated");
+        let host: Vec<Instruction> = Decoder::with_ip(64, &b.code, PLACE.at, 0)
+            .into_iter()
+            .collect();
+        assert!(
+            host.iter()
+                .any(|i| i.mnemonic() == Mnemonic::Jne && i.near_branch_target() == PLACE.at),
+            "JNE back to the entry"
+        );
+        assert_eq!(b.exits.len(), 1, "the fall-through exit alone is chainable");
+        // The jumps on the way to the fall-through exit (the block's
+        // hot path): none.
+        let jumps = |code: &[u8], key: u32| {
+            let b = translate(code, 0x1000, key, PLACE, &[]).expect("translated");
+            let site = PLACE.at + b.exits.first().expect("an exit").0;
+            Decoder::with_ip(64, &b.code, PLACE.at, 0)
+                .into_iter()
+                .take_while(|i| i.ip() < site)
+                .filter(|i| i.flow_control() == iced_x86::FlowControl::UnconditionalBranch)
+                .count()
+        };
+        // push eax; push ebx; inc eax: the second push reuses the first's
+        // page.
+        assert_eq!(jumps(&[0x50, 0x53, 0x40], KEY), 0);
+        // lodsw; inc ax, in real mode (CS 0x100, DS a 64 KiB segment).
+        let real = key::CODE16 | 0x100 << 16 | key::seg64k(3);
+        assert_eq!(jumps(&[0xAD, 0x40], real), 0);
     }
 
     /// SHR by CL, SHLD and RCR of a byte are the interpreter's where
