@@ -103,6 +103,8 @@ pub(crate) struct Cross {
 }
 
 pub(crate) struct Site {
+    /// The rel32 of its jump (a JMP's, or a conditional branch's that is
+    /// the exit itself).
     pub jmp: u64,
     /// Where the jump goes while not chained (stores that tell the
     /// dispatcher the target, then the exit stub).
@@ -227,9 +229,9 @@ impl Links {
 
     /// Points a site's jump at `target` (a translation's entry).
     pub fn aim(&mut self, site: usize, target: u64) {
-        let jmp = self.sites[site].jmp;
-        let rel = (target.wrapping_sub(jmp + 5) as i64) as i32;
-        self.buf.patch(jmp + 1, &rel.to_le_bytes());
+        let rel32 = self.sites[site].jmp;
+        let rel = (target.wrapping_sub(rel32 + 4) as i64) as i32;
+        self.buf.patch(rel32, &rel.to_le_bytes());
     }
 
     /// Undoes every chain: each patched exit goes back to the dispatcher.

@@ -130,7 +130,8 @@ pub struct Block {
     /// (for the stats).
     pub callouts: u32,
     /// The chainable exits, in exit-id order from `first_exit`: the offset
-    /// of each one's `jmp rel32` in `code`, the offset of the code it jumps
+    /// in `code` of each one's rel32 (of a `jmp rel32`, or of the
+    /// conditional branch that is the exit), the offset of the code it jumps
     /// to while not chained (which tells the dispatcher where it was going
     /// and returns), the guest EIP it goes to, and whether it leaves with
     /// the guest flags in their image (r10d) rather than in RFLAGS: then
@@ -799,12 +800,13 @@ pub fn translate(
     let mut code = placed.code().to_vec();
     let mut exits = Vec::new();
     for x in &e.chain {
-        let site = placed.label_ip(&x.jmp)? - at;
+        // The site is `E9 rel32` or `0F 8x rel32`, aimed at its home until
+        // chained; the exit names its rel32.
+        let site = placed.label_ip(&x.jmp)? - at + x.rel_at;
         let home = placed.label_ip(&x.home)? - at;
-        // The site is `E9 rel32`, aimed at its home until chained.
-        let rel = home.wrapping_sub(site + 5) as i64;
+        let rel = home.wrapping_sub(site + 4) as i64;
         let rel = i32::try_from(rel).ok()?;
-        code[site as usize + 1..site as usize + 5].copy_from_slice(&rel.to_le_bytes());
+        code[site as usize..site as usize + 4].copy_from_slice(&rel.to_le_bytes());
         exits.push((site, home, x.target, x.img));
     }
     let img_entry = match e.img_entry {
@@ -1346,6 +1348,9 @@ struct Deferred {
 /// whether it leaves with the flags owed (`Block::exits`).
 struct ChainExit {
     jmp: CodeLabel,
+    /// The offset of the jump's rel32 in it: 1 for JMP (E9), 2 for a
+    /// conditional branch (0F 8x) chained itself.
+    rel_at: u64,
     home: CodeLabel,
     target: u32,
     retired: u32,
@@ -1547,6 +1552,7 @@ impl Emitter {
         self.a.db(&[0xE9, 0, 0, 0, 0])?;
         self.chain.push(ChainExit {
             jmp,
+            rel_at: 1,
             home,
             target: eip,
             retired,
@@ -1577,6 +1583,27 @@ impl Emitter {
         } else {
             Some(entry)
         }
+    }
+
+    /// A chainable exit that is a conditional branch (`0F 8x rel32`, the
+    /// rel32 filled in after assembly) to guest `eip` in this block's
+    /// linear page, `retired` instructions done; the flags are in RFLAGS.
+    fn jcc_exit(&mut self, cc: ConditionCode, eip: u32, retired: u32) -> R {
+        debug_assert!(!self.pending && self.deferred.is_none());
+        let mut jmp = self.a.create_label();
+        let home = self.a.create_label();
+        self.a.set_label(&mut jmp)?;
+        // (ConditionCode counts from None: o is 1, opcode 0F 80.)
+        self.a.db(&[0x0F, 0x80 + cc as u8 - 1, 0, 0, 0, 0])?;
+        self.chain.push(ChainExit {
+            jmp,
+            rel_at: 2,
+            home,
+            target: eip,
+            retired,
+            img: false,
+        });
+        Ok(())
     }
 
     /// The homes of the chainable exits.
@@ -3043,6 +3070,13 @@ impl Emitter {
                         // one taken jump where the chain takes two.
                         self.jcc(insn.condition_code(), entry)?;
                         self.chained_exit(next, k + 1)?;
+                    } else if self.cs_base.wrapping_add(target) & !0xFFF == self.page {
+                        // In this page (no links check on the way): the
+                        // conditional branch is the chainable exit itself,
+                        // one taken jump to the target where a JMP after
+                        // it makes two.
+                        self.jcc_exit(insn.condition_code(), target, k + 1)?;
+                        self.chained_exit(next, k + 1)?;
                     } else {
                         let taken = self.a.create_label();
                         self.jcc(insn.condition_code(), taken)?;
@@ -3433,7 +3467,8 @@ mod tests {
 
     /// A loop of one block (`1: mov eax, [ebx]; add edx, eax; dec ecx;
     /// jnz 1b`) jumps back to its own entry with the JNZ itself, not
-    /// through a chainable exit (a second taken jump), and the hot path
+    /// through a chainable exit (a second taken jump); a branch to another
+    /// block of the page is the chainable exit itself; and the hot path
     /// of the known stack page's reuse and of a real-mode read below
     /// 0xA0000 falls through (the TLB lookup out of line).
     #[test]
@@ -3449,6 +3484,23 @@ mod tests {
             "JNE back to the entry"
         );
         assert_eq!(b.exits.len(), 1, "the fall-through exit alone is chainable");
+        // A conditional branch to another block of the page (sort's inner
+        // loop: `mov [ebx], ecx; dec edi; jnz` back to the load before it)
+        // is itself a chainable exit: JNE rel32, aimed at its home.
+        let b = translate(&[0x89, 0x0B, 0x4F, 0x75, 0xEB], 0x1010, KEY, PLACE, &[])
+            .expect("translated");
+        let jcc = b
+            .exits
+            .iter()
+            .find(|x| x.2 == 0x1000)
+            .expect("the JNZ's exit");
+        assert_eq!(&b.code[jcc.0 as usize - 2..jcc.0 as usize], &[0x0F, 0x85]);
+        let rel = i32::from_le_bytes(b.code[jcc.0 as usize..][..4].try_into().unwrap());
+        assert_eq!(
+            jcc.0 as i64 + 4 + rel as i64,
+            jcc.1 as i64,
+            "aimed at its home"
+        );
         // The jumps on the way to the fall-through exit (the block's
         // hot path): none.
         let jumps = |code: &[u8], key: u32| {
@@ -3456,7 +3508,7 @@ mod tests {
             let site = PLACE.at + b.exits.first().expect("an exit").0;
             Decoder::with_ip(64, &b.code, PLACE.at, 0)
                 .into_iter()
-                .take_while(|i| i.ip() < site)
+                .take_while(|i| i.next_ip() <= site)
                 .filter(|i| i.flow_control() == iced_x86::FlowControl::UnconditionalBranch)
                 .count()
         };
