@@ -107,6 +107,10 @@ pub mod key {
     /// with a 64 KiB limit and any base, at any CPL): bits 16-31 are the
     /// number of the code segment's base in `Links::code16`.
     pub const PM16: u32 = 1 << 15;
+    /// With `PM16`: paging is off (linear addresses are physical, as in
+    /// real mode). Bit 2, which is `flat(0)` in 32-bit keys (16-bit keys
+    /// have no `flat` bits).
+    pub const NOPAGE: u32 = 1 << 2;
     /// The code segment's base under a key that is not `PM16` (0 for
     /// 32-bit code: flat); `links::cs_base` reads any key.
     pub const fn real_cs_base(key: u32) -> u32 {
@@ -1719,12 +1723,15 @@ impl Emitter {
                 a.add(r13d, dword_ptr(r15 + ctx::SEG_BASE + 4 * s as i32))?;
             }
         }
-        // A real-mode read of at most 4 bytes (not the stack's, whose
+        // A real-mode read of at most 4 bytes, or one of 16-bit protected
+        // mode without paging (not the stack's, whose
         // page a later push may take over: `StackKnown`): below
         // `Ctx::real_end` straight from guest RAM, where the TLB would
         // find the same (`Ctx::real_base`), the lookup out of line for the
         // rest (ROM, the VGA window, a watchpoint set).
-        let real = self.key & (key::CODE16 | key::PM16) == key::CODE16;
+        let real = self.key & (key::CODE16 | key::PM16) == key::CODE16
+            || self.key & (key::CODE16 | key::PM16 | key::NOPAGE)
+                == key::CODE16 | key::PM16 | key::NOPAGE;
         let hit = self.a.create_label();
         let unaligned = self.a.create_label();
         if lookup.is_some() {
@@ -3470,7 +3477,8 @@ mod tests {
     /// through a chainable exit (a second taken jump); a branch to another
     /// block of the page is the chainable exit itself; and the hot path
     /// of the known stack page's reuse and of a real-mode read below
-    /// 0xA0000 falls through (the TLB lookup out of line).
+    /// 0xA0000 (or one of 16-bit protected mode without paging) falls
+    /// through (the TLB lookup out of line).
     #[test]
     fn hot_paths_take_no_jump_they_need_not() {
         let code = [0x8B, 0x03, 0x01, 0xC2, 0x49, 0x75, 0xF9];
@@ -3515,9 +3523,26 @@ mod tests {
         // push eax; push ebx; inc eax: the second push reuses the first's
         // page.
         assert_eq!(jumps(&[0x50, 0x53, 0x40], KEY), 0);
-        // lodsw; inc ax, in real mode (CS 0x100, DS a 64 KiB segment).
+        // lodsw; inc ax, in real mode (CS 0x100, DS a 64 KiB segment),
+        // and in 16-bit protected mode without paging: straight from RAM
+        // below `Ctx::real_end`; with paging, through the TLB.
         let real = key::CODE16 | 0x100 << 16 | key::seg64k(3);
-        assert_eq!(jumps(&[0xAD, 0x40], real), 0);
+        let pm16 = key::CODE16 | key::PM16 | key::seg64k(3);
+        let reads_ram = |key: u32| {
+            let b = translate(&[0xAD, 0x40], 0x1000, key, PLACE, &[]).expect("translated");
+            Decoder::with_ip(64, &b.code, PLACE.at, 0)
+                .into_iter()
+                .any(|i| {
+                    i.mnemonic() == Mnemonic::Cmp
+                        && i.memory_base() == Register::R15
+                        && i.memory_displacement64() == ctx::REAL_END as u64
+                })
+        };
+        for key in [real, pm16 | key::NOPAGE] {
+            assert_eq!(jumps(&[0xAD, 0x40], key), 0, "{key:#x}");
+            assert!(reads_ram(key), "{key:#x}");
+        }
+        assert!(!reads_ram(pm16), "paging on");
     }
 
     /// SHR by CL, SHLD and RCR of a byte are the interpreter's where
