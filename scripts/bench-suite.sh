@@ -14,6 +14,16 @@
 #   ENGINES="interp bt kvm" scripts/bench-suite.sh   # KVM too (where the
 #                                          # host's KVM runs the guest)
 #   XV6=0 scripts/bench-suite.sh           # without xv6 (below)
+#   SCALE=4 REFS=qemu XV6=0 scripts/bench-suite.sh
+#                                          # each guest's work times 4,
+#                                          # against QEMU alone
+#
+# SCALE multiplies each guest's repeat count (fib: N grows by the
+# Fibonacci steps nearest SCALE's factor). At SCALE=1 QEMU runs fib,
+# prot16 and real16 in under 0.3 s beyond its 0.12-0.2 s start-up, whose
+# own spread then moves their QEMU ratios by a quarter from run to run;
+# at SCALE=4 the work outweighs it. REFS picks the reference emulators
+# (default "qemu bochs"; Bochs takes some 40 s a round at SCALE=4).
 #
 # Then xv6, the suite's real workload: its boot and `usertests` on the
 # same engines, QEMU and Bochs, alternated the same way, by
@@ -28,11 +38,21 @@ ROUNDS=${ROUNDS:-3}
 ENGINES=${ENGINES:-interp bt}
 all_guests=$(cd lessons/guests/suite && ls *.S | sed 's/\.S$//' | grep -v '^empty$' | tr '\n' ' ')
 GUESTS=${GUESTS:-$all_guests}
+SCALE=${SCALE:-1}
+REFS=${REFS:-qemu bochs}
 MEM=128
+[[ "$SCALE" =~ ^[1-9][0-9]*$ ]] || { echo "SCALE must be a positive integer, not '$SCALE'" >&2; exit 2; }
+for w in $REFS; do
+    case $w in qemu | bochs) ;; *) echo "REFS: qemu and/or bochs, not '$w'" >&2; exit 2 ;; esac
+done
 
 need=()
-command -v qemu-system-i386 >/dev/null || need+=(qemu-system-x86)
-command -v bochs-bin >/dev/null || need+=(bochs bochsbios bochs-sdl)
+if [[ " $REFS " == *" qemu "* ]]; then
+    command -v qemu-system-i386 >/dev/null || need+=(qemu-system-x86)
+fi
+if [[ " $REFS " == *" bochs "* ]]; then
+    command -v bochs-bin >/dev/null || need+=(bochs bochsbios bochs-sdl)
+fi
 # bochsbios links its VGA BIOS to vgabios's file without depending on the
 # package: a fresh machine may have the link and not the file.
 [ -e /usr/share/bochs/VGABIOS-lgpl-latest ] || need+=(vgabios)
@@ -48,8 +68,23 @@ trap 'rm -rf "$work"' EXIT
 
 # Each guest: a 512-byte flat image (ringlab) and a floppy image (QEMU,
 # Bochs) with it as the boot sector.
+# The guest's repeat count times SCALE (its `.ifndef` default read from
+# its source); fib's N grows by log_phi(SCALE), rounded.
+scaled() {
+    local g=$1 name default
+    [ "$SCALE" = 1 ] && return
+    read -r name default < <(awk '/^ *\.ifndef/ { want = $2; next }
+        want != "" && /\.equ/ { gsub(",", " "); print $2, $3; exit }' "lessons/guests/suite/$g.S")
+    [ -n "$name" ] || return
+    if [ "$g" = fib ]; then
+        echo "--defsym $name=$(awk -v n="$default" -v s="$SCALE" 'BEGIN { printf "%d", n + log(s) / log(1.618034) + 0.5 }')"
+    else
+        echo "--defsym $name=$((default * SCALE))"
+    fi
+}
 for g in empty $GUESTS; do
-    as --32 -I lessons/guests/suite -o "$work/$g.o" "lessons/guests/suite/$g.S"
+    # shellcheck disable=SC2046
+    as --32 $(scaled "$g") -I lessons/guests/suite -o "$work/$g.o" "lessons/guests/suite/$g.S"
     ld -m elf_i386 -nostdlib -N -Ttext=0x7c00 -e start -o "$work/$g.elf" "$work/$g.o" 2>/dev/null
     objcopy -O binary -j .text "$work/$g.elf" "$work/$g.bin"
     [ "$(stat -c %s "$work/$g.bin")" = 512 ] || { echo "$g: not one sector" >&2; exit 1; }
@@ -95,7 +130,7 @@ run() {
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
 }
 
-who_all="$ENGINES qemu bochs"
+who_all="$ENGINES $REFS"
 declare -A times sums
 for r in $(seq "$ROUNDS"); do
     for g in empty $GUESTS; do
@@ -126,21 +161,22 @@ for g in empty $GUESTS; do
 done
 
 echo
-echo "$(hostname), $(date -u +%Y-%m-%dT%H:%MZ), $ROUNDS rounds, medians in seconds;"
+echo "$(hostname), $(date -u +%Y-%m-%dT%H:%MZ), $ROUNDS rounds, SCALE=$SCALE, medians in seconds;"
 echo "net = median minus the same emulator's median for the empty guest (start-up)"
 printf '%-9s %-9s' guest checksum
 for w in $who_all; do printf ' %9s' "$w"; done
-for w in $ENGINES; do printf ' %14s %15s' "qemu/$w net" "bochs/$w net"; done
+for w in $ENGINES; do for x in $REFS; do printf ' %14s' "$x/$w net"; done; done
 echo
 for g in empty $GUESTS; do
     printf '%-9s %-9s' "$g" "${sums[$g]}"
     for w in $who_all; do printf ' %9s' "${med[$g,$w]}"; done
     if [ "$g" != empty ]; then
         for w in $ENGINES; do
-            awk -v q="${med[$g,qemu]}" -v b="${med[$g,bochs]}" -v e="${med[$g,$w]}" \
-                -v q0="${med[empty,qemu]}" -v b0="${med[empty,bochs]}" -v e0="${med[empty,$w]}" \
-                'function r(x, y) { return y > 0 ? sprintf("%.2f", x / y) : "-" }
-                 BEGIN { printf " %14s %15s", r(q - q0, e - e0), r(b - b0, e - e0) }'
+            for x in $REFS; do
+                awk -v q="${med[$g,$x]}" -v e="${med[$g,$w]}" \
+                    -v q0="${med[empty,$x]}" -v e0="${med[empty,$w]}" \
+                    'BEGIN { printf " %14s", e - e0 > 0 ? sprintf("%.2f", (q - q0) / (e - e0)) : "-" }'
+            done
         done
     fi
     echo
@@ -153,5 +189,5 @@ if [ "${XV6:-1}" != 0 ]; then
     for w in $ENGINES; do
         case $w in interp | bt) xv6_engines+="$w " ;; esac
     done
-    ROUNDS=$ROUNDS ENGINES="${xv6_engines}qemu bochs" KEEP=0 scripts/bench-xv6.sh
+    ROUNDS=$ROUNDS ENGINES="${xv6_engines}$REFS" KEEP=0 scripts/bench-xv6.sh
 fi
