@@ -175,7 +175,7 @@ for g in empty $GUESTS; do
             for x in $REFS; do
                 awk -v q="${med[$g,$x]}" -v e="${med[$g,$w]}" \
                     -v q0="${med[empty,$x]}" -v e0="${med[empty,$w]}" \
-                    'BEGIN { printf " %14s", e - e0 > 0 ? sprintf("%.2f", (q - q0) / (e - e0)) : "-" }'
+                    'BEGIN { d = e - e0; r = d > 0 ? sprintf("%.2f", (q - q0) / d) : "-"; printf " %14s", r }'
             done
         done
     fi
