@@ -1368,8 +1368,9 @@ struct ChainExit {
 /// where the block goes on after the interpreter runs the instruction (as
 /// `Fail::resume`).
 struct Cold {
-    /// A real-mode read's TLB lookup, out of line (above the RAM read
-    /// straight, `Ctx::real_end`), and where it goes back to.
+    /// The TLB lookup, out of line where the hot path has the page
+    /// another way (a real-mode read straight from RAM below
+    /// `Ctx::real_end`, the known stack page), and where it goes back to.
     lookup: Option<(CodeLabel, CodeLabel)>,
     unaligned: Option<CodeLabel>,
     limit: Option<CodeLabel>,
@@ -1723,20 +1724,24 @@ impl Emitter {
                 a.add(r13d, dword_ptr(r15 + ctx::SEG_BASE + 4 * s as i32))?;
             }
         }
-        // A real-mode read of at most 4 bytes, or one of 16-bit protected
-        // mode without paging (not the stack's, whose
-        // page a later push may take over: `StackKnown`): below
-        // `Ctx::real_end` straight from guest RAM, where the TLB would
-        // find the same (`Ctx::real_base`), the lookup out of line for the
-        // rest (ROM, the VGA window, a watchpoint set).
-        let real = self.key & (key::CODE16 | key::PM16) == key::CODE16
+        // A read of at most 4 bytes in real mode, or in 16-bit protected
+        // mode without paging, that is not the stack's (a later push may
+        // take over the stack's page: `StackKnown`): below `Ctx::real_end`
+        // straight from guest RAM, where the TLB would find the same
+        // (`Ctx::real_base`); the lookup out of line for the rest (ROM,
+        // the VGA window, a watchpoint set).
+        let linear_is_physical = self.key & (key::CODE16 | key::PM16) == key::CODE16
             || self.key & (key::CODE16 | key::PM16 | key::NOPAGE)
                 == key::CODE16 | key::PM16 | key::NOPAGE;
+        let from_ram = lookup.is_none()
+            && linear_is_physical
+            && seg.is_some()
+            && !write
+            && !stack
+            && size <= 4;
         let hit = self.a.create_label();
         let unaligned = self.a.create_label();
-        if lookup.is_some() {
-            // (The known stack page's.)
-        } else if real && seg.is_some() && !write && !stack && size <= 4 {
+        if from_ram {
             let far = self.a.create_label();
             let join = self.a.create_label();
             let a = &mut self.a;
@@ -1745,7 +1750,7 @@ impl Emitter {
             a.mov(r14, qword_ptr(r15 + ctx::REAL_BASE))?;
             have = Some(join);
             lookup = Some((far, join));
-        } else {
+        } else if lookup.is_none() {
             self.tlb_lookup(size, write, miss, unaligned, hit)?;
         }
         if let Some(mut have) = have {
