@@ -403,12 +403,12 @@ impl Bt {
             Some(translate::key::CODE16 | (cs.base >> 4) << 16)
         } else if prot16_code(c) {
             let n = code16.number(c.segments()[Seg::Cs as usize].base)?;
-            let flat = if c.paging() {
+            let paging = if c.paging() {
                 0
             } else {
                 translate::key::NOPAGE
             };
-            Some(translate::key::CODE16 | translate::key::PM16 | flat | (n as u32) << 16)
+            Some(translate::key::CODE16 | translate::key::PM16 | paging | (n as u32) << 16)
         } else {
             None
         };

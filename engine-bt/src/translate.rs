@@ -1540,7 +1540,7 @@ impl Emitter {
         let home = self.a.create_label();
         self.a.set_label(&mut site)?;
         let mut jmp = site;
-        if self.cs_base.wrapping_add(eip) & !0xFFF != self.page {
+        if !self.in_page(eip) {
             let mut go = self.a.create_label();
             jmp = self.a.create_label();
             let a = &mut self.a;
@@ -1568,9 +1568,9 @@ impl Emitter {
         Ok(())
     }
 
-    /// Where a branch to guest `eip` goes in this block itself: its entry
-    /// (`img_entry` when the flags leave in their image) when `eip` is the
-    /// block's first instruction, so the block is a loop. That is where a
+    /// Where a branch to guest `eip` (with the flags in RFLAGS) goes in
+    /// this block itself: its entry, when `eip` is the block's first
+    /// instruction, so the block is a loop. That is where a
     /// chain to the block would go (a loop keeps its mode key: a callout
     /// that changes the key leaves the block). A chain is undone when its
     /// target's translation goes or a breakpoint comes
@@ -1578,16 +1578,16 @@ impl Emitter {
     /// write to its code page leaves it after the write, `callout::exec`;
     /// breakpoints change only between runs, and a block that starts at
     /// one is never entered).
-    fn self_entry(&self, eip: u32, img: bool) -> Option<CodeLabel> {
-        let (start, entry) = self.entry?;
-        if eip != start {
-            return None;
-        }
-        if img {
-            self.img_entry
-        } else {
-            Some(entry)
-        }
+    fn self_entry(&self, eip: u32) -> Option<CodeLabel> {
+        self.entry
+            .filter(|&(start, _)| start == eip)
+            .map(|(_, entry)| entry)
+    }
+
+    /// Guest `eip` is in this block's linear page (an exit there needs no
+    /// links check on the way).
+    fn in_page(&self, eip: u32) -> bool {
+        self.cs_base.wrapping_add(eip) & !0xFFF == self.page
     }
 
     /// A chainable exit that is a conditional branch (`0F 8x rel32`, the
@@ -1701,7 +1701,6 @@ impl Emitter {
         // in it: its addend, still in r14, serves (`StackKnown`).
         // (Then the lookup goes out of line, and the hot path on without
         // a taken jump: `lookup`.)
-        let mut have = None;
         let mut lookup = None;
         if let Some(off) = stack_reuse {
             let far = self.a.create_label();
@@ -1711,7 +1710,6 @@ impl Emitter {
             a.xor(r11d, r13d)?;
             a.test(r11d, ctx::TLB.page_mask | (size - 1))?;
             a.jnz(far)?;
-            have = Some(join);
             lookup = Some((far, join));
         }
         if let Some(s) = seg {
@@ -1748,13 +1746,12 @@ impl Emitter {
             a.cmp(r13d, dword_ptr(r15 + ctx::REAL_END))?;
             a.jae(far)?;
             a.mov(r14, qword_ptr(r15 + ctx::REAL_BASE))?;
-            have = Some(join);
             lookup = Some((far, join));
         } else if lookup.is_none() {
             self.tlb_lookup(size, write, miss, unaligned, hit)?;
         }
-        if let Some(mut have) = have {
-            self.a.set_label(&mut have)?;
+        if let Some((_, mut join)) = lookup {
+            self.a.set_label(&mut join)?;
             self.a.nop()?;
         }
         let rflags = flags_live && !self.lazy_hit;
@@ -3077,12 +3074,12 @@ impl Emitter {
                 Plan::Jmp => self.chained_exit(insn.near_branch_target() as u32, k + 1)?,
                 Plan::Jcc => {
                     let target = insn.near_branch_target() as u32;
-                    if let Some(entry) = self.self_entry(target, false) {
+                    if let Some(entry) = self.self_entry(target) {
                         // A loop of one block: back to its entry at once,
                         // one taken jump where the chain takes two.
                         self.jcc(insn.condition_code(), entry)?;
                         self.chained_exit(next, k + 1)?;
-                    } else if self.cs_base.wrapping_add(target) & !0xFFF == self.page {
+                    } else if self.in_page(target) {
                         // In this page (no links check on the way): the
                         // conditional branch is the chainable exit itself,
                         // one taken jump to the target where a JMP after
