@@ -191,7 +191,7 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
     let deadline0 = m.next_deadline();
     c.room -= before + 1;
     c.exec_before += before as u64;
-    interp.set_translated_state(c.regs, c.flags as u32, eip);
+    interp.set_translated_state(crate::ctx::regs_of(&c.regs), c.flags as u32, eip);
     // RF from the stretch's start: gone if an instruction completed before
     // this one; else this one is the first, and the interpreter runs it
     // with RF as it stands (and clears it).
@@ -210,11 +210,14 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
     // IN and OUT: the port access made here (it changes the accumulator
     // at most, and no mode), unless it is not allowed (#GP), which the
     // interpreter then raises.
-    let fast = port & crate::ctx::PORT_IO != 0 && {
+    let port_eax = if port & crate::ctx::PORT_IO != 0 {
         let imm = (port & crate::ctx::PORT_DX == 0).then_some(port as u16);
         let w = ((port >> 17) & 7) as u8;
         interp.callout_port(m, port & crate::ctx::PORT_OUT != 0, imm, w, eip, next)
+    } else {
+        None
     };
+    let fast = port_eax.is_some();
     let r = if fast {
         Ok(machine::Stop::Stepped)
     } else {
@@ -234,8 +237,8 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
     let cpu = interp.cpu();
     // (The segment bases too: real mode's MOV DS, AX keeps the mode key
     // but moves the base translated code adds.)
-    if fast {
-        c.regs[0] = cpu.regs()[0];
+    if let Some(eax) = port_eax {
+        c.regs[0] = eax;
     } else {
         c.load_cpu(cpu);
     }

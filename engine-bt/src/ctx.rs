@@ -262,12 +262,23 @@ pub struct Ibtc {
     pub host: u64,
 }
 
+/// A copy of eight registers made of eight 4-byte loads. Their writer (the
+/// translated code's or the interpreter's) has just stored them one by one,
+/// and a wider load spanning several such stores cannot take its data from
+/// them: it waits until they have all left the store buffer (some twenty
+/// cycles each time a callout hands the registers over).
+#[inline(always)]
+pub fn regs_of(r: &[u32; 8]) -> [u32; 8] {
+    // SAFETY: each element is a valid, aligned u32 of the borrowed array.
+    std::array::from_fn(|i| unsafe { std::ptr::read_volatile(&r[i]) })
+}
+
 impl Ctx {
     /// The guest state translated code starts from, or goes on from after
     /// a callout: the registers, the status flags (the other flags as
     /// PUSHFD's image has them) and the segment bases of `c`.
     pub fn load_cpu(&mut self, c: &engine_interp::Cpu) {
-        self.regs = c.regs();
+        self.regs = regs_of(c.regs_ref());
         self.flags = c.eflags() as u64 & STATUS;
         self.sysflags = c.pushf_image() & !engine_interp::fallback::STATUS_FLAGS;
         for (i, s) in c.segments().iter().enumerate().take(6) {

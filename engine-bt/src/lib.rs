@@ -206,8 +206,13 @@ impl Bt {
         // for this address, which follows the C calling convention for
         // `fn(*mut Ctx)`; the buffer lives as long as `self`.
         let enter: extern "C" fn(*mut Ctx) = unsafe { std::mem::transmute(at as usize) };
+        // Interrupt deliveries and IRETs from translated code run the
+        // interpreter's code with its memo of their checks (the monitor's
+        // shadow of the guest's gates and descriptors).
+        let mut interp = Interp::new_fallback();
+        interp.use_delivery_memo();
         Ok(Bt {
-            interp: Interp::new_fallback(),
+            interp,
             ram_id: 0,
             stub_bytes: buf.used(),
             enter,
@@ -591,7 +596,7 @@ impl Bt {
             .add_sensitive("cli", machine::Handling::Callout, inline);
         self.interp.flush_stable_reads(m);
         self.interp
-            .set_translated_state(ctx.regs, ctx.flags as u32, ctx.eip);
+            .set_translated_state(ctx::regs_of(&ctx.regs), ctx.flags as u32, ctx.eip);
         // Every block entered took its length from the budget; the last
         // one completed only `retired` of its `block_n`.
         // (`room` less what `exec` callouts retired themselves.)
@@ -1042,6 +1047,7 @@ impl Engine for Bt {
         declined.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let total = k.translated_insns + k.fallback_insns;
         let share = (k.fallback_insns * 1000).checked_div(total).unwrap_or(0);
+        let memo = self.interp.delivery_memo_counts();
         EngineStats {
             engine: "bt".into(),
             instructions: Some(total),
@@ -1060,6 +1066,8 @@ impl Engine for Bt {
                 Counter::MmioReadsInTranslatedCode.entry(self.ctx.mmio_reads),
                 Counter::BlocksInvalidated.entry(k.invalidations),
                 Counter::CacheFlushes.entry(k.flushes),
+                Counter::DeliveryMemoHits.entry(memo.0),
+                Counter::DeliveryMemoMisses.entry(memo.1),
             ]
             .into_iter()
             // The TLB is the interpreter's, which translated code shares.

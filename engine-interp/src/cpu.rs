@@ -144,6 +144,8 @@ pub struct Cpu {
     /// do not see it.
     pub(crate) implicit: bool,
     pub(crate) counters: Counters,
+    /// The delivery memo, when it is used (`memo.rs`).
+    pub(crate) memo: Option<Box<crate::memo::Memos>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -209,6 +211,7 @@ impl Cpu {
             watch_hit: None,
             implicit: false,
             counters: Counters::default(),
+            memo: None,
         };
         c.refresh_mode();
         c
@@ -252,6 +255,12 @@ impl Cpu {
     #[inline(always)]
     pub fn regs(&self) -> [u32; 8] {
         self.regs
+    }
+    /// The general registers in place (`regs_of` copies them without a
+    /// wide load).
+    #[inline(always)]
+    pub fn regs_ref(&self) -> &[u32; 8] {
+        &self.regs
     }
     /// EFLAGS, the lazy status flags worked out.
     #[inline(always)]

@@ -284,8 +284,9 @@ impl Interp {
     /// own IN/OUT does (the sensitive-instruction record, the I/O
     /// permission check, the access at the current virtual time, the
     /// instruction retired, RF gone) without decoding or the run loop.
-    /// False, with nothing done or recorded, where the access is not
-    /// allowed (#GP): the interpreter then runs the instruction itself.
+    /// EAX after it; None, with nothing done or recorded, where the access
+    /// is not allowed (#GP): the interpreter then runs the instruction
+    /// itself.
     pub fn callout_port(
         &mut self,
         m: &mut Machine,
@@ -294,20 +295,31 @@ impl Interp {
         w: u8,
         eip: u32,
         next: u32,
-    ) -> bool {
+    ) -> Option<u32> {
         let c = &mut self.cpu;
         let port = imm.unwrap_or(c.regs[2] as u16);
         if c.check_io(m, port, w).is_err() {
-            return false;
+            return None;
         }
         let name = if out { "out" } else { "in" };
         c.record_sensitive(m, name, eip, m.icount(), machine::Handling::Callout);
-        c.acc_port(m, out, port, w);
+        let eax = c.regs[0];
+        let eax = if out {
+            c.port_out(m, port, w, eax & width_mask(w));
+            eax
+        } else {
+            // (EAX merged here, in a register, and handed back: a read of
+            // it from memory after a narrower store would wait for it.)
+            let v = c.port_in(m, port, w) & width_mask(w);
+            let eax = (eax & !width_mask(w)) | v;
+            c.regs[0] = eax;
+            eax
+        };
         c.eip = next;
         c.fl.bits &= !f::RF;
         self.stalls = 0;
         m.retire(1);
-        true
+        Some(eax)
     }
 
     /// Whether `lin` is on the device page `pure_mmio_read` last found,
@@ -482,5 +494,14 @@ impl Interp {
         let old = c.fl.get();
         c.fl.set((old & !STATUS_FLAGS) | (status & STATUS_FLAGS) | 2);
         c.eip = eip;
+    }
+}
+
+/// The bits of a `w`-byte (1, 2 or 4) accumulator.
+fn width_mask(w: u8) -> u32 {
+    match w {
+        1 => 0xFF,
+        2 => 0xFFFF,
+        _ => u32::MAX,
     }
 }

@@ -4,8 +4,9 @@
 
 use crate::cpu::{Cpu, CS, DS, ES, FS, GS, SS};
 use crate::fault::{gp, gp0, is_double, np, vec, Exc, R};
+use crate::memo::{GateMemo, GatePlan, IretMemo};
 use crate::ops::Op;
-use crate::segments::v86_segment;
+use crate::segments::{v86_segment, Desc};
 use machine::cpu::{access as a, flags as f};
 use machine::x86::descriptor::{Gate, GateKind, Kind};
 use machine::{Event, Machine, PrivCause};
@@ -75,6 +76,12 @@ impl Cpu {
     }
 
     fn deliver_protected(&mut self, m: &mut Machine, vector: u8, src: Source) -> R<()> {
+        if self.memo.is_some() {
+            let software = matches!(src, Source::Software(_));
+            if let Some((plan, nesp)) = self.gate_memo_hit(vector, software) {
+                return self.enter_gate(m, plan, nesp, src, false);
+            }
+        }
         let ext = matches!(src, Source::Exception(_) | Source::External) as u32;
         let idx = vector as u32 * 8;
         let gate_err = idx + 2 + ext;
@@ -135,24 +142,84 @@ impl Cpu {
         if !d.seg.present() {
             return np(terr);
         }
-        let off = gate.offset;
         let gw: u8 = if gate.bits32 { 4 } else { 2 };
-        let from = self.cpl;
-        let old_eflags = self.fl.get();
-        let ret_eip = self.eip;
-        let old_cs = self.segs[CS].selector as u32;
         let v86 = self.v86();
-        if !d.conforming() && d.dpl() < self.cpl {
-            // Inter-privilege: the inner stack comes from the TSS.
-            let dpl = d.dpl();
-            if v86 && dpl != 0 {
-                return gp(terr);
-            }
+        // Inter-privilege: the inner stack comes from the TSS.
+        let inter = !d.conforming() && d.dpl() < self.cpl;
+        let dpl = if inter { d.dpl() } else { self.cpl };
+        if v86 && (!inter || dpl != 0) {
+            return gp(terr);
+        }
+        // What the memo needs (`memo.rs`): a GDT code descriptor, not V86.
+        let mut keep = !v86 && tsel & 4 == 0;
+        let mut stack = None;
+        if inter {
             let (nss, nesp) = self.tss_stack(m, dpl)?;
             let mut ssd = self
                 .check_inner_ss(m, nss, dpl)
                 .map_err(|e| Exc::new(e.vector(), e.code().map(|c| c | ext)))?;
+            // (And an accessed stack descriptor: no write to remember.)
+            keep &= nss & 4 == 0 && ssd.seg.access & a::ACCESSED != 0;
+            let ss_raw = ssd.raw;
             self.set_accessed(m, &mut ssd)?;
+            stack = Some((ssd.seg, nesp, nss, ss_raw));
+        }
+        let plan = GatePlan {
+            cs: self.load_cs(d, tsel, dpl),
+            dpl,
+            ss: stack.map(|s| s.0),
+            off: if gw == 2 {
+                gate.offset & 0xFFFF
+            } else {
+                gate.offset
+            },
+            gw,
+            interrupt: gate.kind == GateKind::Interrupt,
+        };
+        if keep {
+            let (_, _, ss_sel, ss_raw) = stack.unwrap_or_default();
+            let memo = GateMemo {
+                software: matches!(src, Source::Software(_)),
+                cpl: self.cpl,
+                idtr: self.idtr,
+                gdtr: self.gdtr,
+                gate_raw: raw,
+                cs_sel: tsel,
+                cs_raw: d.raw,
+                tr: self.tr,
+                ss_sel,
+                ss_raw,
+                plan,
+            };
+            self.gate_memo_keep(vector, memo);
+        }
+        let nesp = stack.map_or(0, |s| s.1);
+        self.enter_gate(m, plan, nesp, src, v86)
+    }
+
+    /// The delivery through an interrupt or trap gate once its checks
+    /// passed (`plan`; `nesp` the inner ESP from the TSS when it changes
+    /// privilege): the stack switch, the pushes, CS:EIP and EFLAGS. A push
+    /// that faults leaves the rest undone (`deliver` puts back the state).
+    fn enter_gate(
+        &mut self,
+        m: &mut Machine,
+        plan: GatePlan,
+        nesp: u32,
+        src: Source,
+        v86: bool,
+    ) -> R<()> {
+        let ext = matches!(src, Source::Exception(_) | Source::External) as u32;
+        let code = match src {
+            Source::Exception(c) => c,
+            _ => None,
+        };
+        let gw = plan.gw;
+        let from = self.cpl;
+        let old_eflags = self.fl.get();
+        let ret_eip = self.eip;
+        let old_cs = self.segs[CS].selector as u32;
+        if let Some(ss) = plan.ss {
             let old_ss = self.segs[SS].selector as u32;
             let old_esp = self.regs[4];
             let old_data = [
@@ -166,9 +233,8 @@ impl Cpu {
             if v86 {
                 self.fl.put(f::VM, false);
             }
-            let cs_seg = self.load_cs(d, tsel, dpl);
-            self.set_seg(CS, cs_seg);
-            self.set_seg(SS, ssd.seg);
+            self.set_seg(CS, plan.cs);
+            self.set_seg(SS, ss);
             self.regs[4] = nesp;
             if v86 {
                 for sel in old_data {
@@ -193,11 +259,7 @@ impl Cpu {
                 }
             }
         } else {
-            if v86 {
-                return gp(terr);
-            }
-            let cs_seg = self.load_cs(d, tsel, self.cpl);
-            self.set_seg(CS, cs_seg);
+            self.set_seg(CS, plan.cs);
         }
         self.push(m, gw, old_eflags)?;
         self.push(m, gw, old_cs)?;
@@ -205,13 +267,12 @@ impl Cpu {
         if let Some(c) = code {
             self.push(m, gw, c)?;
         }
-        let off = if gw == 2 { off & 0xFFFF } else { off };
-        if off > self.segs[CS].limit {
+        if plan.off > self.segs[CS].limit {
             return gp(ext);
         }
-        self.eip = off;
+        self.eip = plan.off;
         let mut nf = old_eflags & !(f::TF | f::NT | f::RF | f::VM);
-        if gate.kind == GateKind::Interrupt {
+        if plan.interrupt {
             nf &= !f::IF;
         }
         self.fl.set(nf);
@@ -369,54 +430,67 @@ impl Cpu {
         if w == 4 && fl & f::VM != 0 && self.cpl == 0 {
             return self.iret_to_v86(m, eip, cs, fl, insn_eip);
         }
-        let err = (cs & !3) as u32;
-        if cs & !3 == 0 {
-            return gp0();
-        }
         let rpl = (cs & 3) as u8;
-        if rpl < self.cpl {
-            return gp(err);
-        }
-        let mut d = self.read_desc(m, cs)?;
-        if !d.is_code() {
-            return gp(err);
-        }
-        if d.conforming() {
-            if d.dpl() > rpl {
-                return gp(err);
+        // The code segment: as the memo has it (`memo.rs`), or checked.
+        let hit = self.iret_memo_hit(cs, w);
+        let mut d = None;
+        let cs_seg = match &hit {
+            Some(r) => r.cs,
+            None => {
+                let err = (cs & !3) as u32;
+                if cs & !3 == 0 {
+                    return gp0();
+                }
+                if rpl < self.cpl {
+                    return gp(err);
+                }
+                let dd = self.read_desc(m, cs)?;
+                if !dd.is_code() {
+                    return gp(err);
+                }
+                if dd.conforming() {
+                    if dd.dpl() > rpl {
+                        return gp(err);
+                    }
+                } else if dd.dpl() != rpl {
+                    return gp(err);
+                }
+                if !dd.seg.present() {
+                    return np(err);
+                }
+                d = Some(dd);
+                self.load_cs(dd, cs, rpl)
             }
-        } else if d.dpl() != rpl {
-            return gp(err);
-        }
-        if !d.seg.present() {
-            return np(err);
-        }
+        };
         let eip = if w == 2 { eip & 0xFFFF } else { eip };
-        if eip > d.seg.limit {
+        if eip > cs_seg.limit {
             return gp0();
         }
         let outer = rpl > self.cpl;
-        let (nesp, nss) = if outer {
+        // To an outer ring: the stack segment, as the memo has it or
+        // checked (then loaded once its accessed bit is set).
+        let mut stack = None;
+        let mut sd = None;
+        if outer {
             let nesp = self.peek(m, 3 * w as u32, w)?;
             let nss = self.peek(m, 4 * w as u32, 2)? as u16;
-            (nesp, nss)
-        } else {
-            (0, 0)
-        };
-        let mut ssd = None;
-        if outer {
-            let serr = (nss & !3) as u32;
-            if nss & !3 == 0 {
-                return gp0();
+            match hit.as_ref().and_then(|r| self.iret_memo_stack(r, nss)) {
+                Some(seg) => stack = Some((seg, nesp, nss)),
+                None => {
+                    let serr = (nss & !3) as u32;
+                    if nss & !3 == 0 {
+                        return gp0();
+                    }
+                    let dd = self.read_desc(m, nss)?;
+                    if (nss & 3) as u8 != rpl || !dd.writable_data() || dd.dpl() != rpl {
+                        return gp(serr);
+                    }
+                    if !dd.seg.present() {
+                        return crate::fault::ss(serr);
+                    }
+                    sd = Some((dd, nesp, nss));
+                }
             }
-            let sd = self.read_desc(m, nss)?;
-            if (nss & 3) as u8 != rpl || !sd.writable_data() || sd.dpl() != rpl {
-                return gp(serr);
-            }
-            if !sd.seg.present() {
-                return crate::fault::ss(serr);
-            }
-            ssd = Some(sd);
         }
         // EFLAGS: which bits this CPL may change (SDM Vol 2A "IRET").
         let old = self.fl.get();
@@ -435,22 +509,56 @@ impl Cpu {
         }
         let nf = (old & !changeable) | (fl & changeable);
         self.rf_loaded = nf & f::RF != 0;
-        self.set_accessed(m, &mut d)?;
-        if let Some(mut sd) = ssd {
-            self.set_accessed(m, &mut sd)?;
-            let seg = self.load_cs(d, cs, rpl);
-            self.set_seg(CS, seg);
-            self.set_seg(SS, sd.seg);
+        // What the memo keeps: GDT descriptors whose accessed bits were
+        // already set (the checks wrote nothing).
+        let fresh = |dd: &Desc, sel: u16| sel & 4 == 0 && dd.seg.access & a::ACCESSED != 0;
+        let mut keep = match (&d, &hit) {
+            (Some(dd), _) => fresh(dd, cs).then_some(IretMemo {
+                cpl: self.cpl,
+                w,
+                gdtr: self.gdtr,
+                cs_sel: cs,
+                cs_raw: dd.raw,
+                cs: cs_seg,
+                ss_sel: 0,
+                ss_raw: 0,
+                ss: None,
+            }),
+            (None, Some(r)) => Some(*r),
+            (None, None) => None,
+        };
+        if let Some(mut dd) = d {
+            self.set_accessed(m, &mut dd)?;
+        }
+        if let Some((mut dd, nesp, nss)) = sd {
+            let was = fresh(&dd, nss);
+            self.set_accessed(m, &mut dd)?;
+            stack = Some((dd.seg, nesp, nss));
+            keep = keep.filter(|_| was).map(|r| IretMemo {
+                ss_sel: nss,
+                ss_raw: dd.raw,
+                ss: Some(dd.seg),
+                ..r
+            });
+        }
+        if hit.is_some() {
+            self.memo_counts(sd.is_none());
+        }
+        if let Some(r) = keep.filter(|_| d.is_some() || sd.is_some()) {
+            self.iret_memo_keep(r);
+        }
+        if let Some((ss, nesp, _)) = stack {
+            self.set_seg(CS, cs_seg);
+            self.set_seg(SS, ss);
             let nesp = if w == 2 { nesp & 0xFFFF } else { nesp };
-            if sd.seg.big() {
+            if ss.big() {
                 self.regs[4] = nesp;
             } else {
                 self.set_sp(nesp);
             }
             self.null_outer_segs();
         } else {
-            let seg = self.load_cs(d, cs, rpl);
-            self.set_seg(CS, seg);
+            self.set_seg(CS, cs_seg);
             self.set_sp(self.sp_plus(3 * w as u32));
         }
         self.eip = eip;

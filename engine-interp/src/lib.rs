@@ -18,6 +18,7 @@ mod fault;
 mod flags;
 mod interrupts;
 mod io;
+mod memo;
 mod mmu;
 mod muldiv;
 mod ops;
@@ -165,6 +166,23 @@ impl Interp {
             ram_id: 0,
             breakpoints: Vec::new(),
         }
+    }
+
+    /// Decides interrupt deliveries and IRETs whose inputs are byte for
+    /// byte those of an earlier one as that one was decided (`memo.rs`).
+    /// The translator's choice; the interpreter, the reference, checks
+    /// every one in full.
+    pub fn use_delivery_memo(&mut self) {
+        self.cpu.memo = Some(Box::new(memo::Memos::new()));
+    }
+
+    /// Deliveries and IRETs that the memo decided, and those it had but
+    /// that were checked in full (something had changed).
+    pub fn delivery_memo_counts(&self) -> (u64, u64) {
+        self.cpu
+            .memo
+            .as_ref()
+            .map_or((0, 0), |m| (m.hits, m.misses))
     }
 
     /// Trap-and-emulate mode for the Popek-Goldberg lab (see
@@ -507,8 +525,12 @@ impl Engine for Interp {
     fn set_cpu_state(&mut self, m: &mut Machine, s: &CpuState) -> Result<(), EngineError> {
         self.now = m.clock.now();
         let deprivilege = self.cpu.deprivilege;
+        let memo = self.cpu.memo.is_some();
         self.cpu = Cpu::from_state(s, self.now);
         self.cpu.deprivilege = deprivilege;
+        if memo {
+            self.use_delivery_memo();
+        }
         // Another engine (KVM) may have written guest memory without telling
         // us: start from an empty cache.
         self.cache.clear();

@@ -199,31 +199,38 @@ impl Cpu {
         }
     }
 
-    /// Reads the inner-ring stack pointer for `dpl` from the current TSS
-    /// (SDM Vol 3A 7.2.1, figure 7-2 and 7-11 for the 16-bit layout).
-    pub fn tss_stack(&mut self, m: &mut Machine, dpl: u8) -> R<(u16, u32)> {
+    /// Where the current TSS holds the inner-ring stack for `dpl`: the
+    /// linear addresses of its stack pointer and of its selector, and the
+    /// pointer's width (SDM Vol 3A 7.2.1, figure 7-2 and 7-11 for the
+    /// 16-bit layout).
+    pub(crate) fn tss_stack_slots(&self, dpl: u8) -> R<(u32, u32, u8)> {
         let tss32 = matches!(
             self.tr.access & a::TYPE_MASK,
             a::SYS_TSS32_AVAIL | a::SYS_TSS32_BUSY
         );
         let trsel = (self.tr.selector & !3) as u32;
+        let base = self.tr.base;
         if tss32 {
             let off = 4 + 8 * dpl as u32;
             if off + 5 > self.tr.limit {
                 return ts(trsel);
             }
-            let esp = self.sys_rd(m, self.tr.base.wrapping_add(off), 4)?;
-            let ss = self.sys_rd(m, self.tr.base.wrapping_add(off + 4), 2)? as u16;
-            Ok((ss, esp))
+            Ok((base.wrapping_add(off), base.wrapping_add(off + 4), 4))
         } else {
             let off = 2 + 4 * dpl as u32;
             if off + 3 > self.tr.limit {
                 return ts(trsel);
             }
-            let sp = self.sys_rd(m, self.tr.base.wrapping_add(off), 2)?;
-            let ss = self.sys_rd(m, self.tr.base.wrapping_add(off + 2), 2)? as u16;
-            Ok((ss, sp))
+            Ok((base.wrapping_add(off), base.wrapping_add(off + 2), 2))
         }
+    }
+
+    /// Reads the inner-ring stack (SS, ESP) for `dpl` from the current TSS.
+    pub fn tss_stack(&mut self, m: &mut Machine, dpl: u8) -> R<(u16, u32)> {
+        let (esp_at, ss_at, w) = self.tss_stack_slots(dpl)?;
+        let esp = self.sys_rd(m, esp_at, w)?;
+        let ss = self.sys_rd(m, ss_at, 2)? as u16;
+        Ok((ss, esp))
     }
 
     /// Checks the stack segment selector read from a TSS for a privilege

@@ -285,6 +285,12 @@ pub enum Counter {
     BlocksInvalidated,
     /// Whole-cache flushes (the cache was full).
     CacheFlushes,
+    /// Interrupt deliveries and IRETs whose protection checks the
+    /// delivery memo decided (the same gate and descriptors as before).
+    DeliveryMemoHits,
+    /// Those the memo had an entry for that were checked in full again
+    /// (a descriptor, a table register or the CPL differed).
+    DeliveryMemoMisses,
     /// Instructions the interpreter ran in modes the translator handles
     /// (the sum of the per-mnemonic breakdown that follows it).
     DeclinedInstructions,
@@ -300,7 +306,7 @@ pub enum Counter {
 
 impl Counter {
     /// Every key, for tests that check the labels.
-    pub const ALL: [Counter; 25] = [
+    pub const ALL: [Counter; 27] = [
         Counter::BlocksBuilt,
         Counter::BlocksRun,
         Counter::BlockInvalidations,
@@ -322,6 +328,8 @@ impl Counter {
         Counter::MmioReadsInTranslatedCode,
         Counter::BlocksInvalidated,
         Counter::CacheFlushes,
+        Counter::DeliveryMemoHits,
+        Counter::DeliveryMemoMisses,
         Counter::DeclinedInstructions,
         Counter::InterruptsInjected,
         Counter::InstructionsSingleStepped,
@@ -352,6 +360,8 @@ impl Counter {
             Counter::MmioReadsInTranslatedCode => "device registers read in translated code",
             Counter::BlocksInvalidated => "blocks invalidated",
             Counter::CacheFlushes => "cache flushes",
+            Counter::DeliveryMemoHits => "deliveries and IRETs decided by the memo",
+            Counter::DeliveryMemoMisses => "deliveries and IRETs the memo missed",
             Counter::DeclinedInstructions => {
                 "instructions left to the interpreter in translated modes"
             }

@@ -696,6 +696,141 @@ ig4: int 0x90
     );
 }
 
+/// Deliveries and IRETs that repeat one already checked: the translator
+/// decides them from its memo (engine-interp's `memo.rs`), the interpreter
+/// checks each in full, and both must follow every change the guest makes
+/// between them. Each round, ring 3 makes a system call (INT 0x30) and
+/// divides by zero (#DE, whose handler steps over the DIV); the system
+/// call's handler changes, by round: the gate (round 8: another handler,
+/// through a trap gate), the TSS's ESP0 (16: the frames move), the
+/// accessed bit of the user stack's descriptor (one that only SS holds),
+/// which the IRET loads (20: set again by that IRET), the accessed bit of the descriptor the
+/// TSS names as SS0 (24: set again by the next delivery), and the user
+/// code segment's limit (28: below the user code, so that round's IRET is
+/// #GP(0)). The rest is the engines' comparison (`run_from`): the same
+/// stop, registers, RAM and event trace on the translator.
+#[test]
+fn repeated_deliveries_follow_every_change_to_gates_and_descriptors() {
+    let body = r#"
+    DESC 0x30, 0x0000FFFF, 0x00CF9300
+    mov dword ptr [TSS_BASE + 8], 0x30
+    GATE 0x30, h30, 0xEE00
+    GATE 0x00, hde, 0x8E00
+    DESC 0x38, 0x0000FFFF, 0x00CFF200
+    EXPECT_FAULT done
+    push 0x3B
+    push USTACK
+    push 0x2
+    push 0x1B
+    push offset u_main
+    iretd
+done:
+    EXIT DONE
+u_main:
+    mov ax, 0x23
+    mov ds, ax
+    mov es, ax
+    xor ebx, ebx
+1:  int 0x30
+    xor edx, edx
+    mov eax, 1
+    div ebx
+    jmp 1b
+hde:
+    add dword ptr [esp], 2
+    iretd
+h30b:
+    push ds
+    push eax
+    push ecx
+    push edx
+    mov ax, 0x10
+    mov ds, ax
+    inc dword ptr [RESULTS + 4]
+    jmp 2f
+h30:
+    push ds
+    push eax
+    push ecx
+    push edx
+    mov ax, 0x10
+    mov ds, ax
+2:  inc dword ptr [RESULTS]
+    mov ecx, [RESULTS]
+    mov [RESULTS + 0x40 + ecx * 4], esp
+    cmp ecx, 8
+    jne 3f
+    GATE 0x30, h30b, 0xEF00
+3:  cmp ecx, 16
+    jne 3f
+    mov dword ptr [TSS_BASE + 4], KSTACK - 0x2000
+3:  cmp ecx, 20
+    jne 3f
+    and byte ptr [GDT_BASE + 0x38 + 5], 0xFE
+3:  cmp ecx, 21
+    jne 3f
+    movzx eax, byte ptr [GDT_BASE + 0x38 + 5]
+    mov [RESULTS + 8], eax
+3:  cmp ecx, 24
+    jne 3f
+    and byte ptr [GDT_BASE + 0x30 + 5], 0xFE
+3:  cmp ecx, 25
+    jne 3f
+    movzx eax, byte ptr [GDT_BASE + 0x30 + 5]
+    mov [RESULTS + 12], eax
+3:  cmp ecx, 28
+    jne 3f
+    and byte ptr [GDT_BASE + 0x18 + 6], 0x40
+3:  pop edx
+    pop ecx
+    pop eax
+    pop ds
+iret30:
+    iretd
+"#;
+    let mut r = run_kernel("delivery_memo", body);
+    r.assert_done();
+    assert_eq!(r.result(0), 28, "system calls");
+    assert_eq!(r.result(1), 20, "through the new gate: rounds 9-28");
+    assert_eq!(
+        r.result(2),
+        0xF3,
+        "the IRET set the user stack descriptor's accessed bit"
+    );
+    assert_eq!(r.result(3), 0x93, "the delivery set SS0's accessed bit");
+    let frame = |k: u32| r.result(0x10 + k);
+    // Below ESP0: the frame (SS, ESP, EFLAGS, CS, EIP) and four pushes.
+    for k in 1..=16 {
+        assert_eq!(frame(k), KSTACK - 36, "round {k}");
+    }
+    for k in 17..=28 {
+        assert_eq!(frame(k), KSTACK - 0x2000 - 36, "round {k}");
+    }
+    let got: Vec<(u32, u32, u32)> = r
+        .faults()
+        .iter()
+        .map(|f| (f.vector, f.error, f.cs))
+        .collect();
+    assert_eq!(got, vec![(13, 0, 0x08)], "the last IRET: #GP(0), in ring 0");
+    // The translator decided most of them from the memo (the first of each
+    // kind and the four that follow a change are checked in full), and
+    // missed it where the gate or a descriptor had changed: round 9's INT
+    // (the gate), round 20's IRET (the stack descriptor), round 24's #DE
+    // (SS0's descriptor) and round 28's IRET (the code segment's limit).
+    let src = format!("{PROLOGUE}\ntest_main:\n{body}\n");
+    let (image, [iret30]) = assemble_with_labels("delivery_memo_bt", &src, LOAD, ["iret30"]);
+    assert_eq!(r.faults()[0].eip, iret30);
+    let m = machine_ram(&image, LOAD, 4 << 20);
+    let mut st = machine::cpu::CpuState::multiboot(LOAD, 0, 0);
+    st.regs[machine::cpu::ESP] = KSTACK;
+    let mut bt = session(m, ringlab::engines::EngineKind::Bt, &st);
+    bt.run_until(&limits()).unwrap();
+    let stats = bt.stats();
+    let hits = stats.get(machine::Counter::DeliveryMemoHits).unwrap();
+    let misses = stats.get(machine::Counter::DeliveryMemoMisses).unwrap();
+    assert_eq!((hits, misses), (103, 4));
+}
+
 /// Task-switch checks (SDM Vol 3A 7.3, and JMP/CALL in Vol 2A): a TSS whose
 /// limit is below 0x67 is #TS(selector); a busy TSS is #GP(selector); a
 /// not-present TSS #NP(selector). Nothing of the current task changes.
