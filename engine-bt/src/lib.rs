@@ -595,6 +595,7 @@ impl Bt {
         m.trace
             .add_sensitive("cli", machine::Handling::Callout, inline);
         self.interp.flush_stable_reads(m);
+        self.interp.flush_port_counts(m);
         self.interp
             .set_translated_state(ctx::regs_of(&ctx.regs), ctx.flags as u32, ctx.eip);
         // Every block entered took its length from the budget; the last

@@ -301,8 +301,15 @@ impl Interp {
         if c.check_io(m, port, w).is_err() {
             return None;
         }
-        let name = if out { "out" } else { "in" };
-        c.record_sensitive(m, name, eip, m.icount(), machine::Handling::Callout);
+        if m.trace.wants_each(machine::EventKind::Sensitive) {
+            let name = if out { "out" } else { "in" };
+            c.record_sensitive(m, name, eip, m.icount(), machine::Handling::Callout);
+        } else {
+            // (Counted in bulk, as translated code counts its PUSHFs and
+            // CLIs: a record each costs more than the rest of a port
+            // access to a simple device.)
+            self.port_counts[out as usize] += 1;
+        }
         let eax = c.regs[0];
         let eax = if out {
             c.port_out(m, port, w, eax & width_mask(w));
@@ -320,6 +327,14 @@ impl Interp {
         self.stalls = 0;
         m.retire(1);
         Some(eax)
+    }
+
+    /// Hands the trace the IN and OUT instructions `callout_port` counted
+    /// (it must have them before anyone reads its counters).
+    pub fn flush_port_counts(&mut self, m: &mut Machine) {
+        let [i, o] = std::mem::take(&mut self.port_counts);
+        m.trace.add_sensitive("in", machine::Handling::Callout, i);
+        m.trace.add_sensitive("out", machine::Handling::Callout, o);
     }
 
     /// Whether `lin` is on the device page `pure_mmio_read` last found,

@@ -55,6 +55,10 @@ pub struct Interp {
     retired: u64,
     /// Consecutive exec calls that retired nothing (faulting handlers).
     stalls: u64,
+    /// IN and OUT that `callout_port` ran while no one wanted each
+    /// sensitive-instruction event: counted here, handed to the trace by
+    /// `flush_port_counts`.
+    port_counts: [u64; 2],
     /// Code pages this engine invalidated on its own, kept for an engine
     /// that runs it as its fallback (the translator) when `log_invalidated`
     /// (`Interp::new_fallback`, `take_stale_code_pages`).
@@ -159,6 +163,7 @@ impl Interp {
             now: 0,
             retired: 0,
             stalls: 0,
+            port_counts: [0; 2],
             invalidated: Vec::new(),
             log_invalidated: false,
             mmio_page: None,

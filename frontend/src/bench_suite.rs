@@ -42,6 +42,8 @@ pub fn run(g: &lessons::SuiteGuest, kind: EngineKind, limit: Duration) -> anyhow
             load_addr: None,
         },
     )?;
+    // No event records kept, as in `ringlab bench`'s nanobenchmarks.
+    m.trace.set_enabled(machine::EventMask::NONE);
     let mut s = Session::new(m, kind, Options::default(), &loaded.entry)?;
     let start = Instant::now();
     let limits = Limits {

@@ -171,6 +171,18 @@ const INTEL_ONLY: &[(&str, &str)] = &[
     ),
 ];
 
+/// Found cases where CPUs of one vendor differ among themselves, the SDM
+/// leaving the choice open: (what, the CR2 a CPU that chose otherwise
+/// shows, what it does). The engines keep the choice of the CPU the case
+/// was found on; on a host whose CPU shows the other, only the engines'
+/// side is checked.
+const CPU_DEPENDENT: &[(&str, u32, &str)] = &[(
+    "CMPSD with both operands unmapped faults on [EDI] first",
+    0x8000_0F83,
+    "this CPU reads [ESI] first (the SDM does not order CMPS's two reads; \
+     AMD's Zen 3 reads [EDI] first, as QEMU's TCG does, Zen 5 [ESI])",
+)];
+
 /// The divergences found so far stay fixed (see RELIABILITY.md).
 #[test]
 fn found_divergences_stay_fixed() {
@@ -202,6 +214,17 @@ fn found_divergences_stay_fixed() {
                 None
             }
             _ => n.as_mut().map(|n| run_native(n, &case).unwrap()),
+        };
+        let other = CPU_DEPENDENT.iter().find(|(w, _, _)| *w == f.what);
+        let cpu = match (other, cpu) {
+            (Some((_, cr2, instead)), Some(cpu)) if cpu.cr2 == Some(*cr2) => {
+                tests::skip(format!(
+                    "{}: compared on the engines only: {instead}",
+                    f.what
+                ));
+                None
+            }
+            (_, cpu) => cpu,
         };
         if let Some(cpu) = &cpu {
             if (cpu.how.clone(), cpu.cr2) != (Ok(f.vector), f.cr2) {

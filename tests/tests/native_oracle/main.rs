@@ -582,9 +582,9 @@ pub fn host_vendor() -> &'static str {
     })
 }
 
-/// Why a native run on another vendor's CPU ended otherwise than the
-/// engines, which do as Intel's CPUs: where that is known to differ, None
-/// otherwise.
+/// Why a native run ended otherwise than the engines, which do as Intel's
+/// CPUs where vendors differ, where that is known to differ between CPUs
+/// (None otherwise):
 /// - A data access that wraps at 4 GiB (LEAVE with EBP = 0xFFFFFFFF,
 ///   ENTER or a shift through [EBP - d] with a small EBP, a string
 ///   instruction at EDI = 0xFFFFFFFE) is #SS (SIGBUS from the kernel) or
@@ -594,14 +594,27 @@ pub fn host_vendor() -> &'static str {
 ///   0xFFFFF000.
 /// - BOUND reads both bounds before it compares on an AMD CPU: #PF on an
 ///   unmapped upper bound where the engines raise #BR from the lower.
+/// - (Any vendor.) CMPS with both operands on unmapped pages faults on
+///   [ESI] first on some CPUs (AMD's Zen 5), on [EDI] first on others
+///   (Zen 3, whose order the engines keep, as QEMU's TCG does): the SDM
+///   does not order the two reads.
 fn vendor_end(case: &Case, ch: &Checked) -> Option<&'static str> {
     let (cpu, emu) = (&ch.cpu, &ch.emu_end);
-    if host_vendor() == "GenuineIntel" {
-        return None;
-    }
     let (code, _) = case.prog.encode(CODE);
     let at = cpu.regs.eip.wrapping_sub(CODE) as usize;
     let i = iced_x86::Decoder::with_ip(32, code.get(at..).unwrap_or(&[]), 0, 0).decode();
+    let [.., esi, edi] = cpu.regs.gpr;
+    let within = |a: Option<u32>, at: u32| a.is_some_and(|a| a.wrapping_sub(at) < 4);
+    let cmps = matches!(
+        i.mnemonic(),
+        iced_x86::Mnemonic::Cmpsb | iced_x86::Mnemonic::Cmpsw | iced_x86::Mnemonic::Cmpsd
+    );
+    if cmps && cpu.how == Ok(14) && emu.0 == Ok(14) && within(cpu.cr2, esi) && within(emu.1, edi) {
+        return Some("CMPS faults on [ESI] before [EDI] on this CPU");
+    }
+    if host_vendor() == "GenuineIntel" {
+        return None;
+    }
     let segment_fault = cpu.how == Err("signal 7 si_code 0x80".into()) || cpu.how == Ok(13);
     // (With EFLAGS.AC set the engines' #AC comes first where the wrapping
     // access is a misaligned stack access: LEAVE at EBP = 0xFFFFFFFF.)
@@ -761,6 +774,11 @@ fn random_sequences_end_as_on_this_cpu() {
              its word: the SDM allows both), and these ends, known to differ on this \
              vendor's CPUs, were compared between the engines only: {vendor_ends:?}",
             host_vendor()
+        ));
+    } else if !vendor_ends.is_empty() {
+        tests::skip(format!(
+            "these ends, known to differ between CPUs, were compared between the engines \
+             only: {vendor_ends:?}"
         ));
     }
     assert!(
