@@ -298,7 +298,7 @@ fn shape(form: &table::Form, op: &mut Op, i: &Instruction) -> Option<Handler> {
         }
         Shape::Str | Shape::StrCmp | Shape::StrIo(_) => {
             string_op(op, i, form.shape)?;
-            f
+            crate::string::single(form.mnemonic, op).unwrap_or(f)
         }
         Shape::Stack(sreg_f, r32) => {
             op.w = stack_w(i);

@@ -214,6 +214,92 @@ pub fn lods(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     })
 }
 
+// ---- LODS, STOS, MOVS without a prefix ----------------------------------------
+//
+// One iteration, of one width and address size each: what `rep` and the
+// generic handlers do for `x` = 0 (the body once; nothing of the REP
+// bookkeeping), without looking at `op.w` and `op.a32` at run time. A
+// boot sector's checksum loop (LODSW) and a byte copy (MOVSB) run them.
+
+/// (E)SI or (E)DI at the address size `A32`.
+#[inline(always)]
+fn at<const A32: bool>(c: &Cpu, r: usize) -> u32 {
+    if A32 {
+        c.regs[r]
+    } else {
+        c.regs[r] & 0xFFFF
+    }
+}
+
+/// Moves (E)SI or (E)DI, at `a` before, by one `W`-byte element in the
+/// direction of DF.
+#[inline(always)]
+fn step_from<const W: u8, const A32: bool>(c: &mut Cpu, r: usize, a: u32) {
+    let next = if c.fl.df() {
+        a.wrapping_sub(W as u32)
+    } else {
+        a.wrapping_add(W as u32)
+    };
+    c.regs[r] = if A32 {
+        next
+    } else {
+        (c.regs[r] & 0xFFFF_0000) | (next & 0xFFFF)
+    };
+}
+
+fn lods1<const W: u8, const A32: bool>(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
+    let si = at::<A32>(c, 6);
+    let v = c.rd(m, op.seg as usize, si, W)?;
+    c.set_reg(0, W, v);
+    step_from::<W, A32>(c, 6, si);
+    Ok(())
+}
+
+fn stos1<const W: u8, const A32: bool>(c: &mut Cpu, m: &mut Machine, _op: &Op) -> R<()> {
+    let di = at::<A32>(c, 7);
+    let v = c.reg(0, W);
+    c.wr(m, ES, di, W, v)?;
+    step_from::<W, A32>(c, 7, di);
+    Ok(())
+}
+
+fn movs1<const W: u8, const A32: bool>(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
+    let si = at::<A32>(c, 6);
+    let di = at::<A32>(c, 7);
+    let v = c.rd(m, op.seg as usize, si, W)?;
+    c.wr(m, ES, di, W, v)?;
+    step_from::<W, A32>(c, 6, si);
+    step_from::<W, A32>(c, 7, di);
+    Ok(())
+}
+
+/// The one-iteration handler for a LODS, STOS or MOVS without a REP
+/// prefix (`op` lowered by `decode::string_op`), if `mnemonic` is one.
+pub fn single(mnemonic: iced_x86::Mnemonic, op: &Op) -> Option<crate::ops::Handler> {
+    use iced_x86::Mnemonic::*;
+    if op.x != 0 {
+        return None;
+    }
+    macro_rules! pick {
+        ($f:ident) => {
+            match (op.w, op.a32) {
+                (1, false) => $f::<1, false>,
+                (1, true) => $f::<1, true>,
+                (2, false) => $f::<2, false>,
+                (2, true) => $f::<2, true>,
+                (_, false) => $f::<4, false>,
+                (_, true) => $f::<4, true>,
+            }
+        };
+    }
+    Some(match mnemonic {
+        Lodsb | Lodsw | Lodsd => pick!(lods1),
+        Stosb | Stosw | Stosd => pick!(stos1),
+        Movsb | Movsw | Movsd => pick!(movs1),
+        _ => return None,
+    })
+}
+
 /// CMPS: compares [seg:SI] with [ES:DI]; REPE stops on ZF = 0, REPNE on 1.
 pub fn cmps(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     let st = step(c, op.w);

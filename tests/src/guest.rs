@@ -713,6 +713,13 @@ const TCG_DEPARTURES: &[(&str, &str)] = &[
          EIP beyond the CS limit",
     ),
     (
+        "delivery_memo",
+        "QEMU's TCG sets no accessed bit in the stack segment descriptors that IRET \
+         and an inter-privilege interrupt load (SDM Vol 3A 3.4.5.1: the processor \
+         sets it when it loads the selector), and does not check the EIP that IRET \
+         pops against the new CS limit (as cs_limit)",
+    ),
+    (
         "expand_down",
         "QEMU's TCG does not check segment limits (SDM Vol 3A 5.3): no #GP or #SS \
          for offsets outside an expand-down segment",
