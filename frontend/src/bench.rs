@@ -205,6 +205,16 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
         args.engine.clone()
     };
     let limit = Duration::from_secs_f64(args.compute_timeout);
+    // Where ringlab's own code runs from moves the interpreter's figures
+    // (hugetext.rs): said with them.
+    match crate::hugetext::status() {
+        crate::hugetext::Text::Huge { bytes } => {
+            eprintln!("bench: ringlab's code on 2 MiB pages ({} MiB)", bytes >> 20)
+        }
+        crate::hugetext::Text::Left(why) => {
+            eprintln!("bench: ringlab's code on the file's 4 KiB pages: {why}")
+        }
+    }
     if args.suite {
         return suite(args, &engines, limit);
     }

@@ -16,6 +16,7 @@ pub mod debugger;
 pub mod departure;
 pub mod engines;
 pub mod gdb;
+pub mod hugetext;
 pub mod inspect;
 pub mod report;
 pub mod run;
