@@ -173,6 +173,7 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
         slot,
         phys_page,
         port,
+        neutral,
         ref decoded,
     } = *site;
     let decoded = decoded.clone();
@@ -298,8 +299,12 @@ pub unsafe extern "C" fn exec(ctx: *mut Ctx) -> u32 {
             c.links_stale = 0;
         }
     }
-    let key_now = if fast {
-        // (Port I/O changes no mode; it may raise an interrupt.)
+    // (An instruction that faulted retired nothing, even where its
+    // handler happens to start at `next`.)
+    let completed = cpu.eip() == next && m.icount() > i0;
+    let key_now = if fast || (neutral && completed) {
+        // (Port I/O and the mode-neutral instructions change no mode;
+        // they may raise an interrupt.)
         (!crate::interrupt_due(cpu, m)).then_some(key)
     } else {
         // SAFETY: as for `links` above.

@@ -43,6 +43,9 @@ pub struct ExecArgs {
     pub slot: u32,
     pub phys_page: u32,
     pub port: u32,
+    /// The instruction changes nothing the mode key is made of when it
+    /// completes (`translate::mode_neutral`).
+    pub neutral: bool,
     pub decoded: Option<engine_interp::fallback::Decoded>,
 }
 

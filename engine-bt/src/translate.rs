@@ -348,6 +348,47 @@ fn port_access(insn: &Instruction) -> u32 {
     ctx::PORT_IO | width << 17 | if out { ctx::PORT_OUT } else { 0 } | how
 }
 
+/// Whether `insn`, run to completion as an `exec` callout, leaves all the
+/// mode key is made of as it was (the CPL, the segment caches, CR0, CR4,
+/// EFLAGS, halted, the interrupt shadow: `Bt::mode_key`'s inputs), so
+/// that the key need not be worked out again: the page-table and
+/// descriptor-table instructions, the model-specific and debug registers,
+/// reads of system state. Port I/O has its own path.
+pub(crate) fn mode_neutral(insn: &Instruction) -> bool {
+    use iced_x86::Code;
+    match insn.mnemonic() {
+        Mnemonic::Invlpg
+        | Mnemonic::Wbinvd
+        | Mnemonic::Invd
+        | Mnemonic::Cpuid
+        | Mnemonic::Rdtsc
+        | Mnemonic::Rdtscp
+        | Mnemonic::Rdmsr
+        | Mnemonic::Wrmsr
+        | Mnemonic::Lgdt
+        | Mnemonic::Lidt
+        | Mnemonic::Lldt
+        | Mnemonic::Ltr
+        | Mnemonic::Sgdt
+        | Mnemonic::Sidt
+        | Mnemonic::Sldt
+        | Mnemonic::Str
+        | Mnemonic::Smsw
+        | Mnemonic::Lar
+        | Mnemonic::Lsl
+        | Mnemonic::Verr
+        | Mnemonic::Verw => true,
+        // MOV from a control register, to CR3 (the mappings are checked
+        // after any callout), to or from a debug register.
+        Mnemonic::Mov => match insn.code() {
+            Code::Mov_r32_cr | Code::Mov_r32_dr | Code::Mov_dr_r32 => true,
+            Code::Mov_cr_r32 => insn.op0_register() == Register::CR3,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Whether the block always leaves after `insn` has run as an `exec`
 /// callout: HLT. (A control transfer, INT, IRET, a far JMP, goes on into
 /// its target's translation when the indirect-branch cache has it; a
@@ -1972,6 +2013,7 @@ impl Emitter {
             slot,
             phys_page: self.phys_page,
             port: port_access(insn),
+            neutral: mode_neutral(insn),
             decoded: engine_interp::fallback::Decoded::new(insn),
         });
         let site = self.first_exec_site + self.exec_sites.len() as u32 - 1;
