@@ -437,27 +437,7 @@ impl Cpu {
         let cs_seg = match &hit {
             Some(r) => r.cs,
             None => {
-                let err = (cs & !3) as u32;
-                if cs & !3 == 0 {
-                    return gp0();
-                }
-                if rpl < self.cpl {
-                    return gp(err);
-                }
-                let dd = self.read_desc(m, cs)?;
-                if !dd.is_code() {
-                    return gp(err);
-                }
-                if dd.conforming() {
-                    if dd.dpl() > rpl {
-                        return gp(err);
-                    }
-                } else if dd.dpl() != rpl {
-                    return gp(err);
-                }
-                if !dd.seg.present() {
-                    return np(err);
-                }
+                let dd = self.return_code_desc(m, cs)?;
                 d = Some(dd);
                 self.load_cs(dd, cs, rpl)
             }

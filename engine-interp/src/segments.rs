@@ -172,6 +172,37 @@ impl Cpu {
         }
     }
 
+    /// The code segment a far RET or an IRET returns to, checked (SDM Vol
+    /// 2A "RET", "IRET"): a null selector is #GP(0); an RPL below the
+    /// CPL, a descriptor that is not code, a conforming one whose DPL is
+    /// above the RPL or a non-conforming one whose DPL is not the RPL is
+    /// #GP(selector); not present is #NP(selector).
+    pub(crate) fn return_code_desc(&mut self, m: &mut Machine, sel: u16) -> R<Desc> {
+        let err = (sel & !3) as u32;
+        if sel & !3 == 0 {
+            return gp0();
+        }
+        let rpl = (sel & 3) as u8;
+        if rpl < self.cpl {
+            return gp(err);
+        }
+        let d = self.read_desc(m, sel)?;
+        if !d.is_code() {
+            return gp(err);
+        }
+        if d.conforming() {
+            if d.dpl() > rpl {
+                return gp(err);
+            }
+        } else if d.dpl() != rpl {
+            return gp(err);
+        }
+        if !d.seg.present() {
+            return np(err);
+        }
+        Ok(d)
+    }
+
     /// Loads CS for a far transfer to a code segment descriptor `d`, with
     /// the new CPL in the RPL (SDM Vol 3A 5.8.1-5.8.2).
     pub fn load_cs(&mut self, mut d: Desc, sel: u16, cpl: u8) -> Segment {
@@ -463,29 +494,9 @@ impl Cpu {
             self.set_sp(self.sp_plus(2 * w as u32 + op.imm));
             return Ok(());
         }
-        let err = (sel & !3) as u32;
-        if sel & !3 == 0 {
-            return gp0();
-        }
         let rpl = (sel & 3) as u8;
         let cpl = self.cpl;
-        if rpl < cpl {
-            return gp(err);
-        }
-        let mut d = self.read_desc(m, sel)?;
-        if !d.is_code() {
-            return gp(err);
-        }
-        if d.conforming() {
-            if d.dpl() > rpl {
-                return gp(err);
-            }
-        } else if d.dpl() != rpl {
-            return gp(err);
-        }
-        if !d.seg.present() {
-            return np(err);
-        }
+        let mut d = self.return_code_desc(m, sel)?;
         let off = if w == 2 { off & 0xFFFF } else { off };
         if off > d.seg.limit {
             return gp0();
