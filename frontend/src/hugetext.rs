@@ -72,7 +72,9 @@ fn parse_maps(maps: &str) -> Vec<Mapping> {
         .filter_map(|l| {
             let mut f = l.split_whitespace();
             let (range, perms) = (f.next()?, f.next()?);
-            let path = f.nth(3).unwrap_or("").to_string();
+            // (A file's path is the rest of the line from its first '/',
+            // spaces and all.)
+            let path = l.find('/').map_or("", |i| &l[i..]).to_string();
             let (a, b) = range.split_once('-')?;
             Some(Mapping {
                 start: usize::from_str_radix(a, 16).ok()?,
@@ -219,7 +221,17 @@ mod tests {
 55bd45200000-55bd4551f000 r-xp 00400000 fe:00 5310128 /x/ringlab
 55bd45600000-55bd45800000 r--p 00800000 fe:00 5310128 /x/ringlab
 7f00000000-7f00001000 r-xp 00000000 fe:00 1 /usr/lib/libc.so.6
+7f00001000-7f00002000 rw-p 00000000 00:00 0
+7f00002000-7f00003000 r-xp 00000000 fe:00 2 /home/a b/ringlab (deleted)
 ";
+
+    #[test]
+    fn paths_are_whole_and_anonymous_mappings_have_none() {
+        let m = parse_maps(MAPS);
+        assert_eq!(m[4].path, "");
+        assert_eq!(m[5].path, "/home/a b/ringlab (deleted)");
+        assert_eq!(m[5].start, 0x7f00002000);
+    }
 
     #[test]
     fn the_text_is_taken_to_the_next_boundary_when_nothing_is_mapped_there() {
