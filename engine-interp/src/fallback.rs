@@ -310,18 +310,7 @@ impl Interp {
             // access to a simple device.)
             self.port_counts[out as usize] += 1;
         }
-        let eax = c.regs[0];
-        let eax = if out {
-            c.port_out(m, port, w, eax & width_mask(w));
-            eax
-        } else {
-            // (EAX merged here, in a register, and handed back: a read of
-            // it from memory after a narrower store would wait for it.)
-            let v = c.port_in(m, port, w) & width_mask(w);
-            let eax = (eax & !width_mask(w)) | v;
-            c.regs[0] = eax;
-            eax
-        };
+        let eax = c.acc_port(m, out, port, w);
         c.eip = next;
         c.fl.bits &= !f::RF;
         self.stalls = 0;
@@ -509,14 +498,5 @@ impl Interp {
         let old = c.fl.get();
         c.fl.set((old & !STATUS_FLAGS) | (status & STATUS_FLAGS) | 2);
         c.eip = eip;
-    }
-}
-
-/// The bits of a `w`-byte (1, 2 or 4) accumulator.
-fn width_mask(w: u8) -> u32 {
-    match w {
-        1 => 0xFF,
-        2 => 0xFFFF,
-        _ => u32::MAX,
     }
 }

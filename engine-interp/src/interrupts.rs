@@ -456,20 +456,7 @@ impl Cpu {
             let nss = self.peek(m, 4 * w as u32, 2)? as u16;
             match hit.as_ref().and_then(|r| self.iret_memo_stack(r, nss)) {
                 Some(seg) => stack = Some((seg, nesp, nss)),
-                None => {
-                    let serr = (nss & !3) as u32;
-                    if nss & !3 == 0 {
-                        return gp0();
-                    }
-                    let dd = self.read_desc(m, nss)?;
-                    if (nss & 3) as u8 != rpl || !dd.writable_data() || dd.dpl() != rpl {
-                        return gp(serr);
-                    }
-                    if !dd.seg.present() {
-                        return crate::fault::ss(serr);
-                    }
-                    sd = Some((dd, nesp, nss));
-                }
+                None => sd = Some((self.return_stack_desc(m, nss, rpl)?, nesp, nss)),
             }
         }
         // EFLAGS: which bits this CPL may change (SDM Vol 2A "IRET").

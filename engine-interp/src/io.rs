@@ -47,14 +47,21 @@ impl Cpu {
     }
 
     /// IN (`out` false: the port's value into the accumulator) or OUT
-    /// (the accumulator to the port) of `w` bytes, the access allowed.
-    pub fn acc_port(&mut self, m: &mut Machine, out: bool, port: u16, w: u8) {
+    /// (the accumulator to the port) of `w` bytes, the access allowed;
+    /// EAX after it.
+    pub fn acc_port(&mut self, m: &mut Machine, out: bool, port: u16, w: u8) -> u32 {
+        let mask = crate::flags::mask(w);
+        let eax = self.regs[0];
         if out {
-            let v = self.reg(0, w);
-            self.port_out(m, port, w, v);
+            self.port_out(m, port, w, eax & mask);
+            eax
         } else {
-            let v = self.port_in(m, port, w);
-            self.set_reg(0, w, v);
+            // (EAX merged here, in a register, and handed back: a read of
+            // it from memory after a narrower store would wait for that
+            // store.)
+            let eax = (eax & !mask) | (self.port_in(m, port, w) & mask);
+            self.regs[0] = eax;
+            eax
         }
     }
 }

@@ -25,7 +25,6 @@
 //! test between the two then checks the memo against the full checks.
 
 use crate::cpu::Cpu;
-use crate::mmu::tlb_slot;
 use machine::cpu::{Segment, TableReg};
 
 /// Vectors with a gate memo each: all of them.
@@ -116,28 +115,20 @@ pub(crate) fn iret_slot(sel: u16) -> usize {
 
 impl Cpu {
     /// The 8 bytes at linear `lin` as a supervisor read sees them, if the
-    /// TLB serves that read (one page, an entry for it): then the full
-    /// read (`sys_rd`) would neither walk nor change anything either.
+    /// TLB serves that read (`read_ptr`): then the full read (`sys_rd`)
+    /// would neither walk nor change anything either.
     #[inline]
-    pub(crate) fn tlb_peek_u64(&self, lin: u32) -> Option<u64> {
-        let e = &self.tlb.e[0][tlb_slot(lin)];
-        if e.rtag != lin & !0xFFF || lin & 0xFFF > 0x1000 - 8 {
-            return None;
-        }
-        let p = (lin as usize).wrapping_add(e.addend) as *const u64;
-        // SAFETY: the entry maps this linear page to a host page inside
-        // guest RAM (see mmu.rs) and the 8 bytes stay in it.
-        Some(unsafe { p.read_unaligned() })
+    fn tlb_peek_u64(&self, lin: u32) -> Option<u64> {
+        let p = self.read_ptr(lin, 8, false)?;
+        // SAFETY: `read_ptr` gave a host address in guest RAM whose 8
+        // bytes stay in the page its TLB entry maps.
+        Some(unsafe { (p as *const u64).read_unaligned() })
     }
 
     /// As `tlb_peek_u64`, `w` (2 or 4) bytes.
     #[inline]
-    pub(crate) fn tlb_peek(&self, lin: u32, w: u8) -> Option<u32> {
-        let e = &self.tlb.e[0][tlb_slot(lin)];
-        if e.rtag != lin & !0xFFF || lin & 0xFFF > 0x1000 - w as u32 {
-            return None;
-        }
-        let p = (lin as usize).wrapping_add(e.addend) as *const u8;
+    fn tlb_peek(&self, lin: u32, w: u8) -> Option<u32> {
+        let p = self.read_ptr(lin, w as u32, false)?;
         // SAFETY: as in `tlb_peek_u64`.
         Some(unsafe {
             if w == 2 {

@@ -705,6 +705,16 @@ impl Cpu {
             .then(|| (lin as usize).wrapping_add(e.addend) as *mut u8)
     }
 
+    /// The host address of a `len`-byte read at `lin` (as the user when
+    /// `user`) when the TLB has the page for reading and the read stays in
+    /// it: then the full read would neither walk nor change anything.
+    #[inline(always)]
+    pub(crate) fn read_ptr(&self, lin: u32, len: u32, user: bool) -> Option<*const u8> {
+        let e = &self.tlb.e[Self::tlb_index(user)][tlb_slot(lin)];
+        (e.rtag == lin & !0xFFF && (lin & 0xFFF) <= 0x1000 - len)
+            .then(|| (lin as usize).wrapping_add(e.addend) as *const u8)
+    }
+
     /// Checks that a write of `w` bytes at `lin` would succeed (for
     /// instructions that must not change anything before they fault).
     ///

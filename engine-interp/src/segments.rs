@@ -203,6 +203,25 @@ impl Cpu {
         Ok(d)
     }
 
+    /// The stack segment a far RET or an IRET to an outer ring `rpl`
+    /// loads, checked (SDM Vol 2A "RET", "IRET"): a null selector is
+    /// #GP(0); an RPL or DPL other than `rpl`, or a descriptor that is not
+    /// writable data, is #GP(selector); not present is #SS(selector).
+    pub(crate) fn return_stack_desc(&mut self, m: &mut Machine, sel: u16, rpl: u8) -> R<Desc> {
+        let err = (sel & !3) as u32;
+        if sel & !3 == 0 {
+            return gp0();
+        }
+        let d = self.read_desc(m, sel)?;
+        if (sel & 3) as u8 != rpl || !d.writable_data() || d.dpl() != rpl {
+            return gp(err);
+        }
+        if !d.seg.present() {
+            return ss(err);
+        }
+        Ok(d)
+    }
+
     /// Loads CS for a far transfer to a code segment descriptor `d`, with
     /// the new CPL in the RPL (SDM Vol 3A 5.8.1-5.8.2).
     pub fn load_cs(&mut self, mut d: Desc, sel: u16, cpl: u8) -> Segment {
@@ -514,17 +533,7 @@ impl Cpu {
         let k = 2 * w as u32 + op.imm;
         let nesp = self.peek(m, k, w)?;
         let nss = self.peek(m, k + w as u32, 2)? as u16;
-        let serr = (nss & !3) as u32;
-        if nss & !3 == 0 {
-            return gp0();
-        }
-        let mut sd = self.read_desc(m, nss)?;
-        if (nss & 3) as u8 != rpl || !sd.writable_data() || sd.dpl() != rpl {
-            return gp(serr);
-        }
-        if !sd.seg.present() {
-            return ss(serr);
-        }
+        let mut sd = self.return_stack_desc(m, nss, rpl)?;
         self.set_accessed(m, &mut d)?;
         self.set_accessed(m, &mut sd)?;
         let seg = self.load_cs(d, sel, rpl);

@@ -105,7 +105,13 @@ pub fn dec_count(c: &mut Cpu, op: &Op) {
 /// (E)SI (r = 6) or (E)DI (r = 7) at the address size.
 #[inline(always)]
 pub fn index(c: &Cpu, op: &Op, r: usize) -> u32 {
-    if op.a32 {
+    index_at(c, op.a32, r)
+}
+
+/// `index` at address size `a32` (32 bits when true).
+#[inline(always)]
+fn index_at(c: &Cpu, a32: bool, r: usize) -> u32 {
+    if a32 {
         c.regs[r]
     } else {
         c.regs[r] & 0xFFFF
@@ -114,7 +120,13 @@ pub fn index(c: &Cpu, op: &Op, r: usize) -> u32 {
 
 #[inline(always)]
 pub fn advance(c: &mut Cpu, op: &Op, r: usize, step: u32) {
-    if op.a32 {
+    advance_at(c, op.a32, r, step)
+}
+
+/// `advance` at address size `a32`.
+#[inline(always)]
+fn advance_at(c: &mut Cpu, a32: bool, r: usize, step: u32) {
+    if a32 {
         c.regs[r] = c.regs[r].wrapping_add(step);
     } else {
         let v = c.regs[r].wrapping_add(step) & 0xFFFF;
@@ -221,55 +233,26 @@ pub fn lods(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
 // bookkeeping), without looking at `op.w` and `op.a32` at run time. A
 // boot sector's checksum loop (LODSW) and a byte copy (MOVSB) run them.
 
-/// (E)SI or (E)DI at the address size `A32`.
-#[inline(always)]
-fn at<const A32: bool>(c: &Cpu, r: usize) -> u32 {
-    if A32 {
-        c.regs[r]
-    } else {
-        c.regs[r] & 0xFFFF
-    }
-}
-
-/// Moves (E)SI or (E)DI, at `a` before, by one `W`-byte element in the
-/// direction of DF.
-#[inline(always)]
-fn step_from<const W: u8, const A32: bool>(c: &mut Cpu, r: usize, a: u32) {
-    let next = if c.fl.df() {
-        a.wrapping_sub(W as u32)
-    } else {
-        a.wrapping_add(W as u32)
-    };
-    c.regs[r] = if A32 {
-        next
-    } else {
-        (c.regs[r] & 0xFFFF_0000) | (next & 0xFFFF)
-    };
-}
-
 fn lods1<const W: u8, const A32: bool>(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
-    let si = at::<A32>(c, 6);
-    let v = c.rd(m, op.seg as usize, si, W)?;
+    let v = c.rd(m, op.seg as usize, index_at(c, A32, 6), W)?;
     c.set_reg(0, W, v);
-    step_from::<W, A32>(c, 6, si);
+    advance_at(c, A32, 6, step(c, W));
     Ok(())
 }
 
 fn stos1<const W: u8, const A32: bool>(c: &mut Cpu, m: &mut Machine, _op: &Op) -> R<()> {
-    let di = at::<A32>(c, 7);
     let v = c.reg(0, W);
-    c.wr(m, ES, di, W, v)?;
-    step_from::<W, A32>(c, 7, di);
+    c.wr(m, ES, index_at(c, A32, 7), W, v)?;
+    advance_at(c, A32, 7, step(c, W));
     Ok(())
 }
 
 fn movs1<const W: u8, const A32: bool>(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
-    let si = at::<A32>(c, 6);
-    let di = at::<A32>(c, 7);
-    let v = c.rd(m, op.seg as usize, si, W)?;
-    c.wr(m, ES, di, W, v)?;
-    step_from::<W, A32>(c, 6, si);
-    step_from::<W, A32>(c, 7, di);
+    let v = c.rd(m, op.seg as usize, index_at(c, A32, 6), W)?;
+    c.wr(m, ES, index_at(c, A32, 7), W, v)?;
+    let st = step(c, W);
+    advance_at(c, A32, 6, st);
+    advance_at(c, A32, 7, st);
     Ok(())
 }
 
@@ -306,9 +289,10 @@ pub fn cmps(c: &mut Cpu, m: &mut Machine, op: &Op) -> R<()> {
     rep(c, m, op, |c, m| {
         let si = index(c, op, 6);
         let di = index(c, op, 7);
-        // The order of the two reads is the CPU's: [ES:EDI] first, so with
-        // both unmapped CR2 is EDI's page (what the native oracle's host
-        // shows; the SDM does not order them).
+        // The order of the two reads: [ES:EDI] first, so with both
+        // unmapped CR2 is EDI's page (as on the AMD Zen 3 the native
+        // oracle found it on, and QEMU; a Zen 5 reads [ESI] first; the
+        // SDM does not order them).
         let b = c.rd(m, ES, di, op.w)?;
         let a = c.rd(m, op.seg as usize, si, op.w)?;
         alu_op::<CMP>(c, op.w, a, b);
